@@ -1,0 +1,235 @@
+/*
+ * config.h -- the typed, validated configuration.
+ *
+ * config_load() reads a YAML file through yaml_tree.c, validates it
+ * against the schema table in config.c (every key: type, range, default,
+ * reloadable flag, help text), applies the DD_* / OTEL_* environment
+ * overrides (the environment wins over the file) and returns an immutable,
+ * reference-counted snapshot.  Errors are collected, never half-applied:
+ * every problem is one line "file:line:col: key.path: message".
+ *
+ * Ownership: config_load returns a config with one reference; every
+ * holder takes config_ref() and drops config_unref(); the last unref frees
+ * it.  All strings and arrays inside are owned by the config.  Nothing in
+ * a loaded config is ever modified (SIGHUP builds a new one and swaps).
+ */
+#ifndef TS_CONFIG_H
+#define TS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+/* A list of strings, in file order. */
+struct config_strv {
+	char **v;
+	size_t n;
+};
+
+/* A "host:port" listen address, split. */
+struct config_addr {
+	char *host;		/* "0.0.0.0", "127.0.0.1", "::1" (no brackets) */
+	uint16_t port;		/* 0: pick a free port (tests) */
+	char *text;		/* as written in the file */
+};
+
+enum config_scheme {
+	CONFIG_SCHEME_HTTP = 0,
+	CONFIG_SCHEME_HTTPS,
+};
+
+struct config_upstream {
+	char *url;		/* as written */
+	enum config_scheme scheme;
+	char *host;		/* host part of the URL (no brackets) */
+	uint16_t port;		/* explicit or 80/443 */
+	char *authority;	/* "host[:port]" as sent in Host by default */
+	char *base_path;	/* path part of the URL without trailing '/', may be "" */
+	uint64_t connect_timeout_ms;
+	uint64_t timeout_ms;	/* whole response head + idle gaps in the body */
+	unsigned keepalive;	/* idle connections kept per worker */
+	bool tls_verify;	/* https: verify certificate and host name */
+	char *tls_ca_file;	/* https: CA bundle, NULL: system default */
+	char *tls_server_name;	/* https: SNI/verify name, NULL: host */
+};
+
+enum config_on_disallowed {
+	CONFIG_CORS_REJECT = 0,
+	CONFIG_CORS_PASS,
+};
+
+struct config_cors {
+	struct config_strv allowed_origins;
+	struct config_strv allowed_methods;
+	struct config_strv allowed_headers;
+	struct config_strv exposed_headers;
+	bool allow_credentials;
+	uint64_t max_age;		/* seconds */
+	bool allow_private_network;
+	bool timing_allow_origin;
+	enum config_on_disallowed on_disallowed;
+};
+
+/* Propagation styles, in the names the YAML and DD_* variables use. */
+enum config_style {
+	CONFIG_STYLE_DATADOG = 0,
+	CONFIG_STYLE_TRACECONTEXT,
+	CONFIG_STYLE_BAGGAGE,
+	CONFIG_STYLE_B3,		/* single header */
+	CONFIG_STYLE_B3MULTI,
+	CONFIG_STYLE_NONE,		/* "none": the list is empty */
+};
+#define CONFIG_MAX_STYLES 8
+
+enum config_behavior {
+	CONFIG_BEHAVIOR_CONTINUE = 0,
+	CONFIG_BEHAVIOR_RESTART,
+	CONFIG_BEHAVIOR_IGNORE,
+};
+
+struct config_propagation {
+	enum config_style extract[CONFIG_MAX_STYLES];
+	size_t n_extract;
+	enum config_style inject[CONFIG_MAX_STYLES];
+	size_t n_inject;
+	bool extract_first;
+	enum config_behavior behavior;
+	uint64_t tags_max_length;	/* x-datadog-tags limit, 0 disables */
+};
+
+struct config_kv {
+	char *key;
+	char *value;
+};
+
+struct config_tracing {
+	char *service;
+	char *env;		/* "" when unset */
+	char *version;		/* "" when unset */
+	char *span_name;
+	bool has_sample_rate;	/* false: null */
+	double sample_rate;	/* 0..1 when has_sample_rate */
+	char *sampling_rules;	/* DD_TRACE_SAMPLING_RULES JSON, NULL if unset */
+	double rate_limit;	/* traces per second kept by sample_rate/rules */
+	bool trace_preflights;
+	bool trace_id_128bit;
+	bool redact_query;
+	struct config_strv baggage_tag_keys;
+	struct config_kv *tags;	/* extra span tags */
+	size_t n_tags;
+};
+
+enum config_exporter_type {
+	CONFIG_EXPORTER_DATADOG = 0,
+	CONFIG_EXPORTER_OTLP,
+	CONFIG_EXPORTER_STDOUT,
+	CONFIG_EXPORTER_NONE,
+};
+
+struct config_exporter {
+	enum config_exporter_type type;
+	char *datadog_url;	/* http://host:port or unix:///path */
+	char *otlp_endpoint;	/* full URL of /v1/traces */
+	uint64_t flush_interval_ms;
+	uint64_t max_queue_spans;
+};
+
+struct config_logging {
+	int level;		/* enum log_level */
+	char *access_log;	/* "stdout", "stderr", "off" or a path */
+	char *format;		/* "json" */
+};
+
+struct config_route {
+	char *name;
+	char *host;		/* NULL: any host; compared case-insensitively */
+	char *path_prefix;	/* default "/" */
+	size_t path_prefix_len;
+	struct config_upstream upstream;
+	/*
+	 * Effective CORS policy of this route: the global block merged with
+	 * the route's own "cors" override (keys given there win).  NULL when
+	 * neither the global block nor the route has CORS, or the route
+	 * says "cors: false".
+	 */
+	const struct config_cors *cors;
+	struct config_cors *cors_own;	/* storage when merged; else NULL */
+	bool has_behavior;		/* route overrides propagation.behavior */
+	enum config_behavior behavior;
+};
+
+struct config_tls {
+	char *cert;		/* NULL: plain HTTP */
+	char *key;
+};
+
+struct config_limits {
+	uint64_t max_header_bytes;
+	uint64_t max_body_bytes;
+	uint64_t header_timeout_ms;
+	uint64_t body_timeout_ms;	/* gap allowed between body reads */
+	uint64_t idle_timeout_ms;
+	uint64_t max_connections;	/* per process */
+};
+
+struct config {
+	int refs;			/* atomic */
+	char *path;			/* file it was loaded from */
+
+	struct config_addr *listen;	/* server.listen */
+	size_t n_listen;
+	struct config_tls tls;		/* server.tls */
+	unsigned workers;		/* resolved: "auto" -> cores */
+	struct config_limits limits;	/* server.limits */
+
+	bool has_admin;
+	struct config_addr admin_listen;
+
+	struct config_route *routes;
+	size_t n_routes;
+
+	bool has_cors;			/* the top-level block is present */
+	struct config_cors cors;
+	struct config_propagation propagation;
+	struct config_tracing tracing;
+	struct config_exporter exporter;
+	struct config_logging logging;
+};
+
+/*
+ * Load and validate path.  On success *out holds a config with one
+ * reference and 0 is returned.  On failure -1 is returned and *errors
+ * holds every error, one per line ("file:line:col: key.path: message"),
+ * newline-terminated; the caller frees it.  env is consulted for the
+ * DD_* / OTEL_* overrides (pass environ; tests pass their own array).
+ */
+int config_load(const char *path, char *const *env, struct config **out,
+    char **errors) TS_MUSTCHECK;
+/* Same, from an in-memory document; name is used in error positions. */
+int config_load_string(const char *name, const char *text, size_t len,
+    char *const *env, struct config **out, char **errors) TS_MUSTCHECK;
+
+struct config *config_ref(struct config *);
+void config_unref(struct config *);
+
+/*
+ * Keys that differ between old and new and cannot change on reload
+ * (listen addresses, workers, tls, admin): returns 0 if none, else -1
+ * with *cause naming them (caller frees).
+ */
+int config_check_reload(const struct config *old, const struct config *new,
+    char **cause) TS_MUSTCHECK;
+
+/* Style name <-> enum ("datadog", "tracecontext", "b3", "b3multi", ...). */
+const char *config_style_name(enum config_style);
+
+/*
+ * The schema, for documentation and the test that checks that
+ * conf/tracestitch.yaml documents every key.  Paths use "routes[].x" for
+ * list items.  Returns the number of keys; *paths is a static array.
+ */
+size_t config_schema_keys(const char *const **paths);
+
+#endif /* TS_CONFIG_H */

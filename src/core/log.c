@@ -1,0 +1,227 @@
+/*
+ * log.c -- error log and access log.
+ *
+ * Error messages go to stderr as "time level: message", one write(2) each
+ * so lines from several worker threads never interleave.  The access log
+ * is a file descriptor that receives complete lines built by the caller.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static enum log_level log_level = LOG_LEVEL_INFO;
+static const char *log_progname = "tracestitch";
+static log_hook_fn log_hook;
+static void *log_hook_arg;
+static int log_access_fd = STDOUT_FILENO;
+
+static const char *const log_level_names[] = {
+	"error", "warn", "info", "debug",
+};
+
+
+/* Set the level and the program name printed on each line. */
+void
+log_init(enum log_level level, const char *progname)
+{
+	log_level = level;
+	if (progname != NULL)
+		log_progname = progname;
+}
+
+void
+log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return log_level;
+}
+
+void
+log_set_hook(log_hook_fn fn, void *arg)
+{
+	log_hook = fn;
+	log_hook_arg = arg;
+}
+
+int
+log_level_parse(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(log_level_names); i++) {
+		if (strcmp(s, log_level_names[i]) == 0)
+			return (int)i;
+	}
+	if (strcmp(s, "warning") == 0)
+		return LOG_LEVEL_WARN;
+	return -1;
+}
+
+/* Format and write one line; the hook sees the bare message. */
+void
+log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	char msg[4096], line[4200], ts[32];
+	struct timespec now;
+	struct tm tm;
+	int n;
+
+	if (level > log_level)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (log_hook != NULL) {
+		log_hook(level, msg, log_hook_arg);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	n = snprintf(line, sizeof line, "%s.%03ldZ %s %s: %s\n", ts,
+	    now.tv_nsec / 1000000, log_progname, log_level_names[level], msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof line) {
+		n = sizeof line - 1;
+		line[n - 1] = '\n';
+	}
+	(void)!write(STDERR_FILENO, line, (size_t)n);
+}
+
+/* Write msg as one line at level (used by the printf-style front ends). */
+static void
+log_plain(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+/* Format, then append ": strerror(errno)". */
+static void
+log_with_errno(enum log_level level, const char *fmt, va_list ap)
+{
+	char buf[3800];
+	int saved = errno;
+
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	log_plain(level, "%s: %s", buf, strerror(saved));
+	errno = saved;
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_with_errno(LOG_LEVEL_WARN, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_WARN, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < LOG_LEVEL_DEBUG)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+/* Log with strerror(errno) and exit(1): startup only. */
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_with_errno(LOG_LEVEL_ERROR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+/* Log and exit(1): startup only. */
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_ERROR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+int
+log_access_open(const char *where, char **cause)
+{
+	int fd;
+
+	if (where == NULL || strcmp(where, "stdout") == 0)
+		fd = STDOUT_FILENO;
+	else if (strcmp(where, "stderr") == 0)
+		fd = STDERR_FILENO;
+	else if (strcmp(where, "off") == 0)
+		fd = -1;
+	else {
+		fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		    0640);
+		if (fd == -1) {
+			xasprintf(cause, "%s: %s", where, strerror(errno));
+			return -1;
+		}
+	}
+	if (log_access_fd > STDERR_FILENO)
+		close(log_access_fd);
+	log_access_fd = fd;
+	return 0;
+}
+
+void
+log_access_write(const char *line, size_t len)
+{
+	if (log_access_fd >= 0)
+		(void)!write(log_access_fd, line, len);
+}
+
+int
+log_access_enabled(void)
+{
+	return log_access_fd >= 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * metrics.h -- per-worker counters and histograms, rendered as Prometheus
+ * text for /metrics.
+ *
+ * Each worker owns one struct metrics and is its only writer (plain
+ * relaxed atomic stores: no locks, no RMW on the request path).  The admin
+ * thread sums all registered blocks on read.  Route names are interned
+ * into small integer slots at configuration load time (main thread) so
+ * the request path only indexes arrays.  The list of plain counters is one
+ * X-macro (memcached's THREAD_STATS_FIELDS model): adding a counter is one
+ * line there.
+ */
+#ifndef TS_METRICS_H
+#define TS_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#define METRICS_MAX_ROUTES 128	/* slot 0 is "unmatched" */
+
+/* Upstream error kinds, labels of tracestitch_upstream_errors_total. */
+enum metrics_upstream_err {
+	METRICS_UPSTREAM_CONNECT = 0,
+	METRICS_UPSTREAM_TIMEOUT,
+	METRICS_UPSTREAM_RESET,
+	METRICS_UPSTREAM_PROTOCOL,
+	METRICS_UPSTREAM_TLS,
+	METRICS_UPSTREAM_NKINDS,
+};
+
+/*
+ * Plain counters: X(enum suffix, metric name, label text or "", help).
+ * Metrics sharing a name with different labels are rendered as one family.
+ */
+#define METRICS_COUNTERS(X)						\
+	X(CONN_ACCEPTED, "tracestitch_connections_accepted_total", "",	\
+	    "Client connections accepted")				\
+	X(FRAMING_REJECTED, "tracestitch_framing_rejected_total", "",	\
+	    "Requests refused by the framing guard")			\
+	X(REQ_TIMEOUT, "tracestitch_client_timeouts_total", "",		\
+	    "Client connections closed by a header, body or idle timeout") \
+	X(RELOADS_OK, "tracestitch_config_reloads_total", "result=\"ok\"", \
+	    "Configuration reloads")					\
+	X(RELOADS_FAILED, "tracestitch_config_reloads_total",		\
+	    "result=\"failed\"", "Configuration reloads")
+
+enum metrics_counter {
+#define METRICS_ENUM(id, name, labels, help) METRICS_##id,
+	METRICS_COUNTERS(METRICS_ENUM)
+#undef METRICS_ENUM
+	METRICS_NCOUNTERS,
+};
+
+struct metrics;
+
+/* A block for one worker (or the main thread), registered for rendering.
+ * Blocks are never unregistered before exit. */
+struct metrics *metrics_new(const char *owner);
+
+/* Intern a route name (main thread only); returns its slot, 1.. */
+unsigned metrics_route_slot(const char *name);
+
+/* One finished request: route slot, status code, duration, body bytes
+ * sent to the client. */
+void metrics_request(struct metrics *, unsigned route, int status,
+    uint64_t duration_us, uint64_t bytes);
+void metrics_upstream_error(struct metrics *, unsigned route,
+    enum metrics_upstream_err);
+/* Open client connections: +1 on accept, -1 on close. */
+void metrics_conn(struct metrics *, int delta);
+void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);
+
+/* Prometheus text exposition (format 0.0.4) of every block summed;
+ * caller frees.  Thread-safe against concurrent writers. */
+char *metrics_render(void);
+
+#endif /* TS_METRICS_H */

@@ -1,0 +1,225 @@
+/*
+ * util.c -- allocation helpers that abort, bounded parsing, hex and clocks.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Allocate or die: startup and configuration paths only. */
+void *
+xmalloc(size_t n)
+{
+	void *p;
+
+	if ((p = malloc(n == 0 ? 1 : n)) == NULL)
+		fatalx("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+/* Zeroed allocation or die. */
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size)) == NULL)
+		fatalx("out of memory allocating %zu x %zu bytes", nmemb, size);
+	return p;
+}
+
+/* Reallocate or die. */
+void *
+xrealloc(void *old, size_t n)
+{
+	void *p;
+
+	if ((p = realloc(old, n == 0 ? 1 : n)) == NULL)
+		fatalx("out of memory reallocating %zu bytes", n);
+	return p;
+}
+
+/* Duplicate a string or die. */
+char *
+xstrdup(const char *s)
+{
+	char *p;
+
+	if ((p = strdup(s)) == NULL)
+		fatalx("out of memory duplicating a string");
+	return p;
+}
+
+/* Duplicate at most n bytes of a string or die. */
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p;
+
+	if ((p = strndup(s, n)) == NULL)
+		fatalx("out of memory duplicating a string");
+	return p;
+}
+
+/* asprintf or die. */
+int
+xasprintf(char **ret, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory formatting a string");
+	return n;
+}
+
+int
+util_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 20)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+util_parse_duration_ms(const char *s, uint64_t *out_ms)
+{
+	size_t n = 0, len = strlen(s);
+	uint64_t v, mult;
+	const char *unit;
+
+	while (n < len && s[n] >= '0' && s[n] <= '9')
+		n++;
+	if (util_parse_u64(s, n, &v) != 0)
+		return -1;
+	unit = s + n;
+	if (*unit == '\0' || strcmp(unit, "s") == 0)
+		mult = 1000;
+	else if (strcmp(unit, "ms") == 0)
+		mult = 1;
+	else if (strcmp(unit, "m") == 0)
+		mult = 60000;
+	else
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*out_ms = v * mult;
+	return 0;
+}
+
+int
+util_parse_size(const char *s, uint64_t *out)
+{
+	size_t n = 0, len = strlen(s);
+	uint64_t v, mult = 1;
+	const char *unit;
+
+	while (n < len && s[n] >= '0' && s[n] <= '9')
+		n++;
+	if (util_parse_u64(s, n, &v) != 0)
+		return -1;
+	unit = s + n;
+	if (*unit == '\0')
+		mult = 1;
+	else if (strcasecmp(unit, "k") == 0 || strcasecmp(unit, "kb") == 0)
+		mult = 1024;
+	else if (strcasecmp(unit, "m") == 0 || strcasecmp(unit, "mb") == 0)
+		mult = 1024 * 1024;
+	else if (strcasecmp(unit, "g") == 0 || strcasecmp(unit, "gb") == 0)
+		mult = 1024 * 1024 * 1024;
+	else
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+bool
+util_strncaseeq(const char *a, const char *b, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char ca = (unsigned char)a[i], cb = (unsigned char)b[i];
+
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 32;
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 32;
+		if (ca != cb)
+			return false;
+	}
+	return true;
+}
+
+bool
+util_strcaseeq(const char *a, const char *b)
+{
+	size_t la = strlen(a);
+
+	return la == strlen(b) && util_strncaseeq(a, b, la);
+}
+
+void
+util_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+uint64_t
+util_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
+util_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+int
+util_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (int)n;
+}

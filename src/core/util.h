@@ -1,0 +1,46 @@
+/*
+ * util.h -- allocation that aborts on failure (startup and config paths
+ * only), bounded string and number parsing, hex, time.
+ *
+ * Everything returned by x*() is owned by the caller.  Parsers return 0 on
+ * success and -1 on failure and never read past the given length.
+ */
+#ifndef TS_UTIL_H
+#define TS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+/* Abort-on-failure allocation, for startup and configuration only. */
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+int xasprintf(char **, const char *, ...) TS_PRINTFLIKE(2, 3);
+
+/* Parse an unsigned decimal of exactly len bytes (digits only, no sign). */
+int util_parse_u64(const char *s, size_t len, uint64_t *out) TS_MUSTCHECK;
+/* Parse a duration "250ms", "5s", "2m" (a bare number is seconds). */
+int util_parse_duration_ms(const char *s, uint64_t *out_ms) TS_MUSTCHECK;
+/* Parse a size "512", "16k", "10m", "1g" (powers of 1024). */
+int util_parse_size(const char *s, uint64_t *out) TS_MUSTCHECK;
+
+/* ASCII case-insensitive compare of len bytes / of two C strings. */
+bool util_strncaseeq(const char *a, const char *b, size_t len);
+bool util_strcaseeq(const char *a, const char *b);
+
+/* Lower-case hex of len bytes into out (2*len + 1 bytes). */
+void util_hex_encode(const uint8_t *in, size_t len, char *out);
+
+/* Wall clock in microseconds / monotonic clock in nanoseconds. */
+uint64_t util_now_us(void);
+uint64_t util_mono_ns(void);
+
+/* Number of online CPUs, at least 1. */
+int util_ncpu(void);
+
+#endif /* TS_UTIL_H */

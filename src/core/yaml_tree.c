@@ -1,0 +1,1 @@
+/* yaml_tree.c: not written yet. */

@@ -1,0 +1,94 @@
+/*
+ * framing.h -- the request-smuggling guard: a strict shadow parser of the
+ * raw bytes a client sends, run before evhttp parses them.
+ *
+ * libevent 2.1's parser is lenient (ARCHITECTURE.md, "Reliability"), so
+ * server.c feeds every byte read from a client connection through
+ * framing_feed() first.  The parser follows RFC 9112 strictly: request
+ * line, header field syntax (RFC 9110 token names, no obs-fold, no
+ * control characters), message framing (Content-Length vs
+ * Transfer-Encoding), then skips the body (Content-Length bytes or a
+ * strictly parsed chunked body with trailers) and starts again on the
+ * next pipelined request.  It builds nothing: it only says "fine so far"
+ * or "reject with this status and reason", before the body is read and
+ * before any byte goes upstream.
+ *
+ * Pure: no libevent types, no allocation, no globals.  The state is a
+ * plain struct the connection embeds.
+ */
+#ifndef TS_FRAMING_H
+#define TS_FRAMING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+struct framing_limits {
+	size_t max_header_bytes;	/* request line + headers, incl. CRLFs */
+	uint64_t max_body_bytes;	/* Content-Length or sum of chunks */
+};
+
+enum framing_phase {
+	FRAMING_REQLINE = 0,	/* waiting for / inside the request line */
+	FRAMING_HEADERS,
+	FRAMING_BODY_LENGTH,
+	FRAMING_BODY_CHUNKED,	/* sub-state in the struct */
+	FRAMING_REJECTED,	/* sticky */
+};
+
+#define FRAMING_CAPTURE 256
+
+struct framing_state {
+	struct framing_limits limits;
+	enum framing_phase phase;
+	/* Outcome, valid once phase == FRAMING_REJECTED. */
+	int status;		/* 400, 413, 417, 431, 501, 505 */
+	const char *reason;	/* static text, e.g. "both Content-Length and
+				 * Transfer-Encoding" */
+	/* Per request, reset when a new request line starts. */
+	uint64_t requests;	/* request heads completed on this stream */
+	size_t head_bytes;	/* bytes of the current head so far */
+	int minor;		/* HTTP/1.minor of the current request */
+	/* Captured for the error response (may be truncated, NUL-ended). */
+	char host[FRAMING_CAPTURE];
+	char origin[FRAMING_CAPTURE];
+	char path[FRAMING_CAPTURE];
+	char method[16];
+	/* Internal parser state: do not touch. */
+	unsigned st;
+	unsigned flags;
+	unsigned n_host;
+	unsigned n_cl;
+	uint64_t content_length;
+	uint64_t remaining;
+	uint64_t body_total;
+	size_t line_len;
+	size_t name_len;
+	char name[32];		/* the current header name (lower-case,
+				 * truncated) */
+	char value[64];		/* the current value's first bytes */
+	size_t value_len;
+};
+
+/* Initialise for a new connection. */
+void framing_init(struct framing_state *, const struct framing_limits *);
+
+/*
+ * Feed len bytes that just arrived, in order.  Returns 0 while the stream
+ * is acceptable, -1 once it must be rejected (then status and reason are
+ * set and every later call returns -1 at once).  *head_done, when not
+ * NULL, is set to the number of request heads completed during this call.
+ */
+int framing_feed(struct framing_state *, const char *buf, size_t len)
+    TS_MUSTCHECK;
+
+/* True when the current position is between requests (nothing of the
+ * next request seen yet). */
+bool framing_idle(const struct framing_state *);
+
+/* RFC 9110 tchar. */
+bool framing_is_tchar(unsigned char);
+
+#endif /* TS_FRAMING_H */

@@ -1,0 +1,1 @@
+/* proxy.c: not written yet. */

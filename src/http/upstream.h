@@ -1,0 +1,128 @@
+/*
+ * upstream.h -- per-worker keep-alive connections to one backend, spoken
+ * to by our own strict HTTP/1.1 client over bufferevents (plain or
+ * bufferevent_openssl), not evhttp_connection (see "Performance
+ * decisions" in ARCHITECTURE.md).
+ *
+ * One struct upstream_pool exists per (worker, route, config generation).
+ * It owns its idle connections (at most config_upstream.keepalive).  An
+ * exchange is started with upstream_request() and reported through three
+ * callbacks; all of them run on the worker's event base, never from inside
+ * upstream_request() itself.
+ *
+ * Callback contract:
+ *   head(): the final response head (1xx responses are read and skipped).
+ *           The headers list belongs to the exchange, but entries may be
+ *           moved out with TAILQ_REMOVE; whoever removes an entry owns it
+ *           (entries are malloc'ed exactly as evhttp allocates them, so
+ *           they can be inserted into an evhttp header list and freed by
+ *           evhttp).  Return 0 to go on, -1 to abort: the exchange is then
+ *           cancelled as by upstream_req_cancel() and no callback follows.
+ *   body(): de-chunked body bytes are in buf; move or drain what you take.
+ *           Data not taken stays for the next call.  May be called many
+ *           times; never after done().
+ *   done(): the exchange is over.  err is UPSTREAM_OK when the whole
+ *           response was read, else the failure and a static errstr.
+ *           head_sent tells whether head() ran before the failure.  The
+ *           struct upstream_req is freed right after done() returns.
+ * After upstream_req_cancel() no callback runs at all.
+ */
+#ifndef TS_UPSTREAM_H
+#define TS_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/ssl.h>
+
+#include "common.h"
+#include "config.h"
+
+struct upstream_pool;
+struct upstream_req;
+
+enum upstream_err {
+	UPSTREAM_OK = 0,
+	UPSTREAM_ERR_CONNECT,	/* refused, unreachable, DNS: 502 */
+	UPSTREAM_ERR_TIMEOUT,	/* connect or response timeout: 504 */
+	UPSTREAM_ERR_RESET,	/* closed or reset mid-exchange: 502 */
+	UPSTREAM_ERR_PROTOCOL,	/* malformed response: 502 */
+	UPSTREAM_ERR_TLS,	/* handshake or verification failed: 502 */
+	UPSTREAM_ERR_NOMEM,	/* 503 */
+};
+
+enum upstream_body {
+	UPSTREAM_BODY_NONE = 0,	/* HEAD, 204, 304, or Content-Length: 0 */
+	UPSTREAM_BODY_LENGTH,	/* Content-Length bytes */
+	UPSTREAM_BODY_CHUNKED,	/* chunked (delivered de-chunked) */
+	UPSTREAM_BODY_CLOSE,	/* until the server closes */
+};
+
+struct upstream_response {
+	int status;			/* 200..599 */
+	const char *reason;		/* reason phrase, NUL-terminated */
+	int minor;			/* HTTP/1.minor */
+	struct evkeyvalq *headers;	/* in arrival order, repeats kept */
+	enum upstream_body body;
+	uint64_t content_length;	/* when body == UPSTREAM_BODY_LENGTH */
+};
+
+struct upstream_cbs {
+	int (*head)(struct upstream_req *, const struct upstream_response *,
+	    void *arg);
+	void (*body)(struct upstream_req *, struct evbuffer *buf, void *arg);
+	void (*done)(struct upstream_req *, enum upstream_err,
+	    const char *errstr, bool head_sent, void *arg);
+};
+
+/*
+ * Create a pool for one backend on base.  ssl_ctx is the client context for
+ * https upstreams (from tls_client_ctx_new), NULL for http; the pool takes
+ * a reference.  Returns NULL with *cause set (caller frees) when the
+ * address cannot be resolved.
+ */
+struct upstream_pool *upstream_pool_new(struct event_base *base,
+    const struct config_upstream *conf, SSL_CTX *ssl_ctx, char **cause);
+/* Close idle connections; in-flight exchanges keep the pool alive until
+ * they finish (the last one frees it).  NULL-safe. */
+void upstream_pool_free(struct upstream_pool *);
+
+/*
+ * Start an exchange.  request holds the complete request as it goes on
+ * the wire (head and body, framed with Content-Length); its contents are
+ * moved out.  is_head: the method is HEAD (no response body).  retryable:
+ * the request may be sent again on a new connection when a reused
+ * keep-alive connection turns out to be closed before any response byte
+ * arrived.  Returns NULL only when out of memory.
+ */
+struct upstream_req *upstream_request(struct upstream_pool *,
+    struct evbuffer *request, bool is_head, bool retryable,
+    const struct upstream_cbs *cbs, void *arg);
+
+/* Stop / restart reading the response (client back-pressure). */
+void upstream_req_pause(struct upstream_req *);
+void upstream_req_resume(struct upstream_req *);
+/* Abandon the exchange: no more callbacks; the connection is closed
+ * unless the response was already complete. */
+void upstream_req_cancel(struct upstream_req *);
+
+/* Timings for the span: when the connection was ready (request written
+ * start) and when the first response byte arrived, monotonic ns; 0 if
+ * not yet. */
+uint64_t upstream_req_sent_ns(const struct upstream_req *);
+uint64_t upstream_req_first_byte_ns(const struct upstream_req *);
+/* True when the exchange ran on a reused keep-alive connection. */
+bool upstream_req_reused(const struct upstream_req *);
+
+/* Connections opened by this pool since creation (tests, metrics). */
+uint64_t upstream_pool_connects(const struct upstream_pool *);
+/* Idle connections currently kept. */
+unsigned upstream_pool_idle(const struct upstream_pool *);
+
+/* Human text for an error kind ("connect", "timeout", ...). */
+const char *upstream_err_name(enum upstream_err);
+
+#endif /* TS_UPSTREAM_H */

@@ -1,0 +1,7 @@
+/* test_config.c: not written yet; skipped. */
+int main(void);
+int
+main(void)
+{
+	return 77;
+}

@@ -1,0 +1,88 @@
+/*
+ * test_util.c -- bounded number, duration and size parsing.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "ts_test.h"
+#include "util.h"
+
+START_TEST(test_u64)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(util_parse_u64("0", 1, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(util_parse_u64("18446744073709551615", 20, &v), 0);
+	ck_assert(v == UINT64_MAX);
+	ck_assert_int_eq(util_parse_u64("18446744073709551616", 20, &v), -1);
+	ck_assert_int_eq(util_parse_u64("+5", 2, &v), -1);
+	ck_assert_int_eq(util_parse_u64(" 5", 2, &v), -1);
+	ck_assert_int_eq(util_parse_u64("", 0, &v), -1);
+	ck_assert_int_eq(util_parse_u64("12a", 3, &v), -1);
+	ck_assert_int_eq(util_parse_u64("12a", 2, &v), 0);
+	ck_assert_uint_eq(v, 12);
+}
+END_TEST
+
+START_TEST(test_duration)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(util_parse_duration_ms("250ms", &v), 0);
+	ck_assert_uint_eq(v, 250);
+	ck_assert_int_eq(util_parse_duration_ms("5s", &v), 0);
+	ck_assert_uint_eq(v, 5000);
+	ck_assert_int_eq(util_parse_duration_ms("2m", &v), 0);
+	ck_assert_uint_eq(v, 120000);
+	ck_assert_int_eq(util_parse_duration_ms("7", &v), 0);
+	ck_assert_uint_eq(v, 7000);
+	ck_assert_int_eq(util_parse_duration_ms("fast", &v), -1);
+	ck_assert_int_eq(util_parse_duration_ms("5h", &v), -1);
+	ck_assert_int_eq(util_parse_duration_ms("-5s", &v), -1);
+	ck_assert_int_eq(util_parse_duration_ms("s", &v), -1);
+}
+END_TEST
+
+START_TEST(test_size)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(util_parse_size("16384", &v), 0);
+	ck_assert_uint_eq(v, 16384);
+	ck_assert_int_eq(util_parse_size("16k", &v), 0);
+	ck_assert_uint_eq(v, 16384);
+	ck_assert_int_eq(util_parse_size("10m", &v), 0);
+	ck_assert_uint_eq(v, 10485760);
+	ck_assert_int_eq(util_parse_size("1x", &v), -1);
+}
+END_TEST
+
+START_TEST(test_case)
+{
+	char hex[9];
+	const uint8_t b[] = {0xde, 0xad, 0x0b, 0x1f};
+
+	ck_assert(util_strcaseeq("Content-Length", "content-length"));
+	ck_assert(!util_strcaseeq("Content-Length", "content-lengt"));
+	ck_assert(util_strncaseeq("HOST", "host:", 4));
+	util_hex_encode(b, sizeof b, hex);
+	ck_assert_str_eq(hex, "dead0b1f");
+}
+END_TEST
+
+static Suite *
+util_suite(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("parse");
+
+	tcase_add_test(tc, test_u64);
+	tcase_add_test(tc, test_duration);
+	tcase_add_test(tc, test_size);
+	tcase_add_test(tc, test_case);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TS_TEST_MAIN(util_suite)
