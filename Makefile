@@ -1,0 +1,113 @@
+# Makefile -- the newcomer's commands.  A thin wrapper around meson/ninja
+# (the build itself is meson.build): `make deps`, `make build`, `make run`,
+# `make test`, `make check`, `make sanitize`, `make valgrind`, `make bench`.
+#
+# BUILD and ASAN_BUILD name the build directories; override them to keep a
+# private tree, e.g. `make check BUILD=build-mine`.
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+MESON ?= meson
+NINJA ?= ninja
+
+# Debian 12 packages the build, the tests, `make run` and `make bench`
+# need.  The only list: the Dockerfile installs the -dev subset of it.
+DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
+	libyaml-dev libmsgpack-dev libjansson-dev check valgrind curl \
+	nginx-light wrk python3
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: all deps build run test check e2e sanitize valgrind bench clean \
+	format-check help
+
+all: build
+
+help:
+	@echo "make deps          install the Debian packages listed in DEB_PACKAGES"
+	@echo "make build         configure ($(BUILD)/) and compile"
+	@echo "make run           demo backend + gateway on 127.0.0.1:8080, Ctrl-C stops"
+	@echo "make test          every meson suite, then the browser e2e suite"
+	@echo "make check         unit + integration suites only"
+	@echo "make sanitize      unit + integration under ASan + UBSan ($(ASAN_BUILD)/)"
+	@echo "make valgrind      unit suites under valgrind"
+	@echo "make bench         wrk: tracestitch against nginx (slow, not in test)"
+	@echo "make format-check  clang-format --dry-run on src/"
+	@echo "make clean         remove $(BUILD)/ and $(ASAN_BUILD)/"
+
+# Nothing but dpkg-query when everything is there; apt-get only for what
+# is missing, and only as root.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		s=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null) || s=""; \
+		case "$$s" in \
+		*" ok installed") ;; \
+		*) missing="$$missing $$p" ;; \
+		esac; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "deps: missing Debian packages:$$missing"; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "deps: run as root, or:"; \
+		echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing"; \
+		exit 1; \
+	fi; \
+	apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends $$missing
+
+# Configure once; ninja re-runs meson itself when a meson.build changes.
+# meson.build turns on -Werror when CI is set at configure time.
+build: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then \
+		$(MESON) setup $(BUILD); \
+	fi
+	$(NINJA) -C $(BUILD)
+
+run: build
+	BUILD=$(BUILD) tests/support/run-demo.sh
+
+test: build
+	$(MESON) test -C $(BUILD) --print-errorlogs
+	@$(MAKE) --no-print-directory e2e BUILD=$(BUILD)
+
+# Hook for the browser end-to-end suite (Chromium + RUM SDK + dd-trace).
+e2e:
+	@if [ -f tests/e2e/run.sh ]; then \
+		BUILD=$(BUILD) bash tests/e2e/run.sh; \
+	else \
+		echo "e2e: tests/e2e/run.sh not present yet, skipped"; \
+	fi
+
+check: build
+	$(MESON) test -C $(BUILD) --suite unit --suite integration \
+	    --print-errorlogs
+
+sanitize: deps
+	@if [ ! -f $(ASAN_BUILD)/build.ninja ]; then \
+		$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined \
+		    -Db_lundef=false; \
+	fi
+	$(NINJA) -C $(ASAN_BUILD)
+	$(ASAN_ENV) $(MESON) test -C $(ASAN_BUILD) --suite unit \
+	    --suite integration --print-errorlogs
+
+valgrind: build
+	$(MESON) test -C $(BUILD) --setup valgrind --suite unit \
+	    --print-errorlogs
+
+bench: build
+	BUILD=$(BUILD) tests/bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Not part of `test` yet: the tree is still being brought to .clang-format.
+format-check:
+	@command -v clang-format >/dev/null 2>&1 || { \
+		echo "format-check: clang-format not found" \
+		    "(apt-get install clang-format)"; exit 1; }
+	find src -name '*.[ch]' -print0 | sort -z | \
+	    xargs -0 clang-format --dry-run -Werror
