@@ -57,14 +57,23 @@ struct framing_state {
 	char path[FRAMING_CAPTURE];
 	char method[16];
 	/* Internal parser state: do not touch. */
-	unsigned st;
+	unsigned st;		/* fine-grained state (framing.c) */
 	unsigned flags;
+	unsigned kind;		/* meaning of the current field */
 	unsigned n_host;
 	unsigned n_cl;
+	unsigned empty_lines;	/* empty lines before this request line */
 	uint64_t content_length;
-	uint64_t remaining;
-	uint64_t body_total;
-	size_t line_len;
+	uint64_t remaining;	/* body or chunk-data bytes left */
+	uint64_t body_total;	/* sum of chunk sizes so far */
+	uint64_t chunk_size;
+	size_t line_len;	/* bytes of the current chunk-size line */
+	size_t tok_len;		/* bytes of the current element */
+	size_t method_len;
+	size_t path_len;
+	size_t host_len;
+	size_t origin_len;
+	size_t value_ws;	/* OWS bytes held back (maybe trailing) */
 	size_t name_len;
 	char name[32];		/* the current header name (lower-case,
 				 * truncated) */
@@ -72,14 +81,15 @@ struct framing_state {
 	size_t value_len;
 };
 
-/* Initialise for a new connection. */
+/* Initialise for a new connection.  NULL limits, or a limit of 0, mean
+ * the defaults (16 KiB of head, 10 MiB of body). */
 void framing_init(struct framing_state *, const struct framing_limits *);
 
 /*
  * Feed len bytes that just arrived, in order.  Returns 0 while the stream
  * is acceptable, -1 once it must be rejected (then status and reason are
- * set and every later call returns -1 at once).  *head_done, when not
- * NULL, is set to the number of request heads completed during this call.
+ * set and every later call returns -1 at once).  The caller sees how
+ * many heads were completed through the requests field.
  */
 int framing_feed(struct framing_state *, const char *buf, size_t len)
     TS_MUSTCHECK;
