@@ -16,6 +16,11 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev check valgrind curl \
 	nginx-light wrk python3
 
+# With CI set, warnings are errors: meson.build adds -Werror when CI is set
+# at configure time, and -Dwerror=true keeps that through the reconfigures
+# ninja runs itself (whose environment may lack CI).
+MESON_SETUP_FLAGS := $(if $(CI),-Dwerror=true)
+
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
@@ -62,7 +67,7 @@ deps:
 # meson.build turns on -Werror when CI is set at configure time.
 build: deps
 	@if [ ! -f $(BUILD)/build.ninja ]; then \
-		$(MESON) setup $(BUILD); \
+		$(MESON) setup $(MESON_SETUP_FLAGS) $(BUILD); \
 	fi
 	$(NINJA) -C $(BUILD)
 
@@ -87,7 +92,8 @@ check: build
 
 sanitize: deps
 	@if [ ! -f $(ASAN_BUILD)/build.ninja ]; then \
-		$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined \
+		$(MESON) setup $(MESON_SETUP_FLAGS) $(ASAN_BUILD) \
+		    -Db_sanitize=address,undefined \
 		    -Db_lundef=false; \
 	fi
 	$(NINJA) -C $(ASAN_BUILD)
