@@ -1,1 +1,1904 @@
-/* config.c: not written yet. */
+/*
+ * config.c -- stage 2 of configuration loading: the schema table, the
+ * validating walk of the yaml_tree, the DD_* / OTEL_* environment
+ * overrides and the cross-field checks.
+ *
+ * Every key is one row of cfg_schema[] (tmux options-table.c, pgbouncer
+ * bouncer_params): its dotted path ("routes[].upstream.url" for list
+ * items), type, where it is stored, range, default (YAML text, parsed by
+ * the same setter as file values, like pgbouncer's string defaults),
+ * reloadable flag and help text.  docs/configuration.md and
+ * conf/tracestitch.yaml follow the table order.
+ *
+ * Loading never stops at the first problem: every error is appended as
+ * "file:line:col: key.path: message" (environment errors as
+ * "env:NAME: key.path: message") up to CFG_MAX_ERRORS, and a config with
+ * any error is freed, never returned half-applied.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "yaml_tree.h"
+
+#define CFG_MAX_ERRORS 50
+#define CFG_MAX_FILE (4 * 1024 * 1024)
+
+enum cfg_type {
+	CT_UINT,		/* uint64_t */
+	CT_UNSIGNED,		/* unsigned */
+	CT_DURATION,		/* uint64_t, milliseconds */
+	CT_SIZE,		/* uint64_t, bytes */
+	CT_BOOL,		/* bool */
+	CT_FLOAT,		/* double; nullable: bool at .has */
+	CT_STRING,		/* char *; nullable: NULL */
+	CT_ENUM,		/* int-sized enum, index into .choices */
+	CT_STRV,		/* struct config_strv */
+	CT_STYLES,		/* enum config_style[], count at .cnt */
+	CT_MAP,			/* struct config_kv *, count at .cnt */
+	CT_ADDR,		/* struct config_addr */
+	CT_ADDRV,		/* struct config_addr *, count at .cnt */
+	CT_WORKERS,		/* unsigned: "auto" or a number */
+	CT_URL,			/* struct config_upstream (URL parts) */
+	CT_ROUTE_CORS,		/* false or a map over cors.*; resolved last */
+};
+
+enum cfg_base {
+	CB_CONFIG,		/* struct config */
+	CB_ROUTE,		/* struct config_route */
+	CB_CORS,		/* struct config_cors (top level or route) */
+};
+
+#define CF_NORELOAD	0x1	/* cannot change on SIGHUP */
+#define CF_NULLABLE	0x2	/* null is a value: NULL / has = false */
+
+struct cfg_row {
+	const char *path;
+	enum cfg_type type;
+	enum cfg_base base;
+	size_t off;
+	size_t cnt;		/* count field of arrays */
+	size_t has;		/* offset + 1 of a bool set when given */
+	int flags;
+	uint64_t min, max;
+	const char *def;	/* YAML text; NULL: no default */
+	const char *const *choices;
+	const char *(*check)(const char *);
+	const char *env;	/* environment overrides, for the docs */
+	const char *help;
+};
+
+static const char *const cfg_behavior_names[] = {
+	"continue", "restart", "ignore", NULL
+};
+static const char *const cfg_on_disallowed_names[] = {
+	"reject", "pass", NULL
+};
+static const char *const cfg_exporter_names[] = {
+	"datadog", "otlp", "stdout", "none", NULL
+};
+static const char *const cfg_level_names[] = {
+	"error", "warn", "info", "debug", NULL
+};
+static const char *const cfg_style_names[] = {
+	"datadog", "tracecontext", "baggage", "b3", "b3multi", "none", NULL
+};
+
+static const char *cfg_check_origin(const char *);
+static const char *cfg_check_path_prefix(const char *);
+static const char *cfg_check_agent_url(const char *);
+static const char *cfg_check_http_url(const char *);
+static const char *cfg_check_format(const char *);
+
+#define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
+#define CN(f, n) C(f), .cnt = offsetof(struct config, n)
+#define R(f) .base = CB_ROUTE, .off = offsetof(struct config_route, f)
+#define K(f) .base = CB_CORS, .off = offsetof(struct config_cors, f)
+#define MAXU UINT64_MAX
+
+static const struct cfg_row cfg_schema[] = {
+	{ "server.listen", CT_ADDRV, CN(listen, n_listen),
+	  .flags = CF_NORELOAD, .def = "[\"0.0.0.0:8080\"]",
+	  .help = "addresses to accept requests on, \"host:port\" or "
+	  "\"[v6]:port\"" },
+	{ "server.tls.cert", CT_STRING, C(tls.cert),
+	  .flags = CF_NORELOAD | CF_NULLABLE, .min = 1,
+	  .help = "PEM certificate chain; with key, serve HTTPS on every "
+	  "listen address" },
+	{ "server.tls.key", CT_STRING, C(tls.key),
+	  .flags = CF_NORELOAD | CF_NULLABLE, .min = 1,
+	  .help = "PEM private key of server.tls.cert" },
+	{ "server.workers", CT_WORKERS, C(workers), .flags = CF_NORELOAD,
+	  .min = 1, .max = 256, .def = "auto",
+	  .help = "worker threads, \"auto\" for one per CPU" },
+	{ "server.limits.max_header_bytes", CT_SIZE,
+	  C(limits.max_header_bytes), .min = 1024, .max = 1024 * 1024,
+	  .def = "16384", .help = "largest request line plus headers (431 "
+	  "above)" },
+	{ "server.limits.max_body_bytes", CT_SIZE, C(limits.max_body_bytes),
+	  .min = 0, .max = (uint64_t)1 << 40, .def = "10485760",
+	  .help = "largest request body (413 above)" },
+	{ "server.limits.header_timeout", CT_DURATION,
+	  C(limits.header_timeout_ms), .min = 1, .max = 3600000,
+	  .def = "10s", .help = "time allowed to receive the request head" },
+	{ "server.limits.body_timeout", CT_DURATION,
+	  C(limits.body_timeout_ms), .min = 1, .max = 3600000,
+	  .def = "30s", .help = "gap allowed between two reads of the request "
+	  "body" },
+	{ "server.limits.idle_timeout", CT_DURATION,
+	  C(limits.idle_timeout_ms), .min = 1, .max = 3600000,
+	  .def = "60s", .help = "keep-alive time of an idle client "
+	  "connection" },
+	{ "server.limits.max_connections", CT_UINT,
+	  C(limits.max_connections), .min = 1, .max = 1000000,
+	  .def = "10000", .help = "client connections kept open at once" },
+	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
+	  .def = "\"127.0.0.1:9901\"",
+	  .help = "address of /healthz /readyz /metrics; omit the admin "
+	  "block to disable them" },
+
+	{ "routes[].name", CT_STRING, R(name), .min = 1,
+	  .help = "unique route name used in logs and metrics (default "
+	  "\"route<N>\", N counted from 0)" },
+	{ "routes[].host", CT_STRING, R(host), .flags = CF_NULLABLE, .min = 1,
+	  .help = "Host header to match, case-insensitively; null matches "
+	  "any host" },
+	{ "routes[].path_prefix", CT_STRING, R(path_prefix), .min = 1,
+	  .def = "/", .check = cfg_check_path_prefix,
+	  .help = "path prefix to match; the first matching route wins" },
+	{ "routes[].upstream.url", CT_URL, R(upstream),
+	  .help = "backend base URL, http:// or https://, required" },
+	{ "routes[].upstream.connect_timeout", CT_DURATION,
+	  R(upstream.connect_timeout_ms), .min = 1, .max = 600000,
+	  .def = "2s", .help = "time allowed to connect to the backend" },
+	{ "routes[].upstream.timeout", CT_DURATION, R(upstream.timeout_ms),
+	  .min = 1, .max = 3600000, .def = "30s",
+	  .help = "time allowed for the response head and between body "
+	  "reads (504 above)" },
+	{ "routes[].upstream.keepalive", CT_UNSIGNED, R(upstream.keepalive),
+	  .min = 0, .max = 10000, .def = "64",
+	  .help = "idle backend connections kept per worker" },
+	{ "routes[].upstream.tls_verify", CT_BOOL, R(upstream.tls_verify),
+	  .def = "true", .help = "https: verify the backend certificate and "
+	  "name" },
+	{ "routes[].upstream.tls_ca_file", CT_STRING, R(upstream.tls_ca_file),
+	  .flags = CF_NULLABLE, .min = 1,
+	  .help = "https: CA bundle to verify with; null: system default" },
+	{ "routes[].upstream.tls_server_name", CT_STRING,
+	  R(upstream.tls_server_name), .flags = CF_NULLABLE, .min = 1,
+	  .help = "https: SNI and verified name; null: the URL host" },
+	{ "routes[].cors", CT_ROUTE_CORS, R(cors),
+	  .help = "map overriding keys of the cors block for this route, or "
+	  "false to disable CORS on it" },
+	{ "routes[].propagation.behavior", CT_ENUM, R(behavior),
+	  .has = offsetof(struct config_route, has_behavior) + 1,
+	  .choices = cfg_behavior_names,
+	  .help = "per-route propagation.behavior (default: the global one)" },
+
+	{ "cors.allowed_origins", CT_STRV, K(allowed_origins), .def = "[]",
+	  .check = cfg_check_origin,
+	  .help = "origins allowed, exact or with a \"*.\" host wildcard, or "
+	  "\"*\"" },
+	{ "cors.allowed_methods", CT_STRV, K(allowed_methods),
+	  .def = "[GET, HEAD, POST, PUT, PATCH, DELETE]",
+	  .help = "methods answered in Access-Control-Allow-Methods" },
+	{ "cors.allowed_headers", CT_STRV, K(allowed_headers),
+	  .def = "[Content-Type, Authorization]",
+	  .help = "request headers allowed; tracing headers are always added" },
+	{ "cors.exposed_headers", CT_STRV, K(exposed_headers), .def = "[]",
+	  .help = "response headers in Access-Control-Expose-Headers" },
+	{ "cors.allow_credentials", CT_BOOL, K(allow_credentials),
+	  .def = "false", .help = "send Access-Control-Allow-Credentials: "
+	  "true (not with origin \"*\")" },
+	{ "cors.max_age", CT_UINT, K(max_age), .min = 0, .max = 86400,
+	  .def = "600", .help = "seconds a browser may cache a preflight" },
+	{ "cors.allow_private_network", CT_BOOL, K(allow_private_network),
+	  .def = "false", .help = "answer Private Network Access preflights" },
+	{ "cors.timing_allow_origin", CT_BOOL, K(timing_allow_origin),
+	  .def = "true", .help = "send Timing-Allow-Origin for allowed origins "
+	  "(RUM resource timings)" },
+	{ "cors.on_disallowed", CT_ENUM, K(on_disallowed), .def = "reject",
+	  .choices = cfg_on_disallowed_names,
+	  .help = "reject: 403 with a reason; pass: forward without CORS "
+	  "headers" },
+
+	{ "propagation.extract", CT_STYLES,
+	  CN(propagation.extract, propagation.n_extract),
+	  .def = "[datadog, tracecontext, baggage]",
+	  .env = "DD_TRACE_PROPAGATION_STYLE_EXTRACT, "
+	  "DD_TRACE_PROPAGATION_STYLE",
+	  .help = "styles read from requests, in order" },
+	{ "propagation.inject", CT_STYLES,
+	  CN(propagation.inject, propagation.n_inject),
+	  .def = "[datadog, tracecontext, baggage]",
+	  .env = "DD_TRACE_PROPAGATION_STYLE_INJECT, "
+	  "DD_TRACE_PROPAGATION_STYLE",
+	  .help = "styles written toward the backend" },
+	{ "propagation.extract_first", CT_BOOL,
+	  C(propagation.extract_first), .def = "false",
+	  .env = "DD_TRACE_PROPAGATION_EXTRACT_FIRST",
+	  .help = "stop at the first style that yields a context" },
+	{ "propagation.behavior", CT_ENUM, C(propagation.behavior),
+	  .def = "continue", .choices = cfg_behavior_names,
+	  .env = "DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT",
+	  .help = "continue the incoming trace, restart it (with a span link) "
+	  "or ignore it" },
+	{ "propagation.tags_max_length", CT_UINT,
+	  C(propagation.tags_max_length), .min = 0, .max = 65536,
+	  .def = "512", .env = "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH",
+	  .help = "x-datadog-tags size limit in bytes, 0 disables the header" },
+
+	{ "tracing.service", CT_STRING, C(tracing.service), .min = 1,
+	  .def = "tracestitch", .env = "DD_SERVICE",
+	  .help = "service name of the gateway span" },
+	{ "tracing.env", CT_STRING, C(tracing.env), .def = "\"\"",
+	  .env = "DD_ENV", .help = "env tag; empty: none" },
+	{ "tracing.version", CT_STRING, C(tracing.version), .def = "\"\"",
+	  .env = "DD_VERSION", .help = "version tag; empty: none" },
+	{ "tracing.span_name", CT_STRING, C(tracing.span_name), .min = 1,
+	  .def = "tracestitch.request", .help = "operation name of the gateway "
+	  "span" },
+	{ "tracing.sample_rate", CT_FLOAT, C(tracing.sample_rate),
+	  .has = offsetof(struct config, tracing.has_sample_rate) + 1,
+	  .flags = CF_NULLABLE, .min = 0, .max = 1, .def = "null",
+	  .env = "DD_TRACE_SAMPLE_RATE",
+	  .help = "null: honour the upstream decision, else agent rates; "
+	  "0..1: keep this share of new traces" },
+	{ "tracing.rate_limit", CT_FLOAT, C(tracing.rate_limit), .min = 0,
+	  .max = 1000000, .def = "100", .env = "DD_TRACE_RATE_LIMIT",
+	  .help = "traces per second kept by sample_rate and sampling rules" },
+	{ "tracing.trace_preflights", CT_BOOL, C(tracing.trace_preflights),
+	  .def = "false", .help = "create spans for CORS preflights too" },
+	{ "tracing.trace_id_128bit", CT_BOOL, C(tracing.trace_id_128bit),
+	  .def = "true", .env = "DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED",
+	  .help = "generate 128-bit trace ids for new traces" },
+	{ "tracing.redact_query", CT_BOOL, C(tracing.redact_query),
+	  .def = "true", .help = "drop the query string from http.url" },
+	{ "tracing.baggage_tag_keys", CT_STRV, C(tracing.baggage_tag_keys),
+	  .def = "[user.id, session.id, account.id]",
+	  .env = "DD_TRACE_BAGGAGE_TAG_KEYS",
+	  .help = "baggage keys copied to span tags baggage.<key>; \"*\": all" },
+	{ "tracing.tags", CT_MAP, CN(tracing.tags, tracing.n_tags),
+	  .def = "{}", .help = "extra tags on every gateway span" },
+
+	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
+	  .choices = cfg_exporter_names,
+	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP JSON; stdout: one "
+	  "JSON line per span; none" },
+	{ "exporter.datadog_url", CT_STRING, C(exporter.datadog_url),
+	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
+	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
+	  .help = "Datadog Agent, http://host:port or unix:///path" },
+	{ "exporter.otlp_endpoint", CT_STRING, C(exporter.otlp_endpoint),
+	  .def = "http://localhost:4318/v1/traces", .check = cfg_check_http_url,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
+	  .help = "full OTLP/HTTP traces URL" },
+	{ "exporter.flush_interval", CT_DURATION,
+	  C(exporter.flush_interval_ms), .min = 10, .max = 60000, .def = "1s",
+	  .help = "how often batched spans are sent" },
+	{ "exporter.max_queue_spans", CT_UINT, C(exporter.max_queue_spans),
+	  .min = 1, .max = 10000000, .def = "100000",
+	  .help = "spans queued for export before new ones are dropped" },
+
+	{ "logging.level", CT_ENUM, C(logging.level), .def = "info",
+	  .choices = cfg_level_names, .help = "error log level" },
+	{ "logging.access_log", CT_STRING, C(logging.access_log), .min = 1,
+	  .def = "stdout", .help = "stdout, stderr, off or a file path" },
+	{ "logging.format", CT_STRING, C(logging.format), .def = "json",
+	  .check = cfg_check_format, .help = "access log format (json)" },
+};
+#define CFG_NROWS TS_NITEMS(cfg_schema)
+
+/* Per-route state needed until the end of the load. */
+struct cfg_route_scratch {
+	const struct yaml_tree_node *node;	/* the route's map */
+	const struct yaml_tree_node *cors;	/* override map */
+	bool cors_off;
+	const struct yaml_tree_node *seen[CFG_NROWS];
+	const struct yaml_tree_node *seen_cors[CFG_NROWS];
+};
+
+struct cfg_ctx {
+	struct config *cfg;
+	struct yaml_tree_node fallback;		/* file:1:1 */
+	const struct yaml_tree_node *routes_node;
+	struct cfg_route_scratch *rs;
+	const struct yaml_tree_node *seen[CFG_NROWS];
+	bool in_env;
+	char *errors;
+	size_t errlen;
+	unsigned nerrors;
+};
+
+/* Where a walk stores values: one pointer per base kind. */
+struct cfg_target {
+	struct config_route *route;
+	struct config_cors *cors;
+	const struct yaml_tree_node **seen;
+};
+
+static void cfg_free_contents(struct config *);
+
+/* Append one positioned error (see the top of this file). */
+static void TS_PRINTFLIKE(4, 5)
+cfg_error(struct cfg_ctx *ctx, const struct yaml_tree_node *at,
+    const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg, *l;
+	size_t n;
+
+	if (ctx->nerrors++ >= CFG_MAX_ERRORS)
+		return;
+	if (at == NULL)
+		at = &ctx->fallback;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	if (at->line == 0)
+		xasprintf(&l, "%s: %s: %s\n", at->file, path, msg);
+	else
+		xasprintf(&l, "%s:%u:%u: %s: %s\n", at->file, at->line,
+		    at->col, path, msg);
+	free(msg);
+	n = strlen(l);
+	ctx->errors = xrealloc(ctx->errors, ctx->errlen + n + 1);
+	memcpy(ctx->errors + ctx->errlen, l, n + 1);
+	ctx->errlen += n;
+	free(l);
+}
+
+/* Append errors that are already formatted lines. */
+static void
+cfg_error_lines(struct cfg_ctx *ctx, const char *lines)
+{
+	size_t n = strlen(lines);
+
+	ctx->nerrors++;
+	ctx->errors = xrealloc(ctx->errors, ctx->errlen + n + 1);
+	memcpy(ctx->errors + ctx->errlen, lines, n + 1);
+	ctx->errlen += n;
+}
+
+/* Format a duration for messages: "250ms", "5s", "2m". */
+static void
+cfg_fmt_duration(uint64_t ms, char *buf, size_t size)
+{
+	if (ms != 0 && ms % 60000 == 0)
+		snprintf(buf, size, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms != 0 && ms % 1000 == 0)
+		snprintf(buf, size, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(buf, size, "%llums", (unsigned long long)ms);
+}
+
+/* Format a size for messages: "512", "16k", "10m". */
+static void
+cfg_fmt_size(uint64_t v, char *buf, size_t size)
+{
+	const char *u = "kmgt";
+	int i = -1;
+
+	while (v != 0 && v % 1024 == 0 && i < 3) {
+		v /= 1024;
+		i++;
+	}
+	if (i < 0)
+		snprintf(buf, size, "%llu", (unsigned long long)v);
+	else
+		snprintf(buf, size, "%llu%c", (unsigned long long)v, u[i]);
+}
+
+/* "a, b or c" from a NULL-terminated list (static buffer). */
+static const char *
+cfg_fmt_choices(const char *const *choices)
+{
+	static __thread char buf[256];
+	size_t i, n;
+
+	buf[0] = '\0';
+	for (n = 0; choices[n] != NULL; n++)
+		;
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(buf);
+
+		snprintf(buf + l, sizeof buf - l, "%s%s",
+		    i == 0 ? "" : i + 1 == n ? " or " : ", ", choices[i]);
+	}
+	return buf;
+}
+
+/* Parse "http[s]://host[:port][/path]" into u; NULL or a message. */
+static const char *
+cfg_parse_url(const char *s, struct config_upstream *u)
+{
+	const char *p, *h, *he, *end;
+	uint64_t port = 0;
+	bool explicit_port = false, v6 = false;
+	size_t i, plen;
+
+	if (strncasecmp(s, "http://", 7) == 0) {
+		u->scheme = CONFIG_SCHEME_HTTP;
+		p = s + 7;
+	} else if (strncasecmp(s, "https://", 8) == 0) {
+		u->scheme = CONFIG_SCHEME_HTTPS;
+		p = s + 8;
+	} else
+		return "expected an http:// or https:// URL";
+	if (strpbrk(p, "?#") != NULL)
+		return "expected a URL without query or fragment";
+	end = p + strcspn(p, "/");
+	if (memchr(p, '@', (size_t)(end - p)) != NULL)
+		return "expected a URL without user information";
+	if (*p == '[') {
+		h = p + 1;
+		he = memchr(h, ']', (size_t)(end - h));
+		if (he == NULL || he == h)
+			return "expected a valid [v6] host in the URL";
+		for (i = 0; h + i < he; i++) {
+			if (strchr("0123456789abcdefABCDEF:.", h[i]) == NULL)
+				return "expected a valid [v6] host in the URL";
+		}
+		v6 = true;
+		p = he + 1;
+	} else {
+		h = p;
+		he = p + strcspn(p, ":/");
+		if (he > end)
+			he = end;
+		if (he == h)
+			return "expected a host in the URL";
+		for (i = 0; h + i < he; i++) {
+			if (strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", h[i]) ==
+			    NULL)
+				return "expected a valid host name in the URL";
+		}
+		p = he;
+	}
+	if (*p == ':') {
+		p++;
+		if (util_parse_u64(p, (size_t)(end - p), &port) != 0 ||
+		    port < 1 || port > 65535)
+			return "expected a port from 1 to 65535 in the URL";
+		explicit_port = true;
+	} else if (p != end)
+		return "expected a valid host in the URL";
+	if (!explicit_port)
+		port = u->scheme == CONFIG_SCHEME_HTTPS ? 443 : 80;
+
+	free(u->host);
+	free(u->authority);
+	free(u->base_path);
+	u->host = xstrndup(h, (size_t)(he - h));
+	u->port = (uint16_t)port;
+	if (explicit_port && port != (u->scheme == CONFIG_SCHEME_HTTPS ?
+	    443u : 80u))
+		xasprintf(&u->authority, "%s%s%s:%u", v6 ? "[" : "", u->host,
+		    v6 ? "]" : "", (unsigned)port);
+	else
+		xasprintf(&u->authority, "%s%s%s", v6 ? "[" : "", u->host,
+		    v6 ? "]" : "");
+	plen = strlen(end);
+	while (plen > 0 && end[plen - 1] == '/')
+		plen--;
+	u->base_path = xstrndup(end, plen);
+	return NULL;
+}
+
+/* Free the parts of an upstream URL. */
+static void
+cfg_upstream_clear(struct config_upstream *u)
+{
+	free(u->url);
+	free(u->host);
+	free(u->authority);
+	free(u->base_path);
+	free(u->tls_ca_file);
+	free(u->tls_server_name);
+	memset(u, 0, sizeof *u);
+}
+
+/* An http(s) URL with a host. */
+static const char *
+cfg_check_http_url(const char *s)
+{
+	struct config_upstream u;
+	const char *e;
+
+	memset(&u, 0, sizeof u);
+	e = cfg_parse_url(s, &u);
+	cfg_upstream_clear(&u);
+	return e;
+}
+
+/* The Agent: an http(s) URL or unix:///absolute/path. */
+static const char *
+cfg_check_agent_url(const char *s)
+{
+	if (strncmp(s, "unix://", 7) == 0)
+		return s[7] == '/' && s[8] != '\0' ? NULL :
+		    "expected unix:// followed by an absolute socket path";
+	if (cfg_check_http_url(s) != NULL)
+		return "expected an http://host:port or unix:///path URL";
+	return NULL;
+}
+
+/* "*", or scheme://host[:port] where host may start with "*.". */
+static const char *
+cfg_check_origin(const char *s)
+{
+	const char *p;
+
+	if (strcmp(s, "*") == 0 || strcmp(s, "null") == 0)
+		return NULL;
+	p = strstr(s, "://");
+	if (p == NULL || p == s || p[3] == '\0' || strchr(p + 3, '/') != NULL)
+		return "expected an origin such as \"https://app.example.com\" "
+		    "or \"*\"";
+	return NULL;
+}
+
+/* A path prefix starts with '/'. */
+static const char *
+cfg_check_path_prefix(const char *s)
+{
+	return s[0] == '/' ? NULL : "expected a path starting with \"/\"";
+}
+
+/* The access log format. */
+static const char *
+cfg_check_format(const char *s)
+{
+	return strcmp(s, "json") == 0 ? NULL : "expected json";
+}
+
+/* Parse "host:port" or "[v6]:port" into a; NULL or a message. */
+static const char *
+cfg_parse_addr(const char *s, struct config_addr *a)
+{
+	const char *h, *he, *p;
+	uint64_t port;
+
+	if (s[0] == '[') {
+		h = s + 1;
+		he = strchr(h, ']');
+		if (he == NULL || he == h || he[1] != ':')
+			return "";
+		p = he + 2;
+	} else {
+		h = s;
+		he = strrchr(s, ':');
+		if (he == NULL || he == h || memchr(h, ':',
+		    (size_t)(he - h)) != NULL)
+			return "";
+		p = he + 1;
+	}
+	if (util_parse_u64(p, strlen(p), &port) != 0 || port > 65535)
+		return "port";
+	free(a->host);
+	free(a->text);
+	a->host = xstrndup(h, (size_t)(he - h));
+	a->port = (uint16_t)port;
+	a->text = xstrdup(s);
+	return NULL;
+}
+
+/* Free an address. */
+static void
+cfg_addr_clear(struct config_addr *a)
+{
+	free(a->host);
+	free(a->text);
+	memset(a, 0, sizeof *a);
+}
+
+/* Free a string list. */
+static void
+cfg_strv_clear(struct config_strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = 0;
+}
+
+/* Deep copy of a string list. */
+static void
+cfg_strv_copy(struct config_strv *dst, const struct config_strv *src)
+{
+	size_t i;
+
+	dst->n = src->n;
+	dst->v = xcalloc(src->n + 1, sizeof *dst->v);
+	for (i = 0; i < src->n; i++)
+		dst->v[i] = xstrdup(src->v[i]);
+}
+
+/* Free the lists of a CORS policy. */
+static void
+cfg_cors_clear(struct config_cors *c)
+{
+	cfg_strv_clear(&c->allowed_origins);
+	cfg_strv_clear(&c->allowed_methods);
+	cfg_strv_clear(&c->allowed_headers);
+	cfg_strv_clear(&c->exposed_headers);
+}
+
+/* Deep copy of a CORS policy. */
+static void
+cfg_cors_copy(struct config_cors *dst, const struct config_cors *src)
+{
+	*dst = *src;
+	cfg_strv_copy(&dst->allowed_origins, &src->allowed_origins);
+	cfg_strv_copy(&dst->allowed_methods, &src->allowed_methods);
+	cfg_strv_copy(&dst->allowed_headers, &src->allowed_headers);
+	cfg_strv_copy(&dst->exposed_headers, &src->exposed_headers);
+}
+
+/* A style name, case-insensitive; "b3 single header" is b3. */
+static int
+cfg_style_parse(const char *s, size_t len, enum config_style *out)
+{
+	size_t i;
+
+	if (len == 16 && util_strncaseeq(s, "b3 single header", 16)) {
+		*out = CONFIG_STYLE_B3;
+		return 0;
+	}
+	for (i = 0; cfg_style_names[i] != NULL; i++) {
+		if (strlen(cfg_style_names[i]) == len &&
+		    util_strncaseeq(s, cfg_style_names[i], len)) {
+			*out = (enum config_style)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Path of list item i ("x[2]"), or the list itself for environment. */
+static char *
+cfg_item_path(const struct cfg_ctx *ctx, const char *dpath, size_t i)
+{
+	char *p;
+
+	if (ctx->in_env)
+		return xstrdup(dpath);
+	xasprintf(&p, "%s[%zu]", dpath, i);
+	return p;
+}
+
+/* Items of a list node; a null node is an empty list. */
+static int
+cfg_list_items(struct cfg_ctx *ctx, const struct yaml_tree_node *v,
+    const char *dpath, struct yaml_tree_node *const **items, size_t *n)
+{
+	char buf[80];
+
+	if (yaml_tree_is_null(v)) {
+		*items = NULL;
+		*n = 0;
+		return 0;
+	}
+	if (v->type != YAML_TREE_SEQ) {
+		cfg_error(ctx, v, dpath, "expected a list, got %s",
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	*items = v->items;
+	*n = v->n;
+	return 0;
+}
+
+/* Check that v is a non-null scalar; report "expected <what>" if not. */
+static int
+cfg_scalar(struct cfg_ctx *ctx, const struct yaml_tree_node *v,
+    const char *dpath, const char *what)
+{
+	char buf[80];
+
+	if (v->type == YAML_TREE_SCALAR && !yaml_tree_is_null(v))
+		return 0;
+	cfg_error(ctx, v, dpath, "expected %s, got %s", what,
+	    yaml_tree_describe(v, buf, sizeof buf));
+	return -1;
+}
+
+/* Set one row's value in base from node v (file, default or env). */
+static int
+cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	char *field = (char *)base + r->off, *ipath, buf[80], lo[32], hi[32];
+	struct yaml_tree_node *const *items;
+	const char *e;
+	uint64_t u;
+	double d;
+	char *endp;
+	size_t i, j, n;
+	int rc = 0;
+
+	switch (r->type) {
+	case CT_UINT:
+	case CT_UNSIGNED:
+		if (v->type != YAML_TREE_SCALAR || yaml_tree_is_null(v) ||
+		    util_parse_u64(v->str, v->len, &u) != 0 || u < r->min ||
+		    u > r->max) {
+			cfg_error(ctx, v, dpath, "expected an integer from "
+			    "%llu to %llu, got %s", (unsigned long long)r->min,
+			    (unsigned long long)r->max,
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		if (r->type == CT_UINT)
+			*(uint64_t *)(void *)field = u;
+		else
+			*(unsigned *)(void *)field = (unsigned)u;
+		break;
+	case CT_DURATION:
+		if (cfg_scalar(ctx, v, dpath,
+		    "a duration such as \"5s\"") != 0)
+			return -1;
+		if (util_parse_duration_ms(v->str, &u) != 0) {
+			cfg_error(ctx, v, dpath, "expected a duration such as "
+			    "\"5s\", got %s",
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		if (u < r->min || u > r->max) {
+			cfg_fmt_duration(r->min, lo, sizeof lo);
+			cfg_fmt_duration(r->max, hi, sizeof hi);
+			cfg_error(ctx, v, dpath, "expected a duration from %s "
+			    "to %s, got %s", lo, hi,
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		*(uint64_t *)(void *)field = u;
+		break;
+	case CT_SIZE:
+		if (cfg_scalar(ctx, v, dpath, "a size such as \"16k\"") != 0)
+			return -1;
+		if (util_parse_size(v->str, &u) != 0) {
+			cfg_error(ctx, v, dpath, "expected a size such as "
+			    "\"16k\", got %s",
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		if (u < r->min || u > r->max) {
+			cfg_fmt_size(r->min, lo, sizeof lo);
+			cfg_fmt_size(r->max, hi, sizeof hi);
+			cfg_error(ctx, v, dpath, "expected a size from %s to "
+			    "%s, got %s", lo, hi,
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		*(uint64_t *)(void *)field = u;
+		break;
+	case CT_BOOL:
+		if (v->type == YAML_TREE_SCALAR && !v->quoted &&
+		    (strcmp(v->str, "true") == 0 ||
+		    strcmp(v->str, "True") == 0 ||
+		    strcmp(v->str, "TRUE") == 0))
+			*(bool *)field = true;
+		else if (v->type == YAML_TREE_SCALAR && !v->quoted &&
+		    (strcmp(v->str, "false") == 0 ||
+		    strcmp(v->str, "False") == 0 ||
+		    strcmp(v->str, "FALSE") == 0))
+			*(bool *)field = false;
+		else {
+			cfg_error(ctx, v, dpath, "expected true or false, got "
+			    "%s", yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		break;
+	case CT_FLOAT:
+		if ((r->flags & CF_NULLABLE) && yaml_tree_is_null(v)) {
+			*(bool *)((char *)base + r->has - 1) = false;
+			*(double *)(void *)field = 0;
+			return 0;
+		}
+		d = 0;
+		endp = NULL;
+		if (v->type == YAML_TREE_SCALAR && !yaml_tree_is_null(v)) {
+			errno = 0;
+			d = strtod(v->str, &endp);
+		}
+		if (endp == NULL || endp == v->str || *endp != '\0' ||
+		    errno != 0 || !isfinite(d) || d < (double)r->min ||
+		    d > (double)r->max) {
+			cfg_error(ctx, v, dpath, "expected a number from %llu "
+			    "to %llu%s, got %s", (unsigned long long)r->min,
+			    (unsigned long long)r->max,
+			    (r->flags & CF_NULLABLE) ? " or null" : "",
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		*(double *)(void *)field = d;
+		break;
+	case CT_STRING:
+		if ((r->flags & CF_NULLABLE) && yaml_tree_is_null(v)) {
+			free(*(char **)(void *)field);
+			*(char **)(void *)field = NULL;
+			return 0;
+		}
+		if (cfg_scalar(ctx, v, dpath, "a string") != 0)
+			return -1;
+		if (v->len < r->min) {
+			cfg_error(ctx, v, dpath, "expected a non-empty string, "
+			    "got \"\"");
+			return -1;
+		}
+		if (r->check != NULL && (e = r->check(v->str)) != NULL) {
+			cfg_error(ctx, v, dpath, "%s, got %s", e,
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = xstrdup(v->str);
+		break;
+	case CT_ENUM:
+		if (v->type == YAML_TREE_SCALAR) {
+			for (i = 0; r->choices[i] != NULL; i++) {
+				if (strcmp(v->str, r->choices[i]) == 0) {
+					*(int *)(void *)field = (int)i;
+					return 0;
+				}
+			}
+		}
+		cfg_error(ctx, v, dpath, "expected %s, got %s",
+		    cfg_fmt_choices(r->choices),
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	case CT_STRV: {
+		struct config_strv sv;
+
+		if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
+			return -1;
+		sv.v = xcalloc(n + 1, sizeof *sv.v);
+		sv.n = 0;
+		for (i = 0; i < n; i++) {
+			ipath = cfg_item_path(ctx, dpath, i);
+			if (cfg_scalar(ctx, items[i], ipath, "a string") != 0)
+				rc = -1;
+			else if (r->check != NULL &&
+			    (e = r->check(items[i]->str)) != NULL) {
+				cfg_error(ctx, items[i], ipath, "%s, got %s", e,
+				    yaml_tree_describe(items[i], buf,
+				    sizeof buf));
+				rc = -1;
+			} else
+				sv.v[sv.n++] = xstrdup(items[i]->str);
+			free(ipath);
+		}
+		if (rc != 0) {
+			cfg_strv_clear(&sv);
+			return -1;
+		}
+		cfg_strv_clear((struct config_strv *)(void *)field);
+		*(struct config_strv *)(void *)field = sv;
+		break;
+	}
+	case CT_STYLES: {
+		enum config_style st[CONFIG_MAX_STYLES], one;
+		size_t ns = 0;
+		bool none = false;
+
+		if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
+			return -1;
+		for (i = 0; i < n; i++) {
+			ipath = cfg_item_path(ctx, dpath, i);
+			if (items[i]->type != YAML_TREE_SCALAR ||
+			    cfg_style_parse(items[i]->str, items[i]->len,
+			    &one) != 0) {
+				cfg_error(ctx, items[i], ipath, "expected a "
+				    "propagation style (datadog, "
+				    "tracecontext, b3, b3multi, baggage or "
+				    "none), got %s", yaml_tree_describe(
+				    items[i], buf, sizeof buf));
+				rc = -1;
+			} else if (one == CONFIG_STYLE_NONE)
+				none = true;
+			else {
+				for (j = 0; j < ns && st[j] != one; j++)
+					;
+				if (j == ns && ns < CONFIG_MAX_STYLES)
+					st[ns++] = one;
+			}
+			free(ipath);
+		}
+		if (rc == 0 && none && ns > 0) {
+			cfg_error(ctx, v, dpath, "expected \"none\" alone, "
+			    "got it with other styles");
+			rc = -1;
+		}
+		if (rc != 0)
+			return -1;
+		memcpy(field, st, ns * sizeof st[0]);
+		*(size_t *)(void *)((char *)base + r->cnt) = ns;
+		break;
+	}
+	case CT_MAP: {
+		struct config_kv **kvp = (struct config_kv **)(void *)field;
+		size_t *np = (size_t *)(void *)((char *)base + r->cnt);
+		struct config_kv *kv;
+
+		if (!yaml_tree_is_null(v) && v->type != YAML_TREE_MAP) {
+			cfg_error(ctx, v, dpath, "expected a map, got %s",
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		n = yaml_tree_is_null(v) ? 0 : v->n;
+		kv = xcalloc(n + 1, sizeof *kv);
+		for (i = 0, j = 0; i < n; i++) {
+			xasprintf(&ipath, "%s.%s", dpath, v->pairs[i].key->str);
+			if (cfg_scalar(ctx, v->pairs[i].value, ipath,
+			    "a string") != 0)
+				rc = -1;
+			else {
+				kv[j].key = xstrdup(v->pairs[i].key->str);
+				kv[j].value = xstrdup(v->pairs[i].value->str);
+				j++;
+			}
+			free(ipath);
+		}
+		for (i = 0; i < *np; i++) {
+			free((*kvp)[i].key);
+			free((*kvp)[i].value);
+		}
+		free(*kvp);
+		*kvp = kv;
+		*np = j;
+		return rc;
+	}
+	case CT_ADDR:
+	case CT_ADDRV: {
+		struct config_addr *av;
+
+		if (r->type == CT_ADDRV && v->type == YAML_TREE_SEQ) {
+			items = v->items;
+			n = v->n;
+		} else {
+			items = (struct yaml_tree_node *const *)&v;
+			n = 1;
+		}
+		if (n == 0) {
+			cfg_error(ctx, v, dpath, "expected at least one "
+			    "address, got an empty list");
+			return -1;
+		}
+		av = xcalloc(n, sizeof *av);
+		for (i = 0; i < n; i++) {
+			ipath = r->type == CT_ADDRV && v->type ==
+			    YAML_TREE_SEQ ? cfg_item_path(ctx, dpath, i) :
+			    xstrdup(dpath);
+			if (cfg_scalar(ctx, items[i], ipath,
+			    "an address \"host:port\"") != 0)
+				rc = -1;
+			else if ((e = cfg_parse_addr(items[i]->str,
+			    &av[i])) != NULL) {
+				cfg_error(ctx, items[i], ipath, *e == 'p' ?
+				    "expected a port from 0 to 65535, got %s" :
+				    "expected \"host:port\" or \"[v6]:port\", "
+				    "got %s", yaml_tree_describe(items[i], buf,
+				    sizeof buf));
+				rc = -1;
+			}
+			free(ipath);
+		}
+		if (rc != 0) {
+			for (i = 0; i < n; i++)
+				cfg_addr_clear(&av[i]);
+			free(av);
+			return -1;
+		}
+		if (r->type == CT_ADDR) {
+			cfg_addr_clear((struct config_addr *)(void *)field);
+			*(struct config_addr *)(void *)field = av[0];
+			free(av);
+		} else {
+			struct config_addr **old =
+			    (struct config_addr **)(void *)field;
+			size_t *np = (size_t *)(void *)((char *)base + r->cnt);
+
+			for (i = 0; i < *np; i++)
+				cfg_addr_clear(&(*old)[i]);
+			free(*old);
+			*old = av;
+			*np = n;
+		}
+		break;
+	}
+	case CT_WORKERS:
+		if (v->type == YAML_TREE_SCALAR && strcmp(v->str, "auto") == 0) {
+			int nc = util_ncpu();
+
+			*(unsigned *)(void *)field = nc < 1 ? 1u :
+			    nc > (int)r->max ? (unsigned)r->max : (unsigned)nc;
+			break;
+		}
+		if (v->type != YAML_TREE_SCALAR || yaml_tree_is_null(v) ||
+		    util_parse_u64(v->str, v->len, &u) != 0 || u < r->min ||
+		    u > r->max) {
+			cfg_error(ctx, v, dpath, "expected \"auto\" or an "
+			    "integer from %llu to %llu, got %s",
+			    (unsigned long long)r->min,
+			    (unsigned long long)r->max,
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		*(unsigned *)(void *)field = (unsigned)u;
+		break;
+	case CT_URL: {
+		struct config_upstream *up =
+		    (struct config_upstream *)(void *)field;
+
+		if (cfg_scalar(ctx, v, dpath, "an http:// or https:// URL") !=
+		    0)
+			return -1;
+		if ((e = cfg_parse_url(v->str, up)) != NULL) {
+			cfg_error(ctx, v, dpath, "%s, got %s", e,
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		free(up->url);
+		up->url = xstrdup(v->str);
+		break;
+	}
+	case CT_ROUTE_CORS:
+		/* Handled by the walk (needs the route's scratch). */
+		break;
+	}
+	if (r->has != 0)
+		*(bool *)((char *)base + r->has - 1) = true;
+	return 0;
+}
+
+/* The row of a schema path, or NULL. */
+static const struct cfg_row *
+cfg_find_row(const char *spath)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NROWS; i++) {
+		if (strcmp(cfg_schema[i].path, spath) == 0)
+			return &cfg_schema[i];
+	}
+	return NULL;
+}
+
+/* 1: spath is a map section, 2: a list section, 0: neither. */
+static int
+cfg_section(const char *spath)
+{
+	size_t i, l = strlen(spath);
+
+	for (i = 0; i < CFG_NROWS; i++) {
+		const char *p = cfg_schema[i].path;
+
+		if (strncmp(p, spath, l) != 0)
+			continue;
+		if (p[l] == '.')
+			return 1;
+		if (p[l] == '[' && p[l + 1] == ']' && p[l + 2] == '.')
+			return 2;
+	}
+	return 0;
+}
+
+/* Edit distance of two short strings (capped at 9). */
+static unsigned
+cfg_distance(const char *a, const char *b)
+{
+	unsigned d[33][33];
+	size_t la = strlen(a), lb = strlen(b), i, j;
+
+	if (la > 32 || lb > 32)
+		return 9;
+	for (i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			unsigned c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			c = TS_MIN(c, d[i - 1][j] + 1);
+			c = TS_MIN(c, d[i][j - 1] + 1);
+			d[i][j] = c;
+		}
+	}
+	return d[la][lb];
+}
+
+/* The known key under section spath closest to key, within 2 edits. */
+static char *
+cfg_suggest(const char *spath, const char *key)
+{
+	size_t i, l = strlen(spath), kl;
+	unsigned best = 3, dist;
+	char *out = NULL, name[64];
+
+	for (i = 0; i < CFG_NROWS; i++) {
+		const char *p = cfg_schema[i].path;
+
+		if (l > 0 && (strncmp(p, spath, l) != 0 || p[l] != '.'))
+			continue;
+		p += l > 0 ? l + 1 : 0;
+		kl = strcspn(p, ".[");
+		if (kl >= sizeof name)
+			continue;
+		memcpy(name, p, kl);
+		name[kl] = '\0';
+		dist = cfg_distance(name, key);
+		if (dist < best) {
+			best = dist;
+			free(out);
+			out = xstrdup(name);
+		}
+	}
+	return out;
+}
+
+/* Join a dotted path. */
+static char *
+cfg_join(const char *a, const char *b)
+{
+	char *p;
+
+	xasprintf(&p, "%s%s%s", a, *a ? "." : "", b);
+	return p;
+}
+
+static void cfg_walk_map(struct cfg_ctx *, const struct yaml_tree_node *,
+    const char *, const char *, struct cfg_target *);
+
+/* Apply the defaults of every row of one base kind. */
+static void
+cfg_defaults(struct cfg_ctx *ctx, enum cfg_base kind, void *base)
+{
+	struct yaml_tree *t;
+	char *cause;
+	size_t i;
+
+	for (i = 0; i < CFG_NROWS; i++) {
+		const struct cfg_row *r = &cfg_schema[i];
+
+		if (r->base != kind || r->def == NULL)
+			continue;
+		t = yaml_tree_parse("default", r->def, strlen(r->def), &cause);
+		if (t == NULL || t->root == NULL ||
+		    cfg_set(ctx, r, base, t->root, r->path) != 0)
+			fatalx("config: bad default for %s", r->path);
+		yaml_tree_free(t);
+	}
+}
+
+/* Walk one route item. */
+static void
+cfg_walk_route(struct cfg_ctx *ctx, const struct yaml_tree_node *item,
+    size_t idx)
+{
+	struct config *cfg = ctx->cfg;
+	struct config_route *route = &cfg->routes[idx];
+	struct cfg_route_scratch *rs = &ctx->rs[idx];
+	struct cfg_target t;
+	char *dpath, buf[80];
+
+	xasprintf(&dpath, "routes[%zu]", idx);
+	rs->node = item;
+	cfg_defaults(ctx, CB_ROUTE, route);
+	if (item->type != YAML_TREE_MAP) {
+		cfg_error(ctx, item, dpath, "expected a map, got %s",
+		    yaml_tree_describe(item, buf, sizeof buf));
+		free(dpath);
+		return;
+	}
+	t.route = route;
+	t.cors = NULL;
+	t.seen = rs->seen;
+	cfg_walk_map(ctx, item, "routes[]", dpath, &t);
+	free(dpath);
+}
+
+/* Walk the routes list. */
+static void
+cfg_walk_routes(struct cfg_ctx *ctx, const struct yaml_tree_node *v)
+{
+	struct config *cfg = ctx->cfg;
+	char buf[80];
+	size_t i;
+
+	ctx->routes_node = v;
+	if (yaml_tree_is_null(v))
+		return;
+	if (v->type != YAML_TREE_SEQ) {
+		cfg_error(ctx, v, "routes", "expected a list of routes, got %s",
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return;
+	}
+	if (cfg->routes != NULL)
+		return;
+	cfg->routes = xcalloc(v->n + 1, sizeof *cfg->routes);
+	ctx->rs = xcalloc(v->n + 1, sizeof *ctx->rs);
+	cfg->n_routes = v->n;
+	for (i = 0; i < v->n; i++)
+		cfg_walk_route(ctx, v->items[i], i);
+}
+
+/* The per-route "cors" key: false, true, null or an override map. */
+static void
+cfg_route_cors(struct cfg_ctx *ctx, struct cfg_target *t,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct cfg_route_scratch *rs = &ctx->rs[t->route - ctx->cfg->routes];
+	char buf[80];
+
+	if (yaml_tree_is_null(v))
+		return;
+	if (v->type == YAML_TREE_MAP) {
+		rs->cors = v;
+		return;
+	}
+	if (v->type == YAML_TREE_SCALAR && !v->quoted &&
+	    strcmp(v->str, "false") == 0) {
+		rs->cors_off = true;
+		return;
+	}
+	if (v->type == YAML_TREE_SCALAR && !v->quoted &&
+	    strcmp(v->str, "true") == 0)
+		return;
+	cfg_error(ctx, v, dpath, "expected a map or false, got %s",
+	    yaml_tree_describe(v, buf, sizeof buf));
+}
+
+/* Walk a map against the schema: spath with "[]", dpath with "[N]". */
+static void
+cfg_walk_map(struct cfg_ctx *ctx, const struct yaml_tree_node *map,
+    const char *spath, const char *dpath, struct cfg_target *t)
+{
+	struct config *cfg = ctx->cfg;
+	const struct cfg_row *r;
+	char *sp, *dp, *hint, buf[80];
+	void *base;
+	size_t i;
+	int sect;
+
+	for (i = 0; i < map->n; i++) {
+		const struct yaml_tree_node *k = map->pairs[i].key;
+		const struct yaml_tree_node *v = map->pairs[i].value;
+
+		sp = cfg_join(spath, k->str);
+		dp = cfg_join(dpath, k->str);
+		if ((r = cfg_find_row(sp)) != NULL) {
+			t->seen[r - cfg_schema] = v;
+			base = r->base == CB_CONFIG ? (void *)cfg :
+			    r->base == CB_ROUTE ? (void *)t->route :
+			    (void *)t->cors;
+			if (r->type == CT_ROUTE_CORS)
+				cfg_route_cors(ctx, t, v, dp);
+			else if (base != NULL)
+				(void)cfg_set(ctx, r, base, v, dp);
+		} else if ((sect = cfg_section(sp)) == 2) {
+			cfg_walk_routes(ctx, v);
+		} else if (sect == 1) {
+			if (yaml_tree_is_null(v))
+				;
+			else if (v->type != YAML_TREE_MAP)
+				cfg_error(ctx, v, dp, "expected a map, got %s",
+				    yaml_tree_describe(v, buf, sizeof buf));
+			else {
+				if (strcmp(sp, "admin") == 0)
+					cfg->has_admin = true;
+				else if (strcmp(sp, "cors") == 0 &&
+				    t->route == NULL)
+					cfg->has_cors = true;
+				cfg_walk_map(ctx, v, sp, dp, t);
+			}
+		} else {
+			hint = cfg_suggest(spath, k->str);
+			if (hint != NULL)
+				cfg_error(ctx, k, dp, "unknown key, did you "
+				    "mean \"%s\"?", hint);
+			else
+				cfg_error(ctx, k, dp, "unknown key");
+			free(hint);
+		}
+		free(sp);
+		free(dp);
+	}
+}
+
+/* Value of NAME in a "NAME=value" array, or NULL. */
+static const char *
+cfg_getenv(char *const *env, const char *name)
+{
+	size_t l = strlen(name);
+
+	for (; env != NULL && *env != NULL; env++) {
+		if (strncmp(*env, name, l) == 0 && (*env)[l] == '=')
+			return *env + l + 1;
+	}
+	return NULL;
+}
+
+/* A synthetic scalar node standing for an environment value. */
+static void
+cfg_env_node(struct yaml_tree_node *n, const char *label, const char *value)
+{
+	memset(n, 0, sizeof *n);
+	n->type = YAML_TREE_SCALAR;
+	n->file = label;
+	n->str = (char *)(uintptr_t)value;
+	n->len = strlen(value);
+	n->quoted = true;
+}
+
+/* Set row path from environment variable name's value. */
+static int
+cfg_env_set(struct cfg_ctx *ctx, const char *name, const char *value,
+    const char *path, int kind)
+{
+	const struct cfg_row *r = cfg_find_row(path);
+	struct yaml_tree_node n, seq, *items[CONFIG_MAX_STYLES * 8];
+	struct yaml_tree_node parts[CONFIG_MAX_STYLES * 8];
+	char label[96], *copy = NULL, *p, *tok;
+	size_t ni = 0;
+	int rc;
+
+	snprintf(label, sizeof label, "env:%s", name);
+	cfg_env_node(&n, label, value);
+	if (kind == 'b') {
+		if (util_strcaseeq(value, "true") || strcmp(value, "1") == 0)
+			n.str = (char *)(uintptr_t)"true";
+		else if (util_strcaseeq(value, "false") ||
+		    strcmp(value, "0") == 0)
+			n.str = (char *)(uintptr_t)"false";
+		else {
+			cfg_error(ctx, &n, path, "expected true, false, 1 or "
+			    "0, got \"%s\"", value);
+			return -1;
+		}
+		n.len = strlen(n.str);
+		n.quoted = false;
+	}
+	ctx->in_env = true;
+	if (kind == 'l') {
+		/* Comma-separated, spaces trimmed (Datadog syntax). */
+		copy = xstrdup(value);
+		memset(&seq, 0, sizeof seq);
+		seq.type = YAML_TREE_SEQ;
+		seq.file = label;
+		seq.items = items;
+		for (p = copy; (tok = strsep(&p, ",")) != NULL;) {
+			char *end;
+
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			end = tok + strlen(tok);
+			while (end > tok && (end[-1] == ' ' ||
+			    end[-1] == '\t'))
+				*--end = '\0';
+			if (*tok == '\0' || ni == TS_NITEMS(items))
+				continue;
+			cfg_env_node(&parts[ni], label, tok);
+			items[ni] = &parts[ni];
+			ni++;
+		}
+		seq.n = ni;
+		rc = cfg_set(ctx, r, ctx->cfg, &seq, path);
+		free(copy);
+	} else
+		rc = cfg_set(ctx, r, ctx->cfg, &n, path);
+	ctx->in_env = false;
+	return rc;
+}
+
+/* Apply the DD_* / OTEL_* overrides; the environment wins. */
+static void
+cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
+{
+	static const struct {
+		const char *name, *path;
+		int kind;	/* 's' scalar, 'b' bool, 'l' comma list */
+	} simple[] = {
+		{ "DD_SERVICE", "tracing.service", 's' },
+		{ "DD_ENV", "tracing.env", 's' },
+		{ "DD_VERSION", "tracing.version", 's' },
+		{ "DD_TRACE_AGENT_URL", "exporter.datadog_url", 's' },
+		{ "DD_TRACE_PROPAGATION_STYLE_EXTRACT", "propagation.extract",
+		  'l' },
+		{ "DD_TRACE_PROPAGATION_STYLE_INJECT", "propagation.inject",
+		  'l' },
+		{ "DD_TRACE_PROPAGATION_EXTRACT_FIRST",
+		  "propagation.extract_first", 'b' },
+		{ "DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT",
+		  "propagation.behavior", 's' },
+		{ "DD_TRACE_SAMPLE_RATE", "tracing.sample_rate", 's' },
+		{ "DD_TRACE_RATE_LIMIT", "tracing.rate_limit", 's' },
+		{ "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH",
+		  "propagation.tags_max_length", 's' },
+		{ "DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED",
+		  "tracing.trace_id_128bit", 'b' },
+		{ "DD_TRACE_BAGGAGE_TAG_KEYS", "tracing.baggage_tag_keys", 'l' },
+		{ "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "exporter.otlp_endpoint",
+		  's' },
+	};
+	struct config *cfg = ctx->cfg;
+	struct yaml_tree_node n;
+	const char *v, *host, *port;
+	char *url, label[64];
+	uint64_t pn;
+	size_t i, l;
+
+	/* Lowest precedence first: combined forms, then specific ones. */
+	host = cfg_getenv(env, "DD_AGENT_HOST");
+	port = cfg_getenv(env, "DD_TRACE_AGENT_PORT");
+	if ((host != NULL && *host != '\0') || (port != NULL && *port != '\0')) {
+		if (host == NULL || *host == '\0')
+			host = "localhost";
+		if (port != NULL && *port != '\0' &&
+		    (util_parse_u64(port, strlen(port), &pn) != 0 ||
+		    pn < 1 || pn > 65535)) {
+			cfg_env_node(&n, "env:DD_TRACE_AGENT_PORT", port);
+			cfg_error(ctx, &n, "exporter.datadog_url", "expected a "
+			    "port from 1 to 65535, got \"%s\"", port);
+		} else {
+			xasprintf(&url, "http://%s%s%s:%s",
+			    strchr(host, ':') ? "[" : "", host,
+			    strchr(host, ':') ? "]" : "",
+			    port != NULL && *port != '\0' ? port : "8126");
+			(void)cfg_env_set(ctx, "DD_AGENT_HOST", url,
+			    "exporter.datadog_url", 's');
+			free(url);
+		}
+	}
+	v = cfg_getenv(env, "DD_TRACE_PROPAGATION_STYLE");
+	if (v != NULL && *v != '\0' && cfg_env_set(ctx,
+	    "DD_TRACE_PROPAGATION_STYLE", v, "propagation.extract", 'l') == 0)
+		(void)cfg_env_set(ctx, "DD_TRACE_PROPAGATION_STYLE", v,
+		    "propagation.inject", 'l');
+	v = cfg_getenv(env, "OTEL_EXPORTER_OTLP_ENDPOINT");
+	if (v != NULL && *v != '\0') {
+		l = strlen(v);
+		while (l > 0 && v[l - 1] == '/')
+			l--;
+		xasprintf(&url, "%.*s/v1/traces", (int)l, v);
+		(void)cfg_env_set(ctx, "OTEL_EXPORTER_OTLP_ENDPOINT", url,
+		    "exporter.otlp_endpoint", 's');
+		free(url);
+	}
+	for (i = 0; i < TS_NITEMS(simple); i++) {
+		v = cfg_getenv(env, simple[i].name);
+		/* Empty is unset, except for the baggage keys (none). */
+		if (v == NULL || (*v == '\0' && strcmp(simple[i].name,
+		    "DD_TRACE_BAGGAGE_TAG_KEYS") != 0))
+			continue;
+		(void)cfg_env_set(ctx, simple[i].name, v, simple[i].path,
+		    simple[i].kind);
+	}
+
+	v = cfg_getenv(env, "DD_TRACE_SAMPLING_RULES");
+	if (v != NULL && *v != '\0') {
+		json_error_t jerr;
+		json_t *j = json_loads(v, JSON_REJECT_DUPLICATES, &jerr);
+
+		snprintf(label, sizeof label, "env:DD_TRACE_SAMPLING_RULES");
+		cfg_env_node(&n, label, v);
+		if (j == NULL)
+			cfg_error(ctx, &n, "tracing.sampling_rules", "expected "
+			    "a JSON array, got invalid JSON (%s at column %d)",
+			    jerr.text, jerr.column);
+		else if (!json_is_array(j))
+			cfg_error(ctx, &n, "tracing.sampling_rules", "expected "
+			    "a JSON array of rules, got a JSON %s",
+			    json_is_object(j) ? "object" : "scalar");
+		else {
+			free(cfg->tracing.sampling_rules);
+			cfg->tracing.sampling_rules = xstrdup(v);
+		}
+		json_decref(j);
+	}
+}
+
+/* True when list contains "*". */
+static bool
+cfg_has_wildcard(const struct config_strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++) {
+		if (strcmp(sv->v[i], "*") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "*" with credentials, reported at whichever key this block gave. */
+static void
+cfg_check_wildcard(struct cfg_ctx *ctx, const struct config_cors *c,
+    const struct yaml_tree_node *const *seen, const char *prefix)
+{
+	const struct cfg_row *ro = cfg_find_row("cors.allowed_origins");
+	const struct cfg_row *rc = cfg_find_row("cors.allow_credentials");
+	const struct yaml_tree_node *at;
+	char *p;
+
+	if (!c->allow_credentials || !cfg_has_wildcard(&c->allowed_origins))
+		return;
+	if ((at = seen[rc - cfg_schema]) != NULL) {
+		p = cfg_join(prefix, "allow_credentials");
+		cfg_error(ctx, at, p, "expected false because "
+		    "allowed_origins contains \"*\", got true");
+	} else if ((at = seen[ro - cfg_schema]) != NULL) {
+		p = cfg_join(prefix, "allowed_origins");
+		cfg_error(ctx, at, p, "expected no \"*\" because "
+		    "allow_credentials is true, got \"*\"");
+	} else
+		return;
+	free(p);
+}
+
+/* Resolve the effective CORS policy of every route. */
+static void
+cfg_resolve_cors(struct cfg_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	struct cfg_target t;
+	char *dpath;
+	size_t i;
+
+	for (i = 0; i < cfg->n_routes; i++) {
+		struct config_route *route = &cfg->routes[i];
+		struct cfg_route_scratch *rs = &ctx->rs[i];
+
+		route->cors = NULL;
+		if (rs->cors_off)
+			continue;
+		if (rs->cors == NULL) {
+			if (cfg->has_cors)
+				route->cors = &cfg->cors;
+			continue;
+		}
+		route->cors_own = xcalloc(1, sizeof *route->cors_own);
+		if (cfg->has_cors)
+			cfg_cors_copy(route->cors_own, &cfg->cors);
+		else
+			cfg_defaults(ctx, CB_CORS, route->cors_own);
+		xasprintf(&dpath, "routes[%zu].cors", i);
+		t.route = route;
+		t.cors = route->cors_own;
+		t.seen = rs->seen_cors;
+		cfg_walk_map(ctx, rs->cors, "cors", dpath, &t);
+		cfg_check_wildcard(ctx, route->cors_own, rs->seen_cors, dpath);
+		free(dpath);
+		route->cors = route->cors_own;
+	}
+}
+
+/* Checks across keys, after every key was checked alone. */
+static void
+cfg_cross_checks(struct cfg_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	const struct yaml_tree_node *at;
+	size_t i, j;
+
+	if (cfg->tls.cert != NULL && cfg->tls.key == NULL)
+		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.cert") -
+		    cfg_schema], "server.tls.cert", "a certificate needs "
+		    "server.tls.key too");
+	if (cfg->tls.key != NULL && cfg->tls.cert == NULL)
+		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.key") -
+		    cfg_schema], "server.tls.key", "a key needs "
+		    "server.tls.cert too");
+	cfg_check_wildcard(ctx, &cfg->cors, ctx->seen, "cors");
+
+	if (cfg->n_routes == 0) {
+		at = ctx->routes_node;
+		cfg_error(ctx, at, "routes", "at least one route is required");
+		return;
+	}
+	for (i = 0; i < cfg->n_routes; i++) {
+		struct config_route *r = &cfg->routes[i];
+		struct cfg_route_scratch *rs = &ctx->rs[i];
+		char path[64];
+
+		if (rs->node->type != YAML_TREE_MAP)
+			continue;
+		if (r->name == NULL)
+			xasprintf(&r->name, "route%zu", i);
+		if (r->upstream.url == NULL &&
+		    rs->seen[cfg_find_row("routes[].upstream.url") -
+		    cfg_schema] == NULL) {
+			at = yaml_tree_map_find(rs->node, "upstream");
+			snprintf(path, sizeof path, "routes[%zu].upstream.url",
+			    i);
+			cfg_error(ctx, at != NULL && at->type ==
+			    YAML_TREE_MAP ? at : rs->node, path,
+			    "required key is missing");
+		}
+		r->path_prefix_len = strlen(r->path_prefix);
+		for (j = 0; j < i; j++) {
+			if (cfg->routes[j].name == NULL ||
+			    strcmp(cfg->routes[j].name, r->name) != 0)
+				continue;
+			at = rs->seen[cfg_find_row("routes[].name") -
+			    cfg_schema];
+			snprintf(path, sizeof path, "routes[%zu].name", i);
+			cfg_error(ctx, at != NULL ? at : rs->node, path,
+			    "duplicate route name \"%s\" (first used by "
+			    "routes[%zu])", r->name, j);
+			break;
+		}
+	}
+}
+
+/* Load from memory (see config.h). */
+int
+config_load_string(const char *name, const char *text, size_t len,
+    char *const *env, struct config **out, char **errors)
+{
+	struct cfg_ctx ctx;
+	struct yaml_tree *tree;
+	struct cfg_target t;
+	struct config *cfg;
+	char *cause, buf[80];
+
+	*out = NULL;
+	*errors = NULL;
+	memset(&ctx, 0, sizeof ctx);
+	cfg = ctx.cfg = xcalloc(1, sizeof *cfg);
+	cfg->refs = 1;
+	cfg->path = xstrdup(name);
+	ctx.fallback.type = YAML_TREE_SCALAR;
+	ctx.fallback.file = cfg->path;
+	ctx.fallback.line = 1;
+	ctx.fallback.col = 1;
+	ctx.fallback.str = (char *)(uintptr_t)"";
+
+	tree = yaml_tree_parse(name, text, len, &cause);
+	if (tree == NULL) {
+		cfg_error_lines(&ctx, cause);
+		free(cause);
+		goto fail;
+	}
+	cfg_defaults(&ctx, CB_CONFIG, cfg);
+	cfg_defaults(&ctx, CB_CORS, &cfg->cors);
+	if (tree->root != NULL && !yaml_tree_is_null(tree->root)) {
+		if (tree->root->type != YAML_TREE_MAP)
+			cfg_error(&ctx, tree->root, "yaml", "expected a map at "
+			    "the top of the file, got %s",
+			    yaml_tree_describe(tree->root, buf, sizeof buf));
+		else {
+			t.route = NULL;
+			t.cors = &cfg->cors;
+			t.seen = ctx.seen;
+			cfg_walk_map(&ctx, tree->root, "", "", &t);
+		}
+	}
+	cfg_apply_env(&ctx, env);
+	cfg_resolve_cors(&ctx);
+	cfg_cross_checks(&ctx);
+	yaml_tree_free(tree);
+
+	if (ctx.nerrors == 0) {
+		free(ctx.rs);
+		*out = cfg;
+		return 0;
+	}
+fail:
+	free(ctx.rs);
+	cfg_free_contents(cfg);
+	free(cfg);
+	*errors = ctx.errors;
+	return -1;
+}
+
+/* Load a file (see config.h). */
+int
+config_load(const char *path, char *const *env, struct config **out,
+    char **errors)
+{
+	struct stat st;
+	char *text;
+	ssize_t n;
+	size_t got = 0;
+	int fd, rc;
+
+	*out = NULL;
+	*errors = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		xasprintf(errors, "%s: cannot open: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > CFG_MAX_FILE) {
+		xasprintf(errors, "%s: not a regular file of at most %d "
+		    "bytes\n", path, CFG_MAX_FILE);
+		close(fd);
+		return -1;
+	}
+	text = xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		n = read(fd, text + got, (size_t)st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got != (size_t)st.st_size) {
+		xasprintf(errors, "%s: cannot read: %s\n", path,
+		    strerror(errno));
+		close(fd);
+		free(text);
+		return -1;
+	}
+	close(fd);
+	text[got] = '\0';
+	rc = config_load_string(path, text, got, env, out, errors);
+	free(text);
+	return rc;
+}
+
+/* Free everything a config owns, not the struct. */
+static void
+cfg_free_contents(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_listen; i++)
+		cfg_addr_clear(&cfg->listen[i]);
+	free(cfg->listen);
+	free(cfg->tls.cert);
+	free(cfg->tls.key);
+	cfg_addr_clear(&cfg->admin_listen);
+	for (i = 0; i < cfg->n_routes; i++) {
+		struct config_route *r = &cfg->routes[i];
+
+		free(r->name);
+		free(r->host);
+		free(r->path_prefix);
+		cfg_upstream_clear(&r->upstream);
+		if (r->cors_own != NULL) {
+			cfg_cors_clear(r->cors_own);
+			free(r->cors_own);
+		}
+	}
+	free(cfg->routes);
+	cfg_cors_clear(&cfg->cors);
+	free(cfg->tracing.service);
+	free(cfg->tracing.env);
+	free(cfg->tracing.version);
+	free(cfg->tracing.span_name);
+	free(cfg->tracing.sampling_rules);
+	cfg_strv_clear(&cfg->tracing.baggage_tag_keys);
+	for (i = 0; i < cfg->tracing.n_tags; i++) {
+		free(cfg->tracing.tags[i].key);
+		free(cfg->tracing.tags[i].value);
+	}
+	free(cfg->tracing.tags);
+	free(cfg->exporter.datadog_url);
+	free(cfg->exporter.otlp_endpoint);
+	free(cfg->logging.access_log);
+	free(cfg->logging.format);
+	free(cfg->path);
+}
+
+/* Take a reference. */
+struct config *
+config_ref(struct config *cfg)
+{
+	if (cfg != NULL)
+		__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
+/* Drop a reference; the last one frees the config. */
+void
+config_unref(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	if (__atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	cfg_free_contents(cfg);
+	free(cfg);
+}
+
+/* NULL-safe string equality. */
+static bool
+cfg_streq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* Append s to a bounded buffer. */
+static void
+cfg_append(char *buf, const char *s, size_t size)
+{
+	size_t l = strlen(buf);
+
+	snprintf(buf + l, size - l, "%s", s);
+}
+
+/* Report the keys that cannot change on reload. */
+int
+config_check_reload(const struct config *old, const struct config *new,
+    char **cause)
+{
+	char list[256] = "";
+	bool same;
+	size_t i;
+
+	*cause = NULL;
+	same = old->n_listen == new->n_listen;
+	for (i = 0; same && i < old->n_listen; i++)
+		same = strcmp(old->listen[i].text, new->listen[i].text) == 0;
+	if (!same)
+		cfg_append(list, ", server.listen", sizeof list);
+	if (!cfg_streq(old->tls.cert, new->tls.cert) ||
+	    !cfg_streq(old->tls.key, new->tls.key))
+		cfg_append(list, ", server.tls", sizeof list);
+	if (old->workers != new->workers)
+		cfg_append(list, ", server.workers", sizeof list);
+	if (old->has_admin != new->has_admin || (old->has_admin &&
+	    strcmp(old->admin_listen.text, new->admin_listen.text) != 0))
+		cfg_append(list, ", admin.listen", sizeof list);
+	if (list[0] == '\0')
+		return 0;
+	xasprintf(cause, "%s: cannot change on reload (restart instead)",
+	    list + 2);
+	return -1;
+}
+
+/* The YAML / DD_* name of a style. */
+const char *
+config_style_name(enum config_style s)
+{
+	if ((size_t)s >= TS_NITEMS(cfg_style_names) - 1)
+		return "unknown";
+	return cfg_style_names[s];
+}
+
+static const char *cfg_key_paths[CFG_NROWS];
+static pthread_once_t cfg_key_once = PTHREAD_ONCE_INIT;
+
+/* Fill cfg_key_paths once. */
+static void
+cfg_key_init(void)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NROWS; i++)
+		cfg_key_paths[i] = cfg_schema[i].path;
+}
+
+/* Every schema path, in table order. */
+size_t
+config_schema_keys(const char *const **paths)
+{
+	pthread_once(&cfg_key_once, cfg_key_init);
+	*paths = cfg_key_paths;
+	return CFG_NROWS;
+}
