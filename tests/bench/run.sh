@@ -1,0 +1,422 @@
+#!/bin/bash
+# tests/bench/run.sh -- `make bench`: tracestitch against nginx, same run,
+# same backend, same machine (loopback only).
+#
+# One nginx process serving a fixed 200 is the backend of both proxies.
+# Each proxy has one worker and is pinned to CPU 0; wrk (one thread) and
+# the backend are pinned to CPU 1.  nginx proxies with HTTP/1.1 and upstream
+# keep-alive and adds the same CORS headers as the gateway; it answers
+# preflights itself (add_header + return 204), as the gateway does.  For
+# every load, the two targets alternate for BENCH_REPS repetitions of
+# BENCH_DURATION seconds; CPU per request is the proxy process's
+# utime+stime delta (/proc/PID/stat) divided by wrk's request count.
+#
+# Loads: get (GET carrying RUM trace headers, proxied to the backend) and
+# preflight (OPTIONS with Origin + Access-Control-Request-*, answered by
+# the proxy).  Every port is picked free at start; every process is
+# stopped by its PID; every wrk run is bounded by timeout(1).  Exits 1
+# when a target cannot start.
+#
+# Environment: BUILD (build dir, default build), BENCH_TARGETS ("nginx
+# tracestitch"), BENCH_LOADS ("get preflight"), BENCH_DURATION (10),
+# BENCH_REPS (3), BENCH_CONNECTIONS (32), BENCH_OUT (results TSV,
+# default $BUILD/bench-results.tsv), NGINX, WRK.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BUILD=${BUILD:-build}
+GATEWAY=$ROOT/$BUILD/src/tracestitch
+TARGETS=${BENCH_TARGETS:-nginx tracestitch}
+LOADS=${BENCH_LOADS:-get preflight}
+DURATION=${BENCH_DURATION:-10}
+REPS=${BENCH_REPS:-3}
+CONNS=${BENCH_CONNECTIONS:-32}
+OUT=${BENCH_OUT:-$ROOT/$BUILD/bench-results.tsv}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+WRK=${WRK:-$(command -v wrk || echo wrk)}
+START_TIMEOUT=10
+ORIGIN=http://localhost:3000
+TRACE_HEADERS=x-datadog-trace-id,x-datadog-parent-id,x-datadog-origin,x-datadog-sampling-priority,traceparent,tracestate,baggage
+
+pids=()
+wrk_pid=""
+tmp=""
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+cleanup() {
+	local pid
+	if [ -n "$wrk_pid" ]; then
+		kill -TERM "$wrk_pid" 2>/dev/null || true
+		wait "$wrk_pid" 2>/dev/null || true
+	fi
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+	if [ -n "$tmp" ]; then
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v "$NGINX" >/dev/null 2>&1 || die "nginx not found (make deps)"
+command -v "$WRK" >/dev/null 2>&1 || die "wrk not found (make deps)"
+command -v curl >/dev/null 2>&1 || die "curl not found (make deps)"
+command -v python3 >/dev/null 2>&1 || die "python3 not found (make deps)"
+case " $TARGETS " in
+*" tracestitch "*)
+	[ -x "$GATEWAY" ] || die "$GATEWAY not built (make build)" ;;
+esac
+
+# CPU 0 for the proxies, CPU 1 for wrk and the backend.
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+	PIN_PROXY="taskset -c 0"
+	PIN_LOAD="taskset -c 1"
+else
+	echo "bench: fewer than 2 CPUs or no taskset: running unpinned" >&2
+	PIN_PROXY=""
+	PIN_LOAD=""
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tracestitch-bench.XXXXXX")
+mkdir -p "$tmp/nginx-temp"
+
+# Free loopback ports, all distinct (the sockets are held until all are
+# picked): backend, nginx proxy, tracestitch listen, tracestitch admin.
+read -r BACKEND_PORT NGINX_PORT TS_PORT TS_ADMIN_PORT < <(python3 -c '
+import socket
+socks = []
+for _ in range(4):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+')
+
+# The parts of an nginx configuration that keep every file inside $tmp.
+nginx_common() {
+	cat <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $tmp/$1.pid;
+error_log $tmp/$1-error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+
+nginx_http_common() {
+	cat <<EOF
+	access_log off;
+	client_body_temp_path $tmp/nginx-temp/body-$1;
+	proxy_temp_path $tmp/nginx-temp/proxy-$1;
+	fastcgi_temp_path $tmp/nginx-temp/fastcgi-$1;
+	uwsgi_temp_path $tmp/nginx-temp/uwsgi-$1;
+	scgi_temp_path $tmp/nginx-temp/scgi-$1;
+	keepalive_requests 1000000;
+	keepalive_timeout 60s;
+EOF
+}
+
+{
+	nginx_common backend
+	echo "http {"
+	nginx_http_common backend
+	cat <<EOF
+	server {
+		listen 127.0.0.1:$BACKEND_PORT;
+		location / {
+			default_type text/plain;
+			return 200 "hello from the bench backend\n";
+		}
+	}
+}
+EOF
+} >"$tmp/backend.conf"
+
+# nginx as the proxy: the same work the gateway does, CORS headers on
+# proxied answers, preflights answered locally.
+{
+	nginx_common proxy
+	echo "http {"
+	nginx_http_common proxy
+	cat <<EOF
+	upstream bench_backend {
+		server 127.0.0.1:$BACKEND_PORT;
+		keepalive 64;
+	}
+	server {
+		listen 127.0.0.1:$NGINX_PORT;
+		location / {
+			if (\$request_method = OPTIONS) {
+				add_header Access-Control-Allow-Origin \$http_origin always;
+				add_header Access-Control-Allow-Methods "GET, HEAD, POST" always;
+				add_header Access-Control-Allow-Headers "Content-Type, Authorization, $TRACE_HEADERS" always;
+				add_header Access-Control-Max-Age 600 always;
+				add_header Vary "Origin, Access-Control-Request-Method, Access-Control-Request-Headers" always;
+				return 204;
+			}
+			proxy_pass http://bench_backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$remote_addr;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+			proxy_set_header X-Forwarded-Host \$host;
+			add_header Access-Control-Allow-Origin \$http_origin always;
+			add_header Vary Origin always;
+			add_header Timing-Allow-Origin \$http_origin always;
+		}
+	}
+}
+EOF
+} >"$tmp/proxy.conf"
+
+cat >"$tmp/tracestitch.yaml" <<EOF
+# Generated by tests/bench/run.sh.
+server:
+  listen: ["127.0.0.1:$TS_PORT"]
+  workers: 1
+admin:
+  listen: "127.0.0.1:$TS_ADMIN_PORT"
+routes:
+  - name: bench
+    path_prefix: /
+    upstream:
+      url: http://127.0.0.1:$BACKEND_PORT
+      keepalive: 64
+cors:
+  allowed_origins: ["$ORIGIN"]
+  allowed_methods: [GET, HEAD, POST]
+  allowed_headers: [Content-Type, Authorization]
+  max_age: 600
+exporter:
+  type: none
+logging:
+  level: warn
+  access_log: "off"
+EOF
+
+cat >"$tmp/preflight.lua" <<EOF
+wrk.method = "OPTIONS"
+wrk.headers["Origin"] = "$ORIGIN"
+wrk.headers["Access-Control-Request-Method"] = "GET"
+wrk.headers["Access-Control-Request-Headers"] = "$TRACE_HEADERS"
+EOF
+
+cat >"$tmp/get.lua" <<EOF
+wrk.method = "GET"
+wrk.headers["Origin"] = "$ORIGIN"
+wrk.headers["x-datadog-trace-id"] = "5474458728733560230"
+wrk.headers["x-datadog-parent-id"] = "67667974448284343"
+wrk.headers["x-datadog-origin"] = "rum"
+wrk.headers["x-datadog-sampling-priority"] = "1"
+wrk.headers["traceparent"] = "00-00000000000000004bf92f3577b34da6-00f067aa0ba902b7-01"
+wrk.headers["tracestate"] = "dd=s:1;o:rum"
+wrk.headers["baggage"] = "session.id=bench"
+EOF
+
+# Status code of one request of the given load; 000 if nothing answers.
+probe() {
+	local load=$1 url=$2
+	if [ "$load" = preflight ]; then
+		curl -s -o /dev/null -m 2 -w '%{http_code}' -X OPTIONS "$url" \
+		    -H "Origin: $ORIGIN" \
+		    -H 'Access-Control-Request-Method: GET' \
+		    -H "Access-Control-Request-Headers: $TRACE_HEADERS" || true
+	else
+		curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" \
+		    -H "Origin: $ORIGIN" || true
+	fi
+}
+
+# Starts a process in the background; its PID goes to the named variable.
+start() {
+	local var=$1 log=$2
+	shift 2
+	"$@" >"$log" 2>&1 &
+	pids+=("$!")
+	printf -v "$var" '%s' "$!"
+}
+
+# Waits until url answers (any status) while pid lives.
+await() {
+	local what=$1 pid=$2 url=$3 log=$4 i code
+	for ((i = 0; i < START_TIMEOUT * 20; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "bench: $what exited at start; its log:" >&2
+			sed 's/^/    /' "$log" >&2 || true
+			exit 1
+		fi
+		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$url" || true)
+		if [ -n "$code" ] && [ "$code" != 000 ]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "bench: $what did not answer $url in ${START_TIMEOUT}s; log:" >&2
+	sed 's/^/    /' "$log" >&2 || true
+	exit 1
+}
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() {
+	local stat
+	stat=$(cat "/proc/$1/stat") || die "process $1 is gone"
+	stat=${stat##*) }
+	# After "pid (comm) ": field 3 is state; utime and stime are 14, 15.
+	set -- $stat
+	echo $((${12} + ${13}))
+}
+
+# wrk's latency ("850.12us", "1.23ms", "1.02s") in microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) m = 1
+		else if (v ~ /ms$/) m = 1000
+		else if (v ~ /m$/) m = 60000000
+		else if (v ~ /s$/) m = 1000000
+		else m = 1
+		printf "%.0f", n * m
+	}'
+}
+
+start backend_pid "$tmp/backend.out" $PIN_LOAD "$NGINX" -e "$tmp/backend-error.log" \
+    -p "$tmp" -c "$tmp/backend.conf"
+await "backend nginx" "$backend_pid" "http://127.0.0.1:$BACKEND_PORT/" \
+    "$tmp/backend-error.log"
+
+declare -A target_pid target_url
+for t in $TARGETS; do
+	case $t in
+	nginx)
+		start pid "$tmp/proxy.out" $PIN_PROXY "$NGINX" \
+		    -e "$tmp/proxy-error.log" -p "$tmp" -c "$tmp/proxy.conf"
+		target_url[$t]=http://127.0.0.1:$NGINX_PORT/api/hello
+		await "nginx proxy" "$pid" "${target_url[$t]}" "$tmp/proxy-error.log"
+		;;
+	tracestitch)
+		start pid "$tmp/tracestitch.log" $PIN_PROXY "$GATEWAY" \
+		    -c "$tmp/tracestitch.yaml"
+		target_url[$t]=http://127.0.0.1:$TS_PORT/api/hello
+		await tracestitch "$pid" "${target_url[$t]}" "$tmp/tracestitch.log"
+		;;
+	*)
+		die "unknown target $t (nginx, tracestitch)"
+		;;
+	esac
+	target_pid[$t]=$pid
+done
+
+# Which loads each target can run: get must be 200, preflight 204/200.
+declare -A runnable
+for load in $LOADS; do
+	for t in $TARGETS; do
+		code=$(probe "$load" "${target_url[$t]}")
+		case $load:$code in
+		get:200 | preflight:204 | preflight:200)
+			runnable[$load:$t]=1 ;;
+		get:* | preflight:*)
+			echo "bench: $t answers $load with $code; $load skipped" \
+			    "for $t" >&2 ;;
+		*)
+			die "unknown load $load (get, preflight)" ;;
+		esac
+	done
+done
+
+hz=$(getconf CLK_TCK)
+printf 'load\ttarget\trep\treqs\treq_s\tp99_us\tcpu_us_req\tnon2xx\n' >"$tmp/results.tsv"
+
+echo "bench: ${DURATION}s x $REPS alternating reps, $CONNS connections," \
+    "wrk 1 thread; backend 127.0.0.1:$BACKEND_PORT; load average" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-10s %-12s %3s %12s %10s %12s %8s\n' load target rep req/s p99_us \
+    cpu_us/req non2xx
+for load in $LOADS; do
+	for ((rep = 1; rep <= REPS; rep++)); do
+		# Alternate the order: odd reps as given, even reps reversed.
+		order=$TARGETS
+		if ((rep % 2 == 0)); then
+			order=$(echo "$TARGETS" | awk '{ for (i = NF; i > 0; i--) printf "%s ", $i }')
+		fi
+		for t in $order; do
+			[ -n "${runnable[$load:$t]:-}" ] || continue
+			pid=${target_pid[$t]}
+			c0=$(cpu_ticks "$pid")
+			# In the background, so that a signal's trap runs at once.
+			timeout $((DURATION + 15)) $PIN_LOAD "$WRK" -t1 \
+			    -c"$CONNS" -d"${DURATION}s" --latency \
+			    -s "$tmp/$load.lua" "${target_url[$t]}" \
+			    >"$tmp/wrk.out" 2>&1 &
+			wrk_pid=$!
+			wait "$wrk_pid" || die "wrk failed against $t:" \
+			    "$(cat "$tmp/wrk.out")"
+			wrk_pid=""
+			out=$(cat "$tmp/wrk.out")
+			c1=$(cpu_ticks "$pid")
+			reqs=$(echo "$out" | awk '/ requests in / { print $1 }')
+			rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+			p99=$(echo "$out" | awk '$1 == "99%" { print $2 }')
+			non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $NF }')
+			non2xx=${non2xx:-0}
+			[ -n "$reqs" ] && [ "$reqs" -gt 0 ] ||
+			    die "wrk reported no requests against $t: $out"
+			p99us=$(to_us "$p99")
+			cpu=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$reqs" \
+			    'BEGIN { printf "%.2f", d * 1000000 / hz / n }')
+			printf '%-10s %-12s %3d %12s %10s %12s %8s\n' "$load" "$t" \
+			    "$rep" "$rps" "$p99us" "$cpu" "$non2xx"
+			printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$load" "$t" \
+			    "$rep" "$reqs" "$rps" "$p99us" "$cpu" "$non2xx" \
+			    >>"$tmp/results.tsv"
+		done
+	done
+done
+
+# Medians per load and target, and the ratio tracestitch / nginx.
+echo
+echo "median of $REPS reps (ratio = tracestitch / nginx; CPU lower is better)"
+awk -F'\t' '
+NR == 1 { next }
+{
+	k = $1 SUBSEP $2
+	n[k]++
+	rps[k, n[k]] = $5; p99[k, n[k]] = $6; cpu[k, n[k]] = $7
+	if (!($1 in seen)) { seen[$1] = 1; loads[++nl] = $1 }
+}
+function median(arr, k, cnt,    i, j, t, v) {
+	for (i = 1; i <= cnt; i++) v[i] = arr[k, i] + 0
+	for (i = 2; i <= cnt; i++)
+		for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	return cnt % 2 ? v[(cnt + 1) / 2] : (v[cnt / 2] + v[cnt / 2 + 1]) / 2
+}
+function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+END {
+	printf "%-10s %-12s %12s %12s %8s\n", "load", "metric", "nginx", "tracestitch", "ratio"
+	for (l = 1; l <= nl; l++) {
+		L = loads[l]; a = L SUBSEP "nginx"; b = L SUBSEP "tracestitch"
+		split("req/s p99_us cpu_us/req", names, " ")
+		for (m = 1; m <= 3; m++) {
+			na = (a in n) ? (m == 1 ? median(rps, a, n[a]) : m == 2 ? median(p99, a, n[a]) : median(cpu, a, n[a])) : ""
+			nb = (b in n) ? (m == 1 ? median(rps, b, n[b]) : m == 2 ? median(p99, b, n[b]) : median(cpu, b, n[b])) : ""
+			printf "%-10s %-12s %12s %12s %8s\n", L, names[m], na, nb, (na != "" && nb != "") ? ratio(nb, na) : "-"
+		}
+	}
+}' "$tmp/results.tsv"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$tmp/results.tsv" "$OUT"
+echo "bench: results in $OUT"
