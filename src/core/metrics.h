@@ -59,11 +59,18 @@ struct metrics;
  * Blocks are never unregistered before exit. */
 struct metrics *metrics_new(const char *owner);
 
-/* Intern a route name (main thread only); returns its slot, 1.. */
+/* Free every block and route name: at exit (workers stopped) or between
+ * tests.  Nothing may use a block afterwards. */
+void metrics_free_all(void);
+
+/* Intern a route name (main thread only); returns its slot, 1..  NULL,
+ * "" and "unmatched" are slot 0 (label route="unmatched"), and so is any
+ * name past METRICS_MAX_ROUTES - 1 (with a warning). */
 unsigned metrics_route_slot(const char *name);
 
 /* One finished request: route slot, status code, duration, body bytes
- * sent to the client. */
+ * sent to the client.  A status outside 100..599 counts in the duration
+ * histogram and bytes only. */
 void metrics_request(struct metrics *, unsigned route, int status,
     uint64_t duration_us, uint64_t bytes);
 void metrics_upstream_error(struct metrics *, unsigned route,

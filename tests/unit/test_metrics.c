@@ -1,7 +1,444 @@
-/* test_metrics.c: not written yet; skipped. */
-int main(void);
-int
-main(void)
+/*
+ * test_metrics.c -- per-worker metric blocks summed and rendered as
+ * Prometheus text: exact output for a known sequence over two blocks,
+ * label escaping, cumulative histogram buckets, stable route slots, and
+ * two writer threads racing a reader.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "ts_test.h"
+
+/* The value of one series ("name{labels}") in a rendering, or -1. */
+static long long
+series_value(const char *text, const char *series)
 {
-	return 77;
+	size_t n = strlen(series);
+	const char *p = text;
+
+	while ((p = strstr(p, series)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtoll(p + n + 1, NULL, 10);
+		p += n;
+	}
+	return -1;
 }
+
+/* Number of times a substring occurs. */
+static int
+count_of(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (; (text = strstr(text, needle)) != NULL; text += strlen(needle))
+		n++;
+	return n;
+}
+
+static const char expected_render[] =
+    "# HELP tracestitch_requests_total Requests answered, by route and "
+    "status class.\n"
+    "# TYPE tracestitch_requests_total counter\n"
+    "tracestitch_requests_total{route=\"unmatched\",code=\"1xx\"} 0\n"
+    "tracestitch_requests_total{route=\"unmatched\",code=\"2xx\"} 0\n"
+    "tracestitch_requests_total{route=\"unmatched\",code=\"3xx\"} 0\n"
+    "tracestitch_requests_total{route=\"unmatched\",code=\"4xx\"} 0\n"
+    "tracestitch_requests_total{route=\"unmatched\",code=\"5xx\"} 1\n"
+    "tracestitch_requests_total{route=\"api\",code=\"1xx\"} 1\n"
+    "tracestitch_requests_total{route=\"api\",code=\"2xx\"} 2\n"
+    "tracestitch_requests_total{route=\"api\",code=\"3xx\"} 0\n"
+    "tracestitch_requests_total{route=\"api\",code=\"4xx\"} 1\n"
+    "tracestitch_requests_total{route=\"api\",code=\"5xx\"} 0\n"
+    "# HELP tracestitch_response_bytes_total Response body bytes sent to "
+    "clients, by route.\n"
+    "# TYPE tracestitch_response_bytes_total counter\n"
+    "tracestitch_response_bytes_total{route=\"unmatched\"} 0\n"
+    "tracestitch_response_bytes_total{route=\"api\"} 16\n"
+    "# HELP tracestitch_upstream_errors_total Failed upstream exchanges, "
+    "by route and kind.\n"
+    "# TYPE tracestitch_upstream_errors_total counter\n"
+    "tracestitch_upstream_errors_total{route=\"unmatched\",kind=\"connect\"}"
+    " 1\n"
+    "tracestitch_upstream_errors_total{route=\"unmatched\",kind=\"timeout\"}"
+    " 0\n"
+    "tracestitch_upstream_errors_total{route=\"unmatched\",kind=\"reset\"}"
+    " 0\n"
+    "tracestitch_upstream_errors_total{route=\"unmatched\","
+    "kind=\"protocol\"} 0\n"
+    "tracestitch_upstream_errors_total{route=\"unmatched\",kind=\"tls\"}"
+    " 0\n"
+    "tracestitch_upstream_errors_total{route=\"api\",kind=\"connect\"} 0\n"
+    "tracestitch_upstream_errors_total{route=\"api\",kind=\"timeout\"} 1\n"
+    "tracestitch_upstream_errors_total{route=\"api\",kind=\"reset\"} 0\n"
+    "tracestitch_upstream_errors_total{route=\"api\",kind=\"protocol\"} 0\n"
+    "tracestitch_upstream_errors_total{route=\"api\",kind=\"tls\"} 1\n"
+    "# HELP tracestitch_open_connections Open client connections.\n"
+    "# TYPE tracestitch_open_connections gauge\n"
+    "tracestitch_open_connections 2\n"
+    "# HELP tracestitch_request_duration_seconds Request duration, from "
+    "the request head to the last byte sent.\n"
+    "# TYPE tracestitch_request_duration_seconds histogram\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.0005\"} 3\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.001\"} 3\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.0025\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.005\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.01\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.025\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.05\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.1\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.25\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"0.5\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"1\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"2.5\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"5\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"10\"} 4\n"
+    "tracestitch_request_duration_seconds_bucket{le=\"+Inf\"} 5\n"
+    "tracestitch_request_duration_seconds_sum 20.0023\n"
+    "tracestitch_request_duration_seconds_count 5\n"
+    "# HELP tracestitch_connections_accepted_total Client connections "
+    "accepted\n"
+    "# TYPE tracestitch_connections_accepted_total counter\n"
+    "tracestitch_connections_accepted_total 3\n"
+    "# HELP tracestitch_framing_rejected_total Requests refused by the "
+    "framing guard\n"
+    "# TYPE tracestitch_framing_rejected_total counter\n"
+    "tracestitch_framing_rejected_total 0\n"
+    "# HELP tracestitch_client_timeouts_total Client connections closed by "
+    "a header, body or idle timeout\n"
+    "# TYPE tracestitch_client_timeouts_total counter\n"
+    "tracestitch_client_timeouts_total 0\n"
+    "# HELP tracestitch_config_reloads_total Configuration reloads\n"
+    "# TYPE tracestitch_config_reloads_total counter\n"
+    "tracestitch_config_reloads_total{result=\"ok\"} 1\n"
+    "tracestitch_config_reloads_total{result=\"failed\"} 2\n";
+
+START_TEST(test_render_exact)
+{
+	struct metrics *m1, *m2;
+	unsigned api;
+	char *out;
+
+	metrics_free_all();
+	m1 = metrics_new("worker-1");
+	m2 = metrics_new("worker-2");
+	api = metrics_route_slot("api");
+	ck_assert_uint_eq(api, 1);
+
+	metrics_request(m1, api, 200, 300, 10);
+	metrics_request(m1, api, 404, 1500, 5);
+	metrics_request(m1, 0, 502, 20000000, 0);
+	metrics_request(m2, api, 204, 500, 1);
+	metrics_request(m2, api, 101, 0, 0);
+	metrics_upstream_error(m1, api, METRICS_UPSTREAM_TIMEOUT);
+	metrics_upstream_error(m2, 0, METRICS_UPSTREAM_CONNECT);
+	metrics_upstream_error(m2, api, METRICS_UPSTREAM_TLS);
+	metrics_conn(m1, 1);
+	metrics_conn(m1, 1);
+	metrics_conn(m2, 1);
+	metrics_conn(m1, -1);
+	metrics_add(m1, METRICS_CONN_ACCEPTED, 2);
+	metrics_add(m2, METRICS_CONN_ACCEPTED, 1);
+	metrics_add(m2, METRICS_RELOADS_OK, 1);
+	metrics_add(m1, METRICS_RELOADS_FAILED, 2);
+
+	out = metrics_render();
+	ck_assert_ptr_nonnull(out);
+	ck_assert_str_eq(out, expected_render);
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+/* No blocks at all: every family still renders, with zeros. */
+START_TEST(test_render_empty)
+{
+	char *out;
+
+	metrics_free_all();
+	out = metrics_render();
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(series_value(out, "tracestitch_open_connections"), 0);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_requests_total{route=\"unmatched\",code=\"2xx\"}"), 0);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_request_duration_seconds_count"), 0);
+	ck_assert(strstr(out, "tracestitch_request_duration_seconds_sum 0\n")
+	    != NULL);
+	/* One HELP and one TYPE per family, even for shared names. */
+	ck_assert_int_eq(count_of(out,
+	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
+	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
+	ck_assert_int_eq(count_of(out, "# TYPE "), 5 + METRICS_NCOUNTERS - 1);
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+START_TEST(test_label_escaping)
+{
+	struct metrics *m;
+	unsigned slot;
+	char *out;
+
+	metrics_free_all();
+	m = metrics_new("w");
+	slot = metrics_route_slot("we\"ird\\name\nx");
+	metrics_request(m, slot, 200, 1, 0);
+	out = metrics_render();
+	ck_assert_int_eq(series_value(out, "tracestitch_requests_total{route="
+	    "\"we\\\"ird\\\\name\\nx\",code=\"2xx\"}"), 1);
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+static const struct {
+	uint64_t us;
+	const char *le;		/* the smallest bucket that counts it */
+	const char *below;	/* the bucket just below, or NULL */
+} bucket_cases[] = {
+	{ 0, "0.0005", NULL },
+	{ 500, "0.0005", NULL },
+	{ 501, "0.001", "0.0005" },
+	{ 2500, "0.0025", "0.001" },
+	{ 2501, "0.005", "0.0025" },
+	{ 99999, "0.1", "0.05" },
+	{ 1000000, "1", "0.5" },
+	{ 10000000, "10", "5" },
+	{ 10000001, "+Inf", "10" },
+	{ UINT64_C(1) << 40, "+Inf", "10" },
+};
+
+START_TEST(test_histogram_buckets)
+{
+	struct metrics *m;
+	char series[128], *out;
+
+	metrics_free_all();
+	m = metrics_new("w");
+	metrics_request(m, 0, 200, bucket_cases[_i].us, 0);
+	out = metrics_render();
+	snprintf(series, sizeof series,
+	    "tracestitch_request_duration_seconds_bucket{le=\"%s\"}",
+	    bucket_cases[_i].le);
+	ck_assert_int_eq(series_value(out, series), 1);
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_bucket{le=\"+Inf\"}"), 1);
+	if (bucket_cases[_i].below != NULL) {
+		snprintf(series, sizeof series,
+		    "tracestitch_request_duration_seconds_bucket{le=\"%s\"}",
+		    bucket_cases[_i].below);
+		ck_assert_int_eq(series_value(out, series), 0);
+	}
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+/* Buckets are cumulative and _sum is in seconds. */
+START_TEST(test_histogram_cumulative)
+{
+	struct metrics *m;
+	char *out;
+	unsigned i;
+
+	metrics_free_all();
+	m = metrics_new("w");
+	for (i = 0; i < TS_NITEMS(bucket_cases); i++)
+		metrics_request(m, 0, 200, bucket_cases[i].us % 20000000, 0);
+	out = metrics_render();
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_bucket{le=\"0.0005\"}"), 2);
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_bucket{le=\"0.0025\"}"), 4);
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_bucket{le=\"1\"}"), 7);
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_bucket{le=\"10\"}"), 8);
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_bucket{le=\"+Inf\"}"), 10);
+	ck_assert_int_eq(series_value(out, "tracestitch_request_duration_"
+	    "seconds_count"), 10);
+	free(out);
+
+	metrics_free_all();
+	m = metrics_new("w");
+	metrics_request(m, 0, 200, 1, 0);
+	metrics_request(m, 0, 200, 2500000, 0);
+	out = metrics_render();
+	ck_assert(strstr(out, "tracestitch_request_duration_seconds_sum "
+	    "2.500001\n") != NULL);
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+START_TEST(test_route_slots)
+{
+	char name[32];
+	unsigned i, a, b;
+
+	metrics_free_all();
+	ck_assert_uint_eq(metrics_route_slot(NULL), 0);
+	ck_assert_uint_eq(metrics_route_slot(""), 0);
+	ck_assert_uint_eq(metrics_route_slot("unmatched"), 0);
+	a = metrics_route_slot("a");
+	b = metrics_route_slot("b");
+	ck_assert_uint_eq(a, 1);
+	ck_assert_uint_eq(b, 2);
+	ck_assert_uint_eq(metrics_route_slot("a"), a);
+	ck_assert_uint_eq(metrics_route_slot("b"), b);
+	for (i = 3; i < METRICS_MAX_ROUTES; i++) {
+		snprintf(name, sizeof name, "r%u", i);
+		ck_assert_uint_eq(metrics_route_slot(name), i);
+	}
+	ts_expect_warning("more than");
+	ck_assert_uint_eq(metrics_route_slot("one-too-many"), 0);
+	ck_assert_int_eq(ts_warnings_seen, 1);
+	ts_expect_warning(NULL);
+	ck_assert_uint_eq(metrics_route_slot("r77"), 77);
+	ck_assert_uint_eq(metrics_route_slot("a"), a);
+	metrics_free_all();
+}
+END_TEST
+
+/* Out-of-range arguments are ignored or folded, never written past. */
+START_TEST(test_bad_arguments)
+{
+	struct metrics *m;
+	char *out;
+
+	metrics_free_all();
+	m = metrics_new(NULL);
+	metrics_request(m, METRICS_MAX_ROUTES + 5, 200, 1, 3);
+	metrics_request(m, 0, 0, 1, 0);
+	metrics_request(m, 0, 600, 1, 0);
+	metrics_upstream_error(m, 9999, METRICS_UPSTREAM_RESET);
+	metrics_upstream_error(m, 0, METRICS_UPSTREAM_NKINDS);
+	metrics_add(m, METRICS_NCOUNTERS, 1);
+	metrics_conn(m, -1);
+	out = metrics_render();
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_requests_total{route=\"unmatched\",code=\"2xx\"}"), 1);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_response_bytes_total{route=\"unmatched\"}"), 3);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_request_duration_seconds_count"), 3);
+	ck_assert_int_eq(series_value(out, "tracestitch_upstream_errors_total"
+	    "{route=\"unmatched\",kind=\"reset\"}"), 1);
+	ck_assert_int_eq(series_value(out, "tracestitch_open_connections"), -1);
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+#define WRITES 100000
+
+struct writer {
+	pthread_t thread;
+	struct metrics *m;
+	unsigned route;
+};
+
+static int writers_done;
+static int writers_go;
+
+static void *
+writer_main(void *arg)
+{
+	struct writer *w = arg;
+	int i;
+
+	while (!__atomic_load_n(&writers_go, __ATOMIC_ACQUIRE))
+		;	/* spin: start together with the reader */
+	for (i = 0; i < WRITES; i++) {
+		metrics_request(w->m, w->route, 200, 100, 1);
+		metrics_add(w->m, METRICS_CONN_ACCEPTED, 1);
+	}
+	__atomic_add_fetch(&writers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+START_TEST(test_threads)
+{
+	static const char series[] =
+	    "tracestitch_requests_total{route=\"api\",code=\"2xx\"}";
+	struct writer w[2];
+	long long last = 0, v;
+	unsigned api;
+	int i, renders = 0;
+	char *out;
+
+	metrics_free_all();
+	writers_done = 0;
+	writers_go = 0;
+	api = metrics_route_slot("api");
+	for (i = 0; i < 2; i++) {
+		w[i].m = metrics_new("writer");
+		w[i].route = api;
+		ck_assert_int_eq(pthread_create(&w[i].thread, NULL,
+		    writer_main, &w[i]), 0);
+	}
+	/* Render while they write: values only grow, never past the end. */
+	__atomic_store_n(&writers_go, 1, __ATOMIC_RELEASE);
+	do {
+		out = metrics_render();
+		ck_assert_ptr_nonnull(out);
+		v = series_value(out, series);
+		ck_assert_int_ge(v, last);
+		ck_assert_int_le(v, 2 * WRITES);
+		last = v;
+		renders++;
+		free(out);
+	} while (__atomic_load_n(&writers_done, __ATOMIC_ACQUIRE) < 2);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_join(w[i].thread, NULL), 0);
+	out = metrics_render();
+	ck_assert_int_eq(series_value(out, series), 2 * WRITES);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_connections_accepted_total"), 2 * WRITES);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_response_bytes_total{route=\"api\"}"), 2 * WRITES);
+	ck_assert_int_eq(series_value(out,
+	    "tracestitch_request_duration_seconds_bucket{le=\"0.0005\"}"),
+	    2 * WRITES);
+	ck_assert(strstr(out, "tracestitch_request_duration_seconds_sum 20\n")
+	    != NULL);
+	ck_assert_int_ge(renders, 1);
+	free(out);
+	metrics_free_all();
+}
+END_TEST
+
+static Suite *
+metrics_suite(void)
+{
+	Suite *s = suite_create("metrics");
+	TCase *tc;
+
+	tc = tcase_create("render");
+	tcase_add_test(tc, test_render_exact);
+	tcase_add_test(tc, test_render_empty);
+	tcase_add_test(tc, test_label_escaping);
+	tcase_add_loop_test(tc, test_histogram_buckets, 0,
+	    TS_NITEMS(bucket_cases));
+	tcase_add_test(tc, test_histogram_cumulative);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("slots");
+	tcase_add_test(tc, test_route_slots);
+	tcase_add_test(tc, test_bad_arguments);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_test(tc, test_threads);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TS_TEST_MAIN(metrics_suite)
