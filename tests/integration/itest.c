@@ -1,0 +1,1302 @@
+/*
+ * itest.c -- process, socket and log helpers for the integration suites.
+ *
+ * See itest.h.  Children are started with fork + execv, their stdout and
+ * stderr redirected to temp files; a registry lets itest_cleanup_all() stop
+ * every one of them by PID.  The raw client is a small blocking-with-poll
+ * HTTP/1.1 reader (RFC 9112 section 6.3 message body length rules: no body
+ * for HEAD, 1xx, 204, 304; chunked; Content-Length; else until close).
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <check.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "itest.h"
+
+#define ITEST_MAX_PROCS		16
+#define ITEST_MAX_TEMPS		32
+
+static struct itest_proc *itest_procs[ITEST_MAX_PROCS];
+static char *itest_temps[ITEST_MAX_TEMPS];
+static char itest_errbuf[512];
+static bool itest_atexit_set;
+
+static void itest_fail_set(const char *, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Record why a helper failed. */
+static void
+itest_fail_set(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(itest_errbuf, sizeof itest_errbuf, fmt, ap);
+	va_end(ap);
+}
+
+/* Description of the last failure. */
+const char *
+itest_error(void)
+{
+	return itest_errbuf;
+}
+
+/* Monotonic milliseconds. */
+int64_t
+itest_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+itest_remaining(int64_t deadline)
+{
+	int64_t left = deadline - itest_now_ms();
+
+	return left < 0 ? 0 : (int)left;
+}
+
+/* A short pause between polls of a file (10 ms). */
+static void
+itest_tick(void)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* printf into a new string. */
+char *
+itest_strf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		ck_abort_msg("vasprintf failed");
+	return s;
+}
+
+static const char *
+itest_tmpdir(void)
+{
+	const char *d = getenv("TMPDIR");
+
+	return d != NULL && *d != '\0' ? d : "/tmp";
+}
+
+static void
+itest_atexit(void)
+{
+	itest_cleanup_all();
+}
+
+static void
+itest_register_atexit(void)
+{
+	if (!itest_atexit_set) {
+		atexit(itest_atexit);
+		itest_atexit_set = true;
+	}
+}
+
+/* Create an empty temp file and register it; returns its path. */
+static char *
+itest_temp_path(const char *suffix)
+{
+	char *path;
+	size_t i;
+	int fd;
+
+	itest_register_atexit();
+	path = itest_strf("%s/itest-XXXXXX%s", itest_tmpdir(),
+	    suffix != NULL ? suffix : "");
+	fd = mkstemps(path, suffix != NULL ? (int)strlen(suffix) : 0);
+	if (fd == -1)
+		ck_abort_msg("mkstemps %s: %s", path, strerror(errno));
+	close(fd);
+	for (i = 0; i < ITEST_MAX_TEMPS; i++) {
+		if (itest_temps[i] == NULL) {
+			itest_temps[i] = path;
+			return path;
+		}
+	}
+	ck_abort_msg("too many temp files");
+	return NULL;
+}
+
+static void
+itest_write_all_fd(int fd, const char *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ck_abort_msg("write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Write content to a new temp file. */
+char *
+itest_write_temp(const char *content, const char *suffix)
+{
+	char *path = itest_temp_path(suffix);
+	int fd;
+
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd == -1)
+		ck_abort_msg("open %s: %s", path, strerror(errno));
+	itest_write_all_fd(fd, content, strlen(content));
+	close(fd);
+	return path;
+}
+
+/* Replace a file's content atomically. */
+void
+itest_rewrite(const char *path, const char *content)
+{
+	char *tmp = itest_strf("%s.new", path);
+	int fd;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd == -1)
+		ck_abort_msg("open %s: %s", tmp, strerror(errno));
+	itest_write_all_fd(fd, content, strlen(content));
+	close(fd);
+	if (rename(tmp, path) == -1)
+		ck_abort_msg("rename %s: %s", tmp, strerror(errno));
+	free(tmp);
+}
+
+/* Path of the gateway binary. */
+const char *
+itest_gateway_path(void)
+{
+	static char buf[4096];
+	const char *root = getenv("TS_BUILD_ROOT");
+
+	snprintf(buf, sizeof buf, "%s/src/tracestitch",
+	    root != NULL ? root : ".");
+	return buf;
+}
+
+/* Path of the fake backend. */
+const char *
+itest_backend_path(void)
+{
+	static char buf[4096];
+	const char *p = getenv("TS_FAKE_BACKEND");
+	const char *root = getenv("TS_BUILD_ROOT");
+
+	if (p != NULL && *p != '\0')
+		return p;
+	snprintf(buf, sizeof buf, "%s/tests/support/fake_backend",
+	    root != NULL ? root : ".");
+	return buf;
+}
+
+/* fork + exec argv with stdout/stderr to the given files. */
+static pid_t
+itest_spawn(const char *const *argv, const char *out_path,
+    const char *err_path)
+{
+	pid_t parent = getpid(), pid;
+	int fd;
+
+	pid = fork();
+	if (pid == -1)
+		ck_abort_msg("fork: %s", strerror(errno));
+	if (pid > 0)
+		return pid;
+
+	/* Child: die with the test process, whatever kills it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd != -1) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	fd = open(out_path, O_WRONLY | O_APPEND);
+	if (fd != -1) {
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	fd = open(err_path, O_WRONLY | O_APPEND);
+	if (fd != -1) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	signal(SIGPIPE, SIG_DFL);
+	execv(argv[0], (char *const *)argv);
+	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static struct itest_proc *
+itest_proc_new(const char *name)
+{
+	struct itest_proc *p;
+	size_t i;
+
+	itest_register_atexit();
+	p = calloc(1, sizeof *p);
+	p->name = strdup(name);
+	p->out_path = itest_temp_path(".out");
+	p->err_path = itest_temp_path(".err");
+	for (i = 0; i < ITEST_MAX_PROCS; i++) {
+		if (itest_procs[i] == NULL) {
+			itest_procs[i] = p;
+			return p;
+		}
+	}
+	ck_abort_msg("too many processes");
+	return NULL;
+}
+
+/* Reap without blocking; true once exited. */
+static bool
+itest_proc_poll(struct itest_proc *p)
+{
+	pid_t r;
+
+	if (p->reaped)
+		return true;
+	r = waitpid(p->pid, &p->status, WNOHANG);
+	if (r == p->pid) {
+		p->reaped = true;
+		return true;
+	}
+	return false;
+}
+
+/* Whole content of a file (caller frees), "" if unreadable. */
+static char *
+itest_slurp(const char *path, size_t *lenp)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap == 0 ? 8192 : cap * 2;
+			buf = realloc(buf, cap);
+		}
+		if (fd == -1)
+			break;
+		n = read(fd, buf + len, cap - len - 1);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (fd != -1)
+		close(fd);
+	buf[len] = '\0';
+	if (lenp != NULL)
+		*lenp = len;
+	return buf;
+}
+
+/* Size of a captured stream. */
+size_t
+itest_log_size(struct itest_proc *p, enum itest_stream s)
+{
+	struct stat st;
+
+	if (stat(s == ITEST_STDOUT ? p->out_path : p->err_path, &st) == -1)
+		return 0;
+	return (size_t)st.st_size;
+}
+
+/* All of a captured stream. */
+char *
+itest_log_read(struct itest_proc *p, enum itest_stream s)
+{
+	return itest_slurp(s == ITEST_STDOUT ? p->out_path : p->err_path,
+	    NULL);
+}
+
+/* Wait for needle in a stream after offset from. */
+long
+itest_log_wait(struct itest_proc *p, enum itest_stream s, const char *needle,
+    size_t from, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+	char *text, *hit;
+	size_t len;
+	long off;
+
+	for (;;) {
+		text = itest_slurp(s == ITEST_STDOUT ? p->out_path :
+		    p->err_path, &len);
+		hit = from < len ? strstr(text + from, needle) : NULL;
+		if (hit != NULL) {
+			off = (long)(hit - text) + (long)strlen(needle);
+			free(text);
+			return off;
+		}
+		free(text);
+		if (itest_now_ms() >= deadline)
+			return -1;
+		itest_tick();
+	}
+}
+
+/* Occurrences of needle from offset from. */
+size_t
+itest_log_count(struct itest_proc *p, enum itest_stream s, const char *needle,
+    size_t from)
+{
+	char *text, *q;
+	size_t len, n = 0;
+
+	text = itest_log_read(p, s);
+	len = strlen(text);
+	for (q = from < len ? text + from : text + len;
+	    (q = strstr(q, needle)) != NULL; q += strlen(needle))
+		n++;
+	free(text);
+	return n;
+}
+
+/* Port number after the last ':' of the URL that starts at p. */
+static uint16_t
+itest_url_port(const char *p)
+{
+	const char *eol = strchr(p, '\n'), *colon = NULL, *q;
+
+	if (eol == NULL)
+		eol = p + strlen(p);
+	for (q = p; q < eol; q++)
+		if (*q == ':')
+			colon = q;
+	if (colon == NULL)
+		return 0;
+	return (uint16_t)strtoul(colon + 1, NULL, 10);
+}
+
+/* Start the fake backend. */
+struct itest_proc *
+itest_backend_start(const char *name)
+{
+	const char *argv[6];
+	struct itest_proc *p;
+	const char *needle = "listening on http://127.0.0.1:";
+	char *text;
+	long off;
+
+	p = itest_proc_new(name);
+	argv[0] = itest_backend_path();
+	argv[1] = "-p";
+	argv[2] = "0";
+	argv[3] = "-n";
+	argv[4] = name;
+	argv[5] = NULL;
+	p->pid = itest_spawn(argv, p->out_path, p->err_path);
+	off = itest_log_wait(p, ITEST_STDOUT, needle, 0, ITEST_TIMEOUT_MS);
+	if (off < 0) {
+		text = itest_log_read(p, ITEST_STDERR);
+		ck_abort_msg("fake backend %s did not start: %s", name, text);
+	}
+	text = itest_log_read(p, ITEST_STDOUT);
+	p->port = (uint16_t)strtoul(text + off, NULL, 10);
+	free(text);
+	p->ports[0] = p->port;
+	p->n_ports = 1;
+	return p;
+}
+
+/* Parse the gateway's startup lines in text. */
+static void
+itest_gateway_parse(struct itest_proc *p, const char *text)
+{
+	const char *q;
+
+	for (q = text; (q = strstr(q, "listening on http")) != NULL; q++) {
+		bool admin = q - text >= 6 && strncmp(q - 6, "admin ", 6) == 0;
+		uint16_t port = itest_url_port(q);
+
+		if (admin)
+			p->admin_port = port;
+		else if (p->n_ports < ITEST_MAX_PORTS) {
+			p->ports[p->n_ports++] = port;
+			if (strncmp(q, "listening on https://", 21) == 0)
+				p->https = true;
+		}
+	}
+	p->port = p->n_ports > 0 ? p->ports[0] : 0;
+}
+
+/* Start the gateway with an existing config file. */
+struct itest_proc *
+itest_gateway_start_file(const char *path)
+{
+	const char *argv[4];
+	struct itest_proc *p;
+	int64_t deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	char *text;
+
+	p = itest_proc_new("tracestitch");
+	p->cfg_path = strdup(path);
+	argv[0] = itest_gateway_path();
+	argv[1] = "-c";
+	argv[2] = path;
+	argv[3] = NULL;
+	p->pid = itest_spawn(argv, p->out_path, p->err_path);
+	for (;;) {
+		text = itest_log_read(p, ITEST_STDERR);
+		if (strstr(text, "info: ready") != NULL)
+			break;
+		if (itest_proc_poll(p) || itest_now_ms() >= deadline) {
+			ck_abort_msg("gateway did not become ready (%s); "
+			    "stderr:\n%s",
+			    p->reaped ? "it exited" : "timeout", text);
+		}
+		free(text);
+		itest_tick();
+	}
+	itest_gateway_parse(p, text);
+	free(text);
+	ck_assert_msg(p->port != 0, "no listening port in the gateway log");
+	return p;
+}
+
+/* Start the gateway with this YAML. */
+struct itest_proc *
+itest_gateway_start(const char *yaml)
+{
+	return itest_gateway_start_file(itest_write_temp(yaml, ".yaml"));
+}
+
+/* A one-route config. */
+char *
+itest_config_simple(uint16_t backend_port, const char *server_extra,
+    const char *upstream_extra)
+{
+	return itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 2\n"
+	    "%s"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    path_prefix: /\n"
+	    "    upstream:\n"
+	    "      url: http://127.0.0.1:%u\n"
+	    "%s"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    server_extra != NULL ? server_extra : "", backend_port,
+	    upstream_extra != NULL ? upstream_extra : "");
+}
+
+/* Run the gateway to completion. */
+int
+itest_gateway_run(const char *const *args, char **out, char **err,
+    int timeout_ms)
+{
+	const char *argv[16];
+	struct itest_proc *p;
+	size_t i;
+	int st;
+
+	p = itest_proc_new("tracestitch-run");
+	argv[0] = itest_gateway_path();
+	for (i = 0; args[i] != NULL && i < 14; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	p->pid = itest_spawn(argv, p->out_path, p->err_path);
+	st = itest_proc_wait(p, timeout_ms);
+	if (out != NULL)
+		*out = itest_log_read(p, ITEST_STDOUT);
+	if (err != NULL)
+		*err = itest_log_read(p, ITEST_STDERR);
+	itest_proc_free(p);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* Send a signal to a running process. */
+void
+itest_proc_signal(struct itest_proc *p, int sig)
+{
+	ck_assert_msg(!itest_proc_poll(p), "%s (pid %d) already exited",
+	    p->name, (int)p->pid);
+	if (kill(p->pid, sig) == -1)
+		ck_abort_msg("kill %d: %s", (int)p->pid, strerror(errno));
+}
+
+/* Wait for exit with a deadline. */
+int
+itest_proc_wait(struct itest_proc *p, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+
+	while (!itest_proc_poll(p)) {
+		if (itest_now_ms() >= deadline)
+			return -1;
+		itest_tick();
+	}
+	return p->status;
+}
+
+/* Signal, wait, SIGKILL after the deadline. */
+int
+itest_proc_stop(struct itest_proc *p, int sig, int timeout_ms)
+{
+	if (itest_proc_poll(p))
+		return p->status;
+	kill(p->pid, sig);
+	if (itest_proc_wait(p, timeout_ms) != -1)
+		return p->status;
+	kill(p->pid, SIGKILL);
+	while (waitpid(p->pid, &p->status, 0) == -1 && errno == EINTR)
+		;
+	p->reaped = true;
+	return p->status;
+}
+
+/* Stop if running and free. */
+void
+itest_proc_free(struct itest_proc *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	if (p->pid > 0 && !p->reaped)
+		itest_proc_stop(p, SIGTERM, 5000);
+	for (i = 0; i < ITEST_MAX_PROCS; i++)
+		if (itest_procs[i] == p)
+			itest_procs[i] = NULL;
+	free(p->name);
+	free(p->cfg_path);
+	free(p);
+}
+
+/* Stop every process and remove every temp file. */
+void
+itest_cleanup_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < ITEST_MAX_PROCS; i++)
+		if (itest_procs[i] != NULL)
+			itest_proc_free(itest_procs[i]);
+	for (i = 0; i < ITEST_MAX_TEMPS; i++) {
+		if (itest_temps[i] != NULL) {
+			unlink(itest_temps[i]);
+			free(itest_temps[i]);
+			itest_temps[i] = NULL;
+		}
+	}
+}
+
+/* VmRSS in KiB. */
+long
+itest_rss_kb(pid_t pid)
+{
+	char path[64], *text, *q;
+	long kb = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	text = itest_slurp(path, NULL);
+	q = strstr(text, "VmRSS:");
+	if (q != NULL)
+		kb = strtol(q + 6, NULL, 10);
+	free(text);
+	return kb;
+}
+
+/* Connect to 127.0.0.1:port. */
+int
+itest_connect_fd(uint16_t port)
+{
+	struct sockaddr_in sin;
+	int fd, one = 1, e;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* Connect or fail. */
+struct itest_conn *
+itest_connect(uint16_t port)
+{
+	struct itest_conn *c;
+	int fd;
+
+	fd = itest_connect_fd(port);
+	if (fd == -1)
+		ck_abort_msg("connect 127.0.0.1:%u: %s", port,
+		    strerror(errno));
+	c = calloc(1, sizeof *c);
+	c->fd = fd;
+	return c;
+}
+
+void
+itest_conn_free(struct itest_conn *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+/* Send all bytes. */
+int
+itest_send(struct itest_conn *c, const void *data, size_t len,
+    int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+	const char *p = data;
+	struct pollfd pfd;
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno != EAGAIN) {
+			itest_fail_set("send: %s", strerror(errno));
+			return -1;
+		}
+		pfd.fd = c->fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, itest_remaining(deadline)) <= 0) {
+			itest_fail_set("send: timeout");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* printf and send. */
+int
+itest_sendf(struct itest_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	r = itest_send(c, s, (size_t)n, ITEST_TIMEOUT_MS);
+	free(s);
+	return r;
+}
+
+/*
+ * Read more bytes into the buffer before the deadline.  Returns bytes
+ * read, 0 on EOF, -1 on error or timeout.
+ */
+static ssize_t
+itest_fill(struct itest_conn *c, int64_t deadline)
+{
+	struct pollfd pfd;
+	ssize_t n;
+	int r;
+
+	if (c->eof)
+		return 0;
+	if (c->off > 0 && c->off == c->len)
+		c->off = c->len = 0;
+	if (c->off > 65536) {
+		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		c->len -= c->off;
+		c->off = 0;
+	}
+	if (c->cap - c->len < 16384) {
+		c->cap = c->cap == 0 ? 65536 : c->cap * 2;
+		c->buf = realloc(c->buf, c->cap + 1);
+	}
+	for (;;) {
+		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n > 0) {
+			c->len += (size_t)n;
+			return n;
+		}
+		if (n == 0) {
+			c->eof = true;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == ECONNRESET) {
+			c->eof = true;
+			itest_fail_set("connection reset by peer");
+			return -1;
+		}
+		if (errno != EAGAIN) {
+			itest_fail_set("recv: %s", strerror(errno));
+			return -1;
+		}
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		r = poll(&pfd, 1, itest_remaining(deadline));
+		if (r == 0) {
+			itest_fail_set("timeout waiting for data");
+			return -1;
+		}
+	}
+}
+
+/* True if data or EOF is waiting. */
+bool
+itest_readable(struct itest_conn *c, int timeout_ms)
+{
+	struct pollfd pfd;
+
+	if (c->len > c->off || c->eof)
+		return true;
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	return poll(&pfd, 1, timeout_ms) > 0;
+}
+
+/* Wait for the peer to close. */
+bool
+itest_wait_closed(struct itest_conn *c, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+	ssize_t n;
+
+	for (;;) {
+		n = itest_fill(c, deadline);
+		if (n == 0 || c->eof)
+			return true;
+		if (n < 0)
+			return false;
+	}
+}
+
+/* Position of CRLF at or after the read offset, or -1. */
+static long
+itest_find_crlf(struct itest_conn *c, size_t from)
+{
+	size_t i;
+
+	for (i = c->off + from; i + 1 < c->len; i++)
+		if (c->buf[i] == '\r' && c->buf[i + 1] == '\n')
+			return (long)(i - c->off);
+	return -1;
+}
+
+/* Read one CRLF-terminated line (without CRLF); caller frees. */
+static char *
+itest_read_line(struct itest_conn *c, int64_t deadline)
+{
+	char *line;
+	long pos;
+	ssize_t n;
+
+	while ((pos = itest_find_crlf(c, 0)) < 0) {
+		n = itest_fill(c, deadline);
+		if (n <= 0) {
+			if (n == 0)
+				itest_fail_set("EOF in a line");
+			return NULL;
+		}
+	}
+	line = strndup(c->buf + c->off, (size_t)pos);
+	c->off += (size_t)pos + 2;
+	return line;
+}
+
+/* Free the parts of a response. */
+void
+itest_resp_clear(struct itest_resp *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_hdrs; i++) {
+		free(r->hdrs[i].name);
+		free(r->hdrs[i].value);
+	}
+	free(r->hdrs);
+	free(r->head);
+	free(r->version);
+	free(r->reason);
+	free(r->body);
+	memset(r, 0, sizeof *r);
+}
+
+/* Parse a complete head of len bytes at p into r. */
+static int
+itest_parse_head(struct itest_resp *r, const char *p, size_t len)
+{
+	char *copy, *line, *next, *sp, *colon, *v, *e;
+
+	r->head = strndup(p, len);
+	copy = strndup(p, len);
+	next = strstr(copy, "\r\n");
+	*next = '\0';
+	sp = strchr(copy, ' ');
+	if (sp == NULL || strncmp(copy, "HTTP/", 5) != 0) {
+		itest_fail_set("bad status line: %s", copy);
+		free(copy);
+		return -1;
+	}
+	r->version = strndup(copy, (size_t)(sp - copy));
+	r->status = atoi(sp + 1);
+	v = strchr(sp + 1, ' ');
+	r->reason = strdup(v != NULL ? v + 1 : "");
+	for (line = next + 2; (next = strstr(line, "\r\n")) != NULL &&
+	    next != line; line = next + 2) {
+		*next = '\0';
+		colon = strchr(line, ':');
+		if (colon == NULL) {
+			itest_fail_set("bad header line: %s", line);
+			free(copy);
+			return -1;
+		}
+		v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		e = v + strlen(v);
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		r->hdrs = realloc(r->hdrs, (r->n_hdrs + 1) * sizeof *r->hdrs);
+		r->hdrs[r->n_hdrs].name = strndup(line, (size_t)(colon - line));
+		r->hdrs[r->n_hdrs].value = strndup(v, (size_t)(e - v));
+		r->n_hdrs++;
+	}
+	free(copy);
+	return 0;
+}
+
+struct itest_sink {
+	itest_body_fn fn;
+	void *arg;
+	struct itest_resp *r;
+	size_t cap;
+};
+
+/* Hand body bytes to the callback or the stored body. */
+static int
+itest_sink_put(struct itest_sink *s, const char *data, size_t len)
+{
+	if (s->fn != NULL) {
+		s->r->body_len += len;
+		return s->fn(data, len, s->arg);
+	}
+	if (s->r->body_len + len + 1 > s->cap) {
+		while (s->r->body_len + len + 1 > s->cap)
+			s->cap = s->cap == 0 ? 4096 : s->cap * 2;
+		s->r->body = realloc(s->r->body, s->cap);
+	}
+	memcpy(s->r->body + s->r->body_len, data, len);
+	s->r->body_len += len;
+	s->r->body[s->r->body_len] = '\0';
+	return 0;
+}
+
+/* Move n body bytes (or until EOF when n is -1) to the sink. */
+static int
+itest_body_bytes(struct itest_conn *c, struct itest_sink *s, int64_t n,
+    int64_t deadline)
+{
+	size_t avail, take;
+	ssize_t got;
+
+	while (n != 0) {
+		avail = c->len - c->off;
+		if (avail == 0) {
+			got = itest_fill(c, deadline);
+			if (got < 0)
+				return -1;
+			if (got == 0) {
+				if (n < 0)
+					return 0;
+				itest_fail_set("EOF with %lld body bytes "
+				    "missing", (long long)n);
+				return -1;
+			}
+			continue;
+		}
+		take = n < 0 || (uint64_t)n > avail ? avail : (size_t)n;
+		if (itest_sink_put(s, c->buf + c->off, take) == -1) {
+			itest_fail_set("body consumer aborted");
+			return -1;
+		}
+		c->off += take;
+		if (n > 0)
+			n -= (int64_t)take;
+	}
+	return 0;
+}
+
+/* Read one response, body to a callback or stored. */
+int
+itest_read_response_cb(struct itest_conn *c, struct itest_resp *r, int flags,
+    int timeout_ms, itest_body_fn fn, void *arg)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+	struct itest_sink sink = { fn, arg, r, 0 };
+	const char *te, *cl, *conn;
+	char *line, *end;
+	long pos;
+	ssize_t n;
+	uint64_t size;
+
+	memset(r, 0, sizeof *r);
+	for (;;) {
+		/* Find the end of the head. */
+		for (;;) {
+			pos = -1;
+			if (c->len - c->off >= 4) {
+				size_t i;
+
+				for (i = c->off; i + 3 < c->len; i++) {
+					if (memcmp(c->buf + i, "\r\n\r\n",
+					    4) == 0) {
+						pos = (long)(i - c->off);
+						break;
+					}
+				}
+			}
+			if (pos >= 0)
+				break;
+			n = itest_fill(c, deadline);
+			if (n < 0)
+				return -1;
+			if (n == 0) {
+				itest_fail_set(c->len == c->off ?
+				    "connection closed before a response" :
+				    "EOF inside the response head");
+				r->closed = true;
+				return -1;
+			}
+		}
+		if (itest_parse_head(r, c->buf + c->off, (size_t)pos + 4) == -1)
+			return -1;
+		c->off += (size_t)pos + 4;
+		if (r->status >= 100 && r->status < 200 && r->status != 101) {
+			itest_resp_clear(r);
+			continue;
+		}
+		break;
+	}
+
+	conn = itest_resp_header(r, "Connection");
+	te = itest_resp_header(r, "Transfer-Encoding");
+	cl = itest_resp_header(r, "Content-Length");
+	if ((flags & ITEST_HEAD_REQUEST) || r->status == 204 ||
+	    r->status == 304 || (r->status >= 100 && r->status < 200)) {
+		/* no body */
+	} else if (te != NULL) {
+		r->chunked = true;
+		for (;;) {
+			line = itest_read_line(c, deadline);
+			if (line == NULL)
+				return -1;
+			errno = 0;
+			size = strtoull(line, &end, 16);
+			if (end == line || (*end != '\0' && *end != ';')) {
+				itest_fail_set("bad chunk size line: %s", line);
+				free(line);
+				return -1;
+			}
+			free(line);
+			if (size == 0)
+				break;
+			if (itest_body_bytes(c, &sink, (int64_t)size,
+			    deadline) == -1)
+				return -1;
+			line = itest_read_line(c, deadline);
+			if (line == NULL)
+				return -1;
+			if (*line != '\0') {
+				itest_fail_set("no CRLF after chunk data");
+				free(line);
+				return -1;
+			}
+			free(line);
+		}
+		/* Trailer section up to the empty line. */
+		for (;;) {
+			line = itest_read_line(c, deadline);
+			if (line == NULL)
+				return -1;
+			if (*line == '\0') {
+				free(line);
+				break;
+			}
+			free(line);
+		}
+	} else if (cl != NULL) {
+		if (itest_body_bytes(c, &sink, (int64_t)strtoull(cl, NULL, 10),
+		    deadline) == -1)
+			return -1;
+	} else {
+		if (itest_body_bytes(c, &sink, -1, deadline) == -1)
+			return -1;
+		r->closed = true;
+	}
+	if (fn == NULL && r->body == NULL)
+		r->body = strdup("");
+	if (conn != NULL && strcasestr(conn, "close") != NULL)
+		r->closed = true;
+	return 0;
+}
+
+/* Read one response, body stored. */
+int
+itest_read_response(struct itest_conn *c, struct itest_resp *r, int flags,
+    int timeout_ms)
+{
+	return itest_read_response_cb(c, r, flags, timeout_ms, NULL, NULL);
+}
+
+/* First value of a header. */
+const char *
+itest_resp_header(const struct itest_resp *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_hdrs; i++)
+		if (strcasecmp(r->hdrs[i].name, name) == 0)
+			return r->hdrs[i].value;
+	return NULL;
+}
+
+/* Number of header lines called name. */
+size_t
+itest_resp_count(const struct itest_resp *r, const char *name)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < r->n_hdrs; i++)
+		if (strcasecmp(r->hdrs[i].name, name) == 0)
+			n++;
+	return n;
+}
+
+/* Parse the body as JSON. */
+json_t *
+itest_resp_json(const struct itest_resp *r)
+{
+	json_error_t err;
+	json_t *j;
+
+	j = json_loadb(r->body != NULL ? r->body : "", r->body_len, 0, &err);
+	if (j == NULL)
+		ck_abort_msg("response body is not JSON (%s): %.*s", err.text,
+		    (int)(r->body_len > 400 ? 400 : r->body_len),
+		    r->body != NULL ? r->body : "");
+	return j;
+}
+
+/* One-shot request. */
+int
+itest_request(uint16_t port, const char *raw, size_t len,
+    struct itest_resp *r, int flags, int timeout_ms)
+{
+	struct itest_conn *c;
+	int rv;
+
+	memset(r, 0, sizeof *r);
+	c = itest_connect(port);
+	rv = itest_send(c, raw, len, timeout_ms);
+	if (rv == 0)
+		rv = itest_read_response(c, r, flags, timeout_ms);
+	itest_conn_free(c);
+	return rv;
+}
+
+/* One-shot GET. */
+int
+itest_get(uint16_t port, const char *path, struct itest_resp *r)
+{
+	char *raw;
+	int rv;
+
+	raw = itest_strf("GET %s HTTP/1.1\r\nHost: itest.test\r\n"
+	    "Connection: close\r\n\r\n", path);
+	rv = itest_request(port, raw, strlen(raw), r, 0, ITEST_TIMEOUT_MS);
+	free(raw);
+	return rv;
+}
+
+static uint64_t
+itest_backend_stat(struct itest_proc *b, const char *key)
+{
+	struct itest_resp r;
+	json_t *j;
+	uint64_t v;
+
+	if (itest_get(b->port, "/stats", &r) == -1)
+		ck_abort_msg("backend /stats: %s", itest_error());
+	j = itest_resp_json(&r);
+	v = (uint64_t)json_integer_value(json_object_get(j, key));
+	json_decref(j);
+	itest_resp_clear(&r);
+	return v;
+}
+
+/* Requests the backend served (other than /stats). */
+uint64_t
+itest_backend_requests(struct itest_proc *b)
+{
+	return itest_backend_stat(b, "requests");
+}
+
+/* Connections that carried such requests. */
+uint64_t
+itest_backend_connections(struct itest_proc *b)
+{
+	return itest_backend_stat(b, "connections");
+}
+
+/* True if every `k="v"` of want is in the label set [p, e). */
+static bool
+itest_labels_match(const char *p, const char *e, const char *want)
+{
+	const char *w = want, *comma;
+	char item[256];
+	size_t n;
+
+	while (w != NULL && *w != '\0') {
+		comma = strstr(w, "\",");
+		n = comma != NULL ? (size_t)(comma - w) + 1 : strlen(w);
+		if (n >= sizeof item)
+			return false;
+		memcpy(item, w, n);
+		item[n] = '\0';
+		if (memmem(p, (size_t)(e - p), item, n) == NULL)
+			return false;
+		w = comma != NULL ? comma + 2 : NULL;
+	}
+	return true;
+}
+
+/* Value of one Prometheus sample. */
+double
+itest_metric(const char *text, const char *name, const char *labels)
+{
+	size_t nl = strlen(name);
+	const char *line, *next, *p, *lb, *le;
+
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			next++;
+		if (*line == '#' || strncmp(line, name, nl) != 0)
+			continue;
+		p = line + nl;
+		lb = le = p;
+		if (*p == '{') {
+			lb = p + 1;
+			le = strchr(lb, '}');
+			if (le == NULL)
+				continue;
+			p = le + 1;
+		} else if (*p != ' ')
+			continue;
+		if (labels != NULL && !itest_labels_match(lb, le, labels))
+			continue;
+		return strtod(p, NULL);
+	}
+	return -1;
+}
+
+/* sha256 hex. */
+void
+itest_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (i = 0; i < mdlen && i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	out[64] = '\0';
+}
+
+/* Run a suite; 77 (skip) if it needs a gateway binary that is missing. */
+int
+itest_main(Suite *(*suite_fn)(void), bool needs_gateway)
+{
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (needs_gateway && access(itest_gateway_path(), X_OK) == -1) {
+		fprintf(stderr, "%s: %s\n", itest_gateway_path(),
+		    strerror(errno));
+		return 77;
+	}
+	sr = srunner_create(suite_fn());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
