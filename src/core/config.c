@@ -854,18 +854,19 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		*(char **)(void *)field = xstrdup(v->str);
 		break;
 	case CT_ENUM:
-		if (v->type == YAML_TREE_SCALAR) {
-			for (i = 0; r->choices[i] != NULL; i++) {
-				if (strcmp(v->str, r->choices[i]) == 0) {
-					*(int *)(void *)field = (int)i;
-					return 0;
-				}
-			}
+		for (i = 0; v->type == YAML_TREE_SCALAR &&
+		    r->choices[i] != NULL; i++) {
+			if (strcmp(v->str, r->choices[i]) == 0)
+				break;
 		}
-		cfg_error(ctx, v, dpath, "expected %s, got %s",
-		    cfg_fmt_choices(r->choices),
-		    yaml_tree_describe(v, buf, sizeof buf));
-		return -1;
+		if (v->type != YAML_TREE_SCALAR || r->choices[i] == NULL) {
+			cfg_error(ctx, v, dpath, "expected %s, got %s",
+			    cfg_fmt_choices(r->choices),
+			    yaml_tree_describe(v, buf, sizeof buf));
+			return -1;
+		}
+		*(int *)(void *)field = (int)i;
+		break;
 	case CT_STRV: {
 		struct config_strv sv;
 

@@ -1,7 +1,780 @@
-/* test_config.c: not written yet; skipped. */
-int main(void);
-int
-main(void)
+/*
+ * test_config.c -- the configuration loader: defaults, a file with every
+ * key, the bad fixtures (tests/data/config/bad/NAME.yaml against the
+ * exact lines of NAME.err), environment overrides, per-route CORS
+ * resolution, the shipped conf/ files, refcounting and reload checks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ts_test.h"
+#include "util.h"
+#include "yaml_tree.h"
+
+static char *const no_env[] = { NULL };
+
+/* Read a whole file into a NUL-terminated buffer (caller frees). */
+static char *
+read_file(const char *path, size_t *lenp)
 {
-	return 77;
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = xmalloc((size_t)n + 1);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	if (lenp != NULL)
+		*lenp = (size_t)n;
+	return buf;
 }
+
+/* Load a document that must be valid. */
+static struct config *
+load_ok(const char *text, char *const *env)
+{
+	struct config *cfg;
+	char *errors;
+
+	if (config_load_string("t.yaml", text, strlen(text), env, &cfg,
+	    &errors) != 0)
+		ck_abort_msg("unexpected errors:\n%s", errors);
+	ck_assert_ptr_null(errors);
+	return cfg;
+}
+
+/* Load a document that must fail; returns the errors. */
+static char *
+load_bad(const char *text, char *const *env)
+{
+	struct config *cfg;
+	char *errors;
+
+	ck_assert_int_eq(config_load_string("t.yaml", text, strlen(text), env,
+	    &cfg, &errors), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_ptr_nonnull(errors);
+	return errors;
+}
+
+static const char minimal[] =
+    "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n";
+
+START_TEST(test_defaults)
+{
+	struct config *cfg;
+	struct config_route *r;
+
+	cfg = load_ok(minimal, no_env);
+	ck_assert_int_eq(cfg->refs, 1);
+	ck_assert_str_eq(cfg->path, "t.yaml");
+	ck_assert_uint_eq(cfg->n_listen, 1);
+	ck_assert_str_eq(cfg->listen[0].host, "0.0.0.0");
+	ck_assert_uint_eq(cfg->listen[0].port, 8080);
+	ck_assert_str_eq(cfg->listen[0].text, "0.0.0.0:8080");
+	ck_assert_ptr_null(cfg->tls.cert);
+	ck_assert_ptr_null(cfg->tls.key);
+	ck_assert_uint_eq(cfg->workers, (unsigned)TS_MIN(util_ncpu(), 256));
+	ck_assert_uint_eq(cfg->limits.max_header_bytes, 16384);
+	ck_assert_uint_eq(cfg->limits.max_body_bytes, 10485760);
+	ck_assert_uint_eq(cfg->limits.header_timeout_ms, 10000);
+	ck_assert_uint_eq(cfg->limits.body_timeout_ms, 30000);
+	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 60000);
+	ck_assert_uint_eq(cfg->limits.max_connections, 10000);
+	ck_assert(!cfg->has_admin);
+
+	ck_assert_uint_eq(cfg->n_routes, 1);
+	r = &cfg->routes[0];
+	ck_assert_str_eq(r->name, "route0");
+	ck_assert_ptr_null(r->host);
+	ck_assert_str_eq(r->path_prefix, "/");
+	ck_assert_uint_eq(r->path_prefix_len, 1);
+	ck_assert_str_eq(r->upstream.url, "http://127.0.0.1:9000");
+	ck_assert_int_eq(r->upstream.scheme, CONFIG_SCHEME_HTTP);
+	ck_assert_str_eq(r->upstream.host, "127.0.0.1");
+	ck_assert_uint_eq(r->upstream.port, 9000);
+	ck_assert_str_eq(r->upstream.authority, "127.0.0.1:9000");
+	ck_assert_str_eq(r->upstream.base_path, "");
+	ck_assert_uint_eq(r->upstream.connect_timeout_ms, 2000);
+	ck_assert_uint_eq(r->upstream.timeout_ms, 30000);
+	ck_assert_uint_eq(r->upstream.keepalive, 64);
+	ck_assert(r->upstream.tls_verify);
+	ck_assert_ptr_null(r->upstream.tls_ca_file);
+	ck_assert_ptr_null(r->upstream.tls_server_name);
+	ck_assert_ptr_null(r->cors);
+	ck_assert_ptr_null(r->cors_own);
+	ck_assert(!r->has_behavior);
+
+	ck_assert(!cfg->has_cors);
+	ck_assert_uint_eq(cfg->cors.allowed_origins.n, 0);
+	ck_assert_uint_eq(cfg->cors.allowed_methods.n, 6);
+	ck_assert_str_eq(cfg->cors.allowed_methods.v[0], "GET");
+	ck_assert_str_eq(cfg->cors.allowed_methods.v[5], "DELETE");
+	ck_assert_uint_eq(cfg->cors.allowed_headers.n, 2);
+	ck_assert_str_eq(cfg->cors.allowed_headers.v[0], "Content-Type");
+	ck_assert_str_eq(cfg->cors.allowed_headers.v[1], "Authorization");
+	ck_assert_uint_eq(cfg->cors.exposed_headers.n, 0);
+	ck_assert(!cfg->cors.allow_credentials);
+	ck_assert_uint_eq(cfg->cors.max_age, 600);
+	ck_assert(!cfg->cors.allow_private_network);
+	ck_assert(cfg->cors.timing_allow_origin);
+	ck_assert_int_eq(cfg->cors.on_disallowed, CONFIG_CORS_REJECT);
+
+	ck_assert_uint_eq(cfg->propagation.n_extract, 3);
+	ck_assert_int_eq(cfg->propagation.extract[0], CONFIG_STYLE_DATADOG);
+	ck_assert_int_eq(cfg->propagation.extract[1],
+	    CONFIG_STYLE_TRACECONTEXT);
+	ck_assert_int_eq(cfg->propagation.extract[2], CONFIG_STYLE_BAGGAGE);
+	ck_assert_uint_eq(cfg->propagation.n_inject, 3);
+	ck_assert_int_eq(cfg->propagation.inject[0], CONFIG_STYLE_DATADOG);
+	ck_assert_int_eq(cfg->propagation.inject[1],
+	    CONFIG_STYLE_TRACECONTEXT);
+	ck_assert_int_eq(cfg->propagation.inject[2], CONFIG_STYLE_BAGGAGE);
+	ck_assert(!cfg->propagation.extract_first);
+	ck_assert_int_eq(cfg->propagation.behavior, CONFIG_BEHAVIOR_CONTINUE);
+	ck_assert_uint_eq(cfg->propagation.tags_max_length, 512);
+
+	ck_assert_str_eq(cfg->tracing.service, "tracestitch");
+	ck_assert_str_eq(cfg->tracing.env, "");
+	ck_assert_str_eq(cfg->tracing.version, "");
+	ck_assert_str_eq(cfg->tracing.span_name, "tracestitch.request");
+	ck_assert(!cfg->tracing.has_sample_rate);
+	ck_assert_ptr_null(cfg->tracing.sampling_rules);
+	ck_assert(cfg->tracing.rate_limit == 100.0);
+	ck_assert(!cfg->tracing.trace_preflights);
+	ck_assert(cfg->tracing.trace_id_128bit);
+	ck_assert(cfg->tracing.redact_query);
+	ck_assert_uint_eq(cfg->tracing.baggage_tag_keys.n, 3);
+	ck_assert_str_eq(cfg->tracing.baggage_tag_keys.v[0], "user.id");
+	ck_assert_str_eq(cfg->tracing.baggage_tag_keys.v[1], "session.id");
+	ck_assert_str_eq(cfg->tracing.baggage_tag_keys.v[2], "account.id");
+	ck_assert_uint_eq(cfg->tracing.n_tags, 0);
+
+	ck_assert_int_eq(cfg->exporter.type, CONFIG_EXPORTER_DATADOG);
+	ck_assert_str_eq(cfg->exporter.datadog_url, "http://localhost:8126");
+	ck_assert_str_eq(cfg->exporter.otlp_endpoint,
+	    "http://localhost:4318/v1/traces");
+	ck_assert_uint_eq(cfg->exporter.flush_interval_ms, 1000);
+	ck_assert_uint_eq(cfg->exporter.max_queue_spans, 100000);
+
+	ck_assert_int_eq(cfg->logging.level, LOG_LEVEL_INFO);
+	ck_assert_str_eq(cfg->logging.access_log, "stdout");
+	ck_assert_str_eq(cfg->logging.format, "json");
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+	struct config *cfg;
+	struct config_route *r;
+	char *errors;
+
+	if (config_load(ts_data_path("config/good/full.yaml"), no_env, &cfg,
+	    &errors) != 0)
+		ck_abort_msg("%s", errors);
+	ck_assert_uint_eq(cfg->n_listen, 2);
+	ck_assert_str_eq(cfg->listen[0].host, "127.0.0.1");
+	ck_assert_uint_eq(cfg->listen[0].port, 0);
+	ck_assert_str_eq(cfg->listen[1].host, "::1");
+	ck_assert_uint_eq(cfg->listen[1].port, 8443);
+	ck_assert_str_eq(cfg->listen[1].text, "[::1]:8443");
+	ck_assert_str_eq(cfg->tls.cert, "/etc/ts/cert.pem");
+	ck_assert_str_eq(cfg->tls.key, "/etc/ts/key.pem");
+	ck_assert_uint_eq(cfg->workers, 3);
+	ck_assert_uint_eq(cfg->limits.max_header_bytes, 32 * 1024);
+	ck_assert_uint_eq(cfg->limits.max_body_bytes, 1024 * 1024);
+	ck_assert_uint_eq(cfg->limits.header_timeout_ms, 250);
+	ck_assert_uint_eq(cfg->limits.body_timeout_ms, 120000);
+	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 5000);
+	ck_assert_uint_eq(cfg->limits.max_connections, 500);
+	ck_assert(cfg->has_admin);
+	ck_assert_str_eq(cfg->admin_listen.host, "::1");
+	ck_assert_uint_eq(cfg->admin_listen.port, 0);
+
+	ck_assert_uint_eq(cfg->n_routes, 3);
+	r = &cfg->routes[0];
+	ck_assert_str_eq(r->name, "api");
+	ck_assert_str_eq(r->host, "api.example.com");
+	ck_assert_str_eq(r->path_prefix, "/api/");
+	ck_assert_uint_eq(r->path_prefix_len, 5);
+	ck_assert_int_eq(r->upstream.scheme, CONFIG_SCHEME_HTTPS);
+	ck_assert_str_eq(r->upstream.host, "backend.internal");
+	ck_assert_uint_eq(r->upstream.port, 8443);
+	ck_assert_str_eq(r->upstream.authority, "backend.internal:8443");
+	ck_assert_str_eq(r->upstream.base_path, "/base");
+	ck_assert_uint_eq(r->upstream.connect_timeout_ms, 500);
+	ck_assert_uint_eq(r->upstream.timeout_ms, 60000);
+	ck_assert_uint_eq(r->upstream.keepalive, 0);
+	ck_assert(!r->upstream.tls_verify);
+	ck_assert_str_eq(r->upstream.tls_ca_file, "/etc/ts/ca.pem");
+	ck_assert_str_eq(r->upstream.tls_server_name, "backend.example.com");
+	ck_assert(r->has_behavior);
+	ck_assert_int_eq(r->behavior, CONFIG_BEHAVIOR_RESTART);
+	/* Merged: the override's keys, the rest from the global block. */
+	ck_assert_ptr_nonnull(r->cors);
+	ck_assert_ptr_eq(r->cors, r->cors_own);
+	ck_assert_uint_eq(r->cors->allowed_origins.n, 1);
+	ck_assert_str_eq(r->cors->allowed_origins.v[0],
+	    "https://other.example");
+	ck_assert_uint_eq(r->cors->max_age, 5);
+	ck_assert_uint_eq(r->cors->allowed_methods.n, 2);
+	ck_assert(r->cors->allow_credentials);
+	ck_assert_int_eq(r->cors->on_disallowed, CONFIG_CORS_PASS);
+
+	r = &cfg->routes[1];
+	ck_assert_str_eq(r->name, "route1");
+	ck_assert_str_eq(r->upstream.host, "::1");
+	ck_assert_uint_eq(r->upstream.port, 9000);
+	ck_assert_str_eq(r->upstream.authority, "[::1]:9000");
+	ck_assert_ptr_null(r->cors);
+	ck_assert(!r->has_behavior);
+
+	r = &cfg->routes[2];
+	ck_assert_str_eq(r->upstream.host, "Backend");
+	ck_assert_uint_eq(r->upstream.port, 80);
+	ck_assert_str_eq(r->upstream.authority, "Backend");
+	ck_assert_ptr_eq(r->cors, &cfg->cors);
+	ck_assert_ptr_null(r->cors_own);
+
+	ck_assert(cfg->has_cors);
+	ck_assert_uint_eq(cfg->cors.allowed_origins.n, 3);
+	ck_assert_str_eq(cfg->cors.allowed_origins.v[1],
+	    "https://*.example.com");
+	ck_assert_str_eq(cfg->cors.allowed_headers.v[0], "X-Custom");
+	ck_assert_uint_eq(cfg->cors.exposed_headers.n, 2);
+	ck_assert(cfg->cors.allow_credentials);
+	ck_assert_uint_eq(cfg->cors.max_age, 7200);
+	ck_assert(cfg->cors.allow_private_network);
+	ck_assert(!cfg->cors.timing_allow_origin);
+	ck_assert_int_eq(cfg->cors.on_disallowed, CONFIG_CORS_PASS);
+
+	/* Duplicates removed, "B3 single header" is b3. */
+	ck_assert_uint_eq(cfg->propagation.n_extract, 4);
+	ck_assert_int_eq(cfg->propagation.extract[0],
+	    CONFIG_STYLE_TRACECONTEXT);
+	ck_assert_int_eq(cfg->propagation.extract[1], CONFIG_STYLE_B3);
+	ck_assert_int_eq(cfg->propagation.extract[2], CONFIG_STYLE_B3MULTI);
+	ck_assert_int_eq(cfg->propagation.extract[3], CONFIG_STYLE_DATADOG);
+	ck_assert_uint_eq(cfg->propagation.n_inject, 0);
+	ck_assert(cfg->propagation.extract_first);
+	ck_assert_int_eq(cfg->propagation.behavior, CONFIG_BEHAVIOR_IGNORE);
+	ck_assert_uint_eq(cfg->propagation.tags_max_length, 0);
+
+	ck_assert_str_eq(cfg->tracing.service, "gateway");
+	ck_assert_str_eq(cfg->tracing.env, "prod");
+	ck_assert_str_eq(cfg->tracing.version, "1.2");
+	ck_assert_str_eq(cfg->tracing.span_name, "http.proxy");
+	ck_assert(cfg->tracing.has_sample_rate);
+	ck_assert(cfg->tracing.sample_rate == 0.25);
+	ck_assert(cfg->tracing.rate_limit == 12.5);
+	ck_assert(cfg->tracing.trace_preflights);
+	ck_assert(!cfg->tracing.trace_id_128bit);
+	ck_assert(!cfg->tracing.redact_query);
+	ck_assert_uint_eq(cfg->tracing.baggage_tag_keys.n, 1);
+	ck_assert_str_eq(cfg->tracing.baggage_tag_keys.v[0], "*");
+	ck_assert_uint_eq(cfg->tracing.n_tags, 3);
+	ck_assert_str_eq(cfg->tracing.tags[0].key, "team");
+	ck_assert_str_eq(cfg->tracing.tags[0].value, "edge");
+	ck_assert_str_eq(cfg->tracing.tags[1].key, "null");
+	ck_assert_str_eq(cfg->tracing.tags[1].value, "null");
+	ck_assert_str_eq(cfg->tracing.tags[2].value, "1");
+
+	ck_assert_int_eq(cfg->exporter.type, CONFIG_EXPORTER_OTLP);
+	ck_assert_str_eq(cfg->exporter.datadog_url,
+	    "unix:///var/run/datadog/apm.socket");
+	ck_assert_str_eq(cfg->exporter.otlp_endpoint,
+	    "https://collector:4318/v1/traces");
+	ck_assert_uint_eq(cfg->exporter.flush_interval_ms, 100);
+	ck_assert_uint_eq(cfg->exporter.max_queue_spans, 10);
+	ck_assert_int_eq(cfg->logging.level, LOG_LEVEL_DEBUG);
+	ck_assert_str_eq(cfg->logging.access_log, "/var/log/ts/access.log");
+	config_unref(cfg);
+}
+END_TEST
+
+/* tests/data/config/bad/NAME.yaml, errors exactly as in NAME.err. */
+static const char *const bad_fixtures[] = {
+	"anchor_alias", "bad_bool", "bad_duration", "bad_enum",
+	"bad_exporter_url", "bad_int", "bad_level", "bad_listen",
+	"bad_origin", "bad_size", "bad_style", "bad_url", "bad_workers",
+	"cert_without_key", "duplicate_key", "duplicate_route_name",
+	"duration_range", "duration_units", "empty_file", "empty_listen",
+	"empty_routes", "int_range", "key_without_cert", "listen_port_range",
+	"multi_document", "no_routes", "none_with_others", "null_values",
+	"path_prefix", "route_cors_bad", "route_wildcard_credentials",
+	"sample_rate", "size_range", "tag_values", "top_level_list",
+	"unknown_nested", "unknown_route_key", "unknown_top", "url_missing",
+	"url_port", "wildcard_credentials", "workers_word", "wrong_types",
+	"yaml_syntax", "yaml_tab",
+};
+
+START_TEST(test_bad_fixture)
+{
+	const char *name = bad_fixtures[_i];
+	char rel[128], label[128], *text, *want, *errors;
+	struct config *cfg;
+	size_t len;
+
+	snprintf(rel, sizeof rel, "config/bad/%s.yaml", name);
+	text = read_file(ts_data_path(rel), &len);
+	snprintf(rel, sizeof rel, "config/bad/%s.err", name);
+	want = read_file(ts_data_path(rel), NULL);
+	ck_assert_msg(want[0] != '\0', "%s.err is empty", name);
+	snprintf(label, sizeof label, "bad/%s.yaml", name);
+	ck_assert_int_eq(config_load_string(label, text, len, no_env, &cfg,
+	    &errors), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_ptr_nonnull(errors);
+	ck_assert_str_eq(errors, want);
+	free(errors);
+	free(want);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_error_cap)
+{
+	char *text = xstrdup(minimal), *next, *errors;
+	size_t lines = 0;
+	const char *p;
+	int i;
+
+	for (i = 0; i < 80; i++) {
+		xasprintf(&next, "%sunknown%d: 1\n", text, i);
+		free(text);
+		text = next;
+	}
+	errors = load_bad(text, no_env);
+	for (p = errors; *p != '\0'; p++)
+		lines += *p == '\n';
+	ck_assert_uint_eq(lines, 50);
+	ck_assert_ptr_nonnull(strstr(errors,
+	    "t.yaml:3:1: unknown0: unknown key\n"));
+	free(errors);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	struct config *cfg;
+	char *errors;
+
+	ck_assert_int_eq(config_load("/nonexistent/ts.yaml", no_env, &cfg,
+	    &errors), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(errors,
+	    "/nonexistent/ts.yaml: cannot open: No such file or directory\n");
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_env_overrides)
+{
+	char *env[] = {
+		"PATH=/bin",
+		"DD_SERVICE=svc", "DD_ENV=staging", "DD_VERSION=9",
+		"DD_AGENT_HOST=agent", "DD_TRACE_AGENT_PORT=9126",
+		"DD_TRACE_PROPAGATION_STYLE=b3multi",
+		"DD_TRACE_PROPAGATION_STYLE_INJECT= Datadog , B3 single header,"
+		    "TRACECONTEXT,datadog",
+		"DD_TRACE_PROPAGATION_EXTRACT_FIRST=1",
+		"DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT=restart",
+		"DD_TRACE_SAMPLE_RATE=0.5", "DD_TRACE_RATE_LIMIT=7",
+		"DD_TRACE_SAMPLING_RULES=[{\"sample_rate\":0.1}]",
+		"DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH=128",
+		"DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED=false",
+		"DD_TRACE_BAGGAGE_TAG_KEYS=a, b,,c",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://otel:4318/",
+		NULL,
+	};
+	static const char text[] =
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n"
+	    "tracing: {service: file, env: fileenv, sample_rate: 1}\n"
+	    "propagation: {extract: [datadog], tags_max_length: 1}\n";
+	struct config *cfg = load_ok(text, env);
+
+	ck_assert_str_eq(cfg->tracing.service, "svc");
+	ck_assert_str_eq(cfg->tracing.env, "staging");
+	ck_assert_str_eq(cfg->tracing.version, "9");
+	ck_assert_str_eq(cfg->exporter.datadog_url, "http://agent:9126");
+	ck_assert_uint_eq(cfg->propagation.n_extract, 1);
+	ck_assert_int_eq(cfg->propagation.extract[0], CONFIG_STYLE_B3MULTI);
+	ck_assert_uint_eq(cfg->propagation.n_inject, 3);
+	ck_assert_int_eq(cfg->propagation.inject[0], CONFIG_STYLE_DATADOG);
+	ck_assert_int_eq(cfg->propagation.inject[1], CONFIG_STYLE_B3);
+	ck_assert_int_eq(cfg->propagation.inject[2],
+	    CONFIG_STYLE_TRACECONTEXT);
+	ck_assert(cfg->propagation.extract_first);
+	ck_assert_int_eq(cfg->propagation.behavior, CONFIG_BEHAVIOR_RESTART);
+	ck_assert(cfg->tracing.has_sample_rate);
+	ck_assert(cfg->tracing.sample_rate == 0.5);
+	ck_assert(cfg->tracing.rate_limit == 7.0);
+	ck_assert_str_eq(cfg->tracing.sampling_rules,
+	    "[{\"sample_rate\":0.1}]");
+	ck_assert_uint_eq(cfg->propagation.tags_max_length, 128);
+	ck_assert(!cfg->tracing.trace_id_128bit);
+	ck_assert_uint_eq(cfg->tracing.baggage_tag_keys.n, 3);
+	ck_assert_str_eq(cfg->tracing.baggage_tag_keys.v[2], "c");
+	ck_assert_str_eq(cfg->exporter.otlp_endpoint,
+	    "http://otel:4318/v1/traces");
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_env_precedence)
+{
+	char *env[] = {
+		"DD_AGENT_HOST=ignored",
+		"DD_TRACE_AGENT_URL=unix:///run/apm.sock",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://generic:4318",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://specific:4318/t",
+		"DD_TRACE_PROPAGATION_STYLE=none",
+		"DD_TRACE_PROPAGATION_STYLE_EXTRACT=tracecontext",
+		"DD_TRACE_BAGGAGE_TAG_KEYS=",
+		"DD_SERVICE=",
+		NULL,
+	};
+	char *env2[] = { "DD_TRACE_AGENT_PORT=1234", NULL };
+	struct config *cfg = load_ok(minimal, env);
+
+	ck_assert_str_eq(cfg->exporter.datadog_url, "unix:///run/apm.sock");
+	ck_assert_str_eq(cfg->exporter.otlp_endpoint,
+	    "http://specific:4318/t");
+	ck_assert_uint_eq(cfg->propagation.n_inject, 0);
+	ck_assert_uint_eq(cfg->propagation.n_extract, 1);
+	ck_assert_int_eq(cfg->propagation.extract[0],
+	    CONFIG_STYLE_TRACECONTEXT);
+	ck_assert_uint_eq(cfg->tracing.baggage_tag_keys.n, 0);
+	/* Empty is unset. */
+	ck_assert_str_eq(cfg->tracing.service, "tracestitch");
+	config_unref(cfg);
+
+	cfg = load_ok(minimal, env2);
+	ck_assert_str_eq(cfg->exporter.datadog_url, "http://localhost:1234");
+	config_unref(cfg);
+	cfg = load_ok(minimal, NULL);
+	ck_assert_str_eq(cfg->exporter.datadog_url, "http://localhost:8126");
+	config_unref(cfg);
+}
+END_TEST
+
+static const struct {
+	const char *var;
+	const char *want;
+} bad_env[] = {
+	{ "DD_TRACE_SAMPLE_RATE=often", "env:DD_TRACE_SAMPLE_RATE: "
+	  "tracing.sample_rate: expected a number from 0 to 1 or null, got "
+	  "\"often\"\n" },
+	{ "DD_TRACE_SAMPLE_RATE=1.01", "env:DD_TRACE_SAMPLE_RATE: "
+	  "tracing.sample_rate: expected a number from 0 to 1 or null, got "
+	  "\"1.01\"\n" },
+	{ "DD_TRACE_RATE_LIMIT=-1", "env:DD_TRACE_RATE_LIMIT: "
+	  "tracing.rate_limit: expected a number from 0 to 1000000, got "
+	  "\"-1\"\n" },
+	{ "DD_TRACE_PROPAGATION_STYLE=datadog,w3c", "env:DD_TRACE_PROPAGATION_"
+	  "STYLE: propagation.extract: expected a propagation style (datadog, "
+	  "tracecontext, b3, b3multi, baggage or none), got \"w3c\"\n" },
+	{ "DD_TRACE_PROPAGATION_STYLE_INJECT=none,b3", "env:DD_TRACE_"
+	  "PROPAGATION_STYLE_INJECT: propagation.inject: expected \"none\" "
+	  "alone, got it with other styles\n" },
+	{ "DD_TRACE_PROPAGATION_EXTRACT_FIRST=yes", "env:DD_TRACE_PROPAGATION_"
+	  "EXTRACT_FIRST: propagation.extract_first: expected true, false, 1 "
+	  "or 0, got \"yes\"\n" },
+	{ "DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT=drop", "env:DD_TRACE_"
+	  "PROPAGATION_BEHAVIOR_EXTRACT: propagation.behavior: expected "
+	  "continue, restart or ignore, got \"drop\"\n" },
+	{ "DD_TRACE_SAMPLING_RULES={\"sample_rate\":1}", "env:DD_TRACE_"
+	  "SAMPLING_RULES: tracing.sampling_rules: expected a JSON array of "
+	  "rules, got a JSON object\n" },
+	{ "DD_TRACE_SAMPLING_RULES=[{", "env:DD_TRACE_SAMPLING_RULES: "
+	  "tracing.sampling_rules: expected a JSON array, got invalid JSON "
+	  "(string or '}' expected near end of file at column 2)\n" },
+	{ "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH=big", "env:DD_TRACE_X_DATADOG_"
+	  "TAGS_MAX_LENGTH: propagation.tags_max_length: expected an integer "
+	  "from 0 to 65536, got \"big\"\n" },
+	{ "DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED=2", "env:DD_TRACE_128_"
+	  "BIT_TRACEID_GENERATION_ENABLED: tracing.trace_id_128bit: expected "
+	  "true, false, 1 or 0, got \"2\"\n" },
+	{ "DD_TRACE_AGENT_URL=agent:8126", "env:DD_TRACE_AGENT_URL: "
+	  "exporter.datadog_url: expected an http://host:port or unix:///path "
+	  "URL, got \"agent:8126\"\n" },
+	{ "DD_TRACE_AGENT_PORT=99999", "env:DD_TRACE_AGENT_PORT: "
+	  "exporter.datadog_url: expected a port from 1 to 65535, got "
+	  "\"99999\"\n" },
+	{ "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318",
+	  "env:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: exporter.otlp_endpoint: "
+	  "expected an http:// or https:// URL, got \"collector:4318\"\n" },
+};
+
+START_TEST(test_env_bad)
+{
+	char *env[2] = { (char *)(uintptr_t)bad_env[_i].var, NULL };
+	char *errors = load_bad(minimal, env);
+
+	ck_assert_str_eq(errors, bad_env[_i].want);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_route_cors)
+{
+	static const char only_route[] =
+	    "routes:\n"
+	    "  - upstream: {url: \"http://a:1\"}\n"
+	    "    cors: {allowed_origins: [\"https://x.example\"]}\n"
+	    "  - upstream: {url: \"http://a:1\"}\n"
+	    "  - upstream: {url: \"http://a:1\"}\n"
+	    "    cors: true\n";
+	static const char with_global[] =
+	    "cors: {allowed_origins: [\"*\"], max_age: 30}\n"
+	    "routes:\n"
+	    "  - upstream: {url: \"http://a:1\"}\n"
+	    "    cors: {}\n"
+	    "  - upstream: {url: \"http://a:1\"}\n"
+	    "    cors: false\n"
+	    "  - upstream: {url: \"http://a:1\"}\n"
+	    "    cors: {allow_credentials: true, allowed_origins: "
+	    "[\"https://y.example\"]}\n";
+	struct config *cfg;
+
+	/* No global block: only the route with its own map has CORS. */
+	cfg = load_ok(only_route, no_env);
+	ck_assert(!cfg->has_cors);
+	ck_assert_ptr_nonnull(cfg->routes[0].cors);
+	ck_assert_str_eq(cfg->routes[0].cors->allowed_origins.v[0],
+	    "https://x.example");
+	ck_assert_uint_eq(cfg->routes[0].cors->max_age, 600);
+	ck_assert_uint_eq(cfg->routes[0].cors->allowed_methods.n, 6);
+	ck_assert_ptr_null(cfg->routes[1].cors);
+	ck_assert_ptr_null(cfg->routes[2].cors);
+	config_unref(cfg);
+
+	cfg = load_ok(with_global, no_env);
+	ck_assert(cfg->has_cors);
+	ck_assert_ptr_nonnull(cfg->routes[0].cors);
+	ck_assert_ptr_ne(cfg->routes[0].cors, &cfg->cors);
+	ck_assert_str_eq(cfg->routes[0].cors->allowed_origins.v[0], "*");
+	ck_assert_uint_eq(cfg->routes[0].cors->max_age, 30);
+	ck_assert_ptr_null(cfg->routes[1].cors);
+	ck_assert(cfg->routes[2].cors->allow_credentials);
+	ck_assert_uint_eq(cfg->routes[2].cors->max_age, 30);
+	ck_assert(!cfg->cors.allow_credentials);
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_yaml_nulls_and_quotes)
+{
+	static const char text[] =
+	    "routes:\n  - upstream: {url: \"http://a:1\"}\n"
+	    "    host: ~\n"
+	    "    name: \"null\"\n"
+	    "tracing: {sample_rate: ~, env: 'null', tags: {k: \"\"}}\n";
+	struct config *cfg = load_ok(text, no_env);
+
+	ck_assert_ptr_null(cfg->routes[0].host);
+	ck_assert_str_eq(cfg->routes[0].name, "null");
+	ck_assert(!cfg->tracing.has_sample_rate);
+	ck_assert_str_eq(cfg->tracing.env, "null");
+	ck_assert_str_eq(cfg->tracing.tags[0].value, "");
+	config_unref(cfg);
+}
+END_TEST
+
+/* Does the schema path exist in a tree ("a[].b" takes the first item)? */
+static bool
+tree_has_path(const struct yaml_tree_node *n, const char *path)
+{
+	char comp[64];
+	size_t l;
+	bool list;
+
+	while (*path != '\0') {
+		l = strcspn(path, ".[");
+		ck_assert_uint_lt(l, sizeof comp);
+		memcpy(comp, path, l);
+		comp[l] = '\0';
+		n = yaml_tree_map_find(n, comp);
+		if (n == NULL)
+			return false;
+		path += l;
+		list = strncmp(path, "[]", 2) == 0;
+		if (list) {
+			if (n->type != YAML_TREE_SEQ || n->n == 0)
+				return false;
+			n = n->items[0];
+			path += 2;
+		}
+		if (*path == '.')
+			path++;
+	}
+	return true;
+}
+
+START_TEST(test_reference_documents_every_key)
+{
+	const char *root = getenv("TS_SOURCE_ROOT"), *const *keys;
+	struct yaml_tree *tree;
+	char path[4096], *text, *cause;
+	size_t n, i, len;
+
+	ck_assert_ptr_nonnull(root);
+	snprintf(path, sizeof path, "%s/conf/tracestitch.yaml", root);
+	text = read_file(path, &len);
+	tree = yaml_tree_parse(path, text, len, &cause);
+	ck_assert_msg(tree != NULL, "%s", cause);
+	n = config_schema_keys(&keys);
+	ck_assert_uint_gt(n, 50);
+	for (i = 0; i < n; i++)
+		ck_assert_msg(tree_has_path(tree->root, keys[i]),
+		    "conf/tracestitch.yaml does not document %s", keys[i]);
+	yaml_tree_free(tree);
+	free(text);
+}
+END_TEST
+
+static const char *const conf_files[] = { "tracestitch.yaml", "demo.yaml" };
+
+START_TEST(test_conf_files_load)
+{
+	const char *root = getenv("TS_SOURCE_ROOT");
+	struct config *cfg;
+	char path[4096], *errors;
+
+	ck_assert_ptr_nonnull(root);
+	snprintf(path, sizeof path, "%s/conf/%s", root, conf_files[_i]);
+	if (config_load(path, no_env, &cfg, &errors) != 0)
+		ck_abort_msg("%s", errors);
+	ck_assert_uint_ge(cfg->n_routes, 1);
+	if (strcmp(conf_files[_i], "demo.yaml") == 0) {
+		ck_assert_str_eq(cfg->listen[0].text, "127.0.0.1:8080");
+		ck_assert(cfg->has_admin);
+		ck_assert_str_eq(cfg->admin_listen.text, "127.0.0.1:9901");
+		ck_assert_str_eq(cfg->routes[0].name, "demo");
+		ck_assert_str_eq(cfg->routes[0].upstream.authority,
+		    "127.0.0.1:9000");
+		ck_assert_int_eq(cfg->exporter.type, CONFIG_EXPORTER_STDOUT);
+		ck_assert_ptr_eq(cfg->routes[0].cors, &cfg->cors);
+		ck_assert_str_eq(cfg->cors.allowed_origins.v[0], "*");
+		ck_assert(!cfg->cors.allow_credentials);
+	} else {
+		/* The reference file is at the defaults (but the examples). */
+		ck_assert_uint_eq(cfg->limits.max_header_bytes, 16384);
+		ck_assert_str_eq(cfg->routes[0].upstream.url,
+		    "http://127.0.0.1:9000");
+		ck_assert_uint_eq(cfg->cors.allowed_origins.n, 2);
+	}
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_refcount)
+{
+	struct config *cfg = load_ok(minimal, no_env);
+
+	ck_assert_ptr_eq(config_ref(cfg), cfg);
+	ck_assert_int_eq(cfg->refs, 2);
+	config_unref(cfg);
+	ck_assert_int_eq(cfg->refs, 1);
+	config_unref(cfg);
+	config_unref(NULL);
+	ck_assert_ptr_null(config_ref(NULL));
+}
+END_TEST
+
+START_TEST(test_reload_check)
+{
+	static const char changed[] =
+	    "server: {listen: [\"0.0.0.0:8081\"], workers: 7}\n"
+	    "admin: {listen: \"127.0.0.1:9902\"}\n"
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9001\"}\n";
+	static const char reloadable[] =
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9001\"}\n"
+	    "cors: {allowed_origins: [\"*\"]}\n"
+	    "tracing: {service: other}\n";
+	struct config *a = load_ok(minimal, no_env), *b, *c;
+	char *cause;
+
+	b = load_ok(changed, no_env);
+	c = load_ok(reloadable, no_env);
+	ck_assert_int_eq(config_check_reload(a, c, &cause), 0);
+	ck_assert_ptr_null(cause);
+	ck_assert_int_eq(config_check_reload(a, a, &cause), 0);
+	ck_assert_int_eq(config_check_reload(a, b, &cause), -1);
+	if (a->workers == 7)
+		ck_assert_str_eq(cause, "server.listen, admin.listen: cannot "
+		    "change on reload (restart instead)");
+	else
+		ck_assert_str_eq(cause, "server.listen, server.workers, "
+		    "admin.listen: cannot change on reload (restart instead)");
+	free(cause);
+	config_unref(a);
+	config_unref(b);
+	config_unref(c);
+}
+END_TEST
+
+START_TEST(test_style_names)
+{
+	ck_assert_str_eq(config_style_name(CONFIG_STYLE_DATADOG), "datadog");
+	ck_assert_str_eq(config_style_name(CONFIG_STYLE_TRACECONTEXT),
+	    "tracecontext");
+	ck_assert_str_eq(config_style_name(CONFIG_STYLE_BAGGAGE), "baggage");
+	ck_assert_str_eq(config_style_name(CONFIG_STYLE_B3), "b3");
+	ck_assert_str_eq(config_style_name(CONFIG_STYLE_B3MULTI), "b3multi");
+	ck_assert_str_eq(config_style_name(CONFIG_STYLE_NONE), "none");
+	ck_assert_str_eq(config_style_name((enum config_style)42), "unknown");
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("load");
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_yaml_nulls_and_quotes);
+	tcase_add_test(tc, test_route_cors);
+	tcase_add_test(tc, test_missing_file);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_loop_test(tc, test_bad_fixture, 0,
+	    (int)TS_NITEMS(bad_fixtures));
+	tcase_add_test(tc, test_error_cap);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("env");
+	tcase_add_test(tc, test_env_overrides);
+	tcase_add_test(tc, test_env_precedence);
+	tcase_add_loop_test(tc, test_env_bad, 0, (int)TS_NITEMS(bad_env));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("files");
+	tcase_add_test(tc, test_reference_documents_every_key);
+	tcase_add_loop_test(tc, test_conf_files_load, 0,
+	    (int)TS_NITEMS(conf_files));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lifetime");
+	tcase_add_test(tc, test_refcount);
+	tcase_add_test(tc, test_reload_check);
+	tcase_add_test(tc, test_style_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TS_TEST_MAIN(config_suite)
