@@ -1,1 +1,921 @@
-/* proxy.c: not written yet. */
+/*
+ * proxy.c -- the request pipeline of one worker.
+ *
+ *   evhttp delivers a request (the framing guard has already vetted its
+ *   bytes) -> route match (host, path prefix; first match wins) -> build
+ *   the upstream request in one buffer: request line, every header but the
+ *   hop-by-hop ones byte for byte and in order, X-Forwarded-*, our own
+ *   Content-Length, the body moved (not copied) -> upstream.c exchange ->
+ *   response head: upstream header entries moved into evhttp's output list
+ *   minus hop-by-hop -> body streamed with back-pressure -> teardown in
+ *   proxy_req_close(): access log line, metrics, free.
+ *
+ * Lifetimes (evhttp rules, STYLE.md 4.5): the client evhttp_request is
+ * owned by evhttp.  It is freed after the reply is complete (our
+ * on-complete callback runs first), or, when the client connection dies
+ * while we still hold the request, it is detached (no connection) and we
+ * free it with evhttp_send_reply_end().  Never touch it after either.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "server.h"
+#include "upstream.h"
+#include "util.h"
+
+enum proxy_state {
+	PROXY_ST_RECV = 0,	/* request received, building */
+	PROXY_ST_UPSTREAM,	/* waiting for the response head */
+	PROXY_ST_RELAY,		/* streaming the response body */
+	PROXY_ST_DONE,		/* reply finished or abandoned */
+};
+
+static const char *const proxy_state_names[] = {
+	"recv", "upstream", "relay", "done",
+};
+
+/* Stop reading the upstream when this much waits for the client. */
+#define PROXY_CLIENT_HIGH_WATER (256 * 1024)
+
+struct proxy_req {
+	enum proxy_state state;
+	struct worker *worker;
+	struct server_conn *conn;
+	struct worker_gen *wgen;	/* reference */
+	const struct worker_route *route;
+	const char *action;		/* nginx-style: what we were doing */
+	char id[24];
+	uint64_t start_ns;
+	uint64_t start_us;
+	int status;
+	uint64_t bytes_out;		/* body bytes sent to the client */
+
+	struct {
+		struct evhttp_request *req;	/* NULL once gone/finished */
+		enum evhttp_cmd_type method;
+		const char *method_name;
+		char path[512];			/* without query, truncated */
+		bool gone;			/* connection closed */
+		bool head_sent;
+		bool paused_upstream;
+		int minor;
+	} pr_client;
+
+	struct {
+		struct upstream_req *ureq;	/* NULL when not running */
+		enum upstream_err err;
+		bool chunked_or_close;
+	} pr_upstream;
+};
+
+static void proxy_req_close(struct proxy_req *, const char *reason);
+static int proxy_upstream_head_cb(struct upstream_req *,
+    const struct upstream_response *, void *);
+static void proxy_upstream_body_cb(struct upstream_req *, struct evbuffer *,
+    void *);
+static void proxy_upstream_done_cb(struct upstream_req *, enum upstream_err,
+    const char *, bool, void *);
+static void proxy_client_complete_cb(struct evhttp_request *, void *);
+static void proxy_client_drained_cb(struct evhttp_connection *, void *);
+
+static const struct upstream_cbs proxy_upstream_cbs = {
+	proxy_upstream_head_cb,
+	proxy_upstream_body_cb,
+	proxy_upstream_done_cb,
+};
+
+/* Log a state transition at debug level (memcached conn_set_state). */
+static void
+proxy_req_set_state(struct proxy_req *pr, enum proxy_state st)
+{
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		log_debug("%s: request %s: %s -> %s", __func__, pr->id,
+		    proxy_state_names[pr->state], proxy_state_names[st]);
+	}
+	pr->state = st;
+}
+
+/* Request-context warning: "request ID client A route R: msg while X". */
+static void TS_PRINTFLIKE(2, 3)
+proxy_rlog_warnx(struct proxy_req *pr, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_warnx("request %s client %s route %s: %s%s%s", pr->id,
+	    pr->conn != NULL ? pr->conn->client : "-",
+	    pr->route != NULL ? pr->route->conf->name : "-", msg,
+	    pr->action != NULL ? " while " : "",
+	    pr->action != NULL ? pr->action : "");
+}
+
+const char *
+proxy_error_code(int status)
+{
+	switch (status) {
+	case 400:
+		return "bad_request";
+	case 403:
+		return "forbidden";
+	case 404:
+		return "no_route";
+	case 405:
+		return "method_not_allowed";
+	case 413:
+		return "payload_too_large";
+	case 414:
+		return "uri_too_long";
+	case 417:
+		return "expectation_failed";
+	case 431:
+		return "header_too_large";
+	case 501:
+		return "not_implemented";
+	case 502:
+		return "bad_gateway";
+	case 503:
+		return "unavailable";
+	case 504:
+		return "gateway_timeout";
+	case 505:
+		return "http_version_not_supported";
+	default:
+		return "error";
+	}
+}
+
+const char *
+proxy_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
+	}
+}
+
+/* Append s as a JSON string body (without quotes) to out, bounded. */
+static size_t
+proxy_json_escape(char *out, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *s != '\0' && n + 7 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			out[n++] = '\\';
+			out[n++] = 'u';
+			out[n++] = '0';
+			out[n++] = '0';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 0xf];
+		} else
+			out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+void
+proxy_request_id(struct worker *w, char *buf)
+{
+	w->req_counter++;
+	snprintf(buf, 17, "%08" PRIx32 "%08" PRIx32,
+	    w->id_salt ^ (uint32_t)(w->id << 24), (uint32_t)w->req_counter);
+}
+
+/* Length of the path part of a request target (up to '?' or '#'). */
+static size_t
+proxy_path_len(const char *uri)
+{
+	return strcspn(uri, "?#");
+}
+
+/* Origin-form of a request target ("/p?q"); absolute-form is reduced. */
+static const char *
+proxy_origin_form(const char *uri)
+{
+	const char *p;
+
+	if (uri[0] == '/' || strcmp(uri, "*") == 0)
+		return uri;
+	if ((p = strstr(uri, "://")) != NULL) {
+		p = strchr(p + 3, '/');
+		return p != NULL ? p : "/";
+	}
+	return uri;
+}
+
+const struct worker_route *
+proxy_route_find(const struct worker_gen *wg, const char *host,
+    const char *path)
+{
+	size_t i, hlen = 0;
+
+	if (host != NULL) {
+		/* Compare the host without a port. */
+		const char *colon = host[0] == '[' ? strchr(host, ']') : NULL;
+
+		if (colon != NULL)
+			hlen = (size_t)(colon - host) + 1;
+		else
+			hlen = strcspn(host, ":");
+	}
+	for (i = 0; i < wg->n_routes; i++) {
+		const struct config_route *r = wg->routes[i].conf;
+
+		if (r->host != NULL) {
+			if (host == NULL || strlen(r->host) != hlen ||
+			    !util_strncaseeq(r->host, host, hlen))
+				continue;
+		}
+		if (strncmp(path, r->path_prefix, r->path_prefix_len) != 0)
+			continue;
+		return &wg->routes[i];
+	}
+	return NULL;
+}
+
+/* Build the JSON error body for status into buf; returns its length. */
+static size_t
+proxy_error_body(char *buf, size_t size, int status, const char *message,
+    const char *request_id)
+{
+	char esc[512];
+	int n;
+
+	proxy_json_escape(esc, sizeof esc, message);
+	n = snprintf(buf, size,
+	    "{\"error\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}\n",
+	    proxy_error_code(status), esc, request_id);
+	if (n < 0)
+		return 0;
+	return (size_t)n >= size ? size - 1 : (size_t)n;
+}
+
+void
+proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
+    const char *message, const struct worker_route *route, const char *origin,
+    const char *request_id)
+{
+	char body[1024];
+	size_t blen;
+
+	(void)route;
+	(void)origin;
+	blen = proxy_error_body(body, sizeof body, status, message,
+	    request_id);
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 %d %s\r\n"
+	    "Date: %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Connection: close\r\n"
+	    "\r\n",
+	    status, proxy_reason(status), server_date(w), blen);
+	evbuffer_add(out, body, blen);
+}
+
+/* Send a gateway error as the complete reply of pr. */
+static void
+proxy_send_error(struct proxy_req *pr, int status, const char *message)
+{
+	struct evhttp_request *req = pr->pr_client.req;
+	struct evkeyvalq *out;
+	struct evbuffer *body;
+	char buf[1024];
+	size_t len;
+
+	if (req == NULL || pr->pr_client.head_sent)
+		return;
+	pr->status = status;
+	out = evhttp_request_get_output_headers(req);
+	evhttp_clear_headers(out);
+	evhttp_add_header(out, "Content-Type", "application/json");
+	evhttp_add_header(out, "Date", server_date(pr->worker));
+	if (status == 400 || status == 413 || status == 431 ||
+	    pr->worker->draining)
+		evhttp_add_header(out, "Connection", "close");
+	len = proxy_error_body(buf, sizeof buf, status, message, pr->id);
+	pr->bytes_out = len;
+	pr->pr_client.head_sent = true;
+	if ((body = evbuffer_new()) == NULL) {
+		evhttp_send_reply(req, status, proxy_reason(status), NULL);
+		return;
+	}
+	evbuffer_add(body, buf, len);
+	evhttp_send_reply(req, status, proxy_reason(status), body);
+	evbuffer_free(body);
+}
+
+/* Hop-by-hop header (RFC 9110 7.6.1) or one named by Connection. */
+static bool
+proxy_hop_by_hop(const char *name, const char (*tokens)[40], size_t ntokens)
+{
+	size_t i;
+
+	switch (name[0] | 0x20) {
+	case 'c':
+		if (util_strcaseeq(name, "connection"))
+			return true;
+		break;
+	case 'k':
+		if (util_strcaseeq(name, "keep-alive"))
+			return true;
+		break;
+	case 'p':
+		if (util_strncaseeq(name, "proxy-", 6))
+			return true;
+		break;
+	case 't':
+		if (util_strcaseeq(name, "te") ||
+		    util_strcaseeq(name, "trailer") ||
+		    util_strcaseeq(name, "transfer-encoding"))
+			return true;
+		break;
+	case 'u':
+		if (util_strcaseeq(name, "upgrade"))
+			return true;
+		break;
+	default:
+		break;
+	}
+	for (i = 0; i < ntokens; i++) {
+		if (util_strcaseeq(name, tokens[i]))
+			return true;
+	}
+	return false;
+}
+
+/* Collect the tokens of every Connection header of h into tokens. */
+static size_t
+proxy_connection_tokens(struct evkeyvalq *h, char (*tokens)[40], size_t max)
+{
+	struct evkeyval *kv;
+	size_t n = 0;
+
+	TAILQ_FOREACH(kv, h, next) {
+		const char *p;
+
+		if ((kv->key[0] | 0x20) != 'c' ||
+		    !util_strcaseeq(kv->key, "connection"))
+			continue;
+		for (p = kv->value; *p != '\0' && n < max;) {
+			size_t len;
+
+			while (*p == ' ' || *p == '\t' || *p == ',')
+				p++;
+			len = strcspn(p, " \t,");
+			if (len > 0 && len < sizeof tokens[0]) {
+				memcpy(tokens[n], p, len);
+				tokens[n][len] = '\0';
+				if (!util_strcaseeq(tokens[n], "close") &&
+				    !util_strcaseeq(tokens[n], "keep-alive"))
+					n++;
+			}
+			p += len;
+		}
+	}
+	return n;
+}
+
+/* A small write-combining buffer in front of an evbuffer. */
+struct proxy_hbuf {
+	struct evbuffer *out;
+	size_t len;
+	char buf[8192];
+};
+
+static void
+proxy_hbuf_flush(struct proxy_hbuf *hb)
+{
+	if (hb->len > 0) {
+		evbuffer_add(hb->out, hb->buf, hb->len);
+		hb->len = 0;
+	}
+}
+
+static void
+proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
+{
+	if (hb->len + len > sizeof hb->buf) {
+		proxy_hbuf_flush(hb);
+		if (len > sizeof hb->buf) {
+			evbuffer_add(hb->out, s, len);
+			return;
+		}
+	}
+	memcpy(hb->buf + hb->len, s, len);
+	hb->len += len;
+}
+
+static void
+proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
+{
+	proxy_hbuf_add(hb, s, strlen(s));
+}
+
+static const char *
+proxy_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "UNKNOWN";
+	}
+}
+
+/*
+ * Serialize the upstream request of pr into out: request line, headers
+ * minus hop-by-hop, X-Forwarded-*, Content-Length, body (moved).
+ */
+static void
+proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
+{
+	struct evhttp_request *req = pr->pr_client.req;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	const struct config_upstream *up = &pr->route->conf->upstream;
+	char tokens[16][40], num[32];
+	struct proxy_hbuf *hb, hbs;
+	struct evkeyval *kv;
+	const char *host = NULL, *xff = NULL;
+	size_t ntokens, blen;
+	bool xff_multi = false;
+
+	hb = &hbs;
+	hb->out = out;
+	hb->len = 0;
+	ntokens = proxy_connection_tokens(in, tokens, TS_NITEMS(tokens));
+
+	proxy_hbuf_str(hb, pr->pr_client.method_name);
+	proxy_hbuf_add(hb, " ", 1);
+	proxy_hbuf_str(hb, up->base_path);
+	proxy_hbuf_str(hb, proxy_origin_form(evhttp_request_get_uri(req)));
+	proxy_hbuf_add(hb, " HTTP/1.1\r\n", 11);
+
+	TAILQ_FOREACH(kv, in, next) {
+		const char *k = kv->key;
+
+		if (proxy_hop_by_hop(k, (const char (*)[40])tokens, ntokens))
+			continue;
+		switch (k[0] | 0x20) {
+		case 'c':
+			if (util_strcaseeq(k, "content-length"))
+				continue;
+			break;
+		case 'e':
+			/* evhttp answered 100-continue; the body is here. */
+			if (util_strcaseeq(k, "expect"))
+				continue;
+			break;
+		case 'h':
+			if (host == NULL && util_strcaseeq(k, "host"))
+				host = kv->value;
+			break;
+		case 'x':
+			if (util_strcaseeq(k, "x-forwarded-for")) {
+				if (xff != NULL)
+					xff_multi = true;
+				else
+					xff = kv->value;
+				continue;
+			}
+			if (util_strcaseeq(k, "x-forwarded-proto") ||
+			    util_strcaseeq(k, "x-forwarded-host"))
+				continue;
+			break;
+		default:
+			break;
+		}
+		proxy_hbuf_str(hb, k);
+		proxy_hbuf_add(hb, ": ", 2);
+		proxy_hbuf_str(hb, kv->value);
+		proxy_hbuf_add(hb, "\r\n", 2);
+	}
+	if (host == NULL) {
+		/* HTTP/1.0 without Host: name the upstream. */
+		proxy_hbuf_add(hb, "Host: ", 6);
+		proxy_hbuf_str(hb, up->authority);
+		proxy_hbuf_add(hb, "\r\n", 2);
+	}
+	/* X-Forwarded-For: every incoming value, then the client. */
+	proxy_hbuf_add(hb, "X-Forwarded-For: ", 17);
+	if (xff != NULL) {
+		TAILQ_FOREACH(kv, in, next) {
+			if (!util_strcaseeq(kv->key, "x-forwarded-for"))
+				continue;
+			proxy_hbuf_str(hb, kv->value);
+			proxy_hbuf_add(hb, ", ", 2);
+			if (!xff_multi)
+				break;
+		}
+	}
+	proxy_hbuf_str(hb, pr->conn->client_ip);
+	proxy_hbuf_add(hb, "\r\nX-Forwarded-Proto: ", 21);
+	proxy_hbuf_str(hb, pr->conn->tls ? "https" : "http");
+	if (host != NULL) {
+		proxy_hbuf_add(hb, "\r\nX-Forwarded-Host: ", 20);
+		proxy_hbuf_str(hb, host);
+	}
+	proxy_hbuf_add(hb, "\r\n", 2);
+
+	blen = evbuffer_get_length(body);
+	if (blen > 0 || pr->pr_client.method == EVHTTP_REQ_POST ||
+	    pr->pr_client.method == EVHTTP_REQ_PUT ||
+	    pr->pr_client.method == EVHTTP_REQ_PATCH) {
+		int n = snprintf(num, sizeof num, "Content-Length: %zu\r\n",
+		    blen);
+
+		proxy_hbuf_add(hb, num, (size_t)n);
+	}
+	proxy_hbuf_add(hb, "\r\n", 2);
+	proxy_hbuf_flush(hb);
+	if (blen > 0)
+		evbuffer_add_buffer(out, body);
+}
+
+void
+proxy_handle(struct worker *w, struct server_conn *conn,
+    struct evhttp_request *req)
+{
+	struct proxy_req *pr;
+	struct evbuffer *ubuf;
+	const char *uri, *host;
+	size_t plen;
+	bool idempotent;
+
+	if ((pr = calloc(1, sizeof *pr)) == NULL) {
+		evhttp_send_error(req, 503, "Service Unavailable");
+		return;
+	}
+	pr->worker = w;
+	pr->conn = conn;
+	pr->start_ns = util_mono_ns();
+	pr->start_us = util_now_us();
+	pr->wgen = server_wgen_ref(w->wgen);
+	pr->pr_client.req = req;
+	pr->pr_client.method = evhttp_request_get_command(req);
+	pr->pr_client.method_name = proxy_method_name(pr->pr_client.method);
+	pr->pr_client.minor = req->minor;	/* event2/http_struct.h */
+	pr->state = PROXY_ST_RECV;
+	proxy_request_id(w, pr->id);
+	w->inflight++;
+	conn->active = pr;
+	evhttp_request_set_on_complete_cb(req, proxy_client_complete_cb, pr);
+
+	uri = proxy_origin_form(evhttp_request_get_uri(req));
+	plen = proxy_path_len(uri);
+	if (plen >= sizeof pr->pr_client.path)
+		plen = sizeof pr->pr_client.path - 1;
+	memcpy(pr->pr_client.path, uri, plen);
+	pr->pr_client.path[plen] = '\0';
+
+	host = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Host");
+	pr->route = proxy_route_find(pr->wgen, host, pr->pr_client.path);
+	if (pr->route == NULL) {
+		proxy_send_error(pr, 404, "no route matches this request");
+		return;
+	}
+	if (pr->pr_client.method == EVHTTP_REQ_CONNECT ||
+	    pr->pr_client.method == EVHTTP_REQ_TRACE) {
+		proxy_send_error(pr, 405, "method not allowed by the gateway");
+		return;
+	}
+
+	if ((ubuf = evbuffer_new()) == NULL) {
+		proxy_send_error(pr, 503, "out of memory");
+		return;
+	}
+	pr->action = "sending the request to the upstream";
+	proxy_build_upstream_request(pr, ubuf);
+	idempotent = pr->pr_client.method != EVHTTP_REQ_POST &&
+	    pr->pr_client.method != EVHTTP_REQ_PATCH;
+	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
+	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
+	    pr->pr_client.method == EVHTTP_REQ_HEAD, idempotent,
+	    &proxy_upstream_cbs, pr);
+	evbuffer_free(ubuf);
+	if (pr->pr_upstream.ureq == NULL) {
+		proxy_send_error(pr, 503, "out of memory");
+		return;
+	}
+}
+
+/* Response head from the upstream: move headers, start the reply. */
+static int
+proxy_upstream_head_cb(struct upstream_req *ureq,
+    const struct upstream_response *resp, void *arg)
+{
+	struct proxy_req *pr = arg;
+	struct evhttp_request *req = pr->pr_client.req;
+	struct evkeyvalq *out;
+	struct evkeyval *kv, *next;
+	char tokens[16][40];
+	size_t ntokens;
+	bool keep_cl;
+
+	if (req == NULL)
+		return -1;
+	pr->action = "reading the upstream response";
+	out = evhttp_request_get_output_headers(req);
+	ntokens = proxy_connection_tokens(resp->headers, tokens,
+	    TS_NITEMS(tokens));
+	keep_cl = resp->body == UPSTREAM_BODY_LENGTH ||
+	    resp->body == UPSTREAM_BODY_NONE;
+	for (kv = TAILQ_FIRST(resp->headers); kv != NULL; kv = next) {
+		next = TAILQ_NEXT(kv, next);
+		if (proxy_hop_by_hop(kv->key, (const char (*)[40])tokens,
+		    ntokens))
+			continue;
+		if (!keep_cl && util_strcaseeq(kv->key, "content-length"))
+			continue;
+		TAILQ_REMOVE(resp->headers, kv, next);
+		TAILQ_INSERT_TAIL(out, kv, next);
+	}
+	if (pr->worker->draining || pr->conn->pending_close ||
+	    (pr->pr_client.minor == 0 && !keep_cl))
+		evhttp_add_header(out, "Connection", "close");
+	pr->status = resp->status;
+	pr->pr_client.head_sent = true;
+	pr->pr_upstream.chunked_or_close = !keep_cl;
+	proxy_req_set_state(pr, PROXY_ST_RELAY);
+	evhttp_send_reply_start(req, resp->status, resp->reason);
+	(void)ureq;
+	return 0;
+}
+
+/* Body bytes from the upstream: forward, pause when the client lags. */
+static void
+proxy_upstream_body_cb(struct upstream_req *ureq, struct evbuffer *buf,
+    void *arg)
+{
+	struct proxy_req *pr = arg;
+	struct evhttp_request *req = pr->pr_client.req;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	size_t len = evbuffer_get_length(buf);
+
+	if (req == NULL) {
+		evbuffer_drain(buf, len);
+		return;
+	}
+	pr->bytes_out += len;
+	evhttp_send_reply_chunk_with_cb(req, buf, proxy_client_drained_cb, pr);
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	evcon = evhttp_request_get_connection(req);
+	if (evcon == NULL)
+		return;
+	bev = evhttp_connection_get_bufferevent(evcon);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) >
+	    PROXY_CLIENT_HIGH_WATER && !pr->pr_client.paused_upstream) {
+		pr->pr_client.paused_upstream = true;
+		upstream_req_pause(ureq);
+	}
+}
+
+/* The client's output buffer drained: resume reading the upstream. */
+static void
+proxy_client_drained_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct proxy_req *pr = arg;
+
+	(void)evcon;
+	if (pr->pr_client.paused_upstream && pr->pr_upstream.ureq != NULL) {
+		pr->pr_client.paused_upstream = false;
+		upstream_req_resume(pr->pr_upstream.ureq);
+	}
+}
+
+/* The exchange is over (complete or failed). */
+static void
+proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
+    const char *errstr, bool head_sent, void *arg)
+{
+	struct proxy_req *pr = arg;
+	struct evhttp_request *req = pr->pr_client.req;
+	struct evhttp_connection *evcon;
+	enum metrics_upstream_err kind;
+
+	(void)ureq;
+	pr->pr_upstream.ureq = NULL;
+	pr->pr_upstream.err = err;
+	if (err == UPSTREAM_OK) {
+		pr->action = NULL;
+		if (req != NULL)
+			evhttp_send_reply_end(req);
+		/* proxy_client_complete_cb closes pr. */
+		return;
+	}
+
+	switch (err) {
+	case UPSTREAM_ERR_TIMEOUT:
+		kind = METRICS_UPSTREAM_TIMEOUT;
+		break;
+	case UPSTREAM_ERR_RESET:
+		kind = METRICS_UPSTREAM_RESET;
+		break;
+	case UPSTREAM_ERR_PROTOCOL:
+		kind = METRICS_UPSTREAM_PROTOCOL;
+		break;
+	case UPSTREAM_ERR_TLS:
+		kind = METRICS_UPSTREAM_TLS;
+		break;
+	default:
+		kind = METRICS_UPSTREAM_CONNECT;
+		break;
+	}
+	if (err != UPSTREAM_ERR_NOMEM)
+		metrics_upstream_error(pr->worker->metrics, pr->route->slot,
+		    kind);
+	proxy_rlog_warnx(pr, "upstream %s: %s", pr->route->conf->upstream.url,
+	    errstr != NULL ? errstr : upstream_err_name(err));
+
+	if (req == NULL) {
+		proxy_req_close(pr, "client gone");
+		return;
+	}
+	if (!head_sent && !pr->pr_client.head_sent) {
+		int status = err == UPSTREAM_ERR_TIMEOUT ? 504 :
+		    err == UPSTREAM_ERR_NOMEM ? 503 : 502;
+
+		proxy_send_error(pr, status, status == 504 ?
+		    "the upstream did not answer in time" :
+		    "the upstream could not be reached or answered badly");
+		return;
+	}
+	/*
+	 * The head went out already: the only honest signal left is to
+	 * cut the client connection so it sees a truncated response.
+	 */
+	evcon = evhttp_request_get_connection(req);
+	pr->pr_client.req = NULL;
+	proxy_req_close(pr, "upstream failed mid-response");
+	if (evcon != NULL)
+		evhttp_connection_free(evcon);
+	else
+		evhttp_send_reply_end(req);
+}
+
+/* evhttp finished writing the reply (it frees req right after). */
+static void
+proxy_client_complete_cb(struct evhttp_request *req, void *arg)
+{
+	struct proxy_req *pr = arg;
+
+	(void)req;
+	pr->pr_client.req = NULL;
+	if (pr->pr_upstream.ureq != NULL) {
+		upstream_req_cancel(pr->pr_upstream.ureq);
+		pr->pr_upstream.ureq = NULL;
+	}
+	proxy_req_close(pr, "done");
+}
+
+void
+proxy_client_gone(struct proxy_req *pr)
+{
+	struct evhttp_request *req = pr->pr_client.req;
+
+	pr->pr_client.gone = true;
+	if (pr->pr_upstream.ureq != NULL) {
+		upstream_req_cancel(pr->pr_upstream.ureq);
+		pr->pr_upstream.ureq = NULL;
+	}
+	if (pr->status == 0)
+		pr->status = 499;	/* nginx: client closed request */
+	pr->pr_client.req = NULL;
+	pr->conn = NULL;
+	proxy_req_close(pr, "client closed the connection");
+	/* A detached request is ours to free; evhttp frees attached ones. */
+	if (req != NULL && evhttp_request_get_connection(req) == NULL)
+		evhttp_send_reply_end(req);
+}
+
+/* Write the JSON access-log line of pr. */
+static void
+proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
+{
+	char line[2048], path[768], ts[40];
+	struct tm tm;
+	time_t sec = (time_t)(pr->start_us / 1000000);
+	int n;
+
+	if (!log_access_enabled())
+		return;
+	gmtime_r(&sec, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	proxy_json_escape(path, sizeof path, pr->pr_client.path);
+	n = snprintf(line, sizeof line,
+	    "{\"time\":\"%s.%03uZ\",\"method\":\"%s\",\"path\":\"%s\","
+	    "\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f,"
+	    "\"upstream\":\"%s\",\"client\":\"%s\",\"request_id\":\"%s\","
+	    "\"route\":\"%s\"}\n",
+	    ts, (unsigned)(pr->start_us / 1000 % 1000),
+	    pr->pr_client.method_name, path, pr->status, pr->bytes_out,
+	    (double)dur_us / 1000.0,
+	    pr->route != NULL ? pr->route->conf->upstream.url : "",
+	    pr->conn != NULL ? pr->conn->client : "", pr->id,
+	    pr->route != NULL ? pr->route->conf->name : "");
+	if (n > 0)
+		log_access_write(line, (size_t)n < sizeof line ? (size_t)n :
+		    sizeof line - 1);
+}
+
+/*
+ * The one teardown: log, count, release.  Called exactly once per
+ * request; pr is freed on return.
+ */
+static void
+proxy_req_close(struct proxy_req *pr, const char *reason)
+{
+	struct worker *w = pr->worker;
+	uint64_t dur_us = (util_mono_ns() - pr->start_ns) / 1000;
+
+	log_debug("%s: request %s: %s", __func__, pr->id, reason);
+	proxy_req_set_state(pr, PROXY_ST_DONE);
+	if (pr->pr_upstream.ureq != NULL) {
+		upstream_req_cancel(pr->pr_upstream.ureq);
+		pr->pr_upstream.ureq = NULL;
+	}
+	metrics_request(w->metrics, pr->route != NULL ? pr->route->slot : 0,
+	    pr->status, dur_us, pr->bytes_out);
+	proxy_access_log(pr, dur_us);
+	if (pr->conn != NULL && pr->conn->active == pr)
+		server_request_done(w, pr->conn);
+	else
+		server_request_done(w, NULL);
+	server_wgen_unref(pr->wgen);
+	free(pr);
+}

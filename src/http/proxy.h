@@ -1,0 +1,46 @@
+/*
+ * proxy.h -- the per-request pipeline: route match, (CORS), upstream
+ * request building, streaming the response back, access log and metrics.
+ *
+ * One struct proxy_req per request, created by proxy_handle() and freed
+ * by its single teardown function proxy_req_close(), which logs the
+ * access line, counts metrics and releases everything.  The client half
+ * (evhttp request) and the upstream half (upstream exchange) are kept in
+ * two sub-structs.
+ */
+#ifndef TS_PROXY_H
+#define TS_PROXY_H
+
+#include <event2/http.h>
+
+#include "server.h"
+
+/* Handle one request evhttp delivered on conn (worker thread). */
+void proxy_handle(struct worker *, struct server_conn *,
+    struct evhttp_request *);
+
+/* The client connection of the active request went away. */
+void proxy_client_gone(struct proxy_req *);
+
+/*
+ * Write a complete gateway-generated error response (status line,
+ * headers, JSON body) into out, for the framing guard, which answers
+ * before evhttp has a request.  route may be NULL.
+ */
+struct evbuffer;
+void proxy_format_raw_error(struct worker *, struct evbuffer *out,
+    int status, const char *message, const struct worker_route *route,
+    const char *origin, const char *request_id);
+
+/* Find the route for host (may be NULL) and path; NULL if none. */
+const struct worker_route *proxy_route_find(const struct worker_gen *,
+    const char *host, const char *path);
+
+/* Make a request id into buf (at least 17 bytes). */
+void proxy_request_id(struct worker *, char *buf);
+
+/* Short error code for a status ("bad_request", "no_route", ...). */
+const char *proxy_error_code(int status);
+const char *proxy_reason(int status);
+
+#endif /* TS_PROXY_H */

@@ -1,0 +1,124 @@
+/*
+ * server.h -- the process: worker threads (one event base + one evhttp
+ * each, on SO_REUSEPORT listeners), client connections, the framing guard
+ * glue, the admin listener, graceful drain and configuration reload.
+ *
+ * Ownership:
+ *   struct server_gen    one per configuration generation, built by the
+ *                        main thread (config, TLS contexts, metrics slots);
+ *                        refcounted, shared read-only by all workers.
+ *   struct worker_gen    one per (worker, generation): the worker's
+ *                        upstream pools for every route.  Refcounted by
+ *                        the worker and by each request started under it.
+ *   struct server_conn   one per client connection that sent a byte; freed
+ *                        from evhttp's close callback.
+ * Everything a worker owns is touched by that worker's thread only; the
+ * main thread talks to workers through a pipe.
+ */
+#ifndef TS_SERVER_H
+#define TS_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <pthread.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "framing.h"
+#include "metrics.h"
+#include "upstream.h"
+
+struct proxy_req;
+struct cors_policy;
+
+struct server_gen {
+	int refs;			/* atomic */
+	struct config *cfg;
+	SSL_CTX *server_ssl;		/* listeners, NULL: plain HTTP */
+	SSL_CTX **route_ssl;		/* per route, NULL for http:// */
+	unsigned *route_slot;		/* metrics slot per route */
+	struct cors_policy **route_cors; /* per route, NULL: no CORS */
+	uint64_t id;			/* generation number, 1.. */
+};
+
+struct worker_route {
+	const struct config_route *conf;
+	struct upstream_pool *pool;
+	unsigned slot;			/* metrics slot */
+	const struct cors_policy *cors;	/* NULL: no CORS on this route */
+};
+
+struct worker_gen {
+	int refs;			/* worker thread only */
+	struct server_gen *gen;
+	struct worker_route *routes;
+	size_t n_routes;
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket **bound;
+	size_t n_bound;
+	int cmd_fd[2];			/* main writes, worker reads */
+	struct event *cmd_ev;
+	struct server_gen *next_gen;	/* handed over under server lock */
+	struct worker_gen *wgen;	/* current */
+	struct metrics *metrics;
+	uint64_t inflight;		/* requests being processed */
+	uint64_t nconns;		/* open client connections */
+	uint64_t req_counter;		/* for request ids */
+	uint32_t id_salt;
+	bool draining;
+	bool accepting;			/* listeners enabled */
+	uint64_t max_conns;		/* this worker's share */
+	struct server_conn *unbound;	/* accepted, not yet bound */
+	struct event *bind_ev;		/* runs the bind pass */
+	int64_t reject_log_sec;		/* rate limit of refusal logs */
+	unsigned reject_log_n;
+	char date[64];			/* cached IMF-fixdate */
+	int64_t date_sec;
+};
+
+struct server_conn {
+	struct worker *worker;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	int fd;
+	struct framing_state framing;
+	struct proxy_req *active;	/* request being processed, or NULL */
+	bool tls;
+	bool in_scan;			/* inside our input callback */
+	bool rejected;			/* framing guard refused the stream */
+	bool pending_close;		/* close once the active request ends */
+	char client[64];		/* "ip:port" */
+	char client_ip[48];
+	unsigned phase_timeout;		/* which timeout is armed */
+	struct server_conn *pending_next; /* worker's unbound list */
+	struct event *kill_ev;		/* frees the connection next turn */
+};
+
+/*
+ * Run the gateway with cfg (one reference is taken over) until a
+ * SIGTERM/SIGINT drain completes.  Returns the exit status.
+ */
+int server_main(struct config *cfg);
+
+/* The cached Date header value of the worker (refreshed per second). */
+const char *server_date(struct worker *);
+
+/* Drop a reference on a worker generation (worker thread only). */
+void server_wgen_unref(struct worker_gen *);
+struct worker_gen *server_wgen_ref(struct worker_gen *);
+
+/* Called by proxy.c when a request it started is finished. */
+void server_request_done(struct worker *, struct server_conn *);
+
+#endif /* TS_SERVER_H */
