@@ -1,7 +1,1341 @@
-/* test_upstream.c: not written yet; skipped. */
-int main(void);
-int
-main(void)
+/*
+ * test_upstream.c -- the strict response parser (vectors from
+ * tests/data/upstream/responses.tsv, fed whole, byte by byte and split at
+ * every position) and the pool/exchange machinery against a raw TCP stub
+ * server on 127.0.0.1:0, all on one event base.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "ts_test.h"
+#include "http/upstream.h"
+#include "util.h"
+
+/*
+ * Parser vectors.
+ */
+
+enum vec_expect {
+	VEC_OK = 0,
+	VEC_PROTOCOL,
+	VEC_RESET,
+};
+
+struct vec {
+	char name[64];
+	bool is_head;
+	enum vec_expect expect;
+	char errstr[128];
+	int status;
+	char body_type[16];
+	int keepalive;
+	char *body;
+	size_t body_len;
+	char *headers;		/* "Name=value|..." or "*" */
+	char *input;
+	size_t input_len;
+};
+
+#define MAX_VECS 256
+static struct vec vecs[MAX_VECS];
+static int n_vecs;
+
+/* Decode \r \n \t \\ \xHH and \{N}c into a malloc'ed buffer. */
+static char *
+unescape(const char *s, size_t *out_len)
 {
-	return 77;
+	size_t cap = strlen(s) + 1, n = 0;
+	char *out = xmalloc(cap);
+
+	while (*s != '\0') {
+		char c = *s++;
+		size_t rep = 1;
+
+		if (c == '\\') {
+			c = *s++;
+			switch (c) {
+			case 'r':
+				c = '\r';
+				break;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'x': {
+				char hex[3] = { s[0], s[1], '\0' };
+
+				c = (char)strtoul(hex, NULL, 16);
+				s += 2;
+				break;
+			}
+			case '{':
+				rep = strtoul(s, (char **)&s, 10);
+				s++;		/* '}' */
+				c = *s++;
+				break;
+			default:
+				break;
+			}
+		}
+		if (n + rep + 1 > cap) {
+			cap = (n + rep + 1) * 2;
+			out = xrealloc(out, cap);
+		}
+		memset(out + n, c, rep);
+		n += rep;
+	}
+	out[n] = '\0';
+	*out_len = n;
+	return out;
 }
+
+static void
+load_vectors(void)
+{
+	char *line = NULL, *f[9], *p;
+	size_t cap = 0, len;
+	FILE *fp;
+	int i;
+
+	fp = fopen(ts_data_path("upstream/responses.tsv"), "r");
+	if (fp == NULL)
+		return;
+	while (getline(&line, &cap, fp) > 0 && n_vecs < MAX_VECS) {
+		struct vec *v = &vecs[n_vecs];
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		p = line;
+		for (i = 0; i < 9; i++) {
+			f[i] = p;
+			if (i < 8) {
+				p = strchr(p, '\t');
+				if (p == NULL)
+					break;
+				*p++ = '\0';
+			}
+		}
+		if (i < 9)
+			continue;
+		snprintf(v->name, sizeof v->name, "%s", f[0]);
+		v->is_head = f[1][0] == '1';
+		if (strcmp(f[2], "ok") == 0)
+			v->expect = VEC_OK;
+		else if (strcmp(f[2], "reset") == 0)
+			v->expect = VEC_RESET;
+		else {
+			v->expect = VEC_PROTOCOL;
+			snprintf(v->errstr, sizeof v->errstr, "%s",
+			    f[2] + strlen("protocol:"));
+		}
+		v->status = atoi(f[3]);
+		snprintf(v->body_type, sizeof v->body_type, "%s", f[4]);
+		v->keepalive = atoi(f[5]);
+		v->body = unescape(f[6], &v->body_len);
+		v->headers = unescape(f[7], &len);
+		v->input = unescape(f[8], &v->input_len);
+		n_vecs++;
+	}
+	free(line);
+	fclose(fp);
+}
+
+static const char *
+body_type_name(enum upstream_body b)
+{
+	switch (b) {
+	case UPSTREAM_BODY_NONE:
+		return "none";
+	case UPSTREAM_BODY_LENGTH:
+		return "length";
+	case UPSTREAM_BODY_CHUNKED:
+		return "chunked";
+	case UPSTREAM_BODY_CLOSE:
+		return "close";
+	}
+	return "?";
+}
+
+static void
+join_headers(const struct evkeyvalq *h, char *out, size_t size)
+{
+	const struct evkeyval *kv;
+	size_t n = 0;
+
+	out[0] = '\0';
+	TAILQ_FOREACH(kv, h, next) {
+		n += (size_t)snprintf(out + n, n < size ? size - n : 0,
+		    "%s%s=%s", n == 0 ? "" : "|", kv->key, kv->value);
+	}
+}
+
+/*
+ * Feed v->input cut at the given offsets and check the outcome against
+ * the vector.  cuts are increasing offsets inside the input.
+ */
+static void
+run_vector(const struct vec *v, const size_t *cuts, size_t ncuts)
+{
+	struct upstream_parser *p = upstream_parser_new(v->is_head);
+	struct evbuffer *in = evbuffer_new(), *body = evbuffer_new();
+	enum upstream_parse rc = UPSTREAM_PARSE_MORE;
+	const char *errstr = NULL;
+	size_t start = 0, i, end;
+	int heads = 0;
+	bool done = false, error = false, by_eof = false;
+	static char hdrs[70000];
+
+	for (i = 0; i <= ncuts && !done && !error; i++) {
+		end = i < ncuts ? cuts[i] : v->input_len;
+		evbuffer_add(in, v->input + start, end - start);
+		start = end;
+		for (;;) {
+			rc = upstream_parser_feed(p, in, body, &errstr);
+			if (rc == UPSTREAM_PARSE_HEAD) {
+				heads++;
+				continue;
+			}
+			break;
+		}
+		if (rc == UPSTREAM_PARSE_DONE)
+			done = true;
+		else if (rc == UPSTREAM_PARSE_ERROR)
+			error = true;
+	}
+	if (!done && !error) {
+		if (upstream_parser_eof(p, &errstr) == 0)
+			done = by_eof = true;
+	}
+	switch (v->expect) {
+	case VEC_PROTOCOL:
+		ck_assert_msg(error, "%s: expected error \"%s\"", v->name,
+		    v->errstr);
+		ck_assert_str_eq(errstr, v->errstr);
+		break;
+	case VEC_RESET:
+		ck_assert_msg(!error && !done, "%s: should be premature EOF",
+		    v->name);
+		ck_assert_str_eq(errstr, "upstream closed the connection "
+		    "before the response was complete");
+		break;
+	case VEC_OK: {
+		const struct upstream_response *r;
+
+		ck_assert_msg(done && !error, "%s: failed: %s", v->name,
+		    errstr != NULL ? errstr : "(incomplete)");
+		ck_assert_int_eq(heads, 1);
+		r = upstream_parser_response(p);
+		ck_assert_int_eq(r->status, v->status);
+		ck_assert_str_eq(body_type_name(r->body), v->body_type);
+		ck_assert_int_eq(by_eof, r->body == UPSTREAM_BODY_CLOSE);
+		ck_assert_int_eq(upstream_parser_keepalive(p), v->keepalive);
+		ck_assert_uint_eq(evbuffer_get_length(body), v->body_len);
+		ck_assert_mem_eq(evbuffer_pullup(body, -1), v->body,
+		    v->body_len);
+		if (strcmp(v->headers, "*") != 0) {
+			join_headers(r->headers, hdrs, sizeof hdrs);
+			ck_assert_str_eq(hdrs, v->headers);
+		}
+		/* Nothing after the response was consumed. */
+		ck_assert_uint_eq(evbuffer_get_length(in), 0);
+		break;
+	}
+	}
+	upstream_parser_free(p);
+	evbuffer_free(in);
+	evbuffer_free(body);
+}
+
+START_TEST(test_parser_whole)
+{
+	run_vector(&vecs[_i], NULL, 0);
+}
+END_TEST
+
+START_TEST(test_parser_bytewise)
+{
+	const struct vec *v = &vecs[_i];
+	size_t *cuts = xmalloc((v->input_len + 1) * sizeof *cuts), i;
+
+	for (i = 1; i < v->input_len; i++)
+		cuts[i - 1] = i;
+	run_vector(v, cuts, v->input_len > 1 ? v->input_len - 1 : 0);
+	free(cuts);
+}
+END_TEST
+
+START_TEST(test_parser_split)
+{
+	const struct vec *v = &vecs[_i];
+	size_t k, step;
+
+	/* Every cut for small inputs, a sample of cuts for the big ones. */
+	step = v->input_len > 2048 ? v->input_len / 64 : 1;
+	for (k = 1; k < v->input_len; k += step)
+		run_vector(v, &k, 1);
+}
+END_TEST
+
+/* Header entries can be moved out and freed with free(). */
+START_TEST(test_parser_move_headers)
+{
+	const char *raw = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	struct upstream_parser *p = upstream_parser_new(false);
+	struct evbuffer *in = evbuffer_new(), *body = evbuffer_new();
+	const struct upstream_response *r;
+	struct evkeyval *kv;
+	const char *errstr;
+
+	evbuffer_add(in, raw, strlen(raw));
+	ck_assert_int_eq(upstream_parser_feed(p, in, body, &errstr),
+	    UPSTREAM_PARSE_HEAD);
+	r = upstream_parser_response(p);
+	ck_assert_str_eq(r->reason, "OK");
+	ck_assert_int_eq(r->minor, 1);
+	kv = TAILQ_FIRST(r->headers);
+	ck_assert_str_eq(kv->key, "A");
+	TAILQ_REMOVE(r->headers, kv, next);
+	free(kv->key);
+	free(kv->value);
+	free(kv);
+	ck_assert_int_eq(upstream_parser_feed(p, in, body, &errstr),
+	    UPSTREAM_PARSE_DONE);
+	ck_assert_int_eq(upstream_parser_feed(p, in, body, &errstr),
+	    UPSTREAM_PARSE_DONE);
+	upstream_parser_free(p);
+	evbuffer_free(in);
+	evbuffer_free(body);
+}
+END_TEST
+
+/*
+ * Raw TCP stub server.
+ */
+
+enum stub_after {
+	STUB_KEEP = 0,		/* reply, keep the connection */
+	STUB_CLOSE,		/* reply, close once it is written */
+	STUB_CLOSE_NOW,		/* close without replying */
+	STUB_STALL,		/* reply (may be empty) and say nothing more */
+};
+
+struct stub_action {
+	const char *reply;
+	size_t len;		/* 0: strlen(reply) */
+	enum stub_after after;
+};
+
+struct stub {
+	struct event_base *base;
+	struct evconnlistener *lev;
+	uint16_t port;
+	const struct stub_action *actions;
+	size_t nactions;
+	int nconns;
+	int nreqs;
+	int ncloses;
+	struct evbuffer *seen;
+};
+
+struct stub_conn {
+	struct stub *s;
+	struct bufferevent *bev;
+	size_t body_left;	/* request body bytes still to skip */
+	bool closing;
+};
+
+static struct event_base *base;
+static struct stub stub;
+
+static void
+stub_conn_free(struct stub_conn *sc)
+{
+	sc->s->ncloses++;
+	bufferevent_free(sc->bev);
+	free(sc);
+}
+
+static void
+stub_request(struct stub_conn *sc)
+{
+	struct stub *s = sc->s;
+	const struct stub_action *a;
+	size_t idx = (size_t)s->nreqs++;
+
+	a = &s->actions[idx < s->nactions ? idx : s->nactions - 1];
+	if (a->after == STUB_CLOSE_NOW) {
+		stub_conn_free(sc);
+		return;
+	}
+	if (a->reply != NULL)
+		bufferevent_write(sc->bev, a->reply,
+		    a->len != 0 ? a->len : strlen(a->reply));
+	if (a->after == STUB_CLOSE) {
+		sc->closing = true;
+		if (evbuffer_get_length(bufferevent_get_output(sc->bev)) == 0)
+			stub_conn_free(sc);
+	}
+}
+
+static void
+stub_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct stub_conn *sc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr p;
+	size_t n;
+
+	for (;;) {
+		if (sc->body_left > 0) {
+			n = evbuffer_get_length(in);
+			if (n > sc->body_left)
+				n = sc->body_left;
+			evbuffer_remove_buffer(in, sc->s->seen, n);
+			sc->body_left -= n;
+			if (sc->body_left > 0)
+				return;
+		}
+		p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (p.pos < 0)
+			return;
+		{
+			char *head = xmalloc((size_t)p.pos + 5);
+			const char *cl;
+
+			evbuffer_remove(in, head, (size_t)p.pos + 4);
+			head[p.pos + 4] = '\0';
+			evbuffer_add(sc->s->seen, head, (size_t)p.pos + 4);
+			if ((cl = strcasestr(head, "\r\nContent-Length: ")) !=
+			    NULL)
+				sc->body_left = strtoul(cl + 18, NULL, 10);
+			free(head);
+		}
+		if (sc->body_left == 0 ||
+		    evbuffer_get_length(in) >= sc->body_left) {
+			if (sc->body_left > 0) {
+				evbuffer_remove_buffer(in, sc->s->seen,
+				    sc->body_left);
+				sc->body_left = 0;
+			}
+			stub_request(sc);
+			return;		/* sc may be gone; one at a time */
+		}
+	}
+}
+
+static void
+stub_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct stub_conn *sc = arg;
+
+	if (sc->closing)
+		stub_conn_free(sc);
+}
+
+static void
+stub_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		stub_conn_free(arg);
+}
+
+static void
+stub_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct stub *s = arg;
+	struct stub_conn *sc = xcalloc(1, sizeof *sc);
+
+	sc->s = s;
+	sc->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(sc->bev, stub_read_cb, stub_write_cb, stub_event_cb,
+	    sc);
+	bufferevent_enable(sc->bev, EV_READ | EV_WRITE);
+	s->nconns++;
+}
+
+static uint16_t
+listener_port(struct evconnlistener *l)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &len);
+	return ntohs(sin.sin_port);
+}
+
+static struct evconnlistener *
+listen_local(evconnlistener_cb cb, void *arg)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return evconnlistener_new_bind(base, cb, arg,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	    (struct sockaddr *)&sin, sizeof sin);
+}
+
+static void
+stub_start(const struct stub_action *actions, size_t n)
+{
+	stub.base = base;
+	stub.actions = actions;
+	stub.nactions = n;
+	stub.lev = listen_local(stub_accept_cb, &stub);
+	ck_assert_ptr_nonnull(stub.lev);
+	stub.port = listener_port(stub.lev);
+}
+
+static void
+setup(void)
+{
+	base = event_base_new();
+	memset(&stub, 0, sizeof stub);
+	stub.seen = evbuffer_new();
+}
+
+static void
+teardown(void)
+{
+	if (stub.lev != NULL)
+		evconnlistener_free(stub.lev);
+	evbuffer_free(stub.seen);
+	/* Stub connections still open are freed with the base. */
+	event_base_free(base);
+}
+
+/*
+ * Client side.
+ */
+
+struct result {
+	bool done;
+	enum upstream_err err;
+	const char *errstr;
+	bool head_sent;
+	int status;
+	enum upstream_body body_type;
+	struct evbuffer *body;
+	int heads;
+	int bodies;
+	/* Behaviour knobs. */
+	bool cancel_in_head;
+	bool fail_in_head;
+	bool cancel_in_body;
+	bool pause_in_body;
+	bool paused;
+	bool cancelled;
+	struct event *resume_ev;
+	struct upstream_req *req;
+};
+
+static struct config_upstream conf;
+
+static void
+conf_init(uint16_t port)
+{
+	memset(&conf, 0, sizeof conf);
+	conf.url = (char *)"http://127.0.0.1";
+	conf.scheme = CONFIG_SCHEME_HTTP;
+	conf.host = (char *)"127.0.0.1";
+	conf.port = port;
+	conf.authority = (char *)"127.0.0.1";
+	conf.base_path = (char *)"";
+	conf.connect_timeout_ms = 1000;
+	conf.timeout_ms = 2000;
+	conf.keepalive = 4;
+}
+
+static int
+res_head_cb(struct upstream_req *req, const struct upstream_response *r,
+    void *arg)
+{
+	struct result *res = arg;
+
+	res->heads++;
+	res->status = r->status;
+	res->body_type = r->body;
+	if (res->cancel_in_head) {
+		res->cancelled = true;
+		upstream_req_cancel(req);
+		return 0;
+	}
+	return res->fail_in_head ? -1 : 0;
+}
+
+static void
+res_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct result *res = arg;
+
+	res->paused = false;
+	upstream_req_resume(res->req);
+}
+
+static void
+res_body_cb(struct upstream_req *req, struct evbuffer *buf, void *arg)
+{
+	struct result *res = arg;
+	struct timeval tv = { 0, 20000 };
+
+	ck_assert_msg(!res->paused, "body() while paused");
+	res->bodies++;
+	evbuffer_add_buffer(res->body, buf);
+	if (res->cancel_in_body) {
+		res->cancelled = true;
+		upstream_req_cancel(req);
+		/* Cancelling twice is harmless. */
+		upstream_req_cancel(req);
+		return;
+	}
+	if (res->pause_in_body && res->bodies <= 3) {
+		res->paused = true;
+		upstream_req_pause(req);
+		evtimer_add(res->resume_ev, &tv);
+	}
+}
+
+static void
+res_done_cb(struct upstream_req *req, enum upstream_err err,
+    const char *errstr, bool head_sent, void *arg)
+{
+	struct result *res = arg;
+
+	ck_assert_msg(!res->done, "done() twice");
+	ck_assert_msg(!res->cancelled, "done() after cancel");
+	res->done = true;
+	res->err = err;
+	res->errstr = errstr;
+	res->head_sent = head_sent;
+	ck_assert_uint_ge(upstream_req_first_byte_ns(req) == 0 ? UINT64_MAX :
+	    upstream_req_first_byte_ns(req), upstream_req_sent_ns(req));
+	/* Cancelling from done() is a no-op. */
+	upstream_req_cancel(req);
+}
+
+static const struct upstream_cbs res_cbs = {
+	res_head_cb, res_body_cb, res_done_cb,
+};
+
+static void
+res_init(struct result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->body = evbuffer_new();
+	res->resume_ev = evtimer_new(base, res_resume_cb, res);
+}
+
+static void
+res_clear(struct result *res)
+{
+	evbuffer_free(res->body);
+	event_free(res->resume_ev);
+}
+
+static bool guard_fired;
+
+static void
+guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	guard_fired = true;
+}
+
+/* Run the loop until *flag (or the int at iflag reaches want). */
+static void
+run_until(const bool *flag, const int *iflag, int want)
+{
+	struct event *guard = evtimer_new(base, guard_cb, NULL);
+	struct timeval tv = { 5, 0 };
+
+	guard_fired = false;
+	evtimer_add(guard, &tv);
+	while (!guard_fired && !(flag != NULL && *flag) &&
+	    !(iflag != NULL && *iflag >= want))
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(guard);
+	ck_assert_msg(!guard_fired, "timed out waiting");
+}
+
+static struct upstream_req *
+send_req(struct upstream_pool *pool, const char *method, bool retryable,
+    struct result *res)
+{
+	struct evbuffer *rq = evbuffer_new();
+	struct upstream_req *req;
+
+	evbuffer_add_printf(rq, "%s / HTTP/1.1\r\nHost: t\r\n\r\n", method);
+	req = upstream_request(pool, rq, strcmp(method, "HEAD") == 0,
+	    retryable, &res_cbs, res);
+	ck_assert_ptr_nonnull(req);
+	ck_assert_uint_eq(evbuffer_get_length(rq), 0);
+	evbuffer_free(rq);
+	/* Never a callback from inside upstream_request(). */
+	ck_assert(!res->done && res->heads == 0);
+	res->req = req;
+	return req;
+}
+
+static struct upstream_pool *
+pool_new(void)
+{
+	struct upstream_pool *pool;
+	char *cause = NULL;
+
+	pool = upstream_pool_new(base, &conf, NULL, &cause);
+	ck_assert_msg(pool != NULL, "%s", cause);
+	return pool;
+}
+
+/* One GET against a stub, returns the finished result. */
+static void
+get_one(struct upstream_pool *pool, struct result *res)
+{
+	res_init(res);
+	send_req(pool, "GET", true, res);
+	run_until(&res->done, NULL, 0);
+}
+
+static void
+assert_body(struct result *res, const char *want)
+{
+	size_t n = strlen(want);
+
+	ck_assert_uint_eq(evbuffer_get_length(res->body), n);
+	ck_assert_mem_eq(evbuffer_pullup(res->body, -1), want, n);
+}
+
+#define OK_HELLO "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+START_TEST(test_cl_body)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert(res.head_sent);
+	ck_assert_int_eq(res.status, 200);
+	ck_assert_int_eq(res.body_type, UPSTREAM_BODY_LENGTH);
+	assert_body(&res, "hello");
+	ck_assert_uint_eq(upstream_pool_idle(pool), 1);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_chunked_body)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "4\r\nwiki\r\n5;ext=1\r\npedia\r\n0\r\nX-T: 1\r\n\r\n",
+	    0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert_int_eq(res.body_type, UPSTREAM_BODY_CHUNKED);
+	assert_body(&res, "wikipedia");
+	ck_assert_uint_eq(upstream_pool_idle(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_close_delimited)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nServer: stub\r\n\r\nuntil the end", 0,
+	    STUB_CLOSE } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert_int_eq(res.body_type, UPSTREAM_BODY_CLOSE);
+	assert_body(&res, "until the end");
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_continue_skipped)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 100 Continue\r\n\r\n" OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert_int_eq(res.heads, 1);
+	ck_assert_int_eq(res.status, 200);
+	assert_body(&res, "hello");
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* HEAD, 204 and 304 have no body: the next response on the same
+ * connection parses fine and one connection carries all. */
+START_TEST(test_no_body_statuses)
+{
+	static const struct stub_action a[] = {
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", 0,
+		    STUB_KEEP },
+		{ "HTTP/1.1 204 No Content\r\n\r\n", 0, STUB_KEEP },
+		{ "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n", 0,
+		    STUB_KEEP },
+		{ OK_HELLO, 0, STUB_KEEP },
+	};
+	static const char *methods[] = { "HEAD", "GET", "GET", "GET" };
+	static const int status[] = { 200, 204, 304, 200 };
+	struct upstream_pool *pool;
+	struct result res;
+	size_t i;
+
+	stub_start(a, TS_NITEMS(a));
+	conf_init(stub.port);
+	pool = pool_new();
+	for (i = 0; i < TS_NITEMS(a); i++) {
+		res_init(&res);
+		send_req(pool, methods[i], true, &res);
+		run_until(&res.done, NULL, 0);
+		ck_assert_int_eq(res.err, UPSTREAM_OK);
+		ck_assert_int_eq(res.status, status[i]);
+		if (i < 3) {
+			ck_assert_int_eq(res.body_type, UPSTREAM_BODY_NONE);
+			ck_assert_uint_eq(evbuffer_get_length(res.body), 0);
+		} else
+			assert_body(&res, "hello");
+		ck_assert_int_eq(upstream_req_reused(res.req), i > 0);
+		res_clear(&res);
+	}
+	ck_assert_uint_eq(upstream_pool_connects(pool), 1);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_keepalive_reuse)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+	int i;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	for (i = 0; i < 10; i++) {
+		get_one(pool, &res);
+		ck_assert_int_eq(res.err, UPSTREAM_OK);
+		assert_body(&res, "hello");
+		res_clear(&res);
+	}
+	ck_assert_uint_eq(upstream_pool_connects(pool), 1);
+	ck_assert_int_eq(stub.nconns, 1);
+	ck_assert_int_eq(stub.nreqs, 10);
+	upstream_pool_free(pool);
+	/* Freeing the pool closes the idle connection. */
+	run_until(NULL, &stub.ncloses, 1);
+}
+END_TEST
+
+START_TEST(test_connection_close_not_reused)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n"
+	    "\r\nok", 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	res_clear(&res);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	/* We closed it although the stub kept it open. */
+	run_until(NULL, &stub.ncloses, 1);
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	res_clear(&res);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 2);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* The stub reads the second request on the reused connection and
+ * closes: the exchange is resent once on a new connection. */
+START_TEST(test_retry_stale)
+{
+	static const struct stub_action a[] = {
+		{ OK_HELLO, 0, STUB_KEEP },
+		{ NULL, 0, STUB_CLOSE_NOW },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain", 0,
+		    STUB_KEEP },
+	};
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, TS_NITEMS(a));
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	res_clear(&res);
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	assert_body(&res, "again");
+	res_clear(&res);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 2);
+	ck_assert_int_eq(stub.nreqs, 3);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_no_retry_when_not_retryable)
+{
+	static const struct stub_action a[] = {
+		{ OK_HELLO, 0, STUB_KEEP },
+		{ NULL, 0, STUB_CLOSE_NOW },
+	};
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, TS_NITEMS(a));
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	res_clear(&res);
+	res_init(&res);
+	send_req(pool, "POST", false, &res);
+	run_until(&res.done, NULL, 0);
+	ck_assert_int_eq(res.err, UPSTREAM_ERR_RESET);
+	ck_assert(!res.head_sent);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_refused)
+{
+	struct evconnlistener *l = listen_local(stub_accept_cb, &stub);
+	struct upstream_pool *pool;
+	struct result res;
+	uint16_t port = listener_port(l);
+
+	evconnlistener_free(l);
+	conf_init(port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_ERR_CONNECT);
+	ck_assert_str_eq(res.errstr, "upstream connection refused");
+	ck_assert(!res.head_sent);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_resolve_failure)
+{
+	char *cause = NULL;
+
+	conf_init(80);
+	conf.host = (char *)"no-such-host.invalid";
+	ck_assert_ptr_null(upstream_pool_new(base, &conf, NULL, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "no-such-host.invalid"));
+	free(cause);
+}
+END_TEST
+
+START_TEST(test_response_timeout)
+{
+	static const struct stub_action a[] = { { NULL, 0, STUB_STALL } };
+	struct upstream_pool *pool;
+	struct result res;
+	uint64_t t0;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	conf.timeout_ms = 100;
+	pool = pool_new();
+	t0 = util_mono_ns();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_ERR_TIMEOUT);
+	ck_assert_str_eq(res.errstr, "upstream response timed out");
+	ck_assert(!res.head_sent);
+	ck_assert_uint_ge(util_mono_ns() - t0, 90 * 1000000ULL);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_body_gap_timeout)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0,
+	    STUB_STALL } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	conf.timeout_ms = 100;
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_ERR_TIMEOUT);
+	ck_assert(res.head_sent);
+	assert_body(&res, "abc");
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_premature_eof)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0,
+	    STUB_CLOSE } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_ERR_RESET);
+	ck_assert_str_eq(res.errstr, "upstream closed the connection before "
+	    "the response was complete");
+	ck_assert(res.head_sent);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_protocol_error)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n"
+	    "\r\nab", 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_ERR_PROTOCOL);
+	ck_assert_str_eq(res.errstr, "conflicting Content-Length values");
+	ck_assert(!res.head_sent);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+#define BIG_LEN (512 * 1024)
+
+START_TEST(test_pause_resume)
+{
+	static char big[BIG_LEN + 64];
+	struct stub_action a[1];
+	struct upstream_pool *pool;
+	struct result res;
+	int n;
+
+	n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nContent-Length: "
+	    "%d\r\n\r\n", BIG_LEN - 64);
+	memset(big + n, 'x', (size_t)(BIG_LEN - 64));
+	a[0].reply = big;
+	a[0].len = (size_t)n + BIG_LEN - 64;
+	a[0].after = STUB_KEEP;
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	res_init(&res);
+	res.pause_in_body = true;
+	send_req(pool, "GET", true, &res);
+	run_until(&res.done, NULL, 0);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert_uint_eq(evbuffer_get_length(res.body), BIG_LEN - 64);
+	ck_assert_int_ge(res.bodies, 4);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* Cancelling from head() or body(), or head() returning -1: no more
+ * callbacks and the connection is closed. */
+START_TEST(test_cancel_in_callback)
+{
+	static const struct stub_action a[] = { {
+	    "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0,
+	    STUB_STALL } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	res_init(&res);
+	if (_i == 0)
+		res.cancel_in_head = true;
+	else if (_i == 1)
+		res.cancel_in_body = true;
+	else
+		res.fail_in_head = true;
+	send_req(pool, "GET", true, &res);
+	run_until(NULL, &stub.ncloses, 1);
+	ck_assert(!res.done);
+	ck_assert_int_eq(res.heads, 1);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_cancel_early)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct upstream_req *req;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	/* Cancel while connecting. */
+	res_init(&res);
+	req = send_req(pool, "GET", true, &res);
+	upstream_req_cancel(req);
+	run_until(NULL, &stub.ncloses, 1);
+	/* Cancel on a reused connection before the response. */
+	get_one(pool, &res);
+	res_clear(&res);
+	res_init(&res);
+	req = send_req(pool, "GET", true, &res);
+	upstream_req_cancel(req);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	run_until(NULL, &stub.ncloses, 2);
+	ck_assert(!res.done);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* An idle connection the upstream closes leaves the pool at once. */
+START_TEST(test_idle_closed_by_peer)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_CLOSE } };
+	struct upstream_pool *pool;
+	struct result res;
+	bool idle_gone = false;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	res_clear(&res);
+	while (!idle_gone) {
+		event_base_loop(base, EVLOOP_ONCE);
+		idle_gone = upstream_pool_idle(pool) == 0;
+	}
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert(!upstream_req_reused(res.req));
+	res_clear(&res);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 2);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+START_TEST(test_idle_timeout)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	upstream_pool_set_idle_timeout(pool, 50);
+	get_one(pool, &res);
+	res_clear(&res);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 1);
+	run_until(NULL, &stub.ncloses, 1);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* Parallel exchanges: one connection each, at most keepalive kept. */
+START_TEST(test_parallel_and_limit)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res[4];
+	int i, done = 0;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	conf.keepalive = 2;
+	pool = pool_new();
+	for (i = 0; i < 4; i++) {
+		res_init(&res[i]);
+		send_req(pool, "GET", true, &res[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		run_until(&res[i].done, NULL, 0);
+		ck_assert_int_eq(res[i].err, UPSTREAM_OK);
+		done++;
+	}
+	ck_assert_int_eq(done, 4);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 4);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 2);
+	for (i = 0; i < 4; i++)
+		res_clear(&res[i]);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* The pool may be freed with an exchange in flight. */
+START_TEST(test_pool_free_in_flight)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	res_init(&res);
+	send_req(pool, "GET", true, &res);
+	upstream_pool_free(pool);
+	run_until(&res.done, NULL, 0);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	assert_body(&res, "hello");
+	res_clear(&res);
+	run_until(NULL, &stub.ncloses, 1);
+}
+END_TEST
+
+/* The request body goes out as given. */
+START_TEST(test_request_body)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	const char *rq = "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+	    "\r\nbody";
+	struct upstream_pool *pool;
+	struct evbuffer *b;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	res_init(&res);
+	b = evbuffer_new();
+	evbuffer_add(b, rq, strlen(rq));
+	res.req = upstream_request(pool, b, false, false, &res_cbs, &res);
+	evbuffer_free(b);
+	run_until(&res.done, NULL, 0);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	ck_assert_uint_eq(evbuffer_get_length(stub.seen), strlen(rq));
+	ck_assert_mem_eq(evbuffer_pullup(stub.seen, -1), rq, strlen(rq));
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+static Suite *
+upstream_suite(void)
+{
+	Suite *s = suite_create("upstream");
+	TCase *tc;
+
+	load_vectors();
+
+	tc = tcase_create("parser");
+	tcase_add_test(tc, test_parser_move_headers);
+	tcase_add_loop_test(tc, test_parser_whole, 0, n_vecs);
+	tcase_add_loop_test(tc, test_parser_bytewise, 0, n_vecs);
+	tcase_add_loop_test(tc, test_parser_split, 0, n_vecs);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exchange");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_cl_body);
+	tcase_add_test(tc, test_chunked_body);
+	tcase_add_test(tc, test_close_delimited);
+	tcase_add_test(tc, test_continue_skipped);
+	tcase_add_test(tc, test_no_body_statuses);
+	tcase_add_test(tc, test_premature_eof);
+	tcase_add_test(tc, test_protocol_error);
+	tcase_add_test(tc, test_request_body);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("keepalive");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_keepalive_reuse);
+	tcase_add_test(tc, test_connection_close_not_reused);
+	tcase_add_test(tc, test_retry_stale);
+	tcase_add_test(tc, test_no_retry_when_not_retryable);
+	tcase_add_test(tc, test_idle_closed_by_peer);
+	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_parallel_and_limit);
+	tcase_add_test(tc, test_pool_free_in_flight);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_resolve_failure);
+	tcase_add_test(tc, test_response_timeout);
+	tcase_add_test(tc, test_body_gap_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("control");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_pause_resume);
+	tcase_add_loop_test(tc, test_cancel_in_callback, 0, 3);
+	tcase_add_test(tc, test_cancel_early);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TS_TEST_MAIN(upstream_suite)
