@@ -41,6 +41,19 @@ static const char *const upstream_kind[METRICS_UPSTREAM_NKINDS] = {
 	"connect", "timeout", "reset", "protocol", "tls",
 };
 
+/* Values of the "kind" and "header" labels of CORS refusals. */
+#define METRICS_CORS_NKINDS 3
+#define METRICS_CORS_NHDRS 16
+static const char *const cors_kinds[METRICS_CORS_NKINDS] = {
+	"origin", "method", "header",
+};
+static const char *const cors_hdrs[METRICS_CORS_NHDRS] = {
+	"", "other", "x-datadog-trace-id", "x-datadog-parent-id",
+	"x-datadog-origin", "x-datadog-sampling-priority", "x-datadog-tags",
+	"traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
+	"x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+};
+
 struct metrics_counter_def {
 	const char *name;
 	const char *labels;
@@ -59,6 +72,10 @@ struct metrics {
 	uint64_t requests[METRICS_MAX_ROUTES][METRICS_NCLASSES];
 	uint64_t bytes[METRICS_MAX_ROUTES];
 	uint64_t upstream[METRICS_MAX_ROUTES][METRICS_UPSTREAM_NKINDS];
+	uint64_t cors_preflight[METRICS_MAX_ROUTES][2];	/* allowed, refused */
+	uint64_t cors_refused[METRICS_MAX_ROUTES][METRICS_CORS_NKINDS]
+	    [METRICS_CORS_NHDRS];
+	uint64_t cors_disallowed[METRICS_MAX_ROUTES];
 	int64_t open_conns;
 	uint64_t buckets[METRICS_NBUCKETS];	/* not cumulative */
 	uint64_t duration_sum_us;
@@ -196,6 +213,40 @@ metrics_upstream_error(struct metrics *m, unsigned route,
 	counter_add(&m->upstream[route][kind], 1);
 }
 
+void
+metrics_cors_preflight(struct metrics *m, unsigned route, bool allowed)
+{
+	if (route >= METRICS_MAX_ROUTES)
+		route = 0;
+	counter_add(&m->cors_preflight[route][allowed ? 0 : 1], 1);
+}
+
+void
+metrics_cors_refusal(struct metrics *m, unsigned route, bool preflight,
+    const char *kind, const char *header_class)
+{
+	unsigned k, h;
+
+	if (route >= METRICS_MAX_ROUTES)
+		route = 0;
+	if (!preflight) {
+		counter_add(&m->cors_disallowed[route], 1);
+		return;
+	}
+	for (k = 0; k < METRICS_CORS_NKINDS; k++)
+		if (kind != NULL && strcmp(kind, cors_kinds[k]) == 0)
+			break;
+	if (k == METRICS_CORS_NKINDS)
+		return;
+	for (h = 0; h < METRICS_CORS_NHDRS; h++)
+		if (strcmp(header_class != NULL ? header_class : "",
+		    cors_hdrs[h]) == 0)
+			break;
+	if (h == METRICS_CORS_NHDRS)
+		h = 1;	/* "other" */
+	counter_add(&m->cors_refused[route][k][h], 1);
+}
+
 /* Open client connections: +1 on accept, -1 on close. */
 void
 metrics_conn(struct metrics *m, int delta)
@@ -304,6 +355,62 @@ render_routes(FILE *fp)
 	}
 }
 
+/* The CORS families; refusal series only once non-zero. */
+static void
+render_cors(FILE *fp)
+{
+	static const char *const results[2] = {"allowed", "refused"};
+	const struct metrics *m;
+	unsigned r, k, h;
+
+	put_family(fp, "tracestitch_cors_preflights_total", "counter",
+	    "CORS preflights answered by the gateway, by route and result.");
+	for (r = 0; r < route_count; r++) {
+		for (k = 0; k < 2; k++) {
+			uint64_t v = 0;
+
+			for (m = registry; m != NULL; m = m->next)
+				v += counter_get(&m->cors_preflight[r][k]);
+			fputs("tracestitch_cors_preflights_total{route=\"", fp);
+			put_label(fp, route_names[r]);
+			fprintf(fp, "\",result=\"%s\"} %llu\n", results[k],
+			    (unsigned long long)v);
+		}
+	}
+	put_family(fp, "tracestitch_cors_refusals_total", "counter",
+	    "Refused CORS preflights, by route, kind and refused header.");
+	for (r = 0; r < route_count; r++) {
+		for (k = 0; k < METRICS_CORS_NKINDS; k++) {
+			for (h = 0; h < METRICS_CORS_NHDRS; h++) {
+				uint64_t v = 0;
+
+				for (m = registry; m != NULL; m = m->next)
+					v += counter_get(
+					    &m->cors_refused[r][k][h]);
+				if (v == 0)
+					continue;
+				fputs("tracestitch_cors_refusals_total{route=\"",
+				    fp);
+				put_label(fp, route_names[r]);
+				fprintf(fp, "\",kind=\"%s\",header=\"%s\"} "
+				    "%llu\n", cors_kinds[k], cors_hdrs[h],
+				    (unsigned long long)v);
+			}
+		}
+	}
+	put_family(fp, "tracestitch_cors_disallowed_origin_total", "counter",
+	    "Actual requests of a CORS route whose Origin is not allowed.");
+	for (r = 0; r < route_count; r++) {
+		uint64_t v = 0;
+
+		for (m = registry; m != NULL; m = m->next)
+			v += counter_get(&m->cors_disallowed[r]);
+		fputs("tracestitch_cors_disallowed_origin_total{route=\"", fp);
+		put_label(fp, route_names[r]);
+		fprintf(fp, "\"} %llu\n", (unsigned long long)v);
+	}
+}
+
 /* Gauge, histogram and the X-macro counters; registry_mtx held. */
 static void
 render_globals(FILE *fp)
@@ -376,6 +483,7 @@ metrics_render(void)
 	pthread_mutex_lock(&registry_mtx);
 	routes_init_locked();
 	render_routes(fp);
+	render_cors(fp);
 	render_globals(fp);
 	pthread_mutex_unlock(&registry_mtx);
 	if (ferror(fp)) {

@@ -13,6 +13,7 @@
 #ifndef TS_METRICS_H
 #define TS_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,16 @@ void metrics_request(struct metrics *, unsigned route, int status,
     uint64_t duration_us, uint64_t bytes);
 void metrics_upstream_error(struct metrics *, unsigned route,
     enum metrics_upstream_err);
+/*
+ * CORS: a preflight answered (allowed) or refused, and a refusal with its
+ * kind ("origin", "method", "header") and header class (a tracing header
+ * name, "other", or "" for origin/method).  preflight false: an actual
+ * request whose Origin is not allowed (kind is "origin").
+ */
+void metrics_cors_preflight(struct metrics *, unsigned route, bool allowed);
+void metrics_cors_refusal(struct metrics *, unsigned route, bool preflight,
+    const char *kind, const char *header_class);
+
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_conn(struct metrics *, int delta);
 void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);

@@ -32,6 +32,7 @@
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
+#include "cors.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -77,11 +78,25 @@ struct proxy_req {
 		int minor;
 	} pr_client;
 
+	/* CORS of the route (NULL: none) and the decision for this request. */
+	const struct cors_policy *cors;
+	bool has_cors_ans;
+	struct cors_answer cors_ans;
+
 	struct {
 		struct upstream_req *ureq;	/* NULL when not running */
 		enum upstream_err err;
 		bool chunked_or_close;
 	} pr_upstream;
+};
+
+/* The request headers the pipeline looks at, found in one pass. */
+struct proxy_hdrs {
+	const char *host;
+	const char *origin;
+	const char *acrm;		/* Access-Control-Request-Method */
+	const char *acrh;		/* Access-Control-Request-Headers */
+	const char *acrpn;		/* -Request-Private-Network */
 };
 
 static void proxy_req_close(struct proxy_req *, const char *reason);
@@ -311,11 +326,10 @@ proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
     const char *message, const struct worker_route *route, const char *origin,
     const char *request_id)
 {
+	struct cors_answer ans;
 	char body[1024];
-	size_t blen;
+	size_t blen, i;
 
-	(void)route;
-	(void)origin;
 	blen = proxy_error_body(body, sizeof body, status, message,
 	    request_id);
 	evbuffer_add_printf(out,
@@ -323,10 +337,90 @@ proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
 	    "Date: %s\r\n"
 	    "Content-Type: application/json\r\n"
 	    "Content-Length: %zu\r\n"
-	    "Connection: close\r\n"
-	    "\r\n",
+	    "Connection: close\r\n",
 	    status, proxy_reason(status), server_date(w), blen);
+	/* Even a refused stream is readable by the page that sent it. */
+	if (route != NULL && route->cors != NULL &&
+	    cors_actual(route->cors, origin, origin != NULL ? strlen(origin) :
+	    0, &ans) == 0) {
+		for (i = 0; i < ans.n_headers; i++) {
+			evbuffer_add_printf(out, "%s: %.*s\r\n",
+			    ans.headers[i].name, (int)ans.headers[i].value_len,
+			    ans.headers[i].value);
+		}
+	}
+	evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, body, blen);
+}
+
+/* Add the CORS answer of pr (if any) to the response headers out. */
+static void
+proxy_add_cors(struct proxy_req *pr, struct evkeyvalq *out)
+{
+	const struct cors_answer *a = &pr->cors_ans;
+	char buf[512];
+	size_t i;
+
+	if (!pr->has_cors_ans)
+		return;
+	for (i = 0; i < a->n_headers; i++) {
+		const struct cors_header *h = &a->headers[i];
+
+		if (h->value_len >= sizeof buf)
+			continue;
+		memcpy(buf, h->value, h->value_len);
+		buf[h->value_len] = '\0';
+		evhttp_add_header(out, h->name, buf);
+	}
+}
+
+/* Join upstream Vary values into buf (", "-separated). */
+static void
+proxy_vary_collect(char *buf, size_t size, size_t *len, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (*len + n + 3 > size)
+		return;
+	if (*len > 0) {
+		memcpy(buf + *len, ", ", 2);
+		*len += 2;
+	}
+	memcpy(buf + *len, v, n);
+	*len += n;
+	buf[*len] = '\0';
+}
+
+/* Add our CORS headers to an upstream response, Vary merged. */
+static void
+proxy_add_cors_vary(struct proxy_req *pr, struct evkeyvalq *out,
+    const char *up_vary, size_t up_len)
+{
+	const struct cors_answer *a = &pr->cors_ans;
+	char buf[768];
+	size_t i;
+
+	for (i = 0; i < a->n_headers; i++) {
+		const struct cors_header *h = &a->headers[i];
+
+		if (h->value_len >= sizeof buf)
+			continue;
+		if (up_vary != NULL && util_strcaseeq(h->name, "vary")) {
+			char ours[256];
+
+			if (h->value_len >= sizeof ours)
+				continue;
+			memcpy(ours, h->value, h->value_len);
+			ours[h->value_len] = '\0';
+			if (cors_vary_merge(up_vary, up_len, ours, buf,
+			    sizeof buf) < 0)
+				snprintf(buf, sizeof buf, "%s", ours);
+		} else {
+			memcpy(buf, h->value, h->value_len);
+			buf[h->value_len] = '\0';
+		}
+		evhttp_add_header(out, h->name, buf);
+	}
 }
 
 /* Send a gateway error as the complete reply of pr. */
@@ -349,6 +443,7 @@ proxy_send_error(struct proxy_req *pr, int status, const char *message)
 	if (status == 400 || status == 413 || status == 431 ||
 	    pr->worker->draining)
 		evhttp_add_header(out, "Connection", "close");
+	proxy_add_cors(pr, out);
 	len = proxy_error_body(buf, sizeof buf, status, message, pr->id);
 	pr->bytes_out = len;
 	pr->pr_client.head_sent = true;
@@ -605,13 +700,135 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		evbuffer_add_buffer(out, body);
 }
 
+/* One pass over the request headers for the ones we act on. */
+static void
+proxy_scan_headers(struct evkeyvalq *in, struct proxy_hdrs *h)
+{
+	struct evkeyval *kv;
+
+	memset(h, 0, sizeof *h);
+	TAILQ_FOREACH(kv, in, next) {
+		const char *k = kv->key;
+
+		switch (k[0] | 0x20) {
+		case 'h':
+			if (h->host == NULL && util_strcaseeq(k, "host"))
+				h->host = kv->value;
+			break;
+		case 'o':
+			if (h->origin == NULL && util_strcaseeq(k, "origin"))
+				h->origin = kv->value;
+			break;
+		case 'a':
+			if (!util_strncaseeq(k, "access-control-request-", 23))
+				break;
+			if (util_strcaseeq(k + 23, "method"))
+				h->acrm = kv->value;
+			else if (util_strcaseeq(k + 23, "headers"))
+				h->acrh = kv->value;
+			else if (util_strcaseeq(k + 23, "private-network"))
+				h->acrpn = kv->value;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Count and (rate-limited) log a CORS refusal. */
+static void
+proxy_cors_refused(struct proxy_req *pr, bool preflight)
+{
+	struct worker *w = pr->worker;
+	const struct cors_answer *a = &pr->cors_ans;
+	int64_t now = (int64_t)time(NULL);
+
+	metrics_cors_refusal(w->metrics, pr->route->slot, preflight,
+	    cors_kind_name(a->kind), a->header_class);
+	if (w->cors_log_sec != now) {
+		w->cors_log_sec = now;
+		w->cors_log_n = 0;
+	}
+	if (w->cors_log_n++ < 10) {
+		log_info("request %s client %s route %s: CORS %s refused: %s",
+		    pr->id, pr->conn->client, pr->route->conf->name,
+		    preflight ? "preflight" : "request", a->reason);
+	}
+}
+
+/*
+ * CORS step.  Returns true when the request was answered here (a
+ * preflight), false to go on upstream (with pr->cors_ans set for the
+ * response headers when the route has CORS).
+ */
+static bool
+proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
+{
+	struct evhttp_request *req = pr->pr_client.req;
+	struct cors_answer *a = &pr->cors_ans;
+	struct evkeyvalq *out;
+	struct evbuffer *body;
+	char json[1024];
+	size_t len;
+
+	if ((pr->cors = pr->route->cors) == NULL)
+		return false;
+	if (!cors_is_preflight(pr->pr_client.method_name, h->origin != NULL,
+	    h->acrm != NULL)) {
+		cors_actual(pr->cors, h->origin, h->origin != NULL ?
+		    strlen(h->origin) : 0, a);
+		pr->has_cors_ans = true;
+		if (a->result == CORS_REFUSED)
+			proxy_cors_refused(pr, false);
+		return false;
+	}
+	cors_preflight(pr->cors, h->origin, strlen(h->origin), h->acrm,
+	    strlen(h->acrm), h->acrh, h->acrh != NULL ? strlen(h->acrh) : 0,
+	    h->acrpn != NULL && util_strcaseeq(h->acrpn, "true"), a);
+	pr->has_cors_ans = true;
+	out = evhttp_request_get_output_headers(req);
+	if (a->result == CORS_ALLOWED) {
+		metrics_cors_preflight(pr->worker->metrics, pr->route->slot,
+		    true);
+		pr->status = 204;
+		pr->pr_client.head_sent = true;
+		evhttp_add_header(out, "Date", server_date(pr->worker));
+		proxy_add_cors(pr, out);
+		evhttp_send_reply(req, 204, "No Content", NULL);
+		return true;
+	}
+	metrics_cors_preflight(pr->worker->metrics, pr->route->slot, false);
+	proxy_cors_refused(pr, true);
+	if (!cors_policy_rejects(pr->cors)) {
+		/* on_disallowed: pass -- forward without CORS headers. */
+		pr->has_cors_ans = false;
+		return false;
+	}
+	pr->status = 403;
+	pr->pr_client.head_sent = true;
+	len = cors_refusal_json(a, json, sizeof json);
+	if (len >= sizeof json)
+		len = sizeof json - 1;
+	evhttp_add_header(out, "Date", server_date(pr->worker));
+	evhttp_add_header(out, "Content-Type", "application/json");
+	proxy_add_cors(pr, out);
+	pr->bytes_out = len;
+	if ((body = evbuffer_new()) != NULL)
+		evbuffer_add(body, json, len);
+	evhttp_send_reply(req, 403, "Forbidden", body);
+	if (body != NULL)
+		evbuffer_free(body);
+	return true;
+}
+
 void
 proxy_handle(struct worker *w, struct server_conn *conn,
     struct evhttp_request *req)
 {
 	struct proxy_req *pr;
 	struct evbuffer *ubuf;
-	const char *uri, *host;
+	struct proxy_hdrs h;
+	const char *uri;
 	size_t plen;
 	bool idempotent;
 
@@ -641,19 +858,31 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	memcpy(pr->pr_client.path, uri, plen);
 	pr->pr_client.path[plen] = '\0';
 
-	host = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Host");
-	pr->route = proxy_route_find(pr->wgen, host, pr->pr_client.path);
+	proxy_scan_headers(evhttp_request_get_input_headers(req), &h);
+	pr->route = proxy_route_find(pr->wgen, h.host, pr->pr_client.path);
 	if (pr->route == NULL) {
+		if (pr->wgen->default_cors != NULL) {
+			cors_actual(pr->wgen->default_cors, h.origin,
+			    h.origin != NULL ? strlen(h.origin) : 0,
+			    &pr->cors_ans);
+			pr->has_cors_ans = true;
+		}
 		proxy_send_error(pr, 404, "no route matches this request");
 		return;
 	}
+	if (proxy_cors(pr, &h))
+		return;
 	if (pr->pr_client.method == EVHTTP_REQ_CONNECT ||
 	    pr->pr_client.method == EVHTTP_REQ_TRACE) {
 		proxy_send_error(pr, 405, "method not allowed by the gateway");
 		return;
 	}
 
+	if (pr->route->pool == NULL) {
+		proxy_send_error(pr, 502, "the upstream address could not be "
+		    "resolved");
+		return;
+	}
 	if ((ubuf = evbuffer_new()) == NULL) {
 		proxy_send_error(pr, 503, "out of memory");
 		return;
@@ -682,8 +911,8 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	struct evhttp_request *req = pr->pr_client.req;
 	struct evkeyvalq *out;
 	struct evkeyval *kv, *next;
-	char tokens[16][40];
-	size_t ntokens;
+	char tokens[16][40], vary[512];
+	size_t ntokens, vlen = 0;
 	bool keep_cl;
 
 	if (req == NULL)
@@ -701,9 +930,23 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 			continue;
 		if (!keep_cl && util_strcaseeq(kv->key, "content-length"))
 			continue;
+		if (pr->has_cors_ans) {
+			size_t klen = strlen(kv->key);
+
+			/* Ours replace the upstream's, never duplicate. */
+			if (cors_is_cors_header(kv->key, klen))
+				continue;
+			if (klen == 4 && util_strcaseeq(kv->key, "vary")) {
+				proxy_vary_collect(vary, sizeof vary, &vlen,
+				    kv->value);
+				continue;
+			}
+		}
 		TAILQ_REMOVE(resp->headers, kv, next);
 		TAILQ_INSERT_TAIL(out, kv, next);
 	}
+	if (pr->has_cors_ans)
+		proxy_add_cors_vary(pr, out, vlen > 0 ? vary : NULL, vlen);
 	if (pr->worker->draining || pr->conn->pending_close ||
 	    (pr->pr_client.minor == 0 && !keep_cl))
 		evhttp_add_header(out, "Connection", "close");

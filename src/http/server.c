@@ -40,6 +40,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "cors.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -121,6 +122,9 @@ server_gen_unref(struct server_gen *g)
 	}
 	if (g->server_ssl != NULL)
 		SSL_CTX_free(g->server_ssl);
+	for (i = 0; i < g->cfg->n_routes; i++)
+		cors_policy_free(g->route_cors[i]);
+	cors_policy_free(g->default_cors);
 	free(g->route_ssl);
 	free(g->route_slot);
 	free(g->route_cors);
@@ -132,8 +136,10 @@ server_gen_unref(struct server_gen *g)
 static struct server_gen *
 server_gen_new(struct config *cfg, char **cause)
 {
+	enum config_style styles[2 * CONFIG_MAX_STYLES];
 	struct server_gen *g;
-	size_t i;
+	char *why = NULL;
+	size_t i, n_styles;
 
 	g = xcalloc(1, sizeof *g);
 	g->refs = 1;
@@ -148,10 +154,35 @@ server_gen_new(struct config *cfg, char **cause)
 		if (g->server_ssl == NULL)
 			goto fail;
 	}
+	/* CORS: the tracing headers of every style we extract or inject. */
+	n_styles = 0;
+	for (i = 0; i < cfg->propagation.n_extract; i++)
+		styles[n_styles++] = cfg->propagation.extract[i];
+	for (i = 0; i < cfg->propagation.n_inject; i++)
+		styles[n_styles++] = cfg->propagation.inject[i];
+	if (cfg->has_cors) {
+		g->default_cors = cors_policy_new(&cfg->cors, styles, n_styles,
+		    &why);
+		if (g->default_cors == NULL) {
+			xasprintf(cause, "cors: %s", why);
+			free(why);
+			goto fail;
+		}
+	}
 	for (i = 0; i < cfg->n_routes; i++) {
 		const struct config_upstream *up = &cfg->routes[i].upstream;
 
 		g->route_slot[i] = metrics_route_slot(cfg->routes[i].name);
+		if (cfg->routes[i].cors != NULL) {
+			g->route_cors[i] = cors_policy_new(cfg->routes[i].cors,
+			    styles, n_styles, &why);
+			if (g->route_cors[i] == NULL) {
+				xasprintf(cause, "routes[%zu].cors: %s", i,
+				    why);
+				free(why);
+				goto fail;
+			}
+		}
 		if (up->scheme != CONFIG_SCHEME_HTTPS)
 			continue;
 		g->route_ssl[i] = tls_client_ctx_new(up->tls_verify,
@@ -198,6 +229,7 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 	wg->gen = server_gen_ref(g);
 	wg->n_routes = g->cfg->n_routes;
 	wg->routes = xcalloc(wg->n_routes, sizeof *wg->routes);
+	wg->default_cors = g->default_cors;
 	for (i = 0; i < wg->n_routes; i++) {
 		struct worker_route *r = &wg->routes[i];
 		char *cause = NULL;

@@ -43,6 +43,7 @@ struct server_gen {
 	SSL_CTX **route_ssl;		/* per route, NULL for http:// */
 	unsigned *route_slot;		/* metrics slot per route */
 	struct cors_policy **route_cors; /* per route, NULL: no CORS */
+	struct cors_policy *default_cors; /* top-level block, or NULL */
 	uint64_t id;			/* generation number, 1.. */
 };
 
@@ -58,6 +59,8 @@ struct worker_gen {
 	struct server_gen *gen;
 	struct worker_route *routes;
 	size_t n_routes;
+	/* The top-level cors block, for responses that match no route. */
+	const struct cors_policy *default_cors;
 };
 
 struct worker {
@@ -83,6 +86,8 @@ struct worker {
 	struct event *bind_ev;		/* runs the bind pass */
 	int64_t reject_log_sec;		/* rate limit of refusal logs */
 	unsigned reject_log_n;
+	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
+	unsigned cors_log_n;
 	char date[64];			/* cached IMF-fixdate */
 	int64_t date_sec;
 };

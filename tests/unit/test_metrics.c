@@ -76,6 +76,27 @@ static const char expected_render[] =
     "tracestitch_upstream_errors_total{route=\"api\",kind=\"reset\"} 0\n"
     "tracestitch_upstream_errors_total{route=\"api\",kind=\"protocol\"} 0\n"
     "tracestitch_upstream_errors_total{route=\"api\",kind=\"tls\"} 1\n"
+    "# HELP tracestitch_cors_preflights_total CORS preflights answered by "
+    "the gateway, by route and result.\n"
+    "# TYPE tracestitch_cors_preflights_total counter\n"
+    "tracestitch_cors_preflights_total{route=\"unmatched\","
+    "result=\"allowed\"} 0\n"
+    "tracestitch_cors_preflights_total{route=\"unmatched\","
+    "result=\"refused\"} 0\n"
+    "tracestitch_cors_preflights_total{route=\"api\",result=\"allowed\"} 2\n"
+    "tracestitch_cors_preflights_total{route=\"api\",result=\"refused\"} 2\n"
+    "# HELP tracestitch_cors_refusals_total Refused CORS preflights, by "
+    "route, kind and refused header.\n"
+    "# TYPE tracestitch_cors_refusals_total counter\n"
+    "tracestitch_cors_refusals_total{route=\"api\",kind=\"origin\","
+    "header=\"\"} 1\n"
+    "tracestitch_cors_refusals_total{route=\"api\",kind=\"header\","
+    "header=\"tracestate\"} 1\n"
+    "# HELP tracestitch_cors_disallowed_origin_total Actual requests of a "
+    "CORS route whose Origin is not allowed.\n"
+    "# TYPE tracestitch_cors_disallowed_origin_total counter\n"
+    "tracestitch_cors_disallowed_origin_total{route=\"unmatched\"} 0\n"
+    "tracestitch_cors_disallowed_origin_total{route=\"api\"} 1\n"
     "# HELP tracestitch_open_connections Open client connections.\n"
     "# TYPE tracestitch_open_connections gauge\n"
     "tracestitch_open_connections 2\n"
@@ -136,6 +157,13 @@ START_TEST(test_render_exact)
 	metrics_upstream_error(m1, api, METRICS_UPSTREAM_TIMEOUT);
 	metrics_upstream_error(m2, 0, METRICS_UPSTREAM_CONNECT);
 	metrics_upstream_error(m2, api, METRICS_UPSTREAM_TLS);
+	metrics_cors_preflight(m1, api, true);
+	metrics_cors_preflight(m2, api, true);
+	metrics_cors_preflight(m1, api, false);
+	metrics_cors_preflight(m2, api, false);
+	metrics_cors_refusal(m1, api, true, "origin", "");
+	metrics_cors_refusal(m2, api, true, "header", "tracestate");
+	metrics_cors_refusal(m2, api, false, "origin", "");
 	metrics_conn(m1, 1);
 	metrics_conn(m1, 1);
 	metrics_conn(m2, 1);
