@@ -200,7 +200,7 @@ START_TEST(test_render_empty)
 	ck_assert_int_eq(count_of(out,
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
-	ck_assert_int_eq(count_of(out, "# TYPE "), 5 + METRICS_NCOUNTERS - 1);
+	ck_assert_int_eq(count_of(out, "# TYPE "), 8 + METRICS_NCOUNTERS - 1);
 	free(out);
 	metrics_free_all();
 }
