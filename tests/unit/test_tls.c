@@ -34,6 +34,8 @@ static SSL_CTX *server_ctx;
 static struct evconnlistener *lev;
 static enum stub_mode mode;
 static int stub_conns, stub_reqs;
+#define MAX_STUB_BEVS 16
+static struct bufferevent *stub_bevs[MAX_STUB_BEVS];	/* open ones */
 static struct config_upstream conf;
 
 static void
@@ -57,8 +59,14 @@ stub_read_cb(struct bufferevent *bev, void *arg)
 static void
 stub_event_cb(struct bufferevent *bev, short what, void *arg)
 {
+	int i;
+
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		ERR_clear_error();
+		for (i = 0; i < MAX_STUB_BEVS; i++) {
+			if (stub_bevs[i] == bev)
+				stub_bevs[i] = NULL;
+		}
 		bufferevent_free(bev);
 	}
 }
@@ -75,6 +83,8 @@ stub_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	else
 		bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	ck_assert_ptr_nonnull(bev);
+	ck_assert_int_lt(stub_conns, MAX_STUB_BEVS);
+	stub_bevs[stub_conns - 1] = bev;
 	bufferevent_setcb(bev, stub_read_cb, NULL, stub_event_cb, NULL);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -120,6 +130,13 @@ setup(void)
 static void
 teardown(void)
 {
+	int i;
+
+	for (i = 0; i < MAX_STUB_BEVS; i++) {
+		if (stub_bevs[i] != NULL)
+			bufferevent_free(stub_bevs[i]);
+		stub_bevs[i] = NULL;
+	}
 	evconnlistener_free(lev);
 	SSL_CTX_free(server_ctx);
 	event_base_free(base);
