@@ -25,6 +25,7 @@
 
 #include <yaml.h>
 
+#include "config.h"
 #include "ts_test.h"
 #include "util.h"
 
@@ -1035,6 +1036,53 @@ START_TEST(compose_agent)
 }
 END_TEST
 
+/*
+ * The image's built-in configuration and the compose one load with the
+ * real loader (what `tracestitch -n` checks), and the image's health check
+ * and EXPOSE match the built-in one's admin and listen ports.
+ */
+START_TEST(configs_load)
+{
+	static const char *files[] = { "docker/tracestitch.yaml",
+	    "conf/tracestitch.yaml" };
+	static char *const noenv[] = { NULL };
+	const struct df_stage *st = &df.stages[df.n - 1];
+	struct config *cfg;
+	char *errors = NULL, port[16], want[32];
+	size_t i, k;
+
+	for (i = 0; i < TS_NITEMS(files); i++) {
+		cfg = NULL;
+		errors = NULL;
+		ck_assert_msg(config_load(src_path(files[i]), noenv, &cfg,
+		    &errors) == 0, "%s does not load:\n%s", files[i],
+		    errors != NULL ? errors : "");
+		ck_assert_ptr_nonnull(cfg);
+		ck_assert_uint_gt(cfg->n_routes, 0);
+		ck_assert_uint_gt(cfg->n_listen, 0);
+		if (strcmp(files[i], "conf/tracestitch.yaml") == 0) {
+			/* The image runs this one: HEALTHCHECK and EXPOSE. */
+			ck_assert_msg(cfg->has_admin, "%s has no admin "
+			    "listener for the HEALTHCHECK", files[i]);
+			snprintf(want, sizeof want, ":%u/healthz",
+			    (unsigned)cfg->admin_listen.port);
+			ck_assert_msg(strstr(st->healthcheck, want) != NULL,
+			    "HEALTHCHECK '%s' does not probe %s",
+			    st->healthcheck, want);
+			for (k = 0; k < cfg->n_listen; k++) {
+				snprintf(port, sizeof port, "%u",
+				    (unsigned)cfg->listen[k].port);
+				ck_assert_msg(has_word(st->expose, port),
+				    "EXPOSE '%s' lacks listen port %s",
+				    st->expose, port);
+			}
+		}
+		config_unref(cfg);
+		free(errors);
+	}
+}
+END_TEST
+
 /* The parser itself: continuations, comments inside them, stages. */
 START_TEST(dockerfile_parser)
 {
@@ -1088,6 +1136,7 @@ docker_suite(void)
 	tcase_add_test(tc, compose_ports_match_mounted_config);
 	tcase_add_test(tc, compose_upstreams_are_services);
 	tcase_add_test(tc, compose_agent);
+	tcase_add_test(tc, configs_load);
 	suite_add_tcase(s, tc);
 	return s;
 }
