@@ -7,8 +7,9 @@
  * ASCII case-insensitively and the default ports of http (80) and https
  * (443) normalised (RFC 6454 section 4 and 6.2).  Entries are an exact
  * origin, a wildcard entry whose host is "*.suffix" (one or more labels
- * below suffix; scheme and port must match), "*" (any well-formed origin, never "null") and "null" (only the opaque
- * origin, when listed literally).  A request Origin that is not a
+ * below suffix; scheme and port must match), "*" (any well-formed
+ * origin, never "null") and "null" (only the opaque origin, when listed
+ * literally).  A request Origin that is not a
  * serialized origin (path, query, userinfo, trailing slash, bad port,
  * spaces, non-ASCII) matches nothing, not even "*": a browser never sends
  * one, so it comes from a script or an attacker.
