@@ -50,9 +50,9 @@
 #include "util.h"
 
 #define UPSTREAM_MAX_CHUNK_LINE	4096	/* chunk size + extensions */
-#define UPSTREAM_REASON_MAX	128	/* longer reason phrases are cut */
+#define UPSTREAM_REASON_MAX	128	/* longer reasons are cut */
 #define UPSTREAM_IDLE_MS	60000
-#define UPSTREAM_FREE_REQS	16	/* exchanges kept for reuse per pool */
+#define UPSTREAM_FREE_REQS	16	/* spare exchanges per pool */
 
 /* Parser states, in the order of a response. */
 enum parser_state {
@@ -73,7 +73,7 @@ struct upstream_parser {
 	bool is_head;
 	bool keepalive;
 	const char *errstr;		/* sticky, once PS_ERROR */
-	size_t scanned;			/* bytes of the pending line searched */
+	size_t scanned;			/* pending line bytes searched */
 	size_t line_bytes;		/* length of the line just found */
 	size_t head_bytes;		/* all heads so far, 1xx included */
 	size_t trailer_bytes;
@@ -92,8 +92,8 @@ struct upstream_parser {
 };
 
 enum conn_state {
-	CONN_CONNECTING = 0,	/* c->ev waits for the socket to be writable */
-	CONN_HANDSHAKE,		/* TLS bufferevent, before BEV_EVENT_CONNECTED */
+	CONN_CONNECTING = 0,	/* c->ev waits for writability */
+	CONN_HANDSHAKE,		/* TLS, before BEV_EVENT_CONNECTED */
 	CONN_BUSY,		/* carrying an exchange */
 	CONN_IDLE,		/* in pool->idle */
 };
@@ -101,7 +101,7 @@ enum conn_state {
 struct upstream_conn {
 	struct upstream_pool *pool;
 	enum conn_state state;
-	int fd;				/* until the bufferevent owns it */
+	int fd;				/* until the bev owns it */
 	struct bufferevent *bev;
 	struct event ev;		/* connect wait, then the timer */
 	struct upstream_req *req;	/* when busy */

@@ -332,7 +332,7 @@ enum stub_after {
 	STUB_KEEP = 0,		/* reply, keep the connection */
 	STUB_CLOSE,		/* reply, close once it is written */
 	STUB_CLOSE_NOW,		/* close without replying */
-	STUB_STALL,		/* reply (may be empty) and say nothing more */
+	STUB_STALL,		/* reply (may be empty), then silence */
 };
 
 struct stub_action {
@@ -437,7 +437,7 @@ stub_read_cb(struct bufferevent *bev, void *arg)
 				sc->body_left = 0;
 			}
 			stub_request(sc);
-			return;		/* sc may be gone; one at a time */
+			return;	/* sc may be gone; one at a time */
 		}
 	}
 }
