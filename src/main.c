@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "diagnose.h"
 #include "log.h"
 #include "server.h"
 #include "ts_config.h"
@@ -50,6 +51,8 @@ main(int argc, char **argv)
 	int ch;
 
 	log_init(LOG_LEVEL_INFO, "tracestitch");
+	if (argc > 1 && strcmp(argv[1], "diagnose") == 0)
+		return diagnose_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:nvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,6 +38,8 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "server.h"
+#include "propagation.h"
+#include "span.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -77,6 +80,13 @@ struct proxy_req {
 		bool paused_upstream;
 		int minor;
 	} pr_client;
+
+	/* The gateway span (NULL: this request is not traced). */
+	struct span *span;
+	const char *error_type;		/* static, for the span */
+	char error_msg[160];
+	uint64_t up_sent_ns;		/* monotonic */
+	uint64_t up_first_ns;
 
 	/* CORS of the route (NULL: none) and the decision for this request. */
 	const struct cors_policy *cors;
@@ -590,6 +600,198 @@ proxy_method_name(enum evhttp_cmd_type m)
 	}
 }
 
+/* Header-count cap for extraction; later lines are not looked at. */
+#define PROXY_MAX_TRACE_HEADERS 128
+
+/* Injection sink: one "Name: value" line into the head buffer. */
+static int
+proxy_emit_cb(void *arg, const char *name, const char *value, size_t len)
+{
+	struct proxy_hbuf *hb = arg;
+
+	proxy_hbuf_str(hb, name);
+	proxy_hbuf_add(hb, ": ", 2);
+	proxy_hbuf_add(hb, value, len);
+	proxy_hbuf_add(hb, "\r\n", 2);
+	return 0;
+}
+
+/* True for a path segment that varies per request (id, UUID, hash). */
+static bool
+proxy_segment_is_id(const char *p, size_t len)
+{
+	size_t i, digits = 0, hex = 0, dashes = 0;
+
+	if (len == 0)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c >= '0' && c <= '9')
+			digits++;
+		else if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+			hex++;
+		else if (c == '-')
+			dashes++;
+		else
+			return false;
+	}
+	if (digits == len)
+		return true;
+	/* 8-4-4-4-12 UUIDs and long hex ids. */
+	if (len == 36 && dashes == 4)
+		return true;
+	return dashes == 0 && len >= 16 && digits > 0;
+}
+
+/* "GET /users/?/orders": the method and the path with ids as '?'. */
+static void
+proxy_resource(const struct proxy_req *pr, char *out, size_t size)
+{
+	const char *p = pr->pr_client.path;
+	size_t n;
+
+	n = (size_t)snprintf(out, size, "%s ", pr->pr_client.method_name);
+	while (*p != '\0' && n + 2 < size) {
+		size_t seg;
+
+		if (*p == '/') {
+			out[n++] = *p++;
+			continue;
+		}
+		seg = strcspn(p, "/");
+		if (proxy_segment_is_id(p, seg))
+			out[n++] = '?';
+		else {
+			if (n + seg + 1 > size)
+				seg = size - n - 1;
+			memcpy(out + n, p, seg);
+			n += seg;
+		}
+		p += seg;
+	}
+	out[n] = '\0';
+}
+
+/* Extract the incoming context and start the gateway span. */
+static void
+proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
+    bool preflight)
+{
+	struct worker *w = pr->worker;
+	struct evhttp_request *req = pr->pr_client.req;
+	const struct config *cfg = pr->wgen->gen->cfg;
+	struct trace_header th[PROXY_MAX_TRACE_HEADERS];
+	struct evkeyval *kv;
+	struct span *sp;
+	char buf[1024];
+	const char *ua = NULL;
+	size_t n = 0;
+	uint64_t mono = util_mono_ns();
+
+	if ((sp = server_span_get(w)) == NULL)
+		return;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+		if (n == TS_NITEMS(th))
+			break;
+		th[n].name = kv->key;
+		th[n].name_len = strlen(kv->key);
+		th[n].value = kv->value;
+		th[n].value_len = strlen(kv->value);
+		if (ua == NULL && th[n].name_len == 10 &&
+		    util_strcaseeq(kv->key, "user-agent"))
+			ua = kv->value;
+		n++;
+	}
+	propagation_extract(pr->route->prop, th, n, w->extract, &w->pstats);
+	propagation_start_span(pr->route->prop, w->extract, pr->wgen->sampler,
+	    &w->rng, (uint64_t)((int64_t)pr->start_ns + w->wall_offset_ns),
+	    mono, sp);
+	pr->span = sp;
+
+	(void)span_set_name(sp, cfg->tracing.span_name);
+	(void)span_set_service(sp, cfg->tracing.service);
+	(void)span_set_type(sp, "web");
+	proxy_resource(pr, buf, sizeof buf);
+	(void)span_set_resource(sp, buf);
+	(void)span_set_meta(sp, "span.kind", "server");
+	(void)span_set_meta(sp, "component", "tracestitch");
+	(void)span_set_meta(sp, "language", "c");
+	if (cfg->tracing.env[0] != '\0')
+		(void)span_set_meta(sp, "env", cfg->tracing.env);
+	if (cfg->tracing.version[0] != '\0')
+		(void)span_set_meta(sp, "version", cfg->tracing.version);
+	(void)span_set_meta(sp, "http.method", pr->pr_client.method_name);
+	snprintf(buf, sizeof buf, "%s://%s%s", pr->conn->tls ? "https" :
+	    "http", h->host != NULL ? h->host : pr->route->conf->upstream.authority,
+	    cfg->tracing.redact_query ? pr->pr_client.path :
+	    proxy_origin_form(evhttp_request_get_uri(req)));
+	(void)span_set_meta(sp, "http.url", buf);
+	if (h->host != NULL)
+		(void)span_set_meta(sp, "http.host", h->host);
+	if (ua != NULL)
+		(void)span_set_meta(sp, "http.useragent", ua);
+	if (h->origin != NULL)
+		(void)span_set_meta(sp, "http.request.headers.origin",
+		    h->origin);
+	(void)span_set_meta(sp, "http.route", pr->route->conf->path_prefix);
+	(void)span_set_meta(sp, "upstream.name", pr->route->conf->name);
+	(void)span_set_meta(sp, "upstream.address",
+	    pr->route->conf->upstream.url);
+	(void)span_set_meta(sp, "network.client.ip", pr->conn->client_ip);
+	if (preflight)
+		(void)span_set_meta(sp, "cors.preflight", "true");
+	{
+		size_t i;
+
+		for (i = 0; i < cfg->tracing.n_tags; i++)
+			(void)span_set_meta(sp, cfg->tracing.tags[i].key,
+			    cfg->tracing.tags[i].value);
+	}
+	(void)span_set_metric(sp, "_dd.measured", 1);
+	(void)span_set_metric(sp, "_dd.top_level", 1);
+	(void)span_set_metric(sp, "process_id", (double)getpid());
+}
+
+/* Close the span: status, error, timings; hand it to the exporter. */
+static void
+proxy_trace_finish(struct proxy_req *pr)
+{
+	struct worker *w = pr->worker;
+	struct span *sp = pr->span;
+	uint64_t end = util_mono_ns();
+	char num[16];
+
+	if (sp == NULL)
+		return;
+	pr->span = NULL;
+	if (pr->status > 0) {
+		snprintf(num, sizeof num, "%d", pr->status);
+		(void)span_set_meta(sp, "http.status_code", num);
+	}
+	if (pr->error_type != NULL) {
+		sp->error = true;
+		(void)span_set_meta(sp, "error.type", pr->error_type);
+		(void)span_set_meta(sp, "error.message", pr->error_msg);
+	} else if (pr->status >= 500) {
+		sp->error = true;
+		(void)span_set_meta(sp, "error.type", "http.server_error");
+		snprintf(pr->error_msg, sizeof pr->error_msg,
+		    "the upstream answered %d", pr->status);
+		(void)span_set_meta(sp, "error.message", pr->error_msg);
+	}
+	if (pr->up_sent_ns != 0)
+		(void)span_set_metric(sp, "upstream.connect_ms",
+		    (double)(pr->up_sent_ns - pr->start_ns) / 1e6);
+	if (pr->up_first_ns != 0 && pr->up_sent_ns != 0)
+		(void)span_set_metric(sp, "upstream.ttfb_ms",
+		    (double)(pr->up_first_ns - pr->up_sent_ns) / 1e6);
+	span_finish(sp, (uint64_t)((int64_t)end + w->wall_offset_ns));
+	if (w->span_sink != NULL)
+		w->span_sink(w, sp);
+	server_span_put(w, sp);
+}
+
 /*
  * Serialize the upstream request of pr into out: request line, headers
  * minus hop-by-hop, X-Forwarded-*, Content-Length, body (moved).
@@ -623,6 +825,10 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		const char *k = kv->key;
 
 		if (proxy_hop_by_hop(k, (const char (*)[40])tokens, ntokens))
+			continue;
+		/* Known tracing headers are replaced by ours, never kept. */
+		if (pr->span != NULL && propagation_is_known_header(k,
+		    strlen(k)))
 			continue;
 		switch (k[0] | 0x20) {
 		case 'c':
@@ -684,6 +890,9 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		proxy_hbuf_str(hb, host);
 	}
 	proxy_hbuf_add(hb, "\r\n", 2);
+	if (pr->span != NULL)
+		(void)propagation_inject(pr->route->prop, pr->span,
+		    proxy_emit_cb, hb);
 
 	blen = evbuffer_get_length(body);
 	if (blen > 0 || pr->pr_client.method == EVHTTP_REQ_POST ||
@@ -830,7 +1039,7 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	struct proxy_hdrs h;
 	const char *uri;
 	size_t plen;
-	bool idempotent;
+	bool idempotent, preflight;
 
 	if ((pr = calloc(1, sizeof *pr)) == NULL) {
 		evhttp_send_error(req, 503, "Service Unavailable");
@@ -870,6 +1079,10 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 		proxy_send_error(pr, 404, "no route matches this request");
 		return;
 	}
+	preflight = pr->route->cors != NULL && cors_is_preflight(
+	    pr->pr_client.method_name, h.origin != NULL, h.acrm != NULL);
+	if (!preflight || pr->wgen->gen->cfg->tracing.trace_preflights)
+		proxy_trace_start(pr, &h, preflight);
 	if (proxy_cors(pr, &h))
 		return;
 	if (pr->pr_client.method == EVHTTP_REQ_CONNECT ||
@@ -953,9 +1166,10 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	pr->status = resp->status;
 	pr->pr_client.head_sent = true;
 	pr->pr_upstream.chunked_or_close = !keep_cl;
+	pr->up_sent_ns = upstream_req_sent_ns(ureq);
+	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
 	proxy_req_set_state(pr, PROXY_ST_RELAY);
 	evhttp_send_reply_start(req, resp->status, resp->reason);
-	(void)ureq;
 	return 0;
 }
 
@@ -1011,7 +1225,6 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	struct evhttp_connection *evcon;
 	enum metrics_upstream_err kind;
 
-	(void)ureq;
 	pr->pr_upstream.ureq = NULL;
 	pr->pr_upstream.err = err;
 	if (err == UPSTREAM_OK) {
@@ -1042,6 +1255,15 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	if (err != UPSTREAM_ERR_NOMEM)
 		metrics_upstream_error(pr->worker->metrics, pr->route->slot,
 		    kind);
+	pr->up_sent_ns = upstream_req_sent_ns(ureq);
+	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
+	pr->error_type = err == UPSTREAM_ERR_TIMEOUT ? "upstream.timeout" :
+	    err == UPSTREAM_ERR_RESET ? "upstream.reset" :
+	    err == UPSTREAM_ERR_PROTOCOL ? "upstream.protocol" :
+	    err == UPSTREAM_ERR_TLS ? "upstream.tls" :
+	    err == UPSTREAM_ERR_NOMEM ? "gateway.nomem" : "upstream.connect";
+	snprintf(pr->error_msg, sizeof pr->error_msg, "%s",
+	    errstr != NULL ? errstr : upstream_err_name(err));
 	proxy_rlog_warnx(pr, "upstream %s: %s", pr->route->conf->upstream.url,
 	    errstr != NULL ? errstr : upstream_err_name(err));
 
@@ -1098,6 +1320,12 @@ proxy_client_gone(struct proxy_req *pr)
 	}
 	if (pr->status == 0)
 		pr->status = 499;	/* nginx: client closed request */
+	if (pr->error_type == NULL) {
+		pr->error_type = "client.gone";
+		snprintf(pr->error_msg, sizeof pr->error_msg,
+		    "the client closed the connection before the response "
+		    "was complete");
+	}
 	pr->pr_client.req = NULL;
 	pr->conn = NULL;
 	proxy_req_close(pr, "client closed the connection");
@@ -1155,6 +1383,7 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 	metrics_request(w->metrics, pr->route != NULL ? pr->route->slot : 0,
 	    pr->status, dur_us, pr->bytes_out);
 	proxy_access_log(pr, dur_us);
+	proxy_trace_finish(pr);
 	if (pr->conn != NULL && pr->conn->active == pr)
 		server_request_done(w, pr->conn);
 	else

@@ -124,6 +124,7 @@ server_gen_unref(struct server_gen *g)
 		SSL_CTX_free(g->server_ssl);
 	for (i = 0; i < g->cfg->n_routes; i++)
 		cors_policy_free(g->route_cors[i]);
+	free(g->route_prop);
 	cors_policy_free(g->default_cors);
 	free(g->route_ssl);
 	free(g->route_slot);
@@ -148,6 +149,12 @@ server_gen_new(struct config *cfg, char **cause)
 	g->route_ssl = xcalloc(cfg->n_routes, sizeof *g->route_ssl);
 	g->route_slot = xcalloc(cfg->n_routes, sizeof *g->route_slot);
 	g->route_cors = xcalloc(cfg->n_routes, sizeof *g->route_cors);
+	g->route_prop = xcalloc(cfg->n_routes, sizeof *g->route_prop);
+	for (i = 0; i < cfg->n_routes; i++) {
+		propagation_conf_init(&g->route_prop[i], cfg);
+		if (cfg->routes[i].has_behavior)
+			g->route_prop[i].behavior = cfg->routes[i].behavior;
+	}
 	if (cfg->tls.cert != NULL) {
 		g->server_ssl = tls_server_ctx_new(cfg->tls.cert, cfg->tls.key,
 		    cause);
@@ -213,6 +220,7 @@ server_wgen_unref(struct worker_gen *wg)
 	for (i = 0; i < wg->n_routes; i++)
 		upstream_pool_free(wg->routes[i].pool);
 	free(wg->routes);
+	sampler_free(wg->sampler);
 	server_gen_unref(wg->gen);
 	free(wg);
 }
@@ -230,6 +238,17 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 	wg->n_routes = g->cfg->n_routes;
 	wg->routes = xcalloc(wg->n_routes, sizeof *wg->routes);
 	wg->default_cors = g->default_cors;
+	{
+		struct sampler_conf sc;
+
+		memset(&sc, 0, sizeof sc);
+		sc.service = g->cfg->tracing.service;
+		sc.env = g->cfg->tracing.env;
+		sc.has_sample_rate = g->cfg->tracing.has_sample_rate;
+		sc.sample_rate = g->cfg->tracing.sample_rate;
+		sc.rate_limit = g->cfg->tracing.rate_limit;
+		wg->sampler = sampler_new(&sc);
+	}
 	for (i = 0; i < wg->n_routes; i++) {
 		struct worker_route *r = &wg->routes[i];
 		char *cause = NULL;
@@ -237,6 +256,7 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		r->conf = &g->cfg->routes[i];
 		r->slot = g->route_slot[i];
 		r->cors = g->route_cors[i];
+		r->prop = &g->route_prop[i];
 		r->pool = upstream_pool_new(w->base, &r->conf->upstream,
 		    g->route_ssl[i], &cause);
 		if (r->pool == NULL) {
@@ -247,6 +267,50 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		}
 	}
 	return wg;
+}
+
+#define SERVER_SPAN_POOL_MAX 256
+
+struct span *
+server_span_get(struct worker *w)
+{
+	struct span *sp = w->span_pool;
+
+	if (sp != NULL) {
+		memcpy(&w->span_pool, sp->arena_buf, sizeof w->span_pool);
+		w->span_pool_n--;
+		span_init(sp);
+		return sp;
+	}
+	return span_new();
+}
+
+void
+server_span_put(struct worker *w, struct span *sp)
+{
+	if (sp == NULL)
+		return;
+	if (w->span_pool_n >= SERVER_SPAN_POOL_MAX) {
+		span_free(sp);
+		return;
+	}
+	/* The free list runs through the first bytes of the arena. */
+	memcpy(sp->arena_buf, &w->span_pool, sizeof w->span_pool);
+	w->span_pool = sp;
+	w->span_pool_n++;
+}
+
+/* Free every pooled span (worker exit). */
+static void
+server_span_pool_free(struct worker *w)
+{
+	struct span *sp;
+
+	while ((sp = w->span_pool) != NULL) {
+		memcpy(&w->span_pool, sp->arena_buf, sizeof w->span_pool);
+		span_free(sp);
+	}
+	w->span_pool_n = 0;
 }
 
 const char *
@@ -639,6 +703,9 @@ server_worker_main(void *arg)
 	server_bind_cb(-1, 0, w);
 	server_wgen_unref(w->wgen);
 	w->wgen = NULL;
+	server_span_pool_free(w);
+	free(w->extract);
+	w->extract = NULL;
 	event_base_free(w->base);
 	w->base = NULL;
 	(void)!write(srv.done_fd[1], &one, 1);
@@ -695,10 +762,22 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 {
 	const struct config *cfg = g->cfg;
 	struct event_config *ec;
+	const char *errstr = NULL;
 	size_t a;
 
 	w->id = i;
 	w->id_salt = (uint32_t)random();
+	if (ids_rng_init(&w->rng, &errstr) != 0)
+		fatalx("worker %u: %s", i, errstr);
+	w->extract = xmalloc(sizeof *w->extract);
+	{
+		struct timespec rt, mt;
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		clock_gettime(CLOCK_MONOTONIC, &mt);
+		w->wall_offset_ns = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) *
+		    1000000000 + ((int64_t)rt.tv_nsec - (int64_t)mt.tv_nsec);
+	}
 	if ((ec = event_config_new()) == NULL)
 		fatalx("event_config_new failed");
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK |

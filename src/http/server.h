@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "propagation.h"
 #include "framing.h"
 #include "metrics.h"
 #include "upstream.h"
@@ -44,6 +45,7 @@ struct server_gen {
 	unsigned *route_slot;		/* metrics slot per route */
 	struct cors_policy **route_cors; /* per route, NULL: no CORS */
 	struct cors_policy *default_cors; /* top-level block, or NULL */
+	struct propagation_conf *route_prop; /* per route (behavior override) */
 	uint64_t id;			/* generation number, 1.. */
 };
 
@@ -52,6 +54,7 @@ struct worker_route {
 	struct upstream_pool *pool;
 	unsigned slot;			/* metrics slot */
 	const struct cors_policy *cors;	/* NULL: no CORS on this route */
+	const struct propagation_conf *prop;
 };
 
 struct worker_gen {
@@ -61,6 +64,7 @@ struct worker_gen {
 	size_t n_routes;
 	/* The top-level cors block, for responses that match no route. */
 	const struct cors_policy *default_cors;
+	struct sampler *sampler;	/* this worker's, for this generation */
 };
 
 struct worker {
@@ -88,6 +92,15 @@ struct worker {
 	unsigned reject_log_n;
 	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
 	unsigned cors_log_n;
+	struct ids_rng rng;		/* span and trace ids */
+	struct prop_stats pstats;	/* malformed headers, outcomes */
+	struct trace_extract *extract;	/* reused by every request */
+	struct span *span_pool;		/* free spans (linked via arena) */
+	size_t span_pool_n;
+	int64_t wall_offset_ns;		/* wall = monotonic + offset */
+	/* Called with each finished span (exporter hand-off); may be NULL. */
+	void (*span_sink)(struct worker *, struct span *);
+	void *span_sink_arg;
 	char date[64];			/* cached IMF-fixdate */
 	int64_t date_sec;
 };
@@ -122,6 +135,11 @@ const char *server_date(struct worker *);
 /* Drop a reference on a worker generation (worker thread only). */
 void server_wgen_unref(struct worker_gen *);
 struct worker_gen *server_wgen_ref(struct worker_gen *);
+
+/* A span from the worker's pool (span_init'ed), or NULL. */
+struct span *server_span_get(struct worker *);
+/* Return a span to the pool. */
+void server_span_put(struct worker *, struct span *);
 
 /* Called by proxy.c when a request it started is finished. */
 void server_request_done(struct worker *, struct server_conn *);
