@@ -522,6 +522,8 @@ head_parse(struct framing_state *f, const unsigned char *p,
 				break;
 			}
 			request_begin(f);
+			f->req_start = f->fed + (uint64_t)((const char *)p -
+			    f->feed_base);
 			f->st = ST_METHOD;
 			break;
 		case ST_START_LF:
@@ -911,6 +913,7 @@ framing_feed(struct framing_state *f, const char *buf, size_t len)
 
 	if (f->phase == FRAMING_REJECTED)
 		return -1;
+	f->feed_base = buf;
 	while (p < end) {
 		if (f->st <= ST_LAST_HEAD) {
 			size_t room;
@@ -920,6 +923,7 @@ framing_feed(struct framing_state *f, const char *buf, size_t len)
 			 * the byte that exceeds it, so splits do not matter. */
 			if (f->head_bytes >= f->limits.max_header_bytes) {
 				reject(f, 431, R_HEAD_LARGE);
+				f->fed += len;
 				return -1;
 			}
 			room = f->limits.max_header_bytes - f->head_bytes;
@@ -927,8 +931,11 @@ framing_feed(struct framing_state *f, const char *buf, size_t len)
 			p = head_parse(f, p, lim);
 		} else
 			p = body_parse(f, p, end);
-		if (p == NULL)
+		if (p == NULL) {
+			f->fed += len;
 			return -1;
+		}
 	}
+	f->fed += len;
 	return 0;
 }

@@ -49,6 +49,9 @@ struct framing_state {
 				 * Transfer-Encoding" */
 	/* Per request, reset when a new request line starts. */
 	uint64_t requests;	/* request heads completed on this stream */
+	uint64_t fed;		/* bytes fed so far (stream offset) */
+	uint64_t req_start;	/* stream offset of the current request's
+				 * first byte (valid once it began) */
 	size_t head_bytes;	/* bytes of the current head so far */
 	int minor;		/* HTTP/1.minor of the current request */
 	/* Captured for the error response (may be truncated, NUL-ended). */
@@ -79,6 +82,7 @@ struct framing_state {
 				 * truncated) */
 	char value[64];		/* the current value's first bytes */
 	size_t value_len;
+	const char *feed_base;	/* start of the buffer being fed */
 };
 
 /* Initialise for a new connection.  NULL limits, or a limit of 0, mean

@@ -94,6 +94,7 @@ static void server_conn_close_cb(struct evhttp_connection *, void *);
 static void server_output_cb(struct evbuffer *, const struct evbuffer_cb_info *,
     void *);
 static void server_conn_kill_cb(evutil_socket_t, short, void *);
+static void server_conn_refuse_cb(evutil_socket_t, short, void *);
 static void server_cmd_cb(evutil_socket_t, short, void *);
 static void server_admin_cb(struct evhttp_request *, void *);
 static void server_signal_cb(evutil_socket_t, short, void *);
@@ -450,9 +451,9 @@ server_bind_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Refuse the stream of c: answer, unhook evhttp, free next turn. */
+/* Answer the refusal of c now: unhook evhttp, write, free after flush. */
 static void
-server_conn_reject(struct server_conn *c, struct evbuffer *in)
+server_conn_refuse(struct server_conn *c)
 {
 	struct worker *w = c->worker;
 	struct framing_state *fs = &c->framing;
@@ -461,22 +462,8 @@ server_conn_reject(struct server_conn *c, struct evbuffer *in)
 	char id[24];
 	void *cbarg;
 
-	c->rejected = true;
-	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
-	if (w->reject_log_sec != (int64_t)time(NULL)) {
-		w->reject_log_sec = (int64_t)time(NULL);
-		w->reject_log_n = 0;
-	}
-	if (w->reject_log_n++ < 10) {
-		log_info("client %s: refused request (%d): %s", c->client,
-		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
-	}
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (c->active != NULL) {
-		/* Answer the request in flight, then close. */
-		c->pending_close = true;
-		return;
-	}
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_getcb(c->bev, NULL, NULL, &ecb, &cbarg);
 	bufferevent_setcb(c->bev, NULL, NULL, ecb, cbarg);
 	bufferevent_disable(c->bev, EV_READ);
@@ -492,6 +479,77 @@ server_conn_reject(struct server_conn *c, struct evbuffer *in)
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/* Deferred refusal (after the valid pipelined requests were answered). */
+static void
+server_conn_refuse_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->active == NULL)
+		server_conn_refuse(c);
+}
+
+/* Arm the connection's one deferred event with cb. */
+static void
+server_conn_defer(struct server_conn *c, event_callback_fn cb)
+{
+	if (c->kill_ev != NULL)
+		event_free(c->kill_ev);
+	c->kill_ev = event_new(c->worker->base, -1, 0, cb, c);
+	if (c->kill_ev != NULL)
+		event_active(c->kill_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The guard refused the stream of c.  Requests before the refused one
+ * that are already in the buffer are still answered (as nginx does);
+ * the refused one and everything after it is dropped, and the refusal is
+ * answered once those are done.
+ */
+static void
+server_conn_reject(struct server_conn *c, struct evbuffer *in)
+{
+	struct worker *w = c->worker;
+	struct framing_state *fs = &c->framing;
+	uint64_t buf_off, keep = 0;
+	size_t len = evbuffer_get_length(in);
+
+	c->rejected = true;
+	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
+	if (w->reject_log_sec != (int64_t)time(NULL)) {
+		w->reject_log_sec = (int64_t)time(NULL);
+		w->reject_log_n = 0;
+	}
+	if (w->reject_log_n++ < 10) {
+		log_info("client %s: refused request (%d): %s", c->client,
+		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
+	}
+	/* Every byte in the buffer has been fed: buffer[0] is at buf_off. */
+	buf_off = fs->fed - len;
+	if (fs->req_start > buf_off && fs->req_start - buf_off < len)
+		keep = fs->req_start - buf_off;
+	if (keep > 0) {
+		struct evbuffer *tmp = evbuffer_new();
+
+		if (tmp != NULL) {
+			evbuffer_remove_buffer(in, tmp, (size_t)keep);
+			evbuffer_drain(in, evbuffer_get_length(in));
+			evbuffer_add_buffer(in, tmp);
+			evbuffer_free(tmp);
+		} else
+			keep = 0;
+	}
+	if (keep == 0)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	if (keep > 0 || c->active != NULL) {
+		c->pending_reject = true;
+		return;
+	}
+	server_conn_refuse(c);
+}
+
 /* Our answer to a refused stream left the output buffer: close. */
 static void
 server_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
@@ -501,11 +559,7 @@ server_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 	if (info->n_deleted == 0 || evbuffer_get_length(buf) > 0)
 		return;
-	if (c->kill_ev == NULL)
-		c->kill_ev = event_new(c->worker->base, -1, 0,
-		    server_conn_kill_cb, c);
-	if (c->kill_ev != NULL)
-		event_active(c->kill_ev, EV_TIMEOUT, 0);
+	server_conn_defer(c, server_conn_kill_cb);
 }
 
 /* Free the connection of c (next loop turn after the decision). */
@@ -594,10 +648,7 @@ server_request_cb(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 503, "Service Unavailable");
 		return;
 	}
-	if (c->rejected) {
-		evhttp_send_error(req, 400, "Bad Request");
-		return;
-	}
+	/* Only bytes the guard accepted reach evhttp's parser. */
 	server_conn_timeout(c, SERVER_TO_IDLE);
 	proxy_handle(w, c, req);
 }
@@ -608,13 +659,11 @@ server_request_done(struct worker *w, struct server_conn *c)
 	w->inflight--;
 	if (c != NULL) {
 		c->active = NULL;
-		if (c->pending_close) {
-			if (c->kill_ev == NULL)
-				c->kill_ev = event_new(w->base, -1, 0,
-				    server_conn_kill_cb, c);
-			if (c->kill_ev != NULL)
-				event_active(c->kill_ev, EV_TIMEOUT, 0);
-		}
+		if (c->pending_reject && evbuffer_get_length(
+		    bufferevent_get_input(c->bev)) == 0)
+			server_conn_defer(c, server_conn_refuse_cb);
+		else if (c->pending_close)
+			server_conn_defer(c, server_conn_kill_cb);
 	}
 	if (w->draining && w->inflight == 0)
 		event_base_loopexit(w->base, NULL);

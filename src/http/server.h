@@ -116,6 +116,8 @@ struct server_conn {
 	bool in_scan;			/* inside our input callback */
 	bool rejected;			/* framing guard refused the stream */
 	bool pending_close;		/* close once the active request ends */
+	bool pending_reject;		/* answer the refusal once the valid
+					 * requests before it are done */
 	char client[64];		/* "ip:port" */
 	char client_ip[48];
 	unsigned phase_timeout;		/* which timeout is armed */
