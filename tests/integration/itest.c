@@ -231,10 +231,25 @@ itest_backend_path(void)
 	return buf;
 }
 
+/* An unlinked temp file (close-on-exec), so nothing is left behind. */
+static int
+itest_temp_fd(void)
+{
+	char *path;
+	int fd;
+
+	path = itest_strf("%s/itest-XXXXXX", itest_tmpdir());
+	fd = mkostemp(path, O_CLOEXEC | O_APPEND);
+	if (fd == -1)
+		ck_abort_msg("mkostemp %s: %s", path, strerror(errno));
+	unlink(path);
+	free(path);
+	return fd;
+}
+
 /* fork + exec argv with stdout/stderr to the given files. */
 static pid_t
-itest_spawn(const char *const *argv, const char *out_path,
-    const char *err_path)
+itest_spawn(const char *const *argv, int out_fd, int err_fd)
 {
 	pid_t parent = getpid(), pid;
 	int fd;
@@ -254,16 +269,8 @@ itest_spawn(const char *const *argv, const char *out_path,
 		dup2(fd, STDIN_FILENO);
 		close(fd);
 	}
-	fd = open(out_path, O_WRONLY | O_APPEND);
-	if (fd != -1) {
-		dup2(fd, STDOUT_FILENO);
-		close(fd);
-	}
-	fd = open(err_path, O_WRONLY | O_APPEND);
-	if (fd != -1) {
-		dup2(fd, STDERR_FILENO);
-		close(fd);
-	}
+	dup2(out_fd, STDOUT_FILENO);
+	dup2(err_fd, STDERR_FILENO);
 	signal(SIGPIPE, SIG_DFL);
 	execv(argv[0], (char *const *)argv);
 	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
@@ -279,8 +286,8 @@ itest_proc_new(const char *name)
 	itest_register_atexit();
 	p = calloc(1, sizeof *p);
 	p->name = strdup(name);
-	p->out_path = itest_temp_path(".out");
-	p->err_path = itest_temp_path(".err");
+	p->out_fd = itest_temp_fd();
+	p->err_fd = itest_temp_fd();
 	for (i = 0; i < ITEST_MAX_PROCS; i++) {
 		if (itest_procs[i] == NULL) {
 			itest_procs[i] = p;
@@ -307,16 +314,14 @@ itest_proc_poll(struct itest_proc *p)
 	return false;
 }
 
-/* Whole content of a file (caller frees), "" if unreadable. */
+/* Whole content of an open file (caller frees), "" if unreadable. */
 static char *
-itest_slurp(const char *path, size_t *lenp)
+itest_slurp_fd(int fd, size_t *lenp)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	ssize_t n;
-	int fd;
 
-	fd = open(path, O_RDONLY);
 	for (;;) {
 		if (cap - len < 4096) {
 			cap = cap == 0 ? 8192 : cap * 2;
@@ -324,18 +329,30 @@ itest_slurp(const char *path, size_t *lenp)
 		}
 		if (fd == -1)
 			break;
-		n = read(fd, buf + len, cap - len - 1);
+		n = pread(fd, buf + len, cap - len - 1, (off_t)len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
 	}
-	if (fd != -1)
-		close(fd);
 	buf[len] = '\0';
 	if (lenp != NULL)
 		*lenp = len;
+	return buf;
+}
+
+/* Whole content of a file by path. */
+static char *
+itest_slurp(const char *path, size_t *lenp)
+{
+	char *buf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	buf = itest_slurp_fd(fd, lenp);
+	if (fd != -1)
+		close(fd);
 	return buf;
 }
 
@@ -345,7 +362,7 @@ itest_log_size(struct itest_proc *p, enum itest_stream s)
 {
 	struct stat st;
 
-	if (stat(s == ITEST_STDOUT ? p->out_path : p->err_path, &st) == -1)
+	if (fstat(s == ITEST_STDOUT ? p->out_fd : p->err_fd, &st) == -1)
 		return 0;
 	return (size_t)st.st_size;
 }
@@ -354,7 +371,7 @@ itest_log_size(struct itest_proc *p, enum itest_stream s)
 char *
 itest_log_read(struct itest_proc *p, enum itest_stream s)
 {
-	return itest_slurp(s == ITEST_STDOUT ? p->out_path : p->err_path,
+	return itest_slurp_fd(s == ITEST_STDOUT ? p->out_fd : p->err_fd,
 	    NULL);
 }
 
@@ -369,8 +386,8 @@ itest_log_wait(struct itest_proc *p, enum itest_stream s, const char *needle,
 	long off;
 
 	for (;;) {
-		text = itest_slurp(s == ITEST_STDOUT ? p->out_path :
-		    p->err_path, &len);
+		text = itest_slurp_fd(s == ITEST_STDOUT ? p->out_fd :
+		    p->err_fd, &len);
 		hit = from < len ? strstr(text + from, needle) : NULL;
 		if (hit != NULL) {
 			off = (long)(hit - text) + (long)strlen(needle);
@@ -434,7 +451,7 @@ itest_backend_start(const char *name)
 	argv[3] = "-n";
 	argv[4] = name;
 	argv[5] = NULL;
-	p->pid = itest_spawn(argv, p->out_path, p->err_path);
+	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
 	off = itest_log_wait(p, ITEST_STDOUT, needle, 0, ITEST_TIMEOUT_MS);
 	if (off < 0) {
 		text = itest_log_read(p, ITEST_STDERR);
@@ -484,7 +501,7 @@ itest_gateway_start_file(const char *path)
 	argv[1] = "-c";
 	argv[2] = path;
 	argv[3] = NULL;
-	p->pid = itest_spawn(argv, p->out_path, p->err_path);
+	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
 	for (;;) {
 		text = itest_log_read(p, ITEST_STDERR);
 		if (strstr(text, "info: ready") != NULL)
@@ -548,7 +565,7 @@ itest_gateway_run(const char *const *args, char **out, char **err,
 	for (i = 0; args[i] != NULL && i < 14; i++)
 		argv[i + 1] = args[i];
 	argv[i + 1] = NULL;
-	p->pid = itest_spawn(argv, p->out_path, p->err_path);
+	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
 	st = itest_proc_wait(p, timeout_ms);
 	if (out != NULL)
 		*out = itest_log_read(p, ITEST_STDOUT);
@@ -613,6 +630,8 @@ itest_proc_free(struct itest_proc *p)
 	for (i = 0; i < ITEST_MAX_PROCS; i++)
 		if (itest_procs[i] == p)
 			itest_procs[i] = NULL;
+	close(p->out_fd);
+	close(p->err_fd);
 	free(p->name);
 	free(p->cfg_path);
 	free(p);
@@ -1153,6 +1172,30 @@ itest_resp_json(const struct itest_resp *r)
 		    (int)(r->body_len > 400 ? 400 : r->body_len),
 		    r->body != NULL ? r->body : "");
 	return j;
+}
+
+/* Assert a gateway error response. */
+void
+itest_assert_error(const struct itest_resp *r, int status, const char *code)
+{
+	const char *ct = itest_resp_header(r, "Content-Type");
+	const char *e, *m, *id;
+	json_t *j;
+
+	ck_assert_msg(r->status == status, "status %d, expected %d; body: %s",
+	    r->status, status, r->body != NULL ? r->body : "");
+	ck_assert_msg(ct != NULL && strncasecmp(ct, "application/json",
+	    16) == 0, "Content-Type %s", ct != NULL ? ct : "(none)");
+	j = itest_resp_json(r);
+	e = json_string_value(json_object_get(j, "error"));
+	m = json_string_value(json_object_get(j, "message"));
+	id = json_string_value(json_object_get(j, "request_id"));
+	ck_assert_msg(e != NULL && strcmp(e, code) == 0,
+	    "error code %s, expected %s", e != NULL ? e : "(none)", code);
+	ck_assert_msg(m != NULL && *m != '\0', "no message in %s", r->body);
+	ck_assert_msg(id != NULL && *id != '\0', "no request_id in %s",
+	    r->body);
+	json_decref(j);
 }
 
 /* One-shot request. */

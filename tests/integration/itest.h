@@ -28,6 +28,9 @@
 #include <jansson.h>
 
 #define ITEST_MAX_PORTS		8
+#define ITEST_NITEMS(a)		(sizeof (a) / sizeof (a)[0])
+/* A string literal and its length, for itest_send and itest_request. */
+#define ITEST_LIT(s)		(s), (sizeof (s) - 1)
 #define ITEST_TIMEOUT_MS	10000	/* default deadline for one step */
 
 enum itest_stream {
@@ -40,8 +43,8 @@ struct itest_proc {
 	bool reaped;
 	int status;		/* waitpid status once reaped */
 	char *name;
-	char *out_path;		/* captured stdout */
-	char *err_path;		/* captured stderr */
+	int out_fd;		/* captured stdout (unlinked temp file) */
+	int err_fd;		/* captured stderr (unlinked temp file) */
 	char *cfg_path;		/* gateway: its config file, else NULL */
 	uint16_t port;		/* first listen port (backend: its port) */
 	uint16_t ports[ITEST_MAX_PORTS];
@@ -177,6 +180,13 @@ const char *itest_resp_header(const struct itest_resp *, const char *name);
 size_t itest_resp_count(const struct itest_resp *, const char *name);
 /* Parse the body as JSON or fail the test. */
 json_t *itest_resp_json(const struct itest_resp *);
+
+/*
+ * Assert a gateway-generated error: status, Content-Type application/json
+ * and a body {"error": code, "message": "...", "request_id": "..."}.
+ */
+void itest_assert_error(const struct itest_resp *, int status,
+    const char *code);
 
 /* One-shot: connect, send raw, read one response, close.  0 or -1. */
 int itest_request(uint16_t port, const char *raw, size_t len,

@@ -236,7 +236,8 @@ START_TEST(failure_modes)
 	itest_resp_clear(&r);
 
 	ck_assert_int_eq(itest_request(be->port,
-	    "GET /stall HTTP/1.1\r\nHost: b\r\n\r\n", 33, &r, 0, 300), -1);
+	    ITEST_LIT("GET /stall HTTP/1.1\r\nHost: b\r\n\r\n"), &r, 0, 300),
+	    -1);
 	ck_assert_str_eq(itest_error(), "timeout waiting for data");
 	itest_resp_clear(&r);
 }

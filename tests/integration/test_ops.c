@@ -1,0 +1,567 @@
+/*
+ * test_ops.c -- operating the gateway: command line, admin endpoints,
+ * metrics, SIGHUP reload and SIGTERM/SIGINT drain.
+ *
+ * The config-check cases use tests/data/integration/{good,bad}.yaml and
+ * bad.expected (the positions and key paths every error must carry).
+ * Reload and drain are observed through the gateway's stderr log lines
+ * ("configuration reloaded", "configuration reload failed") and through
+ * which fake backend answers.
+ */
+#include <sys/wait.h>
+
+#include <check.h>
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+static const char *
+data_path(const char *rel)
+{
+	static char buf[4096];
+	const char *dir = getenv("TS_TEST_DATA");
+
+	snprintf(buf, sizeof buf, "%s/integration/%s",
+	    dir != NULL ? dir : "tests/data", rel);
+	return buf;
+}
+
+static void
+teardown(void)
+{
+	itest_cleanup_all();
+}
+
+static const char *
+jstr(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+/* Name of the backend that answered GET path on c (keep-alive). */
+static char *
+who_on(struct itest_conn *c, const char *path)
+{
+	struct itest_resp r;
+	char *name;
+	json_t *j;
+
+	ck_assert_int_eq(itest_sendf(c, "GET %s HTTP/1.1\r\nHost: itest.test"
+	    "\r\n\r\n", path), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
+	j = itest_resp_json(&r);
+	name = strdup(jstr(j, "name"));
+	json_decref(j);
+	itest_resp_clear(&r);
+	return name;
+}
+
+static char *
+who(uint16_t port)
+{
+	struct itest_conn *c = itest_connect(port);
+	char *name = who_on(c, "/echo/who");
+
+	itest_conn_free(c);
+	return name;
+}
+
+START_TEST(cli_version_and_help)
+{
+	const char *v[] = { "--version", NULL };
+	const char *h[] = { "--help", NULL };
+	char *out, *err;
+	const char *p;
+
+	ck_assert_int_eq(itest_gateway_run(v, &out, &err, ITEST_TIMEOUT_MS),
+	    0);
+	ck_assert_msg(strncmp(out, "tracestitch ", 12) == 0, "--version: %s",
+	    out);
+	p = out + 12;
+	ck_assert_msg(isdigit((unsigned char)*p) && strchr(p, '.') != NULL,
+	    "--version: %s", out);
+	free(out);
+	free(err);
+
+	ck_assert_int_eq(itest_gateway_run(h, &out, &err, ITEST_TIMEOUT_MS),
+	    0);
+	ck_assert_msg(strcasestr(out, "usage") != NULL, "--help: %s", out);
+	ck_assert_msg(strstr(out, "-c") != NULL && strstr(out, "-n") != NULL,
+	    "--help does not mention -c and -n: %s", out);
+	free(out);
+	free(err);
+}
+END_TEST
+
+START_TEST(check_good_config)
+{
+	const char *args[] = { "-n", "-c", NULL, NULL };
+	char *out, *err;
+
+	args[2] = data_path("good.yaml");
+	ck_assert_int_eq(itest_gateway_run(args, &out, &err,
+	    ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(strstr(out, "configuration OK") != NULL,
+	    "stdout: %s\nstderr: %s", out, err);
+	free(out);
+	free(err);
+}
+END_TEST
+
+START_TEST(check_bad_config_reports_every_error)
+{
+	const char *args[] = { "-n", "-c", NULL, NULL };
+	char *out, *err, *want, *file, *line, *save, *hit, buf[512];
+	FILE *f;
+	int rv;
+
+	file = strdup(data_path("bad.yaml"));
+	args[2] = file;
+	rv = itest_gateway_run(args, &out, &err, ITEST_TIMEOUT_MS);
+	ck_assert_msg(rv == 1, "exit %d; stderr: %s", rv, err);
+	ck_assert_msg(strstr(out, "configuration OK") == NULL, "%s", out);
+
+	f = fopen(data_path("bad.expected"), "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(buf, sizeof buf, f) != NULL) {
+		if (buf[0] == '#' || buf[0] == '\n')
+			continue;
+		line = strtok_r(buf, "\n", &save);
+		want = itest_strf("%s:%s: ", file, line);
+		hit = strstr(err, want);
+		ck_assert_msg(hit != NULL && (hit == err || hit[-1] == '\n'),
+		    "no error line starting with \"%s\" in:\n%s", want, err);
+		free(want);
+	}
+	fclose(f);
+	free(file);
+	free(out);
+	free(err);
+}
+END_TEST
+
+START_TEST(check_missing_file_fails)
+{
+	const char *args[] = { "-n", "-c", "/nonexistent/tracestitch.yaml",
+	    NULL };
+	char *out, *err;
+
+	ck_assert_int_eq(itest_gateway_run(args, &out, &err,
+	    ITEST_TIMEOUT_MS), 1);
+	ck_assert_msg(strstr(err, "/nonexistent/tracestitch.yaml") != NULL,
+	    "stderr: %s", err);
+	free(out);
+	free(err);
+}
+END_TEST
+
+/* GET path from the admin listener. */
+static void
+admin_get(struct itest_proc *gw, const char *path, struct itest_resp *r)
+{
+	ck_assert_msg(gw->admin_port != 0, "no admin port in the log");
+	ck_assert_msg(itest_get(gw->admin_port, path, r) == 0, "admin %s: %s",
+	    path, itest_error());
+}
+
+/* Poll /metrics until sample >= want; returns the last value. */
+static double
+metric_wait(struct itest_proc *gw, const char *name, const char *labels,
+    double want, char **text_out)
+{
+	int64_t deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	struct itest_resp r;
+	double v;
+
+	for (;;) {
+		admin_get(gw, "/metrics", &r);
+		v = itest_metric(r.body, name, labels);
+		if (v >= want || itest_now_ms() >= deadline) {
+			if (text_out != NULL)
+				*text_out = strdup(r.body);
+			itest_resp_clear(&r);
+			return v;
+		}
+		itest_resp_clear(&r);
+		poll(NULL, 0, 20);
+	}
+}
+
+START_TEST(admin_endpoints_and_metrics)
+{
+	struct itest_proc *be, *gw;
+	struct itest_resp r;
+	char *yaml, *text;
+	double v;
+	json_t *j;
+	int i;
+
+	be = itest_backend_start("one");
+	yaml = itest_config_simple(be->port, NULL, NULL);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+
+	admin_get(gw, "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	j = itest_resp_json(&r);
+	ck_assert_str_eq(jstr(j, "status"), "ok");
+	json_decref(j);
+	itest_resp_clear(&r);
+
+	admin_get(gw, "/readyz", &r);
+	ck_assert_int_eq(r.status, 200);
+	j = itest_resp_json(&r);
+	ck_assert_str_eq(jstr(j, "status"), "ready");
+	json_decref(j);
+	itest_resp_clear(&r);
+
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(itest_get(gw->port, "/echo/m", &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_clear(&r);
+	}
+	ck_assert_int_eq(itest_get(gw->port, "/status/503", &r), 0);
+	ck_assert_int_eq(r.status, 503);
+	itest_resp_clear(&r);
+	ck_assert_int_eq(itest_get(gw->port, "/close", &r), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT("GET / HTTP/1.1\r\n"
+	    "Host: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+	    &r, 0, ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 400);
+	itest_resp_clear(&r);
+
+	v = metric_wait(gw, "tracestitch_requests_total",
+	    "route=\"api\",code=\"2xx\"", 3, NULL);
+	ck_assert_msg(v == 3, "2xx under route api: %g", v);
+	v = metric_wait(gw, "tracestitch_requests_total",
+	    "route=\"api\",code=\"5xx\"", 2, NULL);
+	ck_assert_msg(v == 2, "5xx under route api: %g", v);
+	v = metric_wait(gw, "tracestitch_upstream_errors_total",
+	    "route=\"api\"", 1, NULL);
+	ck_assert_msg(v >= 1, "upstream errors under route api: %g", v);
+	v = metric_wait(gw, "tracestitch_framing_rejected_total", NULL, 1,
+	    &text);
+	ck_assert_msg(v >= 1, "framing rejections: %g\n%s", v, text);
+	ck_assert_msg(itest_metric(text, "tracestitch_open_connections",
+	    NULL) >= 0, "no tracestitch_open_connections:\n%s", text);
+	ck_assert_msg(itest_metric(text,
+	    "tracestitch_request_duration_seconds_count", NULL) >= 1,
+	    "no duration histogram count:\n%s", text);
+	ck_assert_msg(itest_metric(text,
+	    "tracestitch_request_duration_seconds_sum", NULL) >= 0,
+	    "no duration histogram sum:\n%s", text);
+	ck_assert_msg(strstr(text, "tracestitch_request_duration_seconds_bucket"
+	    "{") != NULL && strstr(text, "le=\"+Inf\"") != NULL,
+	    "no duration buckets:\n%s", text);
+	free(text);
+
+	admin_get(gw, "/metrics", &r);
+	ck_assert_msg(itest_resp_header(&r, "Content-Type") != NULL &&
+	    strncmp(itest_resp_header(&r, "Content-Type"), "text/plain", 10)
+	    == 0, "metrics Content-Type %s",
+	    itest_resp_header(&r, "Content-Type"));
+	itest_resp_clear(&r);
+}
+END_TEST
+
+/* Config routing everything to one backend port. */
+static char *
+route_to(uint16_t port)
+{
+	return itest_config_simple(port, NULL, "      keepalive: 4\n");
+}
+
+START_TEST(reload_switches_upstream)
+{
+	struct itest_proc *one, *two, *gw;
+	struct itest_conn *c;
+	char *yaml, *name;
+	size_t from;
+
+	one = itest_backend_start("one");
+	two = itest_backend_start("two");
+	yaml = route_to(one->port);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+
+	c = itest_connect(gw->port);
+	name = who_on(c, "/echo/before");
+	ck_assert_str_eq(name, "one");
+	free(name);
+
+	yaml = route_to(two->port);
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR,
+	    "configuration reloaded", from, ITEST_TIMEOUT_MS) > 0,
+	    "no \"configuration reloaded\" in:\n%s",
+	    itest_log_read(gw, ITEST_STDERR));
+
+	name = who(gw->port);
+	ck_assert_str_eq(name, "two");
+	free(name);
+	/* An existing client connection follows the new config too. */
+	name = who_on(c, "/echo/after");
+	ck_assert_msg(strcmp(name, "two") == 0, "keep-alive client "
+	    "connection still routed to %s after reload", name);
+	free(name);
+	itest_conn_free(c);
+}
+END_TEST
+
+START_TEST(reload_bad_config_keeps_old)
+{
+	struct itest_proc *one, *two, *gw;
+	char *yaml, *name, *want;
+	size_t from;
+	long off;
+
+	one = itest_backend_start("one");
+	two = itest_backend_start("two");
+	yaml = route_to(one->port);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+
+	/* Route to two, but with an unknown key on line 3 column 3. */
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  no_such_key: true\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n", two->port);
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	off = itest_log_wait(gw, ITEST_STDERR, "configuration reload failed",
+	    from, ITEST_TIMEOUT_MS);
+	ck_assert_msg(off > 0, "no \"configuration reload failed\" in:\n%s",
+	    itest_log_read(gw, ITEST_STDERR));
+	want = itest_strf("%s:3:3: server.no_such_key: ", gw->cfg_path);
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, want, from,
+	    ITEST_TIMEOUT_MS) > 0, "no \"%s\" error line in:\n%s", want,
+	    itest_log_read(gw, ITEST_STDERR));
+	free(want);
+
+	name = who(gw->port);
+	ck_assert_str_eq(name, "one");
+	free(name);
+
+	/* Fixing the file and reloading again applies it. */
+	yaml = route_to(two->port);
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "configuration reloaded",
+	    from, ITEST_TIMEOUT_MS) > 0);
+	name = who(gw->port);
+	ck_assert_str_eq(name, "two");
+	free(name);
+}
+END_TEST
+
+START_TEST(reload_under_traffic_loses_nothing)
+{
+	struct itest_proc *one, *two, *gw;
+	struct itest_conn *c;
+	struct itest_resp r;
+	int i, failures = 0, reloads = 0, reconnects = 0;
+	size_t from = 0, seen;
+	char *yaml, first_error[600] = "";
+
+	one = itest_backend_start("one");
+	two = itest_backend_start("two");
+	yaml = route_to(one->port);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	seen = itest_log_count(gw, ITEST_STDERR, "configuration reloaded", 0);
+
+	c = itest_connect(gw->port);
+	for (i = 0; i < 400 || reloads < 3; i++) {
+		ck_assert_msg(i < 5000, "reloads did not complete");
+		if (i == 50 || i == 150 || i == 250) {
+			yaml = route_to(i == 150 ? one->port : two->port);
+			itest_rewrite(gw->cfg_path, yaml);
+			free(yaml);
+			from = itest_log_size(gw, ITEST_STDERR);
+			itest_proc_signal(gw, SIGHUP);
+		}
+		if (i % 10 == 0 && reloads < 3 && itest_log_count(gw,
+		    ITEST_STDERR, "configuration reloaded", 0) > seen) {
+			seen++;
+			reloads++;
+		}
+		/*
+		 * An idle keep-alive connection the server closed before we
+		 * sent is not a lost request (RFC 9112 section 9.3.1):
+		 * reconnect.  Anything else is a failure.
+		 */
+		if (itest_readable(c, 0)) {
+			itest_conn_free(c);
+			c = itest_connect(gw->port);
+			reconnects++;
+		}
+		if (itest_sendf(c, "GET /echo/loop/%d HTTP/1.1\r\n"
+		    "Host: itest.test\r\n\r\n", i) == -1 ||
+		    itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == -1) {
+			if (failures++ == 0)
+				snprintf(first_error, sizeof first_error,
+				    "request %d: %s", i, itest_error());
+			itest_conn_free(c);
+			c = itest_connect(gw->port);
+			continue;
+		}
+		if (r.status != 200 && failures++ == 0)
+			snprintf(first_error, sizeof first_error,
+			    "request %d: status %d %s", i, r.status,
+			    r.body != NULL ? r.body : "");
+		if (r.closed) {
+			itest_conn_free(c);
+			c = itest_connect(gw->port);
+			reconnects++;
+		}
+		itest_resp_clear(&r);
+	}
+	(void)from;
+	itest_conn_free(c);
+	ck_assert_msg(failures == 0, "%d failed requests during reloads; "
+	    "first: %s", failures, first_error);
+	ck_assert_int_eq(reloads, 3);
+	ck_assert_msg(reconnects <= 3, "%d client connections were closed "
+	    "by reloads", reconnects);
+}
+END_TEST
+
+START_TEST(sigterm_drains_in_flight_requests)
+{
+	struct itest_proc *be, *gw;
+	struct itest_conn *slow;
+	struct itest_resp r;
+	uint64_t before;
+	int64_t deadline;
+	bool saw_draining = false, refused = false;
+	char *yaml;
+	json_t *j;
+	int st, fd;
+
+	be = itest_backend_start("one");
+	yaml = itest_config_simple(be->port, NULL, "      timeout: 10s\n");
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+
+	/* Start a slow request and wait until it reached the backend. */
+	before = itest_backend_requests(be);
+	slow = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(slow, "GET /slow?ms=500 HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"), 0);
+	deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	while (itest_backend_requests(be) == before) {
+		ck_assert_msg(itest_now_ms() < deadline,
+		    "slow request never reached the backend");
+		poll(NULL, 0, 5);
+	}
+
+	itest_proc_signal(gw, SIGTERM);
+
+	/* /readyz turns 503 draining while the request is in flight. */
+	deadline = itest_now_ms() + 2000;
+	while (!saw_draining && itest_now_ms() < deadline) {
+		if (itest_get(gw->admin_port, "/readyz", &r) == 0 &&
+		    r.status == 503) {
+			j = itest_resp_json(&r);
+			ck_assert_str_eq(jstr(j, "status"), "draining");
+			json_decref(j);
+			saw_draining = true;
+		}
+		itest_resp_clear(&r);
+	}
+
+	/* The listener is closed: new connections are refused. */
+	deadline = itest_now_ms() + 2000;
+	while (!refused && itest_now_ms() < deadline) {
+		fd = itest_connect_fd(gw->port);
+		if (fd == -1 && errno == ECONNREFUSED)
+			refused = true;
+		else if (fd != -1)
+			close(fd);
+		poll(NULL, 0, 5);
+	}
+
+	/* The in-flight request still completes. */
+	ck_assert_msg(itest_read_response(slow, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "in-flight request lost on SIGTERM: %s", itest_error());
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	itest_conn_free(slow);
+
+	st = itest_proc_wait(gw, ITEST_TIMEOUT_MS);
+	ck_assert_msg(st != -1, "gateway did not exit after draining");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "gateway exit status %#x", st);
+	ck_assert_msg(saw_draining, "/readyz never answered 503 draining");
+	ck_assert_msg(refused, "new connections still accepted while "
+	    "draining");
+}
+END_TEST
+
+START_TEST(sigint_idle_exits_zero)
+{
+	struct itest_proc *be, *gw;
+	char *yaml;
+	int st;
+
+	be = itest_backend_start("one");
+	yaml = itest_config_simple(be->port, NULL, NULL);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	itest_proc_signal(gw, SIGINT);
+	st = itest_proc_wait(gw, ITEST_TIMEOUT_MS);
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "exit status %#x", st);
+}
+END_TEST
+
+static Suite *
+ops_suite(void)
+{
+	Suite *s = suite_create("ops");
+	TCase *cli = tcase_create("cli");
+	TCase *run = tcase_create("running");
+
+	tcase_add_checked_fixture(cli, NULL, teardown);
+	tcase_set_timeout(cli, 60);
+	tcase_add_test(cli, cli_version_and_help);
+	tcase_add_test(cli, check_good_config);
+	tcase_add_test(cli, check_bad_config_reports_every_error);
+	tcase_add_test(cli, check_missing_file_fails);
+	suite_add_tcase(s, cli);
+
+	tcase_add_checked_fixture(run, NULL, teardown);
+	tcase_set_timeout(run, 120);
+	tcase_add_test(run, admin_endpoints_and_metrics);
+	tcase_add_test(run, reload_switches_upstream);
+	tcase_add_test(run, reload_bad_config_keeps_old);
+	tcase_add_test(run, reload_under_traffic_loses_nothing);
+	tcase_add_test(run, sigterm_drains_in_flight_requests);
+	tcase_add_test(run, sigint_idle_exits_zero);
+	suite_add_tcase(s, run);
+	return s;
+}
+
+ITEST_MAIN(ops_suite, true)

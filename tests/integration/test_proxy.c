@@ -1,0 +1,585 @@
+/*
+ * test_proxy.c -- end-to-end proxying through the real gateway binary.
+ *
+ * The gateway runs with a one-route config in front of the fake backend;
+ * the backend's /echo answer tells exactly what arrived upstream.
+ * Covered: bodies intact in both framings (RFC 9112 section 6: the
+ * gateway re-frames with Content-Length), HEAD/204/304 without bodies
+ * (RFC 9110 section 6.4.1), a 50 MB streamed response with bounded gateway
+ * memory, hop-by-hop header removal both ways (RFC 9110 section 7.6.1),
+ * X-Forwarded-*, header order and repeats, Host preserved, upstream
+ * keep-alive reuse, route matching, and the access log line.
+ */
+#include <check.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "itest.h"
+
+static struct itest_proc *be, *gw;
+
+static void
+setup(void)
+{
+	char *yaml;
+
+	be = itest_backend_start("one");
+	yaml = itest_config_simple(be->port, NULL,
+	    "      timeout: 10s\n      keepalive: 8\n");
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+}
+
+static void
+teardown(void)
+{
+	itest_cleanup_all();
+	be = gw = NULL;
+}
+
+/* Send raw on c, read the response, return the echo JSON (status 200). */
+static json_t *
+echo_on(struct itest_conn *c, const char *raw, size_t len)
+{
+	struct itest_resp r;
+	json_t *j;
+
+	ck_assert_int_eq(itest_send(c, raw, len, ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, 30000) == 0, "%s",
+	    itest_error());
+	ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
+	j = itest_resp_json(&r);
+	itest_resp_clear(&r);
+	return j;
+}
+
+static json_t *
+echo(const char *raw)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	json_t *j;
+
+	j = echo_on(c, raw, strlen(raw));
+	itest_conn_free(c);
+	return j;
+}
+
+/* Value of the n-th (0-based) header called name in an echo, or NULL. */
+static const char *
+echo_header(json_t *j, const char *name, size_t nth)
+{
+	json_t *h = json_object_get(j, "headers"), *pair;
+	size_t i;
+
+	json_array_foreach(h, i, pair) {
+		if (strcasecmp(json_string_value(json_array_get(pair, 0)),
+		    name) == 0 && nth-- == 0)
+			return json_string_value(json_array_get(pair, 1));
+	}
+	return NULL;
+}
+
+static const char *
+jstr(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+START_TEST(get_is_forwarded_and_logged)
+{
+	json_t *j, *line;
+	char *out, *p, *eol;
+	long off;
+
+	j = echo("GET /echo/a?x=1&y=%20 HTTP/1.1\r\nHost: itest.test\r\n"
+	    "\r\n");
+	ck_assert_str_eq(jstr(j, "method"), "GET");
+	ck_assert_str_eq(jstr(j, "target"), "/echo/a?x=1&y=%20");
+	ck_assert_str_eq(jstr(j, "version"), "HTTP/1.1");
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    0);
+	json_decref(j);
+
+	/* One JSON access-log line on stdout, path without the query. */
+	off = itest_log_wait(gw, ITEST_STDOUT, "\"path\":\"/echo/a\"", 0,
+	    ITEST_TIMEOUT_MS);
+	ck_assert_msg(off > 0, "no access log line on stdout");
+	out = itest_log_read(gw, ITEST_STDOUT);
+	p = out + off;
+	while (p > out && p[-1] != '\n')
+		p--;
+	eol = strchr(p, '\n');
+	ck_assert_ptr_nonnull(eol);
+	line = json_loadb(p, (size_t)(eol - p), 0, NULL);
+	ck_assert_msg(line != NULL, "access log line is not JSON: %.*s",
+	    (int)(eol - p), p);
+	ck_assert_ptr_nonnull(json_object_get(line, "time"));
+	ck_assert_str_eq(jstr(line, "method"), "GET");
+	ck_assert_int_eq(json_integer_value(json_object_get(line, "status")),
+	    200);
+	ck_assert(json_is_integer(json_object_get(line, "bytes")));
+	ck_assert(json_is_number(json_object_get(line, "duration_ms")));
+	ck_assert_ptr_nonnull(json_object_get(line, "upstream"));
+	ck_assert_ptr_nonnull(json_object_get(line, "client"));
+	ck_assert(jstr(line, "request_id") != NULL &&
+	    *jstr(line, "request_id") != '\0');
+	ck_assert_str_eq(jstr(line, "route"), "api");
+	json_decref(line);
+	free(out);
+}
+END_TEST
+
+/* 5 MB bodies with Content-Length for POST, PUT and PATCH. */
+static const char *const body_methods[] = { "POST", "PUT", "PATCH" };
+
+START_TEST(large_bodies_arrive_intact)
+{
+	size_t n = 5 * 1024 * 1024, i;
+	struct itest_conn *c;
+	char *body, *head, hex[65], *cl;
+	uint32_t x = 12345;
+	json_t *j;
+
+	body = malloc(n);
+	for (i = 0; i < n; i++) {
+		x = x * 1103515245 + 12345;
+		body[i] = (char)(x >> 16);
+	}
+	itest_sha256_hex(body, n, hex);
+	c = itest_connect(gw->port);
+	head = itest_strf("%s /echo/upload HTTP/1.1\r\nHost: itest.test\r\n"
+	    "Content-Type: application/octet-stream\r\n"
+	    "Content-Length: %zu\r\n\r\n", body_methods[_i], n);
+	ck_assert_int_eq(itest_send(c, head, strlen(head), 30000), 0);
+	j = echo_on(c, body, n);
+	ck_assert_str_eq(jstr(j, "method"), body_methods[_i]);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    (json_int_t)n);
+	ck_assert_str_eq(jstr(j, "body_sha256"), hex);
+	cl = itest_strf("%zu", n);
+	ck_assert_pstr_eq(echo_header(j, "Content-Length", 0), cl);
+	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	json_decref(j);
+	free(cl);
+	free(head);
+	free(body);
+	itest_conn_free(c);
+}
+END_TEST
+
+START_TEST(chunked_upload_is_reframed)
+{
+	size_t total = 0, sz, i;
+	struct itest_conn *c = itest_connect(gw->port);
+	char *piece, hex[65], cl[32];
+	char *all;
+	json_t *j;
+
+	all = malloc(2 * 1024 * 1024);
+	ck_assert_int_eq(itest_sendf(c, "POST /echo/chunked HTTP/1.1\r\n"
+	    "Host: itest.test\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+	for (i = 0, sz = 1; total + sz < 1500000; i++, sz = sz * 7 % 65521 + 1) {
+		piece = all + total;
+		memset(piece, 'A' + (int)(i % 26), sz);
+		ck_assert_int_eq(itest_sendf(c, "%zx\r\n", sz), 0);
+		ck_assert_int_eq(itest_send(c, piece, sz, ITEST_TIMEOUT_MS), 0);
+		ck_assert_int_eq(itest_sendf(c, "\r\n"), 0);
+		total += sz;
+	}
+	itest_sha256_hex(all, total, hex);
+	j = echo_on(c, "0\r\n\r\n", 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    (json_int_t)total);
+	ck_assert_str_eq(jstr(j, "body_sha256"), hex);
+	ck_assert_msg(!json_boolean_value(json_object_get(j, "chunked")),
+	    "the backend received a chunked body; head: %s", jstr(j, "head"));
+	snprintf(cl, sizeof cl, "%zu", total);
+	ck_assert_pstr_eq(echo_header(j, "Content-Length", 0), cl);
+	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	json_decref(j);
+	free(all);
+	itest_conn_free(c);
+}
+END_TEST
+
+START_TEST(head_and_bodiless_statuses)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	struct itest_resp r;
+	json_t *j;
+
+	ck_assert_int_eq(itest_sendf(c, "HEAD /big?bytes=1000 HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"), 0);
+	ck_assert_msg(itest_read_response(c, &r, ITEST_HEAD_REQUEST,
+	    ITEST_TIMEOUT_MS) == 0, "%s", itest_error());
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(r.body_len, 0);
+	ck_assert(!r.closed);
+	itest_resp_clear(&r);
+
+	ck_assert_int_eq(itest_sendf(c, "GET /status/204 HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	ck_assert_int_eq(r.status, 204);
+	ck_assert_uint_eq(r.body_len, 0);
+	ck_assert_ptr_null(itest_resp_header(&r, "Transfer-Encoding"));
+	itest_resp_clear(&r);
+
+	ck_assert_int_eq(itest_sendf(c, "GET /status/304 HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	ck_assert_int_eq(r.status, 304);
+	ck_assert_uint_eq(r.body_len, 0);
+	ck_assert_ptr_null(itest_resp_header(&r, "Transfer-Encoding"));
+	itest_resp_clear(&r);
+
+	/* The connection is still in sync: a body would show up here. */
+	j = echo_on(c, ITEST_LIT("GET /echo/after HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"));
+	ck_assert_str_eq(jstr(j, "path"), "/echo/after");
+	json_decref(j);
+	itest_conn_free(c);
+}
+END_TEST
+
+/* Streaming consumer: checks the pattern, pauses once, tracks RSS. */
+struct stream_watch {
+	uint64_t off;
+	bool ok;
+	bool paused;
+	long idle_kb;
+	long max_kb;
+	uint64_t next_probe;
+};
+
+static void
+stream_probe(struct stream_watch *w)
+{
+	long kb = itest_rss_kb(gw->pid);
+
+	if (kb > w->max_kb)
+		w->max_kb = kb;
+}
+
+static int
+stream_cb(const char *data, size_t len, void *arg)
+{
+	struct stream_watch *w = arg;
+	size_t i;
+	int k;
+
+	for (i = 0; i < len; i++, w->off++)
+		if (data[i] != (char)('a' + w->off % 26))
+			w->ok = false;
+	if (w->off >= w->next_probe) {
+		stream_probe(w);
+		w->next_probe += 2 * 1024 * 1024;
+	}
+	if (!w->paused && w->off >= 8 * 1024 * 1024) {
+		/*
+		 * Stop reading for about a second: the gateway must apply
+		 * backpressure to the backend, not buffer the rest.
+		 */
+		w->paused = true;
+		for (k = 0; k < 20; k++) {
+			int64_t until = itest_now_ms() + 50;
+
+			while (itest_now_ms() < until)
+				poll(NULL, 0, (int)(until - itest_now_ms()));
+			stream_probe(w);
+		}
+	}
+	return 0;
+}
+
+START_TEST(big_response_streams_with_bounded_memory)
+{
+	uint64_t n = 50ull * 1024 * 1024;
+	struct stream_watch w;
+	struct itest_conn *c;
+	struct itest_resp r;
+	char path[64];
+
+	/* Warm up (threads, pools, first allocations) before the baseline. */
+	ck_assert_int_eq(itest_get(gw->port, "/echo/warmup", &r), 0);
+	itest_resp_clear(&r);
+	memset(&w, 0, sizeof w);
+	w.ok = true;
+	w.idle_kb = w.max_kb = itest_rss_kb(gw->pid);
+	ck_assert_int_gt(w.idle_kb, 0);
+
+	c = itest_connect(gw->port);
+	snprintf(path, sizeof path, "/big?bytes=%llu", (unsigned long long)n);
+	ck_assert_int_eq(itest_sendf(c, "GET %s HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n", path), 0);
+	ck_assert_msg(itest_read_response_cb(c, &r, 0, 120000, stream_cb,
+	    &w) == 0, "%s after %llu bytes", itest_error(),
+	    (unsigned long long)w.off);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(r.body_len, n);
+	ck_assert(w.ok);
+	ck_assert(w.paused);
+	ck_assert_msg(w.max_kb - w.idle_kb < 40 * 1024,
+	    "gateway RSS grew from %ld kB to %ld kB while streaming",
+	    w.idle_kb, w.max_kb);
+	itest_resp_clear(&r);
+
+	/* Chunked from the backend, same content. */
+	memset(&w, 0, sizeof w);
+	w.ok = true;
+	w.paused = true;
+	w.idle_kb = w.max_kb = itest_rss_kb(gw->pid);
+	ck_assert_int_eq(itest_sendf(c, "GET /bigchunked?bytes=10000000 "
+	    "HTTP/1.1\r\nHost: itest.test\r\n\r\n"), 0);
+	ck_assert_msg(itest_read_response_cb(c, &r, 0, 60000, stream_cb,
+	    &w) == 0, "%s", itest_error());
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(r.body_len, 10000000);
+	ck_assert(w.ok);
+	itest_resp_clear(&r);
+	itest_conn_free(c);
+}
+END_TEST
+
+START_TEST(hop_by_hop_request_headers_removed)
+{
+	const char *v;
+	json_t *j;
+
+	j = echo("GET /echo/hop HTTP/1.1\r\n"
+	    "Host: itest.test\r\n"
+	    "Connection: keep-alive, X-Drop-Me\r\n"
+	    "X-Drop-Me: secret\r\n"
+	    "Keep-Alive: timeout=5\r\n"
+	    "Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"
+	    "Proxy-Connection: keep-alive\r\n"
+	    "TE: trailers\r\n"
+	    "Trailer: X-Checksum\r\n"
+	    "Upgrade: websocket\r\n"
+	    "X-Keep-Me: yes\r\n"
+	    "\r\n");
+	ck_assert_ptr_null(echo_header(j, "X-Drop-Me", 0));
+	ck_assert_ptr_null(echo_header(j, "Keep-Alive", 0));
+	ck_assert_ptr_null(echo_header(j, "Proxy-Authorization", 0));
+	ck_assert_ptr_null(echo_header(j, "Proxy-Connection", 0));
+	ck_assert_ptr_null(echo_header(j, "TE", 0));
+	ck_assert_ptr_null(echo_header(j, "Trailer", 0));
+	ck_assert_ptr_null(echo_header(j, "Upgrade", 0));
+	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	/* The gateway may send its own Connection, never the client's. */
+	v = echo_header(j, "Connection", 0);
+	ck_assert_msg(v == NULL || strcasestr(v, "x-drop-me") == NULL,
+	    "Connection forwarded: %s", v);
+	ck_assert_pstr_eq(echo_header(j, "X-Keep-Me", 0), "yes");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(forwarded_headers_added)
+{
+	json_t *j;
+
+	j = echo("GET /echo/xff HTTP/1.1\r\nHost: Api.Example.TEST:8443\r\n"
+	    "\r\n");
+	ck_assert_pstr_eq(echo_header(j, "Host", 0), "Api.Example.TEST:8443");
+	ck_assert_ptr_null(echo_header(j, "Host", 1));
+	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-For", 0), "127.0.0.1");
+	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-Proto", 0), "http");
+	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-Host", 0),
+	    "Api.Example.TEST:8443");
+	json_decref(j);
+
+	/* An incoming X-Forwarded-For is appended to, never replaced. */
+	j = echo("GET /echo/xff HTTP/1.1\r\nHost: itest.test\r\n"
+	    "X-Forwarded-For: 203.0.113.7, 10.1.2.3\r\n\r\n");
+	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-For", 0),
+	    "203.0.113.7, 10.1.2.3, 127.0.0.1");
+	ck_assert_ptr_null(echo_header(j, "X-Forwarded-For", 1));
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(header_order_and_repeats_kept)
+{
+	static const char *const want[][2] = {
+		{ "X-A", "1" },
+		{ "x-MiXeD-CaSe", "Value With  Two  Spaces" },
+		{ "X-A", "3" },
+		{ "Cookie", "a=1" },
+		{ "X-Empty", "" },
+		{ "Cookie", "b=2; c=3" },
+		{ "Accept", "text/html, application/json;q=0.9" },
+	};
+	json_t *j, *h, *pair;
+	const char *name;
+	size_t i, k = 0;
+
+	j = echo("GET /echo/order HTTP/1.1\r\n"
+	    "Host: itest.test\r\n"
+	    "X-A: 1\r\n"
+	    "x-MiXeD-CaSe: Value With  Two  Spaces\r\n"
+	    "X-A: 3\r\n"
+	    "Cookie: a=1\r\n"
+	    "X-Empty:\r\n"
+	    "Cookie: b=2; c=3\r\n"
+	    "Accept: text/html, application/json;q=0.9\r\n"
+	    "\r\n");
+	h = json_object_get(j, "headers");
+	json_array_foreach(h, i, pair) {
+		name = json_string_value(json_array_get(pair, 0));
+		if (strcasecmp(name, "X-A") != 0 &&
+		    strcasecmp(name, "x-mixed-case") != 0 &&
+		    strcasecmp(name, "Cookie") != 0 &&
+		    strcasecmp(name, "X-Empty") != 0 &&
+		    strcasecmp(name, "Accept") != 0)
+			continue;
+		ck_assert_msg(k < ITEST_NITEMS(want), "extra header %s", name);
+		ck_assert_str_eq(name, want[k][0]);
+		ck_assert_str_eq(json_string_value(json_array_get(pair, 1)),
+		    want[k][1]);
+		k++;
+	}
+	ck_assert_msg(k == ITEST_NITEMS(want), "%zu of %zu headers arrived; "
+	    "head:\n%s", k, ITEST_NITEMS(want), jstr(j, "head"));
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(hop_by_hop_response_headers_removed)
+{
+	struct itest_resp r;
+	const char *v;
+	size_t i, k = 0;
+	static const char *const cookies[] = { "a=1", "b=2; Path=/", "c=3" };
+
+	ck_assert_int_eq(itest_get(gw->port, "/headers", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "ok\n");
+	ck_assert_ptr_null(itest_resp_header(&r, "Foo"));
+	ck_assert_ptr_null(itest_resp_header(&r, "X-Bar"));
+	ck_assert_ptr_null(itest_resp_header(&r, "Keep-Alive"));
+	ck_assert_ptr_null(itest_resp_header(&r, "Proxy-Authenticate"));
+	ck_assert_ptr_null(itest_resp_header(&r, "Proxy-Connection"));
+	ck_assert_ptr_null(itest_resp_header(&r, "Upgrade"));
+	ck_assert_ptr_null(itest_resp_header(&r, "Trailer"));
+	v = itest_resp_header(&r, "Connection");
+	ck_assert_msg(v == NULL || strcasestr(v, "foo") == NULL,
+	    "backend Connection forwarded: %s", v);
+	ck_assert_pstr_eq(itest_resp_header(&r, "X-End-To-End"), "kept");
+	for (i = 0; i < r.n_hdrs; i++) {
+		if (strcasecmp(r.hdrs[i].name, "Set-Cookie") != 0)
+			continue;
+		ck_assert_msg(k < 3, "extra Set-Cookie %s", r.hdrs[i].value);
+		ck_assert_str_eq(r.hdrs[i].value, cookies[k]);
+		k++;
+	}
+	ck_assert_uint_eq(k, 3);
+	itest_resp_clear(&r);
+}
+END_TEST
+
+START_TEST(upstream_keepalive_reused)
+{
+	uint64_t conns0 = itest_backend_connections(be), conns;
+	struct itest_conn *c;
+	struct itest_resp r;
+	int i, k;
+
+	for (k = 0; k < 4; k++) {
+		c = itest_connect(gw->port);
+		for (i = 0; i < 50; i++) {
+			ck_assert_int_eq(itest_sendf(c, "GET /echo/ka/%d/%d "
+			    "HTTP/1.1\r\nHost: itest.test\r\n\r\n", k, i), 0);
+			ck_assert_msg(itest_read_response(c, &r, 0,
+			    ITEST_TIMEOUT_MS) == 0, "request %d/%d: %s", k, i,
+			    itest_error());
+			ck_assert_int_eq(r.status, 200);
+			ck_assert_msg(!r.closed, "gateway closed a keep-alive "
+			    "client connection");
+			itest_resp_clear(&r);
+		}
+		itest_conn_free(c);
+	}
+	conns = itest_backend_connections(be) - conns0;
+	ck_assert_msg(conns < 10, "200 requests used %llu upstream connections",
+	    (unsigned long long)conns);
+}
+END_TEST
+
+START_TEST(routes_match_host_and_prefix_in_order)
+{
+	struct itest_proc *two, *g;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *yaml;
+	json_t *j;
+
+	two = itest_backend_start("two");
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 2\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: hosted\n"
+	    "    host: a.test\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "  - name: prefixed\n"
+	    "    path_prefix: /b\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    be->port, two->port);
+	g = itest_gateway_start(yaml);
+	free(yaml);
+
+	c = itest_connect(g->port);
+	j = echo_on(c, ITEST_LIT("GET /b/x HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+	ck_assert_str_eq(jstr(j, "name"), "one");
+	json_decref(j);
+	j = echo_on(c, ITEST_LIT("GET /b/x HTTP/1.1\r\nHost: A.Test\r\n\r\n"));
+	ck_assert_str_eq(jstr(j, "name"), "one");
+	json_decref(j);
+	j = echo_on(c, ITEST_LIT("GET /b/x HTTP/1.1\r\n"
+	    "Host: other.test\r\n\r\n"));
+	ck_assert_str_eq(jstr(j, "name"), "two");
+	json_decref(j);
+	itest_conn_free(c);
+
+	ck_assert_int_eq(itest_request(g->port, ITEST_LIT("GET /c HTTP/1.1\r\n"
+	    "Host: other.test\r\n\r\n"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	itest_assert_error(&r, 404, "no_route");
+	itest_resp_clear(&r);
+}
+END_TEST
+
+static Suite *
+proxy_suite(void)
+{
+	Suite *s = suite_create("proxy");
+	TCase *tc = tcase_create("proxy");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, get_is_forwarded_and_logged);
+	tcase_add_loop_test(tc, large_bodies_arrive_intact, 0,
+	    ITEST_NITEMS(body_methods));
+	tcase_add_test(tc, chunked_upload_is_reframed);
+	tcase_add_test(tc, head_and_bodiless_statuses);
+	tcase_add_test(tc, big_response_streams_with_bounded_memory);
+	tcase_add_test(tc, hop_by_hop_request_headers_removed);
+	tcase_add_test(tc, forwarded_headers_added);
+	tcase_add_test(tc, header_order_and_repeats_kept);
+	tcase_add_test(tc, hop_by_hop_response_headers_removed);
+	tcase_add_test(tc, upstream_keepalive_reused);
+	tcase_add_test(tc, routes_match_host_and_prefix_in_order);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+ITEST_MAIN(proxy_suite, true)
