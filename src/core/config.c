@@ -148,6 +148,9 @@ static const struct cfg_row cfg_schema[] = {
 	  .def = "\"127.0.0.1:9901\"",
 	  .help = "address of /healthz /readyz /metrics; omit the admin "
 	  "block to disable them" },
+	{ "admin.debug", CT_BOOL, C(admin_debug), .def = "false",
+	  .help = "answer GET /debug/propagation on the admin listener "
+	  "(what was extracted and what would be injected)" },
 
 	{ "routes[].name", CT_STRING, R(name), .min = 1,
 	  .help = "unique route name used in logs and metrics (default "

@@ -186,6 +186,7 @@ struct config {
 
 	bool has_admin;
 	struct config_addr admin_listen;
+	bool admin_debug;		/* admin.debug: /debug/propagation */
 
 	struct config_route *routes;
 	size_t n_routes;

@@ -90,6 +90,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 60000);
 	ck_assert_uint_eq(cfg->limits.max_connections, 10000);
 	ck_assert(!cfg->has_admin);
+	ck_assert(!cfg->admin_debug);
 
 	ck_assert_uint_eq(cfg->n_routes, 1);
 	r = &cfg->routes[0];
@@ -199,6 +200,7 @@ START_TEST(test_full)
 	ck_assert(cfg->has_admin);
 	ck_assert_str_eq(cfg->admin_listen.host, "::1");
 	ck_assert_uint_eq(cfg->admin_listen.port, 0);
+	ck_assert(cfg->admin_debug);
 
 	ck_assert_uint_eq(cfg->n_routes, 3);
 	r = &cfg->routes[0];
