@@ -1281,12 +1281,14 @@ itest_labels_match(const char *p, const char *e, const char *want)
 	return true;
 }
 
-/* Value of one Prometheus sample. */
+/* Sum of the matching Prometheus samples. */
 double
 itest_metric(const char *text, const char *name, const char *labels)
 {
 	size_t nl = strlen(name);
 	const char *line, *next, *p, *lb, *le;
+	double sum = 0;
+	bool found = false;
 
 	for (line = text; line != NULL && *line != '\0'; line = next) {
 		next = strchr(line, '\n');
@@ -1306,9 +1308,10 @@ itest_metric(const char *text, const char *name, const char *labels)
 			continue;
 		if (labels != NULL && !itest_labels_match(lb, le, labels))
 			continue;
-		return strtod(p, NULL);
+		sum += strtod(p, NULL);
+		found = true;
 	}
-	return -1;
+	return found ? sum : -1;
 }
 
 /* sha256 hex. */
@@ -1338,7 +1341,7 @@ itest_main(Suite *(*suite_fn)(void), bool needs_gateway)
 		return 77;
 	}
 	sr = srunner_create(suite_fn());
-	srunner_run_all(sr, CK_NORMAL);
+	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -199,9 +199,9 @@ uint64_t itest_backend_requests(struct itest_proc *);
 uint64_t itest_backend_connections(struct itest_proc *);
 
 /*
- * Value of a Prometheus sample: metric name and labels given as
- * `k="v",k2="v2"` (all must be present, any order; NULL for none).
- * Returns -1 if no such sample.
+ * Sum of the Prometheus samples of metric name whose labels include all
+ * of labels, given as `k="v",k2="v2"` (any order; NULL matches every
+ * sample).  Returns -1 if no sample matches.
  */
 double itest_metric(const char *text, const char *name, const char *labels);
 

@@ -275,6 +275,9 @@ START_TEST(metric_parser)
 	ck_assert(itest_metric(text, "tracestitch_open_connections", NULL)
 	    == 4);
 	ck_assert(itest_metric(text, "tracestitch_open", NULL) == -1);
+	/* Several matching samples add up. */
+	ck_assert(itest_metric(text, "tracestitch_requests_total",
+	    "route=\"api\"") == 15);
 }
 END_TEST
 
