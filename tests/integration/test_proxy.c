@@ -10,6 +10,8 @@
  * X-Forwarded-*, header order and repeats, Host preserved, upstream
  * keep-alive reuse, route matching, and the access log line.
  */
+#include <sys/socket.h>
+
 #include <check.h>
 #include <poll.h>
 #include <stdio.h>
@@ -558,6 +560,86 @@ START_TEST(routes_match_host_and_prefix_in_order)
 }
 END_TEST
 
+START_TEST(pipelined_requests_answered_in_order)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	struct itest_resp r;
+	json_t *j;
+	char want[32];
+	int i;
+
+	ck_assert_int_eq(itest_sendf(c,
+	    "GET /echo/p0 HTTP/1.1\r\nHost: itest.test\r\n\r\n"
+	    "GET /slow?ms=100&p=1 HTTP/1.1\r\nHost: itest.test\r\n\r\n"
+	    "GET /echo/p2 HTTP/1.1\r\nHost: itest.test\r\n\r\n"), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS)
+		    == 0, "response %d: %s", i, itest_error());
+		ck_assert_int_eq(r.status, 200);
+		j = itest_resp_json(&r);
+		snprintf(want, sizeof want, i == 1 ? "/slow?ms=100&p=1" :
+		    "/echo/p%d", i);
+		ck_assert_str_eq(jstr(j, "target"), want);
+		json_decref(j);
+		itest_resp_clear(&r);
+	}
+	itest_conn_free(c);
+}
+END_TEST
+
+START_TEST(client_abort_mid_stream_recovers)
+{
+	struct itest_conn *c;
+	struct itest_resp r;
+	int64_t deadline;
+	uint64_t conns0;
+	char buf[65536];
+	size_t got = 0;
+	ssize_t n;
+
+	conns0 = itest_backend_connections(be);
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "GET /big?bytes=104857600 HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"), 0);
+	deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	while (got < 1024 * 1024 && itest_now_ms() < deadline) {
+		if (!itest_readable(c, 100))
+			continue;
+		n = recv(c->fd, buf, sizeof buf, 0);
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	ck_assert_uint_ge(got, 1024 * 1024);
+	itest_conn_free(c);	/* abort with ~99 MB unread */
+
+	/*
+	 * The gateway must drop that upstream connection (it is mid-body,
+	 * never reusable) and go on serving: the next request works and
+	 * does not land on the aborted stream.
+	 */
+	ck_assert_int_eq(itest_get(gw->port, "/echo/after-abort", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_uint_ge(itest_backend_connections(be), conns0 + 1);
+
+	/* Every client connection is accounted as closed again. */
+	deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	for (;;) {
+		double open;
+
+		ck_assert_int_eq(itest_get(gw->admin_port, "/metrics", &r), 0);
+		open = itest_metric(r.body, "tracestitch_open_connections",
+		    NULL);
+		itest_resp_clear(&r);
+		if (open == 0)
+			break;
+		ck_assert_msg(itest_now_ms() < deadline, "%g client "
+		    "connections still open after the abort", open);
+		poll(NULL, 0, 20);
+	}
+}
+END_TEST
+
 static Suite *
 proxy_suite(void)
 {
@@ -578,6 +660,8 @@ proxy_suite(void)
 	tcase_add_test(tc, hop_by_hop_response_headers_removed);
 	tcase_add_test(tc, upstream_keepalive_reused);
 	tcase_add_test(tc, routes_match_host_and_prefix_in_order);
+	tcase_add_test(tc, pipelined_requests_answered_in_order);
+	tcase_add_test(tc, client_abort_mid_stream_recovers);
 	suite_add_tcase(s, tc);
 	return s;
 }
