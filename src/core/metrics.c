@@ -86,6 +86,8 @@ static pthread_mutex_t registry_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics *registry;
 static char *route_names[METRICS_MAX_ROUTES];
 static unsigned route_count;		/* 0 until the first intern */
+static metrics_section_fn section_fn;	/* under registry_mtx */
+static void *section_arg;
 
 /* Single-writer add: relaxed load and store, no read-modify-write. */
 static inline void
@@ -470,6 +472,18 @@ render_globals(FILE *fp)
 	}
 }
 
+/* Set the extra section, or clear it (fn NULL) if arg is the current. */
+void
+metrics_set_section(metrics_section_fn fn, void *arg)
+{
+	pthread_mutex_lock(&registry_mtx);
+	if (fn != NULL || section_arg == arg) {
+		section_fn = fn;
+		section_arg = fn != NULL ? arg : NULL;
+	}
+	pthread_mutex_unlock(&registry_mtx);
+}
+
 /* Prometheus text exposition (format 0.0.4) of every block summed. */
 char *
 metrics_render(void)
@@ -485,6 +499,8 @@ metrics_render(void)
 	render_routes(fp);
 	render_cors(fp);
 	render_globals(fp);
+	if (section_fn != NULL)
+		section_fn(fp, section_arg);
 	pthread_mutex_unlock(&registry_mtx);
 	if (ferror(fp)) {
 		fclose(fp);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common.h"
 
@@ -89,6 +90,15 @@ void metrics_cors_refusal(struct metrics *, unsigned route, bool preflight,
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_conn(struct metrics *, int delta);
 void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);
+
+/*
+ * An extra section appended to every rendering by a module that keeps
+ * its own counters (the exporter); fn runs under the registry lock and
+ * must not call back into metrics.  fn NULL removes it if arg is the
+ * current one, and returns only once no rendering uses it.
+ */
+typedef void (*metrics_section_fn)(FILE *, void *arg);
+void metrics_set_section(metrics_section_fn, void *arg);
 
 /* Prometheus text exposition (format 0.0.4) of every block summed;
  * caller frees.  Thread-safe against concurrent writers. */

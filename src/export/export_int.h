@@ -1,0 +1,122 @@
+/*
+ * export_int.h -- what the exporter core shares with its backends
+ * (export_datadog.c, export_otlp.c, export_stdout.c) and the small
+ * HTTP/1.1 client they use (export_http.c).  Not for other modules.
+ */
+#ifndef TS_EXPORT_INT_H
+#define TS_EXPORT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <msgpack.h>
+
+#include "common.h"
+
+struct evbuffer;
+
+/* One drained record: a msgpack v0.4 span map. */
+struct export_rec {
+	const char	*data;
+	size_t		 len;
+};
+
+/* A batch of records owned by the exporter core. */
+struct export_batch {
+	struct export_rec	*recs;
+	size_t			 n;
+};
+
+/* Process-wide facts a backend puts into its payload. */
+struct export_proc {
+	const char	*service;
+	const char	*env;		/* "" unset */
+	const char	*version;	/* "" unset */
+	const char	*runtime_id;
+	const char	*container_id;	/* NULL unknown */
+	int		 pid;
+};
+
+/* Result of a backend's HTTP exchange, reported to the core. */
+enum export_result {
+	EXPORT_OK = 0,		/* accepted */
+	EXPORT_RETRY,		/* transient: connect, timeout, 5xx, garbage */
+	EXPORT_FAIL,		/* permanent: 4xx, payload refused */
+};
+
+/* Parsed target: http://host:port/path or unix:///path. */
+struct export_url {
+	bool	 unix_socket;
+	char	*host;		/* or the socket path */
+	char	*port;
+	char	*path;		/* request target, starts with '/' */
+	char	*host_header;
+};
+
+int export_url_parse(const char *url, const char *default_path,
+    struct export_url *, char **cause) TS_MUSTCHECK;
+void export_url_clear(struct export_url *);
+
+/* Response of one exchange. */
+struct export_http_resp {
+	int		 status;	/* 0: no valid response */
+	char		*body;		/* NUL-terminated, may be NULL */
+	size_t		 body_len;
+	char		*error;		/* why status is 0 */
+};
+
+/* Called once when the exchange ends (resp freed after the call). */
+typedef void (*export_http_cb)(const struct export_http_resp *, void *arg);
+
+struct export_http;
+
+/*
+ * Start one request (Connection: close) on base; head holds the extra
+ * header lines ("Name: value\r\n" ...), body is drained.  The callback
+ * runs exactly once, later, from the loop.  NULL only if base is NULL.
+ */
+struct export_http *export_http_start(struct event_base *,
+    const struct export_url *, const char *method, const char *headers,
+    struct evbuffer *body, uint64_t timeout_ms, export_http_cb, void *arg);
+/* Abort an exchange without calling back (NULL-safe). */
+void export_http_cancel(struct export_http *);
+
+/*
+ * Parse a whole or partial HTTP/1.1 response in buf.  1: complete (resp
+ * filled, caller frees with export_http_resp_clear), 0: need more, -1:
+ * malformed (resp->error set).  eof: the peer closed.
+ */
+int export_http_parse(const char *buf, size_t len, bool eof,
+    struct export_http_resp *);
+void export_http_resp_clear(struct export_http_resp *);
+
+/* Decoding a record: unpack into zone; -1 when it is not a map. */
+int export_rec_unpack(const struct export_rec *, msgpack_zone *,
+    msgpack_object *);
+/* Value of key in a msgpack map, or NULL. */
+const msgpack_object *export_map_get(const msgpack_object *,
+    const char *key);
+/* A str object as a NUL-terminated copy in buf (truncated); "" if not str. */
+const char *export_obj_str(const msgpack_object *, char *buf, size_t cap);
+/* Unsigned integer value (0 if not an integer). */
+uint64_t export_obj_u64(const msgpack_object *);
+/* Sampling priority of a record; true when present. */
+bool export_rec_priority(const msgpack_object *, double *);
+
+/* The Datadog backend. */
+struct evbuffer;
+int export_datadog_body(const struct export_batch *, struct evbuffer *);
+char *export_datadog_headers(size_t ntraces, const struct export_proc *);
+
+/* The OTLP backend: JSON body of the sampled records; *n_unsampled. */
+char *export_otlp_body(const struct export_batch *, const struct export_proc *,
+    size_t *n_sent, size_t *n_unsampled);
+
+/* The stdout backend: one JSON line per record on fd; spans written. */
+size_t export_stdout_write(int fd, const struct export_batch *);
+/* One record as a JSON object line (no newline); caller frees. */
+char *export_stdout_line(const struct export_rec *);
+
+#endif /* TS_EXPORT_INT_H */

@@ -1,0 +1,1182 @@
+/*
+ * exporter.c -- the exporter core: per-worker SPSC byte rings, the span
+ * encoder that runs on the worker, and the exporter thread (its own event
+ * base) that drains the rings on a tick, batches, flushes on
+ * exporter.flush_interval or when enough is queued, retries transient
+ * failures with exponential backoff, counts every drop, and publishes the
+ * agent's rate_by_service table as an immutable, versioned snapshot
+ * (ARCHITECTURE.md "Threads", PROPAGATION.md 11).
+ *
+ * Ring protocol (one producer: the worker; one consumer: the exporter
+ * thread).  Records are a uint32 length and the bytes, 8-aligned; a
+ * length of UINT32_MAX means "wrap to the start".  The producer
+ * publishes head with a release store after writing, the consumer
+ * publishes tail the same way after reading: no locks, no read-modify-
+ * write instructions, and the producer touches the consumer's cache line
+ * only when its cached copy of tail says the ring looks full.  A record
+ * count bound (exporter.max_queue_spans split over the workers) sits on
+ * top of the byte bound.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "export_int.h"
+#include "exporter.h"
+#include "log.h"
+#include "metrics.h"
+#include "sampler.h"
+#include "span.h"
+#include "ts_config.h"
+#include "util.h"
+
+#define EXPORT_CACHELINE	64
+#define EXPORT_WRAP		UINT32_MAX
+#define EXPORT_MIN_RING		(64 * 1024)
+#define EXPORT_MAX_RING		(64 * 1024 * 1024)
+#define EXPORT_BYTES_PER_SPAN	2048
+#define EXPORT_BATCH_SPANS	1000
+#define EXPORT_BATCH_BYTES	(4 * 1024 * 1024)
+#define EXPORT_WARN_EVERY_NS	(60ULL * 1000000000ULL)
+#define EXPORT_NBUCKETS		11	/* incl. +Inf */
+
+/* Export request latency buckets, microseconds, and their labels. */
+static const uint64_t lat_le_us[EXPORT_NBUCKETS - 1] = {
+	1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+	2500000,
+};
+static const char *const lat_le[EXPORT_NBUCKETS] = {
+	"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+	"2.5", "+Inf",
+};
+
+struct exporter_queue {
+	/* Producer side: written by the worker only. */
+	uint64_t		 head __attribute__((aligned(EXPORT_CACHELINE)));
+	uint64_t		 nprod;
+	uint64_t		 tail_cache;
+	uint64_t		 ncons_cache;
+	uint64_t		 dropped;
+	char			*scratch;
+	size_t			 scratch_len;
+	size_t			 scratch_cap;
+
+	/* Consumer side: written by the exporter thread only. */
+	uint64_t		 tail __attribute__((aligned(EXPORT_CACHELINE)));
+	uint64_t		 ncons;
+
+	/* Immutable after creation. */
+	struct exporter		*ex __attribute__((aligned(EXPORT_CACHELINE)));
+	struct exporter_queue	*next;
+	char			*buf;
+	uint64_t		 cap;		/* power of two */
+	uint64_t		 max_recs;
+	bool			 disabled;
+};
+
+struct exporter {
+	enum config_exporter_type type;
+	struct exporter_opts	 opts;
+	struct export_proc	 proc;
+	char			*s_service, *s_env, *s_version;
+	char			 runtime_id[37];
+	char			*container_id;
+	struct export_url	 url;
+	uint64_t		 flush_ns;
+	uint64_t		 max_queue;
+	uint64_t		 per_queue;
+	uint64_t		 ring_bytes;
+	unsigned		 nworkers;
+
+	pthread_t		 thread;
+	bool			 started;
+	struct event_base	*base;
+	struct event		*tick_ev, *wake_ev, *retry_ev, *stop_ev;
+	int			 wake[2];
+
+	pthread_mutex_t		 qlock;		/* the list of queues */
+	struct exporter_queue	*queues;
+	struct exporter_queue	*dead_queue;	/* for "none" */
+
+	/* The batch being sent (exporter thread). */
+	char			*bbuf;
+	size_t			 blen, bcap;
+	size_t			*boff;
+	size_t			*blens;
+	size_t			 bn, bncap;
+	size_t			 bsent;		/* spans in the request */
+	struct export_http	*inflight;
+	unsigned		 attempt;
+	uint64_t		 sent_ns;
+	uint64_t		 last_flush_ns;
+	bool			 flush_asked;
+	bool			 stopping;
+	bool			 failing;
+	uint64_t		 last_warn_ns;
+
+	/* Published rates. */
+	pthread_mutex_t		 rlock;
+	struct sampler_rate	*rates;
+	size_t			 nrates;
+	uint64_t		 rates_version;	/* atomic */
+
+	/* Exporter-thread counters (relaxed stores, single writer). */
+	uint64_t		 exported, dropped_agent, dropped_unsampled;
+	uint64_t		 requests, errors;
+	uint64_t		 lat_buckets[EXPORT_NBUCKETS];	/* not cumul. */
+	uint64_t		 lat_sum_us;
+	bool			 section;
+};
+
+static void exporter_try_flush(struct exporter *, bool force);
+static void latency_add(struct exporter *, uint64_t us);
+static void render_section(FILE *, void *);
+static uint64_t queued_total(struct exporter *);
+
+/* Single-writer counter add (relaxed load + store). */
+static inline void
+cnt_add(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
+	    __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+cnt_get(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+static uint64_t
+next_pow2(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* ---------------------------------------------------------------- */
+/* Encoding on the worker.                                           */
+
+/* msgpack-c write callback into the queue's scratch buffer. */
+static int
+scratch_write(void *data, const char *buf, size_t len)
+{
+	struct exporter_queue *q = data;
+
+	if (q->scratch_len + len > q->scratch_cap) {
+		size_t ncap = q->scratch_cap * 2;
+
+		while (ncap < q->scratch_len + len)
+			ncap *= 2;
+		q->scratch = xrealloc(q->scratch, ncap);
+		q->scratch_cap = ncap;
+	}
+	memcpy(q->scratch + q->scratch_len, buf, len);
+	q->scratch_len += len;
+	return 0;
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t len;
+
+	if (s == NULL)
+		s = "";
+	len = strlen(s);
+	msgpack_pack_str(pk, len);
+	msgpack_pack_str_body(pk, s, len);
+}
+
+static void
+pack_kv(msgpack_packer *pk, const char *k, const char *v)
+{
+	pack_str(pk, k);
+	pack_str(pk, v);
+}
+
+/* The native v0.4 span_links field [cpp-span span_link.cpp]. */
+static void
+pack_links(msgpack_packer *pk, const struct span *sp)
+{
+	size_t i;
+
+	pack_str(pk, "span_links");
+	msgpack_pack_array(pk, sp->n_links);
+	for (i = 0; i < sp->n_links; i++) {
+		const struct trace_link *l = &sp->links[i];
+		size_t n = 2, na = 0;
+
+		if (l->trace_id.high != 0)
+			n++;
+		if (l->reason != NULL)
+			na++;
+		if (l->context_headers != NULL)
+			na++;
+		if (na > 0)
+			n++;
+		if (l->tracestate != NULL)
+			n++;
+		if (l->has_flags)
+			n++;
+		msgpack_pack_map(pk, n);
+		pack_str(pk, "trace_id");
+		msgpack_pack_fix_uint64(pk, l->trace_id.low);
+		if (l->trace_id.high != 0) {
+			pack_str(pk, "trace_id_high");
+			msgpack_pack_fix_uint64(pk, l->trace_id.high);
+		}
+		pack_str(pk, "span_id");
+		msgpack_pack_fix_uint64(pk, l->span_id);
+		if (na > 0) {
+			pack_str(pk, "attributes");
+			msgpack_pack_map(pk, na);
+			if (l->reason != NULL)
+				pack_kv(pk, "reason", l->reason);
+			if (l->context_headers != NULL)
+				pack_kv(pk, "context_headers",
+				    l->context_headers);
+		}
+		if (l->tracestate != NULL)
+			pack_kv(pk, "tracestate", l->tracestate);
+		if (l->has_flags) {
+			/* The agent's proto: when set, bit 31 is set too. */
+			pack_str(pk, "flags");
+			msgpack_pack_uint32(pk, l->flags | 0x80000000u);
+		}
+	}
+}
+
+/*
+ * The Datadog v0.4 span map (PROPAGATION.md 11.2) with the process-level
+ * tags of 11.4 added when the span does not carry them.
+ */
+static void
+encode_span(msgpack_packer *pk, const struct span *sp,
+    const struct export_proc *proc)
+{
+	const char *extra_k[6], *extra_v[6];
+	size_t i, n_extra = 0, nmap = 12;
+	bool top, pid;
+
+#define EXTRA(k, v) do {						\
+	if ((v) != NULL && *(v) != '\0' && span_get_meta(sp, (k)) == NULL) { \
+		extra_k[n_extra] = (k);					\
+		extra_v[n_extra++] = (v);				\
+	}								\
+} while (0)
+	EXTRA("env", proc->env);
+	EXTRA("version", proc->version);
+	EXTRA("language", "c");
+	EXTRA("runtime-id", proc->runtime_id);
+	EXTRA("component", "tracestitch");
+#undef EXTRA
+	top = !span_get_metric(sp, "_dd.top_level", NULL);
+	pid = !span_get_metric(sp, "process_id", NULL);
+	if (sp->n_links > 0)
+		nmap++;
+
+	msgpack_pack_map(pk, nmap);
+	/* Ids as uint64 (0xcf) exactly like dd-trace's encoders. */
+	pack_str(pk, "trace_id");
+	msgpack_pack_fix_uint64(pk, sp->trace_id.low);
+	pack_str(pk, "span_id");
+	msgpack_pack_fix_uint64(pk, sp->span_id);
+	pack_str(pk, "parent_id");
+	msgpack_pack_fix_uint64(pk, sp->parent_id);
+	pack_kv(pk, "name", sp->name != NULL ? sp->name :
+	    "tracestitch.request");
+	pack_kv(pk, "resource", sp->resource != NULL ? sp->resource :
+	    (sp->name != NULL ? sp->name : "tracestitch.request"));
+	pack_kv(pk, "service", sp->service != NULL ? sp->service :
+	    proc->service);
+	pack_kv(pk, "type", sp->type != NULL ? sp->type : "web");
+	pack_str(pk, "start");
+	msgpack_pack_fix_int64(pk, (int64_t)sp->start_ns);
+	pack_str(pk, "duration");
+	msgpack_pack_fix_int64(pk, (int64_t)sp->duration_ns);
+	pack_str(pk, "error");
+	msgpack_pack_int32(pk, sp->error ? 1 : 0);
+
+	pack_str(pk, "meta");
+	msgpack_pack_map(pk, sp->n_meta + n_extra);
+	for (i = 0; i < sp->n_meta; i++)
+		pack_kv(pk, sp->meta[i].key, sp->meta[i].value);
+	for (i = 0; i < n_extra; i++)
+		pack_kv(pk, extra_k[i], extra_v[i]);
+
+	pack_str(pk, "metrics");
+	msgpack_pack_map(pk, sp->n_metrics + (top ? 1 : 0) + (pid ? 1 : 0));
+	for (i = 0; i < sp->n_metrics; i++) {
+		pack_str(pk, sp->metrics[i].key);
+		msgpack_pack_double(pk, sp->metrics[i].value);
+	}
+	if (top) {
+		/* The gateway span is always its service's entry span. */
+		pack_str(pk, "_dd.top_level");
+		msgpack_pack_double(pk, 1.0);
+	}
+	if (pid) {
+		pack_str(pk, "process_id");
+		msgpack_pack_double(pk, (double)proc->pid);
+	}
+	if (sp->n_links > 0)
+		pack_links(pk, sp);
+}
+
+static void
+queue_drop(struct exporter_queue *q)
+{
+	cnt_add(&q->dropped, 1);
+}
+
+/* Encode a finished span into the worker's ring; false: dropped. */
+bool
+exporter_submit(struct exporter_queue *q, const struct span *sp)
+{
+	msgpack_packer pk;
+	uint64_t head, pos, need, total, len;
+
+	if (q == NULL || q->disabled)
+		return false;
+	q->scratch_len = 0;
+	msgpack_packer_init(&pk, q, scratch_write);
+	encode_span(&pk, sp, &q->ex->proc);
+	len = q->scratch_len;
+	if (len > q->cap / 4) {
+		queue_drop(q);
+		return false;
+	}
+	need = (4 + len + 7) & ~(uint64_t)7;
+	head = q->head;
+	pos = head & (q->cap - 1);
+	total = q->cap - pos >= need ? need : (q->cap - pos) + need;
+	if (head + total - q->tail_cache > q->cap ||
+	    q->nprod - q->ncons_cache >= q->max_recs) {
+		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+		q->ncons_cache = __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
+		if (head + total - q->tail_cache > q->cap ||
+		    q->nprod - q->ncons_cache >= q->max_recs) {
+			queue_drop(q);
+			return false;
+		}
+	}
+	if (total != need) {
+		uint32_t wrap = EXPORT_WRAP;
+
+		memcpy(q->buf + pos, &wrap, sizeof wrap);
+		pos = 0;
+	}
+	{
+		uint32_t l32 = (uint32_t)len;
+
+		memcpy(q->buf + pos, &l32, sizeof l32);
+	}
+	memcpy(q->buf + pos + 4, q->scratch, len);
+	__atomic_store_n(&q->nprod, q->nprod + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->head, head + total, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* A queue for one worker thread (owned by the exporter). */
+struct exporter_queue *
+exporter_queue_new(struct exporter *ex)
+{
+	struct exporter_queue *q;
+
+	if (ex->type == CONFIG_EXPORTER_NONE)
+		return ex->dead_queue;
+	if (posix_memalign((void **)&q, EXPORT_CACHELINE, sizeof *q) != 0)
+		fatalx("export: out of memory");
+	memset(q, 0, sizeof *q);
+	q->ex = ex;
+	q->cap = ex->ring_bytes;
+	q->max_recs = ex->per_queue;
+	q->buf = xmalloc(q->cap);
+	q->scratch_cap = 4096;
+	q->scratch = xmalloc(q->scratch_cap);
+	pthread_mutex_lock(&ex->qlock);
+	q->next = ex->queues;
+	ex->queues = q;
+	pthread_mutex_unlock(&ex->qlock);
+	return q;
+}
+
+/* ---------------------------------------------------------------- */
+/* The exporter thread.                                              */
+
+static struct exporter_queue *
+queues_head(struct exporter *ex)
+{
+	struct exporter_queue *q;
+
+	pthread_mutex_lock(&ex->qlock);
+	q = ex->queues;
+	pthread_mutex_unlock(&ex->qlock);
+	return q;
+}
+
+/* Records waiting in every ring (relaxed). */
+static uint64_t
+queued_total(struct exporter *ex)
+{
+	struct exporter_queue *q;
+	uint64_t n = 0;
+
+	for (q = queues_head(ex); q != NULL; q = q->next)
+		n += __atomic_load_n(&q->nprod, __ATOMIC_RELAXED) -
+		    __atomic_load_n(&q->ncons, __ATOMIC_RELAXED);
+	return n;
+}
+
+static void
+batch_add(struct exporter *ex, const char *p, size_t len)
+{
+	if (ex->blen + len > ex->bcap) {
+		size_t ncap = ex->bcap == 0 ? 65536 : ex->bcap * 2;
+
+		while (ncap < ex->blen + len)
+			ncap *= 2;
+		ex->bbuf = xrealloc(ex->bbuf, ncap);
+		ex->bcap = ncap;
+	}
+	if (ex->bn == ex->bncap) {
+		ex->bncap = ex->bncap == 0 ? 256 : ex->bncap * 2;
+		ex->boff = xrealloc(ex->boff, ex->bncap * sizeof *ex->boff);
+		ex->blens = xrealloc(ex->blens, ex->bncap * sizeof *ex->blens);
+	}
+	memcpy(ex->bbuf + ex->blen, p, len);
+	ex->boff[ex->bn] = ex->blen;
+	ex->blens[ex->bn] = len;
+	ex->blen += len;
+	ex->bn++;
+}
+
+/* Move records from the rings into the batch, up to its bounds. */
+static void
+drain(struct exporter *ex)
+{
+	struct exporter_queue *q;
+
+	for (q = queues_head(ex); q != NULL; q = q->next) {
+		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+		uint64_t tail = q->tail, ncons = q->ncons;
+
+		while (tail != head && ex->bn < EXPORT_BATCH_SPANS &&
+		    ex->blen < EXPORT_BATCH_BYTES) {
+			uint64_t pos = tail & (q->cap - 1);
+			uint32_t len;
+
+			memcpy(&len, q->buf + pos, sizeof len);
+			if (len == EXPORT_WRAP) {
+				tail += q->cap - pos;
+				continue;
+			}
+			batch_add(ex, q->buf + pos + 4, len);
+			tail += (4 + (uint64_t)len + 7) & ~(uint64_t)7;
+			ncons++;
+		}
+		__atomic_store_n(&q->ncons, ncons, __ATOMIC_RELEASE);
+		__atomic_store_n(&q->tail, tail, __ATOMIC_RELEASE);
+	}
+}
+
+static void
+batch_clear(struct exporter *ex)
+{
+	ex->blen = 0;
+	ex->bn = 0;
+	ex->bsent = 0;
+	ex->attempt = 0;
+}
+
+/* The batch as records (pointers valid until the batch changes). */
+static struct export_rec *
+batch_recs(struct exporter *ex, struct export_batch *b)
+{
+	struct export_rec *r = xcalloc(ex->bn + 1, sizeof *r);
+	size_t i;
+
+	for (i = 0; i < ex->bn; i++) {
+		r[i].data = ex->bbuf + ex->boff[i];
+		r[i].len = ex->blens[i];
+	}
+	b->recs = r;
+	b->n = ex->bn;
+	return r;
+}
+
+/* Compare a parsed table with the published one. */
+static bool
+rates_equal(const struct sampler_rate *a, size_t na,
+    const struct sampler_rate *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i].key, b[i].key) != 0 || a[i].rate != b[i].rate)
+			return false;
+	return true;
+}
+
+/* Agent answer body: publish a new rates table if it changed. */
+static void
+rates_update(struct exporter *ex, const char *body, size_t len)
+{
+	struct sampler_rate *rates = NULL, *old;
+	size_t n = 0, nold;
+	char *cause = NULL;
+
+	if (body == NULL || len == 0)
+		return;
+	if (sampler_parse_agent_rates(body, len, &rates, &n, &cause) != 0) {
+		log_debug("export: agent response: %s", cause);
+		free(cause);
+		return;
+	}
+	pthread_mutex_lock(&ex->rlock);
+	if (rates_equal(rates, n, ex->rates, ex->nrates)) {
+		pthread_mutex_unlock(&ex->rlock);
+		sampler_rates_free(rates, n);
+		return;
+	}
+	old = ex->rates;
+	nold = ex->nrates;
+	ex->rates = rates;
+	ex->nrates = n;
+	__atomic_store_n(&ex->rates_version, ex->rates_version + 1,
+	    __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ex->rlock);
+	sampler_rates_free(old, nold);
+}
+
+/* Log a failure on the transition to failing, then once a minute. */
+static void
+warn_failure(struct exporter *ex, const char *what, size_t dropped)
+{
+	uint64_t now = util_mono_ns();
+
+	if (ex->failing && now - ex->last_warn_ns < EXPORT_WARN_EVERY_NS)
+		return;
+	ex->failing = true;
+	ex->last_warn_ns = now;
+	log_warnx("export: %s%s: %s (%zu spans dropped)",
+	    ex->url.unix_socket ? "unix://" : "", ex->url.host_header != NULL
+	    ? (ex->url.unix_socket ? ex->url.host : ex->url.host_header) :
+	    "", what, dropped);
+}
+
+static void send_batch(struct exporter *);
+
+/* One export request ended. */
+static void
+http_done(const struct export_http_resp *r, void *arg)
+{
+	struct exporter *ex = arg;
+	enum export_result res;
+	char why[160];
+
+	ex->inflight = NULL;
+	latency_add(ex, (util_mono_ns() - ex->sent_ns) / 1000);
+	if (r->status >= 200 && r->status < 300) {
+		res = EXPORT_OK;
+	} else if (r->status == 0 || r->status >= 500 || r->status == 408 ||
+	    r->status == 429) {
+		res = EXPORT_RETRY;
+	} else
+		res = EXPORT_FAIL;
+	if (res == EXPORT_OK) {
+		cnt_add(&ex->requests, 1);
+		cnt_add(&ex->exported, ex->bsent);
+		if (ex->type == CONFIG_EXPORTER_DATADOG)
+			rates_update(ex, r->body, r->body_len);
+		if (ex->failing) {
+			log_info("export: the backend accepts spans again");
+			ex->failing = false;
+		}
+		batch_clear(ex);
+		exporter_try_flush(ex, ex->stopping);
+		return;
+	}
+	cnt_add(&ex->errors, 1);
+	if (r->status != 0)
+		snprintf(why, sizeof why, "HTTP %d", r->status);
+	else
+		snprintf(why, sizeof why, "%s", r->error != NULL ? r->error :
+		    "no response");
+	if (res == EXPORT_RETRY && !ex->stopping &&
+	    ex->attempt < ex->opts.retries) {
+		uint64_t ms = ex->opts.retry_ms << ex->attempt;
+		struct timeval tv;
+
+		ex->attempt++;
+		log_debug("export: %s, retry %u in %llu ms", why, ex->attempt,
+		    (unsigned long long)ms);
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		evtimer_add(ex->retry_ev, &tv);
+		return;
+	}
+	cnt_add(&ex->dropped_agent, ex->bsent);
+	warn_failure(ex, why, ex->bsent);
+	batch_clear(ex);
+	if (ex->stopping)
+		exporter_try_flush(ex, true);
+}
+
+/* Send the current batch with the configured backend. */
+static void
+send_batch(struct exporter *ex)
+{
+	struct export_batch b;
+	struct evbuffer *body;
+	char *headers = NULL, *json;
+	size_t n_sent = 0, n_unsampled = 0;
+	const char *method = "PUT";
+
+	batch_recs(ex, &b);
+	switch (ex->type) {
+	case CONFIG_EXPORTER_STDOUT:
+		n_sent = export_stdout_write(ex->opts.stdout_fd > 0 ?
+		    ex->opts.stdout_fd - 1 : STDOUT_FILENO, &b);
+		cnt_add(&ex->exported, n_sent);
+		if (n_sent < b.n) {
+			cnt_add(&ex->dropped_agent, b.n - n_sent);
+		}
+		free(b.recs);
+		batch_clear(ex);
+		return;
+	case CONFIG_EXPORTER_OTLP:
+		json = export_otlp_body(&b, &ex->proc, &n_sent, &n_unsampled);
+		if (ex->attempt == 0 && n_unsampled > 0) {
+			cnt_add(&ex->dropped_unsampled, n_unsampled);
+		}
+		free(b.recs);
+		if (n_sent == 0) {
+			free(json);
+			batch_clear(ex);
+			return;
+		}
+		body = evbuffer_new();
+		evbuffer_add(body, json, strlen(json));
+		free(json);
+		headers = xstrdup("Content-Type: application/json\r\n");
+		method = "POST";
+		break;
+	default:
+		body = evbuffer_new();
+		if (export_datadog_body(&b, body) != 0)
+			fatalx("export: cannot build the payload");
+		n_sent = b.n;
+		free(b.recs);
+		headers = export_datadog_headers(n_sent, &ex->proc);
+		break;
+	}
+	ex->bsent = n_sent;
+	ex->sent_ns = util_mono_ns();
+	ex->inflight = export_http_start(ex->base, &ex->url, method, headers,
+	    body, ex->opts.timeout_ms, http_done, ex);
+	free(headers);
+	evbuffer_free(body);
+}
+
+/* Drain and send when due (or forced); nothing while a request runs. */
+static void
+exporter_try_flush(struct exporter *ex, bool force)
+{
+	uint64_t now = util_mono_ns();
+
+	if (ex->inflight != NULL || evtimer_pending(ex->retry_ev, NULL))
+		return;
+	for (;;) {
+		if (!force && ex->bn == 0 && now - ex->last_flush_ns <
+		    ex->flush_ns && queued_total(ex) < EXPORT_BATCH_SPANS)
+			return;
+		ex->last_flush_ns = now;
+		drain(ex);
+		if (ex->bn == 0)
+			break;
+		send_batch(ex);
+		if (ex->inflight != NULL)
+			return;
+		/* stdout (synchronous) or nothing to send: go on only
+		 * while more is queued. */
+		if (queued_total(ex) == 0)
+			break;
+		force = true;
+	}
+	if (ex->stopping)
+		event_base_loopbreak(ex->base);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exporter *ex = arg;
+
+	(void)fd;
+	(void)what;
+	exporter_try_flush(ex, ex->flush_asked);
+	ex->flush_asked = false;
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exporter *ex = arg;
+
+	(void)fd;
+	(void)what;
+	if (ex->bn > 0)
+		send_batch(ex);
+	else
+		exporter_try_flush(ex, false);
+}
+
+/* Shutdown deadline: give up on whatever is still in flight. */
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exporter *ex = arg;
+	uint64_t left;
+
+	(void)fd;
+	(void)what;
+	left = ex->bn + queued_total(ex);
+	if (ex->inflight != NULL) {
+		export_http_cancel(ex->inflight);
+		ex->inflight = NULL;
+	}
+	if (left > 0) {
+		cnt_add(&ex->dropped_agent, left);
+		log_warnx("export: shutdown: %llu spans not delivered",
+		    (unsigned long long)left);
+	}
+	event_base_loopbreak(ex->base);
+}
+
+/* Wake-up pipe: 'f' flush now, 's' stop. */
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exporter *ex = arg;
+	char c[16];
+	ssize_t n;
+	int i;
+
+	(void)what;
+	while ((n = read(fd, c, sizeof c)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (c[i] == 's' && !ex->stopping) {
+				struct timeval tv;
+
+				ex->stopping = true;
+				ex->opts.retries = 0;
+				tv.tv_sec = (time_t)(ex->opts.timeout_ms /
+				    1000);
+				tv.tv_usec = (suseconds_t)(ex->opts.timeout_ms %
+				    1000) * 1000;
+				evtimer_add(ex->stop_ev, &tv);
+			} else if (c[i] == 'f')
+				ex->flush_asked = true;
+		}
+	}
+	if (ex->stopping) {
+		if (evtimer_pending(ex->retry_ev, NULL)) {
+			evtimer_del(ex->retry_ev);
+			if (ex->bn > 0)
+				send_batch(ex);
+		}
+		exporter_try_flush(ex, true);
+		if (ex->inflight == NULL && ex->bn == 0 &&
+		    queued_total(ex) == 0)
+			event_base_loopbreak(ex->base);
+	} else if (ex->flush_asked) {
+		ex->flush_asked = false;
+		exporter_try_flush(ex, true);
+	}
+}
+
+static void *
+exporter_main(void *arg)
+{
+	struct exporter *ex = arg;
+
+	event_base_dispatch(ex->base);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* Setup and teardown.                                               */
+
+/* A 64-hex container id from /proc/self/cgroup, or NULL [cpp-agent]. */
+static char *
+container_id(void)
+{
+	char line[1024], *id = NULL;
+	FILE *fp;
+
+	if ((fp = fopen("/proc/self/cgroup", "re")) == NULL)
+		return NULL;
+	while (id == NULL && fgets(line, sizeof line, fp) != NULL) {
+		const char *p = line;
+
+		for (; *p != '\0'; p++) {
+			size_t n = strspn(p, "0123456789abcdef");
+
+			if (n == 64 && (p == line || p[-1] == '/' ||
+			    p[-1] == '-') && strchr("./\n", p[64]) != NULL) {
+				id = xstrndup(p, 64);
+				break;
+			}
+			if (n > 0)
+				p += n - 1;
+		}
+	}
+	fclose(fp);
+	return id;
+}
+
+/* A random UUID v4 for runtime-id, shared by every worker. */
+static void
+make_runtime_id(char out[37])
+{
+	uint8_t b[16];
+	char hex[33];
+	int fd;
+
+	memset(b, 0, sizeof b);
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (read(fd, b, sizeof b) != (ssize_t)sizeof b) {
+			uint64_t t = util_mono_ns() ^ (uint64_t)getpid();
+
+			memcpy(b, &t, sizeof t);
+		}
+		close(fd);
+	}
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	util_hex_encode(b, sizeof b, hex);
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+	    hex + 12, hex + 16, hex + 20);
+}
+
+/* Create the exporter and start its thread. */
+struct exporter *
+exporter_new(const struct config *cfg, char **cause)
+{
+	return exporter_new_opts(cfg, NULL, cause);
+}
+
+/* Same with test options. */
+struct exporter *
+exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
+    char **cause)
+{
+	const struct config_exporter *ce = &cfg->exporter;
+	struct exporter *ex;
+	struct timeval tv;
+	uint64_t ring;
+
+	ex = xcalloc(1, sizeof *ex);
+	ex->wake[0] = ex->wake[1] = -1;
+	pthread_mutex_init(&ex->qlock, NULL);
+	pthread_mutex_init(&ex->rlock, NULL);
+	if (o != NULL)
+		ex->opts = *o;
+	if (ex->opts.timeout_ms == 0)
+		ex->opts.timeout_ms = 2000;
+	if (ex->opts.retry_ms == 0)
+		ex->opts.retry_ms = 200;
+	if (ex->opts.no_retry)
+		ex->opts.retries = 0;
+	else if (ex->opts.retries == 0)
+		ex->opts.retries = 2;
+	if (ex->opts.tick_ms == 0)
+		ex->opts.tick_ms = 50;
+	ex->type = ce->type;
+	ex->s_service = xstrdup(cfg->tracing.service != NULL ?
+	    cfg->tracing.service : "tracestitch");
+	ex->s_env = xstrdup(cfg->tracing.env != NULL ? cfg->tracing.env : "");
+	ex->s_version = xstrdup(cfg->tracing.version != NULL ?
+	    cfg->tracing.version : "");
+	make_runtime_id(ex->runtime_id);
+	ex->proc.service = ex->s_service;
+	ex->proc.env = ex->s_env;
+	ex->proc.version = ex->s_version;
+	ex->proc.runtime_id = ex->runtime_id;
+	ex->proc.pid = (int)getpid();
+	ex->dead_queue = xcalloc(1, sizeof *ex->dead_queue);
+	ex->dead_queue->disabled = true;
+	if (ex->type == CONFIG_EXPORTER_NONE)
+		return ex;
+
+	ex->nworkers = cfg->workers > 0 ? cfg->workers : 1;
+	ex->max_queue = ce->max_queue_spans > 0 ? ce->max_queue_spans : 1;
+	ex->per_queue = (ex->max_queue + ex->nworkers - 1) / ex->nworkers;
+	ring = ex->per_queue * EXPORT_BYTES_PER_SPAN;
+	if (ring < EXPORT_MIN_RING)
+		ring = EXPORT_MIN_RING;
+	if (ring > EXPORT_MAX_RING)
+		ring = EXPORT_MAX_RING;
+	ex->ring_bytes = next_pow2(ring);
+	ex->flush_ns = (ce->flush_interval_ms > 0 ? ce->flush_interval_ms :
+	    1000) * 1000000ULL;
+
+	if (ex->type == CONFIG_EXPORTER_DATADOG) {
+		if (export_url_parse(ce->datadog_url != NULL ? ce->datadog_url
+		    : "http://localhost:8126", "/v0.4/traces", &ex->url,
+		    cause) != 0)
+			goto fail;
+		if (!ex->url.unix_socket) {
+			/* Not over UDS [cpp-agent]. */
+			ex->container_id = container_id();
+			ex->proc.container_id = ex->container_id;
+		}
+	} else if (ex->type == CONFIG_EXPORTER_OTLP) {
+		if (export_url_parse(ce->otlp_endpoint != NULL ?
+		    ce->otlp_endpoint : "http://localhost:4318/v1/traces",
+		    "/v1/traces", &ex->url, cause) != 0)
+			goto fail;
+	}
+	metrics_set_section(render_section, ex);
+	ex->section = true;
+	if (pipe2(ex->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		xasprintf(cause, "exporter: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if ((ex->base = event_base_new()) == NULL) {
+		xasprintf(cause, "exporter: cannot create an event base");
+		goto fail;
+	}
+	ex->tick_ev = event_new(ex->base, -1, EV_PERSIST, tick_cb, ex);
+	ex->wake_ev = event_new(ex->base, ex->wake[0], EV_READ | EV_PERSIST,
+	    wake_cb, ex);
+	ex->retry_ev = evtimer_new(ex->base, retry_cb, ex);
+	ex->stop_ev = evtimer_new(ex->base, stop_cb, ex);
+	if (ex->tick_ev == NULL || ex->wake_ev == NULL ||
+	    ex->retry_ev == NULL || ex->stop_ev == NULL)
+		fatalx("export: out of memory");
+	tv.tv_sec = (time_t)(ex->opts.tick_ms / 1000);
+	tv.tv_usec = (suseconds_t)(ex->opts.tick_ms % 1000) * 1000;
+	event_add(ex->tick_ev, &tv);
+	event_add(ex->wake_ev, NULL);
+	ex->last_flush_ns = util_mono_ns();
+	if ((errno = pthread_create(&ex->thread, NULL, exporter_main, ex))
+	    != 0) {
+		xasprintf(cause, "exporter: thread: %s", strerror(errno));
+		goto fail;
+	}
+	ex->started = true;
+	return ex;
+fail:
+	exporter_free(ex);
+	return NULL;
+}
+
+static void
+wake(struct exporter *ex, char c)
+{
+	ssize_t n;
+
+	if (ex->wake[1] < 0)
+		return;
+	do
+		n = write(ex->wake[1], &c, 1);
+	while (n < 0 && errno == EINTR);
+}
+
+/* Ask the thread to flush now. */
+void
+exporter_flush(struct exporter *ex)
+{
+	if (ex != NULL && ex->started)
+		wake(ex, 'f');
+}
+
+/* Flush, stop, join and free (NULL-safe). */
+void
+exporter_free(struct exporter *ex)
+{
+	struct exporter_queue *q, *next;
+
+	if (ex == NULL)
+		return;
+	if (ex->section)
+		metrics_set_section(NULL, ex);
+	if (ex->started) {
+		wake(ex, 's');
+		pthread_join(ex->thread, NULL);
+	}
+	export_http_cancel(ex->inflight);
+	if (ex->tick_ev != NULL)
+		event_free(ex->tick_ev);
+	if (ex->wake_ev != NULL)
+		event_free(ex->wake_ev);
+	if (ex->retry_ev != NULL)
+		event_free(ex->retry_ev);
+	if (ex->stop_ev != NULL)
+		event_free(ex->stop_ev);
+	if (ex->base != NULL)
+		event_base_free(ex->base);
+	if (ex->wake[0] >= 0)
+		close(ex->wake[0]);
+	if (ex->wake[1] >= 0)
+		close(ex->wake[1]);
+	for (q = ex->queues; q != NULL; q = next) {
+		next = q->next;
+		free(q->buf);
+		free(q->scratch);
+		free(q);
+	}
+	free(ex->dead_queue);
+	free(ex->bbuf);
+	free(ex->boff);
+	free(ex->blens);
+	sampler_rates_free(ex->rates, ex->nrates);
+	export_url_clear(&ex->url);
+	free(ex->container_id);
+	free(ex->s_service);
+	free(ex->s_env);
+	free(ex->s_version);
+	pthread_mutex_destroy(&ex->qlock);
+	pthread_mutex_destroy(&ex->rlock);
+	free(ex);
+}
+
+/* Version of the published agent rates; relaxed load. */
+uint64_t
+exporter_rates_version(const struct exporter *ex)
+{
+	return __atomic_load_n(&ex->rates_version, __ATOMIC_RELAXED);
+}
+
+/* Copy the current rates table; its version, or 0 when none. */
+uint64_t
+exporter_rates_copy(struct exporter *ex, struct sampler_rate **rates,
+    size_t *n)
+{
+	uint64_t v;
+	size_t i;
+
+	*rates = NULL;
+	*n = 0;
+	pthread_mutex_lock(&ex->rlock);
+	v = ex->rates_version;
+	if (ex->nrates > 0) {
+		*rates = xcalloc(ex->nrates, sizeof **rates);
+		for (i = 0; i < ex->nrates; i++) {
+			(*rates)[i].key = xstrdup(ex->rates[i].key);
+			(*rates)[i].rate = ex->rates[i].rate;
+		}
+		*n = ex->nrates;
+	}
+	pthread_mutex_unlock(&ex->rlock);
+	return v;
+}
+
+/* Snapshot of the counters. */
+void
+exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
+{
+	struct exporter_queue *q;
+
+	memset(st, 0, sizeof *st);
+	pthread_mutex_lock((pthread_mutex_t *)&ex->qlock);
+	for (q = ex->queues; q != NULL; q = q->next) {
+		uint64_t p = __atomic_load_n(&q->nprod, __ATOMIC_RELAXED);
+
+		st->submitted += p;
+		st->queued += p - __atomic_load_n(&q->ncons, __ATOMIC_RELAXED);
+		st->dropped_queue_full += cnt_get(&q->dropped);
+	}
+	pthread_mutex_unlock((pthread_mutex_t *)&ex->qlock);
+	st->exported = cnt_get(&ex->exported);
+	st->dropped_agent_error = cnt_get(&ex->dropped_agent);
+	st->dropped_unsampled = cnt_get(&ex->dropped_unsampled);
+	st->requests = cnt_get(&ex->requests);
+	st->errors = cnt_get(&ex->errors);
+}
+
+/* One export request's latency (exporter thread). */
+static void
+latency_add(struct exporter *ex, uint64_t us)
+{
+	unsigned b;
+
+	for (b = 0; b < EXPORT_NBUCKETS - 1; b++)
+		if (us <= lat_le_us[b])
+			break;
+	cnt_add(&ex->lat_buckets[b], 1);
+	cnt_add(&ex->lat_sum_us, us);
+}
+
+/* The exporter's families in /metrics (metrics_set_section). */
+static void
+render_section(FILE *fp, void *arg)
+{
+	static const char *const reasons[3] = {
+		"queue_full", "agent_error", "unsampled",
+	};
+	struct exporter *ex = arg;
+	struct exporter_stats st;
+	uint64_t drops[3], cum = 0, sum;
+	unsigned i;
+
+	exporter_get_stats(ex, &st);
+	drops[0] = st.dropped_queue_full;
+	drops[1] = st.dropped_agent_error;
+	drops[2] = st.dropped_unsampled;
+	fprintf(fp, "# HELP tracestitch_export_spans_total Spans accepted "
+	    "by the export backend.\n# TYPE tracestitch_export_spans_total "
+	    "counter\ntracestitch_export_spans_total %llu\n",
+	    (unsigned long long)st.exported);
+	fprintf(fp, "# HELP tracestitch_export_dropped_spans_total Spans "
+	    "dropped by the exporter, by reason.\n"
+	    "# TYPE tracestitch_export_dropped_spans_total counter\n");
+	for (i = 0; i < 3; i++)
+		fprintf(fp, "tracestitch_export_dropped_spans_total{reason=\""
+		    "%s\"} %llu\n", reasons[i], (unsigned long long)drops[i]);
+	fprintf(fp, "# HELP tracestitch_export_requests_total Export "
+	    "requests the backend accepted.\n"
+	    "# TYPE tracestitch_export_requests_total counter\n"
+	    "tracestitch_export_requests_total %llu\n",
+	    (unsigned long long)st.requests);
+	fprintf(fp, "# HELP tracestitch_export_errors_total Failed export "
+	    "attempts (connect, timeout, HTTP error, bad response).\n"
+	    "# TYPE tracestitch_export_errors_total counter\n"
+	    "tracestitch_export_errors_total %llu\n",
+	    (unsigned long long)st.errors);
+	fprintf(fp, "# HELP tracestitch_export_queue_spans Spans waiting in "
+	    "the export queues.\n# TYPE tracestitch_export_queue_spans "
+	    "gauge\ntracestitch_export_queue_spans %llu\n",
+	    (unsigned long long)st.queued);
+	fprintf(fp, "# HELP tracestitch_export_duration_seconds Export "
+	    "request latency, from sending to the answer.\n"
+	    "# TYPE tracestitch_export_duration_seconds histogram\n");
+	for (i = 0; i < EXPORT_NBUCKETS; i++) {
+		cum += cnt_get(&ex->lat_buckets[i]);
+		fprintf(fp, "tracestitch_export_duration_seconds_bucket{le=\""
+		    "%s\"} %llu\n", lat_le[i], (unsigned long long)cum);
+	}
+	sum = cnt_get(&ex->lat_sum_us);
+	fprintf(fp, "tracestitch_export_duration_seconds_sum %llu.%06llu\n"
+	    "tracestitch_export_duration_seconds_count %llu\n",
+	    (unsigned long long)(sum / 1000000),
+	    (unsigned long long)(sum % 1000000), (unsigned long long)cum);
+}
