@@ -438,19 +438,29 @@ itest_url_port(const char *p)
 struct itest_proc *
 itest_backend_start(const char *name)
 {
-	const char *argv[6];
+	return itest_backend_start_idle(name, 0);
+}
+
+/* Start the fake backend with an idle keep-alive timeout. */
+struct itest_proc *
+itest_backend_start_idle(const char *name, unsigned idle_ms)
+{
+	const char *argv[8];
 	struct itest_proc *p;
 	const char *needle = "listening on http://127.0.0.1:";
-	char *text;
+	char *text, idle[32];
 	long off;
 
 	p = itest_proc_new(name);
+	snprintf(idle, sizeof idle, "%u", idle_ms);
 	argv[0] = itest_backend_path();
 	argv[1] = "-p";
 	argv[2] = "0";
 	argv[3] = "-n";
 	argv[4] = name;
-	argv[5] = NULL;
+	argv[5] = "-i";
+	argv[6] = idle;
+	argv[7] = NULL;
 	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
 	off = itest_log_wait(p, ITEST_STDOUT, needle, 0, ITEST_TIMEOUT_MS);
 	if (off < 0) {
@@ -1229,7 +1239,8 @@ itest_get(uint16_t port, const char *path, struct itest_resp *r)
 	return rv;
 }
 
-static uint64_t
+/* One counter of the fake backend's /stats. */
+uint64_t
 itest_backend_stat(struct itest_proc *b, const char *key)
 {
 	struct itest_resp r;

@@ -100,6 +100,9 @@ void itest_rewrite(const char *path, const char *content);
 
 /* Start the fake backend; waits until it listens. */
 struct itest_proc *itest_backend_start(const char *name);
+/* Same, closing keep-alive connections idle for idle_ms (fake_backend -i). */
+struct itest_proc *itest_backend_start_idle(const char *name,
+    unsigned idle_ms);
 /*
  * Start the gateway with this YAML; waits (deadline) for "ready" and
  * parses the listen and admin ports.  Fails the test if it does not come
@@ -195,6 +198,7 @@ int itest_request(uint16_t port, const char *raw, size_t len,
 int itest_get(uint16_t port, const char *path, struct itest_resp *);
 
 /* The fake backend's /stats counters (asked directly). */
+uint64_t itest_backend_stat(struct itest_proc *, const char *key);
 uint64_t itest_backend_requests(struct itest_proc *);
 uint64_t itest_backend_connections(struct itest_proc *);
 

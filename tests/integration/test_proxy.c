@@ -640,6 +640,120 @@ START_TEST(client_abort_mid_stream_recovers)
 }
 END_TEST
 
+START_TEST(stale_pooled_connection_not_an_error)
+{
+	struct itest_proc *idle_be, *g;
+	struct itest_resp r;
+	int64_t deadline;
+	uint64_t closed;
+	char *yaml;
+	int round, k;
+
+	/* A backend that closes keep-alive connections idle for 150 ms. */
+	idle_be = itest_backend_start_idle("idle", 150);
+	yaml = itest_config_simple(idle_be->port, NULL,
+	    "      keepalive: 8\n");
+	g = itest_gateway_start(yaml);
+	free(yaml);
+
+	for (round = 0; round < 3; round++) {
+		closed = itest_backend_stat(idle_be, "idle_closed");
+		for (k = 0; k < 2; k++) {
+			ck_assert_int_eq(itest_get(g->port, "/echo/warm", &r),
+			    0);
+			ck_assert_int_eq(r.status, 200);
+			itest_resp_clear(&r);
+		}
+		/* Wait until the backend closed the pooled connection(s). */
+		deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+		while (itest_backend_stat(idle_be, "idle_closed") == closed) {
+			ck_assert_msg(itest_now_ms() < deadline,
+			    "backend never closed an idle connection");
+			poll(NULL, 0, 20);
+		}
+		/*
+		 * The gateway must notice the closed pooled connection (or
+		 * retry the idempotent request on a new one): no 502.
+		 */
+		for (k = 0; k < 4; k++) {
+			ck_assert_int_eq(itest_get(g->port, "/echo/after-idle",
+			    &r), 0);
+			ck_assert_msg(r.status == 200, "round %d request %d "
+			    "after the backend closed an idle pooled "
+			    "connection: status %d %s", round, k, r.status,
+			    r.body);
+			itest_resp_clear(&r);
+		}
+	}
+}
+END_TEST
+
+START_TEST(expect_100_continue)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	char interim[256];
+	ssize_t n = 0;
+	json_t *j;
+
+	ck_assert_int_eq(itest_sendf(c, "POST /echo/expect HTTP/1.1\r\n"
+	    "Host: itest.test\r\nContent-Length: 5\r\n"
+	    "Expect: 100-continue\r\n\r\n"), 0);
+	/* RFC 9110 section 10.1.1: a 100 (Continue) before the body. */
+	if (itest_readable(c, 3000))
+		n = recv(c->fd, interim, sizeof interim - 1, 0);
+	interim[n > 0 ? n : 0] = '\0';
+	ck_assert_msg(strncmp(interim, "HTTP/1.1 100 ", 13) == 0,
+	    "no 100 Continue, got: %s", interim);
+	ck_assert_msg(strstr(interim, "\r\n\r\n") != NULL &&
+	    strstr(interim, "\r\n\r\n")[4] == '\0',
+	    "unexpected bytes after the 100 response: %s", interim);
+	j = echo_on(c, ITEST_LIT("hello"));
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    5);
+	ck_assert_ptr_null(echo_header(j, "Expect", 0));
+	json_decref(j);
+	itest_conn_free(c);
+}
+END_TEST
+
+START_TEST(expect_unknown_417)
+{
+	uint64_t before = itest_backend_requests(be);
+	struct itest_resp r;
+
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "POST /echo HTTP/1.1\r\nHost: itest.test\r\n"
+	    "Content-Length: 5\r\nExpect: teapot\r\n\r\nhello"), &r, 0,
+	    ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 417);
+	ck_assert(r.closed);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(be), before);
+}
+END_TEST
+
+START_TEST(http10_client)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	struct itest_resp r;
+	json_t *j;
+
+	ck_assert_int_eq(itest_send(c, ITEST_LIT("GET /echo/old HTTP/1.0\r\n"
+	    "\r\n"), ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	ck_assert_int_eq(r.status, 200);
+	j = itest_resp_json(&r);
+	ck_assert_str_eq(jstr(j, "path"), "/echo/old");
+	json_decref(j);
+	ck_assert_ptr_null(itest_resp_header(&r, "Transfer-Encoding"));
+	itest_resp_clear(&r);
+	ck_assert_msg(itest_wait_closed(c, ITEST_TIMEOUT_MS),
+	    "HTTP/1.0 connection without keep-alive left open");
+	itest_conn_free(c);
+}
+END_TEST
+
 static Suite *
 proxy_suite(void)
 {
@@ -662,6 +776,10 @@ proxy_suite(void)
 	tcase_add_test(tc, routes_match_host_and_prefix_in_order);
 	tcase_add_test(tc, pipelined_requests_answered_in_order);
 	tcase_add_test(tc, client_abort_mid_stream_recovers);
+	tcase_add_test(tc, stale_pooled_connection_not_an_error);
+	tcase_add_test(tc, expect_100_continue);
+	tcase_add_test(tc, expect_unknown_417);
+	tcase_add_test(tc, http10_client);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -21,7 +21,8 @@
  *   /status/N         status N (no body for 1xx, 204, 304)
  *   /headers          a response carrying hop-by-hop headers and repeated
  *                     Set-Cookie lines
- *   /stats            {"connections": C, "requests": R, "accepted": A}
+ *   /stats            {"connections": C, "requests": R, "accepted": A,
+ *                     "idle_closed": I}
  *
  * Generated bodies repeat "abcdefghijklmnopqrstuvwxyz": byte k of the body
  * is 'a' + k % 26, so a client can verify them without storing them.
@@ -30,7 +31,12 @@
  * moment their head and body have been read.  Keep-alive and pipelining
  * are supported.
  *
- * Usage: fake_backend [-a ADDR] [-p PORT] [-n NAME]
+ * With -i MS a keep-alive connection idle for MS milliseconds between
+ * requests is closed (counted in "idle_closed"), like a backend's
+ * keepalive_timeout; tests use it to make the gateway meet a pooled
+ * connection the backend already closed.
+ *
+ * Usage: fake_backend [-a ADDR] [-p PORT] [-n NAME] [-i IDLE_MS]
  */
 #include <sys/socket.h>
 
@@ -98,6 +104,7 @@ struct fb_conn {
 	char sha_hex[65];
 
 	struct event *timer;	/* /slow */
+	struct event *idle;	/* -i: idle keep-alive timeout */
 	uint64_t stream_left;	/* /big, /bigchunked */
 	uint64_t stream_off;
 	bool stream_chunked;
@@ -107,7 +114,8 @@ struct fb_conn {
 static struct event_base *fb_base;
 static const char *fb_name = "fake";
 static unsigned fb_port;
-static uint64_t fb_accepted, fb_connections, fb_requests;
+static uint64_t fb_accepted, fb_connections, fb_requests, fb_idle_closed;
+static uint64_t fb_idle_ms;
 static char fb_pattern[FB_PIECE + 26];
 
 static void fb_conn_read(struct bufferevent *, void *);
@@ -149,6 +157,8 @@ fb_conn_close(struct fb_conn *c, const char *reason)
 {
 	(void)reason;
 	fb_request_reset(c);
+	if (c->idle != NULL)
+		event_free(c->idle);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -457,10 +467,12 @@ fb_stats(struct fb_conn *c)
 	int n;
 
 	n = snprintf(body, sizeof body,
-	    "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu}\n",
+	    "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu,"
+	    "\"idle_closed\":%llu}\n",
 	    (unsigned long long)fb_connections,
 	    (unsigned long long)fb_requests,
-	    (unsigned long long)fb_accepted);
+	    (unsigned long long)fb_accepted,
+	    (unsigned long long)fb_idle_closed);
 	fb_respond(c, 200, "OK", "Content-Type: application/json\r\n", body,
 	    (size_t)n);
 }
@@ -551,8 +563,8 @@ fb_bad_request(struct fb_conn *c)
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 }
 
-/* Advance the request parser over buffered input. */
-static void
+/* Advance the request parser over buffered input; -1 if c was freed. */
+static int
 fb_process(struct fb_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -567,7 +579,7 @@ fb_process(struct fb_conn *c)
 			if (p.pos < 0) {
 				if (evbuffer_get_length(in) > FB_MAX_HEAD)
 					fb_bad_request(c);
-				return;
+				return 0;
 			}
 			c->head_len = (size_t)p.pos + 4;
 			c->head = malloc(c->head_len + 1);
@@ -575,27 +587,27 @@ fb_process(struct fb_conn *c)
 			c->head[c->head_len] = '\0';
 			if (fb_parse_head(c) == -1) {
 				fb_bad_request(c);
-				return;
+				return 0;
 			}
 			break;
 		case FB_BODY_CL:
 			c->body_left -= fb_consume_body(c, in, c->body_left);
 			if (c->body_left > 0)
-				return;
+				return 0;
 			if (fb_dispatch(c) == -1)
-				return;
+				return -1;
 			break;
 		case FB_CHUNK_SIZE:
 			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL)
-				return;
+				return 0;
 			errno = 0;
 			c->body_left = strtoull(line, &end, 16);
 			if (end == line || errno != 0 ||
 			    (*end != '\0' && *end != ';')) {
 				free(line);
 				fb_bad_request(c);
-				return;
+				return 0;
 			}
 			free(line);
 			c->state = c->body_left == 0 ? FB_TRAILERS :
@@ -604,16 +616,16 @@ fb_process(struct fb_conn *c)
 		case FB_CHUNK_DATA:
 			c->body_left -= fb_consume_body(c, in, c->body_left);
 			if (c->body_left > 0)
-				return;
+				return 0;
 			c->state = FB_CHUNK_CRLF;
 			break;
 		case FB_CHUNK_CRLF:
 			if (evbuffer_get_length(in) < 2)
-				return;
+				return 0;
 			line = (char *)evbuffer_pullup(in, 2);
 			if (line[0] != '\r' || line[1] != '\n') {
 				fb_bad_request(c);
-				return;
+				return 0;
 			}
 			evbuffer_drain(in, 2);
 			c->state = FB_CHUNK_SIZE;
@@ -621,24 +633,55 @@ fb_process(struct fb_conn *c)
 		case FB_TRAILERS:
 			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL)
-				return;
+				return 0;
 			free(line);
 			if (len == 0 && fb_dispatch(c) == -1)
-				return;
+				return -1;
 			break;
 		case FB_WAIT:
 		case FB_STREAM:
 		case FB_FLUSH:
-			return;
+			return 0;
 		}
 	}
+}
+
+/* -i: an idle keep-alive connection timed out. */
+static void
+fb_idle_expired(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	fb_idle_closed++;
+	fb_conn_close(arg, "idle timeout");
+}
+
+/* Arm the idle timer when waiting for a request with nothing buffered. */
+static void
+fb_idle_arm(struct fb_conn *c)
+{
+	struct timeval tv;
+
+	if (fb_idle_ms == 0 || c->state != FB_HEAD ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return;
+	if (c->idle == NULL)
+		c->idle = evtimer_new(fb_base, fb_idle_expired, c);
+	tv.tv_sec = (time_t)(fb_idle_ms / 1000);
+	tv.tv_usec = (suseconds_t)(fb_idle_ms % 1000) * 1000;
+	evtimer_add(c->idle, &tv);
 }
 
 static void
 fb_conn_read(struct bufferevent *bev, void *arg)
 {
+	struct fb_conn *c = arg;
+
 	(void)bev;
-	fb_process(arg);
+	if (c->idle != NULL)
+		evtimer_del(c->idle);
+	if (fb_process(c) == 0)
+		fb_idle_arm(c);
 }
 
 static void
@@ -658,7 +701,8 @@ fb_conn_write(struct bufferevent *bev, void *arg)
 		return;
 	}
 	fb_request_reset(c);
-	fb_process(c);
+	if (fb_process(c) == 0)
+		fb_idle_arm(c);
 }
 
 static void
@@ -685,6 +729,7 @@ fb_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_setcb(c->bev, fb_conn_read, fb_conn_write, fb_conn_event,
 	    c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	fb_idle_arm(c);
 }
 
 static void
@@ -698,7 +743,8 @@ fb_signal(evutil_socket_t sig, short what, void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: fake_backend [-a ADDR] [-p PORT] [-n NAME]\n");
+	fprintf(stderr, "usage: fake_backend [-a ADDR] [-p PORT] [-n NAME] "
+	    "[-i IDLE_MS]\n");
 	exit(2);
 }
 
@@ -715,7 +761,7 @@ main(int argc, char **argv)
 	int ch;
 	size_t i;
 
-	while ((ch = getopt(argc, argv, "a:p:n:h")) != -1) {
+	while ((ch = getopt(argc, argv, "a:i:p:n:h")) != -1) {
 		switch (ch) {
 		case 'a':
 			addr = optarg;
@@ -729,6 +775,9 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			fb_name = optarg;
+			break;
+		case 'i':
+			fb_idle_ms = strtoull(optarg, NULL, 10);
 			break;
 		default:
 			usage();
