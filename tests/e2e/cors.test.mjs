@@ -26,7 +26,7 @@ const RUM_HEADERS = {
 	'x-datadog-parent-id': '4611686018427387905',
 	'x-datadog-origin': 'rum',
 	'x-datadog-sampling-priority': '1',
-	'traceparent': '00-000000000000000075400c2c0bb02599-4000000000000001-01',
+	'traceparent': '00-0000000000000000753f1cd788730b99-4000000000000001-01',
 	'tracestate': 'dd=s:1;o:rum',
 	'baggage': 'session.id=0f2b5c8e-9b7d-4a44-a1a5-3c1f00e2e2aa',
 };
@@ -100,7 +100,7 @@ describe('CORS in Chromium', () => {
 			got[name.toLowerCase()] = value;
 		assert.equal(got['x-datadog-trace-id'], RUM_HEADERS['x-datadog-trace-id'],
 		    `forwarded headers: ${JSON.stringify(echo.headers)}`);
-		assert.match(got.traceparent || '', /^00-000000000000000075400c2c0bb02599-[0-9a-f]{16}-01$/);
+		assert.match(got.traceparent || '', /^00-0000000000000000753f1cd788730b99-[0-9a-f]{16}-01$/);
 		assert.equal(got['x-datadog-sampling-priority'], '1');
 		assert.equal(got['x-datadog-origin'], 'rum');
 		assert.match(got.tracestate || '', /(^|,)\s*dd=([^,]*;)?s:1(;|,|$)/);

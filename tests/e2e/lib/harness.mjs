@@ -51,6 +51,24 @@ export async function waitFor(fn, what, timeoutMs = WAIT_MS, intervalMs = 25) {
 	}
 }
 
+// Children still running; killed by PID if this process exits first (a
+// failed before() hook or a crash must not leave a gateway behind).
+const live = new Set();
+function killLive() {
+	for (const p of live) {
+		try {
+			process.kill(p.pid, 'SIGKILL');
+		} catch { /* gone already */ }
+	}
+}
+process.on('exit', killLive);
+for (const sig of ['SIGTERM', 'SIGINT']) {
+	process.on(sig, () => {
+		killLive();
+		process.exit(128 + (sig === 'SIGTERM' ? 15 : 2));
+	});
+}
+
 // A child process whose output lines are kept and can be awaited.
 export class Proc {
 	constructor(name, cmd, args, opts = {}) {
@@ -64,6 +82,8 @@ export class Proc {
 			stdio: ['ignore', 'pipe', 'pipe'],
 		});
 		this.pid = this.child.pid;
+		if (this.pid !== undefined)
+			live.add(this);
 		for (const stream of ['stdout', 'stderr']) {
 			let buf = '';
 			this.child[stream].setEncoding('utf8');
@@ -78,6 +98,7 @@ export class Proc {
 		}
 		this.exitPromise = new Promise((resolve) => {
 			this.child.on('exit', (code, signal) => {
+				live.delete(this);
 				this.exited = { code, signal };
 				for (const w of this.waiters)
 					w.reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) ` +
@@ -86,6 +107,7 @@ export class Proc {
 				resolve(this.exited);
 			});
 			this.child.on('error', (e) => {
+				live.delete(this);
 				this.exited = { code: -1, signal: null, error: e };
 				for (const w of this.waiters)
 					w.reject(new Error(`${this.name}: ${e.message}`));
