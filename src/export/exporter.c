@@ -635,8 +635,7 @@ http_done(const struct export_http_resp *r, void *arg)
 	cnt_add(&ex->dropped_agent, ex->bsent);
 	warn_failure(ex, why, ex->bsent);
 	batch_clear(ex);
-	if (ex->stopping)
-		exporter_try_flush(ex, true);
+	exporter_try_flush(ex, ex->stopping);
 }
 
 /* Send the current batch with the configured backend. */
@@ -703,6 +702,10 @@ exporter_try_flush(struct exporter *ex, bool force)
 
 	if (ex->inflight != NULL || evtimer_pending(ex->retry_ev, NULL))
 		return;
+	if (ex->flush_asked) {
+		force = true;
+		ex->flush_asked = false;
+	}
 	for (;;) {
 		if (!force && ex->bn == 0 && now - ex->last_flush_ns <
 		    ex->flush_ns && queued_total(ex) < EXPORT_BATCH_SPANS)
@@ -731,8 +734,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	exporter_try_flush(ex, ex->flush_asked);
-	ex->flush_asked = false;
+	exporter_try_flush(ex, false);
 }
 
 static void
@@ -806,10 +808,8 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		if (ex->inflight == NULL && ex->bn == 0 &&
 		    queued_total(ex) == 0)
 			event_base_loopbreak(ex->base);
-	} else if (ex->flush_asked) {
-		ex->flush_asked = false;
-		exporter_try_flush(ex, true);
-	}
+	} else if (ex->flush_asked)
+		exporter_try_flush(ex, false);
 }
 
 static void *

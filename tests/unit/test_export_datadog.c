@@ -1,0 +1,543 @@
+/*
+ * test_export_datadog.c -- the Datadog Agent exporter end to end in one
+ * process: hand-built gateway spans go through exporter_submit, the
+ * exporter thread PUTs /v0.4/traces to an in-test fake agent on
+ * 127.0.0.1:0 (and over a unix socket), and the payload is decoded with
+ * msgpack-c: every field, its msgpack type and its wire marker
+ * (PROPAGATION.md 11.1, 11.2, 11.4), the headers, and the agent's
+ * rate_by_service answer reaching exporter_rates_copy.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "config.h"
+#include "exporter.h"
+#include "metrics.h"
+#include "sampler.h"
+#include "span.h"
+#include "ts_test.h"
+#include "support/fake_agent_core.h"
+
+static struct fa_agent agent;
+static struct config cfg;
+static char url[160];
+
+static void
+setup(void)
+{
+	ck_assert_int_eq(fa_init(&agent, 0, NULL), 0);
+	fa_start(&agent);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", agent.port);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.workers = 1;
+	cfg.tracing.service = "gw";
+	cfg.tracing.env = "prod";
+	cfg.tracing.version = "1.2.3";
+	cfg.exporter.type = CONFIG_EXPORTER_DATADOG;
+	cfg.exporter.datadog_url = url;
+	cfg.exporter.flush_interval_ms = 60000;
+	cfg.exporter.max_queue_spans = 1000;
+}
+
+static void
+teardown(void)
+{
+	fa_fini(&agent);
+	metrics_free_all();
+}
+
+static struct exporter *
+new_exporter(void)
+{
+	struct exporter_opts o;
+	struct exporter *ex;
+	char *cause = NULL;
+
+	memset(&o, 0, sizeof o);
+	o.tick_ms = 5;
+	o.timeout_ms = 1000;
+	ex = exporter_new_opts(&cfg, &o, &cause);
+	ck_assert_msg(ex != NULL, "%s", cause);
+	return ex;
+}
+
+/* The common shape of a gateway span. */
+static void
+base_span(struct span *sp, const char *resource)
+{
+	span_init(sp);
+	ck_assert_int_eq(span_set_name(sp, "tracestitch.request"), 0);
+	ck_assert_int_eq(span_set_resource(sp, resource), 0);
+	ck_assert_int_eq(span_set_service(sp, "gw"), 0);
+	ck_assert_int_eq(span_set_type(sp, "web"), 0);
+	sp->span_id = 0xa1b2c3d4e5f60718ULL;
+	sp->start_ns = 1700000000123456789ULL;
+	ck_assert_int_eq(span_set_meta(sp, "span.kind", "server"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "http.method", "GET"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "http.url",
+	    "https://api.example.com/users"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "http.status_code", "200"), 0);
+}
+
+/* Look up a key in a map; NULL if absent. */
+static const msgpack_object *
+get(const msgpack_object *m, const char *key)
+{
+	uint32_t i;
+
+	ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+	for (i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+
+		ck_assert_int_eq(k->type, MSGPACK_OBJECT_STR);
+		if (k->via.str.size == strlen(key) &&
+		    memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+static uint64_t
+get_u(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = get(m, key);
+
+	ck_assert_msg(v != NULL, "missing %s", key);
+	ck_assert_msg(v->type == MSGPACK_OBJECT_POSITIVE_INTEGER,
+	    "%s: type %d, want uint", key, v->type);
+	return v->via.u64;
+}
+
+static void
+assert_str(const msgpack_object *m, const char *key, const char *want)
+{
+	const msgpack_object *v = get(m, key);
+
+	ck_assert_msg(v != NULL, "missing %s", key);
+	ck_assert_msg(v->type == MSGPACK_OBJECT_STR, "%s: type %d, want str",
+	    key, v->type);
+	ck_assert_msg(v->via.str.size == strlen(want) &&
+	    memcmp(v->via.str.ptr, want, v->via.str.size) == 0,
+	    "%s: got %.*s want %s", key, (int)v->via.str.size, v->via.str.ptr,
+	    want);
+}
+
+static void
+assert_f64(const msgpack_object *m, const char *key, double want)
+{
+	const msgpack_object *v = get(m, key);
+
+	ck_assert_msg(v != NULL, "missing metric %s", key);
+	ck_assert_msg(v->type == MSGPACK_OBJECT_FLOAT64, "%s: type %d, want "
+	    "float64", key, v->type);
+	ck_assert_msg(fabs(v->via.f64 - want) < 1e-9, "%s: %f want %f", key,
+	    v->via.f64, want);
+}
+
+/* The wire marker byte right after the key "key" in body. */
+static unsigned
+marker_after(const struct fa_request *r, const char *key)
+{
+	char pat[64];
+	size_t klen = strlen(key), i;
+
+	pat[0] = (char)(0xa0 | klen);
+	memcpy(pat + 1, key, klen);
+	for (i = 0; i + klen + 1 < r->body_len; i++)
+		if (memcmp(r->body + i, pat, klen + 1) == 0)
+			return (unsigned char)r->body[i + klen + 1];
+	ck_abort_msg("key %s not in the payload", key);
+	return 0;
+}
+
+/* Submit one span, flush, return the agent's request (index idx). */
+static const struct fa_request *
+export_one(struct exporter *ex, const struct span *sp, size_t idx)
+{
+	struct exporter_queue *q = exporter_queue_new(ex);
+
+	ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert_msg(fa_wait(&agent, idx + 1, 5000), "no payload");
+	return &agent.reqs[idx];
+}
+
+/* Decode the payload: an array of one trace of one span. */
+static msgpack_object
+decode_one(const struct fa_request *r, msgpack_zone *z)
+{
+	msgpack_object root, trace;
+	size_t off = 0;
+
+	ck_assert_int_eq(msgpack_unpack(r->body, r->body_len, &off, z, &root),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_uint_eq(off, r->body_len);
+	ck_assert_int_eq(root.type, MSGPACK_OBJECT_ARRAY);
+	ck_assert_uint_eq(root.via.array.size, 1);
+	trace = root.via.array.ptr[0];
+	ck_assert_int_eq(trace.type, MSGPACK_OBJECT_ARRAY);
+	ck_assert_uint_eq(trace.via.array.size, 1);
+	return trace.via.array.ptr[0];
+}
+
+/* Fields and types every span carries (11.2). */
+static void
+assert_common(const struct fa_request *r, const msgpack_object *sp)
+{
+	const msgpack_object *v;
+
+	assert_str(sp, "name", "tracestitch.request");
+	assert_str(sp, "service", "gw");
+	assert_str(sp, "type", "web");
+	ck_assert_uint_eq(get_u(sp, "span_id"), 0xa1b2c3d4e5f60718ULL);
+	ck_assert_uint_eq(get_u(sp, "start"), 1700000000123456789ULL);
+	ck_assert_uint_eq(get_u(sp, "duration"), 2500000);
+	ck_assert_ptr_nonnull(v = get(sp, "error"));
+	ck_assert_int_eq(v->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+	ck_assert_int_eq(get(sp, "meta")->type, MSGPACK_OBJECT_MAP);
+	ck_assert_int_eq(get(sp, "metrics")->type, MSGPACK_OBJECT_MAP);
+	/* dd-trace's wire types: uint64 ids, int64 times, float64 metrics. */
+	ck_assert_uint_eq(marker_after(r, "trace_id"), 0xcf);
+	ck_assert_uint_eq(marker_after(r, "span_id"), 0xcf);
+	ck_assert_uint_eq(marker_after(r, "parent_id"), 0xcf);
+	ck_assert_uint_eq(marker_after(r, "start"), 0xd3);
+	ck_assert_uint_eq(marker_after(r, "duration"), 0xd3);
+	ck_assert_uint_eq(marker_after(r, "_sampling_priority_v1"), 0xcb);
+	ck_assert_uint_eq(marker_after(r, "_dd.top_level"), 0xcb);
+	/* Every meta value is a str, every metric a float64. */
+	v = get(sp, "meta");
+	for (uint32_t i = 0; i < v->via.map.size; i++)
+		ck_assert_int_eq(v->via.map.ptr[i].val.type,
+		    MSGPACK_OBJECT_STR);
+	v = get(sp, "metrics");
+	for (uint32_t i = 0; i < v->via.map.size; i++)
+		ck_assert_int_eq(v->via.map.ptr[i].val.type,
+		    MSGPACK_OBJECT_FLOAT64);
+	assert_str(get(sp, "meta"), "env", "prod");
+	assert_str(get(sp, "meta"), "version", "1.2.3");
+	assert_str(get(sp, "meta"), "language", "c");
+	assert_str(get(sp, "meta"), "span.kind", "server");
+	assert_str(get(sp, "meta"), "http.method", "GET");
+	ck_assert_ptr_nonnull(get(get(sp, "meta"), "runtime-id"));
+	assert_f64(get(sp, "metrics"), "_dd.top_level", 1);
+	assert_f64(get(sp, "metrics"), "process_id", (double)getpid());
+}
+
+/* A trace continued from RUM: _dd.origin=rum, 64-bit id, RUM parent. */
+START_TEST(test_rum_continued)
+{
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	const struct fa_request *r;
+	msgpack_zone z;
+	msgpack_object s;
+	char buf[64];
+
+	base_span(sp, "GET /users");
+	sp->trace_id.low = 8765432101234567890ULL;
+	sp->parent_id = 1234567890123456789ULL;
+	sp->has_priority = true;
+	sp->priority = 1;
+	sp->origin = span_strdup(sp, "rum");
+	span_finish(sp, sp->start_ns + 2500000);
+	r = export_one(ex, sp, 0);
+	ck_assert_str_eq(r->method, "PUT");
+	ck_assert_str_eq(r->target, "/v0.4/traces");
+	ck_assert_str_eq(fa_header(r->head, "Content-Type", buf, sizeof buf),
+	    "application/msgpack");
+	ck_assert_str_eq(fa_header(r->head, "X-Datadog-Trace-Count", buf,
+	    sizeof buf), "1");
+	ck_assert_str_eq(fa_header(r->head, "Datadog-Meta-Lang", buf,
+	    sizeof buf), "c");
+	ck_assert_ptr_nonnull(fa_header(r->head, "Datadog-Meta-Lang-Version",
+	    buf, sizeof buf));
+	ck_assert_ptr_nonnull(fa_header(r->head,
+	    "Datadog-Meta-Tracer-Version", buf, sizeof buf));
+	msgpack_zone_init(&z, 4096);
+	s = decode_one(r, &z);
+	assert_common(r, &s);
+	ck_assert_uint_eq(get_u(&s, "trace_id"), 8765432101234567890ULL);
+	ck_assert_uint_eq(get_u(&s, "parent_id"), 1234567890123456789ULL);
+	ck_assert_uint_eq(get_u(&s, "error"), 0);
+	assert_str(&s, "resource", "GET /users");
+	assert_str(get(&s, "meta"), "_dd.origin", "rum");
+	ck_assert_ptr_null(get(get(&s, "meta"), "_dd.p.tid"));
+	assert_f64(get(&s, "metrics"), "_sampling_priority_v1", 1);
+	ck_assert_ptr_null(get(&s, "span_links"));
+	msgpack_zone_destroy(&z);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* A new 128-bit trace: low 64 in trace_id, high in _dd.p.tid. */
+START_TEST(test_new_128bit)
+{
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	const struct fa_request *r;
+	msgpack_zone z;
+	msgpack_object s;
+
+	base_span(sp, "POST /orders");
+	sp->trace_id.high = 0x6650a1b200000000ULL;
+	sp->trace_id.low = 0x0123456789abcdefULL;
+	sp->has_priority = true;
+	sp->priority = 1;
+	sp->mechanism = SPAN_MECH_AGENT_RATE;
+	ck_assert_int_eq(span_set_ptag(sp, "_dd.p.dm", "-1"), 0);
+	ck_assert_int_eq(span_set_metric(sp, "_dd.agent_psr", 0.5), 0);
+	span_finish(sp, sp->start_ns + 2500000);
+	r = export_one(ex, sp, 0);
+	msgpack_zone_init(&z, 4096);
+	s = decode_one(r, &z);
+	assert_common(r, &s);
+	ck_assert_uint_eq(get_u(&s, "trace_id"), 0x0123456789abcdefULL);
+	ck_assert_uint_eq(get_u(&s, "parent_id"), 0);
+	assert_str(get(&s, "meta"), "_dd.p.tid", "6650a1b200000000");
+	assert_str(get(&s, "meta"), "_dd.p.dm", "-1");
+	ck_assert_ptr_null(get(get(&s, "meta"), "_dd.origin"));
+	assert_f64(get(&s, "metrics"), "_dd.agent_psr", 0.5);
+	msgpack_zone_destroy(&z);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* An error span: error = 1 (int32 family) and the error.* meta. */
+START_TEST(test_error_span)
+{
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	const struct fa_request *r;
+	msgpack_zone z;
+	msgpack_object s;
+
+	base_span(sp, "GET /fail");
+	sp->trace_id.low = 42;
+	sp->has_priority = true;
+	sp->priority = 2;
+	sp->error = true;
+	ck_assert_int_eq(span_set_meta(sp, "http.status_code", "502"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "error.type", "upstream"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "error.message",
+	    "connection refused"), 0);
+	span_finish(sp, sp->start_ns + 2500000);
+	r = export_one(ex, sp, 0);
+	msgpack_zone_init(&z, 4096);
+	s = decode_one(r, &z);
+	assert_common(r, &s);
+	ck_assert_uint_eq(get_u(&s, "error"), 1);
+	ck_assert_uint_eq(marker_after(r, "error"), 0x01);	/* fixint */
+	assert_str(get(&s, "meta"), "http.status_code", "502");
+	assert_str(get(&s, "meta"), "error.message", "connection refused");
+	assert_f64(get(&s, "metrics"), "_sampling_priority_v1", 2);
+	msgpack_zone_destroy(&z);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* A span link in the native v0.4 span_links field (11.2). */
+START_TEST(test_span_link)
+{
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	struct trace_link l;
+	const struct fa_request *r;
+	const msgpack_object *links, *lk;
+	msgpack_zone z;
+	msgpack_object s;
+
+	base_span(sp, "GET /users");
+	sp->trace_id.low = 7;
+	sp->has_priority = true;
+	sp->priority = 1;
+	memset(&l, 0, sizeof l);
+	l.trace_id.high = 0x1111111111111111ULL;
+	l.trace_id.low = 0x2222222222222222ULL;
+	l.span_id = 0x3333333333333333ULL;
+	l.tracestate = "dd=s:1;o:rum";
+	l.has_flags = true;
+	l.flags = 1;
+	l.reason = "terminated_context";
+	l.context_headers = "tracecontext";
+	ck_assert_int_eq(span_add_link(sp, &l), 0);
+	span_finish(sp, sp->start_ns + 2500000);
+	r = export_one(ex, sp, 0);
+	msgpack_zone_init(&z, 4096);
+	s = decode_one(r, &z);
+	assert_common(r, &s);
+	ck_assert_ptr_nonnull(links = get(&s, "span_links"));
+	ck_assert_int_eq(links->type, MSGPACK_OBJECT_ARRAY);
+	ck_assert_uint_eq(links->via.array.size, 1);
+	lk = &links->via.array.ptr[0];
+	ck_assert_uint_eq(get_u(lk, "trace_id"), 0x2222222222222222ULL);
+	ck_assert_uint_eq(get_u(lk, "trace_id_high"), 0x1111111111111111ULL);
+	ck_assert_uint_eq(get_u(lk, "span_id"), 0x3333333333333333ULL);
+	ck_assert_uint_eq(get_u(lk, "flags"), 0x80000001u);
+	assert_str(lk, "tracestate", "dd=s:1;o:rum");
+	assert_str(get(lk, "attributes"), "reason", "terminated_context");
+	assert_str(get(lk, "attributes"), "context_headers", "tracecontext");
+	msgpack_zone_destroy(&z);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* Several spans in one flush: one payload, one trace per span. */
+START_TEST(test_batch)
+{
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	struct exporter_queue *q = exporter_queue_new(ex);
+	struct exporter_stats st;
+	msgpack_object root;
+	msgpack_zone z;
+	size_t off = 0;
+	char buf[16];
+	int i;
+
+	base_span(sp, "GET /x");
+	span_finish(sp, sp->start_ns + 10);
+	for (i = 0; i < 25; i++) {
+		sp->trace_id.low = (uint64_t)i + 1;
+		ck_assert(exporter_submit(q, sp));
+	}
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	msgpack_zone_init(&z, 4096);
+	ck_assert_int_eq(msgpack_unpack(agent.reqs[0].body,
+	    agent.reqs[0].body_len, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
+	ck_assert_uint_eq(root.via.array.size, 25);
+	for (i = 0; i < 25; i++)
+		ck_assert_uint_eq(get_u(&root.via.array.ptr[i].via.array.ptr[0],
+		    "trace_id"), (uint64_t)i + 1);
+	ck_assert_str_eq(fa_header(agent.reqs[0].head,
+	    "X-Datadog-Trace-Count", buf, sizeof buf), "25");
+	msgpack_zone_destroy(&z);
+	for (i = 0; i < 2500; i++) {
+		exporter_get_stats(ex, &st);
+		if (st.exported == 25)
+			break;
+		usleep(2000);
+	}
+	ck_assert_uint_eq(st.exported, 25);
+	ck_assert_uint_eq(st.requests, 1);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* The agent's rate_by_service answer is published with a new version. */
+START_TEST(test_rates)
+{
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct sampler_rate *rates;
+	size_t n, i;
+	uint64_t v;
+
+	fa_set(&agent, FA_NORMAL, "{\"rate_by_service\":{\"service:gw,env:"
+	    "prod\":0.25,\"service:,env:\":0.75}}");
+	ex = new_exporter();
+	q = exporter_queue_new(ex);
+	ck_assert_uint_eq(exporter_rates_version(ex), 0);
+	ck_assert_uint_eq(exporter_rates_copy(ex, &rates, &n), 0);
+	ck_assert_ptr_null(rates);
+	base_span(sp, "GET /r");
+	span_finish(sp, sp->start_ns + 10);
+	ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	for (i = 0; i < 500 && exporter_rates_version(ex) == 0; i++)
+		usleep(2000);
+	ck_assert_uint_eq(exporter_rates_version(ex), 1);
+	v = exporter_rates_copy(ex, &rates, &n);
+	ck_assert_uint_eq(v, 1);
+	ck_assert_uint_eq(n, 2);
+	for (i = 0; i < n; i++) {
+		if (strcmp(rates[i].key, "service:gw,env:prod") == 0)
+			ck_assert_double_eq_tol(rates[i].rate, 0.25, 1e-9);
+		else {
+			ck_assert_str_eq(rates[i].key, "service:,env:");
+			ck_assert_double_eq_tol(rates[i].rate, 0.75, 1e-9);
+		}
+	}
+	sampler_rates_free(rates, n);
+
+	/* The same table again: no new version; a new one: version 2. */
+	ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 2, 5000));
+	fa_set(&agent, FA_NORMAL, "{\"rate_by_service\":{\"service:,env:\":"
+	    "0.1}}");
+	ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 3, 5000));
+	for (i = 0; i < 500 && exporter_rates_version(ex) < 2; i++)
+		usleep(2000);
+	ck_assert_uint_eq(exporter_rates_version(ex), 2);
+	v = exporter_rates_copy(ex, &rates, &n);
+	ck_assert_uint_eq(v, 2);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_double_eq_tol(rates[0].rate, 0.1, 1e-9);
+	sampler_rates_free(rates, n);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* unix:///path/apm.socket: same payload over AF_UNIX, no container id. */
+START_TEST(test_unix_socket)
+{
+	struct fa_agent ua;
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	char path[96], uurl[128], buf[64];
+
+	snprintf(path, sizeof path, "/tmp/ts-export-%d.sock", (int)getpid());
+	ck_assert_int_eq(fa_init(&ua, 0, path), 0);
+	fa_start(&ua);
+	snprintf(uurl, sizeof uurl, "unix://%s", path);
+	cfg.exporter.datadog_url = uurl;
+	ex = new_exporter();
+	q = exporter_queue_new(ex);
+	base_span(sp, "GET /u");
+	span_finish(sp, sp->start_ns + 10);
+	ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert(fa_wait(&ua, 1, 5000));
+	ck_assert_str_eq(ua.reqs[0].target, "/v0.4/traces");
+	ck_assert_ptr_null(fa_header(ua.reqs[0].head, "Datadog-Container-ID",
+	    buf, sizeof buf));
+	exporter_free(ex);
+	fa_fini(&ua);
+	span_free(sp);
+}
+END_TEST
+
+static Suite *
+export_datadog_suite(void)
+{
+	Suite *s = suite_create("export_datadog");
+	TCase *tc = tcase_create("payload");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_rum_continued);
+	tcase_add_test(tc, test_new_128bit);
+	tcase_add_test(tc, test_error_span);
+	tcase_add_test(tc, test_span_link);
+	tcase_add_test(tc, test_batch);
+	tcase_add_test(tc, test_rates);
+	tcase_add_test(tc, test_unix_socket);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TS_TEST_MAIN(export_datadog_suite)

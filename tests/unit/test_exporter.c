@@ -1,0 +1,618 @@
+/*
+ * test_exporter.c -- the exporter core: the response parser and URL
+ * vectors of its HTTP client, the per-worker rings (bounded, never
+ * blocking, drops counted), failure modes of the agent (down, stalled,
+ * 500, garbage) that must never slow exporter_submit, the flush on
+ * exporter_free, the stdout line format, "none", and the /metrics
+ * families.
+ */
+#include <fcntl.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "export_int.h"
+#include "exporter.h"
+#include "metrics.h"
+#include "span.h"
+#include "util.h"
+#include "ts_test.h"
+#include "support/fake_agent_core.h"
+
+static struct fa_agent agent;
+static struct config cfg;
+static char url[160];
+
+static void
+setup(void)
+{
+	ck_assert_int_eq(fa_init(&agent, 0, NULL), 0);
+	fa_start(&agent);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", agent.port);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.workers = 1;
+	cfg.tracing.service = "gw";
+	cfg.tracing.env = "";
+	cfg.tracing.version = "";
+	cfg.exporter.type = CONFIG_EXPORTER_DATADOG;
+	cfg.exporter.datadog_url = url;
+	cfg.exporter.flush_interval_ms = 60000;
+	cfg.exporter.max_queue_spans = 1000;
+	ts_expect_warning(NULL);
+}
+
+static void
+teardown(void)
+{
+	fa_fini(&agent);
+	metrics_free_all();
+}
+
+static struct exporter *
+new_exporter(uint64_t timeout_ms, bool no_retry)
+{
+	struct exporter_opts o;
+	struct exporter *ex;
+	char *cause = NULL;
+
+	memset(&o, 0, sizeof o);
+	o.tick_ms = 5;
+	o.timeout_ms = timeout_ms;
+	o.no_retry = no_retry;
+	o.retry_ms = 20;
+	ex = exporter_new_opts(&cfg, &o, &cause);
+	ck_assert_msg(ex != NULL, "%s", cause);
+	return ex;
+}
+
+static void
+make_span(struct span *sp)
+{
+	span_init(sp);
+	ck_assert_int_eq(span_set_name(sp, "tracestitch.request"), 0);
+	ck_assert_int_eq(span_set_resource(sp, "GET /users"), 0);
+	ck_assert_int_eq(span_set_service(sp, "gw"), 0);
+	ck_assert_int_eq(span_set_type(sp, "web"), 0);
+	sp->trace_id.low = 99;
+	sp->span_id = 100;
+	sp->parent_id = 101;
+	sp->start_ns = 1700000000000000000ULL;
+	sp->has_priority = true;
+	sp->priority = 1;
+	ck_assert_int_eq(span_set_meta(sp, "span.kind", "server"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "http.method", "GET"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "http.status_code", "200"), 0);
+	span_finish(sp, sp->start_ns + 1000);
+}
+
+/* Poll the stats until pred holds (bounded). */
+#define WAIT_STATS(ex, st, pred) do {					\
+	int _i;								\
+	for (_i = 0; _i < 2500; _i++) {					\
+		exporter_get_stats((ex), &(st));			\
+		if (pred)						\
+			break;						\
+		usleep(2000);						\
+	}								\
+	ck_assert_msg(pred, "timed out waiting for " #pred);		\
+} while (0)
+
+/* ------------------------------------------------------------ */
+
+static const struct {
+	const char	*in;
+	bool		 eof;
+	int		 rv;
+	int		 status;
+	const char	*body;
+} resp_vec[] = {
+	{ "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false, 1, 200,
+	    "{}" },
+	{ "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", false, 0, 0,
+	    NULL },
+	{ "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", true, -1, 0,
+	    NULL },
+	{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", false, 1, 200, "abcde" },
+	{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+	    false, 0, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    false, -1, 0, NULL },
+	{ "HTTP/1.0 200 OK\r\n\r\nclose-delimited", true, 1, 200,
+	    "close-delimited" },
+	{ "HTTP/1.0 200 OK\r\n\r\nclose-delimited", false, 0, 0, NULL },
+	{ "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+	    false, 1, 500, "" },
+	{ "HTTP/1.1 204 No Content\r\n\r\n", false, 1, 204, NULL },
+	{ "THIS IS NOT HTTP\r\n\r\n", false, -1, 0, NULL },
+	{ "HTTP/1.1 2000 OK\r\n\r\n", false, -1, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"
+	    "x", false, -1, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\nx", false, -1, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, -1, 0,
+	    NULL },
+	{ "HTTP/1.1 200 OK\r\nbad header\r\n\r\n", false, -1, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nContent-Le", false, 0, 0, NULL },
+	{ "", true, -1, 0, NULL },
+	{ "HTTP/1.1 100 Continue\r\n\r\n", false, -1, 0, NULL },
+};
+
+START_TEST(test_http_parse)
+{
+	struct export_http_resp r;
+	int rv;
+
+	rv = export_http_parse(resp_vec[_i].in, strlen(resp_vec[_i].in),
+	    resp_vec[_i].eof, &r);
+	ck_assert_msg(rv == resp_vec[_i].rv, "vector %d: rv %d want %d (%s)",
+	    _i, rv, resp_vec[_i].rv, r.error != NULL ? r.error : "");
+	if (rv == 1) {
+		ck_assert_int_eq(r.status, resp_vec[_i].status);
+		if (resp_vec[_i].body != NULL)
+			ck_assert_str_eq(r.body, resp_vec[_i].body);
+	}
+	if (rv == -1)
+		ck_assert_ptr_nonnull(r.error);
+	export_http_resp_clear(&r);
+}
+END_TEST
+
+static const struct {
+	const char	*url;
+	int		 rv;
+	bool		 unix_socket;
+	const char	*host, *port, *path;
+} url_vec[] = {
+	{ "http://localhost:8126", 0, false, "localhost", "8126",
+	    "/v0.4/traces" },
+	{ "http://127.0.0.1:4318/v1/traces", 0, false, "127.0.0.1", "4318",
+	    "/v1/traces" },
+	{ "http://[::1]:8126", 0, false, "::1", "8126", "/v0.4/traces" },
+	{ "http://agent", 0, false, "agent", "80", "/v0.4/traces" },
+	{ "unix:///var/run/datadog/apm.socket", 0, true,
+	    "/var/run/datadog/apm.socket", "", "/v0.4/traces" },
+	{ "https://agent:8126", -1, false, NULL, NULL, NULL },
+	{ "http://agent:x1", -1, false, NULL, NULL, NULL },
+	{ "http://:8126", -1, false, NULL, NULL, NULL },
+	{ "unix://relative.sock", -1, false, NULL, NULL, NULL },
+};
+
+START_TEST(test_url_parse)
+{
+	struct export_url u;
+	char *cause = NULL;
+	int rv;
+
+	rv = export_url_parse(url_vec[_i].url, "/v0.4/traces", &u, &cause);
+	ck_assert_int_eq(rv, url_vec[_i].rv);
+	if (rv == 0) {
+		ck_assert_int_eq(u.unix_socket, url_vec[_i].unix_socket);
+		ck_assert_str_eq(u.host, url_vec[_i].host);
+		ck_assert_str_eq(u.port, url_vec[_i].port);
+		ck_assert_str_eq(u.path, url_vec[_i].path);
+		export_url_clear(&u);
+	} else {
+		ck_assert_ptr_nonnull(cause);
+		free(cause);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------ */
+
+/* Queue full -> false and counted; memory bounded by the queue. */
+START_TEST(test_queue_full)
+{
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	int i, ok = 0;
+
+	cfg.exporter.max_queue_spans = 16;
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	for (i = 0; i < 100; i++)
+		ok += exporter_submit(q, sp) ? 1 : 0;
+	ck_assert_int_eq(ok, 16);
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_eq(st.submitted, 16);
+	ck_assert_uint_eq(st.queued, 16);
+	ck_assert_uint_eq(st.dropped_queue_full, 84);
+	/* Draining frees the ring again. */
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 16);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	for (i = 0; i < 16; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_free(ex);	/* flushes the second 16 */
+	ck_assert(fa_wait(&agent, 2, 5000));
+	span_free(sp);
+}
+END_TEST
+
+/* Many wraps of a small ring keep every record intact and in order. */
+START_TEST(test_ring_wrap)
+{
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	uint64_t i, n = 0;
+
+	cfg.exporter.max_queue_spans = 40;
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	for (i = 0; i < 400; i++) {
+		sp->trace_id.low = i;
+		/* Variable sizes so records straddle the ring's end. */
+		ck_assert_int_eq(span_set_meta_len(sp, "pad",
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", (size_t)(i % 90)),
+		    0);
+		while (!exporter_submit(q, sp)) {
+			exporter_flush(ex);
+			usleep(1000);
+		}
+		n++;
+	}
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported + st.dropped_agent_error == n);
+	ck_assert_uint_eq(st.exported, n);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* Submits while the agent is down, stalled, failing: never slow. */
+static void
+assert_submit_fast(struct exporter *ex, int count)
+{
+	struct exporter_queue *q = exporter_queue_new(ex);
+	struct span *sp = span_new();
+	uint64_t t0, worst = 0;
+	int i;
+
+	make_span(sp);
+	for (i = 0; i < count; i++) {
+		t0 = util_mono_ns();
+		(void)exporter_submit(q, sp);
+		if (util_mono_ns() - t0 > worst)
+			worst = util_mono_ns() - t0;
+		if (i % 50 == 0)
+			exporter_flush(ex);
+	}
+	/* Generous for a shared 2-core box; a blocking submit takes ms. */
+	ck_assert_msg(worst < 2000000, "slowest submit %llu ns",
+	    (unsigned long long)worst);
+	span_free(sp);
+}
+
+START_TEST(test_agent_down)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	/* A port nobody listens on: a fake agent's, once closed. */
+	ts_expect_warning("spans dropped");
+	{
+		struct fa_agent dead;
+
+		ck_assert_int_eq(fa_init(&dead, 0, NULL), 0);
+		snprintf(url, sizeof url, "http://127.0.0.1:%d", dead.port);
+		fa_fini(&dead);
+	}
+	ex = new_exporter(500, false);
+	assert_submit_fast(ex, 200);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.dropped_agent_error + st.exported +
+	    st.queued == st.submitted && st.queued == 0 &&
+	    st.dropped_agent_error > 0);
+	ck_assert_uint_eq(st.exported, 0);
+	ck_assert_uint_ge(st.errors, 3);	/* first try + 2 retries */
+	ck_assert_int_ge(ts_warnings_seen, 1);
+	exporter_free(ex);
+}
+END_TEST
+
+START_TEST(test_agent_stall)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	fa_set(&agent, FA_STALL, NULL);
+	ts_expect_warning("timeout");
+	ex = new_exporter(200, true);
+	assert_submit_fast(ex, 100);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.errors >= 1 && st.dropped_agent_error > 0);
+	ck_assert_uint_eq(st.exported, 0);
+	exporter_free(ex);
+	ck_assert_uint_ge(fa_count(&agent), 1);
+}
+END_TEST
+
+START_TEST(test_agent_500)
+{
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	struct span *sp = span_new();
+	int i;
+
+	fa_set(&agent, FA_500, NULL);
+	ts_expect_warning("HTTP 500");
+	ex = new_exporter(1000, false);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	for (i = 0; i < 5; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.dropped_agent_error == 5);
+	ck_assert_uint_eq(st.errors, 3);	/* retried twice */
+	ck_assert(fa_wait(&agent, 3, 5000));
+	ck_assert_uint_eq(st.exported, 0);
+	/* The agent recovers: the next batch goes through. */
+	fa_set(&agent, FA_NORMAL, NULL);
+	ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 1);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+START_TEST(test_agent_garbage)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	fa_set(&agent, FA_GARBAGE, NULL);
+	ts_expect_warning("malformed status line");
+	ex = new_exporter(1000, true);
+	assert_submit_fast(ex, 10);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.dropped_agent_error + st.exported ==
+	    st.submitted && st.queued == 0);
+	ck_assert_uint_eq(st.exported, 0);
+	ck_assert_uint_ge(st.errors, 1);
+	exporter_free(ex);
+}
+END_TEST
+
+/* A 200 whose body is not JSON: spans count as exported, no rates. */
+START_TEST(test_agent_bad_json)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	fa_set(&agent, FA_NORMAL, "not json at all");
+	ex = new_exporter(1000, true);
+	assert_submit_fast(ex, 3);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 3);
+	ck_assert_uint_eq(exporter_rates_version(ex), 0);
+	exporter_free(ex);
+}
+END_TEST
+
+/* A slow agent (answers within the timeout) is fine. */
+START_TEST(test_agent_slow)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	fa_set(&agent, FA_SLOW, NULL);
+	agent.delay_ms = 150;
+	ex = new_exporter(2000, true);
+	assert_submit_fast(ex, 20);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 20);
+	ck_assert_uint_eq(st.errors, 0);
+	exporter_free(ex);
+}
+END_TEST
+
+/* exporter_free flushes what is queued. */
+START_TEST(test_free_flushes)
+{
+	struct exporter *ex = new_exporter(1000, true);
+	struct exporter_queue *q = exporter_queue_new(ex);
+	struct span *sp = span_new();
+
+	make_span(sp);
+	ck_assert(exporter_submit(q, sp));
+	ck_assert(exporter_submit(q, sp));
+	exporter_free(ex);
+	ck_assert_uint_eq(fa_count(&agent), 1);
+	span_free(sp);
+}
+END_TEST
+
+/* The flush timer sends without being asked. */
+START_TEST(test_flush_timer)
+{
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct span *sp = span_new();
+
+	cfg.exporter.flush_interval_ms = 50;
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	ck_assert(exporter_submit(q, sp));
+	ck_assert(fa_wait(&agent, 1, 5000));
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* stdout: one JSON object per span per line on the configured fd. */
+START_TEST(test_stdout)
+{
+	struct exporter_opts o;
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct span *sp = span_new();
+	char *cause = NULL, buf[8192];
+	json_t *line, *meta;
+	ssize_t n;
+	size_t len = 0;
+	int fds[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	cfg.exporter.type = CONFIG_EXPORTER_STDOUT;
+	memset(&o, 0, sizeof o);
+	o.stdout_fd = fds[1] + 1;
+	o.tick_ms = 5;
+	ex = exporter_new_opts(&cfg, &o, &cause);
+	ck_assert_ptr_nonnull(ex);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	sp->trace_id.high = 0x6650a1b200000000ULL;
+	span_finish(sp, sp->start_ns + 1000);
+	ck_assert(exporter_submit(q, sp));
+	ck_assert(exporter_submit(q, sp));
+	exporter_free(ex);
+	close(fds[1]);
+	while ((n = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fds[0]);
+	buf[len] = '\0';
+	ck_assert_ptr_nonnull(strchr(buf, '\n'));
+	ck_assert_ptr_eq(strchr(buf, '\n') + 1 + (strchr(buf, '\n') - buf) +
+	    1, buf + len);	/* two identical lines */
+	*strchr(buf, '\n') = '\0';
+	line = json_loads(buf, 0, NULL);
+	ck_assert_ptr_nonnull(line);
+	ck_assert_str_eq(json_string_value(json_object_get(line, "trace_id")),
+	    "6650a1b20000000000000000000000" "63");
+	ck_assert_str_eq(json_string_value(json_object_get(line, "span_id")),
+	    "0000000000000064");
+	ck_assert_str_eq(json_string_value(json_object_get(line,
+	    "parent_id")), "0000000000000065");
+	ck_assert_str_eq(json_string_value(json_object_get(line, "name")),
+	    "tracestitch.request");
+	ck_assert_str_eq(json_string_value(json_object_get(line, "resource")),
+	    "GET /users");
+	ck_assert_int_eq(json_integer_value(json_object_get(line, "start")),
+	    1700000000000000000LL);
+	ck_assert_int_eq(json_integer_value(json_object_get(line,
+	    "duration")), 1000);
+	ck_assert_int_eq(json_integer_value(json_object_get(line, "error")),
+	    0);
+	meta = json_object_get(line, "meta");
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "http.method")), "GET");
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "_dd.p.tid")), "6650a1b200000000");
+	ck_assert_double_eq_tol(json_real_value(json_object_get(
+	    json_object_get(line, "metrics"), "_sampling_priority_v1")), 1,
+	    1e-9);
+	json_decref(line);
+	span_free(sp);
+}
+END_TEST
+
+/* "none": no thread, submit drops without counting. */
+START_TEST(test_none)
+{
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct span *sp = span_new();
+	char *cause = NULL;
+
+	cfg.exporter.type = CONFIG_EXPORTER_NONE;
+	ex = exporter_new(&cfg, &cause);
+	ck_assert_ptr_nonnull(ex);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	ck_assert(!exporter_submit(q, sp));
+	ck_assert_uint_eq(exporter_rates_version(ex), 0);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* The exporter's families in /metrics. */
+START_TEST(test_metrics)
+{
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	struct span *sp = span_new();
+	char *out;
+	int i;
+
+	cfg.exporter.max_queue_spans = 4;
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	for (i = 0; i < 6; i++)
+		(void)exporter_submit(q, sp);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 4);
+	out = metrics_render();
+	ck_assert_ptr_nonnull(out);
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_spans_total 4\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_dropped_spans_"
+	    "total{reason=\"queue_full\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_dropped_spans_"
+	    "total{reason=\"agent_error\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_dropped_spans_"
+	    "total{reason=\"unsampled\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_requests_total "
+	    "1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_errors_total "
+	    "0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_queue_spans 0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_duration_"
+	    "seconds_count 1\n"));
+	free(out);
+	exporter_free(ex);
+	out = metrics_render();
+	ck_assert_ptr_null(strstr(out, "tracestitch_export_spans_total"));
+	free(out);
+	span_free(sp);
+}
+END_TEST
+
+static Suite *
+exporter_suite(void)
+{
+	Suite *s = suite_create("exporter");
+	TCase *tc;
+
+	tc = tcase_create("http");
+	tcase_add_loop_test(tc, test_http_parse, 0, (int)TS_NITEMS(resp_vec));
+	tcase_add_loop_test(tc, test_url_parse, 0, (int)TS_NITEMS(url_vec));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("queue");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_queue_full);
+	tcase_add_test(tc, test_ring_wrap);
+	tcase_add_test(tc, test_free_flushes);
+	tcase_add_test(tc, test_flush_timer);
+	tcase_add_test(tc, test_stdout);
+	tcase_add_test(tc, test_none);
+	tcase_add_test(tc, test_metrics);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("agent");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_agent_down);
+	tcase_add_test(tc, test_agent_stall);
+	tcase_add_test(tc, test_agent_500);
+	tcase_add_test(tc, test_agent_garbage);
+	tcase_add_test(tc, test_agent_bad_json);
+	tcase_add_test(tc, test_agent_slow);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TS_TEST_MAIN(exporter_suite)
