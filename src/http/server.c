@@ -815,6 +815,7 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	size_t a;
 
 	w->id = i;
+	w->pid = (int)getpid();
 	w->id_salt = (uint32_t)random();
 	if (ids_rng_init(&w->rng, &errstr) != 0)
 		fatalx("worker %u: %s", i, errstr);

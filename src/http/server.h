@@ -98,6 +98,7 @@ struct worker {
 	struct span *span_pool;		/* free spans (linked via arena) */
 	size_t span_pool_n;
 	int64_t wall_offset_ns;		/* wall = monotonic + offset */
+	int pid;			/* getpid() is a syscall: cached */
 	/* Called with each finished span (exporter hand-off); may be NULL. */
 	void (*span_sink)(struct worker *, struct span *);
 	void *span_sink_arg;

@@ -852,7 +852,7 @@ START_TEST(compose_services)
 	    "datadog-agent" };
 	struct ydoc y = { 0 };
 	const char *ctx, *file, *target;
-	char path[128], rel[256];
+	char path[320], rel[256];
 	size_t i;
 
 	ydoc_load(&y, "docker/compose.yaml");
