@@ -24,8 +24,8 @@ MESON_SETUP_FLAGS := $(if $(CI),-Dwerror=true)
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build run test check e2e sanitize valgrind bench clean \
-	format-check help
+.PHONY: all deps build run test check e2e interop sanitize valgrind bench \
+	clean format-check help
 
 all: build
 
@@ -33,7 +33,8 @@ help:
 	@echo "make deps          install the Debian packages listed in DEB_PACKAGES"
 	@echo "make build         configure ($(BUILD)/) and compile"
 	@echo "make run           demo backend + gateway on 127.0.0.1:8080, Ctrl-C stops"
-	@echo "make test          every meson suite, then the browser e2e suite"
+	@echo "make test          every meson suite, then the e2e and interop suites"
+	@echo "make interop       dd-trace and OpenTelemetry backends continue our traces"
 	@echo "make check         unit + integration suites only"
 	@echo "make sanitize      unit + integration under ASan + UBSan ($(ASAN_BUILD)/)"
 	@echo "make valgrind      unit suites under valgrind"
@@ -77,6 +78,7 @@ run: build
 test: build
 	$(MESON) test -C $(BUILD) --print-errorlogs
 	@$(MAKE) --no-print-directory e2e BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory interop BUILD=$(BUILD)
 
 # Hook for the browser end-to-end suite (Chromium + RUM SDK + dd-trace).
 e2e:
@@ -85,6 +87,11 @@ e2e:
 	else \
 		echo "e2e: tests/e2e/run.sh not present yet, skipped"; \
 	fi
+
+# Real tracer libraries (npm: dd-trace, @opentelemetry/core) behind the
+# gateway; run.sh skips with a message when node or npm is missing.
+interop:
+	BUILD=$(BUILD) bash tests/interop/run.sh
 
 check: build
 	$(MESON) test -C $(BUILD) --suite unit --suite integration \
