@@ -743,6 +743,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 
 	if ((sp = server_span_get(w)) == NULL)
 		return;
+	server_sampler_refresh(w);
 	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
 		if (n == TS_NITEMS(th))
 			break;
@@ -839,8 +840,7 @@ proxy_trace_finish(struct proxy_req *pr)
 		(void)span_set_metric(sp, "upstream.ttfb_ms",
 		    (double)(pr->up_first_ns - pr->up_sent_ns) / 1e6);
 	span_finish(sp, (uint64_t)((int64_t)end + w->wall_offset_ns));
-	if (w->span_sink != NULL)
-		w->span_sink(w, sp);
+	server_span_export(w, sp);
 	server_span_put(w, sp);
 }
 
@@ -1392,7 +1392,8 @@ proxy_client_gone(struct proxy_req *pr)
 static void
 proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 {
-	char line[2048], path[768], ts[40];
+	const struct config_tracing *t = &pr->wgen->gen->cfg->tracing;
+	char line[3072], path[768], ts[40], corr[768];
 	struct tm tm;
 	time_t sec = (time_t)(pr->start_us / 1000000);
 	int n;
@@ -1402,17 +1403,38 @@ proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 	gmtime_r(&sec, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
 	proxy_json_escape(path, sizeof path, pr->pr_client.path);
+	corr[0] = '\0';
+	if (pr->span != NULL) {
+		/*
+		 * Datadog log correlation: dd.trace_id is the low 64 bits in
+		 * decimal, dd.span_id the span id in decimal; the 128-bit id
+		 * in hex for OpenTelemetry-style tooling.
+		 */
+		char esc[3][160];
+
+		proxy_json_escape(esc[0], sizeof esc[0], t->service);
+		proxy_json_escape(esc[1], sizeof esc[1], t->env);
+		proxy_json_escape(esc[2], sizeof esc[2], t->version);
+		snprintf(corr, sizeof corr,
+		    ",\"dd.trace_id\":\"%" PRIu64 "\",\"dd.span_id\":\"%"
+		    PRIu64 "\",\"trace_id\":\"%016" PRIx64 "%016" PRIx64 "\","
+		    "\"dd.service\":\"%s\",\"dd.env\":\"%s\","
+		    "\"dd.version\":\"%s\"",
+		    pr->span->trace_id.low, pr->span->span_id,
+		    pr->span->trace_id.high, pr->span->trace_id.low, esc[0],
+		    esc[1], esc[2]);
+	}
 	n = snprintf(line, sizeof line,
 	    "{\"time\":\"%s.%03uZ\",\"method\":\"%s\",\"path\":\"%s\","
 	    "\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f,"
 	    "\"upstream\":\"%s\",\"client\":\"%s\",\"request_id\":\"%s\","
-	    "\"route\":\"%s\"}\n",
+	    "\"route\":\"%s\"%s}\n",
 	    ts, (unsigned)(pr->start_us / 1000 % 1000),
 	    pr->pr_client.method_name, path, pr->status, pr->bytes_out,
 	    (double)dur_us / 1000.0,
 	    pr->route != NULL ? pr->route->conf->upstream.url : "",
 	    pr->conn != NULL ? pr->conn->client : "", pr->id,
-	    pr->route != NULL ? pr->route->conf->name : "");
+	    pr->route != NULL ? pr->route->conf->name : "", corr);
 	if (n > 0)
 		log_access_write(line, (size_t)n < sizeof line ? (size_t)n :
 		    sizeof line - 1);

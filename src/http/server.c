@@ -41,6 +41,7 @@
 #include <event2/listener.h>
 
 #include "cors.h"
+#include "exporter.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -77,6 +78,7 @@ static struct {
 	struct event *drain_timer;
 	struct config_addr *bound_addrs;	/* resolved listen ports */
 	struct metrics *metrics;	/* main thread's block */
+	struct exporter *exporter;	/* spans off the request path */
 } srv = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -271,6 +273,30 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 }
 
 #define SERVER_SPAN_POOL_MAX 256
+
+void
+server_span_export(struct worker *w, const struct span *sp)
+{
+	if (w->xq != NULL)
+		(void)exporter_submit(w->xq, sp);	/* drops are counted */
+}
+
+void
+server_sampler_refresh(struct worker *w)
+{
+	struct worker_gen *wg = w->wgen;
+	struct sampler_rate *rates = NULL;
+	size_t n = 0;
+	uint64_t v;
+
+	if (w->exporter == NULL || wg->sampler == NULL ||
+	    exporter_rates_version(w->exporter) == wg->rates_version)
+		return;
+	v = exporter_rates_copy(w->exporter, &rates, &n);
+	sampler_set_agent_rates(wg->sampler, rates, n);
+	sampler_rates_free(rates, n);
+	wg->rates_version = v;
+}
 
 struct span *
 server_span_get(struct worker *w)
@@ -839,6 +865,9 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	if ((w->http = evhttp_new(w->base)) == NULL)
 		fatalx("cannot create an evhttp server");
 	w->metrics = metrics_new("worker");
+	w->exporter = srv.exporter;
+	if (srv.exporter != NULL)
+		w->xq = exporter_queue_new(srv.exporter);
 	w->wgen = server_wgen_new(w, g);
 	w->max_conns = cfg->limits.max_connections / cfg->workers;
 	if (w->max_conns == 0)
@@ -1116,6 +1145,14 @@ server_main(struct config *cfg)
 	}
 	srv.gen = g;
 	srv.metrics = metrics_new("main");
+	if (cfg->exporter.type != CONFIG_EXPORTER_NONE) {
+		srv.exporter = exporter_new(cfg, &cause);
+		if (srv.exporter == NULL) {
+			log_warnx("exporter: %s", cause);
+			free(cause);
+			return 1;
+		}
+	}
 	if ((srv.base = event_base_new()) == NULL)
 		fatalx("cannot create the main event base");
 	if (pipe2(srv.done_fd, O_CLOEXEC | O_NONBLOCK) == -1)
@@ -1177,6 +1214,9 @@ server_main(struct config *cfg)
 
 	for (i = 0; i < srv.n_workers; i++)
 		pthread_join(srv.workers[i].thread, NULL);
+	/* Every worker is gone: flush what is queued, then stop. */
+	exporter_free(srv.exporter);
+	srv.exporter = NULL;
 	log_info("stopped");
 	event_free(sig_term);
 	event_free(sig_int);

@@ -35,6 +35,8 @@
 #include "upstream.h"
 
 struct proxy_req;
+struct exporter;
+struct exporter_queue;
 struct cors_policy;
 
 struct server_gen {
@@ -65,6 +67,7 @@ struct worker_gen {
 	/* The top-level cors block, for responses that match no route. */
 	const struct cors_policy *default_cors;
 	struct sampler *sampler;	/* this worker's, for this generation */
+	uint64_t rates_version;		/* agent rates installed in sampler */
 };
 
 struct worker {
@@ -99,9 +102,8 @@ struct worker {
 	size_t span_pool_n;
 	int64_t wall_offset_ns;		/* wall = monotonic + offset */
 	int pid;			/* getpid() is a syscall: cached */
-	/* Called with each finished span (exporter hand-off); may be NULL. */
-	void (*span_sink)(struct worker *, struct span *);
-	void *span_sink_arg;
+	struct exporter *exporter;	/* shared; NULL: none */
+	struct exporter_queue *xq;	/* this worker's queue */
 	char date[64];			/* cached IMF-fixdate */
 	int64_t date_sec;
 };
@@ -138,6 +140,11 @@ const char *server_date(struct worker *);
 /* Drop a reference on a worker generation (worker thread only). */
 void server_wgen_unref(struct worker_gen *);
 struct worker_gen *server_wgen_ref(struct worker_gen *);
+
+/* Hand a finished span to the exporter (worker thread). */
+void server_span_export(struct worker *, const struct span *);
+/* Install new agent sampling rates in the worker's sampler, if any. */
+void server_sampler_refresh(struct worker *);
 
 /* A span from the worker's pool (span_init'ed), or NULL. */
 struct span *server_span_get(struct worker *);
