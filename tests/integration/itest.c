@@ -43,6 +43,7 @@ static struct itest_proc *itest_procs[ITEST_MAX_PROCS];
 static char *itest_temps[ITEST_MAX_TEMPS];
 static char itest_errbuf[512];
 static bool itest_atexit_set;
+static char itest_sanitizer_report[1024];	/* first report seen */
 
 static void itest_fail_set(const char *, ...)
     __attribute__((format(printf, 1, 2)));
@@ -655,6 +656,16 @@ itest_proc_free(struct itest_proc *p)
 		return;
 	if (p->pid > 0 && !p->reaped)
 		itest_proc_stop(p, SIGTERM, 5000);
+	if (p->cfg_path != NULL && itest_sanitizer_report[0] == '\0') {
+		char *err = itest_log_read(p, ITEST_STDERR), *hit;
+
+		if ((hit = strstr(err, "runtime error:")) != NULL ||
+		    (hit = strstr(err, "ERROR: AddressSanitizer")) != NULL ||
+		    (hit = strstr(err, "ERROR: LeakSanitizer")) != NULL)
+			snprintf(itest_sanitizer_report,
+			    sizeof itest_sanitizer_report, "%s", hit);
+		free(err);
+	}
 	for (i = 0; i < ITEST_MAX_PROCS; i++)
 		if (itest_procs[i] == p)
 			itest_procs[i] = NULL;
@@ -680,6 +691,20 @@ itest_cleanup_all(void)
 			free(itest_temps[i]);
 			itest_temps[i] = NULL;
 		}
+	}
+}
+
+/* Teardown fixture: clean up, then report sanitizer findings. */
+void
+itest_teardown(void)
+{
+	itest_cleanup_all();
+	if (itest_sanitizer_report[0] != '\0') {
+		char report[sizeof itest_sanitizer_report];
+
+		memcpy(report, itest_sanitizer_report, sizeof report);
+		itest_sanitizer_report[0] = '\0';
+		ck_abort_msg("gateway sanitizer report: %s", report);
 	}
 }
 

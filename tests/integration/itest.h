@@ -137,6 +137,11 @@ int itest_proc_stop(struct itest_proc *, int sig, int timeout_ms);
 void itest_proc_free(struct itest_proc *);
 /* Stop and free every process and temp file this test created. */
 void itest_cleanup_all(void);
+/*
+ * Teardown fixture: itest_cleanup_all(), then fail the test if a stopped
+ * gateway printed a sanitizer report (ASan/UBSan/LSan builds).
+ */
+void itest_teardown(void);
 
 /* Size of a captured stream / all of it (caller frees). */
 size_t itest_log_size(struct itest_proc *, enum itest_stream);

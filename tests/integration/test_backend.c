@@ -27,7 +27,7 @@ setup(void)
 static void
 teardown(void)
 {
-	itest_cleanup_all();
+	itest_teardown();
 	be = NULL;
 }
 

@@ -73,7 +73,7 @@ setup(void)
 static void
 teardown(void)
 {
-	itest_cleanup_all();
+	itest_teardown();
 	be = gw = NULL;
 }
 

@@ -36,7 +36,7 @@ data_path(const char *rel)
 static void
 teardown(void)
 {
-	itest_cleanup_all();
+	itest_teardown();
 }
 
 static const char *
