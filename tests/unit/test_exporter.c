@@ -272,9 +272,14 @@ assert_submit_fast(struct exporter *ex, int count)
 {
 	struct exporter_queue *q = exporter_queue_new(ex);
 	struct span *sp = span_new();
-	uint64_t t0, worst = 0;
+	const char *pre = getenv("LD_PRELOAD");
+	uint64_t t0, worst = 0, bound = 2000000;
 	int i;
 
+	/* Valgrind runs everything ~50x slower; a stuck submit still
+	 * shows (the stalled agent never answers). */
+	if (pre != NULL && strstr(pre, "vgpreload") != NULL)
+		bound = 500000000;
 	make_span(sp);
 	for (i = 0; i < count; i++) {
 		t0 = util_mono_ns();
@@ -285,7 +290,7 @@ assert_submit_fast(struct exporter *ex, int count)
 			exporter_flush(ex);
 	}
 	/* Generous for a shared 2-core box; a blocking submit takes ms. */
-	ck_assert_msg(worst < 2000000, "slowest submit %llu ns",
+	ck_assert_msg(worst < bound, "slowest submit %llu ns",
 	    (unsigned long long)worst);
 	span_free(sp);
 }
@@ -296,7 +301,7 @@ START_TEST(test_agent_down)
 	struct exporter_stats st;
 
 	/* A port nobody listens on: a fake agent's, once closed. */
-	ts_expect_warning("spans dropped");
+	ts_expect_warning("spans");
 	{
 		struct fa_agent dead;
 
@@ -323,11 +328,14 @@ START_TEST(test_agent_stall)
 	struct exporter_stats st;
 
 	fa_set(&agent, FA_STALL, NULL);
-	ts_expect_warning("timeout");
+	/* "timeout (N spans dropped)", or at shutdown "N spans not
+	 * delivered": both are logged on the exporter thread. */
+	ts_expect_warning("spans");
 	ex = new_exporter(200, true);
 	assert_submit_fast(ex, 100);
 	exporter_flush(ex);
-	WAIT_STATS(ex, st, st.errors >= 1 && st.dropped_agent_error > 0);
+	WAIT_STATS(ex, st, st.errors >= 1 && st.queued == 0 &&
+	    st.dropped_agent_error == st.submitted);
 	ck_assert_uint_eq(st.exported, 0);
 	exporter_free(ex);
 	ck_assert_uint_ge(fa_count(&agent), 1);
