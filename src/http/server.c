@@ -41,6 +41,8 @@
 #include <event2/listener.h>
 
 #include "cors.h"
+#include "debug.h"
+#include "debug.h"
 #include "exporter.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,6 +61,7 @@ enum server_timeout_phase {
 	SERVER_TO_IDLE = 0,
 	SERVER_TO_HEADER,
 	SERVER_TO_BODY,
+	SERVER_TO_BUSY,		/* a request of ours is in flight */
 };
 
 /* The process-wide state of the main thread. */
@@ -153,6 +156,15 @@ server_gen_new(struct config *cfg, char **cause)
 	g->route_slot = xcalloc(cfg->n_routes, sizeof *g->route_slot);
 	g->route_cors = xcalloc(cfg->n_routes, sizeof *g->route_cors);
 	g->route_prop = xcalloc(cfg->n_routes, sizeof *g->route_prop);
+	/* While we proxy, the client may wait for the slowest upstream. */
+	g->busy_timeout_ms = cfg->limits.idle_timeout_ms;
+	for (i = 0; i < cfg->n_routes; i++) {
+		uint64_t t = cfg->routes[i].upstream.timeout_ms +
+		    cfg->routes[i].upstream.connect_timeout_ms + 1000;
+
+		if (t > g->busy_timeout_ms)
+			g->busy_timeout_ms = t;
+	}
 	for (i = 0; i < cfg->n_routes; i++) {
 		propagation_conf_init(&g->route_prop[i], cfg);
 		if (cfg->routes[i].has_behavior)
@@ -368,7 +380,9 @@ server_conn_timeout(struct server_conn *c, enum server_timeout_phase ph)
 		return;
 	c->phase_timeout = ph;
 	ms = ph == SERVER_TO_HEADER ? l->header_timeout_ms :
-	    ph == SERVER_TO_BODY ? l->body_timeout_ms : l->idle_timeout_ms;
+	    ph == SERVER_TO_BODY ? l->body_timeout_ms :
+	    ph == SERVER_TO_BUSY ? c->worker->wgen->gen->busy_timeout_ms :
+	    l->idle_timeout_ms;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(c->evcon, &tv);
@@ -646,7 +660,15 @@ server_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 			break;
 	}
 	c->in_scan = false;
-	if (c->active == NULL) {
+	if (c->active != NULL) {
+		/*
+		 * A request of ours is in flight and the connection keeps
+		 * reading (see server_request_cb): bound what a client can
+		 * pile up meanwhile; evhttp reads again after the reply.
+		 */
+		if (len > c->framing.limits.max_header_bytes + 65536)
+			bufferevent_disable(c->bev, EV_READ);
+	} else {
 		if (framing_idle(&c->framing))
 			server_conn_timeout(c, SERVER_TO_IDLE);
 		else if (c->framing.phase == FRAMING_BODY_LENGTH ||
@@ -674,8 +696,26 @@ server_request_cb(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 503, "Service Unavailable");
 		return;
 	}
-	/* Only bytes the guard accepted reach evhttp's parser. */
-	server_conn_timeout(c, SERVER_TO_IDLE);
+	/*
+	 * evhttp stopped reading the connection before calling us; that
+	 * costs two epoll_ctl calls per request (off now, on again after
+	 * the reply).  Keep reading instead, with no read callback: bytes
+	 * that arrive meanwhile wait in the input buffer (the guard still
+	 * sees them; evhttp parses them after the reply), and an EOF or
+	 * reset reaches evhttp's event callback, which frees the
+	 * connection -- so a client that goes away cancels its upstream
+	 * exchange at once.
+	 */
+	{
+		bufferevent_data_cb wcb;
+		bufferevent_event_cb ecb;
+		void *cbarg;
+
+		bufferevent_getcb(bev, NULL, &wcb, &ecb, &cbarg);
+		bufferevent_setcb(bev, NULL, wcb, ecb, cbarg);
+		bufferevent_enable(bev, EV_READ);
+	}
+	server_conn_timeout(c, SERVER_TO_BUSY);
 	proxy_handle(w, c, req);
 }
 
@@ -1014,6 +1054,15 @@ server_admin_cb(struct evhttp_request *req, void *arg)
 			evbuffer_add(body, text, strlen(text));
 			free(text);
 		}
+	} else if (plen == 18 && strncmp(uri, "/debug/propagation", 18) == 0) {
+		evbuffer_free(body);
+		debug_propagation_reply(req, srv.gen->cfg);
+		return;
+	} else if (plen == 18 && strncmp(uri, "/debug/propagation", 18) == 0) {
+		/* Answers 404 itself unless admin.debug is on. */
+		evbuffer_free(body);
+		debug_propagation_reply(req, srv.gen->cfg);
+		return;
 	} else {
 		code = 404;
 		evhttp_add_header(out, "Content-Type", "application/json");
