@@ -18,6 +18,20 @@
 #define DD_TID_KEY	"_dd.p.tid"
 
 /* The trimmed value of the first header named lname, or NULL. */
+/* True when no byte is a control character (RFC 9110 field-value:
+ * VCHAR, SP, HTAB and obs-text only; HTAB is refused too). */
+static bool
+dd_printable(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
+			return false;
+	}
+	return true;
+}
+
 static const char *
 dd_value(const struct trace_header *h, size_t n, const char *lname,
     size_t *len)
@@ -187,7 +201,13 @@ prop_datadog_extract(const struct trace_header *h, size_t n, size_t tags_max,
 	if (ids_parse_dec64(tid, tid_len, &c->trace_id.low) != 0 ||
 	    c->trace_id.low == 0)
 		return PROP_INVALID;
-	if (origin != NULL && origin_len > 0)
+	/*
+	 * Origin is free text, but it is re-sent in x-datadog-origin (and,
+	 * escaped, in tracestate o:), so a control character makes it
+	 * unusable; the trace itself continues.
+	 */
+	if (origin != NULL && origin_len > 0 &&
+	    dd_printable(origin, origin_len))
 		c->origin = trace_arena_strndup(a, origin, origin_len);
 	if (pid != NULL) {
 		if (ids_parse_dec64(pid, pid_len, &c->parent_id) != 0)
