@@ -32,7 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "itest.h"
 
@@ -1400,4 +1402,426 @@ itest_main(Suite *(*suite_fn)(void), bool needs_gateway)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Path of the fake agent. */
+const char *
+itest_agent_path(void)
+{
+	static char buf[4096];
+	const char *p = getenv("TS_FAKE_AGENT");
+	const char *root = getenv("TS_BUILD_ROOT");
+
+	if (p != NULL && *p != '\0')
+		return p;
+	snprintf(buf, sizeof buf, "%s/tests/support/fake_agent",
+	    root != NULL ? root : ".");
+	return buf;
+}
+
+/* Start the fake agent on an ephemeral port. */
+struct itest_proc *
+itest_agent_start(const char *mode, const char *rates)
+{
+	const char *argv[9];
+	const char *needle = "fake agent listening on http://127.0.0.1:";
+	struct itest_proc *p;
+	char *text;
+	size_t n = 0;
+	long off;
+
+	p = itest_proc_new("fake_agent");
+	argv[n++] = itest_agent_path();
+	argv[n++] = "-p";
+	argv[n++] = "0";
+	argv[n++] = "-m";
+	argv[n++] = mode != NULL ? mode : "normal";
+	if (rates != NULL) {
+		argv[n++] = "-r";
+		argv[n++] = rates;
+	}
+	argv[n] = NULL;
+	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
+	off = itest_log_wait(p, ITEST_STDOUT, needle, 0, ITEST_TIMEOUT_MS);
+	if (off < 0) {
+		text = itest_log_read(p, ITEST_STDERR);
+		ck_abort_msg("fake agent did not start: %s", text);
+	}
+	text = itest_log_read(p, ITEST_STDOUT);
+	p->port = (uint16_t)strtoul(text + off, NULL, 10);
+	free(text);
+	p->ports[0] = p->port;
+	p->n_ports = 1;
+	return p;
+}
+
+/* Every recorded request (one JSON object per stdout line). */
+json_t *
+itest_agent_requests(struct itest_proc *p)
+{
+	json_t *all = json_array(), *j;
+	char *text, *line, *save = NULL;
+
+	text = itest_log_read(p, ITEST_STDOUT);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] != '{')
+			continue;
+		/* A line still being written fails to parse: skip it. */
+		if ((j = json_loads(line, 0, NULL)) != NULL)
+			json_array_append_new(all, j);
+	}
+	free(text);
+	return all;
+}
+
+/* Spans in the recorded requests. */
+size_t
+itest_agent_span_count(json_t *requests)
+{
+	size_t i, j, k, n = 0;
+	json_t *req, *body, *t, *rs, *ss;
+
+	json_array_foreach(requests, i, req) {
+		body = json_object_get(req, "body");
+		if (json_is_array(body)) {
+			json_array_foreach(body, j, t)
+				n += json_array_size(t);
+		} else if (json_is_object(body)) {
+			json_array_foreach(json_object_get(body,
+			    "resourceSpans"), j, rs)
+				json_array_foreach(json_object_get(rs,
+				    "scopeSpans"), k, ss)
+					n += json_array_size(
+					    json_object_get(ss, "spans"));
+		}
+	}
+	return n;
+}
+
+/* Wait for n recorded spans. */
+json_t *
+itest_agent_wait_spans(struct itest_proc *p, size_t n, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+	json_t *reqs;
+	size_t have;
+
+	for (;;) {
+		reqs = itest_agent_requests(p);
+		have = itest_agent_span_count(reqs);
+		if (have >= n)
+			return reqs;
+		json_decref(reqs);
+		if (itest_now_ms() >= deadline) {
+			itest_fail_set("fake agent: %zu of %zu spans after "
+			    "%d ms", have, n, timeout_ms);
+			return NULL;
+		}
+		itest_tick();
+	}
+}
+
+/* PUT a control request to the fake agent. */
+int
+itest_agent_control(struct itest_proc *p, const char *target,
+    const char *body)
+{
+	struct itest_resp r;
+	char *raw;
+	int rv;
+
+	raw = itest_strf("PUT %s HTTP/1.1\r\nHost: agent\r\nContent-Length: "
+	    "%zu\r\nConnection: close\r\n\r\n%s", target, strlen(body), body);
+	rv = itest_request(p->port, raw, strlen(raw), &r, 0,
+	    ITEST_TIMEOUT_MS);
+	free(raw);
+	if (rv == 0 && r.status != 200) {
+		itest_fail_set("fake agent control %s: status %d", target,
+		    r.status);
+		rv = -1;
+	}
+	itest_resp_clear(&r);
+	return rv;
+}
+
+/* A uint64 as fake_agent writes it. */
+uint64_t
+itest_json_u64(const json_t *j)
+{
+	if (json_is_integer(j))
+		return (uint64_t)json_integer_value(j);
+	if (json_is_string(j))
+		return strtoull(json_string_value(j), NULL, 10);
+	return 0;
+}
+
+/*
+ * Helpers added for the CORS, propagation and TLS suites.
+ */
+
+/* Start the gateway with extra environment variables. */
+struct itest_proc *
+itest_gateway_start_env(const char *yaml, const char *const *env)
+{
+	char *names[16], *olds[16];
+	struct itest_proc *p;
+	const char *eq, *old;
+	size_t i, n = 0;
+
+	for (i = 0; env != NULL && env[i] != NULL && n < 16; i++) {
+		eq = strchr(env[i], '=');
+		ck_assert_msg(eq != NULL, "environment entry %s has no =",
+		    env[i]);
+		names[n] = strndup(env[i], (size_t)(eq - env[i]));
+		old = getenv(names[n]);
+		olds[n] = old != NULL ? strdup(old) : NULL;
+		setenv(names[n], eq + 1, 1);
+		n++;
+	}
+	p = itest_gateway_start(yaml);
+	for (i = 0; i < n; i++) {
+		if (olds[i] != NULL)
+			setenv(names[i], olds[i], 1);
+		else
+			unsetenv(names[i]);
+		free(names[i]);
+		free(olds[i]);
+	}
+	return p;
+}
+
+/* Length of a Content-Length body announced in head, or 0. */
+static size_t
+itest_head_content_length(const char *head)
+{
+	const char *q = head;
+
+	while ((q = strchr(q, '\n')) != NULL) {
+		q++;
+		if (strncasecmp(q, "content-length:", 15) == 0)
+			return (size_t)strtoull(q + 15, NULL, 10);
+	}
+	return 0;
+}
+
+/* The canned server's child: one connection at a time, then close. */
+static void __attribute__((noreturn))
+itest_canned_serve(int lfd, const char *response, SSL_CTX *ctx)
+{
+	struct timeval tv = { 5, 0 };
+	char buf[65536], *end;
+	size_t len, want;
+	ssize_t n;
+	SSL *ssl;
+	int fd;
+
+	for (;;) {
+		fd = accept(lfd, NULL, NULL);
+		if (fd == -1) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		ssl = NULL;
+		if (ctx != NULL) {
+			ssl = SSL_new(ctx);
+			SSL_set_fd(ssl, fd);
+			if (SSL_accept(ssl) != 1) {
+				SSL_free(ssl);
+				close(fd);
+				continue;
+			}
+		}
+		len = 0;
+		end = NULL;
+		want = 0;
+		for (;;) {
+			if (len == sizeof buf - 1)
+				break;
+			n = ssl != NULL ? SSL_read(ssl, buf + len,
+			    (int)(sizeof buf - 1 - len)) :
+			    recv(fd, buf + len, sizeof buf - 1 - len, 0);
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+			buf[len] = '\0';
+			if (end == NULL && (end = strstr(buf, "\r\n\r\n")) !=
+			    NULL)
+				want = (size_t)(end - buf) + 4 +
+				    itest_head_content_length(buf);
+			if (end != NULL && len >= want)
+				break;
+		}
+		if (end != NULL) {
+			if (ssl != NULL)
+				(void)SSL_write(ssl, response,
+				    (int)strlen(response));
+			else
+				(void)send(fd, response, strlen(response),
+				    MSG_NOSIGNAL);
+		}
+		if (ssl != NULL) {
+			(void)SSL_shutdown(ssl);
+			SSL_free(ssl);
+		}
+		close(fd);
+	}
+}
+
+/* Start a canned upstream (TLS with cert and key). */
+struct itest_proc *
+itest_canned_start(const char *response, const char *cert, const char *key)
+{
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+	struct itest_proc *p;
+	SSL_CTX *ctx = NULL;
+	pid_t parent = getpid(), pid;
+	int lfd, one = 1;
+
+	if (cert != NULL) {
+		ctx = SSL_CTX_new(TLS_server_method());
+		if (ctx == NULL ||
+		    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)
+		    != 1)
+			ck_abort_msg("canned TLS server: cannot load %s / %s",
+			    cert, key);
+	}
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ne(lfd, -1);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) == -1 ||
+	    listen(lfd, 64) == -1 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &slen) == -1)
+		ck_abort_msg("canned server: %s", strerror(errno));
+	p = itest_proc_new(ctx != NULL ? "canned-tls" : "canned");
+	pid = fork();
+	if (pid == -1)
+		ck_abort_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_IGN);
+		itest_canned_serve(lfd, response, ctx);
+	}
+	close(lfd);
+	SSL_CTX_free(ctx);
+	p->pid = pid;
+	p->port = ntohs(sin.sin_port);
+	p->ports[0] = p->port;
+	p->n_ports = 1;
+	return p;
+}
+
+/* Parse a complete response held in memory. */
+int
+itest_resp_parse(const char *raw, size_t len, struct itest_resp *r)
+{
+	const char *end, *body, *te, *cl, *p, *e;
+	size_t blen, size;
+	char *stop;
+
+	memset(r, 0, sizeof *r);
+	end = memmem(raw, len, "\r\n\r\n", 4);
+	if (end == NULL) {
+		itest_fail_set("no complete response head in %zu bytes", len);
+		return -1;
+	}
+	if (itest_parse_head(r, raw, (size_t)(end - raw) + 4) == -1)
+		return -1;
+	body = end + 4;
+	blen = len - (size_t)(body - raw);
+	te = itest_resp_header(r, "Transfer-Encoding");
+	cl = itest_resp_header(r, "Content-Length");
+	r->body = malloc(blen + 1);
+	if (te != NULL) {
+		r->chunked = true;
+		for (p = body, e = body + blen; p < e;) {
+			size = strtoull(p, &stop, 16);
+			p = memmem(p, (size_t)(e - p), "\r\n", 2);
+			if (p == NULL || (size_t)(e - p) < size + 2) {
+				itest_fail_set("truncated chunked body");
+				return -1;
+			}
+			p += 2;
+			if (size == 0)
+				break;
+			memcpy(r->body + r->body_len, p, size);
+			r->body_len += size;
+			p += size + 2;
+		}
+	} else if (cl != NULL) {
+		size = (size_t)strtoull(cl, NULL, 10);
+		if (size > blen) {
+			itest_fail_set("body: %zu of %zu bytes", blen, size);
+			return -1;
+		}
+		memcpy(r->body, body, size);
+		r->body_len = size;
+	} else {
+		memcpy(r->body, body, blen);
+		r->body_len = blen;
+		r->closed = true;
+	}
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+/* JSON object lines of a stream having member key. */
+json_t *
+itest_json_lines(struct itest_proc *p, enum itest_stream s, const char *key)
+{
+	json_t *arr = json_array(), *j;
+	char *text, *line, *nl;
+
+	text = itest_log_read(p, s);
+	for (line = text; *line != '\0'; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl == NULL)
+			break;	/* a line still being written */
+		if (*line != '{')
+			continue;
+		j = json_loadb(line, (size_t)(nl - line), 0, NULL);
+		if (j != NULL && json_object_get(j, key) != NULL)
+			json_array_append(arr, j);
+		json_decref(j);
+	}
+	free(text);
+	return arr;
+}
+
+/* Wait for a JSON line with key whose field equals value. */
+json_t *
+itest_json_line_wait(struct itest_proc *p, enum itest_stream s,
+    const char *key, const char *field, const char *value, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+	json_t *arr, *j, *hit;
+	const char *v;
+	size_t i;
+
+	for (;;) {
+		hit = NULL;
+		arr = itest_json_lines(p, s, key);
+		json_array_foreach(arr, i, j) {
+			v = json_string_value(json_object_get(j, field));
+			if (v != NULL && strcmp(v, value) == 0) {
+				hit = json_incref(j);
+				break;
+			}
+		}
+		json_decref(arr);
+		if (hit != NULL || itest_now_ms() >= deadline)
+			return hit;
+		itest_tick();
+	}
 }

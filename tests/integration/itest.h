@@ -232,4 +232,73 @@ int itest_main(Suite *(*suite_fn)(void), bool needs_gateway);
 		return itest_main(suite_fn, needs_gateway);		\
 	}
 
+/*
+ * The fake Datadog Agent / OTLP collector (tests/support/fake_agent):
+ * one JSON line per request on its stdout, see fake_agent.c.
+ */
+
+/* Path of the fake agent ($TS_FAKE_AGENT, else the build tree's). */
+const char *itest_agent_path(void);
+/*
+ * Start it on 127.0.0.1:0 with mode ("normal", "500", "garbage",
+ * "stall", "slow") and the 200 answer body rates (NULL: its default);
+ * waits until it listens.
+ */
+struct itest_proc *itest_agent_start(const char *mode, const char *rates);
+/* Every request it recorded so far, as a JSON array (caller decrefs). */
+json_t *itest_agent_requests(struct itest_proc *);
+/* Spans in recorded requests: v0.4 traces, or OTLP resourceSpans. */
+size_t itest_agent_span_count(json_t *requests);
+/*
+ * Wait until at least n spans were recorded; the requests (caller
+ * decrefs), or NULL on timeout (see itest_error()).
+ */
+json_t *itest_agent_wait_spans(struct itest_proc *, size_t n,
+    int timeout_ms);
+/* PUT target (e.g. /control/answer) with body to the agent; 0 or -1. */
+int itest_agent_control(struct itest_proc *, const char *target,
+    const char *body);
+/*
+ * A decoded uint64: a JSON integer, or the decimal string fake_agent
+ * writes for values above INT64_MAX.  0 for anything else.
+ */
+uint64_t itest_json_u64(const json_t *);
+
+/*
+ * Helpers added for the CORS, propagation and TLS suites.
+ */
+
+/* Start the gateway with this YAML and extra "NAME=value" environment. */
+struct itest_proc *itest_gateway_start_env(const char *yaml,
+    const char *const *env);
+
+/*
+ * A canned upstream: a child process answering every request (head read
+ * up to CRLF CRLF, a Content-Length body drained) with exactly response,
+ * then closing the connection.  With cert and key it speaks TLS.  Its
+ * port is in ->port; it is registered and stopped by PID like the rest.
+ */
+struct itest_proc *itest_canned_start(const char *response,
+    const char *cert, const char *key);
+
+/*
+ * Parse a complete response (head, then a Content-Length body or the
+ * rest) held in raw.  0 or -1 (see itest_error()).
+ */
+int itest_resp_parse(const char *raw, size_t len, struct itest_resp *);
+
+/*
+ * Every JSON object line of the stream that has member key (e.g.
+ * "span_id" for stdout-exporter spans, "request_id" for access-log lines)
+ * as a new array (caller decrefs).
+ */
+json_t *itest_json_lines(struct itest_proc *, enum itest_stream,
+    const char *key);
+/*
+ * Wait until a line with member key has member field equal to value;
+ * returns a new reference to it, or NULL on timeout.
+ */
+json_t *itest_json_line_wait(struct itest_proc *, enum itest_stream,
+    const char *key, const char *field, const char *value, int timeout_ms);
+
 #endif /* TS_ITEST_H */
