@@ -8,12 +8,20 @@
  * uint, int, float32, float64, str, bin, bool, nil>}.  It answers with a
  * configurable rate_by_service JSON, or per -m: 500, garbage (not HTTP),
  * stall (accept, never answer), slow (answer after -d ms).
+ * Unsigned integers above INT64_MAX are written as decimal strings (JSON
+ * numbers are signed 64-bit in jansson); every other uint is a number.
+ *
+ * Control requests (not recorded, answered 200 "{}"): PUT /control/answer
+ * with the new 200 body (e.g. another rate_by_service), PUT
+ * /control/mode?normal|500|garbage|stall|slow.  Tests use them to change
+ * the agent's behaviour without restarting it.
  *
  * usage: fake_agent [-p port] [-u unix_path] [-m mode] [-r json] [-d ms]
  *                   [-o file]
  * With -p 0 (the default) it prints "fake agent listening on
  * http://127.0.0.1:PORT" on stdout once it listens.
  */
+#include <inttypes.h>
 #include <signal.h>
 
 #include <event2/event.h>
@@ -34,6 +42,18 @@ mp_json(const msgpack_object *o, bool types)
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (types)
 			return json_string("uint");
+		/*
+		 * JSON numbers here are signed 64-bit (jansson): a uint64
+		 * above INT64_MAX (a 64-bit id with the top bit set) is
+		 * written as its decimal string instead, so it never comes
+		 * out negative.  "types" still says "uint".
+		 */
+		if (o->via.u64 > (uint64_t)INT64_MAX) {
+			char num[24];
+
+			snprintf(num, sizeof num, "%" PRIu64, o->via.u64);
+			return json_string(num);
+		}
 		return json_integer((json_int_t)o->via.u64);
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		return types ? json_string("int") :
@@ -110,6 +130,27 @@ headers_json(const char *head)
 	return h;
 }
 
+static enum fa_mode parse_mode(const char *);
+
+/* A /control/ request: change the answer or the mode of later requests. */
+static void
+control(struct fa_agent *fa, const struct fa_request *r)
+{
+	const char *q;
+
+	if (strcmp(r->target, "/control/answer") == 0) {
+		pthread_mutex_lock(&fa->mu);
+		free(fa->answer);
+		fa->answer = strdup(r->body);
+		pthread_mutex_unlock(&fa->mu);
+	} else if (strncmp(r->target, "/control/mode?", 14) == 0) {
+		q = r->target + 14;
+		pthread_mutex_lock(&fa->mu);
+		fa->mode = parse_mode(q);
+		pthread_mutex_unlock(&fa->mu);
+	}
+}
+
 static void
 on_request(struct fa_agent *fa, const struct fa_request *r)
 {
@@ -117,7 +158,10 @@ on_request(struct fa_agent *fa, const struct fa_request *r)
 	char ct[128];
 	char *s;
 
-	(void)fa;
+	if (strncmp(r->target, "/control/", 9) == 0) {
+		control(fa, r);
+		return;
+	}
 	line = json_object();
 	json_object_set_new(line, "method", json_string(r->method));
 	json_object_set_new(line, "path", json_string(r->target));

@@ -11,6 +11,8 @@
  *   FA_GARBAGE bytes that are not HTTP, then close
  *   FA_STALL   accept, read, never answer
  *   FA_SLOW    answer like FA_NORMAL after delay_ms
+ * Requests to /control/... are always answered 200 "{}" at once,
+ * whatever the mode (fake_agent.c uses them to change mode and answer).
  * All static: each includer gets its own copy.
  */
 #ifndef TS_FAKE_AGENT_CORE_H
@@ -223,6 +225,12 @@ fa_readcb(struct bufferevent *bev, void *arg)
 	answer = strdup(fa->answer);
 	pthread_cond_broadcast(&fa->cv);
 	pthread_mutex_unlock(&fa->mu);
+	/* fake_agent's control requests are always answered at once. */
+	if (strncmp(r.target, "/control/", 9) == 0) {
+		mode = FA_NORMAL;
+		free(answer);
+		answer = strdup("{}");
+	}
 	if (mode == FA_STALL) {
 		/* Keep the connection open and never answer. */
 	} else if (mode == FA_SLOW) {
