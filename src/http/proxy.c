@@ -77,6 +77,7 @@ struct proxy_req {
 		char path[512];			/* without query, truncated */
 		bool gone;			/* connection closed */
 		bool head_sent;
+		bool chunking;			/* we chunk the body we send */
 		bool paused_upstream;
 		int minor;
 	} pr_client;
@@ -254,6 +255,42 @@ proxy_json_escape(char *out, size_t size, const char *s)
 	return n;
 }
 
+/* A small write-combining buffer in front of an evbuffer. */
+struct proxy_hbuf {
+	struct evbuffer *out;
+	size_t len;
+	char buf[8192];
+};
+
+static void
+proxy_hbuf_flush(struct proxy_hbuf *hb)
+{
+	if (hb->len > 0) {
+		evbuffer_add(hb->out, hb->buf, hb->len);
+		hb->len = 0;
+	}
+}
+
+static void
+proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
+{
+	if (hb->len + len > sizeof hb->buf) {
+		proxy_hbuf_flush(hb);
+		if (len > sizeof hb->buf) {
+			evbuffer_add(hb->out, s, len);
+			return;
+		}
+	}
+	memcpy(hb->buf + hb->len, s, len);
+	hb->len += len;
+}
+
+static void
+proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
+{
+	proxy_hbuf_add(hb, s, strlen(s));
+}
+
 void
 proxy_request_id(struct worker *w, char *buf)
 {
@@ -395,44 +432,188 @@ proxy_client_flush(struct proxy_req *pr, struct evhttp_request *req)
 	}
 }
 
-/* Finish the reply of pr; pr may be freed when this returns. */
-static void
-proxy_reply_end(struct proxy_req *pr, struct evhttp_request *req)
+/*
+ * The client connection's output buffer, or NULL when it is gone.  We
+ * frame responses ourselves, so evhttp's own chunked flag (left set by a
+ * chunked request body, event2/http_struct.h) is cleared here: evhttp
+ * must pass our bytes through untouched.
+ */
+static struct evbuffer *
+proxy_client_output(struct evhttp_request *req)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	bool may_finish_now;
+	struct evhttp_connection *evcon;
 
-	/*
-	 * evhttp completes a non-chunked reply synchronously when nothing is
-	 * left to write; then req (and maybe the connection) are gone.
-	 */
-	may_finish_now = evcon == NULL || (!req->chunked && evbuffer_get_length(
-	    bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) ==
-	    0);
-	evhttp_send_reply_end(req);
-	if (!may_finish_now)
-		proxy_client_flush(pr, req);
+	if (req == NULL || (evcon = evhttp_request_get_connection(req)) == NULL)
+		return NULL;
+	req->chunked = 0;
+	return bufferevent_get_output(evhttp_connection_get_bufferevent(evcon));
 }
 
-/* Add the CORS answer of pr (if any) to the response headers out. */
+/*
+ * Whether the client connection ends with this response.  evhttp decides
+ * the same from the request (HTTP/1.0 without keep-alive, Connection:
+ * close) and from our output list, where "Connection: close" is put when
+ * we decide it (the list itself is never written: we write responses).
+ */
+static bool
+proxy_client_closes(struct proxy_req *pr, bool framed)
+{
+	struct evhttp_request *req = pr->pr_client.req;
+	const char *c;
+	bool close_it;
+
+	c = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Connection");
+	close_it = pr->worker->draining || pr->conn->pending_close ||
+	    (c != NULL && strcasestr(c, "close") != NULL) ||
+	    (pr->pr_client.minor == 0 && (c == NULL ||
+	    strcasestr(c, "keep-alive") == NULL)) ||
+	    (pr->pr_client.minor == 0 && !framed);
+	if (close_it)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+	return close_it;
+}
+
+/* "Connection: close" or, for a kept HTTP/1.0 client, "keep-alive". */
 static void
-proxy_add_cors(struct proxy_req *pr, struct evkeyvalq *out)
+proxy_hbuf_connection(struct proxy_req *pr, struct proxy_hbuf *hb,
+    bool framed)
+{
+	if (proxy_client_closes(pr, framed))
+		proxy_hbuf_add(hb, "Connection: close\r\n", 19);
+	else if (pr->pr_client.minor == 0)
+		proxy_hbuf_add(hb, "Connection: keep-alive\r\n", 24);
+}
+
+/* The CORS answer of pr as header lines, Vary merged with up_vary. */
+static void
+proxy_hbuf_cors(struct proxy_req *pr, struct proxy_hbuf *hb,
+    const char *up_vary, size_t up_len)
 {
 	const struct cors_answer *a = &pr->cors_ans;
-	char buf[512];
 	size_t i;
 
 	if (!pr->has_cors_ans)
 		return;
 	for (i = 0; i < a->n_headers; i++) {
 		const struct cors_header *h = &a->headers[i];
+		char ours[256], merged[768];
+		int n;
 
-		if (h->value_len >= sizeof buf)
-			continue;
-		memcpy(buf, h->value, h->value_len);
-		buf[h->value_len] = '\0';
-		evhttp_add_header(out, h->name, buf);
+		proxy_hbuf_str(hb, h->name);
+		proxy_hbuf_add(hb, ": ", 2);
+		if (up_vary != NULL && h->value_len < sizeof ours &&
+		    util_strcaseeq(h->name, "vary")) {
+			memcpy(ours, h->value, h->value_len);
+			ours[h->value_len] = '\0';
+			n = cors_vary_merge(up_vary, up_len, ours, merged,
+			    sizeof merged);
+			if (n >= 0)
+				proxy_hbuf_add(hb, merged, (size_t)n);
+			else
+				proxy_hbuf_add(hb, h->value, h->value_len);
+		} else
+			proxy_hbuf_add(hb, h->value, h->value_len);
+		proxy_hbuf_add(hb, "\r\n", 2);
 	}
+}
+
+/* Status line and Date of a response we write ourselves. */
+static void
+proxy_hbuf_status(struct proxy_req *pr, struct proxy_hbuf *hb, int status,
+    const char *reason)
+{
+	char line[128];
+	int n;
+
+	n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
+	    reason != NULL && *reason != '\0' ? reason : proxy_reason(status));
+	proxy_hbuf_add(hb, line, (size_t)n < sizeof line ? (size_t)n :
+	    sizeof line - 1);
+	(void)pr;
+}
+
+/*
+ * Finish the reply of pr: evhttp only runs its completion (on-complete
+ * callback, keep-alive or close).  pr may be freed when this returns.
+ */
+static void
+proxy_reply_end(struct proxy_req *pr, struct evhttp_request *req)
+{
+	struct evbuffer *out = proxy_client_output(req);
+
+	if (pr->pr_client.chunking && out != NULL)
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	/*
+	 * With nothing left to write evhttp completes synchronously: then
+	 * req (and maybe the connection) are gone.
+	 */
+	if (out == NULL || evbuffer_get_length(out) == 0) {
+		evhttp_send_reply_end(req);
+		return;
+	}
+	evhttp_send_reply_end(req);
+	proxy_client_flush(pr, req);
+}
+
+/* A complete response of our own: head (CORS included) and body. */
+static void
+proxy_send_raw(struct proxy_req *pr, int status, const char *reason,
+    const char *ctype, const char *body, size_t blen, bool force_close)
+{
+	struct evhttp_request *req = pr->pr_client.req;
+	struct proxy_hbuf hbs, *hb = &hbs;
+	char num[48];
+	int n;
+
+	if ((hb->out = proxy_client_output(req)) == NULL) {
+		/* The client is gone; let evhttp free the request. */
+		evhttp_send_reply_end(req);
+		return;
+	}
+	hb->len = 0;
+	pr->status = status;
+	pr->bytes_out = blen;
+	pr->pr_client.head_sent = true;
+	pr->pr_client.chunking = false;
+	proxy_hbuf_status(pr, hb, status, reason);
+	proxy_hbuf_add(hb, "Date: ", 6);
+	proxy_hbuf_str(hb, server_date(pr->worker));
+	proxy_hbuf_add(hb, "\r\n", 2);
+	if (ctype != NULL) {
+		proxy_hbuf_add(hb, "Content-Type: ", 14);
+		proxy_hbuf_str(hb, ctype);
+		proxy_hbuf_add(hb, "\r\n", 2);
+	}
+	if (status != 204 && status != 304) {
+		n = snprintf(num, sizeof num, "Content-Length: %zu\r\n", blen);
+		proxy_hbuf_add(hb, num, (size_t)n);
+	}
+	proxy_hbuf_cors(pr, hb, NULL, 0);
+	if (force_close) {
+		pr->conn->pending_close = true;
+	}
+	proxy_hbuf_connection(pr, hb, true);
+	proxy_hbuf_add(hb, "\r\n", 2);
+	if (blen > 0 && pr->pr_client.method != EVHTTP_REQ_HEAD)
+		proxy_hbuf_add(hb, body, blen);
+	proxy_hbuf_flush(hb);
+	proxy_reply_end(pr, req);
+}
+
+/* Send a gateway error as the complete reply of pr. */
+static void
+proxy_send_error(struct proxy_req *pr, int status, const char *message)
+{
+	char buf[1024];
+	size_t len;
+
+	if (pr->pr_client.req == NULL || pr->pr_client.head_sent)
+		return;
+	len = proxy_error_body(buf, sizeof buf, status, message, pr->id);
+	proxy_send_raw(pr, status, NULL, "application/json", buf, len,
+	    status == 400 || status == 413 || status == 431);
 }
 
 /* Join upstream Vary values into buf (", "-separated). */
@@ -450,72 +631,6 @@ proxy_vary_collect(char *buf, size_t size, size_t *len, const char *v)
 	memcpy(buf + *len, v, n);
 	*len += n;
 	buf[*len] = '\0';
-}
-
-/* Add our CORS headers to an upstream response, Vary merged. */
-static void
-proxy_add_cors_vary(struct proxy_req *pr, struct evkeyvalq *out,
-    const char *up_vary, size_t up_len)
-{
-	const struct cors_answer *a = &pr->cors_ans;
-	char buf[768];
-	size_t i;
-
-	for (i = 0; i < a->n_headers; i++) {
-		const struct cors_header *h = &a->headers[i];
-
-		if (h->value_len >= sizeof buf)
-			continue;
-		if (up_vary != NULL && util_strcaseeq(h->name, "vary")) {
-			char ours[256];
-
-			if (h->value_len >= sizeof ours)
-				continue;
-			memcpy(ours, h->value, h->value_len);
-			ours[h->value_len] = '\0';
-			if (cors_vary_merge(up_vary, up_len, ours, buf,
-			    sizeof buf) < 0)
-				snprintf(buf, sizeof buf, "%s", ours);
-		} else {
-			memcpy(buf, h->value, h->value_len);
-			buf[h->value_len] = '\0';
-		}
-		evhttp_add_header(out, h->name, buf);
-	}
-}
-
-/* Send a gateway error as the complete reply of pr. */
-static void
-proxy_send_error(struct proxy_req *pr, int status, const char *message)
-{
-	struct evhttp_request *req = pr->pr_client.req;
-	struct evkeyvalq *out;
-	struct evbuffer *body;
-	char buf[1024];
-	size_t len;
-
-	if (req == NULL || pr->pr_client.head_sent)
-		return;
-	pr->status = status;
-	out = evhttp_request_get_output_headers(req);
-	evhttp_clear_headers(out);
-	evhttp_add_header(out, "Content-Type", "application/json");
-	evhttp_add_header(out, "Date", server_date(pr->worker));
-	if (status == 400 || status == 413 || status == 431 ||
-	    pr->worker->draining)
-		evhttp_add_header(out, "Connection", "close");
-	proxy_add_cors(pr, out);
-	len = proxy_error_body(buf, sizeof buf, status, message, pr->id);
-	pr->bytes_out = len;
-	pr->pr_client.head_sent = true;
-	if ((body = evbuffer_new()) == NULL) {
-		evhttp_send_reply(req, status, proxy_reason(status), NULL);
-		return;
-	}
-	evbuffer_add(body, buf, len);
-	evhttp_send_reply(req, status, proxy_reason(status), body);
-	evbuffer_free(body);
-	proxy_client_flush(pr, req);
 }
 
 /* Hop-by-hop header (RFC 9110 7.6.1) or one named by Connection. */
@@ -587,42 +702,6 @@ proxy_connection_tokens(struct evkeyvalq *h, char (*tokens)[40], size_t max)
 		}
 	}
 	return n;
-}
-
-/* A small write-combining buffer in front of an evbuffer. */
-struct proxy_hbuf {
-	struct evbuffer *out;
-	size_t len;
-	char buf[8192];
-};
-
-static void
-proxy_hbuf_flush(struct proxy_hbuf *hb)
-{
-	if (hb->len > 0) {
-		evbuffer_add(hb->out, hb->buf, hb->len);
-		hb->len = 0;
-	}
-}
-
-static void
-proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
-{
-	if (hb->len + len > sizeof hb->buf) {
-		proxy_hbuf_flush(hb);
-		if (len > sizeof hb->buf) {
-			evbuffer_add(hb->out, s, len);
-			return;
-		}
-	}
-	memcpy(hb->buf + hb->len, s, len);
-	hb->len += len;
-}
-
-static void
-proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
-{
-	proxy_hbuf_add(hb, s, strlen(s));
 }
 
 static const char *
@@ -1025,10 +1104,7 @@ proxy_cors_refused(struct proxy_req *pr, bool preflight)
 static bool
 proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 {
-	struct evhttp_request *req = pr->pr_client.req;
 	struct cors_answer *a = &pr->cors_ans;
-	struct evkeyvalq *out;
-	struct evbuffer *body;
 	char json[1024];
 	size_t len;
 
@@ -1047,16 +1123,10 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 	    strlen(h->acrm), h->acrh, h->acrh != NULL ? strlen(h->acrh) : 0,
 	    h->acrpn != NULL && util_strcaseeq(h->acrpn, "true"), a);
 	pr->has_cors_ans = true;
-	out = evhttp_request_get_output_headers(req);
 	if (a->result == CORS_ALLOWED) {
 		metrics_cors_preflight(pr->worker->metrics, pr->route->slot,
 		    true);
-		pr->status = 204;
-		pr->pr_client.head_sent = true;
-		evhttp_add_header(out, "Date", server_date(pr->worker));
-		proxy_add_cors(pr, out);
-		evhttp_send_reply(req, 204, "No Content", NULL);
-		proxy_client_flush(pr, req);
+		proxy_send_raw(pr, 204, "No Content", NULL, NULL, 0, false);
 		return true;
 	}
 	metrics_cors_preflight(pr->worker->metrics, pr->route->slot, false);
@@ -1066,21 +1136,11 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 		pr->has_cors_ans = false;
 		return false;
 	}
-	pr->status = 403;
-	pr->pr_client.head_sent = true;
 	len = cors_refusal_json(a, json, sizeof json);
 	if (len >= sizeof json)
 		len = sizeof json - 1;
-	evhttp_add_header(out, "Date", server_date(pr->worker));
-	evhttp_add_header(out, "Content-Type", "application/json");
-	proxy_add_cors(pr, out);
-	pr->bytes_out = len;
-	if ((body = evbuffer_new()) != NULL)
-		evbuffer_add(body, json, len);
-	evhttp_send_reply(req, 403, "Forbidden", body);
-	if (body != NULL)
-		evbuffer_free(body);
-	proxy_client_flush(pr, req);
+	proxy_send_raw(pr, 403, "Forbidden", "application/json", json, len,
+	    false);
 	return true;
 }
 
@@ -1176,30 +1236,38 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 {
 	struct proxy_req *pr = arg;
 	struct evhttp_request *req = pr->pr_client.req;
-	struct evkeyvalq *out;
-	struct evkeyval *kv, *next;
+	struct proxy_hbuf hbs, *hb = &hbs;
+	struct evkeyval *kv;
 	char tokens[16][40], vary[512];
 	size_t ntokens, vlen = 0;
-	bool keep_cl;
+	bool keep_cl, has_date = false, no_body;
 
-	if (req == NULL)
+	if (req == NULL || (hb->out = proxy_client_output(req)) == NULL)
 		return -1;
+	hb->len = 0;
 	pr->action = "reading the upstream response";
-	out = evhttp_request_get_output_headers(req);
 	ntokens = proxy_connection_tokens(resp->headers, tokens,
 	    TS_NITEMS(tokens));
 	keep_cl = resp->body == UPSTREAM_BODY_LENGTH ||
 	    resp->body == UPSTREAM_BODY_NONE;
-	for (kv = TAILQ_FIRST(resp->headers); kv != NULL; kv = next) {
-		next = TAILQ_NEXT(kv, next);
+	no_body = pr->pr_client.method == EVHTTP_REQ_HEAD ||
+	    resp->status == 204 || resp->status == 304 ||
+	    resp->body == UPSTREAM_BODY_NONE;
+	/*
+	 * We write the head ourselves, straight from the upstream's header
+	 * entries: no copy into evhttp's list, no printf per header.
+	 */
+	proxy_hbuf_status(pr, hb, resp->status, resp->reason);
+	TAILQ_FOREACH(kv, resp->headers, next) {
+		size_t klen = strlen(kv->key);
+
 		if (proxy_hop_by_hop(kv->key, (const char (*)[40])tokens,
 		    ntokens))
 			continue;
-		if (!keep_cl && util_strcaseeq(kv->key, "content-length"))
+		if (!keep_cl && klen == 14 &&
+		    util_strcaseeq(kv->key, "content-length"))
 			continue;
 		if (pr->has_cors_ans) {
-			size_t klen = strlen(kv->key);
-
 			/* Ours replace the upstream's, never duplicate. */
 			if (cors_is_cors_header(kv->key, klen))
 				continue;
@@ -1209,21 +1277,34 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 				continue;
 			}
 		}
-		TAILQ_REMOVE(resp->headers, kv, next);
-		TAILQ_INSERT_TAIL(out, kv, next);
+		if (klen == 4 && util_strcaseeq(kv->key, "date"))
+			has_date = true;
+		proxy_hbuf_add(hb, kv->key, klen);
+		proxy_hbuf_add(hb, ": ", 2);
+		proxy_hbuf_str(hb, kv->value);
+		proxy_hbuf_add(hb, "\r\n", 2);
 	}
-	if (pr->has_cors_ans)
-		proxy_add_cors_vary(pr, out, vlen > 0 ? vary : NULL, vlen);
-	if (pr->worker->draining || pr->conn->pending_close ||
-	    (pr->pr_client.minor == 0 && !keep_cl))
-		evhttp_add_header(out, "Connection", "close");
+	if (!has_date) {
+		proxy_hbuf_add(hb, "Date: ", 6);
+		proxy_hbuf_str(hb, server_date(pr->worker));
+		proxy_hbuf_add(hb, "\r\n", 2);
+	}
+	proxy_hbuf_cors(pr, hb, vlen > 0 ? vary : NULL, vlen);
+	/* Re-frame a chunked or close-delimited body for the client. */
+	pr->pr_client.chunking = !keep_cl && !no_body &&
+	    pr->pr_client.minor >= 1;
+	if (pr->pr_client.chunking)
+		proxy_hbuf_add(hb, "Transfer-Encoding: chunked\r\n", 28);
+	proxy_hbuf_connection(pr, hb, keep_cl || no_body ||
+	    pr->pr_client.chunking);
+	proxy_hbuf_add(hb, "\r\n", 2);
+	proxy_hbuf_flush(hb);
 	pr->status = resp->status;
 	pr->pr_client.head_sent = true;
 	pr->pr_upstream.chunked_or_close = !keep_cl;
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
 	proxy_req_set_state(pr, PROXY_ST_RELAY);
-	evhttp_send_reply_start(req, resp->status, resp->reason);
 	return 0;
 }
 
@@ -1234,23 +1315,31 @@ proxy_upstream_body_cb(struct upstream_req *ureq, struct evbuffer *buf,
 {
 	struct proxy_req *pr = arg;
 	struct evhttp_request *req = pr->pr_client.req;
-	struct evhttp_connection *evcon;
-	struct bufferevent *bev;
+	struct evbuffer *out;
 	size_t len = evbuffer_get_length(buf);
+	char line[24];
+	int n;
 
-	if (req == NULL) {
+	if (req == NULL || len == 0 || pr->pr_client.method ==
+	    EVHTTP_REQ_HEAD || (out = proxy_client_output(req)) == NULL) {
 		evbuffer_drain(buf, len);
 		return;
 	}
 	pr->bytes_out += len;
+	if (pr->pr_client.chunking) {
+		/* RFC 9112 7.1: chunk-size CRLF chunk-data CRLF. */
+		n = snprintf(line, sizeof line, "%zx\r\n", len);
+		evbuffer_prepend(buf, line, (size_t)n);
+		evbuffer_add(buf, "\r\n", 2);
+	}
+	/*
+	 * evhttp moves buf into the output and calls us back once it is
+	 * written (our reply has no evhttp framing, so the bytes go as is).
+	 */
 	evhttp_send_reply_chunk_with_cb(req, buf, proxy_client_drained_cb, pr);
 	evbuffer_drain(buf, evbuffer_get_length(buf));
-	evcon = evhttp_request_get_connection(req);
-	if (evcon == NULL)
-		return;
-	bev = evhttp_connection_get_bufferevent(evcon);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) >
-	    PROXY_CLIENT_HIGH_WATER && !pr->pr_client.paused_upstream) {
+	if (evbuffer_get_length(out) > PROXY_CLIENT_HIGH_WATER &&
+	    !pr->pr_client.paused_upstream) {
 		pr->pr_client.paused_upstream = true;
 		upstream_req_pause(ureq);
 	}
