@@ -725,6 +725,8 @@ server_request_done(struct worker *w, struct server_conn *c)
 	w->inflight--;
 	if (c != NULL) {
 		c->active = NULL;
+		/* Waiting for the next request: the idle timeout applies. */
+		server_conn_timeout(c, SERVER_TO_IDLE);
 		if (c->pending_reject && evbuffer_get_length(
 		    bufferevent_get_input(c->bev)) == 0)
 			server_conn_defer(c, server_conn_refuse_cb);
