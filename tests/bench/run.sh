@@ -11,6 +11,14 @@
 # BENCH_DURATION seconds; CPU per request is the proxy process's
 # utime+stime delta (/proc/PID/stat) divided by wrk's request count.
 #
+# Targets: nginx, tracestitch (exporter none: spans off) and
+# tracestitch-spans (a second gateway, exporter datadog to the fake agent
+# tests/support/fake_agent -q, pinned with the load; default queue and
+# flush interval).  For tracestitch-spans every run also checks delivery:
+# the spans the agent received plus tracestitch_export_dropped_spans_total
+# against wrk's request count, and the summary gives the span cost
+# (cpu_us/req of tracestitch-spans minus tracestitch).
+#
 # Loads: get (GET carrying RUM trace headers, proxied to the backend) and
 # preflight (OPTIONS with Origin + Access-Control-Request-*, answered by
 # the proxy).  Every port is picked free at start; every process is
@@ -18,7 +26,8 @@
 # when a target cannot start.
 #
 # Environment: BUILD (build dir, default build), BENCH_TARGETS ("nginx
-# tracestitch"), BENCH_LOADS ("get preflight"), BENCH_DURATION (10),
+# tracestitch tracestitch-spans", the last only when the fake agent is
+# built), BENCH_LOADS ("get preflight"), BENCH_DURATION (10),
 # BENCH_REPS (3), BENCH_CONNECTIONS (32), BENCH_OUT (results TSV,
 # default $BUILD/bench-results.tsv), NGINX, WRK.
 set -euo pipefail
@@ -27,7 +36,12 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BUILD=${BUILD:-build}
 GATEWAY=$ROOT/$BUILD/src/tracestitch
-TARGETS=${BENCH_TARGETS:-nginx tracestitch}
+FAKE_AGENT=$ROOT/$BUILD/tests/support/fake_agent
+if [ -x "$FAKE_AGENT" ]; then
+	TARGETS=${BENCH_TARGETS:-nginx tracestitch tracestitch-spans}
+else
+	TARGETS=${BENCH_TARGETS:-nginx tracestitch}
+fi
 LOADS=${BENCH_LOADS:-get preflight}
 DURATION=${BENCH_DURATION:-10}
 REPS=${BENCH_REPS:-3}
@@ -73,8 +87,12 @@ command -v "$WRK" >/dev/null 2>&1 || die "wrk not found (make deps)"
 command -v curl >/dev/null 2>&1 || die "curl not found (make deps)"
 command -v python3 >/dev/null 2>&1 || die "python3 not found (make deps)"
 case " $TARGETS " in
-*" tracestitch "*)
+*" tracestitch "* | *" tracestitch-spans "*)
 	[ -x "$GATEWAY" ] || die "$GATEWAY not built (make build)" ;;
+esac
+case " $TARGETS " in
+*" tracestitch-spans "*)
+	[ -x "$FAKE_AGENT" ] || die "$FAKE_AGENT not built (make build)" ;;
 esac
 
 # CPU 0 for the proxies, CPU 1 for wrk and the backend.
@@ -91,11 +109,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/tracestitch-bench.XXXXXX")
 mkdir -p "$tmp/nginx-temp"
 
 # Free loopback ports, all distinct (the sockets are held until all are
-# picked): backend, nginx proxy, tracestitch listen, tracestitch admin.
-read -r BACKEND_PORT NGINX_PORT TS_PORT TS_ADMIN_PORT < <(python3 -c '
+# picked): backend, nginx proxy, tracestitch listen, tracestitch admin,
+# the same two for tracestitch-spans, the fake agent.
+read -r BACKEND_PORT NGINX_PORT TS_PORT TS_ADMIN_PORT TS2_PORT TS2_ADMIN_PORT \
+    AGENT_PORT < <(python3 -c '
 import socket
 socks = []
-for _ in range(4):
+for _ in range(7):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -206,6 +226,14 @@ logging:
   access_log: "off"
 EOF
 
+# tracestitch-spans: the same, spans exported to the fake agent (the
+# default queue and flush interval).
+sed -e "s/127.0.0.1:$TS_PORT\"/127.0.0.1:$TS2_PORT\"/" \
+    -e "s/127.0.0.1:$TS_ADMIN_PORT\"/127.0.0.1:$TS2_ADMIN_PORT\"/" \
+    -e "/^  type: none/a\\  datadog_url: http://127.0.0.1:$AGENT_PORT" \
+    -e "s/^  type: none/  type: datadog/" \
+    "$tmp/tracestitch.yaml" >"$tmp/tracestitch-spans.yaml"
+
 cat >"$tmp/preflight.lua" <<EOF
 wrk.method = "OPTIONS"
 wrk.headers["Origin"] = "$ORIGIN"
@@ -278,6 +306,19 @@ cpu_ticks() {
 	echo $((${12} + ${13}))
 }
 
+# Spans the fake agent received so far.
+agent_spans() {
+	awk -F'"spans":' 'NF > 1 { split($2, a, /[,}]/); s += a[1] }
+	    END { print s + 0 }' "$tmp/agent.jsonl" 2>/dev/null || echo 0
+}
+
+# Sum of tracestitch_export_dropped_spans_total of tracestitch-spans.
+spans_dropped() {
+	curl -s -m 2 "http://127.0.0.1:$TS2_ADMIN_PORT/metrics" | awk '
+	    /^tracestitch_export_dropped_spans_total/ { s += $NF }
+	    END { printf "%d", s }'
+}
+
 # wrk's latency ("850.12us", "1.23ms", "1.02s") in microseconds.
 to_us() {
 	awk -v v="$1" 'BEGIN {
@@ -311,8 +352,17 @@ for t in $TARGETS; do
 		target_url[$t]=http://127.0.0.1:$TS_PORT/api/hello
 		await tracestitch "$pid" "${target_url[$t]}" "$tmp/tracestitch.log"
 		;;
+	tracestitch-spans)
+		start agent_pid "$tmp/agent.out" $PIN_LOAD "$FAKE_AGENT" -q \
+		    -p "$AGENT_PORT" -o "$tmp/agent.jsonl"
+		start pid "$tmp/tracestitch-spans.log" $PIN_PROXY "$GATEWAY" \
+		    -c "$tmp/tracestitch-spans.yaml"
+		target_url[$t]=http://127.0.0.1:$TS2_PORT/api/hello
+		await tracestitch-spans "$pid" "${target_url[$t]}" \
+		    "$tmp/tracestitch-spans.log"
+		;;
 	*)
-		die "unknown target $t (nginx, tracestitch)"
+		die "unknown target $t (nginx, tracestitch, tracestitch-spans)"
 		;;
 	esac
 	target_pid[$t]=$pid
@@ -335,6 +385,28 @@ for load in $LOADS; do
 	done
 done
 
+# After a tracestitch-spans run: wait (flush interval + a request
+# timeout, at most 10 s) until every request of the run is accounted for
+# as a span the agent received or a dropped span, then log the counts.
+# wrk's count excludes requests cut off when it stops, whose spans are
+# exported too, so accounted >= wrk's count is 100% delivery.
+spans_delivery() {
+	local load=$1 rep=$2 reqs=$3 i s d
+	for ((i = 0; i < 100; i++)); do
+		s=$(($(agent_spans) - s0))
+		d=$(($(spans_dropped) - d0))
+		if [ $((s + d)) -ge "$reqs" ]; then
+			break
+		fi
+		sleep 0.1
+	done
+	printf '%-10s %-12s %3d spans: wrk %s, agent received %s, dropped %s (%s%% delivered)\n' \
+	    "$load" tracestitch-spans "$rep" "$reqs" "$s" "$d" \
+	    "$(awk -v s="$s" -v n="$reqs" 'BEGIN { printf "%.2f", (n > 0 ? 100 * s / n : 0) }')"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$load" "$rep" "$reqs" "$s" "$d" \
+	    >>"$tmp/delivery.tsv"
+}
+
 hz=$(getconf CLK_TCK)
 printf 'load\ttarget\trep\treqs\treq_s\tp99_us\tcpu_us_req\tnon2xx\n' >"$tmp/results.tsv"
 
@@ -353,6 +425,10 @@ for load in $LOADS; do
 		for t in $order; do
 			[ -n "${runnable[$load:$t]:-}" ] || continue
 			pid=${target_pid[$t]}
+			if [ "$t" = tracestitch-spans ]; then
+				s0=$(agent_spans)
+				d0=$(spans_dropped)
+			fi
 			c0=$(cpu_ticks "$pid")
 			# In the background, so that a signal's trap runs at once.
 			timeout $((DURATION + 15)) $PIN_LOAD "$WRK" -t1 \
@@ -380,13 +456,16 @@ for load in $LOADS; do
 			printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$load" "$t" \
 			    "$rep" "$reqs" "$rps" "$p99us" "$cpu" "$non2xx" \
 			    >>"$tmp/results.tsv"
+			if [ "$t" = tracestitch-spans ]; then
+				spans_delivery "$load" "$rep" "$reqs"
+			fi
 		done
 	done
 done
 
 # Medians per load and target, and the ratio tracestitch / nginx.
 echo
-echo "median of $REPS reps (ratio = tracestitch / nginx; CPU lower is better)"
+echo "median of $REPS reps (ratio = against nginx; CPU lower is better)"
 awk -F'\t' '
 NR == 1 { next }
 {
@@ -404,19 +483,35 @@ function median(arr, k, cnt,    i, j, t, v) {
 	return cnt % 2 ? v[(cnt + 1) / 2] : (v[cnt / 2] + v[cnt / 2 + 1]) / 2
 }
 function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+function med(k, m) {
+	if (!(k in n)) return ""
+	return m == 1 ? median(rps, k, n[k]) : m == 2 ? median(p99, k, n[k]) : median(cpu, k, n[k])
+}
 END {
-	printf "%-10s %-12s %12s %12s %8s\n", "load", "metric", "nginx", "tracestitch", "ratio"
+	printf "%-10s %-12s %12s %12s %8s %12s %8s\n", "load", "metric", "nginx", \
+	    "tracestitch", "ratio", "ts+spans", "ratio"
 	for (l = 1; l <= nl; l++) {
 		L = loads[l]; a = L SUBSEP "nginx"; b = L SUBSEP "tracestitch"
+		c = L SUBSEP "tracestitch-spans"
 		split("req/s p99_us cpu_us/req", names, " ")
 		for (m = 1; m <= 3; m++) {
-			na = (a in n) ? (m == 1 ? median(rps, a, n[a]) : m == 2 ? median(p99, a, n[a]) : median(cpu, a, n[a])) : ""
-			nb = (b in n) ? (m == 1 ? median(rps, b, n[b]) : m == 2 ? median(p99, b, n[b]) : median(cpu, b, n[b])) : ""
-			printf "%-10s %-12s %12s %12s %8s\n", L, names[m], na, nb, (na != "" && nb != "") ? ratio(nb, na) : "-"
+			na = med(a, m); nb = med(b, m); nc = med(c, m)
+			printf "%-10s %-12s %12s %12s %8s %12s %8s\n", L, names[m], na, nb, \
+			    (na != "" && nb != "") ? ratio(nb, na) : "-", nc, \
+			    (na != "" && nc != "") ? ratio(nc, na) : "-"
 		}
+		if (nb != "" && nc != "")
+			printf "%-10s span cost: %.2f us CPU per request (tracestitch-spans - tracestitch)\n", \
+			    L, nc - nb
 	}
 }' "$tmp/results.tsv"
 
 mkdir -p "$(dirname "$OUT")"
 cp "$tmp/results.tsv" "$OUT"
+if [ -f "$tmp/delivery.tsv" ]; then
+	awk -F'\t' '{ n += $3; s += $4; d += $5 }
+	    END { printf "spans: wrk %d requests, agent received %d, dropped %d (%.2f%% delivered)\n",
+	    n, s, d, (n > 0 ? 100 * s / n : 0) }' "$tmp/delivery.tsv"
+	cp "$tmp/delivery.tsv" "${OUT%.tsv}-spans.tsv"
+fi
 echo "bench: results in $OUT"

@@ -17,7 +17,9 @@
  * the agent's behaviour without restarting it.
  *
  * usage: fake_agent [-p port] [-u unix_path] [-m mode] [-r json] [-d ms]
- *                   [-o file]
+ *                   [-o file] [-q]
+ * -q (benchmarks): no headers, body or types, only "spans": the number of
+ * spans in a msgpack body.
  * With -p 0 (the default) it prints "fake agent listening on
  * http://127.0.0.1:PORT" on stdout once it listens.
  */
@@ -31,6 +33,22 @@
 #include "fake_agent_core.h"
 
 static FILE *out;
+static bool quiet;	/* -q: one {"method","path","spans"} line each */
+
+/* Spans in a decoded v0.4 body (array of arrays), else 0. */
+static size_t
+mp_spans(const msgpack_object *o)
+{
+	size_t n = 0;
+	uint32_t i;
+
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return 0;
+	for (i = 0; i < o->via.array.size; i++)
+		if (o->via.array.ptr[i].type == MSGPACK_OBJECT_ARRAY)
+			n += o->via.array.ptr[i].via.array.size;
+	return n;
+}
 
 static json_t *
 mp_json(const msgpack_object *o, bool types)
@@ -165,7 +183,8 @@ on_request(struct fa_agent *fa, const struct fa_request *r)
 	line = json_object();
 	json_object_set_new(line, "method", json_string(r->method));
 	json_object_set_new(line, "path", json_string(r->target));
-	json_object_set_new(line, "headers", headers_json(r->head));
+	if (!quiet)
+		json_object_set_new(line, "headers", headers_json(r->head));
 	if (fa_header(r->head, "Content-Type", ct, sizeof ct) != NULL &&
 	    strstr(ct, "msgpack") != NULL) {
 		msgpack_zone z;
@@ -175,13 +194,20 @@ on_request(struct fa_agent *fa, const struct fa_request *r)
 		msgpack_zone_init(&z, 4096);
 		if (msgpack_unpack(r->body, r->body_len, &off, &z, &o) ==
 		    MSGPACK_UNPACK_SUCCESS) {
-			body = mp_json(&o, false);
-			types = mp_json(&o, true);
+			if (quiet)
+				json_object_set_new(line, "spans",
+				    json_integer((json_int_t)mp_spans(&o)));
+			else {
+				body = mp_json(&o, false);
+				types = mp_json(&o, true);
+			}
 		}
 		msgpack_zone_destroy(&z);
-	} else if (r->body_len > 0)
+	} else if (r->body_len > 0 && !quiet)
 		body = json_loadb(r->body, r->body_len, 0, NULL);
-	json_object_set_new(line, "body", body != NULL ? body : json_null());
+	if (!quiet)
+		json_object_set_new(line, "body", body != NULL ? body :
+		    json_null());
 	if (types != NULL)
 		json_object_set_new(line, "types", types);
 	if ((s = json_dumps(line, JSON_COMPACT | JSON_SORT_KEYS)) != NULL) {
@@ -225,7 +251,7 @@ main(int argc, char **argv)
 	unsigned delay = 500;
 	int c, port = 0;
 
-	while ((c = getopt(argc, argv, "p:u:m:r:d:o:")) != -1) {
+	while ((c = getopt(argc, argv, "p:u:m:r:d:o:q")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -245,10 +271,13 @@ main(int argc, char **argv)
 		case 'o':
 			outpath = optarg;
 			break;
+		case 'q':
+			quiet = true;
+			break;
 		default:
 			fprintf(stderr, "usage: fake_agent [-p port] "
 			    "[-u unix_path] [-m normal|500|garbage|stall|slow] "
-			    "[-r json] [-d ms] [-o file]\n");
+			    "[-r json] [-d ms] [-o file] [-q]\n");
 			return 2;
 		}
 	}
