@@ -49,6 +49,7 @@ struct server_gen {
 	struct cors_policy *default_cors; /* top-level block, or NULL */
 	struct propagation_conf *route_prop; /* per route (behavior override) */
 	uint64_t id;			/* generation number, 1.. */
+	uint64_t busy_timeout_ms;	/* client timeout while we proxy */
 };
 
 struct worker_route {
