@@ -1,0 +1,224 @@
+/*
+ * proxy_trace.c -- the gateway span of a request: extraction of the
+ * incoming context from every header line, the span's tags (PROPAGATION.md
+ * 11.4 and 11.6), injection toward the upstream, and the finish that hands
+ * the span to the exporter.  The pure work is src/trace/; this file only
+ * maps a request onto it.
+ */
+#include <sys/queue.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "log.h"
+#include "propagation.h"
+#include "proxy.h"
+#include "proxy_int.h"
+#include "server.h"
+#include "span.h"
+#include "util.h"
+
+/* Header-count cap for extraction; later lines are not looked at. */
+#define PROXY_MAX_TRACE_HEADERS 128
+
+/* Injection sink: one "Name: value" line into the head buffer. */
+static int
+proxy_emit_cb(void *arg, const char *name, const char *value, size_t len)
+{
+	struct proxy_hbuf *hb = arg;
+
+	proxy_hbuf_str(hb, name);
+	proxy_hbuf_add(hb, ": ", 2);
+	proxy_hbuf_add(hb, value, len);
+	proxy_hbuf_add(hb, "\r\n", 2);
+	return 0;
+}
+
+/* True for a path segment that varies per request (id, UUID, hash). */
+static bool
+proxy_segment_is_id(const char *p, size_t len)
+{
+	size_t i, digits = 0, hex = 0, dashes = 0;
+
+	if (len == 0)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c >= '0' && c <= '9')
+			digits++;
+		else if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+			hex++;
+		else if (c == '-')
+			dashes++;
+		else
+			return false;
+	}
+	if (digits == len)
+		return true;
+	/* 8-4-4-4-12 UUIDs and long hex ids. */
+	if (len == 36 && dashes == 4)
+		return true;
+	return dashes == 0 && len >= 16 && digits > 0;
+}
+
+/* "GET /users/?/orders": the method and the path with ids as '?'. */
+static void
+proxy_resource(const struct proxy_req *pr, char *out, size_t size)
+{
+	const char *p = pr->pr_client.path;
+	size_t n;
+
+	n = (size_t)snprintf(out, size, "%s ", pr->pr_client.method_name);
+	while (*p != '\0' && n + 2 < size) {
+		size_t seg;
+
+		if (*p == '/') {
+			out[n++] = *p++;
+			continue;
+		}
+		seg = strcspn(p, "/");
+		if (proxy_segment_is_id(p, seg))
+			out[n++] = '?';
+		else {
+			if (n + seg + 1 > size)
+				seg = size - n - 1;
+			memcpy(out + n, p, seg);
+			n += seg;
+		}
+		p += seg;
+	}
+	out[n] = '\0';
+}
+
+/* Extract the incoming context and start the gateway span. */
+void
+proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
+    bool preflight)
+{
+	struct worker *w = pr->worker;
+	struct evhttp_request *req = pr->pr_client.req;
+	const struct config *cfg = pr->wgen->gen->cfg;
+	struct trace_header th[PROXY_MAX_TRACE_HEADERS];
+	struct evkeyval *kv;
+	struct span *sp;
+	char buf[1024];
+	const char *ua = NULL;
+	size_t n = 0;
+	uint64_t mono = util_mono_ns();
+
+	if ((sp = server_span_get(w)) == NULL)
+		return;
+	server_sampler_refresh(w);
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+		if (n == TS_NITEMS(th))
+			break;
+		th[n].name = kv->key;
+		th[n].name_len = strlen(kv->key);
+		th[n].value = kv->value;
+		th[n].value_len = strlen(kv->value);
+		if (ua == NULL && th[n].name_len == 10 &&
+		    util_strcaseeq(kv->key, "user-agent"))
+			ua = kv->value;
+		n++;
+	}
+	propagation_extract(pr->route->prop, th, n, w->extract, &w->pstats);
+	propagation_start_span(pr->route->prop, w->extract, pr->wgen->sampler,
+	    &w->rng, (uint64_t)((int64_t)pr->start_ns + w->wall_offset_ns),
+	    mono, sp);
+	pr->span = sp;
+
+	(void)span_set_name(sp, cfg->tracing.span_name);
+	(void)span_set_service(sp, cfg->tracing.service);
+	(void)span_set_type(sp, "web");
+	proxy_resource(pr, buf, sizeof buf);
+	(void)span_set_resource(sp, buf);
+	(void)span_set_meta(sp, "span.kind", "server");
+	(void)span_set_meta(sp, "component", "tracestitch");
+	(void)span_set_meta(sp, "language", "c");
+	if (cfg->tracing.env[0] != '\0')
+		(void)span_set_meta(sp, "env", cfg->tracing.env);
+	if (cfg->tracing.version[0] != '\0')
+		(void)span_set_meta(sp, "version", cfg->tracing.version);
+	(void)span_set_meta(sp, "http.method", pr->pr_client.method_name);
+	snprintf(buf, sizeof buf, "%s://%s%s", pr->conn->tls ? "https" :
+	    "http", h->host != NULL ? h->host : pr->route->conf->upstream.authority,
+	    cfg->tracing.redact_query ? pr->pr_client.path :
+	    proxy_origin_form(evhttp_request_get_uri(req)));
+	(void)span_set_meta(sp, "http.url", buf);
+	if (h->host != NULL)
+		(void)span_set_meta(sp, "http.host", h->host);
+	if (ua != NULL)
+		(void)span_set_meta(sp, "http.useragent", ua);
+	if (h->origin != NULL)
+		(void)span_set_meta(sp, "http.request.headers.origin",
+		    h->origin);
+	(void)span_set_meta(sp, "http.route", pr->route->conf->path_prefix);
+	(void)span_set_meta(sp, "upstream.name", pr->route->conf->name);
+	(void)span_set_meta(sp, "upstream.address",
+	    pr->route->conf->upstream.url);
+	(void)span_set_meta(sp, "network.client.ip", pr->conn->client_ip);
+	if (preflight)
+		(void)span_set_meta(sp, "cors.preflight", "true");
+	{
+		size_t i;
+
+		for (i = 0; i < cfg->tracing.n_tags; i++)
+			(void)span_set_meta(sp, cfg->tracing.tags[i].key,
+			    cfg->tracing.tags[i].value);
+	}
+	(void)span_set_metric(sp, "_dd.measured", 1);
+	(void)span_set_metric(sp, "_dd.top_level", 1);
+	(void)span_set_metric(sp, "process_id", (double)w->pid);
+}
+
+/* Close the span: status, error, timings; hand it to the exporter. */
+void
+proxy_trace_finish(struct proxy_req *pr)
+{
+	struct worker *w = pr->worker;
+	struct span *sp = pr->span;
+	uint64_t end = util_mono_ns();
+	char num[16];
+
+	if (sp == NULL)
+		return;
+	pr->span = NULL;
+	if (pr->status > 0) {
+		snprintf(num, sizeof num, "%d", pr->status);
+		(void)span_set_meta(sp, "http.status_code", num);
+	}
+	if (pr->error_type != NULL) {
+		sp->error = true;
+		(void)span_set_meta(sp, "error.type", pr->error_type);
+		(void)span_set_meta(sp, "error.message", pr->error_msg);
+	} else if (pr->status >= 500) {
+		sp->error = true;
+		(void)span_set_meta(sp, "error.type", "http.server_error");
+		snprintf(pr->error_msg, sizeof pr->error_msg,
+		    "the upstream answered %d", pr->status);
+		(void)span_set_meta(sp, "error.message", pr->error_msg);
+	}
+	if (pr->up_sent_ns != 0)
+		(void)span_set_metric(sp, "upstream.connect_ms",
+		    (double)(pr->up_sent_ns - pr->start_ns) / 1e6);
+	if (pr->up_first_ns != 0 && pr->up_sent_ns != 0)
+		(void)span_set_metric(sp, "upstream.ttfb_ms",
+		    (double)(pr->up_first_ns - pr->up_sent_ns) / 1e6);
+	span_finish(sp, (uint64_t)((int64_t)end + w->wall_offset_ns));
+	server_span_export(w, sp);
+	server_span_put(w, sp);
+}
+
+/* Write the gateway span's context in every inject style into hb. */
+void
+proxy_trace_inject(struct proxy_req *pr, struct proxy_hbuf *hb)
+{
+	(void)propagation_inject(pr->route->prop, pr->span, proxy_emit_cb, hb);
+}
