@@ -352,21 +352,27 @@ proxy_client_flush(struct proxy_req *pr, struct evhttp_request *req)
 	struct bufferevent *bev;
 	struct evbuffer *out;
 
-	if (req == NULL || pr->conn == NULL || pr->conn->tls ||
+	if (req == NULL || pr->conn == NULL ||
 	    (evcon = evhttp_request_get_connection(req)) == NULL)
 		return;
 	bev = evhttp_connection_get_bufferevent(evcon);
 	out = bufferevent_get_output(bev);
 	if (evbuffer_get_length(out) == 0)
 		return;
-	/* bufferevent_socket freezes the front of its output. */
-	evbuffer_unfreeze(out, 1);
-	(void)evbuffer_write(out, bufferevent_getfd(bev));
-	evbuffer_freeze(out, 1);
-	if (evbuffer_get_length(out) == 0) {
-		bufferevent_disable(bev, EV_WRITE);
-		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+	if (!pr->conn->tls) {
+		/* bufferevent_socket freezes the front of its output. */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(bev));
+		evbuffer_freeze(out, 1);
+		if (evbuffer_get_length(out) == 0) {
+			bufferevent_disable(bev, EV_WRITE);
+			bufferevent_trigger(bev, EV_WRITE,
+			    BEV_TRIG_DEFER_CALLBACKS);
+			return;
+		}
 	}
+	/* What is left (TLS, a full socket buffer) goes the usual way. */
+	bufferevent_enable(bev, EV_WRITE);
 }
 
 /*
