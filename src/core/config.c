@@ -278,28 +278,34 @@ static const struct cfg_row cfg_schema[] = {
 
 	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
 	  .choices = cfg_exporter_names,
+	  .flags = CF_NORELOAD,
 	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP JSON; stdout: one "
 	  "JSON line per span; none" },
 	{ "exporter.datadog_url", CT_STRING, C(exporter.datadog_url),
 	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
 	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
+	  .flags = CF_NORELOAD,
 	  .help = "Datadog Agent, http://host:port or unix:///path" },
 	{ "exporter.otlp_endpoint", CT_STRING, C(exporter.otlp_endpoint),
 	  .def = "http://localhost:4318/v1/traces", .check = cfg_check_http_url,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
 	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
+	  .flags = CF_NORELOAD,
 	  .help = "full OTLP/HTTP traces URL" },
 	{ "exporter.flush_interval", CT_DURATION,
 	  C(exporter.flush_interval_ms), .min = 10, .max = 60000, .def = "1s",
+	  .flags = CF_NORELOAD,
 	  .help = "how often batched spans are sent" },
 	{ "exporter.max_queue_spans", CT_UINT, C(exporter.max_queue_spans),
 	  .min = 1, .max = 10000000, .def = "100000",
+	  .flags = CF_NORELOAD,
 	  .help = "spans queued for export before new ones are dropped" },
 
 	{ "logging.level", CT_ENUM, C(logging.level), .def = "info",
 	  .choices = cfg_level_names, .help = "error log level" },
 	{ "logging.access_log", CT_STRING, C(logging.access_log), .min = 1,
-	  .def = "stdout", .help = "stdout, stderr, off or a file path" },
+	  .def = "stdout", .flags = CF_NORELOAD,
+	  .help = "stdout, stderr, off or a file path" },
 	{ "logging.format", CT_STRING, C(logging.format), .def = "json",
 	  .check = cfg_check_format, .help = "access log format (json)" },
 };
@@ -1869,6 +1875,16 @@ config_check_reload(const struct config *old, const struct config *new,
 	if (old->has_admin != new->has_admin || (old->has_admin &&
 	    strcmp(old->admin_listen.text, new->admin_listen.text) != 0))
 		cfg_append(list, ", admin.listen", sizeof list);
+	/* The exporter thread and the access log are set up once. */
+	if (old->exporter.type != new->exporter.type ||
+	    !cfg_streq(old->exporter.datadog_url, new->exporter.datadog_url) ||
+	    !cfg_streq(old->exporter.otlp_endpoint,
+	    new->exporter.otlp_endpoint) ||
+	    old->exporter.flush_interval_ms != new->exporter.flush_interval_ms ||
+	    old->exporter.max_queue_spans != new->exporter.max_queue_spans)
+		cfg_append(list, ", exporter", sizeof list);
+	if (!cfg_streq(old->logging.access_log, new->logging.access_log))
+		cfg_append(list, ", logging.access_log", sizeof list);
 	if (list[0] == '\0')
 		return 0;
 	xasprintf(cause, "%s: cannot change on reload (restart instead)",
