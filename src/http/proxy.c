@@ -307,7 +307,7 @@ proxy_error_body(char *buf, size_t size, int status, const char *message,
 
 void
 proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
-    const char *message, const struct worker_route *route, const char *origin,
+    const char *message, const struct cors_policy *cors, const char *origin,
     const char *request_id)
 {
 	struct cors_answer ans;
@@ -324,9 +324,8 @@ proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
 	    "Connection: close\r\n",
 	    status, proxy_reason(status), server_date(w), blen);
 	/* Even a refused stream is readable by the page that sent it. */
-	if (route != NULL && route->cors != NULL &&
-	    cors_actual(route->cors, origin, origin != NULL ? strlen(origin) :
-	    0, &ans) == 0) {
+	if (cors != NULL && cors_actual(cors, origin, origin != NULL ?
+	    strlen(origin) : 0, &ans) == 0) {
 		for (i = 0; i < ans.n_headers; i++) {
 			evbuffer_add_printf(out, "%s: %.*s\r\n",
 			    ans.headers[i].name, (int)ans.headers[i].value_len,

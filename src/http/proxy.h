@@ -25,11 +25,12 @@ void proxy_client_gone(struct proxy_req *);
 /*
  * Write a complete gateway-generated error response (status line,
  * headers, JSON body) into out, for the framing guard, which answers
- * before evhttp has a request.  route may be NULL.
+ * before evhttp has a request.  cors is the policy that applies (the
+ * route's, or the top-level one when no route matched), or NULL.
  */
 struct evbuffer;
 void proxy_format_raw_error(struct worker *, struct evbuffer *out,
-    int status, const char *message, const struct worker_route *route,
+    int status, const char *message, const struct cors_policy *cors,
     const char *origin, const char *request_id);
 
 /* Find the route for host (may be NULL) and path; NULL if none. */

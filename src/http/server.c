@@ -510,8 +510,10 @@ server_conn_refuse(struct server_conn *c)
 	route = proxy_route_find(w->wgen, fs->host[0] != '\0' ? fs->host : NULL,
 	    fs->path[0] != '\0' ? fs->path : "/");
 	proxy_request_id(w, id);
+	/* The route's CORS policy, or the top-level one (as for a 404). */
 	proxy_format_raw_error(w, bufferevent_get_output(c->bev), fs->status,
-	    fs->reason != NULL ? fs->reason : "invalid request", route,
+	    fs->reason != NULL ? fs->reason : "invalid request",
+	    route != NULL ? route->cors : w->wgen->default_cors,
 	    fs->origin[0] != '\0' ? fs->origin : NULL, id);
 	metrics_request(w->metrics, route != NULL ? route->slot : 0,
 	    fs->status, 0, 0);

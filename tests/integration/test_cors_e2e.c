@@ -807,6 +807,10 @@ static const struct {
 	{ "400 framing", "POST /echo HTTP/1.1\r\nHost: itest.test\r\n"
 	    "Origin: https://www.example.com\r\n"
 	    "Content-Length: 3\r\nContent-Length: 5\r\n\r\nhello", 400 },
+	/* No route matches: the top-level policy applies, as for 404. */
+	{ "400 framing, no route", "POST /echo HTTP/1.1\r\n"
+	    "Host: nothing.test\r\nOrigin: https://www.example.com\r\n"
+	    "Content-Length: 3\r\nContent-Length: 5\r\n\r\nhello", 400 },
 	{ "404 no route", "GET /x HTTP/1.1\r\nHost: nothing.test\r\n"
 	    "Origin: https://www.example.com\r\nConnection: close\r\n\r\n",
 	    404 },
