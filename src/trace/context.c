@@ -161,6 +161,22 @@ trace_header_find(const struct trace_header *h, size_t n, const char *lname,
 	return first;
 }
 
+/* The OWS-trimmed value of the first header named lname, or NULL. */
+const char *
+trace_header_value(const struct trace_header *h, size_t n, const char *lname,
+    size_t *len)
+{
+	const struct trace_header *f;
+	const char *v;
+
+	if ((f = trace_header_find(h, n, lname, NULL)) == NULL)
+		return NULL;
+	v = f->value;
+	*len = f->value_len;
+	trace_trim_ows(&v, len);
+	return v;
+}
+
 /* Trim SP/HTAB around [*s, *s + *len). */
 void
 trace_trim_ows(const char **s, size_t *len)

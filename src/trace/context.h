@@ -137,5 +137,9 @@ const struct trace_header *trace_header_find(const struct trace_header *,
 
 /* Trim SP/HTAB around [*s, *s + *len). */
 void trace_trim_ows(const char **s, size_t *len);
+/* The OWS-trimmed value of the first header named lname (lower-case), or
+ * NULL; *len is its length. */
+const char *trace_header_value(const struct trace_header *, size_t n,
+    const char *lname, size_t *len);
 
 #endif /* TS_TRACE_CONTEXT_H */

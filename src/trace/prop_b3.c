@@ -12,22 +12,6 @@
 #include "ids.h"
 #include "prop_b3.h"
 
-/* The trimmed value of the first header named lname, or NULL. */
-static const char *
-b3_value(const struct trace_header *h, size_t n, const char *lname,
-    size_t *len)
-{
-	const struct trace_header *f;
-	const char *v;
-
-	if ((f = trace_header_find(h, n, lname, NULL)) == NULL)
-		return NULL;
-	v = f->value;
-	*len = f->value_len;
-	trace_trim_ows(&v, len);
-	return v;
-}
-
 /* Sampling state: 1 / 0 / 2 (debug), or -1 if not understood. */
 static int
 b3_sampling(const char *s, size_t len, bool allow_debug)
@@ -70,7 +54,7 @@ prop_b3_extract_single(const struct trace_header *h, size_t n,
 	int st;
 
 	trace_context_clear(c);
-	if ((v = b3_value(h, n, "b3", &len)) == NULL)
+	if ((v = trace_header_value(h, n, "b3", &len)) == NULL)
 		return PROP_ABSENT;
 	end = v + len;
 	if ((d1 = memchr(v, '-', len)) == NULL) {
@@ -112,10 +96,10 @@ prop_b3_extract_multi(const struct trace_header *h, size_t n,
 	int st = -1;
 
 	trace_context_clear(c);
-	tid = b3_value(h, n, "x-b3-traceid", &tlen);
-	sid = b3_value(h, n, "x-b3-spanid", &slen);
-	sampled = b3_value(h, n, "x-b3-sampled", &samp_len);
-	flags = b3_value(h, n, "x-b3-flags", &flen);
+	tid = trace_header_value(h, n, "x-b3-traceid", &tlen);
+	sid = trace_header_value(h, n, "x-b3-spanid", &slen);
+	sampled = trace_header_value(h, n, "x-b3-sampled", &samp_len);
+	flags = trace_header_value(h, n, "x-b3-flags", &flen);
 	if (flags != NULL && flen == 1 && flags[0] == '1')
 		st = 2;		/* debug implies accept [b3] */
 	else if (sampled != NULL)

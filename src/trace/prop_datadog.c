@@ -32,21 +32,6 @@ dd_printable(const char *s, size_t len)
 	return true;
 }
 
-static const char *
-dd_value(const struct trace_header *h, size_t n, const char *lname,
-    size_t *len)
-{
-	const struct trace_header *f;
-	const char *v;
-
-	if ((f = trace_header_find(h, n, lname, NULL)) == NULL)
-		return NULL;
-	v = f->value;
-	*len = f->value_len;
-	trace_trim_ows(&v, len);
-	return v;
-}
-
 /* Parse a decimal int with optional '-' (priorities); 0 or -1. */
 int
 prop_datadog_parse_int(const char *s, size_t len, int *out)
@@ -189,11 +174,11 @@ prop_datadog_extract(const struct trace_header *h, size_t n, size_t tags_max,
 	int p;
 
 	trace_context_clear(c);
-	tid = dd_value(h, n, "x-datadog-trace-id", &tid_len);
-	pid = dd_value(h, n, "x-datadog-parent-id", &pid_len);
-	prio = dd_value(h, n, "x-datadog-sampling-priority", &prio_len);
-	origin = dd_value(h, n, "x-datadog-origin", &origin_len);
-	tags = dd_value(h, n, "x-datadog-tags", &tags_len);
+	tid = trace_header_value(h, n, "x-datadog-trace-id", &tid_len);
+	pid = trace_header_value(h, n, "x-datadog-parent-id", &pid_len);
+	prio = trace_header_value(h, n, "x-datadog-sampling-priority", &prio_len);
+	origin = trace_header_value(h, n, "x-datadog-origin", &origin_len);
+	tags = trace_header_value(h, n, "x-datadog-tags", &tags_len);
 
 	if (tid == NULL)
 		return pid != NULL ? PROP_INVALID : PROP_ABSENT;
