@@ -135,6 +135,7 @@ static const unsigned char cls[256] = {
 static const char R_BARE_CR[] = "bare CR";
 static const char R_EMPTY[] = "too many empty lines before the request line";
 static const char R_METHOD[] = "invalid method";
+static const char R_METHOD_NS[] = "method not supported by the gateway";
 static const char R_TARGET[] = "invalid request-target";
 static const char R_VERSION[] = "invalid HTTP version";
 static const char R_VERSION_NS[] = "HTTP version not supported";
@@ -202,6 +203,23 @@ bool
 framing_idle(const struct framing_state *f)
 {
 	return f->phase == FRAMING_REQLINE && f->st == ST_START;
+}
+
+/* A method the gateway can proxy (case-sensitive, RFC 9110 9.1). */
+static bool
+method_supported(const char *m, size_t len)
+{
+	static const char *const known[] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE",
+		"CONNECT", "PATCH",
+	};
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(known); i++) {
+		if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Forget everything about the previous request: a request line starts. */
@@ -542,6 +560,13 @@ head_parse(struct framing_state *f, const unsigned char *p,
 				break;
 			if (*p != ' ' || f->tok_len == 0)
 				return reject(f, 400, R_METHOD);
+			/*
+			 * The HTTP server underneath (libevent 2.1 evhttp) knows
+			 * the RFC 9110 methods and PATCH only; refuse others
+			 * here with our own 501 instead of its HTML page.
+			 */
+			if (!method_supported(f->method, f->tok_len))
+				return reject(f, 501, R_METHOD_NS);
 			f->tok_len = 0;
 			f->st = ST_TARGET;
 			p++;
