@@ -392,6 +392,10 @@ done
 # exported too, so accounted >= wrk's count is 100% delivery.
 spans_delivery() {
 	local load=$1 rep=$2 reqs=$3 i s d
+	# Preflights are not traced (tracing.trace_preflights: false).
+	if [ "$load" = preflight ]; then
+		return 0
+	fi
 	for ((i = 0; i < 100; i++)); do
 		s=$(($(agent_spans) - s0))
 		d=$(($(spans_dropped) - d0))
