@@ -99,6 +99,12 @@ fuzz_streq(const char *a, const char *b)
  *      and prop_datadog_inject re-emits it: control bytes and non-ASCII
  *      bytes go to the upstream in x-datadog-origin (tracestate "o:" is
  *      sanitised).  Skip inputs whose origin holds such a byte.
+ *   2. prop_w3c.c accepts a tracestate dd sub-member value that ends with
+ *      a space ("dd=o:abc ;s:1") and w3c_format_dd writes it back last
+ *      in the member ("dd=s:1;p:..;o:abc ,foo=1"): the member value then
+ *      ends with SP, which W3C trace-context 3.3.1.3.2 forbids (nblk-chr),
+ *      and the next hop trims it, so the origin changes on the way.  Skip
+ *      contexts whose origin ends with a space (fuzz_known_bug_ctx).
  */
 static inline int
 fuzz_known_bug(const struct trace_header *h, size_t n)
@@ -118,6 +124,22 @@ fuzz_known_bug(const struct trace_header *h, size_t n)
 #else
 	(void)h;
 	(void)n;
+#endif
+	return 0;
+}
+
+/* Known bugs visible only after extraction (see above). */
+static inline int
+fuzz_known_bug_ctx(const struct trace_context *c)
+{
+#ifdef FUZZ_SKIP_KNOWN_BUGS
+	size_t len;
+
+	if (c->origin != NULL && (len = strlen(c->origin)) > 0 &&
+	    c->origin[len - 1] == ' ')
+		return 1;
+#else
+	(void)c;
 #endif
 	return 0;
 }
