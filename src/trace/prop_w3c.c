@@ -127,6 +127,10 @@ w3c_parse_dd(const char *v, size_t len, struct trace_arena *a,
 			if (prop_datadog_parse_int(val, vl, &s) == 0)
 				has_s = true;
 		} else if (kl == 1 && p[0] == 'o') {
+			/* Trailing blanks are not part of it (they could not
+			 * travel at the end of a member, 3.3.1.3.2). */
+			while (vl > 0 && (val[vl - 1] == ' ' || val[vl - 1] == '\t'))
+				vl--;
 			if (vl > 0)
 				c->origin = w3c_untilde(a, val, vl);
 		} else if (kl == 1 && p[0] == 'p') {
@@ -393,6 +397,15 @@ w3c_format_dd(const struct span *s, char *dd)
 			p = semi + 1;
 		}
 	}
+	/*
+	 * W3C trace-context 3.3.1.3.2: a member value ends with a non-blank
+	 * character (nblk-chr).  A sub-member value may end with SP ("o:a "
+	 * from an incoming dd member, a tag value); when it lands last, the
+	 * next hop would trim it, so those blanks become '_' here, as every
+	 * other byte the member cannot carry does.
+	 */
+	for (i = len; i > 3 && dd[i - 1] == ' '; i--)
+		dd[i - 1] = '_';
 	return len;
 }
 
