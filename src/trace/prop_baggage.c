@@ -63,6 +63,10 @@ bag_decode(struct trace_arena *a, const char *s, size_t len)
 		if (i + 2 >= len || (hi = bag_hexval(s[i + 1])) < 0 ||
 		    (lo = bag_hexval(s[i + 2])) < 0)
 			return NULL;
+		/* %00 cannot live in a C string: it would cut the item
+		 * (found by fuzz_prop_baggage).  Treat it as a bad escape. */
+		if (hi == 0 && lo == 0)
+			return NULL;
 		out[o++] = (char)(hi << 4 | lo);
 		i += 2;
 	}
