@@ -86,8 +86,8 @@ make_span(struct span *sp)
 
 /* Poll the stats until pred holds (bounded). */
 #define WAIT_STATS(ex, st, pred) do {					\
-	int _i;								\
-	for (_i = 0; _i < 2500; _i++) {					\
+	int wait_n_;								\
+	for (wait_n_ = 0; wait_n_ < 2500; wait_n_++) {					\
 		exporter_get_stats((ex), &(st));			\
 		if (pred)						\
 			break;						\
