@@ -306,6 +306,70 @@ put_family(FILE *fp, const char *name, const char *type, const char *help)
 	fprintf(fp, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One counter of one block, by route and label index. */
+typedef uint64_t (*metrics_get_fn)(const struct metrics *, unsigned route,
+    unsigned k);
+
+static uint64_t
+get_requests(const struct metrics *m, unsigned r, unsigned k)
+{
+	return counter_get(&m->requests[r][k]);
+}
+
+static uint64_t
+get_bytes(const struct metrics *m, unsigned r, unsigned k)
+{
+	(void)k;
+	return counter_get(&m->bytes[r]);
+}
+
+static uint64_t
+get_upstream(const struct metrics *m, unsigned r, unsigned k)
+{
+	return counter_get(&m->upstream[r][k]);
+}
+
+static uint64_t
+get_preflight(const struct metrics *m, unsigned r, unsigned k)
+{
+	return counter_get(&m->cors_preflight[r][k]);
+}
+
+static uint64_t
+get_disallowed(const struct metrics *m, unsigned r, unsigned k)
+{
+	(void)k;
+	return counter_get(&m->cors_disallowed[r]);
+}
+
+/*
+ * A per-route counter family summed over every block: one sample per
+ * route, or per route and value of a second label (lkey, lvals[n]) when
+ * n > 0.  Called with registry_mtx held.
+ */
+static void
+render_route_family(FILE *fp, const char *name, const char *help,
+    const char *lkey, const char *const *lvals, unsigned n, metrics_get_fn get)
+{
+	const struct metrics *m;
+	unsigned r, k;
+
+	put_family(fp, name, "counter", help);
+	for (r = 0; r < route_count; r++) {
+		for (k = 0; k < (n > 0 ? n : 1); k++) {
+			uint64_t v = 0;
+
+			for (m = registry; m != NULL; m = m->next)
+				v += get(m, r, k);
+			fprintf(fp, "%s{route=\"", name);
+			put_label(fp, route_names[r]);
+			if (n > 0)
+				fprintf(fp, "\",%s=\"%s", lkey, lvals[k]);
+			fprintf(fp, "\"} %llu\n", (unsigned long long)v);
+		}
+	}
+}
+
 /* The per-route families; called with registry_mtx held. */
 static void
 render_routes(FILE *fp)
@@ -313,48 +377,16 @@ render_routes(FILE *fp)
 	static const char *const classes[METRICS_NCLASSES] = {
 		"1xx", "2xx", "3xx", "4xx", "5xx",
 	};
-	const struct metrics *m;
-	unsigned r, k;
 
-	put_family(fp, "tracestitch_requests_total", "counter",
-	    "Requests answered, by route and status class.");
-	for (r = 0; r < route_count; r++) {
-		for (k = 0; k < METRICS_NCLASSES; k++) {
-			uint64_t v = 0;
-
-			for (m = registry; m != NULL; m = m->next)
-				v += counter_get(&m->requests[r][k]);
-			fputs("tracestitch_requests_total{route=\"", fp);
-			put_label(fp, route_names[r]);
-			fprintf(fp, "\",code=\"%s\"} %llu\n", classes[k],
-			    (unsigned long long)v);
-		}
-	}
-	put_family(fp, "tracestitch_response_bytes_total", "counter",
-	    "Response body bytes sent to clients, by route.");
-	for (r = 0; r < route_count; r++) {
-		uint64_t v = 0;
-
-		for (m = registry; m != NULL; m = m->next)
-			v += counter_get(&m->bytes[r]);
-		fputs("tracestitch_response_bytes_total{route=\"", fp);
-		put_label(fp, route_names[r]);
-		fprintf(fp, "\"} %llu\n", (unsigned long long)v);
-	}
-	put_family(fp, "tracestitch_upstream_errors_total", "counter",
-	    "Failed upstream exchanges, by route and kind.");
-	for (r = 0; r < route_count; r++) {
-		for (k = 0; k < METRICS_UPSTREAM_NKINDS; k++) {
-			uint64_t v = 0;
-
-			for (m = registry; m != NULL; m = m->next)
-				v += counter_get(&m->upstream[r][k]);
-			fputs("tracestitch_upstream_errors_total{route=\"", fp);
-			put_label(fp, route_names[r]);
-			fprintf(fp, "\",kind=\"%s\"} %llu\n", upstream_kind[k],
-			    (unsigned long long)v);
-		}
-	}
+	render_route_family(fp, "tracestitch_requests_total",
+	    "Requests answered, by route and status class.", "code", classes,
+	    METRICS_NCLASSES, get_requests);
+	render_route_family(fp, "tracestitch_response_bytes_total",
+	    "Response body bytes sent to clients, by route.", NULL, NULL, 0,
+	    get_bytes);
+	render_route_family(fp, "tracestitch_upstream_errors_total",
+	    "Failed upstream exchanges, by route and kind.", "kind",
+	    upstream_kind, METRICS_UPSTREAM_NKINDS, get_upstream);
 }
 
 /* The CORS families; refusal series only once non-zero. */
@@ -365,20 +397,9 @@ render_cors(FILE *fp)
 	const struct metrics *m;
 	unsigned r, k, h;
 
-	put_family(fp, "tracestitch_cors_preflights_total", "counter",
-	    "CORS preflights answered by the gateway, by route and result.");
-	for (r = 0; r < route_count; r++) {
-		for (k = 0; k < 2; k++) {
-			uint64_t v = 0;
-
-			for (m = registry; m != NULL; m = m->next)
-				v += counter_get(&m->cors_preflight[r][k]);
-			fputs("tracestitch_cors_preflights_total{route=\"", fp);
-			put_label(fp, route_names[r]);
-			fprintf(fp, "\",result=\"%s\"} %llu\n", results[k],
-			    (unsigned long long)v);
-		}
-	}
+	render_route_family(fp, "tracestitch_cors_preflights_total",
+	    "CORS preflights answered by the gateway, by route and result.",
+	    "result", results, 2, get_preflight);
 	put_family(fp, "tracestitch_cors_refusals_total", "counter",
 	    "Refused CORS preflights, by route, kind and refused header.");
 	for (r = 0; r < route_count; r++) {
@@ -400,17 +421,9 @@ render_cors(FILE *fp)
 			}
 		}
 	}
-	put_family(fp, "tracestitch_cors_disallowed_origin_total", "counter",
-	    "Actual requests of a CORS route whose Origin is not allowed.");
-	for (r = 0; r < route_count; r++) {
-		uint64_t v = 0;
-
-		for (m = registry; m != NULL; m = m->next)
-			v += counter_get(&m->cors_disallowed[r]);
-		fputs("tracestitch_cors_disallowed_origin_total{route=\"", fp);
-		put_label(fp, route_names[r]);
-		fprintf(fp, "\"} %llu\n", (unsigned long long)v);
-	}
+	render_route_family(fp, "tracestitch_cors_disallowed_origin_total",
+	    "Actual requests of a CORS route whose Origin is not allowed.",
+	    NULL, NULL, 0, get_disallowed);
 }
 
 /* Gauge, histogram and the X-macro counters; registry_mtx held. */
