@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,8 @@ static void proxy_upstream_done_cb(struct upstream_req *, enum upstream_err,
     const char *, bool, void *);
 static void proxy_client_complete_cb(struct evhttp_request *, void *);
 static void proxy_client_drained_cb(struct evhttp_connection *, void *);
+static void proxy_hbuf_own_head(struct proxy_hbuf *, struct worker *, int,
+    const char *, const char *, size_t, const struct cors_answer *);
 
 static const struct upstream_cbs proxy_upstream_cbs = {
 	proxy_upstream_head_cb,
@@ -310,30 +313,24 @@ proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
     const char *message, const struct cors_policy *cors, const char *origin,
     const char *request_id)
 {
+	struct proxy_hbuf hbs, *hb = &hbs;
 	struct cors_answer ans;
 	char body[1024];
-	size_t blen, i;
+	size_t blen;
+	bool has_cors;
 
 	blen = proxy_error_body(body, sizeof body, status, message,
 	    request_id);
-	evbuffer_add_printf(out,
-	    "HTTP/1.1 %d %s\r\n"
-	    "Date: %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Connection: close\r\n",
-	    status, proxy_reason(status), server_date(w), blen);
 	/* Even a refused stream is readable by the page that sent it. */
-	if (cors != NULL && cors_actual(cors, origin, origin != NULL ?
-	    strlen(origin) : 0, &ans) == 0) {
-		for (i = 0; i < ans.n_headers; i++) {
-			evbuffer_add_printf(out, "%s: %.*s\r\n",
-			    ans.headers[i].name, (int)ans.headers[i].value_len,
-			    ans.headers[i].value);
-		}
-	}
-	evbuffer_add(out, "\r\n", 2);
-	evbuffer_add(out, body, blen);
+	has_cors = cors != NULL && cors_actual(cors, origin, origin != NULL ?
+	    strlen(origin) : 0, &ans) == 0;
+	hb->out = out;
+	hb->len = 0;
+	proxy_hbuf_own_head(hb, w, status, NULL, "application/json", blen,
+	    has_cors ? &ans : NULL);
+	proxy_hbuf_add(hb, "Connection: close\r\n\r\n", 21);
+	proxy_hbuf_add(hb, body, blen);
+	proxy_hbuf_flush(hb);
 }
 
 /*
@@ -400,20 +397,16 @@ proxy_client_output(struct evhttp_request *req)
 static bool
 proxy_client_closes(struct proxy_req *pr, bool framed)
 {
-	struct evhttp_request *req = pr->pr_client.req;
-	const char *c;
+	unsigned cf = pr->pr_client.conn_flags;
 	bool close_it;
 
-	c = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Connection");
 	close_it = pr->worker->draining || pr->conn->pending_close ||
-	    (c != NULL && strcasestr(c, "close") != NULL) ||
-	    (pr->pr_client.minor == 0 && (c == NULL ||
-	    strcasestr(c, "keep-alive") == NULL)) ||
-	    (pr->pr_client.minor == 0 && !framed);
+	    (cf & PROXY_CONN_CLOSE) != 0 ||
+	    (pr->pr_client.minor == 0 && ((cf & PROXY_CONN_KEEPALIVE) == 0 ||
+	    !framed));
 	if (close_it)
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Connection", "close");
+		evhttp_add_header(evhttp_request_get_output_headers(
+		    pr->pr_client.req), "Connection", "close");
 	return close_it;
 }
 
@@ -428,15 +421,14 @@ proxy_hbuf_connection(struct proxy_req *pr, struct proxy_hbuf *hb,
 		proxy_hbuf_add(hb, "Connection: keep-alive\r\n", 24);
 }
 
-/* The CORS answer of pr as header lines, Vary merged with up_vary. */
+/* A CORS answer as header lines (NULL: none), Vary merged with up_vary. */
 static void
-proxy_hbuf_cors(struct proxy_req *pr, struct proxy_hbuf *hb,
+proxy_hbuf_cors(struct proxy_hbuf *hb, const struct cors_answer *a,
     const char *up_vary, size_t up_len)
 {
-	const struct cors_answer *a = &pr->cors_ans;
 	size_t i;
 
-	if (!pr->has_cors_ans)
+	if (a == NULL)
 		return;
 	for (i = 0; i < a->n_headers; i++) {
 		const struct cors_header *h = &a->headers[i];
@@ -461,10 +453,9 @@ proxy_hbuf_cors(struct proxy_req *pr, struct proxy_hbuf *hb,
 	}
 }
 
-/* Status line and Date of a response we write ourselves. */
+/* The status line of a response we write ourselves. */
 static void
-proxy_hbuf_status(struct proxy_req *pr, struct proxy_hbuf *hb, int status,
-    const char *reason)
+proxy_hbuf_status(struct proxy_hbuf *hb, int status, const char *reason)
 {
 	char line[128];
 	int n;
@@ -473,7 +464,36 @@ proxy_hbuf_status(struct proxy_req *pr, struct proxy_hbuf *hb, int status,
 	    reason != NULL && *reason != '\0' ? reason : proxy_reason(status));
 	proxy_hbuf_add(hb, line, (size_t)n < sizeof line ? (size_t)n :
 	    sizeof line - 1);
-	(void)pr;
+}
+
+/*
+ * The head of a gateway-generated response, up to (not including) the
+ * Connection line: status, Date, Content-Type, Content-Length (not for
+ * 204/304), CORS headers.  Shared by replies to evhttp requests and by the
+ * framing guard's refusals.
+ */
+static void
+proxy_hbuf_own_head(struct proxy_hbuf *hb, struct worker *w, int status,
+    const char *reason, const char *ctype, size_t blen,
+    const struct cors_answer *cors)
+{
+	char num[48];
+	int n;
+
+	proxy_hbuf_status(hb, status, reason);
+	proxy_hbuf_add(hb, "Date: ", 6);
+	proxy_hbuf_str(hb, server_date(w));
+	proxy_hbuf_add(hb, "\r\n", 2);
+	if (ctype != NULL) {
+		proxy_hbuf_add(hb, "Content-Type: ", 14);
+		proxy_hbuf_str(hb, ctype);
+		proxy_hbuf_add(hb, "\r\n", 2);
+	}
+	if (status != 204 && status != 304) {
+		n = snprintf(num, sizeof num, "Content-Length: %zu\r\n", blen);
+		proxy_hbuf_add(hb, num, (size_t)n);
+	}
+	proxy_hbuf_cors(hb, cors, NULL, 0);
 }
 
 /*
@@ -506,8 +526,6 @@ proxy_send_raw(struct proxy_req *pr, int status, const char *reason,
 {
 	struct evhttp_request *req = pr->pr_client.req;
 	struct proxy_hbuf hbs, *hb = &hbs;
-	char num[48];
-	int n;
 
 	if ((hb->out = proxy_client_output(req)) == NULL) {
 		/* The client is gone; let evhttp free the request. */
@@ -519,23 +537,10 @@ proxy_send_raw(struct proxy_req *pr, int status, const char *reason,
 	pr->bytes_out = blen;
 	pr->pr_client.head_sent = true;
 	pr->pr_client.chunking = false;
-	proxy_hbuf_status(pr, hb, status, reason);
-	proxy_hbuf_add(hb, "Date: ", 6);
-	proxy_hbuf_str(hb, server_date(pr->worker));
-	proxy_hbuf_add(hb, "\r\n", 2);
-	if (ctype != NULL) {
-		proxy_hbuf_add(hb, "Content-Type: ", 14);
-		proxy_hbuf_str(hb, ctype);
-		proxy_hbuf_add(hb, "\r\n", 2);
-	}
-	if (status != 204 && status != 304) {
-		n = snprintf(num, sizeof num, "Content-Length: %zu\r\n", blen);
-		proxy_hbuf_add(hb, num, (size_t)n);
-	}
-	proxy_hbuf_cors(pr, hb, NULL, 0);
-	if (force_close) {
+	proxy_hbuf_own_head(hb, pr->worker, status, reason, ctype, blen,
+	    pr->has_cors_ans ? &pr->cors_ans : NULL);
+	if (force_close)
 		pr->conn->pending_close = true;
-	}
 	proxy_hbuf_connection(pr, hb, true);
 	proxy_hbuf_add(hb, "\r\n", 2);
 	if (blen > 0 && pr->pr_client.method != EVHTTP_REQ_HEAD)
@@ -614,33 +619,60 @@ proxy_hop_by_hop(const char *name, const char (*tokens)[40], size_t ntokens)
 	return false;
 }
 
-/* Collect the tokens of every Connection header of h into tokens. */
+/* Next comma-separated token of a list value; NULL at the end. */
+static const char *
+proxy_list_next(const char **p, size_t *len)
+{
+	const char *t;
+
+	while (**p == ' ' || **p == '\t' || **p == ',')
+		(*p)++;
+	if (**p == '\0')
+		return NULL;
+	t = *p;
+	*len = strcspn(t, " \t,");
+	*p += *len;
+	return t;
+}
+
+/* PROXY_CONN_* bits of one Connection value ("close", "keep-alive"). */
+static unsigned
+proxy_connection_flags(const char *value)
+{
+	const char *t, *p = value;
+	unsigned f = 0;
+	size_t len;
+
+	while ((t = proxy_list_next(&p, &len)) != NULL) {
+		if (len == 5 && util_strncaseeq(t, "close", 5))
+			f |= PROXY_CONN_CLOSE;
+		else if (len == 10 && util_strncaseeq(t, "keep-alive", 10))
+			f |= PROXY_CONN_KEEPALIVE;
+	}
+	return f;
+}
+
+/* Collect the header names every Connection header of h lists. */
 static size_t
 proxy_connection_tokens(struct evkeyvalq *h, char (*tokens)[40], size_t max)
 {
 	struct evkeyval *kv;
-	size_t n = 0;
+	size_t n = 0, len;
 
 	TAILQ_FOREACH(kv, h, next) {
-		const char *p;
+		const char *p = kv->value, *t;
 
 		if ((kv->key[0] | 0x20) != 'c' ||
 		    !util_strcaseeq(kv->key, "connection"))
 			continue;
-		for (p = kv->value; *p != '\0' && n < max;) {
-			size_t len;
-
-			while (*p == ' ' || *p == '\t' || *p == ',')
-				p++;
-			len = strcspn(p, " \t,");
-			if (len > 0 && len < sizeof tokens[0]) {
-				memcpy(tokens[n], p, len);
-				tokens[n][len] = '\0';
-				if (!util_strcaseeq(tokens[n], "close") &&
-				    !util_strcaseeq(tokens[n], "keep-alive"))
-					n++;
-			}
-			p += len;
+		while (n < max && (t = proxy_list_next(&p, &len)) != NULL) {
+			if (len == 0 || len >= sizeof tokens[0])
+				continue;
+			memcpy(tokens[n], t, len);
+			tokens[n][len] = '\0';
+			if (!util_strcaseeq(tokens[n], "close") &&
+			    !util_strcaseeq(tokens[n], "keep-alive"))
+				n++;
 		}
 	}
 	return n;
@@ -808,6 +840,11 @@ proxy_scan_headers(struct evkeyvalq *in, struct proxy_hdrs *h)
 			if (h->origin == NULL && util_strcaseeq(k, "origin"))
 				h->origin = kv->value;
 			break;
+		case 'c':
+			if (util_strcaseeq(k, "connection"))
+				h->conn_flags |= proxy_connection_flags(
+				    kv->value);
+			break;
 		case 'a':
 			if (!util_strncaseeq(k, "access-control-request-", 23))
 				break;
@@ -904,7 +941,9 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	size_t plen;
 	bool idempotent, preflight;
 
-	if ((pr = calloc(1, sizeof *pr)) == NULL) {
+	if ((pr = malloc(sizeof *pr)) != NULL)
+		memset(pr, 0, offsetof(struct proxy_req, cors_ans));
+	if (pr == NULL) {
 		evhttp_send_error(req, 503, "Service Unavailable");
 		return;
 	}
@@ -931,6 +970,7 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	pr->pr_client.path[plen] = '\0';
 
 	proxy_scan_headers(evhttp_request_get_input_headers(req), &h);
+	pr->pr_client.conn_flags = h.conn_flags;
 	pr->route = proxy_route_find(pr->wgen, h.host, pr->pr_client.path);
 	if (pr->route == NULL) {
 		if (pr->wgen->default_cors != NULL) {
@@ -959,10 +999,8 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 		    "resolved");
 		return;
 	}
-	if ((ubuf = evbuffer_new()) == NULL) {
-		proxy_send_error(pr, 503, "out of memory");
-		return;
-	}
+	/* The worker's scratch buffer: upstream_request moves it all out. */
+	ubuf = w->ubuf;
 	pr->action = "sending the request to the upstream";
 	proxy_build_upstream_request(pr, ubuf);
 	idempotent = pr->pr_client.method != EVHTTP_REQ_POST &&
@@ -971,7 +1009,7 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
 	    pr->pr_client.method == EVHTTP_REQ_HEAD, idempotent,
 	    &proxy_upstream_cbs, pr);
-	evbuffer_free(ubuf);
+	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
 	if (pr->pr_upstream.ureq == NULL) {
 		proxy_send_error(pr, 503, "out of memory");
 		return;
@@ -1006,7 +1044,7 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	 * We write the head ourselves, straight from the upstream's header
 	 * entries: no copy into evhttp's list, no printf per header.
 	 */
-	proxy_hbuf_status(pr, hb, resp->status, resp->reason);
+	proxy_hbuf_status(hb, resp->status, resp->reason);
 	TAILQ_FOREACH(kv, resp->headers, next) {
 		size_t klen = strlen(kv->key);
 
@@ -1038,7 +1076,8 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 		proxy_hbuf_str(hb, server_date(pr->worker));
 		proxy_hbuf_add(hb, "\r\n", 2);
 	}
-	proxy_hbuf_cors(pr, hb, vlen > 0 ? vary : NULL, vlen);
+	proxy_hbuf_cors(hb, pr->has_cors_ans ? &pr->cors_ans : NULL,
+	    vlen > 0 ? vary : NULL, vlen);
 	/* Re-frame a chunked or close-delimited body for the client. */
 	pr->pr_client.chunking = !keep_cl && !no_body &&
 	    pr->pr_client.minor >= 1;
@@ -1050,7 +1089,6 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	proxy_hbuf_flush(hb);
 	pr->status = resp->status;
 	pr->pr_client.head_sent = true;
-	pr->pr_upstream.chunked_or_close = !keep_cl;
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
 	proxy_req_set_state(pr, PROXY_ST_RELAY);
@@ -1118,7 +1156,6 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	enum metrics_upstream_err kind;
 
 	pr->pr_upstream.ureq = NULL;
-	pr->pr_upstream.err = err;
 	if (err == UPSTREAM_OK) {
 		pr->action = NULL;
 		if (req != NULL)
@@ -1205,7 +1242,6 @@ proxy_client_gone(struct proxy_req *pr)
 {
 	struct evhttp_request *req = pr->pr_client.req;
 
-	pr->pr_client.gone = true;
 	if (pr->pr_upstream.ureq != NULL) {
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;

@@ -24,6 +24,10 @@ enum proxy_state {
 	PROXY_ST_DONE,		/* reply finished or abandoned */
 };
 
+/* What the client's Connection header(s) asked for. */
+#define PROXY_CONN_CLOSE	0x1
+#define PROXY_CONN_KEEPALIVE	0x2
+
 struct proxy_req {
 	enum proxy_state state;
 	struct worker *worker;
@@ -42,11 +46,11 @@ struct proxy_req {
 		enum evhttp_cmd_type method;
 		const char *method_name;
 		char path[512];			/* without query, truncated */
-		bool gone;			/* connection closed */
 		bool head_sent;
 		bool chunking;			/* we chunk the body we send */
 		bool paused_upstream;
 		int minor;
+		unsigned conn_flags;		/* PROXY_CONN_* of the request */
 	} pr_client;
 
 	/* The gateway span (NULL: this request is not traced). */
@@ -56,16 +60,19 @@ struct proxy_req {
 	uint64_t up_sent_ns;		/* monotonic */
 	uint64_t up_first_ns;
 
-	/* CORS of the route (NULL: none) and the decision for this request. */
+	/* CORS of the route (NULL: none); the answer is below. */
 	const struct cors_policy *cors;
 	bool has_cors_ans;
-	struct cors_answer cors_ans;
 
 	struct {
 		struct upstream_req *ureq;	/* NULL when not running */
-		enum upstream_err err;
-		bool chunked_or_close;
 	} pr_upstream;
+
+	/*
+	 * Last, and not zeroed on allocation (1.7 KB): valid only while
+	 * has_cors_ans is set, and always filled by cors_* before that.
+	 */
+	struct cors_answer cors_ans;
 };
 
 /* The request headers the pipeline looks at, found in one pass. */
@@ -75,6 +82,7 @@ struct proxy_hdrs {
 	const char *acrm;		/* Access-Control-Request-Method */
 	const char *acrh;		/* Access-Control-Request-Headers */
 	const char *acrpn;		/* -Request-Private-Network */
+	unsigned conn_flags;		/* PROXY_CONN_* of Connection */
 };
 
 /* A small write-combining buffer in front of an evbuffer. */

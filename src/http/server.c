@@ -825,6 +825,8 @@ server_worker_main(void *arg)
 	server_span_pool_free(w);
 	free(w->extract);
 	w->extract = NULL;
+	evbuffer_free(w->ubuf);
+	w->ubuf = NULL;
 	event_base_free(w->base);
 	w->base = NULL;
 	(void)!write(srv.done_fd[1], &one, 1);
@@ -890,6 +892,8 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	if (ids_rng_init(&w->rng, &errstr) != 0)
 		fatalx("worker %u: %s", i, errstr);
 	w->extract = xmalloc(sizeof *w->extract);
+	if ((w->ubuf = evbuffer_new()) == NULL)
+		fatalx("worker %u: out of memory", i);
 	{
 		struct timespec rt, mt;
 

@@ -105,6 +105,7 @@ struct worker {
 	int pid;			/* getpid() is a syscall: cached */
 	struct exporter *exporter;	/* shared; NULL: none */
 	struct exporter_queue *xq;	/* this worker's queue */
+	struct evbuffer *ubuf;		/* scratch for upstream requests */
 	char date[64];			/* cached IMF-fixdate */
 	int64_t date_sec;
 };
