@@ -17,50 +17,26 @@
 #include "metrics.h"
 #include "sampler.h"
 #include "span.h"
-#include "ts_test.h"
-#include "support/fake_agent_core.h"
-
-static struct fa_agent agent;
-static struct config cfg;
-static char url[160];
+#include "export_fixture.h"
 
 static void
 setup(void)
 {
-	ck_assert_int_eq(fa_init(&agent, 0, NULL), 0);
-	fa_start(&agent);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d", agent.port);
-	memset(&cfg, 0, sizeof cfg);
-	cfg.workers = 1;
-	cfg.tracing.service = "gw";
-	cfg.tracing.env = "prod";
-	cfg.tracing.version = "1.2.3";
-	cfg.exporter.type = CONFIG_EXPORTER_DATADOG;
-	cfg.exporter.datadog_url = url;
-	cfg.exporter.flush_interval_ms = 60000;
-	cfg.exporter.max_queue_spans = 1000;
+	export_fixture_setup(CONFIG_EXPORTER_DATADOG, NULL, "prod", "1.2.3",
+	    1000);
 }
 
 static void
 teardown(void)
 {
-	fa_fini(&agent);
-	metrics_free_all();
+	export_fixture_teardown();
 }
 
+/* An exporter with a 1 s request timeout and the default retries. */
 static struct exporter *
 new_exporter(void)
 {
-	struct exporter_opts o;
-	struct exporter *ex;
-	char *cause = NULL;
-
-	memset(&o, 0, sizeof o);
-	o.tick_ms = 5;
-	o.timeout_ms = 1000;
-	ex = exporter_new_opts(&cfg, &o, &cause);
-	ck_assert_msg(ex != NULL, "%s", cause);
-	return ex;
+	return export_fixture_exporter(1000, false);
 }
 
 /* The common shape of a gateway span. */
@@ -418,13 +394,7 @@ START_TEST(test_batch)
 	ck_assert_str_eq(fa_header(agent.reqs[0].head,
 	    "X-Datadog-Trace-Count", buf, sizeof buf), "25");
 	msgpack_zone_destroy(&z);
-	for (i = 0; i < 2500; i++) {
-		exporter_get_stats(ex, &st);
-		if (st.exported == 25)
-			break;
-		usleep(2000);
-	}
-	ck_assert_uint_eq(st.exported, 25);
+	WAIT_STATS(ex, st, st.exported == 25);
 	ck_assert_uint_eq(st.requests, 1);
 	exporter_free(ex);
 	span_free(sp);

@@ -11,51 +11,27 @@
 #include "exporter.h"
 #include "metrics.h"
 #include "span.h"
-#include "ts_test.h"
-#include "support/fake_agent_core.h"
-
-static struct fa_agent agent;
-static struct config cfg;
-static char url[160];
+#include "export_fixture.h"
 
 static void
 setup(void)
 {
-	ck_assert_int_eq(fa_init(&agent, 0, NULL), 0);
+	export_fixture_setup(CONFIG_EXPORTER_OTLP, "/v1/traces", "staging",
+	    "2.0", 100);
 	fa_set(&agent, FA_NORMAL, "{}");
-	fa_start(&agent);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/traces", agent.port);
-	memset(&cfg, 0, sizeof cfg);
-	cfg.workers = 1;
-	cfg.tracing.service = "gw";
-	cfg.tracing.env = "staging";
-	cfg.tracing.version = "2.0";
-	cfg.exporter.type = CONFIG_EXPORTER_OTLP;
-	cfg.exporter.otlp_endpoint = url;
-	cfg.exporter.flush_interval_ms = 60000;
-	cfg.exporter.max_queue_spans = 100;
 }
 
 static void
 teardown(void)
 {
-	fa_fini(&agent);
-	metrics_free_all();
+	export_fixture_teardown();
 }
 
+/* An exporter with a 1 s request timeout and the default retries. */
 static struct exporter *
 new_exporter(void)
 {
-	struct exporter_opts o;
-	struct exporter *ex;
-	char *cause = NULL;
-
-	memset(&o, 0, sizeof o);
-	o.tick_ms = 5;
-	o.timeout_ms = 1000;
-	ex = exporter_new_opts(&cfg, &o, &cause);
-	ck_assert_msg(ex != NULL, "%s", cause);
-	return ex;
+	return export_fixture_exporter(1000, false);
 }
 
 static void
@@ -207,7 +183,6 @@ START_TEST(test_otlp_unsampled)
 	struct exporter_queue *q = exporter_queue_new(ex);
 	struct exporter_stats st;
 	json_t *root, *spans;
-	int i;
 
 	make_span(sp, 0, false);
 	ck_assert(exporter_submit(q, sp));
@@ -227,26 +202,14 @@ START_TEST(test_otlp_unsampled)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
 	    json_array_get(spans, 0), "status"), "code")), 0);
 	json_decref(root);
-	for (i = 0; i < 500; i++) {
-		exporter_get_stats(ex, &st);
-		if (st.exported == 1)
-			break;
-		usleep(2000);
-	}
-	ck_assert_uint_eq(st.exported, 1);
+	WAIT_STATS(ex, st, st.exported == 1);
 	ck_assert_uint_eq(st.dropped_unsampled, 2);
 
 	/* Only unsampled spans: nothing is sent at all. */
 	make_span(sp, 0, false);
 	ck_assert(exporter_submit(q, sp));
 	exporter_flush(ex);
-	for (i = 0; i < 500; i++) {
-		exporter_get_stats(ex, &st);
-		if (st.dropped_unsampled == 3)
-			break;
-		usleep(2000);
-	}
-	ck_assert_uint_eq(st.dropped_unsampled, 3);
+	WAIT_STATS(ex, st, st.dropped_unsampled == 3);
 	ck_assert_uint_eq(fa_count(&agent), 1);
 	exporter_free(ex);
 	span_free(sp);

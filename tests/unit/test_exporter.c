@@ -15,53 +15,25 @@
 #include "metrics.h"
 #include "span.h"
 #include "util.h"
-#include "ts_test.h"
-#include "support/fake_agent_core.h"
-
-static struct fa_agent agent;
-static struct config cfg;
-static char url[160];
+#include "export_fixture.h"
 
 static void
 setup(void)
 {
-	ck_assert_int_eq(fa_init(&agent, 0, NULL), 0);
-	fa_start(&agent);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d", agent.port);
-	memset(&cfg, 0, sizeof cfg);
-	cfg.workers = 1;
-	cfg.tracing.service = "gw";
-	cfg.tracing.env = "";
-	cfg.tracing.version = "";
-	cfg.exporter.type = CONFIG_EXPORTER_DATADOG;
-	cfg.exporter.datadog_url = url;
-	cfg.exporter.flush_interval_ms = 60000;
-	cfg.exporter.max_queue_spans = 1000;
+	export_fixture_setup(CONFIG_EXPORTER_DATADOG, NULL, "", "", 1000);
 	ts_expect_warning(NULL);
 }
 
 static void
 teardown(void)
 {
-	fa_fini(&agent);
-	metrics_free_all();
+	export_fixture_teardown();
 }
 
 static struct exporter *
 new_exporter(uint64_t timeout_ms, bool no_retry)
 {
-	struct exporter_opts o;
-	struct exporter *ex;
-	char *cause = NULL;
-
-	memset(&o, 0, sizeof o);
-	o.tick_ms = 5;
-	o.timeout_ms = timeout_ms;
-	o.no_retry = no_retry;
-	o.retry_ms = 20;
-	ex = exporter_new_opts(&cfg, &o, &cause);
-	ck_assert_msg(ex != NULL, "%s", cause);
-	return ex;
+	return export_fixture_exporter(timeout_ms, no_retry);
 }
 
 static void
@@ -83,18 +55,6 @@ make_span(struct span *sp)
 	ck_assert_int_eq(span_set_meta(sp, "http.status_code", "200"), 0);
 	span_finish(sp, sp->start_ns + 1000);
 }
-
-/* Poll the stats until pred holds (bounded). */
-#define WAIT_STATS(ex, st, pred) do {					\
-	int wait_n_;								\
-	for (wait_n_ = 0; wait_n_ < 2500; wait_n_++) {					\
-		exporter_get_stats((ex), &(st));			\
-		if (pred)						\
-			break;						\
-		usleep(2000);						\
-	}								\
-	ck_assert_msg(pred, "timed out waiting for " #pred);		\
-} while (0)
 
 /* ------------------------------------------------------------ */
 
