@@ -964,3 +964,182 @@ framing_feed(struct framing_state *f, const char *buf, size_t len)
 	f->fed += len;
 	return 0;
 }
+
+/*
+ * The indexer and the decoder below run only on bytes framing_feed()
+ * accepted, so they trust the grammar and only look for boundaries:
+ * LF ends a line (a CR before it is part of the line ending), the first
+ * ':' ends a field name, SP and HTAB around a value are OWS.
+ */
+
+/* Length of the complete head at buf, or 0. */
+size_t
+framing_head_len(const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len, *lf;
+
+	/* Leading empty lines (RFC 9112 2.2). */
+	while (p < end && (*p == '\r' || *p == '\n'))
+		p++;
+	while (p < end && (lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		p = lf + 1;
+		if (p < end && *p == '\n')
+			return (size_t)(p + 1 - buf);
+		if (p + 1 < end && p[0] == '\r' && p[1] == '\n')
+			return (size_t)(p + 2 - buf);
+	}
+	return 0;
+}
+
+/* One line [p, lf) without its CR; returns the length. */
+static size_t
+line_len(const char *p, const char *lf)
+{
+	size_t n = (size_t)(lf - p);
+
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	return n;
+}
+
+int
+framing_index(char *buf, size_t len, struct framing_head *h,
+    struct framing_field *fields, size_t max)
+{
+	char *p = buf, *end, *lf, *sp, *colon, *v, *ve;
+	size_t n, nf = 0;
+
+	memset(h, 0, sizeof *h);
+	if ((h->len = framing_head_len(buf, len)) == 0)
+		return -1;
+	end = buf + h->len;
+	while (*p == '\r' || *p == '\n')
+		p++;
+	/* Count the fields first: nothing is written when they do not fit. */
+	lf = memchr(p, '\n', (size_t)(end - p));
+	for (v = lf + 1; v < end; v = ve + 1) {
+		ve = memchr(v, '\n', (size_t)(end - v));
+		if (line_len(v, ve) > 0)
+			nf++;
+	}
+	h->n_fields = nf;
+	if (nf > max)
+		return -1;
+	h->fields = fields;
+
+	/* Request line: method SP target SP HTTP/1.d */
+	n = line_len(p, lf);
+	sp = memchr(p, ' ', n);
+	h->method = p;
+	h->method_len = (size_t)(sp - p);
+	*sp = '\0';
+	h->target = sp + 1;
+	sp = memchr(h->target, ' ', (size_t)(p + n - h->target));
+	h->target_len = (size_t)(sp - h->target);
+	*sp = '\0';
+	h->minor = sp[8] - '0';		/* " HTTP/1.d" */
+	p[n] = '\0';
+
+	nf = 0;
+	for (p = lf + 1; p < end; p = lf + 1) {
+		struct framing_field *f;
+
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if ((n = line_len(p, lf)) == 0)
+			break;
+		f = &fields[nf++];
+		colon = memchr(p, ':', n);
+		f->name = p;
+		f->name_len = (size_t)(colon - p);
+		*colon = '\0';
+		v = colon + 1;
+		ve = p + n;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		*ve = '\0';
+		f->value = v;
+		f->value_len = (size_t)(ve - v);
+	}
+	return 0;
+}
+
+/* Decoder states. */
+enum {
+	DC_SIZE = 0,		/* hex digits of a chunk size */
+	DC_EXT,			/* rest of the size line, to its LF */
+	DC_DATA,
+	DC_DATA_END,		/* the CRLF after chunk data, to its LF */
+	DC_TRAILER,		/* trailer lines until an empty one */
+	DC_DONE,
+};
+
+void
+framing_dechunk_init(struct framing_dechunk *d)
+{
+	memset(d, 0, sizeof *d);
+}
+
+size_t
+framing_dechunk(struct framing_dechunk *d, const char *buf, size_t len,
+    framing_data_fn *fn, void *arg, bool *done)
+{
+	const char *p = buf, *end = buf + len;
+
+	*done = d->st == DC_DONE;
+	while (p < end && d->st != DC_DONE) {
+		char c = *p;
+
+		switch (d->st) {
+		case DC_SIZE:
+			if (c >= '0' && c <= '9')
+				d->left = d->left * 16 + (uint64_t)(c - '0');
+			else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+				d->left = d->left * 16 +
+				    (uint64_t)((c | 0x20) - 'a' + 10);
+			else {
+				d->st = DC_EXT;
+				continue;
+			}
+			p++;
+			break;
+		case DC_EXT:
+			p++;
+			if (c == '\n') {
+				d->st = d->left > 0 ? DC_DATA : DC_TRAILER;
+				d->line_len = 0;
+			}
+			break;
+		case DC_DATA: {
+			size_t take = (size_t)(end - p);
+
+			if ((uint64_t)take > d->left)
+				take = (size_t)d->left;
+			fn(arg, p, take);
+			p += take;
+			if ((d->left -= take) == 0)
+				d->st = DC_DATA_END;
+			break;
+		}
+		case DC_DATA_END:
+			p++;
+			if (c == '\n')
+				d->st = DC_SIZE;
+			break;
+		case DC_TRAILER:
+			p++;
+			if (c == '\n') {
+				if (d->line_len == 0)
+					d->st = DC_DONE;
+				d->line_len = 0;
+			} else if (c != '\r')
+				d->line_len++;
+			break;
+		default:
+			break;
+		}
+	}
+	*done = d->st == DC_DONE;
+	return (size_t)(p - buf);
+}

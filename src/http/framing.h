@@ -105,4 +105,65 @@ bool framing_idle(const struct framing_state *);
 /* RFC 9110 tchar. */
 bool framing_is_tchar(unsigned char);
 
+/*
+ * After framing_feed() accepted a complete head, conn.c indexes it in
+ * place: the bytes are known to follow the grammar, so this only finds
+ * boundaries.  Method, target, every field name and value are
+ * NUL-terminated in the buffer (over the SP, ':' and line ends), values
+ * without their surrounding OWS.
+ */
+struct framing_field {
+	char *name;
+	char *value;
+	size_t name_len;
+	size_t value_len;
+};
+
+struct framing_head {
+	char *method;
+	size_t method_len;
+	char *target;
+	size_t target_len;
+	int minor;			/* HTTP/1.minor */
+	size_t len;			/* bytes through the empty line */
+	struct framing_field *fields;	/* the caller's array */
+	size_t n_fields;
+};
+
+/*
+ * Length of the complete head at buf (leading empty lines included, its
+ * final empty line included), or 0 when buf holds no complete head.
+ */
+size_t framing_head_len(const char *buf, size_t len);
+
+/*
+ * Index the complete, accepted head at buf[0..len) into h, with up to max
+ * fields in the fields array.  Returns 0, or -1 when the head has more
+ * than max fields (h->n_fields is then the number needed and buf is
+ * untouched) or is not a complete head.
+ */
+int framing_index(char *buf, size_t len, struct framing_head *h,
+    struct framing_field *fields, size_t max);
+
+/*
+ * Decoder of a chunked body that framing_feed() accepted (RFC 9112 7.1):
+ * chunk data goes to the callback, sizes, extensions, the final CRLFs and
+ * the trailer section are consumed and dropped.
+ */
+struct framing_dechunk {
+	unsigned st;
+	uint64_t left;			/* data bytes of the current chunk */
+	size_t line_len;		/* bytes of the current trailer line */
+};
+
+typedef void framing_data_fn(void *, const char *, size_t);
+
+void framing_dechunk_init(struct framing_dechunk *);
+/*
+ * Decode from buf[0..len): returns how many bytes were consumed; *done
+ * becomes true (and decoding stops) right after the body's last byte.
+ */
+size_t framing_dechunk(struct framing_dechunk *, const char *buf, size_t len,
+    framing_data_fn *, void *arg, bool *done);
+
 #endif /* TS_FRAMING_H */

@@ -1,20 +1,20 @@
 /*
  * proxy.c -- the request pipeline of one worker.
  *
- *   evhttp delivers a request (the framing guard has already vetted its
+ *   conn.c delivers a request (the framing guard has already vetted its
  *   bytes) -> route match (host, path prefix; first match wins) -> build
  *   the upstream request in one buffer: request line, every header but the
  *   hop-by-hop ones byte for byte and in order, X-Forwarded-*, our own
  *   Content-Length, the body moved (not copied) -> upstream.c exchange ->
- *   response head: upstream header entries moved into evhttp's output list
- *   minus hop-by-hop -> body streamed with back-pressure -> teardown in
+ *   response head written by us from the upstream's header entries minus
+ *   hop-by-hop -> body streamed with back-pressure -> teardown in
  *   proxy_req_close(): access log line, metrics, free.
  *
- * Lifetimes (evhttp rules, STYLE.md 4.5): the client evhttp_request is
- * owned by evhttp.  It is freed after the reply is complete (our
- * on-complete callback runs first), or, when the client connection dies
- * while we still hold the request, it is detached (no connection) and we
- * free it with evhttp_send_reply_end().  Never touch it after either.
+ * Lifetimes (STYLE.md 4.5): the request head handed to proxy_handle() is
+ * valid during that call only (it lives in the connection's input
+ * buffer); everything kept is copied.  pr->conn is the client connection
+ * until conn.c says the reply left (proxy_client_complete) or the client
+ * went away (proxy_client_gone); both end pr.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -29,11 +29,9 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
+#include "conn.h"
 #include "cors.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,8 +57,6 @@ static void proxy_upstream_body_cb(struct upstream_req *, struct evbuffer *,
     void *);
 static void proxy_upstream_done_cb(struct upstream_req *, enum upstream_err,
     const char *, bool, void *);
-static void proxy_client_complete_cb(struct evhttp_request *, void *);
-static void proxy_client_drained_cb(struct evhttp_connection *, void *);
 static void proxy_hbuf_own_head(struct proxy_hbuf *, struct worker *, int,
     const char *, const char *, size_t, const struct cors_answer *);
 
@@ -334,80 +330,19 @@ proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
 }
 
 /*
- * Write what evhttp queued for the client now instead of on the next
- * loop turn (plain TCP only).  evhttp armed the write event; when the
- * output drained we disarm it again within the same turn (the changelist
- * then makes no epoll_ctl at all) and run evhttp's write callback
- * deferred, exactly as the bufferevent would have.  Saves two epoll_ctl
- * calls and a loop turn per response.
- */
-static void
-proxy_client_flush(struct proxy_req *pr, struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon;
-	struct bufferevent *bev;
-	struct evbuffer *out;
-
-	if (req == NULL || pr->conn == NULL ||
-	    (evcon = evhttp_request_get_connection(req)) == NULL)
-		return;
-	bev = evhttp_connection_get_bufferevent(evcon);
-	out = bufferevent_get_output(bev);
-	if (evbuffer_get_length(out) == 0)
-		return;
-	if (!pr->conn->tls) {
-		/* bufferevent_socket freezes the front of its output. */
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(bev));
-		evbuffer_freeze(out, 1);
-		if (evbuffer_get_length(out) == 0) {
-			bufferevent_disable(bev, EV_WRITE);
-			bufferevent_trigger(bev, EV_WRITE,
-			    BEV_TRIG_DEFER_CALLBACKS);
-			return;
-		}
-	}
-	/* What is left (TLS, a full socket buffer) goes the usual way. */
-	bufferevent_enable(bev, EV_WRITE);
-}
-
-/*
- * The client connection's output buffer, or NULL when it is gone.  We
- * frame responses ourselves, so evhttp's own chunked flag (left set by a
- * chunked request body, event2/http_struct.h) is cleared here: evhttp
- * must pass our bytes through untouched.
- */
-static struct evbuffer *
-proxy_client_output(struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon;
-
-	if (req == NULL || (evcon = evhttp_request_get_connection(req)) == NULL)
-		return NULL;
-	req->chunked = 0;
-	return bufferevent_get_output(evhttp_connection_get_bufferevent(evcon));
-}
-
-/*
- * Whether the client connection ends with this response.  evhttp decides
- * the same from the request (HTTP/1.0 without keep-alive, Connection:
- * close) and from our output list, where "Connection: close" is put when
- * we decide it (the list itself is never written: we write responses).
+ * Whether the client connection ends with this response: HTTP/1.0
+ * without keep-alive (or a body we cannot frame for it), Connection:
+ * close, a drain, or a decision taken earlier.
  */
 static bool
 proxy_client_closes(struct proxy_req *pr, bool framed)
 {
 	unsigned cf = pr->pr_client.conn_flags;
-	bool close_it;
 
-	close_it = pr->worker->draining || pr->conn->pending_close ||
+	return pr->worker->draining || pr->conn->pending_close ||
 	    (cf & PROXY_CONN_CLOSE) != 0 ||
 	    (pr->pr_client.minor == 0 && ((cf & PROXY_CONN_KEEPALIVE) == 0 ||
 	    !framed));
-	if (close_it)
-		evhttp_add_header(evhttp_request_get_output_headers(
-		    pr->pr_client.req), "Connection", "close");
-	return close_it;
 }
 
 /* "Connection: close" or, for a kept HTTP/1.0 client, "keep-alive". */
@@ -415,8 +350,10 @@ static void
 proxy_hbuf_connection(struct proxy_req *pr, struct proxy_hbuf *hb,
     bool framed)
 {
-	if (proxy_client_closes(pr, framed))
+	if (proxy_client_closes(pr, framed)) {
+		pr->conn->pending_close = true;
 		proxy_hbuf_add(hb, "Connection: close\r\n", 19);
+	}
 	else if (pr->pr_client.minor == 0)
 		proxy_hbuf_add(hb, "Connection: keep-alive\r\n", 24);
 }
@@ -469,7 +406,7 @@ proxy_hbuf_status(struct proxy_hbuf *hb, int status, const char *reason)
 /*
  * The head of a gateway-generated response, up to (not including) the
  * Connection line: status, Date, Content-Type, Content-Length (not for
- * 204/304), CORS headers.  Shared by replies to evhttp requests and by the
+ * 204/304), CORS headers.  Shared by replies to requests and by the
  * framing guard's refusals.
  */
 static void
@@ -497,26 +434,20 @@ proxy_hbuf_own_head(struct proxy_hbuf *hb, struct worker *w, int status,
 }
 
 /*
- * Finish the reply of pr: evhttp only runs its completion (on-complete
- * callback, keep-alive or close).  pr may be freed when this returns.
+ * Finish the reply of pr: the connection writes what is left and then
+ * runs proxy_client_complete().  pr may be freed when this returns.
  */
 static void
-proxy_reply_end(struct proxy_req *pr, struct evhttp_request *req)
+proxy_reply_end(struct proxy_req *pr)
 {
-	struct evbuffer *out = proxy_client_output(req);
+	struct server_conn *c = pr->conn;
 
-	if (pr->pr_client.chunking && out != NULL)
-		evbuffer_add(out, "0\r\n\r\n", 5);
-	/*
-	 * With nothing left to write evhttp completes synchronously: then
-	 * req (and maybe the connection) are gone.
-	 */
-	if (out == NULL || evbuffer_get_length(out) == 0) {
-		evhttp_send_reply_end(req);
+	if (c == NULL || pr->pr_client.replied)
 		return;
-	}
-	evhttp_send_reply_end(req);
-	proxy_client_flush(pr, req);
+	pr->pr_client.replied = true;
+	if (pr->pr_client.chunking)
+		evbuffer_add(conn_output(c), "0\r\n\r\n", 5);
+	conn_reply_end(c, c->pending_close);
 }
 
 /* A complete response of our own: head (CORS included) and body. */
@@ -524,14 +455,11 @@ static void
 proxy_send_raw(struct proxy_req *pr, int status, const char *reason,
     const char *ctype, const char *body, size_t blen, bool force_close)
 {
-	struct evhttp_request *req = pr->pr_client.req;
 	struct proxy_hbuf hbs, *hb = &hbs;
 
-	if ((hb->out = proxy_client_output(req)) == NULL) {
-		/* The client is gone; let evhttp free the request. */
-		evhttp_send_reply_end(req);
+	if (pr->conn == NULL)
 		return;
-	}
+	hb->out = conn_output(pr->conn);
 	hb->len = 0;
 	pr->status = status;
 	pr->bytes_out = blen;
@@ -543,10 +471,10 @@ proxy_send_raw(struct proxy_req *pr, int status, const char *reason,
 		pr->conn->pending_close = true;
 	proxy_hbuf_connection(pr, hb, true);
 	proxy_hbuf_add(hb, "\r\n", 2);
-	if (blen > 0 && pr->pr_client.method != EVHTTP_REQ_HEAD)
+	if (blen > 0 && pr->pr_client.method != CONN_M_HEAD)
 		proxy_hbuf_add(hb, body, blen);
 	proxy_hbuf_flush(hb);
-	proxy_reply_end(pr, req);
+	proxy_reply_end(pr);
 }
 
 /* Send a gateway error as the complete reply of pr. */
@@ -556,7 +484,7 @@ proxy_send_error(struct proxy_req *pr, int status, const char *message)
 	char buf[1024];
 	size_t len;
 
-	if (pr->pr_client.req == NULL || pr->pr_client.head_sent)
+	if (pr->conn == NULL || pr->pr_client.head_sent)
 		return;
 	len = proxy_error_body(buf, sizeof buf, status, message, pr->id);
 	proxy_send_raw(pr, status, NULL, "application/json", buf, len,
@@ -652,53 +580,82 @@ proxy_connection_flags(const char *value)
 	return f;
 }
 
-/* Collect the header names every Connection header of h lists. */
+/* Add the header names one Connection value lists to tokens[*n..max). */
+static void
+proxy_connection_add(const char *p, char (*tokens)[40], size_t *n,
+    size_t max)
+{
+	const char *t;
+	size_t len;
+
+	while (*n < max && (t = proxy_list_next(&p, &len)) != NULL) {
+		if (len == 0 || len >= sizeof tokens[0])
+			continue;
+		memcpy(tokens[*n], t, len);
+		tokens[*n][len] = '\0';
+		if (!util_strcaseeq(tokens[*n], "close") &&
+		    !util_strcaseeq(tokens[*n], "keep-alive"))
+			(*n)++;
+	}
+}
+
+/* Is name "Connection"? */
+static bool
+proxy_is_connection(const char *name)
+{
+	return (name[0] | 0x20) == 'c' && util_strcaseeq(name, "connection");
+}
+
+/* The header names every Connection header of a response lists. */
 static size_t
 proxy_connection_tokens(struct evkeyvalq *h, char (*tokens)[40], size_t max)
 {
 	struct evkeyval *kv;
-	size_t n = 0, len;
+	size_t n = 0;
 
 	TAILQ_FOREACH(kv, h, next) {
-		const char *p = kv->value, *t;
+		if (proxy_is_connection(kv->key))
+			proxy_connection_add(kv->value, tokens, &n, max);
+	}
+	return n;
+}
 
-		if ((kv->key[0] | 0x20) != 'c' ||
-		    !util_strcaseeq(kv->key, "connection"))
-			continue;
-		while (n < max && (t = proxy_list_next(&p, &len)) != NULL) {
-			if (len == 0 || len >= sizeof tokens[0])
-				continue;
-			memcpy(tokens[n], t, len);
-			tokens[n][len] = '\0';
-			if (!util_strcaseeq(tokens[n], "close") &&
-			    !util_strcaseeq(tokens[n], "keep-alive"))
-				n++;
-		}
+/* The same for the fields of a request. */
+static size_t
+proxy_request_tokens(const struct conn_request *req, char (*tokens)[40],
+    size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < req->n_fields; i++) {
+		if (proxy_is_connection(req->fields[i].name))
+			proxy_connection_add(req->fields[i].value, tokens, &n,
+			    max);
 	}
 	return n;
 }
 
 static const char *
-proxy_method_name(enum evhttp_cmd_type m)
+proxy_method_name(enum conn_method m)
 {
 	switch (m) {
-	case EVHTTP_REQ_GET:
+	case CONN_M_GET:
 		return "GET";
-	case EVHTTP_REQ_POST:
+	case CONN_M_POST:
 		return "POST";
-	case EVHTTP_REQ_HEAD:
+	case CONN_M_HEAD:
 		return "HEAD";
-	case EVHTTP_REQ_PUT:
+	case CONN_M_PUT:
 		return "PUT";
-	case EVHTTP_REQ_DELETE:
+	case CONN_M_DELETE:
 		return "DELETE";
-	case EVHTTP_REQ_OPTIONS:
+	case CONN_M_OPTIONS:
 		return "OPTIONS";
-	case EVHTTP_REQ_TRACE:
+	case CONN_M_TRACE:
 		return "TRACE";
-	case EVHTTP_REQ_CONNECT:
+	case CONN_M_CONNECT:
 		return "CONNECT";
-	case EVHTTP_REQ_PATCH:
+	case CONN_M_PATCH:
 		return "PATCH";
 	default:
 		return "UNKNOWN";
@@ -712,36 +669,35 @@ proxy_method_name(enum evhttp_cmd_type m)
 static void
 proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 {
-	struct evhttp_request *req = pr->pr_client.req;
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	const struct conn_request *req = pr->pr_client.req;
+	struct evbuffer *body = req->body;
 	const struct config_upstream *up = &pr->route->conf->upstream;
 	char tokens[16][40], num[32];
 	struct proxy_hbuf *hb, hbs;
-	struct evkeyval *kv;
 	const char *host = NULL, *xff = NULL;
-	size_t ntokens, blen;
+	size_t ntokens, blen, i;
 	bool xff_multi = false;
 
 	hb = &hbs;
 	hb->out = out;
 	hb->len = 0;
-	ntokens = proxy_connection_tokens(in, tokens, TS_NITEMS(tokens));
+	ntokens = proxy_request_tokens(req, tokens, TS_NITEMS(tokens));
 
 	proxy_hbuf_str(hb, pr->pr_client.method_name);
 	proxy_hbuf_add(hb, " ", 1);
 	proxy_hbuf_str(hb, up->base_path);
-	proxy_hbuf_str(hb, proxy_origin_form(evhttp_request_get_uri(req)));
+	proxy_hbuf_str(hb, proxy_origin_form(req->target));
 	proxy_hbuf_add(hb, " HTTP/1.1\r\n", 11);
 
-	TAILQ_FOREACH(kv, in, next) {
-		const char *k = kv->key;
+	for (i = 0; i < req->n_fields; i++) {
+		const struct framing_field *f = &req->fields[i];
+		const char *k = f->name;
 
 		if (proxy_hop_by_hop(k, (const char (*)[40])tokens, ntokens))
 			continue;
 		/* Known tracing headers are replaced by ours, never kept. */
 		if (pr->span != NULL && propagation_is_known_header(k,
-		    strlen(k)))
+		    f->name_len))
 			continue;
 		switch (k[0] | 0x20) {
 		case 'c':
@@ -749,20 +705,20 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 				continue;
 			break;
 		case 'e':
-			/* evhttp answered 100-continue; the body is here. */
+			/* conn.c answered 100-continue; the body is here. */
 			if (util_strcaseeq(k, "expect"))
 				continue;
 			break;
 		case 'h':
 			if (host == NULL && util_strcaseeq(k, "host"))
-				host = kv->value;
+				host = f->value;
 			break;
 		case 'x':
 			if (util_strcaseeq(k, "x-forwarded-for")) {
 				if (xff != NULL)
 					xff_multi = true;
 				else
-					xff = kv->value;
+					xff = f->value;
 				continue;
 			}
 			if (util_strcaseeq(k, "x-forwarded-proto") ||
@@ -772,9 +728,9 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		default:
 			break;
 		}
-		proxy_hbuf_str(hb, k);
+		proxy_hbuf_add(hb, k, f->name_len);
 		proxy_hbuf_add(hb, ": ", 2);
-		proxy_hbuf_str(hb, kv->value);
+		proxy_hbuf_add(hb, f->value, f->value_len);
 		proxy_hbuf_add(hb, "\r\n", 2);
 	}
 	if (host == NULL) {
@@ -786,10 +742,12 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 	/* X-Forwarded-For: every incoming value, then the client. */
 	proxy_hbuf_add(hb, "X-Forwarded-For: ", 17);
 	if (xff != NULL) {
-		TAILQ_FOREACH(kv, in, next) {
-			if (!util_strcaseeq(kv->key, "x-forwarded-for"))
+		for (i = 0; i < req->n_fields; i++) {
+			const struct framing_field *f = &req->fields[i];
+
+			if (!util_strcaseeq(f->name, "x-forwarded-for"))
 				continue;
-			proxy_hbuf_str(hb, kv->value);
+			proxy_hbuf_add(hb, f->value, f->value_len);
 			proxy_hbuf_add(hb, ", ", 2);
 			if (!xff_multi)
 				break;
@@ -806,10 +764,10 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 	if (pr->span != NULL)
 		proxy_trace_inject(pr, hb);
 
-	blen = evbuffer_get_length(body);
-	if (blen > 0 || pr->pr_client.method == EVHTTP_REQ_POST ||
-	    pr->pr_client.method == EVHTTP_REQ_PUT ||
-	    pr->pr_client.method == EVHTTP_REQ_PATCH) {
+	blen = body != NULL ? evbuffer_get_length(body) : 0;
+	if (blen > 0 || pr->pr_client.method == CONN_M_POST ||
+	    pr->pr_client.method == CONN_M_PUT ||
+	    pr->pr_client.method == CONN_M_PATCH) {
 		int n = snprintf(num, sizeof num, "Content-Length: %zu\r\n",
 		    blen);
 
@@ -823,13 +781,14 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 
 /* One pass over the request headers for the ones we act on. */
 static void
-proxy_scan_headers(struct evkeyvalq *in, struct proxy_hdrs *h)
+proxy_scan_headers(const struct conn_request *req, struct proxy_hdrs *h)
 {
-	struct evkeyval *kv;
+	size_t i;
 
 	memset(h, 0, sizeof *h);
-	TAILQ_FOREACH(kv, in, next) {
-		const char *k = kv->key;
+	for (i = 0; i < req->n_fields; i++) {
+		const struct framing_field *kv = &req->fields[i];
+		const char *k = kv->name;
 
 		switch (k[0] | 0x20) {
 		case 'h':
@@ -932,7 +891,7 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 
 void
 proxy_handle(struct worker *w, struct server_conn *conn,
-    struct evhttp_request *req)
+    const struct conn_request *req)
 {
 	struct proxy_req *pr;
 	struct evbuffer *ubuf;
@@ -944,7 +903,8 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	if ((pr = malloc(sizeof *pr)) != NULL)
 		memset(pr, 0, offsetof(struct proxy_req, cors_ans));
 	if (pr == NULL) {
-		evhttp_send_error(req, 503, "Service Unavailable");
+		log_warnx("client %s: out of memory for a request", conn->client);
+		conn_abort(conn);
 		return;
 	}
 	pr->worker = w;
@@ -953,23 +913,22 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	pr->start_us = util_now_us();
 	pr->wgen = server_wgen_ref(w->wgen);
 	pr->pr_client.req = req;
-	pr->pr_client.method = evhttp_request_get_command(req);
-	pr->pr_client.method_name = proxy_method_name(pr->pr_client.method);
-	pr->pr_client.minor = req->minor;	/* event2/http_struct.h */
+	pr->pr_client.method = req->method;
+	pr->pr_client.method_name = proxy_method_name(req->method);
+	pr->pr_client.minor = req->minor;
 	pr->state = PROXY_ST_RECV;
 	proxy_request_id(w, pr->id);
 	w->inflight++;
 	conn->active = pr;
-	evhttp_request_set_on_complete_cb(req, proxy_client_complete_cb, pr);
 
-	uri = proxy_origin_form(evhttp_request_get_uri(req));
+	uri = proxy_origin_form(req->target);
 	plen = proxy_path_len(uri);
 	if (plen >= sizeof pr->pr_client.path)
 		plen = sizeof pr->pr_client.path - 1;
 	memcpy(pr->pr_client.path, uri, plen);
 	pr->pr_client.path[plen] = '\0';
 
-	proxy_scan_headers(evhttp_request_get_input_headers(req), &h);
+	proxy_scan_headers(req, &h);
 	pr->pr_client.conn_flags = h.conn_flags;
 	pr->route = proxy_route_find(pr->wgen, h.host, pr->pr_client.path);
 	if (pr->route == NULL) {
@@ -988,8 +947,8 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 		proxy_trace_start(pr, &h, preflight);
 	if (proxy_cors(pr, &h))
 		return;
-	if (pr->pr_client.method == EVHTTP_REQ_CONNECT ||
-	    pr->pr_client.method == EVHTTP_REQ_TRACE) {
+	if (pr->pr_client.method == CONN_M_CONNECT ||
+	    pr->pr_client.method == CONN_M_TRACE) {
 		proxy_send_error(pr, 405, "method not allowed by the gateway");
 		return;
 	}
@@ -1003,11 +962,11 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	ubuf = w->ubuf;
 	pr->action = "sending the request to the upstream";
 	proxy_build_upstream_request(pr, ubuf);
-	idempotent = pr->pr_client.method != EVHTTP_REQ_POST &&
-	    pr->pr_client.method != EVHTTP_REQ_PATCH;
+	idempotent = pr->pr_client.method != CONN_M_POST &&
+	    pr->pr_client.method != CONN_M_PATCH;
 	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
 	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
-	    pr->pr_client.method == EVHTTP_REQ_HEAD, idempotent,
+	    pr->pr_client.method == CONN_M_HEAD, idempotent,
 	    &proxy_upstream_cbs, pr);
 	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
 	if (pr->pr_upstream.ureq == NULL) {
@@ -1022,27 +981,27 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
     const struct upstream_response *resp, void *arg)
 {
 	struct proxy_req *pr = arg;
-	struct evhttp_request *req = pr->pr_client.req;
 	struct proxy_hbuf hbs, *hb = &hbs;
 	struct evkeyval *kv;
 	char tokens[16][40], vary[512];
 	size_t ntokens, vlen = 0;
 	bool keep_cl, has_date = false, no_body;
 
-	if (req == NULL || (hb->out = proxy_client_output(req)) == NULL)
+	if (pr->conn == NULL)
 		return -1;
+	hb->out = conn_output(pr->conn);
 	hb->len = 0;
 	pr->action = "reading the upstream response";
 	ntokens = proxy_connection_tokens(resp->headers, tokens,
 	    TS_NITEMS(tokens));
 	keep_cl = resp->body == UPSTREAM_BODY_LENGTH ||
 	    resp->body == UPSTREAM_BODY_NONE;
-	no_body = pr->pr_client.method == EVHTTP_REQ_HEAD ||
+	no_body = pr->pr_client.method == CONN_M_HEAD ||
 	    resp->status == 204 || resp->status == 304 ||
 	    resp->body == UPSTREAM_BODY_NONE;
 	/*
 	 * We write the head ourselves, straight from the upstream's header
-	 * entries: no copy into evhttp's list, no printf per header.
+	 * entries: no copy into another list, no printf per header.
 	 */
 	proxy_hbuf_status(hb, resp->status, resp->reason);
 	TAILQ_FOREACH(kv, resp->headers, next) {
@@ -1101,17 +1060,17 @@ proxy_upstream_body_cb(struct upstream_req *ureq, struct evbuffer *buf,
     void *arg)
 {
 	struct proxy_req *pr = arg;
-	struct evhttp_request *req = pr->pr_client.req;
 	struct evbuffer *out;
 	size_t len = evbuffer_get_length(buf);
 	char line[24];
 	int n;
 
-	if (req == NULL || len == 0 || pr->pr_client.method ==
-	    EVHTTP_REQ_HEAD || (out = proxy_client_output(req)) == NULL) {
+	if (pr->conn == NULL || len == 0 || pr->pr_client.method ==
+	    CONN_M_HEAD) {
 		evbuffer_drain(buf, len);
 		return;
 	}
+	out = conn_output(pr->conn);
 	pr->bytes_out += len;
 	if (pr->pr_client.chunking) {
 		/* RFC 9112 7.1: chunk-size CRLF chunk-data CRLF. */
@@ -1119,26 +1078,21 @@ proxy_upstream_body_cb(struct upstream_req *ureq, struct evbuffer *buf,
 		evbuffer_prepend(buf, line, (size_t)n);
 		evbuffer_add(buf, "\r\n", 2);
 	}
-	/*
-	 * evhttp moves buf into the output and calls us back once it is
-	 * written (our reply has no evhttp framing, so the bytes go as is).
-	 */
-	evhttp_send_reply_chunk_with_cb(req, buf, proxy_client_drained_cb, pr);
-	evbuffer_drain(buf, evbuffer_get_length(buf));
+	/* Moved, not copied; written now when the socket takes it. */
+	evbuffer_add_buffer(out, buf);
+	conn_flush(pr->conn);
 	if (evbuffer_get_length(out) > PROXY_CLIENT_HIGH_WATER &&
 	    !pr->pr_client.paused_upstream) {
 		pr->pr_client.paused_upstream = true;
 		upstream_req_pause(ureq);
+		conn_want_drain(pr->conn);
 	}
 }
 
 /* The client's output buffer drained: resume reading the upstream. */
-static void
-proxy_client_drained_cb(struct evhttp_connection *evcon, void *arg)
+void
+proxy_client_drained(struct proxy_req *pr)
 {
-	struct proxy_req *pr = arg;
-
-	(void)evcon;
 	if (pr->pr_client.paused_upstream && pr->pr_upstream.ureq != NULL) {
 		pr->pr_client.paused_upstream = false;
 		upstream_req_resume(pr->pr_upstream.ureq);
@@ -1151,16 +1105,15 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
     const char *errstr, bool head_sent, void *arg)
 {
 	struct proxy_req *pr = arg;
-	struct evhttp_request *req = pr->pr_client.req;
-	struct evhttp_connection *evcon;
+	struct server_conn *c = pr->conn;
 	enum metrics_upstream_err kind;
 
 	pr->pr_upstream.ureq = NULL;
 	if (err == UPSTREAM_OK) {
 		pr->action = NULL;
-		if (req != NULL)
-			proxy_reply_end(pr, req);
-		/* proxy_client_complete_cb closes pr. */
+		if (c != NULL)
+			proxy_reply_end(pr);
+		/* proxy_client_complete() closes pr. */
 		return;
 	}
 
@@ -1196,7 +1149,7 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	proxy_rlog_warnx(pr, "upstream %s: %s", pr->route->conf->upstream.url,
 	    errstr != NULL ? errstr : upstream_err_name(err));
 
-	if (req == NULL) {
+	if (c == NULL) {
 		proxy_req_close(pr, "client gone");
 		return;
 	}
@@ -1213,23 +1166,13 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	 * The head went out already: the only honest signal left is to
 	 * cut the client connection so it sees a truncated response.
 	 */
-	evcon = evhttp_request_get_connection(req);
-	pr->pr_client.req = NULL;
+	conn_abort(c);
 	proxy_req_close(pr, "upstream failed mid-response");
-	if (evcon != NULL)
-		evhttp_connection_free(evcon);
-	else
-		evhttp_send_reply_end(req);	/* detached: frees it */
 }
 
-/* evhttp finished writing the reply (it frees req right after). */
-static void
-proxy_client_complete_cb(struct evhttp_request *req, void *arg)
+void
+proxy_client_complete(struct proxy_req *pr)
 {
-	struct proxy_req *pr = arg;
-
-	(void)req;
-	pr->pr_client.req = NULL;
 	if (pr->pr_upstream.ureq != NULL) {
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
@@ -1240,8 +1183,6 @@ proxy_client_complete_cb(struct evhttp_request *req, void *arg)
 void
 proxy_client_gone(struct proxy_req *pr)
 {
-	struct evhttp_request *req = pr->pr_client.req;
-
 	if (pr->pr_upstream.ureq != NULL) {
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
@@ -1254,12 +1195,9 @@ proxy_client_gone(struct proxy_req *pr)
 		    "the client closed the connection before the response "
 		    "was complete");
 	}
-	pr->pr_client.req = NULL;
+	pr->conn->active = NULL;
 	pr->conn = NULL;
 	proxy_req_close(pr, "client closed the connection");
-	/* A detached request is ours to free; evhttp frees attached ones. */
-	if (req != NULL && evhttp_request_get_connection(req) == NULL)
-		evhttp_send_reply_end(req);
 }
 
 /* Write the JSON access-log line of pr. */

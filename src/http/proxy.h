@@ -5,27 +5,30 @@
  * One struct proxy_req per request, created by proxy_handle() and freed
  * by its single teardown function proxy_req_close(), which logs the
  * access line, counts metrics and releases everything.  The client half
- * (evhttp request) and the upstream half (upstream exchange) are kept in
+ * (conn.c connection) and the upstream half (upstream exchange) are kept in
  * two sub-structs.
  */
 #ifndef TS_PROXY_H
 #define TS_PROXY_H
 
-#include <event2/http.h>
-
+#include "conn.h"
 #include "server.h"
 
-/* Handle one request evhttp delivered on conn (worker thread). */
+/* Handle one request conn.c read on conn (worker thread). */
 void proxy_handle(struct worker *, struct server_conn *,
-    struct evhttp_request *);
+    const struct conn_request *);
 
 /* The client connection of the active request went away. */
 void proxy_client_gone(struct proxy_req *);
+/* The reply of pr has left (conn_reply_end() was called): finish pr. */
+void proxy_client_complete(struct proxy_req *);
+/* The client's output drained (after conn_want_drain()). */
+void proxy_client_drained(struct proxy_req *);
 
 /*
  * Write a complete gateway-generated error response (status line,
  * headers, JSON body) into out, for the framing guard, which answers
- * before evhttp has a request.  cors is the policy that applies (the
+ * before there is a request.  cors is the policy that applies (the
  * route's, or the top-level one when no route matched), or NULL.
  */
 struct evbuffer;

@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
 
+#include "conn.h"
 #include "cors.h"
 #include "server.h"
 #include "upstream.h"
@@ -42,13 +42,14 @@ struct proxy_req {
 	uint64_t bytes_out;		/* body bytes sent to the client */
 
 	struct {
-		struct evhttp_request *req;	/* NULL once gone/finished */
-		enum evhttp_cmd_type method;
-		const char *method_name;
+		const struct conn_request *req;	/* in proxy_handle() only */
+		enum conn_method method;
+		const char *method_name;	/* static */
 		char path[512];			/* without query, truncated */
 		bool head_sent;
 		bool chunking;			/* we chunk the body we send */
 		bool paused_upstream;
+		bool replied;			/* conn_reply_end() called */
 		int minor;
 		unsigned conn_flags;		/* PROXY_CONN_* of the request */
 	} pr_client;

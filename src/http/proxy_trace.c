@@ -13,9 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "log.h"
 #include "propagation.h"
 #include "proxy.h"
@@ -103,29 +100,28 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
     bool preflight)
 {
 	struct worker *w = pr->worker;
-	struct evhttp_request *req = pr->pr_client.req;
+	const struct conn_request *req = pr->pr_client.req;
 	const struct config *cfg = pr->wgen->gen->cfg;
 	struct trace_header th[PROXY_MAX_TRACE_HEADERS];
-	struct evkeyval *kv;
 	struct span *sp;
 	char buf[1024];
 	const char *ua = NULL;
-	size_t n = 0;
+	size_t n = 0, i;
 	uint64_t mono = util_mono_ns();
 
 	if ((sp = server_span_get(w)) == NULL)
 		return;
 	server_sampler_refresh(w);
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
-		if (n == TS_NITEMS(th))
-			break;
-		th[n].name = kv->key;
-		th[n].name_len = strlen(kv->key);
-		th[n].value = kv->value;
-		th[n].value_len = strlen(kv->value);
-		if (ua == NULL && th[n].name_len == 10 &&
-		    util_strcaseeq(kv->key, "user-agent"))
-			ua = kv->value;
+	for (i = 0; i < req->n_fields && n < TS_NITEMS(th); i++) {
+		const struct framing_field *f = &req->fields[i];
+
+		th[n].name = f->name;
+		th[n].name_len = f->name_len;
+		th[n].value = f->value;
+		th[n].value_len = f->value_len;
+		if (ua == NULL && f->name_len == 10 &&
+		    util_strcaseeq(f->name, "user-agent"))
+			ua = f->value;
 		n++;
 	}
 	propagation_extract(pr->route->prop, th, n, w->extract, &w->pstats);
@@ -150,7 +146,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	snprintf(buf, sizeof buf, "%s://%s%s", pr->conn->tls ? "https" :
 	    "http", h->host != NULL ? h->host : pr->route->conf->upstream.authority,
 	    cfg->tracing.redact_query ? pr->pr_client.path :
-	    proxy_origin_form(evhttp_request_get_uri(req)));
+	    proxy_origin_form(req->target));
 	(void)span_set_meta(sp, "http.url", buf);
 	if (h->host != NULL)
 		(void)span_set_meta(sp, "http.host", h->host);
@@ -166,13 +162,9 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	(void)span_set_meta(sp, "network.client.ip", pr->conn->client_ip);
 	if (preflight)
 		(void)span_set_meta(sp, "cors.preflight", "true");
-	{
-		size_t i;
-
-		for (i = 0; i < cfg->tracing.n_tags; i++)
-			(void)span_set_meta(sp, cfg->tracing.tags[i].key,
-			    cfg->tracing.tags[i].value);
-	}
+	for (i = 0; i < cfg->tracing.n_tags; i++)
+		(void)span_set_meta(sp, cfg->tracing.tags[i].key,
+		    cfg->tracing.tags[i].value);
 	(void)span_set_metric(sp, "_dd.measured", 1);
 	(void)span_set_metric(sp, "_dd.top_level", 1);
 	(void)span_set_metric(sp, "process_id", (double)w->pid);

@@ -4,18 +4,15 @@
  *
  * Threads (ARCHITECTURE.md "Threads"): the main thread owns signals, the
  * admin listener and configuration loading; each worker owns an event
- * base (epoll changelist, no locks), an evhttp on its own SO_REUSEPORT
- * listening sockets, its upstream pools and its metrics block.  The main
+ * base (epoll changelist, no locks), its own SO_REUSEPORT listening
+ * sockets and client connections (conn.c), its upstream pools and its metrics block.  The main
  * thread hands new configuration generations and drain orders to workers
  * through a pipe; nothing on the request path takes a lock.
  *
- * Client connections: evhttp creates the bufferevent through our bevcb,
- * which hangs the framing guard (framing.c) on the input buffer, so every
- * byte a client sends is vetted by the strict parser before evhttp's
- * lenient one sees it.  A refused stream is answered by us (status, JSON
- * body, Connection: close) with evhttp's callbacks unhooked, then the
- * connection is freed on the next loop turn.  evhttp's close callback is
- * the one teardown of struct server_conn.
+ * Client connections: each worker accepts on its own listeners
+ * (evconnlistener) and hands every socket to conn.c, our HTTP/1.1 server
+ * side built on the framing guard; evhttp serves only the admin listener
+ * of the main thread.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -40,8 +37,8 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "conn.h"
 #include "cors.h"
-#include "debug.h"
 #include "debug.h"
 #include "exporter.h"
 #include "log.h"
@@ -56,13 +53,6 @@
 #define SERVER_CMD_RELOAD 'R'
 #define SERVER_CMD_DRAIN 'D'
 #define SERVER_CMD_EXIT 'X'
-
-enum server_timeout_phase {
-	SERVER_TO_IDLE = 0,
-	SERVER_TO_HEADER,
-	SERVER_TO_BODY,
-	SERVER_TO_BUSY,		/* a request of ours is in flight */
-};
 
 /* The process-wide state of the main thread. */
 static struct {
@@ -86,20 +76,8 @@ static struct {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/* Client connections by file descriptor (each owned by one worker). */
-static struct server_conn **server_conns;
-static size_t server_nconns_max;
-
-static struct bufferevent *server_bev_cb(struct event_base *, void *);
-static void server_bind_cb(evutil_socket_t, short, void *);
-static void server_input_cb(struct evbuffer *, const struct evbuffer_cb_info *,
-    void *);
-static void server_request_cb(struct evhttp_request *, void *);
-static void server_conn_close_cb(struct evhttp_connection *, void *);
-static void server_output_cb(struct evbuffer *, const struct evbuffer_cb_info *,
-    void *);
-static void server_conn_kill_cb(evutil_socket_t, short, void *);
-static void server_conn_refuse_cb(evutil_socket_t, short, void *);
+static void server_accept_cb(struct evconnlistener *, evutil_socket_t,
+    struct sockaddr *, int, void *);
 static void server_cmd_cb(evutil_socket_t, short, void *);
 static void server_admin_cb(struct evhttp_request *, void *);
 static void server_signal_cb(evutil_socket_t, short, void *);
@@ -368,65 +346,6 @@ server_date(struct worker *w)
 	return w->date;
 }
 
-/* Arm the connection timeout that matches what we wait for. */
-static void
-server_conn_timeout(struct server_conn *c, enum server_timeout_phase ph)
-{
-	const struct config_limits *l = &c->worker->wgen->gen->cfg->limits;
-	struct timeval tv;
-	uint64_t ms;
-
-	if (c->phase_timeout == ph || c->evcon == NULL)
-		return;
-	c->phase_timeout = ph;
-	ms = ph == SERVER_TO_HEADER ? l->header_timeout_ms :
-	    ph == SERVER_TO_BODY ? l->body_timeout_ms :
-	    ph == SERVER_TO_BUSY ? c->worker->wgen->gen->busy_timeout_ms :
-	    l->idle_timeout_ms;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evhttp_connection_set_timeout_tv(c->evcon, &tv);
-}
-
-/* evhttp asks for a bufferevent for a new client connection. */
-static struct bufferevent *
-server_bev_cb(struct event_base *base, void *arg)
-{
-	struct worker *w = arg;
-	struct server_gen *g = w->wgen->gen;
-	struct bufferevent *bev;
-	struct server_conn *c;
-	struct framing_limits fl;
-
-	if (g->server_ssl != NULL)
-		bev = tls_server_bev(base, g->server_ssl, -1);
-	else
-		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		return NULL;
-	if ((c = calloc(1, sizeof *c)) == NULL)
-		return bev;	/* served without the guard's bookkeeping */
-	c->worker = w;
-	c->bev = bev;
-	c->fd = -1;
-	c->tls = g->server_ssl != NULL;
-	c->phase_timeout = SERVER_TO_IDLE;
-	fl.max_header_bytes = g->cfg->limits.max_header_bytes;
-	fl.max_body_bytes = g->cfg->limits.max_body_bytes;
-	framing_init(&c->framing, &fl);
-	/*
-	 * evhttp builds its connection around bev right after we return.
-	 * Keep bev alive with a reference until the bind pass (later in
-	 * this loop turn) attaches our close callback to that connection.
-	 */
-	bufferevent_incref(bev);
-	evbuffer_add_cb(bufferevent_get_input(bev), server_input_cb, c);
-	c->pending_next = w->unbound;
-	w->unbound = c;
-	event_active(w->bind_ev, EV_TIMEOUT, 0);
-	return bev;
-}
-
 /* Pause or resume accepting on this worker's listeners. */
 static void
 server_worker_accepting(struct worker *w, bool on)
@@ -436,329 +355,52 @@ server_worker_accepting(struct worker *w, bool on)
 	if (w->accepting == on || w->draining)
 		return;
 	w->accepting = on;
-	for (i = 0; i < w->n_bound; i++) {
-		struct evconnlistener *l;
-
-		l = evhttp_bound_socket_get_listener(w->bound[i]);
+	for (i = 0; i < w->n_listeners; i++) {
 		if (on)
-			evconnlistener_enable(l);
+			evconnlistener_enable(w->listeners[i]);
 		else
-			evconnlistener_disable(l);
+			evconnlistener_disable(w->listeners[i]);
 	}
 }
 
-/* Attach new connections to their evhttp connection objects. */
+/* A client connected to one of w's listeners. */
 static void
-server_bind_cb(evutil_socket_t fd, short what, void *arg)
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int slen, void *arg)
 {
 	struct worker *w = arg;
-	struct server_conn *c, *next;
 
-	(void)fd;
-	(void)what;
-	for (c = w->unbound, w->unbound = NULL; c != NULL; c = next) {
-		bufferevent_data_cb rcb;
-		void *cbarg = NULL;
-		char *addr = NULL;
-		ev_uint16_t port = 0;
-
-		next = c->pending_next;
-		c->pending_next = NULL;
-		bufferevent_getcb(c->bev, &rcb, NULL, NULL, &cbarg);
-		if (rcb == NULL || cbarg == NULL) {
-			/* evhttp dropped it already. */
-			bufferevent_decref(c->bev);
-			free(c);
-			continue;
-		}
-		c->evcon = cbarg;
-		c->fd = bufferevent_getfd(c->bev);
-		evhttp_connection_set_closecb(c->evcon, server_conn_close_cb, c);
-		evhttp_connection_get_peer(c->evcon, &addr, &port);
-		snprintf(c->client_ip, sizeof c->client_ip, "%s",
-		    addr != NULL ? addr : "-");
-		snprintf(c->client, sizeof c->client,
-		    strchr(c->client_ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
-		    c->client_ip, (unsigned)port);
-		if (c->fd >= 0 && (size_t)c->fd < server_nconns_max)
-			server_conns[c->fd] = c;
-		bufferevent_decref(c->bev);
-		w->nconns++;
-		metrics_conn(w->metrics, 1);
-		metrics_add(w->metrics, METRICS_CONN_ACCEPTED, 1);
-		if (w->nconns >= w->max_conns)
-			server_worker_accepting(w, false);
-	}
-}
-
-/* Answer the refusal of c now: unhook evhttp, write, free after flush. */
-static void
-server_conn_refuse(struct server_conn *c)
-{
-	struct worker *w = c->worker;
-	struct framing_state *fs = &c->framing;
-	bufferevent_event_cb ecb;
-	const struct worker_route *route;
-	char id[24];
-	void *cbarg;
-
-	evbuffer_drain(bufferevent_get_input(c->bev),
-	    evbuffer_get_length(bufferevent_get_input(c->bev)));
-	bufferevent_getcb(c->bev, NULL, NULL, &ecb, &cbarg);
-	bufferevent_setcb(c->bev, NULL, NULL, ecb, cbarg);
-	bufferevent_disable(c->bev, EV_READ);
-	route = proxy_route_find(w->wgen, fs->host[0] != '\0' ? fs->host : NULL,
-	    fs->path[0] != '\0' ? fs->path : "/");
-	proxy_request_id(w, id);
-	/* The route's CORS policy, or the top-level one (as for a 404). */
-	proxy_format_raw_error(w, bufferevent_get_output(c->bev), fs->status,
-	    fs->reason != NULL ? fs->reason : "invalid request",
-	    route != NULL ? route->cors : w->wgen->default_cors,
-	    fs->origin[0] != '\0' ? fs->origin : NULL, id);
-	metrics_request(w->metrics, route != NULL ? route->slot : 0,
-	    fs->status, 0, 0);
-	evbuffer_add_cb(bufferevent_get_output(c->bev), server_output_cb, c);
-	bufferevent_enable(c->bev, EV_WRITE);
-}
-
-/* Deferred refusal (after the valid pipelined requests were answered). */
-static void
-server_conn_refuse_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (c->active == NULL)
-		server_conn_refuse(c);
-}
-
-/* Arm the connection's one deferred event with cb. */
-static void
-server_conn_defer(struct server_conn *c, event_callback_fn cb)
-{
-	if (c->kill_ev != NULL)
-		event_free(c->kill_ev);
-	c->kill_ev = event_new(c->worker->base, -1, 0, cb, c);
-	if (c->kill_ev != NULL)
-		event_active(c->kill_ev, EV_TIMEOUT, 0);
-}
-
-/*
- * The guard refused the stream of c.  Requests before the refused one
- * that are already in the buffer are still answered (as nginx does);
- * the refused one and everything after it is dropped, and the refusal is
- * answered once those are done.
- */
-static void
-server_conn_reject(struct server_conn *c, struct evbuffer *in)
-{
-	struct worker *w = c->worker;
-	struct framing_state *fs = &c->framing;
-	uint64_t buf_off, keep = 0;
-	size_t len = evbuffer_get_length(in);
-
-	c->rejected = true;
-	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
-	if (w->reject_log_sec != (int64_t)time(NULL)) {
-		w->reject_log_sec = (int64_t)time(NULL);
-		w->reject_log_n = 0;
-	}
-	if (w->reject_log_n++ < 10) {
-		log_info("client %s: refused request (%d): %s", c->client,
-		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
-	}
-	/* Every byte in the buffer has been fed: buffer[0] is at buf_off. */
-	buf_off = fs->fed - len;
-	if (fs->req_start > buf_off && fs->req_start - buf_off < len)
-		keep = fs->req_start - buf_off;
-	if (keep > 0) {
-		struct evbuffer *tmp = evbuffer_new();
-
-		if (tmp != NULL) {
-			evbuffer_remove_buffer(in, tmp, (size_t)keep);
-			evbuffer_drain(in, evbuffer_get_length(in));
-			evbuffer_add_buffer(in, tmp);
-			evbuffer_free(tmp);
-		} else
-			keep = 0;
-	}
-	if (keep == 0)
-		evbuffer_drain(in, evbuffer_get_length(in));
-	if (keep > 0 || c->active != NULL) {
-		c->pending_reject = true;
+	(void)l;
+	if (w->draining ||
+	    conn_new(w, fd, sa, (socklen_t)slen, w->wgen->gen->server_ssl) ==
+	    NULL) {
+		close(fd);
 		return;
 	}
-	server_conn_refuse(c);
+	w->nconns++;
+	metrics_conn(w->metrics, 1);
+	metrics_add(w->metrics, METRICS_CONN_ACCEPTED, 1);
+	if (w->nconns >= w->max_conns)
+		server_worker_accepting(w, false);
 }
 
-/* Our answer to a refused stream left the output buffer: close. */
-static void
-server_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
+void
+server_conn_gone(struct worker *w)
 {
-	struct server_conn *c = arg;
-
-	if (info->n_deleted == 0 || evbuffer_get_length(buf) > 0)
-		return;
-	server_conn_defer(c, server_conn_kill_cb);
-}
-
-/* Free the connection of c (next loop turn after the decision). */
-static void
-server_conn_kill_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (c->evcon != NULL)
-		evhttp_connection_free(c->evcon);	/* -> close cb */
-}
-
-/* Every byte a client sends passes here before evhttp parses it. */
-static void
-server_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
-{
-	struct server_conn *c = arg;
-	struct evbuffer_iovec vec[8];
-	struct evbuffer_ptr ptr;
-	size_t len, start;
-	int i, n;
-
-	if (info->n_added == 0 || c->in_scan)
-		return;
-	if (c->rejected) {
-		c->in_scan = true;
-		evbuffer_drain(buf, evbuffer_get_length(buf));
-		c->in_scan = false;
-		return;
-	}
-	len = evbuffer_get_length(buf);
-	start = len - info->n_added;
-	if (evbuffer_ptr_set(buf, &ptr, start, EVBUFFER_PTR_SET) != 0)
-		return;
-	c->in_scan = true;
-	while (start < len) {
-		n = evbuffer_peek(buf, (ev_ssize_t)(len - start), &ptr, vec,
-		    (int)TS_NITEMS(vec));
-		if (n <= 0)
-			break;
-		for (i = 0; i < n && i < (int)TS_NITEMS(vec); i++) {
-			size_t take = vec[i].iov_len;
-
-			if (take > len - start)
-				take = len - start;
-			if (framing_feed(&c->framing, vec[i].iov_base,
-			    take) != 0) {
-				server_conn_reject(c, buf);
-				c->in_scan = false;
-				return;
-			}
-			start += take;
-		}
-		if (evbuffer_ptr_set(buf, &ptr, start, EVBUFFER_PTR_SET) != 0)
-			break;
-	}
-	c->in_scan = false;
-	if (c->active != NULL) {
-		/*
-		 * A request of ours is in flight and the connection keeps
-		 * reading (see server_request_cb): bound what a client can
-		 * pile up meanwhile; evhttp reads again after the reply.
-		 */
-		if (len > c->framing.limits.max_header_bytes + 65536)
-			bufferevent_disable(c->bev, EV_READ);
-	} else {
-		if (framing_idle(&c->framing))
-			server_conn_timeout(c, SERVER_TO_IDLE);
-		else if (c->framing.phase == FRAMING_BODY_LENGTH ||
-		    c->framing.phase == FRAMING_BODY_CHUNKED)
-			server_conn_timeout(c, SERVER_TO_BODY);
-		else
-			server_conn_timeout(c, SERVER_TO_HEADER);
-	}
-}
-
-/* A request evhttp parsed (after the guard accepted its bytes). */
-static void
-server_request_cb(struct evhttp_request *req, void *arg)
-{
-	struct worker *w = arg;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-	int fd = bufferevent_getfd(bev);
-	struct server_conn *c = NULL;
-
-	if (fd >= 0 && (size_t)fd < server_nconns_max)
-		c = server_conns[fd];
-	if (c == NULL || c->bev != bev) {
-		/* Not ours (allocation failed at accept): minimal answer. */
-		evhttp_send_error(req, 503, "Service Unavailable");
-		return;
-	}
-	/*
-	 * evhttp stopped reading the connection before calling us; that
-	 * costs two epoll_ctl calls per request (off now, on again after
-	 * the reply).  Keep reading instead, with no read callback: bytes
-	 * that arrive meanwhile wait in the input buffer (the guard still
-	 * sees them; evhttp parses them after the reply), and an EOF or
-	 * reset reaches evhttp's event callback, which frees the
-	 * connection -- so a client that goes away cancels its upstream
-	 * exchange at once.
-	 */
-	{
-		bufferevent_data_cb wcb;
-		bufferevent_event_cb ecb;
-		void *cbarg;
-
-		bufferevent_getcb(bev, NULL, &wcb, &ecb, &cbarg);
-		bufferevent_setcb(bev, NULL, wcb, ecb, cbarg);
-		bufferevent_enable(bev, EV_READ);
-	}
-	server_conn_timeout(c, SERVER_TO_BUSY);
-	proxy_handle(w, c, req);
+	w->nconns--;
+	metrics_conn(w->metrics, -1);
+	if (w->nconns < w->max_conns)
+		server_worker_accepting(w, true);
 }
 
 void
 server_request_done(struct worker *w, struct server_conn *c)
 {
 	w->inflight--;
-	if (c != NULL) {
-		c->active = NULL;
-		/* Waiting for the next request: the idle timeout applies. */
-		server_conn_timeout(c, SERVER_TO_IDLE);
-		if (c->pending_reject && evbuffer_get_length(
-		    bufferevent_get_input(c->bev)) == 0)
-			server_conn_defer(c, server_conn_refuse_cb);
-		else if (c->pending_close)
-			server_conn_defer(c, server_conn_kill_cb);
-	}
+	if (c != NULL)
+		conn_request_done(c);
 	if (w->draining && w->inflight == 0)
 		event_base_loopexit(w->base, NULL);
-}
-
-/* evhttp is freeing the connection: the one teardown of c. */
-static void
-server_conn_close_cb(struct evhttp_connection *evcon, void *arg)
-{
-	struct server_conn *c = arg;
-	struct worker *w = c->worker;
-
-	(void)evcon;
-	if (c->active != NULL)
-		proxy_client_gone(c->active);
-	if (c->fd >= 0 && (size_t)c->fd < server_nconns_max &&
-	    server_conns[c->fd] == c)
-		server_conns[c->fd] = NULL;
-	if (c->kill_ev != NULL)
-		event_free(c->kill_ev);
-	w->nconns--;
-	metrics_conn(w->metrics, -1);
-	if (w->nconns < w->max_conns)
-		server_worker_accepting(w, true);
-	free(c);
 }
 
 /* Commands from the main thread. */
@@ -766,6 +408,7 @@ static void
 server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	struct server_conn *c, *cnext;
 	struct server_gen *g;
 	char cmd[16];
 	ssize_t n, i;
@@ -792,9 +435,15 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 				break;
 			server_worker_accepting(w, true);
 			w->draining = true;
-			for (b = 0; b < w->n_bound; b++)
-				evhttp_del_accept_socket(w->http, w->bound[b]);
-			w->n_bound = 0;
+			for (b = 0; b < w->n_listeners; b++)
+				evconnlistener_free(w->listeners[b]);
+			w->n_listeners = 0;
+			/* Idle keep-alive connections end now (nginx too). */
+			for (c = TAILQ_FIRST(&w->conns); c != NULL; c = cnext) {
+				cnext = TAILQ_NEXT(c, entry);
+				if (conn_idle(c))
+					conn_close(c);
+			}
 			if (w->inflight == 0)
 				event_base_loopexit(w->base, NULL);
 			break;
@@ -813,13 +462,17 @@ server_worker_main(void *arg)
 {
 	struct worker *w = arg;
 	char one = 1;
+	size_t b;
 
 	event_base_dispatch(w->base);
-	evhttp_free(w->http);
-	w->http = NULL;
+	while (!TAILQ_EMPTY(&w->conns))
+		conn_close(TAILQ_FIRST(&w->conns));
+	for (b = 0; b < w->n_listeners; b++)
+		evconnlistener_free(w->listeners[b]);
+	w->n_listeners = 0;
 	event_free(w->cmd_ev);
-	event_free(w->bind_ev);
-	server_bind_cb(-1, 0, w);
+	free(w->fields);
+	w->fields = NULL;
 	server_wgen_unref(w->wgen);
 	w->wgen = NULL;
 	server_span_pool_free(w);
@@ -910,8 +563,6 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	event_config_free(ec);
 	if (w->base == NULL)
 		fatalx("cannot create an event base");
-	if ((w->http = evhttp_new(w->base)) == NULL)
-		fatalx("cannot create an evhttp server");
 	w->metrics = metrics_new("worker");
 	w->exporter = srv.exporter;
 	if (srv.exporter != NULL)
@@ -921,29 +572,11 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	if (w->max_conns == 0)
 		w->max_conns = 1;
 	w->accepting = true;
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-	    EVHTTP_REQ_PATCH);
-	evhttp_set_default_content_type(w->http, NULL);
-	/* The guard enforces the real limits first; these are backstops. */
-	evhttp_set_max_headers_size(w->http,
-	    (ev_ssize_t)cfg->limits.max_header_bytes + 4096);
-	evhttp_set_max_body_size(w->http,
-	    (ev_ssize_t)cfg->limits.max_body_bytes + 65536);
-	{
-		struct timeval tv;
+	TAILQ_INIT(&w->conns);
+	w->fields_cap = 64;
+	w->fields = xcalloc(w->fields_cap, sizeof *w->fields);
 
-		tv.tv_sec = (time_t)(cfg->limits.idle_timeout_ms / 1000);
-		tv.tv_usec = (suseconds_t)(cfg->limits.idle_timeout_ms % 1000) *
-		    1000;
-		evhttp_set_timeout_tv(w->http, &tv);
-	}
-	evhttp_set_bevcb(w->http, server_bev_cb, w);
-	evhttp_set_gencb(w->http, server_request_cb, w);
-	w->bind_ev = event_new(w->base, -1, 0, server_bind_cb, w);
-
-	w->bound = xcalloc(cfg->n_listen, sizeof *w->bound);
+	w->listeners = xcalloc(cfg->n_listen, sizeof *w->listeners);
 	for (a = 0; a < cfg->n_listen; a++) {
 		uint16_t port;
 		int fd;
@@ -953,13 +586,14 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 		if (fd == -1)
 			return -1;
 		srv.bound_addrs[a].port = port;
-		w->bound[a] = evhttp_accept_socket_with_handle(w->http, fd);
-		if (w->bound[a] == NULL) {
+		w->listeners[a] = evconnlistener_new(w->base, server_accept_cb,
+		    w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		if (w->listeners[a] == NULL) {
 			xasprintf(cause, "%s: cannot accept", cfg->listen[a].text);
 			close(fd);
 			return -1;
 		}
-		w->n_bound++;
+		w->n_listeners++;
 	}
 	if (pipe2(w->cmd_fd, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
@@ -1190,10 +824,6 @@ server_main(struct config *cfg)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	server_nconns_max = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 22) ?
-	    (size_t)rl.rlim_cur : (1u << 20);
-	server_conns = xcalloc(server_nconns_max, sizeof *server_conns);
 
 	if ((g = server_gen_new(cfg, &cause)) == NULL) {
 		log_warnx("%s", cause);
@@ -1290,7 +920,7 @@ server_main(struct config *cfg)
 			server_gen_unref(w->next_gen);
 		close(w->cmd_fd[0]);
 		close(w->cmd_fd[1]);
-		free(w->bound);
+		free(w->listeners);
 	}
 	free(srv.workers);
 	free(srv.bound_addrs);
@@ -1298,6 +928,5 @@ server_main(struct config *cfg)
 	event_base_free(srv.base);
 	close(srv.done_fd[0]);
 	close(srv.done_fd[1]);
-	free(server_conns);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
- * server.h -- the process: worker threads (one event base + one evhttp
- * each, on SO_REUSEPORT listeners), client connections, the framing guard
- * glue, the admin listener, graceful drain and configuration reload.
+ * server.h -- the process: worker threads (one event base each, on
+ * SO_REUSEPORT listeners; client connections in conn.c), the admin
+ * listener (evhttp), graceful drain and configuration reload.
  *
  * Ownership:
  *   struct server_gen    one per configuration generation, built by the
@@ -10,8 +10,8 @@
  *   struct worker_gen    one per (worker, generation): the worker's
  *                        upstream pools for every route.  Refcounted by
  *                        the worker and by each request started under it.
- *   struct server_conn   one per client connection that sent a byte; freed
- *                        from evhttp's close callback.
+ *   struct server_conn   one per client connection (conn.h); freed by
+ *                        conn_close().
  * Everything a worker owns is touched by that worker's thread only; the
  * main thread talks to workers through a pipe.
  */
@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "conn.h"
 #include "propagation.h"
 #include "framing.h"
 #include "metrics.h"
@@ -75,9 +76,11 @@ struct worker {
 	unsigned id;
 	pthread_t thread;
 	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket **bound;
-	size_t n_bound;
+	struct evconnlistener **listeners;	/* SO_REUSEPORT, ours */
+	size_t n_listeners;
+	struct server_conn_list conns;	/* conn.c */
+	struct framing_field *fields;	/* scratch: the head being indexed */
+	size_t fields_cap;
 	int cmd_fd[2];			/* main writes, worker reads */
 	struct event *cmd_ev;
 	struct server_gen *next_gen;	/* handed over under server lock */
@@ -90,8 +93,6 @@ struct worker {
 	bool draining;
 	bool accepting;			/* listeners enabled */
 	uint64_t max_conns;		/* this worker's share */
-	struct server_conn *unbound;	/* accepted, not yet bound */
-	struct event *bind_ev;		/* runs the bind pass */
 	int64_t reject_log_sec;		/* rate limit of refusal logs */
 	unsigned reject_log_n;
 	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
@@ -110,25 +111,6 @@ struct worker {
 	int64_t date_sec;
 };
 
-struct server_conn {
-	struct worker *worker;
-	struct evhttp_connection *evcon;
-	struct bufferevent *bev;
-	int fd;
-	struct framing_state framing;
-	struct proxy_req *active;	/* request being processed, or NULL */
-	bool tls;
-	bool in_scan;			/* inside our input callback */
-	bool rejected;			/* framing guard refused the stream */
-	bool pending_close;		/* close once the active request ends */
-	bool pending_reject;		/* answer the refusal once the valid
-					 * requests before it are done */
-	char client[64];		/* "ip:port" */
-	char client_ip[48];
-	unsigned phase_timeout;		/* which timeout is armed */
-	struct server_conn *pending_next; /* worker's unbound list */
-	struct event *kill_ev;		/* frees the connection next turn */
-};
 
 /*
  * Run the gateway with cfg (one reference is taken over) until a
@@ -155,5 +137,7 @@ void server_span_put(struct worker *, struct span *);
 
 /* Called by proxy.c when a request it started is finished. */
 void server_request_done(struct worker *, struct server_conn *);
+/* Called by conn.c when a client connection of w was closed. */
+void server_conn_gone(struct worker *);
 
 #endif /* TS_SERVER_H */

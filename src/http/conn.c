@@ -1,0 +1,873 @@
+/*
+ * conn.c -- client connections: the server half of HTTP/1.1 (RFC 9112),
+ * ours, on a raw non-blocking socket (or a bufferevent_openssl).
+ *
+ * Why not evhttp here (docs/architecture.md, "Performance decisions"):
+ * the framing guard already walks every byte strictly, so parsing the
+ * same bytes again with evhttp's lenient parser (a malloc per header,
+ * sscanf, evbuffer_readln) doubled the work; bufferevent_socket adds an
+ * ioctl(FIONREAD) per read and evhttp an epoll_ctl pair per request.
+ * Here a request costs one read, one writev and no epoll_ctl: the read
+ * event stays armed for the life of the connection, the write event is
+ * armed only after a short write.  evhttp still serves the admin
+ * listener.
+ *
+ * Input: bytes are read into ibuf and fed to the guard at once, so a
+ * refusal is decided before anything goes upstream.  When the guard has
+ * counted a complete head the indexer (framing_index) NUL-terminates it
+ * in place; the body (Content-Length bytes, or chunked, decoded) is
+ * collected into an evbuffer, then the request goes to proxy_handle().
+ * One request at a time per connection: pipelined bytes wait in ibuf
+ * (read on, so an EOF is seen at once and cancels the upstream exchange,
+ * as nginx does; reading pauses when ibuf is full).
+ *
+ * Refusals: requests before the refused one are still answered (as
+ * nginx does); the refused one and everything after it are dropped, and
+ * the refusal (status, JSON, CORS headers, Connection: close) is written
+ * once they are done.
+ *
+ * Timeouts (one timer): header (a request begun, its head incomplete),
+ * body, idle (between requests), busy (a request of ours in flight: the
+ * client must keep taking what we write).
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "server.h"
+#include "tls.h"
+#include "util.h"
+
+#define CONN_IBUF_INITIAL 4096
+#define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
+
+enum conn_timeout {
+	CONN_TO_NONE = 0,
+	CONN_TO_IDLE,
+	CONN_TO_HEADER,
+	CONN_TO_BODY,
+	CONN_TO_BUSY,
+};
+
+static void conn_read_cb(evutil_socket_t, short, void *);
+static void conn_write_cb(evutil_socket_t, short, void *);
+static void conn_timer_cb(evutil_socket_t, short, void *);
+static void conn_deferred_cb(evutil_socket_t, short, void *);
+static void conn_tls_read_cb(struct bufferevent *, void *);
+static void conn_tls_write_cb(struct bufferevent *, void *);
+static void conn_tls_event_cb(struct bufferevent *, short, void *);
+static void conn_process(struct server_conn *);
+static void conn_output_drained(struct server_conn *);
+static void conn_reading(struct server_conn *, bool);
+
+/* Run the deferred step of c on the next loop turn. */
+static void
+conn_defer(struct server_conn *c)
+{
+	if (!event_pending(&c->dev, EV_TIMEOUT, NULL))
+		event_active(&c->dev, EV_TIMEOUT, 0);
+}
+
+/* Close c from a context where the caller may still hold it. */
+static void
+conn_close_later(struct server_conn *c)
+{
+	c->close_deferred = true;
+	conn_defer(c);
+}
+
+/* Close c once what it has to write has left. */
+static void
+conn_finish(struct server_conn *c)
+{
+	c->closing = true;
+	conn_reading(c, false);
+	if (c->broken || evbuffer_get_length(c->out) == 0)
+		conn_close_later(c);
+}
+
+/* Arm the timeout that matches what we wait for. */
+static void
+conn_set_timeout(struct server_conn *c, enum conn_timeout ph)
+{
+	const struct server_gen *g = c->worker->wgen->gen;
+	const struct config_limits *l = &g->cfg->limits;
+	struct timeval tv;
+	uint64_t ms;
+
+	if (c->phase_timeout == ph)
+		return;
+	c->phase_timeout = ph;
+	ms = ph == CONN_TO_HEADER ? l->header_timeout_ms :
+	    ph == CONN_TO_BODY ? l->body_timeout_ms :
+	    ph == CONN_TO_BUSY ? g->busy_timeout_ms : l->idle_timeout_ms;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	c->wprogress_armed = c->wprogress;
+	evtimer_add(&c->tev, &tv);
+}
+
+/* Start or stop reading the client. */
+static void
+conn_reading(struct server_conn *c, bool on)
+{
+	if (c->reading == on)
+		return;
+	c->reading = on;
+	if (c->tls) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+	} else if (on)
+		event_add(&c->rev, NULL);
+	else
+		event_del(&c->rev);
+}
+
+struct server_conn *
+conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
+    SSL_CTX *ctx)
+{
+	const struct config *cfg = w->wgen->gen->cfg;
+	struct framing_limits fl;
+	struct server_conn *c;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return NULL;
+	c->worker = w;
+	c->fd = fd;
+	c->icap = CONN_IBUF_INITIAL;
+	if ((c->ibuf = malloc(c->icap)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	ip[0] = '\0';
+	if (sa->sa_family == AF_INET6 && slen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+		port = ntohs(s6->sin6_port);
+	} else if (sa->sa_family == AF_INET &&
+	    slen >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+		port = ntohs(s4->sin_port);
+	}
+	snprintf(c->client_ip, sizeof c->client_ip, "%s",
+	    ip[0] != '\0' ? ip : "-");
+	snprintf(c->client, sizeof c->client,
+	    strchr(c->client_ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
+	    c->client_ip, port);
+	/* nginx's tcp_nodelay: a response head and body never wait. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	fl.max_header_bytes = cfg->limits.max_header_bytes;
+	fl.max_body_bytes = cfg->limits.max_body_bytes;
+	framing_init(&c->framing, &fl);
+	evtimer_assign(&c->tev, w->base, conn_timer_cb, c);
+	event_assign(&c->dev, w->base, -1, 0, conn_deferred_cb, c);
+	if (ctx != NULL) {
+		c->tls = true;
+		if ((c->bev = tls_server_bev(w->base, ctx, fd)) == NULL) {
+			free(c->ibuf);
+			free(c);
+			return NULL;
+		}
+		c->out = bufferevent_get_output(c->bev);
+		bufferevent_setcb(c->bev, conn_tls_read_cb, conn_tls_write_cb,
+		    conn_tls_event_cb, c);
+		bufferevent_enable(c->bev, EV_WRITE);
+	} else {
+		if ((c->out = evbuffer_new()) == NULL) {
+			free(c->ibuf);
+			free(c);
+			return NULL;
+		}
+		event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST,
+		    conn_read_cb, c);
+		event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST,
+		    conn_write_cb, c);
+	}
+	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	conn_reading(c, true);
+	conn_set_timeout(c, CONN_TO_IDLE);
+	return c;
+}
+
+void
+conn_close(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	if (c->active != NULL)
+		proxy_client_gone(c->active);	/* clears c->active */
+	event_del(&c->tev);
+	event_del(&c->dev);
+	if (c->tls) {
+		bufferevent_free(c->bev);	/* closes fd */
+	} else {
+		event_del(&c->rev);
+		event_del(&c->wev);
+		evbuffer_free(c->out);
+		close(c->fd);
+	}
+	if (c->body != NULL)
+		evbuffer_free(c->body);
+	free(c->fields);
+	free(c->ibuf);
+	TAILQ_REMOVE(&w->conns, c, entry);
+	free(c);
+	server_conn_gone(w);
+}
+
+bool
+conn_idle(const struct server_conn *c)
+{
+	return c->active == NULL && c->st == CONN_ST_HEAD &&
+	    c->ilen == c->ioff && framing_idle(&c->framing);
+}
+
+struct evbuffer *
+conn_output(struct server_conn *c)
+{
+	return c->out;
+}
+
+/* Write what is queued (plain): 0, or -1 once the client is gone. */
+static int
+conn_write_now(struct server_conn *c)
+{
+	int n;
+
+	while (evbuffer_get_length(c->out) > 0) {
+		n = evbuffer_write(c->out, c->fd);
+		if (n > 0) {
+			c->wprogress++;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR)) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+void
+conn_flush(struct server_conn *c)
+{
+	if (c->tls || c->broken || c->wpending)
+		return;		/* TLS: the bufferevent writes by itself */
+	if (conn_write_now(c) != 0) {
+		c->broken = true;
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		conn_close_later(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0) {
+		c->wpending = true;
+		event_add(&c->wev, NULL);
+	}
+}
+
+/* The active request's reply has left: tell proxy.c, go on. */
+static void
+conn_reply_sent(struct server_conn *c)
+{
+	struct proxy_req *pr = c->active;
+
+	c->reply_done = false;
+	c->want_drain = false;
+	if (pr != NULL)
+		proxy_client_complete(pr);	/* -> conn_request_done */
+}
+
+void
+conn_reply_end(struct server_conn *c, bool close)
+{
+	if (close)
+		c->pending_close = true;
+	c->reply_done = true;
+	conn_flush(c);
+	if (c->broken)
+		return;		/* conn_close() ends the request */
+	if (evbuffer_get_length(c->out) == 0)
+		conn_reply_sent(c);
+}
+
+void
+conn_want_drain(struct server_conn *c)
+{
+	c->want_drain = true;
+}
+
+void
+conn_abort(struct server_conn *c)
+{
+	/* Nothing more is written: the client sees the cut. */
+	c->broken = true;
+	conn_close_later(c);
+}
+
+void
+conn_request_done(struct server_conn *c)
+{
+	c->active = NULL;
+	c->st = CONN_ST_HEAD;
+	if (c->pending_close || c->broken) {
+		conn_finish(c);
+		return;
+	}
+	if (c->in_process)
+		return;		/* conn_process() goes on by itself */
+	if (c->ilen > c->ioff || c->rejected || c->eof)
+		conn_defer(c);	/* pipelined bytes, or the refusal */
+	else {
+		c->ioff = c->ilen = 0;
+		conn_set_timeout(c, CONN_TO_IDLE);
+		conn_reading(c, true);
+	}
+}
+
+/* The output buffer became empty. */
+static void
+conn_output_drained(struct server_conn *c)
+{
+	if (c->closing || c->refusing) {
+		if (c->active == NULL)
+			conn_close_later(c);
+		else if (c->reply_done)
+			conn_reply_sent(c);
+		return;
+	}
+	if (c->reply_done) {
+		conn_reply_sent(c);
+		return;
+	}
+	if (c->want_drain && c->active != NULL) {
+		c->want_drain = false;
+		proxy_client_drained(c->active);
+	}
+}
+
+/* Plain socket writable again. */
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (conn_write_now(c) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0)
+		return;
+	c->wpending = false;
+	event_del(&c->wev);
+	conn_output_drained(c);
+}
+
+/* Answer the guard's refusal now and close after it left. */
+static void
+conn_refuse(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+	struct framing_state *fs = &c->framing;
+	const struct worker_route *route;
+	char id[24];
+
+	c->refusing = true;
+	c->closing = true;
+	conn_reading(c, false);
+	route = proxy_route_find(w->wgen, fs->host[0] != '\0' ? fs->host : NULL,
+	    fs->path[0] != '\0' ? fs->path : "/");
+	proxy_request_id(w, id);
+	/* The route's CORS policy, or the top-level one (as for a 404). */
+	proxy_format_raw_error(w, c->out, fs->status,
+	    fs->reason != NULL ? fs->reason : "invalid request",
+	    route != NULL ? route->cors : w->wgen->default_cors,
+	    fs->origin[0] != '\0' ? fs->origin : NULL, id);
+	metrics_request(w->metrics, route != NULL ? route->slot : 0,
+	    fs->status, 0, 0);
+	conn_flush(c);
+	if (!c->broken && evbuffer_get_length(c->out) == 0)
+		conn_close_later(c);
+}
+
+/*
+ * The guard refused the stream: keep the complete requests before the
+ * refused one (they are answered first), drop the rest.
+ */
+static void
+conn_reject(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+	struct framing_state *fs = &c->framing;
+	uint64_t keep;
+
+	c->rejected = true;
+	c->reject_at = fs->req_start;
+	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
+	if (w->reject_log_sec != (int64_t)time(NULL)) {
+		w->reject_log_sec = (int64_t)time(NULL);
+		w->reject_log_n = 0;
+	}
+	if (w->reject_log_n++ < 10) {
+		log_info("client %s: refused request (%d): %s", c->client,
+		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
+	}
+	/* Bytes of ibuf from ioff on are at stream offsets base_off on. */
+	keep = c->reject_at > c->base_off ? c->reject_at - c->base_off : 0;
+	if (keep < c->ilen - c->ioff)
+		c->ilen = c->ioff + (size_t)keep;
+	if (c->st == CONN_ST_BODY && c->reject_at <= c->base_off) {
+		/* The refused request is the one whose body we read. */
+		c->st = CONN_ST_HEAD;
+		if (c->body != NULL)
+			evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	}
+}
+
+/* Make room for more input; false when ibuf may not grow. */
+static bool
+conn_make_room(struct server_conn *c)
+{
+	size_t keep_from, max, ncap;
+	char *nb;
+
+	if (c->ilen < c->icap)
+		return true;
+	/* The head of a request being read stays where it is. */
+	keep_from = c->st == CONN_ST_BODY ? c->head_end : 0;
+	if (c->ioff > keep_from) {
+		memmove(c->ibuf + keep_from, c->ibuf + c->ioff,
+		    c->ilen - c->ioff);
+		c->ilen -= c->ioff - keep_from;
+		c->ioff = keep_from;
+		return true;
+	}
+	if (c->active != NULL)
+		return false;	/* pipelined bytes wait; stop reading */
+	max = c->framing.limits.max_header_bytes + CONN_IBUF_SLACK;
+	if (c->icap >= max)
+		return false;
+	ncap = c->icap * 2 > max ? max : c->icap * 2;
+	if ((nb = malloc(ncap)) == NULL)
+		return false;
+	memcpy(nb, c->ibuf, c->ilen);
+	if (c->st == CONN_ST_BODY) {
+		/* Re-point the indexed head into the new buffer. */
+		size_t i;
+
+		c->req.method_name = nb + (c->req.method_name - c->ibuf);
+		c->req.target = nb + (c->req.target - c->ibuf);
+		for (i = 0; i < c->req.n_fields; i++) {
+			struct framing_field *f = &c->fields[i];
+
+			f->name = nb + (f->name - c->ibuf);
+			f->value = nb + (f->value - c->ibuf);
+		}
+	}
+	free(c->ibuf);
+	c->ibuf = nb;
+	c->icap = ncap;
+	return true;
+}
+
+/* n new bytes at ibuf + ilen: vet them, then act. */
+static void
+conn_input(struct server_conn *c, size_t n)
+{
+	if (c->rejected || c->closing)
+		return;		/* dropped */
+	if (framing_feed(&c->framing, c->ibuf + c->ilen, n) != 0) {
+		c->ilen += n;
+		conn_reject(c);
+	} else
+		c->ilen += n;
+	conn_process(c);
+}
+
+/* Plain socket readable. */
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+	ssize_t n;
+	size_t room;
+
+	(void)what;
+	if (!conn_make_room(c)) {
+		conn_reading(c, false);
+		return;
+	}
+	room = c->icap - c->ilen;
+	n = read(fd, c->ibuf + c->ilen, room);
+	if (n > 0) {
+		conn_input(c, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	/* EOF or reset. */
+	c->eof = true;
+	conn_reading(c, false);
+	if (n < 0 || c->active != NULL || c->closing) {
+		conn_close(c);	/* proxy_client_gone() for the active one */
+		return;
+	}
+	conn_process(c);
+}
+
+/* TLS: decrypted bytes wait in the bufferevent's input. */
+static void
+conn_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct server_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+
+	while (evbuffer_get_length(in) > 0 && !c->closing &&
+	    !c->rejected) {
+		if (!conn_make_room(c)) {
+			conn_reading(c, false);
+			return;
+		}
+		n = (size_t)evbuffer_remove(in, c->ibuf + c->ilen,
+		    c->icap - c->ilen);
+		if (n == 0 || n > c->icap - c->ilen)
+			break;
+		conn_input(c, n);
+		if (c->active != NULL && c->ilen == c->icap)
+			break;
+	}
+	if (c->rejected || c->closing)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+conn_tls_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct server_conn *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		c->wprogress++;
+		conn_output_drained(c);
+	}
+}
+
+static void
+conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)bev;
+	/* EOF, a reset or a failed handshake: the client is gone. */
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_close(c);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->phase_timeout == CONN_TO_BUSY &&
+	    c->wprogress != c->wprogress_armed) {
+		/* Still writing to the client: it is not stalled. */
+		c->phase_timeout = CONN_TO_NONE;
+		conn_set_timeout(c, CONN_TO_BUSY);
+		return;
+	}
+	log_debug("client %s: %s timeout", c->client,
+	    c->phase_timeout == CONN_TO_HEADER ? "header" :
+	    c->phase_timeout == CONN_TO_BODY ? "body" :
+	    c->phase_timeout == CONN_TO_BUSY ? "busy" : "idle");
+	metrics_add(c->worker->metrics, METRICS_REQ_TIMEOUT, 1);
+	conn_close(c);
+}
+
+static void
+conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->close_deferred) {
+		conn_close(c);
+		return;
+	}
+	conn_process(c);
+}
+
+static enum conn_method
+conn_method(const char *m, size_t len)
+{
+	switch (len) {
+	case 3:
+		if (memcmp(m, "GET", 3) == 0)
+			return CONN_M_GET;
+		if (memcmp(m, "PUT", 3) == 0)
+			return CONN_M_PUT;
+		break;
+	case 4:
+		if (memcmp(m, "HEAD", 4) == 0)
+			return CONN_M_HEAD;
+		if (memcmp(m, "POST", 4) == 0)
+			return CONN_M_POST;
+		break;
+	case 5:
+		if (memcmp(m, "PATCH", 5) == 0)
+			return CONN_M_PATCH;
+		if (memcmp(m, "TRACE", 5) == 0)
+			return CONN_M_TRACE;
+		break;
+	case 6:
+		if (memcmp(m, "DELETE", 6) == 0)
+			return CONN_M_DELETE;
+		break;
+	case 7:
+		if (memcmp(m, "OPTIONS", 7) == 0)
+			return CONN_M_OPTIONS;
+		if (memcmp(m, "CONNECT", 7) == 0)
+			return CONN_M_CONNECT;
+		break;
+	default:
+		break;
+	}
+	return CONN_M_OTHER;
+}
+
+/* Index the complete head at ibuf[ioff]; -1 when it cannot be held. */
+static int
+conn_take_head(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+	struct framing_head h;
+	size_t i;
+
+	while (framing_index(c->ibuf + c->ioff, c->ilen - c->ioff, &h,
+	    w->fields, w->fields_cap) != 0) {
+		size_t want = h.n_fields;
+
+		if (want <= w->fields_cap || want > 65536)
+			return -1;
+		free(w->fields);
+		w->fields = xcalloc(want, sizeof *w->fields);
+		w->fields_cap = want;
+	}
+	c->heads_taken++;
+	c->head_start = c->ioff;
+	c->head_end = c->ioff + h.len;
+	c->req.method = conn_method(h.method, h.method_len);
+	c->req.method_name = h.method;
+	c->req.target = h.target;
+	c->req.minor = h.minor;
+	c->req.fields = w->fields;
+	c->req.n_fields = h.n_fields;
+	c->req.body = NULL;
+	c->body_left = 0;
+	c->chunked = false;
+	c->expect_continue = false;
+	/* The guard vetted framing: at most one of these, well formed. */
+	for (i = 0; i < h.n_fields; i++) {
+		const struct framing_field *f = &w->fields[i];
+
+		switch (f->name[0] | 0x20) {
+		case 'c':
+			if (f->name_len == 14 &&
+			    util_strcaseeq(f->name, "content-length") &&
+			    util_parse_u64(f->value, f->value_len,
+			    &c->body_left) != 0)
+				c->body_left = 0;
+			break;
+		case 't':
+			if (f->name_len == 17 &&
+			    util_strcaseeq(f->name, "transfer-encoding"))
+				c->chunked = true;
+			break;
+		case 'e':
+			if (f->name_len == 6 &&
+			    util_strcaseeq(f->name, "expect"))
+				c->expect_continue = true;
+			break;
+		default:
+			break;
+		}
+	}
+	c->base_off += h.len;
+	c->ioff = c->head_end;
+	if (c->chunked)
+		framing_dechunk_init(&c->dechunk);
+	if (c->chunked || c->body_left > 0) {
+		if (c->body == NULL && (c->body = evbuffer_new()) == NULL)
+			return -1;
+		c->req.body = c->body;
+	}
+	return 0;
+}
+
+/*
+ * The head waits for its body: its index moves from the worker's scratch
+ * array (reused by every connection) into one of the connection's own.
+ */
+static int
+conn_keep_fields(struct server_conn *c)
+{
+	size_t n = c->req.n_fields;
+
+	if (c->req.fields == c->fields)
+		return 0;
+	if (n > c->fields_cap) {
+		struct framing_field *nf;
+
+		if ((nf = reallocarray(c->fields, n, sizeof *nf)) == NULL)
+			return -1;
+		c->fields = nf;
+		c->fields_cap = n;
+	}
+	if (n > 0)
+		memcpy(c->fields, c->req.fields, n * sizeof *c->fields);
+	c->req.fields = c->fields;
+	return 0;
+}
+
+static void
+conn_body_data(void *arg, const char *p, size_t n)
+{
+	evbuffer_add(arg, p, n);
+}
+
+/* Move body bytes from ibuf into the body; true when it is complete. */
+static bool
+conn_take_body(struct server_conn *c)
+{
+	size_t avail = c->ilen - c->ioff, used;
+	bool done = false;
+
+	if (c->chunked) {
+		used = framing_dechunk(&c->dechunk, c->ibuf + c->ioff, avail,
+		    conn_body_data, c->body, &done);
+	} else {
+		used = avail;
+		if ((uint64_t)used > c->body_left)
+			used = (size_t)c->body_left;
+		evbuffer_add(c->body, c->ibuf + c->ioff, used);
+		c->body_left -= used;
+		done = c->body_left == 0;
+	}
+	c->ioff += used;
+	c->base_off += used;
+	if (!done && c->ioff == c->ilen) {
+		/* Everything after the head was taken: reuse the space. */
+		c->ioff = c->ilen = c->head_end;
+	}
+	return done;
+}
+
+/* Hand the complete request to proxy.c. */
+static void
+conn_dispatch(struct server_conn *c)
+{
+	c->st = CONN_ST_BUSY;
+	c->active = NULL;
+	proxy_handle(c->worker, c, &c->req);
+	if (c->active != NULL) {
+		conn_set_timeout(c, CONN_TO_BUSY);
+		/* Read on (EOF cancels), but bound what piles up. */
+	} else if (c->st == CONN_ST_BUSY)
+		c->st = CONN_ST_HEAD;	/* answered and done already */
+	if (c->body != NULL)
+		evbuffer_drain(c->body, evbuffer_get_length(c->body));
+}
+
+/* Process what ibuf holds while no request of ours is in flight. */
+static void
+conn_process(struct server_conn *c)
+{
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (c->active == NULL && !c->closing && !c->broken) {
+		if (c->st == CONN_ST_HEAD) {
+			if (c->ioff == c->ilen)
+				c->ioff = c->ilen = 0;
+			if (c->framing.requests <= c->heads_taken ||
+			    (c->rejected && c->base_off >= c->reject_at)) {
+				/* No complete head (before the refusal). */
+				if (c->rejected) {
+					conn_refuse(c);
+					break;
+				}
+				if (c->eof) {
+					conn_finish(c);
+					break;
+				}
+				conn_set_timeout(c, framing_idle(&c->framing) &&
+				    c->ilen == c->ioff ? CONN_TO_IDLE :
+				    CONN_TO_HEADER);
+				conn_reading(c, true);
+				break;
+			}
+			if (conn_take_head(c) != 0) {
+				log_warnx("client %s: out of memory for a "
+				    "request head", c->client);
+				conn_close_later(c);
+				break;
+			}
+			c->st = CONN_ST_BODY;
+		}
+		if (c->req.body != NULL && !conn_take_body(c)) {
+			if (conn_keep_fields(c) != 0) {
+				conn_close_later(c);
+				break;
+			}
+			if (c->expect_continue && c->req.minor >= 1) {
+				/* RFC 9110 10.1.1: ask for the body. */
+				c->expect_continue = false;
+				evbuffer_add(c->out,
+				    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+				conn_flush(c);
+			}
+			if (c->eof)
+				conn_finish(c);
+			else {
+				conn_set_timeout(c, CONN_TO_BODY);
+				conn_reading(c, true);
+			}
+			break;
+		}
+		conn_dispatch(c);
+	}
+	c->in_process = false;
+}
