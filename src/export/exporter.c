@@ -170,52 +170,183 @@ next_pow2(uint64_t v)
 /* ---------------------------------------------------------------- */
 /* Encoding on the worker.                                           */
 
-/* msgpack-c write callback into the queue's scratch buffer. */
-static int
-scratch_write(void *data, const char *buf, size_t len)
+/*
+ * The record is written by hand into the queue's scratch buffer: the
+ * same bytes msgpack-c's packer produces (the smallest str, map and
+ * array headers; ids as uint64 0xcf, times as int64 0xd3, metrics as
+ * float64 0xcb), without a callback and a buffer check per item.
+ * MessagePack spec "formats": fixstr/str8/str16/str32, fixmap/map16/
+ * map32, fixarray/array16/array32.
+ */
+
+/* Grow the scratch buffer so that n more bytes fit (rare). */
+static void __attribute__((noinline))
+scratch_grow(struct exporter_queue *q, size_t n)
 {
-	struct exporter_queue *q = data;
+	size_t ncap = q->scratch_cap * 2;
 
-	if (q->scratch_len + len > q->scratch_cap) {
-		size_t ncap = q->scratch_cap * 2;
-
-		while (ncap < q->scratch_len + len)
-			ncap *= 2;
-		q->scratch = xrealloc(q->scratch, ncap);
-		q->scratch_cap = ncap;
-	}
-	memcpy(q->scratch + q->scratch_len, buf, len);
-	q->scratch_len += len;
-	return 0;
+	while (ncap - q->scratch_len < n)
+		ncap *= 2;
+	q->scratch = xrealloc(q->scratch, ncap);
+	q->scratch_cap = ncap;
 }
 
-static void
-pack_str(msgpack_packer *pk, const char *s)
+/* Room for n bytes at the end of the record; the caller fills them. */
+static inline uint8_t *
+mp_reserve(struct exporter_queue *q, size_t n)
 {
-	size_t len;
+	uint8_t *p;
 
+	if (__builtin_expect(q->scratch_cap - q->scratch_len < n, 0))
+		scratch_grow(q, n);
+	p = (uint8_t *)q->scratch + q->scratch_len;
+	q->scratch_len += n;
+	return p;
+}
+
+static inline void
+mp_be16(uint8_t *p, uint16_t v)
+{
+	v = __builtin_bswap16(v);
+	memcpy(p, &v, sizeof v);
+}
+
+static inline void
+mp_be32(uint8_t *p, uint32_t v)
+{
+	v = __builtin_bswap32(v);
+	memcpy(p, &v, sizeof v);
+}
+
+static inline void
+mp_be64(uint8_t *p, uint64_t v)
+{
+	v = __builtin_bswap64(v);
+	memcpy(p, &v, sizeof v);
+}
+
+/* A str of len bytes. */
+static inline void
+mp_str(struct exporter_queue *q, const char *s, size_t len)
+{
+	uint8_t *p = mp_reserve(q, 5 + len);
+	size_t h;
+
+	if (len < 32) {
+		p[0] = (uint8_t)(0xa0 | len);
+		h = 1;
+	} else if (len < 256) {
+		p[0] = 0xd9;
+		p[1] = (uint8_t)len;
+		h = 2;
+	} else if (len < 65536) {
+		p[0] = 0xda;
+		mp_be16(p + 1, (uint16_t)len);
+		h = 3;
+	} else {
+		p[0] = 0xdb;
+		mp_be32(p + 1, (uint32_t)len);
+		h = 5;
+	}
+	memcpy(p + h, s, len);
+	/* Give back the header bytes not used. */
+	q->scratch_len -= 5 - h;
+}
+
+/* A C string (NULL packs as ""). */
+static inline void
+mp_cstr(struct exporter_queue *q, const char *s)
+{
 	if (s == NULL)
 		s = "";
-	len = strlen(s);
-	msgpack_pack_str(pk, len);
-	msgpack_pack_str_body(pk, s, len);
+	mp_str(q, s, strlen(s));
 }
 
-static void
-pack_kv(msgpack_packer *pk, const char *k, const char *v)
+/* A string literal: its length is a constant. */
+#define MP_LIT(q, lit)	mp_str((q), (lit), sizeof(lit) - 1)
+
+/* A map or array header: fix (n < 16), 16-bit or 32-bit count. */
+static inline void
+mp_container(struct exporter_queue *q, uint8_t fix, uint8_t m16, size_t n)
 {
-	pack_str(pk, k);
-	pack_str(pk, v);
+	uint8_t *p;
+
+	if (n < 16) {
+		p = mp_reserve(q, 1);
+		p[0] = (uint8_t)(fix | n);
+	} else if (n < 65536) {
+		p = mp_reserve(q, 3);
+		p[0] = m16;
+		mp_be16(p + 1, (uint16_t)n);
+	} else {
+		p = mp_reserve(q, 5);
+		p[0] = (uint8_t)(m16 + 1);
+		mp_be32(p + 1, (uint32_t)n);
+	}
+}
+
+#define mp_map(q, n)	mp_container((q), 0x80, 0xde, (n))
+#define mp_array(q, n)	mp_container((q), 0x90, 0xdc, (n))
+
+/* A type byte and 8 big-endian bytes: uint64 0xcf, int64 0xd3. */
+static inline void
+mp_fix64(struct exporter_queue *q, uint8_t type, uint64_t v)
+{
+	uint8_t *p = mp_reserve(q, 9);
+
+	p[0] = type;
+	mp_be64(p + 1, v);
+}
+
+/* float64 (0xcb): the IEEE 754 bits, big-endian. */
+static inline void
+mp_double(struct exporter_queue *q, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, sizeof v);
+	mp_fix64(q, 0xcb, v);
+}
+
+/* An unsigned integer in its smallest form (msgpack_pack_uint32). */
+static inline void
+mp_uint32(struct exporter_queue *q, uint32_t v)
+{
+	uint8_t *p;
+
+	if (v < 128) {
+		p = mp_reserve(q, 1);
+		p[0] = (uint8_t)v;
+	} else if (v < 256) {
+		p = mp_reserve(q, 2);
+		p[0] = 0xcc;
+		p[1] = (uint8_t)v;
+	} else if (v < 65536) {
+		p = mp_reserve(q, 3);
+		p[0] = 0xcd;
+		mp_be16(p + 1, (uint16_t)v);
+	} else {
+		p = mp_reserve(q, 5);
+		p[0] = 0xce;
+		mp_be32(p + 1, v);
+	}
+}
+
+static inline void
+mp_kv(struct exporter_queue *q, const char *k, const char *v)
+{
+	mp_cstr(q, k);
+	mp_cstr(q, v);
 }
 
 /* The native v0.4 span_links field [cpp-span span_link.cpp]. */
 static void
-pack_links(msgpack_packer *pk, const struct span *sp)
+pack_links(struct exporter_queue *q, const struct span *sp)
 {
 	size_t i;
 
-	pack_str(pk, "span_links");
-	msgpack_pack_array(pk, sp->n_links);
+	MP_LIT(q, "span_links");
+	mp_array(q, sp->n_links);
 	for (i = 0; i < sp->n_links; i++) {
 		const struct trace_link *l = &sp->links[i];
 		size_t n = 2, na = 0;
@@ -232,32 +363,89 @@ pack_links(msgpack_packer *pk, const struct span *sp)
 			n++;
 		if (l->has_flags)
 			n++;
-		msgpack_pack_map(pk, n);
-		pack_str(pk, "trace_id");
-		msgpack_pack_fix_uint64(pk, l->trace_id.low);
+		mp_map(q, n);
+		MP_LIT(q, "trace_id");
+		mp_fix64(q, 0xcf, l->trace_id.low);
 		if (l->trace_id.high != 0) {
-			pack_str(pk, "trace_id_high");
-			msgpack_pack_fix_uint64(pk, l->trace_id.high);
+			MP_LIT(q, "trace_id_high");
+			mp_fix64(q, 0xcf, l->trace_id.high);
 		}
-		pack_str(pk, "span_id");
-		msgpack_pack_fix_uint64(pk, l->span_id);
+		MP_LIT(q, "span_id");
+		mp_fix64(q, 0xcf, l->span_id);
 		if (na > 0) {
-			pack_str(pk, "attributes");
-			msgpack_pack_map(pk, na);
-			if (l->reason != NULL)
-				pack_kv(pk, "reason", l->reason);
-			if (l->context_headers != NULL)
-				pack_kv(pk, "context_headers",
-				    l->context_headers);
+			MP_LIT(q, "attributes");
+			mp_map(q, na);
+			if (l->reason != NULL) {
+				MP_LIT(q, "reason");
+				mp_cstr(q, l->reason);
+			}
+			if (l->context_headers != NULL) {
+				MP_LIT(q, "context_headers");
+				mp_cstr(q, l->context_headers);
+			}
 		}
-		if (l->tracestate != NULL)
-			pack_kv(pk, "tracestate", l->tracestate);
+		if (l->tracestate != NULL) {
+			MP_LIT(q, "tracestate");
+			mp_cstr(q, l->tracestate);
+		}
 		if (l->has_flags) {
 			/* The agent's proto: when set, bit 31 is set too. */
-			pack_str(pk, "flags");
-			msgpack_pack_uint32(pk, l->flags | 0x80000000u);
+			MP_LIT(q, "flags");
+			mp_uint32(q, l->flags | 0x80000000u);
 		}
 	}
+}
+
+/* Process-level meta tags added when the span lacks them (11.4). */
+enum {
+	EXTRA_ENV,
+	EXTRA_VERSION,
+	EXTRA_LANGUAGE,
+	EXTRA_RUNTIME_ID,
+	EXTRA_COMPONENT,
+	EXTRA_N,
+};
+
+/*
+ * Which of the process-level keys the span's meta already has, as a bit
+ * mask: one pass over the keys, a strcmp only when the first byte
+ * matches (instead of one span_get_meta walk per key).
+ */
+static unsigned
+meta_present(const struct span *sp)
+{
+	unsigned have = 0;
+	size_t i;
+
+	for (i = 0; i < sp->n_meta; i++) {
+		const char *k = sp->meta[i].key;
+
+		switch (k[0]) {
+		case 'e':
+			if (strcmp(k, "env") == 0)
+				have |= 1u << EXTRA_ENV;
+			break;
+		case 'v':
+			if (strcmp(k, "version") == 0)
+				have |= 1u << EXTRA_VERSION;
+			break;
+		case 'l':
+			if (strcmp(k, "language") == 0)
+				have |= 1u << EXTRA_LANGUAGE;
+			break;
+		case 'r':
+			if (strcmp(k, "runtime-id") == 0)
+				have |= 1u << EXTRA_RUNTIME_ID;
+			break;
+		case 'c':
+			if (strcmp(k, "component") == 0)
+				have |= 1u << EXTRA_COMPONENT;
+			break;
+		default:
+			break;
+		}
+	}
+	return have;
 }
 
 /*
@@ -265,76 +453,91 @@ pack_links(msgpack_packer *pk, const struct span *sp)
  * tags of 11.4 added when the span does not carry them.
  */
 static void
-encode_span(msgpack_packer *pk, const struct span *sp,
+encode_span(struct exporter_queue *q, const struct span *sp,
     const struct export_proc *proc)
 {
-	const char *extra_k[6], *extra_v[6];
+	static const char *const extra_keys[EXTRA_N] = {
+		"env", "version", "language", "runtime-id", "component",
+	};
+	const char *extra_v[EXTRA_N];
+	const char *name;
 	size_t i, n_extra = 0, nmap = 12;
-	bool top, pid;
+	unsigned have, e;
+	bool top = true, pid = true;
 
-#define EXTRA(k, v) do {						\
-	if ((v) != NULL && *(v) != '\0' && span_get_meta(sp, (k)) == NULL) { \
-		extra_k[n_extra] = (k);					\
-		extra_v[n_extra++] = (v);				\
-	}								\
-} while (0)
-	EXTRA("env", proc->env);
-	EXTRA("version", proc->version);
-	EXTRA("language", "c");
-	EXTRA("runtime-id", proc->runtime_id);
-	EXTRA("component", "tracestitch");
-#undef EXTRA
-	top = !span_get_metric(sp, "_dd.top_level", NULL);
-	pid = !span_get_metric(sp, "process_id", NULL);
+	have = meta_present(sp);
+	extra_v[EXTRA_ENV] = proc->env;
+	extra_v[EXTRA_VERSION] = proc->version;
+	extra_v[EXTRA_LANGUAGE] = "c";
+	extra_v[EXTRA_RUNTIME_ID] = proc->runtime_id;
+	extra_v[EXTRA_COMPONENT] = "tracestitch";
+	for (e = 0; e < EXTRA_N; e++) {
+		if (extra_v[e] == NULL || *extra_v[e] == '\0' ||
+		    (have & (1u << e)) != 0)
+			extra_v[e] = NULL;
+		else
+			n_extra++;
+	}
+	for (i = 0; i < sp->n_metrics; i++) {
+		const char *k = sp->metrics[i].key;
+
+		if (k[0] == '_' && strcmp(k, "_dd.top_level") == 0)
+			top = false;
+		else if (k[0] == 'p' && strcmp(k, "process_id") == 0)
+			pid = false;
+	}
 	if (sp->n_links > 0)
 		nmap++;
+	name = sp->name != NULL ? sp->name : "tracestitch.request";
 
-	msgpack_pack_map(pk, nmap);
+	mp_map(q, nmap);
 	/* Ids as uint64 (0xcf) exactly like dd-trace's encoders. */
-	pack_str(pk, "trace_id");
-	msgpack_pack_fix_uint64(pk, sp->trace_id.low);
-	pack_str(pk, "span_id");
-	msgpack_pack_fix_uint64(pk, sp->span_id);
-	pack_str(pk, "parent_id");
-	msgpack_pack_fix_uint64(pk, sp->parent_id);
-	pack_kv(pk, "name", sp->name != NULL ? sp->name :
-	    "tracestitch.request");
-	pack_kv(pk, "resource", sp->resource != NULL ? sp->resource :
-	    (sp->name != NULL ? sp->name : "tracestitch.request"));
-	pack_kv(pk, "service", sp->service != NULL ? sp->service :
-	    proc->service);
-	pack_kv(pk, "type", sp->type != NULL ? sp->type : "web");
-	pack_str(pk, "start");
-	msgpack_pack_fix_int64(pk, (int64_t)sp->start_ns);
-	pack_str(pk, "duration");
-	msgpack_pack_fix_int64(pk, (int64_t)sp->duration_ns);
-	pack_str(pk, "error");
-	msgpack_pack_int32(pk, sp->error ? 1 : 0);
+	MP_LIT(q, "trace_id");
+	mp_fix64(q, 0xcf, sp->trace_id.low);
+	MP_LIT(q, "span_id");
+	mp_fix64(q, 0xcf, sp->span_id);
+	MP_LIT(q, "parent_id");
+	mp_fix64(q, 0xcf, sp->parent_id);
+	MP_LIT(q, "name");
+	mp_cstr(q, name);
+	MP_LIT(q, "resource");
+	mp_cstr(q, sp->resource != NULL ? sp->resource : name);
+	MP_LIT(q, "service");
+	mp_cstr(q, sp->service != NULL ? sp->service : proc->service);
+	MP_LIT(q, "type");
+	mp_cstr(q, sp->type != NULL ? sp->type : "web");
+	MP_LIT(q, "start");
+	mp_fix64(q, 0xd3, sp->start_ns);
+	MP_LIT(q, "duration");
+	mp_fix64(q, 0xd3, sp->duration_ns);
+	MP_LIT(q, "error");
+	mp_uint32(q, sp->error ? 1 : 0);
 
-	pack_str(pk, "meta");
-	msgpack_pack_map(pk, sp->n_meta + n_extra);
+	MP_LIT(q, "meta");
+	mp_map(q, sp->n_meta + n_extra);
 	for (i = 0; i < sp->n_meta; i++)
-		pack_kv(pk, sp->meta[i].key, sp->meta[i].value);
-	for (i = 0; i < n_extra; i++)
-		pack_kv(pk, extra_k[i], extra_v[i]);
+		mp_kv(q, sp->meta[i].key, sp->meta[i].value);
+	for (e = 0; e < EXTRA_N; e++)
+		if (extra_v[e] != NULL)
+			mp_kv(q, extra_keys[e], extra_v[e]);
 
-	pack_str(pk, "metrics");
-	msgpack_pack_map(pk, sp->n_metrics + (top ? 1 : 0) + (pid ? 1 : 0));
+	MP_LIT(q, "metrics");
+	mp_map(q, sp->n_metrics + (top ? 1 : 0) + (pid ? 1 : 0));
 	for (i = 0; i < sp->n_metrics; i++) {
-		pack_str(pk, sp->metrics[i].key);
-		msgpack_pack_double(pk, sp->metrics[i].value);
+		mp_cstr(q, sp->metrics[i].key);
+		mp_double(q, sp->metrics[i].value);
 	}
 	if (top) {
 		/* The gateway span is always its service's entry span. */
-		pack_str(pk, "_dd.top_level");
-		msgpack_pack_double(pk, 1.0);
+		MP_LIT(q, "_dd.top_level");
+		mp_double(q, 1.0);
 	}
 	if (pid) {
-		pack_str(pk, "process_id");
-		msgpack_pack_double(pk, (double)proc->pid);
+		MP_LIT(q, "process_id");
+		mp_double(q, (double)proc->pid);
 	}
 	if (sp->n_links > 0)
-		pack_links(pk, sp);
+		pack_links(q, sp);
 }
 
 static void
@@ -347,14 +550,12 @@ queue_drop(struct exporter_queue *q)
 bool
 exporter_submit(struct exporter_queue *q, const struct span *sp)
 {
-	msgpack_packer pk;
 	uint64_t head, pos, need, total, len;
 
 	if (q == NULL || q->disabled)
 		return false;
 	q->scratch_len = 0;
-	msgpack_packer_init(&pk, q, scratch_write);
-	encode_span(&pk, sp, &q->ex->proc);
+	encode_span(q, sp, &q->ex->proc);
 	len = q->scratch_len;
 	if (len > q->cap / 4) {
 		queue_drop(q);

@@ -491,6 +491,193 @@ START_TEST(test_unix_socket)
 }
 END_TEST
 
+/* A str packed by msgpack-c. */
+static void
+ref_str(msgpack_packer *pk, const char *v)
+{
+	msgpack_pack_str(pk, strlen(v));
+	msgpack_pack_str_body(pk, v, strlen(v));
+}
+
+static void
+ref_kv(msgpack_packer *pk, const char *k, const char *v)
+{
+	ref_str(pk, k);
+	ref_str(pk, v);
+}
+
+/*
+ * The reference payload of batches of one span each, packed with
+ * msgpack-c's own packer in the order of PROPAGATION.md 11.2: meta as
+ * the span has it plus language and runtime-id (the span carries env,
+ * version and component), metrics plus _dd.top_level and process_id.
+ */
+static void
+ref_payload(msgpack_sbuffer *sb, const struct span *sp, size_t nspans,
+    const char *runtime_id)
+{
+	msgpack_packer pk;
+	size_t i, j;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, nspans);
+	for (j = 0; j < nspans; j++) {
+		msgpack_pack_array(&pk, 1);
+		msgpack_pack_map(&pk, 13);
+		ref_str(&pk, "trace_id");
+		msgpack_pack_fix_uint64(&pk, sp->trace_id.low + j);
+		ref_str(&pk, "span_id");
+		msgpack_pack_fix_uint64(&pk, sp->span_id);
+		ref_str(&pk, "parent_id");
+		msgpack_pack_fix_uint64(&pk, sp->parent_id);
+		ref_kv(&pk, "name", sp->name);
+		ref_kv(&pk, "resource", sp->resource);
+		ref_kv(&pk, "service", sp->service);
+		ref_kv(&pk, "type", sp->type);
+		ref_str(&pk, "start");
+		msgpack_pack_fix_int64(&pk, (int64_t)sp->start_ns);
+		ref_str(&pk, "duration");
+		msgpack_pack_fix_int64(&pk, (int64_t)sp->duration_ns);
+		ref_str(&pk, "error");
+		msgpack_pack_int32(&pk, sp->error ? 1 : 0);
+		ref_str(&pk, "meta");
+		msgpack_pack_map(&pk, sp->n_meta + 2);
+		for (i = 0; i < sp->n_meta; i++)
+			ref_kv(&pk, sp->meta[i].key, sp->meta[i].value);
+		ref_kv(&pk, "language", "c");
+		ref_kv(&pk, "runtime-id", runtime_id);
+		ref_str(&pk, "metrics");
+		msgpack_pack_map(&pk, sp->n_metrics + 2);
+		for (i = 0; i < sp->n_metrics; i++) {
+			ref_str(&pk, sp->metrics[i].key);
+			msgpack_pack_double(&pk, sp->metrics[i].value);
+		}
+		ref_str(&pk, "_dd.top_level");
+		msgpack_pack_double(&pk, 1.0);
+		ref_str(&pk, "process_id");
+		msgpack_pack_double(&pk, (double)getpid());
+		ref_str(&pk, "span_links");
+		msgpack_pack_array(&pk, sp->n_links);
+		for (i = 0; i < sp->n_links; i++) {
+			const struct trace_link *l = &sp->links[i];
+
+			msgpack_pack_map(&pk, 6);
+			ref_str(&pk, "trace_id");
+			msgpack_pack_fix_uint64(&pk, l->trace_id.low);
+			ref_str(&pk, "trace_id_high");
+			msgpack_pack_fix_uint64(&pk, l->trace_id.high);
+			ref_str(&pk, "span_id");
+			msgpack_pack_fix_uint64(&pk, l->span_id);
+			ref_str(&pk, "attributes");
+			msgpack_pack_map(&pk, 2);
+			ref_kv(&pk, "reason", l->reason);
+			ref_kv(&pk, "context_headers", l->context_headers);
+			ref_kv(&pk, "tracestate", l->tracestate);
+			ref_str(&pk, "flags");
+			msgpack_pack_uint32(&pk, l->flags | 0x80000000u);
+		}
+	}
+}
+
+/* A value of n bytes 'a'..'z' (static buffer, overwritten per call). */
+static const char *
+filler(size_t n)
+{
+	static char b[400];
+	size_t i;
+
+	ck_assert_uint_lt(n, sizeof b);
+	for (i = 0; i < n; i++)
+		b[i] = (char)('a' + i % 26);
+	b[n] = '\0';
+	return b;
+}
+
+/*
+ * The payload is byte for byte what msgpack-c packs: every str header
+ * size (fixstr, str8, str16 at the 31/32, 255/256 boundaries), map16
+ * meta (>= 16 entries), array16 (>= 16 traces), error as fixint, flags
+ * as uint32, negative-looking int64 times.
+ */
+START_TEST(test_wire_bytes)
+{
+	static const size_t lens[] = { 0, 1, 31, 32, 255, 256, 300 };
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	struct exporter_queue *q = exporter_queue_new(ex);
+	struct trace_link l;
+	msgpack_sbuffer sb;
+	msgpack_zone z;
+	msgpack_object root;
+	const msgpack_object *rid;
+	size_t i, off = 0, nspans = (size_t)_i;
+	char key[32], runtime_id[64];
+
+	base_span(sp, filler(40));
+	sp->trace_id.low = 0xfedcba9876543210ULL;
+	sp->parent_id = 3;
+	sp->start_ns = 0x8000000000000001ULL;
+	sp->error = true;
+	ck_assert_int_eq(span_set_meta(sp, "env", "prod"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "version", "1.2.3"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "component", "tracestitch"), 0);
+	for (i = 0; i < TS_NITEMS(lens); i++) {
+		snprintf(key, sizeof key, "len.%zu", lens[i]);
+		ck_assert_int_eq(span_set_meta(sp, key, filler(lens[i])), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		snprintf(key, sizeof key, "tag.%zu", i);
+		ck_assert_int_eq(span_set_meta(sp, key, "v"), 0);
+	}
+	ck_assert_int_eq(span_set_meta(sp, filler(33), "long key"), 0);
+	ck_assert_int_eq(span_set_metric(sp, "upstream.ttfb_ms", 0.125), 0);
+	ck_assert_int_eq(span_set_metric(sp, "neg", -2.5), 0);
+	memset(&l, 0, sizeof l);
+	l.trace_id.high = 1;
+	l.trace_id.low = 2;
+	l.span_id = 3;
+	l.tracestate = "dd=s:1";
+	l.has_flags = true;
+	l.flags = 1;
+	l.reason = "terminated_context";
+	l.context_headers = "datadog";
+	ck_assert_int_eq(span_add_link(sp, &l), 0);
+	sp->has_priority = true;
+	sp->priority = 1;
+	span_finish(sp, sp->start_ns + 77);
+	ck_assert_uint_ge(sp->n_meta, 16);
+	for (i = 0; i < nspans; i++) {
+		uint64_t low = sp->trace_id.low;
+
+		sp->trace_id.low = low + i;
+		ck_assert(exporter_submit(q, sp));
+		sp->trace_id.low = low;
+	}
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	/* The runtime-id is random: take it from the payload. */
+	msgpack_zone_init(&z, 4096);
+	ck_assert_int_eq(msgpack_unpack(agent.reqs[0].body,
+	    agent.reqs[0].body_len, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
+	ck_assert_uint_eq(root.via.array.size, nspans);
+	rid = get(get(&root.via.array.ptr[0].via.array.ptr[0], "meta"),
+	    "runtime-id");
+	ck_assert_ptr_nonnull(rid);
+	ck_assert_uint_lt(rid->via.str.size, sizeof runtime_id);
+	memcpy(runtime_id, rid->via.str.ptr, rid->via.str.size);
+	runtime_id[rid->via.str.size] = '\0';
+	msgpack_zone_destroy(&z);
+
+	msgpack_sbuffer_init(&sb);
+	ref_payload(&sb, sp, nspans, runtime_id);
+	ck_assert_uint_eq(agent.reqs[0].body_len, sb.size);
+	ck_assert(memcmp(agent.reqs[0].body, sb.data, sb.size) == 0);
+	msgpack_sbuffer_destroy(&sb);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
 static Suite *
 export_datadog_suite(void)
 {
@@ -506,6 +693,10 @@ export_datadog_suite(void)
 	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_rates);
 	tcase_add_test(tc, test_unix_socket);
+	/* 1 and 15 traces: fixarray; 16 and 300: array16. */
+	tcase_add_loop_test(tc, test_wire_bytes, 1, 2);
+	tcase_add_loop_test(tc, test_wire_bytes, 15, 17);
+	tcase_add_loop_test(tc, test_wire_bytes, 300, 301);
 	suite_add_tcase(s, tc);
 	return s;
 }
