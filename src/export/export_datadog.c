@@ -9,35 +9,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "export_int.h"
 #include "ts_config.h"
 #include "util.h"
 
-/* msgpack-c write callback appending to an evbuffer. */
-static int
-pk_evbuffer_write(void *data, const char *buf, size_t len)
+/*
+ * The payload [[span], [span], ...] framed in place: the spare byte
+ * before each record becomes its trace's fixarray-of-one header (0x91),
+ * and the outer array header (the smallest form, as msgpack-c packs it:
+ * fixarray, array16 0xdc or array32 0xdd) ends right before the first
+ * one.  The records are back to back, so the payload is one contiguous
+ * range of buf.
+ */
+const char *
+export_datadog_frame(char *buf, const struct export_batch *b, size_t *len)
 {
-	return evbuffer_add(data, buf, len);
-}
+	unsigned char *h;
+	size_t i, n = b->n, hl;
 
-/* The payload: [[span], [span], ...]; 0 or -1. */
-int
-export_datadog_body(const struct export_batch *b, struct evbuffer *out)
-{
-	msgpack_packer pk;
-	size_t i;
-
-	msgpack_packer_init(&pk, out, pk_evbuffer_write);
-	if (msgpack_pack_array(&pk, b->n) != 0)
-		return -1;
-	for (i = 0; i < b->n; i++) {
-		if (msgpack_pack_array(&pk, 1) != 0 ||
-		    evbuffer_add(out, b->recs[i].data, b->recs[i].len) != 0)
-			return -1;
+	for (i = 0; i < n; i++)
+		((char *)b->recs[i].data)[-1] = (char)0x91;
+	hl = n < 16 ? 1 : n < 65536 ? 3 : 5;
+	h = (unsigned char *)buf + EXPORT_BATCH_RESERVE - hl;
+	if (n < 16)
+		h[0] = (unsigned char)(0x90 | n);
+	else if (n < 65536) {
+		h[0] = 0xdc;
+		h[1] = (unsigned char)(n >> 8);
+		h[2] = (unsigned char)n;
+	} else {
+		h[0] = 0xdd;
+		h[1] = (unsigned char)(n >> 24);
+		h[2] = (unsigned char)(n >> 16);
+		h[3] = (unsigned char)(n >> 8);
+		h[4] = (unsigned char)n;
 	}
-	return 0;
+	*len = n == 0 ? hl : (size_t)(b->recs[n - 1].data +
+	    b->recs[n - 1].len - (const char *)h);
+	return (const char *)h;
 }
 
 /* Header lines of one payload (PROPAGATION.md 11.1); caller frees. */

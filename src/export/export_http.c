@@ -27,6 +27,7 @@
 
 #define EXPORT_HTTP_MAX_HEAD	65536
 #define EXPORT_HTTP_MAX_BODY	(1024 * 1024)
+#define EXPORT_HTTP_MAX_WRITE	(16 * 1024 * 1024)
 
 struct export_http {
 	struct bufferevent	*bev;
@@ -418,8 +419,8 @@ http_resolve(struct export_http *h, const struct export_url *u, char **why)
 /* Start one request; the callback runs once, later. */
 struct export_http *
 export_http_start(struct event_base *base, const struct export_url *u,
-    const char *method, const char *headers, struct evbuffer *body,
-    uint64_t timeout_ms, export_http_cb cb, void *arg)
+    const char *method, const char *headers, const char *body,
+    size_t body_len, uint64_t timeout_ms, export_http_cb cb, void *arg)
 {
 	struct export_http *h;
 	struct evbuffer *out;
@@ -436,12 +437,18 @@ export_http_start(struct event_base *base, const struct export_url *u,
 	if (h->timer == NULL || h->bev == NULL)
 		fatalx("export: out of memory");
 	bufferevent_setcb(h->bev, http_readcb, NULL, http_eventcb, h);
+	/*
+	 * The whole payload in as few writev calls as the socket takes,
+	 * not the bufferevent's default 16 KB per loop iteration.
+	 */
+	(void)bufferevent_set_max_single_write(h->bev, EXPORT_HTTP_MAX_WRITE);
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n"
 	    "Connection: close\r\nContent-Length: %zu\r\n%s\r\n", method,
-	    u->path, u->host_header, evbuffer_get_length(body),
-	    headers != NULL ? headers : "");
-	evbuffer_add_buffer(out, body);
+	    u->path, u->host_header, body_len, headers != NULL ? headers : "");
+	if (body_len > 0 &&
+	    evbuffer_add_reference(out, body, body_len, NULL, NULL) != 0)
+		fatalx("export: out of memory");
 	if (http_resolve(h, u, &why) == 0 &&
 	    bufferevent_socket_connect(h->bev, (struct sockaddr *)&h->ss,
 	    (int)h->sslen) != 0)

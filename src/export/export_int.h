@@ -23,7 +23,12 @@ struct export_rec {
 	size_t		 len;
 };
 
-/* A batch of records owned by the exporter core. */
+/*
+ * A batch of records owned by the exporter core.  They lie back to back
+ * in one buffer that starts with EXPORT_BATCH_RESERVE spare bytes, each
+ * record after one spare byte (export_datadog_frame writes there).
+ */
+#define EXPORT_BATCH_RESERVE	5
 struct export_batch {
 	struct export_rec	*recs;
 	size_t			 n;
@@ -73,13 +78,16 @@ typedef void (*export_http_cb)(const struct export_http_resp *, void *arg);
 struct export_http;
 
 /*
- * Start one request (Connection: close) on base; head holds the extra
- * header lines ("Name: value\r\n" ...), body is drained.  The callback
- * runs exactly once, later, from the loop.  NULL only if base is NULL.
+ * Start one request (Connection: close) on base; headers holds the extra
+ * header lines ("Name: value\r\n" ...).  body is sent by reference: it
+ * must stay unchanged until the callback has run or the exchange is
+ * cancelled.  The callback runs exactly once, later, from the loop.
+ * NULL only if base is NULL.
  */
 struct export_http *export_http_start(struct event_base *,
     const struct export_url *, const char *method, const char *headers,
-    struct evbuffer *body, uint64_t timeout_ms, export_http_cb, void *arg);
+    const char *body, size_t body_len, uint64_t timeout_ms, export_http_cb,
+    void *arg);
 /* Abort an exchange without calling back (NULL-safe). */
 void export_http_cancel(struct export_http *);
 
@@ -105,9 +113,13 @@ uint64_t export_obj_u64(const msgpack_object *);
 /* Sampling priority of a record; true when present. */
 bool export_rec_priority(const msgpack_object *, double *);
 
-/* The Datadog backend. */
-struct evbuffer;
-int export_datadog_body(const struct export_batch *, struct evbuffer *);
+/*
+ * The Datadog backend: frame the batch in its own buffer buf (laid out as
+ * struct export_batch says) into the /v0.4/traces payload; returns its
+ * start inside buf and *len.
+ */
+const char *export_datadog_frame(char *buf, const struct export_batch *,
+    size_t *len);
 char *export_datadog_headers(size_t ntraces, const struct export_proc *);
 
 /* The OTLP backend: JSON body of the sampled records; *n_unsampled. */

@@ -108,9 +108,15 @@ struct exporter {
 	struct exporter_queue	*queues;
 	struct exporter_queue	*dead_queue;	/* for "none" */
 
-	/* The batch being sent (exporter thread). */
+	/*
+	 * The batch being sent (exporter thread): EXPORT_BATCH_RESERVE
+	 * spare bytes, then the records back to back, each after one spare
+	 * byte, so that the Datadog payload is framed in place and sent by
+	 * reference (export_datadog_frame).  Kept from batch to batch.
+	 */
 	char			*bbuf;
 	size_t			 blen, bcap;
+	char			*req_body;	/* OTLP JSON being sent */
 	size_t			*boff;
 	size_t			*blens;
 	size_t			 bn, bncap;
@@ -646,10 +652,12 @@ queued_total(struct exporter *ex)
 static void
 batch_add(struct exporter *ex, const char *p, size_t len)
 {
-	if (ex->blen + len > ex->bcap) {
+	if (ex->blen == 0)
+		ex->blen = EXPORT_BATCH_RESERVE;
+	if (ex->blen + 1 + len > ex->bcap) {
 		size_t ncap = ex->bcap == 0 ? 65536 : ex->bcap * 2;
 
-		while (ncap < ex->blen + len)
+		while (ncap < ex->blen + 1 + len)
 			ncap *= 2;
 		ex->bbuf = xrealloc(ex->bbuf, ncap);
 		ex->bcap = ncap;
@@ -659,6 +667,7 @@ batch_add(struct exporter *ex, const char *p, size_t len)
 		ex->boff = xrealloc(ex->boff, ex->bncap * sizeof *ex->boff);
 		ex->blens = xrealloc(ex->blens, ex->bncap * sizeof *ex->blens);
 	}
+	ex->blen++;		/* the spare byte before the record */
 	memcpy(ex->bbuf + ex->blen, p, len);
 	ex->boff[ex->bn] = ex->blen;
 	ex->blens[ex->bn] = len;
@@ -698,6 +707,8 @@ drain(struct exporter *ex)
 static void
 batch_clear(struct exporter *ex)
 {
+	free(ex->req_body);
+	ex->req_body = NULL;
 	ex->blen = 0;
 	ex->bn = 0;
 	ex->bsent = 0;
@@ -844,9 +855,9 @@ static void
 send_batch(struct exporter *ex)
 {
 	struct export_batch b;
-	struct evbuffer *body;
-	char *headers = NULL, *json;
-	size_t n_sent = 0, n_unsampled = 0;
+	const char *body;
+	char *headers = NULL;
+	size_t n_sent = 0, n_unsampled = 0, body_len;
 	const char *method = "PUT";
 
 	batch_recs(ex, &b);
@@ -862,26 +873,25 @@ send_batch(struct exporter *ex)
 		batch_clear(ex);
 		return;
 	case CONFIG_EXPORTER_OTLP:
-		json = export_otlp_body(&b, &ex->proc, &n_sent, &n_unsampled);
+		free(ex->req_body);
+		ex->req_body = export_otlp_body(&b, &ex->proc, &n_sent,
+		    &n_unsampled);
 		if (ex->attempt == 0 && n_unsampled > 0) {
 			cnt_add(&ex->dropped_unsampled, n_unsampled);
 		}
 		free(b.recs);
 		if (n_sent == 0) {
-			free(json);
 			batch_clear(ex);
 			return;
 		}
-		body = evbuffer_new();
-		evbuffer_add(body, json, strlen(json));
-		free(json);
+		body = ex->req_body;
+		body_len = strlen(body);
 		headers = xstrdup("Content-Type: application/json\r\n");
 		method = "POST";
 		break;
 	default:
-		body = evbuffer_new();
-		if (export_datadog_body(&b, body) != 0)
-			fatalx("export: cannot build the payload");
+		/* In place in bbuf, sent from there: no copy. */
+		body = export_datadog_frame(ex->bbuf, &b, &body_len);
 		n_sent = b.n;
 		free(b.recs);
 		headers = export_datadog_headers(n_sent, &ex->proc);
@@ -889,10 +899,10 @@ send_batch(struct exporter *ex)
 	}
 	ex->bsent = n_sent;
 	ex->sent_ns = util_mono_ns();
+	/* body stays untouched until http_done or a cancel. */
 	ex->inflight = export_http_start(ex->base, &ex->url, method, headers,
-	    body, ex->opts.timeout_ms, http_done, ex);
+	    body, body_len, ex->opts.timeout_ms, http_done, ex);
 	free(headers);
-	evbuffer_free(body);
 }
 
 /* Drain and send when due (or forced); nothing while a request runs. */
@@ -1247,6 +1257,7 @@ exporter_free(struct exporter *ex)
 	}
 	free(ex->dead_queue);
 	free(ex->bbuf);
+	free(ex->req_body);
 	free(ex->boff);
 	free(ex->blens);
 	sampler_rates_free(ex->rates, ex->nrates);
