@@ -16,6 +16,14 @@
  * connection (an idle connection that turns readable is closed), which
  * keeps epoll_ctl calls off the request path.
  *
+ * https connections are bufferevent_openssl.  http connections have no
+ * bufferevent: per exchange the socket sees one sendmsg() of the request
+ * (straight from the caller's buffer, kept for a retry) and one recv()
+ * into the pool's scratch buffer, from which the response head is parsed
+ * in place (no FIONREAD, no evbuffer chain, no epoll_ctl).  Header entries
+ * are recycled with the exchange structures, so a steady stream of
+ * similar responses allocates none.
+ *
  * Lifetimes: the pool is reference counted by its owner, its connections
  * and its exchanges; upstream_pool_free() drops the owner's reference.  An
  * exchange is freed right after done() or by upstream_req_cancel(); a
@@ -53,6 +61,11 @@
 #define UPSTREAM_REASON_MAX	128	/* longer reasons are cut */
 #define UPSTREAM_IDLE_MS	60000
 #define UPSTREAM_FREE_REQS	16	/* spare exchanges per pool */
+#define UPSTREAM_READ_SIZE	16384	/* one socket read at most */
+#define UPSTREAM_WRITE_IOV	16
+#define UPSTREAM_SPARE_KV	32	/* recycled header entries, each */
+#define UPSTREAM_SPARE_KEY_MAX	64	/* largest recycled key, value */
+#define UPSTREAM_SPARE_VALUE_MAX 512
 
 /* Parser states, in the order of a response. */
 enum parser_state {
@@ -88,7 +101,35 @@ struct upstream_parser {
 	bool conn_keepalive;
 	struct upstream_response resp;
 	struct evkeyvalq headers;
+	struct evkeyvalq spare;		/* recycled entries (struct
+					 * parser_kv) for the next head */
+	unsigned nspare;
 	char reason[UPSTREAM_REASON_MAX];
+};
+
+/*
+ * A header entry as the parser allocates it: the evkeyval first, so that
+ * free(kv), free(kv->key) and free(kv->value) release it as evhttp does,
+ * then the sizes of the key and value allocations, so that an entry still
+ * in the list when the exchange ends can carry a later header without new
+ * allocations.
+ */
+struct parser_kv {
+	struct evkeyval kv;
+	size_t kcap;
+	size_t vcap;
+};
+
+/*
+ * Where the parser reads from: an evbuffer (the public API, TLS, bytes
+ * kept across reads) or plain memory (a socket read into the pool's
+ * scratch buffer); off is what was consumed from mem.
+ */
+struct parser_src {
+	struct evbuffer *buf;
+	const char *mem;
+	size_t len;
+	size_t off;
 };
 
 enum conn_state {
@@ -98,14 +139,30 @@ enum conn_state {
 	CONN_IDLE,		/* in pool->idle */
 };
 
+/*
+ * A connection.  https: a bufferevent_openssl owns the socket.  http: we
+ * drive the socket ourselves (no bufferevent): rev stays armed from the
+ * connect to the close (paused exchanges excepted), wev only while a
+ * request is partly written, and reads go to the pool's scratch buffer,
+ * or to in when earlier bytes are still unparsed.
+ */
 struct upstream_conn {
 	struct upstream_pool *pool;
 	enum conn_state state;
-	int fd;				/* until the bev owns it */
-	struct bufferevent *bev;
+	int fd;				/* http: always; https: until the
+					 * bev owns it */
+	struct bufferevent *bev;	/* https only */
 	struct event ev;		/* connect wait, then the timer */
+	struct event rev;		/* http: EV_READ | EV_PERSIST */
+	struct event wev;		/* http: EV_WRITE | EV_PERSIST */
+	struct evbuffer *in;		/* http: read, not yet parsed */
+	bool sock_events;		/* http: rev and wev assigned */
+	bool rev_on;
+	bool wev_on;
+	int werr;			/* http: the request write failed */
 	struct upstream_req *req;	/* when busy */
-	short eof_pending;		/* EOF/error seen while paused */
+	short eof_pending;		/* https: EOF/error seen while
+					 * paused */
 	TAILQ_ENTRY(upstream_conn) entry;	/* idle list */
 };
 
@@ -137,7 +194,9 @@ struct upstream_req {
 	bool paused;
 	bool head_sent;
 	bool got_byte;
-	bool keep_copy;			/* output references reqbuf */
+	bool keep_copy;			/* https: output references
+					 * reqbuf */
+	size_t wrote;			/* http: reqbuf bytes written */
 	uint64_t sent_ns;
 	uint64_t first_byte_ns;
 	struct upstream_parser parser;
@@ -168,7 +227,10 @@ struct upstream_pool {
 	struct upstream_req_list free_reqs;
 	unsigned nfree;
 	uint64_t connects;
+	char *scratch;			/* http reads, UPSTREAM_READ_SIZE */
 };
+
+struct parser_src;
 
 static void	upstream_connect_cb(evutil_socket_t, short, void *);
 static void	upstream_read_cb(struct bufferevent *, void *);
@@ -176,7 +238,10 @@ static void	upstream_event_cb(struct bufferevent *, short, void *);
 static void	upstream_timer_cb(evutil_socket_t, short, void *);
 static void	upstream_defer_cb(evutil_socket_t, short, void *);
 
-static int	req_read(struct upstream_req *);
+static void	upstream_sock_read_cb(evutil_socket_t, short, void *);
+static void	upstream_sock_write_cb(evutil_socket_t, short, void *);
+
+static int	req_read(struct upstream_req *, struct parser_src *);
 static void	req_finish(struct upstream_req *, enum upstream_err,
 		    const char *);
 
@@ -202,16 +267,97 @@ parser_is_text(unsigned char c)
 }
 
 static void
-parser_clear_headers(struct upstream_parser *p)
+parser_kv_free(struct evkeyval *kv)
+{
+	free(kv->key);
+	free(kv->value);
+	free(kv);
+}
+
+/*
+ * Empty the header list.  keep: entries go to the spare list (bounded in
+ * number and size) for the next response parsed by this parser.
+ */
+static void
+parser_clear_headers(struct upstream_parser *p, bool keep)
 {
 	struct evkeyval *kv;
+	struct parser_kv *pkv;
 
 	while ((kv = TAILQ_FIRST(&p->headers)) != NULL) {
 		TAILQ_REMOVE(&p->headers, kv, next);
-		free(kv->key);
-		free(kv->value);
-		free(kv);
+		pkv = (struct parser_kv *)kv;
+		if (keep && p->nspare < UPSTREAM_SPARE_KV &&
+		    pkv->kcap <= UPSTREAM_SPARE_KEY_MAX &&
+		    pkv->vcap <= UPSTREAM_SPARE_VALUE_MAX) {
+			TAILQ_INSERT_HEAD(&p->spare, kv, next);
+			p->nspare++;
+		} else
+			parser_kv_free(kv);
 	}
+}
+
+static void
+parser_free_spare(struct upstream_parser *p)
+{
+	struct evkeyval *kv;
+
+	while ((kv = TAILQ_FIRST(&p->spare)) != NULL) {
+		TAILQ_REMOVE(&p->spare, kv, next);
+		parser_kv_free(kv);
+	}
+	p->nspare = 0;
+}
+
+/* Round an allocation for n bytes up, so that recycled entries fit. */
+static size_t
+parser_kv_cap(size_t n, size_t min)
+{
+	return n < min ? min : (n + 31) & ~(size_t)31;
+}
+
+/* Make *s hold at least n bytes (its allocation is *cap bytes). */
+static int
+parser_kv_fit(char **s, size_t *cap, size_t n, size_t min)
+{
+	char *t;
+	size_t want;
+
+	if (*s != NULL && *cap >= n)
+		return 0;
+	want = parser_kv_cap(n, min);
+	if ((t = malloc(want)) == NULL)
+		return -1;
+	free(*s);
+	*s = t;
+	*cap = want;
+	return 0;
+}
+
+/* A header entry for a key of klen and a value of vlen bytes. */
+static struct evkeyval *
+parser_kv_get(struct upstream_parser *p, size_t klen, size_t vlen)
+{
+	struct evkeyval *kv;
+	struct parser_kv *pkv;
+
+	if ((kv = TAILQ_FIRST(&p->spare)) != NULL) {
+		TAILQ_REMOVE(&p->spare, kv, next);
+		p->nspare--;
+		pkv = (struct parser_kv *)kv;
+	} else {
+		if ((pkv = malloc(sizeof *pkv)) == NULL)
+			return NULL;
+		pkv->kv.key = pkv->kv.value = NULL;
+		pkv->kcap = pkv->vcap = 0;
+		kv = &pkv->kv;
+	}
+	if (parser_kv_fit(&kv->key, &pkv->kcap, klen + 1, 32) != 0 ||
+	    parser_kv_fit(&kv->value, &pkv->vcap, vlen + 1, 64) != 0) {
+		parser_kv_free(kv);
+		return NULL;
+	}
+	return kv;
 }
 
 static void
@@ -228,6 +374,14 @@ parser_reset_head(struct upstream_parser *p)
 	memset(&p->resp, 0, sizeof p->resp);
 	p->resp.reason = p->reason;
 	p->resp.headers = &p->headers;
+}
+
+/* Once per parser, before the first parser_init(). */
+static void
+parser_setup(struct upstream_parser *p)
+{
+	TAILQ_INIT(&p->spare);
+	p->nspare = 0;
 }
 
 static void
@@ -254,35 +408,92 @@ parser_fail(struct upstream_parser *p, const char *errstr)
 	return -1;
 }
 
+static size_t
+src_avail(const struct parser_src *src)
+{
+	return src->buf != NULL ? evbuffer_get_length(src->buf) :
+	    src->len - src->off;
+}
+
+static void
+src_drain(struct parser_src *src, size_t n)
+{
+	if (src->buf != NULL)
+		evbuffer_drain(src->buf, n);
+	else
+		src->off += n;
+}
+
+/* Move n bytes to body (whole evbuffer chains move without copying). */
+static int
+src_move(struct parser_src *src, struct evbuffer *body, size_t n)
+{
+	if (src->buf != NULL)
+		return evbuffer_remove_buffer(src->buf, body, n) < 0 ? -1 : 0;
+	if (evbuffer_add(body, src->mem + src->off, n) != 0)
+		return -1;
+	src->off += n;
+	return 0;
+}
+
+static size_t
+src_copyout(const struct parser_src *src, void *dst, size_t n)
+{
+	ev_ssize_t r;
+
+	if (src->buf != NULL) {
+		r = evbuffer_copyout(src->buf, dst, n);
+		return r < 0 ? 0 : (size_t)r;
+	}
+	if (n > src->len - src->off)
+		n = src->len - src->off;
+	memcpy(dst, src->mem + src->off, n);
+	return n;
+}
+
 /*
- * Find the next CRLF-terminated line in in.  Returns 1 with *line (made
- * contiguous, not NUL-terminated) and *len (without the CRLF); the caller
+ * Find the next CRLF-terminated line in src.  Returns 1 with *line
+ * (contiguous, not NUL-terminated) and *len (without the CRLF); the caller
  * drains p->line_bytes.  Returns 0 when no full line is there yet, -1
  * when counted + line would exceed max or the line ends in a bare LF.
  */
 static int
-parser_line(struct upstream_parser *p, struct evbuffer *in, size_t counted,
-    size_t max, const char *toolong, const char **line, size_t *len)
+parser_line(struct upstream_parser *p, struct parser_src *src,
+    size_t counted, size_t max, const char *toolong, const char **line,
+    size_t *len)
 {
 	struct evbuffer_ptr ptr;
-	size_t avail = evbuffer_get_length(in), n;
-	const unsigned char *l;
+	size_t avail = src_avail(src), n = 0;
+	const unsigned char *l = NULL, *nl;
+	bool found = false;
 
-	ptr.pos = -1;
-	if (p->scanned < avail &&
-	    evbuffer_ptr_set(in, &ptr, p->scanned, EVBUFFER_PTR_SET) == 0)
-		ptr = evbuffer_search(in, "\n", 1, &ptr);
-	if (ptr.pos < 0) {
+	if (src->buf != NULL) {
+		ptr.pos = -1;
+		if (p->scanned < avail && evbuffer_ptr_set(src->buf, &ptr,
+		    p->scanned, EVBUFFER_PTR_SET) == 0)
+			ptr = evbuffer_search(src->buf, "\n", 1, &ptr);
+		if (ptr.pos >= 0) {
+			found = true;
+			n = (size_t)ptr.pos + 1;
+		}
+	} else if (p->scanned < avail) {
+		l = (const unsigned char *)src->mem + src->off;
+		nl = memchr(l + p->scanned, '\n', avail - p->scanned);
+		if (nl != NULL) {
+			found = true;
+			n = (size_t)(nl - l) + 1;
+		}
+	}
+	if (!found) {
 		p->scanned = avail;
 		if (counted + avail > max)
 			return parser_fail(p, toolong);
 		return 0;
 	}
-	n = (size_t)ptr.pos + 1;
 	if (counted + n > max)
 		return parser_fail(p, toolong);
-	l = evbuffer_pullup(in, (ev_ssize_t)n);
-	if (l == NULL)
+	if (src->buf != NULL &&
+	    (l = evbuffer_pullup(src->buf, (ev_ssize_t)n)) == NULL)
 		return parser_fail(p, "out of memory");
 	/* RFC 9112 2.2: lines end in CRLF; a bare LF is not accepted. */
 	if (n < 2 || l[n - 2] != '\r')
@@ -440,17 +651,9 @@ parser_field(struct upstream_parser *p, const char *l, size_t len,
 		return 0;
 	if (parser_framing_field(p, l, i, l + v, e - v) != 0)
 		return -1;
-	/* Allocated as evhttp_add_header() does, so evhttp can free it. */
-	if ((kv = malloc(sizeof *kv)) == NULL)
+	/* Allocated with malloc() as evhttp does, so evhttp can free it. */
+	if ((kv = parser_kv_get(p, i, e - v)) == NULL)
 		return parser_fail(p, "out of memory");
-	kv->key = malloc(i + 1);
-	kv->value = malloc(e - v + 1);
-	if (kv->key == NULL || kv->value == NULL) {
-		free(kv->key);
-		free(kv->value);
-		free(kv);
-		return parser_fail(p, "out of memory");
-	}
 	memcpy(kv->key, l, i);
 	kv->key[i] = '\0';
 	memcpy(kv->value, l + v, e - v);
@@ -560,18 +763,19 @@ parser_chunk_size(struct upstream_parser *p, const char *l, size_t len)
 	return 0;
 }
 
-/* Move up to p->remaining body bytes; true when they are all there. */
-static bool
-parser_move(struct upstream_parser *p, struct evbuffer *in,
+/* Move up to p->remaining body bytes: 1 when they are all there, 0 when
+ * more is needed, -1. */
+static int
+parser_move(struct upstream_parser *p, struct parser_src *src,
     struct evbuffer *body)
 {
-	size_t n = evbuffer_get_length(in);
+	size_t n = src_avail(src);
 
 	if ((uint64_t)n > p->remaining)
 		n = (size_t)p->remaining;
 	if (n > 0) {
-		/* Whole chains move without copying. */
-		evbuffer_remove_buffer(in, body, n);
+		if (src_move(src, body, n) != 0)
+			return parser_fail(p, "out of memory");
 		p->remaining -= n;
 	}
 	return p->remaining == 0;
@@ -579,7 +783,7 @@ parser_move(struct upstream_parser *p, struct evbuffer *in,
 
 /* One step on a line-oriented state; 1 goes on, 0 wants more, -1. */
 static int
-parser_step_line(struct upstream_parser *p, struct evbuffer *in,
+parser_step_line(struct upstream_parser *p, struct parser_src *src,
     enum upstream_parse *out)
 {
 	const char *l;
@@ -589,7 +793,7 @@ parser_step_line(struct upstream_parser *p, struct evbuffer *in,
 	switch (p->state) {
 	case PS_STATUS:
 	case PS_HEADERS:
-		r = parser_line(p, in, p->head_bytes, UPSTREAM_MAX_HEAD_BYTES,
+		r = parser_line(p, src, p->head_bytes, UPSTREAM_MAX_HEAD_BYTES,
 		    "response header section too large", &l, &len);
 		if (r <= 0)
 			return r;
@@ -601,7 +805,7 @@ parser_step_line(struct upstream_parser *p, struct evbuffer *in,
 			r = 0;
 		} else
 			r = parser_field(p, l, len, p->resp.status >= 200);
-		evbuffer_drain(in, p->line_bytes);
+		src_drain(src, p->line_bytes);
 		if (r != 0)
 			return -1;
 		if (len == 0 && p->state == PS_HEADERS) {
@@ -615,23 +819,23 @@ parser_step_line(struct upstream_parser *p, struct evbuffer *in,
 		}
 		return 1;
 	case PS_CHUNK_SIZE:
-		r = parser_line(p, in, 0, UPSTREAM_MAX_CHUNK_LINE,
+		r = parser_line(p, src, 0, UPSTREAM_MAX_CHUNK_LINE,
 		    "chunk size line too long", &l, &len);
 		if (r <= 0)
 			return r;
 		r = parser_chunk_size(p, l, len);
-		evbuffer_drain(in, p->line_bytes);
+		src_drain(src, p->line_bytes);
 		return r == 0 ? 1 : -1;
 	case PS_TRAILERS:
 		/* RFC 9112 7.1.2: trailer fields are read and discarded. */
-		r = parser_line(p, in, p->trailer_bytes,
+		r = parser_line(p, src, p->trailer_bytes,
 		    UPSTREAM_MAX_HEAD_BYTES, "trailer section too large", &l,
 		    &len);
 		if (r <= 0)
 			return r;
 		p->trailer_bytes += p->line_bytes;
 		r = len == 0 ? 0 : parser_field(p, l, len, false);
-		evbuffer_drain(in, p->line_bytes);
+		src_drain(src, p->line_bytes);
 		if (r != 0)
 			return -1;
 		if (len == 0) {
@@ -646,7 +850,7 @@ parser_step_line(struct upstream_parser *p, struct evbuffer *in,
 }
 
 static enum upstream_parse
-parser_feed(struct upstream_parser *p, struct evbuffer *in,
+parser_feed(struct upstream_parser *p, struct parser_src *src,
     struct evbuffer *body, const char **errstr)
 {
 	enum upstream_parse out;
@@ -661,24 +865,28 @@ parser_feed(struct upstream_parser *p, struct evbuffer *in,
 		case PS_CHUNK_SIZE:
 		case PS_TRAILERS:
 			out = UPSTREAM_PARSE_MORE;
-			r = parser_step_line(p, in, &out);
+			r = parser_step_line(p, src, &out);
 			if (r < 0)
 				goto fail;
 			if (r == 0)
 				return out;
 			break;
 		case PS_BODY_LENGTH:
-			if (!parser_move(p, in, body))
+			if ((r = parser_move(p, src, body)) < 0)
+				goto fail;
+			if (r == 0)
 				return UPSTREAM_PARSE_MORE;
 			p->state = PS_DONE;
 			return UPSTREAM_PARSE_DONE;
 		case PS_CHUNK_DATA:
-			if (!parser_move(p, in, body))
+			if ((r = parser_move(p, src, body)) < 0)
+				goto fail;
+			if (r == 0)
 				return UPSTREAM_PARSE_MORE;
 			p->state = PS_CHUNK_CRLF;
 			break;
 		case PS_CHUNK_CRLF:
-			n = evbuffer_copyout(in, crlf, 2);
+			n = src_copyout(src, crlf, 2);
 			if ((n >= 1 && crlf[0] != '\r') ||
 			    (n == 2 && crlf[1] != '\n')) {
 				parser_fail(p, "missing CRLF after chunk data");
@@ -686,11 +894,15 @@ parser_feed(struct upstream_parser *p, struct evbuffer *in,
 			}
 			if (n < 2)
 				return UPSTREAM_PARSE_MORE;
-			evbuffer_drain(in, 2);
+			src_drain(src, 2);
 			p->state = PS_CHUNK_SIZE;
 			break;
 		case PS_BODY_CLOSE:
-			evbuffer_add_buffer(body, in);
+			if ((n = src_avail(src)) > 0 &&
+			    src_move(src, body, n) != 0) {
+				parser_fail(p, "out of memory");
+				goto fail;
+			}
 			return UPSTREAM_PARSE_MORE;
 		case PS_DONE:
 			return UPSTREAM_PARSE_DONE;
@@ -725,6 +937,7 @@ upstream_parser_new(bool is_head)
 
 	if ((p = malloc(sizeof *p)) == NULL)
 		return NULL;
+	parser_setup(p);
 	parser_init(p, is_head);
 	return p;
 }
@@ -735,7 +948,8 @@ upstream_parser_free(struct upstream_parser *p)
 {
 	if (p == NULL)
 		return;
-	parser_clear_headers(p);
+	parser_clear_headers(p, false);
+	parser_free_spare(p);
 	free(p);
 }
 
@@ -744,7 +958,9 @@ enum upstream_parse
 upstream_parser_feed(struct upstream_parser *p, struct evbuffer *in,
     struct evbuffer *body, const char **errstr)
 {
-	return parser_feed(p, in, body, errstr);
+	struct parser_src src = { in, NULL, 0, 0 };
+
+	return parser_feed(p, &src, body, errstr);
 }
 
 /* The peer closed the connection. */
@@ -788,10 +1004,12 @@ pool_unref(struct upstream_pool *pool)
 		return;
 	while ((req = TAILQ_FIRST(&pool->free_reqs)) != NULL) {
 		TAILQ_REMOVE(&pool->free_reqs, req, entry);
+		parser_free_spare(&req->parser);
 		evbuffer_free(req->reqbuf);
 		evbuffer_free(req->body);
 		free(req);
 	}
+	free(pool->scratch);
 	if (pool->ssl_ctx != NULL)
 		SSL_CTX_free(pool->ssl_ctx);
 	free(pool->server_name);
@@ -900,6 +1118,12 @@ conn_close(struct upstream_conn *c, const char *why)
 		pool->nidle--;
 	}
 	event_del(&c->ev);
+	if (c->sock_events) {
+		event_del(&c->rev);
+		event_del(&c->wev);
+	}
+	if (c->in != NULL)
+		evbuffer_free(c->in);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	else if (c->fd != -1)
@@ -989,36 +1213,113 @@ conn_open(struct upstream_req *req, const char **errstr)
 	return 0;
 }
 
+/* http: read interest on or off (epoll_ctl only when it changes). */
+static void
+conn_rev(struct upstream_conn *c, bool on)
+{
+	if (c->rev_on == on)
+		return;
+	c->rev_on = on;
+	if (on)
+		event_add(&c->rev, NULL);
+	else
+		event_del(&c->rev);
+}
+
+static void
+conn_wev(struct upstream_conn *c, bool on)
+{
+	if (c->wev_on == on)
+		return;
+	c->wev_on = on;
+	if (on)
+		event_add(&c->wev, NULL);
+	else
+		event_del(&c->wev);
+}
+
+/*
+ * http: write what is left of the request, straight from reqbuf (nothing
+ * is drained: the bytes stay for a retry); wev is armed only while some
+ * is left.  A failed write is reported by the read side, which the
+ * failure makes readable (EOF or reset); the read callback is activated
+ * in case it is not.
+ */
+static void
+conn_flush(struct upstream_conn *c)
+{
+	struct upstream_req *req = c->req;
+	struct evbuffer_iovec v[UPSTREAM_WRITE_IOV];
+	struct iovec iov[UPSTREAM_WRITE_IOV];
+	struct evbuffer_ptr ptr;
+	struct msghdr msg;
+	size_t total = evbuffer_get_length(req->reqbuf);
+	ssize_t w;
+	int n, i;
+
+	while (req->wrote < total && c->werr == 0) {
+		if (req->wrote == 0)
+			n = evbuffer_peek(req->reqbuf, -1, NULL, v,
+			    UPSTREAM_WRITE_IOV);
+		else {
+			if (evbuffer_ptr_set(req->reqbuf, &ptr, req->wrote,
+			    EVBUFFER_PTR_SET) != 0)
+				break;
+			n = evbuffer_peek(req->reqbuf, -1, &ptr, v,
+			    UPSTREAM_WRITE_IOV);
+		}
+		if (n > UPSTREAM_WRITE_IOV)
+			n = UPSTREAM_WRITE_IOV;
+		for (i = 0; i < n; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)n;
+		w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		if (w > 0) {
+			req->wrote += (size_t)w;
+			continue;
+		}
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			conn_wev(c, true);
+			return;
+		}
+		c->werr = w == -1 ? errno : EPIPE;
+		log_debug("upstream %s: write: %s", c->pool->name,
+		    strerror(c->werr));
+		event_active(&c->rev, EV_READ, 1);
+	}
+	conn_wev(c, false);
+}
+
 /* Write the request on the attached connection and wait for the head. */
 static void
 req_send(struct upstream_req *req)
 {
 	struct upstream_conn *c = req->conn;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out;
 
+	req->state = REQ_WAIT_HEAD;
+	if (c->bev == NULL) {
+		/*
+		 * http: write now instead of waiting a loop turn for
+		 * writability; wev is armed only on a short write.
+		 */
+		req->wrote = 0;
+		conn_flush(c);
+		return;
+	}
+	out = bufferevent_get_output(c->bev);
 	if (req->reused && req->retryable && !req->retried) {
 		/* Shared, not copied: resent if the connection was stale. */
 		evbuffer_add_buffer_reference(out, req->reqbuf);
 		req->keep_copy = true;
 	} else
 		evbuffer_add_buffer(out, req->reqbuf);
-	req->state = REQ_WAIT_HEAD;
-	/*
-	 * Plain TCP: write now instead of waiting a loop turn for
-	 * writability.  When everything went out the write event is never
-	 * armed, which saves two epoll_ctl calls per request; what is left
-	 * (a big body, EAGAIN, an error) goes through the bufferevent.
-	 */
-	if (c->pool->ssl_ctx == NULL) {
-		/* bufferevent_socket freezes the front of its output. */
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
-		evbuffer_freeze(out, 1);
-		if (evbuffer_get_length(out) == 0)
-			bufferevent_disable(c->bev, EV_WRITE);
-		else
-			bufferevent_enable(c->bev, EV_WRITE);
-	}
 }
 
 static void
@@ -1030,7 +1331,10 @@ conn_ready(struct upstream_conn *c)
 	c->state = CONN_BUSY;
 	req->sent_ns = util_mono_ns();
 	if (req->paused) {
-		bufferevent_disable(c->bev, EV_READ);
+		if (c->bev != NULL)
+			bufferevent_disable(c->bev, EV_READ);
+		else
+			conn_rev(c, false);
 		event_del(&c->ev);
 	} else
 		conn_arm(c, &pool->timeout_tv, pool->has_timeout_tv);
@@ -1058,12 +1362,28 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 		req_finish(req, UPSTREAM_ERR_CONNECT, connect_errstr(error));
 		return;
 	}
-	if (pool->ssl_ctx != NULL)
-		c->bev = tls_client_bev(pool->base, pool->ssl_ctx, fd,
-		    pool->server_name, pool->verify);
-	else
-		c->bev = bufferevent_socket_new(pool->base, fd,
-		    BEV_OPT_CLOSE_ON_FREE);
+	if (pool->ssl_ctx == NULL) {
+		/* http: our own events on the socket, for its whole life. */
+		if ((c->in = evbuffer_new()) == NULL || (pool->scratch ==
+		    NULL && (pool->scratch = malloc(UPSTREAM_READ_SIZE)) ==
+		    NULL)) {
+			req_finish(req, UPSTREAM_ERR_NOMEM,
+			    "cannot set up the upstream connection");
+			return;
+		}
+		event_assign(&c->rev, pool->base, fd, EV_READ | EV_PERSIST,
+		    upstream_sock_read_cb, c);
+		event_assign(&c->wev, pool->base, fd, EV_WRITE | EV_PERSIST,
+		    upstream_sock_write_cb, c);
+		c->sock_events = true;
+		event_assign(&c->ev, pool->base, -1, 0, upstream_timer_cb, c);
+		conn_rev(c, true);
+		req_send(req);
+		conn_ready(c);
+		return;
+	}
+	c->bev = tls_client_bev(pool->base, pool->ssl_ctx, fd,
+	    pool->server_name, pool->verify);
 	if (c->bev == NULL) {
 		req_finish(req, UPSTREAM_ERR_NOMEM,
 		    "cannot set up the upstream connection");
@@ -1075,12 +1395,9 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	event_assign(&c->ev, pool->base, -1, 0, upstream_timer_cb, c);
 	req_send(req);
-	if (pool->ssl_ctx != NULL) {
-		/* The request waits in the output during the handshake. */
-		c->state = CONN_HANDSHAKE;
-		conn_arm(c, &pool->connect_tv, pool->has_connect_tv);
-	} else
-		conn_ready(c);
+	/* The request waits in the output during the handshake. */
+	c->state = CONN_HANDSHAKE;
+	conn_arm(c, &pool->connect_tv, pool->has_connect_tv);
 }
 
 /* Put a connection whose exchange completed back on the idle list. */
@@ -1117,13 +1434,16 @@ req_free(struct upstream_req *req)
 	struct upstream_pool *pool = req->pool;
 
 	event_del(&req->defer);
-	parser_clear_headers(&req->parser);
 	if (pool->dying || pool->nfree >= UPSTREAM_FREE_REQS) {
+		parser_clear_headers(&req->parser, false);
+		parser_free_spare(&req->parser);
 		evbuffer_free(req->reqbuf);
 		evbuffer_free(req->body);
 		free(req);
 	} else {
-		/* Kept with its buffers for the next exchange. */
+		/* Kept with its buffers and header entries for the next
+		 * exchange. */
+		parser_clear_headers(&req->parser, true);
 		evbuffer_drain(req->reqbuf, evbuffer_get_length(req->reqbuf));
 		evbuffer_drain(req->body, evbuffer_get_length(req->body));
 		TAILQ_INSERT_HEAD(&pool->free_reqs, req, entry);
@@ -1164,8 +1484,9 @@ req_fail_later(struct upstream_req *req, enum upstream_err err,
 	event_active(&req->defer, EV_TIMEOUT, 1);
 }
 
+/* src: what the exchange was reading (bytes left there: not reusable). */
 static void
-req_complete(struct upstream_req *req)
+req_complete(struct upstream_req *req, const struct parser_src *src)
 {
 	struct upstream_conn *c = req->conn;
 	struct upstream_pool *pool = req->pool;
@@ -1173,8 +1494,14 @@ req_complete(struct upstream_req *req)
 
 	keep = upstream_parser_keepalive(&req->parser) && !pool->dying &&
 	    pool->nidle < pool->keepalive &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	    (src == NULL || src_avail(src) == 0);
+	if (keep && c->bev != NULL)
+		keep = evbuffer_get_length(bufferevent_get_input(c->bev)) ==
+		    0 && evbuffer_get_length(bufferevent_get_output(c->bev)) ==
+		    0;
+	else if (keep)
+		keep = evbuffer_get_length(c->in) == 0 && c->werr == 0 &&
+		    req->wrote == evbuffer_get_length(req->reqbuf);
 	req_release_conn(req, keep, "not reusable");
 	req_done(req, UPSTREAM_OK, NULL);
 }
@@ -1219,16 +1546,15 @@ req_call_body(struct upstream_req *req)
  * exchange goes on, 1 when it ended (req may be gone).
  */
 static int
-req_process(struct upstream_req *req)
+req_process(struct upstream_req *req, struct parser_src *src)
 {
-	struct evbuffer *in = bufferevent_get_input(req->conn->bev);
 	enum upstream_parse rc;
 	const char *errstr = NULL;
 
 	for (;;) {
 		if (req->paused)
 			return 0;
-		rc = parser_feed(&req->parser, in, req->body, &errstr);
+		rc = parser_feed(&req->parser, src, req->body, &errstr);
 		if (rc == UPSTREAM_PARSE_ERROR) {
 			req_finish(req, UPSTREAM_ERR_PROTOCOL, errstr);
 			return 1;
@@ -1248,7 +1574,7 @@ req_process(struct upstream_req *req)
 				return 0;
 		}
 		if (rc == UPSTREAM_PARSE_DONE) {
-			req_complete(req);
+			req_complete(req, src);
 			return 1;
 		}
 		return 0;
@@ -1256,14 +1582,13 @@ req_process(struct upstream_req *req)
 }
 
 static int
-req_read(struct upstream_req *req)
+req_read(struct upstream_req *req, struct parser_src *src)
 {
 	struct upstream_conn *c = req->conn;
 	struct upstream_pool *pool = req->pool;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 
 	if (!req->got_byte) {
-		if (evbuffer_get_length(in) == 0)
+		if (src_avail(src) == 0)
 			return 0;
 		req->got_byte = true;
 		req->first_byte_ns = util_mono_ns();
@@ -1276,7 +1601,16 @@ req_read(struct upstream_req *req)
 	}
 	if (!req->paused)
 		conn_arm(c, &pool->timeout_tv, pool->has_timeout_tv);
-	return req_process(req);
+	return req_process(req, src);
+}
+
+/* The input of a connection as a parser source. */
+static void
+conn_src(struct upstream_conn *c, struct parser_src *src)
+{
+	src->buf = c->bev != NULL ? bufferevent_get_input(c->bev) : c->in;
+	src->mem = NULL;
+	src->len = src->off = 0;
 }
 
 static void
@@ -1289,13 +1623,17 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 		conn_close(c, "idle connection readable");
 		return;
 	}
-	if (c->req != NULL && c->state == CONN_BUSY)
-		(void)req_read(c->req);
+	if (c->req != NULL && c->state == CONN_BUSY) {
+		struct parser_src src;
+
+		conn_src(c, &src);
+		(void)req_read(c->req, &src);
+	}
 }
 
 /* The peer closed (or reset) the connection of a busy exchange. */
 static void
-req_eof(struct upstream_req *req, short what)
+req_eof(struct upstream_req *req, short what, int err)
 {
 	const char *errstr;
 	bool reset = (what & BEV_EVENT_ERROR) != 0;
@@ -1314,12 +1652,12 @@ req_eof(struct upstream_req *req, short what)
 		return;
 	}
 	if (!reset && parser_eof(&req->parser, &errstr) == 0) {
-		req_complete(req);
+		req_complete(req, NULL);
 		return;
 	}
 	if (reset) {
 		log_debug("upstream %s: connection error: %s",
-		    req->pool->name, strerror(errno));
+		    req->pool->name, strerror(err));
 		errstr = "upstream connection reset";
 	} else
 		errstr = "upstream closed the connection before the response "
@@ -1359,6 +1697,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct upstream_conn *c = arg;
 	struct upstream_req *req = c->req;
+	struct parser_src src;
 
 	if (c->state == CONN_IDLE) {
 		conn_close(c, "idle connection closed by the upstream");
@@ -1374,15 +1713,103 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_CONNECTED)
 		return;
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
-	    !req->paused && req_read(req) != 0)
+	conn_src(c, &src);
+	if (src_avail(&src) > 0 && !req->paused && req_read(req, &src) != 0)
 		return;
 	if (req->paused) {
 		/* Seen again when the caller resumes. */
 		c->eof_pending = what;
 		return;
 	}
-	req_eof(req, what);
+	req_eof(req, what, errno);
+}
+
+/*
+ * http: the socket is readable.  Reads go to the pool's scratch buffer
+ * and are parsed from there when nothing older waits in c->in and the
+ * parser is reading lines (the common case: the whole response head, no
+ * evbuffer chain allocated for it); body reads, and reads after a partial
+ * line or a pause, go to c->in, whose chains then move to the body
+ * without copying.  What the exchange leaves unparsed is kept in c->in.
+ */
+static void
+upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_conn *c = arg;
+	struct upstream_pool *pool = c->pool;
+	struct upstream_req *req = c->req;
+	struct evbuffer_iovec v[2];
+	struct parser_src src;
+	enum parser_state ps;
+	ssize_t n;
+	int nv, err;
+
+	if (c->state == CONN_IDLE) {
+		/* RFC 9112 9.3: unsolicited bytes or EOF; not reusable. */
+		conn_close(c, "idle connection readable");
+		return;
+	}
+	if (req == NULL || c->state != CONN_BUSY || req->paused)
+		return;
+	ps = req->parser.state;
+	if (evbuffer_get_length(c->in) == 0 && (ps == PS_STATUS ||
+	    ps == PS_HEADERS || ps == PS_CHUNK_SIZE || ps == PS_TRAILERS)) {
+		do
+			n = recv(fd, pool->scratch, UPSTREAM_READ_SIZE, 0);
+		while (n == -1 && errno == EINTR);
+		src.buf = NULL;
+		src.mem = pool->scratch;
+		src.len = n > 0 ? (size_t)n : 0;
+		src.off = 0;
+	} else {
+		nv = evbuffer_reserve_space(c->in, UPSTREAM_READ_SIZE, v, 2);
+		if (nv <= 0) {
+			req_finish(req, UPSTREAM_ERR_NOMEM, "out of memory");
+			return;
+		}
+		do
+			n = readv(fd, (struct iovec *)v, nv);
+		while (n == -1 && errno == EINTR);
+		if (n > 0) {
+			if (v[0].iov_len > (size_t)n) {
+				v[0].iov_len = (size_t)n;
+				nv = 1;
+			} else
+				v[1].iov_len = (size_t)n - v[0].iov_len;
+		}
+		evbuffer_commit_space(c->in, v, n > 0 ? nv : 0);
+		conn_src(c, &src);
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (c->werr == 0)
+			return;
+		/* The request could not be written: as a reset. */
+		req_eof(req, BEV_EVENT_ERROR, c->werr);
+		return;
+	}
+	if (n <= 0) {
+		err = n == 0 ? 0 : errno;
+		req_eof(req, n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR, err);
+		return;
+	}
+	if (req_read(req, &src) != 0)
+		return;
+	if (src.buf == NULL && src.off < src.len &&
+	    evbuffer_add(c->in, src.mem + src.off, src.len - src.off) != 0)
+		req_finish(req, UPSTREAM_ERR_NOMEM, "out of memory");
+}
+
+/* http: the rest of the request can be written. */
+static void
+upstream_sock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_conn *c = arg;
+
+	if (c->req == NULL || c->state != CONN_BUSY) {
+		conn_wev(c, false);
+		return;
+	}
+	conn_flush(c);
 }
 
 static void
@@ -1404,6 +1831,7 @@ upstream_defer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream_req *req = arg;
 	struct upstream_conn *c = req->conn;
+	struct parser_src src;
 	short eof;
 
 	if (req->pending_errstr != NULL) {
@@ -1413,11 +1841,12 @@ upstream_defer_cb(evutil_socket_t fd, short what, void *arg)
 	/* Resumed: parse what was read while paused, then a pending EOF. */
 	if (c == NULL || c->state != CONN_BUSY || req->paused)
 		return;
-	if (req_read(req) != 0 || req->paused)
+	conn_src(c, &src);
+	if (req_read(req, &src) != 0 || req->paused)
 		return;
 	if ((eof = c->eof_pending) != 0) {
 		c->eof_pending = 0;
-		req_eof(req, eof);
+		req_eof(req, eof, errno);
 	}
 }
 
@@ -1436,6 +1865,7 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	} else {
 		if ((req = malloc(sizeof *req)) == NULL)
 			return NULL;
+		parser_setup(&req->parser);
 		req->reqbuf = evbuffer_new();
 		req->body = evbuffer_new();
 		if (req->reqbuf == NULL || req->body == NULL) {
@@ -1463,6 +1893,7 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	req->head_sent = false;
 	req->got_byte = false;
 	req->keep_copy = false;
+	req->wrote = 0;
 	req->sent_ns = 0;
 	req->first_byte_ns = 0;
 	parser_init(&req->parser, is_head);
@@ -1495,7 +1926,10 @@ upstream_req_pause(struct upstream_req *req)
 		return;
 	req->paused = true;
 	if (c != NULL && c->state == CONN_BUSY) {
-		bufferevent_disable(c->bev, EV_READ);
+		if (c->bev != NULL)
+			bufferevent_disable(c->bev, EV_READ);
+		else
+			conn_rev(c, false);
 		event_del(&c->ev);
 	}
 }
@@ -1511,7 +1945,10 @@ upstream_req_resume(struct upstream_req *req)
 		return;
 	req->paused = false;
 	if (c != NULL && c->state == CONN_BUSY) {
-		bufferevent_enable(c->bev, EV_READ);
+		if (c->bev != NULL)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			conn_rev(c, true);
 		conn_arm(c, &pool->timeout_tv, pool->has_timeout_tv);
 		event_active(&req->defer, EV_TIMEOUT, 1);
 	}

@@ -1,7 +1,7 @@
 /*
  * upstream.h -- per-worker keep-alive connections to one backend, spoken
- * to by our own strict HTTP/1.1 client over bufferevents (plain or
- * bufferevent_openssl), not evhttp_connection (see "Performance
+ * to by our own strict HTTP/1.1 client (plain sockets driven directly,
+ * bufferevent_openssl for https), not evhttp_connection (see "Performance
  * decisions" in ARCHITECTURE.md).
  *
  * One struct upstream_pool exists per (worker, route, config generation).
@@ -16,7 +16,10 @@
  *           moved out with TAILQ_REMOVE; whoever removes an entry owns it
  *           (entries are malloc'ed exactly as evhttp allocates them, so
  *           they can be inserted into an evhttp header list and freed by
- *           evhttp).  Return 0 to go on, -1 to abort: the exchange is then
+ *           evhttp).  Entries must not be inserted into the list nor
+ *           changed in place (what
+ *           is left in it is recycled for later responses).  Return 0 to
+ *           go on, -1 to abort: the exchange is then
  *           cancelled as by upstream_req_cancel() and no callback follows.
  *   body(): de-chunked body bytes are in buf; move or drain what you take.
  *           Data not taken stays for the next call.  May be called many

@@ -347,6 +347,8 @@ struct stub {
 	uint16_t port;
 	const struct stub_action *actions;
 	size_t nactions;
+	const char *const *laters;	/* per action, sent 20 ms after
+					 * the reply (split reads) */
 	int nconns;
 	int nreqs;
 	int ncloses;
@@ -358,6 +360,8 @@ struct stub_conn {
 	struct stub *s;
 	TAILQ_ENTRY(stub_conn) entry;
 	struct bufferevent *bev;
+	struct event *later_ev;
+	const char *later;
 	size_t body_left;	/* request body bytes still to skip */
 	bool closing;
 };
@@ -370,8 +374,18 @@ stub_conn_free(struct stub_conn *sc)
 {
 	sc->s->ncloses++;
 	TAILQ_REMOVE(&sc->s->conns, sc, entry);
+	if (sc->later_ev != NULL)
+		event_free(sc->later_ev);
 	bufferevent_free(sc->bev);
 	free(sc);
+}
+
+static void
+stub_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stub_conn *sc = arg;
+
+	bufferevent_write(sc->bev, sc->later, strlen(sc->later));
 }
 
 static void
@@ -389,6 +403,16 @@ stub_request(struct stub_conn *sc)
 	if (a->reply != NULL)
 		bufferevent_write(sc->bev, a->reply,
 		    a->len != 0 ? a->len : strlen(a->reply));
+	if (s->laters != NULL && s->laters[idx < s->nactions ? idx :
+	    s->nactions - 1] != NULL) {
+		struct timeval tv = { 0, 20000 };
+
+		if (sc->later_ev == NULL)
+			sc->later_ev = evtimer_new(s->base, stub_later_cb, sc);
+		sc->later = s->laters[idx < s->nactions ? idx :
+		    s->nactions - 1];
+		evtimer_add(sc->later_ev, &tv);
+	}
 	if (a->after == STUB_CLOSE) {
 		sc->closing = true;
 		if (evbuffer_get_length(bufferevent_get_output(sc->bev)) == 0)
@@ -413,6 +437,9 @@ stub_read_cb(struct bufferevent *bev, void *arg)
 			sc->body_left -= n;
 			if (sc->body_left > 0)
 				return;
+			/* The body came over several reads. */
+			stub_request(sc);
+			return;
 		}
 		p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 		if (p.pos < 0)
@@ -548,6 +575,10 @@ struct result {
 	bool pause_in_head;
 	bool cancel_in_body;
 	bool pause_in_body;
+	bool take_first_header;	/* move the first entry out, free it */
+	char *first_key;	/* first header of the head, copied */
+	char *first_value;
+	int nheaders;
 	bool paused;
 	bool cancelled;
 	struct event *resume_ev;
@@ -580,6 +611,25 @@ res_head_cb(struct upstream_req *req, const struct upstream_response *r,
 	res->heads++;
 	res->status = r->status;
 	res->body_type = r->body;
+	{
+		struct evkeyval *kv;
+
+		TAILQ_FOREACH(kv, r->headers, next)
+			res->nheaders++;
+		if ((kv = TAILQ_FIRST(r->headers)) != NULL) {
+			free(res->first_key);
+			free(res->first_value);
+			res->first_key = xstrdup(kv->key);
+			res->first_value = xstrdup(kv->value);
+			if (res->take_first_header) {
+				/* As evhttp frees an entry it was given. */
+				TAILQ_REMOVE(r->headers, kv, next);
+				free(kv->key);
+				free(kv->value);
+				free(kv);
+			}
+		}
+	}
 	if (res->cancel_in_head) {
 		res->cancelled = true;
 		upstream_req_cancel(req);
@@ -662,6 +712,8 @@ res_clear(struct result *res)
 {
 	evbuffer_free(res->body);
 	event_free(res->resume_ev);
+	free(res->first_key);
+	free(res->first_value);
 }
 
 static bool guard_fired;
@@ -1361,6 +1413,153 @@ START_TEST(test_request_body)
 }
 END_TEST
 
+/* A response head split inside a line, then the body, in separate reads:
+ * the unparsed part is kept for the next read. */
+START_TEST(test_split_reads)
+{
+	static const struct stub_action a[] = {
+		{ "HTTP/1.1 200 OK\r\nX-Long: abcdef", 0, STUB_KEEP },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "3\r\nab", 0, STUB_KEEP },
+	};
+	static const char *const later[] = {
+		"ghij\r\nContent-Length: 5\r\n\r\nhel",
+		"c\r\n2\r\nde\r\n0\r\n\r\n",
+	};
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 2);
+	stub.laters = later;
+	conf_init(stub.port);
+	pool = pool_new();
+	res_init(&res);
+	send_req(pool, "GET", true, &res);
+	/* The body's last two bytes never come. */
+	run_until(NULL, &res.heads, 1);
+	ck_assert_str_eq(res.first_key, "X-Long");
+	ck_assert_str_eq(res.first_value, "abcdefghij");
+	ck_assert(!res.done);
+	upstream_req_cancel(res.req);
+	res_clear(&res);
+
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	assert_body(&res, "abcde");
+	ck_assert_uint_eq(upstream_pool_idle(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* Header entries are recycled across exchanges: longer values the second
+ * time, fewer headers the third, an entry taken by the caller. */
+START_TEST(test_header_entries_recycled)
+{
+	static const struct stub_action a[] = {
+		{ "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n"
+		    "Content-Length: 0\r\n\r\n", 0, STUB_KEEP },
+		{ "HTTP/1.1 200 OK\r\nA-Much-Longer-Header-Name-Than-Before-"
+		    "Here: 0123456789012345678901234567890123456789012345678901"
+		    "23456789012345678901234567890123456789\r\nB: 2\r\n"
+		    "Content-Length: 0\r\n\r\n", 0, STUB_KEEP },
+		{ "HTTP/1.1 204 No Content\r\nZ: z\r\n\r\n", 0, STUB_KEEP },
+	};
+	struct upstream_pool *pool;
+	struct result res;
+	int i;
+
+	stub_start(a, 3);
+	conf_init(stub.port);
+	pool = pool_new();
+	for (i = 0; i < 6; i++) {
+		res_init(&res);
+		res.take_first_header = i % 2 == 1;
+		send_req(pool, "GET", true, &res);
+		run_until(&res.done, NULL, 0);
+		ck_assert_int_eq(res.err, UPSTREAM_OK);
+		switch (i) {
+		case 0:
+			ck_assert_int_eq(res.nheaders, 4);
+			ck_assert_str_eq(res.first_key, "A");
+			ck_assert_str_eq(res.first_value, "1");
+			break;
+		case 1:
+			ck_assert_int_eq(res.nheaders, 3);
+			ck_assert_str_eq(res.first_key, "A-Much-Longer-Header-"
+			    "Name-Than-Before-Here");
+			ck_assert_uint_eq(strlen(res.first_value), 90);
+			break;
+		default:
+			ck_assert_int_eq(res.status, 204);
+			ck_assert_int_eq(res.nheaders, 1);
+			ck_assert_str_eq(res.first_key, "Z");
+			ck_assert_str_eq(res.first_value, "z");
+			break;
+		}
+		res_clear(&res);
+	}
+	ck_assert_uint_eq(upstream_pool_connects(pool), 1);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* Bytes after a complete response: the connection is not reused. */
+START_TEST(test_extra_bytes_not_reused)
+{
+	static const struct stub_action a[] = {
+		{ OK_HELLO "HTTP/1.1 200 OK\r\n", 0, STUB_KEEP },
+	};
+	struct upstream_pool *pool;
+	struct result res;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	assert_body(&res, "hello");
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+#define HUGE_BODY (8 * 1024 * 1024)
+
+/* A request larger than the socket buffer goes out over several writes
+ * (the write event is armed on the short write). */
+START_TEST(test_large_request)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_pool *pool;
+	struct evbuffer *b;
+	struct result res;
+	char *body;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	pool = pool_new();
+	res_init(&res);
+	b = evbuffer_new();
+	evbuffer_add_printf(b, "POST /x HTTP/1.1\r\nHost: t\r\n"
+	    "Content-Length: %d\r\n\r\n", HUGE_BODY);
+	body = xmalloc(HUGE_BODY);
+	memset(body, 'b', HUGE_BODY);
+	evbuffer_add(b, body, HUGE_BODY);
+	free(body);
+	res.req = upstream_request(pool, b, false, false, &res_cbs, &res);
+	evbuffer_free(b);
+	run_until(&res.done, NULL, 0);
+	ck_assert_int_eq(res.err, UPSTREAM_OK);
+	assert_body(&res, "hello");
+	ck_assert_uint_gt(evbuffer_get_length(stub.seen), HUGE_BODY);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
 static Suite *
 upstream_suite(void)
 {
@@ -1386,6 +1585,9 @@ upstream_suite(void)
 	tcase_add_test(tc, test_premature_eof);
 	tcase_add_test(tc, test_protocol_error);
 	tcase_add_test(tc, test_request_body);
+	tcase_add_test(tc, test_split_reads);
+	tcase_add_test(tc, test_extra_bytes_not_reused);
+	tcase_add_test(tc, test_large_request);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("keepalive");
@@ -1398,6 +1600,7 @@ upstream_suite(void)
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_parallel_and_limit);
 	tcase_add_test(tc, test_pool_free_in_flight);
+	tcase_add_test(tc, test_header_entries_recycled);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("failures");
