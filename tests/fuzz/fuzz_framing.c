@@ -6,6 +6,11 @@
  * three verdicts (accepted or status + reason, heads completed, idleness)
  * must agree, which is the property server.c relies on since a socket
  * may deliver the stream in any pieces.  Any disagreement aborts.
+ * Then the stream (or, when refused, the requests before the refused
+ * one) is walked as conn.c walks it: each head the guard counted must be
+ * indexed by framing_index() with NUL-free, CR/LF-free fields of the
+ * stated lengths, bodies taken by Content-Length or framing_dechunk(),
+ * and an accepted idle stream must be used up exactly.
  * Seeds: the bytes column of tests/data/framing/cases.txt (decoded);
  * dictionary: tests/fuzz/framing.dict.
  *
@@ -15,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/framing.h"
 
@@ -61,6 +67,83 @@ same(const struct framing_state *a, int ra, const struct framing_state *b,
 		abort();
 }
 
+static void
+walk_data(void *arg, const char *p, size_t n)
+{
+	(void)p;
+	*(size_t *)arg += n;
+}
+
+/* conn.c's walk over the heads the guard counted in data[0..limit). */
+static void
+walk(const struct framing_state *f, int rc, const uint8_t *data,
+    size_t size)
+{
+	static struct framing_field fields[512];
+	size_t off = 0, nheads = 0, limit = size, i;
+	char *buf;
+
+	if (rc != 0)
+		limit = f->req_start < size ? (size_t)f->req_start : size;
+	if ((buf = malloc(size + 1)) == NULL)
+		return;
+	memcpy(buf, data, size);
+	for (;;) {
+		struct framing_head h;
+		uint64_t cl = 0;
+		bool chunked = false;
+
+		/* Empty lines before a request belong to no request. */
+		while (off < limit && (buf[off] == '\r' || buf[off] == '\n'))
+			off++;
+		if (nheads == f->requests || off >= limit)
+			break;
+		if (framing_index(buf + off, limit - off, &h, fields,
+		    sizeof fields / sizeof fields[0]) != 0)
+			abort();
+		nheads++;
+		for (i = 0; i < h.n_fields; i++) {
+			const struct framing_field *ff = &fields[i];
+
+			if (strlen(ff->name) != ff->name_len ||
+			    strlen(ff->value) != ff->value_len ||
+			    strpbrk(ff->value, "\r\n") != NULL ||
+			    ff->name_len == 0)
+				abort();
+			if (ff->name_len == 14 &&
+			    strcasecmp(ff->name, "content-length") == 0)
+				cl = strtoull(ff->value, NULL, 10);
+			if (ff->name_len == 17 &&
+			    strcasecmp(ff->name, "transfer-encoding") == 0)
+				chunked = true;
+		}
+		off += h.len;
+		if (chunked) {
+			struct framing_dechunk d;
+			size_t got = 0;
+			bool done = false;
+
+			framing_dechunk_init(&d);
+			off += framing_dechunk(&d, buf + off, limit - off,
+			    walk_data, &got, &done);
+			if (!done)
+				break;
+		} else {
+			if (cl > limit - off)
+				break;
+			off += (size_t)cl;
+		}
+	}
+	if (rc == 0 && framing_idle(f)) {
+		if (nheads != f->requests)
+			abort();
+		for (; off < size; off++)
+			if (data[off] != '\r' && data[off] != '\n')
+				abort();
+	}
+	free(buf);
+}
+
 /* libFuzzer entry point. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,5 +165,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rw != 0 && (whole.status < 400 || whole.status > 599 ||
 	    whole.reason == NULL))
 		abort();
+	walk(&whole, rw, data, size);
 	return 0;
 }

@@ -560,6 +560,121 @@ START_TEST(routes_match_host_and_prefix_in_order)
 }
 END_TEST
 
+/* Read the interim 100 (Continue) of c (fails the test otherwise). */
+static void
+read_continue(struct itest_conn *c)
+{
+	char interim[64];
+	ssize_t n = 0;
+
+	if (itest_readable(c, ITEST_TIMEOUT_MS))
+		n = recv(c->fd, interim, sizeof interim - 1, 0);
+	interim[n > 0 ? n : 0] = '\0';
+	ck_assert_msg(strcmp(interim, "HTTP/1.1 100 Continue\r\n\r\n") == 0,
+	    "no 100 Continue, got: %s", interim);
+}
+
+/* A head of n X-<tag>-i: <tag>-i fields (caller frees). */
+static char *
+many_fields(const char *tag, int n)
+{
+	size_t size = (size_t)n * 40 + 1, len = 0;
+	char *s = malloc(size);
+	int i;
+
+	ck_assert_ptr_nonnull(s);
+	s[0] = '\0';
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, size - len,
+		    "X-%s-%d: %s-%d\r\n", tag, i, tag, i);
+	return s;
+}
+
+/*
+ * Connection A's head waits for its body while connection B's request
+ * (more fields than the worker's first index array) comes and goes on
+ * the same worker: A's head must reach the backend intact.
+ */
+START_TEST(waiting_head_survives_other_requests)
+{
+	struct itest_conn *a = itest_connect(gw->port);
+	struct itest_conn *b = itest_connect(gw->port);
+	char *fa = many_fields("A", 100), *fb = many_fields("B", 150), *raw;
+	char name[16], want[16];
+	json_t *j;
+	int i;
+
+	ck_assert_int_eq(itest_sendf(a, "POST /echo/a HTTP/1.1\r\n"
+	    "Host: itest.test\r\n%sContent-Length: 5\r\n"
+	    "Expect: 100-continue\r\n\r\n", fa), 0);
+	read_continue(a);
+	/* Fewer fields (the same index array), then more (a new one). */
+	for (i = 0; i < 2; i++) {
+		raw = itest_strf("GET /echo/b HTTP/1.1\r\nHost: itest.test\r\n"
+		    "%s\r\n", i == 0 ? strstr(fb, "X-B-140") : fb);
+		j = echo_on(b, raw, strlen(raw));
+		ck_assert_str_eq(echo_header(j, "X-B-149", 0), "B-149");
+		ck_assert_ptr_null(echo_header(j, "X-A-0", 0));
+		json_decref(j);
+		free(raw);
+	}
+	/* The body comes in two pieces. */
+	ck_assert_int_eq(itest_sendf(a, "he"), 0);
+	j = echo_on(a, ITEST_LIT("llo"));
+	ck_assert_str_eq(jstr(j, "target"), "/echo/a");
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    5);
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof name, "X-A-%d", i);
+		snprintf(want, sizeof want, "A-%d", i);
+		ck_assert_msg(echo_header(j, name, 0) != NULL &&
+		    strcmp(echo_header(j, name, 0), want) == 0,
+		    "%s: %s", name, echo_header(j, name, 0));
+	}
+	ck_assert_ptr_null(echo_header(j, "X-B-0", 0));
+	json_decref(j);
+	free(fa);
+	free(fb);
+	itest_conn_free(a);
+	itest_conn_free(b);
+}
+END_TEST
+
+/* A head larger than a connection's first input buffer, sent in pieces,
+ * then a chunked body in pieces: everything arrives intact. */
+START_TEST(large_head_and_body_in_pieces)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	char big[9001], *raw;
+	size_t len, off, step;
+	json_t *j;
+
+	memset(big, 'v', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	raw = itest_strf("POST /echo/big HTTP/1.1\r\nHost: itest.test\r\n"
+	    "X-Big: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n", big);
+	len = strlen(raw);
+	/* Pieces of 1000 bytes, then byte by byte for the body. */
+	for (off = 0; off < len - 40; off += step) {
+		step = len - 40 - off < 1000 ? len - 40 - off : 1000;
+		ck_assert_int_eq(itest_send(c, raw + off, step,
+		    ITEST_TIMEOUT_MS), 0);
+	}
+	for (; off < len - 1; off++)
+		ck_assert_int_eq(itest_send(c, raw + off, 1, ITEST_TIMEOUT_MS),
+		    0);
+	j = echo_on(c, raw + off, 1);
+	ck_assert_str_eq(echo_header(j, "X-Big", 0), big);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    7);
+	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	json_decref(j);
+	free(raw);
+	itest_conn_free(c);
+}
+END_TEST
+
 START_TEST(pipelined_requests_answered_in_order)
 {
 	struct itest_conn *c = itest_connect(gw->port);
@@ -775,6 +890,8 @@ proxy_suite(void)
 	tcase_add_test(tc, upstream_keepalive_reused);
 	tcase_add_test(tc, routes_match_host_and_prefix_in_order);
 	tcase_add_test(tc, pipelined_requests_answered_in_order);
+	tcase_add_test(tc, waiting_head_survives_other_requests);
+	tcase_add_test(tc, large_head_and_body_in_pieces);
 	tcase_add_test(tc, client_abort_mid_stream_recovers);
 	tcase_add_test(tc, stale_pooled_connection_not_an_error);
 	tcase_add_test(tc, expect_100_continue);

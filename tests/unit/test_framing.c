@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/framing.h"
 #include "ts_test.h"
@@ -396,6 +397,178 @@ START_TEST(test_tchar)
 }
 END_TEST
 
+/* The head indexer: boundaries, OWS, NUL termination, limits. */
+START_TEST(test_index_fields)
+{
+	char buf[] = "\r\nPOST /a?b=1 HTTP/1.0\r\nHost:  h.example \r\n"
+	    "X-Empty:\r\nx-tab:\tv 1\t\nCookie: a=b; c=d\r\n\r\nBODY";
+	struct framing_field fields[8];
+	struct framing_head h;
+
+	ck_assert_uint_eq(framing_head_len(buf, strlen(buf)),
+	    strlen(buf) - 4);
+	ck_assert_int_eq(framing_index(buf, strlen(buf), &h, fields, 8), 0);
+	ck_assert_uint_eq(h.len, sizeof buf - 1 - 4);
+	ck_assert_str_eq(h.method, "POST");
+	ck_assert_uint_eq(h.method_len, 4);
+	ck_assert_str_eq(h.target, "/a?b=1");
+	ck_assert_uint_eq(h.target_len, 6);
+	ck_assert_int_eq(h.minor, 0);
+	ck_assert_uint_eq(h.n_fields, 4);
+	ck_assert_str_eq(fields[0].name, "Host");
+	ck_assert_str_eq(fields[0].value, "h.example");
+	ck_assert_uint_eq(fields[0].value_len, 9);
+	ck_assert_str_eq(fields[1].name, "X-Empty");
+	ck_assert_str_eq(fields[1].value, "");
+	ck_assert_uint_eq(fields[1].value_len, 0);
+	ck_assert_str_eq(fields[2].name, "x-tab");
+	ck_assert_str_eq(fields[2].value, "v 1");
+	ck_assert_str_eq(fields[3].value, "a=b; c=d");
+	ck_assert_uint_eq(fields[3].name_len, 6);
+	/* The body after the head is not touched. */
+	ck_assert_str_eq(buf + h.len, "BODY");
+}
+END_TEST
+
+START_TEST(test_index_limits)
+{
+	char buf[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
+	char copy[sizeof buf];
+	struct framing_field fields[2];
+	struct framing_head h;
+
+	memcpy(copy, buf, sizeof buf);
+	/* Too many fields: the count is told, nothing is written. */
+	ck_assert_int_eq(framing_index(buf, strlen(buf), &h, fields, 2), -1);
+	ck_assert_uint_eq(h.n_fields, 3);
+	ck_assert_mem_eq(buf, copy, sizeof buf);
+	/* Incomplete heads are not indexed. */
+	ck_assert_uint_eq(framing_head_len(buf, strlen(buf) - 1), 0);
+	ck_assert_uint_eq(framing_head_len(buf, strlen(buf) - 2), 0);
+	ck_assert_uint_eq(framing_head_len("\r\n\r\n", 4), 0);
+	ck_assert_int_eq(framing_index(buf, strlen(buf) - 2, &h, fields, 2),
+	    -1);
+	/* Bare LF line ends. */
+	ck_assert_uint_eq(framing_head_len("GET / HTTP/1.1\nHost: a\n\nX",
+	    25), 24);
+}
+END_TEST
+
+/* Decoded data of a chunked body and bytes consumed. */
+struct dc_out {
+	char data[256];
+	size_t len;
+};
+
+static void
+dc_data(void *arg, const char *p, size_t n)
+{
+	struct dc_out *o = arg;
+
+	ck_assert_uint_le(o->len + n, sizeof o->data);
+	memcpy(o->data + o->len, p, n);
+	o->len += n;
+}
+
+/* The same decoding whatever the pieces: every split point, twice. */
+START_TEST(test_dechunk_splits)
+{
+	static const char body[] = "5;ext=\"q\"\r\nhello\r\n"
+	    "1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+	size_t len = sizeof body - 1 - 4, a, b;
+
+	for (a = 0; a <= len; a++) {
+		for (b = a; b <= len; b += 7) {
+			struct framing_dechunk d;
+			struct dc_out o = { .len = 0 };
+			size_t used = 0;
+			bool done = false;
+
+			framing_dechunk_init(&d);
+			used += framing_dechunk(&d, body, a, dc_data, &o,
+			    &done);
+			ck_assert(!done || a == len);
+			used += framing_dechunk(&d, body + used, b - used,
+			    dc_data, &o, &done);
+			used += framing_dechunk(&d, body + used,
+			    sizeof body - 1 - used, dc_data, &o, &done);
+			ck_assert(done);
+			ck_assert_uint_eq(used, len);
+			ck_assert_uint_eq(o.len, 31);
+			ck_assert_mem_eq(o.data,
+			    "helloabcdefghijklmnopqrstuvwxyz", 31);
+		}
+	}
+}
+END_TEST
+
+/*
+ * conn.c's walk over every accepted vector: index each completed head,
+ * take its body (Content-Length or dechunked), go on.  The heads found
+ * must be the guard's count, and an idle stream must be used up exactly.
+ */
+START_TEST(test_walk_vectors)
+{
+	const struct fcase *fc = &cases[_i];
+	static char buf[MAX_BYTES];
+	struct framing_field fields[64];
+	struct framing_state f;
+	size_t off = 0, nheads = 0;
+
+	if (fc->status != 0)
+		return;
+	framing_init(&f, &test_limits);
+	ck_assert_int_eq(framing_feed(&f, fc->bytes, fc->len), 0);
+	memcpy(buf, fc->bytes, fc->len);
+	while (nheads < f.requests) {
+		struct framing_head h;
+		uint64_t cl = 0;
+		bool chunked = false;
+		size_t i;
+
+		ck_assert_msg(framing_index(buf + off, fc->len - off, &h,
+		    fields, TS_NITEMS(fields)) == 0, "%s: head %zu", fc->name,
+		    nheads);
+		nheads++;
+		for (i = 0; i < h.n_fields; i++) {
+			ck_assert_uint_eq(strlen(fields[i].name),
+			    fields[i].name_len);
+			ck_assert_uint_eq(strlen(fields[i].value),
+			    fields[i].value_len);
+			ck_assert(strpbrk(fields[i].value, "\r\n") == NULL);
+			if (strcasecmp(fields[i].name, "content-length") == 0)
+				cl = strtoull(fields[i].value, NULL, 10);
+			if (strcasecmp(fields[i].name,
+			    "transfer-encoding") == 0)
+				chunked = true;
+		}
+		off += h.len;
+		if (chunked) {
+			struct framing_dechunk d;
+			struct dc_out o = { .len = 0 };
+			bool done = false;
+
+			framing_dechunk_init(&d);
+			off += framing_dechunk(&d, buf + off, fc->len - off,
+			    dc_data, &o, &done);
+			if (!done)
+				break;
+		} else {
+			if (cl > fc->len - off)
+				break;
+			off += (size_t)cl;
+		}
+	}
+	ck_assert_uint_eq(nheads, f.requests);
+	if (framing_idle(&f)) {
+		/* Only empty lines may be left. */
+		for (; off < fc->len; off++)
+			ck_assert(fc->bytes[off] == '\r' ||
+			    fc->bytes[off] == '\n');
+	}
+}
+END_TEST
+
 static Suite *
 framing_suite(void)
 {
@@ -416,6 +589,10 @@ framing_suite(void)
 	tcase_add_test(tc, test_large_body);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_tchar);
+	tcase_add_test(tc, test_index_fields);
+	tcase_add_test(tc, test_index_limits);
+	tcase_add_test(tc, test_dechunk_splits);
+	tcase_add_loop_test(tc, test_walk_vectors, 0, ncases);
 	suite_add_tcase(s, tc);
 	return s;
 }
