@@ -17,10 +17,10 @@
  *           (entries are malloc'ed exactly as evhttp allocates them, so
  *           they can be inserted into an evhttp header list and freed by
  *           evhttp).  Entries must not be inserted into the list nor
- *           changed in place (what
- *           is left in it is recycled for later responses).  Return 0 to
- *           go on, -1 to abort: the exchange is then
- *           cancelled as by upstream_req_cancel() and no callback follows.
+ *           changed in place: what is left in it is recycled for later
+ *           responses.  Return 0 to go on, -1 to abort: the exchange is
+ *           then cancelled as by upstream_req_cancel() and no callback
+ *           follows.
  *   body(): de-chunked body bytes are in buf; move or drain what you take.
  *           Data not taken stays for the next call.  May be called many
  *           times; never after done().
