@@ -205,21 +205,24 @@ framing_idle(const struct framing_state *f)
 	return f->phase == FRAMING_REQLINE && f->st == ST_START;
 }
 
-/* A method the gateway can proxy (case-sensitive, RFC 9110 9.1). */
+/*
+ * A method the gateway proxies: RFC 9110 9.1 allows any token; like
+ * nginx we take upper-case letters, '-' and '_' (so "get" is not taken
+ * for GET by a lenient backend), and at most 15 of them (the capture).
+ */
 static bool
 method_supported(const char *m, size_t len)
 {
-	static const char *const known[] = {
-		"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE",
-		"CONNECT", "PATCH",
-	};
 	size_t i;
 
-	for (i = 0; i < TS_NITEMS(known); i++) {
-		if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
-			return true;
+	if (len == 0 || len >= sizeof ((struct framing_state *)0)->method)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!((m[i] >= 'A' && m[i] <= 'Z') || m[i] == '-' ||
+		    m[i] == '_'))
+			return false;
 	}
-	return false;
+	return true;
 }
 
 /* Forget everything about the previous request: a request line starts. */
@@ -560,11 +563,7 @@ head_parse(struct framing_state *f, const unsigned char *p,
 				break;
 			if (*p != ' ' || f->tok_len == 0)
 				return reject(f, 400, R_METHOD);
-			/*
-			 * The HTTP server underneath (libevent 2.1 evhttp) knows
-			 * the RFC 9110 methods and PATCH only; refuse others
-			 * here with our own 501 instead of its HTML page.
-			 */
+			/* WebDAV, PURGE, ... go upstream; odd ones get 501. */
 			if (!method_supported(f->method, f->tok_len))
 				return reject(f, 501, R_METHOD_NS);
 			f->tok_len = 0;

@@ -915,6 +915,12 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	pr->pr_client.req = req;
 	pr->pr_client.method = req->method;
 	pr->pr_client.method_name = proxy_method_name(req->method);
+	if (req->method == CONN_M_OTHER) {
+		/* WebDAV, PURGE, ...: the guard bounds the name. */
+		snprintf(pr->pr_client.method_other,
+		    sizeof pr->pr_client.method_other, "%s", req->method_name);
+		pr->pr_client.method_name = pr->pr_client.method_other;
+	}
 	pr->pr_client.minor = req->minor;
 	pr->state = PROXY_ST_RECV;
 	proxy_request_id(w, pr->id);
@@ -962,8 +968,10 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	ubuf = w->ubuf;
 	pr->action = "sending the request to the upstream";
 	proxy_build_upstream_request(pr, ubuf);
+	/* RFC 9110 9.2.2; an extension method is not retried. */
 	idempotent = pr->pr_client.method != CONN_M_POST &&
-	    pr->pr_client.method != CONN_M_PATCH;
+	    pr->pr_client.method != CONN_M_PATCH &&
+	    pr->pr_client.method != CONN_M_OTHER;
 	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
 	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
 	    pr->pr_client.method == CONN_M_HEAD, idempotent,

@@ -44,12 +44,13 @@ struct proxy_req {
 	struct {
 		const struct conn_request *req;	/* in proxy_handle() only */
 		enum conn_method method;
-		const char *method_name;	/* static */
+		const char *method_name;	/* static, or method_other */
 		char path[512];			/* without query, truncated */
 		bool head_sent;
 		bool chunking;			/* we chunk the body we send */
 		bool paused_upstream;
 		bool replied;			/* conn_reply_end() called */
+		char method_other[16];		/* an extension method */
 		int minor;
 		unsigned conn_flags;		/* PROXY_CONN_* of the request */
 	} pr_client;

@@ -675,6 +675,33 @@ START_TEST(large_head_and_body_in_pieces)
 }
 END_TEST
 
+/* Extension methods (WebDAV, PURGE) are proxied as sent; odd ones 501. */
+START_TEST(extension_methods_proxied)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	struct itest_resp r;
+	json_t *j;
+
+	j = echo_on(c, ITEST_LIT("PROPFIND /echo/dav HTTP/1.1\r\n"
+	    "Host: itest.test\r\nDepth: 1\r\nContent-Length: 7\r\n\r\n<a></a>"));
+	ck_assert_str_eq(jstr(j, "method"), "PROPFIND");
+	ck_assert_str_eq(echo_header(j, "Depth", 0), "1");
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    7);
+	json_decref(j);
+	j = echo_on(c, ITEST_LIT("PURGE /echo/cache HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n"));
+	ck_assert_str_eq(jstr(j, "method"), "PURGE");
+	json_decref(j);
+	itest_conn_free(c);
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "get /echo HTTP/1.1\r\nHost: itest.test\r\n\r\n"), &r, 0,
+	    ITEST_TIMEOUT_MS), 0);
+	itest_assert_error(&r, 501, "not_implemented");
+	itest_resp_clear(&r);
+}
+END_TEST
+
 START_TEST(pipelined_requests_answered_in_order)
 {
 	struct itest_conn *c = itest_connect(gw->port);
@@ -892,6 +919,7 @@ proxy_suite(void)
 	tcase_add_test(tc, pipelined_requests_answered_in_order);
 	tcase_add_test(tc, waiting_head_survives_other_requests);
 	tcase_add_test(tc, large_head_and_body_in_pieces);
+	tcase_add_test(tc, extension_methods_proxied);
 	tcase_add_test(tc, client_abort_mid_stream_recovers);
 	tcase_add_test(tc, stale_pooled_connection_not_an_error);
 	tcase_add_test(tc, expect_100_continue);
