@@ -344,7 +344,8 @@ conn_request_done(struct server_conn *c)
 	}
 	if (c->in_process)
 		return;		/* conn_process() goes on by itself */
-	if (c->ilen > c->ioff || c->rejected || c->eof)
+	if (c->ilen > c->ioff || c->rejected || c->eof || (c->tls &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
 		conn_defer(c);	/* pipelined bytes, or the refusal */
 	else {
 		c->ioff = c->ilen = 0;
@@ -627,6 +628,9 @@ conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		return;
 	}
+	/* TLS: bytes may wait in the bufferevent (reading was paused). */
+	if (c->tls && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_tls_read_cb(c->bev, c);
 	conn_process(c);
 }
 

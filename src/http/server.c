@@ -587,7 +587,7 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 			return -1;
 		srv.bound_addrs[a].port = port;
 		w->listeners[a] = evconnlistener_new(w->base, server_accept_cb,
-		    w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		    w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 		if (w->listeners[a] == NULL) {
 			xasprintf(cause, "%s: cannot accept", cfg->listen[a].text);
 			close(fd);

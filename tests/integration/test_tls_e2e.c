@@ -144,7 +144,7 @@ ssl_errors(void)
  * localhost) and read until the server closes; parse into r.
  */
 static void
-tls_request(const char *raw, size_t len, struct itest_resp *r)
+tls_exchange(const char *raw, size_t len, char **out, size_t *outlen)
 {
 	struct sockaddr_in sin;
 	struct timeval tv = { 4, 0 };	/* a reply is local: fast */
@@ -189,13 +189,24 @@ tls_request(const char *raw, size_t len, struct itest_resp *r)
 			break;
 		blen += (size_t)n;
 	}
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	*out = buf;
+	*outlen = blen;
+}
+
+static void
+tls_request(const char *raw, size_t len, struct itest_resp *r)
+{
+	char *buf;
+	size_t blen;
+
+	tls_exchange(raw, len, &buf, &blen);
 	ck_assert_msg(itest_resp_parse(buf != NULL ? buf : "", blen, r) == 0,
 	    "no response over TLS within 4 s (%s, %zu bytes) to:\n%s",
 	    itest_error(), blen, raw);
 	free(buf);
-	SSL_free(ssl);
-	close(fd);
-	SSL_CTX_free(ctx);
 }
 
 static void
@@ -304,6 +315,44 @@ START_TEST(framing_guard_over_tls)
 }
 END_TEST
 
+/*
+ * Pipelined requests over TLS, one with a body larger than a
+ * connection's input buffer, all in one write: answered in order.
+ */
+START_TEST(pipelined_over_tls)
+{
+	static char body[100001];
+	const char *p1, *p2, *p3;
+	char *raw, *buf;
+	size_t blen, n = 0;
+	const char *q;
+
+	start();
+	memset(body, 'b', sizeof body - 1);
+	/* The first is slow: the rest piles up while it is served. */
+	raw = itest_strf("GET /slow?ms=50&t=1 HTTP/1.1\r\nHost: localhost\r\n"
+	    "\r\n"
+	    "POST /echo/t2 HTTP/1.1\r\nHost: localhost\r\n"
+	    "Content-Length: %zu\r\n\r\n%s"
+	    "GET /echo/t3 HTTP/1.1\r\nHost: localhost\r\n"
+	    "Connection: close\r\n\r\n", sizeof body - 1, body);
+	tls_exchange(raw, strlen(raw), &buf, &blen);
+	ck_assert_ptr_nonnull(buf);
+	buf[blen < 1 ? 0 : blen - 1] = '\0';
+	for (q = buf; (q = strstr(q, "HTTP/1.1 200 OK\r\n")) != NULL; q++)
+		n++;
+	ck_assert_msg(n == 3, "%zu responses in:\n%.2000s", n, buf);
+	p1 = strstr(buf, "ms=50&t=1");
+	p2 = strstr(buf, "\"/echo/t2\"");
+	p3 = strstr(buf, "\"/echo/t3\"");
+	ck_assert(p1 != NULL && p2 != NULL && p3 != NULL);
+	ck_assert(p1 < p2 && p2 < p3);
+	ck_assert_ptr_nonnull(strstr(p2, "\"body_bytes\":100000"));
+	free(buf);
+	free(raw);
+}
+END_TEST
+
 /* https upstreams: right CA 200; wrong CA or name 502; no verify 200. */
 static const struct {
 	const char *path;
@@ -385,6 +434,7 @@ tls_e2e_suite(void)
 	tcase_add_test(tc, https_listener_proxies);
 	tcase_add_test(tc, plain_http_on_tls_port);
 	tcase_add_test(tc, framing_guard_over_tls);
+	tcase_add_test(tc, pipelined_over_tls);
 	tcase_add_test(tc, preflight_over_tls);
 	tcase_add_loop_test(tc, https_upstream, 0, ITEST_NITEMS(upstreams));
 	tcase_add_loop_test(tc, https_upstream_plain_listener, 0,
