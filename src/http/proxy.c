@@ -230,9 +230,17 @@ proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
 void
 proxy_request_id(struct worker *w, char *buf)
 {
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v;
+	int i;
+
 	w->req_counter++;
-	snprintf(buf, 17, "%08" PRIx32 "%08" PRIx32,
-	    w->id_salt ^ (uint32_t)(w->id << 24), (uint32_t)w->req_counter);
+	/* 16 hex digits: salt ^ worker, then the counter (no printf). */
+	v = (uint64_t)(w->id_salt ^ (uint32_t)(w->id << 24)) << 32 |
+	    (uint32_t)w->req_counter;
+	for (i = 15; i >= 0; i--, v >>= 4)
+		buf[i] = hex[v & 0xf];
+	buf[16] = '\0';
 }
 
 /* Length of the path part of a request target (up to '?' or '#'). */
@@ -394,13 +402,18 @@ proxy_hbuf_cors(struct proxy_hbuf *hb, const struct cors_answer *a,
 static void
 proxy_hbuf_status(struct proxy_hbuf *hb, int status, const char *reason)
 {
-	char line[128];
-	int n;
+	char line[16] = "HTTP/1.1 000 ";
 
-	n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
-	    reason != NULL && *reason != '\0' ? reason : proxy_reason(status));
-	proxy_hbuf_add(hb, line, (size_t)n < sizeof line ? (size_t)n :
-	    sizeof line - 1);
+	/* Statuses are three digits (RFC 9110 15; upstream.c checks). */
+	if (status < 100 || status > 999)
+		status = 502;
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	proxy_hbuf_add(hb, line, 13);
+	proxy_hbuf_str(hb, reason != NULL && *reason != '\0' ? reason :
+	    proxy_reason(status));
+	proxy_hbuf_add(hb, "\r\n", 2);
 }
 
 /*

@@ -70,9 +70,12 @@ static void
 proxy_resource(const struct proxy_req *pr, char *out, size_t size)
 {
 	const char *p = pr->pr_client.path;
-	size_t n;
+	size_t n = strlen(pr->pr_client.method_name);
 
-	n = (size_t)snprintf(out, size, "%s ", pr->pr_client.method_name);
+	if (n + 2 > size)
+		n = size - 2;
+	memcpy(out, pr->pr_client.method_name, n);
+	out[n++] = ' ';
 	while (*p != '\0' && n + 2 < size) {
 		size_t seg;
 
@@ -115,13 +118,19 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	for (i = 0; i < req->n_fields && n < TS_NITEMS(th); i++) {
 		const struct framing_field *f = &req->fields[i];
 
+		if (ua == NULL && f->name_len == 10 &&
+		    util_strcaseeq(f->name, "user-agent")) {
+			ua = f->value;
+			continue;
+		}
+		/* Extraction looks at tracing headers only. */
+		if (!propagation_is_known_header(f->name, f->name_len))
+			continue;
+
 		th[n].name = f->name;
 		th[n].name_len = f->name_len;
 		th[n].value = f->value;
 		th[n].value_len = f->value_len;
-		if (ua == NULL && f->name_len == 10 &&
-		    util_strcaseeq(f->name, "user-agent"))
-			ua = f->value;
 		n++;
 	}
 	propagation_extract(pr->route->prop, th, n, w->extract, &w->pstats);
@@ -143,10 +152,25 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	if (cfg->tracing.version[0] != '\0')
 		(void)span_set_meta(sp, "version", cfg->tracing.version);
 	(void)span_set_meta(sp, "http.method", pr->pr_client.method_name);
-	snprintf(buf, sizeof buf, "%s://%s%s", pr->conn->tls ? "https" :
-	    "http", h->host != NULL ? h->host : pr->route->conf->upstream.authority,
-	    cfg->tracing.redact_query ? pr->pr_client.path :
-	    proxy_origin_form(req->target));
+	{
+		/* scheme://host/target, bounded (no printf per request). */
+		const char *parts[3];
+		size_t k, len = 0, pl;
+
+		parts[0] = pr->conn->tls ? "https://" : "http://";
+		parts[1] = h->host != NULL ? h->host :
+		    pr->route->conf->upstream.authority;
+		parts[2] = cfg->tracing.redact_query ? pr->pr_client.path :
+		    proxy_origin_form(req->target);
+		for (k = 0; k < TS_NITEMS(parts); k++) {
+			pl = strlen(parts[k]);
+			if (pl > sizeof buf - 1 - len)
+				pl = sizeof buf - 1 - len;
+			memcpy(buf + len, parts[k], pl);
+			len += pl;
+		}
+		buf[len] = '\0';
+	}
 	(void)span_set_meta(sp, "http.url", buf);
 	if (h->host != NULL)
 		(void)span_set_meta(sp, "http.host", h->host);
@@ -182,8 +206,11 @@ proxy_trace_finish(struct proxy_req *pr)
 	if (sp == NULL)
 		return;
 	pr->span = NULL;
-	if (pr->status > 0) {
-		snprintf(num, sizeof num, "%d", pr->status);
+	if (pr->status >= 100 && pr->status <= 999) {
+		num[0] = (char)('0' + pr->status / 100);
+		num[1] = (char)('0' + pr->status / 10 % 10);
+		num[2] = (char)('0' + pr->status % 10);
+		num[3] = '\0';
 		(void)span_set_meta(sp, "http.status_code", num);
 	}
 	if (pr->error_type != NULL) {
