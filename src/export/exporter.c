@@ -423,34 +423,37 @@ meta_present(const struct span *sp)
 	unsigned have = 0;
 	size_t i;
 
+#define KEY_IS(lit) (sp->meta_klen[i] == sizeof(lit) - 1 &&		\
+	memcmp(k, (lit), sizeof(lit) - 1) == 0)
 	for (i = 0; i < sp->n_meta; i++) {
 		const char *k = sp->meta[i].key;
 
 		switch (k[0]) {
 		case 'e':
-			if (strcmp(k, "env") == 0)
+			if (KEY_IS("env"))
 				have |= 1u << EXTRA_ENV;
 			break;
 		case 'v':
-			if (strcmp(k, "version") == 0)
+			if (KEY_IS("version"))
 				have |= 1u << EXTRA_VERSION;
 			break;
 		case 'l':
-			if (strcmp(k, "language") == 0)
+			if (KEY_IS("language"))
 				have |= 1u << EXTRA_LANGUAGE;
 			break;
 		case 'r':
-			if (strcmp(k, "runtime-id") == 0)
+			if (KEY_IS("runtime-id"))
 				have |= 1u << EXTRA_RUNTIME_ID;
 			break;
 		case 'c':
-			if (strcmp(k, "component") == 0)
+			if (KEY_IS("component"))
 				have |= 1u << EXTRA_COMPONENT;
 			break;
 		default:
 			break;
 		}
 	}
+#undef KEY_IS
 	return have;
 }
 
@@ -521,8 +524,11 @@ encode_span(struct exporter_queue *q, const struct span *sp,
 
 	MP_LIT(q, "meta");
 	mp_map(q, sp->n_meta + n_extra);
-	for (i = 0; i < sp->n_meta; i++)
-		mp_kv(q, sp->meta[i].key, sp->meta[i].value);
+	/* The setters keep the lengths (span.h): no strlen here. */
+	for (i = 0; i < sp->n_meta; i++) {
+		mp_str(q, sp->meta[i].key, sp->meta_klen[i]);
+		mp_str(q, sp->meta[i].value, sp->meta_vlen[i]);
+	}
 	for (e = 0; e < EXTRA_N; e++)
 		if (extra_v[e] != NULL)
 			mp_kv(q, extra_keys[e], extra_v[e]);

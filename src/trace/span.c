@@ -5,6 +5,8 @@
  * way dd-trace-cpp does for a chunk's local root (PROPAGATION.md 11.4,
  * [cpp-seg]).
  */
+#include <sys/types.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,51 +88,87 @@ span_set_type(struct span *s, const char *v)
 	return span_set_field(s, &s->type, v);
 }
 
+/* Index of meta key (klen bytes) or -1: lengths first, then bytes. */
+static ssize_t
+meta_find(const struct span *s, const char *key, size_t klen)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_meta; i++)
+		if (s->meta_klen[i] == klen &&
+		    memcmp(s->meta[i].key, key, klen) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Set or replace a meta tag whose value is exactly vlen bytes long. */
+static int
+meta_set(struct span *s, const char *key, const char *value, size_t vlen)
+{
+	const char *k, *v;
+	size_t klen = strlen(key);
+	ssize_t i;
+
+	if ((v = trace_arena_strndup(&s->arena, value, vlen)) == NULL)
+		return -1;
+	if ((i = meta_find(s, key, klen)) >= 0) {
+		s->meta[i].value = v;
+		s->meta_vlen[i] = (uint16_t)vlen;
+		return 0;
+	}
+	if (s->n_meta == SPAN_MAX_META)
+		return -1;
+	if ((k = trace_arena_strndup(&s->arena, key, klen)) == NULL)
+		return -1;
+	s->meta[s->n_meta].key = k;
+	s->meta[s->n_meta].value = v;
+	s->meta_klen[s->n_meta] = (uint16_t)klen;
+	s->meta_vlen[s->n_meta] = (uint16_t)vlen;
+	s->n_meta++;
+	return 0;
+}
+
 /* Set or replace a meta tag with an explicit value length. */
 int
 span_set_meta_len(struct span *s, const char *key, const char *value,
     size_t len)
 {
-	const char *k, *v;
-	size_t i;
-
-	if ((v = trace_arena_strndup(&s->arena, value, len)) == NULL)
-		return -1;
-	for (i = 0; i < s->n_meta; i++) {
-		if (strcmp(s->meta[i].key, key) == 0) {
-			s->meta[i].value = v;
-			return 0;
-		}
-	}
-	if (s->n_meta == SPAN_MAX_META)
-		return -1;
-	if ((k = span_strdup(s, key)) == NULL)
-		return -1;
-	s->meta[s->n_meta].key = k;
-	s->meta[s->n_meta].value = v;
-	s->n_meta++;
-	return 0;
+	/* The stored copy ends at the first NUL, if value has one. */
+	return meta_set(s, key, value, strnlen(value, len));
 }
 
 /* Set or replace a meta tag (copied); -1 if full. */
 int
 span_set_meta(struct span *s, const char *key, const char *value)
 {
-	return span_set_meta_len(s, key, value, strlen(value));
+	return meta_set(s, key, value, strlen(value));
 }
 
 /* Borrowed meta value or NULL. */
 const char *
 span_get_meta(const struct span *s, const char *key)
 {
-	return trace_kv_find(s->meta, s->n_meta, key);
+	ssize_t i = meta_find(s, key, strlen(key));
+
+	return i >= 0 ? s->meta[i].value : NULL;
 }
 
-/* Remove a meta tag. */
+/* Remove a meta tag, keeping the order of the others. */
 void
 span_remove_meta(struct span *s, const char *key)
 {
-	trace_kv_remove(s->meta, &s->n_meta, key);
+	ssize_t i = meta_find(s, key, strlen(key));
+	size_t rest;
+
+	if (i < 0)
+		return;
+	rest = s->n_meta - (size_t)i - 1;
+	memmove(&s->meta[i], &s->meta[i + 1], rest * sizeof s->meta[0]);
+	memmove(&s->meta_klen[i], &s->meta_klen[i + 1],
+	    rest * sizeof s->meta_klen[0]);
+	memmove(&s->meta_vlen[i], &s->meta_vlen[i + 1],
+	    rest * sizeof s->meta_vlen[0]);
+	s->n_meta--;
 }
 
 /* Set or replace a numeric tag; -1 if full. */

@@ -78,6 +78,14 @@ struct span {
 
 	struct trace_arena	 arena;
 	char			 arena_buf[SPAN_ARENA_SIZE];
+
+	/*
+	 * strlen of meta[i].key and meta[i].value for i < n_meta, kept by
+	 * the setters (strings live in the arena, so they fit 16 bits);
+	 * after arena_buf so that span_init does not clear them.
+	 */
+	uint16_t		 meta_klen[SPAN_MAX_META];
+	uint16_t		 meta_vlen[SPAN_MAX_META];
 };
 
 /* Allocate an empty span; NULL on out of memory. */
