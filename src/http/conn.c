@@ -57,6 +57,7 @@
 
 #define CONN_IBUF_INITIAL 4096
 #define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
+#define CONN_IBUF_CACHE 1024		/* idle buffers a worker keeps */
 
 enum conn_timeout {
 	CONN_TO_NONE = 0,
@@ -76,6 +77,45 @@ static void conn_tls_event_cb(struct bufferevent *, short, void *);
 static void conn_process(struct server_conn *);
 static void conn_output_drained(struct server_conn *);
 static void conn_reading(struct server_conn *, bool);
+
+/*
+ * Input buffers: a connection holds one only while it has bytes of a
+ * request or a request in flight; idle keep-alive connections give theirs
+ * back to a per-worker stack (nginx frees its header buffers the same
+ * way), so an idle connection costs its struct and the socket only.
+ */
+static bool
+conn_ibuf_get(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	if (w->ibuf_free != NULL) {
+		c->ibuf = w->ibuf_free;
+		memcpy(&w->ibuf_free, c->ibuf, sizeof w->ibuf_free);
+		w->ibuf_free_n--;
+	} else if ((c->ibuf = malloc(CONN_IBUF_INITIAL)) == NULL)
+		return false;
+	c->icap = CONN_IBUF_INITIAL;
+	c->ioff = c->ilen = 0;
+	return true;
+}
+
+static void
+conn_ibuf_put(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	if (c->ibuf == NULL)
+		return;
+	if (c->icap == CONN_IBUF_INITIAL && w->ibuf_free_n < CONN_IBUF_CACHE) {
+		memcpy(c->ibuf, &w->ibuf_free, sizeof w->ibuf_free);
+		w->ibuf_free = c->ibuf;
+		w->ibuf_free_n++;
+	} else
+		free(c->ibuf);
+	c->ibuf = NULL;
+	c->icap = c->ioff = c->ilen = 0;
+}
 
 /* Run the deferred step of c on the next loop turn. */
 static void
@@ -157,11 +197,6 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 		return NULL;
 	c->worker = w;
 	c->fd = fd;
-	c->icap = CONN_IBUF_INITIAL;
-	if ((c->ibuf = malloc(c->icap)) == NULL) {
-		free(c);
-		return NULL;
-	}
 	ip[0] = '\0';
 	if (sa->sa_family == AF_INET6 && slen >= sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *s6 = (const void *)sa;
@@ -190,7 +225,6 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 	if (ctx != NULL) {
 		c->tls = true;
 		if ((c->bev = tls_server_bev(w->base, ctx, fd)) == NULL) {
-			free(c->ibuf);
 			free(c);
 			return NULL;
 		}
@@ -200,7 +234,6 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 		bufferevent_enable(c->bev, EV_WRITE);
 	} else {
 		if ((c->out = evbuffer_new()) == NULL) {
-			free(c->ibuf);
 			free(c);
 			return NULL;
 		}
@@ -235,7 +268,7 @@ conn_close(struct server_conn *c)
 	if (c->body != NULL)
 		evbuffer_free(c->body);
 	free(c->fields);
-	free(c->ibuf);
+	conn_ibuf_put(c);
 	TAILQ_REMOVE(&w->conns, c, entry);
 	free(c);
 	server_conn_gone(w);
@@ -348,7 +381,7 @@ conn_request_done(struct server_conn *c)
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
 		conn_defer(c);	/* pipelined bytes, or the refusal */
 	else {
-		c->ioff = c->ilen = 0;
+		conn_ibuf_put(c);
 		conn_set_timeout(c, CONN_TO_IDLE);
 		conn_reading(c, true);
 	}
@@ -462,6 +495,8 @@ conn_make_room(struct server_conn *c)
 	size_t keep_from, max, ncap;
 	char *nb;
 
+	if (c->ibuf == NULL)
+		return conn_ibuf_get(c);
 	if (c->ilen < c->icap)
 		return true;
 	/* The head of a request being read stays where it is. */
@@ -837,9 +872,12 @@ conn_process(struct server_conn *c)
 					conn_finish(c);
 					break;
 				}
-				conn_set_timeout(c, framing_idle(&c->framing) &&
-				    c->ilen == c->ioff ? CONN_TO_IDLE :
-				    CONN_TO_HEADER);
+				if (framing_idle(&c->framing) &&
+				    c->ilen == c->ioff) {
+					conn_ibuf_put(c);
+					conn_set_timeout(c, CONN_TO_IDLE);
+				} else
+					conn_set_timeout(c, CONN_TO_HEADER);
 				conn_reading(c, true);
 				break;
 			}

@@ -473,6 +473,14 @@ server_worker_main(void *arg)
 	event_free(w->cmd_ev);
 	free(w->fields);
 	w->fields = NULL;
+	while (w->ibuf_free != NULL) {
+		void *next;
+
+		memcpy(&next, w->ibuf_free, sizeof next);
+		free(w->ibuf_free);
+		w->ibuf_free = next;
+	}
+	w->ibuf_free_n = 0;
 	server_wgen_unref(w->wgen);
 	w->wgen = NULL;
 	server_span_pool_free(w);

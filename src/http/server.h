@@ -81,6 +81,8 @@ struct worker {
 	struct server_conn_list conns;	/* conn.c */
 	struct framing_field *fields;	/* scratch: the head being indexed */
 	size_t fields_cap;
+	void *ibuf_free;		/* idle input buffers (conn.c) */
+	size_t ibuf_free_n;
 	int cmd_fd[2];			/* main writes, worker reads */
 	struct event *cmd_ev;
 	struct server_gen *next_gen;	/* handed over under server lock */
