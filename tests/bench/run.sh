@@ -19,15 +19,16 @@
 # against wrk's request count, and the summary gives the span cost
 # (cpu_us/req of tracestitch-spans minus tracestitch).
 #
-# Loads: get (GET carrying RUM trace headers, proxied to the backend) and
-# preflight (OPTIONS with Origin + Access-Control-Request-*, answered by
+# Loads: plain (a GET with no Origin and no trace headers: issue #2's
+# "plain GET"; the gateway still starts a new trace), get (GET carrying
+# RUM trace headers and Origin, proxied to the backend) and preflight (OPTIONS with Origin + Access-Control-Request-*, answered by
 # the proxy).  Every port is picked free at start; every process is
 # stopped by its PID; every wrk run is bounded by timeout(1).  Exits 1
 # when a target cannot start.
 #
 # Environment: BUILD (build dir, default build), BENCH_TARGETS ("nginx
 # tracestitch tracestitch-spans", the last only when the fake agent is
-# built), BENCH_LOADS ("get preflight"), BENCH_DURATION (10),
+# built), BENCH_LOADS ("plain get preflight"), BENCH_DURATION (10),
 # BENCH_REPS (3), BENCH_CONNECTIONS (32), BENCH_OUT (results TSV,
 # default $BUILD/bench-results.tsv), NGINX, WRK.
 set -euo pipefail
@@ -42,7 +43,7 @@ if [ -x "$FAKE_AGENT" ]; then
 else
 	TARGETS=${BENCH_TARGETS:-nginx tracestitch}
 fi
-LOADS=${BENCH_LOADS:-get preflight}
+LOADS=${BENCH_LOADS:-plain get preflight}
 DURATION=${BENCH_DURATION:-10}
 REPS=${BENCH_REPS:-3}
 CONNS=${BENCH_CONNECTIONS:-32}
@@ -241,6 +242,10 @@ wrk.headers["Access-Control-Request-Method"] = "GET"
 wrk.headers["Access-Control-Request-Headers"] = "$TRACE_HEADERS"
 EOF
 
+cat >"$tmp/plain.lua" <<EOF
+wrk.method = "GET"
+EOF
+
 cat >"$tmp/get.lua" <<EOF
 wrk.method = "GET"
 wrk.headers["Origin"] = "$ORIGIN"
@@ -374,13 +379,13 @@ for load in $LOADS; do
 	for t in $TARGETS; do
 		code=$(probe "$load" "${target_url[$t]}")
 		case $load:$code in
-		get:200 | preflight:204 | preflight:200)
+		get:200 | plain:200 | preflight:204 | preflight:200)
 			runnable[$load:$t]=1 ;;
-		get:* | preflight:*)
+		get:* | plain:* | preflight:*)
 			echo "bench: $t answers $load with $code; $load skipped" \
 			    "for $t" >&2 ;;
 		*)
-			die "unknown load $load (get, preflight)" ;;
+			die "unknown load $load (plain, get, preflight)" ;;
 		esac
 	done
 done
