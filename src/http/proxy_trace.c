@@ -97,6 +97,14 @@ proxy_resource(const struct proxy_req *pr, char *out, size_t size)
 	out[n] = '\0';
 }
 
+/* Borrowed tags: a literal value, or a configuration string. */
+#define SPAN_ADD_LIT(sp, k, v)						\
+	(void)span_add_meta_static((sp), (k), sizeof(k) - 1, (v),	\
+	    sizeof(v) - 1)
+#define SPAN_ADD_CONF(sp, k, v)						\
+	(void)span_add_meta_static((sp), (k), sizeof(k) - 1, (v),	\
+	    strlen(v))
+
 /* Extract the incoming context and start the gateway span. */
 void
 proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
@@ -144,14 +152,19 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	(void)span_set_type(sp, "web");
 	proxy_resource(pr, buf, sizeof buf);
 	(void)span_set_resource(sp, buf);
-	(void)span_set_meta(sp, "span.kind", "server");
-	(void)span_set_meta(sp, "component", "tracestitch");
-	(void)span_set_meta(sp, "language", "c");
+	/*
+	 * Constant strings and the generation's configuration (pr holds a
+	 * reference until the span is exported) are borrowed, not copied;
+	 * propagation_start_span() set none of these keys.
+	 */
+	SPAN_ADD_LIT(sp, "span.kind", "server");
+	SPAN_ADD_LIT(sp, "component", "tracestitch");
+	SPAN_ADD_LIT(sp, "language", "c");
 	if (cfg->tracing.env[0] != '\0')
-		(void)span_set_meta(sp, "env", cfg->tracing.env);
+		SPAN_ADD_CONF(sp, "env", cfg->tracing.env);
 	if (cfg->tracing.version[0] != '\0')
-		(void)span_set_meta(sp, "version", cfg->tracing.version);
-	(void)span_set_meta(sp, "http.method", pr->pr_client.method_name);
+		SPAN_ADD_CONF(sp, "version", cfg->tracing.version);
+	SPAN_ADD_CONF(sp, "http.method", pr->pr_client.method_name);
 	{
 		/* scheme://host/target, bounded (no printf per request). */
 		const char *parts[3];
@@ -179,10 +192,9 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	if (h->origin != NULL)
 		(void)span_set_meta(sp, "http.request.headers.origin",
 		    h->origin);
-	(void)span_set_meta(sp, "http.route", pr->route->conf->path_prefix);
-	(void)span_set_meta(sp, "upstream.name", pr->route->conf->name);
-	(void)span_set_meta(sp, "upstream.address",
-	    pr->route->conf->upstream.url);
+	SPAN_ADD_CONF(sp, "http.route", pr->route->conf->path_prefix);
+	SPAN_ADD_CONF(sp, "upstream.name", pr->route->conf->name);
+	SPAN_ADD_CONF(sp, "upstream.address", pr->route->conf->upstream.url);
 	(void)span_set_meta(sp, "network.client.ip", pr->conn->client_ip);
 	if (preflight)
 		(void)span_set_meta(sp, "cors.preflight", "true");
@@ -190,8 +202,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		(void)span_set_meta(sp, cfg->tracing.tags[i].key,
 		    cfg->tracing.tags[i].value);
 	(void)span_set_metric(sp, "_dd.measured", 1);
-	(void)span_set_metric(sp, "_dd.top_level", 1);
-	(void)span_set_metric(sp, "process_id", (double)w->pid);
+	/* _dd.top_level and process_id: the exporter adds both (11.4). */
 }
 
 /* Close the span: status, error, timings; hand it to the exporter. */

@@ -122,23 +122,31 @@ trace_context_remove_tag(struct trace_context *c, const char *key)
 	trace_kv_remove(c->tags, &c->n_tags, key);
 }
 
-/* Case-insensitive header-name match against a lower-case name. */
+/* Case-insensitive match of h's name against lname of llen bytes. */
 bool
-trace_header_is(const struct trace_header *h, const char *lname)
+trace_header_is_n(const struct trace_header *h, const char *lname,
+    size_t llen)
 {
 	size_t i;
 	unsigned char ch;
 
-	for (i = 0; i < h->name_len; i++) {
-		if (lname[i] == '\0')
-			return false;
+	if (h->name_len != llen)
+		return false;	/* most names differ in length: no loop */
+	for (i = 0; i < llen; i++) {
 		ch = (unsigned char)h->name[i];
 		if (ch >= 'A' && ch <= 'Z')
 			ch = (unsigned char)(ch - 'A' + 'a');
 		if (ch != (unsigned char)lname[i])
 			return false;
 	}
-	return lname[i] == '\0';
+	return true;
+}
+
+/* Case-insensitive header-name match against a lower-case name. */
+bool
+trace_header_is(const struct trace_header *h, const char *lname)
+{
+	return trace_header_is_n(h, lname, strlen(lname));
 }
 
 /* First header with that name, or NULL; *count gets the number found. */
@@ -147,10 +155,10 @@ trace_header_find(const struct trace_header *h, size_t n, const char *lname,
     size_t *count)
 {
 	const struct trace_header *first = NULL;
-	size_t i, found = 0;
+	size_t i, found = 0, llen = strlen(lname);
 
 	for (i = 0; i < n; i++) {
-		if (trace_header_is(&h[i], lname)) {
+		if (trace_header_is_n(&h[i], lname, llen)) {
 			if (first == NULL)
 				first = &h[i];
 			found++;

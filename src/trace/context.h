@@ -131,6 +131,9 @@ void trace_context_remove_tag(struct trace_context *, const char *key);
 
 /* Case-insensitive header-name match against a lower-case name. */
 bool trace_header_is(const struct trace_header *, const char *lname);
+/* The same with the length of lname given (lengths compared first). */
+bool trace_header_is_n(const struct trace_header *, const char *lname,
+    size_t llen);
 /* First header with that name, or NULL; *count gets the number found. */
 const struct trace_header *trace_header_find(const struct trace_header *,
     size_t n, const char *lname, size_t *count);

@@ -120,7 +120,7 @@ prop_baggage_extract(const struct trace_header *h, size_t n, size_t max_items,
 	*n_items = 0;
 	keep = TS_MIN(max_items, cap);
 	for (i = 0; i < n; i++) {
-		if (trace_header_is(&h[i], "baggage")) {
+		if (trace_header_is_n(&h[i], "baggage", 7)) {
 			seen = true;
 			total += h[i].value_len + (total > 0 ? 1 : 0);
 		}
@@ -131,7 +131,7 @@ prop_baggage_extract(const struct trace_header *h, size_t n, size_t max_items,
 		return PROP_INVALID;	/* MAXIMUM_BYTES_REACHED [cpp-bag] */
 	saved = a->len;
 	for (i = 0; i < n; i++) {
-		if (!trace_header_is(&h[i], "baggage"))
+		if (!trace_header_is_n(&h[i], "baggage", 7))
 			continue;
 		p = h[i].value;
 		end = p + h[i].value_len;

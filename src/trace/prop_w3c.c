@@ -216,7 +216,7 @@ w3c_parse_tracestate(const struct trace_header *h, size_t n,
 	bool seen_dd = false;
 
 	for (i = 0; i < n; i++) {
-		if (!trace_header_is(&h[i], "tracestate"))
+		if (!trace_header_is_n(&h[i], "tracestate", 10))
 			continue;
 		p = h[i].value;
 		end = p + h[i].value_len;

@@ -128,6 +128,26 @@ meta_set(struct span *s, const char *key, const char *value, size_t vlen)
 	return 0;
 }
 
+/*
+ * Append a meta tag known not to be set yet, borrowing key and value
+ * (no copy, no search): for strings that outlive the span's export, such
+ * as literals and the configuration of the request's generation.
+ */
+int
+span_add_meta_static(struct span *s, const char *key, size_t klen,
+    const char *value, size_t vlen)
+{
+	if (s->n_meta == SPAN_MAX_META || klen > UINT16_MAX ||
+	    vlen > UINT16_MAX)
+		return -1;
+	s->meta[s->n_meta].key = key;
+	s->meta[s->n_meta].value = value;
+	s->meta_klen[s->n_meta] = (uint16_t)klen;
+	s->meta_vlen[s->n_meta] = (uint16_t)vlen;
+	s->n_meta++;
+	return 0;
+}
+
 /* Set or replace a meta tag with an explicit value length. */
 int
 span_set_meta_len(struct span *s, const char *key, const char *value,

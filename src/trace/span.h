@@ -4,10 +4,12 @@
  * (sampling priority, origin, _dd.p.* tags, tracestate carry-over,
  * baggage).  PROPAGATION.md sections 1, 8 and 11.4.
  *
- * Ownership: a span owns all its strings; they live in one fixed arena
+ * Ownership: a span owns its strings; they live in one fixed arena
  * inside the struct, so setting a tag never calls malloc.  Setters copy
  * their arguments and return -1 when the arena or the array is full (the
- * tag is then dropped).  span_new/span_free allocate the struct itself;
+ * tag is then dropped).  The one exception, span_add_meta_static(),
+ * borrows strings that outlive the span's export (literals, the
+ * configuration the request holds).  span_new/span_free allocate the struct itself;
  * span_init works on caller storage (embedded in a request).
  */
 #ifndef TS_TRACE_SPAN_H
@@ -106,6 +108,13 @@ int span_set_meta(struct span *, const char *key, const char *value);
 /* Same with an explicit value length. */
 int span_set_meta_len(struct span *, const char *key, const char *value,
     size_t len);
+/*
+ * Append a meta tag that is not set yet, borrowing key and value (they
+ * must outlive the span's export: literals, the request's configuration);
+ * -1 if full.
+ */
+int span_add_meta_static(struct span *, const char *key, size_t klen,
+    const char *value, size_t vlen);
 /* Borrowed meta value or NULL. */
 const char *span_get_meta(const struct span *, const char *key);
 /* Remove a meta tag. */

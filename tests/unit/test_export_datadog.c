@@ -316,6 +316,42 @@ START_TEST(test_error_span)
 }
 END_TEST
 
+/* Borrowed tags (span_add_meta_static) are packed like copied ones, can
+ * be replaced by span_set_meta, and the span does not copy them. */
+START_TEST(test_static_meta)
+{
+	static const char conf_route[] = "/api/v1";
+	struct span *sp = span_new();
+	struct exporter *ex = new_exporter();
+	const struct fa_request *r;
+	msgpack_zone z;
+	msgpack_object s;
+	size_t before;
+
+	base_span(sp, "GET /static");
+	before = sp->arena.len;
+	ck_assert_int_eq(span_add_meta_static(sp, "http.route", 10, conf_route,
+	    strlen(conf_route)), 0);
+	ck_assert_int_eq(span_add_meta_static(sp, "upstream.name", 13, "api",
+	    3), 0);
+	ck_assert_uint_eq(sp->arena.len, before);	/* nothing copied */
+	ck_assert_ptr_eq(span_get_meta(sp, "http.route"), conf_route);
+	ck_assert_int_eq(span_set_meta(sp, "upstream.name", "api-2"), 0);
+	span_finish(sp, sp->start_ns + 1000);
+	r = export_one(ex, sp, 0);
+	msgpack_zone_init(&z, 4096);
+	s = decode_one(r, &z);
+	assert_str(get(&s, "meta"), "http.route", "/api/v1");
+	assert_str(get(&s, "meta"), "upstream.name", "api-2");
+	/* Added by the exporter when the span lacks them (11.4). */
+	assert_f64(get(&s, "metrics"), "_dd.top_level", 1);
+	ck_assert_ptr_nonnull(get(get(&s, "metrics"), "process_id"));
+	msgpack_zone_destroy(&z);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
 /* A span link in the native v0.4 span_links field (11.2). */
 START_TEST(test_span_link)
 {
@@ -689,6 +725,7 @@ export_datadog_suite(void)
 	tcase_add_test(tc, test_rum_continued);
 	tcase_add_test(tc, test_new_128bit);
 	tcase_add_test(tc, test_error_span);
+	tcase_add_test(tc, test_static_meta);
 	tcase_add_test(tc, test_span_link);
 	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_rates);
