@@ -522,5 +522,13 @@ if [ -f "$tmp/delivery.tsv" ]; then
 	    END { printf "spans: wrk %d requests, agent received %d, dropped %d (%.2f%% delivered)\n",
 	    n, s, d, (n > 0 ? 100 * s / n : 0) }' "$tmp/delivery.tsv"
 	cp "$tmp/delivery.tsv" "${OUT%.tsv}-spans.tsv"
+	# The agent decodes every 64th payload in full (-q) and flags one
+	# whose spans differ from its X-Datadog-Trace-Count header.
+	if grep -q count_mismatch "$tmp/agent.jsonl" 2>/dev/null; then
+		die "the agent decoded a payload whose span count differs" \
+		    "from its X-Datadog-Trace-Count header"
+	fi
+	echo "spans: $(grep -c '"spans"' "$tmp/agent.jsonl") payloads," \
+	    "every 64th decoded in full, no count mismatch"
 fi
 echo "bench: results in $OUT"
