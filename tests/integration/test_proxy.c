@@ -14,6 +14,7 @@
 
 #include <check.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -702,6 +703,116 @@ START_TEST(extension_methods_proxied)
 }
 END_TEST
 
+/* xorshift64* with a fixed seed: the same streams on every run. */
+static uint64_t
+rnd(uint64_t *st)
+{
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return *st * 2685821657736338717ULL;
+}
+
+/* Append a random request (kind from the stream) to buf; its target. */
+static size_t
+random_request(uint64_t *st, char *buf, size_t size, int seq, size_t *blen)
+{
+	size_t n, i, nh = rnd(st) % 60, body = 0;
+	int kind = (int)(rnd(st) % 3);
+
+	n = (size_t)snprintf(buf, size, "%s /echo/r%d HTTP/1.1\r\n"
+	    "Host: itest.test\r\n", kind == 0 ? "GET" : "POST", seq);
+	for (i = 0; i < nh; i++) {
+		size_t vl = rnd(st) % 150, j;
+
+		n += (size_t)snprintf(buf + n, size - n, "X-R%zu: ", i);
+		for (j = 0; j < vl; j++)
+			buf[n++] = (char)('a' + rnd(st) % 26);
+		buf[n++] = '\r';
+		buf[n++] = '\n';
+	}
+	if (kind == 1) {
+		body = rnd(st) % 20000;
+		n += (size_t)snprintf(buf + n, size - n,
+		    "Content-Length: %zu\r\n\r\n", body);
+		memset(buf + n, 'c', body);
+		n += body;
+	} else if (kind == 2) {
+		int chunks = (int)(rnd(st) % 5), c;
+
+		n += (size_t)snprintf(buf + n, size - n,
+		    "Transfer-Encoding: chunked\r\n\r\n");
+		for (c = 0; c < chunks; c++) {
+			size_t cl = 1 + rnd(st) % 3000;
+
+			n += (size_t)snprintf(buf + n, size - n, "%zx%s\r\n", cl,
+			    c == 1 ? ";ext=1" : "");
+			memset(buf + n, 'k', cl);
+			n += cl;
+			buf[n++] = '\r';
+			buf[n++] = '\n';
+			body += cl;
+		}
+		n += (size_t)snprintf(buf + n, size - n, "0\r\n%s\r\n",
+		    rnd(st) % 2 ? "X-Trailer: t\r\n" : "");
+	} else
+		n += (size_t)snprintf(buf + n, size - n, "\r\n");
+	*blen = body;
+	return n;
+}
+
+/*
+ * Streams of 1-5 pipelined requests (GET; POST with Content-Length or
+ * chunked bodies up to 20 KB; up to 60 extra fields of up to 150 bytes)
+ * sent in random pieces of 1 byte to 4 KB on kept-alive connections:
+ * every answer comes in order with its body intact.  This walks conn.c's
+ * buffer reuse, compaction and growth, and bodies crossing reads.
+ */
+START_TEST(random_pipelines_in_random_pieces)
+{
+	enum { ROUNDS = 60, MAXREQ = 5 };
+	static char buf[MAXREQ * 40000];
+	uint64_t st = 0x9e3779b97f4a7c15ULL;
+	struct itest_conn *c = itest_connect(gw->port);
+	int round, seq = 0;
+
+	for (round = 0; round < ROUNDS; round++) {
+		size_t len = 0, off, piece, blen[MAXREQ];
+		int nreq = 1 + (int)(rnd(&st) % MAXREQ), i;
+
+		for (i = 0; i < nreq; i++)
+			len += random_request(&st, buf + len, sizeof buf - len,
+			    seq + i, &blen[i]);
+		for (off = 0; off < len; off += piece) {
+			piece = rnd(&st) % 3 == 0 ? 1 : 1 + rnd(&st) % 4096;
+			if (piece > len - off)
+				piece = len - off;
+			ck_assert_int_eq(itest_send(c, buf + off, piece,
+			    ITEST_TIMEOUT_MS), 0);
+		}
+		for (i = 0; i < nreq; i++, seq++) {
+			struct itest_resp r;
+			char want[32];
+			json_t *j;
+
+			ck_assert_msg(itest_read_response(c, &r, 0,
+			    ITEST_TIMEOUT_MS) == 0, "round %d request %d: %s",
+			    round, i, itest_error());
+			ck_assert_msg(r.status == 200, "round %d: status %d %s",
+			    round, r.status, r.body);
+			j = itest_resp_json(&r);
+			snprintf(want, sizeof want, "/echo/r%d", seq);
+			ck_assert_str_eq(jstr(j, "target"), want);
+			ck_assert_int_eq(json_integer_value(json_object_get(j,
+			    "body_bytes")), (json_int_t)blen[i]);
+			json_decref(j);
+			itest_resp_clear(&r);
+		}
+	}
+	itest_conn_free(c);
+}
+END_TEST
+
 START_TEST(pipelined_requests_answered_in_order)
 {
 	struct itest_conn *c = itest_connect(gw->port);
@@ -920,6 +1031,7 @@ proxy_suite(void)
 	tcase_add_test(tc, waiting_head_survives_other_requests);
 	tcase_add_test(tc, large_head_and_body_in_pieces);
 	tcase_add_test(tc, extension_methods_proxied);
+	tcase_add_test(tc, random_pipelines_in_random_pieces);
 	tcase_add_test(tc, client_abort_mid_stream_recovers);
 	tcase_add_test(tc, stale_pooled_connection_not_an_error);
 	tcase_add_test(tc, expect_100_continue);
