@@ -974,7 +974,8 @@ START_TEST(compose_upstreams_are_services)
 		ck_assert_ptr_nonnull(url);
 		host = url_host(url, &port);
 		ck_assert_ptr_nonnull(host);
-		snprintf(path, sizeof path, "services.%s", host);
+		ck_assert_int_lt(snprintf(path, sizeof path, "services.%s",
+		    host), (int)sizeof path);
 		ck_assert_msg(ypath(&y, path) != NULL, "%s: upstream %s is "
 		    "not a compose service", rel, url);
 		if (strcmp(host, "backend") == 0) {
