@@ -43,6 +43,7 @@
 
 #define EXPORT_CACHELINE	64
 #define EXPORT_WRAP		UINT32_MAX
+#define EXPORT_HOT_BYTES	(4u << 20)	/* see exporter_submit() */
 #define EXPORT_MIN_RING		(64 * 1024)
 #define EXPORT_MAX_RING		(64 * 1024 * 1024)
 #define EXPORT_BYTES_PER_SPAN	2048
@@ -480,6 +481,22 @@ exporter_submit(struct exporter_queue *q, const struct span *sp)
 	head = q->head;
 	pos = head & (q->cap - 1);
 	total = q->cap - pos >= need ? need : (q->cap - pos) + need;
+	if (pos >= EXPORT_HOT_BYTES && total == need) {
+		/*
+		 * Wrap early once the start of the ring is free again: while
+		 * the exporter keeps up, records stay in the first
+		 * EXPORT_HOT_BYTES (warm in cache, and the only pages of the
+		 * ring ever touched); the rest is used only when it falls
+		 * behind (a slow or stalled agent).
+		 */
+		uint64_t early = (q->cap - pos) + need;
+
+		if (head + early - q->tail_cache > q->cap)
+			q->tail_cache = __atomic_load_n(&q->tail,
+			    __ATOMIC_ACQUIRE);
+		if (head + early - q->tail_cache <= q->cap)
+			total = early;
+	}
 	if (head + total - q->tail_cache > q->cap ||
 	    q->nprod - q->ncons_cache >= q->max_recs) {
 		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
