@@ -483,19 +483,17 @@ exporter_submit(struct exporter_queue *q, const struct span *sp)
 	total = q->cap - pos >= need ? need : (q->cap - pos) + need;
 	if (pos >= EXPORT_HOT_BYTES && total == need) {
 		/*
-		 * Wrap early once the start of the ring is free again: while
-		 * the exporter keeps up, records stay in the first
-		 * EXPORT_HOT_BYTES (warm in cache, and the only pages of the
-		 * ring ever touched); the rest is used only when it falls
-		 * behind (a slow or stalled agent).
+		 * Wrap early when the ring is empty: while the exporter keeps
+		 * up, records stay in the first EXPORT_HOT_BYTES and a
+		 * batch (warm in cache, the only pages of the ring ever
+		 * touched).  Only when it is empty: wrapping with records
+		 * still queued would leave the rest of the ring unreachable
+		 * until they are consumed, and an agent stall would then
+		 * find a queue of a few MiB instead of max_queue_spans.
 		 */
-		uint64_t early = (q->cap - pos) + need;
-
-		if (head + early - q->tail_cache > q->cap)
-			q->tail_cache = __atomic_load_n(&q->tail,
-			    __ATOMIC_ACQUIRE);
-		if (head + early - q->tail_cache <= q->cap)
-			total = early;
+		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+		if (q->tail_cache == head)
+			total = (q->cap - pos) + need;
 	}
 	if (head + total - q->tail_cache > q->cap ||
 	    q->nprod - q->ncons_cache >= q->max_recs) {

@@ -226,6 +226,50 @@ START_TEST(test_ring_wrap)
 }
 END_TEST
 
+/*
+ * A stall that starts while records sit past the ring's hot start keeps
+ * the whole queue: after 2000 spans were taken into a request the agent
+ * never answers, 15000 more (~22 MiB) are all queued (max_queue_spans
+ * 20000), none dropped as queue_full.
+ */
+START_TEST(test_stall_keeps_capacity)
+{
+	static char pad[1401];
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	const char *pre;
+	int i, ok = 0;
+
+	fa_set(&agent, FA_STALL, NULL);
+	ts_expect_warning("spans");
+	cfg.exporter.max_queue_spans = 20000;
+	/* Far longer than the submits below take (valgrind: ~50x). */
+	pre = getenv("LD_PRELOAD");
+	ex = new_exporter(pre != NULL && strstr(pre, "vgpreload") != NULL ?
+	    8000 : 1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	memset(pad, 'p', sizeof pad - 1);
+	ck_assert_int_eq(span_set_meta(sp, "pad", pad), 0);
+	for (i = 0; i < 2000; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	/* Taken into the batch, sent, never answered. */
+	WAIT_STATS(ex, st, st.queued == 0);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	for (i = 0; i < 15000; i++)
+		ok += exporter_submit(q, sp) ? 1 : 0;
+	exporter_get_stats(ex, &st);
+	ck_assert_int_eq(ok, 15000);
+	ck_assert_uint_eq(st.dropped_queue_full, 0);
+	ck_assert_uint_eq(st.queued, 15000);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
 /* Submits while the agent is down, stalled, failing: never slow. */
 static void
 assert_submit_fast(struct exporter *ex, int count)
@@ -575,6 +619,7 @@ exporter_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_agent_down);
 	tcase_add_test(tc, test_agent_stall);
+	tcase_add_test(tc, test_stall_keeps_capacity);
 	tcase_add_test(tc, test_agent_500);
 	tcase_add_test(tc, test_agent_garbage);
 	tcase_add_test(tc, test_agent_bad_json);
