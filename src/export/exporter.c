@@ -43,7 +43,6 @@
 
 #define EXPORT_CACHELINE	64
 #define EXPORT_WRAP		UINT32_MAX
-#define EXPORT_HOT_BYTES	(4u << 20)	/* see exporter_submit() */
 #define EXPORT_MIN_RING		(64 * 1024)
 #define EXPORT_MAX_RING		(64 * 1024 * 1024)
 #define EXPORT_BYTES_PER_SPAN	2048
@@ -481,20 +480,6 @@ exporter_submit(struct exporter_queue *q, const struct span *sp)
 	head = q->head;
 	pos = head & (q->cap - 1);
 	total = q->cap - pos >= need ? need : (q->cap - pos) + need;
-	if (pos >= EXPORT_HOT_BYTES && total == need) {
-		/*
-		 * Wrap early when the ring is empty: while the exporter keeps
-		 * up, records stay in the first EXPORT_HOT_BYTES and a
-		 * batch (warm in cache, the only pages of the ring ever
-		 * touched).  Only when it is empty: wrapping with records
-		 * still queued would leave the rest of the ring unreachable
-		 * until they are consumed, and an agent stall would then
-		 * find a queue of a few MiB instead of max_queue_spans.
-		 */
-		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
-		if (q->tail_cache == head)
-			total = (q->cap - pos) + need;
-	}
 	if (head + total - q->tail_cache > q->cap ||
 	    q->nprod - q->ncons_cache >= q->max_recs) {
 		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
