@@ -315,6 +315,8 @@ main(int argc, char **argv)
 	fa_set(&fa, mode, rates);
 	fa.delay_ms = delay;
 	fa.on_request = on_request;
+	/* -q: a bench's hours of payloads are not kept in memory. */
+	fa.discard_bodies = quiet;
 	if (unix_path != NULL)
 		printf("fake agent listening on unix://%s\n", unix_path);
 	else

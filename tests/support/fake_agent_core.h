@@ -73,6 +73,7 @@ struct fa_agent {
 	size_t			 nreqs;
 	size_t			 nconns;
 	fa_request_fn		 on_request;	/* loop thread */
+	bool			 discard_bodies; /* keep heads only (benches) */
 	struct event		*stop_ev;
 	int			 stop;		/* atomic */
 	struct fa_conn		*conns;		/* loop thread */
@@ -218,6 +219,11 @@ fa_readcb(struct bufferevent *bev, void *arg)
 	r.body_len = blen;
 	if (fa->on_request != NULL)
 		fa->on_request(fa, &r);
+	if (fa->discard_bodies) {
+		free(r.body);
+		r.body = strdup("");
+		r.body_len = 0;
+	}
 	pthread_mutex_lock(&fa->mu);
 	fa->reqs = realloc(fa->reqs, (fa->nreqs + 1) * sizeof *fa->reqs);
 	fa->reqs[fa->nreqs++] = r;
