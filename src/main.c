@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "sampler.h"
 #include "diagnose.h"
 #include "log.h"
 #include "server.h"
@@ -76,6 +77,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	config_set_rules_check(sampler_rules_check);
 	if (config_load(path, environ, &cfg, &errors) != 0) {
 		fputs(errors != NULL ? errors : "configuration error\n",
 		    stderr);

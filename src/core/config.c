@@ -80,6 +80,15 @@ struct cfg_row {
 	const char *help;
 };
 
+/* DD_TRACE_SAMPLING_RULES checker (config.h). */
+static config_rules_check_fn *config_rules_check;
+
+void
+config_set_rules_check(config_rules_check_fn *fn)
+{
+	config_rules_check = fn;
+}
+
 static const char *const cfg_behavior_names[] = {
 	"continue", "restart", "ignore", NULL
 };
@@ -1506,6 +1515,7 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 
 	v = cfg_getenv(env, "DD_TRACE_SAMPLING_RULES");
 	if (v != NULL && *v != '\0') {
+		char *cause = NULL;
 		json_error_t jerr;
 		json_t *j = json_loads(v, JSON_REJECT_DUPLICATES, &jerr);
 
@@ -1519,7 +1529,11 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 			cfg_error(ctx, &n, "tracing.sampling_rules", "expected "
 			    "a JSON array of rules, got a JSON %s",
 			    json_is_object(j) ? "object" : "scalar");
-		else {
+		else if (config_rules_check != NULL &&
+		    config_rules_check(v, &cause) != 0) {
+			cfg_error(ctx, &n, "tracing.sampling_rules", "%s", cause);
+			free(cause);
+		} else {
 			free(cfg->tracing.sampling_rules);
 			cfg->tracing.sampling_rules = xstrdup(v);
 		}

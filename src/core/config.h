@@ -233,4 +233,12 @@ const char *config_style_name(enum config_style);
  */
 size_t config_schema_keys(const char *const **paths);
 
+/*
+ * A checker for DD_TRACE_SAMPLING_RULES beyond "a JSON array": 0, or -1
+ * with *cause (freed by config.c).  main.c installs the sampler's
+ * (trace/ depends on core/, not the other way round); NULL: none.
+ */
+typedef int config_rules_check_fn(const char *json, char **cause);
+void config_set_rules_check(config_rules_check_fn *);
+
 #endif /* TS_CONFIG_H */

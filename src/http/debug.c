@@ -448,6 +448,7 @@ debug_propagation_json_route(const struct config *cfg, const char *route,
 	sc.has_sample_rate = cfg->tracing.has_sample_rate;
 	sc.sample_rate = cfg->tracing.sample_rate;
 	sc.rate_limit = cfg->tracing.rate_limit;
+	sc.rules_json = cfg->tracing.sampling_rules;
 	*errstr = "out of memory";
 	ex = malloc(sizeof *ex);
 	tmp = malloc(sizeof *tmp);
@@ -460,6 +461,12 @@ debug_propagation_json_route(const struct config *cfg, const char *route,
 	(void)propagation_extract(&pc, h, n, ex, NULL);
 	propagation_start_span(&pc, ex, smp, &rng, util_now_us() * 1000,
 	    util_mono_ns(), sp);
+	/* With sampling rules the decision waits for service and name
+	 * (proxy_trace.c has the resource too; here rules on it never
+	 * match). */
+	(void)span_set_service(sp, cfg->tracing.service);
+	(void)span_set_name(sp, cfg->tracing.span_name);
+	sampler_decide(smp, sp, util_mono_ns());
 	if ((inject = json_array()) == NULL)
 		goto out;
 	if (propagation_inject(&pc, sp, debug_emit, inject) != 0) {

@@ -17,6 +17,7 @@
 #include "propagation.h"
 #include "proxy.h"
 #include "proxy_int.h"
+#include "sampler.h"
 #include "server.h"
 #include "span.h"
 #include "util.h"
@@ -203,6 +204,9 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		    cfg->tracing.tags[i].value);
 	(void)span_set_metric(sp, "_dd.measured", 1);
 	/* _dd.top_level and process_id: the exporter adds both (11.4). */
+	/* Sampling rules match service, name, resource, tags: now. */
+	if (sampler_has_rules(pr->wgen->sampler))
+		sampler_decide(pr->wgen->sampler, sp, mono);
 }
 
 /* Close the span: status, error, timings; hand it to the exporter. */

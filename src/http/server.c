@@ -240,6 +240,7 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		sc.has_sample_rate = g->cfg->tracing.has_sample_rate;
 		sc.sample_rate = g->cfg->tracing.sample_rate;
 		sc.rate_limit = g->cfg->tracing.rate_limit;
+		sc.rules_json = g->cfg->tracing.sampling_rules;
 		wg->sampler = sampler_new(&sc);
 	}
 	for (i = 0; i < wg->n_routes; i++) {

@@ -459,7 +459,9 @@ propagation_start_span(const struct propagation_conf *pc,
 	if (ex->w3c_error != NULL)
 		(void)span_set_meta(sp, "_dd.w3c_extraction_error",
 		    ex->w3c_error);
-	if (smp != NULL)
+	if (sampler_has_rules(smp))
+		;	/* the caller decides once the span is named */
+	else if (smp != NULL)
 		sampler_decide(smp, sp, mono_ns);
 	else if (!sp->has_priority) {
 		sp->has_priority = true;

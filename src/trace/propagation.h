@@ -100,7 +100,10 @@ enum prop_result propagation_extract(const struct propagation_conf *,
  * the extracted context or the root of a new trace, new span id, the
  * propagation state, links, diagnostic and baggage.* tags, start_ns =
  * now_ns (unix ns), and the sampling decision (sampler may be NULL: keep,
- * mechanism 0).  mono_ns feeds the rate limiter.
+ * mechanism 0).  mono_ns feeds the rate limiter.  A sampler with user
+ * rules (sampler_has_rules) is not consulted here: rules match the
+ * span's service, name, resource and tags, so the caller sets those and
+ * then calls sampler_decide() itself, before injecting.
  */
 void propagation_start_span(const struct propagation_conf *,
     const struct trace_extract *, struct sampler *, struct ids_rng *,

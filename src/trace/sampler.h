@@ -2,9 +2,10 @@
  * sampler.h -- the sampling decision for a trace the gateway starts or
  * continues without an upstream decision (PROPAGATION.md section 9).
  *
- * Order: an extracted priority is kept as is; else sample_rate (a user
- * rule: priority 2 / -1, mechanism 3) limited by a token bucket of
- * rate_limit traces per second; else the agent's rate for
+ * Order: an extracted priority is kept as is; else the first matching
+ * user rule of DD_TRACE_SAMPLING_RULES, then sample_rate as a rule
+ * matching everything (priority 2 / -1, mechanism 3), limited by a token
+ * bucket of rate_limit traces per second; else the agent's rate for
  * "service:S,env:E" or the default key "service:,env:" (priority 1 / 0,
  * mechanism 1); else keep everything (priority 1, mechanism 0).
  *
@@ -28,6 +29,12 @@ struct sampler_conf {
 	bool		 has_sample_rate;
 	double		 sample_rate;	/* 0..1 */
 	double		 rate_limit;	/* kept traces/s; <= 0: unlimited */
+	/*
+	 * DD_TRACE_SAMPLING_RULES (NULL: none): a JSON array of
+	 * {"service", "name", "resource": glob, "tags": {key: glob},
+	 * "sample_rate": 0..1 (default 1)}; config.c validated it.
+	 */
+	const char	*rules_json;
 };
 
 /* One entry of the agent's rate_by_service table. */
@@ -67,6 +74,25 @@ void sampler_rates_free(struct sampler_rate *, size_t n);
  * _dd.limit_psr metrics.  now_ns is any monotonic clock (token bucket).
  */
 void sampler_decide(struct sampler *, struct span *, uint64_t now_ns);
+
+/*
+ * True when the sampler has user rules: they match on the span's
+ * service, name, resource and tags, so decide only once those are set
+ * (propagation_start_span leaves the decision to the caller then).
+ */
+bool sampler_has_rules(const struct sampler *);
+
+/*
+ * Datadog's rule glob (dd-trace-cpp glob.h): '*' any run, '?' one
+ * character, everything else itself, ASCII case-insensitively.
+ */
+bool sampler_glob_match(const char *pattern, const char *subject);
+
+/*
+ * Check a DD_TRACE_SAMPLING_RULES value: 0, or -1 with *cause (caller
+ * frees) naming the first bad rule and field.
+ */
+int sampler_rules_check(const char *json, char **cause) TS_MUSTCHECK;
 
 /* The Knuth-hash keep test on the low 64 bits of the trace id. */
 bool sampler_keep(uint64_t trace_id_low, double rate);

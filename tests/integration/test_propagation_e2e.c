@@ -739,6 +739,45 @@ START_TEST(env_inject_style)
 }
 END_TEST
 
+/*
+ * DD_TRACE_SAMPLING_RULES: a new trace whose resource matches a rule
+ * with sample_rate 0 is dropped by the user (priority -1, flags 00
+ * downstream, _dd.rule_psr 0 on the span); one no rule matches is kept
+ * as before; an upstream decision (RUM's priority 1) is never overridden.
+ */
+START_TEST(env_sampling_rules)
+{
+	static const char *const env[] = {
+		"DD_TRACE_SAMPLING_RULES=[{\"resource\": \"GET /echo/health*\","
+		" \"sample_rate\": 0}]", NULL,
+	};
+	json_t *j, *span, *m;
+	const char *tp;
+
+	start_env(NULL, env);
+	j = echo("/echo/healthz", NULL);
+	bh_is(j, "x-datadog-sampling-priority", "-1");
+	tp = bh(j, "traceparent");
+	ck_assert_msg(tp != NULL && strlen(tp) == 55 &&
+	    strcmp(tp + 53, "00") == 0, "traceparent %s", tp);
+	json_decref(j);
+	span = span_wait("/echo/healthz");
+	m = json_object_get(span, "metrics");
+	ck_assert(json_real_value(json_object_get(m, "_sampling_priority_v1"))
+	    == -1.0);
+	ck_assert(json_real_value(json_object_get(m, "_dd.rule_psr")) == 0.0);
+	json_decref(span);
+
+	j = echo("/echo/users", NULL);
+	bh_is(j, "x-datadog-sampling-priority", "1");
+	json_decref(j);
+
+	j = echo("/echo/health-rum", RUM_DD);
+	bh_is(j, "x-datadog-sampling-priority", "1");
+	json_decref(j);
+}
+END_TEST
+
 /* GET /debug/propagation on the admin listener. */
 static json_t *
 debug_get(const char *path, const char *hdrs, int want_status)
@@ -853,6 +892,7 @@ propagation_e2e_suite(void)
 	tcase_add_test(tc, behavior_restart_env_and_ignore);
 	tcase_add_test(tc, new_trace_ids_128bit);
 	tcase_add_test(tc, env_inject_style);
+	tcase_add_test(tc, env_sampling_rules);
 	tcase_add_test(tc, debug_propagation);
 	tcase_add_test(tc, debug_propagation_off);
 	suite_add_tcase(s, tc);

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "ts_test.h"
+#include "trace/sampler.h"
 #include "util.h"
 #include "yaml_tree.h"
 
@@ -498,6 +499,13 @@ static const struct {
 	{ "DD_TRACE_SAMPLING_RULES={\"sample_rate\":1}", "env:DD_TRACE_"
 	  "SAMPLING_RULES: tracing.sampling_rules: expected a JSON array of "
 	  "rules, got a JSON object\n" },
+	{ "DD_TRACE_SAMPLING_RULES=[{\"resource\":\"GET /h*\",\"sample_rate\":"
+	  "1.5}]", "env:DD_TRACE_SAMPLING_RULES: tracing.sampling_rules: rule 0: "
+	  "sample_rate: expected a number from 0 to 1\n" },
+	{ "DD_TRACE_SAMPLING_RULES=[{\"sample_rate\":0.5,\"max_per_second\":1}]",
+	  "env:DD_TRACE_SAMPLING_RULES: tracing.sampling_rules: rule 0: unknown "
+	  "key \"max_per_second\" (expected service, name, resource, tags, "
+	  "sample_rate)\n" },
 	{ "DD_TRACE_SAMPLING_RULES=[{", "env:DD_TRACE_SAMPLING_RULES: "
 	  "tracing.sampling_rules: expected a JSON array, got invalid JSON "
 	  "(string or '}' expected near end of file at column 2)\n" },
@@ -760,6 +768,8 @@ config_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("env");
+	/* As main.c does: the sampler checks the rules' fields. */
+	config_set_rules_check(sampler_rules_check);
 	tcase_add_test(tc, test_env_overrides);
 	tcase_add_test(tc, test_env_precedence);
 	tcase_add_loop_test(tc, test_env_bad, 0, (int)TS_NITEMS(bad_env));
