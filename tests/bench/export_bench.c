@@ -31,6 +31,7 @@
 #include "config.h"
 #include "exporter.h"
 #include "ids.h"
+#include "bench_util.h"
 #include "propagation.h"
 #include "sampler.h"
 #include "span.h"
@@ -53,15 +54,6 @@ static const char *const bench_headers[][2] = {
 
 static struct span bench_spans[BENCH_SLICE_MAX];
 static struct trace_extract bench_ex;
-
-static uint64_t
-bench_clock(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* The gateway's span for a RUM GET (proxy_trace.c's tags). */
 static void
@@ -121,7 +113,7 @@ main(int argc, char **argv)
 	char url[64], *cause = NULL;
 	double seconds = 5, rate = 50000, worker_ns, exporter_ns;
 	uint64_t w0, p0, a0, m0, t0, wcpu = 0, pcpu, acpu, mcpu, n = 0, next;
-	size_t k, nh = TS_NITEMS(bench_headers);
+	size_t nh = TS_NITEMS(bench_headers);
 	int i;
 
 	if (argc > 1)
@@ -133,12 +125,7 @@ main(int argc, char **argv)
 		    "1000..%d]\n", BENCH_SLICE_MAX * 1000);
 		return 2;
 	}
-	for (k = 0; k < nh; k++) {
-		th[k].name = bench_headers[k][0];
-		th[k].name_len = strlen(bench_headers[k][0]);
-		th[k].value = bench_headers[k][1];
-		th[k].value_len = strlen(bench_headers[k][1]);
-	}
+	bench_headers_fill(th, bench_headers, nh);
 	propagation_conf_defaults(&pc);
 	memset(&sc, 0, sizeof sc);
 	sc.service = "tracestitch";

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "propagation.h"
 #include "sampler.h"
 #include "span.h"
@@ -109,16 +110,6 @@ bench_emit(void *arg, const char *name, const char *value, size_t len)
 	return 0;
 }
 
-/* Nanoseconds of a clock (monotonic wall time or this thread's CPU). */
-static uint64_t
-bench_clock(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Thread CPU nanoseconds: what counts on a machine shared with others. */
 static uint64_t
 bench_cpu(void)
@@ -150,7 +141,7 @@ main(int argc, char **argv)
 	double ph_extract, ph_start, ph_inject;
 	unsigned long iters = 1000000, rounds = 3, i, r, allocs, phase_iters;
 	uint64_t t0, t1, w0, now_ns = 1700000000ULL * 1000000000ULL;
-	size_t n = TS_NITEMS(bench_headers), used = 0, k;
+	size_t n = TS_NITEMS(bench_headers), used = 0;
 
 	if (argc > 1)
 		iters = strtoul(argv[1], NULL, 10);
@@ -161,12 +152,7 @@ main(int argc, char **argv)
 		    BENCH_MAX_ROUNDS);
 		return 2;
 	}
-	for (k = 0; k < n; k++) {
-		th[k].name = bench_headers[k][0];
-		th[k].name_len = strlen(bench_headers[k][0]);
-		th[k].value = bench_headers[k][1];
-		th[k].value_len = strlen(bench_headers[k][1]);
-	}
+	bench_headers_fill(th, bench_headers, n);
 	propagation_conf_defaults(&pc);
 	memset(&sc, 0, sizeof sc);
 	sc.service = "tracestitch";
