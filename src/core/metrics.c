@@ -89,21 +89,6 @@ static unsigned route_count;		/* 0 until the first intern */
 static metrics_section_fn section_fn;	/* under registry_mtx */
 static void *section_arg;
 
-/* Single-writer add: relaxed load and store, no read-modify-write. */
-static inline void
-counter_add(uint64_t *c, uint64_t n)
-{
-	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
-	    __ATOMIC_RELAXED);
-}
-
-/* Relaxed read, from any thread. */
-static inline uint64_t
-counter_get(const uint64_t *c)
-{
-	return __atomic_load_n(c, __ATOMIC_RELAXED);
-}
-
 /* Slot 0 exists from the start; called with registry_mtx held. */
 static void
 routes_init_locked(void)
@@ -194,13 +179,13 @@ metrics_request(struct metrics *m, unsigned route, int status,
 		route = 0;
 	/* Codes outside 100..599 do not exist (RFC 9110 15): no class. */
 	if (status >= 100 && status <= 599)
-		counter_add(&m->requests[route][status / 100 - 1], 1);
-	counter_add(&m->bytes[route], bytes);
+		util_counter_add(&m->requests[route][status / 100 - 1], 1);
+	util_counter_add(&m->bytes[route], bytes);
 	for (b = 0; b < METRICS_NBUCKETS - 1; b++)
 		if (duration_us <= bucket_le_us[b])
 			break;
-	counter_add(&m->buckets[b], 1);
-	counter_add(&m->duration_sum_us, duration_us);
+	util_counter_add(&m->buckets[b], 1);
+	util_counter_add(&m->duration_sum_us, duration_us);
 }
 
 /* One failed upstream exchange of a route. */
@@ -212,7 +197,7 @@ metrics_upstream_error(struct metrics *m, unsigned route,
 		route = 0;
 	if ((unsigned)kind >= METRICS_UPSTREAM_NKINDS)
 		return;
-	counter_add(&m->upstream[route][kind], 1);
+	util_counter_add(&m->upstream[route][kind], 1);
 }
 
 void
@@ -220,7 +205,7 @@ metrics_cors_preflight(struct metrics *m, unsigned route, bool allowed)
 {
 	if (route >= METRICS_MAX_ROUTES)
 		route = 0;
-	counter_add(&m->cors_preflight[route][allowed ? 0 : 1], 1);
+	util_counter_add(&m->cors_preflight[route][allowed ? 0 : 1], 1);
 }
 
 void
@@ -232,7 +217,7 @@ metrics_cors_refusal(struct metrics *m, unsigned route, bool preflight,
 	if (route >= METRICS_MAX_ROUTES)
 		route = 0;
 	if (!preflight) {
-		counter_add(&m->cors_disallowed[route], 1);
+		util_counter_add(&m->cors_disallowed[route], 1);
 		return;
 	}
 	for (k = 0; k < METRICS_CORS_NKINDS; k++)
@@ -246,7 +231,7 @@ metrics_cors_refusal(struct metrics *m, unsigned route, bool preflight,
 			break;
 	if (h == METRICS_CORS_NHDRS)
 		h = 1;	/* "other" */
-	counter_add(&m->cors_refused[route][k][h], 1);
+	util_counter_add(&m->cors_refused[route][k][h], 1);
 }
 
 /* Open client connections: +1 on accept, -1 on close. */
@@ -264,7 +249,7 @@ metrics_add(struct metrics *m, enum metrics_counter c, uint64_t n)
 {
 	if ((unsigned)c >= METRICS_NCOUNTERS)
 		return;
-	counter_add(&m->counters[c], n);
+	util_counter_add(&m->counters[c], n);
 }
 
 /* A label value, escaped per the exposition format: \\ \" \n. */
@@ -313,33 +298,33 @@ typedef uint64_t (*metrics_get_fn)(const struct metrics *, unsigned route,
 static uint64_t
 get_requests(const struct metrics *m, unsigned r, unsigned k)
 {
-	return counter_get(&m->requests[r][k]);
+	return util_counter_get(&m->requests[r][k]);
 }
 
 static uint64_t
 get_bytes(const struct metrics *m, unsigned r, unsigned k)
 {
 	(void)k;
-	return counter_get(&m->bytes[r]);
+	return util_counter_get(&m->bytes[r]);
 }
 
 static uint64_t
 get_upstream(const struct metrics *m, unsigned r, unsigned k)
 {
-	return counter_get(&m->upstream[r][k]);
+	return util_counter_get(&m->upstream[r][k]);
 }
 
 static uint64_t
 get_preflight(const struct metrics *m, unsigned r, unsigned k)
 {
-	return counter_get(&m->cors_preflight[r][k]);
+	return util_counter_get(&m->cors_preflight[r][k]);
 }
 
 static uint64_t
 get_disallowed(const struct metrics *m, unsigned r, unsigned k)
 {
 	(void)k;
-	return counter_get(&m->cors_disallowed[r]);
+	return util_counter_get(&m->cors_disallowed[r]);
 }
 
 /*
@@ -408,7 +393,7 @@ render_cors(FILE *fp)
 				uint64_t v = 0;
 
 				for (m = registry; m != NULL; m = m->next)
-					v += counter_get(
+					v += util_counter_get(
 					    &m->cors_refused[r][k][h]);
 				if (v == 0)
 					continue;
@@ -447,13 +432,13 @@ render_globals(FILE *fp)
 	 * sees count == le="+Inf" (the exposition format requires it). */
 	for (b = 0; b < METRICS_NBUCKETS; b++) {
 		for (m = registry; m != NULL; m = m->next)
-			cum += counter_get(&m->buckets[b]);
+			cum += util_counter_get(&m->buckets[b]);
 		fprintf(fp, "tracestitch_request_duration_seconds_bucket"
 		    "{le=\"%s\"} %llu\n", bucket_le[b],
 		    (unsigned long long)cum);
 	}
 	for (m = registry; m != NULL; m = m->next)
-		sum += counter_get(&m->duration_sum_us);
+		sum += util_counter_get(&m->duration_sum_us);
 	fputs("tracestitch_request_duration_seconds_sum ", fp);
 	put_seconds(fp, sum);
 	fprintf(fp, "\ntracestitch_request_duration_seconds_count %llu\n",
@@ -476,7 +461,7 @@ render_globals(FILE *fp)
 			    != 0)
 				continue;
 			for (m = registry; m != NULL; m = m->next)
-				v += counter_get(&m->counters[j]);
+				v += util_counter_get(&m->counters[j]);
 			fputs(counter_defs[j].name, fp);
 			if (counter_defs[j].labels[0] != '\0')
 				fprintf(fp, "{%s}", counter_defs[j].labels);

@@ -43,4 +43,21 @@ uint64_t util_mono_ns(void);
 /* Number of online CPUs, at least 1. */
 int util_ncpu(void);
 
+/*
+ * Counters with one writer thread and readers anywhere: a relaxed load
+ * and store (no read-modify-write on the hot path), a relaxed read.
+ */
+static inline void
+util_counter_add(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
+	    __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+util_counter_get(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
 #endif /* TS_UTIL_H */

@@ -110,6 +110,8 @@ const msgpack_object *export_map_get(const msgpack_object *,
 const char *export_obj_str(const msgpack_object *, char *buf, size_t cap);
 /* Unsigned integer value (0 if not an integer). */
 uint64_t export_obj_u64(const msgpack_object *);
+/* High 64 bits of the trace id (meta _dd.p.tid), 0 when absent. */
+uint64_t export_rec_tid_high(const msgpack_object *span);
 /* Sampling priority of a record; true when present. */
 bool export_rec_priority(const msgpack_object *, double *);
 

@@ -6,7 +6,6 @@
  * deployment.environment, service.version.  Unsampled traces (priority
  * <= 0) are not sent: there is no agent-side sampling behind a collector.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -91,19 +90,6 @@ span_kind(const char *k)
 	return 0;
 }
 
-static uint64_t
-parse_tid(const char *s)
-{
-	char *end;
-	uint64_t v;
-
-	if (strlen(s) != 16)
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 16);
-	return errno == 0 && *end == '\0' ? v : 0;
-}
-
 /* Links of a record: traceId, spanId, traceState, attributes, flags. */
 static json_t *
 links_json(const msgpack_object *links)
@@ -153,7 +139,7 @@ span_json(const msgpack_object *sp)
 {
 	const msgpack_object *meta, *metrics, *v;
 	json_t *o, *attrs, *status;
-	char name[512], b[256], kb[256], tid[32], ns[24], etype[256];
+	char name[512], b[256], kb[256], ns[24], etype[256];
 	char emsg[1024];
 	uint64_t start, dur, parent;
 	uint32_t i;
@@ -161,8 +147,7 @@ span_json(const msgpack_object *sp)
 	meta = export_map_get(sp, "meta");
 	metrics = export_map_get(sp, "metrics");
 	o = json_object();
-	json_object_set_new(o, "traceId", hexid(parse_tid(export_obj_str(
-	    export_map_get(meta, "_dd.p.tid"), tid, sizeof tid)),
+	json_object_set_new(o, "traceId", hexid(export_rec_tid_high(sp),
 	    export_obj_u64(export_map_get(sp, "trace_id")), true));
 	json_object_set_new(o, "spanId", hexid(0, export_obj_u64(
 	    export_map_get(sp, "span_id")), false));

@@ -3,7 +3,9 @@
  * v0.4 span map, PROPAGATION.md 11.2) with msgpack-c, for the backends
  * that do not send msgpack (OTLP, stdout) and for the drop decisions.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "export_int.h"
@@ -65,6 +67,23 @@ export_obj_u64(const msgpack_object *o)
 	if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 		return 0;
 	return o->via.u64;
+}
+
+/* High 64 bits of the trace id from meta _dd.p.tid (0: absent or bad). */
+uint64_t
+export_rec_tid_high(const msgpack_object *span)
+{
+	char b[32], *end;
+	const char *s;
+	uint64_t v;
+
+	s = export_obj_str(export_map_get(export_map_get(span, "meta"),
+	    "_dd.p.tid"), b, sizeof b);
+	if (strlen(s) != 16)
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 16);
+	return errno == 0 && *end == '\0' ? v : 0;
 }
 
 /* _sampling_priority_v1 of a record; true when present. */

@@ -78,23 +78,6 @@ hex128(uint64_t hi, uint64_t lo)
 	return json_string(b);
 }
 
-/* High 64 bits from meta _dd.p.tid (0 when absent or bad). */
-static uint64_t
-rec_tid(const msgpack_object *span)
-{
-	char b[32], *end;
-	const char *s;
-	uint64_t v;
-
-	s = export_obj_str(export_map_get(export_map_get(span, "meta"),
-	    "_dd.p.tid"), b, sizeof b);
-	if (strlen(s) != 16)
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 16);
-	return errno == 0 && *end == '\0' ? v : 0;
-}
-
 /* The span_links array as JSON. */
 static json_t *
 links_json(const msgpack_object *links)
@@ -141,7 +124,7 @@ export_stdout_line(const struct export_rec *r)
 	if (export_rec_unpack(r, &zone, &span) != 0)
 		goto out;
 	o = json_object();
-	json_object_set_new(o, "trace_id", hex128(rec_tid(&span),
+	json_object_set_new(o, "trace_id", hex128(export_rec_tid_high(&span),
 	    export_obj_u64(export_map_get(&span, "trace_id"))));
 	json_object_set_new(o, "span_id", hex64(export_obj_u64(
 	    export_map_get(&span, "span_id"))));

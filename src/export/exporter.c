@@ -150,20 +150,6 @@ static void latency_add(struct exporter *, uint64_t us);
 static void render_section(FILE *, void *);
 static uint64_t queued_total(struct exporter *);
 
-/* Single-writer counter add (relaxed load + store). */
-static inline void
-cnt_add(uint64_t *c, uint64_t n)
-{
-	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
-	    __ATOMIC_RELAXED);
-}
-
-static inline uint64_t
-cnt_get(const uint64_t *c)
-{
-	return __atomic_load_n(c, __ATOMIC_RELAXED);
-}
-
 static uint64_t
 next_pow2(uint64_t v)
 {
@@ -458,7 +444,7 @@ encode_span(struct exporter_queue *q, const struct span *sp,
 static void
 queue_drop(struct exporter_queue *q)
 {
-	cnt_add(&q->dropped, 1);
+	util_counter_add(&q->dropped, 1);
 }
 
 /* Encode a finished span into the worker's ring; false: dropped. */
@@ -722,8 +708,8 @@ http_done(const struct export_http_resp *r, void *arg)
 	} else
 		res = EXPORT_FAIL;
 	if (res == EXPORT_OK) {
-		cnt_add(&ex->requests, 1);
-		cnt_add(&ex->exported, ex->bsent);
+		util_counter_add(&ex->requests, 1);
+		util_counter_add(&ex->exported, ex->bsent);
 		if (ex->type == CONFIG_EXPORTER_DATADOG)
 			rates_update(ex, r->body, r->body_len);
 		if (ex->failing) {
@@ -734,7 +720,7 @@ http_done(const struct export_http_resp *r, void *arg)
 		exporter_try_flush(ex, ex->stopping);
 		return;
 	}
-	cnt_add(&ex->errors, 1);
+	util_counter_add(&ex->errors, 1);
 	if (r->status != 0)
 		snprintf(why, sizeof why, "HTTP %d", r->status);
 	else
@@ -753,7 +739,7 @@ http_done(const struct export_http_resp *r, void *arg)
 		evtimer_add(ex->retry_ev, &tv);
 		return;
 	}
-	cnt_add(&ex->dropped_agent, ex->bsent);
+	util_counter_add(&ex->dropped_agent, ex->bsent);
 	warn_failure(ex, why, ex->bsent);
 	batch_clear(ex);
 	exporter_try_flush(ex, ex->stopping);
@@ -774,9 +760,9 @@ send_batch(struct exporter *ex)
 	case CONFIG_EXPORTER_STDOUT:
 		n_sent = export_stdout_write(ex->opts.stdout_fd > 0 ?
 		    ex->opts.stdout_fd - 1 : STDOUT_FILENO, &b);
-		cnt_add(&ex->exported, n_sent);
+		util_counter_add(&ex->exported, n_sent);
 		if (n_sent < b.n) {
-			cnt_add(&ex->dropped_agent, b.n - n_sent);
+			util_counter_add(&ex->dropped_agent, b.n - n_sent);
 		}
 		free(b.recs);
 		batch_clear(ex);
@@ -786,7 +772,7 @@ send_batch(struct exporter *ex)
 		ex->req_body = export_otlp_body(&b, &ex->proc, &n_sent,
 		    &n_unsampled);
 		if (ex->attempt == 0 && n_unsampled > 0) {
-			cnt_add(&ex->dropped_unsampled, n_unsampled);
+			util_counter_add(&ex->dropped_unsampled, n_unsampled);
 		}
 		free(b.recs);
 		if (n_sent == 0) {
@@ -885,7 +871,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		ex->inflight = NULL;
 	}
 	if (left > 0) {
-		cnt_add(&ex->dropped_agent, left);
+		util_counter_add(&ex->dropped_agent, left);
 		log_warnx("export: shutdown: %llu spans not delivered",
 		    (unsigned long long)left);
 	}
@@ -1224,14 +1210,14 @@ exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
 
 		st->submitted += p;
 		st->queued += p - __atomic_load_n(&q->ncons, __ATOMIC_RELAXED);
-		st->dropped_queue_full += cnt_get(&q->dropped);
+		st->dropped_queue_full += util_counter_get(&q->dropped);
 	}
 	pthread_mutex_unlock((pthread_mutex_t *)&ex->qlock);
-	st->exported = cnt_get(&ex->exported);
-	st->dropped_agent_error = cnt_get(&ex->dropped_agent);
-	st->dropped_unsampled = cnt_get(&ex->dropped_unsampled);
-	st->requests = cnt_get(&ex->requests);
-	st->errors = cnt_get(&ex->errors);
+	st->exported = util_counter_get(&ex->exported);
+	st->dropped_agent_error = util_counter_get(&ex->dropped_agent);
+	st->dropped_unsampled = util_counter_get(&ex->dropped_unsampled);
+	st->requests = util_counter_get(&ex->requests);
+	st->errors = util_counter_get(&ex->errors);
 }
 
 /* One export request's latency (exporter thread). */
@@ -1243,8 +1229,8 @@ latency_add(struct exporter *ex, uint64_t us)
 	for (b = 0; b < EXPORT_NBUCKETS - 1; b++)
 		if (us <= lat_le_us[b])
 			break;
-	cnt_add(&ex->lat_buckets[b], 1);
-	cnt_add(&ex->lat_sum_us, us);
+	util_counter_add(&ex->lat_buckets[b], 1);
+	util_counter_add(&ex->lat_sum_us, us);
 }
 
 /* The exporter's families in /metrics (metrics_set_section). */
@@ -1291,11 +1277,11 @@ render_section(FILE *fp, void *arg)
 	    "request latency, from sending to the answer.\n"
 	    "# TYPE tracestitch_export_duration_seconds histogram\n");
 	for (i = 0; i < EXPORT_NBUCKETS; i++) {
-		cum += cnt_get(&ex->lat_buckets[i]);
+		cum += util_counter_get(&ex->lat_buckets[i]);
 		fprintf(fp, "tracestitch_export_duration_seconds_bucket{le=\""
 		    "%s\"} %llu\n", lat_le[i], (unsigned long long)cum);
 	}
-	sum = cnt_get(&ex->lat_sum_us);
+	sum = util_counter_get(&ex->lat_sum_us);
 	fprintf(fp, "tracestitch_export_duration_seconds_sum %llu.%06llu\n"
 	    "tracestitch_export_duration_seconds_count %llu\n",
 	    (unsigned long long)(sum / 1000000),
