@@ -771,44 +771,35 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 			*(unsigned *)(void *)field = (unsigned)u;
 		break;
 	case CT_DURATION:
-		if (cfg_scalar(ctx, v, dpath,
-		    "a duration such as \"5s\"") != 0)
+	case CT_SIZE: {
+		/* Same checks, units apart: "5s" / "16k". */
+		bool dur = r->type == CT_DURATION;
+		const char *what = dur ? "duration" : "size";
+		const char *eg = dur ? "\"5s\"" : "\"16k\"";
+		char kind[48];
+
+		snprintf(kind, sizeof kind, "a %s such as %s", what, eg);
+		if (cfg_scalar(ctx, v, dpath, kind) != 0)
 			return -1;
-		if (util_parse_duration_ms(v->str, &u) != 0) {
-			cfg_error(ctx, v, dpath, "expected a duration such as "
-			    "\"5s\", got %s",
+		if ((dur ? util_parse_duration_ms(v->str, &u) :
+		    util_parse_size(v->str, &u)) != 0) {
+			cfg_error(ctx, v, dpath, "expected %s, got %s", kind,
 			    yaml_tree_describe(v, buf, sizeof buf));
 			return -1;
 		}
 		if (u < r->min || u > r->max) {
-			cfg_fmt_duration(r->min, lo, sizeof lo);
-			cfg_fmt_duration(r->max, hi, sizeof hi);
-			cfg_error(ctx, v, dpath, "expected a duration from %s "
-			    "to %s, got %s", lo, hi,
+			(dur ? cfg_fmt_duration : cfg_fmt_size)(r->min, lo,
+			    sizeof lo);
+			(dur ? cfg_fmt_duration : cfg_fmt_size)(r->max, hi,
+			    sizeof hi);
+			cfg_error(ctx, v, dpath, "expected a %s from %s to %s, "
+			    "got %s", what, lo, hi,
 			    yaml_tree_describe(v, buf, sizeof buf));
 			return -1;
 		}
 		*(uint64_t *)(void *)field = u;
 		break;
-	case CT_SIZE:
-		if (cfg_scalar(ctx, v, dpath, "a size such as \"16k\"") != 0)
-			return -1;
-		if (util_parse_size(v->str, &u) != 0) {
-			cfg_error(ctx, v, dpath, "expected a size such as "
-			    "\"16k\", got %s",
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		if (u < r->min || u > r->max) {
-			cfg_fmt_size(r->min, lo, sizeof lo);
-			cfg_fmt_size(r->max, hi, sizeof hi);
-			cfg_error(ctx, v, dpath, "expected a size from %s to "
-			    "%s, got %s", lo, hi,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		*(uint64_t *)(void *)field = u;
-		break;
+	}
 	case CT_BOOL:
 		if (v->type == YAML_TREE_SCALAR && !v->quoted &&
 		    (strcmp(v->str, "true") == 0 ||
