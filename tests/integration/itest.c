@@ -1230,6 +1230,20 @@ itest_resp_json(const struct itest_resp *r)
 	return j;
 }
 
+const char *
+itest_echo_header(json_t *echo, const char *name, size_t nth)
+{
+	json_t *h = json_object_get(echo, "headers"), *pair;
+	size_t i;
+
+	json_array_foreach(h, i, pair) {
+		if (strcasecmp(json_string_value(json_array_get(pair, 0)),
+		    name) == 0 && nth-- == 0)
+			return json_string_value(json_array_get(pair, 1));
+	}
+	return NULL;
+}
+
 /* Assert a gateway error response. */
 void
 itest_assert_error(const struct itest_resp *r, int status, const char *code)

@@ -188,6 +188,11 @@ const char *itest_resp_header(const struct itest_resp *, const char *name);
 size_t itest_resp_count(const struct itest_resp *, const char *name);
 /* Parse the body as JSON or fail the test. */
 json_t *itest_resp_json(const struct itest_resp *);
+/*
+ * The value of the nth (0-based) header called name (any case) that the
+ * fake backend's echo says it received, or NULL.
+ */
+const char *itest_echo_header(json_t *echo, const char *name, size_t nth);
 
 /*
  * Assert a gateway-generated error: status, Content-Type application/json

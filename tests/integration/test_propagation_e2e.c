@@ -114,25 +114,10 @@ echo(const char *path, const char *hdrs)
 	return j;
 }
 
-/* Value of the n-th header called name the backend received, or NULL. */
-static const char *
-bh_nth(json_t *j, const char *name, size_t nth)
-{
-	json_t *h = json_object_get(j, "headers"), *pair;
-	size_t i;
-
-	json_array_foreach(h, i, pair) {
-		if (strcasecmp(json_string_value(json_array_get(pair, 0)),
-		    name) == 0 && nth-- == 0)
-			return json_string_value(json_array_get(pair, 1));
-	}
-	return NULL;
-}
-
 static const char *
 bh(json_t *j, const char *name)
 {
-	return bh_nth(j, name, 0);
+	return itest_echo_header(j, name, 0);
 }
 
 /* Headers the backend received whose name starts with prefix. */
@@ -154,8 +139,8 @@ bh_prefix_count(json_t *j, const char *prefix)
 static void
 bh_is(json_t *j, const char *name, const char *value)
 {
-	ck_assert_msg(bh_nth(j, name, 1) == NULL, "two %s headers: %s", name,
-	    json_string_value(json_object_get(j, "head")));
+	ck_assert_msg(itest_echo_header(j, name, 1) == NULL, "two %s headers: "
+	    "%s", name, json_string_value(json_object_get(j, "head")));
 	ck_assert_msg(bh(j, name) != NULL && strcmp(bh(j, name), value) == 0,
 	    "backend %s: %s, expected %s; head:\n%s", name,
 	    bh(j, name) != NULL ? bh(j, name) : "(absent)", value,
@@ -427,12 +412,12 @@ START_TEST(stale_headers_removed)
 	for (i = 1; i < ITEST_NITEMS(tracing_prefixes); i++)
 		bh_absent(j, tracing_prefixes[i]);
 	bh_is(j, "x-datadog-trace-id", RUM_TRACE_DEC);
-	ck_assert_ptr_null(bh_nth(j, "x-datadog-trace-id", 1));
+	ck_assert_ptr_null(itest_echo_header(j, "x-datadog-trace-id", 1));
 	/* x-datadog-tags is part of the extracted datadog context. */
 	ck_assert_msg(bh(j, "x-datadog-tags") != NULL &&
 	    strstr(bh(j, "x-datadog-tags"), "_dd.p.dm=-4") != NULL,
 	    "x-datadog-tags %s", bh(j, "x-datadog-tags"));
-	ck_assert_ptr_null(bh_nth(j, "x-datadog-tags", 1));
+	ck_assert_ptr_null(itest_echo_header(j, "x-datadog-tags", 1));
 	ck_assert_str_ne(bh(j, "x-datadog-parent-id"), RUM_PARENT_DEC);
 	json_decref(j);
 	/* The x-b3-* and x-datadog-* families go whole; others stay. */

@@ -70,21 +70,6 @@ echo(const char *raw)
 	return j;
 }
 
-/* Value of the n-th (0-based) header called name in an echo, or NULL. */
-static const char *
-echo_header(json_t *j, const char *name, size_t nth)
-{
-	json_t *h = json_object_get(j, "headers"), *pair;
-	size_t i;
-
-	json_array_foreach(h, i, pair) {
-		if (strcasecmp(json_string_value(json_array_get(pair, 0)),
-		    name) == 0 && nth-- == 0)
-			return json_string_value(json_array_get(pair, 1));
-	}
-	return NULL;
-}
-
 static const char *
 jstr(json_t *j, const char *key)
 {
@@ -163,8 +148,8 @@ START_TEST(large_bodies_arrive_intact)
 	    (json_int_t)n);
 	ck_assert_str_eq(jstr(j, "body_sha256"), hex);
 	cl = itest_strf("%zu", n);
-	ck_assert_pstr_eq(echo_header(j, "Content-Length", 0), cl);
-	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	ck_assert_pstr_eq(itest_echo_header(j, "Content-Length", 0), cl);
+	ck_assert_ptr_null(itest_echo_header(j, "Transfer-Encoding", 0));
 	json_decref(j);
 	free(cl);
 	free(head);
@@ -200,8 +185,8 @@ START_TEST(chunked_upload_is_reframed)
 	ck_assert_msg(!json_boolean_value(json_object_get(j, "chunked")),
 	    "the backend received a chunked body; head: %s", jstr(j, "head"));
 	snprintf(cl, sizeof cl, "%zu", total);
-	ck_assert_pstr_eq(echo_header(j, "Content-Length", 0), cl);
-	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	ck_assert_pstr_eq(itest_echo_header(j, "Content-Length", 0), cl);
+	ck_assert_ptr_null(itest_echo_header(j, "Transfer-Encoding", 0));
 	json_decref(j);
 	free(all);
 	itest_conn_free(c);
@@ -366,19 +351,19 @@ START_TEST(hop_by_hop_request_headers_removed)
 	    "Upgrade: websocket\r\n"
 	    "X-Keep-Me: yes\r\n"
 	    "\r\n");
-	ck_assert_ptr_null(echo_header(j, "X-Drop-Me", 0));
-	ck_assert_ptr_null(echo_header(j, "Keep-Alive", 0));
-	ck_assert_ptr_null(echo_header(j, "Proxy-Authorization", 0));
-	ck_assert_ptr_null(echo_header(j, "Proxy-Connection", 0));
-	ck_assert_ptr_null(echo_header(j, "TE", 0));
-	ck_assert_ptr_null(echo_header(j, "Trailer", 0));
-	ck_assert_ptr_null(echo_header(j, "Upgrade", 0));
-	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "X-Drop-Me", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Keep-Alive", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Proxy-Authorization", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Proxy-Connection", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "TE", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Trailer", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Upgrade", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Transfer-Encoding", 0));
 	/* The gateway may send its own Connection, never the client's. */
-	v = echo_header(j, "Connection", 0);
+	v = itest_echo_header(j, "Connection", 0);
 	ck_assert_msg(v == NULL || strcasestr(v, "x-drop-me") == NULL,
 	    "Connection forwarded: %s", v);
-	ck_assert_pstr_eq(echo_header(j, "X-Keep-Me", 0), "yes");
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Keep-Me", 0), "yes");
 	json_decref(j);
 }
 END_TEST
@@ -389,20 +374,22 @@ START_TEST(forwarded_headers_added)
 
 	j = echo("GET /echo/xff HTTP/1.1\r\nHost: Api.Example.TEST:8443\r\n"
 	    "\r\n");
-	ck_assert_pstr_eq(echo_header(j, "Host", 0), "Api.Example.TEST:8443");
-	ck_assert_ptr_null(echo_header(j, "Host", 1));
-	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-For", 0), "127.0.0.1");
-	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-Proto", 0), "http");
-	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-Host", 0),
+	ck_assert_pstr_eq(itest_echo_header(j, "Host", 0),
+	    "Api.Example.TEST:8443");
+	ck_assert_ptr_null(itest_echo_header(j, "Host", 1));
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-For", 0),
+	    "127.0.0.1");
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Proto", 0), "http");
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Host", 0),
 	    "Api.Example.TEST:8443");
 	json_decref(j);
 
 	/* An incoming X-Forwarded-For is appended to, never replaced. */
 	j = echo("GET /echo/xff HTTP/1.1\r\nHost: itest.test\r\n"
 	    "X-Forwarded-For: 203.0.113.7, 10.1.2.3\r\n\r\n");
-	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-For", 0),
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-For", 0),
 	    "203.0.113.7, 10.1.2.3, 127.0.0.1");
-	ck_assert_ptr_null(echo_header(j, "X-Forwarded-For", 1));
+	ck_assert_ptr_null(itest_echo_header(j, "X-Forwarded-For", 1));
 	json_decref(j);
 }
 END_TEST
@@ -614,8 +601,8 @@ START_TEST(waiting_head_survives_other_requests)
 		raw = itest_strf("GET /echo/b HTTP/1.1\r\nHost: itest.test\r\n"
 		    "%s\r\n", i == 0 ? strstr(fb, "X-B-140") : fb);
 		j = echo_on(b, raw, strlen(raw));
-		ck_assert_str_eq(echo_header(j, "X-B-149", 0), "B-149");
-		ck_assert_ptr_null(echo_header(j, "X-A-0", 0));
+		ck_assert_str_eq(itest_echo_header(j, "X-B-149", 0), "B-149");
+		ck_assert_ptr_null(itest_echo_header(j, "X-A-0", 0));
 		json_decref(j);
 		free(raw);
 	}
@@ -628,11 +615,11 @@ START_TEST(waiting_head_survives_other_requests)
 	for (i = 0; i < 100; i++) {
 		snprintf(name, sizeof name, "X-A-%d", i);
 		snprintf(want, sizeof want, "A-%d", i);
-		ck_assert_msg(echo_header(j, name, 0) != NULL &&
-		    strcmp(echo_header(j, name, 0), want) == 0,
-		    "%s: %s", name, echo_header(j, name, 0));
+		ck_assert_msg(itest_echo_header(j, name, 0) != NULL &&
+		    strcmp(itest_echo_header(j, name, 0), want) == 0,
+		    "%s: %s", name, itest_echo_header(j, name, 0));
 	}
-	ck_assert_ptr_null(echo_header(j, "X-B-0", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "X-B-0", 0));
 	json_decref(j);
 	free(fa);
 	free(fb);
@@ -666,10 +653,10 @@ START_TEST(large_head_and_body_in_pieces)
 		ck_assert_int_eq(itest_send(c, raw + off, 1, ITEST_TIMEOUT_MS),
 		    0);
 	j = echo_on(c, raw + off, 1);
-	ck_assert_str_eq(echo_header(j, "X-Big", 0), big);
+	ck_assert_str_eq(itest_echo_header(j, "X-Big", 0), big);
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
 	    7);
-	ck_assert_ptr_null(echo_header(j, "Transfer-Encoding", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Transfer-Encoding", 0));
 	json_decref(j);
 	free(raw);
 	itest_conn_free(c);
@@ -684,9 +671,10 @@ START_TEST(extension_methods_proxied)
 	json_t *j;
 
 	j = echo_on(c, ITEST_LIT("PROPFIND /echo/dav HTTP/1.1\r\n"
-	    "Host: itest.test\r\nDepth: 1\r\nContent-Length: 7\r\n\r\n<a></a>"));
+	    "Host: itest.test\r\nDepth: 1\r\nContent-Length: 7\r\n\r\n"
+	    "<a></a>"));
 	ck_assert_str_eq(jstr(j, "method"), "PROPFIND");
-	ck_assert_str_eq(echo_header(j, "Depth", 0), "1");
+	ck_assert_str_eq(itest_echo_header(j, "Depth", 0), "1");
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
 	    7);
 	json_decref(j);
@@ -745,8 +733,8 @@ random_request(uint64_t *st, char *buf, size_t size, int seq, size_t *blen)
 		for (c = 0; c < chunks; c++) {
 			size_t cl = 1 + rnd(st) % 3000;
 
-			n += (size_t)snprintf(buf + n, size - n, "%zx%s\r\n", cl,
-			    c == 1 ? ";ext=1" : "");
+			n += (size_t)snprintf(buf + n, size - n, "%zx%s\r\n",
+			    cl, c == 1 ? ";ext=1" : "");
 			memset(buf + n, 'k', cl);
 			n += cl;
 			buf[n++] = '\r';
@@ -963,7 +951,7 @@ START_TEST(expect_100_continue)
 	j = echo_on(c, ITEST_LIT("hello"));
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
 	    5);
-	ck_assert_ptr_null(echo_header(j, "Expect", 0));
+	ck_assert_ptr_null(itest_echo_header(j, "Expect", 0));
 	json_decref(j);
 	itest_conn_free(c);
 }

@@ -220,21 +220,6 @@ tls_get(const char *path, struct itest_resp *r)
 	free(raw);
 }
 
-/* Value of header name the backend received (echo JSON). */
-static const char *
-echo_header(json_t *j, const char *name)
-{
-	json_t *h = json_object_get(j, "headers"), *pair;
-	size_t i;
-
-	json_array_foreach(h, i, pair) {
-		if (strcasecmp(json_string_value(json_array_get(pair, 0)),
-		    name) == 0)
-			return json_string_value(json_array_get(pair, 1));
-	}
-	return NULL;
-}
-
 START_TEST(https_listener_proxies)
 {
 	struct itest_resp r;
@@ -247,7 +232,8 @@ START_TEST(https_listener_proxies)
 	j = itest_resp_json(&r);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "path")),
 	    "/echo/tls");
-	ck_assert_pstr_eq(echo_header(j, "X-Forwarded-Proto"), "https");
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Proto", 0),
+	    "https");
 	json_decref(j);
 	itest_resp_clear(&r);
 
