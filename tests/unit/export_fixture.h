@@ -15,6 +15,7 @@
 #include "config.h"
 #include "exporter.h"
 #include "metrics.h"
+#include "span.h"
 #include "ts_test.h"
 #include "support/fake_agent_core.h"
 
@@ -72,6 +73,23 @@ export_fixture_exporter(uint64_t timeout_ms, bool no_retry)
 	ex = exporter_new_opts(&cfg, &o, &cause);
 	ck_assert_msg(ex != NULL, "%s", cause);
 	return ex;
+}
+
+/*
+ * The shape every exporter suite starts its spans from: name
+ * "tracestitch.request", resource, service "gw", type "web", span.kind
+ * server and http.method GET.  Ids, times and the rest are the caller's.
+ */
+static TS_UNUSED void
+export_fixture_span(struct span *sp, const char *resource)
+{
+	span_init(sp);
+	ck_assert_int_eq(span_set_name(sp, "tracestitch.request"), 0);
+	ck_assert_int_eq(span_set_resource(sp, resource), 0);
+	ck_assert_int_eq(span_set_service(sp, "gw"), 0);
+	ck_assert_int_eq(span_set_type(sp, "web"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "span.kind", "server"), 0);
+	ck_assert_int_eq(span_set_meta(sp, "http.method", "GET"), 0);
 }
 
 /* Poll the exporter's stats into st until pred holds (5 s at most). */

@@ -43,15 +43,9 @@ new_exporter(void)
 static void
 base_span(struct span *sp, const char *resource)
 {
-	span_init(sp);
-	ck_assert_int_eq(span_set_name(sp, "tracestitch.request"), 0);
-	ck_assert_int_eq(span_set_resource(sp, resource), 0);
-	ck_assert_int_eq(span_set_service(sp, "gw"), 0);
-	ck_assert_int_eq(span_set_type(sp, "web"), 0);
+	export_fixture_span(sp, resource);
 	sp->span_id = 0xa1b2c3d4e5f60718ULL;
 	sp->start_ns = 1700000000123456789ULL;
-	ck_assert_int_eq(span_set_meta(sp, "span.kind", "server"), 0);
-	ck_assert_int_eq(span_set_meta(sp, "http.method", "GET"), 0);
 	ck_assert_int_eq(span_set_meta(sp, "http.url",
 	    "https://api.example.com/users"), 0);
 	ck_assert_int_eq(span_set_meta(sp, "http.status_code", "200"), 0);

@@ -37,11 +37,7 @@ new_exporter(void)
 static void
 make_span(struct span *sp, int priority, bool error)
 {
-	span_init(sp);
-	ck_assert_int_eq(span_set_name(sp, "tracestitch.request"), 0);
-	ck_assert_int_eq(span_set_resource(sp, "GET /users"), 0);
-	ck_assert_int_eq(span_set_service(sp, "gw"), 0);
-	ck_assert_int_eq(span_set_type(sp, "web"), 0);
+	export_fixture_span(sp, "GET /users");
 	sp->trace_id.high = 0x6650a1b200000000ULL;
 	sp->trace_id.low = 0x0123456789abcdefULL;
 	sp->span_id = 0x00000000000000ffULL;
@@ -51,8 +47,6 @@ make_span(struct span *sp, int priority, bool error)
 	sp->priority = priority;
 	sp->origin = span_strdup(sp, "rum");
 	sp->error = error;
-	ck_assert_int_eq(span_set_meta(sp, "span.kind", "server"), 0);
-	ck_assert_int_eq(span_set_meta(sp, "http.method", "GET"), 0);
 	if (error) {
 		ck_assert_int_eq(span_set_meta(sp, "error.type", "upstream"),
 		    0);
