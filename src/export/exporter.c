@@ -16,12 +16,22 @@
  * only when its cached copy of tail says the ring looks full.  A record
  * count bound (exporter.max_queue_spans split over the workers) sits on
  * top of the byte bound.
+ *
+ * Accounting.  Every span accepted into a ring is, at every moment, in
+ * exactly one of: queued (in a ring: nprod - ncons), in flight (taken
+ * into the batch, being sent or waiting for a retry), exported, or
+ * dropped (agent error, unsampled, shutdown).  The exporter thread moves
+ * spans between the last four; it does each move inside a sequence lock
+ * (acct_begin/acct_end) so that exporter_get_stats, and so /metrics,
+ * reads them as one consistent snapshot even while a batch is in flight.
+ * Queue-full drops never enter a ring; they are counted on the worker.
  */
 #include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +149,9 @@ struct exporter {
 
 	/* Exporter-thread counters (relaxed stores, single writer). */
 	uint64_t		 exported, dropped_agent, dropped_unsampled;
+	uint64_t		 inflight_spans; /* out of the rings,
+						   not yet exported or dropped */
+	uint64_t		 acct_seq;	/* odd while moving spans */
 	uint64_t		 requests, errors;
 	uint64_t		 lat_buckets[EXPORT_NBUCKETS];	/* not cumul. */
 	uint64_t		 lat_sum_us;
@@ -149,6 +162,38 @@ static void exporter_try_flush(struct exporter *, bool force);
 static void latency_add(struct exporter *, uint64_t us);
 static void render_section(FILE *, void *);
 static uint64_t queued_total(struct exporter *);
+
+/*
+ * The writer's side of the accounting sequence lock (exporter thread
+ * only): acct_begin makes the sequence odd before any counter of the
+ * move changes, acct_end even again after all of them changed.  A reader
+ * that saw the same even value before and after its reads saw no move
+ * half done (the seqlock of Boehm, "Can seqlocks get along with
+ * programming language memory models?", MSPC 2012).
+ */
+static void
+acct_begin(struct exporter *ex)
+{
+	__atomic_store_n(&ex->acct_seq, ex->acct_seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void
+acct_end(struct exporter *ex)
+{
+	__atomic_store_n(&ex->acct_seq, ex->acct_seq + 1, __ATOMIC_RELEASE);
+}
+
+/* n in-flight spans leave as exported (ok) or dropped. */
+static void
+acct_settle(struct exporter *ex, uint64_t n, uint64_t *to)
+{
+	acct_begin(ex);
+	util_counter_add(to, n);
+	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans - n,
+	    __ATOMIC_RELAXED);
+	acct_end(ex);
+}
 
 static uint64_t
 next_pow2(uint64_t v)
@@ -575,7 +620,9 @@ static void
 drain(struct exporter *ex)
 {
 	struct exporter_queue *q;
+	uint64_t moved = 0;
 
+	acct_begin(ex);
 	for (q = queues_head(ex); q != NULL; q = q->next) {
 		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
 		uint64_t tail = q->tail, ncons = q->ncons;
@@ -594,9 +641,14 @@ drain(struct exporter *ex)
 			tail += (4 + (uint64_t)len + 7) & ~(uint64_t)7;
 			ncons++;
 		}
+		moved += ncons - q->ncons;
 		__atomic_store_n(&q->ncons, ncons, __ATOMIC_RELEASE);
 		__atomic_store_n(&q->tail, tail, __ATOMIC_RELEASE);
 	}
+	/* Out of the rings, into the batch: in flight until it settles. */
+	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans + moved,
+	    __ATOMIC_RELAXED);
+	acct_end(ex);
 }
 
 static void
@@ -709,7 +761,7 @@ http_done(const struct export_http_resp *r, void *arg)
 		res = EXPORT_FAIL;
 	if (res == EXPORT_OK) {
 		util_counter_add(&ex->requests, 1);
-		util_counter_add(&ex->exported, ex->bsent);
+		acct_settle(ex, ex->bsent, &ex->exported);
 		if (ex->type == CONFIG_EXPORTER_DATADOG)
 			rates_update(ex, r->body, r->body_len);
 		if (ex->failing) {
@@ -739,7 +791,7 @@ http_done(const struct export_http_resp *r, void *arg)
 		evtimer_add(ex->retry_ev, &tv);
 		return;
 	}
-	util_counter_add(&ex->dropped_agent, ex->bsent);
+	acct_settle(ex, ex->bsent, &ex->dropped_agent);
 	warn_failure(ex, why, ex->bsent);
 	batch_clear(ex);
 	exporter_try_flush(ex, ex->stopping);
@@ -760,10 +812,9 @@ send_batch(struct exporter *ex)
 	case CONFIG_EXPORTER_STDOUT:
 		n_sent = export_stdout_write(ex->opts.stdout_fd > 0 ?
 		    ex->opts.stdout_fd - 1 : STDOUT_FILENO, &b);
-		util_counter_add(&ex->exported, n_sent);
-		if (n_sent < b.n) {
-			util_counter_add(&ex->dropped_agent, b.n - n_sent);
-		}
+		acct_settle(ex, n_sent, &ex->exported);
+		if (n_sent < b.n)
+			acct_settle(ex, b.n - n_sent, &ex->dropped_agent);
 		free(b.recs);
 		batch_clear(ex);
 		return;
@@ -771,9 +822,13 @@ send_batch(struct exporter *ex)
 		free(ex->req_body);
 		ex->req_body = export_otlp_body(&b, &ex->proc, &n_sent,
 		    &n_unsampled);
-		if (ex->attempt == 0 && n_unsampled > 0) {
-			util_counter_add(&ex->dropped_unsampled, n_unsampled);
-		}
+		if (ex->attempt == 0 && n_unsampled > 0)
+			acct_settle(ex, n_unsampled, &ex->dropped_unsampled);
+		/* A record that does not decode (never seen: we encoded
+		 * it) is neither sent nor unsampled; it must not vanish. */
+		if (ex->attempt == 0 && n_sent + n_unsampled < b.n)
+			acct_settle(ex, b.n - n_sent - n_unsampled,
+			    &ex->dropped_agent);
 		free(b.recs);
 		if (n_sent == 0) {
 			batch_clear(ex);
@@ -861,20 +916,37 @@ static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exporter *ex = arg;
+	struct exporter_queue *q;
 	uint64_t left;
 
 	(void)fd;
 	(void)what;
-	left = ex->bn + queued_total(ex);
 	if (ex->inflight != NULL) {
 		export_http_cancel(ex->inflight);
 		ex->inflight = NULL;
 	}
-	if (left > 0) {
-		util_counter_add(&ex->dropped_agent, left);
+	/*
+	 * What is in flight and what is still in the rings is dropped: the
+	 * rings are emptied so that no span counts both as queued and as
+	 * dropped (the workers submit no more).
+	 */
+	acct_begin(ex);
+	left = ex->inflight_spans;
+	for (q = queues_head(ex); q != NULL; q = q->next) {
+		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+		uint64_t nprod = __atomic_load_n(&q->nprod, __ATOMIC_RELAXED);
+
+		left += nprod - q->ncons;
+		__atomic_store_n(&q->ncons, nprod, __ATOMIC_RELEASE);
+		__atomic_store_n(&q->tail, head, __ATOMIC_RELEASE);
+	}
+	util_counter_add(&ex->dropped_agent, left);
+	__atomic_store_n(&ex->inflight_spans, 0, __ATOMIC_RELAXED);
+	acct_end(ex);
+	batch_clear(ex);
+	if (left > 0)
 		log_warnx("export: shutdown: %llu spans not delivered",
 		    (unsigned long long)left);
-	}
 	event_base_loopbreak(ex->base);
 }
 
@@ -1201,21 +1273,49 @@ exporter_rates_copy(struct exporter *ex, struct sampler_rate **rates,
 void
 exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
 {
-	struct exporter_queue *q;
+	struct exporter_queue *head, *q;
+	uint64_t s1, s2, ncons;
 
 	memset(st, 0, sizeof *st);
-	pthread_mutex_lock((pthread_mutex_t *)&ex->qlock);
-	for (q = ex->queues; q != NULL; q = q->next) {
-		uint64_t p = __atomic_load_n(&q->nprod, __ATOMIC_RELAXED);
-
-		st->submitted += p;
-		st->queued += p - __atomic_load_n(&q->ncons, __ATOMIC_RELAXED);
+	if (ex->type == CONFIG_EXPORTER_NONE)
+		return;
+	/*
+	 * Queues are only ever added at the head and freed with the
+	 * exporter: the list from here on needs no lock.  The reader must
+	 * not hold qlock while it waits for the sequence (drain takes it).
+	 */
+	head = queues_head((struct exporter *)ex);
+	/* The exporter thread's side as one snapshot (acct_begin). */
+	for (;;) {
+		s1 = __atomic_load_n(&ex->acct_seq, __ATOMIC_ACQUIRE);
+		if ((s1 & 1) != 0) {
+			sched_yield();
+			continue;
+		}
+		ncons = 0;
+		for (q = head; q != NULL; q = q->next)
+			ncons += __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
+		st->exported = util_counter_get(&ex->exported);
+		st->dropped_agent_error = util_counter_get(&ex->dropped_agent);
+		st->dropped_unsampled =
+		    util_counter_get(&ex->dropped_unsampled);
+		st->inflight = __atomic_load_n(&ex->inflight_spans,
+		    __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&ex->acct_seq, __ATOMIC_RELAXED);
+		if (s1 == s2)
+			break;
+	}
+	/*
+	 * The workers' side after it: every record the snapshot counted as
+	 * consumed was produced before (the acquire loads of ncons), so
+	 * nprod >= ncons and queued = submitted - consumed is exact.
+	 */
+	for (q = head; q != NULL; q = q->next) {
+		st->submitted += __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
 		st->dropped_queue_full += util_counter_get(&q->dropped);
 	}
-	pthread_mutex_unlock((pthread_mutex_t *)&ex->qlock);
-	st->exported = util_counter_get(&ex->exported);
-	st->dropped_agent_error = util_counter_get(&ex->dropped_agent);
-	st->dropped_unsampled = util_counter_get(&ex->dropped_unsampled);
+	st->queued = st->submitted - ncons;
 	st->requests = util_counter_get(&ex->requests);
 	st->errors = util_counter_get(&ex->errors);
 }
@@ -1249,6 +1349,11 @@ render_section(FILE *fp, void *arg)
 	drops[0] = st.dropped_queue_full;
 	drops[1] = st.dropped_agent_error;
 	drops[2] = st.dropped_unsampled;
+	fprintf(fp, "# HELP tracestitch_export_submitted_spans_total Spans "
+	    "handed to the exporter; each is exported, dropped, queued or in "
+	    "flight.\n# TYPE tracestitch_export_submitted_spans_total "
+	    "counter\ntracestitch_export_submitted_spans_total %llu\n",
+	    (unsigned long long)(st.submitted + st.dropped_queue_full));
 	fprintf(fp, "# HELP tracestitch_export_spans_total Spans accepted "
 	    "by the export backend.\n# TYPE tracestitch_export_spans_total "
 	    "counter\ntracestitch_export_spans_total %llu\n",
@@ -1273,6 +1378,11 @@ render_section(FILE *fp, void *arg)
 	    "the export queues.\n# TYPE tracestitch_export_queue_spans "
 	    "gauge\ntracestitch_export_queue_spans %llu\n",
 	    (unsigned long long)st.queued);
+	fprintf(fp, "# HELP tracestitch_export_inflight_spans Spans taken "
+	    "from the queues into a request being sent or waiting for a "
+	    "retry.\n# TYPE tracestitch_export_inflight_spans gauge\n"
+	    "tracestitch_export_inflight_spans %llu\n",
+	    (unsigned long long)st.inflight);
 	fprintf(fp, "# HELP tracestitch_export_duration_seconds Export "
 	    "request latency, from sending to the answer.\n"
 	    "# TYPE tracestitch_export_duration_seconds histogram\n");

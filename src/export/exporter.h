@@ -38,6 +38,8 @@ struct exporter_stats {
 	uint64_t requests;		/* export requests answered 2xx */
 	uint64_t errors;		/* failed export attempts */
 	uint64_t queued;		/* records in the queues now */
+	uint64_t inflight;		/* taken from the queues, being sent
+					   or waiting for a retry */
 };
 
 /* Knobs the tests turn; exporter_new uses the defaults (all 0). */

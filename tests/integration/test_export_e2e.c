@@ -983,6 +983,126 @@ START_TEST(datadog_stalled_agent_rss_bounded)
 }
 END_TEST
 
+/*
+ * Every span in exactly one bucket, read from /metrics (issue 9 item 7):
+ * submitted == exported + dropped (all reasons) + queued + in flight on
+ * every scrape, while the agent stalls (the batch it holds is in flight:
+ * once it was in none of the buckets), then answers 500, then is gone.
+ */
+struct acct {
+	double	submitted, exported, dropped, queued, inflight;
+};
+
+static void
+acct_read(struct itest_proc *gw, struct acct *a)
+{
+	char *t = metrics_text(gw);
+
+	a->submitted = itest_metric(t,
+	    "tracestitch_export_submitted_spans_total", NULL);
+	a->exported = itest_metric(t, "tracestitch_export_spans_total", NULL);
+	a->dropped = itest_metric(t, "tracestitch_export_dropped_spans_total",
+	    NULL);
+	a->queued = itest_metric(t, "tracestitch_export_queue_spans", NULL);
+	a->inflight = itest_metric(t, "tracestitch_export_inflight_spans",
+	    NULL);
+	free(t);
+	ck_assert_msg(a->submitted >= 0 && a->exported >= 0 &&
+	    a->dropped >= 0 && a->queued >= 0 && a->inflight >= 0,
+	    "an export family is missing from /metrics");
+	ck_assert_msg(a->exported + a->dropped + a->queued + a->inflight ==
+	    a->submitted, "submitted %g != exported %g + dropped %g + "
+	    "queued %g + inflight %g", a->submitted, a->exported, a->dropped,
+	    a->queued, a->inflight);
+}
+
+/* n keep-alive GETs, /metrics read (and checked) every 10. */
+static size_t
+acct_requests(struct itest_proc *gw, size_t n, struct acct *a)
+{
+	struct itest_conn *c = itest_connect(gw->port);
+	struct itest_resp r;
+	size_t i, scrapes = 0;
+
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(itest_sendf(c, "GET /echo/acct HTTP/1.1\r\n"
+		    "Host: itest.test\r\n\r\n"), 0);
+		ck_assert_msg(itest_read_response(c, &r, 0,
+		    ITEST_TIMEOUT_MS) == 0, "request %zu: %s", i,
+		    itest_error());
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_clear(&r);
+		if (i % 10 == 0) {
+			acct_read(gw, a);
+			scrapes++;
+		}
+	}
+	itest_conn_free(c);
+	return scrapes;
+}
+
+/* Scrape until all n submitted spans are dropped; the scrape count. */
+static size_t
+acct_await_dropped(struct itest_proc *gw, double n, struct acct *a)
+{
+	int64_t deadline = itest_now_ms() + SPAN_WAIT_MS;
+	size_t scrapes = 0;
+
+	for (;;) {
+		acct_read(gw, a);
+		scrapes++;
+		if (a->submitted == n && a->dropped == n)
+			return scrapes;
+		ck_assert_msg(itest_now_ms() < deadline, "not settled: "
+		    "submitted %g dropped %g queued %g inflight %g (want %g)",
+		    a->submitted, a->dropped, a->queued, a->inflight, n);
+		poll(NULL, 0, 10);
+	}
+}
+
+START_TEST(datadog_stalled_agent_accounting)
+{
+	struct itest_proc *agent, *gw;
+	struct acct a;
+	size_t scrapes;
+	int64_t deadline;
+	char *ex;
+
+	agent = itest_agent_start("stall", NULL);
+	ex = dd_exporter(agent, NULL);
+	gw = start_gateway(NULL, ex, "off");
+	free(ex);
+
+	/* The agent stalls: the spans it holds are in flight. */
+	scrapes = acct_requests(gw, 200, &a);
+	deadline = itest_now_ms() + SPAN_WAIT_MS;
+	for (;;) {
+		acct_read(gw, &a);
+		scrapes++;
+		if (a.submitted == 200 && a.inflight > 0)
+			break;
+		ck_assert_msg(itest_now_ms() < deadline, "nothing in flight: "
+		    "submitted %g queued %g", a.submitted, a.queued);
+		poll(NULL, 0, 10);
+	}
+	ck_assert(a.exported == 0 && a.dropped == 0);
+
+	/* It answers 500 to the retries: all 200 dropped. */
+	ck_assert_int_eq(itest_agent_control(agent, "/control/mode?500",
+	    ""), 0);
+	scrapes += acct_await_dropped(gw, 200, &a);
+	ck_assert(a.inflight == 0 && a.queued == 0 && a.exported == 0);
+
+	/* It is gone: 100 more, refused, dropped after the retries. */
+	(void)itest_proc_stop(agent, SIGTERM, 5000);
+	scrapes += acct_requests(gw, 100, &a);
+	scrapes += acct_await_dropped(gw, 300, &a);
+	ck_assert(a.inflight == 0 && a.queued == 0 && a.exported == 0);
+	fprintf(stderr, "accounting: %zu scrapes, every one consistent\n",
+	    scrapes);
+}
+END_TEST
+
 /* JSON helpers for OTLP. */
 static json_t *
 otlp_attr(json_t *attrs, const char *key)
@@ -1323,6 +1443,7 @@ export_suite(void)
 	tcase_add_loop_test(bad, datadog_broken_agent_latency, 0,
 	    (int)ITEST_NITEMS(bad_agents));
 	tcase_add_test(bad, datadog_stalled_agent_rss_bounded);
+	tcase_add_test(bad, datadog_stalled_agent_accounting);
 	suite_add_tcase(s, bad);
 
 	tcase_add_checked_fixture(other, setup, teardown);

@@ -7,6 +7,8 @@
  * families.
  */
 #include <fcntl.h>
+#include <pthread.h>
+
 #include <jansson.h>
 
 #include "config.h"
@@ -259,6 +261,117 @@ START_TEST(test_stall_keeps_capacity)
 	ck_assert_int_eq(ok, 15000);
 	ck_assert_uint_eq(st.dropped_queue_full, 0);
 	ck_assert_uint_eq(st.queued, 15000);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/*
+ * Every span in exactly one bucket (issue 9 item 7): a thread samples
+ * the stats as fast as it can while the agent answers, stalls (accepts,
+ * never answers), answers 500 and dies, and each sample must satisfy
+ * submitted == exported + dropped + queued + inflight.  The batch the
+ * stalled agent holds is in flight: it left the ring but is neither
+ * exported nor dropped yet, and it once went missing from all three.
+ */
+struct acct_sampler {
+	struct exporter		*ex;
+	int			 stop;		/* atomic */
+	uint64_t		 samples, with_inflight, bad;
+	struct exporter_stats	 first_bad;
+};
+
+static bool
+acct_holds(const struct exporter_stats *st)
+{
+	return st->exported + st->dropped_agent_error +
+	    st->dropped_unsampled + st->queued + st->inflight ==
+	    st->submitted;
+}
+
+static void *
+acct_sample(void *arg)
+{
+	struct acct_sampler *s = arg;
+	struct exporter_stats st;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		exporter_get_stats(s->ex, &st);
+		s->samples++;
+		if (st.inflight > 0)
+			s->with_inflight++;
+		if (!acct_holds(&st) && s->bad++ == 0)
+			s->first_bad = st;
+	}
+	return NULL;
+}
+
+START_TEST(test_accounting_stalled_agent)
+{
+	struct acct_sampler smp;
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	struct span *sp = span_new();
+	pthread_t th;
+	int i;
+
+	ts_expect_warning("spans dropped");
+	cfg.exporter.max_queue_spans = 20000;
+	ex = new_exporter(300, false);	/* 300 ms timeout, 2 retries */
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	memset(&smp, 0, sizeof smp);
+	smp.ex = ex;
+	ck_assert_int_eq(pthread_create(&th, NULL, acct_sample, &smp), 0);
+
+	/* The agent answers: 100 exported. */
+	for (i = 0; i < 100; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 100);
+
+	/* It stalls: 500 taken into a request that is never answered. */
+	fa_set(&agent, FA_STALL, NULL);
+	for (i = 0; i < 500; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 2, 5000));
+	WAIT_STATS(ex, st, st.queued == 0);
+	ck_assert_uint_eq(st.inflight, 500);
+	/* More arrive meanwhile and wait in the ring. */
+	for (i = 0; i < 700; i++)
+		ck_assert(exporter_submit(q, sp));
+
+	/* The stalled request times out; the retries get 500s. */
+	fa_set(&agent, FA_500, NULL);
+	WAIT_STATS(ex, st, st.dropped_agent_error >= 500);
+
+	/* It dies: connections refused, the rest dropped after retries. */
+	for (i = 0; i < 300; i++)
+		ck_assert(exporter_submit(q, sp));
+	fa_fini(&agent);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.queued == 0 && st.inflight == 0 &&
+	    st.dropped_agent_error == 1500);
+
+	__atomic_store_n(&smp.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_eq(st.submitted, 1600);
+	ck_assert_uint_eq(st.exported, 100);
+	ck_assert(acct_holds(&st));
+	ck_assert_msg(smp.bad == 0, "%llu of %llu samples lost spans; first: "
+	    "submitted %llu exported %llu dropped %llu queued %llu inflight "
+	    "%llu", (unsigned long long)smp.bad,
+	    (unsigned long long)smp.samples,
+	    (unsigned long long)smp.first_bad.submitted,
+	    (unsigned long long)smp.first_bad.exported,
+	    (unsigned long long)smp.first_bad.dropped_agent_error,
+	    (unsigned long long)smp.first_bad.queued,
+	    (unsigned long long)smp.first_bad.inflight);
+	/* The sampler saw the stall (the request lasts 300 ms). */
+	ck_assert_uint_ge(smp.samples, 1000);
+	ck_assert_uint_ge(smp.with_inflight, 100);
 	exporter_free(ex);
 	span_free(sp);
 }
@@ -574,6 +687,11 @@ START_TEST(test_metrics)
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_errors_total "
 	    "0\n"));
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_queue_spans 0\n"));
+	/* 4 exported + 2 queue_full: every span handed over is in one. */
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_submitted_"
+	    "spans_total 6\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_inflight_spans "
+	    "0\n"));
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_duration_"
 	    "seconds_count 1\n"));
 	free(out);
@@ -614,6 +732,7 @@ exporter_suite(void)
 	tcase_add_test(tc, test_agent_down);
 	tcase_add_test(tc, test_agent_stall);
 	tcase_add_test(tc, test_stall_keeps_capacity);
+	tcase_add_test(tc, test_accounting_stalled_agent);
 	tcase_add_test(tc, test_agent_500);
 	tcase_add_test(tc, test_agent_garbage);
 	tcase_add_test(tc, test_agent_bad_json);
