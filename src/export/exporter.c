@@ -7,15 +7,31 @@
  * agent's rate_by_service table as an immutable, versioned snapshot
  * (ARCHITECTURE.md "Threads", PROPAGATION.md 11).
  *
- * Ring protocol (one producer: the worker; one consumer: the exporter
- * thread).  Records are a uint32 length and the bytes, 8-aligned; a
- * length of UINT32_MAX means "wrap to the start".  The producer
- * publishes head with a release store after writing, the consumer
- * publishes tail the same way after reading: no locks, no read-modify-
- * write instructions, and the producer touches the consumer's cache line
- * only when its cached copy of tail says the ring looks full.  A record
- * count bound (exporter.max_queue_spans split over the workers) sits on
- * top of the byte bound.
+ * Queue protocol (one producer: the worker; one consumer: the exporter
+ * thread).  A queue is a chain of chunks, each mapped on its own, so that
+ * its memory follows the load: one chunk while the exporter keeps up, as
+ * many as the backlog needs while the agent is slow (up to the byte
+ * bound), and back to one or two once it is drained.  Records are a
+ * uint32 length and the bytes, 8-aligned; a length of UINT32_MAX (or the
+ * chunk's end) means "continue in the next chunk".  The producer
+ * publishes each record with a release store of nprod, the consumer
+ * publishes what it took with a release store of ncons: no locks, no
+ * read-modify-write instructions, and the producer reads the consumer's
+ * counters only when its cached copies say the queue looks full.  A
+ * record count bound (exporter.max_queue_spans split over the workers)
+ * sits on top of the byte bound.
+ *
+ * Chunks go round: the consumer keeps the chunks it has emptied and hands
+ * them back to the producer, already resident, through a few hand-over
+ * slots, topped up on every tick to what the producer took per tick
+ * lately (plus one); new ones it maps with MAP_POPULATE on its own
+ * thread, so the worker neither faults nor makes a system call in steady
+ * state.  Only when every slot is empty (a burst) does the worker map a
+ * chunk itself.  When the demand falls (EXPORT_TRIM_TICKS ticks of it),
+ * the consumer takes the spare chunks back from the slots and unmaps
+ * them: the pages go back to the kernel at once.  A slot changes hands
+ * with an atomic exchange, so either side may empty it; the worker does
+ * that once per chunk (every few hundred spans), never per span.
  *
  * Accounting.  Every span accepted into a ring is, at every moment, in
  * exactly one of: queued (in a ring: nprod - ncons), in flight (taken
@@ -26,10 +42,12 @@
  * reads them as one consistent snapshot even while a batch is in flight.
  * Queue-full drops never enter a ring; they are counted on the worker.
  */
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -55,6 +73,9 @@
 #define EXPORT_WRAP		UINT32_MAX
 #define EXPORT_MIN_RING		(64 * 1024)
 #define EXPORT_MAX_RING		(64 * 1024 * 1024)
+#define EXPORT_CHUNK		(256 * 1024)	/* a chunk's mapping */
+#define EXPORT_HAND		32		/* hand-over slots */
+#define EXPORT_TRIM_TICKS	20		/* demand window, ticks */
 #define EXPORT_BYTES_PER_SPAN	2048
 #define EXPORT_BATCH_SPANS	4096
 #define EXPORT_BATCH_BYTES	(8 * 1024 * 1024)
@@ -71,26 +92,59 @@ static const char *const lat_le[EXPORT_NBUCKETS] = {
 	"2.5", "+Inf",
 };
 
+/*
+ * One chunk of a queue: a mapping of map_len bytes, this header, then the
+ * records.  Mapped with mmap, not malloc, so that unmapping it gives its
+ * pages back to the kernel at once (malloc may keep them).
+ */
+struct export_chunk {
+	struct export_chunk	*next;		/* in the chain, or the pool */
+	uint64_t		 map_len;
+	uint64_t		 size;		/* bytes of records */
+	uint64_t		 pad;		/* data 8-aligned */
+	char			 data[];
+};
+
 struct exporter_queue {
 	/* Producer side: written by the worker only. */
-	uint64_t		 head __attribute__((aligned(EXPORT_CACHELINE)));
-	uint64_t		 nprod;
-	uint64_t		 tail_cache;
+	uint64_t		 nprod __attribute__((aligned(EXPORT_CACHELINE)));
+	struct export_chunk	*wchunk;	/* the chunk written to */
+	uint64_t		 wpos;
+	uint64_t		 linked;	/* bytes ever linked into the chain */
+	uint64_t		 released_cache;
 	uint64_t		 ncons_cache;
+	uint64_t		 ntaken;	/* hand-over chunks taken */
+	unsigned		 hnext;		/* slot to look at first */
+	uint64_t		 nmapped_prod;	/* chunks the worker mapped */
+	uint64_t		 mapped_prod;	/* their bytes */
 	uint64_t		 dropped;
 	char			*scratch;
 	size_t			 scratch_len;
 	size_t			 scratch_cap;
 
 	/* Consumer side: written by the exporter thread only. */
-	uint64_t		 tail __attribute__((aligned(EXPORT_CACHELINE)));
-	uint64_t		 ncons;
+	uint64_t		 ncons __attribute__((aligned(EXPORT_CACHELINE)));
+	struct export_chunk	*rchunk;	/* the chunk read from */
+	uint64_t		 rpos;
+	uint64_t		 released;	/* bytes ever unlinked */
+	uint64_t		 mapped_cons;	/* bytes mapped - unmapped here
+						   (mod 2^64: it unmaps the
+						   worker's chunks too) */
+	struct export_chunk	*pool;		/* emptied chunks, spare */
+	unsigned		 npool;
+	uint64_t		 ntaken_seen, nmapped_seen;
+	unsigned		 peak, peak_prev; /* chunks taken per tick */
+	unsigned		 ticks;
+
+	/* Ready chunks, exporter thread -> worker; NULL: empty slot. */
+	struct export_chunk	*hand[EXPORT_HAND]
+	    __attribute__((aligned(EXPORT_CACHELINE)));
 
 	/* Immutable after creation. */
 	struct exporter		*ex __attribute__((aligned(EXPORT_CACHELINE)));
 	struct exporter_queue	*next;
-	char			*buf;
-	uint64_t		 cap;		/* power of two */
+	uint64_t		 cap;		/* bytes of chunks in the chain */
+	uint64_t		 chunk_len;	/* a standard chunk's mapping */
 	uint64_t		 max_recs;
 	bool			 disabled;
 };
@@ -139,6 +193,7 @@ struct exporter {
 	bool			 flush_asked;
 	bool			 stopping;
 	bool			 failing;
+	unsigned		 idle_ticks;	/* nothing queued or sent */
 	uint64_t		 last_warn_ns;
 
 	/* Published rates. */
@@ -492,50 +547,133 @@ queue_drop(struct exporter_queue *q)
 	util_counter_add(&q->dropped, 1);
 }
 
-/* Encode a finished span into the worker's ring; false: dropped. */
+/* Map a chunk of map_len bytes (populate: fault it in now); NULL. */
+static struct export_chunk *
+chunk_map(uint64_t map_len, bool populate)
+{
+	struct export_chunk *c;
+
+	c = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	c->next = NULL;
+	c->map_len = map_len;
+	c->size = map_len - offsetof(struct export_chunk, data);
+	return c;
+}
+
+static void
+chunk_unmap(struct export_chunk *c)
+{
+	(void)munmap(c, c->map_len);
+}
+
+/* Worker: a ready chunk from the exporter thread, or NULL. */
+static struct export_chunk *
+hand_take(struct exporter_queue *q)
+{
+	struct export_chunk *c;
+	unsigned i, k;
+
+	for (i = 0; i < EXPORT_HAND; i++) {
+		k = (q->hnext + i) % EXPORT_HAND;
+		if (__atomic_load_n(&q->hand[k], __ATOMIC_RELAXED) == NULL)
+			continue;
+		/* The exporter thread may take it back meanwhile. */
+		c = __atomic_exchange_n(&q->hand[k], NULL, __ATOMIC_ACQUIRE);
+		if (c != NULL) {
+			q->hnext = k + 1;
+			__atomic_store_n(&q->ntaken, q->ntaken + 1,
+			    __ATOMIC_RELAXED);
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Worker: the record of need bytes does not fit in the current chunk.
+ * Link the next one (a ready one, or a new mapping when none is ready or
+ * the record needs a larger one) and return it; NULL when the byte bound
+ * is reached or nothing can be mapped.
+ */
+static struct export_chunk * __attribute__((noinline))
+chunk_next(struct exporter_queue *q, uint64_t need)
+{
+	struct export_chunk *c = q->wchunk, *n = NULL;
+	uint64_t map_len = q->chunk_len;
+
+	if (need > q->chunk_len - offsetof(struct export_chunk, data))
+		map_len = (offsetof(struct export_chunk, data) + need +
+		    4095) & ~(uint64_t)4095;
+	if (q->linked + map_len - q->released_cache > q->cap) {
+		q->released_cache = __atomic_load_n(&q->released,
+		    __ATOMIC_ACQUIRE);
+		if (q->linked + map_len - q->released_cache > q->cap)
+			return NULL;
+	}
+	if (map_len == q->chunk_len)
+		n = hand_take(q);
+	if (n == NULL) {
+		if ((n = chunk_map(map_len, false)) == NULL)
+			return NULL;
+		__atomic_store_n(&q->mapped_prod, q->mapped_prod + map_len,
+		    __ATOMIC_RELAXED);
+		__atomic_store_n(&q->nmapped_prod, q->nmapped_prod + 1,
+		    __ATOMIC_RELAXED);
+	}
+	n->next = NULL;
+	if (c->size - q->wpos >= 4) {
+		uint32_t wrap = EXPORT_WRAP;
+
+		memcpy(c->data + q->wpos, &wrap, sizeof wrap);
+	}
+	/* Published with the record's nprod (release). */
+	c->next = n;
+	__atomic_store_n(&q->linked, q->linked + map_len, __ATOMIC_RELAXED);
+	q->wchunk = n;
+	q->wpos = 0;
+	return n;
+}
+
+/* Encode a finished span into the worker's queue; false: dropped. */
 bool
 exporter_submit(struct exporter_queue *q, const struct span *sp)
 {
-	uint64_t head, pos, need, total, len;
+	struct export_chunk *c;
+	uint64_t need, len, pos;
+	uint32_t l32;
 
 	if (q == NULL || q->disabled)
 		return false;
 	q->scratch_len = 0;
 	encode_span(q, sp, &q->ex->proc);
 	len = q->scratch_len;
-	if (len > q->cap / 4) {
-		queue_drop(q);
-		return false;
+	if (len > q->cap / 4)
+		goto drop;
+	if (q->nprod - q->ncons_cache >= q->max_recs) {
+		q->ncons_cache = __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
+		if (q->nprod - q->ncons_cache >= q->max_recs)
+			goto drop;
 	}
 	need = (4 + len + 7) & ~(uint64_t)7;
-	head = q->head;
-	pos = head & (q->cap - 1);
-	total = q->cap - pos >= need ? need : (q->cap - pos) + need;
-	if (head + total - q->tail_cache > q->cap ||
-	    q->nprod - q->ncons_cache >= q->max_recs) {
-		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
-		q->ncons_cache = __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
-		if (head + total - q->tail_cache > q->cap ||
-		    q->nprod - q->ncons_cache >= q->max_recs) {
-			queue_drop(q);
-			return false;
-		}
-	}
-	if (total != need) {
-		uint32_t wrap = EXPORT_WRAP;
-
-		memcpy(q->buf + pos, &wrap, sizeof wrap);
+	c = q->wchunk;
+	pos = q->wpos;
+	if (__builtin_expect(c->size - pos < need, 0)) {
+		if ((c = chunk_next(q, need)) == NULL)
+			goto drop;
 		pos = 0;
 	}
-	{
-		uint32_t l32 = (uint32_t)len;
-
-		memcpy(q->buf + pos, &l32, sizeof l32);
-	}
-	memcpy(q->buf + pos + 4, q->scratch, len);
-	__atomic_store_n(&q->nprod, q->nprod + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&q->head, head + total, __ATOMIC_RELEASE);
+	l32 = (uint32_t)len;
+	memcpy(c->data + pos, &l32, sizeof l32);
+	memcpy(c->data + pos + 4, q->scratch, len);
+	q->wpos = pos + need;
+	__atomic_store_n(&q->nprod, q->nprod + 1, __ATOMIC_RELEASE);
 	return true;
+drop:
+	queue_drop(q);
+	return false;
 }
 
 /* A queue for one worker thread (owned by the exporter). */
@@ -551,8 +689,13 @@ exporter_queue_new(struct exporter *ex)
 	memset(q, 0, sizeof *q);
 	q->ex = ex;
 	q->cap = ex->ring_bytes;
+	/* At least four chunks fit in the byte bound. */
+	q->chunk_len = q->cap / 4 < EXPORT_CHUNK ? q->cap / 4 : EXPORT_CHUNK;
 	q->max_recs = ex->per_queue;
-	q->buf = xmalloc(q->cap);
+	if ((q->wchunk = chunk_map(q->chunk_len, true)) == NULL)
+		fatalx("export: out of memory");
+	q->rchunk = q->wchunk;
+	q->linked = q->mapped_prod = q->chunk_len;
 	q->scratch_cap = 4096;
 	q->scratch = xmalloc(q->scratch_cap);
 	pthread_mutex_lock(&ex->qlock);
@@ -615,6 +758,101 @@ batch_add(struct exporter *ex, const char *p, size_t len)
 	ex->bn++;
 }
 
+/* Consumer: put c on the spare list. */
+static void
+pool_put(struct exporter_queue *q, struct export_chunk *c)
+{
+	c->next = q->pool;
+	q->pool = c;
+	q->npool++;
+}
+
+/* Consumer: chunk c is emptied and out of the chain; keep or unmap it. */
+static void
+chunk_done(struct exporter_queue *q, struct export_chunk *c)
+{
+	__atomic_store_n(&q->released, q->released + c->map_len,
+	    __ATOMIC_RELEASE);
+	if (c->map_len == q->chunk_len && q->npool < EXPORT_HAND) {
+		pool_put(q, c);
+		return;
+	}
+	__atomic_store_n(&q->mapped_cons, q->mapped_cons - c->map_len,
+	    __ATOMIC_RELEASE);
+	chunk_unmap(c);
+}
+
+/*
+ * Consumer, every tick: top up the hand-over slots to what the worker
+ * took per tick lately (the larger of this window's and the last one's
+ * peak) plus one, from the spare chunks or new ones faulted in here; take
+ * back what is ready beyond that and unmap the spares beyond the peak.
+ * Idle for two windows, a queue keeps its current chunk and one ready.
+ */
+static void
+queue_upkeep(struct exporter_queue *q)
+{
+	uint64_t ntaken = __atomic_load_n(&q->ntaken, __ATOMIC_RELAXED);
+	uint64_t nmapped = __atomic_load_n(&q->nmapped_prod,
+	    __ATOMIC_RELAXED);
+	uint64_t taken, want, keep, limit, ready = 0;
+	struct export_chunk *c;
+	unsigned k;
+
+	taken = (ntaken - q->ntaken_seen) + (nmapped - q->nmapped_seen);
+	q->ntaken_seen = ntaken;
+	q->nmapped_seen = nmapped;
+	if (taken > q->peak)
+		q->peak = taken > EXPORT_HAND ? EXPORT_HAND : (unsigned)taken;
+	if (++q->ticks >= EXPORT_TRIM_TICKS) {
+		q->peak_prev = q->peak;
+		q->peak = 0;
+		q->ticks = 0;
+	}
+	keep = q->peak > q->peak_prev ? q->peak : q->peak_prev;
+	/* Never more ready than the byte bound could link. */
+	limit = q->cap / q->chunk_len;
+	want = keep + 1 < limit ? keep + 1 : limit;
+	if (want > EXPORT_HAND)
+		want = EXPORT_HAND;
+	for (k = 0; k < EXPORT_HAND; k++) {
+		if (__atomic_load_n(&q->hand[k], __ATOMIC_RELAXED) != NULL) {
+			if (ready < want) {
+				ready++;
+				continue;
+			}
+			c = __atomic_exchange_n(&q->hand[k], NULL,
+			    __ATOMIC_ACQUIRE);
+			if (c != NULL)
+				pool_put(q, c);
+			continue;
+		}
+		if (ready >= want)
+			continue;
+		if ((c = q->pool) != NULL) {
+			q->pool = c->next;
+			q->npool--;
+		} else {
+			if ((c = chunk_map(q->chunk_len, true)) == NULL)
+				break;
+			__atomic_store_n(&q->mapped_cons, q->mapped_cons +
+			    q->chunk_len, __ATOMIC_RELEASE);
+		}
+		c->next = NULL;
+		/* Only this thread fills a slot: it is still empty. */
+		__atomic_store_n(&q->hand[k], c, __ATOMIC_RELEASE);
+		ready++;
+	}
+	while (q->npool > keep) {
+		c = q->pool;
+		q->pool = c->next;
+		q->npool--;
+		__atomic_store_n(&q->mapped_cons, q->mapped_cons -
+		    c->map_len, __ATOMIC_RELEASE);
+		chunk_unmap(c);
+	}
+}
+
 /* Move records from the rings into the batch, up to its bounds. */
 static void
 drain(struct exporter *ex)
@@ -624,26 +862,33 @@ drain(struct exporter *ex)
 
 	acct_begin(ex);
 	for (q = queues_head(ex); q != NULL; q = q->next) {
-		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
-		uint64_t tail = q->tail, ncons = q->ncons;
+		uint64_t nprod = __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
+		uint64_t ncons = q->ncons, pos = q->rpos;
+		struct export_chunk *c = q->rchunk;
 
-		while (tail != head && ex->bn < EXPORT_BATCH_SPANS &&
+		while (ncons != nprod && ex->bn < EXPORT_BATCH_SPANS &&
 		    ex->blen < EXPORT_BATCH_BYTES) {
-			uint64_t pos = tail & (q->cap - 1);
-			uint32_t len;
+			uint32_t len = EXPORT_WRAP;
 
-			memcpy(&len, q->buf + pos, sizeof len);
+			if (c->size - pos >= 4)
+				memcpy(&len, c->data + pos, sizeof len);
 			if (len == EXPORT_WRAP) {
-				tail += q->cap - pos;
+				/* Linked before this record was published. */
+				struct export_chunk *n = c->next;
+
+				chunk_done(q, c);
+				c = n;
+				pos = 0;
 				continue;
 			}
-			batch_add(ex, q->buf + pos + 4, len);
-			tail += (4 + (uint64_t)len + 7) & ~(uint64_t)7;
+			batch_add(ex, c->data + pos + 4, len);
+			pos += (4 + (uint64_t)len + 7) & ~(uint64_t)7;
 			ncons++;
 		}
+		q->rchunk = c;
+		q->rpos = pos;
 		moved += ncons - q->ncons;
 		__atomic_store_n(&q->ncons, ncons, __ATOMIC_RELEASE);
-		__atomic_store_n(&q->tail, tail, __ATOMIC_RELEASE);
 	}
 	/* Out of the rings, into the batch: in flight until it settles. */
 	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans + moved,
@@ -892,10 +1137,27 @@ static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exporter *ex = arg;
+	struct exporter_queue *q;
 
 	(void)fd;
 	(void)what;
 	exporter_try_flush(ex, false);
+	for (q = queues_head(ex); q != NULL; q = q->next)
+		queue_upkeep(q);
+	/*
+	 * The batch buffer grows to the largest batch (up to 8 MiB); once
+	 * nothing was queued or sent for a whole window, give it back.
+	 */
+	if (ex->inflight != NULL || ex->bn > 0 || queued_total(ex) > 0)
+		ex->idle_ticks = 0;
+	else if (++ex->idle_ticks >= EXPORT_TRIM_TICKS && ex->bbuf != NULL) {
+		free(ex->bbuf);
+		free(ex->boff);
+		free(ex->blens);
+		ex->bbuf = NULL;
+		ex->boff = ex->blens = NULL;
+		ex->bcap = ex->bncap = 0;
+	}
 }
 
 static void
@@ -933,12 +1195,11 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	acct_begin(ex);
 	left = ex->inflight_spans;
 	for (q = queues_head(ex); q != NULL; q = q->next) {
-		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
-		uint64_t nprod = __atomic_load_n(&q->nprod, __ATOMIC_RELAXED);
+		uint64_t nprod = __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
 
+		/* Counted only: exporter_free unmaps the chain. */
 		left += nprod - q->ncons;
 		__atomic_store_n(&q->ncons, nprod, __ATOMIC_RELEASE);
-		__atomic_store_n(&q->tail, head, __ATOMIC_RELEASE);
 	}
 	util_counter_add(&ex->dropped_agent, left);
 	__atomic_store_n(&ex->inflight_spans, 0, __ATOMIC_RELAXED);
@@ -1192,6 +1453,7 @@ void
 exporter_free(struct exporter *ex)
 {
 	struct exporter_queue *q, *next;
+	unsigned i;
 
 	if (ex == NULL)
 		return;
@@ -1217,8 +1479,20 @@ exporter_free(struct exporter *ex)
 	if (ex->wake[1] >= 0)
 		close(ex->wake[1]);
 	for (q = ex->queues; q != NULL; q = next) {
+		struct export_chunk *c, *cn;
+
 		next = q->next;
-		free(q->buf);
+		for (c = q->rchunk; c != NULL; c = cn) {
+			cn = c->next;
+			chunk_unmap(c);
+		}
+		for (i = 0; i < EXPORT_HAND; i++)
+			if (q->hand[i] != NULL)
+				chunk_unmap(q->hand[i]);
+		for (c = q->pool; c != NULL; c = cn) {
+			cn = c->next;
+			chunk_unmap(c);
+		}
 		free(q->scratch);
 		free(q);
 	}
@@ -1314,6 +1588,12 @@ exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
 	for (q = head; q != NULL; q = q->next) {
 		st->submitted += __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
 		st->dropped_queue_full += util_counter_get(&q->dropped);
+		/* The exporter's side first: what it unmapped of the
+		 * worker's chunks was mapped before (release, acquire). */
+		st->queue_bytes += __atomic_load_n(&q->mapped_cons,
+		    __ATOMIC_ACQUIRE);
+		st->queue_bytes += __atomic_load_n(&q->mapped_prod,
+		    __ATOMIC_ACQUIRE);
 	}
 	st->queued = st->submitted - ncons;
 	st->requests = util_counter_get(&ex->requests);
@@ -1378,6 +1658,11 @@ render_section(FILE *fp, void *arg)
 	    "the export queues.\n# TYPE tracestitch_export_queue_spans "
 	    "gauge\ntracestitch_export_queue_spans %llu\n",
 	    (unsigned long long)st.queued);
+	fprintf(fp, "# HELP tracestitch_export_queue_bytes Memory the "
+	    "export queues hold now (chunks in use and spare).\n"
+	    "# TYPE tracestitch_export_queue_bytes gauge\n"
+	    "tracestitch_export_queue_bytes %llu\n",
+	    (unsigned long long)st.queue_bytes);
 	fprintf(fp, "# HELP tracestitch_export_inflight_spans Spans taken "
 	    "from the queues into a request being sent or waiting for a "
 	    "retry.\n# TYPE tracestitch_export_inflight_spans gauge\n"

@@ -40,6 +40,7 @@ struct exporter_stats {
 	uint64_t queued;		/* records in the queues now */
 	uint64_t inflight;		/* taken from the queues, being sent
 					   or waiting for a retry */
+	uint64_t queue_bytes;		/* memory the queues hold now */
 };
 
 /* Knobs the tests turn; exporter_new uses the defaults (all 0). */

@@ -377,6 +377,74 @@ START_TEST(test_accounting_stalled_agent)
 }
 END_TEST
 
+/*
+ * The queue's memory follows the load (issue 11 item 3): a chunk or two
+ * at light load, up to the backlog while the agent stalls, and back to a
+ * chunk or two once the backlog is drained (after two demand windows:
+ * 20 ticks of 5 ms each here).
+ */
+#define KIB	1024ULL
+#define MIB	(1024ULL * 1024ULL)
+
+START_TEST(test_queue_memory_follows_load)
+{
+	static char pad[1401];
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	uint64_t most = 0, n = 0;
+	int i, j;
+
+	ts_expect_warning("spans dropped");
+	cfg.exporter.max_queue_spans = 20000;
+	cfg.exporter.flush_interval_ms = 20;
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	memset(pad, 'p', sizeof pad - 1);
+	ck_assert_int_eq(span_set_meta(sp, "pad", pad), 0);
+
+	/* Light load: 10 spans (~17 KiB) every 5 ms, for 1 s. */
+	for (i = 0; i < 200; i++) {
+		for (j = 0; j < 10; j++, n++)
+			ck_assert(exporter_submit(q, sp));
+		exporter_get_stats(ex, &st);
+		if (st.queue_bytes > most)
+			most = st.queue_bytes;
+		usleep(5000);
+	}
+	WAIT_STATS(ex, st, st.exported == n);
+	/* A ring touches all it has passed through: 3.4 MiB by now. */
+	ck_assert_msg(most <= 4 * 256 * KIB, "light load: %llu bytes",
+	    (unsigned long long)most);
+
+	/*
+	 * A stall: of 15000 spans (~22 MiB) one batch (<= 4096) is held by
+	 * the agent, the rest wait in the queue, all of them in memory, in
+	 * at most the byte bound (64 MiB) and the spares (8 MiB).
+	 */
+	fa_set(&agent, FA_STALL, NULL);
+	for (i = 0; i < 15000; i++, n++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_eq(st.dropped_queue_full, 0);
+	ck_assert_uint_ge(st.queued, 15000 - 4096);
+	ck_assert_msg(st.queue_bytes >= st.queued * 1400 && st.queue_bytes <=
+	    (64 + 8) * MIB, "stalled: %llu bytes for %llu spans",
+	    (unsigned long long)st.queue_bytes,
+	    (unsigned long long)st.queued);
+
+	/* The agent answers again: the backlog drains, memory goes back. */
+	fa_set(&agent, FA_NORMAL, NULL);
+	WAIT_STATS(ex, st, st.queued == 0 && st.inflight == 0);
+	ck_assert_uint_eq(st.exported + st.dropped_agent_error, n);
+	WAIT_STATS(ex, st, st.queue_bytes <= 2 * 256 * KIB);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
 /* Submits while the agent is down, stalled, failing: never slow. */
 static void
 assert_submit_fast(struct exporter *ex, int count)
@@ -692,6 +760,7 @@ START_TEST(test_metrics)
 	    "spans_total 6\n"));
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_inflight_spans "
 	    "0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_queue_bytes "));
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_duration_"
 	    "seconds_count 1\n"));
 	free(out);
@@ -733,6 +802,7 @@ exporter_suite(void)
 	tcase_add_test(tc, test_agent_stall);
 	tcase_add_test(tc, test_stall_keeps_capacity);
 	tcase_add_test(tc, test_accounting_stalled_agent);
+	tcase_add_test(tc, test_queue_memory_follows_load);
 	tcase_add_test(tc, test_agent_500);
 	tcase_add_test(tc, test_agent_garbage);
 	tcase_add_test(tc, test_agent_bad_json);
