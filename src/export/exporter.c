@@ -134,6 +134,7 @@ struct exporter_queue {
 	unsigned		 npool;
 	uint64_t		 ntaken_seen, nmapped_seen;
 	unsigned		 peak, peak_prev; /* chunks taken per tick */
+	unsigned		 pool_low;	/* fewest spares this window */
 	unsigned		 ticks;
 
 	/* Ready chunks, exporter thread -> worker; NULL: empty slot. */
@@ -785,9 +786,11 @@ chunk_done(struct exporter_queue *q, struct export_chunk *c)
 /*
  * Consumer, every tick: top up the hand-over slots to what the worker
  * took per tick lately (the larger of this window's and the last one's
- * peak) plus one, from the spare chunks or new ones faulted in here; take
- * back what is ready beyond that and unmap the spares beyond the peak.
- * Idle for two windows, a queue keeps its current chunk and one ready.
+ * peak) plus one, from the spare chunks or new ones faulted in here, and
+ * take back what is ready beyond that.  At the end of each window, unmap
+ * the spares that were not needed during all of it (the fewest seen), so
+ * a steady load maps nothing and a queue idle for two windows keeps its
+ * current chunk and one ready.
  */
 static void
 queue_upkeep(struct exporter_queue *q)
@@ -804,11 +807,6 @@ queue_upkeep(struct exporter_queue *q)
 	q->nmapped_seen = nmapped;
 	if (taken > q->peak)
 		q->peak = taken > EXPORT_HAND ? EXPORT_HAND : (unsigned)taken;
-	if (++q->ticks >= EXPORT_TRIM_TICKS) {
-		q->peak_prev = q->peak;
-		q->peak = 0;
-		q->ticks = 0;
-	}
 	keep = q->peak > q->peak_prev ? q->peak : q->peak_prev;
 	/* Never more ready than the byte bound could link. */
 	limit = q->cap / q->chunk_len;
@@ -843,14 +841,21 @@ queue_upkeep(struct exporter_queue *q)
 		__atomic_store_n(&q->hand[k], c, __ATOMIC_RELEASE);
 		ready++;
 	}
-	while (q->npool > keep) {
-		c = q->pool;
+	if (q->npool < q->pool_low)
+		q->pool_low = q->npool;
+	if (++q->ticks < EXPORT_TRIM_TICKS)
+		return;
+	for (; q->pool_low > 0 && (c = q->pool) != NULL; q->pool_low--) {
 		q->pool = c->next;
 		q->npool--;
 		__atomic_store_n(&q->mapped_cons, q->mapped_cons -
 		    c->map_len, __ATOMIC_RELEASE);
 		chunk_unmap(c);
 	}
+	q->pool_low = q->npool;
+	q->peak_prev = q->peak;
+	q->peak = 0;
+	q->ticks = 0;
 }
 
 /* Move records from the rings into the batch, up to its bounds. */

@@ -1103,6 +1103,88 @@ START_TEST(datadog_stalled_agent_accounting)
 }
 END_TEST
 
+/*
+ * The export queues' memory follows the load (issue 11 item 3), read
+ * from tracestitch_export_queue_bytes with the default max_queue_spans
+ * (100000: 64 MiB of byte bound per worker, which the old ring touched in
+ * full on its first lap): a few chunks at light load, the backlog while
+ * the agent stalls, a few chunks again once it is drained.
+ */
+#define QCHUNK	(256.0 * 1024)
+
+static double
+queue_bytes(struct itest_proc *gw)
+{
+	char *t = metrics_text(gw);
+	double v = itest_metric(t, "tracestitch_export_queue_bytes", NULL);
+
+	free(t);
+	ck_assert_msg(v >= 0, "no tracestitch_export_queue_bytes");
+	return v;
+}
+
+START_TEST(datadog_queue_memory_follows_load)
+{
+	struct itest_proc *agent, *gw;
+	struct acct a;
+	double most = 0, b;
+	long rss_light, rss_stall, rss_drained;
+	int64_t deadline;
+	size_t i;
+	char *ex;
+
+	agent = itest_agent_start("normal", NULL);
+	ex = dd_exporter(agent, NULL);
+	gw = start_gateway(NULL, ex, "off");
+	free(ex);
+
+	/* Light load: 20 x 100 requests, the gauge read in between. */
+	for (i = 0; i < 20; i++) {
+		(void)acct_requests(gw, 100, &a);
+		if ((b = queue_bytes(gw)) > most)
+			most = b;
+		poll(NULL, 0, 20);
+	}
+	rss_light = itest_rss_kb(gw->pid);
+	/*
+	 * Two workers, each its current chunk, a few ready and spare (seen:
+	 * 6 and 2): a sixteenth of the one ring a worker had.
+	 */
+	ck_assert_msg(most <= 16 * QCHUNK, "light load: %g bytes", most);
+
+	/* A stall: the backlog is held in memory. */
+	ck_assert_int_eq(itest_agent_control(agent, "/control/mode?stall",
+	    ""), 0);
+	(void)acct_requests(gw, 6000, &a);
+	b = queue_bytes(gw);
+	rss_stall = itest_rss_kb(gw->pid);
+	acct_read(gw, &a);
+	ck_assert_msg(b >= a.queued * 400 && b > most, "stalled: %g bytes for "
+	    "%g spans", b, a.queued);
+
+	/* The agent answers again: drained, and the memory goes back. */
+	ck_assert_int_eq(itest_agent_control(agent, "/control/mode?normal",
+	    ""), 0);
+	deadline = itest_now_ms() + SPAN_WAIT_MS;
+	for (;;) {
+		acct_read(gw, &a);
+		b = queue_bytes(gw);
+		if (a.queued == 0 && a.inflight == 0 && b <= 2 * 2 * QCHUNK)
+			break;
+		ck_assert_msg(itest_now_ms() < deadline, "not given back: "
+		    "%g bytes, queued %g, inflight %g", b, a.queued,
+		    a.inflight);
+		poll(NULL, 0, 50);
+	}
+	ck_assert(a.exported + a.dropped == a.submitted);
+	rss_drained = itest_rss_kb(gw->pid);
+	fprintf(stderr, "queue memory: light %g KiB (VmRSS %ld KiB), "
+	    "stalled %g spans (VmRSS %ld KiB), drained %g KiB (VmRSS %ld "
+	    "KiB)\n", most / 1024, rss_light, a.submitted, rss_stall, b / 1024,
+	    rss_drained);
+}
+END_TEST
+
 /* JSON helpers for OTLP. */
 static json_t *
 otlp_attr(json_t *attrs, const char *key)
@@ -1444,6 +1526,7 @@ export_suite(void)
 	    (int)ITEST_NITEMS(bad_agents));
 	tcase_add_test(bad, datadog_stalled_agent_rss_bounded);
 	tcase_add_test(bad, datadog_stalled_agent_accounting);
+	tcase_add_test(bad, datadog_queue_memory_follows_load);
 	suite_add_tcase(s, bad);
 
 	tcase_add_checked_fixture(other, setup, teardown);
