@@ -1,7 +1,7 @@
 /*
- * exporter.c -- the exporter core: per-worker SPSC byte rings, the span
+ * exporter.c -- the exporter core: per-worker SPSC chunk queues, the span
  * encoder that runs on the worker, and the exporter thread (its own event
- * base) that drains the rings on a tick, batches, flushes on
+ * base) that drains the queues on a tick, batches, flushes on
  * exporter.flush_interval or when enough is queued, retries transient
  * failures with exponential backoff, counts every drop, and publishes the
  * agent's rate_by_service table as an immutable, versioned snapshot
@@ -16,10 +16,10 @@
  * chunk's end) means "continue in the next chunk".  The producer
  * publishes each record with a release store of nprod, the consumer
  * publishes what it took with a release store of ncons: no locks, no
- * read-modify-write instructions, and the producer reads the consumer's
- * counters only when its cached copies say the queue looks full.  A
- * record count bound (exporter.max_queue_spans split over the workers)
- * sits on top of the byte bound.
+ * read-modify-write instruction per span, and the producer reads the
+ * consumer's counters only when its cached copies say the queue looks
+ * full.  A record count bound (exporter.max_queue_spans split over the
+ * workers) sits on top of the byte bound.
  *
  * Chunks go round: the consumer keeps the chunks it has emptied and hands
  * them back to the producer, already resident, through a few hand-over
@@ -33,23 +33,23 @@
  * with an atomic exchange, so either side may empty it; the worker does
  * that once per chunk (every few hundred spans), never per span.
  *
- * Accounting.  Every span accepted into a ring is, at every moment, in
- * exactly one of: queued (in a ring: nprod - ncons), in flight (taken
+ * Accounting.  Every span accepted into a queue is, at every moment, in
+ * exactly one of: queued (in a queue: nprod - ncons), in flight (taken
  * into the batch, being sent or waiting for a retry), exported, or
  * dropped (agent error, unsampled, shutdown).  The exporter thread moves
  * spans between the last four; it does each move inside a sequence lock
  * (acct_begin/acct_end) so that exporter_get_stats, and so /metrics,
  * reads them as one consistent snapshot even while a batch is in flight.
- * Queue-full drops never enter a ring; they are counted on the worker.
+ * Queue-full drops never enter a queue; they are counted on the worker.
  */
 #include <sys/mman.h>
 #include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +205,7 @@ struct exporter {
 
 	/* Exporter-thread counters (relaxed stores, single writer). */
 	uint64_t		 exported, dropped_agent, dropped_unsampled;
-	uint64_t		 inflight_spans; /* out of the rings,
+	uint64_t		 inflight_spans; /* out of the queues,
 						   not yet exported or dropped */
 	uint64_t		 acct_seq;	/* odd while moving spans */
 	uint64_t		 requests, errors;
@@ -720,7 +720,7 @@ queues_head(struct exporter *ex)
 	return q;
 }
 
-/* Records waiting in every ring (relaxed). */
+/* Records waiting in every queue (relaxed). */
 static uint64_t
 queued_total(struct exporter *ex)
 {
@@ -858,7 +858,7 @@ queue_upkeep(struct exporter_queue *q)
 	q->ticks = 0;
 }
 
-/* Move records from the rings into the batch, up to its bounds. */
+/* Move records from the queues into the batch, up to its bounds. */
 static void
 drain(struct exporter *ex)
 {
@@ -895,7 +895,7 @@ drain(struct exporter *ex)
 		moved += ncons - q->ncons;
 		__atomic_store_n(&q->ncons, ncons, __ATOMIC_RELEASE);
 	}
-	/* Out of the rings, into the batch: in flight until it settles. */
+	/* Out of the queues, into the batch: in flight until it settles. */
 	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans + moved,
 	    __ATOMIC_RELAXED);
 	acct_end(ex);
@@ -1193,8 +1193,8 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		ex->inflight = NULL;
 	}
 	/*
-	 * What is in flight and what is still in the rings is dropped: the
-	 * rings are emptied so that no span counts both as queued and as
+	 * What is in flight and what is still in the queues is dropped: the
+	 * queues are emptied so that no span counts both as queued and as
 	 * dropped (the workers submit no more).
 	 */
 	acct_begin(ex);
