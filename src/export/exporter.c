@@ -759,28 +759,28 @@ batch_add(struct exporter *ex, const char *p, size_t len)
 	ex->bn++;
 }
 
-/* Consumer: put c on the spare list. */
+/* Consumer: keep c as a spare (at most EXPORT_HAND of them), or unmap. */
 static void
-pool_put(struct exporter_queue *q, struct export_chunk *c)
+chunk_spare(struct exporter_queue *q, struct export_chunk *c)
 {
-	c->next = q->pool;
-	q->pool = c;
-	q->npool++;
-}
-
-/* Consumer: chunk c is emptied and out of the chain; keep or unmap it. */
-static void
-chunk_done(struct exporter_queue *q, struct export_chunk *c)
-{
-	__atomic_store_n(&q->released, q->released + c->map_len,
-	    __ATOMIC_RELEASE);
 	if (c->map_len == q->chunk_len && q->npool < EXPORT_HAND) {
-		pool_put(q, c);
+		c->next = q->pool;
+		q->pool = c;
+		q->npool++;
 		return;
 	}
 	__atomic_store_n(&q->mapped_cons, q->mapped_cons - c->map_len,
 	    __ATOMIC_RELEASE);
 	chunk_unmap(c);
+}
+
+/* Consumer: chunk c is emptied and out of the chain. */
+static void
+chunk_done(struct exporter_queue *q, struct export_chunk *c)
+{
+	__atomic_store_n(&q->released, q->released + c->map_len,
+	    __ATOMIC_RELEASE);
+	chunk_spare(q, c);
 }
 
 /*
@@ -822,7 +822,7 @@ queue_upkeep(struct exporter_queue *q)
 			c = __atomic_exchange_n(&q->hand[k], NULL,
 			    __ATOMIC_ACQUIRE);
 			if (c != NULL)
-				pool_put(q, c);
+				chunk_spare(q, c);
 			continue;
 		}
 		if (ready >= want)
