@@ -462,6 +462,67 @@ START_TEST(test_queue_memory_follows_load)
 }
 END_TEST
 
+/*
+ * A record larger than a chunk (256 KiB) gets a chunk of its own size
+ * (with the page's rest for the next records), unmapped once the queue
+ * has moved past it and it is sent; one larger than a quarter of the
+ * byte bound (2 MiB here) is dropped as queue_full.
+ */
+START_TEST(test_queue_large_record)
+{
+	static char big[60001];
+	static const char *const keys[9] = {
+		"big0", "big1", "big2", "big3", "big4", "big5", "big6",
+		"big7", "big8",
+	};
+	struct span *small = span_new(), *large = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	size_t body = 0, r;
+	int i;
+
+	memset(big, 'b', sizeof big - 1);
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(small);
+	make_span(large);
+	/* Borrowed, not copied: the span's arena holds 24 KiB. */
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(span_add_meta_static(large, keys[i], 4, big,
+		    60000), 0);
+	ck_assert(exporter_submit(q, small));
+	ck_assert(exporter_submit(q, large));	/* ~300 KB */
+	/* Past the rest of its last page (< 4 KiB). */
+	for (i = 0; i < 20; i++)
+		ck_assert(exporter_submit(q, small));
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_gt(st.queue_bytes, 300000);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 22);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	pthread_mutex_lock(&agent.mu);
+	for (r = 0; r < agent.nreqs; r++)
+		body += agent.reqs[r].body_len;
+	pthread_mutex_unlock(&agent.mu);
+	ck_assert_uint_gt(body, 5 * 60000);
+	/* Sent: its chunk is unmapped, not kept as a spare. */
+	WAIT_STATS(ex, st, st.queue_bytes <= 2 * 256 * 1024);
+
+	for (i = 5; i < 9; i++)
+		ck_assert_int_eq(span_add_meta_static(large, keys[i], 4, big,
+		    60000), 0);
+	ck_assert(!exporter_submit(q, large));	/* ~540 KB > 512 KiB */
+	ck_assert(exporter_submit(q, small));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 23);
+	ck_assert_uint_eq(st.dropped_queue_full, 1);
+	exporter_free(ex);
+	span_free(small);
+	span_free(large);
+}
+END_TEST
+
 /* Submits while the agent is down, stalled, failing: never slow. */
 static void
 assert_submit_fast(struct exporter *ex, int count)
@@ -805,6 +866,7 @@ exporter_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_queue_full);
 	tcase_add_test(tc, test_ring_wrap);
+	tcase_add_test(tc, test_queue_large_record);
 	tcase_add_test(tc, test_free_flushes);
 	tcase_add_test(tc, test_flush_timer);
 	tcase_add_test(tc, test_stdout);
