@@ -1554,6 +1554,7 @@ exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
 {
 	struct exporter_queue *head, *q;
 	uint64_t s1, s2, ncons;
+	unsigned spins = 0;
 
 	memset(st, 0, sizeof *st);
 	if (ex->type == CONFIG_EXPORTER_NONE)
@@ -1568,7 +1569,15 @@ exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
 	for (;;) {
 		s1 = __atomic_load_n(&ex->acct_seq, __ATOMIC_ACQUIRE);
 		if ((s1 & 1) != 0) {
-			sched_yield();
+			/*
+			 * A move takes microseconds; should the exporter
+			 * thread be preempted in one (it may run at a lower
+			 * priority than this one), sleep instead of spinning.
+			 */
+			if (++spins < 64)
+				sched_yield();
+			else
+				(void)usleep(50);
 			continue;
 		}
 		ncons = 0;
