@@ -35,7 +35,7 @@ help:
 	@echo "make run           demo backend + gateway on 127.0.0.1:8080, Ctrl-C stops"
 	@echo "make test          every meson suite, then the e2e and interop suites"
 	@echo "make interop       dd-trace and OpenTelemetry backends continue our traces"
-	@echo "make check         unit + integration suites only"
+	@echo "make check         unit, integration and lint suites only"
 	@echo "make sanitize      unit + integration under ASan + UBSan ($(ASAN_BUILD)/)"
 	@echo "make valgrind      unit suites under valgrind"
 	@echo "make bench         wrk: tracestitch against nginx (slow, not in test)"
@@ -94,7 +94,7 @@ interop:
 	BUILD=$(BUILD) bash tests/interop/run.sh
 
 check: build
-	$(MESON) test -C $(BUILD) --suite unit --suite integration \
+	$(MESON) test -C $(BUILD) --suite unit --suite integration --suite lint \
 	    --print-errorlogs
 
 sanitize: deps
