@@ -190,13 +190,17 @@ baggage_get(const char *hdr, const char *key)
 	}
 }
 
+/* The binary's own parser (config.c), as for DD_TRACE_PROPAGATION_STYLE. */
 static void
 apply_styles(const char *v, enum config_style *out, size_t *n)
 {
-	const char *err = NULL;
+	struct config_styles l;
+	char msg[256];
 
-	ck_assert_msg(propagation_parse_styles(v, out, n, &err) == 0,
-	    "styles %s: %s", v, err);
+	ck_assert_msg(config_styles_parse(v, &l, msg, sizeof msg) == 0,
+	    "styles %s: %s", v, msg);
+	memcpy(out, l.v, l.n * sizeof l.v[0]);
+	*n = l.n;
 }
 
 /* Map a vector's DD_* config onto a propagation_conf. */
@@ -779,29 +783,6 @@ START_TEST(test_known_headers)
 }
 END_TEST
 
-START_TEST(test_parse_styles)
-{
-	enum config_style st[CONFIG_MAX_STYLES];
-	const char *err = NULL;
-	size_t n;
-
-	ck_assert_int_eq(propagation_parse_styles("Datadog, tracecontext b3multi",
-	    st, &n, &err), 0);
-	ck_assert_uint_eq(n, 3);
-	ck_assert_int_eq(st[2], CONFIG_STYLE_B3MULTI);
-	ck_assert_int_eq(propagation_parse_styles("b3 single header,baggage",
-	    st, &n, &err), 0);
-	ck_assert_uint_eq(n, 2);
-	ck_assert_int_eq(st[0], CONFIG_STYLE_B3);
-	ck_assert_int_eq(propagation_parse_styles("none", st, &n, &err), 0);
-	ck_assert_uint_eq(n, 0);
-	ck_assert_int_eq(propagation_parse_styles("datadog,datadog", st, &n,
-	    &err), -1);
-	ck_assert_int_eq(propagation_parse_styles("jaeger", st, &n, &err), -1);
-	ck_assert_str_eq(err, "unknown propagation style");
-}
-END_TEST
-
 START_TEST(test_stats_counted)
 {
 	static const struct trace_header h[] = {
@@ -879,7 +860,6 @@ propagation_suite(void)
 	tcase_add_test(tc, test_extract_first);
 	tcase_add_test(tc, test_same_trace_parent_differs_p);
 	tcase_add_test(tc, test_known_headers);
-	tcase_add_test(tc, test_parse_styles);
 	tcase_add_test(tc, test_stats_counted);
 	tcase_add_test(tc, test_no_leak_between_requests);
 	suite_add_tcase(s, tc);
