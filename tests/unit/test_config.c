@@ -691,9 +691,15 @@ START_TEST(test_style_yaml_items)
 		{ "[none, none]", "t.yaml:4:19: propagation.extract[1]: "
 		  "expected each style once, got none twice\n" },
 	};
+	char *empty[] = { "DD_TRACE_PROPAGATION_STYLE_EXTRACT=", NULL };
 	char *text, *errors;
+	struct config *cfg;
 	size_t i;
 
+	/* An empty variable is an unset one: the default list. */
+	cfg = load_ok(minimal, empty);
+	ck_assert_uint_eq(cfg->propagation.n_extract, 3);
+	config_unref(cfg);
 	for (i = 0; i < TS_NITEMS(rows); i++) {
 		xasprintf(&text, "%spropagation:\n  extract: %s\n", minimal,
 		    rows[i].list);

@@ -320,6 +320,7 @@ START_TEST(test_invalid_tracestate_ignores_dd)
 	ck_assert_int_eq(prop_w3c_extract(unsampled, 3, fresh_arena(), &c),
 	    PROP_OK);
 	ck_assert_str_eq(c.tracestate_error, "illegal_key_char");
+	ck_assert_ptr_null(c.propagation_error);	/* no span tag */
 	ck_assert_int_eq(c.priority, 0);
 	ck_assert_ptr_null(c.origin);
 	ck_assert_ptr_null(c.last_dd_parent_id);

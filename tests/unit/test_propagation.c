@@ -672,6 +672,34 @@ START_TEST(test_ignore_drops_everything)
 }
 END_TEST
 
+/* An invalid tracestate: the trace goes on, only our dd member goes out. */
+START_TEST(test_invalid_tracestate_not_forwarded)
+{
+	static const struct trace_header h[] = {
+		HDR("traceparent",
+		    "00-12345678901234567890123456789012-1234567890123456-01"),
+		HDR("tracestate", "dd=s:2;o:rum,foo=1"),
+		HDR("tracestate", "bar=2,foo.bar=3"),
+	};
+	struct propagation_conf pc;
+	struct trace_extract *ex = malloc(sizeof *ex);
+	struct span *sp = span_new();
+	struct out_headers o = { .n = 0 };
+	const char *ts;
+
+	propagation_conf_defaults(&pc);
+	pipeline(&pc, h, TS_NITEMS(h), ex, sp, &o);
+	ck_assert(ex->continued);
+	ck_assert_uint_eq(sp->trace_id.low, 0x7890123456789012ULL);
+	ck_assert_ptr_nonnull(ts = out_get(&o, "tracestate"));
+	ck_assert_msg(full_match("dd=s:1;p:[0-9a-f]{16}", ts), "%s", ts);
+	ck_assert_ptr_null(sp->origin);
+	out_clear(&o);
+	span_free(sp);
+	free(ex);
+}
+END_TEST
+
 START_TEST(test_restart_links_primary)
 {
 	static const struct trace_header h[] = {
@@ -856,6 +884,7 @@ propagation_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("pipeline");
 	tcase_add_test(tc, test_ignore_drops_everything);
+	tcase_add_test(tc, test_invalid_tracestate_not_forwarded);
 	tcase_add_test(tc, test_restart_links_primary);
 	tcase_add_test(tc, test_extract_first);
 	tcase_add_test(tc, test_same_trace_parent_differs_p);
