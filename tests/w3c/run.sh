@@ -55,12 +55,17 @@ export HARNESS_PORT W3C_BACK_PORT W3C_FRONT_PORT
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tracestitch-w3c.XXXXXX")
 GW_PID=
+keep=
 cleanup() {
 	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
 		kill "$GW_PID" 2>/dev/null || true
 		wait "$GW_PID" 2>/dev/null || true
 	fi
-	rm -rf "$dir"
+	# The logs of a failed run stay for a look; a passing run leaves
+	# nothing behind.
+	if [ -z "$keep" ]; then
+		rm -rf "$dir"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -102,6 +107,7 @@ for _ in $(seq 100); do
 done
 if [ "$ready" -ne 1 ]; then
 	echo "w3c: the gateway did not start on 127.0.0.1:$GW_PORT:" >&2
+	keep=1
 	sed 's/^/    /' "$dir/gateway.log" >&2
 	exit 1
 fi
@@ -118,8 +124,9 @@ if ! kill -0 "$GW_PID" 2>/dev/null; then
 	rc=1
 fi
 if [ "$rc" -ne 0 ]; then
-	echo "w3c: harness log:" >&2
-	grep -E '^(FAIL|ERROR|AssertionError|Traceback)' \
+	keep=1
+	echo "w3c: failures (logs kept in $dir):" >&2
+	grep -E '^(FAIL|ERROR|AssertionError)' \
 	    "$dir/out/harness.log" >&2 || true
 fi
 exit "$rc"
