@@ -1042,7 +1042,8 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 			}
 			free(ipath);
 		}
-		if (rc == 0 && config_styles_finish(&sl, msg, sizeof msg) != 0) {
+		if (rc == 0 &&
+		    config_styles_finish(&sl, msg, sizeof msg) != 0) {
 			cfg_error(ctx, v, dpath, "%s", msg);
 			rc = -1;
 		}

@@ -207,7 +207,8 @@ w3c_key_check(const char *k, size_t len)
 	if (len > PROP_W3C_KEY_MAX)
 		return "key_too_long";
 	for (i = 0; i < len; i++) {
-		if ((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9'))
+		if ((k[i] >= 'a' && k[i] <= 'z') ||
+		    (k[i] >= '0' && k[i] <= '9'))
 			continue;
 		if (i > 0 && (k[i] == '_' || k[i] == '-' || k[i] == '*' ||
 		    k[i] == '/' || k[i] == '@'))
@@ -261,9 +262,10 @@ w3c_member_check(const char *m, size_t len, size_t *klen)
  * list is checked first: one member that breaks the grammar, or more than
  * 32 members, and the whole header is discarded, as the W3C processing
  * model allows for a tracestate that cannot be parsed; nothing of it is
- * read or forwarded and c->tracestate_error says why.  A repeated key keeps its first
- * member: the spec lets a vendor pass or drop duplicates, and dropping
- * them means we never send one (4.1 "duplicate keys must not be produced").
+ * read or forwarded and c->tracestate_error says why.  A repeated key
+ * keeps its first member: the spec lets a vendor pass or drop duplicates,
+ * and dropping them means we never send one (4.1 "duplicate keys must not
+ * be produced").
  */
 static void
 w3c_parse_tracestate(const struct trace_header *h, size_t n,

@@ -10,8 +10,8 @@
 
 #define PROP_W3C_TRACEPARENT_LEN	55
 #define PROP_W3C_MAX_MEMBERS		32	/* W3C tracestate limit */
-#define PROP_W3C_KEY_MAX		256	/* tracestate key (3.3.1.3.1) */
-#define PROP_W3C_VALUE_MAX		256	/* tracestate value (3.3.1.3.2) */
+#define PROP_W3C_KEY_MAX		256	/* member key, 3.3.1.3.1 */
+#define PROP_W3C_VALUE_MAX		256	/* member value, 3.3.1.3.2 */
 #define PROP_W3C_DD_MAX_OUT		256	/* outgoing "dd=..." member */
 #define PROP_W3C_DD_MAX_IN		512	/* incoming dd value */
 

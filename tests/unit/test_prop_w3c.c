@@ -277,7 +277,7 @@ START_TEST(test_tracestate_vectors)
 		ck_assert_int_eq(prop_w3c_extract(h, n + 1, fresh_arena(), &c),
 		    PROP_OK);
 		rows++;
-		/* Every row is checked; the mismatches are listed, then fail. */
+		/* Every row is checked; mismatches are listed, then fail. */
 		if (strcmp(others, "-") == 0 ? c.tracestate_others != NULL :
 		    (c.tracestate_others == NULL ||
 		    strcmp(c.tracestate_others, others) != 0))
