@@ -100,8 +100,10 @@ static struct {
 	struct event *drain_timer;
 	struct config_addr *bound_addrs;	/* resolved listen ports */
 	int *listen_fds;		/* one per server.listen, shared */
+	char **listen_names;		/* "host:port" as bound, for logs */
 	size_t n_listen_fds;
 	struct evconnlistener *admin_lev;	/* under srv.admin */
+	char *admin_name;		/* "host:port" as bound */
 	struct server_backoff admin_backoff;
 	struct metrics *metrics;	/* main thread's block */
 	struct exporter *exporter;	/* spans off the request path */
@@ -524,8 +526,7 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 				snprintf(who, sizeof who, "worker %u", w->id);
 				server_backoff_start(&w->backoff, w->metrics,
 				    who, i < w->n_listeners ?
-				    w->wgen->gen->cfg->listen[i].text : "?",
-				    err);
+				    srv.listen_names[i] : "?", err);
 				return;
 			}
 		}
@@ -743,6 +744,7 @@ server_listeners_open(const struct config *cfg, char **cause)
 		    "at net.core.somaxconn = %ld",
 		    (unsigned long long)cfg->backlog, cap);
 	srv.listen_fds = xcalloc(cfg->n_listen, sizeof *srv.listen_fds);
+	srv.listen_names = xcalloc(cfg->n_listen, sizeof *srv.listen_names);
 	for (a = 0; a < cfg->n_listen; a++) {
 		char *what;
 		uint16_t port;
@@ -754,7 +756,12 @@ server_listeners_open(const struct config *cfg, char **cause)
 		free(what);
 		if (fd == -1)
 			return -1;
-		srv.listen_fds[srv.n_listen_fds++] = fd;
+		srv.listen_fds[srv.n_listen_fds] = fd;
+		xasprintf(&srv.listen_names[srv.n_listen_fds++], "%s%s%s:%u",
+		    strchr(cfg->listen[a].host, ':') != NULL ? "[" : "",
+		    cfg->listen[a].host,
+		    strchr(cfg->listen[a].host, ':') != NULL ? "]" : "",
+		    (unsigned)port);
 		srv.bound_addrs[a].port = port;
 	}
 	return 0;
@@ -782,10 +789,14 @@ server_listeners_close(void)
 {
 	size_t i;
 
-	for (i = 0; i < srv.n_listen_fds; i++)
+	for (i = 0; i < srv.n_listen_fds; i++) {
 		close(srv.listen_fds[i]);
+		free(srv.listen_names[i]);
+	}
 	free(srv.listen_fds);
+	free(srv.listen_names);
 	srv.listen_fds = NULL;
+	srv.listen_names = NULL;
 	srv.n_listen_fds = 0;
 }
 
@@ -1063,7 +1074,7 @@ server_admin_accept_error_cb(struct evconnlistener *l, void *arg)
 	(void)arg;
 	evconnlistener_disable(l);
 	server_backoff_start(&srv.admin_backoff, srv.metrics, "admin",
-	    srv.gen->cfg->admin_listen.text, err);
+	    srv.admin_name, err);
 }
 
 /* The admin listener on the main base. */
@@ -1104,10 +1115,11 @@ server_admin_start(const struct config *cfg, char **cause)
 	if (srv.admin_backoff.timer == NULL)
 		fatalx("out of memory");
 	evhttp_set_gencb(srv.admin, server_admin_cb, NULL);
-	log_info("admin listening on http://%s%s%s:%u",
+	xasprintf(&srv.admin_name, "%s%s%s:%u",
 	    strchr(cfg->admin_listen.host, ':') ? "[" : "",
 	    cfg->admin_listen.host,
 	    strchr(cfg->admin_listen.host, ':') ? "]" : "", (unsigned)port);
+	log_info("admin listening on http://%s", srv.admin_name);
 	return 0;
 }
 
@@ -1221,6 +1233,7 @@ server_main(struct config *cfg)
 		evhttp_free(srv.admin);	/* and srv.admin_lev */
 	if (srv.admin_backoff.timer != NULL)
 		event_free(srv.admin_backoff.timer);
+	free(srv.admin_name);
 	server_listeners_close();
 	for (i = 0; i < srv.n_workers; i++) {
 		struct worker *w = &srv.workers[i];

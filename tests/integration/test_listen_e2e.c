@@ -79,7 +79,7 @@ assert_start_refused(const char *yaml, const char *want)
 
 	args[1] = itest_write_temp(yaml, ".yaml");
 	rc = itest_gateway_run(args, NULL, &err, ITEST_TIMEOUT_MS);
-	ck_assert_msg(rc > 0, "second gateway exit status %d (want > 0); "
+	ck_assert_msg(rc == 1, "second gateway exit status %d (want 1); "
 	    "stderr:\n%s", rc, err);
 	ck_assert_msg(strstr(err, want) != NULL, "stderr lacks \"%s\":\n%s",
 	    want, err);
@@ -274,8 +274,9 @@ somaxconn(void)
 START_TEST(backlog_is_the_listen_queue)
 {
 	struct itest_proc *gw;
-	long want;
-	char *yaml;
+	long want, cap = somaxconn();
+	char *yaml, *log, *line, *addr;
+	size_t from;
 
 	yaml = config_on("127.0.0.1:0", "127.0.0.1:0",
 	    "  backlog: 77\n");
@@ -284,13 +285,44 @@ START_TEST(backlog_is_the_listen_queue)
 	ck_assert_int_eq(listen_queue_max(gw->port), 77);
 	ck_assert_int_eq(listen_queue_max(gw->admin_port), 77);
 	assert_serves(gw->port);
+
+	/* It cannot change on reload; the sockets stay as they are. */
+	addr = itest_strf("127.0.0.1:%u", gw->port);
+	yaml = config_on(addr, "127.0.0.1:0", "  backlog: 78\n");
+	free(addr);
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, "server.backlog: "
+	    "cannot change on reload", from, ITEST_TIMEOUT_MS) != -1,
+	    "reload changing server.backlog was not refused");
+	ck_assert_int_eq(listen_queue_max(gw->port), 77);
+	assert_serves(gw->port);
 	itest_proc_stop(gw, SIGTERM, ITEST_TIMEOUT_MS);
+
+	/* Above net.core.somaxconn: the kernel's cap, and a line says so. */
+	if (cap < 65535) {
+		yaml = config_on("127.0.0.1:0", "127.0.0.1:0",
+		    "  backlog: 65535\n");
+		gw = itest_gateway_start(yaml);
+		free(yaml);
+		ck_assert_int_eq(listen_queue_max(gw->port), cap);
+		log = itest_log_read(gw, ITEST_STDERR);
+		line = itest_strf("info: server.backlog 65535: the kernel caps "
+		    "listen queues at net.core.somaxconn = %ld", cap);
+		ck_assert_msg(strstr(log, line) != NULL, "no \"%s\" in:\n%s",
+		    line, log);
+		free(line);
+		free(log);
+		itest_proc_stop(gw, SIGTERM, ITEST_TIMEOUT_MS);
+	}
 
 	/* The default, 1024, as far as the kernel allows. */
 	yaml = config_on("127.0.0.1:0", "127.0.0.1:0", NULL);
 	gw = itest_gateway_start(yaml);
 	free(yaml);
-	want = somaxconn() < 1024 ? somaxconn() : 1024;
+	want = cap < 1024 ? cap : 1024;
 	ck_assert_int_eq(listen_queue_max(gw->port), want);
 }
 END_TEST
@@ -333,7 +365,7 @@ START_TEST(fd_exhaustion_pauses_accepting)
 	int64_t w0, w1, deadline;
 	size_t from, lines, bytes0, bytes1;
 	double emfile;
-	char *yaml;
+	char *yaml, *line;
 
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &mine), 0);
 	if (mine.rlim_cur < EXHAUST_CONNS + 64) {
@@ -359,8 +391,11 @@ START_TEST(fd_exhaustion_pauses_accepting)
 	/* One waiting on the admin listener too (the main thread). */
 	admin_fd = itest_connect_fd(gw->admin_port);
 	ck_assert_int_ne(admin_fd, -1);
-	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, "Too many open files",
-	    from, ITEST_TIMEOUT_MS) != -1, "no accept failure logged");
+	line = itest_strf(": accept on 127.0.0.1:%u: Too many open files: "
+	    "not accepting for ", gw->port);
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, line, from,
+	    ITEST_TIMEOUT_MS) != -1, "no \"%s\" logged", line);
+	free(line);
 
 	/* Out of descriptors with connections still queued: measure. */
 	bytes0 = itest_log_size(gw, ITEST_STDERR);
