@@ -362,7 +362,7 @@ START_TEST(fd_exhaustion_pauses_accepting)
 	struct rlimit rl = { EXHAUST_NOFILE, EXHAUST_NOFILE }, mine;
 	int fds[EXHAUST_CONNS], admin_fd, i;
 	long t0, t1, ticks, hz = sysconf(_SC_CLK_TCK);
-	int64_t w0, w1, deadline;
+	int64_t w0, w1, deadline, closed;
 	size_t from, lines, bytes0, bytes1;
 	double emfile;
 	char *yaml, *line;
@@ -418,7 +418,13 @@ START_TEST(fd_exhaustion_pauses_accepting)
 	ck_assert_msg(itest_log_count(gw, ITEST_STDERR, "libevent", from) ==
 	    0, "libevent logged accept errors itself");
 
-	/* Recovery: the descriptors come back, requests are served. */
+	/*
+	 * Recovery: the descriptors come back, requests are served.  The
+	 * pauses so far were 10, 20, ... 640 ms (1270 ms) and then 1 s, so
+	 * the armed timer has some 700 ms left: a request served well
+	 * before that means the closing connections resumed accepting.
+	 */
+	closed = itest_now_ms();
 	for (i = 0; i < EXHAUST_CONNS; i++)
 		close(fds[i]);
 	close(admin_fd);
@@ -433,6 +439,9 @@ START_TEST(fd_exhaustion_pauses_accepting)
 		poll(NULL, 0, 10);
 	}
 	itest_resp_clear(&r);
+	ck_assert_msg(itest_now_ms() - closed < 400, "first request served "
+	    "%lld ms after the connections closed",
+	    (long long)(itest_now_ms() - closed));
 	ck_assert_int_eq(itest_get(gw->admin_port, "/metrics", &r), 0);
 	emfile = itest_metric(r.body, "tracestitch_accept_errors_total",
 	    "reason=\"emfile\"");
