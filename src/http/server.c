@@ -431,9 +431,12 @@ static void
 server_backoff_start(struct server_backoff *b, struct metrics *m,
     const char *who, const char *what, int err)
 {
+	struct timespec now;
 	struct timeval tv;
-	int64_t sec = (int64_t)(util_now_us() / 1000000);
+	int64_t sec;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sec = (int64_t)now.tv_sec;
 	metrics_add(m, server_accept_reason(err), 1);
 	if (b->delay_ms == 0)
 		b->delay_ms = SERVER_BACKOFF_MIN_MS;
@@ -443,7 +446,7 @@ server_backoff_start(struct server_backoff *b, struct metrics *m,
 	if (sec != b->log_sec) {
 		if (b->log_n > 0)
 			log_warnx("%s: accept on %s: %s: not accepting for "
-			    "%llu ms (%u more failures in the last second)",
+			    "%llu ms (%u more failures since the last report)",
 			    who, what, strerror(err),
 			    (unsigned long long)b->delay_ms, b->log_n);
 		else
@@ -939,6 +942,9 @@ server_admin_cb(struct evhttp_request *req, void *arg)
 	int code = 200;
 
 	(void)arg;
+	/* A connection was accepted: a later failure backs off from the
+	 * start again. */
+	srv.admin_backoff.delay_ms = 0;
 	if (body == NULL) {
 		evhttp_send_error(req, 503, NULL);
 		return;
