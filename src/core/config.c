@@ -132,6 +132,11 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.workers", CT_WORKERS, C(workers), .flags = CF_NORELOAD,
 	  .min = 1, .max = 256, .def = "auto",
 	  .help = "worker threads, \"auto\" for one per CPU" },
+	{ "server.backlog", CT_UINT, C(backlog), .flags = CF_NORELOAD,
+	  .min = 1, .max = 65535, .def = "1024",
+	  .help = "listen queue of each listen address (connections the "
+	  "kernel completes before we accept them); Linux caps it at "
+	  "net.core.somaxconn" },
 	{ "server.limits.max_header_bytes", CT_SIZE,
 	  C(limits.max_header_bytes), .min = 1024, .max = 1024 * 1024,
 	  .def = "16384", .help = "largest request line plus headers (431 "
@@ -1997,6 +2002,8 @@ config_check_reload(const struct config *old, const struct config *new,
 		cfg_append(list, ", server.tls", sizeof list);
 	if (old->workers != new->workers)
 		cfg_append(list, ", server.workers", sizeof list);
+	if (old->backlog != new->backlog)
+		cfg_append(list, ", server.backlog", sizeof list);
 	if (old->has_admin != new->has_admin || (old->has_admin &&
 	    strcmp(old->admin_listen.text, new->admin_listen.text) != 0))
 		cfg_append(list, ", admin.listen", sizeof list);

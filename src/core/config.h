@@ -182,6 +182,7 @@ struct config {
 	size_t n_listen;
 	struct config_tls tls;		/* server.tls */
 	unsigned workers;		/* resolved: "auto" -> cores */
+	uint64_t backlog;		/* server.backlog: listen() queue */
 	struct config_limits limits;	/* server.limits */
 
 	bool has_admin;
