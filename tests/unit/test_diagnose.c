@@ -94,9 +94,10 @@ START_TEST(test_header_refused)
 	ck_assert(r.origin_ok);
 	ck_assert_uint_eq(r.n_refused, 2);
 	ck_assert_uint_eq(r.n_tracing_refused, 2);
-	ck_assert(!verdict(&r, "tracestate")->allowed);
-	ck_assert(!verdict(&r, "baggage")->allowed);
-	ck_assert(verdict(&r, "x-datadog-trace-id")->allowed);
+	ck_assert_int_eq(verdict(&r, "tracestate")->state, DIAGNOSE_REFUSED);
+	ck_assert_int_eq(verdict(&r, "baggage")->state, DIAGNOSE_REFUSED);
+	ck_assert_int_eq(verdict(&r, "x-datadog-trace-id")->state,
+	    DIAGNOSE_ALLOWED);
 	ck_assert_int_eq(r.exit_code, DIAGNOSE_EXIT_REFUSED);
 	ck_assert_msg(strstr(r.verdict, "baggage, tracestate") != NULL,
 	    "%s", r.verdict);
@@ -327,11 +328,11 @@ START_TEST(test_parse_response)
 	char bad4[] = "SSH-2.0-OpenSSH_9.2\r\n";
 	struct diagnose_header h[4];
 	const char *errstr;
-	size_t n;
+	size_t n, boff, blen;
 	int status;
 
 	ck_assert_int_eq(diagnose_parse_response(ok, strlen(ok), &status, h,
-	    4, &n, &errstr), 0);
+	    4, &n, &boff, &blen, &errstr), 0);
 	ck_assert_int_eq(status, 204);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_str_eq(h[0].name, "Access-Control-Allow-Origin");
@@ -339,13 +340,13 @@ START_TEST(test_parse_response)
 	ck_assert_str_eq(h[1].value, "Origin");
 	ck_assert_str_eq(h[2].value, "");
 	ck_assert_int_eq(diagnose_parse_response(bad1, strlen(bad1), &status,
-	    h, 4, &n, &errstr), -1);
+	    h, 4, &n, &boff, &blen, &errstr), -1);
 	ck_assert_int_eq(diagnose_parse_response(bad2, strlen(bad2), &status,
-	    h, 4, &n, &errstr), -1);
+	    h, 4, &n, &boff, &blen, &errstr), -1);
 	ck_assert_int_eq(diagnose_parse_response(bad3, strlen(bad3), &status,
-	    h, 4, &n, &errstr), -1);
+	    h, 4, &n, &boff, &blen, &errstr), -1);
 	ck_assert_int_eq(diagnose_parse_response(bad4, strlen(bad4), &status,
-	    h, 4, &n, &errstr), -1);
+	    h, 4, &n, &boff, &blen, &errstr), -1);
 }
 END_TEST
 
