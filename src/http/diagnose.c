@@ -819,8 +819,13 @@ diagnose_probe_origins(const char *origin, char out[][300], size_t max)
 	/* A made-up site under the origin's public suffix (PSL). */
 	if ((psl = psl_latest(NULL)) == NULL)
 		return n;
+	/*
+	 * Names under localhost are the user's own machine (RFC 6761 6.3),
+	 * whatever the PSL's default rule makes of them: no other site.
+	 */
 	reg = psl_registrable_domain(psl, host);
-	if (reg != NULL && (suffix = strchr(reg, '.')) != NULL)
+	if (reg != NULL && (suffix = strchr(reg, '.')) != NULL &&
+	    strcmp(suffix, ".localhost") != 0)
 		snprintf(out[n++], 300, "%.*s://%s%s%s", (int)sl, origin,
 		    label, suffix, port);
 	psl_free(psl);
