@@ -52,10 +52,11 @@ static char nginx_dir[256];
 
 /*
  * Run `tracestitch diagnose` with args (NULL-terminated, after
- * "diagnose"); returns its exit status and the output (caller frees).
+ * "diagnose"); returns its exit status, the output and, when errp is
+ * not NULL, the error output (caller frees).
  */
 static int
-diagnose(const char *const *args, char **out)
+diagnose_err(const char *const *args, char **out, char **errp)
 {
 	const char *argv[15];
 	char *err = NULL;
@@ -70,8 +71,18 @@ diagnose(const char *const *args, char **out)
 	argv[i + 1] = NULL;
 	rc = itest_gateway_run(argv, out, &err, ITEST_TIMEOUT_MS);
 	ck_assert_msg(rc >= 0, "diagnose did not finish: %s", err);
-	free(err);
+	if (errp != NULL)
+		*errp = err;
+	else
+		free(err);
 	return rc;
+}
+
+/* The same, stderr dropped. */
+static int
+diagnose(const char *const *args, char **out)
+{
+	return diagnose_err(args, out, NULL);
 }
 
 /* Same with --json: the parsed report (caller decrefs). */
@@ -351,7 +362,7 @@ teardown(void)
 START_TEST(test_gateway_reason_not_evaluated)
 {
 	struct itest_proc *gw;
-	char *yaml, *url, *out = NULL;
+	char *yaml, *url, *out = NULL, *err = NULL;
 	json_t *j, *ne;
 	int rc;
 
@@ -428,6 +439,19 @@ START_TEST(test_gateway_reason_not_evaluated)
 	ck_assert_uint_eq(json_array_size(json_object_get(j,
 	    "not_evaluated")), 8);
 	json_decref(j);
+
+	/* a value no browser sends: said so, and refused as malformed */
+	rc = diagnose_err((const char *[]){ "--origin", ORIGIN "/", "--url",
+	    url, NULL }, &out, &err);
+	ck_assert_int_eq(rc, 1);
+	ASSERT_HAS(err, "diagnose: warning: --origin " ORIGIN "/ is not a "
+	    "serialized origin; a browser never sends it\n");
+	ASSERT_HAS(out, "problem: tracestitch refused the preflight (403): "
+	    "malformed origin \"" ORIGIN "/\" (a browser never sends such an "
+	    "Origin)\n");
+	ck_assert_msg(strstr(out, "fix (tracestitch)") == NULL, "%s", out);
+	free(out);
+	free(err);
 	free(url);
 }
 END_TEST
