@@ -14,6 +14,14 @@
  * non-credentialed requests except Authorization).  The network part
  * uses blocking sockets with timeouts, getaddrinfo and OpenSSL with SNI
  * and certificate verification.
+ *
+ * What it says is meant to be true: tracestitch's own 403 (the body of
+ * cors_refusal_json) is shown with its reason, and what the gateway did
+ * not look at is "not evaluated", never "refused"; for any other server
+ * each response header at fault is named with the one-line nginx and
+ * tracestitch fixes; the console line is the one Chromium prints, in its
+ * order and words; and a credentialed pass by an echoed origin is asked
+ * again from origins the server cannot mean (diagnose_probe_origins).
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -510,25 +518,25 @@ diagnose_server_findings(const struct diagnose_input *in,
 			snprintf(f->problem, sizeof f->problem, "no "
 			    "Access-Control-Allow-Origin in the answer");
 		else if (strpbrk(acao_all, " ,") != NULL)
-			snprintf(f->problem, sizeof f->problem, "Access-Control-"
-			    "Allow-Origin has several values (%s); a browser "
-			    "accepts exactly one", acao_all);
+			snprintf(f->problem, sizeof f->problem,
+			    "Access-Control-Allow-Origin has several values "
+			    "(%s); a browser accepts exactly one", acao_all);
 		else if (strcmp(acao_all, "*") == 0)
-			snprintf(f->problem, sizeof f->problem, "Access-Control-"
-			    "Allow-Origin is \"*\", which a browser never "
-			    "accepts for a credentialed request");
+			snprintf(f->problem, sizeof f->problem,
+			    "Access-Control-Allow-Origin is \"*\", which a "
+			    "browser never accepts for a credentialed request");
 		else
-			snprintf(f->problem, sizeof f->problem, "Access-Control-"
-			    "Allow-Origin is %s, not %s (%s)", acao_all,
-			    in->origin, r->origin_note);
+			snprintf(f->problem, sizeof f->problem,
+			    "Access-Control-Allow-Origin is %s, not %s (%s)",
+			    acao_all, in->origin, r->origin_note);
 		if (r->acao != NULL && strpbrk(acao_all, " ,") != NULL)
 			snprintf(f->fix_nginx, sizeof f->fix_nginx,
 			    "proxy_hide_header Access-Control-Allow-Origin;  "
 			    "(drop the upstream's copy; keep one add_header)");
 		else
-			snprintf(f->fix_nginx, sizeof f->fix_nginx, "add_header "
-			    "Access-Control-Allow-Origin \"%s\" always;",
-			    in->origin);
+			snprintf(f->fix_nginx, sizeof f->fix_nginx,
+			    "add_header Access-Control-Allow-Origin \"%s\" "
+			    "always;", in->origin);
 		snprintf(f->fix_tracestitch, sizeof f->fix_tracestitch,
 		    "cors.allowed_origins: [..., \"%s\"]", in->origin);
 	}
@@ -1773,7 +1781,8 @@ diagnose_main(int argc, char **argv)
 			if (diagnose_fetch(&u, insecure, (int)timeout,
 			    probes[i], method, acrh, pbuf, phdrs,
 			    TS_NITEMS(phdrs), &pin, &cause) != 0) {
-				free(cause);	/* no answer: nothing shown */
+				/* no answer: nothing to show */
+				free(cause);
 				cause = NULL;
 				continue;
 			}

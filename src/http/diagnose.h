@@ -8,9 +8,10 @@
  * "CORS-preflight fetch" steps; the network part (blocking sockets,
  * OpenSSL with SNI and verification) is thin and lives in diagnose.c.
  *
- * Ownership: everything in a struct diagnose_report is borrowed from the
- * struct diagnose_input it was computed from (or static), so the input's
- * strings must outlive the report.  diagnose_rum_headers returns an owned
+ * Ownership: the pointers in a struct diagnose_report are borrowed from
+ * the struct diagnose_input it was computed from (or static), so the
+ * input's strings must outlive the report; its char arrays (reason,
+ * console text, findings, verdict) are its own.  diagnose_rum_headers returns an owned
  * array (diagnose_strv_free).
  */
 #ifndef TS_DIAGNOSE_H
@@ -47,7 +48,7 @@ struct diagnose_header {
 
 /* What was asked and what came back. */
 struct diagnose_input {
-	const char *url;		/* as the page calls it (console text) */
+	const char *url;		/* as the page calls it (console) */
 	const char *origin;
 	const char *method;
 	bool credentials;		/* evaluate a credentialed request */
@@ -108,7 +109,7 @@ struct diagnose_report {
 	bool vary_has_origin;
 	bool has_max_age;
 	uint64_t max_age;
-	const char *server;		/* Server header, borrowed, or NULL */
+	const char *server;		/* Server header (borrowed), NULL */
 	enum diagnose_state origin_state;
 	enum diagnose_state method_state;
 	struct diagnose_verdict headers[DIAGNOSE_MAX_HEADERS];
@@ -129,7 +130,7 @@ struct diagnose_report {
 	char unsafe_origin[300];
 	const char *warnings[DIAGNOSE_MAX_WARNINGS];	/* static texts */
 	size_t n_warnings;
-	int exit_code;			/* DIAGNOSE_EXIT_OK, _REFUSED, _UNSAFE */
+	int exit_code;			/* DIAGNOSE_EXIT_* */
 	char verdict[768];
 };
 

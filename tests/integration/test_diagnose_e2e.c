@@ -285,8 +285,8 @@ nginx_start(void)
 				dup2(fd, 1);
 				dup2(fd, 2);
 			}
-			execl(bin, bin, "-p", nginx_dir, "-c", cpath, "-g", gopt,
-			    (char *)NULL);
+			execl(bin, bin, "-p", nginx_dir, "-c", cpath, "-g",
+			    gopt, (char *)NULL);
 			_exit(127);
 		}
 		free(gopt);
@@ -565,9 +565,9 @@ START_TEST(test_origin_table_live)
 			    "    path_prefix: /%c%zu/\n"
 			    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
 			    "    cors: {allowed_origins: [\"%s\"], "
-			    "allow_credentials: %s}\n", routes, pass ? 'c' : 'p',
-			    i, pass ? 'c' : 'p', i, be->port, rows[i].pattern,
-			    pass ? "true" : "false");
+			    "allow_credentials: %s}\n", routes,
+			    pass ? 'c' : 'p', i, pass ? 'c' : 'p', i, be->port,
+			    rows[i].pattern, pass ? "true" : "false");
 			free(routes);
 			routes = t1;
 		}

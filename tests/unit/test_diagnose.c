@@ -511,7 +511,8 @@ START_TEST(test_gateway_header_refused)
 	ck_assert_int_eq(r.origin_state, DIAGNOSE_ALLOWED);
 	ck_assert_int_eq(r.method_state, DIAGNOSE_ALLOWED);
 	ck_assert_uint_eq(r.n_headers, 8);
-	for (i = 0; i < 3; i++)		/* baggage, traceparent, tracestate */
+	/* baggage, traceparent, tracestate */
+	for (i = 0; i < 3; i++)
 		ck_assert_int_eq(r.headers[i].state, DIAGNOSE_ALLOWED);
 	ck_assert_str_eq(r.headers[3].name, "x-custom-thing");
 	ck_assert_int_eq(r.headers[3].state, DIAGNOSE_REFUSED);
@@ -993,7 +994,7 @@ START_TEST(test_public_suffix_wildcard)
 	    "invalid");
 	ck_assert_str_eq(probes[1], "https://tracestitch-diagnose-probe.com");
 	if (p == NULL)
-		return;		/* refused at load: nothing to diagnose */
+		return;	/* refused at load: nothing to diagnose */
 	ck_assert_int_eq(ask_gateway(p, "https://evil.com", 16, "GET", NULL,
 	    0, true, &a, &r), CORS_ALLOWED);
 	ck_assert_int_eq(r.exit_code, DIAGNOSE_EXIT_OK);	/* browser */
