@@ -77,6 +77,7 @@ static const struct {
 	{ "threads", "" },
 	{ "libbsd-overlay", "libbsd-dev" },
 	{ "zlib", "zlib1g-dev" },
+	{ "libpsl", "libpsl-dev" },
 };
 
 /* The meson.build files whose dependency() calls are read. */
@@ -99,7 +100,7 @@ static const char *meson_files[] = {
 static const char *runtime_libs[] = {
 	"libevent-2.1-7", "libevent-openssl-2.1-7", "libevent-pthreads-2.1-7",
 	"libssl3", "libyaml-0-2", "libmsgpackc2", "libjansson4",
-	"ca-certificates", "curl",
+	"ca-certificates", "curl", "libpsl5",
 };
 
 static struct dockerfile df;
