@@ -872,39 +872,28 @@ int
 diagnose_parse_styles(const char *list, enum config_style *out, size_t max,
     size_t *n, const char **errstr)
 {
-	const char *p = list, *s;
-	size_t i, len;
+	static char msg[256];
+	struct config_styles cs;
+	size_t i;
 
+	/* The configuration's own parser (PROPAGATION.md 7.1): commas and/or
+	 * blanks, any case, each name once. */
 	*n = 0;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == ',')
-			p++;
-		s = p;
-		while (*p != '\0' && *p != ',' && *p != ' ')
-			p++;
-		len = (size_t)(p - s);
-		if (len == 0)
-			continue;
-		for (i = 0; i < TS_NITEMS(diagnose_styles); i++) {
-			if (strlen(diagnose_styles[i].name) == len &&
-			    util_strncaseeq(diagnose_styles[i].name, s, len))
-				break;
-		}
-		if (i == TS_NITEMS(diagnose_styles)) {
-			*errstr = "unknown propagator (use datadog, "
-			    "tracecontext, baggage, b3, b3multi)";
-			return -1;
-		}
-		if (*n == max) {
-			*errstr = "too many propagators";
-			return -1;
-		}
-		out[(*n)++] = diagnose_styles[i].style;
+	if (config_styles_parse(list, &cs, msg, sizeof msg) != 0) {
+		*errstr = msg;
+		return -1;
 	}
-	if (*n == 0) {
+	if (cs.n == 0) {
 		*errstr = "empty propagator list";
 		return -1;
 	}
+	if (cs.n > max) {
+		*errstr = "too many propagators";
+		return -1;
+	}
+	for (i = 0; i < cs.n; i++)
+		out[i] = cs.v[i];
+	*n = cs.n;
 	return 0;
 }
 

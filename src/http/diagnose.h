@@ -170,8 +170,10 @@ void diagnose_mark_unsafe(struct diagnose_report *,
 bool diagnose_origin_wellformed(const char *origin, size_t len);
 
 /*
- * Parse a comma-separated propagator list ("datadog,tracecontext,b3").
- * Returns 0, or -1 with *errstr (static) naming the problem.
+ * Parse a propagator list ("datadog,tracecontext b3") with the
+ * configuration's style parser (config_styles_parse); an empty list
+ * ("none") is an error here.  Returns 0, or -1 with *errstr (static)
+ * naming the problem.
  */
 int diagnose_parse_styles(const char *list, enum config_style *out,
     size_t max, size_t *n, const char **errstr) TS_MUSTCHECK;

@@ -309,7 +309,16 @@ START_TEST(test_parse_styles)
 	ck_assert_int_eq(st[0], CONFIG_STYLE_B3);
 	ck_assert_int_eq(diagnose_parse_styles("datadog,zipkin", st,
 	    TS_NITEMS(st), &n, &errstr), -1);
-	ck_assert(strstr(errstr, "unknown") != NULL);
+	ck_assert_msg(strstr(errstr, "zipkin") != NULL, "%s", errstr);
+	/* The configuration's parser: blanks separate, a repeat is refused,
+	 * "none" lists nothing. */
+	ck_assert_int_eq(diagnose_parse_styles("datadog tracecontext", st,
+	    TS_NITEMS(st), &n, &errstr), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(diagnose_parse_styles("datadog,Datadog", st,
+	    TS_NITEMS(st), &n, &errstr), -1);
+	ck_assert_int_eq(diagnose_parse_styles("none", st, TS_NITEMS(st), &n,
+	    &errstr), -1);
 	ck_assert_int_eq(diagnose_parse_styles(" , ", st, TS_NITEMS(st), &n,
 	    &errstr), -1);
 	ck_assert_int_eq(diagnose_parse_styles("b3,b3", st, 1, &n, &errstr),
