@@ -109,14 +109,26 @@ tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 SSL_CTX *
 tls_server_ctx_new(const char *cert, const char *key, char **cause)
 {
+	return tls_server_ctx_load(cert, key, NULL, cause);
+}
+
+/* Same; *which says which file was refused ("cert" or "key"). */
+SSL_CTX *
+tls_server_ctx_load(const char *cert, const char *key, const char **which,
+    char **cause)
+{
 	SSL_CTX *ctx;
 
+	if (which != NULL)
+		*which = "cert";
 	if ((ctx = tls_ctx_common(TLS_server_method(), cause)) == NULL)
 		return NULL;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		tls_fail(cause, "cannot load certificate chain", cert);
 		goto fail;
 	}
+	if (which != NULL)
+		*which = "key";
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		tls_fail(cause, "cannot load private key", key);
 		goto fail;

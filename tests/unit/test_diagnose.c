@@ -217,7 +217,7 @@ START_TEST(test_against_engine)
 	struct config_cors cc;
 	struct cors_policy *p;
 	struct cors_answer a;
-	char *cause = NULL, **names;
+	char **names;
 	char acrh[512] = "";
 	size_t i, n;
 
@@ -230,7 +230,7 @@ START_TEST(test_against_engine)
 	cc.allowed_headers.n = 1;
 	cc.exposed_headers.v = (char **)none;
 	cc.max_age = 600;
-	p = cors_policy_new(&cc, styles, 3, &cause);
+	p = cors_policy_new(&cc, styles, 3, NULL, NULL);
 	ck_assert_ptr_nonnull(p);
 
 	diagnose_rum_headers(styles, 3, NULL, 0, &names, &n);
