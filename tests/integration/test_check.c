@@ -28,9 +28,13 @@
  * the old generation.  Before server_gen_new took its own reference, the
  * refused generation's config was released twice (ASan: use after free).
  */
+#include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +362,64 @@ START_TEST(table_row)
 }
 END_TEST
 
+/*
+ * -n binds nothing: it accepts a file whose port another socket holds
+ * (without SO_REUSEPORT, so a bind would fail), and it creates no access
+ * log; the start does.
+ */
+START_TEST(check_binds_and_creates_nothing)
+{
+	const char *args[] = { "-n", "-c", NULL, NULL };
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof sin;
+	char *yaml, *path, *logf, *out, *err;
+	struct itest_proc *gw;
+	int fd, rc;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ne(fd, -1);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+
+	logf = itest_strf("%s.access.log", itest_write_temp("", ".dir"));
+	yaml = itest_strf(
+	    "server: {listen: [\"127.0.0.1:%u\"], workers: 1}\n"
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {access_log: \"%s\"}\n", ntohs(sin.sin_port), logf);
+	path = itest_write_temp(yaml, ".yaml");
+	free(yaml);
+	args[2] = path;
+	rc = itest_gateway_run(args, &out, &err, ITEST_TIMEOUT_MS);
+	ck_assert_msg(rc == 0, "-n exited %d: %s", rc, err);
+	ck_assert_str_eq(out, "configuration OK\n");
+	ck_assert_str_eq(err, "");
+	ck_assert_msg(access(logf, F_OK) == -1 && errno == ENOENT,
+	    "-n created %s", logf);
+	free(out);
+	free(err);
+	close(fd);
+
+	/* The port is free now: the start creates the log and serves. */
+	yaml = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {access_log: \"%s\"}\n", logf);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	ck_assert_int_eq(access(logf, W_OK), 0);
+	ck_assert_int_eq(itest_proc_stop(gw, SIGTERM, ITEST_TIMEOUT_MS), 0);
+	unlink(logf);
+	free(logf);
+}
+END_TEST
+
 /* ---- reload: a refused generation keeps the running one ------------- */
 
 /* The name of the backend that answered (fake backend's echo). */
@@ -584,6 +646,7 @@ check_suite(void)
 	tcase_set_timeout(table, 60);
 	tcase_add_test(table, table_rows_read);
 	tcase_add_loop_test(table, table_row, 0, (int)n_rows);
+	tcase_add_test(table, check_binds_and_creates_nothing);
 	suite_add_tcase(s, table);
 
 	tcase_add_checked_fixture(reload, NULL, itest_teardown);
