@@ -691,24 +691,122 @@ cfg_cors_copy(struct config_cors *dst, const struct config_cors *src)
 	cfg_strv_copy(&dst->exposed_headers, &src->exposed_headers);
 }
 
-/* A style name, case-insensitive; "b3 single header" is b3. */
-static int
-cfg_style_parse(const char *s, size_t len, enum config_style *out)
-{
-	size_t i;
+#define CFG_STYLE_EXPECTED "expected a propagation style (datadog, " \
+	"tracecontext, b3, b3multi, baggage or none)"
 
-	if (len == 16 && util_strncaseeq(s, "b3 single header", 16)) {
-		*out = CONFIG_STYLE_B3;
+/* Separators in a style list: comma and blanks [cpp-cfg] (7.1). */
+static bool
+cfg_style_sep(char c)
+{
+	return c == ',' || c == ' ' || c == '\t';
+}
+
+/* An empty style list. */
+void
+config_styles_init(struct config_styles *l)
+{
+	memset(l, 0, sizeof *l);
+}
+
+/*
+ * The next name of a style list (PROPAGATION.md 7.1): words between
+ * commas and blanks, compared without case.  "b3 single header", the name
+ * other Datadog tracers have for b3, is three words here; they are taken
+ * as one name when they follow each other with only blanks between.
+ */
+int
+config_styles_next(struct config_styles *l, const char *s, size_t len,
+    size_t *pos, char *msg, size_t size)
+{
+	static const char alias[] = "b3 single header";
+	enum config_style st;
+	size_t w, e, i, k;
+	bool found = false;
+
+	for (w = *pos; w < len && cfg_style_sep(s[w]); w++)
+		;
+	if (w == len) {
+		*pos = len;
 		return 0;
 	}
-	for (i = 0; cfg_style_names[i] != NULL; i++) {
-		if (strlen(cfg_style_names[i]) == len &&
-		    util_strncaseeq(s, cfg_style_names[i], len)) {
-			*out = (enum config_style)i;
-			return 0;
+	for (e = w; e < len && !cfg_style_sep(s[e]); e++)
+		;
+	/* The alias: "b3", blanks, "single", blanks, "header". */
+	for (i = w, k = 0; i < len && k < sizeof alias - 1; k++) {
+		if (alias[k] == ' ') {
+			if (s[i] != ' ' && s[i] != '\t')
+				break;
+			while (i < len && (s[i] == ' ' || s[i] == '\t'))
+				i++;
+		} else if (util_strncaseeq(&s[i], &alias[k], 1))
+			i++;
+		else
+			break;
+	}
+	if (k == sizeof alias - 1 && (i == len || cfg_style_sep(s[i]))) {
+		e = i;
+		st = CONFIG_STYLE_B3;
+		found = true;
+	}
+	for (i = 0; !found && cfg_style_names[i] != NULL; i++) {
+		if (strlen(cfg_style_names[i]) == e - w &&
+		    util_strncaseeq(s + w, cfg_style_names[i], e - w)) {
+			st = (enum config_style)i;
+			found = true;
 		}
 	}
-	return -1;
+	*pos = e;
+	if (!found) {
+		snprintf(msg, size, "%s, got \"%.*s\"", CFG_STYLE_EXPECTED,
+		    (int)TS_MIN(e - w, 64), s + w);
+		return -1;
+	}
+	for (i = 0; i < l->n && l->v[i] != st; i++)
+		;
+	if (i < l->n || (st == CONFIG_STYLE_NONE && l->none)) {
+		snprintf(msg, size, "expected each style once, got %s twice",
+		    config_style_name(st));
+		return -1;
+	}
+	l->names++;
+	if (st == CONFIG_STYLE_NONE)
+		l->none = true;
+	else if (l->n < CONFIG_MAX_STYLES)	/* 5 distinct names */
+		l->v[l->n++] = st;
+	return 1;
+}
+
+/* "none" disables a direction, so it cannot come with a style. */
+int
+config_styles_finish(const struct config_styles *l, char *msg, size_t size)
+{
+	if (l->none && l->n > 0) {
+		snprintf(msg, size, "expected \"none\" alone, got it with "
+		    "other styles");
+		return -1;
+	}
+	return 0;
+}
+
+/* A whole list; the first problem ends it. */
+int
+config_styles_parse(const char *s, struct config_styles *l, char *msg,
+    size_t size)
+{
+	size_t pos = 0, len = strlen(s);
+	int rc;
+
+	config_styles_init(l);
+	while ((rc = config_styles_next(l, s, len, &pos, msg, size)) == 1)
+		;
+	if (rc < 0)
+		return -1;
+	if (l->names == 0) {
+		snprintf(msg, size, "%s, got \"%.*s\"", CFG_STYLE_EXPECTED,
+		    (int)TS_MIN(len, 64), s);
+		return -1;
+	}
+	return config_styles_finish(l, msg, size);
 }
 
 /* Path of list item i ("x[2]"), or the list itself for environment. */
@@ -927,43 +1025,54 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		break;
 	}
 	case CT_STYLES: {
-		enum config_style st[CONFIG_MAX_STYLES], one;
-		size_t ns = 0;
-		bool none = false;
+		/* The one style parser (config_styles_next), item by item. */
+		struct config_styles sl;
+		char msg[256];
+		size_t pos, words;
+		int r2;
 
 		if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
 			return -1;
+		config_styles_init(&sl);
 		for (i = 0; i < n; i++) {
 			ipath = cfg_item_path(ctx, dpath, i);
 			cfg_pos_add(ctx, ipath, items[i]);
-			if (items[i]->type != YAML_TREE_SCALAR ||
-			    cfg_style_parse(items[i]->str, items[i]->len,
-			    &one) != 0) {
-				cfg_error(ctx, items[i], ipath, "expected a "
-				    "propagation style (datadog, "
-				    "tracecontext, b3, b3multi, baggage or "
-				    "none), got %s", yaml_tree_describe(
+			if (items[i]->type != YAML_TREE_SCALAR) {
+				cfg_error(ctx, items[i], ipath, "%s, got %s",
+				    CFG_STYLE_EXPECTED, yaml_tree_describe(
 				    items[i], buf, sizeof buf));
 				rc = -1;
-			} else if (one == CONFIG_STYLE_NONE)
-				none = true;
-			else {
-				for (j = 0; j < ns && st[j] != one; j++)
-					;
-				if (j == ns && ns < CONFIG_MAX_STYLES)
-					st[ns++] = one;
+				free(ipath);
+				continue;
+			}
+			pos = words = 0;
+			while ((r2 = config_styles_next(&sl, items[i]->str,
+			    items[i]->len, &pos, msg, sizeof msg)) != 0) {
+				words++;
+				if (r2 < 0) {
+					cfg_error(ctx, items[i], ipath, "%s",
+					    msg);
+					rc = -1;
+				}
+			}
+			if (words == 0) {
+				/* "", " , ": an item without a name. */
+				cfg_error(ctx, items[i], ipath, "%s, got %s",
+				    CFG_STYLE_EXPECTED, yaml_tree_describe(
+				    items[i], buf, sizeof buf));
+				rc = -1;
 			}
 			free(ipath);
 		}
-		if (rc == 0 && none && ns > 0) {
-			cfg_error(ctx, v, dpath, "expected \"none\" alone, "
-			    "got it with other styles");
+		if (rc == 0 &&
+		    config_styles_finish(&sl, msg, sizeof msg) != 0) {
+			cfg_error(ctx, v, dpath, "%s", msg);
 			rc = -1;
 		}
 		if (rc != 0)
 			return -1;
-		memcpy(field, st, ns * sizeof st[0]);
-		*(size_t *)(void *)((char *)base + r->cnt) = ns;
+		memcpy(field, sl.v, sl.n * sizeof sl.v[0]);
+		*(size_t *)(void *)((char *)base + r->cnt) = sl.n;
 		break;
 	}
 	case CT_MAP: {
@@ -1418,7 +1527,17 @@ cfg_env_set(struct cfg_ctx *ctx, const char *name, const char *value,
 		n.quoted = false;
 	}
 	ctx->in_env = true;
-	if (kind == 'l') {
+	if (kind == 'y') {
+		/* A style list: the whole value is one item, split by the
+		 * style parser itself (commas and/or blanks, 7.1). */
+		memset(&seq, 0, sizeof seq);
+		seq.type = YAML_TREE_SEQ;
+		seq.file = label;
+		items[0] = &n;
+		seq.items = items;
+		seq.n = 1;
+		rc = cfg_set(ctx, r, ctx->cfg, &seq, path);
+	} else if (kind == 'l') {
 		/* Comma-separated, spaces trimmed (Datadog syntax). */
 		copy = xstrdup(value);
 		memset(&seq, 0, sizeof seq);
@@ -1455,16 +1574,17 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 {
 	static const struct {
 		const char *name, *path;
-		int kind;	/* 's' scalar, 'b' bool, 'l' comma list */
+		int kind;	/* 's' scalar, 'b' bool, 'l' comma list,
+				 * 'y' style list */
 	} simple[] = {
 		{ "DD_SERVICE", "tracing.service", 's' },
 		{ "DD_ENV", "tracing.env", 's' },
 		{ "DD_VERSION", "tracing.version", 's' },
 		{ "DD_TRACE_AGENT_URL", "exporter.datadog_url", 's' },
 		{ "DD_TRACE_PROPAGATION_STYLE_EXTRACT", "propagation.extract",
-		  'l' },
+		  'y' },
 		{ "DD_TRACE_PROPAGATION_STYLE_INJECT", "propagation.inject",
-		  'l' },
+		  'y' },
 		{ "DD_TRACE_PROPAGATION_EXTRACT_FIRST",
 		  "propagation.extract_first", 'b' },
 		{ "DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT",
@@ -1510,9 +1630,9 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 	}
 	v = cfg_getenv(env, "DD_TRACE_PROPAGATION_STYLE");
 	if (v != NULL && *v != '\0' && cfg_env_set(ctx,
-	    "DD_TRACE_PROPAGATION_STYLE", v, "propagation.extract", 'l') == 0)
+	    "DD_TRACE_PROPAGATION_STYLE", v, "propagation.extract", 'y') == 0)
 		(void)cfg_env_set(ctx, "DD_TRACE_PROPAGATION_STYLE", v,
-		    "propagation.inject", 'l');
+		    "propagation.inject", 'y');
 	v = cfg_getenv(env, "OTEL_EXPORTER_OTLP_ENDPOINT");
 	if (v != NULL && *v != '\0') {
 		l = strlen(v);

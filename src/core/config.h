@@ -277,6 +277,40 @@ int config_key_pos(const struct config *, const char *key,
 const char *config_style_name(enum config_style);
 
 /*
+ * A propagation style list being read (PROPAGATION.md 7.1).  One parser
+ * reads the YAML lists (each item), the DD_TRACE_PROPAGATION_STYLE*
+ * variables (the whole value) and the test vectors' configurations:
+ * names separated by commas and/or blanks, case-insensitive, each name
+ * at most once; "b3 single header" (blanks between the words) is the old
+ * name of b3; "none" must be alone and leaves the list empty.
+ */
+struct config_styles {
+	enum config_style	 v[CONFIG_MAX_STYLES];
+	size_t			 n;		/* styles in v */
+	size_t			 names;		/* names read, "none" too */
+	bool			 none;		/* "none" was listed */
+};
+
+/* An empty list, before the first name. */
+void config_styles_init(struct config_styles *);
+/*
+ * Read the next name of s[*pos, len) into the list.  Returns 1 when a
+ * name was added, 0 at the end of s, and -1 when the name is unknown or
+ * already listed: msg (size bytes) then holds the whole message
+ * ("expected a propagation style (...), got \"w3c\"") and *pos is past
+ * that name, so a caller can go on and report every problem.
+ */
+int config_styles_next(struct config_styles *, const char *s, size_t len,
+    size_t *pos, char *msg, size_t size);
+/* After the last name: 0, or -1 with msg when "none" is not alone. */
+int config_styles_finish(const struct config_styles *, char *msg,
+    size_t size) TS_MUSTCHECK;
+/* A whole list at once (a DD_* value); -1 with msg at the first problem,
+ * also when s lists no name at all. */
+int config_styles_parse(const char *s, struct config_styles *, char *msg,
+    size_t size) TS_MUSTCHECK;
+
+/*
  * The schema, for documentation and the test that checks that
  * conf/tracestitch.yaml documents every key.  Paths use "routes[].x" for
  * list items.  Returns the number of keys; *paths is a static array.

@@ -384,6 +384,21 @@ START_TEST(forwarded_headers_added)
 	    "Api.Example.TEST:8443");
 	json_decref(j);
 
+	/*
+	 * An incoming X-Forwarded-Proto or -Host is replaced by what the
+	 * gateway saw (docs/deployment.md says so): there is no trusted-proxy
+	 * setting yet, so a client could otherwise claim https.
+	 */
+	j = echo("GET /echo/xfp HTTP/1.1\r\nHost: itest.test\r\n"
+	    "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\n"
+	    "\r\n");
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Proto", 0), "http");
+	ck_assert_ptr_null(itest_echo_header(j, "X-Forwarded-Proto", 1));
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Host", 0),
+	    "itest.test");
+	ck_assert_ptr_null(itest_echo_header(j, "X-Forwarded-Host", 1));
+	json_decref(j);
+
 	/* An incoming X-Forwarded-For is appended to, never replaced. */
 	j = echo("GET /echo/xff HTTP/1.1\r\nHost: itest.test\r\n"
 	    "X-Forwarded-For: 203.0.113.7, 10.1.2.3\r\n\r\n");
