@@ -294,7 +294,7 @@ server_prepare(struct config *cfg, enum server_prep mode,
 	if (cfg->has_admin)
 		server_check_addr(&cfg->admin_listen, "admin.listen", errs);
 	/* Create the access log only when the start goes on. */
-	if (mode == SERVER_PREP_START && errs->nerrors == 0 ?
+	if ((mode == SERVER_PREP_START && errs->nerrors == 0) ?
 	    log_access_open(cfg->logging.access_log, &cause) != 0 :
 	    log_access_check(cfg->logging.access_log, &cause) != 0) {
 		config_error_at(errs, "logging.access_log", "%s", cause);
@@ -321,9 +321,10 @@ server_log_lines(const char *text)
 {
 	const char *p, *nl;
 
-	for (p = text; p != NULL && *p != '\0'; p = nl + 1) {
-		if ((nl = strchr(p, '\n')) == NULL)
-			nl = p + strlen(p) - 1;
+	if (text == NULL)
+		return;
+	for (p = text; *p != '\0'; p = *nl != '\0' ? nl + 1 : nl) {
+		nl = p + strcspn(p, "\n");
 		log_warnx("%.*s", (int)(nl - p), p);
 	}
 }
