@@ -471,9 +471,9 @@ cors_entry_parse(const char *text, size_t idx, bool credentials,
 			cors_report(report, arg, true, "allowed_origins", idx,
 			    "\"%s\" allows every site under the public suffix "
 			    "\"%.*s\" (Public Suffix List); use your own "
-			    "domain, e.g. \"%.*s*.example.%.*s\"", text,
+			    "domain, e.g. \"%.*s*.example.%s\"", text,
 			    (int)o.host_len, o.host, (int)(o.host - text - 2),
-			    text, (int)o.host_len, o.host);
+			    text, o.host);
 			return -1;
 		}
 		if (credentials)

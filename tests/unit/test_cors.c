@@ -396,6 +396,10 @@ START_TEST(test_wildcard_public_suffix)
 		ck_assert_msg(strncmp(r.text, "E allowed_origins[0]: ", 22) ==
 		    0 && strstr(r.text, "public suffix") != NULL, "%s",
 		    r.text);
+		/* The example keeps the scheme and the port. */
+		if (strstr(wildcard_rows[_i].origin, ":8080") != NULL)
+			ck_assert_msg(strstr(r.text, "e.g. \"http://*.example."
+			    "herokuapp.com:8080\"") != NULL, "%s", r.text);
 	} else {
 		ck_assert_msg(p != NULL, "%s", r.text);
 		ck_assert_str_eq(r.text, "");
