@@ -341,6 +341,7 @@ struct cfg_ctx {
 	struct cfg_route_scratch *rs;
 	const struct yaml_tree_node *seen[CFG_NROWS];
 	bool in_env;
+	bool in_defaults;		/* defaults have no position */
 	char *errors;
 	size_t errlen;
 	unsigned nerrors;
@@ -354,6 +355,25 @@ struct cfg_target {
 };
 
 static void cfg_free_contents(struct config *);
+
+/* Remember where key was written (config_pos); a later one wins. */
+static void
+cfg_pos_add(struct cfg_ctx *ctx, const char *key,
+    const struct yaml_tree_node *at)
+{
+	struct config *cfg = ctx->cfg;
+	struct config_pos *p;
+
+	if (ctx->in_defaults || at == NULL)
+		return;
+	cfg->pos = xrealloc(cfg->pos, (cfg->n_pos + 1) * sizeof *cfg->pos);
+	p = &cfg->pos[cfg->n_pos++];
+	p->key = xstrdup(key);
+	p->file = at->file == NULL || strcmp(at->file, cfg->path) == 0 ?
+	    NULL : xstrdup(at->file);
+	p->line = at->line;
+	p->col = at->col;
+}
 
 /* Append one positioned error (see the top of this file). */
 static void TS_PRINTFLIKE(4, 5)
@@ -988,6 +1008,7 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		sv.n = 0;
 		for (i = 0; i < n; i++) {
 			ipath = cfg_item_path(ctx, dpath, i);
+			cfg_pos_add(ctx, ipath, items[i]);
 			if (cfg_scalar(ctx, items[i], ipath, "a string") != 0)
 				rc = -1;
 			else if (r->check != NULL &&
@@ -1020,6 +1041,7 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		config_styles_init(&sl);
 		for (i = 0; i < n; i++) {
 			ipath = cfg_item_path(ctx, dpath, i);
+			cfg_pos_add(ctx, ipath, items[i]);
 			if (items[i]->type != YAML_TREE_SCALAR) {
 				cfg_error(ctx, items[i], ipath, "%s, got %s",
 				    CFG_STYLE_EXPECTED, yaml_tree_describe(
@@ -1112,6 +1134,7 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 			ipath = r->type == CT_ADDRV && v->type ==
 			    YAML_TREE_SEQ ? cfg_item_path(ctx, dpath, i) :
 			    xstrdup(dpath);
+			cfg_pos_add(ctx, ipath, items[i]);
 			if (cfg_scalar(ctx, items[i], ipath,
 			    "an address \"host:port\"") != 0)
 				rc = -1;
@@ -1299,8 +1322,10 @@ cfg_defaults(struct cfg_ctx *ctx, enum cfg_base kind, void *base)
 {
 	struct yaml_tree *t;
 	char *cause;
+	bool saved = ctx->in_defaults;
 	size_t i;
 
+	ctx->in_defaults = true;
 	for (i = 0; i < CFG_NROWS; i++) {
 		const struct cfg_row *r = &cfg_schema[i];
 
@@ -1312,6 +1337,7 @@ cfg_defaults(struct cfg_ctx *ctx, enum cfg_base kind, void *base)
 			fatalx("config: bad default for %s", r->path);
 		yaml_tree_free(t);
 	}
+	ctx->in_defaults = saved;
 }
 
 /* Walk one route item. */
@@ -1327,6 +1353,7 @@ cfg_walk_route(struct cfg_ctx *ctx, const struct yaml_tree_node *item,
 
 	xasprintf(&dpath, "routes[%zu]", idx);
 	rs->node = item;
+	cfg_pos_add(ctx, dpath, item);
 	cfg_defaults(ctx, CB_ROUTE, route);
 	if (item->type != YAML_TREE_MAP) {
 		cfg_error(ctx, item, dpath, "expected a map, got %s",
@@ -1410,6 +1437,7 @@ cfg_walk_map(struct cfg_ctx *ctx, const struct yaml_tree_node *map,
 
 		sp = cfg_join(spath, k->str);
 		dp = cfg_join(dpath, k->str);
+		cfg_pos_add(ctx, dp, v);
 		if ((r = cfg_find_row(sp)) != NULL) {
 			t->seen[r - cfg_schema] = v;
 			base = r->base == CB_CONFIG ? (void *)cfg :
@@ -1488,6 +1516,7 @@ cfg_env_set(struct cfg_ctx *ctx, const char *name, const char *value,
 
 	snprintf(label, sizeof label, "env:%s", name);
 	cfg_env_node(&n, label, value);
+	cfg_pos_add(ctx, path, &n);
 	if (kind == 'b') {
 		if (util_strcaseeq(value, "true") || strcmp(value, "1") == 0)
 			n.str = (char *)(uintptr_t)"true";
@@ -1732,6 +1761,84 @@ cfg_resolve_cors(struct cfg_ctx *ctx)
 	}
 }
 
+/* A host that binds every address of its family ("0.0.0.0", "::"). */
+static bool
+cfg_host_any(const char *h)
+{
+	return *h == '\0' || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+}
+
+/*
+ * Two listen addresses that would take the same port: equal hosts, or a
+ * wildcard and any host of its family ("::" is dual-stack on Linux, so it
+ * takes the IPv4 addresses too).  Port 0 picks a free port each time.
+ */
+static bool
+cfg_addr_clash(const struct config_addr *a, const struct config_addr *b)
+{
+	bool v6a = strchr(a->host, ':') != NULL;
+	bool v6b = strchr(b->host, ':') != NULL;
+
+	if (a->port == 0 || a->port != b->port)
+		return false;
+	if (util_strcaseeq(a->host, b->host))
+		return true;
+	if (strcmp(a->host, "::") == 0 || strcmp(b->host, "::") == 0)
+		return true;
+	return v6a == v6b && (cfg_host_any(a->host) || cfg_host_any(b->host));
+}
+
+/* The node of server.listen[i] (the list's item, or the scalar). */
+static const struct yaml_tree_node *
+cfg_listen_node(const struct cfg_ctx *ctx, size_t i)
+{
+	const struct yaml_tree_node *v;
+
+	v = ctx->seen[cfg_find_row("server.listen") - cfg_schema];
+	if (v != NULL && v->type == YAML_TREE_SEQ && i < v->n)
+		return v->items[i];
+	return v;
+}
+
+/*
+ * server.listen without duplicates, admin.listen apart from all of them:
+ * two listeners on one address would split its connections between
+ * them (SO_REUSEPORT), or the second bind fails.
+ */
+static void
+cfg_check_listen(struct cfg_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	const struct yaml_tree_node *at;
+	char path[48];
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_listen; i++) {
+		for (j = 0; j < i; j++) {
+			if (!cfg_addr_clash(&cfg->listen[j], &cfg->listen[i]))
+				continue;
+			snprintf(path, sizeof path, "server.listen[%zu]", i);
+			cfg_error(ctx, cfg_listen_node(ctx, i), path,
+			    "\"%s\" takes the address of server.listen[%zu] "
+			    "(\"%s\") again; list each address once",
+			    cfg->listen[i].text, j, cfg->listen[j].text);
+			break;
+		}
+	}
+	if (!cfg->has_admin)
+		return;
+	at = ctx->seen[cfg_find_row("admin.listen") - cfg_schema];
+	for (i = 0; i < cfg->n_listen; i++) {
+		if (!cfg_addr_clash(&cfg->admin_listen, &cfg->listen[i]))
+			continue;
+		cfg_error(ctx, at, "admin.listen", "\"%s\" takes the address "
+		    "of server.listen[%zu] (\"%s\"); the admin listener "
+		    "needs its own port", cfg->admin_listen.text, i,
+		    cfg->listen[i].text);
+		break;
+	}
+}
+
 /* Checks across keys, after every key was checked alone. */
 static void
 cfg_cross_checks(struct cfg_ctx *ctx)
@@ -1739,6 +1846,8 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 	struct config *cfg = ctx->cfg;
 	const struct yaml_tree_node *at;
 	size_t i, j;
+
+	cfg_check_listen(ctx);
 
 	if (cfg->tls.cert != NULL && cfg->tls.key == NULL)
 		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.cert") -
@@ -1940,6 +2049,11 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->exporter.otlp_endpoint);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);
+	for (i = 0; i < cfg->n_pos; i++) {
+		free(cfg->pos[i].key);
+		free(cfg->pos[i].file);
+	}
+	free(cfg->pos);
 	free(cfg->path);
 }
 
@@ -2053,4 +2167,148 @@ config_schema_keys(const char *const **paths)
 	pthread_once(&cfg_key_once, cfg_key_init);
 	*paths = cfg_key_paths;
 	return CFG_NROWS;
+}
+
+/* The position of key itself (config.h). */
+int
+config_key_pos(const struct config *cfg, const char *key,
+    const struct config_pos **out)
+{
+	size_t i;
+
+	/* The last entry wins: an environment override after the file. */
+	for (i = cfg->n_pos; i > 0; i--) {
+		if (strcmp(cfg->pos[i - 1].key, key) == 0) {
+			*out = &cfg->pos[i - 1];
+			return 0;
+		}
+	}
+	*out = NULL;
+	return -1;
+}
+
+/* Start collecting refusals for cfg. */
+void
+config_errors_init(struct config_errors *ce, const struct config *cfg)
+{
+	memset(ce, 0, sizeof *ce);
+	ce->cfg = cfg;
+}
+
+/* Free the collected text. */
+void
+config_errors_clear(struct config_errors *ce)
+{
+	free(ce->errors);
+	free(ce->warnings);
+	memset(ce, 0, sizeof *ce);
+}
+
+/* True when text holds line (which ends in '\n') as a whole line. */
+static bool
+cfg_has_line(const char *text, const char *line)
+{
+	const char *p;
+	size_t l = strlen(line);
+
+	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (strncmp(p, line, l) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Format one positioned line for key (see config_error_at). */
+static char *
+cfg_errors_line(const struct config *cfg, const char *key,
+    const char *kind, const char *fmt, va_list ap)
+{
+	const struct config_pos *pos = NULL;
+	char *msg, *line, *alt = NULL, *k;
+	const char *shown = key, *file;
+	size_t n;
+
+	if (vasprintf(&msg, fmt, ap) == -1)
+		abort();
+	if (config_key_pos(cfg, key, &pos) != 0 &&
+	    strncmp(key, "routes[", 7) == 0 &&
+	    (k = strstr(key, "].cors.")) != NULL) {
+		/* Inherited from the top-level block: point there. */
+		xasprintf(&alt, "cors.%s", k + 7);
+		if (config_key_pos(cfg, alt, &pos) == 0)
+			shown = alt;
+	}
+	if (pos == NULL) {
+		/* The closest parent written in the file. */
+		k = xstrdup(key);
+		while ((n = strlen(k)) > 0) {
+			while (n > 0 && k[n - 1] != '.' && k[n - 1] != '[')
+				n--;
+			if (n == 0)
+				break;
+			k[n - 1] = '\0';
+			if (config_key_pos(cfg, k, &pos) == 0)
+				break;
+		}
+		free(k);
+	}
+	file = pos != NULL && pos->file != NULL ? pos->file : cfg->path;
+	if (pos != NULL && pos->line == 0)
+		xasprintf(&line, "%s: %s: %s%s\n", file, shown, kind, msg);
+	else
+		xasprintf(&line, "%s:%u:%u: %s: %s%s\n", file,
+		    pos != NULL ? pos->line : 1, pos != NULL ? pos->col : 1,
+		    shown, kind, msg);
+	free(alt);
+	free(msg);
+	return line;
+}
+
+/* Append line to a text buffer unless it is already there. */
+static bool
+cfg_errors_add(char **text, size_t *len, char *line)
+{
+	size_t n = strlen(line);
+
+	if (*text != NULL && cfg_has_line(*text, line)) {
+		free(line);
+		return false;
+	}
+	*text = xrealloc(*text, *len + n + 1);
+	memcpy(*text + *len, line, n + 1);
+	*len += n;
+	free(line);
+	return true;
+}
+
+/* Add a refusal (config.h). */
+void
+config_error_at(struct config_errors *ce, const char *key, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	line = cfg_errors_line(ce->cfg, key, "", fmt, ap);
+	va_end(ap);
+	if (cfg_errors_add(&ce->errors, &ce->errlen, line))
+		ce->nerrors++;
+}
+
+/* Add a warning (config.h). */
+void
+config_warn_at(struct config_errors *ce, const char *key, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	line = cfg_errors_line(ce->cfg, key, "warning: ", fmt, ap);
+	va_end(ap);
+	if (cfg_errors_add(&ce->warnings, &ce->warnlen, line))
+		ce->nwarnings++;
 }

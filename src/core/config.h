@@ -174,9 +174,23 @@ struct config_limits {
 	uint64_t max_connections;	/* per process */
 };
 
+/*
+ * Where a key was written, for errors found after loading: "routes[0].
+ * cors.allowed_origins[2]", "server.tls.cert".  file is NULL for the
+ * config's own file, else the label of an override ("env:DD_ENV", line
+ * and col 0).  Keys left at their default have no entry.
+ */
+struct config_pos {
+	char *key;
+	char *file;
+	unsigned line, col;
+};
+
 struct config {
 	int refs;			/* atomic */
 	char *path;			/* file it was loaded from */
+	struct config_pos *pos;		/* key -> position, in load order */
+	size_t n_pos;
 
 	struct config_addr *listen;	/* server.listen */
 	size_t n_listen;
@@ -223,6 +237,42 @@ void config_unref(struct config *);
  */
 int config_check_reload(const struct config *old, const struct config *new,
     char **cause) TS_MUSTCHECK;
+
+/*
+ * The refusals of what is built from a loaded config before it serves
+ * (CORS policies, TLS contexts, the exporter, the access log, listen
+ * addresses: server.c and main.c), collected all at once and positioned
+ * like load errors, "file:line:col: key.path: message", through the
+ * config's key map.  Warnings are lines "file:line:col: key.path:
+ * warning: message" and do not refuse.  A line already collected is not
+ * added twice (a global cors block shared by several routes).
+ * Storage is the caller's; config_errors_clear frees the text.
+ */
+struct config_errors {
+	const struct config *cfg;	/* borrowed */
+	char *errors;			/* NUL-terminated lines, or NULL */
+	size_t errlen;
+	unsigned nerrors;
+	char *warnings;			/* NUL-terminated lines, or NULL */
+	size_t warnlen;
+	unsigned nwarnings;
+};
+void config_errors_init(struct config_errors *, const struct config *);
+void config_errors_clear(struct config_errors *);
+/*
+ * Add a refusal at key (a full path as in config_pos).  A key with no
+ * entry of its own is found as it is written: "routes[N].cors.x" that
+ * the route inherited from the top-level block is reported as "cors.x";
+ * else the position of its closest written parent is used, else
+ * "file:1:1".
+ */
+void config_error_at(struct config_errors *, const char *key,
+    const char *fmt, ...) TS_PRINTFLIKE(3, 4);
+void config_warn_at(struct config_errors *, const char *key,
+    const char *fmt, ...) TS_PRINTFLIKE(3, 4);
+/* The position of key itself (no fallback): 0, or -1 when not written. */
+int config_key_pos(const struct config *, const char *key,
+    const struct config_pos **out) TS_MUSTCHECK;
 
 /* Style name <-> enum ("datadog", "tracecontext", "b3", "b3multi", ...). */
 const char *config_style_name(enum config_style);

@@ -188,6 +188,52 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/* The message of an access log that cannot be opened. */
+static void
+log_access_fail(const char *where, int err, char **cause)
+{
+	xasprintf(cause, "cannot open \"%s\" for appending: %s", where,
+	    strerror(err));
+}
+
+/* Check the access log without creating it (log.h). */
+int
+log_access_check(const char *where, char **cause)
+{
+	char *dir, *slash;
+	int fd, err;
+
+	if (where == NULL || strcmp(where, "stdout") == 0 ||
+	    strcmp(where, "stderr") == 0 || strcmp(where, "off") == 0)
+		return 0;
+	/* O_NONBLOCK: a FIFO without a reader must not hang the check. */
+	fd = open(where, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK);
+	if (fd != -1) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		log_access_fail(where, errno, cause);
+		return -1;
+	}
+	/* Missing: its directory must exist and let us create it. */
+	dir = xstrdup(where);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	err = access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+	free(dir);
+	if (err != 0) {
+		log_access_fail(where, err, cause);
+		return -1;
+	}
+	return 0;
+}
+
 int
 log_access_open(const char *where, char **cause)
 {
@@ -203,7 +249,7 @@ log_access_open(const char *where, char **cause)
 		fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0640);
 		if (fd == -1) {
-			xasprintf(cause, "%s: %s", where, strerror(errno));
+			log_access_fail(where, errno, cause);
 			return -1;
 		}
 	}

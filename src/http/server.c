@@ -140,8 +140,11 @@ server_gen_unref(struct server_gen *g)
 	}
 	if (g->server_ssl != NULL)
 		SSL_CTX_free(g->server_ssl);
-	for (i = 0; i < g->cfg->n_routes; i++)
-		cors_policy_free(g->route_cors[i]);
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		/* Routes without their own cors block share the default. */
+		if (g->route_cors[i] != g->default_cors)
+			cors_policy_free(g->route_cors[i]);
+	}
 	free(g->route_prop);
 	cors_policy_free(g->default_cors);
 	free(g->route_ssl);
@@ -151,18 +154,48 @@ server_gen_unref(struct server_gen *g)
 	free(g);
 }
 
-/* Build a generation from cfg (main thread); takes over cfg's ref. */
+/* Where cors_policy_new's reports go: one cors block's key prefix. */
+struct server_cors_report {
+	struct config_errors *errs;
+	const char *prefix;		/* "cors", "routes[2].cors" */
+};
+
+/* A CORS policy problem, positioned at its key in the file. */
+static void
+server_cors_report_cb(void *arg, bool fatal, const char *key,
+    const char *msg)
+{
+	struct server_cors_report *r = arg;
+	char *full;
+
+	xasprintf(&full, "%s.%s", r->prefix, key);
+	if (fatal)
+		config_error_at(r->errs, full, "%s", msg);
+	else
+		config_warn_at(r->errs, full, "%s", msg);
+	free(full);
+}
+
+/*
+ * Build a generation from cfg (main thread): TLS contexts, CORS policies,
+ * metrics slots.  Takes its own reference on cfg (the caller keeps and
+ * drops its own, whatever happens).  Every refusal goes to errs; NULL
+ * when there was any.
+ */
 static struct server_gen *
-server_gen_new(struct config *cfg, char **cause)
+server_gen_new(struct config *cfg, struct config_errors *errs)
 {
 	enum config_style styles[2 * CONFIG_MAX_STYLES];
+	struct server_cors_report rep;
 	struct server_gen *g;
-	char *why = NULL;
+	const char *which;
+	char *cause = NULL, key[64];
+	unsigned nerrors = errs->nerrors;
 	size_t i, n_styles;
 
 	g = xcalloc(1, sizeof *g);
 	g->refs = 1;
-	g->cfg = cfg;
+	g->cfg = config_ref(cfg);
 	g->id = ++srv.gen_counter;
 	g->route_ssl = xcalloc(cfg->n_routes, sizeof *g->route_ssl);
 	g->route_slot = xcalloc(cfg->n_routes, sizeof *g->route_slot);
@@ -183,10 +216,14 @@ server_gen_new(struct config *cfg, char **cause)
 			g->route_prop[i].behavior = cfg->routes[i].behavior;
 	}
 	if (cfg->tls.cert != NULL) {
-		g->server_ssl = tls_server_ctx_new(cfg->tls.cert, cfg->tls.key,
-		    cause);
-		if (g->server_ssl == NULL)
-			goto fail;
+		g->server_ssl = tls_server_ctx_load(cfg->tls.cert, cfg->tls.key,
+		    &which, &cause);
+		if (g->server_ssl == NULL) {
+			config_error_at(errs, strcmp(which, "key") == 0 ?
+			    "server.tls.key" : "server.tls.cert", "%s", cause);
+			free(cause);
+			cause = NULL;
+		}
 	}
 	/* CORS: the tracing headers of every style we extract or inject. */
 	n_styles = 0;
@@ -194,40 +231,136 @@ server_gen_new(struct config *cfg, char **cause)
 		styles[n_styles++] = cfg->propagation.extract[i];
 	for (i = 0; i < cfg->propagation.n_inject; i++)
 		styles[n_styles++] = cfg->propagation.inject[i];
+	rep.errs = errs;
 	if (cfg->has_cors) {
+		rep.prefix = "cors";
 		g->default_cors = cors_policy_new(&cfg->cors, styles, n_styles,
-		    &why);
-		if (g->default_cors == NULL) {
-			xasprintf(cause, "cors: %s", why);
-			free(why);
-			goto fail;
-		}
+		    server_cors_report_cb, &rep);
 	}
 	for (i = 0; i < cfg->n_routes; i++) {
 		const struct config_upstream *up = &cfg->routes[i].upstream;
 
 		g->route_slot[i] = metrics_route_slot(cfg->routes[i].name);
-		if (cfg->routes[i].cors != NULL) {
+		if (cfg->routes[i].cors == &cfg->cors)
+			g->route_cors[i] = g->default_cors;
+		else if (cfg->routes[i].cors != NULL) {
+			snprintf(key, sizeof key, "routes[%zu].cors", i);
+			rep.prefix = key;
 			g->route_cors[i] = cors_policy_new(cfg->routes[i].cors,
-			    styles, n_styles, &why);
-			if (g->route_cors[i] == NULL) {
-				xasprintf(cause, "routes[%zu].cors: %s", i,
-				    why);
-				free(why);
-				goto fail;
-			}
+			    styles, n_styles, server_cors_report_cb, &rep);
 		}
 		if (up->scheme != CONFIG_SCHEME_HTTPS)
 			continue;
 		g->route_ssl[i] = tls_client_ctx_new(up->tls_verify,
-		    up->tls_ca_file, cause);
-		if (g->route_ssl[i] == NULL)
-			goto fail;
+		    up->tls_ca_file, &cause);
+		if (g->route_ssl[i] == NULL) {
+			snprintf(key, sizeof key, "routes[%zu].upstream.%s", i,
+			    up->tls_ca_file != NULL ? "tls_ca_file" : "url");
+			config_error_at(errs, key, "%s", cause);
+			free(cause);
+			cause = NULL;
+		}
+	}
+	if (errs->nerrors != nerrors) {
+		server_gen_unref(g);
+		return NULL;
 	}
 	return g;
-fail:
-	server_gen_unref(g);
-	return NULL;
+}
+
+/* How server_prepare treats what has effects beyond the process. */
+enum server_prep {
+	SERVER_PREP_CHECK,	/* tracestitch -n: create and keep nothing */
+	SERVER_PREP_START,	/* startup: open the access log for good */
+};
+
+/* A listen address that getaddrinfo cannot turn into a socket address. */
+static void
+server_check_addr(const struct config_addr *a, const char *key,
+    struct config_errors *errs)
+{
+	struct addrinfo hints, *res = NULL;
+	char pbuf[8];
+	int rc;
+
+	/* The lookup server_listen_socket does, without the socket. */
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)a->port);
+	if ((rc = getaddrinfo(a->host, pbuf, &hints, &res)) != 0)
+		config_error_at(errs, key, "cannot use host \"%s\": %s",
+		    a->host, gai_strerror(rc));
+	else
+		freeaddrinfo(res);
+}
+
+/*
+ * Everything done with cfg before serving, except binding: the generation
+ * (TLS contexts, CORS policies), the exporter's URL, the listen
+ * addresses and the access log.  The one path of tracestitch -n and of
+ * startup (reload builds the generation alone: the rest cannot change).
+ * All refusals go to errs; 0 when there was none, and then with
+ * SERVER_PREP_START *gp holds the generation and the access log is open.
+ */
+static int
+server_prepare(struct config *cfg, enum server_prep mode,
+    struct config_errors *errs, struct server_gen **gp)
+{
+	struct server_gen *g;
+	const char *key;
+	char *cause = NULL, akey[48];
+	size_t a;
+
+	if (gp != NULL)
+		*gp = NULL;
+	g = server_gen_new(cfg, errs);
+	if (exporter_check(cfg, &key, &cause) != 0) {
+		config_error_at(errs, key, "%s", cause);
+		free(cause);
+		cause = NULL;
+	}
+	for (a = 0; a < cfg->n_listen; a++) {
+		snprintf(akey, sizeof akey, "server.listen[%zu]", a);
+		server_check_addr(&cfg->listen[a], akey, errs);
+	}
+	if (cfg->has_admin)
+		server_check_addr(&cfg->admin_listen, "admin.listen", errs);
+	/* Create the access log only when the start goes on. */
+	if ((mode == SERVER_PREP_START && errs->nerrors == 0) ?
+	    log_access_open(cfg->logging.access_log, &cause) != 0 :
+	    log_access_check(cfg->logging.access_log, &cause) != 0) {
+		config_error_at(errs, "logging.access_log", "%s", cause);
+		free(cause);
+	}
+	if (errs->nerrors != 0 || mode == SERVER_PREP_CHECK || gp == NULL) {
+		server_gen_unref(g);
+		return errs->nerrors != 0 ? -1 : 0;
+	}
+	*gp = g;
+	return 0;
+}
+
+/* tracestitch -n (server.h). */
+int
+server_check(struct config *cfg, struct config_errors *errs)
+{
+	return server_prepare(cfg, SERVER_PREP_CHECK, errs, NULL);
+}
+
+/* Log every line of text as a warning. */
+static void
+server_log_lines(const char *text)
+{
+	const char *p, *nl;
+
+	if (text == NULL)
+		return;
+	for (p = text; *p != '\0'; p = *nl != '\0' ? nl + 1 : nl) {
+		nl = p + strcspn(p, "\n");
+		log_warnx("%.*s", (int)(nl - p), p);
+	}
 }
 
 struct worker_gen *
@@ -889,6 +1022,7 @@ server_tell_workers(char cmd)
 static void
 server_reload(void)
 {
+	struct config_errors errs;
 	struct config *cfg = NULL;
 	struct server_gen *g;
 	char *errors = NULL, *cause = NULL, *line, *save = NULL;
@@ -905,12 +1039,25 @@ server_reload(void)
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
-	if (config_check_reload(srv.gen->cfg, cfg, &cause) != 0 ||
-	    (g = server_gen_new(cfg, &cause)) == NULL) {
+	if (config_check_reload(srv.gen->cfg, cfg, &cause) != 0) {
 		log_warnx("configuration reload failed: %s", cause);
 		free(cause);
-		if (cfg != NULL && srv.gen->cfg != cfg)
-			config_unref(cfg);
+		config_unref(cfg);
+		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
+		return;
+	}
+	/* One owner each: g takes its own reference, ours goes below. */
+	config_errors_init(&errs, cfg);
+	g = server_gen_new(cfg, &errs);
+	server_log_lines(errs.warnings);
+	if (g == NULL) {
+		log_warnx("configuration reload failed: keeping the running "
+		    "configuration");
+		server_log_lines(errs.errors);
+	}
+	config_errors_clear(&errs);
+	config_unref(cfg);
+	if (g == NULL) {
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
@@ -1135,10 +1282,12 @@ server_main(struct config *cfg)
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct server_gen *g;
 	struct rlimit rl;
+	struct config_errors errs;
 	sigset_t set, old;
 	char *cause = NULL;
 	unsigned i;
 	size_t a;
+	int rc;
 
 	event_set_log_callback(server_libevent_log_cb);
 	signal(SIGPIPE, SIG_IGN);
@@ -1148,11 +1297,18 @@ server_main(struct config *cfg)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
-	if ((g = server_gen_new(cfg, &cause)) == NULL) {
-		log_warnx("%s", cause);
-		free(cause);
+	/* The same preparation as tracestitch -n, then the same lines. */
+	config_errors_init(&errs, cfg);
+	rc = server_prepare(cfg, SERVER_PREP_START, &errs, &g);
+	server_log_lines(errs.warnings);
+	if (rc != 0) {
+		if (errs.errors != NULL)
+			fputs(errs.errors, stderr);
+		config_errors_clear(&errs);
+		config_unref(cfg);
 		return 1;
 	}
+	config_errors_clear(&errs);
 	srv.gen = g;
 	srv.metrics = metrics_new("main");
 	if (cfg->exporter.type != CONFIG_EXPORTER_NONE) {
@@ -1253,6 +1409,7 @@ server_main(struct config *cfg)
 	free(srv.workers);
 	free(srv.bound_addrs);
 	server_gen_unref(srv.gen);
+	config_unref(cfg);
 	event_base_free(srv.base);
 	close(srv.done_fd[0]);
 	close(srv.done_fd[1]);

@@ -131,9 +131,20 @@ struct worker {
 
 /*
  * Run the gateway with cfg (one reference is taken over) until a
- * SIGTERM/SIGINT drain completes.  Returns the exit status.
+ * SIGTERM/SIGINT drain completes.  Returns the exit status.  Before
+ * serving it runs the preparation of server_check and, when that refuses
+ * cfg, prints the same lines to stderr and returns 1.
  */
 int server_main(struct config *cfg);
+
+/*
+ * tracestitch -n: everything server_main does with cfg before it serves
+ * (CORS policies, TLS contexts, the exporter's URL, the listen addresses,
+ * the access log), without binding, starting threads or creating files.
+ * Refusals and warnings go to errs (config.h).  0 when cfg would start.
+ */
+int server_check(struct config *cfg, struct config_errors *errs)
+    TS_MUSTCHECK;
 
 /* The cached Date header value of the worker (refreshed per second). */
 const char *server_date(struct worker *);

@@ -922,6 +922,124 @@ START_TEST(test_style_names)
 }
 END_TEST
 
+/* Listen addresses that take the same port are errors; others are not. */
+static const struct {
+	const char *listen;	/* the server.listen list */
+	const char *admin;	/* admin.listen, or NULL */
+	const char *want;	/* the error lines, "" for none */
+} listen_rows[] = {
+	{ "[\"127.0.0.1:8080\", \"127.0.0.1:8080\"]", NULL,
+	  "t.yaml:1:37: server.listen[1]: \"127.0.0.1:8080\" takes the "
+	  "address of server.listen[0] (\"127.0.0.1:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"0.0.0.0:8080\", \"127.0.0.1:8080\"]", NULL,
+	  "t.yaml:1:35: server.listen[1]: \"127.0.0.1:8080\" takes the "
+	  "address of server.listen[0] (\"0.0.0.0:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"[::]:8080\", \"127.0.0.1:8080\"]", NULL,
+	  "t.yaml:1:32: server.listen[1]: \"127.0.0.1:8080\" takes the "
+	  "address of server.listen[0] (\"[::]:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"LOCALHOST:8080\", \"localhost:8080\"]", NULL,
+	  "t.yaml:1:37: server.listen[1]: \"localhost:8080\" takes the "
+	  "address of server.listen[0] (\"LOCALHOST:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"127.0.0.1:8080\"]", "127.0.0.1:8080",
+	  "t.yaml:2:17: admin.listen: \"127.0.0.1:8080\" takes the address of "
+	  "server.listen[0] (\"127.0.0.1:8080\"); the admin listener needs its "
+	  "own port\n" },
+	{ "[\"127.0.0.1:8080\"]", "0.0.0.0:8080",
+	  "t.yaml:2:17: admin.listen: \"0.0.0.0:8080\" takes the address of "
+	  "server.listen[0] (\"127.0.0.1:8080\"); the admin listener needs its "
+	  "own port\n" },
+	/* Not clashes: port 0 picks a new port, families, other ports. */
+	{ "[\"127.0.0.1:0\", \"127.0.0.1:0\"]", "127.0.0.1:0", "" },
+	{ "[\"0.0.0.0:8080\", \"[::1]:8080\"]", NULL, "" },
+	{ "[\"127.0.0.1:8080\", \"127.0.0.2:8080\"]", "127.0.0.1:9901", "" },
+	{ "[\"127.0.0.1:8080\", \"127.0.0.1:8081\"]", NULL, "" },
+};
+
+START_TEST(test_listen_clash)
+{
+	char *doc, *errors;
+	struct config *cfg;
+
+	doc = NULL;
+	xasprintf(&doc, "server: {listen: %s}\n%s%s%s"
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n",
+	    listen_rows[_i].listen, listen_rows[_i].admin != NULL ?
+	    "admin: {listen: \"" : "", listen_rows[_i].admin != NULL ?
+	    listen_rows[_i].admin : "", listen_rows[_i].admin != NULL ?
+	    "\"}\n" : "");
+	if (listen_rows[_i].want[0] == '\0') {
+		cfg = load_ok(doc, no_env);
+		config_unref(cfg);
+	} else {
+		errors = load_bad(doc, no_env);
+		ck_assert_str_eq(errors, listen_rows[_i].want);
+		free(errors);
+	}
+	free(doc);
+}
+END_TEST
+
+/*
+ * Refusals after loading are positioned through the key map: the key
+ * itself, an entry inherited from the top-level cors block where it is
+ * written, the closest written parent, the environment's label, the file
+ * start when nothing was written; the same line is added once.
+ */
+START_TEST(test_error_at)
+{
+	static const char doc[] =
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "cors:\n"
+	    "  allowed_origins: [\"https://a.example.com\", \"https://*.com\"]\n"
+	    "routes:\n"
+	    "  - upstream: {url: \"https://127.0.0.1:9000\"}\n"
+	    "    cors: {max_age: 5, allowed_headers: [\"X A\"]}\n";
+	char *const env[] = { "DD_TRACE_AGENT_URL=https://agent:8126", NULL };
+	const struct config_pos *pos;
+	struct config_errors ce;
+	struct config *cfg;
+
+	cfg = load_ok(doc, env);
+	ck_assert_int_eq(config_key_pos(cfg, "cors.allowed_origins[1]", &pos),
+	    0);
+	ck_assert_ptr_null(pos->file);
+	ck_assert_uint_eq(pos->line, 4);
+	ck_assert_uint_eq(pos->col, 46);
+	ck_assert_int_eq(config_key_pos(cfg,
+	    "routes[0].cors.allowed_origins[1]", &pos), -1);
+	ck_assert_ptr_null(pos);
+	ck_assert_int_eq(config_key_pos(cfg, "tracing.service", &pos), -1);
+
+	config_errors_init(&ce, cfg);
+	config_error_at(&ce, "cors.allowed_origins[1]", "bad %d", 1);
+	/* Inherited by the route: reported where it is written, once. */
+	config_error_at(&ce, "routes[0].cors.allowed_origins[1]", "bad %d", 1);
+	config_error_at(&ce, "routes[0].cors.allowed_headers[0]", "no");
+	config_error_at(&ce, "routes[0].upstream.tls_ca_file", "parent");
+	config_error_at(&ce, "exporter.datadog_url", "from env");
+	config_error_at(&ce, "tracing.service", "nowhere");
+	config_warn_at(&ce, "cors.allowed_origins[0]", "careful");
+	ck_assert_uint_eq(ce.nerrors, 5);
+	ck_assert_uint_eq(ce.nwarnings, 1);
+	ck_assert_str_eq(ce.errors,
+	    "t.yaml:4:46: cors.allowed_origins[1]: bad 1\n"
+	    "t.yaml:7:42: routes[0].cors.allowed_headers[0]: no\n"
+	    "t.yaml:6:15: routes[0].upstream.tls_ca_file: parent\n"
+	    "env:DD_TRACE_AGENT_URL: exporter.datadog_url: from env\n"
+	    "t.yaml:1:1: tracing.service: nowhere\n");
+	ck_assert_str_eq(ce.warnings,
+	    "t.yaml:4:21: cors.allowed_origins[0]: warning: careful\n");
+	config_errors_clear(&ce);
+	ck_assert_ptr_null(ce.errors);
+	config_unref(cfg);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -940,6 +1058,9 @@ config_suite(void)
 	tcase_add_loop_test(tc, test_bad_fixture, 0,
 	    (int)TS_NITEMS(bad_fixtures));
 	tcase_add_test(tc, test_error_cap);
+	tcase_add_loop_test(tc, test_listen_clash, 0,
+	    (int)TS_NITEMS(listen_rows));
+	tcase_add_test(tc, test_error_at);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("env");

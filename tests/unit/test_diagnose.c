@@ -220,7 +220,7 @@ START_TEST(test_against_engine)
 	struct config_cors cc;
 	struct cors_policy *p;
 	struct cors_answer a;
-	char *cause = NULL, **names;
+	char **names;
 	char acrh[512] = "";
 	size_t i, n;
 
@@ -233,7 +233,7 @@ START_TEST(test_against_engine)
 	cc.allowed_headers.n = 1;
 	cc.exposed_headers.v = (char **)none;
 	cc.max_age = 600;
-	p = cors_policy_new(&cc, styles, 3, &cause);
+	p = cors_policy_new(&cc, styles, 3, NULL, NULL);
 	ck_assert_ptr_nonnull(p);
 
 	diagnose_rum_headers(styles, 3, NULL, 0, &names, &n);
@@ -429,8 +429,6 @@ one_origin_policy(const char *pattern, bool credentials,
 	const enum config_style styles[] = { CONFIG_STYLE_DATADOG,
 		CONFIG_STYLE_TRACECONTEXT, CONFIG_STYLE_BAGGAGE };
 	struct config_cors cc;
-	struct cors_policy *p;
-	char *cause = NULL;
 
 	memset(&cc, 0, sizeof cc);
 	cc.allowed_origins.v = (char **)origins;
@@ -443,9 +441,7 @@ one_origin_policy(const char *pattern, bool credentials,
 	cc.allow_credentials = credentials;
 	cc.max_age = 600;
 	cc.on_disallowed = CONFIG_CORS_REJECT;
-	p = cors_policy_new(&cc, styles, 3, &cause);
-	free(cause);
-	return p;
+	return cors_policy_new(&cc, styles, 3, NULL, NULL);
 }
 
 /* ACRH as diagnose sends it: the names joined with ",". */
