@@ -106,6 +106,8 @@ proxy_error_code(int status)
 		return "no_route";
 	case 405:
 		return "method_not_allowed";
+	case 408:
+		return "request_timeout";
 	case 413:
 		return "payload_too_large";
 	case 414:
@@ -145,6 +147,8 @@ proxy_reason(int status)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
 	case 413:
 		return "Content Too Large";
 	case 414:

@@ -59,7 +59,7 @@
 
 #define UPSTREAM_MAX_CHUNK_LINE	4096	/* chunk size + extensions */
 #define UPSTREAM_REASON_MAX	128	/* longer reasons are cut */
-#define UPSTREAM_IDLE_MS	60000
+#define UPSTREAM_IDLE_MS	60000	/* when conf has none (0) */
 #define UPSTREAM_FREE_REQS	16	/* spare exchanges per pool */
 #define UPSTREAM_READ_SIZE	16384	/* one socket read at most */
 #define UPSTREAM_WRITE_IOV	16
@@ -1093,7 +1093,9 @@ upstream_pool_new(struct event_base *base, const struct config_upstream *conf,
 	ms_to_tv(conf->connect_timeout_ms, &pool->connect_tv);
 	pool->has_timeout_tv = conf->timeout_ms > 0;
 	ms_to_tv(conf->timeout_ms, &pool->timeout_tv);
-	ms_to_tv(UPSTREAM_IDLE_MS, &pool->idle_tv);
+	/* routes[].upstream.idle_timeout; a reload builds new pools. */
+	ms_to_tv(conf->idle_timeout_ms > 0 ? conf->idle_timeout_ms :
+	    UPSTREAM_IDLE_MS, &pool->idle_tv);
 	pool->keepalive = conf->keepalive;
 	TAILQ_INIT(&pool->idle);
 	TAILQ_INIT(&pool->free_reqs);
