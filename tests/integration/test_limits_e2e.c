@@ -27,6 +27,7 @@
 #include "itest.h"
 
 static struct itest_proc *be;
+static const char *log_level = "info";	/* of the gateways started */
 
 static void
 setup(void)
@@ -37,6 +38,7 @@ setup(void)
 static void
 teardown(void)
 {
+	log_level = "info";
 	itest_teardown();
 	be = NULL;
 }
@@ -58,8 +60,9 @@ limits_yaml(const char *limits, const char *upstream)
 	    "    upstream: {url: \"http://127.0.0.1:%u\", timeout: 5s%s%s}\n"
 	    "cors: {allowed_origins: [\"" ORIGIN "\"]}\n"
 	    "exporter: {type: none}\n"
-	    "logging: {level: info, access_log: stdout}\n",
-	    limits, be->port, upstream[0] != '\0' ? ", " : "", upstream);
+	    "logging: {level: %s, access_log: stdout}\n",
+	    limits, be->port, upstream[0] != '\0' ? ", " : "", upstream,
+	    log_level);
 }
 
 /* A gateway with short client timeouts and one worker. */
@@ -411,6 +414,133 @@ START_TEST(upstream_idle_timeout_closes_pooled_connections)
 }
 END_TEST
 
+/* One round: a GET on each of the n connections, then every answer. */
+static void
+round_trip(struct itest_conn **cs, size_t n, const char *path)
+{
+	struct itest_resp r;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(itest_sendf(cs[i], "GET %s HTTP/1.1\r\n"
+		    "Host: x\r\n\r\n", path), 0);
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(itest_read_response(cs[i], &r, 0,
+		    ITEST_TIMEOUT_MS) == 0, "%zu: %s", i, itest_error());
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_clear(&r);
+	}
+}
+
+/* Wait until the backend has answered n requests. */
+static bool
+backend_requests_wait(uint64_t n, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+
+	while (itest_backend_requests(be) < n) {
+		if (itest_now_ms() >= deadline)
+			return false;
+		poll(NULL, 0, 10);
+	}
+	return true;
+}
+
+/*
+ * Issue 11: under steady keep-alive load the upstream connections are
+ * reused for the whole run, and clients that leave with a request in
+ * flight (every connection of a load generator when a run ends) do not
+ * cost their upstream connections: the response is read and dropped and
+ * the connection pooled.  It was closed, so each run began with new
+ * connections (498 against nginx's 40).
+ */
+START_TEST(upstream_connections_outlive_departing_clients)
+{
+	enum { N = 8, ROUNDS = 25 };
+	struct itest_conn *cs[N];
+	struct itest_proc *gw;
+	uint64_t conns, reqs;
+	size_t i;
+	int k;
+
+	log_level = "debug";	/* the orphans' completion lines */
+	gw = gateway_with_limits("idle_timeout: 30s");
+	for (i = 0; i < N; i++)
+		cs[i] = itest_connect(gw->port);
+	round_trip(cs, N, "/echo/warm");
+	conns = itest_backend_connections(be);
+	ck_assert_uint_ge(conns, 1);
+	ck_assert_uint_le(conns, N);
+	for (k = 0; k < ROUNDS; k++)
+		round_trip(cs, N, "/echo/steady");
+	ck_assert_uint_eq(itest_backend_connections(be), conns);
+
+	/* Every client leaves with a request in flight upstream. */
+	reqs = itest_backend_requests(be);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(itest_sendf(cs[i], "GET /slow?ms=100 HTTP/1.1\r\n"
+		    "Host: x\r\n\r\n"), 0);
+	ck_assert(backend_requests_wait(reqs + N, ITEST_TIMEOUT_MS));
+	for (i = 0; i < N; i++)
+		itest_conn_free(cs[i]);
+	/* Their responses come 100 ms later, are read, the connections
+	 * pooled. */
+	for (k = 0; itest_log_count(gw, ITEST_STDERR, "response was read; "
+	    "connection kept", 0) < N; k++) {
+		ck_assert_msg(k < 1000, "%zu of %d departed clients' "
+		    "connections pooled", itest_log_count(gw, ITEST_STDERR,
+		    "response was read; connection kept", 0), N);
+		poll(NULL, 0, 10);
+	}
+
+	/* The next run finds them all in the pool. */
+	for (i = 0; i < N; i++)
+		cs[i] = itest_connect(gw->port);
+	for (k = 0; k < ROUNDS; k++)
+		round_trip(cs, N, "/echo/again");
+	for (i = 0; i < N; i++)
+		itest_conn_free(cs[i]);
+	ck_assert_uint_eq(itest_backend_stat(be, "peer_closed"), 0);
+	ck_assert_uint_eq(itest_backend_connections(be), conns);
+}
+END_TEST
+
+/*
+ * What a departed client leaves is bounded: a large response is not read
+ * to the end (the connection is closed), nor is one that does not come
+ * (closed after a 1 s gap).
+ */
+START_TEST(departed_client_response_reading_is_bounded)
+{
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	uint64_t reqs;
+	int64_t t0;
+
+	gw = gateway_with_limits("idle_timeout: 30s");
+	reqs = itest_backend_requests(be);
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "GET /big?bytes=10000000 HTTP/1.1\r\n"
+	    "Host: x\r\n\r\n"), 0);
+	/* The response has begun: the backend counted the request. */
+	ck_assert(backend_requests_wait(reqs + 1, ITEST_TIMEOUT_MS));
+	ck_assert(itest_readable(c, ITEST_TIMEOUT_MS));
+	itest_conn_free(c);
+	ck_assert_msg(backend_peer_closed_wait(1, 5000),
+	    "the large response's connection was not closed");
+
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "GET /stall HTTP/1.1\r\nHost: x\r\n"
+	    "\r\n"), 0);
+	ck_assert(backend_requests_wait(reqs + 2, ITEST_TIMEOUT_MS));
+	itest_conn_free(c);
+	t0 = itest_now_ms();
+	ck_assert_msg(backend_peer_closed_wait(2, 5000),
+	    "the stalled response's connection was not closed");
+	ck_assert_int_ge(itest_now_ms() - t0, 800);
+}
+END_TEST
+
 START_TEST(idle_timeout_closes_keepalive_connections)
 {
 	struct itest_proc *gw;
@@ -556,6 +686,8 @@ limits_suite(void)
 	tcase_add_test(tc, too_many_header_fields_get_431);
 	tcase_add_test(tc, max_header_fields_is_a_key);
 	tcase_add_test(tc, upstream_idle_timeout_closes_pooled_connections);
+	tcase_add_test(tc, upstream_connections_outlive_departing_clients);
+	tcase_add_test(tc, departed_client_response_reading_is_bounded);
 	tcase_add_test(tc, idle_timeout_closes_keepalive_connections);
 	tcase_add_test(tc, client_timeouts_do_not_cut_a_slow_upstream);
 	tcase_add_test(tc, max_connections_pauses_accepting);
