@@ -1305,6 +1305,7 @@ START_TEST(test_cancel_early)
 	ck_assert_int_eq(res.heads, 0);
 	ck_assert_int_eq(stub.ncloses, 1);
 	ck_assert_uint_eq(upstream_pool_connects(pool), 2);
+	res_clear(&res);
 	/* And it serves the next exchange. */
 	get_one(pool, &res);
 	ck_assert(upstream_req_reused(res.req));
