@@ -127,6 +127,8 @@ START_TEST(header_timeout_closes_a_stalled_head)
 	    "a half-sent head was not closed within 5 s");
 	/* The header timeout, not the 10 s idle timeout, closed it. */
 	ck_assert_int_lt(itest_now_ms() - t0, 3000);
+	/* Without an answer (docs/configuration.md). */
+	ck_assert_uint_eq(c->len, 0);
 	ck_assert_uint_eq(itest_backend_requests(be), 0);
 	itest_conn_free(c);
 }
