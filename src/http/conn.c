@@ -848,7 +848,9 @@ conn_method(const char *m, size_t len)
 
 /*
  * Index the complete head at ibuf[ioff]; -1 with *what set when the
- * memory for it cannot be had.
+ * memory for it cannot be had, with *what NULL when the guard's verdict
+ * and the indexer disagree (more fields than max_fields, or no complete
+ * head: a broken invariant).
  */
 static int
 conn_take_head(struct server_conn *c, const char **what)
@@ -866,10 +868,12 @@ conn_take_head(struct server_conn *c, const char **what)
 		 * The guard let at most max_fields through (431 above); the
 		 * scratch index grows to that (a reload may raise it).
 		 */
-		*what = "header field index";
+		*what = NULL;
 		if (want <= w->fields_cap ||
-		    want > c->framing.limits.max_fields ||
-		    (nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
+		    want > c->framing.limits.max_fields)
+			return -1;
+		*what = "header field index";
+		if ((nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
 			return -1;
 		free(w->fields);
 		w->fields = nf;
@@ -1011,6 +1015,7 @@ static void
 conn_process(struct server_conn *c)
 {
 	const char *what = NULL;
+	bool mine;
 
 	if (c->in_process)
 		return;
@@ -1039,9 +1044,18 @@ conn_process(struct server_conn *c)
 				conn_reading(c, true);
 				break;
 			}
+			mine = conn_captures_mine(c);
 			if (conn_take_head(c, &what) != 0) {
-				conn_out_of_memory(c, what,
-				    conn_captures_mine(c));
+				if (what != NULL)
+					conn_out_of_memory(c, what, mine);
+				else {
+					/* The guard vetted it: our bug. */
+					log_warnx("client %s: a head the guard "
+					    "accepted cannot be indexed",
+					    c->client);
+					conn_answer(c, 500, "the request head "
+					    "could not be indexed", mine);
+				}
 				break;
 			}
 			c->st = CONN_ST_BODY;

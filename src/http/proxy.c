@@ -116,6 +116,8 @@ proxy_error_code(int status)
 		return "expectation_failed";
 	case 431:
 		return "header_too_large";
+	case 500:
+		return "internal_error";
 	case 501:
 		return "not_implemented";
 	case 502:
@@ -157,6 +159,8 @@ proxy_reason(int status)
 		return "Expectation Failed";
 	case 431:
 		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
 	case 501:
 		return "Not Implemented";
 	case 502:
