@@ -141,6 +141,9 @@ static const struct cfg_row cfg_schema[] = {
 	  C(limits.max_header_bytes), .min = 1024, .max = 1024 * 1024,
 	  .def = "16384", .help = "largest request line plus headers (431 "
 	  "above)" },
+	{ "server.limits.max_header_fields", CT_UINT,
+	  C(limits.max_header_fields), .min = 1, .max = 10000, .def = "100",
+	  .help = "most request header fields in one head (431 above)" },
 	{ "server.limits.max_body_bytes", CT_SIZE, C(limits.max_body_bytes),
 	  .min = 0, .max = (uint64_t)1 << 40, .def = "10485760",
 	  .help = "largest request body (413 above)" },
@@ -151,6 +154,10 @@ static const struct cfg_row cfg_schema[] = {
 	  C(limits.body_timeout_ms), .min = 1, .max = 3600000,
 	  .def = "30s", .help = "gap allowed between two reads of the request "
 	  "body" },
+	{ "server.limits.body_min_rate", CT_SIZE, C(limits.body_min_rate),
+	  .min = 0, .max = (uint64_t)1 << 30, .def = "0",
+	  .help = "bytes/s a request body must average once body_timeout has "
+	  "passed (408 below); 0: off" },
 	{ "server.limits.idle_timeout", CT_DURATION,
 	  C(limits.idle_timeout_ms), .min = 1, .max = 3600000,
 	  .def = "60s", .help = "keep-alive time of an idle client "
@@ -187,6 +194,9 @@ static const struct cfg_row cfg_schema[] = {
 	{ "routes[].upstream.keepalive", CT_UNSIGNED, R(upstream.keepalive),
 	  .min = 0, .max = 10000, .def = "64",
 	  .help = "idle backend connections kept per worker" },
+	{ "routes[].upstream.idle_timeout", CT_DURATION,
+	  R(upstream.idle_timeout_ms), .min = 1, .max = 3600000, .def = "60s",
+	  .help = "time an idle keep-alive backend connection is kept" },
 	{ "routes[].upstream.tls_verify", CT_BOOL, R(upstream.tls_verify),
 	  .def = "true", .help = "https: verify the backend certificate and "
 	  "name" },

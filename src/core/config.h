@@ -50,6 +50,7 @@ struct config_upstream {
 	uint64_t connect_timeout_ms;
 	uint64_t timeout_ms;	/* whole response head + idle gaps in the body */
 	unsigned keepalive;	/* idle connections kept per worker */
+	uint64_t idle_timeout_ms; /* an idle kept connection is closed */
 	bool tls_verify;	/* https: verify certificate and host name */
 	char *tls_ca_file;	/* https: CA bundle, NULL: system default */
 	char *tls_server_name;	/* https: SNI/verify name, NULL: host */
@@ -167,9 +168,11 @@ struct config_tls {
 
 struct config_limits {
 	uint64_t max_header_bytes;
+	uint64_t max_header_fields;	/* 431 above */
 	uint64_t max_body_bytes;
 	uint64_t header_timeout_ms;
 	uint64_t body_timeout_ms;	/* gap allowed between body reads */
+	uint64_t body_min_rate;		/* bytes/s after body_timeout, 0: off */
 	uint64_t idle_timeout_ms;
 	uint64_t max_connections;	/* per process */
 };

@@ -43,6 +43,8 @@ enum metrics_upstream_err {
 	    "Requests refused by the framing guard")			\
 	X(REQ_TIMEOUT, "tracestitch_client_timeouts_total", "",		\
 	    "Client connections closed by a header, body or idle timeout") \
+	X(REQ_SLOW_BODY, "tracestitch_client_slow_bodies_total", "",	\
+	    "Request bodies cut below server.limits.body_min_rate (408)") \
 	X(RELOADS_OK, "tracestitch_config_reloads_total", "result=\"ok\"", \
 	    "Configuration reloads")					\
 	X(RELOADS_FAILED, "tracestitch_config_reloads_total",		\
