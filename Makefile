@@ -13,18 +13,22 @@ NINJA ?= ninja
 # Debian 12 packages the build, the tests, `make run` and `make bench`
 # need.  The only list: the Dockerfile installs the -dev subset of it.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
-	libyaml-dev libmsgpack-dev libjansson-dev check valgrind curl \
-	nginx-light wrk python3
+	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
+	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
 # at configure time, and -Dwerror=true keeps that through the reconfigures
 # ninja runs itself (whose environment may lack CI).
 MESON_SETUP_FLAGS := $(if $(CI),-Dwerror=true)
 
+# The W3C Trace Context suite and its runner (not vendored here): beside
+# the repository, as CI lays it out.  `make w3c W3C_DIR=/path` elsewhere.
+W3C_DIR ?= $(CURDIR)/../shared/conformance/w3c
+
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build run test check e2e interop sanitize valgrind bench \
+.PHONY: all deps build run test check e2e interop w3c sanitize valgrind bench \
 	clean format-check help
 
 all: build
@@ -35,7 +39,8 @@ help:
 	@echo "make run           demo backend + gateway on 127.0.0.1:8080, Ctrl-C stops"
 	@echo "make test          every meson suite, then the e2e and interop suites"
 	@echo "make interop       dd-trace and OpenTelemetry backends continue our traces"
-	@echo "make check         unit + integration suites only"
+	@echo "make w3c           W3C Trace Context suite through the gateway (W3C_DIR)"
+	@echo "make check         unit, integration and lint suites only"
 	@echo "make sanitize      unit + integration under ASan + UBSan ($(ASAN_BUILD)/)"
 	@echo "make valgrind      unit suites under valgrind"
 	@echo "make bench         wrk: tracestitch against nginx (slow, not in test)"
@@ -77,6 +82,7 @@ run: build
 
 test: build
 	$(MESON) test -C $(BUILD) --print-errorlogs
+	@$(MAKE) --no-print-directory w3c BUILD=$(BUILD)
 	@$(MAKE) --no-print-directory e2e BUILD=$(BUILD)
 	@$(MAKE) --no-print-directory interop BUILD=$(BUILD)
 
@@ -88,13 +94,19 @@ e2e:
 		echo "e2e: tests/e2e/run.sh not present yet, skipped"; \
 	fi
 
+# The W3C Trace Context suite (SPEC_LEVEL 2, STRICT_LEVEL 2, fan-out)
+# through the gateway; all 41 cases must pass.  Without the suite at
+# W3C_DIR it skips with a message, or fails when CI is set.
+w3c: build
+	BUILD=$(BUILD) W3C_DIR=$(W3C_DIR) bash tests/w3c/run.sh
+
 # Real tracer libraries (npm: dd-trace, @opentelemetry/core) behind the
 # gateway; run.sh skips with a message when node or npm is missing.
 interop:
 	BUILD=$(BUILD) bash tests/interop/run.sh
 
 check: build
-	$(MESON) test -C $(BUILD) --suite unit --suite integration \
+	$(MESON) test -C $(BUILD) --suite unit --suite integration --suite lint \
 	    --print-errorlogs
 
 sanitize: deps

@@ -1,6 +1,7 @@
 /*
- * main.c -- command line: run the gateway, check a configuration (-n),
- * print the version or help, or run `tracestitch diagnose`.
+ * main.c -- command line: run the gateway, check a configuration (-n:
+ * the server's own preparation without binding, server_check), print the
+ * version or help, or run `tracestitch diagnose`.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -26,7 +27,9 @@ usage(FILE *f)
 	    "       tracestitch --version | --help\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
-	    "  -n, --check         check the configuration and exit 0 or 1\n"
+	    "  -n, --check         check the configuration as the server would, "
+	    "without\n"
+	    "                      listening, and exit 0 or 1\n"
 	    "  -v, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n"
 	    "\n"
@@ -47,9 +50,10 @@ main(int argc, char **argv)
 	};
 	const char *path = NULL;
 	struct config *cfg = NULL;
-	char *errors = NULL, *cause = NULL;
+	struct config_errors errs;
+	char *errors = NULL;
 	bool check = false;
-	int ch;
+	int ch, rc;
 
 	log_init(LOG_LEVEL_INFO, "tracestitch");
 	if (argc > 1 && strcmp(argv[1], "diagnose") == 0)
@@ -84,17 +88,23 @@ main(int argc, char **argv)
 		free(errors);
 		return 1;
 	}
-	if (check) {
-		printf("configuration OK\n");
-		config_unref(cfg);
-		return 0;
-	}
 	log_set_level((enum log_level)cfg->logging.level);
-	if (log_access_open(cfg->logging.access_log, &cause) != 0) {
-		log_warnx("access log: %s", cause);
-		free(cause);
+	if (check) {
+		/*
+		 * The server's own preparation, minus binding: what it would
+		 * refuse, all of it, as "file:line:col: key.path: message".
+		 */
+		config_errors_init(&errs, cfg);
+		rc = server_check(cfg, &errs);
+		if (errs.warnings != NULL)
+			fputs(errs.warnings, stderr);
+		if (rc != 0)
+			fputs(errs.errors, stderr);
+		else
+			printf("configuration OK\n");
+		config_errors_clear(&errs);
 		config_unref(cfg);
-		return 1;
+		return rc != 0 ? 1 : 0;
 	}
 	return server_main(cfg);
 }

@@ -132,10 +132,18 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.workers", CT_WORKERS, C(workers), .flags = CF_NORELOAD,
 	  .min = 1, .max = 256, .def = "auto",
 	  .help = "worker threads, \"auto\" for one per CPU" },
+	{ "server.backlog", CT_UINT, C(backlog), .flags = CF_NORELOAD,
+	  .min = 1, .max = 65535, .def = "1024",
+	  .help = "listen queue of each listen address (connections the "
+	  "kernel completes before we accept them); Linux caps it at "
+	  "net.core.somaxconn" },
 	{ "server.limits.max_header_bytes", CT_SIZE,
 	  C(limits.max_header_bytes), .min = 1024, .max = 1024 * 1024,
 	  .def = "16384", .help = "largest request line plus headers (431 "
 	  "above)" },
+	{ "server.limits.max_header_fields", CT_UINT,
+	  C(limits.max_header_fields), .min = 1, .max = 10000, .def = "100",
+	  .help = "most request header fields in one head (431 above)" },
 	{ "server.limits.max_body_bytes", CT_SIZE, C(limits.max_body_bytes),
 	  .min = 0, .max = (uint64_t)1 << 40, .def = "10485760",
 	  .help = "largest request body (413 above)" },
@@ -146,6 +154,10 @@ static const struct cfg_row cfg_schema[] = {
 	  C(limits.body_timeout_ms), .min = 1, .max = 3600000,
 	  .def = "30s", .help = "gap allowed between two reads of the request "
 	  "body" },
+	{ "server.limits.body_min_rate", CT_SIZE, C(limits.body_min_rate),
+	  .min = 0, .max = (uint64_t)1 << 30, .def = "0",
+	  .help = "bytes/s a request body must average once body_timeout has "
+	  "passed (408 below); 0: off" },
 	{ "server.limits.idle_timeout", CT_DURATION,
 	  C(limits.idle_timeout_ms), .min = 1, .max = 3600000,
 	  .def = "60s", .help = "keep-alive time of an idle client "
@@ -182,6 +194,9 @@ static const struct cfg_row cfg_schema[] = {
 	{ "routes[].upstream.keepalive", CT_UNSIGNED, R(upstream.keepalive),
 	  .min = 0, .max = 10000, .def = "64",
 	  .help = "idle backend connections kept per worker" },
+	{ "routes[].upstream.idle_timeout", CT_DURATION,
+	  R(upstream.idle_timeout_ms), .min = 1, .max = 3600000, .def = "60s",
+	  .help = "time an idle keep-alive backend connection is kept" },
 	{ "routes[].upstream.tls_verify", CT_BOOL, R(upstream.tls_verify),
 	  .def = "true", .help = "https: verify the backend certificate and "
 	  "name" },
@@ -336,6 +351,7 @@ struct cfg_ctx {
 	struct cfg_route_scratch *rs;
 	const struct yaml_tree_node *seen[CFG_NROWS];
 	bool in_env;
+	bool in_defaults;		/* defaults have no position */
 	char *errors;
 	size_t errlen;
 	unsigned nerrors;
@@ -349,6 +365,25 @@ struct cfg_target {
 };
 
 static void cfg_free_contents(struct config *);
+
+/* Remember where key was written (config_pos); a later one wins. */
+static void
+cfg_pos_add(struct cfg_ctx *ctx, const char *key,
+    const struct yaml_tree_node *at)
+{
+	struct config *cfg = ctx->cfg;
+	struct config_pos *p;
+
+	if (ctx->in_defaults || at == NULL)
+		return;
+	cfg->pos = xrealloc(cfg->pos, (cfg->n_pos + 1) * sizeof *cfg->pos);
+	p = &cfg->pos[cfg->n_pos++];
+	p->key = xstrdup(key);
+	p->file = at->file == NULL || strcmp(at->file, cfg->path) == 0 ?
+	    NULL : xstrdup(at->file);
+	p->line = at->line;
+	p->col = at->col;
+}
 
 /* Append one positioned error (see the top of this file). */
 static void TS_PRINTFLIKE(4, 5)
@@ -671,24 +706,122 @@ cfg_cors_copy(struct config_cors *dst, const struct config_cors *src)
 	cfg_strv_copy(&dst->exposed_headers, &src->exposed_headers);
 }
 
-/* A style name, case-insensitive; "b3 single header" is b3. */
-static int
-cfg_style_parse(const char *s, size_t len, enum config_style *out)
-{
-	size_t i;
+#define CFG_STYLE_EXPECTED "expected a propagation style (datadog, " \
+	"tracecontext, b3, b3multi, baggage or none)"
 
-	if (len == 16 && util_strncaseeq(s, "b3 single header", 16)) {
-		*out = CONFIG_STYLE_B3;
+/* Separators in a style list: comma and blanks [cpp-cfg] (7.1). */
+static bool
+cfg_style_sep(char c)
+{
+	return c == ',' || c == ' ' || c == '\t';
+}
+
+/* An empty style list. */
+void
+config_styles_init(struct config_styles *l)
+{
+	memset(l, 0, sizeof *l);
+}
+
+/*
+ * The next name of a style list (PROPAGATION.md 7.1): words between
+ * commas and blanks, compared without case.  "b3 single header", the name
+ * other Datadog tracers have for b3, is three words here; they are taken
+ * as one name when they follow each other with only blanks between.
+ */
+int
+config_styles_next(struct config_styles *l, const char *s, size_t len,
+    size_t *pos, char *msg, size_t size)
+{
+	static const char alias[] = "b3 single header";
+	enum config_style st;
+	size_t w, e, i, k;
+	bool found = false;
+
+	for (w = *pos; w < len && cfg_style_sep(s[w]); w++)
+		;
+	if (w == len) {
+		*pos = len;
 		return 0;
 	}
-	for (i = 0; cfg_style_names[i] != NULL; i++) {
-		if (strlen(cfg_style_names[i]) == len &&
-		    util_strncaseeq(s, cfg_style_names[i], len)) {
-			*out = (enum config_style)i;
-			return 0;
+	for (e = w; e < len && !cfg_style_sep(s[e]); e++)
+		;
+	/* The alias: "b3", blanks, "single", blanks, "header". */
+	for (i = w, k = 0; i < len && k < sizeof alias - 1; k++) {
+		if (alias[k] == ' ') {
+			if (s[i] != ' ' && s[i] != '\t')
+				break;
+			while (i < len && (s[i] == ' ' || s[i] == '\t'))
+				i++;
+		} else if (util_strncaseeq(&s[i], &alias[k], 1))
+			i++;
+		else
+			break;
+	}
+	if (k == sizeof alias - 1 && (i == len || cfg_style_sep(s[i]))) {
+		e = i;
+		st = CONFIG_STYLE_B3;
+		found = true;
+	}
+	for (i = 0; !found && cfg_style_names[i] != NULL; i++) {
+		if (strlen(cfg_style_names[i]) == e - w &&
+		    util_strncaseeq(s + w, cfg_style_names[i], e - w)) {
+			st = (enum config_style)i;
+			found = true;
 		}
 	}
-	return -1;
+	*pos = e;
+	if (!found) {
+		snprintf(msg, size, "%s, got \"%.*s\"", CFG_STYLE_EXPECTED,
+		    (int)TS_MIN(e - w, 64), s + w);
+		return -1;
+	}
+	for (i = 0; i < l->n && l->v[i] != st; i++)
+		;
+	if (i < l->n || (st == CONFIG_STYLE_NONE && l->none)) {
+		snprintf(msg, size, "expected each style once, got %s twice",
+		    config_style_name(st));
+		return -1;
+	}
+	l->names++;
+	if (st == CONFIG_STYLE_NONE)
+		l->none = true;
+	else if (l->n < CONFIG_MAX_STYLES)	/* 5 distinct names */
+		l->v[l->n++] = st;
+	return 1;
+}
+
+/* "none" disables a direction, so it cannot come with a style. */
+int
+config_styles_finish(const struct config_styles *l, char *msg, size_t size)
+{
+	if (l->none && l->n > 0) {
+		snprintf(msg, size, "expected \"none\" alone, got it with "
+		    "other styles");
+		return -1;
+	}
+	return 0;
+}
+
+/* A whole list; the first problem ends it. */
+int
+config_styles_parse(const char *s, struct config_styles *l, char *msg,
+    size_t size)
+{
+	size_t pos = 0, len = strlen(s);
+	int rc;
+
+	config_styles_init(l);
+	while ((rc = config_styles_next(l, s, len, &pos, msg, size)) == 1)
+		;
+	if (rc < 0)
+		return -1;
+	if (l->names == 0) {
+		snprintf(msg, size, "%s, got \"%.*s\"", CFG_STYLE_EXPECTED,
+		    (int)TS_MIN(len, 64), s);
+		return -1;
+	}
+	return config_styles_finish(l, msg, size);
 }
 
 /* Path of list item i ("x[2]"), or the list itself for environment. */
@@ -885,6 +1018,7 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		sv.n = 0;
 		for (i = 0; i < n; i++) {
 			ipath = cfg_item_path(ctx, dpath, i);
+			cfg_pos_add(ctx, ipath, items[i]);
 			if (cfg_scalar(ctx, items[i], ipath, "a string") != 0)
 				rc = -1;
 			else if (r->check != NULL &&
@@ -906,42 +1040,54 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		break;
 	}
 	case CT_STYLES: {
-		enum config_style st[CONFIG_MAX_STYLES], one;
-		size_t ns = 0;
-		bool none = false;
+		/* The one style parser (config_styles_next), item by item. */
+		struct config_styles sl;
+		char msg[256];
+		size_t pos, words;
+		int r2;
 
 		if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
 			return -1;
+		config_styles_init(&sl);
 		for (i = 0; i < n; i++) {
 			ipath = cfg_item_path(ctx, dpath, i);
-			if (items[i]->type != YAML_TREE_SCALAR ||
-			    cfg_style_parse(items[i]->str, items[i]->len,
-			    &one) != 0) {
-				cfg_error(ctx, items[i], ipath, "expected a "
-				    "propagation style (datadog, "
-				    "tracecontext, b3, b3multi, baggage or "
-				    "none), got %s", yaml_tree_describe(
+			cfg_pos_add(ctx, ipath, items[i]);
+			if (items[i]->type != YAML_TREE_SCALAR) {
+				cfg_error(ctx, items[i], ipath, "%s, got %s",
+				    CFG_STYLE_EXPECTED, yaml_tree_describe(
 				    items[i], buf, sizeof buf));
 				rc = -1;
-			} else if (one == CONFIG_STYLE_NONE)
-				none = true;
-			else {
-				for (j = 0; j < ns && st[j] != one; j++)
-					;
-				if (j == ns && ns < CONFIG_MAX_STYLES)
-					st[ns++] = one;
+				free(ipath);
+				continue;
+			}
+			pos = words = 0;
+			while ((r2 = config_styles_next(&sl, items[i]->str,
+			    items[i]->len, &pos, msg, sizeof msg)) != 0) {
+				words++;
+				if (r2 < 0) {
+					cfg_error(ctx, items[i], ipath, "%s",
+					    msg);
+					rc = -1;
+				}
+			}
+			if (words == 0) {
+				/* "", " , ": an item without a name. */
+				cfg_error(ctx, items[i], ipath, "%s, got %s",
+				    CFG_STYLE_EXPECTED, yaml_tree_describe(
+				    items[i], buf, sizeof buf));
+				rc = -1;
 			}
 			free(ipath);
 		}
-		if (rc == 0 && none && ns > 0) {
-			cfg_error(ctx, v, dpath, "expected \"none\" alone, "
-			    "got it with other styles");
+		if (rc == 0 &&
+		    config_styles_finish(&sl, msg, sizeof msg) != 0) {
+			cfg_error(ctx, v, dpath, "%s", msg);
 			rc = -1;
 		}
 		if (rc != 0)
 			return -1;
-		memcpy(field, st, ns * sizeof st[0]);
-		*(size_t *)(void *)((char *)base + r->cnt) = ns;
+		memcpy(field, sl.v, sl.n * sizeof sl.v[0]);
+		*(size_t *)(void *)((char *)base + r->cnt) = sl.n;
 		break;
 	}
 	case CT_MAP: {
@@ -998,6 +1144,7 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 			ipath = r->type == CT_ADDRV && v->type ==
 			    YAML_TREE_SEQ ? cfg_item_path(ctx, dpath, i) :
 			    xstrdup(dpath);
+			cfg_pos_add(ctx, ipath, items[i]);
 			if (cfg_scalar(ctx, items[i], ipath,
 			    "an address \"host:port\"") != 0)
 				rc = -1;
@@ -1185,8 +1332,10 @@ cfg_defaults(struct cfg_ctx *ctx, enum cfg_base kind, void *base)
 {
 	struct yaml_tree *t;
 	char *cause;
+	bool saved = ctx->in_defaults;
 	size_t i;
 
+	ctx->in_defaults = true;
 	for (i = 0; i < CFG_NROWS; i++) {
 		const struct cfg_row *r = &cfg_schema[i];
 
@@ -1198,6 +1347,7 @@ cfg_defaults(struct cfg_ctx *ctx, enum cfg_base kind, void *base)
 			fatalx("config: bad default for %s", r->path);
 		yaml_tree_free(t);
 	}
+	ctx->in_defaults = saved;
 }
 
 /* Walk one route item. */
@@ -1213,6 +1363,7 @@ cfg_walk_route(struct cfg_ctx *ctx, const struct yaml_tree_node *item,
 
 	xasprintf(&dpath, "routes[%zu]", idx);
 	rs->node = item;
+	cfg_pos_add(ctx, dpath, item);
 	cfg_defaults(ctx, CB_ROUTE, route);
 	if (item->type != YAML_TREE_MAP) {
 		cfg_error(ctx, item, dpath, "expected a map, got %s",
@@ -1296,6 +1447,7 @@ cfg_walk_map(struct cfg_ctx *ctx, const struct yaml_tree_node *map,
 
 		sp = cfg_join(spath, k->str);
 		dp = cfg_join(dpath, k->str);
+		cfg_pos_add(ctx, dp, v);
 		if ((r = cfg_find_row(sp)) != NULL) {
 			t->seen[r - cfg_schema] = v;
 			base = r->base == CB_CONFIG ? (void *)cfg :
@@ -1374,6 +1526,7 @@ cfg_env_set(struct cfg_ctx *ctx, const char *name, const char *value,
 
 	snprintf(label, sizeof label, "env:%s", name);
 	cfg_env_node(&n, label, value);
+	cfg_pos_add(ctx, path, &n);
 	if (kind == 'b') {
 		if (util_strcaseeq(value, "true") || strcmp(value, "1") == 0)
 			n.str = (char *)(uintptr_t)"true";
@@ -1389,7 +1542,17 @@ cfg_env_set(struct cfg_ctx *ctx, const char *name, const char *value,
 		n.quoted = false;
 	}
 	ctx->in_env = true;
-	if (kind == 'l') {
+	if (kind == 'y') {
+		/* A style list: the whole value is one item, split by the
+		 * style parser itself (commas and/or blanks, 7.1). */
+		memset(&seq, 0, sizeof seq);
+		seq.type = YAML_TREE_SEQ;
+		seq.file = label;
+		items[0] = &n;
+		seq.items = items;
+		seq.n = 1;
+		rc = cfg_set(ctx, r, ctx->cfg, &seq, path);
+	} else if (kind == 'l') {
 		/* Comma-separated, spaces trimmed (Datadog syntax). */
 		copy = xstrdup(value);
 		memset(&seq, 0, sizeof seq);
@@ -1426,16 +1589,17 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 {
 	static const struct {
 		const char *name, *path;
-		int kind;	/* 's' scalar, 'b' bool, 'l' comma list */
+		int kind;	/* 's' scalar, 'b' bool, 'l' comma list,
+				 * 'y' style list */
 	} simple[] = {
 		{ "DD_SERVICE", "tracing.service", 's' },
 		{ "DD_ENV", "tracing.env", 's' },
 		{ "DD_VERSION", "tracing.version", 's' },
 		{ "DD_TRACE_AGENT_URL", "exporter.datadog_url", 's' },
 		{ "DD_TRACE_PROPAGATION_STYLE_EXTRACT", "propagation.extract",
-		  'l' },
+		  'y' },
 		{ "DD_TRACE_PROPAGATION_STYLE_INJECT", "propagation.inject",
-		  'l' },
+		  'y' },
 		{ "DD_TRACE_PROPAGATION_EXTRACT_FIRST",
 		  "propagation.extract_first", 'b' },
 		{ "DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT",
@@ -1481,9 +1645,9 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 	}
 	v = cfg_getenv(env, "DD_TRACE_PROPAGATION_STYLE");
 	if (v != NULL && *v != '\0' && cfg_env_set(ctx,
-	    "DD_TRACE_PROPAGATION_STYLE", v, "propagation.extract", 'l') == 0)
+	    "DD_TRACE_PROPAGATION_STYLE", v, "propagation.extract", 'y') == 0)
 		(void)cfg_env_set(ctx, "DD_TRACE_PROPAGATION_STYLE", v,
-		    "propagation.inject", 'l');
+		    "propagation.inject", 'y');
 	v = cfg_getenv(env, "OTEL_EXPORTER_OTLP_ENDPOINT");
 	if (v != NULL && *v != '\0') {
 		l = strlen(v);
@@ -1607,6 +1771,84 @@ cfg_resolve_cors(struct cfg_ctx *ctx)
 	}
 }
 
+/* A host that binds every address of its family ("0.0.0.0", "::"). */
+static bool
+cfg_host_any(const char *h)
+{
+	return *h == '\0' || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+}
+
+/*
+ * Two listen addresses that would take the same port: equal hosts, or a
+ * wildcard and any host of its family ("::" is dual-stack on Linux, so it
+ * takes the IPv4 addresses too).  Port 0 picks a free port each time.
+ */
+static bool
+cfg_addr_clash(const struct config_addr *a, const struct config_addr *b)
+{
+	bool v6a = strchr(a->host, ':') != NULL;
+	bool v6b = strchr(b->host, ':') != NULL;
+
+	if (a->port == 0 || a->port != b->port)
+		return false;
+	if (util_strcaseeq(a->host, b->host))
+		return true;
+	if (strcmp(a->host, "::") == 0 || strcmp(b->host, "::") == 0)
+		return true;
+	return v6a == v6b && (cfg_host_any(a->host) || cfg_host_any(b->host));
+}
+
+/* The node of server.listen[i] (the list's item, or the scalar). */
+static const struct yaml_tree_node *
+cfg_listen_node(const struct cfg_ctx *ctx, size_t i)
+{
+	const struct yaml_tree_node *v;
+
+	v = ctx->seen[cfg_find_row("server.listen") - cfg_schema];
+	if (v != NULL && v->type == YAML_TREE_SEQ && i < v->n)
+		return v->items[i];
+	return v;
+}
+
+/*
+ * server.listen without duplicates, admin.listen apart from all of them:
+ * two listeners on one address would split its connections between
+ * them (SO_REUSEPORT), or the second bind fails.
+ */
+static void
+cfg_check_listen(struct cfg_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	const struct yaml_tree_node *at;
+	char path[48];
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_listen; i++) {
+		for (j = 0; j < i; j++) {
+			if (!cfg_addr_clash(&cfg->listen[j], &cfg->listen[i]))
+				continue;
+			snprintf(path, sizeof path, "server.listen[%zu]", i);
+			cfg_error(ctx, cfg_listen_node(ctx, i), path,
+			    "\"%s\" takes the address of server.listen[%zu] "
+			    "(\"%s\") again; list each address once",
+			    cfg->listen[i].text, j, cfg->listen[j].text);
+			break;
+		}
+	}
+	if (!cfg->has_admin)
+		return;
+	at = ctx->seen[cfg_find_row("admin.listen") - cfg_schema];
+	for (i = 0; i < cfg->n_listen; i++) {
+		if (!cfg_addr_clash(&cfg->admin_listen, &cfg->listen[i]))
+			continue;
+		cfg_error(ctx, at, "admin.listen", "\"%s\" takes the address "
+		    "of server.listen[%zu] (\"%s\"); the admin listener "
+		    "needs its own port", cfg->admin_listen.text, i,
+		    cfg->listen[i].text);
+		break;
+	}
+}
+
 /* Checks across keys, after every key was checked alone. */
 static void
 cfg_cross_checks(struct cfg_ctx *ctx)
@@ -1614,6 +1856,8 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 	struct config *cfg = ctx->cfg;
 	const struct yaml_tree_node *at;
 	size_t i, j;
+
+	cfg_check_listen(ctx);
 
 	if (cfg->tls.cert != NULL && cfg->tls.key == NULL)
 		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.cert") -
@@ -1815,6 +2059,11 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->exporter.otlp_endpoint);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);
+	for (i = 0; i < cfg->n_pos; i++) {
+		free(cfg->pos[i].key);
+		free(cfg->pos[i].file);
+	}
+	free(cfg->pos);
 	free(cfg->path);
 }
 
@@ -1877,6 +2126,8 @@ config_check_reload(const struct config *old, const struct config *new,
 		cfg_append(list, ", server.tls", sizeof list);
 	if (old->workers != new->workers)
 		cfg_append(list, ", server.workers", sizeof list);
+	if (old->backlog != new->backlog)
+		cfg_append(list, ", server.backlog", sizeof list);
 	if (old->has_admin != new->has_admin || (old->has_admin &&
 	    strcmp(old->admin_listen.text, new->admin_listen.text) != 0))
 		cfg_append(list, ", admin.listen", sizeof list);
@@ -1926,4 +2177,148 @@ config_schema_keys(const char *const **paths)
 	pthread_once(&cfg_key_once, cfg_key_init);
 	*paths = cfg_key_paths;
 	return CFG_NROWS;
+}
+
+/* The position of key itself (config.h). */
+int
+config_key_pos(const struct config *cfg, const char *key,
+    const struct config_pos **out)
+{
+	size_t i;
+
+	/* The last entry wins: an environment override after the file. */
+	for (i = cfg->n_pos; i > 0; i--) {
+		if (strcmp(cfg->pos[i - 1].key, key) == 0) {
+			*out = &cfg->pos[i - 1];
+			return 0;
+		}
+	}
+	*out = NULL;
+	return -1;
+}
+
+/* Start collecting refusals for cfg. */
+void
+config_errors_init(struct config_errors *ce, const struct config *cfg)
+{
+	memset(ce, 0, sizeof *ce);
+	ce->cfg = cfg;
+}
+
+/* Free the collected text. */
+void
+config_errors_clear(struct config_errors *ce)
+{
+	free(ce->errors);
+	free(ce->warnings);
+	memset(ce, 0, sizeof *ce);
+}
+
+/* True when text holds line (which ends in '\n') as a whole line. */
+static bool
+cfg_has_line(const char *text, const char *line)
+{
+	const char *p;
+	size_t l = strlen(line);
+
+	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (strncmp(p, line, l) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Format one positioned line for key (see config_error_at). */
+static char *
+cfg_errors_line(const struct config *cfg, const char *key,
+    const char *kind, const char *fmt, va_list ap)
+{
+	const struct config_pos *pos = NULL;
+	char *msg, *line, *alt = NULL, *k;
+	const char *shown = key, *file;
+	size_t n;
+
+	if (vasprintf(&msg, fmt, ap) == -1)
+		abort();
+	if (config_key_pos(cfg, key, &pos) != 0 &&
+	    strncmp(key, "routes[", 7) == 0 &&
+	    (k = strstr(key, "].cors.")) != NULL) {
+		/* Inherited from the top-level block: point there. */
+		xasprintf(&alt, "cors.%s", k + 7);
+		if (config_key_pos(cfg, alt, &pos) == 0)
+			shown = alt;
+	}
+	if (pos == NULL) {
+		/* The closest parent written in the file. */
+		k = xstrdup(key);
+		while ((n = strlen(k)) > 0) {
+			while (n > 0 && k[n - 1] != '.' && k[n - 1] != '[')
+				n--;
+			if (n == 0)
+				break;
+			k[n - 1] = '\0';
+			if (config_key_pos(cfg, k, &pos) == 0)
+				break;
+		}
+		free(k);
+	}
+	file = pos != NULL && pos->file != NULL ? pos->file : cfg->path;
+	if (pos != NULL && pos->line == 0)
+		xasprintf(&line, "%s: %s: %s%s\n", file, shown, kind, msg);
+	else
+		xasprintf(&line, "%s:%u:%u: %s: %s%s\n", file,
+		    pos != NULL ? pos->line : 1, pos != NULL ? pos->col : 1,
+		    shown, kind, msg);
+	free(alt);
+	free(msg);
+	return line;
+}
+
+/* Append line to a text buffer unless it is already there. */
+static bool
+cfg_errors_add(char **text, size_t *len, char *line)
+{
+	size_t n = strlen(line);
+
+	if (*text != NULL && cfg_has_line(*text, line)) {
+		free(line);
+		return false;
+	}
+	*text = xrealloc(*text, *len + n + 1);
+	memcpy(*text + *len, line, n + 1);
+	*len += n;
+	free(line);
+	return true;
+}
+
+/* Add a refusal (config.h). */
+void
+config_error_at(struct config_errors *ce, const char *key, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	line = cfg_errors_line(ce->cfg, key, "", fmt, ap);
+	va_end(ap);
+	if (cfg_errors_add(&ce->errors, &ce->errlen, line))
+		ce->nerrors++;
+}
+
+/* Add a warning (config.h). */
+void
+config_warn_at(struct config_errors *ce, const char *key, const char *fmt,
+    ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	line = cfg_errors_line(ce->cfg, key, "warning: ", fmt, ap);
+	va_end(ap);
+	if (cfg_errors_add(&ce->warnings, &ce->warnlen, line))
+		ce->nwarnings++;
 }

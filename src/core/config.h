@@ -50,6 +50,7 @@ struct config_upstream {
 	uint64_t connect_timeout_ms;
 	uint64_t timeout_ms;	/* whole response head + idle gaps in the body */
 	unsigned keepalive;	/* idle connections kept per worker */
+	uint64_t idle_timeout_ms; /* an idle kept connection is closed */
 	bool tls_verify;	/* https: verify certificate and host name */
 	char *tls_ca_file;	/* https: CA bundle, NULL: system default */
 	char *tls_server_name;	/* https: SNI/verify name, NULL: host */
@@ -167,21 +168,38 @@ struct config_tls {
 
 struct config_limits {
 	uint64_t max_header_bytes;
+	uint64_t max_header_fields;	/* 431 above */
 	uint64_t max_body_bytes;
 	uint64_t header_timeout_ms;
 	uint64_t body_timeout_ms;	/* gap allowed between body reads */
+	uint64_t body_min_rate;		/* bytes/s after body_timeout, 0: off */
 	uint64_t idle_timeout_ms;
 	uint64_t max_connections;	/* per process */
+};
+
+/*
+ * Where a key was written, for errors found after loading: "routes[0].
+ * cors.allowed_origins[2]", "server.tls.cert".  file is NULL for the
+ * config's own file, else the label of an override ("env:DD_ENV", line
+ * and col 0).  Keys left at their default have no entry.
+ */
+struct config_pos {
+	char *key;
+	char *file;
+	unsigned line, col;
 };
 
 struct config {
 	int refs;			/* atomic */
 	char *path;			/* file it was loaded from */
+	struct config_pos *pos;		/* key -> position, in load order */
+	size_t n_pos;
 
 	struct config_addr *listen;	/* server.listen */
 	size_t n_listen;
 	struct config_tls tls;		/* server.tls */
 	unsigned workers;		/* resolved: "auto" -> cores */
+	uint64_t backlog;		/* server.backlog: listen() queue */
 	struct config_limits limits;	/* server.limits */
 
 	bool has_admin;
@@ -223,8 +241,78 @@ void config_unref(struct config *);
 int config_check_reload(const struct config *old, const struct config *new,
     char **cause) TS_MUSTCHECK;
 
+/*
+ * The refusals of what is built from a loaded config before it serves
+ * (CORS policies, TLS contexts, the exporter, the access log, listen
+ * addresses: server.c and main.c), collected all at once and positioned
+ * like load errors, "file:line:col: key.path: message", through the
+ * config's key map.  Warnings are lines "file:line:col: key.path:
+ * warning: message" and do not refuse.  A line already collected is not
+ * added twice (a global cors block shared by several routes).
+ * Storage is the caller's; config_errors_clear frees the text.
+ */
+struct config_errors {
+	const struct config *cfg;	/* borrowed */
+	char *errors;			/* NUL-terminated lines, or NULL */
+	size_t errlen;
+	unsigned nerrors;
+	char *warnings;			/* NUL-terminated lines, or NULL */
+	size_t warnlen;
+	unsigned nwarnings;
+};
+void config_errors_init(struct config_errors *, const struct config *);
+void config_errors_clear(struct config_errors *);
+/*
+ * Add a refusal at key (a full path as in config_pos).  A key with no
+ * entry of its own is found as it is written: "routes[N].cors.x" that
+ * the route inherited from the top-level block is reported as "cors.x";
+ * else the position of its closest written parent is used, else
+ * "file:1:1".
+ */
+void config_error_at(struct config_errors *, const char *key,
+    const char *fmt, ...) TS_PRINTFLIKE(3, 4);
+void config_warn_at(struct config_errors *, const char *key,
+    const char *fmt, ...) TS_PRINTFLIKE(3, 4);
+/* The position of key itself (no fallback): 0, or -1 when not written. */
+int config_key_pos(const struct config *, const char *key,
+    const struct config_pos **out) TS_MUSTCHECK;
+
 /* Style name <-> enum ("datadog", "tracecontext", "b3", "b3multi", ...). */
 const char *config_style_name(enum config_style);
+
+/*
+ * A propagation style list being read (PROPAGATION.md 7.1).  One parser
+ * reads the YAML lists (each item), the DD_TRACE_PROPAGATION_STYLE*
+ * variables (the whole value) and the test vectors' configurations:
+ * names separated by commas and/or blanks, case-insensitive, each name
+ * at most once; "b3 single header" (blanks between the words) is the old
+ * name of b3; "none" must be alone and leaves the list empty.
+ */
+struct config_styles {
+	enum config_style	 v[CONFIG_MAX_STYLES];
+	size_t			 n;		/* styles in v */
+	size_t			 names;		/* names read, "none" too */
+	bool			 none;		/* "none" was listed */
+};
+
+/* An empty list, before the first name. */
+void config_styles_init(struct config_styles *);
+/*
+ * Read the next name of s[*pos, len) into the list.  Returns 1 when a
+ * name was added, 0 at the end of s, and -1 when the name is unknown or
+ * already listed: msg (size bytes) then holds the whole message
+ * ("expected a propagation style (...), got \"w3c\"") and *pos is past
+ * that name, so a caller can go on and report every problem.
+ */
+int config_styles_next(struct config_styles *, const char *s, size_t len,
+    size_t *pos, char *msg, size_t size);
+/* After the last name: 0, or -1 with msg when "none" is not alone. */
+int config_styles_finish(const struct config_styles *, char *msg,
+    size_t size) TS_MUSTCHECK;
+/* A whole list at once (a DD_* value); -1 with msg at the first problem,
+ * also when s lists no name at all. */
+int config_styles_parse(const char *s, struct config_styles *, char *msg,
+    size_t size) TS_MUSTCHECK;
 
 /*
  * The schema, for documentation and the test that checks that

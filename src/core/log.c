@@ -16,7 +16,14 @@
 #include "log.h"
 #include "util.h"
 
-static enum log_level log_level = LOG_LEVEL_INFO;
+/*
+ * The level is set by the main thread (start, SIGHUP reload) while worker
+ * threads read it on every message: an atomic int, so the read is never
+ * torn and not a data race (C11 5.1.2.4).  Relaxed order is enough: no
+ * other data is published with it, and a worker seeing the new level one
+ * message late is fine.
+ */
+static int log_level = LOG_LEVEL_INFO;
 static const char *log_progname = "tracestitch";
 static log_hook_fn log_hook;
 static void *log_hook_arg;
@@ -31,7 +38,7 @@ static const char *const log_level_names[] = {
 void
 log_init(enum log_level level, const char *progname)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
 	if (progname != NULL)
 		log_progname = progname;
 }
@@ -39,13 +46,13 @@ log_init(enum log_level level, const char *progname)
 void
 log_set_level(enum log_level level)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_level;
+	return (enum log_level)__atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 void
@@ -78,7 +85,7 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	struct tm tm;
 	int n;
 
-	if (level > log_level)
+	if ((int)level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
 		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (log_hook != NULL) {
@@ -157,7 +164,7 @@ log_debug(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (log_level < LOG_LEVEL_DEBUG)
+	if (__atomic_load_n(&log_level, __ATOMIC_RELAXED) < LOG_LEVEL_DEBUG)
 		return;
 	va_start(ap, fmt);
 	log_vmsg(LOG_LEVEL_DEBUG, fmt, ap);
@@ -188,6 +195,52 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/* The message of an access log that cannot be opened. */
+static void
+log_access_fail(const char *where, int err, char **cause)
+{
+	xasprintf(cause, "cannot open \"%s\" for appending: %s", where,
+	    strerror(err));
+}
+
+/* Check the access log without creating it (log.h). */
+int
+log_access_check(const char *where, char **cause)
+{
+	char *dir, *slash;
+	int fd, err;
+
+	if (where == NULL || strcmp(where, "stdout") == 0 ||
+	    strcmp(where, "stderr") == 0 || strcmp(where, "off") == 0)
+		return 0;
+	/* O_NONBLOCK: a FIFO without a reader must not hang the check. */
+	fd = open(where, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK);
+	if (fd != -1) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		log_access_fail(where, errno, cause);
+		return -1;
+	}
+	/* Missing: its directory must exist and let us create it. */
+	dir = xstrdup(where);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	err = access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+	free(dir);
+	if (err != 0) {
+		log_access_fail(where, err, cause);
+		return -1;
+	}
+	return 0;
+}
+
 int
 log_access_open(const char *where, char **cause)
 {
@@ -203,7 +256,7 @@ log_access_open(const char *where, char **cause)
 		fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0640);
 		if (fd == -1) {
-			xasprintf(cause, "%s: %s", where, strerror(errno));
+			log_access_fail(where, errno, cause);
 			return -1;
 		}
 	}

@@ -45,6 +45,12 @@ void fatalx(const char *, ...) TS_PRINTFLIKE(1, 2) TS_NORETURN;
  * append).  Returns 0, or -1 with *cause set (caller frees).
  */
 int log_access_open(const char *where, char **cause) TS_MUSTCHECK;
+/*
+ * What log_access_open would say, without opening for good or creating
+ * anything (tracestitch -n): an existing file is opened for append and
+ * closed, a missing one needs a writable directory.  Same messages.
+ */
+int log_access_check(const char *where, char **cause) TS_MUSTCHECK;
 /* Write one complete line (the caller includes the trailing newline). */
 void log_access_write(const char *line, size_t len);
 /* True when access logging is enabled. */

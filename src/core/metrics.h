@@ -43,10 +43,22 @@ enum metrics_upstream_err {
 	    "Requests refused by the framing guard")			\
 	X(REQ_TIMEOUT, "tracestitch_client_timeouts_total", "",		\
 	    "Client connections closed by a header, body or idle timeout") \
+	X(REQ_SLOW_BODY, "tracestitch_client_slow_bodies_total", "",	\
+	    "Request bodies cut below server.limits.body_min_rate (408)") \
 	X(RELOADS_OK, "tracestitch_config_reloads_total", "result=\"ok\"", \
 	    "Configuration reloads")					\
 	X(RELOADS_FAILED, "tracestitch_config_reloads_total",		\
-	    "result=\"failed\"", "Configuration reloads")
+	    "result=\"failed\"", "Configuration reloads")			\
+	X(ACCEPT_EMFILE, "tracestitch_accept_errors_total",		\
+	    "reason=\"emfile\"", "Failed accept() calls, by errno") \
+	X(ACCEPT_ENFILE, "tracestitch_accept_errors_total",		\
+	    "reason=\"enfile\"", "Failed accept() calls, by errno") \
+	X(ACCEPT_ENOBUFS, "tracestitch_accept_errors_total",		\
+	    "reason=\"enobufs\"", "Failed accept() calls, by errno") \
+	X(ACCEPT_ENOMEM, "tracestitch_accept_errors_total",		\
+	    "reason=\"enomem\"", "Failed accept() calls, by errno") \
+	X(ACCEPT_OTHER, "tracestitch_accept_errors_total",		\
+	    "reason=\"other\"", "Failed accept() calls, by errno")
 
 enum metrics_counter {
 #define METRICS_ENUM(id, name, labels, help) METRICS_##id,

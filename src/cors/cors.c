@@ -20,9 +20,12 @@
  * Access-Control-Request-Headers must be allowed (names compare case-
  * insensitively).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libpsl.h>
 
 #include "cors.h"
 #include "util.h"
@@ -371,16 +374,68 @@ cors_header_class(const char *name, size_t len)
 	return "other";
 }
 
-/* Parse one allowed_origins entry into e; -1 with *cause on error. */
+/* Public Suffix List membership (cors.h). */
+bool
+cors_is_public_suffix(const char *domain)
+{
+	psl_ctx_t *psl;
+	bool rc;
+
+	/*
+	 * The newer of libpsl's built-in list and Debian's publicsuffix
+	 * package (/usr/share/publicsuffix); loaded per call because policies
+	 * are built only at start and reload, and cors.c keeps no globals.
+	 */
+	if ((psl = psl_latest(NULL)) == NULL)
+		return false;
+	rc = psl_is_public_suffix2(psl, domain, PSL_TYPE_ANY |
+	    PSL_TYPE_NO_STAR_RULE) != 0;
+	psl_free(psl);
+	return rc;
+}
+
+/* One problem of a policy: "key[i]" and a message, to report. */
+static void TS_PRINTFLIKE(6, 7)
+cors_report(cors_report_fn *report, void *arg, bool fatal, const char *key,
+    size_t idx, const char *fmt, ...)
+{
+	char k[64], *msg;
+	va_list ap;
+
+	if (report == NULL)
+		return;
+	snprintf(k, sizeof k, "%s[%zu]", key, idx);
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	report(arg, fatal, k, msg);
+	free(msg);
+}
+
+/*
+ * Parse allowed_origins[idx] into e.  Returns 0, or -1 after reporting
+ * why it is refused.
+ */
 static int
-cors_entry_parse(const char *text, struct cors_entry *e, char **cause)
+cors_entry_parse(const char *text, size_t idx, bool credentials,
+    struct cors_entry *e, cors_report_fn *report, void *arg)
 {
 	struct cors_origin o;
 	const char *errstr;
+	char *suffix;
 	size_t i, len = strlen(text);
+	bool public;
 
 	memset(e, 0, sizeof *e);
 	if (strcmp(text, "*") == 0) {
+		/* Fetch CORS check: "*" never works with credentials. */
+		if (credentials) {
+			cors_report(report, arg, true, "allowed_origins", idx,
+			    "\"*\" cannot be combined with allow_credentials: "
+			    "true (browsers refuse it); list the origins");
+			return -1;
+		}
 		e->type = CORS_ENTRY_ANY;
 		return 0;
 	}
@@ -390,16 +445,44 @@ cors_entry_parse(const char *text, struct cors_entry *e, char **cause)
 	}
 	for (i = 0; i < len; i++) {
 		if ((unsigned char)text[i] >= 0x80) {
-			xasprintf(cause, "allowed_origins: \"%s\": non-ASCII "
-			    "host; write it in punycode (xn--...)", text);
+			cors_report(report, arg, true, "allowed_origins", idx,
+			    "non-ASCII host in \"%s\"; write it in punycode "
+			    "(xn--...)", text);
 			return -1;
 		}
 	}
 	if (cors_origin_parse(text, len, true, &o, &errstr) != 0) {
-		xasprintf(cause, "allowed_origins: \"%s\": %s (expected "
-		    "scheme://host[:port] without path or trailing slash, "
-		    "scheme://*.domain, \"*\" or \"null\")", text, errstr);
+		cors_report(report, arg, true, "allowed_origins", idx,
+		    "%s: expected scheme://host[:port] (port 1 to 65535, no "
+		    "leading zero) without path or trailing slash, "
+		    "scheme://*.domain, \"*\" or \"null\", got \"%s\"", errstr,
+		    text);
 		return -1;
+	}
+	if (o.wildcard) {
+		/*
+		 * "*.co.uk" would allow every site registered under co.uk:
+		 * the fixed part must be a registrable domain or below one.
+		 */
+		suffix = cors_lowerdup(o.host, o.host_len);
+		public = cors_is_public_suffix(suffix);
+		free(suffix);
+		if (public) {
+			cors_report(report, arg, true, "allowed_origins", idx,
+			    "\"%s\" allows every site under the public suffix "
+			    "\"%.*s\" (Public Suffix List); use your own "
+			    "domain, e.g. \"%.*s*.example.%s\"", text,
+			    (int)o.host_len, o.host, (int)(o.host - text - 2),
+			    text, o.host);
+			return -1;
+		}
+		if (credentials)
+			cors_report(report, arg, false, "allowed_origins", idx,
+			    "wildcard origin \"%s\" with allow_credentials: "
+			    "true lets any subdomain, including one taken over "
+			    "(a dangling DNS record, user content), read "
+			    "credentialed responses; list the origins if you "
+			    "can", text);
 	}
 	e->type = o.wildcard ? CORS_ENTRY_WILDCARD : CORS_ENTRY_EXACT;
 	e->scheme = cors_lowerdup(o.scheme, o.scheme_len);
@@ -409,46 +492,49 @@ cors_entry_parse(const char *text, struct cors_entry *e, char **cause)
 	return 0;
 }
 
-/* Check that every item of a list is a token and not "*". */
+/* Report every item of a list that is not a token or is "*". */
 static int
 cors_check_tokens(const struct config_strv *v, const char *key,
-    char **cause)
+    const char *what, cors_report_fn *report, void *arg)
 {
 	size_t i;
+	int rc = 0;
 
 	for (i = 0; i < v->n; i++) {
 		if (strcmp(v->v[i], "*") == 0) {
-			xasprintf(cause, "%s: \"*\" is not supported; list "
-			    "the names", key);
-			return -1;
-		}
-		if (!cors_is_token(v->v[i], strlen(v->v[i]))) {
-			xasprintf(cause, "%s: \"%s\" is not a valid name",
-			    key, v->v[i]);
-			return -1;
+			cors_report(report, arg, true, key, i, "\"*\" is not "
+			    "supported; list the names");
+			rc = -1;
+		} else if (!cors_is_token(v->v[i], strlen(v->v[i]))) {
+			cors_report(report, arg, true, key, i, "expected a %s "
+			    "(an RFC 9110 token: no spaces, no separators), "
+			    "got \"%s\"", what, v->v[i]);
+			rc = -1;
 		}
 	}
-	return 0;
+	return rc;
 }
 
 /* Build the policy of one route. */
 struct cors_policy *
 cors_policy_new(const struct config_cors *cc, const enum config_style *styles,
-    size_t n_styles, char **cause)
+    size_t n_styles, cors_report_fn *report, void *arg)
 {
 	struct cors_policy *p;
 	const char *const *names;
 	char **exposed = NULL;
 	size_t i, j, n, n_exposed = 0;
+	int rc = 0;
 
-	*cause = NULL;
 	if (cors_check_tokens(&cc->allowed_methods, "allowed_methods",
-	    cause) != 0 ||
-	    cors_check_tokens(&cc->allowed_headers, "allowed_headers",
-	    cause) != 0 ||
-	    cors_check_tokens(&cc->exposed_headers, "exposed_headers",
-	    cause) != 0)
-		return NULL;
+	    "method name", report, arg) != 0)
+		rc = -1;
+	if (cors_check_tokens(&cc->allowed_headers, "allowed_headers",
+	    "header name", report, arg) != 0)
+		rc = -1;
+	if (cors_check_tokens(&cc->exposed_headers, "exposed_headers",
+	    "header name", report, arg) != 0)
+		rc = -1;
 
 	p = xcalloc(1, sizeof *p);
 	p->credentials = cc->allow_credentials;
@@ -458,18 +544,15 @@ cors_policy_new(const struct config_cors *cc, const enum config_style *styles,
 
 	p->entries = xcalloc(cc->allowed_origins.n + 1, sizeof *p->entries);
 	for (i = 0; i < cc->allowed_origins.n; i++) {
-		if (cors_entry_parse(cc->allowed_origins.v[i],
-		    &p->entries[i], cause) != 0)
-			goto fail;
-		p->n_entries++;
-		/* Fetch CORS check: "*" never works with credentials. */
-		if (p->entries[i].type == CORS_ENTRY_ANY && p->credentials) {
-			xasprintf(cause, "allowed_origins: \"*\" cannot be "
-			    "combined with allow_credentials: true (browsers "
-			    "refuse it); list the origins");
-			goto fail;
-		}
+		if (cors_entry_parse(cc->allowed_origins.v[i], i,
+		    p->credentials, &p->entries[p->n_entries], report,
+		    arg) != 0)
+			rc = -1;
+		else
+			p->n_entries++;
 	}
+	if (rc != 0)
+		goto fail;
 
 	p->methods = xcalloc(cc->allowed_methods.n + 1, sizeof *p->methods);
 	for (i = 0; i < cc->allowed_methods.n; i++) {

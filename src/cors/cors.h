@@ -84,15 +84,36 @@ struct cors_answer {
 struct cors_policy;
 
 /*
+ * Receives each problem found while building a policy: a fatal one
+ * refuses the policy, the others are warnings.  key is relative to the
+ * cors block ("allowed_origins[2]", "allowed_headers[0]"), msg a sentence
+ * without the key; both are valid during the call only.
+ */
+typedef void cors_report_fn(void *arg, bool fatal, const char *key,
+    const char *msg);
+
+/*
  * Build the policy of one route.  styles is propagation.extract joined with
- * propagation.inject (duplicates and CONFIG_STYLE_NONE are fine).  Refuses
- * (returns NULL, *cause set, caller frees) an origin entry that does not
- * parse, "*" together with allow_credentials, a method or header name that
- * is not an RFC 9110 token, and "*" in allowed_methods/allowed_headers
- * (not supported: list them).
+ * propagation.inject (duplicates and CONFIG_STYLE_NONE are fine).  Every
+ * problem is reported, not only the first; the policy is refused (NULL)
+ * when any was fatal: an origin entry that does not parse, "*" together
+ * with allow_credentials, a wildcard whose fixed part is a public suffix
+ * (hosts "*.co.uk", "*.github.io": the Public Suffix List through
+ * libpsl), a method or header name that is not an RFC 9110 token, and "*"
+ * in allowed_methods/allowed_headers/exposed_headers (not supported: list
+ * them).  A wildcard origin with allow_credentials is a warning.  report
+ * may be NULL (problems are then only counted by the NULL result).
  */
 struct cors_policy *cors_policy_new(const struct config_cors *,
-    const enum config_style *styles, size_t n_styles, char **cause);
+    const enum config_style *styles, size_t n_styles, cors_report_fn *report,
+    void *arg);
+/*
+ * True when domain (lower case, ASCII/punycode) is a public suffix on the
+ * Public Suffix List, ICANN or private section ("com", "co.uk",
+ * "github.io"), without the list's implicit "*" rule, so that unlisted
+ * internal names ("corp", "internal") are not suffixes.
+ */
+bool cors_is_public_suffix(const char *domain);
 /* Free a policy; NULL does nothing. */
 void cors_policy_free(struct cors_policy *);
 /* True when a refused preflight is answered 403 (on_disallowed: reject). */

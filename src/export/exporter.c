@@ -1320,6 +1320,32 @@ make_runtime_id(char out[37])
 	    hex + 12, hex + 16, hex + 20);
 }
 
+/* What exporter_new would refuse in cfg, without starting anything. */
+int
+exporter_check(const struct config *cfg, const char **key, char **cause)
+{
+	const struct config_exporter *ce = &cfg->exporter;
+	struct export_url u;
+	int rc = 0;
+
+	*key = NULL;
+	/* The same parse, with the same arguments, as exporter_new_opts. */
+	if (ce->type == CONFIG_EXPORTER_DATADOG) {
+		*key = "exporter.datadog_url";
+		rc = export_url_parse(ce->datadog_url != NULL ?
+		    ce->datadog_url : "http://localhost:8126", "/v0.4/traces",
+		    &u, cause);
+	} else if (ce->type == CONFIG_EXPORTER_OTLP) {
+		*key = "exporter.otlp_endpoint";
+		rc = export_url_parse(ce->otlp_endpoint != NULL ?
+		    ce->otlp_endpoint : "http://localhost:4318/v1/traces",
+		    "/v1/traces", &u, cause);
+	}
+	if (*key != NULL && rc == 0)
+		export_url_clear(&u);
+	return rc;
+}
+
 /* Create the exporter and start its thread. */
 struct exporter *
 exporter_new(const struct config *cfg, char **cause)

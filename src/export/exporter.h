@@ -55,6 +55,13 @@ struct exporter_opts {
 	uint64_t	 tick_ms;	/* queue poll tick (0: 50) */
 };
 
+/*
+ * What exporter_new would refuse in cfg (the backend URL), without
+ * starting anything (tracestitch -n, startup): 0, or -1 with *key the
+ * config key and *cause the reason (caller frees).
+ */
+int exporter_check(const struct config *, const char **key, char **cause)
+    TS_MUSTCHECK;
 /* Create the exporter for cfg and start its thread; NULL + *cause. */
 struct exporter *exporter_new(const struct config *, char **cause);
 /* Same with test options. */

@@ -28,7 +28,18 @@
  *
  * Timeouts (one timer): header (a request begun, its head incomplete),
  * body, idle (between requests), busy (a request of ours in flight: the
- * client must keep taking what we write).
+ * client must keep taking what we write).  The body timeout is a gap
+ * between two reads that brought body bytes (nginx's client_body_timeout):
+ * reads only note the time, the timer re-arms itself for what is left when
+ * it fires, so a read costs no timer update.  With body_min_rate the body
+ * must also average that many bytes/s once body_timeout has passed
+ * (Apache mod_reqtimeout's MinRate: the allowance grows by one second per
+ * body_min_rate bytes received).  Either answers 408 and closes.
+ *
+ * Memory: no allocation on the request path aborts.  A failed one answers
+ * 503 (RFC 9110 15.6.4: a temporary overload; the client may retry, which
+ * 500 would not suggest) and closes; the number of fields a head may have
+ * is bounded by the guard (431), so their index is bounded too.
  */
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -48,6 +59,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "conn_int.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -77,6 +89,31 @@ static void conn_tls_event_cb(struct bufferevent *, short, void *);
 static void conn_process(struct server_conn *);
 static void conn_output_drained(struct server_conn *);
 static void conn_reading(struct server_conn *, bool);
+static void conn_answer(struct server_conn *, int, const char *, bool);
+
+static conn_alloc_fn *conn_alloc_hook;
+
+void
+conn_set_alloc(conn_alloc_fn *fn)
+{
+	conn_alloc_hook = fn;
+}
+
+/* An allocation of the request path: NULL is answered, never fatal. */
+static void *
+conn_alloc(const char *what, size_t size)
+{
+	if (conn_alloc_hook != NULL)
+		return conn_alloc_hook(what, size);
+	return malloc(size);
+}
+
+/* Monotonic milliseconds (body timing). */
+static int64_t
+conn_now_ms(void)
+{
+	return (int64_t)(util_mono_ns() / 1000000);
+}
 
 /*
  * Input buffers: a connection holds one only while it has bytes of a
@@ -93,7 +130,7 @@ conn_ibuf_get(struct server_conn *c)
 		c->ibuf = w->ibuf_free;
 		memcpy(&w->ibuf_free, c->ibuf, sizeof w->ibuf_free);
 		w->ibuf_free_n--;
-	} else if ((c->ibuf = malloc(CONN_IBUF_INITIAL)) == NULL)
+	} else if ((c->ibuf = conn_alloc("ibuf", CONN_IBUF_INITIAL)) == NULL)
 		return false;
 	c->icap = CONN_IBUF_INITIAL;
 	c->ioff = c->ilen = 0;
@@ -219,6 +256,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	fl.max_header_bytes = cfg->limits.max_header_bytes;
 	fl.max_body_bytes = cfg->limits.max_body_bytes;
+	fl.max_fields = (size_t)cfg->limits.max_header_fields;
 	framing_init(&c->framing, &fl);
 	evtimer_assign(&c->tev, w->base, conn_timer_cb, c);
 	event_assign(&c->dev, w->base, -1, 0, conn_deferred_cb, c);
@@ -427,9 +465,15 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	conn_output_drained(c);
 }
 
-/* Answer the guard's refusal now and close after it left. */
+/*
+ * Answer the request being read with our own error (status, JSON reason,
+ * CORS headers, Connection: close) and close once it has left.  mine: the
+ * guard's captures (Host, Origin, path) are this request's, else the
+ * answer goes out as for an unknown route without an Origin.  No request
+ * of ours is in flight here (c->active is NULL).
+ */
 static void
-conn_refuse(struct server_conn *c)
+conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
 {
 	struct worker *w = c->worker;
 	struct framing_state *fs = &c->framing;
@@ -439,19 +483,54 @@ conn_refuse(struct server_conn *c)
 	c->refusing = true;
 	c->closing = true;
 	conn_reading(c, false);
-	route = proxy_route_find(w->wgen, fs->host[0] != '\0' ? fs->host : NULL,
-	    fs->path[0] != '\0' ? fs->path : "/");
+	route = proxy_route_find(w->wgen, mine && fs->host[0] != '\0' ?
+	    fs->host : NULL, mine && fs->path[0] != '\0' ? fs->path : "/");
 	proxy_request_id(w, id);
 	/* The route's CORS policy, or the top-level one (as for a 404). */
-	proxy_format_raw_error(w, c->out, fs->status,
-	    fs->reason != NULL ? fs->reason : "invalid request",
+	proxy_format_raw_error(w, c->out, status, reason,
 	    route != NULL ? route->cors : w->wgen->default_cors,
-	    fs->origin[0] != '\0' ? fs->origin : NULL, id);
+	    mine && fs->origin[0] != '\0' ? fs->origin : NULL, id);
 	metrics_request(w->metrics, route != NULL ? route->slot : 0,
-	    fs->status, 0, 0);
+	    status, 0, 0);
+	/* A client that does not take the answer is cut like a busy one. */
+	c->phase_timeout = CONN_TO_NONE;
+	conn_set_timeout(c, CONN_TO_BUSY);
 	conn_flush(c);
 	if (!c->broken && evbuffer_get_length(c->out) == 0)
 		conn_close_later(c);
+}
+
+/* Answer the guard's refusal now and close after it left. */
+static void
+conn_refuse(struct server_conn *c)
+{
+	struct framing_state *fs = &c->framing;
+
+	conn_answer(c, fs->status, fs->reason != NULL ? fs->reason :
+	    "invalid request", true);
+}
+
+/*
+ * True when the guard's captures are those of the next head to be taken:
+ * it is the last complete one and no byte of another request was fed.
+ */
+static bool
+conn_captures_mine(const struct server_conn *c)
+{
+	const struct framing_state *fs = &c->framing;
+
+	return fs->requests == c->heads_taken + 1 &&
+	    (fs->phase == FRAMING_BODY_LENGTH ||
+	    fs->phase == FRAMING_BODY_CHUNKED || framing_idle(fs));
+}
+
+/* A request-path allocation failed: 503, then close. */
+static void
+conn_out_of_memory(struct server_conn *c, const char *what, bool mine)
+{
+	log_warnx("client %s: out of memory (%s): answered 503", c->client,
+	    what);
+	conn_answer(c, 503, "the gateway is out of memory", mine);
 }
 
 /*
@@ -488,17 +567,24 @@ conn_reject(struct server_conn *c)
 	}
 }
 
-/* Make room for more input; false when ibuf may not grow. */
-static bool
+/*
+ * Make room for more input: 1, 0 when ibuf may not grow now (reading
+ * pauses), -1 when an allocation failed (answered: stop).
+ */
+static int
 conn_make_room(struct server_conn *c)
 {
 	size_t keep_from, max, ncap;
 	char *nb;
 
-	if (c->ibuf == NULL)
-		return conn_ibuf_get(c);
+	if (c->ibuf == NULL) {
+		if (conn_ibuf_get(c))
+			return 1;
+		conn_out_of_memory(c, "input buffer", false);
+		return -1;
+	}
 	if (c->ilen < c->icap)
-		return true;
+		return 1;
 	/* The head of a request being read stays where it is. */
 	keep_from = c->st == CONN_ST_BODY ? c->head_end : 0;
 	if (c->ioff > keep_from) {
@@ -506,16 +592,18 @@ conn_make_room(struct server_conn *c)
 		    c->ilen - c->ioff);
 		c->ilen -= c->ioff - keep_from;
 		c->ioff = keep_from;
-		return true;
+		return 1;
 	}
 	if (c->active != NULL)
-		return false;	/* pipelined bytes wait; stop reading */
+		return 0;	/* pipelined bytes wait; stop reading */
 	max = c->framing.limits.max_header_bytes + CONN_IBUF_SLACK;
 	if (c->icap >= max)
-		return false;
+		return 0;
 	ncap = c->icap * 2 > max ? max : c->icap * 2;
-	if ((nb = malloc(ncap)) == NULL)
-		return false;
+	if ((nb = conn_alloc("ibuf", ncap)) == NULL) {
+		conn_out_of_memory(c, "input buffer", false);
+		return -1;
+	}
 	memcpy(nb, c->ibuf, c->ilen);
 	if (c->st == CONN_ST_BODY) {
 		/* Re-point the indexed head into the new buffer. */
@@ -533,7 +621,7 @@ conn_make_room(struct server_conn *c)
 	free(c->ibuf);
 	c->ibuf = nb;
 	c->icap = ncap;
-	return true;
+	return 1;
 }
 
 /* n new bytes at ibuf + ilen: vet them, then act. */
@@ -559,9 +647,14 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	size_t room;
 
 	(void)what;
-	if (!conn_make_room(c)) {
+	switch (conn_make_room(c)) {
+	case 1:
+		break;
+	case 0:
 		conn_reading(c, false);
 		return;
+	default:
+		return;		/* answered 503 */
 	}
 	room = c->icap - c->ilen;
 	n = read(fd, c->ibuf + c->ilen, room);
@@ -592,7 +685,11 @@ conn_tls_read_cb(struct bufferevent *bev, void *arg)
 
 	while (evbuffer_get_length(in) > 0 && !c->closing &&
 	    !c->rejected) {
-		if (!conn_make_room(c)) {
+		int room = conn_make_room(c);
+
+		if (room < 0)
+			break;		/* answered 503: drop the rest */
+		if (room == 0) {
 			conn_reading(c, false);
 			return;
 		}
@@ -630,6 +727,44 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c);
 }
 
+/*
+ * The body timer fired: re-arm it for what is left of the gap since the
+ * last body bytes and of the minimum-rate allowance, or answer 408.
+ */
+static void
+conn_body_expired(struct server_conn *c)
+{
+	const struct config_limits *l = &c->worker->wgen->gen->cfg->limits;
+	int64_t now = conn_now_ms(), gap_end, rate_end, end;
+	uint64_t got = c->base_off - c->body_off;
+	const char *why = "request body timeout";
+	struct timeval tv;
+
+	gap_end = c->body_last_ms + (int64_t)l->body_timeout_ms;
+	end = gap_end;
+	if (l->body_min_rate > 0) {
+		/* body_timeout, then a second per body_min_rate bytes. */
+		rate_end = c->body_start_ms + (int64_t)l->body_timeout_ms +
+		    (int64_t)(got * 1000 / l->body_min_rate);
+		if (rate_end < end) {
+			end = rate_end;
+			why = "request body below the minimum rate";
+		}
+	}
+	if (end > now) {
+		tv.tv_sec = (time_t)((end - now) / 1000);
+		tv.tv_usec = (suseconds_t)((end - now) % 1000) * 1000;
+		evtimer_add(&c->tev, &tv);
+		return;
+	}
+	log_debug("client %s: %s (%llu bytes in %lld ms)", c->client, why,
+	    (unsigned long long)got, (long long)(now - c->body_start_ms));
+	metrics_add(c->worker->metrics, end == gap_end ? METRICS_REQ_TIMEOUT :
+	    METRICS_REQ_SLOW_BODY, 1);
+	/* The head is indexed and its body unfinished: the captures are its. */
+	conn_answer(c, 408, why, true);
+}
+
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -642,6 +777,10 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* Still writing to the client: it is not stalled. */
 		c->phase_timeout = CONN_TO_NONE;
 		conn_set_timeout(c, CONN_TO_BUSY);
+		return;
+	}
+	if (c->phase_timeout == CONN_TO_BODY && !c->closing) {
+		conn_body_expired(c);
 		return;
 	}
 	log_debug("client %s: %s timeout", c->client,
@@ -707,9 +846,14 @@ conn_method(const char *m, size_t len)
 	return CONN_M_OTHER;
 }
 
-/* Index the complete head at ibuf[ioff]; -1 when it cannot be held. */
+/*
+ * Index the complete head at ibuf[ioff]; -1 with *what set when the
+ * memory for it cannot be had, with *what NULL when the guard's verdict
+ * and the indexer disagree (more fields than max_fields, or no complete
+ * head: a broken invariant).
+ */
 static int
-conn_take_head(struct server_conn *c)
+conn_take_head(struct server_conn *c, const char **what)
 {
 	struct worker *w = c->worker;
 	struct framing_head h;
@@ -717,12 +861,22 @@ conn_take_head(struct server_conn *c)
 
 	while (framing_index(c->ibuf + c->ioff, c->ilen - c->ioff, &h,
 	    w->fields, w->fields_cap) != 0) {
+		struct framing_field *nf;
 		size_t want = h.n_fields;
 
-		if (want <= w->fields_cap || want > 65536)
+		/*
+		 * The guard let at most max_fields through (431 above); the
+		 * scratch index grows to that (a reload may raise it).
+		 */
+		*what = NULL;
+		if (want <= w->fields_cap ||
+		    want > c->framing.limits.max_fields)
+			return -1;
+		*what = "header field index";
+		if ((nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
 			return -1;
 		free(w->fields);
-		w->fields = xcalloc(want, sizeof *w->fields);
+		w->fields = nf;
 		w->fields_cap = want;
 	}
 	c->heads_taken++;
@@ -765,10 +919,13 @@ conn_take_head(struct server_conn *c)
 		}
 	}
 	c->base_off += h.len;
+	c->body_off = c->base_off;
+	c->body_timed = false;
 	c->ioff = c->head_end;
 	if (c->chunked)
 		framing_dechunk_init(&c->dechunk);
 	if (c->chunked || c->body_left > 0) {
+		*what = "request body buffer";
 		if (c->body == NULL && (c->body = evbuffer_new()) == NULL)
 			return -1;
 		c->req.body = c->body;
@@ -790,8 +947,9 @@ conn_keep_fields(struct server_conn *c)
 	if (n > c->fields_cap) {
 		struct framing_field *nf;
 
-		if ((nf = reallocarray(c->fields, n, sizeof *nf)) == NULL)
+		if ((nf = conn_alloc("kept fields", n * sizeof *nf)) == NULL)
 			return -1;
+		free(c->fields);
 		c->fields = nf;
 		c->fields_cap = n;
 	}
@@ -827,6 +985,8 @@ conn_take_body(struct server_conn *c)
 	}
 	c->ioff += used;
 	c->base_off += used;
+	if (!done && used > 0)
+		c->body_last_ms = conn_now_ms();	/* the gap restarts */
 	if (!done && c->ioff == c->ilen) {
 		/* Everything after the head was taken: reuse the space. */
 		c->ioff = c->ilen = c->head_end;
@@ -854,6 +1014,9 @@ conn_dispatch(struct server_conn *c)
 static void
 conn_process(struct server_conn *c)
 {
+	const char *what = NULL;
+	bool mine;
+
 	if (c->in_process)
 		return;
 	c->in_process = true;
@@ -881,17 +1044,26 @@ conn_process(struct server_conn *c)
 				conn_reading(c, true);
 				break;
 			}
-			if (conn_take_head(c) != 0) {
-				log_warnx("client %s: out of memory for a "
-				    "request head", c->client);
-				conn_close_later(c);
+			mine = conn_captures_mine(c);
+			if (conn_take_head(c, &what) != 0) {
+				if (what != NULL)
+					conn_out_of_memory(c, what, mine);
+				else {
+					/* The guard vetted it: our bug. */
+					log_warnx("client %s: a head the guard "
+					    "accepted cannot be indexed",
+					    c->client);
+					conn_answer(c, 500, "the request head "
+					    "could not be indexed", mine);
+				}
 				break;
 			}
 			c->st = CONN_ST_BODY;
 		}
 		if (c->req.body != NULL && !conn_take_body(c)) {
 			if (conn_keep_fields(c) != 0) {
-				conn_close_later(c);
+				conn_out_of_memory(c, "kept header fields",
+				    true);
 				break;
 			}
 			if (c->expect_continue && c->req.minor >= 1) {
@@ -904,6 +1076,13 @@ conn_process(struct server_conn *c)
 			if (c->eof)
 				conn_finish(c);
 			else {
+				if (!c->body_timed) {
+					/* This body's clock starts. */
+					c->body_timed = true;
+					c->body_start_ms = c->body_last_ms =
+					    conn_now_ms();
+					c->phase_timeout = CONN_TO_NONE;
+				}
 				conn_set_timeout(c, CONN_TO_BODY);
 				conn_reading(c, true);
 			}

@@ -94,6 +94,10 @@ struct server_conn {
 	struct conn_request req;
 	size_t head_start, head_end;	/* of its head in ibuf */
 	uint64_t body_left;		/* Content-Length bytes to come */
+	uint64_t body_off;		/* stream offset of its first body byte */
+	int64_t body_start_ms;		/* the body timer started (monotonic) */
+	int64_t body_last_ms;		/* body bytes last arrived */
+	bool body_timed;		/* body_start_ms set for this body */
 	bool chunked;
 	bool expect_continue;
 	struct framing_dechunk dechunk;

@@ -42,6 +42,8 @@
 #define FRAMING_MAX_CHUNK_LINE 1024	/* bytes of a chunk-size line */
 #define FRAMING_DEF_HEADER 16384
 #define FRAMING_DEF_BODY (10ULL * 1024 * 1024)
+#define FRAMING_DEF_FIELDS 100		/* Apache's LimitRequestFields, Envoy's
+					 * max_headers_count */
 
 /* Fine-grained parser states (f->st). */
 enum {
@@ -158,6 +160,7 @@ static const char R_HOST_SEVERAL[] = "several Host fields";
 static const char R_HOST_BAD[] = "invalid Host";
 static const char R_EXPECT[] = "unsupported Expect";
 static const char R_HEAD_LARGE[] = "request header fields too large";
+static const char R_FIELDS_MANY[] = "too many request header fields";
 static const char R_BODY_LARGE[] = "Content-Length over the body limit";
 static const char R_CHUNKED_LARGE[] = "chunked body over the body limit";
 static const char R_CK_SIZE[] = "invalid chunk size";
@@ -194,6 +197,8 @@ framing_init(struct framing_state *f, const struct framing_limits *limits)
 		f->limits.max_header_bytes = FRAMING_DEF_HEADER;
 	if (f->limits.max_body_bytes == 0)
 		f->limits.max_body_bytes = FRAMING_DEF_BODY;
+	if (f->limits.max_fields == 0)
+		f->limits.max_fields = FRAMING_DEF_FIELDS;
 	f->phase = FRAMING_REQLINE;
 	f->st = ST_START;
 }
@@ -232,6 +237,7 @@ request_begin(struct framing_state *f)
 	f->flags = 0;
 	f->kind = K_OTHER;
 	f->n_host = f->n_cl = 0;
+	f->n_fields = 0;
 	f->content_length = f->remaining = f->body_total = 0;
 	f->chunk_size = 0;
 	f->minor = 0;
@@ -447,6 +453,13 @@ field_end(struct framing_state *f)
 	uint64_t v = 0;
 	size_t i;
 
+	/*
+	 * RFC 6585 5: 431 for too many fields as for too many bytes.  conn.c
+	 * indexes every field of a head, so this bounds that index (trailer
+	 * fields are dropped, not indexed: they are not counted).
+	 */
+	if (!(f->flags & F_TRAILER) && ++f->n_fields > f->limits.max_fields)
+		return reject(f, 431, R_FIELDS_MANY);
 	switch (f->kind) {
 	case K_CONTENT_LENGTH:		/* RFC 9112 6.3, RFC 9110 8.6 */
 		if (f->n_cl++ > 0)

@@ -28,6 +28,7 @@
 struct framing_limits {
 	size_t max_header_bytes;	/* request line + headers, incl. CRLFs */
 	uint64_t max_body_bytes;	/* Content-Length or sum of chunks */
+	size_t max_fields;		/* header fields of one head (431 above) */
 };
 
 enum framing_phase {
@@ -65,6 +66,7 @@ struct framing_state {
 	unsigned kind;		/* meaning of the current field */
 	unsigned n_host;
 	unsigned n_cl;
+	size_t n_fields;	/* header fields of the current head */
 	unsigned empty_lines;	/* empty lines before this request line */
 	uint64_t content_length;
 	uint64_t remaining;	/* body or chunk-data bytes left */
@@ -86,7 +88,7 @@ struct framing_state {
 };
 
 /* Initialise for a new connection.  NULL limits, or a limit of 0, mean
- * the defaults (16 KiB of head, 10 MiB of body). */
+ * the defaults (16 KiB of head, 10 MiB of body, 100 fields). */
 void framing_init(struct framing_state *, const struct framing_limits *);
 
 /*

@@ -106,6 +106,8 @@ proxy_error_code(int status)
 		return "no_route";
 	case 405:
 		return "method_not_allowed";
+	case 408:
+		return "request_timeout";
 	case 413:
 		return "payload_too_large";
 	case 414:
@@ -114,6 +116,8 @@ proxy_error_code(int status)
 		return "expectation_failed";
 	case 431:
 		return "header_too_large";
+	case 500:
+		return "internal_error";
 	case 501:
 		return "not_implemented";
 	case 502:
@@ -145,6 +149,8 @@ proxy_reason(int status)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
 	case 413:
 		return "Content Too Large";
 	case 414:
@@ -153,6 +159,8 @@ proxy_reason(int status)
 		return "Expectation Failed";
 	case 431:
 		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
 	case 501:
 		return "Not Implemented";
 	case 502:

@@ -4,15 +4,22 @@
  *
  * Threads (ARCHITECTURE.md "Threads"): the main thread owns signals, the
  * admin listener and configuration loading; each worker owns an event
- * base (epoll changelist, no locks), its own SO_REUSEPORT listening
- * sockets and client connections (conn.c), its upstream pools and its metrics block.  The main
- * thread hands new configuration generations and drain orders to workers
- * through a pipe; nothing on the request path takes a lock.
+ * base (epoll changelist, no locks), its client connections (conn.c), its
+ * upstream pools and its metrics block.  The main thread hands new
+ * configuration generations and drain orders to workers through a pipe;
+ * nothing on the request path takes a lock.
  *
- * Client connections: each worker accepts on its own listeners
- * (evconnlistener) and hands every socket to conn.c, our HTTP/1.1 server
+ * Listening sockets: the main thread binds one socket per listen address
+ * before any worker starts, without SO_REUSEPORT, so an address has one
+ * owner: a second gateway (or anything else) on it fails to start instead
+ * of silently taking part of the traffic.  Every worker watches every
+ * socket in its own event base and accepts itself (accept4, a bounded
+ * batch per wakeup; no evconnlistener, which would re-call listen() with
+ * its own backlog), then hands the socket to conn.c, our HTTP/1.1 server
  * side built on the framing guard; evhttp serves only the admin listener
- * of the main thread.
+ * of the main thread.  When accept() runs out of descriptors or memory
+ * the worker stops watching for a while (server_backoff) instead of
+ * being woken again at once for the same pending connection.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -54,6 +61,28 @@
 #define SERVER_CMD_DRAIN 'D'
 #define SERVER_CMD_EXIT 'X'
 
+/*
+ * Accepts per wakeup of one listener.  Bounded so that a burst of
+ * connections does not keep one worker from its existing clients, and
+ * leaves the rest of the queue to the other workers woken by the same
+ * readiness (all of them watch the socket; level-triggered, so what is
+ * left wakes us again at the next loop).  libevent's listener and nginx
+ * (multi_accept off: one per event) bound it too.
+ */
+#define SERVER_ACCEPT_BATCH 16
+/*
+ * Back-off after accept() failed for lack of descriptors or memory: the
+ * first pause is 10 ms (a closing connection often frees a descriptor
+ * that soon), doubled on each failure in a row up to 1 s, and reset by a
+ * successful accept.  One retry a second at worst costs nothing, while
+ * the pending connections wait in the listen queue as they would behind
+ * a busy server.  nginx disables its accept events for
+ * accept_mutex_delay (500 ms) on EMFILE; we retry sooner at first and
+ * also resume as soon as one of the worker's own connections closes.
+ */
+#define SERVER_BACKOFF_MIN_MS 10
+#define SERVER_BACKOFF_MAX_MS 1000
+
 /* The process-wide state of the main thread. */
 static struct {
 	pthread_mutex_t lock;		/* gen and workers' next_gen */
@@ -70,14 +99,19 @@ static struct {
 	unsigned workers_done;
 	struct event *drain_timer;
 	struct config_addr *bound_addrs;	/* resolved listen ports */
+	int *listen_fds;		/* one per server.listen, shared */
+	char **listen_names;		/* "host:port" as bound, for logs */
+	size_t n_listen_fds;
+	struct evconnlistener *admin_lev;	/* under srv.admin */
+	char *admin_name;		/* "host:port" as bound */
+	struct server_backoff admin_backoff;
 	struct metrics *metrics;	/* main thread's block */
 	struct exporter *exporter;	/* spans off the request path */
 } srv = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static void server_accept_cb(struct evconnlistener *, evutil_socket_t,
-    struct sockaddr *, int, void *);
+static void server_accept_cb(evutil_socket_t, short, void *);
 static void server_cmd_cb(evutil_socket_t, short, void *);
 static void server_admin_cb(struct evhttp_request *, void *);
 static void server_signal_cb(evutil_socket_t, short, void *);
@@ -106,8 +140,11 @@ server_gen_unref(struct server_gen *g)
 	}
 	if (g->server_ssl != NULL)
 		SSL_CTX_free(g->server_ssl);
-	for (i = 0; i < g->cfg->n_routes; i++)
-		cors_policy_free(g->route_cors[i]);
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		/* Routes without their own cors block share the default. */
+		if (g->route_cors[i] != g->default_cors)
+			cors_policy_free(g->route_cors[i]);
+	}
 	free(g->route_prop);
 	cors_policy_free(g->default_cors);
 	free(g->route_ssl);
@@ -117,18 +154,48 @@ server_gen_unref(struct server_gen *g)
 	free(g);
 }
 
-/* Build a generation from cfg (main thread); takes over cfg's ref. */
+/* Where cors_policy_new's reports go: one cors block's key prefix. */
+struct server_cors_report {
+	struct config_errors *errs;
+	const char *prefix;		/* "cors", "routes[2].cors" */
+};
+
+/* A CORS policy problem, positioned at its key in the file. */
+static void
+server_cors_report_cb(void *arg, bool fatal, const char *key,
+    const char *msg)
+{
+	struct server_cors_report *r = arg;
+	char *full;
+
+	xasprintf(&full, "%s.%s", r->prefix, key);
+	if (fatal)
+		config_error_at(r->errs, full, "%s", msg);
+	else
+		config_warn_at(r->errs, full, "%s", msg);
+	free(full);
+}
+
+/*
+ * Build a generation from cfg (main thread): TLS contexts, CORS policies,
+ * metrics slots.  Takes its own reference on cfg (the caller keeps and
+ * drops its own, whatever happens).  Every refusal goes to errs; NULL
+ * when there was any.
+ */
 static struct server_gen *
-server_gen_new(struct config *cfg, char **cause)
+server_gen_new(struct config *cfg, struct config_errors *errs)
 {
 	enum config_style styles[2 * CONFIG_MAX_STYLES];
+	struct server_cors_report rep;
 	struct server_gen *g;
-	char *why = NULL;
+	const char *which;
+	char *cause = NULL, key[64];
+	unsigned nerrors = errs->nerrors;
 	size_t i, n_styles;
 
 	g = xcalloc(1, sizeof *g);
 	g->refs = 1;
-	g->cfg = cfg;
+	g->cfg = config_ref(cfg);
 	g->id = ++srv.gen_counter;
 	g->route_ssl = xcalloc(cfg->n_routes, sizeof *g->route_ssl);
 	g->route_slot = xcalloc(cfg->n_routes, sizeof *g->route_slot);
@@ -149,10 +216,14 @@ server_gen_new(struct config *cfg, char **cause)
 			g->route_prop[i].behavior = cfg->routes[i].behavior;
 	}
 	if (cfg->tls.cert != NULL) {
-		g->server_ssl = tls_server_ctx_new(cfg->tls.cert, cfg->tls.key,
-		    cause);
-		if (g->server_ssl == NULL)
-			goto fail;
+		g->server_ssl = tls_server_ctx_load(cfg->tls.cert, cfg->tls.key,
+		    &which, &cause);
+		if (g->server_ssl == NULL) {
+			config_error_at(errs, strcmp(which, "key") == 0 ?
+			    "server.tls.key" : "server.tls.cert", "%s", cause);
+			free(cause);
+			cause = NULL;
+		}
 	}
 	/* CORS: the tracing headers of every style we extract or inject. */
 	n_styles = 0;
@@ -160,40 +231,136 @@ server_gen_new(struct config *cfg, char **cause)
 		styles[n_styles++] = cfg->propagation.extract[i];
 	for (i = 0; i < cfg->propagation.n_inject; i++)
 		styles[n_styles++] = cfg->propagation.inject[i];
+	rep.errs = errs;
 	if (cfg->has_cors) {
+		rep.prefix = "cors";
 		g->default_cors = cors_policy_new(&cfg->cors, styles, n_styles,
-		    &why);
-		if (g->default_cors == NULL) {
-			xasprintf(cause, "cors: %s", why);
-			free(why);
-			goto fail;
-		}
+		    server_cors_report_cb, &rep);
 	}
 	for (i = 0; i < cfg->n_routes; i++) {
 		const struct config_upstream *up = &cfg->routes[i].upstream;
 
 		g->route_slot[i] = metrics_route_slot(cfg->routes[i].name);
-		if (cfg->routes[i].cors != NULL) {
+		if (cfg->routes[i].cors == &cfg->cors)
+			g->route_cors[i] = g->default_cors;
+		else if (cfg->routes[i].cors != NULL) {
+			snprintf(key, sizeof key, "routes[%zu].cors", i);
+			rep.prefix = key;
 			g->route_cors[i] = cors_policy_new(cfg->routes[i].cors,
-			    styles, n_styles, &why);
-			if (g->route_cors[i] == NULL) {
-				xasprintf(cause, "routes[%zu].cors: %s", i,
-				    why);
-				free(why);
-				goto fail;
-			}
+			    styles, n_styles, server_cors_report_cb, &rep);
 		}
 		if (up->scheme != CONFIG_SCHEME_HTTPS)
 			continue;
 		g->route_ssl[i] = tls_client_ctx_new(up->tls_verify,
-		    up->tls_ca_file, cause);
-		if (g->route_ssl[i] == NULL)
-			goto fail;
+		    up->tls_ca_file, &cause);
+		if (g->route_ssl[i] == NULL) {
+			snprintf(key, sizeof key, "routes[%zu].upstream.%s", i,
+			    up->tls_ca_file != NULL ? "tls_ca_file" : "url");
+			config_error_at(errs, key, "%s", cause);
+			free(cause);
+			cause = NULL;
+		}
+	}
+	if (errs->nerrors != nerrors) {
+		server_gen_unref(g);
+		return NULL;
 	}
 	return g;
-fail:
-	server_gen_unref(g);
-	return NULL;
+}
+
+/* How server_prepare treats what has effects beyond the process. */
+enum server_prep {
+	SERVER_PREP_CHECK,	/* tracestitch -n: create and keep nothing */
+	SERVER_PREP_START,	/* startup: open the access log for good */
+};
+
+/* A listen address that getaddrinfo cannot turn into a socket address. */
+static void
+server_check_addr(const struct config_addr *a, const char *key,
+    struct config_errors *errs)
+{
+	struct addrinfo hints, *res = NULL;
+	char pbuf[8];
+	int rc;
+
+	/* The lookup server_listen_socket does, without the socket. */
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)a->port);
+	if ((rc = getaddrinfo(a->host, pbuf, &hints, &res)) != 0)
+		config_error_at(errs, key, "cannot use host \"%s\": %s",
+		    a->host, gai_strerror(rc));
+	else
+		freeaddrinfo(res);
+}
+
+/*
+ * Everything done with cfg before serving, except binding: the generation
+ * (TLS contexts, CORS policies), the exporter's URL, the listen
+ * addresses and the access log.  The one path of tracestitch -n and of
+ * startup (reload builds the generation alone: the rest cannot change).
+ * All refusals go to errs; 0 when there was none, and then with
+ * SERVER_PREP_START *gp holds the generation and the access log is open.
+ */
+static int
+server_prepare(struct config *cfg, enum server_prep mode,
+    struct config_errors *errs, struct server_gen **gp)
+{
+	struct server_gen *g;
+	const char *key;
+	char *cause = NULL, akey[48];
+	size_t a;
+
+	if (gp != NULL)
+		*gp = NULL;
+	g = server_gen_new(cfg, errs);
+	if (exporter_check(cfg, &key, &cause) != 0) {
+		config_error_at(errs, key, "%s", cause);
+		free(cause);
+		cause = NULL;
+	}
+	for (a = 0; a < cfg->n_listen; a++) {
+		snprintf(akey, sizeof akey, "server.listen[%zu]", a);
+		server_check_addr(&cfg->listen[a], akey, errs);
+	}
+	if (cfg->has_admin)
+		server_check_addr(&cfg->admin_listen, "admin.listen", errs);
+	/* Create the access log only when the start goes on. */
+	if ((mode == SERVER_PREP_START && errs->nerrors == 0) ?
+	    log_access_open(cfg->logging.access_log, &cause) != 0 :
+	    log_access_check(cfg->logging.access_log, &cause) != 0) {
+		config_error_at(errs, "logging.access_log", "%s", cause);
+		free(cause);
+	}
+	if (errs->nerrors != 0 || mode == SERVER_PREP_CHECK || gp == NULL) {
+		server_gen_unref(g);
+		return errs->nerrors != 0 ? -1 : 0;
+	}
+	*gp = g;
+	return 0;
+}
+
+/* tracestitch -n (server.h). */
+int
+server_check(struct config *cfg, struct config_errors *errs)
+{
+	return server_prepare(cfg, SERVER_PREP_CHECK, errs, NULL);
+}
+
+/* Log every line of text as a warning. */
+static void
+server_log_lines(const char *text)
+{
+	const char *p, *nl;
+
+	if (text == NULL)
+		return;
+	for (p = text; *p != '\0'; p = *nl != '\0' ? nl + 1 : nl) {
+		nl = p + strcspn(p, "\n");
+		log_warnx("%.*s", (int)(nl - p), p);
+	}
 }
 
 struct worker_gen *
@@ -347,42 +514,169 @@ server_date(struct worker *w)
 	return w->date;
 }
 
-/* Pause or resume accepting on this worker's listeners. */
+/*
+ * Add or remove w's listener events to match what it may do now: accept
+ * unless it is draining, backing off, or at its share of
+ * max_connections.
+ */
 static void
-server_worker_accepting(struct worker *w, bool on)
+server_worker_accepting(struct worker *w)
 {
+	bool on = !w->draining && !w->backoff.paused &&
+	    w->nconns < w->max_conns;
 	size_t i;
 
-	if (w->accepting == on || w->draining)
+	if (w->accepting == on)
 		return;
 	w->accepting = on;
 	for (i = 0; i < w->n_listeners; i++) {
 		if (on)
-			evconnlistener_enable(w->listeners[i]);
+			event_add(w->listeners[i], NULL);
 		else
-			evconnlistener_disable(w->listeners[i]);
+			event_del(w->listeners[i]);
 	}
 }
 
-/* A client connected to one of w's listeners. */
+/* The counter of an accept() errno. */
+static enum metrics_counter
+server_accept_reason(int err)
+{
+	switch (err) {
+	case EMFILE:
+		return METRICS_ACCEPT_EMFILE;
+	case ENFILE:
+		return METRICS_ACCEPT_ENFILE;
+	case ENOBUFS:
+		return METRICS_ACCEPT_ENOBUFS;
+	case ENOMEM:
+		return METRICS_ACCEPT_ENOMEM;
+	default:
+		return METRICS_ACCEPT_OTHER;
+	}
+}
+
+/*
+ * accept() on what (a listen address) failed with err: count it, log it
+ * at most once a second (with the failures not logged since), and arm
+ * b's timer with the next delay.  The caller has stopped listening.
+ */
 static void
-server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int slen, void *arg)
+server_backoff_start(struct server_backoff *b, struct metrics *m,
+    const char *who, const char *what, int err)
+{
+	struct timespec now;
+	struct timeval tv;
+	int64_t sec;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sec = (int64_t)now.tv_sec;
+	metrics_add(m, server_accept_reason(err), 1);
+	if (b->delay_ms == 0)
+		b->delay_ms = SERVER_BACKOFF_MIN_MS;
+	else if ((b->delay_ms *= 2) > SERVER_BACKOFF_MAX_MS)
+		b->delay_ms = SERVER_BACKOFF_MAX_MS;
+	b->paused = true;
+	if (sec != b->log_sec) {
+		if (b->log_n > 0)
+			log_warnx("%s: accept on %s: %s: not accepting for "
+			    "%llu ms (%u more failures since the last report)",
+			    who, what, strerror(err),
+			    (unsigned long long)b->delay_ms, b->log_n);
+		else
+			log_warnx("%s: accept on %s: %s: not accepting for "
+			    "%llu ms", who, what, strerror(err),
+			    (unsigned long long)b->delay_ms);
+		b->log_sec = sec;
+		b->log_n = 0;
+	} else
+		b->log_n++;
+	tv.tv_sec = (time_t)(b->delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(b->delay_ms % 1000) * 1000;
+	evtimer_add(b->timer, &tv);
+}
+
+/* The back-off delay of a worker is over: accept again. */
+static void
+server_backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
-	(void)l;
-	if (w->draining ||
-	    conn_new(w, fd, sa, (socklen_t)slen, w->wgen->gen->server_ssl) ==
-	    NULL) {
-		close(fd);
-		return;
+	(void)fd;
+	(void)what;
+	w->backoff.paused = false;
+	server_worker_accepting(w);
+}
+
+/* Client connections are waiting on the shared listening socket lfd. */
+static void
+server_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char who[32];
+	size_t i, n;
+	int fd, err;
+
+	(void)what;
+	for (n = 0; n < SERVER_ACCEPT_BATCH && w->accepting; n++) {
+		sl = sizeof ss;
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				/* Another worker took it. */
+				return;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+			case EPERM:
+				/* This one went away (or a firewall
+				 * refused it); the next may be fine. */
+				continue;
+			case EINVAL:
+				/* Shut down by server_drain: stop watching
+				 * it; the drain command follows. */
+				for (i = 0; i < w->n_listeners; i++) {
+					if (event_get_fd(w->listeners[i]) ==
+					    lfd)
+						event_del(w->listeners[i]);
+				}
+				return;
+			default:
+				/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the
+				 * connection stays queued and would wake us
+				 * at once again; pause. */
+				err = errno;
+				for (i = 0; i < w->n_listeners; i++) {
+					if (event_get_fd(w->listeners[i]) ==
+					    lfd)
+						break;
+				}
+				w->backoff.paused = true;
+				server_worker_accepting(w);
+				snprintf(who, sizeof who, "worker %u", w->id);
+				server_backoff_start(&w->backoff, w->metrics,
+				    who, i < w->n_listeners ?
+				    srv.listen_names[i] : "?", err);
+				return;
+			}
+		}
+		w->backoff.delay_ms = 0;
+		if (conn_new(w, fd, (struct sockaddr *)&ss, sl,
+		    w->wgen->gen->server_ssl) == NULL) {
+			close(fd);
+			continue;
+		}
+		w->nconns++;
+		metrics_conn(w->metrics, 1);
+		metrics_add(w->metrics, METRICS_CONN_ACCEPTED, 1);
+		server_worker_accepting(w);
 	}
-	w->nconns++;
-	metrics_conn(w->metrics, 1);
-	metrics_add(w->metrics, METRICS_CONN_ACCEPTED, 1);
-	if (w->nconns >= w->max_conns)
-		server_worker_accepting(w, false);
 }
 
 void
@@ -390,8 +684,12 @@ server_conn_gone(struct worker *w)
 {
 	w->nconns--;
 	metrics_conn(w->metrics, -1);
-	if (w->nconns < w->max_conns)
-		server_worker_accepting(w, true);
+	/* A descriptor is free again: no need to wait out a back-off. */
+	if (w->backoff.paused) {
+		evtimer_del(w->backoff.timer);
+		w->backoff.paused = false;
+	}
+	server_worker_accepting(w);
 }
 
 void
@@ -434,11 +732,13 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 		case SERVER_CMD_DRAIN:
 			if (w->draining)
 				break;
-			server_worker_accepting(w, true);
 			w->draining = true;
+			/* The sockets are the main thread's (it shuts them
+			 * down): only our events go. */
 			for (b = 0; b < w->n_listeners; b++)
-				evconnlistener_free(w->listeners[b]);
+				event_free(w->listeners[b]);
 			w->n_listeners = 0;
+			evtimer_del(w->backoff.timer);
 			/* Idle keep-alive connections end now (nginx too). */
 			for (c = TAILQ_FIRST(&w->conns); c != NULL; c = cnext) {
 				cnext = TAILQ_NEXT(c, entry);
@@ -469,8 +769,10 @@ server_worker_main(void *arg)
 	while (!TAILQ_EMPTY(&w->conns))
 		conn_close(TAILQ_FIRST(&w->conns));
 	for (b = 0; b < w->n_listeners; b++)
-		evconnlistener_free(w->listeners[b]);
+		event_free(w->listeners[b]);
 	w->n_listeners = 0;
+	event_free(w->backoff.timer);
+	w->backoff.timer = NULL;
 	event_free(w->cmd_ev);
 	free(w->fields);
 	w->fields = NULL;
@@ -495,10 +797,18 @@ server_worker_main(void *arg)
 	return NULL;
 }
 
-/* Open a listening socket on a (SO_REUSEPORT); *port gets the port. */
+/*
+ * Open a listening socket on host:port with a listen queue of backlog;
+ * *bound gets the port (port 0: the kernel's choice).  No SO_REUSEPORT:
+ * the address must have a single owner, and bind() failing with
+ * EADDRINUSE is how we learn that another process has it.  SO_REUSEADDR
+ * only lets us rebind over connections of a previous run in TIME_WAIT;
+ * on Linux it does not share a port with another listening socket.
+ * what names the address in messages ("listen 127.0.0.1:8080").
+ */
 static int
-server_listen_socket(const char *host, uint16_t port, uint16_t *bound,
-    char **cause)
+server_listen_socket(const char *what, const char *host, uint16_t port,
+    int backlog, uint16_t *bound, char **cause)
 {
 	struct addrinfo hints, *res = NULL;
 	struct sockaddr_storage ss;
@@ -512,19 +822,21 @@ server_listen_socket(const char *host, uint16_t port, uint16_t *bound,
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)port);
 	if ((rc = getaddrinfo(host, pbuf, &hints, &res)) != 0) {
-		xasprintf(cause, "%s: %s", host, gai_strerror(rc));
+		xasprintf(cause, "%s: %s", what, gai_strerror(rc));
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == -1 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 1024) == -1 ||
+	    listen(fd, backlog) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
-		xasprintf(cause, "%s:%u: %s", host, (unsigned)port,
-		    strerror(errno));
+		if (errno == EADDRINUSE)
+			xasprintf(cause, "%s: address already in use (another "
+			    "process owns it)", what);
+		else
+			xasprintf(cause, "%s: %s", what, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		freeaddrinfo(res);
@@ -536,6 +848,92 @@ server_listen_socket(const char *host, uint16_t port, uint16_t *bound,
 	else
 		*bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	return fd;
+}
+
+/* The kernel's cap on listen queues (net.core.somaxconn), or 0. */
+static long
+server_somaxconn(void)
+{
+	FILE *fp = fopen("/proc/sys/net/core/somaxconn", "re");
+	long v = 0;
+
+	if (fp == NULL)
+		return 0;
+	if (fscanf(fp, "%ld", &v) != 1)
+		v = 0;
+	fclose(fp);
+	return v;
+}
+
+/*
+ * Bind every server.listen address once (main thread, before the workers
+ * exist); the workers share the sockets.  srv.bound_addrs gets the ports.
+ */
+static int
+server_listeners_open(const struct config *cfg, char **cause)
+{
+	long cap = server_somaxconn();
+	size_t a;
+
+	if (cap > 0 && (uint64_t)cap < cfg->backlog)
+		log_info("server.backlog %llu: the kernel caps listen queues "
+		    "at net.core.somaxconn = %ld",
+		    (unsigned long long)cfg->backlog, cap);
+	srv.listen_fds = xcalloc(cfg->n_listen, sizeof *srv.listen_fds);
+	srv.listen_names = xcalloc(cfg->n_listen, sizeof *srv.listen_names);
+	for (a = 0; a < cfg->n_listen; a++) {
+		char *what;
+		uint16_t port;
+		int fd;
+
+		xasprintf(&what, "listen %s", cfg->listen[a].text);
+		fd = server_listen_socket(what, cfg->listen[a].host,
+		    cfg->listen[a].port, (int)cfg->backlog, &port, cause);
+		free(what);
+		if (fd == -1)
+			return -1;
+		srv.listen_fds[srv.n_listen_fds] = fd;
+		xasprintf(&srv.listen_names[srv.n_listen_fds++], "%s%s%s:%u",
+		    strchr(cfg->listen[a].host, ':') != NULL ? "[" : "",
+		    cfg->listen[a].host,
+		    strchr(cfg->listen[a].host, ':') != NULL ? "]" : "",
+		    (unsigned)port);
+		srv.bound_addrs[a].port = port;
+	}
+	return 0;
+}
+
+/*
+ * Drain: stop listening, so that new clients are refused at once rather
+ * than queued until we exit.  shutdown() rather than close(): workers
+ * may still have the descriptor in their epoll set, and a closed number
+ * could be reused by a new socket under them; after shutdown their
+ * accept() fails with EINVAL and they drop the event.
+ */
+static void
+server_listeners_shutdown(void)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_listen_fds; i++)
+		(void)shutdown(srv.listen_fds[i], SHUT_RDWR);
+}
+
+/* Close the shared sockets (every worker has exited). */
+static void
+server_listeners_close(void)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_listen_fds; i++) {
+		close(srv.listen_fds[i]);
+		free(srv.listen_names[i]);
+	}
+	free(srv.listen_fds);
+	free(srv.listen_names);
+	srv.listen_fds = NULL;
+	srv.listen_names = NULL;
+	srv.n_listen_fds = 0;
 }
 
 /* Create worker i (base, evhttp, sockets) without starting its thread. */
@@ -585,25 +983,23 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	w->fields_cap = 64;
 	w->fields = xcalloc(w->fields_cap, sizeof *w->fields);
 
-	w->listeners = xcalloc(cfg->n_listen, sizeof *w->listeners);
-	for (a = 0; a < cfg->n_listen; a++) {
-		uint16_t port;
-		int fd;
-
-		fd = server_listen_socket(cfg->listen[a].host,
-		    srv.bound_addrs[a].port, &port, cause);
-		if (fd == -1)
-			return -1;
-		srv.bound_addrs[a].port = port;
-		w->listeners[a] = evconnlistener_new(w->base, server_accept_cb,
-		    w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	/* Every worker watches every shared socket (level-triggered: what
+	 * one worker leaves in the queue wakes it or another again). */
+	w->listeners = xcalloc(srv.n_listen_fds, sizeof *w->listeners);
+	for (a = 0; a < srv.n_listen_fds; a++) {
+		w->listeners[a] = event_new(w->base, srv.listen_fds[a],
+		    EV_READ | EV_PERSIST, server_accept_cb, w);
 		if (w->listeners[a] == NULL) {
-			xasprintf(cause, "%s: cannot accept", cfg->listen[a].text);
-			close(fd);
+			xasprintf(cause, "%s: cannot accept",
+			    cfg->listen[a].text);
 			return -1;
 		}
+		event_add(w->listeners[a], NULL);
 		w->n_listeners++;
 	}
+	w->backoff.timer = evtimer_new(w->base, server_backoff_cb, w);
+	if (w->backoff.timer == NULL)
+		fatalx("worker %u: out of memory", i);
 	if (pipe2(w->cmd_fd, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
 	w->cmd_ev = event_new(w->base, w->cmd_fd[0], EV_READ | EV_PERSIST,
@@ -626,6 +1022,7 @@ server_tell_workers(char cmd)
 static void
 server_reload(void)
 {
+	struct config_errors errs;
 	struct config *cfg = NULL;
 	struct server_gen *g;
 	char *errors = NULL, *cause = NULL, *line, *save = NULL;
@@ -642,12 +1039,25 @@ server_reload(void)
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
-	if (config_check_reload(srv.gen->cfg, cfg, &cause) != 0 ||
-	    (g = server_gen_new(cfg, &cause)) == NULL) {
+	if (config_check_reload(srv.gen->cfg, cfg, &cause) != 0) {
 		log_warnx("configuration reload failed: %s", cause);
 		free(cause);
-		if (cfg != NULL && srv.gen->cfg != cfg)
-			config_unref(cfg);
+		config_unref(cfg);
+		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
+		return;
+	}
+	/* One owner each: g takes its own reference, ours goes below. */
+	config_errors_init(&errs, cfg);
+	g = server_gen_new(cfg, &errs);
+	server_log_lines(errs.warnings);
+	if (g == NULL) {
+		log_warnx("configuration reload failed: keeping the running "
+		    "configuration");
+		server_log_lines(errs.errors);
+	}
+	config_errors_clear(&errs);
+	config_unref(cfg);
+	if (g == NULL) {
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
@@ -679,6 +1089,9 @@ server_admin_cb(struct evhttp_request *req, void *arg)
 	int code = 200;
 
 	(void)arg;
+	/* A connection was accepted: a later failure backs off from the
+	 * start again. */
+	srv.admin_backoff.delay_ms = 0;
 	if (body == NULL) {
 		evhttp_send_error(req, 503, NULL);
 		return;
@@ -735,6 +1148,7 @@ server_drain(void)
 	srv.draining = true;
 	log_info("draining: finishing in-flight requests");
 	server_tell_workers(SERVER_CMD_DRAIN);
+	server_listeners_shutdown();
 	srv.drain_timer = evtimer_new(srv.base, server_drain_timeout_cb, NULL);
 	evtimer_add(srv.drain_timer, &tv);
 }
@@ -788,30 +1202,77 @@ server_libevent_log_cb(int severity, const char *msg)
 		log_warnx("libevent: %s", msg);
 }
 
+/* The admin back-off delay is over: accept again. */
+static void
+server_admin_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	srv.admin_backoff.paused = false;
+	evconnlistener_enable(srv.admin_lev);
+}
+
+/*
+ * accept() on the admin listener failed with something other than
+ * EAGAIN/EINTR/ECONNABORTED (libevent retries those itself): without
+ * this callback libevent logs and is woken again at once, forever, for
+ * the same queued connection.  Same back-off as the workers'.
+ */
+static void
+server_admin_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	evconnlistener_disable(l);
+	server_backoff_start(&srv.admin_backoff, srv.metrics, "admin",
+	    srv.admin_name, err);
+}
+
 /* The admin listener on the main base. */
 static int
 server_admin_start(const struct config *cfg, char **cause)
 {
+	char *what;
 	uint16_t port;
 	int fd;
 
 	if (!cfg->has_admin)
 		return 0;
-	fd = server_listen_socket(cfg->admin_listen.host,
-	    cfg->admin_listen.port, &port, cause);
+	xasprintf(&what, "admin.listen %s", cfg->admin_listen.text);
+	fd = server_listen_socket(what, cfg->admin_listen.host,
+	    cfg->admin_listen.port, (int)cfg->backlog, &port, cause);
+	free(what);
 	if (fd == -1)
 		return -1;
+	/* What evhttp_accept_socket_with_handle() does, plus an error
+	 * callback; backlog 0: libevent leaves our listen() alone. */
 	if ((srv.admin = evhttp_new(srv.base)) == NULL ||
-	    evhttp_accept_socket_with_handle(srv.admin, fd) == NULL) {
+	    (srv.admin_lev = evconnlistener_new(srv.base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)) == NULL) {
 		xasprintf(cause, "admin: cannot listen");
 		close(fd);
 		return -1;
 	}
+	evconnlistener_set_error_cb(srv.admin_lev,
+	    server_admin_accept_error_cb);
+	if (evhttp_bind_listener(srv.admin, srv.admin_lev) == NULL) {
+		xasprintf(cause, "admin: cannot listen");
+		evconnlistener_free(srv.admin_lev);
+		srv.admin_lev = NULL;
+		return -1;
+	}
+	srv.admin_backoff.timer = evtimer_new(srv.base,
+	    server_admin_backoff_cb, NULL);
+	if (srv.admin_backoff.timer == NULL)
+		fatalx("out of memory");
 	evhttp_set_gencb(srv.admin, server_admin_cb, NULL);
-	log_info("admin listening on http://%s%s%s:%u",
+	xasprintf(&srv.admin_name, "%s%s%s:%u",
 	    strchr(cfg->admin_listen.host, ':') ? "[" : "",
 	    cfg->admin_listen.host,
 	    strchr(cfg->admin_listen.host, ':') ? "]" : "", (unsigned)port);
+	log_info("admin listening on http://%s", srv.admin_name);
 	return 0;
 }
 
@@ -821,10 +1282,12 @@ server_main(struct config *cfg)
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct server_gen *g;
 	struct rlimit rl;
+	struct config_errors errs;
 	sigset_t set, old;
 	char *cause = NULL;
 	unsigned i;
 	size_t a;
+	int rc;
 
 	event_set_log_callback(server_libevent_log_cb);
 	signal(SIGPIPE, SIG_IGN);
@@ -834,11 +1297,18 @@ server_main(struct config *cfg)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
-	if ((g = server_gen_new(cfg, &cause)) == NULL) {
-		log_warnx("%s", cause);
-		free(cause);
+	/* The same preparation as tracestitch -n, then the same lines. */
+	config_errors_init(&errs, cfg);
+	rc = server_prepare(cfg, SERVER_PREP_START, &errs, &g);
+	server_log_lines(errs.warnings);
+	if (rc != 0) {
+		if (errs.errors != NULL)
+			fputs(errs.errors, stderr);
+		config_errors_clear(&errs);
+		config_unref(cfg);
 		return 1;
 	}
+	config_errors_clear(&errs);
 	srv.gen = g;
 	srv.metrics = metrics_new("main");
 	if (cfg->exporter.type != CONFIG_EXPORTER_NONE) {
@@ -864,6 +1334,12 @@ server_main(struct config *cfg)
 	srv.bound_addrs = xcalloc(cfg->n_listen, sizeof *srv.bound_addrs);
 	for (a = 0; a < cfg->n_listen; a++)
 		srv.bound_addrs[a].port = cfg->listen[a].port;
+	if (server_listeners_open(cfg, &cause) != 0 ||
+	    server_admin_start(cfg, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+		return 1;
+	}
 	srv.n_workers = cfg->workers;
 	srv.workers = xcalloc(srv.n_workers, sizeof *srv.workers);
 	for (i = 0; i < srv.n_workers; i++) {
@@ -872,11 +1348,6 @@ server_main(struct config *cfg)
 			free(cause);
 			return 1;
 		}
-	}
-	if (server_admin_start(cfg, &cause) != 0) {
-		log_warnx("cannot start the admin listener: %s", cause);
-		free(cause);
-		return 1;
 	}
 	for (i = 0; i < srv.n_workers; i++) {
 		if (pthread_create(&srv.workers[i].thread, NULL,
@@ -921,7 +1392,11 @@ server_main(struct config *cfg)
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
 	if (srv.admin != NULL)
-		evhttp_free(srv.admin);
+		evhttp_free(srv.admin);	/* and srv.admin_lev */
+	if (srv.admin_backoff.timer != NULL)
+		event_free(srv.admin_backoff.timer);
+	free(srv.admin_name);
+	server_listeners_close();
 	for (i = 0; i < srv.n_workers; i++) {
 		struct worker *w = &srv.workers[i];
 
@@ -934,6 +1409,7 @@ server_main(struct config *cfg)
 	free(srv.workers);
 	free(srv.bound_addrs);
 	server_gen_unref(srv.gen);
+	config_unref(cfg);
 	event_base_free(srv.base);
 	close(srv.done_fd[0]);
 	close(srv.done_fd[1]);

@@ -1,7 +1,8 @@
 /*
- * server.h -- the process: worker threads (one event base each, on
- * SO_REUSEPORT listeners; client connections in conn.c), the admin
- * listener (evhttp), graceful drain and configuration reload.
+ * server.h -- the process: worker threads (one event base each, all
+ * watching the same listening sockets, which the main thread binds once;
+ * client connections in conn.c), the admin listener (evhttp), graceful
+ * drain and configuration reload.
  *
  * Ownership:
  *   struct server_gen    one per configuration generation, built by the
@@ -72,12 +73,26 @@ struct worker_gen {
 	uint64_t rates_version;		/* agent rates installed in sampler */
 };
 
+/*
+ * Accepting paused after accept() ran out of descriptors or memory: the
+ * listener stays off until the timer fires (or, for a worker, one of its
+ * connections closes), and the failure is logged at most once a second.
+ */
+struct server_backoff {
+	struct event *timer;
+	uint64_t delay_ms;		/* 0: not backing off */
+	bool paused;
+	int64_t log_sec;		/* monotonic second of the last line */
+	unsigned log_n;			/* failures not logged since */
+};
+
 struct worker {
 	unsigned id;
 	pthread_t thread;
 	struct event_base *base;
-	struct evconnlistener **listeners;	/* SO_REUSEPORT, ours */
+	struct event **listeners;	/* on the shared sockets (srv's) */
 	size_t n_listeners;
+	struct server_backoff backoff;	/* accept() out of resources */
 	struct server_conn_list conns;	/* conn.c */
 	struct framing_field *fields;	/* scratch: the head being indexed */
 	size_t fields_cap;
@@ -93,7 +108,7 @@ struct worker {
 	uint64_t req_counter;		/* for request ids */
 	uint32_t id_salt;
 	bool draining;
-	bool accepting;			/* listeners enabled */
+	bool accepting;			/* listener events added */
 	uint64_t max_conns;		/* this worker's share */
 	int64_t reject_log_sec;		/* rate limit of refusal logs */
 	unsigned reject_log_n;
@@ -116,9 +131,20 @@ struct worker {
 
 /*
  * Run the gateway with cfg (one reference is taken over) until a
- * SIGTERM/SIGINT drain completes.  Returns the exit status.
+ * SIGTERM/SIGINT drain completes.  Returns the exit status.  Before
+ * serving it runs the preparation of server_check and, when that refuses
+ * cfg, prints the same lines to stderr and returns 1.
  */
 int server_main(struct config *cfg);
+
+/*
+ * tracestitch -n: everything server_main does with cfg before it serves
+ * (CORS policies, TLS contexts, the exporter's URL, the listen addresses,
+ * the access log), without binding, starting threads or creating files.
+ * Refusals and warnings go to errs (config.h).  0 when cfg would start.
+ */
+int server_check(struct config *cfg, struct config_errors *errs)
+    TS_MUSTCHECK;
 
 /* The cached Date header value of the worker (refreshed per second). */
 const char *server_date(struct worker *);

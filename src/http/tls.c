@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,24 @@ tls_fail(char **cause, const char *what, const char *file)
 	free(errs);
 }
 
+/*
+ * Can file be opened for reading?  Checked before OpenSSL so that a
+ * missing or unreadable file is said plainly ("what: file: No such file
+ * or directory") instead of through OpenSSL's error queue.
+ */
+static int
+tls_readable(const char *file, const char *what, char **cause)
+{
+	FILE *f;
+
+	if ((f = fopen(file, "r")) == NULL) {
+		xasprintf(cause, "%s: %s: %s", what, file, strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
 static SSL_CTX *
 tls_ctx_common(const SSL_METHOD *method, char **cause)
 {
@@ -109,14 +129,30 @@ tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 SSL_CTX *
 tls_server_ctx_new(const char *cert, const char *key, char **cause)
 {
+	return tls_server_ctx_load(cert, key, NULL, cause);
+}
+
+/* Same; *which says which file was refused ("cert" or "key"). */
+SSL_CTX *
+tls_server_ctx_load(const char *cert, const char *key, const char **which,
+    char **cause)
+{
 	SSL_CTX *ctx;
 
+	if (which != NULL)
+		*which = "cert";
 	if ((ctx = tls_ctx_common(TLS_server_method(), cause)) == NULL)
 		return NULL;
+	if (tls_readable(cert, "cannot load certificate chain", cause) != 0)
+		goto fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		tls_fail(cause, "cannot load certificate chain", cert);
 		goto fail;
 	}
+	if (which != NULL)
+		*which = "key";
+	if (tls_readable(key, "cannot load private key", cause) != 0)
+		goto fail;
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		tls_fail(cause, "cannot load private key", key);
 		goto fail;
@@ -143,6 +179,9 @@ tls_client_ctx_new(bool verify, const char *ca_file, char **cause)
 		return NULL;
 	if (verify) {
 		if (ca_file != NULL) {
+			if (tls_readable(ca_file, "cannot load CA file",
+			    cause) != 0)
+				goto fail;
 			if (SSL_CTX_load_verify_locations(ctx, ca_file,
 			    NULL) != 1) {
 				tls_fail(cause, "cannot load CA file",

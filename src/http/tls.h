@@ -20,6 +20,12 @@
 
 /* Server context from a PEM certificate chain and key. */
 SSL_CTX *tls_server_ctx_new(const char *cert, const char *key, char **cause);
+/*
+ * Same; on failure *which (static) is "cert" or "key", the file refused
+ * (a key that does not match the certificate is the key's fault).
+ */
+SSL_CTX *tls_server_ctx_load(const char *cert, const char *key,
+    const char **which, char **cause);
 /* Client context: verify peers against ca_file (NULL: system store) unless
  * verify is false. */
 SSL_CTX *tls_client_ctx_new(bool verify, const char *ca_file, char **cause);

@@ -59,13 +59,15 @@
 
 #define UPSTREAM_MAX_CHUNK_LINE	4096	/* chunk size + extensions */
 #define UPSTREAM_REASON_MAX	128	/* longer reasons are cut */
-#define UPSTREAM_IDLE_MS	60000
+#define UPSTREAM_IDLE_MS	60000	/* when conf has none (0) */
 #define UPSTREAM_FREE_REQS	16	/* spare exchanges per pool */
 #define UPSTREAM_READ_SIZE	16384	/* one socket read at most */
 #define UPSTREAM_WRITE_IOV	16
 #define UPSTREAM_SPARE_KV	32	/* recycled header entries, each */
 #define UPSTREAM_SPARE_KEY_MAX	64	/* largest recycled key, value */
 #define UPSTREAM_SPARE_VALUE_MAX 512
+#define UPSTREAM_DRAIN_MAX	65536	/* response bytes an orphan may read */
+#define UPSTREAM_DRAIN_MS	1000	/* and the gap it may wait */
 
 /* Parser states, in the order of a response. */
 enum parser_state {
@@ -196,6 +198,8 @@ struct upstream_req {
 	bool got_byte;
 	bool keep_copy;			/* https: output references
 					 * reqbuf */
+	bool orphan;			/* cancelled, finishing for the pool */
+	size_t drained;			/* orphan: response bytes dropped */
 	size_t wrote;			/* http: reqbuf bytes written */
 	uint64_t sent_ns;
 	uint64_t first_byte_ns;
@@ -226,6 +230,7 @@ struct upstream_pool {
 	unsigned nidle;
 	struct upstream_req_list free_reqs;
 	unsigned nfree;
+	struct upstream_req_list orphans;	/* cancelled, still reading */
 	uint64_t connects;
 	char *scratch;			/* http reads, UPSTREAM_READ_SIZE */
 };
@@ -244,6 +249,7 @@ static void	upstream_sock_write_cb(evutil_socket_t, short, void *);
 static int	req_read(struct upstream_req *, struct parser_src *);
 static void	req_finish(struct upstream_req *, enum upstream_err,
 		    const char *);
+static void	req_abandon(struct upstream_req *, const char *);
 
 /*
  * Response parser.
@@ -1093,10 +1099,13 @@ upstream_pool_new(struct event_base *base, const struct config_upstream *conf,
 	ms_to_tv(conf->connect_timeout_ms, &pool->connect_tv);
 	pool->has_timeout_tv = conf->timeout_ms > 0;
 	ms_to_tv(conf->timeout_ms, &pool->timeout_tv);
-	ms_to_tv(UPSTREAM_IDLE_MS, &pool->idle_tv);
+	/* routes[].upstream.idle_timeout; a reload builds new pools. */
+	ms_to_tv(conf->idle_timeout_ms > 0 ? conf->idle_timeout_ms :
+	    UPSTREAM_IDLE_MS, &pool->idle_tv);
 	pool->keepalive = conf->keepalive;
 	TAILQ_INIT(&pool->idle);
 	TAILQ_INIT(&pool->free_reqs);
+	TAILQ_INIT(&pool->orphans);
 	return pool;
 }
 
@@ -1138,11 +1147,16 @@ upstream_pool_free(struct upstream_pool *pool)
 {
 	struct upstream_conn *c;
 
+	struct upstream_req *req;
+
 	if (pool == NULL)
 		return;
 	pool->dying = true;
 	while ((c = TAILQ_FIRST(&pool->idle)) != NULL)
 		conn_close(c, "pool freed");
+	/* Nobody waits for the orphans' responses: no reason to wait. */
+	while ((req = TAILQ_FIRST(&pool->orphans)) != NULL)
+		req_abandon(req, "pool freed");
 	pool_unref(pool);
 }
 
@@ -1434,6 +1448,10 @@ req_free(struct upstream_req *req)
 	struct upstream_pool *pool = req->pool;
 
 	event_del(&req->defer);
+	if (req->orphan) {
+		TAILQ_REMOVE(&pool->orphans, req, entry);
+		req->orphan = false;
+	}
 	if (pool->dying || pool->nfree >= UPSTREAM_FREE_REQS) {
 		parser_clear_headers(&req->parser, false);
 		parser_free_spare(&req->parser);
@@ -1502,6 +1520,9 @@ req_complete(struct upstream_req *req, const struct parser_src *src)
 	else if (keep)
 		keep = evbuffer_get_length(c->in) == 0 && c->werr == 0 &&
 		    req->wrote == evbuffer_get_length(req->reqbuf);
+	if (req->orphan)
+		log_debug("upstream %s: a departed client's response was read; "
+		    "connection %s", pool->name, keep ? "kept" : "closed");
 	req_release_conn(req, keep, "not reusable");
 	req_done(req, UPSTREAM_OK, NULL);
 }
@@ -1599,7 +1620,12 @@ req_read(struct upstream_req *req, struct parser_src *src)
 			req->keep_copy = false;
 		}
 	}
-	if (!req->paused)
+	if (req->orphan) {
+		struct timeval tv = { UPSTREAM_DRAIN_MS / 1000,
+		    (UPSTREAM_DRAIN_MS % 1000) * 1000 };
+
+		conn_arm(c, &tv, true);
+	} else if (!req->paused)
 		conn_arm(c, &pool->timeout_tv, pool->has_timeout_tv);
 	return req_process(req, src);
 }
@@ -1893,6 +1919,8 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	req->head_sent = false;
 	req->got_byte = false;
 	req->keep_copy = false;
+	req->orphan = false;
+	req->drained = 0;
 	req->wrote = 0;
 	req->sent_ns = 0;
 	req->first_byte_ns = 0;
@@ -1954,14 +1982,108 @@ upstream_req_resume(struct upstream_req *req)
 	}
 }
 
-/* Abandon the exchange without further callbacks. */
+/*
+ * The callbacks of an orphan: the client is gone, the response is read and
+ * dropped so that the connection can go back to the pool.
+ */
+static int
+orphan_head_cb(struct upstream_req *req, const struct upstream_response *r,
+    void *arg)
+{
+	(void)req;
+	(void)r;
+	(void)arg;
+	return 0;
+}
+
+static void
+orphan_body_cb(struct upstream_req *req, struct evbuffer *buf, void *arg)
+{
+	size_t n = evbuffer_get_length(buf);
+
+	(void)arg;
+	evbuffer_drain(buf, n);
+	req->drained += n;
+	if (req->drained > UPSTREAM_DRAIN_MAX)	/* cheaper to close */
+		req_abandon(req, "orphan response too large");
+}
+
+static void
+orphan_done_cb(struct upstream_req *req, enum upstream_err err,
+    const char *errstr, bool head_sent, void *arg)
+{
+	(void)req;
+	(void)err;
+	(void)errstr;
+	(void)head_sent;
+	(void)arg;
+}
+
+static const struct upstream_cbs orphan_cbs = {
+	orphan_head_cb, orphan_body_cb, orphan_done_cb,
+};
+
+/*
+ * Whether a cancelled exchange should rather finish without its owner:
+ * its request is all out on a live connection that the pool would keep.
+ * Closing it there (as we did) cost a new connection for every client
+ * that went away with a request in flight, e.g. each of a load
+ * generator's connections at the end of a run (issue 11: 498 upstream
+ * connections where nginx, which reads the response first, opened 40).
+ */
+static bool
+req_can_orphan(const struct upstream_req *req)
+{
+	const struct upstream_conn *c = req->conn;
+	const struct upstream_pool *pool = req->pool;
+
+	if (req->busy > 0 || req->orphan || c == NULL ||
+	    c->state != CONN_BUSY || pool->dying ||
+	    pool->nidle >= pool->keepalive ||
+	    (req->state != REQ_WAIT_HEAD && req->state != REQ_BODY))
+		return false;
+	if (c->bev != NULL)
+		return evbuffer_get_length(bufferevent_get_output(c->bev)) ==
+		    0;
+	return c->werr == 0 && req->wrote == evbuffer_get_length(req->reqbuf);
+}
+
+/*
+ * Abandon the exchange without further callbacks.  When the connection is
+ * worth keeping, the response is still read (at most UPSTREAM_DRAIN_MAX
+ * bytes, gaps of UPSTREAM_DRAIN_MS) and dropped, then the connection goes
+ * back to the pool; otherwise it is closed now.
+ */
 void
 upstream_req_cancel(struct upstream_req *req)
 {
-	if (req == NULL || req->state >= REQ_DONE)
+	if (req == NULL || req->state >= REQ_DONE || req->orphan)
 		return;
+	if (req_can_orphan(req)) {
+		struct timeval tv = { UPSTREAM_DRAIN_MS / 1000,
+		    (UPSTREAM_DRAIN_MS % 1000) * 1000 };
+
+		log_debug("upstream %s: exchange cancelled, reading the "
+		    "response for the pool", req->pool->name);
+		req->orphan = true;
+		TAILQ_INSERT_TAIL(&req->pool->orphans, req, entry);
+		req->retryable = false;
+		req->cbs = &orphan_cbs;
+		req->arg = NULL;
+		if (req->paused)
+			upstream_req_resume(req);
+		conn_arm(req->conn, &tv, true);
+		return;
+	}
+	req_abandon(req, "exchange cancelled");
+}
+
+/* End the exchange now, without callbacks; its connection is closed. */
+static void
+req_abandon(struct upstream_req *req, const char *why)
+{
 	req->state = REQ_CANCELLED;
-	req_release_conn(req, false, "exchange cancelled");
+	req_release_conn(req, false, why);
 	event_del(&req->defer);
 	if (req->busy == 0)
 		req_free(req);

@@ -110,8 +110,13 @@ struct upstream_req *upstream_request(struct upstream_pool *,
 /* Stop / restart reading the response (client back-pressure). */
 void upstream_req_pause(struct upstream_req *);
 void upstream_req_resume(struct upstream_req *);
-/* Abandon the exchange: no more callbacks; the connection is closed
- * unless the response was already complete. */
+/*
+ * Abandon the exchange: no more callbacks, req is not to be used again.
+ * When the whole request is out on a connection the pool would keep, the
+ * response is still read and dropped in the background (up to 64 KiB,
+ * gaps up to 1 s), then the connection goes back to the pool; otherwise
+ * it is closed now.
+ */
 void upstream_req_cancel(struct upstream_req *);
 
 /* Timings for the span: when the connection was ready (request written

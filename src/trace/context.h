@@ -97,6 +97,7 @@ struct trace_context {
 	const char	*dd_unknown;		/* unknown dd sub-members */
 	const char	*tracestate_others;	/* non-dd members, ','-joined */
 	const char	*tracestate_raw;	/* combined incoming value */
+	const char	*tracestate_error;	/* why tracestate was dropped */
 	const char	*last_dd_parent_id;	/* p: verbatim, NULL: absent */
 	bool		 w3c_random;		/* traceparent flag 0x02 */
 	bool		 tid_seen;		/* a tid tag/t.tid was present */

@@ -190,30 +190,94 @@ next:
 	}
 }
 
-/* A foreign member worth forwarding: "key=value", printable ASCII. */
-static bool
-w3c_member_ok(const char *m, size_t len)
+/*
+ * W3C Trace Context Level 2, 3.3.1.3.1: key = (lcalpha / DIGIT)
+ * 0*255(keychar), keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@".
+ * Level 1's simple-key and tenant@system keys are all of this form; the
+ * Level 1 tenant (241) and system (14) limits are not applied, as the W3C
+ * test suite expects ("t" * 242 + "@v" and "t@" + "v" * 15 are kept).
+ */
+static const char *
+w3c_key_check(const char *k, size_t len)
 {
-	const char *eq;
 	size_t i;
 
-	if ((eq = memchr(m, '=', len)) == NULL || eq == m)
-		return false;
-	for (i = 0; i < len; i++)
-		if (m[i] < 0x20 || m[i] > 0x7e)
-			return false;
-	return true;
+	if (len == 0)
+		return "empty_key";
+	if (len > PROP_W3C_KEY_MAX)
+		return "key_too_long";
+	for (i = 0; i < len; i++) {
+		if ((k[i] >= 'a' && k[i] <= 'z') ||
+		    (k[i] >= '0' && k[i] <= '9'))
+			continue;
+		if (i > 0 && (k[i] == '_' || k[i] == '-' || k[i] == '*' ||
+		    k[i] == '/' || k[i] == '@'))
+			continue;
+		return "illegal_key_char";
+	}
+	return NULL;
 }
 
-/* Walk every tracestate field and member in order (4.1). */
+/*
+ * 3.3.1.3.2: value = 0*255(chr) nblk-chr; chr = %x20 / nblk-chr;
+ * nblk-chr = %x21-2B / %x2D-3C / %x3E-7E.  So 1 to 256 characters of
+ * 0x20-0x7E except "," and "=", the last one not a space.  The dd member
+ * is exempt from the length (PROPAGATION.md 4.2: up to 512 is read, longer
+ * is ignored with extract_max_size); it is never forwarded as received.
+ */
+static const char *
+w3c_value_check(const char *v, size_t len, bool dd)
+{
+	size_t i;
+
+	if (len == 0)
+		return "empty_value";
+	if (len > PROP_W3C_VALUE_MAX && !dd)
+		return "value_too_long";
+	for (i = 0; i < len; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e || v[i] == ',' || v[i] == '=')
+			return "illegal_value_char";
+	if (v[len - 1] == ' ')
+		return "illegal_value_char";
+	return NULL;
+}
+
+/* One OWS-trimmed list member: key "=" value (3.3.1.3). */
+static const char *
+w3c_member_check(const char *m, size_t len, size_t *klen)
+{
+	const char *eq, *err;
+
+	if ((eq = memchr(m, '=', len)) == NULL)
+		return "missing_equals";
+	*klen = (size_t)(eq - m);
+	if ((err = w3c_key_check(m, *klen)) != NULL)
+		return err;
+	return w3c_value_check(eq + 1, len - *klen - 1,
+	    *klen == 2 && m[0] == 'd' && m[1] == 'd');
+}
+
+/*
+ * Walk every tracestate field and member in order (4.1).  The combined
+ * list is checked first: one member that breaks the grammar, or more than
+ * 32 members, and the whole header is discarded, as the W3C processing
+ * model allows for a tracestate that cannot be parsed; nothing of it is
+ * read or forwarded and c->tracestate_error says why.  A repeated key
+ * keeps its first member: the spec lets a vendor pass or drop duplicates,
+ * and dropping them means we never send one (4.1 "duplicate keys must not
+ * be produced").
+ */
 static void
 w3c_parse_tracestate(const struct trace_header *h, size_t n,
     struct trace_arena *a, struct trace_context *c, bool sampled)
 {
+	struct {
+		const char	*m;
+		size_t		 len, klen;
+	} mem[PROP_W3C_MAX_MEMBERS];
 	char others[W3C_BUF], raw[W3C_BUF];
-	size_t olen = 0, rlen = 0, i, ml;
-	const char *p, *end, *comma, *m;
-	bool seen_dd = false;
+	size_t olen = 0, rlen = 0, nm = 0, i, j, ml, kl;
+	const char *p, *end, *comma, *m, *err;
 
 	for (i = 0; i < n; i++) {
 		if (!trace_header_is_n(&h[i], "tracestate", 10))
@@ -227,21 +291,37 @@ w3c_parse_tracestate(const struct trace_header *h, size_t n,
 			ml = (size_t)(comma - p);
 			p = comma + 1;
 			trace_trim_ows(&m, &ml);
-			if (ml == 0 || !w3c_member_ok(m, ml))
-				continue;
-			(void)w3c_append(raw, sizeof raw, &rlen, ',', m, ml);
-			if (ml >= 3 && m[0] == 'd' && m[1] == 'd' &&
-			    m[2] == '=') {
-				/* Our own member: decode the first only. */
-				if (!seen_dd)
-					w3c_parse_dd(m + 3, ml - 3, a, c,
-					    sampled);
-				seen_dd = true;
-				continue;
+			if (ml == 0)
+				continue;	/* empty members are allowed */
+			if ((err = w3c_member_check(m, ml, &kl)) != NULL) {
+				c->tracestate_error = err;
+				return;
 			}
-			(void)w3c_append(others, sizeof others, &olen, ',', m,
-			    ml);
+			if (nm == PROP_W3C_MAX_MEMBERS) {
+				c->tracestate_error = "too_many_members";
+				return;
+			}
+			mem[nm].m = m;
+			mem[nm].len = ml;
+			mem[nm++].klen = kl;
 		}
+	}
+	for (i = 0; i < nm; i++) {
+		for (j = 0; j < i; j++)
+			if (mem[j].klen == mem[i].klen &&
+			    memcmp(mem[j].m, mem[i].m, mem[i].klen) == 0)
+				break;
+		if (j < i)
+			continue;	/* a repeated key: the first one wins */
+		m = mem[i].m;
+		ml = mem[i].len;
+		(void)w3c_append(raw, sizeof raw, &rlen, ',', m, ml);
+		if (mem[i].klen == 2 && m[0] == 'd' && m[1] == 'd') {
+			/* Our own member: decoded, re-encoded on output. */
+			w3c_parse_dd(m + 3, ml - 3, a, c, sampled);
+			continue;
+		}
+		(void)w3c_append(others, sizeof others, &olen, ',', m, ml);
 	}
 	if (olen > 0)
 		c->tracestate_others = trace_arena_strndup(a, others, olen);

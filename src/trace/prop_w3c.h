@@ -10,6 +10,8 @@
 
 #define PROP_W3C_TRACEPARENT_LEN	55
 #define PROP_W3C_MAX_MEMBERS		32	/* W3C tracestate limit */
+#define PROP_W3C_KEY_MAX		256	/* member key, 3.3.1.3.1 */
+#define PROP_W3C_VALUE_MAX		256	/* member value, 3.3.1.3.2 */
 #define PROP_W3C_DD_MAX_OUT		256	/* outgoing "dd=..." member */
 #define PROP_W3C_DD_MAX_IN		512	/* incoming dd value */
 
@@ -23,7 +25,12 @@ enum prop_result prop_w3c_parse_traceparent(const char *, size_t,
 
 /*
  * Extract traceparent (exactly one field) and, only when it is valid, the
- * combined tracestate fields.
+ * combined tracestate fields.  A tracestate that breaks the W3C grammar
+ * (key, value, more than 32 members) is dropped whole: the context is
+ * still PROP_OK, with no dd data, no members to forward and
+ * c->tracestate_error set to a fixed reason ("illegal_key_char",
+ * "key_too_long", "empty_key", "missing_equals", "empty_value",
+ * "value_too_long", "illegal_value_char", "too_many_members").
  */
 enum prop_result prop_w3c_extract(const struct trace_header *, size_t n,
     struct trace_arena *, struct trace_context *c);

@@ -76,12 +76,6 @@ struct trace_extract {
 void propagation_conf_defaults(struct propagation_conf *);
 /* From a loaded configuration (borrows its strings). */
 void propagation_conf_init(struct propagation_conf *, const struct config *);
-/*
- * Parse a DD_TRACE_PROPAGATION_STYLE list ("datadog, b3 multi" ...) into
- * styles; 0, or -1 with *errstr on an unknown or duplicate name.
- */
-int propagation_parse_styles(const char *, enum config_style *out,
-    size_t *n, const char **errstr) TS_MUSTCHECK;
 /* Style name as used in span links ("datadog", "tracecontext", ...). */
 const char *propagation_style_name(enum config_style);
 

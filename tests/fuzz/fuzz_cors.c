@@ -32,7 +32,6 @@ fuzz_init(void)
 		CONFIG_STYLE_TRACECONTEXT, CONFIG_STYLE_BAGGAGE,
 		CONFIG_STYLE_B3, CONFIG_STYLE_B3MULTI };
 	struct config_cors cc;
-	char *cause = NULL;
 
 	memset(&cc, 0, sizeof cc);
 	cc.allowed_origins.v = (char **)origins;
@@ -45,7 +44,7 @@ fuzz_init(void)
 	cc.allow_private_network = true;
 	cc.timing_allow_origin = true;
 	cc.max_age = 600;
-	fuzz_policy = cors_policy_new(&cc, styles, 5, &cause);
+	fuzz_policy = cors_policy_new(&cc, styles, 5, NULL, NULL);
 	if (fuzz_policy == NULL)
 		abort();
 }

@@ -143,9 +143,18 @@ write("prop_headers", prop_seeds(None) +
       [("traceparent-%d" % i, bytes([i]) + b"traceparent: " + v + b"\n")
        for i, v in enumerate(tp)])
 write("prop_datadog", prop_seeds("x-datadog-"))
+# tracestate rows: "fields<TAB>others<TAB>error", "\\n" between fields.
+ts = []
+for ln in lines(os.path.join(data, "prop", "w3c_tracestate.tsv")):
+    f = ln.split("\t")
+    ts.append(b"".join(b"tracestate: " + unescape(v, None) + b"\n"
+                       for v in f[0].split("\\n")))
 write("prop_w3c", prop_seeds("trace") +
       [("traceparent-%d" % i, bytes([i]) + b"traceparent: " + v + b"\n")
-       for i, v in enumerate(tp)])
+       for i, v in enumerate(tp)] +
+      [("tracestate-%d" % i, bytes([i]) + b"traceparent: 00-"
+        b"12345678901234567890123456789012-1234567890123456-01\n" + v)
+       for i, v in enumerate(ts)])
 b3 = prop_seeds("x-b3-") + prop_seeds("b3")
 b3 += [("b3-single-%d" % i, bytes([i]) + v) for i, v in enumerate([
     b"b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90\n",

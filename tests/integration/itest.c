@@ -1839,3 +1839,69 @@ itest_json_line_wait(struct itest_proc *p, enum itest_stream s,
 		itest_tick();
 	}
 }
+
+/*
+ * One request over TLS to 127.0.0.1:port, verified against ca_file with
+ * SNI and host name "localhost"; the answer is read until the server
+ * closes (send "Connection: close").  0, or -1 (see itest_error()).
+ */
+int
+itest_tls_request(uint16_t port, const char *ca_file, const char *raw,
+    size_t len, struct itest_resp *r)
+{
+	struct timeval tv = { ITEST_TIMEOUT_MS / 1000, 0 };
+	SSL_CTX *ctx;
+	SSL *ssl = NULL;
+	char *buf = NULL;
+	size_t blen = 0, cap = 0;
+	int fd = -1, n, rv = -1;
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		ck_abort_msg("SSL_CTX_new failed");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
+		ck_abort_msg("cannot load the CA file %s", ca_file);
+	if ((fd = itest_connect_fd(port)) == -1) {
+		itest_fail_set("connect to %u: %s", (unsigned)port,
+		    strerror(errno));
+		goto out;
+	}
+	/* A blocking socket with deadlines: SSL_connect/read simply wait. */
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	SSL_set_tlsext_host_name(ssl, "localhost");
+	SSL_set1_host(ssl, "localhost");
+	if (SSL_connect(ssl) != 1 || SSL_get_verify_result(ssl) != X509_V_OK) {
+		itest_fail_set("TLS handshake with port %u failed (verify "
+		    "%ld)", (unsigned)port, SSL_get_verify_result(ssl));
+		ERR_clear_error();
+		goto out;
+	}
+	if (SSL_write(ssl, raw, (int)len) != (int)len) {
+		itest_fail_set("TLS write failed");
+		goto out;
+	}
+	for (;;) {
+		if (cap - blen < 4096) {
+			cap = cap == 0 ? 65536 : cap * 2;
+			if ((buf = realloc(buf, cap)) == NULL)
+				ck_abort_msg("out of memory");
+		}
+		if ((n = SSL_read(ssl, buf + blen, (int)(cap - blen))) <= 0)
+			break;
+		blen += (size_t)n;
+	}
+	ERR_clear_error();
+	rv = itest_resp_parse(buf != NULL ? buf : "", blen, r);
+out:
+	if (ssl != NULL)
+		SSL_free(ssl);
+	if (fd != -1)
+		close(fd);
+	SSL_CTX_free(ctx);
+	free(buf);
+	return rv;
+}

@@ -306,4 +306,12 @@ json_t *itest_json_lines(struct itest_proc *, enum itest_stream,
 json_t *itest_json_line_wait(struct itest_proc *, enum itest_stream,
     const char *key, const char *field, const char *value, int timeout_ms);
 
+/*
+ * One request over TLS to 127.0.0.1:port, verified against ca_file (SNI
+ * and name "localhost"), read until the server closes: send
+ * "Connection: close".  0 or -1 (see itest_error()).
+ */
+int itest_tls_request(uint16_t port, const char *ca_file, const char *raw,
+    size_t len, struct itest_resp *);
+
 #endif /* TS_ITEST_H */

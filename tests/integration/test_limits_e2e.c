@@ -4,13 +4,20 @@
  *
  * Header timeout: a client that starts a request and stops sending is
  * closed.  Body timeout: one that sends a head with Content-Length and
- * stops in the body is closed.  Idle timeout: a keep-alive connection
- * with nothing to do is closed.  A connection kept while a slow upstream
+ * stops in the body longer than the gap gets 408 and is closed, one that
+ * keeps sending is not cut however long the body takes; body_min_rate
+ * cuts a trickle below the rate.  max_header_fields: one field too many
+ * gets 431 with its reason.  routes[].upstream.idle_timeout closes an
+ * idle pooled backend connection, and a reload changes it.  Idle
+ * timeout: a keep-alive connection with nothing to do is closed.  A connection kept while a slow upstream
  * answers is not closed by those client timeouts.  max_connections: the
  * gateway stops accepting at the limit and accepts again when a
  * connection closes.  Each wait is a poll with a deadline, never a sleep.
  */
 #include <sys/resource.h>
+
+#include <poll.h>
+#include <signal.h>
 
 #include <check.h>
 #include <stdio.h>
@@ -20,6 +27,7 @@
 #include "itest.h"
 
 static struct itest_proc *be;
+static const char *log_level = "info";	/* of the gateways started */
 
 static void
 setup(void)
@@ -30,8 +38,31 @@ setup(void)
 static void
 teardown(void)
 {
+	log_level = "info";
 	itest_teardown();
 	be = NULL;
+}
+
+#define ORIGIN "https://app.example"
+
+/* The config: one worker, these limits and upstream keys. */
+static char *
+limits_yaml(const char *limits, const char *upstream)
+{
+	return itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "  limits: {%s}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\", timeout: 5s%s%s}\n"
+	    "cors: {allowed_origins: [\"" ORIGIN "\"]}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: %s, access_log: stdout}\n",
+	    limits, be->port, upstream[0] != '\0' ? ", " : "", upstream,
+	    log_level);
 }
 
 /* A gateway with short client timeouts and one worker. */
@@ -41,21 +72,44 @@ gateway_with_limits(const char *limits)
 	struct itest_proc *gw;
 	char *yaml;
 
-	yaml = itest_strf(
-	    "server:\n"
-	    "  listen: [\"127.0.0.1:0\"]\n"
-	    "  workers: 1\n"
-	    "  limits: {%s}\n"
-	    "admin: {listen: \"127.0.0.1:0\"}\n"
-	    "routes:\n"
-	    "  - name: api\n"
-	    "    upstream: {url: \"http://127.0.0.1:%u\", timeout: 5s}\n"
-	    "exporter: {type: none}\n"
-	    "logging: {level: info, access_log: stdout}\n",
-	    limits, be->port);
+	yaml = limits_yaml(limits, "");
 	gw = itest_gateway_start(yaml);
 	free(yaml);
 	return gw;
+}
+
+/* One sample of the gateway's /metrics (-1: absent). */
+static double
+gw_metric(struct itest_proc *gw, const char *name)
+{
+	struct itest_resp r;
+	double v;
+
+	ck_assert_msg(itest_get(gw->admin_port, "/metrics", &r) == 0,
+	    "/metrics: %s", itest_error());
+	v = itest_metric(r.body, name, NULL);
+	itest_resp_clear(&r);
+	return v;
+}
+
+/* The message of a JSON error answer. */
+static char *
+error_message(const struct itest_resp *r)
+{
+	json_t *j = itest_resp_json(r);
+	char *m = strdup(json_string_value(json_object_get(j, "message")));
+
+	json_decref(j);
+	return m;
+}
+
+/* Send one body byte of a trickle; the gateway must not answer first. */
+static void
+trickle_byte(struct itest_conn *c, char b, int gap_ms)
+{
+	ck_assert_int_eq(itest_send(c, &b, 1, ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(!itest_readable(c, gap_ms),
+	    "the gateway answered or closed in the middle of the body");
 }
 
 START_TEST(header_timeout_closes_a_stalled_head)
@@ -73,6 +127,8 @@ START_TEST(header_timeout_closes_a_stalled_head)
 	    "a half-sent head was not closed within 5 s");
 	/* The header timeout, not the 10 s idle timeout, closed it. */
 	ck_assert_int_lt(itest_now_ms() - t0, 3000);
+	/* Without an answer (docs/configuration.md). */
+	ck_assert_uint_eq(c->len, 0);
 	ck_assert_uint_eq(itest_backend_requests(be), 0);
 	itest_conn_free(c);
 }
@@ -95,6 +151,395 @@ START_TEST(body_timeout_closes_a_stalled_body)
 	/* Nothing of a partial body goes upstream. */
 	ck_assert_uint_eq(itest_backend_requests(be), 0);
 	itest_conn_free(c);
+}
+END_TEST
+
+/*
+ * body_timeout is the gap between two reads (nginx's client_body_timeout):
+ * a body trickled one byte every 300 ms with a 2 s timeout takes 3 s and
+ * is proxied intact (it was cut at 2 s, without an answer).
+ */
+START_TEST(body_timeout_is_a_gap_not_a_total)
+{
+	static const char body[] = "abcdefghij";
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	struct itest_resp r;
+	char hex[65];
+	json_t *j;
+	size_t i;
+	int64_t t0;
+
+	gw = gateway_with_limits("body_timeout: 2s, idle_timeout: 10s");
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: %zu\r\n\r\n", sizeof body - 1), 0);
+	t0 = itest_now_ms();
+	for (i = 0; i + 1 < sizeof body - 1; i++)
+		trickle_byte(c, body[i], 300);
+	ck_assert_int_eq(itest_send(c, &body[i], 1, ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	/* The whole body took longer than body_timeout. */
+	ck_assert_int_gt(itest_now_ms() - t0, 2500);
+	ck_assert_int_eq(r.status, 200);
+	j = itest_resp_json(&r);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
+	    (json_int_t)(sizeof body - 1));
+	itest_sha256_hex(body, sizeof body - 1, hex);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "body_sha256")),
+	    hex);
+	json_decref(j);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(be), 1);
+	itest_conn_free(c);
+}
+END_TEST
+
+/* A gap longer than body_timeout: 408 with its reason, then close. */
+START_TEST(body_gap_over_the_timeout_gets_408)
+{
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	struct itest_resp r;
+	char *m;
+	int64_t t0, dt;
+
+	gw = gateway_with_limits("body_timeout: 300ms, idle_timeout: 10s");
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	    "Origin: " ORIGIN "\r\nContent-Length: 10\r\n\r\nab"), 0);
+	t0 = itest_now_ms();
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	dt = itest_now_ms() - t0;
+	ck_assert_msg(dt >= 250 && dt < 3000, "answered after %lld ms",
+	    (long long)dt);
+	itest_assert_error(&r, 408, "request_timeout");
+	m = error_message(&r);
+	ck_assert_str_eq(m, "request body timeout");
+	free(m);
+	ck_assert_str_eq(itest_resp_header(&r, "Connection"), "close");
+	ck_assert_str_eq(itest_resp_header(&r, "Access-Control-Allow-Origin"),
+	    ORIGIN);
+	itest_resp_clear(&r);
+	ck_assert(itest_wait_closed(c, ITEST_TIMEOUT_MS));
+	ck_assert_uint_eq(itest_backend_requests(be), 0);
+	ck_assert(gw_metric(gw, "tracestitch_client_timeouts_total") == 1);
+	ck_assert(gw_metric(gw, "tracestitch_client_slow_bodies_total") == 0);
+	itest_conn_free(c);
+}
+END_TEST
+
+/*
+ * body_min_rate: after body_timeout the body must average the rate (an
+ * allowance of one more second per body_min_rate bytes).  A body sent at
+ * once passes; one byte every 300 ms (3 bytes/s against 100) never
+ * breaks the 1.5 s gap but is cut at about 1.5 s, answered and counted.
+ */
+START_TEST(body_min_rate_cuts_a_trickle)
+{
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	struct itest_resp r;
+	char *m;
+	int64_t t0, dt;
+	int sent;
+
+	gw = gateway_with_limits("body_timeout: 1500ms, body_min_rate: 100, "
+	    "idle_timeout: 10s");
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 5\r\n\r\nhello"), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+
+	ck_assert_int_eq(itest_sendf(c, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	    "Origin: " ORIGIN "\r\nContent-Length: 20\r\n\r\n"), 0);
+	t0 = itest_now_ms();
+	for (sent = 0; sent < 20 && !itest_readable(c, 300); sent++)
+		ck_assert_int_eq(itest_send(c, "x", 1, ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	dt = itest_now_ms() - t0;
+	ck_assert_msg(sent < 10 && dt >= 1400 && dt < 4000,
+	    "answered after %lld ms and %d bytes", (long long)dt, sent);
+	itest_assert_error(&r, 408, "request_timeout");
+	m = error_message(&r);
+	ck_assert_str_eq(m, "request body below the minimum rate");
+	free(m);
+	ck_assert_str_eq(itest_resp_header(&r, "Access-Control-Allow-Origin"),
+	    ORIGIN);
+	itest_resp_clear(&r);
+	ck_assert(itest_wait_closed(c, ITEST_TIMEOUT_MS));
+	ck_assert_uint_eq(itest_backend_requests(be), 1);
+	ck_assert(gw_metric(gw, "tracestitch_client_slow_bodies_total") == 1);
+	ck_assert(gw_metric(gw, "tracestitch_client_timeouts_total") == 0);
+	itest_conn_free(c);
+}
+END_TEST
+
+/* A GET with n header fields (Host and Origin among them). */
+static int
+get_with_fields(uint16_t port, size_t n, struct itest_resp *r)
+{
+	struct itest_conn *c;
+	size_t i;
+	int rc;
+
+	c = itest_connect(port);
+	ck_assert_int_eq(itest_sendf(c, "GET /echo HTTP/1.1\r\nHost: x\r\n"
+	    "Origin: " ORIGIN "\r\n"), 0);
+	for (i = 2; i < n; i++)
+		ck_assert_int_eq(itest_sendf(c, "X-F%zu: v\r\n", i), 0);
+	ck_assert_int_eq(itest_sendf(c, "\r\n"), 0);
+	rc = itest_read_response(c, r, 0, ITEST_TIMEOUT_MS);
+	itest_conn_free(c);
+	return rc;
+}
+
+/*
+ * More fields than max_header_fields (default 100): 431 with the reason
+ * in the JSON body and the CORS headers, like every gateway error.
+ */
+START_TEST(too_many_header_fields_get_431)
+{
+	struct itest_proc *gw;
+	struct itest_resp r;
+	char *m;
+
+	gw = gateway_with_limits("idle_timeout: 10s");
+	ck_assert_int_eq(get_with_fields(gw->port, 100, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_int_eq(get_with_fields(gw->port, 101, &r), 0);
+	itest_assert_error(&r, 431, "header_too_large");
+	m = error_message(&r);
+	ck_assert_str_eq(m, "too many request header fields");
+	free(m);
+	ck_assert_str_eq(itest_resp_header(&r, "Access-Control-Allow-Origin"),
+	    ORIGIN);
+	ck_assert_str_eq(itest_resp_header(&r, "Connection"), "close");
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(be), 1);
+}
+END_TEST
+
+START_TEST(max_header_fields_is_a_key)
+{
+	struct itest_proc *gw;
+	struct itest_resp r;
+
+	gw = gateway_with_limits("max_header_fields: 10");
+	ck_assert_int_eq(get_with_fields(gw->port, 10, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_int_eq(get_with_fields(gw->port, 11, &r), 0);
+	itest_assert_error(&r, 431, "header_too_large");
+	itest_resp_clear(&r);
+	ck_assert(gw_metric(gw, "tracestitch_framing_rejected_total") == 1);
+}
+END_TEST
+
+/* Wait until the backend saw n connections closed by the gateway. */
+static bool
+backend_peer_closed_wait(uint64_t n, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+
+	while (itest_backend_stat(be, "peer_closed") < n) {
+		if (itest_now_ms() >= deadline)
+			return false;
+		poll(NULL, 0, 10);	/* between polls of /stats */
+	}
+	return true;
+}
+
+/*
+ * routes[].upstream.idle_timeout: the pooled backend connection is closed
+ * after that long idle (it was 60 s, fixed); a reload changes it.
+ */
+START_TEST(upstream_idle_timeout_closes_pooled_connections)
+{
+	struct itest_proc *gw;
+	struct itest_resp r;
+	char *yaml;
+	size_t from;
+	int64_t t0, dt;
+
+	yaml = limits_yaml("idle_timeout: 10s", "idle_timeout: 300ms");
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	ck_assert_int_eq(itest_get(gw->port, "/echo/one", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	t0 = itest_now_ms();
+	ck_assert_msg(backend_peer_closed_wait(1, 5000),
+	    "the idle upstream connection was not closed within 5 s");
+	dt = itest_now_ms() - t0;
+	ck_assert_msg(dt >= 250, "closed after %lld ms, before the 300 ms "
+	    "idle_timeout", (long long)dt);
+	ck_assert_uint_eq(itest_backend_connections(be), 1);
+
+	/* Reloaded to 5 s: a new pooled connection outlives 300 ms. */
+	yaml = limits_yaml("idle_timeout: 10s", "idle_timeout: 5s");
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "configuration reloaded",
+	    from, ITEST_TIMEOUT_MS) > 0);
+	ck_assert_int_eq(itest_get(gw->port, "/echo/two", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_connections(be), 2);
+	ck_assert_msg(!backend_peer_closed_wait(2, 1200),
+	    "the reload did not change the upstream idle_timeout");
+
+	/* And back to 300 ms. */
+	yaml = limits_yaml("idle_timeout: 10s", "idle_timeout: 300ms");
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "configuration reloaded",
+	    from, ITEST_TIMEOUT_MS) > 0);
+	/* The old generation's pool goes with it: its connection closes. */
+	ck_assert(backend_peer_closed_wait(2, 5000));
+	ck_assert_int_eq(itest_get(gw->port, "/echo/three", &r), 0);
+	itest_resp_clear(&r);
+	t0 = itest_now_ms();
+	ck_assert(backend_peer_closed_wait(3, 5000));
+	ck_assert_int_ge(itest_now_ms() - t0, 250);
+}
+END_TEST
+
+/* One round: a GET on each of the n connections, then every answer. */
+static void
+round_trip(struct itest_conn **cs, size_t n, const char *path)
+{
+	struct itest_resp r;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(itest_sendf(cs[i], "GET %s HTTP/1.1\r\n"
+		    "Host: x\r\n\r\n", path), 0);
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(itest_read_response(cs[i], &r, 0,
+		    ITEST_TIMEOUT_MS) == 0, "%zu: %s", i, itest_error());
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_clear(&r);
+	}
+}
+
+/* Wait until the backend has answered n requests. */
+static bool
+backend_requests_wait(uint64_t n, int timeout_ms)
+{
+	int64_t deadline = itest_now_ms() + timeout_ms;
+
+	while (itest_backend_requests(be) < n) {
+		if (itest_now_ms() >= deadline)
+			return false;
+		poll(NULL, 0, 10);
+	}
+	return true;
+}
+
+/*
+ * Issue 11: under steady keep-alive load the upstream connections are
+ * reused for the whole run, and clients that leave with a request in
+ * flight (every connection of a load generator when a run ends) do not
+ * cost their upstream connections: the response is read and dropped and
+ * the connection pooled.  It was closed, so each run began with new
+ * connections (498 against nginx's 40).
+ */
+START_TEST(upstream_connections_outlive_departing_clients)
+{
+	enum { N = 8, ROUNDS = 25 };
+	struct itest_conn *cs[N];
+	struct itest_proc *gw;
+	uint64_t conns, reqs;
+	size_t i;
+	int k;
+
+	log_level = "debug";	/* the orphans' completion lines */
+	gw = gateway_with_limits("idle_timeout: 30s");
+	for (i = 0; i < N; i++)
+		cs[i] = itest_connect(gw->port);
+	round_trip(cs, N, "/echo/warm");
+	conns = itest_backend_connections(be);
+	ck_assert_uint_ge(conns, 1);
+	ck_assert_uint_le(conns, N);
+	for (k = 0; k < ROUNDS; k++)
+		round_trip(cs, N, "/echo/steady");
+	ck_assert_uint_eq(itest_backend_connections(be), conns);
+
+	/* Every client leaves with a request in flight upstream. */
+	reqs = itest_backend_requests(be);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(itest_sendf(cs[i], "GET /slow?ms=100 HTTP/1.1\r\n"
+		    "Host: x\r\n\r\n"), 0);
+	ck_assert(backend_requests_wait(reqs + N, ITEST_TIMEOUT_MS));
+	for (i = 0; i < N; i++)
+		itest_conn_free(cs[i]);
+	/* Their responses come 100 ms later, are read, the connections
+	 * pooled. */
+	for (k = 0; itest_log_count(gw, ITEST_STDERR, "response was read; "
+	    "connection kept", 0) < N; k++) {
+		ck_assert_msg(k < 1000, "%zu of %d departed clients' "
+		    "connections pooled", itest_log_count(gw, ITEST_STDERR,
+		    "response was read; connection kept", 0), N);
+		poll(NULL, 0, 10);
+	}
+
+	/* The next run finds them all in the pool. */
+	for (i = 0; i < N; i++)
+		cs[i] = itest_connect(gw->port);
+	for (k = 0; k < ROUNDS; k++)
+		round_trip(cs, N, "/echo/again");
+	for (i = 0; i < N; i++)
+		itest_conn_free(cs[i]);
+	ck_assert_uint_eq(itest_backend_stat(be, "peer_closed"), 0);
+	ck_assert_uint_eq(itest_backend_connections(be), conns);
+}
+END_TEST
+
+/*
+ * What a departed client leaves is bounded: a large response is not read
+ * to the end (the connection is closed), nor is one that does not come
+ * (closed after a 1 s gap).
+ */
+START_TEST(departed_client_response_reading_is_bounded)
+{
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	uint64_t reqs;
+	int64_t t0;
+
+	gw = gateway_with_limits("idle_timeout: 30s");
+	reqs = itest_backend_requests(be);
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "GET /big?bytes=10000000 HTTP/1.1\r\n"
+	    "Host: x\r\n\r\n"), 0);
+	/* The response has begun: the backend counted the request. */
+	ck_assert(backend_requests_wait(reqs + 1, ITEST_TIMEOUT_MS));
+	ck_assert(itest_readable(c, ITEST_TIMEOUT_MS));
+	itest_conn_free(c);
+	ck_assert_msg(backend_peer_closed_wait(1, 5000),
+	    "the large response's connection was not closed");
+
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "GET /stall HTTP/1.1\r\nHost: x\r\n"
+	    "\r\n"), 0);
+	ck_assert(backend_requests_wait(reqs + 2, ITEST_TIMEOUT_MS));
+	itest_conn_free(c);
+	t0 = itest_now_ms();
+	ck_assert_msg(backend_peer_closed_wait(2, 5000),
+	    "the stalled response's connection was not closed");
+	ck_assert_int_ge(itest_now_ms() - t0, 800);
 }
 END_TEST
 
@@ -237,6 +682,14 @@ limits_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, header_timeout_closes_a_stalled_head);
 	tcase_add_test(tc, body_timeout_closes_a_stalled_body);
+	tcase_add_test(tc, body_timeout_is_a_gap_not_a_total);
+	tcase_add_test(tc, body_gap_over_the_timeout_gets_408);
+	tcase_add_test(tc, body_min_rate_cuts_a_trickle);
+	tcase_add_test(tc, too_many_header_fields_get_431);
+	tcase_add_test(tc, max_header_fields_is_a_key);
+	tcase_add_test(tc, upstream_idle_timeout_closes_pooled_connections);
+	tcase_add_test(tc, upstream_connections_outlive_departing_clients);
+	tcase_add_test(tc, departed_client_response_reading_is_bounded);
 	tcase_add_test(tc, idle_timeout_closes_keepalive_connections);
 	tcase_add_test(tc, client_timeouts_do_not_cut_a_slow_upstream);
 	tcase_add_test(tc, max_connections_pauses_accepting);

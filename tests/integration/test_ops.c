@@ -275,6 +275,95 @@ START_TEST(admin_endpoints_and_metrics)
 }
 END_TEST
 
+/* The text of FILE under the source root; NULL when unreadable. */
+static char *
+source_file(const char *rel)
+{
+	const char *root = getenv("TS_SOURCE_ROOT");
+	char path[4096], *buf;
+	size_t n, cap = 1 << 16, len = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", root != NULL ? root : ".", rel);
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (len + 1 == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * docs/metrics.md lists every family /metrics renders, and renders every
+ * family it lists: the families are read from "# TYPE name" lines of a
+ * live rendering (exporter on), and from the "| `name` |" rows of the page.
+ */
+START_TEST(metrics_families_documented)
+{
+	struct itest_proc *be, *gw;
+	struct itest_resp r;
+	char *yaml, *doc, *p, *q, name[128], key[160];
+	size_t n_rendered = 0, n_documented = 0, len;
+
+	doc = source_file("docs/metrics.md");
+	ck_assert_msg(doc != NULL, "docs/metrics.md not readable");
+	be = itest_backend_start("one");
+	q = itest_config_simple(be->port, NULL, NULL);
+	p = strstr(q, "exporter: {type: none}");
+	ck_assert_ptr_nonnull(p);
+	yaml = itest_strf("%.*sexporter: {type: stdout}%s", (int)(p - q), q,
+	    p + strlen("exporter: {type: none}"));
+	free(q);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	admin_get(gw, "/metrics", &r);
+	ck_assert_int_eq(r.status, 200);
+
+	for (p = r.body; (p = strstr(p, "# TYPE ")) != NULL; p = q) {
+		p += 7;
+		q = strchr(p, ' ');
+		ck_assert_ptr_nonnull(q);
+		len = (size_t)(q - p);
+		ck_assert_uint_lt(len, sizeof name);
+		memcpy(name, p, len);
+		name[len] = '\0';
+		snprintf(key, sizeof key, "| `%s` |", name);
+		ck_assert_msg(strstr(doc, key) != NULL,
+		    "/metrics renders %s, docs/metrics.md does not list it",
+		    name);
+		n_rendered++;
+	}
+	for (p = doc; (p = strstr(p, "| `tracestitch_")) != NULL; p = q) {
+		p += 3;
+		q = strchr(p, '`');
+		ck_assert_ptr_nonnull(q);
+		len = (size_t)(q - p);
+		ck_assert_uint_lt(len, sizeof name);
+		memcpy(name, p, len);
+		name[len] = '\0';
+		snprintf(key, sizeof key, "# TYPE %s ", name);
+		ck_assert_msg(strstr(r.body, key) != NULL,
+		    "docs/metrics.md lists %s, /metrics does not render it:\n%s",
+		    name, r.body);
+		n_documented++;
+	}
+	/* Both sides were read: a renamed page or an empty answer fails. */
+	ck_assert_uint_ge(n_rendered, 20);
+	ck_assert_uint_eq(n_rendered, n_documented);
+	itest_resp_clear(&r);
+	free(doc);
+}
+END_TEST
+
 /* Config routing everything to one backend port. */
 static char *
 route_to(uint16_t port)
@@ -555,6 +644,7 @@ ops_suite(void)
 	tcase_add_checked_fixture(run, NULL, teardown);
 	tcase_set_timeout(run, 120);
 	tcase_add_test(run, admin_endpoints_and_metrics);
+	tcase_add_test(run, metrics_families_documented);
 	tcase_add_test(run, reload_switches_upstream);
 	tcase_add_test(run, reload_bad_config_keeps_old);
 	tcase_add_test(run, reload_under_traffic_loses_nothing);

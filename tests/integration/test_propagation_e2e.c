@@ -453,6 +453,30 @@ START_TEST(tracestate_lines_combined)
 }
 END_TEST
 
+/*
+ * A tracestate that breaks the W3C grammar (an upper-case key) is dropped
+ * whole: the trace continues, only the new dd member goes out.
+ */
+START_TEST(tracestate_invalid_dropped)
+{
+	char trace[33], parent[17], flags[3], *want;
+	json_t *j;
+
+	start(NULL);
+	j = echo("/echo/tsbad",
+	    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-"
+	    "00f067aa0ba902b7-01\r\n"
+	    "tracestate: rojo=00f067aa0ba902b7, dd=s:2;o:rum\r\n"
+	    "tracestate: Congo=t61rcWkgMzE\r\n");
+	parse_tp(bh(j, "traceparent"), trace, parent, flags);
+	ck_assert_str_eq(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+	want = itest_strf("dd=s:1;p:%s", parent);
+	bh_is(j, "tracestate", want);
+	free(want);
+	json_decref(j);
+}
+END_TEST
+
 /* Two traceparent lines are invalid: datadog wins, or a new trace. */
 START_TEST(two_traceparents_invalid)
 {
@@ -724,6 +748,24 @@ START_TEST(env_inject_style)
 }
 END_TEST
 
+/* The binary reads a style variable with the one parser: blanks too. */
+START_TEST(env_style_blank_separated)
+{
+	static const char *const env[] = {
+		"DD_TRACE_PROPAGATION_STYLE_INJECT= B3multi  tracecontext",
+		NULL,
+	};
+	json_t *j;
+
+	start_env("propagation: {inject: [datadog]}\n", env);
+	j = echo("/echo/envblank", RUM_DD);
+	bh_absent(j, "x-datadog-");
+	ck_assert_ptr_nonnull(bh(j, "x-b3-traceid"));
+	ck_assert_ptr_nonnull(bh(j, "traceparent"));
+	json_decref(j);
+}
+END_TEST
+
 /*
  * DD_TRACE_SAMPLING_RULES: a new trace whose resource matches a rule
  * with sample_rate 0 is dropped by the user (priority -1, flags 00
@@ -871,12 +913,14 @@ propagation_e2e_suite(void)
 	tcase_add_loop_test(tc, translation, 0, ITEST_NITEMS(translations));
 	tcase_add_test(tc, stale_headers_removed);
 	tcase_add_test(tc, tracestate_lines_combined);
+	tcase_add_test(tc, tracestate_invalid_dropped);
 	tcase_add_test(tc, two_traceparents_invalid);
 	tcase_add_loop_test(tc, malformed_headers, 0, ITEST_NITEMS(malformed));
 	tcase_add_test(tc, behavior_restart_route);
 	tcase_add_test(tc, behavior_restart_env_and_ignore);
 	tcase_add_test(tc, new_trace_ids_128bit);
 	tcase_add_test(tc, env_inject_style);
+	tcase_add_test(tc, env_style_blank_separated);
 	tcase_add_test(tc, env_sampling_rules);
 	tcase_add_test(tc, debug_propagation);
 	tcase_add_test(tc, debug_propagation_off);

@@ -384,6 +384,21 @@ START_TEST(forwarded_headers_added)
 	    "Api.Example.TEST:8443");
 	json_decref(j);
 
+	/*
+	 * An incoming X-Forwarded-Proto or -Host is replaced by what the
+	 * gateway saw (docs/deployment.md says so): there is no trusted-proxy
+	 * setting yet, so a client could otherwise claim https.
+	 */
+	j = echo("GET /echo/xfp HTTP/1.1\r\nHost: itest.test\r\n"
+	    "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\n"
+	    "\r\n");
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Proto", 0), "http");
+	ck_assert_ptr_null(itest_echo_header(j, "X-Forwarded-Proto", 1));
+	ck_assert_pstr_eq(itest_echo_header(j, "X-Forwarded-Host", 0),
+	    "itest.test");
+	ck_assert_ptr_null(itest_echo_header(j, "X-Forwarded-Host", 1));
+	json_decref(j);
+
 	/* An incoming X-Forwarded-For is appended to, never replaced. */
 	j = echo("GET /echo/xff HTTP/1.1\r\nHost: itest.test\r\n"
 	    "X-Forwarded-For: 203.0.113.7, 10.1.2.3\r\n\r\n");
@@ -580,14 +595,15 @@ many_fields(const char *tag, int n)
 
 /*
  * Connection A's head waits for its body while connection B's request
- * (more fields than the worker's first index array) comes and goes on
- * the same worker: A's head must reach the backend intact.
+ * (more fields than the worker's first index array of 64, within
+ * max_header_fields' 100) comes and goes on the same worker: A's head
+ * must reach the backend intact.
  */
 START_TEST(waiting_head_survives_other_requests)
 {
 	struct itest_conn *a = itest_connect(gw->port);
 	struct itest_conn *b = itest_connect(gw->port);
-	char *fa = many_fields("A", 100), *fb = many_fields("B", 150), *raw;
+	char *fa = many_fields("A", 90), *fb = many_fields("B", 95), *raw;
 	char name[16], want[16];
 	json_t *j;
 	int i;
@@ -599,9 +615,9 @@ START_TEST(waiting_head_survives_other_requests)
 	/* Fewer fields (the same index array), then more (a new one). */
 	for (i = 0; i < 2; i++) {
 		raw = itest_strf("GET /echo/b HTTP/1.1\r\nHost: itest.test\r\n"
-		    "%s\r\n", i == 0 ? strstr(fb, "X-B-140") : fb);
+		    "%s\r\n", i == 0 ? strstr(fb, "X-B-85") : fb);
 		j = echo_on(b, raw, strlen(raw));
-		ck_assert_str_eq(itest_echo_header(j, "X-B-149", 0), "B-149");
+		ck_assert_str_eq(itest_echo_header(j, "X-B-94", 0), "B-94");
 		ck_assert_ptr_null(itest_echo_header(j, "X-A-0", 0));
 		json_decref(j);
 		free(raw);
@@ -612,7 +628,7 @@ START_TEST(waiting_head_survives_other_requests)
 	ck_assert_str_eq(jstr(j, "target"), "/echo/a");
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "body_bytes")),
 	    5);
-	for (i = 0; i < 100; i++) {
+	for (i = 0; i < 90; i++) {
 		snprintf(name, sizeof name, "X-A-%d", i);
 		snprintf(want, sizeof want, "A-%d", i);
 		ck_assert_msg(itest_echo_header(j, name, 0) != NULL &&

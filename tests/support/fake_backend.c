@@ -22,12 +22,13 @@
  *   /headers          a response carrying hop-by-hop headers and repeated
  *                     Set-Cookie lines
  *   /stats            {"connections": C, "requests": R, "accepted": A,
- *                     "idle_closed": I}
+ *                     "idle_closed": I, "peer_closed": P}
  *
  * Generated bodies repeat "abcdefghijklmnopqrstuvwxyz": byte k of the body
  * is 'a' + k % 26, so a client can verify them without storing them.
  * "connections" counts connections that carried at least one request
- * other than /stats; "requests" counts requests other than /stats, at the
+ * other than /stats, "peer_closed" those of them the client (the gateway)
+ * closed; "requests" counts requests other than /stats, at the
  * moment their head and body have been read.  Keep-alive and pipelining
  * are supported.
  *
@@ -115,6 +116,7 @@ static struct event_base *fb_base;
 static const char *fb_name = "fake";
 static unsigned fb_port;
 static uint64_t fb_accepted, fb_connections, fb_requests, fb_idle_closed;
+static uint64_t fb_peer_closed;
 static uint64_t fb_idle_ms;
 static char fb_pattern[FB_PIECE + 26];
 
@@ -468,11 +470,12 @@ fb_stats(struct fb_conn *c)
 
 	n = snprintf(body, sizeof body,
 	    "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu,"
-	    "\"idle_closed\":%llu}\n",
+	    "\"idle_closed\":%llu,\"peer_closed\":%llu}\n",
 	    (unsigned long long)fb_connections,
 	    (unsigned long long)fb_requests,
 	    (unsigned long long)fb_accepted,
-	    (unsigned long long)fb_idle_closed);
+	    (unsigned long long)fb_idle_closed,
+	    (unsigned long long)fb_peer_closed);
 	fb_respond(c, 200, "OK", "Content-Type: application/json\r\n", body,
 	    (size_t)n);
 }
@@ -708,9 +711,14 @@ fb_conn_write(struct bufferevent *bev, void *arg)
 static void
 fb_conn_event(struct bufferevent *bev, short what, void *arg)
 {
+	struct fb_conn *c = arg;
+
 	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		fb_conn_close(arg, "peer closed");
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (c->counted)
+			fb_peer_closed++;
+		fb_conn_close(c, "peer closed");
+	}
 }
 
 static void

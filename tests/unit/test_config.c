@@ -389,7 +389,7 @@ START_TEST(test_env_overrides)
 		"DD_AGENT_HOST=agent", "DD_TRACE_AGENT_PORT=9126",
 		"DD_TRACE_PROPAGATION_STYLE=b3multi",
 		"DD_TRACE_PROPAGATION_STYLE_INJECT= Datadog , B3 single header,"
-		    "TRACECONTEXT,datadog",
+		    "TRACECONTEXT",
 		"DD_TRACE_PROPAGATION_EXTRACT_FIRST=1",
 		"DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT=restart",
 		"DD_TRACE_SAMPLE_RATE=0.5", "DD_TRACE_RATE_LIMIT=7",
@@ -533,6 +533,181 @@ START_TEST(test_env_bad)
 
 	ck_assert_str_eq(errors, bad_env[_i].want);
 	free(errors);
+}
+END_TEST
+
+/*
+ * Style lists (PROPAGATION.md 7.1), each row read three ways by the one
+ * parser: config_styles_parse, DD_TRACE_PROPAGATION_STYLE_EXTRACT, and a
+ * one-item YAML list.  want: the styles by name, ',' between; NULL when
+ * err is the message.
+ */
+#define STYLE_UNKNOWN "expected a propagation style (datadog, tracecontext, " \
+	"b3, b3multi, baggage or none), got "
+static const struct {
+	const char *value, *want, *err;
+} style_rows[] = {
+	/* separators: commas and/or blanks, repeated, around */
+	{ "datadog,tracecontext", "datadog,tracecontext", NULL },
+	{ "datadog tracecontext", "datadog,tracecontext", NULL },
+	{ "datadog, tracecontext,baggage", "datadog,tracecontext,baggage",
+	  NULL },
+	{ " datadog ,\ttracecontext\t b3multi , ",
+	  "datadog,tracecontext,b3multi", NULL },
+	{ "datadog,,tracecontext", "datadog,tracecontext", NULL },
+	{ "b3", "b3", NULL },
+	{ "b3multi b3", "b3multi,b3", NULL },
+	/* case */
+	{ "DATADOG TraceContext B3MULTI", "datadog,tracecontext,b3multi",
+	  NULL },
+	/* the old name of b3, blanks between its words */
+	{ "B3 single header", "b3", NULL },
+	{ "b3  single\theader,b3multi", "b3,b3multi", NULL },
+	{ "b3multi b3 single header", "b3multi,b3", NULL },
+	/* none */
+	{ "none", "", NULL },
+	{ " NONE ", "", NULL },
+	{ "none,datadog", NULL, "expected \"none\" alone, got it with other "
+	  "styles" },
+	/* duplicates */
+	{ "datadog,datadog", NULL, "expected each style once, got datadog "
+	  "twice" },
+	{ "datadog tracecontext DATADOG", NULL, "expected each style once, "
+	  "got datadog twice" },
+	{ "b3,b3 single header", NULL, "expected each style once, got b3 "
+	  "twice" },
+	{ "none none", NULL, "expected each style once, got none twice" },
+	/* unknown names */
+	{ "w3c", NULL, STYLE_UNKNOWN "\"w3c\"" },
+	{ "datadog,jaeger", NULL, STYLE_UNKNOWN "\"jaeger\"" },
+	{ "b3 single", NULL, STYLE_UNKNOWN "\"single\"" },
+	{ "b3-multi", NULL, STYLE_UNKNOWN "\"b3-multi\"" },
+	{ "datadog;tracecontext", NULL, STYLE_UNKNOWN
+	  "\"datadog;tracecontext\"" },
+	/* empty */
+	{ ",", NULL, STYLE_UNKNOWN "\",\"" },
+	{ " , ", NULL, STYLE_UNKNOWN "\" , \"" },
+};
+
+/* The styles of a list as "a,b". */
+static void
+style_names(const enum config_style *v, size_t n, char *buf, size_t size)
+{
+	size_t i, len = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+		    i > 0 ? "," : "", config_style_name(v[i]));
+}
+
+START_TEST(test_style_rows)
+{
+	const char *value = style_rows[_i].value;
+	const char *want = style_rows[_i].want, *err = style_rows[_i].err;
+	char got[128], msg[256], var[128], *env[2], *text, *line, *errors;
+	struct config_styles l;
+	struct config *cfg;
+	size_t i;
+
+	/* 1. The parser itself. */
+	if (want != NULL) {
+		ck_assert_msg(config_styles_parse(value, &l, msg, sizeof msg) ==
+		    0, "\"%s\": %s", value, msg);
+		style_names(l.v, l.n, got, sizeof got);
+		ck_assert_str_eq(got, want);
+	} else {
+		ck_assert_int_eq(config_styles_parse(value, &l, msg,
+		    sizeof msg), -1);
+		ck_assert_str_eq(msg, err);
+	}
+
+	/* 2. The environment, labelled with the variable. */
+	snprintf(var, sizeof var, "DD_TRACE_PROPAGATION_STYLE_EXTRACT=%s",
+	    value);
+	env[0] = var;
+	env[1] = NULL;
+	/* 3. A YAML list of one item: the error points at the item. */
+	xasprintf(&text, "%spropagation:\n  extract: [\"", minimal);
+	for (i = 0; value[i] != '\0'; i++) {
+		xasprintf(&line, "%s%s", text, value[i] == '\t' ? "\\t" :
+		    (char[2]){ value[i], '\0' });
+		free(text);
+		text = line;
+	}
+	xasprintf(&line, "%s\"]\n", text);
+	free(text);
+	text = line;
+	if (want != NULL) {
+		cfg = load_ok(minimal, env);
+		style_names(cfg->propagation.extract,
+		    cfg->propagation.n_extract, got, sizeof got);
+		ck_assert_str_eq(got, want);
+		config_unref(cfg);
+		cfg = load_ok(text, no_env);
+		style_names(cfg->propagation.extract,
+		    cfg->propagation.n_extract, got, sizeof got);
+		ck_assert_str_eq(got, want);
+		config_unref(cfg);
+	} else {
+		errors = load_bad(minimal, env);
+		xasprintf(&line, "env:DD_TRACE_PROPAGATION_STYLE_EXTRACT: "
+		    "propagation.extract: %s\n", err);
+		ck_assert_str_eq(errors, line);
+		free(line);
+		free(errors);
+		errors = load_bad(text, no_env);
+		/* "none" with others is the list's fault, not an item's. */
+		if (strstr(err, "\"none\" alone") != NULL)
+			xasprintf(&line, "t.yaml:4:12: propagation.extract: "
+			    "%s\n", err);
+		else
+			xasprintf(&line, "t.yaml:4:13: propagation.extract[0]: "
+			    "%s\n", err);
+		ck_assert_str_eq(errors, line);
+		free(line);
+		free(errors);
+	}
+	free(text);
+}
+END_TEST
+
+/* YAML lists: a duplicate across items, every bad item reported. */
+START_TEST(test_style_yaml_items)
+{
+	static const struct {
+		const char *list, *want;
+	} rows[] = {
+		{ "[datadog, Datadog]", "t.yaml:4:22: propagation.extract[1]: "
+		  "expected each style once, got datadog twice\n" },
+		{ "[\"datadog b3\", b3multi, \"B3 single header\"]",
+		  "t.yaml:4:36: propagation.extract[2]: expected each style "
+		  "once, got b3 twice\n" },
+		{ "[w3c, \"b3 jaeger, none\", \"\"]", "t.yaml:4:13: "
+		  "propagation.extract[0]: " STYLE_UNKNOWN "\"w3c\"\n"
+		  "t.yaml:4:18: propagation.extract[1]: " STYLE_UNKNOWN
+		  "\"jaeger\"\nt.yaml:4:37: propagation.extract[2]: "
+		  STYLE_UNKNOWN "\"\"\n" },
+		{ "[none, none]", "t.yaml:4:19: propagation.extract[1]: "
+		  "expected each style once, got none twice\n" },
+	};
+	char *empty[] = { "DD_TRACE_PROPAGATION_STYLE_EXTRACT=", NULL };
+	char *text, *errors;
+	struct config *cfg;
+	size_t i;
+
+	/* An empty variable is an unset one: the default list. */
+	cfg = load_ok(minimal, empty);
+	ck_assert_uint_eq(cfg->propagation.n_extract, 3);
+	config_unref(cfg);
+	for (i = 0; i < TS_NITEMS(rows); i++) {
+		xasprintf(&text, "%spropagation:\n  extract: %s\n", minimal,
+		    rows[i].list);
+		errors = load_bad(text, no_env);
+		ck_assert_str_eq(errors, rows[i].want);
+		free(errors);
+		free(text);
+	}
 }
 END_TEST
 
@@ -747,6 +922,124 @@ START_TEST(test_style_names)
 }
 END_TEST
 
+/* Listen addresses that take the same port are errors; others are not. */
+static const struct {
+	const char *listen;	/* the server.listen list */
+	const char *admin;	/* admin.listen, or NULL */
+	const char *want;	/* the error lines, "" for none */
+} listen_rows[] = {
+	{ "[\"127.0.0.1:8080\", \"127.0.0.1:8080\"]", NULL,
+	  "t.yaml:1:37: server.listen[1]: \"127.0.0.1:8080\" takes the "
+	  "address of server.listen[0] (\"127.0.0.1:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"0.0.0.0:8080\", \"127.0.0.1:8080\"]", NULL,
+	  "t.yaml:1:35: server.listen[1]: \"127.0.0.1:8080\" takes the "
+	  "address of server.listen[0] (\"0.0.0.0:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"[::]:8080\", \"127.0.0.1:8080\"]", NULL,
+	  "t.yaml:1:32: server.listen[1]: \"127.0.0.1:8080\" takes the "
+	  "address of server.listen[0] (\"[::]:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"LOCALHOST:8080\", \"localhost:8080\"]", NULL,
+	  "t.yaml:1:37: server.listen[1]: \"localhost:8080\" takes the "
+	  "address of server.listen[0] (\"LOCALHOST:8080\") again; list each "
+	  "address once\n" },
+	{ "[\"127.0.0.1:8080\"]", "127.0.0.1:8080",
+	  "t.yaml:2:17: admin.listen: \"127.0.0.1:8080\" takes the address of "
+	  "server.listen[0] (\"127.0.0.1:8080\"); the admin listener needs its "
+	  "own port\n" },
+	{ "[\"127.0.0.1:8080\"]", "0.0.0.0:8080",
+	  "t.yaml:2:17: admin.listen: \"0.0.0.0:8080\" takes the address of "
+	  "server.listen[0] (\"127.0.0.1:8080\"); the admin listener needs its "
+	  "own port\n" },
+	/* Not clashes: port 0 picks a new port, families, other ports. */
+	{ "[\"127.0.0.1:0\", \"127.0.0.1:0\"]", "127.0.0.1:0", "" },
+	{ "[\"0.0.0.0:8080\", \"[::1]:8080\"]", NULL, "" },
+	{ "[\"127.0.0.1:8080\", \"127.0.0.2:8080\"]", "127.0.0.1:9901", "" },
+	{ "[\"127.0.0.1:8080\", \"127.0.0.1:8081\"]", NULL, "" },
+};
+
+START_TEST(test_listen_clash)
+{
+	char *doc, *errors;
+	struct config *cfg;
+
+	doc = NULL;
+	xasprintf(&doc, "server: {listen: %s}\n%s%s%s"
+	    "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n",
+	    listen_rows[_i].listen, listen_rows[_i].admin != NULL ?
+	    "admin: {listen: \"" : "", listen_rows[_i].admin != NULL ?
+	    listen_rows[_i].admin : "", listen_rows[_i].admin != NULL ?
+	    "\"}\n" : "");
+	if (listen_rows[_i].want[0] == '\0') {
+		cfg = load_ok(doc, no_env);
+		config_unref(cfg);
+	} else {
+		errors = load_bad(doc, no_env);
+		ck_assert_str_eq(errors, listen_rows[_i].want);
+		free(errors);
+	}
+	free(doc);
+}
+END_TEST
+
+/*
+ * Refusals after loading are positioned through the key map: the key
+ * itself, an entry inherited from the top-level cors block where it is
+ * written, the closest written parent, the environment's label, the file
+ * start when nothing was written; the same line is added once.
+ */
+START_TEST(test_error_at)
+{
+	static const char doc[] =
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "cors:\n"
+	    "  allowed_origins: [\"https://a.example.com\", \"https://*.com\"]\n"
+	    "routes:\n"
+	    "  - upstream: {url: \"https://127.0.0.1:9000\"}\n"
+	    "    cors: {max_age: 5, allowed_headers: [\"X A\"]}\n";
+	char *const env[] = { "DD_TRACE_AGENT_URL=https://agent:8126", NULL };
+	const struct config_pos *pos;
+	struct config_errors ce;
+	struct config *cfg;
+
+	cfg = load_ok(doc, env);
+	ck_assert_int_eq(config_key_pos(cfg, "cors.allowed_origins[1]", &pos),
+	    0);
+	ck_assert_ptr_null(pos->file);
+	ck_assert_uint_eq(pos->line, 4);
+	ck_assert_uint_eq(pos->col, 46);
+	ck_assert_int_eq(config_key_pos(cfg,
+	    "routes[0].cors.allowed_origins[1]", &pos), -1);
+	ck_assert_ptr_null(pos);
+	ck_assert_int_eq(config_key_pos(cfg, "tracing.service", &pos), -1);
+
+	config_errors_init(&ce, cfg);
+	config_error_at(&ce, "cors.allowed_origins[1]", "bad %d", 1);
+	/* Inherited by the route: reported where it is written, once. */
+	config_error_at(&ce, "routes[0].cors.allowed_origins[1]", "bad %d", 1);
+	config_error_at(&ce, "routes[0].cors.allowed_headers[0]", "no");
+	config_error_at(&ce, "routes[0].upstream.tls_ca_file", "parent");
+	config_error_at(&ce, "exporter.datadog_url", "from env");
+	config_error_at(&ce, "tracing.service", "nowhere");
+	config_warn_at(&ce, "cors.allowed_origins[0]", "careful");
+	ck_assert_uint_eq(ce.nerrors, 5);
+	ck_assert_uint_eq(ce.nwarnings, 1);
+	ck_assert_str_eq(ce.errors,
+	    "t.yaml:4:46: cors.allowed_origins[1]: bad 1\n"
+	    "t.yaml:7:42: routes[0].cors.allowed_headers[0]: no\n"
+	    "t.yaml:6:15: routes[0].upstream.tls_ca_file: parent\n"
+	    "env:DD_TRACE_AGENT_URL: exporter.datadog_url: from env\n"
+	    "t.yaml:1:1: tracing.service: nowhere\n");
+	ck_assert_str_eq(ce.warnings,
+	    "t.yaml:4:21: cors.allowed_origins[0]: warning: careful\n");
+	config_errors_clear(&ce);
+	ck_assert_ptr_null(ce.errors);
+	config_unref(cfg);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -765,6 +1058,9 @@ config_suite(void)
 	tcase_add_loop_test(tc, test_bad_fixture, 0,
 	    (int)TS_NITEMS(bad_fixtures));
 	tcase_add_test(tc, test_error_cap);
+	tcase_add_loop_test(tc, test_listen_clash, 0,
+	    (int)TS_NITEMS(listen_rows));
+	tcase_add_test(tc, test_error_at);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("env");
@@ -772,6 +1068,8 @@ config_suite(void)
 	config_set_rules_check(sampler_rules_check);
 	tcase_add_test(tc, test_env_overrides);
 	tcase_add_test(tc, test_env_precedence);
+	tcase_add_loop_test(tc, test_style_rows, 0, (int)TS_NITEMS(style_rows));
+	tcase_add_test(tc, test_style_yaml_items);
 	tcase_add_loop_test(tc, test_env_bad, 0, (int)TS_NITEMS(bad_env));
 	suite_add_tcase(s, tc);
 

@@ -61,15 +61,37 @@ def_config(void)
 	return cc;
 }
 
-/* A policy that must build. */
+/* What cors_policy_new reported: "E key: msg\n" / "W key: msg\n" lines. */
+struct reports {
+	char text[8192];
+	unsigned fatal, warnings;
+};
+
+static void
+collect_cb(void *arg, bool fatal, const char *key, const char *msg)
+{
+	struct reports *r = arg;
+	size_t l = strlen(r->text);
+
+	snprintf(r->text + l, sizeof r->text - l, "%c %s: %s\n",
+	    fatal ? 'E' : 'W', key, msg);
+	if (fatal)
+		r->fatal++;
+	else
+		r->warnings++;
+}
+
+/* A policy that must build without a fatal report. */
 static struct cors_policy *
 policy(const struct config_cors *cc, const enum config_style *st, size_t n)
 {
 	struct cors_policy *p;
-	char *cause = NULL;
+	struct reports r;
 
-	p = cors_policy_new(cc, st, n, &cause);
-	ck_assert_msg(p != NULL, "policy: %s", cause ? cause : "?");
+	memset(&r, 0, sizeof r);
+	p = cors_policy_new(cc, st, n, collect_cb, &r);
+	ck_assert_msg(p != NULL, "policy: %s", r.text);
+	ck_assert_uint_eq(r.fatal, 0);
 	return p;
 }
 
@@ -225,11 +247,16 @@ static const struct {
 	{ "https://*.[::1]", false, NULL, NULL, "malformed" },
 	{ "https://*", false, NULL, NULL, "malformed" },
 	{ "https://a.*.com", false, NULL, NULL, "malformed" },
-	{ "https://www.example.com", false, "GET POST", NULL, "allowed_methods" },
+	{ "https://www.example.com", false, "GET POST", NULL,
+	  "E allowed_methods[1]: expected a method name" },
 	{ "https://www.example.com", false, "*", NULL, "\"*\" is not supported" },
-	{ "https://www.example.com", false, NULL, "X Foo", "allowed_headers" },
+	{ "https://www.example.com", false, NULL, "X Foo",
+	  "E allowed_headers[1]: expected a header name" },
 	{ "https://www.example.com", false, NULL, "*", "\"*\" is not supported" },
-	{ "https://www.example.com", false, NULL, "", "not a valid name" },
+	{ "https://www.example.com", false, NULL, "", "RFC 9110 token" },
+	{ "https://*.com", false, NULL, NULL,
+	  "E allowed_origins[0]: \"https://*.com\" allows every site under "
+	  "the public suffix \"com\"" },
 };
 
 START_TEST(test_policy_refused)
@@ -239,17 +266,174 @@ START_TEST(test_policy_refused)
 	const char *headers[] = { "Content-Type", bad_policies[_i].header,
 		NULL };
 	struct config_cors cc = def_config();
-	char *cause = NULL;
+	struct reports r;
 
+	memset(&r, 0, sizeof r);
 	cc.allowed_origins = strv(origins);
 	cc.allowed_methods = strv(methods);
 	cc.allowed_headers = strv(headers);
 	cc.allow_credentials = bad_policies[_i].credentials;
-	ck_assert_ptr_null(cors_policy_new(&cc, def_styles, 3, &cause));
-	ck_assert_ptr_nonnull(cause);
-	ck_assert_msg(strstr(cause, bad_policies[_i].cause) != NULL,
-	    "cause: %s", cause);
-	free(cause);
+	ck_assert_ptr_null(cors_policy_new(&cc, def_styles, 3, collect_cb,
+	    &r));
+	ck_assert_uint_eq(r.fatal, 1);
+	ck_assert_msg(strstr(r.text, bad_policies[_i].cause) != NULL,
+	    "reports: %s", r.text);
+	/* Without a report callback the refusal is the NULL alone. */
+	ck_assert_ptr_null(cors_policy_new(&cc, def_styles, 3, NULL, NULL));
+}
+END_TEST
+
+/* Every refusal of one block is reported, each at its own key. */
+START_TEST(test_policy_reports_all)
+{
+	const char *origins[] = { "https://www.example.com:99999",
+		"https://ok.example.com", "https://example.com:080",
+		"http://localhost:*", "https://*.co.uk", NULL };
+	const char *methods[] = { "GET", "FE TCH", NULL };
+	const char *headers[] = { "X Bad Header", "*", "X-Ok", NULL };
+	const char *exposed[] = { "Server Timing", NULL };
+	struct config_cors cc = def_config();
+	struct reports r;
+
+	memset(&r, 0, sizeof r);
+	cc.allowed_origins = strv(origins);
+	cc.allowed_methods = strv(methods);
+	cc.allowed_headers = strv(headers);
+	cc.exposed_headers = strv(exposed);
+	ck_assert_ptr_null(cors_policy_new(&cc, def_styles, 3, collect_cb,
+	    &r));
+	ck_assert_str_eq(r.text,
+	    "E allowed_methods[1]: expected a method name (an RFC 9110 "
+	    "token: no spaces, no separators), got \"FE TCH\"\n"
+	    "E allowed_headers[0]: expected a header name (an RFC 9110 "
+	    "token: no spaces, no separators), got \"X Bad Header\"\n"
+	    "E allowed_headers[1]: \"*\" is not supported; list the names\n"
+	    "E exposed_headers[0]: expected a header name (an RFC 9110 "
+	    "token: no spaces, no separators), got \"Server Timing\"\n"
+	    "E allowed_origins[0]: malformed origin (bad port): expected "
+	    "scheme://host[:port] (port 1 to 65535, no leading zero) without "
+	    "path or trailing slash, scheme://*.domain, \"*\" or \"null\", "
+	    "got \"https://www.example.com:99999\"\n"
+	    "E allowed_origins[2]: malformed origin (bad port): expected "
+	    "scheme://host[:port] (port 1 to 65535, no leading zero) without "
+	    "path or trailing slash, scheme://*.domain, \"*\" or \"null\", "
+	    "got \"https://example.com:080\"\n"
+	    "E allowed_origins[3]: malformed origin (bad port): expected "
+	    "scheme://host[:port] (port 1 to 65535, no leading zero) without "
+	    "path or trailing slash, scheme://*.domain, \"*\" or \"null\", "
+	    "got \"http://localhost:*\"\n"
+	    "E allowed_origins[4]: \"https://*.co.uk\" allows every site "
+	    "under the public suffix \"co.uk\" (Public Suffix List); use your "
+	    "own domain, e.g. \"https://*.example.co.uk\"\n");
+	ck_assert_uint_eq(r.fatal, 8);
+	ck_assert_uint_eq(r.warnings, 0);
+}
+END_TEST
+
+/*
+ * The Public Suffix List (libpsl with Debian's publicsuffix list): ICANN
+ * suffixes and private ones (github.io) are suffixes; registrable
+ * domains, names below them and unlisted internal names are not.
+ */
+static const struct {
+	const char *domain;
+	bool suffix;
+} psl_rows[] = {
+	{ "com", true },
+	{ "co.uk", true },
+	{ "uk", true },
+	{ "github.io", true },		/* private section */
+	{ "herokuapp.com", true },	/* private section */
+	{ "io", true },
+	{ "example.com", false },
+	{ "www.example.com", false },
+	{ "example.co.uk", false },
+	{ "foo.github.io", false },
+	{ "corp", false },		/* not listed: no implicit "*" rule */
+	{ "internal.example", false },
+};
+
+START_TEST(test_public_suffix_table)
+{
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(psl_rows); i++)
+		ck_assert_msg(cors_is_public_suffix(psl_rows[i].domain) ==
+		    psl_rows[i].suffix, "%s", psl_rows[i].domain);
+	ck_assert_uint_eq(i, 12);
+}
+END_TEST
+
+/* Wildcard entries over a public suffix are refused, others built. */
+static const struct {
+	const char *origin;
+	bool refused;
+} wildcard_rows[] = {
+	{ "https://*.com", true },
+	{ "https://*.co.uk", true },
+	{ "https://*.github.io", true },
+	{ "http://*.herokuapp.com:8080", true },
+	{ "https://*.example.com", false },
+	{ "https://*.example.co.uk", false },
+	{ "https://*.me.github.io", false },
+	{ "https://*.corp", false },
+};
+
+START_TEST(test_wildcard_public_suffix)
+{
+	const char *origins[] = { wildcard_rows[_i].origin, NULL };
+	struct config_cors cc = def_config();
+	struct cors_policy *p;
+	struct reports r;
+
+	memset(&r, 0, sizeof r);
+	cc.allowed_origins = strv(origins);
+	cc.allow_credentials = false;
+	p = cors_policy_new(&cc, def_styles, 3, collect_cb, &r);
+	if (wildcard_rows[_i].refused) {
+		ck_assert_ptr_null(p);
+		ck_assert_uint_eq(r.fatal, 1);
+		ck_assert_msg(strncmp(r.text, "E allowed_origins[0]: ", 22) ==
+		    0 && strstr(r.text, "public suffix") != NULL, "%s",
+		    r.text);
+		/* The example keeps the scheme and the port. */
+		if (strstr(wildcard_rows[_i].origin, ":8080") != NULL)
+			ck_assert_msg(strstr(r.text, "e.g. \"http://*.example."
+			    "herokuapp.com:8080\"") != NULL, "%s", r.text);
+	} else {
+		ck_assert_msg(p != NULL, "%s", r.text);
+		ck_assert_str_eq(r.text, "");
+	}
+	cors_policy_free(p);
+}
+END_TEST
+
+/* A wildcard with credentials builds, with a warning naming the risk. */
+START_TEST(test_wildcard_credentials_warns)
+{
+	struct config_cors cc = def_config();
+	struct cors_policy *p;
+	struct reports r;
+
+	memset(&r, 0, sizeof r);
+	ck_assert(cc.allow_credentials);
+	p = cors_policy_new(&cc, def_styles, 3, collect_cb, &r);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(r.fatal, 0);
+	ck_assert_uint_eq(r.warnings, 1);
+	ck_assert_str_eq(r.text, "W allowed_origins[1]: wildcard origin "
+	    "\"https://*.example.com\" with allow_credentials: true lets any "
+	    "subdomain, including one taken over (a dangling DNS record, user "
+	    "content), read credentialed responses; list the origins if you "
+	    "can\n");
+	cors_policy_free(p);
+
+	memset(&r, 0, sizeof r);
+	cc.allow_credentials = false;
+	p = cors_policy_new(&cc, def_styles, 3, collect_cb, &r);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(r.text, "");
+	cors_policy_free(p);
 }
 END_TEST
 
@@ -772,6 +956,11 @@ cors_suite(void)
 	tcase_add_loop_test(tc, test_policy_refused, 0,
 	    TS_NITEMS(bad_policies));
 	tcase_add_test(tc, test_policy_free_null);
+	tcase_add_test(tc, test_policy_reports_all);
+	tcase_add_test(tc, test_public_suffix_table);
+	tcase_add_loop_test(tc, test_wildcard_public_suffix, 0,
+	    (int)TS_NITEMS(wildcard_rows));
+	tcase_add_test(tc, test_wildcard_credentials_warns);
 	tcase_add_test(tc, test_star_without_credentials);
 	tcase_add_test(tc, test_rejects);
 	tcase_add_test(tc, test_labels);

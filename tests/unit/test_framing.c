@@ -34,6 +34,7 @@ static int ncases;
 static const struct framing_limits test_limits = {
 	.max_header_bytes = 512,
 	.max_body_bytes = 64,
+	.max_fields = 8,
 };
 
 /* Trim spaces at both ends in place. */
@@ -274,7 +275,7 @@ END_TEST
 START_TEST(test_capture_truncation)
 {
 	static char req[2048];
-	struct framing_limits lim = { 4096, 64 };
+	struct framing_limits lim = { 4096, 64, 0 };
 	struct framing_state f;
 	int n;
 
@@ -350,7 +351,7 @@ END_TEST
 START_TEST(test_large_body)
 {
 	static char junk[65536];
-	struct framing_limits lim = { 1024, 1ULL << 40 };
+	struct framing_limits lim = { 1024, 1ULL << 40, 0 };
 	struct framing_state f;
 	static const char head[] = "PUT /up HTTP/1.1\r\nHost: a\r\n"
 	    "Content-Length: 1048576\r\n\r\n";

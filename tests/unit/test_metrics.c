@@ -132,10 +132,21 @@ static const char expected_render[] =
     "a header, body or idle timeout\n"
     "# TYPE tracestitch_client_timeouts_total counter\n"
     "tracestitch_client_timeouts_total 0\n"
+    "# HELP tracestitch_client_slow_bodies_total Request bodies cut below "
+    "server.limits.body_min_rate (408)\n"
+    "# TYPE tracestitch_client_slow_bodies_total counter\n"
+    "tracestitch_client_slow_bodies_total 0\n"
     "# HELP tracestitch_config_reloads_total Configuration reloads\n"
     "# TYPE tracestitch_config_reloads_total counter\n"
     "tracestitch_config_reloads_total{result=\"ok\"} 1\n"
-    "tracestitch_config_reloads_total{result=\"failed\"} 2\n";
+    "tracestitch_config_reloads_total{result=\"failed\"} 2\n"
+    "# HELP tracestitch_accept_errors_total Failed accept() calls, by errno\n"
+    "# TYPE tracestitch_accept_errors_total counter\n"
+    "tracestitch_accept_errors_total{reason=\"emfile\"} 3\n"
+    "tracestitch_accept_errors_total{reason=\"enfile\"} 0\n"
+    "tracestitch_accept_errors_total{reason=\"enobufs\"} 0\n"
+    "tracestitch_accept_errors_total{reason=\"enomem\"} 1\n"
+    "tracestitch_accept_errors_total{reason=\"other\"} 0\n";
 
 START_TEST(test_render_exact)
 {
@@ -172,6 +183,9 @@ START_TEST(test_render_exact)
 	metrics_add(m2, METRICS_CONN_ACCEPTED, 1);
 	metrics_add(m2, METRICS_RELOADS_OK, 1);
 	metrics_add(m1, METRICS_RELOADS_FAILED, 2);
+	metrics_add(m1, METRICS_ACCEPT_EMFILE, 2);
+	metrics_add(m2, METRICS_ACCEPT_EMFILE, 1);
+	metrics_add(m2, METRICS_ACCEPT_ENOMEM, 1);
 
 	out = metrics_render();
 	ck_assert_ptr_nonnull(out);
@@ -200,7 +214,10 @@ START_TEST(test_render_empty)
 	ck_assert_int_eq(count_of(out,
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
-	ck_assert_int_eq(count_of(out, "# TYPE "), 8 + METRICS_NCOUNTERS - 1);
+	/* 8 families besides the counters, which share two names:
+	 * config_reloads_total (2 rows), accept_errors_total (5). */
+	ck_assert_int_eq(count_of(out, "# TYPE "), 8 + METRICS_NCOUNTERS - 1 -
+	    4);
 	free(out);
 	metrics_free_all();
 }

@@ -1,7 +1,8 @@
 /*
  * test_prop_w3c.c -- traceparent (vectors in tests/data/prop/
- * w3c_traceparent.tsv) and tracestate / dd member decoding, encoding,
- * escaping and limits (PROPAGATION.md 3, 4).
+ * w3c_traceparent.tsv), the tracestate list rules (w3c_tracestate.tsv)
+ * and the dd member's decoding, encoding, escaping and limits
+ * (PROPAGATION.md 3, 4).
  */
 #include "ts_test.h"
 #include "trace/ids.h"
@@ -196,6 +197,144 @@ START_TEST(test_oversize_dd_ignored)
 }
 END_TEST
 
+/*
+ * Decode one tracestate row's fields column in place: \t, \s, \xHH, and
+ * "\n" between two header fields.  Returns the number of fields.
+ */
+static size_t
+ts_fields(char *s, struct trace_header *h, size_t cap)
+{
+	char *o = s, *start = s;
+	size_t n = 0;
+	unsigned v;
+
+	for (;; s++) {
+		if (*s == '\0' || (s[0] == '\\' && s[1] == 'n')) {
+			ck_assert_uint_lt(n, cap);
+			h[n++] = (struct trace_header){ "tracestate", 10, start,
+			    (size_t)(o - start) };
+			if (*s == '\0')
+				break;
+			*o++ = '\0';
+			start = o;
+			s++;
+		} else if (s[0] == '\\' && s[1] == 't') {
+			*o++ = '\t';
+			s++;
+		} else if (s[0] == '\\' && s[1] == 's') {
+			*o++ = ' ';
+			s++;
+		} else if (s[0] == '\\' && s[1] == 'x' &&
+		    sscanf(s + 2, "%2x", &v) == 1) {
+			*o++ = (char)v;
+			s += 3;
+		} else
+			*o++ = *s;
+	}
+	*o = '\0';
+	return n;
+}
+
+/* Report one mismatching row; returns 1. */
+static int
+ts_row_bad(int lineno, const char *what, const char *got, const char *want)
+{
+	fprintf(stderr, "w3c_tracestate.tsv:%d: %s %.60s%s, want %.60s%s\n",
+	    lineno, what, got != NULL ? got : "(null)",
+	    got != NULL && strlen(got) > 60 ? "..." : "", want,
+	    strlen(want) > 60 ? "..." : "");
+	return 1;
+}
+
+/* Key, value, length, member-count and duplicate rules, one row each. */
+START_TEST(test_tracestate_vectors)
+{
+	char line[4096], *others, *err, *nl;
+	struct trace_header h[9];
+	struct trace_context c;
+	int lineno = 0, rows = 0, bad = 0;
+	size_t n;
+	FILE *f;
+
+	f = fopen(ts_data_path("prop/w3c_tracestate.tsv"), "r");
+	ck_assert_ptr_nonnull(f);
+	h[0] = (struct trace_header){ "traceparent", 11, TP_OK,
+	    strlen(TP_OK) };
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		ck_assert_msg((nl = strchr(line, '\n')) != NULL,
+		    "line %d: too long", lineno);
+		*nl = '\0';
+		if (line[0] == '#')
+			continue;
+		others = strchr(line, '\t');
+		ck_assert_msg(others != NULL, "line %d: no tab", lineno);
+		*others++ = '\0';
+		err = strchr(others, '\t');
+		ck_assert_msg(err != NULL, "line %d: no error column", lineno);
+		*err++ = '\0';
+		n = ts_fields(line, h + 1, TS_NITEMS(h) - 1);
+		ck_assert_int_eq(prop_w3c_extract(h, n + 1, fresh_arena(), &c),
+		    PROP_OK);
+		rows++;
+		/* Every row is checked; mismatches are listed, then fail. */
+		if (strcmp(others, "-") == 0 ? c.tracestate_others != NULL :
+		    (c.tracestate_others == NULL ||
+		    strcmp(c.tracestate_others, others) != 0))
+			bad += ts_row_bad(lineno, "others", c.tracestate_others,
+			    others);
+		if (strcmp(err, "-") == 0 ? c.tracestate_error != NULL :
+		    (c.tracestate_error == NULL ||
+		    strcmp(c.tracestate_error, err) != 0))
+			bad += ts_row_bad(lineno, "error", c.tracestate_error,
+			    err);
+		/* Nothing of a dropped header is kept or read. */
+		if (strcmp(err, "-") != 0 && (c.tracestate_raw != NULL ||
+		    c.origin != NULL || c.n_tags != 0))
+			bad += ts_row_bad(lineno, "raw", c.tracestate_raw,
+			    "(null)");
+	}
+	fclose(f);
+	ck_assert_int_eq(bad, 0);
+	ck_assert_int_eq(rows, 52);
+}
+END_TEST
+
+/* A dropped tracestate gives no dd data: priority from the flag alone. */
+START_TEST(test_invalid_tracestate_ignores_dd)
+{
+	static const struct trace_header unsampled[] = {
+		HDR("traceparent",
+		    "00-12345678901234567890123456789012-1234567890123456-00"),
+		HDR("tracestate", "dd=s:2;o:rum;t.dm:-4;p:00000000000000aa"),
+		HDR("tracestate", "Bad=1"),
+	};
+	static const struct trace_header ok[] = {
+		HDR("traceparent",
+		    "00-12345678901234567890123456789012-1234567890123456-00"),
+		HDR("tracestate", "dd=s:-1;o:rum;p:00000000000000aa"),
+		HDR("tracestate", "good=1"),
+	};
+	struct trace_context c;
+
+	ck_assert_int_eq(prop_w3c_extract(unsampled, 3, fresh_arena(), &c),
+	    PROP_OK);
+	ck_assert_str_eq(c.tracestate_error, "illegal_key_char");
+	ck_assert_ptr_null(c.propagation_error);	/* no span tag */
+	ck_assert_int_eq(c.priority, 0);
+	ck_assert_ptr_null(c.origin);
+	ck_assert_ptr_null(c.last_dd_parent_id);
+	ck_assert_ptr_null(c.tracestate_others);
+	/* The same member with a valid list is read. */
+	ck_assert_int_eq(prop_w3c_extract(ok, 3, fresh_arena(), &c), PROP_OK);
+	ck_assert_ptr_null(c.tracestate_error);
+	ck_assert_int_eq(c.priority, -1);
+	ck_assert_str_eq(c.origin, "rum");
+	ck_assert_str_eq(c.last_dd_parent_id, "00000000000000aa");
+	ck_assert_str_eq(c.tracestate_others, "good=1");
+}
+END_TEST
+
 START_TEST(test_tid_checks)
 {
 	static const struct trace_header bad[] = {
@@ -341,6 +480,8 @@ w3c_suite(void)
 	    (int)TS_NITEMS(prio_rows));
 	tcase_add_test(tc, test_invalid_traceparent_skips_tracestate);
 	tcase_add_test(tc, test_oversize_dd_ignored);
+	tcase_add_test(tc, test_tracestate_vectors);
+	tcase_add_test(tc, test_invalid_tracestate_ignores_dd);
 	tcase_add_test(tc, test_tid_checks);
 	tcase_add_test(tc, test_format);
 	tcase_add_test(tc, test_dd_member_truncated);

@@ -770,6 +770,21 @@ pool_new(void)
 	return pool;
 }
 
+/* Run the loop until the pool keeps n idle connections. */
+static void
+run_until_idle(struct upstream_pool *pool, unsigned n)
+{
+	struct event *guard = evtimer_new(base, guard_cb, NULL);
+	struct timeval tv = { 5, 0 };
+
+	guard_fired = false;
+	evtimer_add(guard, &tv);
+	while (!guard_fired && upstream_pool_idle(pool) < n)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(guard);
+	ck_assert_uint_ge(upstream_pool_idle(pool), n);
+}
+
 /* One GET against a stub, returns the finished result. */
 static void
 get_one(struct upstream_pool *pool, struct result *res)
@@ -1274,17 +1289,118 @@ START_TEST(test_cancel_early)
 	upstream_req_cancel(req);
 	run_until(NULL, &stub.ncloses, 1);
 	res_clear(&res);
-	/* Cancel on a reused connection before the response. */
+	/*
+	 * Cancel on a reused connection once the request is out, before the
+	 * response: no callback, but the response is still read and the
+	 * connection goes back to the pool (it was closed).
+	 */
 	get_one(pool, &res);
 	res_clear(&res);
 	res_init(&res);
 	req = send_req(pool, "GET", true, &res);
 	upstream_req_cancel(req);
 	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
-	run_until(NULL, &stub.ncloses, 2);
+	run_until_idle(pool, 1);
 	ck_assert(!res.done);
+	ck_assert_int_eq(res.heads, 0);
+	ck_assert_int_eq(stub.ncloses, 1);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 2);
+	res_clear(&res);
+	/* And it serves the next exchange. */
+	get_one(pool, &res);
+	ck_assert(upstream_req_reused(res.req));
+	res_clear(&res);
+	ck_assert_uint_eq(upstream_pool_connects(pool), 2);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* A cancelled exchange whose response never comes: closed after 1 s. */
+START_TEST(test_cancel_orphan_stalled)
+{
+	static const struct stub_action a[] = {
+		{ OK_HELLO, 0, STUB_KEEP },
+		{ NULL, 0, STUB_STALL },
+	};
+	struct upstream_pool *pool;
+	struct upstream_req *req;
+	struct result res;
+	uint64_t t0;
+
+	stub_start(a, 2);
+	conf_init(stub.port);
+	conf.timeout_ms = 30000;	/* the orphan's gap is shorter */
+	pool = pool_new();
+	get_one(pool, &res);
+	res_clear(&res);
+	res_init(&res);
+	req = send_req(pool, "GET", true, &res);
+	upstream_req_cancel(req);
+	t0 = util_mono_ns();
+	run_until(NULL, &stub.ncloses, 1);
+	ck_assert_uint_ge(util_mono_ns() - t0, 900000000ULL);
+	ck_assert(!res.done);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
 	res_clear(&res);
 	upstream_pool_free(pool);
+}
+END_TEST
+
+/* A large response is not read for a departed client: closed at once. */
+START_TEST(test_cancel_orphan_large)
+{
+	static char big[200000];
+	static struct stub_action a[] = {
+		{ OK_HELLO, 0, STUB_KEEP },
+		{ big, 0, STUB_KEEP },
+	};
+	struct upstream_pool *pool;
+	struct upstream_req *req;
+	struct result res;
+	int n;
+
+	n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\n"
+	    "Content-Length: %zu\r\n\r\n", sizeof big - 200);
+	memset(big + n, 'x', sizeof big - 1 - (size_t)n);
+	stub_start(a, 2);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	res_clear(&res);
+	res_init(&res);
+	req = send_req(pool, "GET", true, &res);
+	upstream_req_cancel(req);
+	run_until(NULL, &stub.ncloses, 1);
+	ck_assert(!res.done);
+	ck_assert_uint_eq(upstream_pool_idle(pool), 0);
+	res_clear(&res);
+	upstream_pool_free(pool);
+}
+END_TEST
+
+/* Freeing the pool ends its orphans (nothing leaks, the socket closes). */
+START_TEST(test_cancel_orphan_pool_freed)
+{
+	static const struct stub_action a[] = {
+		{ OK_HELLO, 0, STUB_KEEP },
+		{ NULL, 0, STUB_STALL },
+	};
+	struct upstream_pool *pool;
+	struct upstream_req *req;
+	struct result res;
+
+	stub_start(a, 2);
+	conf_init(stub.port);
+	pool = pool_new();
+	get_one(pool, &res);
+	res_clear(&res);
+	res_init(&res);
+	req = send_req(pool, "GET", true, &res);
+	upstream_req_cancel(req);
+	upstream_pool_free(pool);
+	run_until(NULL, &stub.ncloses, 1);
+	ck_assert(!res.done);
+	res_clear(&res);
 }
 END_TEST
 
@@ -1597,6 +1713,9 @@ upstream_suite(void)
 	tcase_add_test(tc, test_retry_stale);
 	tcase_add_test(tc, test_no_retry_when_not_retryable);
 	tcase_add_test(tc, test_idle_closed_by_peer);
+	tcase_add_test(tc, test_cancel_orphan_stalled);
+	tcase_add_test(tc, test_cancel_orphan_large);
+	tcase_add_test(tc, test_cancel_orphan_pool_freed);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_parallel_and_limit);
 	tcase_add_test(tc, test_pool_free_in_flight);

@@ -73,10 +73,12 @@ static const struct {
 	{ "msgpack", "libmsgpack-dev" },
 	{ "msgpack-c", "libmsgpack-dev" },
 	{ "jansson", "libjansson-dev" },
+	{ "libpsl", "libpsl-dev" },
 	{ "check", "check" },
 	{ "threads", "" },
 	{ "libbsd-overlay", "libbsd-dev" },
 	{ "zlib", "zlib1g-dev" },
+	{ "libpsl", "libpsl-dev" },
 };
 
 /* The meson.build files whose dependency() calls are read. */
@@ -98,7 +100,8 @@ static const char *meson_files[] = {
 /* Shared libraries the runtime stage needs (Debian 12 names). */
 static const char *runtime_libs[] = {
 	"libevent-2.1-7", "libevent-openssl-2.1-7", "libevent-pthreads-2.1-7",
-	"libssl3", "libyaml-0-2", "libmsgpackc2", "libjansson4",
+	"libssl3", "libyaml-0-2", "libmsgpackc2", "libjansson4", "libpsl5",
+	"publicsuffix",
 	"ca-certificates", "curl",
 };
 
