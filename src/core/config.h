@@ -320,6 +320,12 @@ int config_styles_parse(const char *s, struct config_styles *, char *msg,
  * list items.  Returns the number of keys; *paths is a static array.
  */
 size_t config_schema_keys(const char *const **paths);
+/*
+ * Whether a reload may change the schema key path (its row's CF_NORELOAD
+ * flag, the only source config_check_reload reads): 1 it may, 0 it may
+ * not, -1 no such key.
+ */
+int config_schema_reloads(const char *path);
 
 /*
  * A checker for DD_TRACE_SAMPLING_RULES beyond "a JSON array": 0, or -1
