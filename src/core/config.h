@@ -234,9 +234,10 @@ struct config *config_ref(struct config *);
 void config_unref(struct config *);
 
 /*
- * Keys that differ between old and new and cannot change on reload
- * (listen addresses, workers, tls, admin): returns 0 if none, else -1
- * with *cause naming them (caller frees).
+ * Keys that differ between old and new and cannot change on reload (the
+ * schema rows flagged so, config_schema_reloads): returns 0 if none, else
+ * -1 with *cause "key, key: cannot change on reload (restart instead)",
+ * keys in schema order (caller frees).
  */
 int config_check_reload(const struct config *old, const struct config *new,
     char **cause) TS_MUSTCHECK;
