@@ -926,7 +926,17 @@ send_req(struct upstream_pool *pool, const char *method, bool retryable,
 static struct upstream_pool *
 pool_try_new(char **cause)
 {
-	return upstream_pool_new(base, &conf, NULL, cause);
+	struct upstream_pool *pool;
+	struct upstream_addr *addrs = NULL;
+	size_t n = 0;
+
+	/* As server_gen_new does on the main thread: resolve, then hand the
+	 * addresses to the pool. */
+	if (upstream_resolve(&conf, &addrs, &n, cause) != 0)
+		return NULL;
+	pool = upstream_pool_new(base, &conf, addrs, n, NULL, cause);
+	free(addrs);
+	return pool;
 }
 
 static struct upstream_pool *
@@ -1233,13 +1243,104 @@ END_TEST
 
 START_TEST(test_resolve_failure)
 {
+	struct upstream_addr *addrs;
 	char *cause = NULL;
+	size_t n;
 
 	conf_init(80);
 	conf.host = (char *)"no-such-host.invalid";
-	ck_assert_ptr_null(pool_try_new(&cause));
-	ck_assert_ptr_nonnull(strstr(cause, "no-such-host.invalid"));
+	ck_assert_int_eq(upstream_resolve(&conf, &addrs, &n, &cause), -1);
+	ck_assert_ptr_null(addrs);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_nonnull(strstr(cause, "cannot resolve upstream host "
+	    "no-such-host.invalid: "));
 	free(cause);
+	/* No address, no pool (the route answers 502). */
+	cause = NULL;
+	ck_assert_ptr_null(upstream_pool_new(base, &conf, NULL, 0, NULL,
+	    &cause));
+	ck_assert_str_eq(cause, "upstream no-such-host.invalid: no address");
+	free(cause);
+}
+END_TEST
+
+/* Literal addresses need no lookup; a name gives every address. */
+START_TEST(test_resolve_addresses)
+{
+	const struct sockaddr_in6 *sin6;
+	const struct sockaddr_in *sin;
+	struct upstream_addr *addrs;
+	char *cause = NULL;
+	size_t n, i;
+
+	conf_init(8081);
+	ck_assert_int_eq(upstream_resolve(&conf, &addrs, &n, &cause), 0);
+	ck_assert_uint_eq(n, 1);
+	sin = (const struct sockaddr_in *)&addrs[0].ss;
+	ck_assert_int_eq(sin->sin_family, AF_INET);
+	ck_assert_uint_eq(addrs[0].len, sizeof *sin);
+	ck_assert_uint_eq(ntohs(sin->sin_port), 8081);
+	ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	free(addrs);
+
+	conf.host = (char *)"::1";
+	ck_assert_int_eq(upstream_resolve(&conf, &addrs, &n, &cause), 0);
+	ck_assert_uint_eq(n, 1);
+	sin6 = (const struct sockaddr_in6 *)&addrs[0].ss;
+	ck_assert_int_eq(sin6->sin6_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), 8081);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	free(addrs);
+
+	/* /etc/hosts has localhost; each address carries the port. */
+	conf.host = (char *)"localhost";
+	ck_assert_msg(upstream_resolve(&conf, &addrs, &n, &cause) == 0, "%s",
+	    cause);
+	ck_assert_uint_ge(n, 1);
+	for (i = 0; i < n; i++) {
+		sin = (const struct sockaddr_in *)&addrs[i].ss;
+		ck_assert_uint_eq(ntohs(sin->sin_port), 8081);
+		ck_assert_uint_gt(addrs[i].len, 0);
+	}
+	free(addrs);
+}
+END_TEST
+
+/*
+ * The pool connects to the addresses it is given and never resolves:
+ * under a host name that cannot resolve (RFC 6761 .invalid) it reaches
+ * the stub at the address the main thread would have resolved.
+ */
+START_TEST(test_pool_uses_given_addresses)
+{
+	static const struct stub_action a[] = { { OK_HELLO, 0, STUB_KEEP } };
+	struct upstream_addr addr[2];
+	struct sockaddr_in *sin;
+	struct upstream_pool *pool;
+	struct result res;
+	char *cause = NULL;
+
+	stub_start(a, 1);
+	conf_init(stub.port);
+	conf.host = (char *)"backend.invalid";
+	memset(addr, 0, sizeof addr);
+	sin = (struct sockaddr_in *)&addr[0].ss;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(stub.port);
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr[0].len = sizeof *sin;
+	addr[1] = addr[0];	/* kept for the next issue; [0] is used */
+	pool = upstream_pool_new(base, &conf, addr, 2, NULL, &cause);
+	ck_assert_msg(pool != NULL, "%s", cause);
+	/* A copy: the caller's array may go (the generation's, freed). */
+	memset(addr, 0, sizeof addr);
+	get_one(pool, &res);
+	ck_assert_msg(res.err == UPSTREAM_OK, "%s", res.errstr);
+	ck_assert_int_eq(res.status, 200);
+	assert_body(&res, "hello");
+	ck_assert_uint_eq(upstream_pool_connects(pool), 1);
+	res_clear(&res);
+	upstream_pool_free(pool);
 }
 END_TEST
 
@@ -1787,6 +1888,8 @@ upstream_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_resolve_failure);
+	tcase_add_test(tc, test_resolve_addresses);
+	tcase_add_test(tc, test_pool_uses_given_addresses);
 	tcase_add_test(tc, test_connect_timeout);
 	tcase_add_test(tc, test_response_timeout);
 	suite_add_tcase(s, tc);
