@@ -10,8 +10,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "util.h"
+
+/*
+ * Out of memory where the helpers below may not fail: say so and exit(1)
+ * as fatalx() would.  util.c is the ground of core/ (log.c uses it), so it
+ * writes to stderr itself instead of calling the log.
+ */
+static TS_NORETURN void
+util_oom(const char *what, size_t a, size_t b)
+{
+	fprintf(stderr, "tracestitch: fatal: out of memory %s (%zu x %zu "
+	    "bytes)\n", what, a, b);
+	exit(1);
+}
 
 /* Allocate or die: startup and configuration paths only. */
 void *
@@ -20,7 +32,7 @@ xmalloc(size_t n)
 	void *p;
 
 	if ((p = malloc(n == 0 ? 1 : n)) == NULL)
-		fatalx("out of memory allocating %zu bytes", n);
+		util_oom("allocating", 1, n);
 	return p;
 }
 
@@ -31,7 +43,7 @@ xcalloc(size_t nmemb, size_t size)
 	void *p;
 
 	if ((p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size)) == NULL)
-		fatalx("out of memory allocating %zu x %zu bytes", nmemb, size);
+		util_oom("allocating", nmemb, size);
 	return p;
 }
 
@@ -42,7 +54,7 @@ xrealloc(void *old, size_t n)
 	void *p;
 
 	if ((p = realloc(old, n == 0 ? 1 : n)) == NULL)
-		fatalx("out of memory reallocating %zu bytes", n);
+		util_oom("reallocating", 1, n);
 	return p;
 }
 
@@ -53,7 +65,7 @@ xstrdup(const char *s)
 	char *p;
 
 	if ((p = strdup(s)) == NULL)
-		fatalx("out of memory duplicating a string");
+		util_oom("duplicating a string", 1, 0);
 	return p;
 }
 
@@ -64,7 +76,7 @@ xstrndup(const char *s, size_t n)
 	char *p;
 
 	if ((p = strndup(s, n)) == NULL)
-		fatalx("out of memory duplicating a string");
+		util_oom("duplicating a string", 1, 0);
 	return p;
 }
 
@@ -79,7 +91,7 @@ xasprintf(char **ret, const char *fmt, ...)
 	n = vasprintf(ret, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		fatalx("out of memory formatting a string");
+		util_oom("formatting a string", 1, 0);
 	return n;
 }
 
