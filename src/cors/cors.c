@@ -104,31 +104,6 @@ static const char *const cors_hdr_safelisted[] = {
 
 static const char cors_vary_origin[] = "Origin";
 
-/* Is c an RFC 9110 tchar? */
-static bool
-cors_is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* True when s[0..len) is an RFC 9110 token (non-empty). */
-bool
-cors_is_token(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0)
-		return false;
-	for (i = 0; i < len; i++) {
-		if (!cors_is_tchar((unsigned char)s[i]))
-			return false;
-	}
-	return true;
-}
-
 /* Default port of a scheme (RFC 6454 uses the URI scheme's default). */
 static unsigned
 cors_default_port(const char *scheme, size_t len)
@@ -505,7 +480,7 @@ cors_check_tokens(const struct config_strv *v, const char *key,
 			cors_report(report, arg, true, key, i, "\"*\" is not "
 			    "supported; list the names");
 			rc = -1;
-		} else if (!cors_is_token(v->v[i], strlen(v->v[i]))) {
+		} else if (!util_is_token(v->v[i], strlen(v->v[i]))) {
 			cors_report(report, arg, true, key, i, "expected a %s "
 			    "(an RFC 9110 token: no spaces, no separators), "
 			    "got \"%s\"", what, v->v[i]);
@@ -857,7 +832,7 @@ cors_check_headers(const struct cors_policy *p, const char *acrh,
 		i++;	/* the comma */
 		if (end == start)
 			continue;
-		if (!cors_is_token(acrh + start, end - start)) {
+		if (!util_is_token(acrh + start, end - start)) {
 			cors_refuse(out, CORS_KIND_HEADER, true, acrh + start,
 			    end - start, "");
 			out->header_class = "other";
@@ -887,7 +862,7 @@ cors_preflight(const struct cors_policy *p, const char *origin,
 	e = cors_check_origin(p, origin, origin_len, out);
 	if (e == NULL)
 		goto refused;
-	if (!cors_is_token(acrm, acrm_len)) {
+	if (!util_is_token(acrm, acrm_len)) {
 		cors_refuse(out, CORS_KIND_METHOD, true, acrm, acrm_len, "");
 		goto refused;
 	}

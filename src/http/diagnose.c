@@ -220,7 +220,7 @@ diagnose_list_valid(const char *list)
 		e = p;
 		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
-		if (e > s && !cors_is_token(s, (size_t)(e - s)))
+		if (e > s && !util_is_token(s, (size_t)(e - s)))
 			return false;
 		if (*p == ',')
 			p++;
@@ -497,7 +497,7 @@ diagnose_gateway_finding(const struct diagnose_input *in,
 		snprintf(f->fix_tracestitch, sizeof f->fix_tracestitch,
 		    "propagation.extract: [..., %s]  (or propagation.inject: "
 		    "both allow the style's headers)", style);
-	else if (cors_is_token(r->gateway_header, strlen(r->gateway_header)))
+	else if (util_is_token(r->gateway_header, strlen(r->gateway_header)))
 		snprintf(f->fix_tracestitch, sizeof f->fix_tracestitch,
 		    "cors.allowed_headers: [..., %s]", r->gateway_header);
 }
@@ -1659,7 +1659,7 @@ diagnose_main(int argc, char **argv)
 			break;
 		case 'H':
 			if (n_extra == TS_NITEMS(extra) ||
-			    !cors_is_token(optarg, strlen(optarg))) {
+			    !util_is_token(optarg, strlen(optarg))) {
 				fprintf(stderr, "diagnose: bad --header %s\n",
 				    optarg);
 				return DIAGNOSE_EXIT_ERROR;
@@ -1694,7 +1694,7 @@ diagnose_main(int argc, char **argv)
 		diagnose_usage(stderr);
 		return DIAGNOSE_EXIT_ERROR;
 	}
-	if (!cors_is_token(method, strlen(method)) ||
+	if (!util_is_token(method, strlen(method)) ||
 	    strpbrk(origin, "\r\n") != NULL) {
 		fprintf(stderr, "diagnose: bad --method or --origin\n");
 		return DIAGNOSE_EXIT_ERROR;

@@ -255,16 +255,6 @@ static void	req_abandon(struct upstream_req *, const char *);
  * Response parser.
  */
 
-/* RFC 9110 5.6.2 tchar. */
-static bool
-parser_is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* field-vchar / SP / HTAB (RFC 9110 5.5): no CTLs, no DEL. */
 static bool
 parser_is_text(unsigned char c)
@@ -641,7 +631,7 @@ parser_field(struct upstream_parser *p, const char *l, size_t len,
 
 	if (l[0] == ' ' || l[0] == '\t')
 		return parser_fail(p, "obsolete line folding");
-	for (i = 0; i < len && parser_is_tchar((unsigned char)l[i]); i++)
+	for (i = 0; i < len && util_is_tchar((unsigned char)l[i]); i++)
 		;
 	if (i == 0 || i == len || l[i] != ':')
 		return parser_fail(p, "invalid header field name");
