@@ -101,10 +101,6 @@ static const char *const cfg_exporter_names[] = {
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
-static const char *const cfg_style_names[] = {
-	"datadog", "tracecontext", "baggage", "b3", "b3multi", "none", NULL
-};
-
 static const char *cfg_check_origin(const char *);
 static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
@@ -706,8 +702,58 @@ cfg_cors_copy(struct config_cors *dst, const struct config_cors *src)
 	cfg_strv_copy(&dst->exposed_headers, &src->exposed_headers);
 }
 
-#define CFG_STYLE_EXPECTED "expected a propagation style (datadog, " \
-	"tracecontext, b3, b3multi, baggage or none)"
+static char cfg_style_expected_buf[256];
+static pthread_once_t cfg_style_expected_once = PTHREAD_ONCE_INIT;
+
+/* Build the message below once, from the style table in its order. */
+static void
+cfg_style_expected_init(void)
+{
+	const struct style_desc *rows;
+	char *buf = cfg_style_expected_buf;
+	size_t i, n, off, size = sizeof cfg_style_expected_buf;
+
+	n = styles_all(&rows);
+	off = (size_t)snprintf(buf, size, "expected a propagation style (");
+	for (i = 0; i < n && off < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%s",
+		    i == 0 ? "" : i + 1 == n ? " or " : ", ", rows[i].name);
+	if (off < size)
+		snprintf(buf + off, size - off, ")");
+}
+
+/* "expected a propagation style (datadog, ..., baggage or none)". */
+static const char *
+cfg_style_expected(void)
+{
+	pthread_once(&cfg_style_expected_once, cfg_style_expected_init);
+	return cfg_style_expected_buf;
+}
+#define CFG_STYLE_EXPECTED cfg_style_expected()
+
+/* True when s[*i..len) starts with the words of alias (blanks between
+ * them, any case); *i is then past the last word. */
+static bool
+cfg_style_alias(const char *alias, const char *s, size_t len, size_t *pos)
+{
+	size_t i = *pos, k, n = strlen(alias);
+
+	for (k = 0; i < len && k < n; k++) {
+		if (alias[k] == ' ') {
+			if (s[i] != ' ' && s[i] != '\t')
+				return false;
+			while (i < len && (s[i] == ' ' || s[i] == '\t'))
+				i++;
+		} else if (util_strncaseeq(&s[i], &alias[k], 1))
+			i++;
+		else
+			return false;
+	}
+	if (k < n)
+		return false;
+	*pos = i;
+	return true;
+}
 
 /* Separators in a style list: comma and blanks [cpp-cfg] (7.1). */
 static bool
@@ -733,9 +779,9 @@ int
 config_styles_next(struct config_styles *l, const char *s, size_t len,
     size_t *pos, char *msg, size_t size)
 {
-	static const char alias[] = "b3 single header";
-	enum config_style st;
-	size_t w, e, i, k;
+	const struct style_desc *rows;
+	enum config_style st = CONFIG_STYLE_NONE;
+	size_t w, e, i, n;
 	bool found = false;
 
 	for (w = *pos; w < len && cfg_style_sep(s[w]); w++)
@@ -746,30 +792,21 @@ config_styles_next(struct config_styles *l, const char *s, size_t len,
 	}
 	for (e = w; e < len && !cfg_style_sep(s[e]); e++)
 		;
-	/* The alias: "b3", blanks, "single", blanks, "header". */
-	for (i = w, k = 0; i < len && k < sizeof alias - 1; k++) {
-		if (alias[k] == ' ') {
-			if (s[i] != ' ' && s[i] != '\t')
-				break;
-			while (i < len && (s[i] == ' ' || s[i] == '\t'))
-				i++;
-		} else if (util_strncaseeq(&s[i], &alias[k], 1))
-			i++;
-		else
-			break;
-	}
-	if (k == sizeof alias - 1 && (i == len || cfg_style_sep(s[i]))) {
-		e = i;
-		st = CONFIG_STYLE_B3;
-		found = true;
-	}
-	for (i = 0; !found && cfg_style_names[i] != NULL; i++) {
-		if (strlen(cfg_style_names[i]) == e - w &&
-		    util_strncaseeq(s + w, cfg_style_names[i], e - w)) {
-			st = (enum config_style)i;
+	/* An alias of several words ("b3 single header") first. */
+	n = styles_all(&rows);
+	for (i = 0; !found && i < n; i++) {
+		size_t a = w;
+
+		if (rows[i].alias != NULL &&
+		    cfg_style_alias(rows[i].alias, s, len, &a) &&
+		    (a == len || cfg_style_sep(s[a]))) {
+			e = a;
+			st = rows[i].style;
 			found = true;
 		}
 	}
+	if (!found && styles_lookup(s + w, e - w, &st) == 0)
+		found = true;
 	*pos = e;
 	if (!found) {
 		snprintf(msg, size, "%s, got \"%.*s\"", CFG_STYLE_EXPECTED,
@@ -2148,13 +2185,11 @@ config_check_reload(const struct config *old, const struct config *new,
 	return -1;
 }
 
-/* The YAML / DD_* name of a style. */
+/* The YAML / DD_* name of a style, from the style table. */
 const char *
 config_style_name(enum config_style s)
 {
-	if ((size_t)s >= TS_NITEMS(cfg_style_names) - 1)
-		return "unknown";
-	return cfg_style_names[s];
+	return styles_name(s);
 }
 
 static const char *cfg_key_paths[CFG_NROWS];

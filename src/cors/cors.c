@@ -28,6 +28,7 @@
 #include <libpsl.h>
 
 #include "cors.h"
+#include "styles.h"
 #include "util.h"
 
 enum cors_entry_type {
@@ -75,21 +76,6 @@ struct cors_origin {
 	size_t host_len;
 	unsigned port;		/* effective port, 0: none */
 	bool wildcard;		/* pattern only: host was "*.suffix" */
-};
-
-/* Request headers of each style (PROPAGATION.md, issue #3). */
-static const char *const cors_hdr_datadog[] = {
-	"x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-origin",
-	"x-datadog-sampling-priority", "x-datadog-tags",
-};
-static const char *const cors_hdr_tracecontext[] = {
-	"traceparent", "tracestate",
-};
-static const char *const cors_hdr_baggage[] = { "baggage" };
-static const char *const cors_hdr_b3[] = { "b3" };
-static const char *const cors_hdr_b3multi[] = {
-	"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled",
-	"x-b3-flags",
 };
 
 /*
@@ -303,50 +289,18 @@ cors_join(char *const *v, size_t n)
 	return out;
 }
 
-/* The request headers a style adds (lower-case, static). */
+/* The request headers a style adds: the style table's (styles.h). */
 size_t
 cors_style_headers(enum config_style style, const char *const **names)
 {
-	switch (style) {
-	case CONFIG_STYLE_DATADOG:
-		*names = cors_hdr_datadog;
-		return TS_NITEMS(cors_hdr_datadog);
-	case CONFIG_STYLE_TRACECONTEXT:
-		*names = cors_hdr_tracecontext;
-		return TS_NITEMS(cors_hdr_tracecontext);
-	case CONFIG_STYLE_BAGGAGE:
-		*names = cors_hdr_baggage;
-		return TS_NITEMS(cors_hdr_baggage);
-	case CONFIG_STYLE_B3:
-		*names = cors_hdr_b3;
-		return TS_NITEMS(cors_hdr_b3);
-	case CONFIG_STYLE_B3MULTI:
-		*names = cors_hdr_b3multi;
-		return TS_NITEMS(cors_hdr_b3multi);
-	case CONFIG_STYLE_NONE:
-		break;
-	}
-	*names = NULL;
-	return 0;
+	return styles_headers(style, names);
 }
 
-/* The "header" metric label of a request header name. */
+/* The "header" metric label of a request header name (styles.h). */
 const char *
 cors_header_class(const char *name, size_t len)
 {
-	const char *const *names;
-	size_t i, n;
-	int s;
-
-	for (s = CONFIG_STYLE_DATADOG; s < CONFIG_STYLE_NONE; s++) {
-		n = cors_style_headers((enum config_style)s, &names);
-		for (i = 0; i < n; i++) {
-			if (strlen(names[i]) == len &&
-			    util_strncaseeq(names[i], name, len))
-				return names[i];
-		}
-	}
-	return "other";
+	return styles_header_class(name, len);
 }
 
 /* Public Suffix List membership (cors.h). */

@@ -47,6 +47,7 @@
 
 #include "cors/cors.h"
 #include "http/diagnose.h"
+#include "styles.h"
 #include "ts_config.h"
 #include "util.h"
 
@@ -61,28 +62,6 @@ struct diagnose_url {
 	char authority[300];	/* Host header value */
 	char path[2048];	/* path and query, at least "/" */
 	bool ip_literal;
-};
-
-/* RUM's request headers per propagator (PROPAGATION.md, RUM tracer). */
-static const char *const diagnose_rum_datadog[] = { "x-datadog-origin",
-	"x-datadog-parent-id", "x-datadog-sampling-priority",
-	"x-datadog-trace-id" };
-static const char *const diagnose_rum_tracecontext[] = { "traceparent",
-	"tracestate" };
-static const char *const diagnose_rum_baggage[] = { "baggage" };
-static const char *const diagnose_rum_b3[] = { "b3" };
-static const char *const diagnose_rum_b3multi[] = { "x-b3-sampled",
-	"x-b3-spanid", "x-b3-traceid" };
-
-static const struct {
-	const char *name;
-	enum config_style style;
-} diagnose_styles[] = {
-	{ "datadog", CONFIG_STYLE_DATADOG },
-	{ "tracecontext", CONFIG_STYLE_TRACECONTEXT },
-	{ "baggage", CONFIG_STYLE_BAGGAGE },
-	{ "b3", CONFIG_STYLE_B3 },
-	{ "b3multi", CONFIG_STYLE_B3MULTI },
 };
 
 /* Find the only value of a response header; *count gets the number. */
@@ -439,17 +418,9 @@ diagnose_finding(struct diagnose_report *r, const char *header)
 static const char *
 diagnose_style_of(const char *name)
 {
-	const char *const *names;
-	size_t i, j, n;
+	const struct style_desc *d = styles_of_header(name, strlen(name));
 
-	for (i = 0; i < TS_NITEMS(diagnose_styles); i++) {
-		n = cors_style_headers(diagnose_styles[i].style, &names);
-		for (j = 0; j < n; j++) {
-			if (util_strcaseeq(names[j], name))
-				return diagnose_styles[i].name;
-		}
-	}
-	return NULL;
+	return d != NULL ? d->name : NULL;
 }
 
 /* The --propagators list as the YAML flow sequence "[a, b]". */
@@ -926,40 +897,17 @@ void
 diagnose_rum_headers(const enum config_style *styles, size_t n_styles,
     const char *const *extra, size_t n_extra, char ***out, size_t *n_out)
 {
-	const char *const *names;
-	size_t i, j, n;
+	const struct style_desc *d;
+	size_t i, j;
 
 	*out = NULL;
 	*n_out = 0;
 	for (i = 0; i < n_styles; i++) {
-		switch (styles[i]) {
-		case CONFIG_STYLE_DATADOG:
-			names = diagnose_rum_datadog;
-			n = TS_NITEMS(diagnose_rum_datadog);
-			break;
-		case CONFIG_STYLE_TRACECONTEXT:
-			names = diagnose_rum_tracecontext;
-			n = TS_NITEMS(diagnose_rum_tracecontext);
-			break;
-		case CONFIG_STYLE_BAGGAGE:
-			names = diagnose_rum_baggage;
-			n = TS_NITEMS(diagnose_rum_baggage);
-			break;
-		case CONFIG_STYLE_B3:
-			names = diagnose_rum_b3;
-			n = TS_NITEMS(diagnose_rum_b3);
-			break;
-		case CONFIG_STYLE_B3MULTI:
-			names = diagnose_rum_b3multi;
-			n = TS_NITEMS(diagnose_rum_b3multi);
-			break;
-		default:
-			names = NULL;
-			n = 0;
-			break;
-		}
-		for (j = 0; j < n; j++)
-			diagnose_add_name(out, n_out, names[j]);
+		/* RUM's own subset of the style's headers (styles.h). */
+		d = styles_get(styles[i]);
+		for (j = 0; d != NULL && j < STYLES_MAX_HEADERS &&
+		    d->rum_headers[j] != NULL; j++)
+			diagnose_add_name(out, n_out, d->rum_headers[j]);
 	}
 	for (i = 0; i < n_extra; i++)
 		diagnose_add_name(out, n_out, extra[i]);
@@ -1557,13 +1505,21 @@ print:
 static void
 diagnose_usage(FILE *f)
 {
+	const struct style_desc *rows;
+	size_t i, n;
+
 	fprintf(f, "usage: tracestitch diagnose --origin ORIGIN --url URL "
 	    "[--propagators LIST]\n"
 	    "           [--method M] [--header NAME ...] [--credentials] "
 	    "[--insecure]\n"
 	    "           [--timeout MS] [--json]\n"
-	    "  --propagators  datadog,tracecontext,baggage,b3,b3multi "
-	    "(default datadog,tracecontext,baggage)\n"
+	    "  --propagators  ");
+	/* The names with headers, from the style table. */
+	n = styles_all(&rows);
+	for (i = 0; i < n; i++)
+		if (rows[i].headers[0] != NULL)
+			fprintf(f, "%s%s", i ? "," : "", rows[i].name);
+	fprintf(f, " (default datadog,tracecontext,baggage)\n"
 	    "  exit status: 0 all tracing headers pass, 1 the browser would "
 	    "block, 2 usage or network error,\n"
 	    "               3 passes, but the server grants credentials to "
