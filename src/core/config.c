@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 #include "yaml_tree.h"
 
@@ -471,81 +472,30 @@ cfg_fmt_choices(const char *const *choices)
 	return buf;
 }
 
-/* Parse "http[s]://host[:port][/path]" into u; NULL or a message. */
+/* Parse "http[s]://host[:port][/path]" into u (url.c); NULL or a message. */
 static const char *
 cfg_parse_url(const char *s, struct config_upstream *u)
 {
-	const char *p, *h, *he, *end;
-	uint64_t port = 0;
-	bool explicit_port = false, v6 = false;
-	size_t i, plen;
+	struct url pu;
+	const char *errstr;
+	size_t plen;
 
-	if (strncasecmp(s, "http://", 7) == 0) {
-		u->scheme = CONFIG_SCHEME_HTTP;
-		p = s + 7;
-	} else if (strncasecmp(s, "https://", 8) == 0) {
-		u->scheme = CONFIG_SCHEME_HTTPS;
-		p = s + 8;
-	} else
-		return "expected an http:// or https:// URL";
-	if (strpbrk(p, "?#") != NULL)
-		return "expected a URL without query or fragment";
-	end = p + strcspn(p, "/");
-	if (memchr(p, '@', (size_t)(end - p)) != NULL)
-		return "expected a URL without user information";
-	if (*p == '[') {
-		h = p + 1;
-		he = memchr(h, ']', (size_t)(end - h));
-		if (he == NULL || he == h)
-			return "expected a valid [v6] host in the URL";
-		for (i = 0; h + i < he; i++) {
-			if (strchr("0123456789abcdefABCDEF:.", h[i]) == NULL)
-				return "expected a valid [v6] host in the URL";
-		}
-		v6 = true;
-		p = he + 1;
-	} else {
-		h = p;
-		he = p + strcspn(p, ":/");
-		if (he > end)
-			he = end;
-		if (he == h)
-			return "expected a host in the URL";
-		for (i = 0; h + i < he; i++) {
-			if (strchr("abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", h[i]) ==
-			    NULL)
-				return "expected a valid host name in the URL";
-		}
-		p = he;
-	}
-	if (*p == ':') {
-		p++;
-		if (util_parse_u64(p, (size_t)(end - p), &port) != 0 ||
-		    port < 1 || port > 65535)
-			return "expected a port from 1 to 65535 in the URL";
-		explicit_port = true;
-	} else if (p != end)
-		return "expected a valid host in the URL";
-	if (!explicit_port)
-		port = u->scheme == CONFIG_SCHEME_HTTPS ? 443 : 80;
-
+	if (url_parse(s, 0, &pu, &errstr) != 0)
+		return errstr;
+	u->scheme = pu.scheme == URL_SCHEME_HTTPS ? CONFIG_SCHEME_HTTPS :
+	    CONFIG_SCHEME_HTTP;
 	free(u->host);
 	free(u->authority);
 	free(u->base_path);
-	u->host = xstrndup(h, (size_t)(he - h));
-	u->port = (uint16_t)port;
-	if (explicit_port && port != (u->scheme == CONFIG_SCHEME_HTTPS ?
-	    443u : 80u))
-		xasprintf(&u->authority, "%s%s%s:%u", v6 ? "[" : "", u->host,
-		    v6 ? "]" : "", (unsigned)port);
-	else
-		xasprintf(&u->authority, "%s%s%s", v6 ? "[" : "", u->host,
-		    v6 ? "]" : "");
-	plen = strlen(end);
-	while (plen > 0 && end[plen - 1] == '/')
+	u->host = pu.host;
+	u->port = pu.port;
+	u->authority = pu.authority;
+	plen = strlen(pu.path);
+	while (plen > 0 && pu.path[plen - 1] == '/')
 		plen--;
-	u->base_path = xstrndup(end, plen);
+	u->base_path = xstrndup(pu.path, plen);
+	pu.host = pu.authority = NULL;
+	url_clear(&pu);
 	return NULL;
 }
 
@@ -562,29 +512,33 @@ cfg_upstream_clear(struct config_upstream *u)
 	memset(u, 0, sizeof *u);
 }
 
-/* An http(s) URL with a host. */
+/* An http(s) URL with a host (url.c). */
 static const char *
 cfg_check_http_url(const char *s)
 {
-	struct config_upstream u;
+	struct url u;
 	const char *e;
 
-	memset(&u, 0, sizeof u);
-	e = cfg_parse_url(s, &u);
-	cfg_upstream_clear(&u);
-	return e;
+	if (url_parse(s, 0, &u, &e) != 0)
+		return e;
+	url_clear(&u);
+	return NULL;
 }
 
-/* The Agent: an http(s) URL or unix:///absolute/path. */
+/* The Agent: an http(s) URL or unix:///absolute/path (url.c). */
 static const char *
 cfg_check_agent_url(const char *s)
 {
-	if (strncmp(s, "unix://", 7) == 0)
-		return s[7] == '/' && s[8] != '\0' ? NULL :
-		    "expected unix:// followed by an absolute socket path";
-	if (cfg_check_http_url(s) != NULL)
-		return "expected an http://host:port or unix:///path URL";
-	return NULL;
+	struct url u;
+	const char *e;
+
+	if (url_parse(s, URL_UNIX, &u, &e) == 0) {
+		url_clear(&u);
+		return NULL;
+	}
+	if (u.scheme == URL_SCHEME_UNIX)
+		return e;
+	return "expected an http://host:port or unix:///path URL";
 }
 
 /* "*", or scheme://host[:port] where host may start with "*.". */

@@ -23,6 +23,7 @@
 
 #include "export_int.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #define EXPORT_HTTP_MAX_HEAD	65536
@@ -39,66 +40,49 @@ struct export_http {
 	socklen_t		 sslen;
 };
 
-/* Parse url (http:// or unix://) with default_path for unix sockets. */
+/*
+ * Parse url (http:// or unix://, url.c) with default_path when it has
+ * none (always for unix sockets).  No TLS here: https is refused.
+ */
 int
 export_url_parse(const char *url, const char *default_path,
     struct export_url *u, char **cause)
 {
-	const char *p, *host, *hend, *port = NULL, *path;
-	size_t hlen;
+	struct url pu;
+	const char *errstr;
+	char port[8];
 
 	memset(u, 0, sizeof *u);
-	if (strncmp(url, "unix://", 7) == 0) {
-		if (url[7] != '/' || strlen(url + 7) >= sizeof(
-		    ((struct sockaddr_un *)NULL)->sun_path)) {
+	if (url_parse(url, URL_UNIX, &pu, &errstr) != 0) {
+		if (pu.scheme == URL_SCHEME_UNIX)
 			xasprintf(cause, "%s: bad unix socket path", url);
-			return -1;
-		}
-		u->unix_socket = true;
-		u->host = xstrdup(url + 7);
-		u->port = xstrdup("");
-		u->path = xstrdup(default_path);
-		u->host_header = xstrdup("localhost");
-		return 0;
+		else
+			xasprintf(cause, "%s: %s", url,
+			    pu.scheme == URL_SCHEME_NONE ?
+			    "only http:// and unix:// are supported" : errstr);
+		return -1;
 	}
-	if (strncmp(url, "http://", 7) != 0) {
+	if (pu.scheme == URL_SCHEME_HTTPS) {
+		url_clear(&pu);
 		xasprintf(cause, "%s: only http:// and unix:// are supported",
 		    url);
 		return -1;
 	}
-	host = url + 7;
-	path = host + strcspn(host, "/?#");
-	if (*host == '[') {
-		if ((hend = memchr(host, ']', (size_t)(path - host))) == NULL)
-			goto bad;
-		p = hend + 1;
-		host++;
-	} else {
-		hend = memchr(host, ':', (size_t)(path - host));
-		if (hend == NULL)
-			hend = path;
-		p = hend;
+	if (pu.scheme == URL_SCHEME_UNIX && strlen(pu.host) >=
+	    sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+		url_clear(&pu);
+		xasprintf(cause, "%s: bad unix socket path", url);
+		return -1;
 	}
-	if (p < path) {
-		if (*p != ':' || p + 1 == path)
-			goto bad;
-		port = p + 1;
-		if (strspn(port, "0123456789") != (size_t)(path - port))
-			goto bad;
-	}
-	hlen = (size_t)(hend - host);
-	if (hlen == 0)
-		goto bad;
-	u->host = xstrndup(host, hlen);
-	u->port = port != NULL ? xstrndup(port, (size_t)(path - port)) :
-	    xstrdup("80");
-	u->path = xstrdup(*path == '/' ? path :
-	    (*path == '\0' ? default_path : "/"));
-	u->host_header = xstrndup(url + 7, (size_t)(path - (url + 7)));
+	u->unix_socket = pu.scheme == URL_SCHEME_UNIX;
+	snprintf(port, sizeof port, "%u", (unsigned)pu.port);
+	u->port = xstrdup(u->unix_socket ? "" : port);
+	u->path = xstrdup(pu.path[0] != '\0' ? pu.path : default_path);
+	u->host = pu.host;
+	u->host_header = pu.authority;
+	pu.host = pu.authority = NULL;
+	url_clear(&pu);
 	return 0;
-bad:
-	xasprintf(cause, "%s: bad URL", url);
-	return -1;
 }
 
 /* Free the strings of a parsed URL. */

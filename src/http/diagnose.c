@@ -48,6 +48,7 @@
 #include "cors/cors.h"
 #include "http/diagnose.h"
 #include "styles.h"
+#include "url.h"
 #include "ts_config.h"
 #include "util.h"
 
@@ -1002,80 +1003,33 @@ diagnose_parse_response(char *buf, size_t len, int *status,
 
 /* ---- network ---------------------------------------------------------- */
 
-/* Parse an http(s) URL; -1 with *errstr. */
+/* Parse an http(s) URL (url.c); -1 with *errstr. */
 static int
 diagnose_url_parse(const char *url, struct diagnose_url *u,
     const char **errstr)
 {
-	const char *p, *hs, *he, *ps = NULL, *pe;
-	size_t hl;
+	struct url pu;
+	int n;
 
 	memset(u, 0, sizeof *u);
-	*errstr = "URL must be http://host[:port][/path] or https://...";
-	if (strncasecmp(url, "http://", 7) == 0)
-		p = url + 7;
-	else if (strncasecmp(url, "https://", 8) == 0) {
-		u->https = true;
-		p = url + 8;
-	} else
+	if (url_parse(url, URL_QUERY, &pu, errstr) != 0)
 		return -1;
-	hs = p;
-	if (*p == '[') {
-		he = strchr(p, ']');
-		if (he == NULL)
-			return -1;
-		hs = p + 1;
-		p = he + 1;
-		u->ip_literal = true;
-	} else {
-		while (*p != '\0' && *p != ':' && *p != '/' && *p != '?' &&
-		    *p != '#' && *p != '@')
-			p++;
-		he = p;
-	}
-	if (*p == '@')
-		return -1;	/* no userinfo */
-	hl = (size_t)(he - hs);
-	if (hl == 0 || hl >= sizeof u->host)
+	u->https = pu.scheme == URL_SCHEME_HTTPS;
+	u->ip_literal = pu.ip_literal;
+	snprintf(u->port, sizeof u->port, "%u", (unsigned)pu.port);
+	/* The request target: the path, at least "/", and the query. */
+	n = snprintf(u->path, sizeof u->path, "%s%s%s",
+	    pu.path[0] == '\0' ? "/" : "", pu.path, pu.query);
+	if (strlen(pu.host) >= sizeof u->host ||
+	    strlen(pu.authority) >= sizeof u->authority ||
+	    n < 0 || (size_t)n >= sizeof u->path) {
+		url_clear(&pu);
+		*errstr = "URL too long";
 		return -1;
-	memcpy(u->host, hs, hl);
-	if (*p == ':') {
-		ps = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p == ps || p - ps > 5)
-			return -1;
 	}
-	pe = p;
-	if (*p != '\0' && *p != '/' && *p != '?' && *p != '#')
-		return -1;
-	if (ps != NULL)
-		snprintf(u->port, sizeof u->port, "%.*s", (int)(pe - ps), ps);
-	else
-		snprintf(u->port, sizeof u->port, "%s", u->https ? "443" :
-		    "80");
-	if (!u->ip_literal) {
-		struct in_addr a4;
-
-		u->ip_literal = inet_pton(AF_INET, u->host, &a4) == 1;
-	}
-	/* Host: the authority as written, brackets kept (RFC 9110 7.2) */
-	snprintf(u->authority, sizeof u->authority, "%.*s",
-	    (int)(pe - (url + (u->https ? 8 : 7))), url + (u->https ? 8 : 7));
-	if (ps != NULL && strcmp(u->port, u->https ? "443" : "80") == 0)
-		snprintf(u->authority, sizeof u->authority, "%.*s",
-		    (int)(ps - 1 - (url + (u->https ? 8 : 7))),
-		    url + (u->https ? 8 : 7));
-	if (*p == '#' || *p == '\0')
-		snprintf(u->path, sizeof u->path, "/");
-	else {
-		size_t l = strcspn(p, "#");
-
-		if (l >= sizeof u->path)
-			return -1;
-		snprintf(u->path, sizeof u->path, "%s%.*s", *p == '?' ? "/" :
-		    "", (int)l, p);
-	}
+	snprintf(u->host, sizeof u->host, "%s", pu.host);
+	snprintf(u->authority, sizeof u->authority, "%s", pu.authority);
+	url_clear(&pu);
 	*errstr = NULL;
 	return 0;
 }

@@ -129,6 +129,11 @@ static const struct {
 	{ "http://agent:x1", -1, false, NULL, NULL, NULL },
 	{ "http://:8126", -1, false, NULL, NULL, NULL },
 	{ "unix://relative.sock", -1, false, NULL, NULL, NULL },
+	/* The configuration's URL parser (url.c) decides these now. */
+	{ "http://agent:70000", -1, false, NULL, NULL, NULL },
+	{ "http://user@agent:8126", -1, false, NULL, NULL, NULL },
+	{ "http://agent/v0.4/traces?x=1", -1, false, NULL, NULL, NULL },
+	{ "HTTP://[::1]", 0, false, "::1", "80", "/v0.4/traces" },
 };
 
 START_TEST(test_url_parse)
