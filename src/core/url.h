@@ -31,7 +31,7 @@ enum url_scheme {
 
 /* url_parse flags. */
 #define URL_UNIX	0x01	/* accept unix:///socket/path */
-#define URL_QUERY	0x02	/* accept ?query (kept) and #fragment (dropped) */
+#define URL_QUERY	0x02	/* accept ?query (kept), #fragment (dropped) */
 
 struct url {
 	/* Set as soon as the scheme is read, also when parsing fails. */

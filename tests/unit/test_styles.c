@@ -88,7 +88,8 @@ START_TEST(test_names_round_trip)
 		ck_assert_str_eq(config_style_name(st), rows[i].name);
 		ck_assert_str_eq(propagation_style_name(st), rows[i].name);
 		for (k = 0; rows[i].name[k] != '\0'; k++)
-			upper[k] = (char)toupper((unsigned char)rows[i].name[k]);
+			upper[k] = (char)toupper(
+			    (unsigned char)rows[i].name[k]);
 		upper[k] = '\0';
 		ck_assert_int_eq(config_styles_parse(upper, &cs, msg,
 		    sizeof msg), 0);
