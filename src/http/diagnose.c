@@ -47,9 +47,10 @@
 
 #include "cors/cors.h"
 #include "http/diagnose.h"
+#include "http_response.h"
 #include "styles.h"
-#include "url.h"
 #include "ts_config.h"
+#include "url.h"
 #include "util.h"
 
 #define DIAGNOSE_RESPONSE_MAX 65536
@@ -927,78 +928,82 @@ diagnose_strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* Parse a response in place. */
+/*
+ * Parse a response with the one response parser (http_response.c), then
+ * lay the names, values and de-chunked body out again in buf (the parser
+ * works on a copy): each field line shrinks to name NUL value NUL and a
+ * chunked body loses its framing, so all of it fits in len bytes.
+ */
 int
 diagnose_parse_response(char *buf, size_t len, int *status,
     struct diagnose_header *headers, size_t max, size_t *n,
     size_t *body_off, size_t *body_len, const char **errstr)
 {
-	char *p = buf, *end = buf + len, *eol, *colon, *v, *e;
-	uint64_t cl;
-	size_t i;
+	struct upstream_parser *p;
+	struct evbuffer *in, *body;
+	const struct upstream_response *r;
+	struct evkeyval *kv;
+	enum upstream_parse pr;
+	size_t off = 0, kl, vl;
+	bool head = false;
+	int rc = -1;
 
 	*n = 0;
 	*body_off = *body_len = 0;
-	for (;;) {
-		/* status line: HTTP/1.x SP 3DIGIT [SP reason] */
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL || eol - p < 12 || strncmp(p, "HTTP/1.", 7) ||
-		    p[8] != ' ' || p[9] < '1' || p[9] > '5' ||
-		    p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9') {
-			*errstr = "malformed status line";
-			return -1;
-		}
-		*status = (p[9] - '0') * 100 + (p[10] - '0') * 10 +
-		    (p[11] - '0');
-		p = eol + 1;
-		*n = 0;
-		for (;;) {
-			eol = memchr(p, '\n', (size_t)(end - p));
-			if (eol == NULL) {
-				*errstr = "truncated response head";
-				return -1;
-			}
-			e = eol;
-			if (e > p && e[-1] == '\r')
-				e--;
-			if (e == p) {
-				p = eol + 1;
-				break;
-			}
-			*e = '\0';
-			colon = strchr(p, ':');
-			if (colon == NULL || colon == p) {
-				*errstr = "malformed header line";
-				return -1;
-			}
-			*colon = '\0';
-			v = colon + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-				*--e = '\0';
-			if (*n < max) {
-				headers[*n].name = p;
-				headers[*n].value = v;
-				(*n)++;
-			}
-			p = eol + 1;
-		}
-		/* interim responses (100 Continue, 103 Early Hints) */
-		if (*status >= 100 && *status < 200 && *status != 101)
-			continue;
-		*body_off = (size_t)(p - buf);
-		*body_len = (size_t)(end - p);
-		/* RFC 9112 6.3: Content-Length frames the body. */
-		for (i = 0; i < *n; i++) {
-			if (util_strcaseeq(headers[i].name, "Content-Length") &&
-			    util_parse_u64(headers[i].value,
-			    strlen(headers[i].value), &cl) == 0 &&
-			    cl < *body_len)
-				*body_len = (size_t)cl;
-		}
-		return 0;
+	p = upstream_parser_new(false);
+	in = evbuffer_new();
+	body = evbuffer_new();
+	if (p == NULL || in == NULL || body == NULL ||
+	    evbuffer_add(in, buf, len) != 0) {
+		*errstr = "out of memory";
+		goto out;
 	}
+	while ((pr = upstream_parser_feed(p, in, body, errstr)) ==
+	    UPSTREAM_PARSE_HEAD)
+		head = true;
+	if (pr == UPSTREAM_PARSE_ERROR)
+		goto out;
+	/*
+	 * We sent Connection: close and read to the end or to our buffer's
+	 * limit: a close-delimited body ends here, and a body cut at the
+	 * limit still has the head diagnose is about.
+	 */
+	if (pr == UPSTREAM_PARSE_MORE && upstream_parser_eof(p, errstr) != 0 &&
+	    !head)
+		goto out;
+	r = upstream_parser_response(p);
+	*status = r->status;
+	TAILQ_FOREACH(kv, r->headers, next) {
+		if (*n == max)
+			break;
+		kl = strlen(kv->key);
+		vl = strlen(kv->value);
+		memcpy(buf + off, kv->key, kl + 1);
+		headers[*n].name = buf + off;
+		off += kl + 1;
+		memcpy(buf + off, kv->value, vl + 1);
+		headers[*n].value = buf + off;
+		off += vl + 1;
+		(*n)++;
+	}
+	/* Never past len: a field line is longer than name NUL value NUL,
+	 * and a body is never longer than its framed bytes. */
+	*body_off = off;
+	*body_len = TS_MIN(evbuffer_get_length(body), len - off);
+	if (*body_len > 0 &&
+	    evbuffer_remove(body, buf + off, *body_len) != (int)*body_len) {
+		*errstr = "out of memory";
+		goto out;
+	}
+	buf[off + *body_len] = '\0';
+	rc = 0;
+out:
+	upstream_parser_free(p);
+	if (in != NULL)
+		evbuffer_free(in);
+	if (body != NULL)
+		evbuffer_free(body);
+	return rc;
 }
 
 /* ---- network ---------------------------------------------------------- */
@@ -1095,55 +1100,27 @@ connected:
 }
 
 /*
- * True when buf holds a final response: heads end at an empty line;
- * interim 1xx heads (except 101) are followed by another one; the body
- * is complete at its Content-Length, at once for 204 and 304, and at
- * the end of a chunked one; any other body ends when the server closes
- * (we sent Connection: close).
+ * Feed the n bytes just read to the response parser (http_response.c):
+ * true once the final response is complete (its Content-Length, the end
+ * of a chunked body, at once for 204 and 304) or cannot be one, so the
+ * reading stops; a close-delimited body ends when the server closes (we
+ * sent Connection: close).  The body bytes are dropped here:
+ * diagnose_parse_response reads them again from the buffer.
  */
 static bool
-diagnose_response_complete(const char *buf, size_t len)
+diagnose_response_complete(struct upstream_parser *p, struct evbuffer *in,
+    struct evbuffer *body, const char *data, size_t n)
 {
-	const char *p = buf, *end = buf + len, *q, *h, *nl;
-	size_t head;
-	uint64_t cl;
+	enum upstream_parse pr;
+	const char *errstr;
 
-	while (end - p >= 12) {
-		for (q = p; q < end - 1; q++) {
-			if (q[0] == '\n' && (q[1] == '\n' || (q[1] == '\r' &&
-			    q + 2 < end && q[2] == '\n')))
-				break;
-		}
-		if (q >= end - 1)
-			return false;
-		if (p[9] == '1' && strncmp(p + 9, "101", 3) != 0) {
-			p = q + (q[1] == '\n' ? 2 : 3);
-			continue;
-		}
-		if (strncmp(p + 9, "204", 3) == 0 ||
-		    strncmp(p + 9, "304", 3) == 0)
-			return true;
-		head = (size_t)(q + (q[1] == '\n' ? 2 : 3) - buf);
-		for (h = p; h != NULL && h < q; h = nl != NULL ? nl + 1 :
-		    NULL) {
-			nl = memchr(h, '\n', (size_t)(q - h));
-			if (strncasecmp(h, "Content-Length:", 15) == 0) {
-				h += 15;
-				while (*h == ' ' || *h == '\t')
-					h++;
-				if (util_parse_u64(h, strspn(h, "0123456789"),
-				    &cl) == 0)
-					return len >= head + cl;
-			}
-			if (strncasecmp(h, "Transfer-Encoding:", 18) == 0 &&
-			    memmem(h, (size_t)((nl != NULL ? nl : q) - h),
-			    "chunked", 7) != NULL)
-				return len >= head + 5 && memcmp(buf + len - 5,
-				    "0\r\n\r\n", 5) == 0;
-		}
-		return false;
-	}
-	return false;
+	if (evbuffer_add(in, data, n) != 0)
+		return true;
+	while ((pr = upstream_parser_feed(p, in, body, &errstr)) ==
+	    UPSTREAM_PARSE_HEAD)
+		;
+	(void)evbuffer_drain(body, evbuffer_get_length(body));
+	return pr != UPSTREAM_PARSE_MORE;
 }
 
 /* The first OpenSSL error as text. */
@@ -1169,9 +1146,12 @@ diagnose_exchange(const struct diagnose_url *u, bool insecure,
 {
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
+	struct upstream_parser *p = NULL;
+	struct evbuffer *in = NULL, *body = NULL;
 	char ebuf[256];
 	ssize_t n, total = -1;
 	size_t len = 0, reqlen = strlen(req);
+	bool done = false;
 	int fd;
 	long vr;
 
@@ -1234,7 +1214,14 @@ diagnose_exchange(const struct diagnose_url *u, bool insecure,
 		len += (size_t)n;
 	}
 	len = 0;
-	while (len < size - 1 && !diagnose_response_complete(buf, len)) {
+	p = upstream_parser_new(false);
+	in = evbuffer_new();
+	body = evbuffer_new();
+	if (p == NULL || in == NULL || body == NULL) {
+		xasprintf(cause, "out of memory");
+		goto out;
+	}
+	while (len < size - 1 && !done) {
 		errno = 0;
 		n = ssl != NULL ? SSL_read(ssl, buf + len, (int)(size - 1 -
 		    len)) : read(fd, buf + len, size - 1 - len);
@@ -1247,6 +1234,8 @@ diagnose_exchange(const struct diagnose_url *u, bool insecure,
 			    sizeof ebuf));
 			goto out;
 		}
+		done = diagnose_response_complete(p, in, body, buf + len,
+		    (size_t)n);
 		len += (size_t)n;
 	}
 	buf[len] = '\0';
@@ -1263,6 +1252,11 @@ out:
 	}
 	SSL_CTX_free(ctx);
 	close(fd);
+	upstream_parser_free(p);
+	if (in != NULL)
+		evbuffer_free(in);
+	if (body != NULL)
+		evbuffer_free(body);
 	return total;
 }
 
