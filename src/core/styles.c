@@ -66,10 +66,22 @@ static const struct style_desc styles_table[] = {
 	},
 };
 
-/* Row index by enum value, filled once. */
+/* A name and its length, for the per-request header check. */
+struct styles_name {
+	const char	*s;
+	size_t		 len;
+};
+
+/* Row index by enum value, the metric labels and, for
+ * styles_is_header, the prefixes and the names no prefix covers; filled
+ * once. */
 static const struct style_desc *styles_by_enum[CONFIG_STYLE_NONE + 1];
 static const char *styles_labels[STYLES_MAX_LABELS];
 static size_t styles_nlabels;
+static struct styles_name styles_prefixes[TS_NITEMS(styles_table)];
+static size_t styles_nprefixes;
+static struct styles_name styles_exact[STYLES_MAX_LABELS];
+static size_t styles_nexact;
 static pthread_once_t styles_once = PTHREAD_ONCE_INIT;
 
 /* Index the rows and list the metric labels, in enum order. */
@@ -79,8 +91,29 @@ styles_init(void)
 	const struct style_desc *d;
 	size_t i, j;
 
-	for (i = 0; i < TS_NITEMS(styles_table); i++)
-		styles_by_enum[styles_table[i].style] = &styles_table[i];
+	for (i = 0; i < TS_NITEMS(styles_table); i++) {
+		d = &styles_table[i];
+		styles_by_enum[d->style] = d;
+		if (d->prefix != NULL) {
+			styles_prefixes[styles_nprefixes].s = d->prefix;
+			styles_prefixes[styles_nprefixes++].len =
+			    strlen(d->prefix);
+		}
+	}
+	for (i = 0; i < TS_NITEMS(styles_table); i++) {
+		d = &styles_table[i];
+		for (j = 0; j < STYLES_MAX_HEADERS && d->headers[j] != NULL;
+		    j++) {
+			if (d->prefix != NULL && strncmp(d->headers[j],
+			    d->prefix, strlen(d->prefix)) == 0)
+				continue;
+			if (styles_nexact < TS_NITEMS(styles_exact)) {
+				styles_exact[styles_nexact].s = d->headers[j];
+				styles_exact[styles_nexact++].len =
+				    strlen(d->headers[j]);
+			}
+		}
+	}
 	styles_labels[styles_nlabels++] = "";
 	styles_labels[styles_nlabels++] = "other";
 	for (i = 0; i <= CONFIG_STYLE_NONE; i++) {
@@ -173,21 +206,28 @@ styles_of_header(const char *name, size_t len)
 	return NULL;
 }
 
-/* A header of some style: listed, or under a style's prefix. */
+/*
+ * A header of some style: under a style's prefix, or listed.  Runs for
+ * every request header (proxy_trace.c), so the lengths are computed once.
+ */
 bool
 styles_is_header(const char *name, size_t len)
 {
-	size_t i, pl;
+	const struct styles_name *n;
+	size_t i;
 
-	for (i = 0; i < TS_NITEMS(styles_table); i++) {
-		if (styles_table[i].prefix == NULL)
-			continue;
-		pl = strlen(styles_table[i].prefix);
-		if (len >= pl && util_strncaseeq(name, styles_table[i].prefix,
-		    pl))
+	pthread_once(&styles_once, styles_init);
+	for (i = 0; i < styles_nprefixes; i++) {
+		n = &styles_prefixes[i];
+		if (len >= n->len && util_strncaseeq(name, n->s, n->len))
 			return true;
 	}
-	return styles_of_header(name, len) != NULL;
+	for (i = 0; i < styles_nexact; i++) {
+		n = &styles_exact[i];
+		if (len == n->len && util_strncaseeq(name, n->s, len))
+			return true;
+	}
+	return false;
 }
 
 /* Number of "header" label values. */
