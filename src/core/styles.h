@@ -76,7 +76,7 @@ const struct style_desc *styles_of_header(const char *name, size_t len);
  * style's headers in table order.  styles_label_count() of them;
  * STYLES_MAX_LABELS bounds it for arrays sized at compile time.
  */
-#define STYLES_MAX_LABELS 32
+#define STYLES_MAX_LABELS 24
 size_t styles_label_count(void);
 const char *styles_label(size_t);
 /* The label of a request header name: its static lower-case name when a
