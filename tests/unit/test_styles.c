@@ -8,6 +8,7 @@
 #include "config.h"
 #include "cors/cors.h"
 #include "http/diagnose.h"
+#include "ids.h"
 #include "propagation.h"
 #include "styles.h"
 #include "ts_test.h"
@@ -189,6 +190,76 @@ START_TEST(test_metric_labels)
 }
 END_TEST
 
+/* What one style's codec emitted. */
+struct emitted {
+	enum config_style	 style;
+	size_t			 n;
+};
+
+/* Every header a codec emits is one its table row lists. */
+static int
+emit_check(void *arg, const char *name, const char *value, size_t len)
+{
+	struct emitted *e = arg;
+	const struct style_desc *d = styles_of_header(name, strlen(name));
+
+	(void)value;
+	(void)len;
+	ck_assert_msg(d != NULL && d->style == e->style,
+	    "%s emitted %s, not in its row", styles_name(e->style), name);
+	e->n++;
+	return 0;
+}
+
+#define TH(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
+
+/* The codecs and the table agree: a style injects only its own headers. */
+START_TEST(test_codecs_inject_table_headers)
+{
+	static const struct trace_header in[] = {
+		TH("x-datadog-trace-id", "1234"),
+		TH("x-datadog-parent-id", "5678"),
+		TH("x-datadog-sampling-priority", "2"),
+		TH("x-datadog-origin", "rum"),
+		TH("x-datadog-tags", "_dd.p.dm=-4,_dd.p.tid=640cfd8d00000000"),
+		TH("baggage", "user.id=42"),
+	};
+	const struct style_desc *rows;
+	struct propagation_conf pc;
+	struct trace_extract *ex;
+	struct emitted e;
+	struct ids_rng rng;
+	struct span *sp;
+	size_t n, i;
+
+	propagation_conf_defaults(&pc);
+	ex = malloc(sizeof *ex);
+	ck_assert_ptr_nonnull(ex);
+	sp = span_new();
+	ck_assert_ptr_nonnull(sp);
+	ids_rng_seed(&rng, 7);
+	(void)propagation_extract(&pc, in, TS_NITEMS(in), ex, NULL);
+	propagation_start_span(&pc, ex, NULL, &rng, 1700000000ULL *
+	    1000000000, 1, sp);
+	n = styles_all(&rows);
+	for (i = 0; i < n; i++) {
+		pc.inject[0] = rows[i].style;
+		pc.n_inject = 1;
+		e.style = rows[i].style;
+		e.n = 0;
+		ck_assert_int_eq(propagation_inject(&pc, sp, emit_check, &e),
+		    0);
+		if (rows[i].style == CONFIG_STYLE_NONE)
+			ck_assert_uint_eq(e.n, 0);
+		else
+			ck_assert_msg(e.n > 0, "%s emitted nothing",
+			    rows[i].name);
+	}
+	span_free(sp);
+	free(ex);
+}
+END_TEST
+
 /* diagnose's RUM header list is the union of the rows' RUM headers. */
 START_TEST(test_diagnose_rum)
 {
@@ -229,6 +300,7 @@ styles_suite(void)
 	tcase_add_test(tc, test_cors_presets);
 	tcase_add_test(tc, test_metric_labels);
 	tcase_add_test(tc, test_diagnose_rum);
+	tcase_add_test(tc, test_codecs_inject_table_headers);
 	suite_add_tcase(s, tc);
 	return s;
 }
