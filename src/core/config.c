@@ -54,6 +54,7 @@ enum cfg_type {
 	CT_WORKERS,		/* unsigned: "auto" or a number */
 	CT_URL,			/* struct config_upstream (URL parts) */
 	CT_ROUTE_CORS,		/* false or a map over cors.*; resolved last */
+	CT_NTYPES
 };
 
 enum cfg_base {
@@ -72,6 +73,8 @@ struct cfg_row {
 	size_t off;
 	size_t cnt;		/* count field of arrays */
 	size_t has;		/* offset + 1 of a bool set when given */
+	size_t on;		/* offset + 1 of a bool: the key's section is
+				 * present (admin.listen: has_admin) */
 	int flags;
 	uint64_t min, max;
 	const char *def;	/* YAML text; NULL: no default */
@@ -163,6 +166,7 @@ static const struct cfg_row cfg_schema[] = {
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections kept open at once" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
+	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",
 	  .help = "address of /healthz /readyz /metrics; omit the admin "
 	  "block to disable them" },
@@ -863,357 +867,681 @@ cfg_scalar(struct cfg_ctx *ctx, const struct yaml_tree_node *v,
 	return -1;
 }
 
+/*
+ * One setter and one comparison per value type, chosen by the row's type
+ * through cfg_types[] (tmux options-table.c keeps one such switch; a table
+ * keeps each type's code short and lets config_check_reload compare any
+ * row).  A setter stores the value node v at the row's field in base and
+ * reports any problem at dpath.  It returns -1 after an error, 0 when a
+ * value was stored (the row's "has" flag is then set) and CFG_SET_NULL when
+ * null was stored in a nullable row (the flag stays false).
+ */
+#define CFG_SET_NULL 1
+
+typedef int cfg_set_fn(struct cfg_ctx *, const struct cfg_row *, void *base,
+    const struct yaml_tree_node *v, const char *dpath);
+/* Whether the row's values in bases a and b are the same. */
+typedef bool cfg_eq_fn(const struct cfg_row *, const void *a, const void *b);
+
+#define CFG_FIELD(r, base, type) ((type *)(void *)((char *)(base) + (r)->off))
+#define CFG_CFIELD(r, base, type)					\
+	((const type *)(const void *)((const char *)(base) + (r)->off))
+#define CFG_COUNT(r, base)						\
+	(*(const size_t *)(const void *)((const char *)(base) + (r)->cnt))
+
+/* An integer in the row's range, or an error naming the range. */
+static int
+cfg_get_uint(struct cfg_ctx *ctx, const struct cfg_row *r,
+    const struct yaml_tree_node *v, const char *dpath, uint64_t *u)
+{
+	char buf[80];
+
+	if (v->type != YAML_TREE_SCALAR || yaml_tree_is_null(v) ||
+	    util_parse_u64(v->str, v->len, u) != 0 || *u < r->min ||
+	    *u > r->max) {
+		cfg_error(ctx, v, dpath, "expected an integer from %llu to "
+		    "%llu, got %s", (unsigned long long)r->min,
+		    (unsigned long long)r->max,
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cfg_set_uint(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	uint64_t u;
+
+	if (cfg_get_uint(ctx, r, v, dpath, &u) != 0)
+		return -1;
+	*CFG_FIELD(r, base, uint64_t) = u;
+	return 0;
+}
+
+static int
+cfg_set_unsigned(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	uint64_t u;
+
+	if (cfg_get_uint(ctx, r, v, dpath, &u) != 0)
+		return -1;
+	*CFG_FIELD(r, base, unsigned) = (unsigned)u;
+	return 0;
+}
+
+/* A duration or a size: the same checks, units apart ("5s" / "16k"). */
+static int
+cfg_set_units(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath, bool dur)
+{
+	const char *what = dur ? "duration" : "size";
+	const char *eg = dur ? "\"5s\"" : "\"16k\"";
+	char kind[48], buf[80], lo[32], hi[32];
+	uint64_t u;
+
+	snprintf(kind, sizeof kind, "a %s such as %s", what, eg);
+	if (cfg_scalar(ctx, v, dpath, kind) != 0)
+		return -1;
+	if ((dur ? util_parse_duration_ms(v->str, &u) :
+	    util_parse_size(v->str, &u)) != 0) {
+		cfg_error(ctx, v, dpath, "expected %s, got %s", kind,
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	if (u < r->min || u > r->max) {
+		(dur ? cfg_fmt_duration : cfg_fmt_size)(r->min, lo, sizeof lo);
+		(dur ? cfg_fmt_duration : cfg_fmt_size)(r->max, hi, sizeof hi);
+		cfg_error(ctx, v, dpath, "expected a %s from %s to %s, got %s",
+		    what, lo, hi, yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	*CFG_FIELD(r, base, uint64_t) = u;
+	return 0;
+}
+
+static int
+cfg_set_duration(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	return cfg_set_units(ctx, r, base, v, dpath, true);
+}
+
+static int
+cfg_set_size(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	return cfg_set_units(ctx, r, base, v, dpath, false);
+}
+
+/* true or false, unquoted, in the three spellings YAML 1.2 core has. */
+static int
+cfg_set_bool(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	char buf[80];
+
+	if (v->type == YAML_TREE_SCALAR && !v->quoted &&
+	    (strcmp(v->str, "true") == 0 || strcmp(v->str, "True") == 0 ||
+	    strcmp(v->str, "TRUE") == 0))
+		*CFG_FIELD(r, base, bool) = true;
+	else if (v->type == YAML_TREE_SCALAR && !v->quoted &&
+	    (strcmp(v->str, "false") == 0 || strcmp(v->str, "False") == 0 ||
+	    strcmp(v->str, "FALSE") == 0))
+		*CFG_FIELD(r, base, bool) = false;
+	else {
+		cfg_error(ctx, v, dpath, "expected true or false, got %s",
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cfg_set_float(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	char buf[80], *endp = NULL;
+	double d = 0;
+
+	if ((r->flags & CF_NULLABLE) && yaml_tree_is_null(v)) {
+		*(bool *)((char *)base + r->has - 1) = false;
+		*CFG_FIELD(r, base, double) = 0;
+		return CFG_SET_NULL;
+	}
+	if (v->type == YAML_TREE_SCALAR && !yaml_tree_is_null(v)) {
+		errno = 0;
+		d = strtod(v->str, &endp);
+	}
+	if (endp == NULL || endp == v->str || *endp != '\0' || errno != 0 ||
+	    !isfinite(d) || d < (double)r->min || d > (double)r->max) {
+		cfg_error(ctx, v, dpath, "expected a number from %llu to "
+		    "%llu%s, got %s", (unsigned long long)r->min,
+		    (unsigned long long)r->max,
+		    (r->flags & CF_NULLABLE) ? " or null" : "",
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	*CFG_FIELD(r, base, double) = d;
+	return 0;
+}
+
+static int
+cfg_set_string(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	char **field = CFG_FIELD(r, base, char *), buf[80];
+	const char *e;
+
+	if ((r->flags & CF_NULLABLE) && yaml_tree_is_null(v)) {
+		free(*field);
+		*field = NULL;
+		return CFG_SET_NULL;
+	}
+	if (cfg_scalar(ctx, v, dpath, "a string") != 0)
+		return -1;
+	if (v->len < r->min) {
+		cfg_error(ctx, v, dpath, "expected a non-empty string, got "
+		    "\"\"");
+		return -1;
+	}
+	if (r->check != NULL && (e = r->check(v->str)) != NULL) {
+		cfg_error(ctx, v, dpath, "%s, got %s", e,
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	free(*field);
+	*field = xstrdup(v->str);
+	return 0;
+}
+
+/* One of .choices, stored as its index. */
+static int
+cfg_set_enum(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	char buf[80];
+	size_t i;
+
+	for (i = 0; v->type == YAML_TREE_SCALAR && r->choices[i] != NULL; i++) {
+		if (strcmp(v->str, r->choices[i]) == 0)
+			break;
+	}
+	if (v->type != YAML_TREE_SCALAR || r->choices[i] == NULL) {
+		cfg_error(ctx, v, dpath, "expected %s, got %s",
+		    cfg_fmt_choices(r->choices),
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	*CFG_FIELD(r, base, int) = (int)i;
+	return 0;
+}
+
+/* A list of strings, each passing .check; all or nothing. */
+static int
+cfg_set_strv(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct yaml_tree_node *const *items;
+	struct config_strv sv;
+	char *ipath, buf[80];
+	const char *e;
+	size_t i, n;
+	int rc = 0;
+
+	if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
+		return -1;
+	sv.v = xcalloc(n + 1, sizeof *sv.v);
+	sv.n = 0;
+	for (i = 0; i < n; i++) {
+		ipath = cfg_item_path(ctx, dpath, i);
+		cfg_pos_add(ctx, ipath, items[i]);
+		if (cfg_scalar(ctx, items[i], ipath, "a string") != 0)
+			rc = -1;
+		else if (r->check != NULL &&
+		    (e = r->check(items[i]->str)) != NULL) {
+			cfg_error(ctx, items[i], ipath, "%s, got %s", e,
+			    yaml_tree_describe(items[i], buf, sizeof buf));
+			rc = -1;
+		} else
+			sv.v[sv.n++] = xstrdup(items[i]->str);
+		free(ipath);
+	}
+	if (rc != 0) {
+		cfg_strv_clear(&sv);
+		return -1;
+	}
+	cfg_strv_clear(CFG_FIELD(r, base, struct config_strv));
+	*CFG_FIELD(r, base, struct config_strv) = sv;
+	return 0;
+}
+
+static int
+cfg_set_styles(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	/* The one style parser (config_styles_next), item by item. */
+	struct yaml_tree_node *const *items;
+	struct config_styles sl;
+	char *ipath, buf[80], msg[256];
+	size_t i, n, pos, words;
+	int rc = 0, r2;
+
+	if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
+		return -1;
+	config_styles_init(&sl);
+	for (i = 0; i < n; i++) {
+		ipath = cfg_item_path(ctx, dpath, i);
+		cfg_pos_add(ctx, ipath, items[i]);
+		if (items[i]->type != YAML_TREE_SCALAR) {
+			cfg_error(ctx, items[i], ipath, "%s, got %s",
+			    CFG_STYLE_EXPECTED, yaml_tree_describe(items[i],
+			    buf, sizeof buf));
+			rc = -1;
+			free(ipath);
+			continue;
+		}
+		pos = words = 0;
+		while ((r2 = config_styles_next(&sl, items[i]->str,
+		    items[i]->len, &pos, msg, sizeof msg)) != 0) {
+			words++;
+			if (r2 < 0) {
+				cfg_error(ctx, items[i], ipath, "%s", msg);
+				rc = -1;
+			}
+		}
+		if (words == 0) {
+			/* "", " , ": an item without a name. */
+			cfg_error(ctx, items[i], ipath, "%s, got %s",
+			    CFG_STYLE_EXPECTED, yaml_tree_describe(items[i],
+			    buf, sizeof buf));
+			rc = -1;
+		}
+		free(ipath);
+	}
+	if (rc == 0 && config_styles_finish(&sl, msg, sizeof msg) != 0) {
+		cfg_error(ctx, v, dpath, "%s", msg);
+		rc = -1;
+	}
+	if (rc != 0)
+		return -1;
+	memcpy(CFG_FIELD(r, base, enum config_style), sl.v,
+	    sl.n * sizeof sl.v[0]);
+	*(size_t *)(void *)((char *)base + r->cnt) = sl.n;
+	return 0;
+}
+
+/* A map of strings; the good pairs are kept even when one is bad. */
+static int
+cfg_set_map(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct config_kv **kvp = CFG_FIELD(r, base, struct config_kv *);
+	size_t *np = (size_t *)(void *)((char *)base + r->cnt);
+	struct config_kv *kv;
+	char *ipath, buf[80];
+	size_t i, j, n;
+	int rc = 0;
+
+	if (!yaml_tree_is_null(v) && v->type != YAML_TREE_MAP) {
+		cfg_error(ctx, v, dpath, "expected a map, got %s",
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	n = yaml_tree_is_null(v) ? 0 : v->n;
+	kv = xcalloc(n + 1, sizeof *kv);
+	for (i = 0, j = 0; i < n; i++) {
+		xasprintf(&ipath, "%s.%s", dpath, v->pairs[i].key->str);
+		if (cfg_scalar(ctx, v->pairs[i].value, ipath, "a string") != 0)
+			rc = -1;
+		else {
+			kv[j].key = xstrdup(v->pairs[i].key->str);
+			kv[j].value = xstrdup(v->pairs[i].value->str);
+			j++;
+		}
+		free(ipath);
+	}
+	for (i = 0; i < *np; i++) {
+		free((*kvp)[i].key);
+		free((*kvp)[i].value);
+	}
+	free(*kvp);
+	*kvp = kv;
+	*np = j;
+	return rc;
+}
+
+/*
+ * Parse the n address nodes of items into a new array (*out); list: the
+ * nodes are items of a list (their paths are numbered).  All or nothing.
+ */
+static int
+cfg_parse_addrs(struct cfg_ctx *ctx, struct yaml_tree_node *const *items,
+    size_t n, bool list, const char *dpath, struct config_addr **out)
+{
+	struct config_addr *av;
+	char *ipath, buf[80];
+	const char *e;
+	size_t i;
+	int rc = 0;
+
+	av = xcalloc(n, sizeof *av);
+	for (i = 0; i < n; i++) {
+		ipath = list ? cfg_item_path(ctx, dpath, i) : xstrdup(dpath);
+		cfg_pos_add(ctx, ipath, items[i]);
+		if (cfg_scalar(ctx, items[i], ipath,
+		    "an address \"host:port\"") != 0)
+			rc = -1;
+		else if ((e = cfg_parse_addr(items[i]->str, &av[i])) != NULL) {
+			cfg_error(ctx, items[i], ipath, *e == 'p' ?
+			    "expected a port from 0 to 65535, got %s" :
+			    "expected \"host:port\" or \"[v6]:port\", got %s",
+			    yaml_tree_describe(items[i], buf, sizeof buf));
+			rc = -1;
+		}
+		free(ipath);
+	}
+	if (rc != 0) {
+		for (i = 0; i < n; i++)
+			cfg_addr_clear(&av[i]);
+		free(av);
+		return -1;
+	}
+	*out = av;
+	return 0;
+}
+
+static int
+cfg_set_addr(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct config_addr *field = CFG_FIELD(r, base, struct config_addr);
+	struct config_addr *av;
+
+	if (cfg_parse_addrs(ctx, (struct yaml_tree_node *const *)&v, 1, false,
+	    dpath, &av) != 0)
+		return -1;
+	cfg_addr_clear(field);
+	*field = av[0];
+	free(av);
+	return 0;
+}
+
+/* A list of addresses, or one address alone. */
+static int
+cfg_set_addrv(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct config_addr **old = CFG_FIELD(r, base, struct config_addr *);
+	size_t *np = (size_t *)(void *)((char *)base + r->cnt);
+	struct yaml_tree_node *const *items;
+	struct config_addr *av;
+	bool list = v->type == YAML_TREE_SEQ;
+	size_t i, n;
+
+	if (list) {
+		items = v->items;
+		n = v->n;
+	} else {
+		items = (struct yaml_tree_node *const *)&v;
+		n = 1;
+	}
+	if (n == 0) {
+		cfg_error(ctx, v, dpath, "expected at least one address, got "
+		    "an empty list");
+		return -1;
+	}
+	if (cfg_parse_addrs(ctx, items, n, list, dpath, &av) != 0)
+		return -1;
+	for (i = 0; i < *np; i++)
+		cfg_addr_clear(&(*old)[i]);
+	free(*old);
+	*old = av;
+	*np = n;
+	return 0;
+}
+
+/* "auto" (one per CPU, within the range) or an integer. */
+static int
+cfg_set_workers(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	unsigned *field = CFG_FIELD(r, base, unsigned);
+	char buf[80];
+	uint64_t u;
+	int nc;
+
+	if (v->type == YAML_TREE_SCALAR && strcmp(v->str, "auto") == 0) {
+		nc = util_ncpu();
+		*field = nc < 1 ? 1u : nc > (int)r->max ? (unsigned)r->max :
+		    (unsigned)nc;
+		return 0;
+	}
+	if (v->type != YAML_TREE_SCALAR || yaml_tree_is_null(v) ||
+	    util_parse_u64(v->str, v->len, &u) != 0 || u < r->min ||
+	    u > r->max) {
+		cfg_error(ctx, v, dpath, "expected \"auto\" or an integer from "
+		    "%llu to %llu, got %s", (unsigned long long)r->min,
+		    (unsigned long long)r->max,
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	*field = (unsigned)u;
+	return 0;
+}
+
+static int
+cfg_set_url(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct config_upstream *up = CFG_FIELD(r, base,
+	    struct config_upstream);
+	const char *e;
+	char buf[80];
+
+	if (cfg_scalar(ctx, v, dpath, "an http:// or https:// URL") != 0)
+		return -1;
+	if ((e = cfg_parse_url(v->str, up)) != NULL) {
+		cfg_error(ctx, v, dpath, "%s, got %s", e,
+		    yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	free(up->url);
+	up->url = xstrdup(v->str);
+	return 0;
+}
+
+/* Handled by the walk (cfg_route_cors: it needs the route's scratch). */
+static int
+cfg_set_route_cors(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	(void)ctx;
+	(void)r;
+	(void)base;
+	(void)v;
+	(void)dpath;
+	return 0;
+}
+
+static bool cfg_row_eq(const struct cfg_row *, const void *, const void *);
+
+/* NULL-safe string equality. */
+static bool
+cfg_streq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool
+cfg_eq_string(const struct cfg_row *r, const void *a, const void *b)
+{
+	return cfg_streq(*CFG_CFIELD(r, a, char *), *CFG_CFIELD(r, b, char *));
+}
+
+static bool
+cfg_eq_strv(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct config_strv *x = CFG_CFIELD(r, a, struct config_strv);
+	const struct config_strv *y = CFG_CFIELD(r, b, struct config_strv);
+	size_t i;
+
+	if (x->n != y->n)
+		return false;
+	for (i = 0; i < x->n; i++) {
+		if (strcmp(x->v[i], y->v[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool
+cfg_eq_styles(const struct cfg_row *r, const void *a, const void *b)
+{
+	size_t n = CFG_COUNT(r, a);
+
+	return n == CFG_COUNT(r, b) && memcmp(CFG_CFIELD(r, a,
+	    enum config_style), CFG_CFIELD(r, b, enum config_style),
+	    n * sizeof(enum config_style)) == 0;
+}
+
+static bool
+cfg_eq_map(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct config_kv *x = *CFG_CFIELD(r, a, struct config_kv *);
+	const struct config_kv *y = *CFG_CFIELD(r, b, struct config_kv *);
+	size_t i, n = CFG_COUNT(r, a);
+
+	if (n != CFG_COUNT(r, b))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (strcmp(x[i].key, y[i].key) != 0 ||
+		    strcmp(x[i].value, y[i].value) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Addresses compare as written ("localhost:80" is not "127.0.0.1:80"). */
+static bool
+cfg_eq_addr(const struct cfg_row *r, const void *a, const void *b)
+{
+	return cfg_streq(CFG_CFIELD(r, a, struct config_addr)->text,
+	    CFG_CFIELD(r, b, struct config_addr)->text);
+}
+
+static bool
+cfg_eq_addrv(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct config_addr *x = *CFG_CFIELD(r, a, struct config_addr *);
+	const struct config_addr *y = *CFG_CFIELD(r, b, struct config_addr *);
+	size_t i, n = CFG_COUNT(r, a);
+
+	if (n != CFG_COUNT(r, b))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!cfg_streq(x[i].text, y[i].text))
+			return false;
+	}
+	return true;
+}
+
+/* The URL text decides every part cfg_parse_url derives from it. */
+static bool
+cfg_eq_url(const struct cfg_row *r, const void *a, const void *b)
+{
+	return cfg_streq(CFG_CFIELD(r, a, struct config_upstream)->url,
+	    CFG_CFIELD(r, b, struct config_upstream)->url);
+}
+
+/* A route's resolved CORS block: off on both, or the same cors.* rows. */
+static bool
+cfg_eq_route_cors(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct config_cors *x = *CFG_CFIELD(r, a, struct config_cors *);
+	const struct config_cors *y = *CFG_CFIELD(r, b, struct config_cors *);
+	size_t i;
+
+	if (x == NULL || y == NULL)
+		return x == y;
+	for (i = 0; i < CFG_NROWS; i++) {
+		if (cfg_schema[i].base == CB_CORS &&
+		    !cfg_row_eq(&cfg_schema[i], x, y))
+			return false;
+	}
+	return true;
+}
+
+/* eq NULL: the value is plain data of size bytes, compared as such. */
+static const struct cfg_type_ops {
+	cfg_set_fn *set;
+	cfg_eq_fn *eq;
+	size_t size;
+} cfg_types[] = {
+	[CT_UINT] = { cfg_set_uint, NULL, sizeof(uint64_t) },
+	[CT_UNSIGNED] = { cfg_set_unsigned, NULL, sizeof(unsigned) },
+	[CT_DURATION] = { cfg_set_duration, NULL, sizeof(uint64_t) },
+	[CT_SIZE] = { cfg_set_size, NULL, sizeof(uint64_t) },
+	[CT_BOOL] = { cfg_set_bool, NULL, sizeof(bool) },
+	[CT_FLOAT] = { cfg_set_float, NULL, sizeof(double) },
+	[CT_STRING] = { cfg_set_string, cfg_eq_string, 0 },
+	[CT_ENUM] = { cfg_set_enum, NULL, sizeof(int) },
+	[CT_STRV] = { cfg_set_strv, cfg_eq_strv, 0 },
+	[CT_STYLES] = { cfg_set_styles, cfg_eq_styles, 0 },
+	[CT_MAP] = { cfg_set_map, cfg_eq_map, 0 },
+	[CT_ADDR] = { cfg_set_addr, cfg_eq_addr, 0 },
+	[CT_ADDRV] = { cfg_set_addrv, cfg_eq_addrv, 0 },
+	[CT_WORKERS] = { cfg_set_workers, NULL, sizeof(unsigned) },
+	[CT_URL] = { cfg_set_url, cfg_eq_url, 0 },
+	[CT_ROUTE_CORS] = { cfg_set_route_cors, cfg_eq_route_cors, 0 },
+};
+_Static_assert(TS_NITEMS(cfg_types) == CT_NTYPES,
+    "every cfg_type has a setter and a comparison");
+
+/*
+ * Whether a row has the same value in bases a and b: its "has" flag
+ * (given or not) and, when in effect, its value.  A row whose whole
+ * section can be absent (.on: admin.listen) is the same when absent on
+ * both sides, whatever its default.
+ */
+static bool
+cfg_row_eq(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct cfg_type_ops *ops = &cfg_types[r->type];
+	bool on_a, on_b;
+
+	if (r->on != 0) {
+		on_a = *(const bool *)((const char *)a + r->on - 1);
+		on_b = *(const bool *)((const char *)b + r->on - 1);
+		if (on_a != on_b)
+			return false;
+		if (!on_a)
+			return true;
+	}
+	if (r->has != 0 && *(const bool *)((const char *)a + r->has - 1) !=
+	    *(const bool *)((const char *)b + r->has - 1))
+		return false;
+	if (ops->eq != NULL)
+		return ops->eq(r, a, b);
+	return memcmp((const char *)a + r->off, (const char *)b + r->off,
+	    ops->size) == 0;
+}
+
 /* Set one row's value in base from node v (file, default or env). */
 static int
 cfg_set(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
     const struct yaml_tree_node *v, const char *dpath)
 {
-	char *field = (char *)base + r->off, *ipath, buf[80], lo[32], hi[32];
-	struct yaml_tree_node *const *items;
-	const char *e;
-	uint64_t u;
-	double d;
-	char *endp;
-	size_t i, j, n;
-	int rc = 0;
+	int rc;
 
-	switch (r->type) {
-	case CT_UINT:
-	case CT_UNSIGNED:
-		if (v->type != YAML_TREE_SCALAR || yaml_tree_is_null(v) ||
-		    util_parse_u64(v->str, v->len, &u) != 0 || u < r->min ||
-		    u > r->max) {
-			cfg_error(ctx, v, dpath, "expected an integer from "
-			    "%llu to %llu, got %s", (unsigned long long)r->min,
-			    (unsigned long long)r->max,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		if (r->type == CT_UINT)
-			*(uint64_t *)(void *)field = u;
-		else
-			*(unsigned *)(void *)field = (unsigned)u;
-		break;
-	case CT_DURATION:
-	case CT_SIZE: {
-		/* Same checks, units apart: "5s" / "16k". */
-		bool dur = r->type == CT_DURATION;
-		const char *what = dur ? "duration" : "size";
-		const char *eg = dur ? "\"5s\"" : "\"16k\"";
-		char kind[48];
-
-		snprintf(kind, sizeof kind, "a %s such as %s", what, eg);
-		if (cfg_scalar(ctx, v, dpath, kind) != 0)
-			return -1;
-		if ((dur ? util_parse_duration_ms(v->str, &u) :
-		    util_parse_size(v->str, &u)) != 0) {
-			cfg_error(ctx, v, dpath, "expected %s, got %s", kind,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		if (u < r->min || u > r->max) {
-			(dur ? cfg_fmt_duration : cfg_fmt_size)(r->min, lo,
-			    sizeof lo);
-			(dur ? cfg_fmt_duration : cfg_fmt_size)(r->max, hi,
-			    sizeof hi);
-			cfg_error(ctx, v, dpath, "expected a %s from %s to %s, "
-			    "got %s", what, lo, hi,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		*(uint64_t *)(void *)field = u;
-		break;
-	}
-	case CT_BOOL:
-		if (v->type == YAML_TREE_SCALAR && !v->quoted &&
-		    (strcmp(v->str, "true") == 0 ||
-		    strcmp(v->str, "True") == 0 ||
-		    strcmp(v->str, "TRUE") == 0))
-			*(bool *)field = true;
-		else if (v->type == YAML_TREE_SCALAR && !v->quoted &&
-		    (strcmp(v->str, "false") == 0 ||
-		    strcmp(v->str, "False") == 0 ||
-		    strcmp(v->str, "FALSE") == 0))
-			*(bool *)field = false;
-		else {
-			cfg_error(ctx, v, dpath, "expected true or false, got "
-			    "%s", yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		break;
-	case CT_FLOAT:
-		if ((r->flags & CF_NULLABLE) && yaml_tree_is_null(v)) {
-			*(bool *)((char *)base + r->has - 1) = false;
-			*(double *)(void *)field = 0;
-			return 0;
-		}
-		d = 0;
-		endp = NULL;
-		if (v->type == YAML_TREE_SCALAR && !yaml_tree_is_null(v)) {
-			errno = 0;
-			d = strtod(v->str, &endp);
-		}
-		if (endp == NULL || endp == v->str || *endp != '\0' ||
-		    errno != 0 || !isfinite(d) || d < (double)r->min ||
-		    d > (double)r->max) {
-			cfg_error(ctx, v, dpath, "expected a number from %llu "
-			    "to %llu%s, got %s", (unsigned long long)r->min,
-			    (unsigned long long)r->max,
-			    (r->flags & CF_NULLABLE) ? " or null" : "",
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		*(double *)(void *)field = d;
-		break;
-	case CT_STRING:
-		if ((r->flags & CF_NULLABLE) && yaml_tree_is_null(v)) {
-			free(*(char **)(void *)field);
-			*(char **)(void *)field = NULL;
-			return 0;
-		}
-		if (cfg_scalar(ctx, v, dpath, "a string") != 0)
-			return -1;
-		if (v->len < r->min) {
-			cfg_error(ctx, v, dpath, "expected a non-empty string, "
-			    "got \"\"");
-			return -1;
-		}
-		if (r->check != NULL && (e = r->check(v->str)) != NULL) {
-			cfg_error(ctx, v, dpath, "%s, got %s", e,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		free(*(char **)(void *)field);
-		*(char **)(void *)field = xstrdup(v->str);
-		break;
-	case CT_ENUM:
-		for (i = 0; v->type == YAML_TREE_SCALAR &&
-		    r->choices[i] != NULL; i++) {
-			if (strcmp(v->str, r->choices[i]) == 0)
-				break;
-		}
-		if (v->type != YAML_TREE_SCALAR || r->choices[i] == NULL) {
-			cfg_error(ctx, v, dpath, "expected %s, got %s",
-			    cfg_fmt_choices(r->choices),
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		*(int *)(void *)field = (int)i;
-		break;
-	case CT_STRV: {
-		struct config_strv sv;
-
-		if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
-			return -1;
-		sv.v = xcalloc(n + 1, sizeof *sv.v);
-		sv.n = 0;
-		for (i = 0; i < n; i++) {
-			ipath = cfg_item_path(ctx, dpath, i);
-			cfg_pos_add(ctx, ipath, items[i]);
-			if (cfg_scalar(ctx, items[i], ipath, "a string") != 0)
-				rc = -1;
-			else if (r->check != NULL &&
-			    (e = r->check(items[i]->str)) != NULL) {
-				cfg_error(ctx, items[i], ipath, "%s, got %s", e,
-				    yaml_tree_describe(items[i], buf,
-				    sizeof buf));
-				rc = -1;
-			} else
-				sv.v[sv.n++] = xstrdup(items[i]->str);
-			free(ipath);
-		}
-		if (rc != 0) {
-			cfg_strv_clear(&sv);
-			return -1;
-		}
-		cfg_strv_clear((struct config_strv *)(void *)field);
-		*(struct config_strv *)(void *)field = sv;
-		break;
-	}
-	case CT_STYLES: {
-		/* The one style parser (config_styles_next), item by item. */
-		struct config_styles sl;
-		char msg[256];
-		size_t pos, words;
-		int r2;
-
-		if (cfg_list_items(ctx, v, dpath, &items, &n) != 0)
-			return -1;
-		config_styles_init(&sl);
-		for (i = 0; i < n; i++) {
-			ipath = cfg_item_path(ctx, dpath, i);
-			cfg_pos_add(ctx, ipath, items[i]);
-			if (items[i]->type != YAML_TREE_SCALAR) {
-				cfg_error(ctx, items[i], ipath, "%s, got %s",
-				    CFG_STYLE_EXPECTED, yaml_tree_describe(
-				    items[i], buf, sizeof buf));
-				rc = -1;
-				free(ipath);
-				continue;
-			}
-			pos = words = 0;
-			while ((r2 = config_styles_next(&sl, items[i]->str,
-			    items[i]->len, &pos, msg, sizeof msg)) != 0) {
-				words++;
-				if (r2 < 0) {
-					cfg_error(ctx, items[i], ipath, "%s",
-					    msg);
-					rc = -1;
-				}
-			}
-			if (words == 0) {
-				/* "", " , ": an item without a name. */
-				cfg_error(ctx, items[i], ipath, "%s, got %s",
-				    CFG_STYLE_EXPECTED, yaml_tree_describe(
-				    items[i], buf, sizeof buf));
-				rc = -1;
-			}
-			free(ipath);
-		}
-		if (rc == 0 &&
-		    config_styles_finish(&sl, msg, sizeof msg) != 0) {
-			cfg_error(ctx, v, dpath, "%s", msg);
-			rc = -1;
-		}
-		if (rc != 0)
-			return -1;
-		memcpy(field, sl.v, sl.n * sizeof sl.v[0]);
-		*(size_t *)(void *)((char *)base + r->cnt) = sl.n;
-		break;
-	}
-	case CT_MAP: {
-		struct config_kv **kvp = (struct config_kv **)(void *)field;
-		size_t *np = (size_t *)(void *)((char *)base + r->cnt);
-		struct config_kv *kv;
-
-		if (!yaml_tree_is_null(v) && v->type != YAML_TREE_MAP) {
-			cfg_error(ctx, v, dpath, "expected a map, got %s",
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		n = yaml_tree_is_null(v) ? 0 : v->n;
-		kv = xcalloc(n + 1, sizeof *kv);
-		for (i = 0, j = 0; i < n; i++) {
-			xasprintf(&ipath, "%s.%s", dpath, v->pairs[i].key->str);
-			if (cfg_scalar(ctx, v->pairs[i].value, ipath,
-			    "a string") != 0)
-				rc = -1;
-			else {
-				kv[j].key = xstrdup(v->pairs[i].key->str);
-				kv[j].value = xstrdup(v->pairs[i].value->str);
-				j++;
-			}
-			free(ipath);
-		}
-		for (i = 0; i < *np; i++) {
-			free((*kvp)[i].key);
-			free((*kvp)[i].value);
-		}
-		free(*kvp);
-		*kvp = kv;
-		*np = j;
-		return rc;
-	}
-	case CT_ADDR:
-	case CT_ADDRV: {
-		struct config_addr *av;
-
-		if (r->type == CT_ADDRV && v->type == YAML_TREE_SEQ) {
-			items = v->items;
-			n = v->n;
-		} else {
-			items = (struct yaml_tree_node *const *)&v;
-			n = 1;
-		}
-		if (n == 0) {
-			cfg_error(ctx, v, dpath, "expected at least one "
-			    "address, got an empty list");
-			return -1;
-		}
-		av = xcalloc(n, sizeof *av);
-		for (i = 0; i < n; i++) {
-			ipath = r->type == CT_ADDRV && v->type ==
-			    YAML_TREE_SEQ ? cfg_item_path(ctx, dpath, i) :
-			    xstrdup(dpath);
-			cfg_pos_add(ctx, ipath, items[i]);
-			if (cfg_scalar(ctx, items[i], ipath,
-			    "an address \"host:port\"") != 0)
-				rc = -1;
-			else if ((e = cfg_parse_addr(items[i]->str,
-			    &av[i])) != NULL) {
-				cfg_error(ctx, items[i], ipath, *e == 'p' ?
-				    "expected a port from 0 to 65535, got %s" :
-				    "expected \"host:port\" or \"[v6]:port\", "
-				    "got %s", yaml_tree_describe(items[i], buf,
-				    sizeof buf));
-				rc = -1;
-			}
-			free(ipath);
-		}
-		if (rc != 0) {
-			for (i = 0; i < n; i++)
-				cfg_addr_clear(&av[i]);
-			free(av);
-			return -1;
-		}
-		if (r->type == CT_ADDR) {
-			cfg_addr_clear((struct config_addr *)(void *)field);
-			*(struct config_addr *)(void *)field = av[0];
-			free(av);
-		} else {
-			struct config_addr **old =
-			    (struct config_addr **)(void *)field;
-			size_t *np = (size_t *)(void *)((char *)base + r->cnt);
-
-			for (i = 0; i < *np; i++)
-				cfg_addr_clear(&(*old)[i]);
-			free(*old);
-			*old = av;
-			*np = n;
-		}
-		break;
-	}
-	case CT_WORKERS:
-		if (v->type == YAML_TREE_SCALAR && strcmp(v->str, "auto") == 0) {
-			int nc = util_ncpu();
-
-			*(unsigned *)(void *)field = nc < 1 ? 1u :
-			    nc > (int)r->max ? (unsigned)r->max : (unsigned)nc;
-			break;
-		}
-		if (v->type != YAML_TREE_SCALAR || yaml_tree_is_null(v) ||
-		    util_parse_u64(v->str, v->len, &u) != 0 || u < r->min ||
-		    u > r->max) {
-			cfg_error(ctx, v, dpath, "expected \"auto\" or an "
-			    "integer from %llu to %llu, got %s",
-			    (unsigned long long)r->min,
-			    (unsigned long long)r->max,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		*(unsigned *)(void *)field = (unsigned)u;
-		break;
-	case CT_URL: {
-		struct config_upstream *up =
-		    (struct config_upstream *)(void *)field;
-
-		if (cfg_scalar(ctx, v, dpath, "an http:// or https:// URL") !=
-		    0)
-			return -1;
-		if ((e = cfg_parse_url(v->str, up)) != NULL) {
-			cfg_error(ctx, v, dpath, "%s, got %s", e,
-			    yaml_tree_describe(v, buf, sizeof buf));
-			return -1;
-		}
-		free(up->url);
-		up->url = xstrdup(v->str);
-		break;
-	}
-	case CT_ROUTE_CORS:
-		/* Handled by the walk (needs the route's scratch). */
-		break;
-	}
-	if (r->has != 0)
+	rc = cfg_types[r->type].set(ctx, r, base, v, dpath);
+	if (rc < 0)
+		return -1;
+	if (rc == 0 && r->has != 0)
 		*(bool *)((char *)base + r->has - 1) = true;
 	return 0;
 }
@@ -2079,63 +2407,58 @@ config_unref(struct config *cfg)
 	free(cfg);
 }
 
-/* NULL-safe string equality. */
-static bool
-cfg_streq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-/* Append s to a bounded buffer. */
-static void
-cfg_append(char *buf, const char *s, size_t size)
-{
-	size_t l = strlen(buf);
-
-	snprintf(buf + l, size - l, "%s", s);
-}
-
-/* Report the keys that cannot change on reload. */
+/*
+ * Report the keys that cannot change on reload: every CF_NORELOAD row of
+ * the schema, compared by its type's cfg_types[].eq, listed in table
+ * order.  A route or cors row compares the routes of the same index and
+ * the top-level cors block.
+ */
 int
 config_check_reload(const struct config *old, const struct config *new,
     char **cause)
 {
-	char list[256] = "";
+	const struct cfg_row *r;
+	char *list = NULL, *p, path[128];
+	size_t i, j, n;
 	bool same;
-	size_t i;
 
 	*cause = NULL;
-	same = old->n_listen == new->n_listen;
-	for (i = 0; same && i < old->n_listen; i++)
-		same = strcmp(old->listen[i].text, new->listen[i].text) == 0;
-	if (!same)
-		cfg_append(list, ", server.listen", sizeof list);
-	if (!cfg_streq(old->tls.cert, new->tls.cert) ||
-	    !cfg_streq(old->tls.key, new->tls.key))
-		cfg_append(list, ", server.tls", sizeof list);
-	if (old->workers != new->workers)
-		cfg_append(list, ", server.workers", sizeof list);
-	if (old->backlog != new->backlog)
-		cfg_append(list, ", server.backlog", sizeof list);
-	if (old->has_admin != new->has_admin || (old->has_admin &&
-	    strcmp(old->admin_listen.text, new->admin_listen.text) != 0))
-		cfg_append(list, ", admin.listen", sizeof list);
-	/* The exporter thread and the access log are set up once. */
-	if (old->exporter.type != new->exporter.type ||
-	    !cfg_streq(old->exporter.datadog_url, new->exporter.datadog_url) ||
-	    !cfg_streq(old->exporter.otlp_endpoint,
-	    new->exporter.otlp_endpoint) ||
-	    old->exporter.flush_interval_ms != new->exporter.flush_interval_ms ||
-	    old->exporter.max_queue_spans != new->exporter.max_queue_spans)
-		cfg_append(list, ", exporter", sizeof list);
-	if (!cfg_streq(old->logging.access_log, new->logging.access_log))
-		cfg_append(list, ", logging.access_log", sizeof list);
-	if (list[0] == '\0')
+	for (i = 0; i < CFG_NROWS; i++) {
+		r = &cfg_schema[i];
+		if (~r->flags & CF_NORELOAD)
+			continue;
+		same = true;
+		snprintf(path, sizeof path, "%s", r->path);
+		switch (r->base) {
+		case CB_CONFIG:
+			same = cfg_row_eq(r, old, new);
+			break;
+		case CB_CORS:
+			same = cfg_row_eq(r, &old->cors, &new->cors);
+			break;
+		case CB_ROUTE:
+			n = TS_MIN(old->n_routes, new->n_routes);
+			for (j = 0; same && j < n; j++) {
+				same = cfg_row_eq(r, &old->routes[j],
+				    &new->routes[j]);
+				if (!same)
+					snprintf(path, sizeof path,
+					    "routes[%zu]%s", j, r->path + 8);
+			}
+			break;
+		}
+		if (same)
+			continue;
+		xasprintf(&p, "%s%s%s", list != NULL ? list : "",
+		    list != NULL ? ", " : "", path);
+		free(list);
+		list = p;
+	}
+	if (list == NULL)
 		return 0;
 	xasprintf(cause, "%s: cannot change on reload (restart instead)",
-	    list + 2);
+	    list);
+	free(list);
 	return -1;
 }
 
@@ -2166,6 +2489,17 @@ config_schema_keys(const char *const **paths)
 	pthread_once(&cfg_key_once, cfg_key_init);
 	*paths = cfg_key_paths;
 	return CFG_NROWS;
+}
+
+/* Whether a reload may change path (config.h). */
+int
+config_schema_reloads(const char *path)
+{
+	const struct cfg_row *r = cfg_find_row(path);
+
+	if (r == NULL)
+		return -1;
+	return (r->flags & CF_NORELOAD) ? 0 : 1;
 }
 
 /* The position of key itself (config.h). */

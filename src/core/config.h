@@ -227,9 +227,10 @@ struct config *config_ref(struct config *);
 void config_unref(struct config *);
 
 /*
- * Keys that differ between old and new and cannot change on reload
- * (listen addresses, workers, tls, admin): returns 0 if none, else -1
- * with *cause naming them (caller frees).
+ * Keys that differ between old and new and cannot change on reload (the
+ * schema rows flagged so, config_schema_reloads): returns 0 if none, else
+ * -1 with *cause "key, key: cannot change on reload (restart instead)",
+ * keys in schema order (caller frees).
  */
 int config_check_reload(const struct config *old, const struct config *new,
     char **cause) TS_MUSTCHECK;
@@ -313,6 +314,12 @@ int config_styles_parse(const char *s, struct config_styles *, char *msg,
  * list items.  Returns the number of keys; *paths is a static array.
  */
 size_t config_schema_keys(const char *const **paths);
+/*
+ * Whether a reload may change the schema key path (its row's CF_NORELOAD
+ * flag, the only source config_check_reload reads): 1 it may, 0 it may
+ * not, -1 no such key.
+ */
+int config_schema_reloads(const char *path);
 
 /*
  * A checker for DD_TRACE_SAMPLING_RULES beyond "a JSON array": 0, or -1

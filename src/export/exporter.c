@@ -1,27 +1,55 @@
 /*
- * exporter.c -- the exporter core: per-worker SPSC byte rings, the span
+ * exporter.c -- the exporter core: per-worker SPSC chunk queues, the span
  * encoder that runs on the worker, and the exporter thread (its own event
- * base) that drains the rings on a tick, batches, flushes on
+ * base) that drains the queues on a tick, batches, flushes on
  * exporter.flush_interval or when enough is queued, retries transient
  * failures with exponential backoff, counts every drop, and publishes the
  * agent's rate_by_service table as an immutable, versioned snapshot
  * (ARCHITECTURE.md "Threads", PROPAGATION.md 11).
  *
- * Ring protocol (one producer: the worker; one consumer: the exporter
- * thread).  Records are a uint32 length and the bytes, 8-aligned; a
- * length of UINT32_MAX means "wrap to the start".  The producer
- * publishes head with a release store after writing, the consumer
- * publishes tail the same way after reading: no locks, no read-modify-
- * write instructions, and the producer touches the consumer's cache line
- * only when its cached copy of tail says the ring looks full.  A record
- * count bound (exporter.max_queue_spans split over the workers) sits on
- * top of the byte bound.
+ * Queue protocol (one producer: the worker; one consumer: the exporter
+ * thread).  A queue is a chain of chunks, each mapped on its own, so that
+ * its memory follows the load: one chunk while the exporter keeps up, as
+ * many as the backlog needs while the agent is slow (up to the byte
+ * bound), and back to one or two once it is drained.  Records are a
+ * uint32 length and the bytes, 8-aligned; a length of UINT32_MAX (or the
+ * chunk's end) means "continue in the next chunk".  The producer
+ * publishes each record with a release store of nprod, the consumer
+ * publishes what it took with a release store of ncons: no locks, no
+ * read-modify-write instruction per span, and the producer reads the
+ * consumer's counters only when its cached copies say the queue looks
+ * full.  A record count bound (exporter.max_queue_spans split over the
+ * workers) sits on top of the byte bound.
+ *
+ * Chunks go round: the consumer keeps the chunks it has emptied and hands
+ * them back to the producer, already resident, through a few hand-over
+ * slots, topped up on every tick to what the producer took per tick
+ * lately (plus one); new ones it maps with MAP_POPULATE on its own
+ * thread, so the worker neither faults nor makes a system call in steady
+ * state.  Only when every slot is empty (a burst) does the worker map a
+ * chunk itself.  When the demand falls (EXPORT_TRIM_TICKS ticks of it),
+ * the consumer takes the spare chunks back from the slots and unmaps
+ * them: the pages go back to the kernel at once.  A slot changes hands
+ * with an atomic exchange, so either side may empty it; the worker does
+ * that once per chunk (every few hundred spans), never per span.
+ *
+ * Accounting.  Every span accepted into a queue is, at every moment, in
+ * exactly one of: queued (in a queue: nprod - ncons), in flight (taken
+ * into the batch, being sent or waiting for a retry), exported, or
+ * dropped (agent error, unsampled, shutdown).  The exporter thread moves
+ * spans between the last four; it does each move inside a sequence lock
+ * (acct_begin/acct_end) so that exporter_get_stats, and so /metrics,
+ * reads them as one consistent snapshot even while a batch is in flight.
+ * Queue-full drops never enter a queue; they are counted on the worker.
  */
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +73,9 @@
 #define EXPORT_WRAP		UINT32_MAX
 #define EXPORT_MIN_RING		(64 * 1024)
 #define EXPORT_MAX_RING		(64 * 1024 * 1024)
+#define EXPORT_CHUNK		(256 * 1024)	/* a chunk's mapping */
+#define EXPORT_HAND		32		/* hand-over slots */
+#define EXPORT_TRIM_TICKS	20		/* demand window, ticks */
 #define EXPORT_BYTES_PER_SPAN	2048
 #define EXPORT_BATCH_SPANS	4096
 #define EXPORT_BATCH_BYTES	(8 * 1024 * 1024)
@@ -61,26 +92,60 @@ static const char *const lat_le[EXPORT_NBUCKETS] = {
 	"2.5", "+Inf",
 };
 
+/*
+ * One chunk of a queue: a mapping of map_len bytes, this header, then the
+ * records.  Mapped with mmap, not malloc, so that unmapping it gives its
+ * pages back to the kernel at once (malloc may keep them).
+ */
+struct export_chunk {
+	struct export_chunk	*next;		/* in the chain, or the pool */
+	uint64_t		 map_len;
+	uint64_t		 size;		/* bytes of records */
+	uint64_t		 pad;		/* data 8-aligned */
+	char			 data[];
+};
+
 struct exporter_queue {
 	/* Producer side: written by the worker only. */
-	uint64_t		 head __attribute__((aligned(EXPORT_CACHELINE)));
-	uint64_t		 nprod;
-	uint64_t		 tail_cache;
+	uint64_t		 nprod __attribute__((aligned(EXPORT_CACHELINE)));
+	struct export_chunk	*wchunk;	/* the chunk written to */
+	uint64_t		 wpos;
+	uint64_t		 linked;	/* bytes ever linked into the chain */
+	uint64_t		 released_cache;
 	uint64_t		 ncons_cache;
+	uint64_t		 ntaken;	/* hand-over chunks taken */
+	unsigned		 hnext;		/* slot to look at first */
+	uint64_t		 nmapped_prod;	/* chunks the worker mapped */
+	uint64_t		 mapped_prod;	/* their bytes */
 	uint64_t		 dropped;
 	char			*scratch;
 	size_t			 scratch_len;
 	size_t			 scratch_cap;
 
 	/* Consumer side: written by the exporter thread only. */
-	uint64_t		 tail __attribute__((aligned(EXPORT_CACHELINE)));
-	uint64_t		 ncons;
+	uint64_t		 ncons __attribute__((aligned(EXPORT_CACHELINE)));
+	struct export_chunk	*rchunk;	/* the chunk read from */
+	uint64_t		 rpos;
+	uint64_t		 released;	/* bytes ever unlinked */
+	uint64_t		 mapped_cons;	/* bytes mapped - unmapped here
+						   (mod 2^64: it unmaps the
+						   worker's chunks too) */
+	struct export_chunk	*pool;		/* emptied chunks, spare */
+	unsigned		 npool;
+	uint64_t		 ntaken_seen, nmapped_seen;
+	unsigned		 peak, peak_prev; /* chunks taken per tick */
+	unsigned		 pool_low;	/* fewest spares this window */
+	unsigned		 ticks;
+
+	/* Ready chunks, exporter thread -> worker; NULL: empty slot. */
+	struct export_chunk	*hand[EXPORT_HAND]
+	    __attribute__((aligned(EXPORT_CACHELINE)));
 
 	/* Immutable after creation. */
 	struct exporter		*ex __attribute__((aligned(EXPORT_CACHELINE)));
 	struct exporter_queue	*next;
-	char			*buf;
-	uint64_t		 cap;		/* power of two */
+	uint64_t		 cap;		/* bytes of chunks in the chain */
+	uint64_t		 chunk_len;	/* a standard chunk's mapping */
 	uint64_t		 max_recs;
 	bool			 disabled;
 };
@@ -129,6 +194,7 @@ struct exporter {
 	bool			 flush_asked;
 	bool			 stopping;
 	bool			 failing;
+	unsigned		 idle_ticks;	/* nothing queued or sent */
 	uint64_t		 last_warn_ns;
 
 	/* Published rates. */
@@ -139,6 +205,9 @@ struct exporter {
 
 	/* Exporter-thread counters (relaxed stores, single writer). */
 	uint64_t		 exported, dropped_agent, dropped_unsampled;
+	uint64_t		 inflight_spans; /* out of the queues,
+						   not yet exported or dropped */
+	uint64_t		 acct_seq;	/* odd while moving spans */
 	uint64_t		 requests, errors;
 	uint64_t		 lat_buckets[EXPORT_NBUCKETS];	/* not cumul. */
 	uint64_t		 lat_sum_us;
@@ -149,6 +218,38 @@ static void exporter_try_flush(struct exporter *, bool force);
 static void latency_add(struct exporter *, uint64_t us);
 static void render_section(FILE *, void *);
 static uint64_t queued_total(struct exporter *);
+
+/*
+ * The writer's side of the accounting sequence lock (exporter thread
+ * only): acct_begin makes the sequence odd before any counter of the
+ * move changes, acct_end even again after all of them changed.  A reader
+ * that saw the same even value before and after its reads saw no move
+ * half done (the seqlock of Boehm, "Can seqlocks get along with
+ * programming language memory models?", MSPC 2012).
+ */
+static void
+acct_begin(struct exporter *ex)
+{
+	__atomic_store_n(&ex->acct_seq, ex->acct_seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void
+acct_end(struct exporter *ex)
+{
+	__atomic_store_n(&ex->acct_seq, ex->acct_seq + 1, __ATOMIC_RELEASE);
+}
+
+/* n in-flight spans leave as exported (ok) or dropped. */
+static void
+acct_settle(struct exporter *ex, uint64_t n, uint64_t *to)
+{
+	acct_begin(ex);
+	util_counter_add(to, n);
+	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans - n,
+	    __ATOMIC_RELAXED);
+	acct_end(ex);
+}
 
 static uint64_t
 next_pow2(uint64_t v)
@@ -447,50 +548,133 @@ queue_drop(struct exporter_queue *q)
 	util_counter_add(&q->dropped, 1);
 }
 
-/* Encode a finished span into the worker's ring; false: dropped. */
+/* Map a chunk of map_len bytes (populate: fault it in now); NULL. */
+static struct export_chunk *
+chunk_map(uint64_t map_len, bool populate)
+{
+	struct export_chunk *c;
+
+	c = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	c->next = NULL;
+	c->map_len = map_len;
+	c->size = map_len - offsetof(struct export_chunk, data);
+	return c;
+}
+
+static void
+chunk_unmap(struct export_chunk *c)
+{
+	(void)munmap(c, c->map_len);
+}
+
+/* Worker: a ready chunk from the exporter thread, or NULL. */
+static struct export_chunk *
+hand_take(struct exporter_queue *q)
+{
+	struct export_chunk *c;
+	unsigned i, k;
+
+	for (i = 0; i < EXPORT_HAND; i++) {
+		k = (q->hnext + i) % EXPORT_HAND;
+		if (__atomic_load_n(&q->hand[k], __ATOMIC_RELAXED) == NULL)
+			continue;
+		/* The exporter thread may take it back meanwhile. */
+		c = __atomic_exchange_n(&q->hand[k], NULL, __ATOMIC_ACQUIRE);
+		if (c != NULL) {
+			q->hnext = k + 1;
+			__atomic_store_n(&q->ntaken, q->ntaken + 1,
+			    __ATOMIC_RELAXED);
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Worker: the record of need bytes does not fit in the current chunk.
+ * Link the next one (a ready one, or a new mapping when none is ready or
+ * the record needs a larger one) and return it; NULL when the byte bound
+ * is reached or nothing can be mapped.
+ */
+static struct export_chunk * __attribute__((noinline))
+chunk_next(struct exporter_queue *q, uint64_t need)
+{
+	struct export_chunk *c = q->wchunk, *n = NULL;
+	uint64_t map_len = q->chunk_len;
+
+	if (need > q->chunk_len - offsetof(struct export_chunk, data))
+		map_len = (offsetof(struct export_chunk, data) + need +
+		    4095) & ~(uint64_t)4095;
+	if (q->linked + map_len - q->released_cache > q->cap) {
+		q->released_cache = __atomic_load_n(&q->released,
+		    __ATOMIC_ACQUIRE);
+		if (q->linked + map_len - q->released_cache > q->cap)
+			return NULL;
+	}
+	if (map_len == q->chunk_len)
+		n = hand_take(q);
+	if (n == NULL) {
+		if ((n = chunk_map(map_len, false)) == NULL)
+			return NULL;
+		__atomic_store_n(&q->mapped_prod, q->mapped_prod + map_len,
+		    __ATOMIC_RELAXED);
+		__atomic_store_n(&q->nmapped_prod, q->nmapped_prod + 1,
+		    __ATOMIC_RELAXED);
+	}
+	n->next = NULL;
+	if (c->size - q->wpos >= 4) {
+		uint32_t wrap = EXPORT_WRAP;
+
+		memcpy(c->data + q->wpos, &wrap, sizeof wrap);
+	}
+	/* Published with the record's nprod (release). */
+	c->next = n;
+	__atomic_store_n(&q->linked, q->linked + map_len, __ATOMIC_RELAXED);
+	q->wchunk = n;
+	q->wpos = 0;
+	return n;
+}
+
+/* Encode a finished span into the worker's queue; false: dropped. */
 bool
 exporter_submit(struct exporter_queue *q, const struct span *sp)
 {
-	uint64_t head, pos, need, total, len;
+	struct export_chunk *c;
+	uint64_t need, len, pos;
+	uint32_t l32;
 
 	if (q == NULL || q->disabled)
 		return false;
 	q->scratch_len = 0;
 	encode_span(q, sp, &q->ex->proc);
 	len = q->scratch_len;
-	if (len > q->cap / 4) {
-		queue_drop(q);
-		return false;
+	if (len > q->cap / 4)
+		goto drop;
+	if (q->nprod - q->ncons_cache >= q->max_recs) {
+		q->ncons_cache = __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
+		if (q->nprod - q->ncons_cache >= q->max_recs)
+			goto drop;
 	}
 	need = (4 + len + 7) & ~(uint64_t)7;
-	head = q->head;
-	pos = head & (q->cap - 1);
-	total = q->cap - pos >= need ? need : (q->cap - pos) + need;
-	if (head + total - q->tail_cache > q->cap ||
-	    q->nprod - q->ncons_cache >= q->max_recs) {
-		q->tail_cache = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
-		q->ncons_cache = __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
-		if (head + total - q->tail_cache > q->cap ||
-		    q->nprod - q->ncons_cache >= q->max_recs) {
-			queue_drop(q);
-			return false;
-		}
-	}
-	if (total != need) {
-		uint32_t wrap = EXPORT_WRAP;
-
-		memcpy(q->buf + pos, &wrap, sizeof wrap);
+	c = q->wchunk;
+	pos = q->wpos;
+	if (__builtin_expect(c->size - pos < need, 0)) {
+		if ((c = chunk_next(q, need)) == NULL)
+			goto drop;
 		pos = 0;
 	}
-	{
-		uint32_t l32 = (uint32_t)len;
-
-		memcpy(q->buf + pos, &l32, sizeof l32);
-	}
-	memcpy(q->buf + pos + 4, q->scratch, len);
-	__atomic_store_n(&q->nprod, q->nprod + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&q->head, head + total, __ATOMIC_RELEASE);
+	l32 = (uint32_t)len;
+	memcpy(c->data + pos, &l32, sizeof l32);
+	memcpy(c->data + pos + 4, q->scratch, len);
+	q->wpos = pos + need;
+	__atomic_store_n(&q->nprod, q->nprod + 1, __ATOMIC_RELEASE);
 	return true;
+drop:
+	queue_drop(q);
+	return false;
 }
 
 /* A queue for one worker thread (owned by the exporter). */
@@ -506,8 +690,13 @@ exporter_queue_new(struct exporter *ex)
 	memset(q, 0, sizeof *q);
 	q->ex = ex;
 	q->cap = ex->ring_bytes;
+	/* At least four chunks fit in the byte bound. */
+	q->chunk_len = q->cap / 4 < EXPORT_CHUNK ? q->cap / 4 : EXPORT_CHUNK;
 	q->max_recs = ex->per_queue;
-	q->buf = xmalloc(q->cap);
+	if ((q->wchunk = chunk_map(q->chunk_len, true)) == NULL)
+		fatalx("export: out of memory");
+	q->rchunk = q->wchunk;
+	q->linked = q->mapped_prod = q->chunk_len;
 	q->scratch_cap = 4096;
 	q->scratch = xmalloc(q->scratch_cap);
 	pthread_mutex_lock(&ex->qlock);
@@ -531,7 +720,7 @@ queues_head(struct exporter *ex)
 	return q;
 }
 
-/* Records waiting in every ring (relaxed). */
+/* Records waiting in every queue (relaxed). */
 static uint64_t
 queued_total(struct exporter *ex)
 {
@@ -570,33 +759,146 @@ batch_add(struct exporter *ex, const char *p, size_t len)
 	ex->bn++;
 }
 
-/* Move records from the rings into the batch, up to its bounds. */
+/* Consumer: keep c as a spare (at most EXPORT_HAND of them), or unmap. */
+static void
+chunk_spare(struct exporter_queue *q, struct export_chunk *c)
+{
+	if (c->map_len == q->chunk_len && q->npool < EXPORT_HAND) {
+		c->next = q->pool;
+		q->pool = c;
+		q->npool++;
+		return;
+	}
+	__atomic_store_n(&q->mapped_cons, q->mapped_cons - c->map_len,
+	    __ATOMIC_RELEASE);
+	chunk_unmap(c);
+}
+
+/* Consumer: chunk c is emptied and out of the chain. */
+static void
+chunk_done(struct exporter_queue *q, struct export_chunk *c)
+{
+	__atomic_store_n(&q->released, q->released + c->map_len,
+	    __ATOMIC_RELEASE);
+	chunk_spare(q, c);
+}
+
+/*
+ * Consumer, every tick: top up the hand-over slots to what the worker
+ * took per tick lately (the larger of this window's and the last one's
+ * peak) plus one, from the spare chunks or new ones faulted in here, and
+ * take back what is ready beyond that.  At the end of each window, unmap
+ * the spares that were not needed during all of it (the fewest seen), so
+ * a steady load maps nothing and a queue idle for two windows keeps its
+ * current chunk and one ready.
+ */
+static void
+queue_upkeep(struct exporter_queue *q)
+{
+	uint64_t ntaken = __atomic_load_n(&q->ntaken, __ATOMIC_RELAXED);
+	uint64_t nmapped = __atomic_load_n(&q->nmapped_prod,
+	    __ATOMIC_RELAXED);
+	uint64_t taken, want, keep, limit, ready = 0;
+	struct export_chunk *c;
+	unsigned k;
+
+	taken = (ntaken - q->ntaken_seen) + (nmapped - q->nmapped_seen);
+	q->ntaken_seen = ntaken;
+	q->nmapped_seen = nmapped;
+	if (taken > q->peak)
+		q->peak = taken > EXPORT_HAND ? EXPORT_HAND : (unsigned)taken;
+	keep = q->peak > q->peak_prev ? q->peak : q->peak_prev;
+	/* Never more ready than the byte bound could link. */
+	limit = q->cap / q->chunk_len;
+	want = keep + 1 < limit ? keep + 1 : limit;
+	if (want > EXPORT_HAND)
+		want = EXPORT_HAND;
+	for (k = 0; k < EXPORT_HAND; k++) {
+		if (__atomic_load_n(&q->hand[k], __ATOMIC_RELAXED) != NULL) {
+			if (ready < want) {
+				ready++;
+				continue;
+			}
+			c = __atomic_exchange_n(&q->hand[k], NULL,
+			    __ATOMIC_ACQUIRE);
+			if (c != NULL)
+				chunk_spare(q, c);
+			continue;
+		}
+		if (ready >= want)
+			continue;
+		if ((c = q->pool) != NULL) {
+			q->pool = c->next;
+			q->npool--;
+		} else {
+			if ((c = chunk_map(q->chunk_len, true)) == NULL)
+				break;
+			__atomic_store_n(&q->mapped_cons, q->mapped_cons +
+			    q->chunk_len, __ATOMIC_RELEASE);
+		}
+		c->next = NULL;
+		/* Only this thread fills a slot: it is still empty. */
+		__atomic_store_n(&q->hand[k], c, __ATOMIC_RELEASE);
+		ready++;
+	}
+	if (q->npool < q->pool_low)
+		q->pool_low = q->npool;
+	if (++q->ticks < EXPORT_TRIM_TICKS)
+		return;
+	for (; q->pool_low > 0 && (c = q->pool) != NULL; q->pool_low--) {
+		q->pool = c->next;
+		q->npool--;
+		__atomic_store_n(&q->mapped_cons, q->mapped_cons -
+		    c->map_len, __ATOMIC_RELEASE);
+		chunk_unmap(c);
+	}
+	q->pool_low = q->npool;
+	q->peak_prev = q->peak;
+	q->peak = 0;
+	q->ticks = 0;
+}
+
+/* Move records from the queues into the batch, up to its bounds. */
 static void
 drain(struct exporter *ex)
 {
 	struct exporter_queue *q;
+	uint64_t moved = 0;
 
+	acct_begin(ex);
 	for (q = queues_head(ex); q != NULL; q = q->next) {
-		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
-		uint64_t tail = q->tail, ncons = q->ncons;
+		uint64_t nprod = __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
+		uint64_t ncons = q->ncons, pos = q->rpos;
+		struct export_chunk *c = q->rchunk;
 
-		while (tail != head && ex->bn < EXPORT_BATCH_SPANS &&
+		while (ncons != nprod && ex->bn < EXPORT_BATCH_SPANS &&
 		    ex->blen < EXPORT_BATCH_BYTES) {
-			uint64_t pos = tail & (q->cap - 1);
-			uint32_t len;
+			uint32_t len = EXPORT_WRAP;
 
-			memcpy(&len, q->buf + pos, sizeof len);
+			if (c->size - pos >= 4)
+				memcpy(&len, c->data + pos, sizeof len);
 			if (len == EXPORT_WRAP) {
-				tail += q->cap - pos;
+				/* Linked before this record was published. */
+				struct export_chunk *n = c->next;
+
+				chunk_done(q, c);
+				c = n;
+				pos = 0;
 				continue;
 			}
-			batch_add(ex, q->buf + pos + 4, len);
-			tail += (4 + (uint64_t)len + 7) & ~(uint64_t)7;
+			batch_add(ex, c->data + pos + 4, len);
+			pos += (4 + (uint64_t)len + 7) & ~(uint64_t)7;
 			ncons++;
 		}
+		q->rchunk = c;
+		q->rpos = pos;
+		moved += ncons - q->ncons;
 		__atomic_store_n(&q->ncons, ncons, __ATOMIC_RELEASE);
-		__atomic_store_n(&q->tail, tail, __ATOMIC_RELEASE);
 	}
+	/* Out of the queues, into the batch: in flight until it settles. */
+	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans + moved,
+	    __ATOMIC_RELAXED);
+	acct_end(ex);
 }
 
 static void
@@ -709,7 +1011,7 @@ http_done(const struct export_http_resp *r, void *arg)
 		res = EXPORT_FAIL;
 	if (res == EXPORT_OK) {
 		util_counter_add(&ex->requests, 1);
-		util_counter_add(&ex->exported, ex->bsent);
+		acct_settle(ex, ex->bsent, &ex->exported);
 		if (ex->type == CONFIG_EXPORTER_DATADOG)
 			rates_update(ex, r->body, r->body_len);
 		if (ex->failing) {
@@ -739,7 +1041,7 @@ http_done(const struct export_http_resp *r, void *arg)
 		evtimer_add(ex->retry_ev, &tv);
 		return;
 	}
-	util_counter_add(&ex->dropped_agent, ex->bsent);
+	acct_settle(ex, ex->bsent, &ex->dropped_agent);
 	warn_failure(ex, why, ex->bsent);
 	batch_clear(ex);
 	exporter_try_flush(ex, ex->stopping);
@@ -760,10 +1062,9 @@ send_batch(struct exporter *ex)
 	case CONFIG_EXPORTER_STDOUT:
 		n_sent = export_stdout_write(ex->opts.stdout_fd > 0 ?
 		    ex->opts.stdout_fd - 1 : STDOUT_FILENO, &b);
-		util_counter_add(&ex->exported, n_sent);
-		if (n_sent < b.n) {
-			util_counter_add(&ex->dropped_agent, b.n - n_sent);
-		}
+		acct_settle(ex, n_sent, &ex->exported);
+		if (n_sent < b.n)
+			acct_settle(ex, b.n - n_sent, &ex->dropped_agent);
 		free(b.recs);
 		batch_clear(ex);
 		return;
@@ -771,9 +1072,13 @@ send_batch(struct exporter *ex)
 		free(ex->req_body);
 		ex->req_body = export_otlp_body(&b, &ex->proc, &n_sent,
 		    &n_unsampled);
-		if (ex->attempt == 0 && n_unsampled > 0) {
-			util_counter_add(&ex->dropped_unsampled, n_unsampled);
-		}
+		if (ex->attempt == 0 && n_unsampled > 0)
+			acct_settle(ex, n_unsampled, &ex->dropped_unsampled);
+		/* A record that does not decode (never seen: we encoded
+		 * it) is neither sent nor unsampled; it must not vanish. */
+		if (ex->attempt == 0 && n_sent + n_unsampled < b.n)
+			acct_settle(ex, b.n - n_sent - n_unsampled,
+			    &ex->dropped_agent);
 		free(b.recs);
 		if (n_sent == 0) {
 			batch_clear(ex);
@@ -837,10 +1142,27 @@ static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exporter *ex = arg;
+	struct exporter_queue *q;
 
 	(void)fd;
 	(void)what;
 	exporter_try_flush(ex, false);
+	for (q = queues_head(ex); q != NULL; q = q->next)
+		queue_upkeep(q);
+	/*
+	 * The batch buffer grows to the largest batch (up to 8 MiB); once
+	 * nothing was queued or sent for a whole window, give it back.
+	 */
+	if (ex->inflight != NULL || ex->bn > 0 || queued_total(ex) > 0)
+		ex->idle_ticks = 0;
+	else if (++ex->idle_ticks >= EXPORT_TRIM_TICKS && ex->bbuf != NULL) {
+		free(ex->bbuf);
+		free(ex->boff);
+		free(ex->blens);
+		ex->bbuf = NULL;
+		ex->boff = ex->blens = NULL;
+		ex->bcap = ex->bncap = 0;
+	}
 }
 
 static void
@@ -861,20 +1183,36 @@ static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exporter *ex = arg;
+	struct exporter_queue *q;
 	uint64_t left;
 
 	(void)fd;
 	(void)what;
-	left = ex->bn + queued_total(ex);
 	if (ex->inflight != NULL) {
 		export_http_cancel(ex->inflight);
 		ex->inflight = NULL;
 	}
-	if (left > 0) {
-		util_counter_add(&ex->dropped_agent, left);
+	/*
+	 * What is in flight and what is still in the queues is dropped: the
+	 * queues are emptied so that no span counts both as queued and as
+	 * dropped (the workers submit no more).
+	 */
+	acct_begin(ex);
+	left = ex->inflight_spans;
+	for (q = queues_head(ex); q != NULL; q = q->next) {
+		uint64_t nprod = __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
+
+		/* Counted only: exporter_free unmaps the chain. */
+		left += nprod - q->ncons;
+		__atomic_store_n(&q->ncons, nprod, __ATOMIC_RELEASE);
+	}
+	util_counter_add(&ex->dropped_agent, left);
+	__atomic_store_n(&ex->inflight_spans, 0, __ATOMIC_RELAXED);
+	acct_end(ex);
+	batch_clear(ex);
+	if (left > 0)
 		log_warnx("export: shutdown: %llu spans not delivered",
 		    (unsigned long long)left);
-	}
 	event_base_loopbreak(ex->base);
 }
 
@@ -1146,6 +1484,7 @@ void
 exporter_free(struct exporter *ex)
 {
 	struct exporter_queue *q, *next;
+	unsigned i;
 
 	if (ex == NULL)
 		return;
@@ -1171,8 +1510,20 @@ exporter_free(struct exporter *ex)
 	if (ex->wake[1] >= 0)
 		close(ex->wake[1]);
 	for (q = ex->queues; q != NULL; q = next) {
+		struct export_chunk *c, *cn;
+
 		next = q->next;
-		free(q->buf);
+		for (c = q->rchunk; c != NULL; c = cn) {
+			cn = c->next;
+			chunk_unmap(c);
+		}
+		for (i = 0; i < EXPORT_HAND; i++)
+			if (q->hand[i] != NULL)
+				chunk_unmap(q->hand[i]);
+		for (c = q->pool; c != NULL; c = cn) {
+			cn = c->next;
+			chunk_unmap(c);
+		}
 		free(q->scratch);
 		free(q);
 	}
@@ -1227,21 +1578,64 @@ exporter_rates_copy(struct exporter *ex, struct sampler_rate **rates,
 void
 exporter_get_stats(const struct exporter *ex, struct exporter_stats *st)
 {
-	struct exporter_queue *q;
+	struct exporter_queue *head, *q;
+	uint64_t s1, s2, ncons;
+	unsigned spins = 0;
 
 	memset(st, 0, sizeof *st);
-	pthread_mutex_lock((pthread_mutex_t *)&ex->qlock);
-	for (q = ex->queues; q != NULL; q = q->next) {
-		uint64_t p = __atomic_load_n(&q->nprod, __ATOMIC_RELAXED);
-
-		st->submitted += p;
-		st->queued += p - __atomic_load_n(&q->ncons, __ATOMIC_RELAXED);
-		st->dropped_queue_full += util_counter_get(&q->dropped);
+	if (ex->type == CONFIG_EXPORTER_NONE)
+		return;
+	/*
+	 * Queues are only ever added at the head and freed with the
+	 * exporter: the list from here on needs no lock.  The reader must
+	 * not hold qlock while it waits for the sequence (drain takes it).
+	 */
+	head = queues_head((struct exporter *)ex);
+	/* The exporter thread's side as one snapshot (acct_begin). */
+	for (;;) {
+		s1 = __atomic_load_n(&ex->acct_seq, __ATOMIC_ACQUIRE);
+		if ((s1 & 1) != 0) {
+			/*
+			 * A move takes microseconds; should the exporter
+			 * thread be preempted in one (it may run at a lower
+			 * priority than this one), sleep instead of spinning.
+			 */
+			if (++spins < 64)
+				sched_yield();
+			else
+				(void)usleep(50);
+			continue;
+		}
+		ncons = 0;
+		for (q = head; q != NULL; q = q->next)
+			ncons += __atomic_load_n(&q->ncons, __ATOMIC_ACQUIRE);
+		st->exported = util_counter_get(&ex->exported);
+		st->dropped_agent_error = util_counter_get(&ex->dropped_agent);
+		st->dropped_unsampled =
+		    util_counter_get(&ex->dropped_unsampled);
+		st->inflight = __atomic_load_n(&ex->inflight_spans,
+		    __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&ex->acct_seq, __ATOMIC_RELAXED);
+		if (s1 == s2)
+			break;
 	}
-	pthread_mutex_unlock((pthread_mutex_t *)&ex->qlock);
-	st->exported = util_counter_get(&ex->exported);
-	st->dropped_agent_error = util_counter_get(&ex->dropped_agent);
-	st->dropped_unsampled = util_counter_get(&ex->dropped_unsampled);
+	/*
+	 * The workers' side after it: every record the snapshot counted as
+	 * consumed was produced before (the acquire loads of ncons), so
+	 * nprod >= ncons and queued = submitted - consumed is exact.
+	 */
+	for (q = head; q != NULL; q = q->next) {
+		st->submitted += __atomic_load_n(&q->nprod, __ATOMIC_ACQUIRE);
+		st->dropped_queue_full += util_counter_get(&q->dropped);
+		/* The exporter's side first: what it unmapped of the
+		 * worker's chunks was mapped before (release, acquire). */
+		st->queue_bytes += __atomic_load_n(&q->mapped_cons,
+		    __ATOMIC_ACQUIRE);
+		st->queue_bytes += __atomic_load_n(&q->mapped_prod,
+		    __ATOMIC_ACQUIRE);
+	}
+	st->queued = st->submitted - ncons;
 	st->requests = util_counter_get(&ex->requests);
 	st->errors = util_counter_get(&ex->errors);
 }
@@ -1275,6 +1669,11 @@ render_section(FILE *fp, void *arg)
 	drops[0] = st.dropped_queue_full;
 	drops[1] = st.dropped_agent_error;
 	drops[2] = st.dropped_unsampled;
+	fprintf(fp, "# HELP tracestitch_export_submitted_spans_total Spans "
+	    "handed to the exporter; each is exported, dropped, queued or in "
+	    "flight.\n# TYPE tracestitch_export_submitted_spans_total "
+	    "counter\ntracestitch_export_submitted_spans_total %llu\n",
+	    (unsigned long long)(st.submitted + st.dropped_queue_full));
 	fprintf(fp, "# HELP tracestitch_export_spans_total Spans accepted "
 	    "by the export backend.\n# TYPE tracestitch_export_spans_total "
 	    "counter\ntracestitch_export_spans_total %llu\n",
@@ -1299,6 +1698,16 @@ render_section(FILE *fp, void *arg)
 	    "the export queues.\n# TYPE tracestitch_export_queue_spans "
 	    "gauge\ntracestitch_export_queue_spans %llu\n",
 	    (unsigned long long)st.queued);
+	fprintf(fp, "# HELP tracestitch_export_queue_bytes Memory the "
+	    "export queues hold now (chunks in use and spare).\n"
+	    "# TYPE tracestitch_export_queue_bytes gauge\n"
+	    "tracestitch_export_queue_bytes %llu\n",
+	    (unsigned long long)st.queue_bytes);
+	fprintf(fp, "# HELP tracestitch_export_inflight_spans Spans taken "
+	    "from the queues into a request being sent or waiting for a "
+	    "retry.\n# TYPE tracestitch_export_inflight_spans gauge\n"
+	    "tracestitch_export_inflight_spans %llu\n",
+	    (unsigned long long)st.inflight);
 	fprintf(fp, "# HELP tracestitch_export_duration_seconds Export "
 	    "request latency, from sending to the answer.\n"
 	    "# TYPE tracestitch_export_duration_seconds histogram\n");

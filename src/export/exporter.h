@@ -7,10 +7,12 @@
  *
  * A worker encodes each finished span on its own thread into a compact
  * record (the Datadog v0.4 span map, packed with msgpack-c) and copies it
- * into its own single-producer/single-consumer byte ring.  Submitting
- * never blocks, never locks and never allocates: when the ring is full
- * the span is dropped and counted.  The exporter thread drains every ring
- * on its flush timer and hands the batch to the configured backend
+ * into its own single-producer/single-consumer queue, a chain of chunks
+ * that grows with the backlog and shrinks when it is drained.  Submitting
+ * never blocks and never locks; it allocates only in a burst that the
+ * exporter thread's ready chunks do not cover.  When the queue is full
+ * the span is dropped and counted.  The exporter thread drains every
+ * queue on its flush timer and hands the batch to the configured backend
  * (datadog, otlp, stdout); "none" keeps no thread at all.
  */
 #ifndef TS_EXPORT_EXPORTER_H
@@ -38,6 +40,9 @@ struct exporter_stats {
 	uint64_t requests;		/* export requests answered 2xx */
 	uint64_t errors;		/* failed export attempts */
 	uint64_t queued;		/* records in the queues now */
+	uint64_t inflight;		/* taken from the queues, being sent
+					   or waiting for a retry */
+	uint64_t queue_bytes;		/* memory the queues hold now */
 };
 
 /* Knobs the tests turn; exporter_new uses the defaults (all 0). */

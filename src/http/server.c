@@ -145,6 +145,11 @@ server_gen_unref(struct server_gen *g)
 		if (g->route_cors[i] != g->default_cors)
 			cors_policy_free(g->route_cors[i]);
 	}
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		free(g->route_up[i].addrs);
+		free(g->route_up[i].error);
+	}
+	free(g->route_up);
 	free(g->route_prop);
 	cors_policy_free(g->default_cors);
 	free(g->route_ssl);
@@ -201,6 +206,7 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 	g->route_slot = xcalloc(cfg->n_routes, sizeof *g->route_slot);
 	g->route_cors = xcalloc(cfg->n_routes, sizeof *g->route_cors);
 	g->route_prop = xcalloc(cfg->n_routes, sizeof *g->route_prop);
+	g->route_up = xcalloc(cfg->n_routes, sizeof *g->route_up);
 	/* While we proxy, the client may wait for the slowest upstream. */
 	g->busy_timeout_ms = cfg->limits.idle_timeout_ms;
 	for (i = 0; i < cfg->n_routes; i++) {
@@ -241,6 +247,18 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 		const struct config_upstream *up = &cfg->routes[i].upstream;
 
 		g->route_slot[i] = metrics_route_slot(cfg->routes[i].name);
+		/*
+		 * Once per generation, here on the main thread: a blocking
+		 * lookup in a worker would stall its clients at every reload.
+		 * A host that does not resolve is not a refusal (DNS may
+		 * recover by the next reload): the workers warn and the route
+		 * answers 502.
+		 */
+		if (upstream_resolve(up, &g->route_up[i].addrs,
+		    &g->route_up[i].n, &cause) != 0) {
+			g->route_up[i].error = cause;
+			cause = NULL;
+		}
 		if (cfg->routes[i].cors == &cfg->cors)
 			g->route_cors[i] = g->default_cors;
 		else if (cfg->routes[i].cors != NULL) {
@@ -418,8 +436,13 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		r->slot = g->route_slot[i];
 		r->cors = g->route_cors[i];
 		r->prop = &g->route_prop[i];
-		r->pool = upstream_pool_new(w->base, &r->conf->upstream,
-		    g->route_ssl[i], &cause);
+		/* The addresses the main thread resolved (server_gen_new). */
+		if (g->route_up[i].n == 0)
+			cause = xstrdup(g->route_up[i].error);
+		else
+			r->pool = upstream_pool_new(w->base,
+			    &r->conf->upstream, g->route_up[i].addrs,
+			    g->route_up[i].n, g->route_ssl[i], &cause);
 		if (r->pool == NULL) {
 			log_warnx("worker %u: route %s: upstream %s: %s", w->id,
 			    r->conf->name, r->conf->upstream.url,

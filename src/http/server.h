@@ -41,6 +41,18 @@ struct exporter;
 struct exporter_queue;
 struct cors_policy;
 
+/*
+ * A route's upstream addresses, resolved by the main thread when the
+ * generation is built (every worker's pool connects to these; no worker
+ * resolves).  n == 0: the host did not resolve, error says why, and the
+ * route answers 502 until a reload resolves it.
+ */
+struct server_gen_upstream {
+	struct upstream_addr *addrs;
+	size_t n;
+	char *error;
+};
+
 struct server_gen {
 	int refs;			/* atomic */
 	struct config *cfg;
@@ -50,6 +62,7 @@ struct server_gen {
 	struct cors_policy **route_cors; /* per route, NULL: no CORS */
 	struct cors_policy *default_cors; /* top-level block, or NULL */
 	struct propagation_conf *route_prop; /* per route (behavior override) */
+	struct server_gen_upstream *route_up; /* per route, resolved once */
 	uint64_t id;			/* generation number, 1.. */
 	uint64_t busy_timeout_ms;	/* client timeout while we proxy */
 };

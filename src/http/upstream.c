@@ -1,9 +1,10 @@
 /*
  * upstream.c -- our own HTTP/1.1 client for the backends.
  *
- * Each worker holds one struct upstream_pool per route: the resolved
- * backend address, the client TLS context (https) and a LIFO list of idle
- * keep-alive connections.  An exchange (struct upstream_req) takes an idle
+ * Each worker holds one struct upstream_pool per route: the backend's
+ * addresses (resolved by the main thread, upstream_resolve), the client
+ * TLS context (https) and a LIFO list of idle keep-alive connections.
+ * An exchange (struct upstream_req) takes an idle
  * connection or opens a new one with a non-blocking connect, writes the
  * request the caller serialized, and parses the response with the strict
  * RFC 9112 parser of http_response.c, handing the head and the
@@ -146,8 +147,9 @@ struct upstream_pool {
 	unsigned refs;			/* owner + conns + reqs */
 	bool dying;			/* upstream_pool_free() was called */
 	char *name;			/* "host:port", for logs */
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct upstream_addr *addrs;	/* every address, resolved by the
+					 * main thread; we connect to [0] */
+	size_t n_addrs;
 	SSL_CTX *ssl_ctx;		/* NULL: plain http */
 	char *server_name;		/* SNI and verified name */
 	bool verify;
@@ -212,32 +214,42 @@ pool_unref(struct upstream_pool *pool)
 		SSL_CTX_free(pool->ssl_ctx);
 	free(pool->server_name);
 	free(pool->name);
+	free(pool->addrs);
 	free(pool);
 }
 
-static int
-pool_resolve(struct upstream_pool *pool, const struct config_upstream *conf,
-    char **cause)
+/* Resolve a backend's host once (upstream.h). */
+int
+upstream_resolve(const struct config_upstream *conf,
+    struct upstream_addr **addrs, size_t *n, char **cause)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&pool->addr;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&pool->addr;
-	struct addrinfo hints, *res;
+	struct upstream_addr *a = xcalloc(1, sizeof *a);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+	struct addrinfo hints, *res, *ai;
 	char port[8];
+	size_t i;
 	int rc;
 
-	memset(&pool->addr, 0, sizeof pool->addr);
+	*addrs = NULL;
+	*n = 0;
 	if (inet_pton(AF_INET, conf->host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(conf->port);
-		pool->addrlen = sizeof *sin;
+		a->len = sizeof *sin;
+		*addrs = a;
+		*n = 1;
 		return 0;
 	}
 	if (inet_pton(AF_INET6, conf->host, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(conf->port);
-		pool->addrlen = sizeof *sin6;
+		a->len = sizeof *sin6;
+		*addrs = a;
+		*n = 1;
 		return 0;
 	}
+	free(a);
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -248,17 +260,34 @@ pool_resolve(struct upstream_pool *pool, const struct config_upstream *conf,
 		    conf->host, gai_strerror(rc));
 		return -1;
 	}
-	/* The first address only (documented). */
-	memcpy(&pool->addr, res->ai_addr, res->ai_addrlen);
-	pool->addrlen = res->ai_addrlen;
+	/* Every address, in getaddrinfo's (RFC 6724) order. */
+	for (ai = res, i = 0; ai != NULL; ai = ai->ai_next)
+		i++;
+	a = xcalloc(i, sizeof *a);
+	for (ai = res, i = 0; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof a[i].ss)
+			continue;
+		memcpy(&a[i].ss, ai->ai_addr, ai->ai_addrlen);
+		a[i].len = ai->ai_addrlen;
+		i++;
+	}
 	freeaddrinfo(res);
+	if (i == 0) {
+		free(a);
+		xasprintf(cause, "cannot resolve upstream host %s: no "
+		    "address", conf->host);
+		return -1;
+	}
+	*addrs = a;
+	*n = i;
 	return 0;
 }
 
 /* Create the pool for one backend on base. */
 struct upstream_pool *
 upstream_pool_new(struct event_base *base, const struct config_upstream *conf,
-    SSL_CTX *ssl_ctx, char **cause)
+    const struct upstream_addr *addrs, size_t n_addrs, SSL_CTX *ssl_ctx,
+    char **cause)
 {
 	struct upstream_pool *pool;
 
@@ -267,16 +296,20 @@ upstream_pool_new(struct event_base *base, const struct config_upstream *conf,
 		    conf->url : "(null)");
 		return NULL;
 	}
+	if (n_addrs == 0) {
+		xasprintf(cause, "upstream %s: no address", conf->host);
+		return NULL;
+	}
 	if (conf->scheme == CONFIG_SCHEME_HTTPS && ssl_ctx == NULL) {
 		xasprintf(cause, "upstream %s: https without a TLS context",
 		    conf->host);
 		return NULL;
 	}
 	pool = xcalloc(1, sizeof *pool);
-	if (pool_resolve(pool, conf, cause) != 0) {
-		free(pool);
-		return NULL;
-	}
+	/* A copy: the pool may outlive the generation (orphans, retries). */
+	pool->addrs = xcalloc(n_addrs, sizeof *pool->addrs);
+	memcpy(pool->addrs, addrs, n_addrs * sizeof *pool->addrs);
+	pool->n_addrs = n_addrs;
 	pool->base = base;
 	pool->refs = 1;
 	xasprintf(&pool->name, "%s:%u", conf->host, (unsigned)conf->port);
@@ -384,7 +417,7 @@ conn_open(struct upstream_req *req, const char **errstr)
 	int fd, one = 1;
 
 	pool->connects++;
-	fd = socket(pool->addr.ss_family,
+	fd = socket(pool->addrs[0].ss.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		log_debug("upstream %s: socket: %s", pool->name,
@@ -393,8 +426,8 @@ conn_open(struct upstream_req *req, const char **errstr)
 		return -1;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (connect(fd, (struct sockaddr *)&pool->addr, pool->addrlen) == -1 &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&pool->addrs[0].ss,
+	    pool->addrs[0].len) == -1 && errno != EINPROGRESS) {
 		log_debug("upstream %s: connect: %s", pool->name,
 		    strerror(errno));
 		*errstr = connect_errstr(errno);

@@ -34,6 +34,7 @@
 #define TS_UPSTREAM_H
 
 #include <sys/queue.h>	/* TAILQ_* for the header lists */
+#include <sys/socket.h>	/* struct sockaddr_storage */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -68,14 +69,34 @@ struct upstream_cbs {
 	    const char *errstr, bool head_sent, void *arg);
 };
 
+/* One resolved address of a backend. */
+struct upstream_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
 /*
- * Create a pool for one backend on base.  ssl_ctx is the client context for
- * https upstreams (from tls_client_ctx_new), NULL for http; the pool takes
- * a reference.  Returns NULL with *cause set (caller frees) when the
- * address cannot be resolved.
+ * Resolve conf's host and port: a literal IPv4 / IPv6 address without a
+ * lookup, a name by getaddrinfo (blocking), every address in the order
+ * getaddrinfo gives.  *addrs is a new array (caller frees) of *n >= 1
+ * entries.  -1 with *cause set (caller frees) when the host does not
+ * resolve.  The main thread calls it once per generation (server.c); the
+ * workers never resolve.
+ */
+int upstream_resolve(const struct config_upstream *conf,
+    struct upstream_addr **addrs, size_t *n, char **cause) TS_MUSTCHECK;
+
+/*
+ * Create a pool for one backend on base, connecting to the n_addrs
+ * addresses (from upstream_resolve; the pool keeps a copy of them all and
+ * connects to the first).  ssl_ctx is the client context for https
+ * upstreams (from tls_client_ctx_new), NULL for http; the pool takes a
+ * reference.  Returns NULL with *cause set (caller frees) when conf has no
+ * host, n_addrs is 0 or https lacks a context.
  */
 struct upstream_pool *upstream_pool_new(struct event_base *base,
-    const struct config_upstream *conf, SSL_CTX *ssl_ctx, char **cause);
+    const struct config_upstream *conf, const struct upstream_addr *addrs,
+    size_t n_addrs, SSL_CTX *ssl_ctx, char **cause);
 /* Close idle connections; in-flight exchanges keep the pool alive until
  * they finish (the last one frees it).  NULL-safe. */
 void upstream_pool_free(struct upstream_pool *);

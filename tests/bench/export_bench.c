@@ -113,6 +113,7 @@ main(int argc, char **argv)
 	char url[64], *cause = NULL;
 	double seconds = 5, rate = 50000, worker_ns, exporter_ns;
 	uint64_t w0, p0, a0, m0, t0, wcpu = 0, pcpu, acpu, mcpu, n = 0, next;
+	uint64_t qpeak = 0;
 	size_t nh = TS_NITEMS(bench_headers);
 	int i;
 
@@ -175,6 +176,12 @@ main(int argc, char **argv)
 			(void)exporter_submit(q, &bench_spans[i]);
 		wcpu += bench_clock(CLOCK_THREAD_CPUTIME_ID) - t0;
 		n += (uint64_t)per;
+		/* The queue's memory, every 10 ms (untimed). */
+		if (n % (uint64_t)(10 * per) == 0) {
+			exporter_get_stats(ex, &st);
+			if (st.queue_bytes > qpeak)
+				qpeak = st.queue_bytes;
+		}
 		next += 1000000;
 		while (bench_clock(CLOCK_MONOTONIC) < next)
 			usleep(100);
@@ -215,6 +222,8 @@ main(int argc, char **argv)
 	    exporter_ns);
 	printf("  span cost:                         %7.0f ns/span "
 	    "(budget %.0f)\n", worker_ns + exporter_ns, BENCH_BUDGET_NS);
+	printf("  export queue memory: peak %llu KiB\n",
+	    (unsigned long long)(qpeak / 1024));
 	printf("  exported %llu, dropped queue_full %llu, agent_error %llu\n",
 	    (unsigned long long)st.exported,
 	    (unsigned long long)st.dropped_queue_full,

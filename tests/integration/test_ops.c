@@ -465,6 +465,81 @@ START_TEST(reload_bad_config_keeps_old)
 }
 END_TEST
 
+/*
+ * Two routes, "gone" (under /echo/gone) to url, the rest to the backend
+ * on port.
+ */
+static char *
+gone_route_to(const char *url, uint16_t port)
+{
+	return itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 2}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - {name: gone, path_prefix: /echo/gone, upstream: {url: \"%s\"}}\n"
+	    "  - {name: api, upstream: {url: \"http://127.0.0.1:%u\"}}\n"
+	    "exporter: {type: none}\n", url, port);
+}
+
+/*
+ * The main thread resolves upstream hosts once per generation.  A host
+ * that does not resolve (RFC 6761: .invalid never does) is no refusal,
+ * not even for -n: each worker warns with the main thread's cause and the
+ * route answers 502 while the others serve; a reload resolves anew.
+ */
+START_TEST(unresolved_upstream_answers_502_until_reload)
+{
+	const char *args[] = { "-n", "-c", NULL, NULL };
+	static const char warn[] = "route gone: upstream "
+	    "http://no-such-host.invalid:9: cannot resolve upstream host "
+	    "no-such-host.invalid: ";
+	struct itest_proc *one, *gw;
+	struct itest_resp r;
+	char *yaml, *name, *out, *err;
+	size_t from;
+
+	one = itest_backend_start("one");
+	yaml = gone_route_to("http://no-such-host.invalid:9", one->port);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, warn, 0,
+	    ITEST_TIMEOUT_MS) > 0, "no \"%s\" warning in:\n%s", warn,
+	    itest_log_read(gw, ITEST_STDERR));
+
+	ck_assert_int_eq(itest_get(gw->port, "/echo/gone/x", &r), 0);
+	itest_assert_error(&r, 502, "bad_gateway");
+	ck_assert_ptr_nonnull(strstr(r.body, "could not be resolved"));
+	itest_resp_clear(&r);
+	name = who(gw->port);
+	ck_assert_str_eq(name, "one");
+	free(name);
+
+	args[2] = gw->cfg_path;
+	ck_assert_int_eq(itest_gateway_run(args, &out, &err,
+	    ITEST_TIMEOUT_MS), 0);
+	ck_assert_msg(strstr(out, "configuration OK") != NULL, "-n: %s%s",
+	    out, err);
+	free(out);
+	free(err);
+
+	yaml = itest_strf("http://127.0.0.1:%u", one->port);
+	name = gone_route_to(yaml, one->port);
+	free(yaml);
+	itest_rewrite(gw->cfg_path, name);
+	free(name);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "configuration reloaded",
+	    from, ITEST_TIMEOUT_MS) > 0);
+	ck_assert_int_eq(itest_get(gw->port, "/echo/gone/x", &r), 0);
+	ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_log_count(gw, ITEST_STDERR, "cannot resolve",
+	    from), 0);
+	itest_proc_stop(gw, SIGTERM, ITEST_TIMEOUT_MS);
+}
+END_TEST
+
 START_TEST(reload_under_traffic_loses_nothing)
 {
 	struct itest_proc *one, *two, *gw;
@@ -647,6 +722,7 @@ ops_suite(void)
 	tcase_add_test(run, metrics_families_documented);
 	tcase_add_test(run, reload_switches_upstream);
 	tcase_add_test(run, reload_bad_config_keeps_old);
+	tcase_add_test(run, unresolved_upstream_answers_502_until_reload);
 	tcase_add_test(run, reload_under_traffic_loses_nothing);
 	tcase_add_test(run, sigterm_drains_in_flight_requests);
 	tcase_add_test(run, sigint_idle_exits_zero);

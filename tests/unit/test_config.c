@@ -828,6 +828,79 @@ START_TEST(test_reference_documents_every_key)
 }
 END_TEST
 
+/* Trim blanks and one pair of backticks from a table cell, in place. */
+static char *
+doc_cell(char *c)
+{
+	size_t l;
+
+	while (*c == ' ')
+		c++;
+	l = strlen(c);
+	while (l > 0 && c[l - 1] == ' ')
+		c[--l] = '\0';
+	if (l >= 2 && c[0] == '`' && c[l - 1] == '`') {
+		c[l - 1] = '\0';
+		c++;
+	}
+	return c;
+}
+
+/*
+ * The "reload" column of the key table in docs/configuration.md says what
+ * the schema table says (config_schema_reloads, the flag
+ * config_check_reload reads), for every key, each listed once.
+ */
+START_TEST(test_doc_reload_column)
+{
+	static const char head[] =
+	    "| key | type | default | environment | reload | meaning |\n";
+	const char *root = getenv("TS_SOURCE_ROOT"), *const *keys;
+	char path[4096], *text, *line, *next, *cell[6], *key, *rl;
+	size_t n, i, len, rows = 0, c;
+	bool *seen;
+	int want;
+
+	ck_assert_ptr_nonnull(root);
+	snprintf(path, sizeof path, "%s/docs/configuration.md", root);
+	text = read_file(path, &len);
+	n = config_schema_keys(&keys);
+	seen = calloc(n, sizeof *seen);
+	ck_assert_ptr_nonnull(seen);
+	line = strstr(text, head);
+	ck_assert_msg(line != NULL, "no key table in %s", path);
+	line += sizeof head - 1;
+	line = strchr(line, '\n') + 1;		/* |---|---| */
+	for (; *line == '|'; line = next) {
+		next = strchr(line, '\n');
+		ck_assert_ptr_nonnull(next);
+		*next++ = '\0';
+		line++;
+		for (c = 0; c < 6; c++)
+			cell[c] = doc_cell(strsep(&line, "|"));
+		ck_assert_msg(line != NULL, "short row for %s", cell[0]);
+		key = cell[0];
+		rl = cell[4];
+		want = config_schema_reloads(key);
+		ck_assert_msg(want != -1, "documented key %s is not in the "
+		    "schema", key);
+		for (i = 0; strcmp(keys[i], key) != 0; i++)
+			;
+		ck_assert_msg(!seen[i], "%s documented twice", key);
+		seen[i] = true;
+		ck_assert_msg(strcmp(rl, want ? "yes" : "**no**") == 0,
+		    "%s: docs say reload \"%s\", the schema says %s", key, rl,
+		    want ? "yes" : "no");
+		rows++;
+	}
+	/* Every key has its row: none is missing from the table. */
+	ck_assert_uint_eq(rows, n);
+	ck_assert_uint_gt(rows, 50);
+	free(seen);
+	free(text);
+}
+END_TEST
+
 static const char *const conf_files[] = { "tracestitch.yaml", "demo.yaml" };
 
 START_TEST(test_conf_files_load)
@@ -906,6 +979,68 @@ START_TEST(test_reload_check)
 	config_unref(a);
 	config_unref(b);
 	config_unref(c);
+}
+END_TEST
+
+/*
+ * Each non-reloadable key alone, changed from the minimal config (and
+ * back: the check is symmetric); NULL: the change reloads.
+ */
+static const struct {
+	const char *yaml;	/* added to minimal */
+	const char *keys;	/* the keys named, or NULL */
+} reload_rows[] = {
+	{ "server: {listen: [\"127.0.0.1:8080\"]}\n", "server.listen" },
+	{ "server: {tls: {cert: a.pem, key: a.key}}\n",
+	  "server.tls.cert, server.tls.key" },
+	{ "server: {backlog: 77}\n", "server.backlog" },
+	/* The admin block added at its default address. */
+	{ "admin: {}\n", "admin.listen" },
+	{ "admin: {listen: \"127.0.0.1:9902\"}\n", "admin.listen" },
+	{ "exporter: {type: none}\n", "exporter.type" },
+	{ "exporter: {datadog_url: \"http://agent:8126\"}\n",
+	  "exporter.datadog_url" },
+	{ "exporter: {otlp_endpoint: \"http://c:4318/v1/traces\"}\n",
+	  "exporter.otlp_endpoint" },
+	{ "exporter: {flush_interval: 2s}\n", "exporter.flush_interval" },
+	{ "exporter: {max_queue_spans: 5}\n", "exporter.max_queue_spans" },
+	{ "logging: {access_log: \"off\"}\n", "logging.access_log" },
+	{ "exporter: {type: none, max_queue_spans: 5}\n"
+	  "logging: {access_log: stderr}\n",
+	  "exporter.type, exporter.max_queue_spans, logging.access_log" },
+	{ "server: {limits: {max_connections: 5}}\n", NULL },
+	{ "cors: {max_age: 5}\n", NULL },
+	{ "logging: {level: debug}\n", NULL },
+	{ "propagation: {extract: [b3]}\n", NULL },
+	{ "tracing: {tags: {a: b}}\n", NULL },
+};
+
+START_TEST(test_reload_rows)
+{
+	struct config *a = load_ok(minimal, no_env), *b;
+	char *text, *cause, *want = NULL;
+
+	xasprintf(&text, "%s%s", minimal, reload_rows[_i].yaml);
+	b = load_ok(text, no_env);
+	if (reload_rows[_i].keys != NULL)
+		xasprintf(&want, "%s: cannot change on reload (restart "
+		    "instead)", reload_rows[_i].keys);
+	ck_assert_int_eq(config_check_reload(a, b, &cause),
+	    (want != NULL ? -1 : 0));
+	if (want != NULL)
+		ck_assert_str_eq(cause, want);
+	else
+		ck_assert_ptr_null(cause);
+	free(cause);
+	ck_assert_int_eq(config_check_reload(b, a, &cause),
+	    (want != NULL ? -1 : 0));
+	if (want != NULL)
+		ck_assert_str_eq(cause, want);
+	free(cause);
+	free(want);
+	free(text);
+	config_unref(a);
+	config_unref(b);
 }
 END_TEST
 
@@ -1082,6 +1217,8 @@ config_suite(void)
 	tc = tcase_create("lifetime");
 	tcase_add_test(tc, test_refcount);
 	tcase_add_test(tc, test_reload_check);
+	tcase_add_test(tc, test_doc_reload_column);
+	tcase_add_loop_test(tc, test_reload_rows, 0, TS_NITEMS(reload_rows));
 	tcase_add_test(tc, test_style_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -7,6 +7,8 @@
  * families.
  */
 #include <fcntl.h>
+#include <pthread.h>
+
 #include <jansson.h>
 
 #include "config.h"
@@ -282,6 +284,263 @@ START_TEST(test_stall_keeps_capacity)
 	ck_assert_uint_eq(st.queued, 15000);
 	exporter_free(ex);
 	span_free(sp);
+}
+END_TEST
+
+/*
+ * Every span in exactly one bucket (issue 9 item 7): a thread samples
+ * the stats as fast as it can while the agent answers, stalls (accepts,
+ * never answers), answers 500 and dies, and each sample must satisfy
+ * submitted == exported + dropped + queued + inflight.  The batch the
+ * stalled agent holds is in flight: it left the ring but is neither
+ * exported nor dropped yet, and it once went missing from all three.
+ */
+struct acct_sampler {
+	struct exporter		*ex;
+	int			 stop;		/* atomic */
+	uint64_t		 samples, with_inflight, bad;
+	struct exporter_stats	 first_bad;
+};
+
+static bool
+acct_holds(const struct exporter_stats *st)
+{
+	return st->exported + st->dropped_agent_error +
+	    st->dropped_unsampled + st->queued + st->inflight ==
+	    st->submitted;
+}
+
+static void *
+acct_sample(void *arg)
+{
+	struct acct_sampler *s = arg;
+	struct exporter_stats st;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		exporter_get_stats(s->ex, &st);
+		s->samples++;
+		if (st.inflight > 0)
+			s->with_inflight++;
+		if (!acct_holds(&st) && s->bad++ == 0)
+			s->first_bad = st;
+	}
+	return NULL;
+}
+
+START_TEST(test_accounting_stalled_agent)
+{
+	struct acct_sampler smp;
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	struct span *sp = span_new();
+	pthread_t th;
+	int i;
+
+	ts_expect_warning("spans dropped");
+	cfg.exporter.max_queue_spans = 20000;
+	ex = new_exporter(300, false);	/* 300 ms timeout, 2 retries */
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	memset(&smp, 0, sizeof smp);
+	smp.ex = ex;
+	ck_assert_int_eq(pthread_create(&th, NULL, acct_sample, &smp), 0);
+
+	/* The agent answers: 100 exported. */
+	for (i = 0; i < 100; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 100);
+
+	/* It stalls: 500 taken into a request that is never answered. */
+	fa_set(&agent, FA_STALL, NULL);
+	for (i = 0; i < 500; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	ck_assert(fa_wait(&agent, 2, 5000));
+	WAIT_STATS(ex, st, st.queued == 0);
+	ck_assert_uint_eq(st.inflight, 500);
+	/* More arrive meanwhile and wait in the ring. */
+	for (i = 0; i < 700; i++)
+		ck_assert(exporter_submit(q, sp));
+
+	/* The stalled request times out; the retries get 500s. */
+	fa_set(&agent, FA_500, NULL);
+	WAIT_STATS(ex, st, st.dropped_agent_error >= 500);
+
+	/* It dies: connections refused, the rest dropped after retries. */
+	for (i = 0; i < 300; i++)
+		ck_assert(exporter_submit(q, sp));
+	fa_fini(&agent);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.queued == 0 && st.inflight == 0 &&
+	    st.dropped_agent_error == 1500);
+
+	__atomic_store_n(&smp.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_eq(st.submitted, 1600);
+	ck_assert_uint_eq(st.exported, 100);
+	ck_assert(acct_holds(&st));
+	ck_assert_msg(smp.bad == 0, "%llu of %llu samples lost spans; first: "
+	    "submitted %llu exported %llu dropped %llu queued %llu inflight "
+	    "%llu", (unsigned long long)smp.bad,
+	    (unsigned long long)smp.samples,
+	    (unsigned long long)smp.first_bad.submitted,
+	    (unsigned long long)smp.first_bad.exported,
+	    (unsigned long long)smp.first_bad.dropped_agent_error,
+	    (unsigned long long)smp.first_bad.queued,
+	    (unsigned long long)smp.first_bad.inflight);
+	/* The sampler saw the stall (the request lasts 300 ms). */
+	ck_assert_uint_ge(smp.samples, 1000);
+	ck_assert_uint_ge(smp.with_inflight, 100);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/*
+ * The queue's memory follows the load (issue 11 item 3): a chunk or two
+ * at light load, up to the backlog while the agent stalls, and back to a
+ * chunk or two once the backlog is drained (after two demand windows:
+ * 20 ticks of 5 ms each here).
+ */
+#define KIB	1024ULL
+#define MIB	(1024ULL * 1024ULL)
+
+START_TEST(test_queue_memory_follows_load)
+{
+	static char pad[1401];
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	const char *pre = getenv("LD_PRELOAD");
+	bool vg = pre != NULL && strstr(pre, "vgpreload") != NULL;
+	uint64_t most = 0, n = 0, t0;
+	int i, j;
+
+	ts_expect_warning("spans dropped");
+	cfg.exporter.max_queue_spans = 20000;
+	cfg.exporter.flush_interval_ms = 20;
+	/* The stall outlasts the submits below (valgrind: ~50x slower). */
+	ex = new_exporter(vg ? 8000 : 1000, true);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	memset(pad, 'p', sizeof pad - 1);
+	ck_assert_int_eq(span_set_meta(sp, "pad", pad), 0);
+
+	/* Light load: 10 spans (~17 KiB) every 5 ms, for 1 s. */
+	for (i = 0; i < 200; i++) {
+		for (j = 0; j < 10; j++, n++)
+			ck_assert(exporter_submit(q, sp));
+		exporter_get_stats(ex, &st);
+		if (st.queue_bytes > most)
+			most = st.queue_bytes;
+		usleep(5000);
+	}
+	WAIT_STATS(ex, st, st.exported == n);
+	/* A ring touches all it has passed through: 3.4 MiB by now. */
+	ck_assert_msg(most <= 4 * 256 * KIB, "light load: %llu bytes",
+	    (unsigned long long)most);
+
+	/*
+	 * A stall: of 15000 spans (~22 MiB) one batch (<= 4096) is held by
+	 * the agent, the rest wait in the queue, all of them in memory, in
+	 * at most the byte bound (64 MiB) and the spares (8 MiB).
+	 */
+	fa_set(&agent, FA_STALL, NULL);
+	for (i = 0; i < 15000; i++, n++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_eq(st.dropped_queue_full, 0);
+	ck_assert_uint_ge(st.queued, 15000 - 4096);
+	ck_assert_msg(st.queue_bytes >= st.queued * 1400 && st.queue_bytes <=
+	    (64 + 8) * MIB, "stalled: %llu bytes for %llu spans",
+	    (unsigned long long)st.queue_bytes,
+	    (unsigned long long)st.queued);
+
+	/*
+	 * The agent answers again: once the stalled request times out, the
+	 * backlog drains and the memory goes back.
+	 */
+	fa_set(&agent, FA_NORMAL, NULL);
+	t0 = util_mono_ns();
+	do {
+		exporter_get_stats(ex, &st);
+		if (st.queued == 0 && st.inflight == 0 &&
+		    st.queue_bytes <= 2 * 256 * KIB)
+			break;
+		usleep(2000);
+	} while (util_mono_ns() - t0 < 30000000000ULL);
+	ck_assert_msg(st.queued == 0 && st.inflight == 0 &&
+	    st.queue_bytes <= 2 * 256 * KIB, "after the drain: queued %llu "
+	    "inflight %llu, %llu bytes", (unsigned long long)st.queued,
+	    (unsigned long long)st.inflight,
+	    (unsigned long long)st.queue_bytes);
+	ck_assert_uint_eq(st.exported + st.dropped_agent_error, n);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/*
+ * A record larger than a chunk (256 KiB) gets a chunk of its own size
+ * (with the page's rest for the next records), unmapped once the queue
+ * has moved past it and it is sent; one larger than a quarter of the
+ * byte bound (2 MiB here) is dropped as queue_full.
+ */
+START_TEST(test_queue_large_record)
+{
+	static char big[60001];
+	static const char *const keys[9] = {
+		"big0", "big1", "big2", "big3", "big4", "big5", "big6",
+		"big7", "big8",
+	};
+	struct span *small = span_new(), *large = span_new();
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	size_t body = 0, r;
+	int i;
+
+	memset(big, 'b', sizeof big - 1);
+	ex = new_exporter(1000, true);
+	q = exporter_queue_new(ex);
+	make_span(small);
+	make_span(large);
+	/* Borrowed, not copied: the span's arena holds 24 KiB. */
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(span_add_meta_static(large, keys[i], 4, big,
+		    60000), 0);
+	ck_assert(exporter_submit(q, small));
+	ck_assert(exporter_submit(q, large));	/* ~300 KB */
+	/* Past the rest of its last page (< 4 KiB). */
+	for (i = 0; i < 20; i++)
+		ck_assert(exporter_submit(q, small));
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_gt(st.queue_bytes, 300000);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 22);
+	ck_assert(fa_wait(&agent, 1, 5000));
+	pthread_mutex_lock(&agent.mu);
+	for (r = 0; r < agent.nreqs; r++)
+		body += agent.reqs[r].body_len;
+	pthread_mutex_unlock(&agent.mu);
+	ck_assert_uint_gt(body, 5 * 60000);
+	/* Sent: its chunk is unmapped, not kept as a spare. */
+	WAIT_STATS(ex, st, st.queue_bytes <= 2 * 256 * 1024);
+
+	for (i = 5; i < 9; i++)
+		ck_assert_int_eq(span_add_meta_static(large, keys[i], 4, big,
+		    60000), 0);
+	ck_assert(!exporter_submit(q, large));	/* ~540 KB > 512 KiB */
+	ck_assert(exporter_submit(q, small));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 23);
+	ck_assert_uint_eq(st.dropped_queue_full, 1);
+	exporter_free(ex);
+	span_free(small);
+	span_free(large);
 }
 END_TEST
 
@@ -595,6 +854,12 @@ START_TEST(test_metrics)
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_errors_total "
 	    "0\n"));
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_queue_spans 0\n"));
+	/* 4 exported + 2 queue_full: every span handed over is in one. */
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_submitted_"
+	    "spans_total 6\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_inflight_spans "
+	    "0\n"));
+	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_queue_bytes "));
 	ck_assert_ptr_nonnull(strstr(out, "tracestitch_export_duration_"
 	    "seconds_count 1\n"));
 	free(out);
@@ -622,6 +887,7 @@ exporter_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_queue_full);
 	tcase_add_test(tc, test_ring_wrap);
+	tcase_add_test(tc, test_queue_large_record);
 	tcase_add_test(tc, test_free_flushes);
 	tcase_add_test(tc, test_flush_timer);
 	tcase_add_test(tc, test_stdout);
@@ -635,6 +901,8 @@ exporter_suite(void)
 	tcase_add_test(tc, test_agent_down);
 	tcase_add_test(tc, test_agent_stall);
 	tcase_add_test(tc, test_stall_keeps_capacity);
+	tcase_add_test(tc, test_accounting_stalled_agent);
+	tcase_add_test(tc, test_queue_memory_follows_load);
 	tcase_add_test(tc, test_agent_500);
 	tcase_add_test(tc, test_agent_garbage);
 	tcase_add_test(tc, test_agent_bad_json);

@@ -214,15 +214,20 @@ static struct upstream_pool *
 https_pool(bool verify, const char *ca, SSL_CTX **ctxp)
 {
 	struct upstream_pool *pool;
+	struct upstream_addr *addrs;
 	char *cause = NULL;
 	SSL_CTX *ctx;
+	size_t n;
 
 	conf.tls_verify = verify;
 	ctx = tls_client_ctx_new(verify, ca != NULL ? ts_data_path(ca) : NULL,
 	    &cause);
 	ck_assert_msg(ctx != NULL, "%s", cause);
-	pool = upstream_pool_new(base, &conf, ctx, &cause);
+	ck_assert_msg(upstream_resolve(&conf, &addrs, &n, &cause) == 0, "%s",
+	    cause);
+	pool = upstream_pool_new(base, &conf, addrs, n, ctx, &cause);
 	ck_assert_msg(pool != NULL, "%s", cause);
+	free(addrs);
 	*ctxp = ctx;
 	return pool;
 }
@@ -360,11 +365,17 @@ END_TEST
 
 START_TEST(test_https_needs_ctx)
 {
+	struct upstream_addr *addrs;
 	char *cause = NULL;
+	size_t n;
 
-	ck_assert_ptr_null(upstream_pool_new(base, &conf, NULL, &cause));
+	ck_assert_msg(upstream_resolve(&conf, &addrs, &n, &cause) == 0, "%s",
+	    cause);
+	ck_assert_ptr_null(upstream_pool_new(base, &conf, addrs, n, NULL,
+	    &cause));
 	ck_assert_ptr_nonnull(strstr(cause, "TLS context"));
 	free(cause);
+	free(addrs);
 }
 END_TEST
 
