@@ -25,6 +25,39 @@ util_oom(const char *what, size_t a, size_t b)
 	exit(1);
 }
 
+/*
+ * tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+ *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA   (RFC 9110 5.6.2)
+ */
+#define UT_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define UT_TCH(c) (UT_ALPHA(c) || ((c) >= '0' && (c) <= '9') ||		\
+	(c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' ||		\
+	(c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||	\
+	(c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||		\
+	(c) == '`' || (c) == '|' || (c) == '~')
+#define UT_T4(c) UT_TCH(c), UT_TCH((c) + 1), UT_TCH((c) + 2), UT_TCH((c) + 3)
+#define UT_T16(c) UT_T4(c), UT_T4((c) + 4), UT_T4((c) + 8), UT_T4((c) + 12)
+#define UT_T64(c) UT_T16(c), UT_T16((c) + 16), UT_T16((c) + 32),	\
+	UT_T16((c) + 48)
+
+const unsigned char util_tchar[256] = {
+	UT_T64(0), UT_T64(64), UT_T64(128), UT_T64(192)
+};
+
+/* A non-empty run of tchar. */
+bool
+util_is_token(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!util_is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
 /* Allocate or die: startup and configuration paths only. */
 void *
 xmalloc(size_t n)

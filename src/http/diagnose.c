@@ -47,7 +47,10 @@
 
 #include "cors/cors.h"
 #include "http/diagnose.h"
+#include "http_response.h"
+#include "styles.h"
 #include "ts_config.h"
+#include "url.h"
 #include "util.h"
 
 #define DIAGNOSE_RESPONSE_MAX 65536
@@ -61,28 +64,6 @@ struct diagnose_url {
 	char authority[300];	/* Host header value */
 	char path[2048];	/* path and query, at least "/" */
 	bool ip_literal;
-};
-
-/* RUM's request headers per propagator (PROPAGATION.md, RUM tracer). */
-static const char *const diagnose_rum_datadog[] = { "x-datadog-origin",
-	"x-datadog-parent-id", "x-datadog-sampling-priority",
-	"x-datadog-trace-id" };
-static const char *const diagnose_rum_tracecontext[] = { "traceparent",
-	"tracestate" };
-static const char *const diagnose_rum_baggage[] = { "baggage" };
-static const char *const diagnose_rum_b3[] = { "b3" };
-static const char *const diagnose_rum_b3multi[] = { "x-b3-sampled",
-	"x-b3-spanid", "x-b3-traceid" };
-
-static const struct {
-	const char *name;
-	enum config_style style;
-} diagnose_styles[] = {
-	{ "datadog", CONFIG_STYLE_DATADOG },
-	{ "tracecontext", CONFIG_STYLE_TRACECONTEXT },
-	{ "baggage", CONFIG_STYLE_BAGGAGE },
-	{ "b3", CONFIG_STYLE_B3 },
-	{ "b3multi", CONFIG_STYLE_B3MULTI },
 };
 
 /* Find the only value of a response header; *count gets the number. */
@@ -220,7 +201,7 @@ diagnose_list_valid(const char *list)
 		e = p;
 		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
-		if (e > s && !cors_is_token(s, (size_t)(e - s)))
+		if (e > s && !util_is_token(s, (size_t)(e - s)))
 			return false;
 		if (*p == ',')
 			p++;
@@ -439,17 +420,9 @@ diagnose_finding(struct diagnose_report *r, const char *header)
 static const char *
 diagnose_style_of(const char *name)
 {
-	const char *const *names;
-	size_t i, j, n;
+	const struct style_desc *d = styles_of_header(name, strlen(name));
 
-	for (i = 0; i < TS_NITEMS(diagnose_styles); i++) {
-		n = cors_style_headers(diagnose_styles[i].style, &names);
-		for (j = 0; j < n; j++) {
-			if (util_strcaseeq(names[j], name))
-				return diagnose_styles[i].name;
-		}
-	}
-	return NULL;
+	return d != NULL ? d->name : NULL;
 }
 
 /* The --propagators list as the YAML flow sequence "[a, b]". */
@@ -497,7 +470,7 @@ diagnose_gateway_finding(const struct diagnose_input *in,
 		snprintf(f->fix_tracestitch, sizeof f->fix_tracestitch,
 		    "propagation.extract: [..., %s]  (or propagation.inject: "
 		    "both allow the style's headers)", style);
-	else if (cors_is_token(r->gateway_header, strlen(r->gateway_header)))
+	else if (util_is_token(r->gateway_header, strlen(r->gateway_header)))
 		snprintf(f->fix_tracestitch, sizeof f->fix_tracestitch,
 		    "cors.allowed_headers: [..., %s]", r->gateway_header);
 }
@@ -926,40 +899,17 @@ void
 diagnose_rum_headers(const enum config_style *styles, size_t n_styles,
     const char *const *extra, size_t n_extra, char ***out, size_t *n_out)
 {
-	const char *const *names;
-	size_t i, j, n;
+	const struct style_desc *d;
+	size_t i, j;
 
 	*out = NULL;
 	*n_out = 0;
 	for (i = 0; i < n_styles; i++) {
-		switch (styles[i]) {
-		case CONFIG_STYLE_DATADOG:
-			names = diagnose_rum_datadog;
-			n = TS_NITEMS(diagnose_rum_datadog);
-			break;
-		case CONFIG_STYLE_TRACECONTEXT:
-			names = diagnose_rum_tracecontext;
-			n = TS_NITEMS(diagnose_rum_tracecontext);
-			break;
-		case CONFIG_STYLE_BAGGAGE:
-			names = diagnose_rum_baggage;
-			n = TS_NITEMS(diagnose_rum_baggage);
-			break;
-		case CONFIG_STYLE_B3:
-			names = diagnose_rum_b3;
-			n = TS_NITEMS(diagnose_rum_b3);
-			break;
-		case CONFIG_STYLE_B3MULTI:
-			names = diagnose_rum_b3multi;
-			n = TS_NITEMS(diagnose_rum_b3multi);
-			break;
-		default:
-			names = NULL;
-			n = 0;
-			break;
-		}
-		for (j = 0; j < n; j++)
-			diagnose_add_name(out, n_out, names[j]);
+		/* RUM's own subset of the style's headers (styles.h). */
+		d = styles_get(styles[i]);
+		for (j = 0; d != NULL && j < STYLES_MAX_HEADERS &&
+		    d->rum_headers[j] != NULL; j++)
+			diagnose_add_name(out, n_out, d->rum_headers[j]);
 	}
 	for (i = 0; i < n_extra; i++)
 		diagnose_add_name(out, n_out, extra[i]);
@@ -978,156 +928,113 @@ diagnose_strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* Parse a response in place. */
+/*
+ * Parse a response with the one response parser (http_response.c), then
+ * lay the names, values and de-chunked body out again in buf (the parser
+ * works on a copy): each field line shrinks to name NUL value NUL and a
+ * chunked body loses its framing, so all of it fits in len bytes.
+ */
 int
 diagnose_parse_response(char *buf, size_t len, int *status,
     struct diagnose_header *headers, size_t max, size_t *n,
     size_t *body_off, size_t *body_len, const char **errstr)
 {
-	char *p = buf, *end = buf + len, *eol, *colon, *v, *e;
-	uint64_t cl;
-	size_t i;
+	struct upstream_parser *p;
+	struct evbuffer *in, *body;
+	const struct upstream_response *r;
+	struct evkeyval *kv;
+	enum upstream_parse pr;
+	size_t off = 0, kl, vl;
+	bool head = false;
+	int rc = -1;
 
 	*n = 0;
 	*body_off = *body_len = 0;
-	for (;;) {
-		/* status line: HTTP/1.x SP 3DIGIT [SP reason] */
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL || eol - p < 12 || strncmp(p, "HTTP/1.", 7) ||
-		    p[8] != ' ' || p[9] < '1' || p[9] > '5' ||
-		    p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9') {
-			*errstr = "malformed status line";
-			return -1;
-		}
-		*status = (p[9] - '0') * 100 + (p[10] - '0') * 10 +
-		    (p[11] - '0');
-		p = eol + 1;
-		*n = 0;
-		for (;;) {
-			eol = memchr(p, '\n', (size_t)(end - p));
-			if (eol == NULL) {
-				*errstr = "truncated response head";
-				return -1;
-			}
-			e = eol;
-			if (e > p && e[-1] == '\r')
-				e--;
-			if (e == p) {
-				p = eol + 1;
-				break;
-			}
-			*e = '\0';
-			colon = strchr(p, ':');
-			if (colon == NULL || colon == p) {
-				*errstr = "malformed header line";
-				return -1;
-			}
-			*colon = '\0';
-			v = colon + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-				*--e = '\0';
-			if (*n < max) {
-				headers[*n].name = p;
-				headers[*n].value = v;
-				(*n)++;
-			}
-			p = eol + 1;
-		}
-		/* interim responses (100 Continue, 103 Early Hints) */
-		if (*status >= 100 && *status < 200 && *status != 101)
-			continue;
-		*body_off = (size_t)(p - buf);
-		*body_len = (size_t)(end - p);
-		/* RFC 9112 6.3: Content-Length frames the body. */
-		for (i = 0; i < *n; i++) {
-			if (util_strcaseeq(headers[i].name, "Content-Length") &&
-			    util_parse_u64(headers[i].value,
-			    strlen(headers[i].value), &cl) == 0 &&
-			    cl < *body_len)
-				*body_len = (size_t)cl;
-		}
-		return 0;
+	p = upstream_parser_new(false);
+	in = evbuffer_new();
+	body = evbuffer_new();
+	if (p == NULL || in == NULL || body == NULL ||
+	    evbuffer_add(in, buf, len) != 0) {
+		*errstr = "out of memory";
+		goto out;
 	}
+	while ((pr = upstream_parser_feed(p, in, body, errstr)) ==
+	    UPSTREAM_PARSE_HEAD)
+		head = true;
+	if (pr == UPSTREAM_PARSE_ERROR)
+		goto out;
+	/*
+	 * We sent Connection: close and read to the end or to our buffer's
+	 * limit: a close-delimited body ends here, and a body cut at the
+	 * limit still has the head diagnose is about.
+	 */
+	if (pr == UPSTREAM_PARSE_MORE && upstream_parser_eof(p, errstr) != 0 &&
+	    !head)
+		goto out;
+	r = upstream_parser_response(p);
+	*status = r->status;
+	TAILQ_FOREACH(kv, r->headers, next) {
+		if (*n == max)
+			break;
+		kl = strlen(kv->key);
+		vl = strlen(kv->value);
+		memcpy(buf + off, kv->key, kl + 1);
+		headers[*n].name = buf + off;
+		off += kl + 1;
+		memcpy(buf + off, kv->value, vl + 1);
+		headers[*n].value = buf + off;
+		off += vl + 1;
+		(*n)++;
+	}
+	/* Never past len: a field line is longer than name NUL value NUL,
+	 * and a body is never longer than its framed bytes. */
+	*body_off = off;
+	*body_len = TS_MIN(evbuffer_get_length(body), len - off);
+	if (*body_len > 0 &&
+	    evbuffer_remove(body, buf + off, *body_len) != (int)*body_len) {
+		*errstr = "out of memory";
+		goto out;
+	}
+	buf[off + *body_len] = '\0';
+	rc = 0;
+out:
+	upstream_parser_free(p);
+	if (in != NULL)
+		evbuffer_free(in);
+	if (body != NULL)
+		evbuffer_free(body);
+	return rc;
 }
 
 /* ---- network ---------------------------------------------------------- */
 
-/* Parse an http(s) URL; -1 with *errstr. */
+/* Parse an http(s) URL (url.c); -1 with *errstr. */
 static int
 diagnose_url_parse(const char *url, struct diagnose_url *u,
     const char **errstr)
 {
-	const char *p, *hs, *he, *ps = NULL, *pe;
-	size_t hl;
+	struct url pu;
+	int n;
 
 	memset(u, 0, sizeof *u);
-	*errstr = "URL must be http://host[:port][/path] or https://...";
-	if (strncasecmp(url, "http://", 7) == 0)
-		p = url + 7;
-	else if (strncasecmp(url, "https://", 8) == 0) {
-		u->https = true;
-		p = url + 8;
-	} else
+	if (url_parse(url, URL_QUERY, &pu, errstr) != 0)
 		return -1;
-	hs = p;
-	if (*p == '[') {
-		he = strchr(p, ']');
-		if (he == NULL)
-			return -1;
-		hs = p + 1;
-		p = he + 1;
-		u->ip_literal = true;
-	} else {
-		while (*p != '\0' && *p != ':' && *p != '/' && *p != '?' &&
-		    *p != '#' && *p != '@')
-			p++;
-		he = p;
-	}
-	if (*p == '@')
-		return -1;	/* no userinfo */
-	hl = (size_t)(he - hs);
-	if (hl == 0 || hl >= sizeof u->host)
+	u->https = pu.scheme == URL_SCHEME_HTTPS;
+	u->ip_literal = pu.ip_literal;
+	snprintf(u->port, sizeof u->port, "%u", (unsigned)pu.port);
+	/* The request target: the path, at least "/", and the query. */
+	n = snprintf(u->path, sizeof u->path, "%s%s%s",
+	    pu.path[0] == '\0' ? "/" : "", pu.path, pu.query);
+	if (strlen(pu.host) >= sizeof u->host ||
+	    strlen(pu.authority) >= sizeof u->authority ||
+	    n < 0 || (size_t)n >= sizeof u->path) {
+		url_clear(&pu);
+		*errstr = "URL too long";
 		return -1;
-	memcpy(u->host, hs, hl);
-	if (*p == ':') {
-		ps = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p == ps || p - ps > 5)
-			return -1;
 	}
-	pe = p;
-	if (*p != '\0' && *p != '/' && *p != '?' && *p != '#')
-		return -1;
-	if (ps != NULL)
-		snprintf(u->port, sizeof u->port, "%.*s", (int)(pe - ps), ps);
-	else
-		snprintf(u->port, sizeof u->port, "%s", u->https ? "443" :
-		    "80");
-	if (!u->ip_literal) {
-		struct in_addr a4;
-
-		u->ip_literal = inet_pton(AF_INET, u->host, &a4) == 1;
-	}
-	/* Host: the authority as written, brackets kept (RFC 9110 7.2) */
-	snprintf(u->authority, sizeof u->authority, "%.*s",
-	    (int)(pe - (url + (u->https ? 8 : 7))), url + (u->https ? 8 : 7));
-	if (ps != NULL && strcmp(u->port, u->https ? "443" : "80") == 0)
-		snprintf(u->authority, sizeof u->authority, "%.*s",
-		    (int)(ps - 1 - (url + (u->https ? 8 : 7))),
-		    url + (u->https ? 8 : 7));
-	if (*p == '#' || *p == '\0')
-		snprintf(u->path, sizeof u->path, "/");
-	else {
-		size_t l = strcspn(p, "#");
-
-		if (l >= sizeof u->path)
-			return -1;
-		snprintf(u->path, sizeof u->path, "%s%.*s", *p == '?' ? "/" :
-		    "", (int)l, p);
-	}
+	snprintf(u->host, sizeof u->host, "%s", pu.host);
+	snprintf(u->authority, sizeof u->authority, "%s", pu.authority);
+	url_clear(&pu);
 	*errstr = NULL;
 	return 0;
 }
@@ -1193,55 +1100,27 @@ connected:
 }
 
 /*
- * True when buf holds a final response: heads end at an empty line;
- * interim 1xx heads (except 101) are followed by another one; the body
- * is complete at its Content-Length, at once for 204 and 304, and at
- * the end of a chunked one; any other body ends when the server closes
- * (we sent Connection: close).
+ * Feed the n bytes just read to the response parser (http_response.c):
+ * true once the final response is complete (its Content-Length, the end
+ * of a chunked body, at once for 204 and 304) or cannot be one, so the
+ * reading stops; a close-delimited body ends when the server closes (we
+ * sent Connection: close).  The body bytes are dropped here:
+ * diagnose_parse_response reads them again from the buffer.
  */
 static bool
-diagnose_response_complete(const char *buf, size_t len)
+diagnose_response_complete(struct upstream_parser *p, struct evbuffer *in,
+    struct evbuffer *body, const char *data, size_t n)
 {
-	const char *p = buf, *end = buf + len, *q, *h, *nl;
-	size_t head;
-	uint64_t cl;
+	enum upstream_parse pr;
+	const char *errstr;
 
-	while (end - p >= 12) {
-		for (q = p; q < end - 1; q++) {
-			if (q[0] == '\n' && (q[1] == '\n' || (q[1] == '\r' &&
-			    q + 2 < end && q[2] == '\n')))
-				break;
-		}
-		if (q >= end - 1)
-			return false;
-		if (p[9] == '1' && strncmp(p + 9, "101", 3) != 0) {
-			p = q + (q[1] == '\n' ? 2 : 3);
-			continue;
-		}
-		if (strncmp(p + 9, "204", 3) == 0 ||
-		    strncmp(p + 9, "304", 3) == 0)
-			return true;
-		head = (size_t)(q + (q[1] == '\n' ? 2 : 3) - buf);
-		for (h = p; h != NULL && h < q; h = nl != NULL ? nl + 1 :
-		    NULL) {
-			nl = memchr(h, '\n', (size_t)(q - h));
-			if (strncasecmp(h, "Content-Length:", 15) == 0) {
-				h += 15;
-				while (*h == ' ' || *h == '\t')
-					h++;
-				if (util_parse_u64(h, strspn(h, "0123456789"),
-				    &cl) == 0)
-					return len >= head + cl;
-			}
-			if (strncasecmp(h, "Transfer-Encoding:", 18) == 0 &&
-			    memmem(h, (size_t)((nl != NULL ? nl : q) - h),
-			    "chunked", 7) != NULL)
-				return len >= head + 5 && memcmp(buf + len - 5,
-				    "0\r\n\r\n", 5) == 0;
-		}
-		return false;
-	}
-	return false;
+	if (evbuffer_add(in, data, n) != 0)
+		return true;
+	while ((pr = upstream_parser_feed(p, in, body, &errstr)) ==
+	    UPSTREAM_PARSE_HEAD)
+		;
+	(void)evbuffer_drain(body, evbuffer_get_length(body));
+	return pr != UPSTREAM_PARSE_MORE;
 }
 
 /* The first OpenSSL error as text. */
@@ -1267,9 +1146,12 @@ diagnose_exchange(const struct diagnose_url *u, bool insecure,
 {
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
+	struct upstream_parser *p = NULL;
+	struct evbuffer *in = NULL, *body = NULL;
 	char ebuf[256];
 	ssize_t n, total = -1;
 	size_t len = 0, reqlen = strlen(req);
+	bool done = false;
 	int fd;
 	long vr;
 
@@ -1332,7 +1214,14 @@ diagnose_exchange(const struct diagnose_url *u, bool insecure,
 		len += (size_t)n;
 	}
 	len = 0;
-	while (len < size - 1 && !diagnose_response_complete(buf, len)) {
+	p = upstream_parser_new(false);
+	in = evbuffer_new();
+	body = evbuffer_new();
+	if (p == NULL || in == NULL || body == NULL) {
+		xasprintf(cause, "out of memory");
+		goto out;
+	}
+	while (len < size - 1 && !done) {
 		errno = 0;
 		n = ssl != NULL ? SSL_read(ssl, buf + len, (int)(size - 1 -
 		    len)) : read(fd, buf + len, size - 1 - len);
@@ -1345,6 +1234,8 @@ diagnose_exchange(const struct diagnose_url *u, bool insecure,
 			    sizeof ebuf));
 			goto out;
 		}
+		done = diagnose_response_complete(p, in, body, buf + len,
+		    (size_t)n);
 		len += (size_t)n;
 	}
 	buf[len] = '\0';
@@ -1361,6 +1252,11 @@ out:
 	}
 	SSL_CTX_free(ctx);
 	close(fd);
+	upstream_parser_free(p);
+	if (in != NULL)
+		evbuffer_free(in);
+	if (body != NULL)
+		evbuffer_free(body);
 	return total;
 }
 
@@ -1557,13 +1453,21 @@ print:
 static void
 diagnose_usage(FILE *f)
 {
+	const struct style_desc *rows;
+	size_t i, n;
+
 	fprintf(f, "usage: tracestitch diagnose --origin ORIGIN --url URL "
 	    "[--propagators LIST]\n"
 	    "           [--method M] [--header NAME ...] [--credentials] "
 	    "[--insecure]\n"
 	    "           [--timeout MS] [--json]\n"
-	    "  --propagators  datadog,tracecontext,baggage,b3,b3multi "
-	    "(default datadog,tracecontext,baggage)\n"
+	    "  --propagators  ");
+	/* The names with headers, from the style table. */
+	n = styles_all(&rows);
+	for (i = 0; i < n; i++)
+		if (rows[i].headers[0] != NULL)
+			fprintf(f, "%s%s", i ? "," : "", rows[i].name);
+	fprintf(f, " (default datadog,tracecontext,baggage)\n"
 	    "  exit status: 0 all tracing headers pass, 1 the browser would "
 	    "block, 2 usage or network error,\n"
 	    "               3 passes, but the server grants credentials to "
@@ -1659,7 +1563,7 @@ diagnose_main(int argc, char **argv)
 			break;
 		case 'H':
 			if (n_extra == TS_NITEMS(extra) ||
-			    !cors_is_token(optarg, strlen(optarg))) {
+			    !util_is_token(optarg, strlen(optarg))) {
 				fprintf(stderr, "diagnose: bad --header %s\n",
 				    optarg);
 				return DIAGNOSE_EXIT_ERROR;
@@ -1694,7 +1598,7 @@ diagnose_main(int argc, char **argv)
 		diagnose_usage(stderr);
 		return DIAGNOSE_EXIT_ERROR;
 	}
-	if (!cors_is_token(method, strlen(method)) ||
+	if (!util_is_token(method, strlen(method)) ||
 	    strpbrk(origin, "\r\n") != NULL) {
 		fprintf(stderr, "diagnose: bad --method or --origin\n");
 		return DIAGNOSE_EXIT_ERROR;

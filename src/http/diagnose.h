@@ -191,10 +191,13 @@ void diagnose_rum_headers(const enum config_style *, size_t n_styles,
 void diagnose_strv_free(char **, size_t);
 
 /*
- * Parse a response in place (NUL-terminating names and values).  Skips
- * interim 1xx responses.  Returns 0 with *status, the headers and the
- * body (*body_off: its offset in buf, *body_len: what follows the head,
- * cut to Content-Length when there is one), or -1 with *errstr (static).
+ * Parse a response with the strict response parser (http_response.c)
+ * and lay it out again in buf, which holds len + 1 bytes: names and
+ * values NUL-terminated, then the body.  Skips interim 1xx responses.
+ * Returns 0 with *status, the headers and the body (*body_off: its
+ * offset in buf, *body_len: its de-chunked length, to Content-Length when
+ * there is one, else what followed the head; NUL-terminated), or -1 with
+ * *errstr (static).  A body cut short is accepted when the head is whole.
  */
 int diagnose_parse_response(char *buf, size_t len, int *status,
     struct diagnose_header *headers, size_t max, size_t *n,

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "framing.h"
+#include "util.h"
 
 #define FRAMING_MAX_EMPTY 4		/* empty lines before a request */
 #define FRAMING_MAX_CHUNK_LINE 1024	/* bytes of a chunk-size line */
@@ -95,8 +96,10 @@ enum {
 	K_EXPECT,
 };
 
-/* Character classes, RFC 9110 5.6.2 (tchar), 5.5 (field-vchar), RFC 3986. */
-#define C_TCHAR		0x01
+/*
+ * Character classes, RFC 9110 5.5 (field-vchar), RFC 3986.  tchar (RFC
+ * 9110 5.6.2) is util_tchar, the one token table.
+ */
 #define C_VALUE		0x02	/* field-vchar, SP, HTAB, obs-text */
 #define C_TARGET	0x04	/* any VCHAR or obs-text */
 #define C_HEX		0x08
@@ -105,11 +108,6 @@ enum {
 
 #define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
-#define IS_TCH(c) (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '!' ||		\
-	(c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' ||		\
-	(c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' ||	\
-	(c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' ||		\
-	(c) == '|' || (c) == '~')
 #define IS_VAL(c) ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f))
 #define IS_TGT(c) ((c) > 0x20 && (c) != 0x7f)
 #define IS_HEX(c) (IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') ||		\
@@ -122,7 +120,7 @@ enum {
 #define IS_QDT(c) ((c) == '\t' || (c) == ' ' || (c) == 0x21 ||		\
 	((c) >= 0x23 && (c) <= 0x5b) || ((c) >= 0x5d && (c) <= 0x7e) ||	\
 	(c) >= 0x80)
-#define CLS(c) ((IS_TCH(c) ? C_TCHAR : 0) | (IS_VAL(c) ? C_VALUE : 0) |	\
+#define CLS(c) ((IS_VAL(c) ? C_VALUE : 0) |				\
 	(IS_TGT(c) ? C_TARGET : 0) | (IS_HEX(c) ? C_HEX : 0) |		\
 	(IS_REG(c) ? C_REGNAME : 0) | (IS_QDT(c) ? C_QDTEXT : 0))
 #define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
@@ -177,13 +175,6 @@ reject(struct framing_state *f, int status, const char *reason)
 	f->status = status;
 	f->reason = reason;
 	return NULL;
-}
-
-/* RFC 9110 tchar. */
-bool
-framing_is_tchar(unsigned char c)
-{
-	return (cls[c] & C_TCHAR) != 0;
 }
 
 /* Initialise for a new connection. */
@@ -567,7 +558,7 @@ head_parse(struct framing_state *f, const unsigned char *p,
 			p++;
 			break;
 		case ST_METHOD:		/* RFC 9112 3.1: method = token */
-			for (q = p; q < end && (cls[*q] & C_TCHAR); q++)
+			for (q = p; q < end && util_is_tchar(*q); q++)
 				;
 			capture(f->method, sizeof f->method, &f->method_len,
 			    p, (size_t)(q - p));
@@ -642,13 +633,13 @@ head_parse(struct framing_state *f, const unsigned char *p,
 				return reject(f, 400, R_FOLD);
 			if (c == ':')
 				return reject(f, 400, R_NAME_EMPTY);
-			if (!(cls[c] & C_TCHAR))
+			if (!util_is_tchar(c))
 				return reject(f, 400, R_NAME_CHAR);
 			f->name_len = 0;
 			f->st = ST_FIELD_NAME;
 			break;
 		case ST_FIELD_NAME:	/* RFC 9110 5.1: field-name = token */
-			for (q = p; q < end && (cls[*q] & C_TCHAR); q++) {
+			for (q = p; q < end && util_is_tchar(*q); q++) {
 				if (f->name_len < sizeof f->name - 1) {
 					c = *q;
 					if (c >= 'A' && c <= 'Z')
@@ -764,7 +755,7 @@ chunk_line_end(struct framing_state *f)
 static const unsigned char *
 chunk_ext_byte(struct framing_state *f, unsigned char c)
 {
-	bool ws = c == ' ' || c == '\t', tch = (cls[c] & C_TCHAR) != 0;
+	bool ws = c == ' ' || c == '\t', tch = util_is_tchar(c);
 
 	switch (f->st) {
 	case ST_CK_SIZE_BWS:

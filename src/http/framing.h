@@ -104,9 +104,6 @@ int framing_feed(struct framing_state *, const char *buf, size_t len)
  * next request seen yet). */
 bool framing_idle(const struct framing_state *);
 
-/* RFC 9110 tchar. */
-bool framing_is_tchar(unsigned char);
-
 /*
  * After framing_feed() accepted a complete head, conn.c indexes it in
  * place: the bytes are known to follow the grammar, so this only finds

@@ -7,7 +7,7 @@
  * An exchange (struct upstream_req) takes an idle
  * connection or opens a new one with a non-blocking connect, writes the
  * request the caller serialized, and parses the response with the strict
- * RFC 9112 parser at the top of this file, handing the head and the
+ * RFC 9112 parser of http_response.c, handing the head and the
  * de-chunked body to the caller's callbacks as they arrive.
  *
  * Every connection has one struct event: first it waits for the connect
@@ -53,87 +53,18 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "http_response_int.h"
 #include "log.h"
 #include "tls.h"
 #include "upstream.h"
 #include "util.h"
 
-#define UPSTREAM_MAX_CHUNK_LINE	4096	/* chunk size + extensions */
-#define UPSTREAM_REASON_MAX	128	/* longer reasons are cut */
 #define UPSTREAM_IDLE_MS	60000	/* when conf has none (0) */
 #define UPSTREAM_FREE_REQS	16	/* spare exchanges per pool */
 #define UPSTREAM_READ_SIZE	16384	/* one socket read at most */
 #define UPSTREAM_WRITE_IOV	16
-#define UPSTREAM_SPARE_KV	32	/* recycled header entries, each */
-#define UPSTREAM_SPARE_KEY_MAX	64	/* largest recycled key, value */
-#define UPSTREAM_SPARE_VALUE_MAX 512
 #define UPSTREAM_DRAIN_MAX	65536	/* response bytes an orphan may read */
 #define UPSTREAM_DRAIN_MS	1000	/* and the gap it may wait */
-
-/* Parser states, in the order of a response. */
-enum parser_state {
-	PS_STATUS = 0,
-	PS_HEADERS,
-	PS_BODY_LENGTH,
-	PS_CHUNK_SIZE,
-	PS_CHUNK_DATA,
-	PS_CHUNK_CRLF,
-	PS_TRAILERS,
-	PS_BODY_CLOSE,
-	PS_DONE,
-	PS_ERROR,
-};
-
-struct upstream_parser {
-	enum parser_state state;
-	bool is_head;
-	bool keepalive;
-	const char *errstr;		/* sticky, once PS_ERROR */
-	size_t scanned;			/* pending line bytes searched */
-	size_t line_bytes;		/* length of the line just found */
-	size_t head_bytes;		/* all heads so far, 1xx included */
-	size_t trailer_bytes;
-	uint64_t remaining;		/* of the body or of the chunk */
-	/* Framing fields of the head being parsed. */
-	unsigned n_cl;
-	uint64_t cl;
-	unsigned n_te;			/* transfer codings seen */
-	bool te_chunked_last;
-	bool te_other;
-	bool conn_close;
-	bool conn_keepalive;
-	struct upstream_response resp;
-	struct evkeyvalq headers;
-	struct evkeyvalq spare;		/* recycled entries (struct
-					 * parser_kv) for the next head */
-	unsigned nspare;
-	char reason[UPSTREAM_REASON_MAX];
-};
-
-/*
- * A header entry as the parser allocates it: the evkeyval first, so that
- * free(kv), free(kv->key) and free(kv->value) release it as evhttp does,
- * then the sizes of the key and value allocations, so that an entry still
- * in the list when the exchange ends can carry a later header without new
- * allocations.
- */
-struct parser_kv {
-	struct evkeyval kv;
-	size_t kcap;
-	size_t vcap;
-};
-
-/*
- * Where the parser reads from: an evbuffer (the public API, TLS, bytes
- * kept across reads) or plain memory (a socket read into the pool's
- * scratch buffer); off is what was consumed from mem.
- */
-struct parser_src {
-	struct evbuffer *buf;
-	const char *mem;
-	size_t len;
-	size_t off;
-};
 
 enum conn_state {
 	CONN_CONNECTING = 0,	/* c->ev waits for writability */
@@ -237,7 +168,7 @@ struct upstream_pool {
 	char *scratch;			/* http reads, UPSTREAM_READ_SIZE */
 };
 
-struct parser_src;
+struct http_response_src;
 
 static void	upstream_connect_cb(evutil_socket_t, short, void *);
 static void	upstream_read_cb(struct bufferevent *, void *);
@@ -248,749 +179,10 @@ static void	upstream_defer_cb(evutil_socket_t, short, void *);
 static void	upstream_sock_read_cb(evutil_socket_t, short, void *);
 static void	upstream_sock_write_cb(evutil_socket_t, short, void *);
 
-static int	req_read(struct upstream_req *, struct parser_src *);
+static int	req_read(struct upstream_req *, struct http_response_src *);
 static void	req_finish(struct upstream_req *, enum upstream_err,
 		    const char *);
 static void	req_abandon(struct upstream_req *, const char *);
-
-/*
- * Response parser.
- */
-
-/* RFC 9110 5.6.2 tchar. */
-static bool
-parser_is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* field-vchar / SP / HTAB (RFC 9110 5.5): no CTLs, no DEL. */
-static bool
-parser_is_text(unsigned char c)
-{
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static void
-parser_kv_free(struct evkeyval *kv)
-{
-	free(kv->key);
-	free(kv->value);
-	free(kv);
-}
-
-/*
- * Empty the header list.  keep: entries go to the spare list (bounded in
- * number and size) for the next response parsed by this parser.
- */
-static void
-parser_clear_headers(struct upstream_parser *p, bool keep)
-{
-	struct evkeyval *kv;
-	struct parser_kv *pkv;
-
-	while ((kv = TAILQ_FIRST(&p->headers)) != NULL) {
-		TAILQ_REMOVE(&p->headers, kv, next);
-		pkv = (struct parser_kv *)kv;
-		if (keep && p->nspare < UPSTREAM_SPARE_KV &&
-		    pkv->kcap <= UPSTREAM_SPARE_KEY_MAX &&
-		    pkv->vcap <= UPSTREAM_SPARE_VALUE_MAX) {
-			TAILQ_INSERT_HEAD(&p->spare, kv, next);
-			p->nspare++;
-		} else
-			parser_kv_free(kv);
-	}
-}
-
-static void
-parser_free_spare(struct upstream_parser *p)
-{
-	struct evkeyval *kv;
-
-	while ((kv = TAILQ_FIRST(&p->spare)) != NULL) {
-		TAILQ_REMOVE(&p->spare, kv, next);
-		parser_kv_free(kv);
-	}
-	p->nspare = 0;
-}
-
-/* Round an allocation for n bytes up, so that recycled entries fit. */
-static size_t
-parser_kv_cap(size_t n, size_t min)
-{
-	return n < min ? min : (n + 31) & ~(size_t)31;
-}
-
-/* Make *s hold at least n bytes (its allocation is *cap bytes). */
-static int
-parser_kv_fit(char **s, size_t *cap, size_t n, size_t min)
-{
-	char *t;
-	size_t want;
-
-	if (*s != NULL && *cap >= n)
-		return 0;
-	want = parser_kv_cap(n, min);
-	if ((t = malloc(want)) == NULL)
-		return -1;
-	free(*s);
-	*s = t;
-	*cap = want;
-	return 0;
-}
-
-/* A header entry for a key of klen and a value of vlen bytes. */
-static struct evkeyval *
-parser_kv_get(struct upstream_parser *p, size_t klen, size_t vlen)
-{
-	struct evkeyval *kv;
-	struct parser_kv *pkv;
-
-	if ((kv = TAILQ_FIRST(&p->spare)) != NULL) {
-		TAILQ_REMOVE(&p->spare, kv, next);
-		p->nspare--;
-		pkv = (struct parser_kv *)kv;
-	} else {
-		if ((pkv = malloc(sizeof *pkv)) == NULL)
-			return NULL;
-		pkv->kv.key = pkv->kv.value = NULL;
-		pkv->kcap = pkv->vcap = 0;
-		kv = &pkv->kv;
-	}
-	if (parser_kv_fit(&kv->key, &pkv->kcap, klen + 1, 32) != 0 ||
-	    parser_kv_fit(&kv->value, &pkv->vcap, vlen + 1, 64) != 0) {
-		parser_kv_free(kv);
-		return NULL;
-	}
-	return kv;
-}
-
-static void
-parser_reset_head(struct upstream_parser *p)
-{
-	p->n_cl = 0;
-	p->cl = 0;
-	p->n_te = 0;
-	p->te_chunked_last = false;
-	p->te_other = false;
-	p->conn_close = false;
-	p->conn_keepalive = false;
-	p->reason[0] = '\0';
-	memset(&p->resp, 0, sizeof p->resp);
-	p->resp.reason = p->reason;
-	p->resp.headers = &p->headers;
-}
-
-/* Once per parser, before the first parser_init(). */
-static void
-parser_setup(struct upstream_parser *p)
-{
-	TAILQ_INIT(&p->spare);
-	p->nspare = 0;
-}
-
-static void
-parser_init(struct upstream_parser *p, bool is_head)
-{
-	p->state = PS_STATUS;
-	p->is_head = is_head;
-	p->keepalive = false;
-	p->errstr = NULL;
-	p->scanned = 0;
-	p->line_bytes = 0;
-	p->head_bytes = 0;
-	p->trailer_bytes = 0;
-	p->remaining = 0;
-	TAILQ_INIT(&p->headers);
-	parser_reset_head(p);
-}
-
-static int
-parser_fail(struct upstream_parser *p, const char *errstr)
-{
-	p->state = PS_ERROR;
-	p->errstr = errstr;
-	return -1;
-}
-
-static size_t
-src_avail(const struct parser_src *src)
-{
-	return src->buf != NULL ? evbuffer_get_length(src->buf) :
-	    src->len - src->off;
-}
-
-static void
-src_drain(struct parser_src *src, size_t n)
-{
-	if (src->buf != NULL)
-		evbuffer_drain(src->buf, n);
-	else
-		src->off += n;
-}
-
-/* Move n bytes to body (whole evbuffer chains move without copying). */
-static int
-src_move(struct parser_src *src, struct evbuffer *body, size_t n)
-{
-	if (src->buf != NULL)
-		return evbuffer_remove_buffer(src->buf, body, n) < 0 ? -1 : 0;
-	if (evbuffer_add(body, src->mem + src->off, n) != 0)
-		return -1;
-	src->off += n;
-	return 0;
-}
-
-static size_t
-src_copyout(const struct parser_src *src, void *dst, size_t n)
-{
-	ev_ssize_t r;
-
-	if (src->buf != NULL) {
-		r = evbuffer_copyout(src->buf, dst, n);
-		return r < 0 ? 0 : (size_t)r;
-	}
-	if (n > src->len - src->off)
-		n = src->len - src->off;
-	memcpy(dst, src->mem + src->off, n);
-	return n;
-}
-
-/*
- * Find the next CRLF-terminated line in src.  Returns 1 with *line
- * (contiguous, not NUL-terminated) and *len (without the CRLF); the caller
- * drains p->line_bytes.  Returns 0 when no full line is there yet, -1
- * when counted + line would exceed max or the line ends in a bare LF.
- */
-static int
-parser_line(struct upstream_parser *p, struct parser_src *src,
-    size_t counted, size_t max, const char *toolong, const char **line,
-    size_t *len)
-{
-	struct evbuffer_ptr ptr;
-	size_t avail = src_avail(src), n = 0;
-	const unsigned char *l = NULL, *nl;
-	bool found = false;
-
-	if (src->buf != NULL) {
-		ptr.pos = -1;
-		if (p->scanned < avail && evbuffer_ptr_set(src->buf, &ptr,
-		    p->scanned, EVBUFFER_PTR_SET) == 0)
-			ptr = evbuffer_search(src->buf, "\n", 1, &ptr);
-		if (ptr.pos >= 0) {
-			found = true;
-			n = (size_t)ptr.pos + 1;
-		}
-	} else if (p->scanned < avail) {
-		l = (const unsigned char *)src->mem + src->off;
-		nl = memchr(l + p->scanned, '\n', avail - p->scanned);
-		if (nl != NULL) {
-			found = true;
-			n = (size_t)(nl - l) + 1;
-		}
-	}
-	if (!found) {
-		p->scanned = avail;
-		if (counted + avail > max)
-			return parser_fail(p, toolong);
-		return 0;
-	}
-	if (counted + n > max)
-		return parser_fail(p, toolong);
-	if (src->buf != NULL &&
-	    (l = evbuffer_pullup(src->buf, (ev_ssize_t)n)) == NULL)
-		return parser_fail(p, "out of memory");
-	/* RFC 9112 2.2: lines end in CRLF; a bare LF is not accepted. */
-	if (n < 2 || l[n - 2] != '\r')
-		return parser_fail(p, "invalid line ending");
-	p->scanned = 0;
-	p->line_bytes = n;
-	*line = (const char *)l;
-	*len = n - 2;
-	return 1;
-}
-
-/* RFC 9112 4: status-line = HTTP-version SP status-code SP [reason]. */
-static int
-parser_status(struct upstream_parser *p, const char *l, size_t len)
-{
-	size_t i, n;
-	int status;
-
-	if (len < 12 || memcmp(l, "HTTP/", 5) != 0)
-		return parser_fail(p, "invalid status line");
-	if (l[5] != '1' || l[6] != '.' || l[7] < '0' || l[7] > '9')
-		return parser_fail(p, l[5] >= '0' && l[5] <= '9' &&
-		    l[6] == '.' ? "unsupported HTTP version" :
-		    "invalid status line");
-	if (l[8] != ' ' || (len > 12 && l[12] != ' '))
-		return parser_fail(p, "invalid status line");
-	for (i = 9; i < 12; i++) {
-		if (l[i] < '0' || l[i] > '9')
-			return parser_fail(p, "invalid status line");
-	}
-	status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
-	if (status < 100 || status > 599)
-		return parser_fail(p, "invalid status code");
-	for (i = 13; i < len; i++) {
-		if (!parser_is_text((unsigned char)l[i]))
-			return parser_fail(p, "invalid reason phrase");
-	}
-	parser_reset_head(p);
-	p->resp.status = status;
-	p->resp.minor = l[7] - '0';
-	n = len > 13 ? len - 13 : 0;
-	if (n >= sizeof p->reason)
-		n = sizeof p->reason - 1;
-	memcpy(p->reason, l + 13, n);
-	p->reason[n] = '\0';
-	return 0;
-}
-
-/* Iterate the elements of a comma-separated list (RFC 9110 5.6.1),
- * skipping empty ones; returns false when there are no more. */
-static bool
-parser_list_next(const char **sp, const char *end, const char **e,
-    size_t *elen)
-{
-	const char *s = *sp, *t;
-
-	for (;;) {
-		while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
-			s++;
-		if (s == end) {
-			*sp = s;
-			return false;
-		}
-		t = s;
-		while (t < end && *t != ',')
-			t++;
-		*sp = t;
-		while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-			t--;
-		*e = s;
-		*elen = (size_t)(t - s);
-		return true;
-	}
-}
-
-static bool
-parser_name_is(const char *name, size_t len, const char *want)
-{
-	return strlen(want) == len && util_strncaseeq(name, want, len);
-}
-
-/* Record what a framing-related field says. */
-static int
-parser_framing_field(struct upstream_parser *p, const char *name,
-    size_t nlen, const char *v, size_t vlen)
-{
-	const char *s = v, *end = v + vlen, *e;
-	uint64_t cl;
-	size_t elen;
-
-	if (parser_name_is(name, nlen, "content-length")) {
-		/* RFC 9112 6.3: digits only; repeats must agree. */
-		if (util_parse_u64(v, vlen, &cl) != 0)
-			return parser_fail(p, "invalid Content-Length");
-		if (p->n_cl > 0 && cl != p->cl)
-			return parser_fail(p,
-			    "conflicting Content-Length values");
-		p->n_cl++;
-		p->cl = cl;
-	} else if (parser_name_is(name, nlen, "transfer-encoding")) {
-		if (vlen == 0)
-			p->n_te++;	/* present but empty: not chunked */
-		while (parser_list_next(&s, end, &e, &elen)) {
-			p->n_te++;
-			if (p->te_chunked_last)
-				p->te_other = true;	/* chunked twice
-							 * or not last */
-			if (parser_name_is(e, elen, "chunked"))
-				p->te_chunked_last = true;
-			else {
-				p->te_chunked_last = false;
-				p->te_other = true;
-			}
-		}
-		if (p->n_te == 0)
-			p->n_te = 1;
-	} else if (parser_name_is(name, nlen, "connection")) {
-		while (parser_list_next(&s, end, &e, &elen)) {
-			if (parser_name_is(e, elen, "close"))
-				p->conn_close = true;
-			else if (parser_name_is(e, elen, "keep-alive"))
-				p->conn_keepalive = true;
-		}
-	}
-	return 0;
-}
-
-/*
- * RFC 9112 5: field-line = field-name ":" OWS field-value OWS.  No
- * whitespace before the colon, no obs-fold, no CTLs but HTAB in the value.
- * store: keep the entry and look at framing fields (final head only).
- */
-static int
-parser_field(struct upstream_parser *p, const char *l, size_t len,
-    bool store)
-{
-	struct evkeyval *kv;
-	size_t i, v, e;
-
-	if (l[0] == ' ' || l[0] == '\t')
-		return parser_fail(p, "obsolete line folding");
-	for (i = 0; i < len && parser_is_tchar((unsigned char)l[i]); i++)
-		;
-	if (i == 0 || i == len || l[i] != ':')
-		return parser_fail(p, "invalid header field name");
-	for (v = i + 1; v < len && (l[v] == ' ' || l[v] == '\t'); v++)
-		;
-	for (e = len; e > v && (l[e - 1] == ' ' || l[e - 1] == '\t'); e--)
-		;
-	for (size_t j = v; j < e; j++) {
-		if (!parser_is_text((unsigned char)l[j]))
-			return parser_fail(p, "invalid header field value");
-	}
-	if (!store)
-		return 0;
-	if (parser_framing_field(p, l, i, l + v, e - v) != 0)
-		return -1;
-	/* Allocated with malloc() as evhttp does, so evhttp can free it. */
-	if ((kv = parser_kv_get(p, i, e - v)) == NULL)
-		return parser_fail(p, "out of memory");
-	memcpy(kv->key, l, i);
-	kv->key[i] = '\0';
-	memcpy(kv->value, l + v, e - v);
-	kv->value[e - v] = '\0';
-	TAILQ_INSERT_TAIL(&p->headers, kv, next);
-	return 0;
-}
-
-/*
- * The empty line ended a head.  Returns 0 for an interim 1xx head (the
- * parser goes back to the status line), 1 for the final head, -1.
- * Message body length: RFC 9112 6.3.
- */
-static int
-parser_end_head(struct upstream_parser *p)
-{
-	struct upstream_response *r = &p->resp;
-
-	if (r->status == 101)
-		return parser_fail(p, "unexpected 101 Switching Protocols");
-	if (r->status < 200) {
-		/* RFC 9110 15.2: interim responses are skipped. */
-		p->state = PS_STATUS;
-		return 0;
-	}
-	if (p->n_te > 0) {
-		/* RFC 9112 6.1: faulty framing on HTTP/1.0. */
-		if (r->minor == 0)
-			return parser_fail(p,
-			    "Transfer-Encoding in an HTTP/1.0 response");
-		/* RFC 9112 6.3 (3): we refuse instead of ignoring CL. */
-		if (p->n_cl > 0)
-			return parser_fail(p,
-			    "both Transfer-Encoding and Content-Length");
-		if (!p->te_chunked_last)
-			return parser_fail(p,
-			    "Transfer-Encoding does not end with chunked");
-		if (p->te_other)
-			return parser_fail(p, "unsupported transfer coding");
-	}
-	p->keepalive = !p->conn_close && (r->minor >= 1 || p->conn_keepalive);
-	if (p->n_cl > 0)
-		r->content_length = p->cl;
-	if (p->is_head || r->status == 204 || r->status == 304) {
-		r->body = UPSTREAM_BODY_NONE;
-		p->state = PS_DONE;
-	} else if (p->n_te > 0) {
-		r->body = UPSTREAM_BODY_CHUNKED;
-		p->state = PS_CHUNK_SIZE;
-	} else if (p->n_cl > 0) {
-		r->body = p->cl == 0 ? UPSTREAM_BODY_NONE :
-		    UPSTREAM_BODY_LENGTH;
-		p->remaining = p->cl;
-		p->state = p->cl == 0 ? PS_DONE : PS_BODY_LENGTH;
-	} else {
-		r->body = UPSTREAM_BODY_CLOSE;
-		p->keepalive = false;
-		p->state = PS_BODY_CLOSE;
-	}
-	return 1;
-}
-
-/*
- * RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF.  Strict hex (no sign, no
- * 0x, no leading space); extensions are checked for CTLs and ignored.
- */
-static int
-parser_chunk_size(struct upstream_parser *p, const char *l, size_t len)
-{
-	uint64_t size = 0;
-	size_t i;
-	unsigned d;
-
-	for (i = 0; i < len; i++) {
-		char c = l[i];
-
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			d = (unsigned)(c - 'A' + 10);
-		else
-			break;
-		if (size > (UINT64_MAX >> 4))
-			return parser_fail(p, "chunk size overflow");
-		size = (size << 4) | d;
-	}
-	if (i == 0)
-		return parser_fail(p, "invalid chunk size");
-	if (i < len) {
-		/* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS val ] ) */
-		size_t j = i;
-
-		while (j < len && (l[j] == ' ' || l[j] == '\t'))
-			j++;
-		if (j == len || l[j] != ';')
-			return parser_fail(p, "invalid chunk size");
-		for (; j < len; j++) {
-			if (!parser_is_text((unsigned char)l[j]))
-				return parser_fail(p,
-				    "invalid chunk extension");
-		}
-	}
-	p->remaining = size;
-	p->state = size == 0 ? PS_TRAILERS : PS_CHUNK_DATA;
-	return 0;
-}
-
-/* Move up to p->remaining body bytes: 1 when they are all there, 0 when
- * more is needed, -1. */
-static int
-parser_move(struct upstream_parser *p, struct parser_src *src,
-    struct evbuffer *body)
-{
-	size_t n = src_avail(src);
-
-	if ((uint64_t)n > p->remaining)
-		n = (size_t)p->remaining;
-	if (n > 0) {
-		if (src_move(src, body, n) != 0)
-			return parser_fail(p, "out of memory");
-		p->remaining -= n;
-	}
-	return p->remaining == 0;
-}
-
-/* One step on a line-oriented state; 1 goes on, 0 wants more, -1. */
-static int
-parser_step_line(struct upstream_parser *p, struct parser_src *src,
-    enum upstream_parse *out)
-{
-	const char *l;
-	size_t len;
-	int r;
-
-	switch (p->state) {
-	case PS_STATUS:
-	case PS_HEADERS:
-		r = parser_line(p, src, p->head_bytes, UPSTREAM_MAX_HEAD_BYTES,
-		    "response header section too large", &l, &len);
-		if (r <= 0)
-			return r;
-		p->head_bytes += p->line_bytes;
-		if (p->state == PS_STATUS) {
-			r = parser_status(p, l, len);
-			p->state = r == 0 ? PS_HEADERS : PS_ERROR;
-		} else if (len == 0) {
-			r = 0;
-		} else
-			r = parser_field(p, l, len, p->resp.status >= 200);
-		src_drain(src, p->line_bytes);
-		if (r != 0)
-			return -1;
-		if (len == 0 && p->state == PS_HEADERS) {
-			r = parser_end_head(p);
-			if (r < 0)
-				return -1;
-			if (r == 1) {
-				*out = UPSTREAM_PARSE_HEAD;
-				return 0;
-			}
-		}
-		return 1;
-	case PS_CHUNK_SIZE:
-		r = parser_line(p, src, 0, UPSTREAM_MAX_CHUNK_LINE,
-		    "chunk size line too long", &l, &len);
-		if (r <= 0)
-			return r;
-		r = parser_chunk_size(p, l, len);
-		src_drain(src, p->line_bytes);
-		return r == 0 ? 1 : -1;
-	case PS_TRAILERS:
-		/* RFC 9112 7.1.2: trailer fields are read and discarded. */
-		r = parser_line(p, src, p->trailer_bytes,
-		    UPSTREAM_MAX_HEAD_BYTES, "trailer section too large", &l,
-		    &len);
-		if (r <= 0)
-			return r;
-		p->trailer_bytes += p->line_bytes;
-		r = len == 0 ? 0 : parser_field(p, l, len, false);
-		src_drain(src, p->line_bytes);
-		if (r != 0)
-			return -1;
-		if (len == 0) {
-			p->state = PS_DONE;
-			*out = UPSTREAM_PARSE_DONE;
-			return 0;
-		}
-		return 1;
-	default:
-		return parser_fail(p, "parser state");
-	}
-}
-
-static enum upstream_parse
-parser_feed(struct upstream_parser *p, struct parser_src *src,
-    struct evbuffer *body, const char **errstr)
-{
-	enum upstream_parse out;
-	unsigned char crlf[2];
-	size_t n;
-	int r;
-
-	for (;;) {
-		switch (p->state) {
-		case PS_STATUS:
-		case PS_HEADERS:
-		case PS_CHUNK_SIZE:
-		case PS_TRAILERS:
-			out = UPSTREAM_PARSE_MORE;
-			r = parser_step_line(p, src, &out);
-			if (r < 0)
-				goto fail;
-			if (r == 0)
-				return out;
-			break;
-		case PS_BODY_LENGTH:
-			if ((r = parser_move(p, src, body)) < 0)
-				goto fail;
-			if (r == 0)
-				return UPSTREAM_PARSE_MORE;
-			p->state = PS_DONE;
-			return UPSTREAM_PARSE_DONE;
-		case PS_CHUNK_DATA:
-			if ((r = parser_move(p, src, body)) < 0)
-				goto fail;
-			if (r == 0)
-				return UPSTREAM_PARSE_MORE;
-			p->state = PS_CHUNK_CRLF;
-			break;
-		case PS_CHUNK_CRLF:
-			n = src_copyout(src, crlf, 2);
-			if ((n >= 1 && crlf[0] != '\r') ||
-			    (n == 2 && crlf[1] != '\n')) {
-				parser_fail(p, "missing CRLF after chunk data");
-				goto fail;
-			}
-			if (n < 2)
-				return UPSTREAM_PARSE_MORE;
-			src_drain(src, 2);
-			p->state = PS_CHUNK_SIZE;
-			break;
-		case PS_BODY_CLOSE:
-			if ((n = src_avail(src)) > 0 &&
-			    src_move(src, body, n) != 0) {
-				parser_fail(p, "out of memory");
-				goto fail;
-			}
-			return UPSTREAM_PARSE_MORE;
-		case PS_DONE:
-			return UPSTREAM_PARSE_DONE;
-		case PS_ERROR:
-			goto fail;
-		}
-	}
-fail:
-	*errstr = p->errstr;
-	return UPSTREAM_PARSE_ERROR;
-}
-
-static int
-parser_eof(struct upstream_parser *p, const char **errstr)
-{
-	if (p->state == PS_BODY_CLOSE)
-		p->state = PS_DONE;
-	if (p->state == PS_DONE)
-		return 0;
-	if (p->state != PS_ERROR)
-		parser_fail(p, "upstream closed the connection before the "
-		    "response was complete");
-	*errstr = p->errstr;
-	return -1;
-}
-
-/* New parser for one response. */
-struct upstream_parser *
-upstream_parser_new(bool is_head)
-{
-	struct upstream_parser *p;
-
-	if ((p = malloc(sizeof *p)) == NULL)
-		return NULL;
-	parser_setup(p);
-	parser_init(p, is_head);
-	return p;
-}
-
-/* Free a parser and its remaining header entries. */
-void
-upstream_parser_free(struct upstream_parser *p)
-{
-	if (p == NULL)
-		return;
-	parser_clear_headers(p, false);
-	parser_free_spare(p);
-	free(p);
-}
-
-/* Parse what in holds. */
-enum upstream_parse
-upstream_parser_feed(struct upstream_parser *p, struct evbuffer *in,
-    struct evbuffer *body, const char **errstr)
-{
-	struct parser_src src = { in, NULL, 0, 0 };
-
-	return parser_feed(p, &src, body, errstr);
-}
-
-/* The peer closed the connection. */
-int
-upstream_parser_eof(struct upstream_parser *p, const char **errstr)
-{
-	return parser_eof(p, errstr);
-}
-
-/* The final response head. */
-const struct upstream_response *
-upstream_parser_response(const struct upstream_parser *p)
-{
-	return &p->resp;
-}
-
-/* Whether the connection may be reused after this response. */
-bool
-upstream_parser_keepalive(const struct upstream_parser *p)
-{
-	return p->keepalive;
-}
 
 /*
  * Pool and connections.
@@ -1012,7 +204,7 @@ pool_unref(struct upstream_pool *pool)
 		return;
 	while ((req = TAILQ_FIRST(&pool->free_reqs)) != NULL) {
 		TAILQ_REMOVE(&pool->free_reqs, req, entry);
-		parser_free_spare(&req->parser);
+		http_response_free_spare(&req->parser);
 		evbuffer_free(req->reqbuf);
 		evbuffer_free(req->body);
 		free(req);
@@ -1486,15 +678,15 @@ req_free(struct upstream_req *req)
 		req->orphan = false;
 	}
 	if (pool->dying || pool->nfree >= UPSTREAM_FREE_REQS) {
-		parser_clear_headers(&req->parser, false);
-		parser_free_spare(&req->parser);
+		http_response_clear_headers(&req->parser, false);
+		http_response_free_spare(&req->parser);
 		evbuffer_free(req->reqbuf);
 		evbuffer_free(req->body);
 		free(req);
 	} else {
 		/* Kept with its buffers and header entries for the next
 		 * exchange. */
-		parser_clear_headers(&req->parser, true);
+		http_response_clear_headers(&req->parser, true);
 		evbuffer_drain(req->reqbuf, evbuffer_get_length(req->reqbuf));
 		evbuffer_drain(req->body, evbuffer_get_length(req->body));
 		TAILQ_INSERT_HEAD(&pool->free_reqs, req, entry);
@@ -1537,7 +729,7 @@ req_fail_later(struct upstream_req *req, enum upstream_err err,
 
 /* src: what the exchange was reading (bytes left there: not reusable). */
 static void
-req_complete(struct upstream_req *req, const struct parser_src *src)
+req_complete(struct upstream_req *req, const struct http_response_src *src)
 {
 	struct upstream_conn *c = req->conn;
 	struct upstream_pool *pool = req->pool;
@@ -1545,7 +737,7 @@ req_complete(struct upstream_req *req, const struct parser_src *src)
 
 	keep = upstream_parser_keepalive(&req->parser) && !pool->dying &&
 	    pool->nidle < pool->keepalive &&
-	    (src == NULL || src_avail(src) == 0);
+	    (src == NULL || http_response_src_avail(src) == 0);
 	if (keep && c->bev != NULL)
 		keep = evbuffer_get_length(bufferevent_get_input(c->bev)) ==
 		    0 && evbuffer_get_length(bufferevent_get_output(c->bev)) ==
@@ -1600,7 +792,7 @@ req_call_body(struct upstream_req *req)
  * exchange goes on, 1 when it ended (req may be gone).
  */
 static int
-req_process(struct upstream_req *req, struct parser_src *src)
+req_process(struct upstream_req *req, struct http_response_src *src)
 {
 	enum upstream_parse rc;
 	const char *errstr = NULL;
@@ -1608,7 +800,8 @@ req_process(struct upstream_req *req, struct parser_src *src)
 	for (;;) {
 		if (req->paused)
 			return 0;
-		rc = parser_feed(&req->parser, src, req->body, &errstr);
+		rc = http_response_feed_src(&req->parser, src, req->body,
+		    &errstr);
 		if (rc == UPSTREAM_PARSE_ERROR) {
 			req_finish(req, UPSTREAM_ERR_PROTOCOL, errstr);
 			return 1;
@@ -1636,13 +829,13 @@ req_process(struct upstream_req *req, struct parser_src *src)
 }
 
 static int
-req_read(struct upstream_req *req, struct parser_src *src)
+req_read(struct upstream_req *req, struct http_response_src *src)
 {
 	struct upstream_conn *c = req->conn;
 	struct upstream_pool *pool = req->pool;
 
 	if (!req->got_byte) {
-		if (src_avail(src) == 0)
+		if (http_response_src_avail(src) == 0)
 			return 0;
 		req->got_byte = true;
 		req->first_byte_ns = util_mono_ns();
@@ -1665,7 +858,7 @@ req_read(struct upstream_req *req, struct parser_src *src)
 
 /* The input of a connection as a parser source. */
 static void
-conn_src(struct upstream_conn *c, struct parser_src *src)
+conn_src(struct upstream_conn *c, struct http_response_src *src)
 {
 	src->buf = c->bev != NULL ? bufferevent_get_input(c->bev) : c->in;
 	src->mem = NULL;
@@ -1683,7 +876,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->req != NULL && c->state == CONN_BUSY) {
-		struct parser_src src;
+		struct http_response_src src;
 
 		conn_src(c, &src);
 		(void)req_read(c->req, &src);
@@ -1710,7 +903,7 @@ req_eof(struct upstream_req *req, short what, int err)
 			req_done(req, UPSTREAM_ERR_CONNECT, errstr);
 		return;
 	}
-	if (!reset && parser_eof(&req->parser, &errstr) == 0) {
+	if (!reset && http_response_eof(&req->parser, &errstr) == 0) {
 		req_complete(req, NULL);
 		return;
 	}
@@ -1756,7 +949,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct upstream_conn *c = arg;
 	struct upstream_req *req = c->req;
-	struct parser_src src;
+	struct http_response_src src;
 
 	if (c->state == CONN_IDLE) {
 		conn_close(c, "idle connection closed by the upstream");
@@ -1773,7 +966,8 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	conn_src(c, &src);
-	if (src_avail(&src) > 0 && !req->paused && req_read(req, &src) != 0)
+	if (http_response_src_avail(&src) > 0 && !req->paused &&
+	    req_read(req, &src) != 0)
 		return;
 	if (req->paused) {
 		/* Seen again when the caller resumes. */
@@ -1798,7 +992,7 @@ upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct upstream_pool *pool = c->pool;
 	struct upstream_req *req = c->req;
 	struct evbuffer_iovec v[2];
-	struct parser_src src;
+	struct http_response_src src;
 	enum parser_state ps;
 	ssize_t n;
 	int nv, err;
@@ -1890,7 +1084,7 @@ upstream_defer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream_req *req = arg;
 	struct upstream_conn *c = req->conn;
-	struct parser_src src;
+	struct http_response_src src;
 	short eof;
 
 	if (req->pending_errstr != NULL) {
@@ -1924,7 +1118,7 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	} else {
 		if ((req = malloc(sizeof *req)) == NULL)
 			return NULL;
-		parser_setup(&req->parser);
+		http_response_setup(&req->parser);
 		req->reqbuf = evbuffer_new();
 		req->body = evbuffer_new();
 		if (req->reqbuf == NULL || req->body == NULL) {
@@ -1957,7 +1151,7 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	req->wrote = 0;
 	req->sent_ns = 0;
 	req->first_byte_ns = 0;
-	parser_init(&req->parser, is_head);
+	http_response_init(&req->parser, is_head);
 	event_assign(&req->defer, pool->base, -1, 0, upstream_defer_cb, req);
 	pool->refs++;
 	evbuffer_add_buffer(req->reqbuf, request);

@@ -383,21 +383,6 @@ START_TEST(test_defaults)
 }
 END_TEST
 
-START_TEST(test_tchar)
-{
-	static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
-	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-	unsigned c;
-
-	for (c = 0; c < 256; c++) {
-		bool want = c != 0 && strchr(tchars, (int)c) != NULL;
-
-		ck_assert_msg(framing_is_tchar((unsigned char)c) == want,
-		    "tchar 0x%02x", c);
-	}
-}
-END_TEST
-
 /* The head indexer: boundaries, OWS, NUL termination, limits. */
 START_TEST(test_index_fields)
 {
@@ -589,7 +574,6 @@ framing_suite(void)
 	tcase_add_test(tc, test_idle_and_phases);
 	tcase_add_test(tc, test_large_body);
 	tcase_add_test(tc, test_defaults);
-	tcase_add_test(tc, test_tchar);
 	tcase_add_test(tc, test_index_fields);
 	tcase_add_test(tc, test_index_limits);
 	tcase_add_test(tc, test_dechunk_splits);
