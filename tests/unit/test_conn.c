@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "conn_int.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "server.h"
 #include "ts_test.h"
 
@@ -73,6 +74,9 @@ setup(void)
 	w.max_conns = 10;
 	w.accepting = true;
 	TAILQ_INIT(&w.conns);
+	/* The real pipeline answers (its own 503 with JSON and CORS). */
+	w.pipeline = proxy_pipeline_new(&w, NULL, NULL);
+	conn_front_init(&w.front, &proxy_exchange, w.pipeline);
 	fail_what = NULL;
 	fail_seen = allocs = 0;
 	conn_set_alloc(test_alloc);
@@ -89,14 +93,8 @@ teardown(void)
 	if (peer != -1)
 		close(peer);
 	peer = -1;
-	free(w.fields);
-	while (w.ibuf_free != NULL) {
-		void *next;
-
-		memcpy(&next, w.ibuf_free, sizeof next);
-		free(w.ibuf_free);
-		w.ibuf_free = next;
-	}
+	conn_front_free(&w.front);
+	proxy_pipeline_free(w.pipeline);
 	event_base_free(w.base);
 	config_unref(cfg);
 	metrics_free_all();
@@ -221,7 +219,7 @@ START_TEST(test_too_many_fields_refused_before_the_index)
 	ck_assert_msg(strstr(got, "too many request header fields") != NULL,
 	    "answer: %s", got);
 	/* Nothing was indexed: no field index was allocated. */
-	ck_assert_ptr_null(w.fields);
+	ck_assert_ptr_null(w.front.fields);
 }
 END_TEST
 
