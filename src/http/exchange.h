@@ -38,13 +38,19 @@
  *            exchange is over for both sides, no pipeline callback
  *            follows for it.
  *
- * The rule against re-entry: no callback calls back into its caller on
- * the same stack.  A front-end callback never runs a pipeline callback
- * for the same exchange from inside itself (end() defers complete() to
- * the next loop step; abort() defers the close), and the pipeline never
- * calls the front-end from complete() or gone().  Teardown stays single:
- * the exchange ends in the pipeline's one close function (after
- * complete(), gone() or its own abort()), the connection in conn_close().
+ * The rule against re-entry: no call chain comes back to the object that
+ * started it on the same stack.  A front-end callback (head, body, end,
+ * abort) only queues bytes or schedules work: it never runs a pipeline
+ * callback from inside itself (end() defers complete() to the next loop
+ * step, a failed write or abort() defers the close and its gone()).  The
+ * pipeline may answer from inside start() or refuse() (that is the
+ * front-end's callbacks, which come back to nothing), but never calls the
+ * front-end from complete() or gone().  So neither side's teardown can
+ * run while the other still holds it.  Teardown stays single: the
+ * exchange's pipeline state ends in the pipeline's one close function
+ * (after complete(), gone() or its own abort()), the connection in
+ * conn_close(); the exchange struct itself is the front-end's.
+ * test_conn's "front" cases check the rule with a depth counter.
  */
 #ifndef TS_EXCHANGE_H
 #define TS_EXCHANGE_H
