@@ -342,7 +342,10 @@ conn_close(struct server_conn *c)
 	if (c->active) {
 		/* The exchange ends here; the pipeline calls nothing back. */
 		c->active = false;
-		w->front.pipe->gone(&c->x);
+		if (c->complete_due && !c->broken)
+			w->front.pipe->complete(&c->x);	/* it had left */
+		else
+			w->front.pipe->gone(&c->x);
 		server_request_done(w);
 	}
 	event_del(&c->tev);

@@ -670,6 +670,29 @@ START_TEST(test_front_back_pressure)
 }
 END_TEST
 
+/*
+ * A client that half-closes after its request (printf ... | nc) still
+ * gets its answer, and the pipeline hears complete(), not gone().
+ */
+START_TEST(test_front_half_close_completes)
+{
+	static const char raw[] = "GET /hc HTTP/1.1\r\nHost: x\r\n\r\n";
+	char got[1024];
+
+	connect_client();
+	ck_assert_int_eq(write(peer, raw, sizeof raw - 1),
+	    (ssize_t)sizeof raw - 1);
+	ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+	pump(got, sizeof got, NULL);		/* until it closes */
+	ck_assert_msg(strncmp(got, "HTTP/1.1 200 OK\r\n", 17) == 0,
+	    "answer: %s", got);
+	ck_assert_msg(strstr(got, "\r\n\r\n/hc") != NULL, "answer: %s", got);
+	ck_assert_uint_eq(fake.starts, 1);
+	ck_assert_uint_eq(fake.completes, 1);
+	ck_assert_uint_eq(fake.gones, 0);
+}
+END_TEST
+
 /* The client leaves mid-reply: gone() once, complete() never. */
 START_TEST(test_front_client_gone_mid_reply)
 {
@@ -716,6 +739,7 @@ conn_suite(void)
 	tcase_add_test(tc, test_front_idle_timeout);
 	tcase_add_test(tc, test_front_back_pressure);
 	tcase_add_test(tc, test_front_client_gone_mid_reply);
+	tcase_add_test(tc, test_front_half_close_completes);
 	suite_add_tcase(s, tc);
 	return s;
 }
