@@ -216,7 +216,7 @@ proxy_request_id(struct proxy_pipeline *pl, char *buf)
 
 	pl->req_counter++;
 	/* 16 hex digits: salt ^ worker, then the counter (no printf). */
-	v = (uint64_t)(pl->id_salt ^ (uint32_t)(pl->worker->id << 24)) << 32 |
+	v = (uint64_t)(pl->id_salt ^ (uint32_t)(pl->id << 24)) << 32 |
 	    (uint32_t)pl->req_counter;
 	for (i = 15; i >= 0; i--, v >>= 4)
 		buf[i] = hex[v & 0xf];
@@ -442,7 +442,7 @@ static void
 proxy_refuse(void *arg, struct exchange *x, int status, const char *message)
 {
 	struct proxy_pipeline *pl = arg;
-	struct worker_gen *wg = pl->worker->wgen;
+	struct worker_gen *wg = pl->wgen;
 	const struct worker_route *route;
 	const struct cors_policy *cors;
 	const char *host = NULL, *origin = NULL;
@@ -472,7 +472,7 @@ proxy_refuse(void *arg, struct exchange *x, int status, const char *message)
 	h.close = true;
 	x->front->head(x, &h);
 	x->front->end(x);
-	metrics_request(pl->worker->metrics, route != NULL ? route->slot : 0,
+	metrics_request(pl->metrics, route != NULL ? route->slot : 0,
 	    status, 0, 0);
 }
 
@@ -791,7 +791,7 @@ proxy_cors_refused(struct proxy_req *pr, bool preflight)
 	const struct cors_answer *a = &pr->cors_ans;
 	int64_t now = (int64_t)time(NULL);
 
-	metrics_cors_refusal(pl->worker->metrics, pr->route->slot, preflight,
+	metrics_cors_refusal(pl->metrics, pr->route->slot, preflight,
 	    cors_kind_name(a->kind), a->header_class);
 	if (pl->cors_log_sec != now) {
 		pl->cors_log_sec = now;
@@ -832,12 +832,12 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 	    h->acrpn != NULL && util_strcaseeq(h->acrpn, "true"), a);
 	pr->has_cors_ans = true;
 	if (a->result == CORS_ALLOWED) {
-		metrics_cors_preflight(pr->pl->worker->metrics, pr->route->slot,
+		metrics_cors_preflight(pr->pl->metrics, pr->route->slot,
 		    true);
 		proxy_send_raw(pr, 204, "No Content", NULL, NULL, 0, false);
 		return true;
 	}
-	metrics_cors_preflight(pr->pl->worker->metrics, pr->route->slot, false);
+	metrics_cors_preflight(pr->pl->metrics, pr->route->slot, false);
 	proxy_cors_refused(pr, true);
 	if (!cors_policy_rejects(pr->cors)) {
 		/* on_disallowed: pass -- forward without CORS headers. */
@@ -857,7 +857,6 @@ static void
 proxy_start(void *arg, struct exchange *req)
 {
 	struct proxy_pipeline *pl = arg;
-	struct worker *w = pl->worker;
 	struct proxy_req *pr;
 	struct evbuffer *ubuf;
 	struct proxy_hdrs h;
@@ -877,7 +876,7 @@ proxy_start(void *arg, struct exchange *req)
 	req->pipe = pr;
 	pr->start_ns = util_mono_ns();
 	pr->start_us = util_now_us();
-	pr->wgen = server_wgen_ref(w->wgen);
+	pr->wgen = server_wgen_ref(pl->wgen);
 	pr->pr_client.req = req;
 	pr->pr_client.method = req->method;
 	pr->pr_client.method_name = proxy_method_name(req->method);
@@ -1120,7 +1119,7 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 		break;
 	}
 	if (err != UPSTREAM_ERR_NOMEM)
-		metrics_upstream_error(pr->pl->worker->metrics, pr->route->slot,
+		metrics_upstream_error(pr->pl->metrics, pr->route->slot,
 		    kind);
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
@@ -1262,7 +1261,7 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
 	}
-	metrics_request(pl->worker->metrics, pr->route != NULL ?
+	metrics_request(pl->metrics, pr->route != NULL ?
 	    pr->route->slot : 0, pr->status, dur_us, pr->bytes_out);
 	proxy_access_log(pr, dur_us);
 	proxy_trace_finish(pr);
@@ -1288,29 +1287,36 @@ proxy_date(struct proxy_pipeline *pl)
 }
 
 struct proxy_pipeline *
-proxy_pipeline_new(struct worker *w, struct exporter *exporter,
-    struct exporter_queue *xq)
+proxy_pipeline_new(unsigned id, struct metrics *metrics,
+    struct exporter *exporter, struct exporter_queue *xq)
 {
 	struct proxy_pipeline *pl;
 	const char *errstr = NULL;
 	struct timespec rt, mt;
 
 	pl = xcalloc(1, sizeof *pl);
-	pl->worker = w;
+	pl->id = id;
+	pl->metrics = metrics;
 	pl->exporter = exporter;
 	pl->xq = xq;
 	pl->id_salt = (uint32_t)random();
 	if (ids_rng_init(&pl->rng, &errstr) != 0)
-		fatalx("worker %u: %s", w->id, errstr);
+		fatalx("worker %u: %s", id, errstr);
 	pl->extract = xmalloc(sizeof *pl->extract);
 	if ((pl->ubuf = evbuffer_new()) == NULL)
-		fatalx("worker %u: out of memory", w->id);
+		fatalx("worker %u: out of memory", id);
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_MONOTONIC, &mt);
 	pl->wall_offset_ns = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) *
 	    1000000000 + ((int64_t)rt.tv_nsec - (int64_t)mt.tv_nsec);
 	pl->date_sec = -1;
 	return pl;
+}
+
+void
+proxy_pipeline_set_gen(struct proxy_pipeline *pl, struct worker_gen *wg)
+{
+	pl->wgen = wg;
 }
 
 void

@@ -20,19 +20,25 @@
 
 struct exporter;
 struct exporter_queue;
+struct metrics;
 struct proxy_pipeline;
 
 /* The callback table the front-ends call (arg: a struct proxy_pipeline). */
 extern const struct exchange_pipeline proxy_exchange;
 
 /*
- * The pipeline of worker w (its generation, metrics and id are read from
- * w; nothing else of w is touched).  xq: w's exporter queue (NULL: none);
- * exporter: for agent sampling rates (NULL: none).  Fatal when out of
- * memory at startup.
+ * The pipeline of worker id, counting into metrics.  xq: the worker's
+ * exporter queue (NULL: none); exporter: for agent sampling rates (NULL:
+ * none).  Fatal when out of memory at startup.  It serves nothing until
+ * proxy_pipeline_set_gen() gave it a generation.
  */
-struct proxy_pipeline *proxy_pipeline_new(struct worker *w,
+struct proxy_pipeline *proxy_pipeline_new(unsigned id, struct metrics *,
     struct exporter *exporter, struct exporter_queue *xq);
+/*
+ * The worker generation new requests start under (the worker keeps its
+ * reference; each request takes its own).  Called at start and reload.
+ */
+void proxy_pipeline_set_gen(struct proxy_pipeline *, struct worker_gen *);
 /* Free the pipeline (worker exit; no request in flight).  NULL-safe. */
 void proxy_pipeline_free(struct proxy_pipeline *);
 

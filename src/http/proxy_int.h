@@ -25,7 +25,9 @@ struct exporter_queue;
 
 /* The pipeline's per-worker context (proxy.h). */
 struct proxy_pipeline {
-	struct worker *worker;		/* read: wgen, metrics, id */
+	unsigned id;			/* the worker's, for request ids */
+	struct metrics *metrics;	/* the worker's counters */
+	struct worker_gen *wgen;	/* current (proxy_pipeline_set_gen) */
 	struct exporter *exporter;	/* agent rates; NULL: none */
 	struct exporter_queue *xq;	/* finished spans; NULL: none */
 	uint64_t req_counter;		/* for request ids */

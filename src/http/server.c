@@ -641,6 +641,7 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 				break;
 			server_wgen_unref(w->wgen);
 			w->wgen = server_wgen_new(w, g);
+			proxy_pipeline_set_gen(w->pipeline, w->wgen);
 			server_gen_unref(g);
 			break;
 		case SERVER_CMD_DRAIN:
@@ -861,7 +862,9 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 		w->xq = exporter_queue_new(srv.exporter);
 	w->wgen = server_wgen_new(w, g);
 	/* The composition root: the h1 front-end talks to this pipeline. */
-	w->pipeline = proxy_pipeline_new(w, srv.exporter, w->xq);
+	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
+	    w->xq);
+	proxy_pipeline_set_gen(w->pipeline, w->wgen);
 	conn_front_init(&w->front, &proxy_exchange, w->pipeline);
 	w->max_conns = cfg->limits.max_connections / cfg->workers;
 	if (w->max_conns == 0)

@@ -88,7 +88,8 @@ setup(void)
 	w.accepting = true;
 	TAILQ_INIT(&w.conns);
 	/* The real pipeline answers (its own 503 with JSON and CORS). */
-	w.pipeline = proxy_pipeline_new(&w, NULL, NULL);
+	w.pipeline = proxy_pipeline_new(0, w.metrics, NULL, NULL);
+	proxy_pipeline_set_gen(w.pipeline, w.wgen);
 	conn_front_init(&w.front, &proxy_exchange, w.pipeline);
 	w.inflight = 0;
 	fail_what = NULL;

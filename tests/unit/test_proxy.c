@@ -44,7 +44,8 @@ static struct server_gen gen;
 static struct worker_gen wgen;
 static struct worker_route routes[2];
 static struct propagation_conf props[2];
-static struct worker w;
+static struct event_base *base;
+static struct metrics *metrics;
 static struct proxy_pipeline *pl;
 
 /* The fake upstream. */
@@ -179,8 +180,8 @@ run_until_replied(void)
 	for (i = 0; i < 5000 && ff.ends == 0 && ff.aborts == 0; i++) {
 		struct timeval tv = { 0, 1000 };
 
-		event_base_loopexit(w.base, &tv);
-		event_base_dispatch(w.base);
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
 	}
 }
 
@@ -238,7 +239,7 @@ backend_accept_cb(evutil_socket_t fd, short what, void *arg)
 	backend_conn = c;
 	backend_len = 0;
 	backend_got[0] = '\0';
-	backend_conn_ev = event_new(w.base, c, EV_READ | EV_PERSIST,
+	backend_conn_ev = event_new(base, c, EV_READ | EV_PERSIST,
 	    backend_read_cb, NULL);
 	event_add(backend_conn_ev, NULL);
 }
@@ -274,14 +275,13 @@ setup(void)
 
 	memset(&gen, 0, sizeof gen);
 	memset(&wgen, 0, sizeof wgen);
-	memset(&w, 0, sizeof w);
 	memset(routes, 0, sizeof routes);
-	w.base = event_base_new();
-	ck_assert_ptr_nonnull(w.base);
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
 	backend_fd = listen_local(&port);
 	backend_silent = false;
 	backend_conn = -1;
-	backend_ev = event_new(w.base, backend_fd, EV_READ | EV_PERSIST,
+	backend_ev = event_new(base, backend_fd, EV_READ | EV_PERSIST,
 	    backend_accept_cb, NULL);
 	event_add(backend_ev, NULL);
 	/* A port nobody listens on: connection refused (502). */
@@ -326,14 +326,14 @@ setup(void)
 		/* A route without its own cors map has the top-level block. */
 		ck_assert_ptr_eq(cfg->routes[i].cors, &cfg->cors);
 		routes[i].cors = gen.default_cors;
-		routes[i].pool = upstream_pool_new(w.base,
+		routes[i].pool = upstream_pool_new(base,
 		    &cfg->routes[i].upstream, NULL, &cause);
 		ck_assert_msg(routes[i].pool != NULL, "%s", cause);
 	}
-	w.wgen = &wgen;
-	w.metrics = metrics_new("test");
+	metrics = metrics_new("test");
 	ck_assert_int_eq(log_access_open("off", &cause), 0);
-	pl = proxy_pipeline_new(&w, NULL, NULL);
+	pl = proxy_pipeline_new(0, metrics, NULL, NULL);
+	proxy_pipeline_set_gen(pl, &wgen);
 }
 
 static void
@@ -353,7 +353,7 @@ teardown(void)
 	event_free(backend_ev);
 	close(backend_fd);
 	cors_policy_free(gen.default_cors);
-	event_base_free(w.base);
+	event_base_free(base);
 	config_unref(cfg);
 	metrics_free_all();
 	ck_assert_int_eq(wgen.refs, 1);	/* every request let go of it */
