@@ -70,6 +70,7 @@
 #define CONN_IBUF_INITIAL 4096
 #define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
 #define CONN_IBUF_CACHE 1024		/* idle buffers a worker keeps */
+#define CONN_FIELDS_INITIAL 64		/* the worker's first field index */
 /* body() says stop when this much waits for the client. */
 #define CONN_OUT_HIGH_WATER (256 * 1024)
 
@@ -1123,6 +1124,11 @@ conn_take_head(struct server_conn *c, const char **what)
 		    want > c->framing.limits.max_fields)
 			return -1;
 		*what = "header field index";
+		/* The first head sizes it for most heads to come (64). */
+		if (want < CONN_FIELDS_INITIAL)
+			want = c->framing.limits.max_fields <
+			    CONN_FIELDS_INITIAL ? c->framing.limits.max_fields :
+			    CONN_FIELDS_INITIAL;
 		if ((nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
 			return -1;
 		free(w->fields);
