@@ -15,8 +15,10 @@
  * Front-end calls, in order (struct exchange_pipeline, arg: the
  * pipeline's per-worker context):
  *   start(): the request head and (today) its whole body (body_end set).
- *            The pipeline sets x->pipe to its per-request state, or
- *            leaves it NULL when it answered and finished within the call.
+ *            The head (method, target, fields) is valid during the call
+ *            only.  The pipeline keeps its per-request state in x->pipe;
+ *            the exchange lasts until complete(), gone() or the
+ *            pipeline's abort(), whichever comes first.
  *   body():  more body bytes (end: the last); for a streaming front-end,
  *            never called while body_end is set.  Unused by conn.c today.
  *   drained(): the output went below the mark after body() said stop.
@@ -136,8 +138,8 @@ struct exchange {
 	const char *client;		/* "ip:port", for logs */
 	const char *client_ip;
 	bool tls;
-	const char *sni;		/* NULL when unknown */
-	const char *alpn;		/* NULL when unknown */
+	const char *sni;		/* NULL when unknown (conn.c: */
+	const char *alpn;		/* not filled in yet) */
 
 	const struct exchange_front *front;
 	void *front_ctx;		/* the front-end's (conn.c: connection) */

@@ -9,9 +9,10 @@
  * "front": a FAKE pipeline behind the connection (a test table of
  * exchange.h callbacks): pipelining byte for byte, the guard's refusal
  * answered through the door, the header/body/idle timeouts, back-pressure
- * (stop, drained, resume), a client leaving mid-reply (gone once), and
- * that no pipeline callback is entered while another one runs (a depth
- * counter: the no-re-entry rule of exchange.h).
+ * (stop, drained, resume), a client leaving mid-reply (gone once), a
+ * half-closing client (complete, not gone), the pipeline's abort (the
+ * client sees the cut), and that no pipeline callback is entered while
+ * another one runs (a depth counter: the no-re-entry rule of exchange.h).
  *
  * A bare worker (an event base, a configuration generation without
  * routes, metrics) owns one end of a socketpair; the test writes requests
@@ -248,6 +249,7 @@ enum fake_mode {
 	FAKE_ANSWER,		/* 200, the target as body, at once */
 	FAKE_STREAM,		/* a chunked body of fake.total bytes */
 	FAKE_HOLD,		/* a head and 10 of 100 bytes, then nothing */
+	FAKE_ABORT,		/* a head and 10 of 100 bytes, then abort() */
 };
 
 static struct {
@@ -333,6 +335,7 @@ fake_start(void *arg, struct exchange *x)
 		fake_push(x);
 		break;
 	case FAKE_HOLD:
+	case FAKE_ABORT:
 		h.n_fields = 1;
 		h.framed = true;
 		f[0].value_len = (size_t)snprintf(num, sizeof num, "100");
@@ -343,6 +346,12 @@ fake_start(void *arg, struct exchange *x)
 			evbuffer_add(b, "0123456789", 10);
 			ck_assert(!x->front->body(x, b));
 			evbuffer_free(b);
+		}
+		if (fake.mode == FAKE_ABORT) {
+			/* The exchange is over for both sides now. */
+			x->front->abort(x);
+			x->pipe = NULL;
+			fake.x = NULL;
 		}
 		break;
 	}
@@ -694,6 +703,30 @@ START_TEST(test_front_half_close_completes)
 }
 END_TEST
 
+/*
+ * The pipeline aborts mid-reply (its upstream failed after the head): the
+ * client sees the cut (10 of 100 body bytes, then EOF) and the pipeline
+ * hears nothing more of that exchange.
+ */
+START_TEST(test_front_pipeline_aborts)
+{
+	char got[1024];
+
+	fake.mode = FAKE_ABORT;
+	connect_client();
+	ck_assert_int_eq(write(peer, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 28),
+	    28);
+	pump(got, sizeof got, NULL);		/* until it closes */
+	ck_assert_msg(strncmp(got, "HTTP/1.1 200 OK\r\nContent-Length: 100"
+	    "\r\n\r\n0123456789", 50) == 0, "answer: %s", got);
+	ck_assert_uint_eq(strlen(got), 50);
+	event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert_uint_eq(fake.starts, 1);
+	ck_assert_uint_eq(fake.gones + fake.completes, 0);
+}
+END_TEST
+
 /* The client leaves mid-reply: gone() once, complete() never. */
 START_TEST(test_front_client_gone_mid_reply)
 {
@@ -741,6 +774,7 @@ conn_suite(void)
 	tcase_add_test(tc, test_front_back_pressure);
 	tcase_add_test(tc, test_front_client_gone_mid_reply);
 	tcase_add_test(tc, test_front_half_close_completes);
+	tcase_add_test(tc, test_front_pipeline_aborts);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,8 +9,10 @@
  * extraction and injection (the upstream sees our traceparent, continuing
  * the incoming trace), and every gateway error reply -- 404, 502, 504
  * from a request, 400, 408, 413, 431, 503 through refuse() -- carrying
- * the CORS headers of an allowed origin.  The fake front-end asserts that
- * the pipeline never calls it from complete() (the no-re-entry rule).
+ * the CORS headers of an allowed origin; an upstream cut mid-body ends in
+ * abort(), a departed client in gone().  The fake front-end asserts that
+ * the pipeline never calls it from complete() or gone() (the no-re-entry
+ * rule).
  */
 #include <sys/socket.h>
 
@@ -54,8 +56,8 @@ static struct event *backend_ev, *backend_conn_ev;
 static char backend_got[8192];
 static size_t backend_len;
 static bool backend_silent;	/* read, never answer (504) */
-static const char *backend_reply =
-    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVary: Accept\r\n\r\nhello";
+static bool backend_cut;	/* close after the reply (a short body) */
+static const char *backend_reply;
 
 /* What the fake front-end was given. */
 static struct {
@@ -221,9 +223,16 @@ backend_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	backend_len += (size_t)n;
 	backend_got[backend_len] = '\0';
-	if (strstr(backend_got, "\r\n\r\n") != NULL && !backend_silent)
+	if (strstr(backend_got, "\r\n\r\n") != NULL && !backend_silent) {
 		ck_assert_int_eq(write(fd, backend_reply,
 		    strlen(backend_reply)), (ssize_t)strlen(backend_reply));
+		if (backend_cut) {
+			event_free(backend_conn_ev);
+			backend_conn_ev = NULL;
+			close(backend_conn);
+			backend_conn = -1;
+		}
+	}
 }
 
 static void
@@ -280,6 +289,9 @@ setup(void)
 	ck_assert_ptr_nonnull(base);
 	backend_fd = listen_local(&port);
 	backend_silent = false;
+	backend_cut = false;
+	backend_reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+	    "Vary: Accept\r\n\r\nhello";
 	backend_conn = -1;
 	backend_ev = event_new(base, backend_fd, EV_READ | EV_PERSIST,
 	    backend_accept_cb, NULL);
@@ -550,6 +562,29 @@ START_TEST(test_refusals_carry_cors)
 }
 END_TEST
 
+/*
+ * The upstream closes after 10 of 100 body bytes: the head is out, so the
+ * pipeline aborts the exchange (the client sees the cut), and ends its
+ * request itself: no complete() is expected from the front-end.
+ */
+START_TEST(test_upstream_cut_mid_body_aborts)
+{
+	ts_expect_warning("upstream http://127.0.0.1:");
+	backend_reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+	    "0123456789";
+	backend_cut = true;
+	request(EXCHANGE_M_GET, "GET", "/api/cut", allowed);
+	proxy_exchange.start(pl, &x);
+	run_until_replied();
+	ck_assert_uint_eq(ff.heads, 1);
+	ck_assert_int_eq(ff.status, 200);
+	ck_assert_str_eq(ff.body, "0123456789");
+	ck_assert_uint_eq(ff.aborts, 1);
+	ck_assert_uint_eq(ff.ends, 0);
+	ck_assert_ptr_null(x.pipe);		/* the pipeline let go */
+}
+END_TEST
+
 /* A request the front-end lost: gone() ends it, nothing is called back. */
 START_TEST(test_gone_while_upstream)
 {
@@ -582,6 +617,7 @@ proxy_suite(void)
 	tcase_add_test(tc, test_upstream_timeout_504);
 	tcase_add_test(tc, test_refusals_carry_cors);
 	tcase_add_test(tc, test_gone_while_upstream);
+	tcase_add_test(tc, test_upstream_cut_mid_body_aborts);
 	suite_add_tcase(s, tc);
 	return s;
 }
