@@ -175,11 +175,23 @@ conn_ibuf_put(struct server_conn *c)
 
 void
 conn_front_init(struct conn_front *f, const struct exchange_pipeline *pipe,
-    void *arg)
+    void *arg, const struct conn_events *events)
 {
 	memset(f, 0, sizeof *f);
 	f->pipe = pipe;
 	f->pipe_arg = arg;
+	f->events = events;
+}
+
+/* The active exchange of c ended, for the worker's count (drain). */
+static void
+conn_exchange_ended(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	c->active = false;
+	w->inflight--;
+	w->front.events->request_done(w);
 }
 
 void
@@ -342,12 +354,11 @@ conn_close(struct server_conn *c)
 
 	if (c->active) {
 		/* The exchange ends here; the pipeline calls nothing back. */
-		c->active = false;
 		if (c->complete_due && !c->broken)
 			w->front.pipe->complete(&c->x);	/* it had left */
 		else
 			w->front.pipe->gone(&c->x);
-		server_request_done(w);
+		conn_exchange_ended(c);
 	}
 	event_del(&c->tev);
 	event_del(&c->dev);
@@ -365,7 +376,7 @@ conn_close(struct server_conn *c)
 	conn_ibuf_put(c);
 	TAILQ_REMOVE(&w->conns, c, entry);
 	free(c);
-	server_conn_gone(w);
+	w->front.events->closed(w);
 }
 
 bool
@@ -600,10 +611,8 @@ conn_x_abort(struct exchange *x)
 {
 	struct server_conn *c = x->front_ctx;
 
-	if (c->active) {
-		c->active = false;
-		server_request_done(c->worker);
-	}
+	if (c->active)
+		conn_exchange_ended(c);
 	/* Nothing more is written: the client sees the cut. */
 	c->broken = true;
 	conn_close_later(c);
@@ -642,9 +651,8 @@ conn_reply_sent(struct server_conn *c)
 	c->want_drain = false;
 	c->complete_due = false;
 	if (c->active) {
-		c->active = false;
 		c->worker->front.pipe->complete(&c->x);
-		server_request_done(c->worker);
+		conn_exchange_ended(c);
 	}
 	conn_request_done(c);
 }

@@ -40,10 +40,22 @@
 
 struct worker;
 
+/*
+ * What the worker hears from its connections (server.c's, so that conn.c
+ * calls nothing in server.c by name).
+ */
+struct conn_events {
+	/* An exchange handed to the pipeline ended (w->inflight is down). */
+	void (*request_done)(struct worker *);
+	/* A connection was closed and freed. */
+	void (*closed)(struct worker *);
+};
+
 /* The front-end's per-worker context (embedded in struct worker). */
 struct conn_front {
 	const struct exchange_pipeline *pipe;	/* wired by server.c */
 	void *pipe_arg;			/* the pipeline's worker context */
+	const struct conn_events *events;	/* wired by server.c */
 	struct framing_field *fields;	/* scratch: the head being indexed */
 	size_t fields_cap;
 	void *ibuf_free;		/* idle input buffers */
@@ -129,9 +141,12 @@ void conn_close(struct server_conn *);
 /* True when c has no request in progress (nothing of one read). */
 bool conn_idle(const struct server_conn *);
 
-/* The front-end's context: set up (for pipe, arg) and free its caches. */
+/*
+ * The front-end's context: set up (requests go to pipe with arg, the
+ * worker hears events) and free its caches.
+ */
 void conn_front_init(struct conn_front *, const struct exchange_pipeline *,
-    void *arg);
+    void *arg, const struct conn_events *);
 void conn_front_free(struct conn_front *);
 
 #endif /* TS_CONN_H */

@@ -174,38 +174,6 @@ proxy_json_escape(char *out, size_t size, const char *s)
 	return n;
 }
 
-/* Append what is buffered to the evbuffer. */
-void
-proxy_hbuf_flush(struct proxy_hbuf *hb)
-{
-	if (hb->len > 0) {
-		evbuffer_add(hb->out, hb->buf, hb->len);
-		hb->len = 0;
-	}
-}
-
-/* Append len bytes. */
-void
-proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
-{
-	if (hb->len + len > sizeof hb->buf) {
-		proxy_hbuf_flush(hb);
-		if (len > sizeof hb->buf) {
-			evbuffer_add(hb->out, s, len);
-			return;
-		}
-	}
-	memcpy(hb->buf + hb->len, s, len);
-	hb->len += len;
-}
-
-/* Append a C string. */
-void
-proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
-{
-	proxy_hbuf_add(hb, s, strlen(s));
-}
-
 /* Make a request id into buf (at least 17 bytes). */
 static void
 proxy_request_id(struct proxy_pipeline *pl, char *buf)
@@ -228,21 +196,6 @@ static size_t
 proxy_path_len(const char *uri)
 {
 	return strcspn(uri, "?#");
-}
-
-/* Origin-form of a request target ("/p?q"); absolute-form is reduced. */
-const char *
-proxy_origin_form(const char *uri)
-{
-	const char *p;
-
-	if (uri[0] == '/' || strcmp(uri, "*") == 0)
-		return uri;
-	if ((p = strstr(uri, "://")) != NULL) {
-		p = strchr(p + 3, '/');
-		return p != NULL ? p : "/";
-	}
-	return uri;
 }
 
 const struct worker_route *

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 
@@ -116,12 +117,57 @@ struct proxy_hbuf {
 	char buf[8192];
 };
 
-void proxy_hbuf_flush(struct proxy_hbuf *);
-void proxy_hbuf_add(struct proxy_hbuf *, const char *, size_t);
-void proxy_hbuf_str(struct proxy_hbuf *, const char *);
+/*
+ * The buffer's functions and proxy_origin_form() are inline: proxy.c and
+ * proxy_trace.c both use them on the hot path, and neither calls the
+ * other for them (no call loop between the two files).
+ */
+/* Append what is buffered to the evbuffer. */
+static inline void
+proxy_hbuf_flush(struct proxy_hbuf *hb)
+{
+	if (hb->len > 0) {
+		evbuffer_add(hb->out, hb->buf, hb->len);
+		hb->len = 0;
+	}
+}
 
-/* Origin-form of a request target (borrowed pointer into uri). */
-const char *proxy_origin_form(const char *uri);
+/* Append len bytes. */
+static inline void
+proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
+{
+	if (hb->len + len > sizeof hb->buf) {
+		proxy_hbuf_flush(hb);
+		if (len > sizeof hb->buf) {
+			evbuffer_add(hb->out, s, len);
+			return;
+		}
+	}
+	memcpy(hb->buf + hb->len, s, len);
+	hb->len += len;
+}
+
+/* Append a C string. */
+static inline void
+proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
+{
+	proxy_hbuf_add(hb, s, strlen(s));
+}
+
+/* Origin-form of a request target ("/p?q"); absolute-form is reduced. */
+static inline const char *
+proxy_origin_form(const char *uri)
+{
+	const char *p;
+
+	if (uri[0] == '/' || strcmp(uri, "*") == 0)
+		return uri;
+	if ((p = strstr(uri, "://")) != NULL) {
+		p = strchr(p + 3, '/');
+		return p != NULL ? p : "/";
+	}
+	return uri;
+}
 
 /* proxy_trace.c: start, inject and finish the gateway span of pr. */
 void proxy_trace_start(struct proxy_req *, const struct proxy_hdrs *,

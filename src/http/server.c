@@ -363,20 +363,12 @@ server_log_lines(const char *text)
 	}
 }
 
-struct worker_gen *
-server_wgen_ref(struct worker_gen *wg)
-{
-	wg->refs++;
-	return wg;
-}
-
-void
-server_wgen_unref(struct worker_gen *wg)
+/* The last reference to wg went: free it (wg->free). */
+static void
+server_wgen_free(struct worker_gen *wg)
 {
 	size_t i;
 
-	if (wg == NULL || --wg->refs > 0)
-		return;
 	for (i = 0; i < wg->n_routes; i++)
 		upstream_pool_free(wg->routes[i].pool);
 	free(wg->routes);
@@ -394,6 +386,7 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 
 	wg = xcalloc(1, sizeof *wg);
 	wg->refs = 1;
+	wg->free = server_wgen_free;
 	wg->gen = server_gen_ref(g);
 	wg->n_routes = g->cfg->n_routes;
 	wg->routes = xcalloc(wg->n_routes, sizeof *wg->routes);
@@ -595,7 +588,8 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-void
+/* conn.c: a client connection of w was closed. */
+static void
 server_conn_gone(struct worker *w)
 {
 	w->nconns--;
@@ -608,13 +602,19 @@ server_conn_gone(struct worker *w)
 	server_worker_accepting(w);
 }
 
-void
+/* conn.c: an exchange ended (inflight is down): a drain may be over. */
+static void
 server_request_done(struct worker *w)
 {
-	w->inflight--;
 	if (w->draining && w->inflight == 0)
 		event_base_loopexit(w->base, NULL);
 }
+
+/* What the worker hears from its HTTP/1.1 front-end. */
+static const struct conn_events server_conn_events = {
+	server_request_done,
+	server_conn_gone,
+};
 
 /* Commands from the main thread. */
 static void
@@ -865,7 +865,8 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
 	    w->xq);
 	proxy_pipeline_set_gen(w->pipeline, w->wgen);
-	conn_front_init(&w->front, &proxy_exchange, w->pipeline);
+	conn_front_init(&w->front, &proxy_exchange, w->pipeline,
+	    &server_conn_events);
 	w->max_conns = cfg->limits.max_connections / cfg->workers;
 	if (w->max_conns == 0)
 		w->max_conns = 1;

@@ -70,6 +70,8 @@ struct worker_route {
 
 struct worker_gen {
 	int refs;			/* worker thread only */
+	/* Frees it when the last reference goes (server.c's). */
+	void (*free)(struct worker_gen *);
 	struct server_gen *gen;
 	struct worker_route *routes;
 	size_t n_routes;
@@ -133,16 +135,25 @@ int server_main(struct config *cfg);
 int server_check(struct config *cfg, struct config_errors *errs)
     TS_MUSTCHECK;
 
-/* Drop a reference on a worker generation (worker thread only). */
-void server_wgen_unref(struct worker_gen *);
-struct worker_gen *server_wgen_ref(struct worker_gen *);
-
 /*
- * Called by a front-end when an exchange it handed to the pipeline ended
- * (complete, gone or aborted): the count a drain waits for.
+ * Take / drop a reference on a worker generation (worker thread only).
+ * Inline, so that the pipeline holding a generation per request calls
+ * nothing in server.c (its destructor comes with the generation).
  */
-void server_request_done(struct worker *);
-/* Called by conn.c when a client connection of w was closed. */
-void server_conn_gone(struct worker *);
+static inline struct worker_gen *
+server_wgen_ref(struct worker_gen *wg)
+{
+	wg->refs++;
+	return wg;
+}
+
+static inline void
+server_wgen_unref(struct worker_gen *wg)
+{
+	if (wg != NULL && --wg->refs == 0)
+		wg->free(wg);
+}
+
+
 
 #endif /* TS_SERVER_H */

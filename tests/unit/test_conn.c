@@ -67,6 +67,29 @@ static const char *setup_yaml =
     "  - upstream: {url: \"http://127.0.0.1:9\"}\n"
     "exporter: {type: none}\n";
 
+/* The worker's side of the front-end's events (server.c's in the gateway). */
+static unsigned requests_done, conns_closed;
+
+static void
+test_request_done(struct worker *wk)
+{
+	ck_assert_ptr_eq(wk, &w);
+	requests_done++;
+}
+
+static void
+test_closed(struct worker *wk)
+{
+	ck_assert_ptr_eq(wk, &w);
+	wk->nconns--;
+	conns_closed++;
+}
+
+static const struct conn_events test_events = {
+	test_request_done,
+	test_closed,
+};
+
 static void
 setup(void)
 {
@@ -80,6 +103,7 @@ setup(void)
 	memset(&w, 0, sizeof w);
 	gen.cfg = cfg;
 	gen.busy_timeout_ms = 5000;
+	wgen.refs = 1;			/* the test's: never freed */
 	wgen.gen = &gen;		/* no routes, no CORS */
 	w.wgen = &wgen;
 	w.base = event_base_new();
@@ -91,7 +115,8 @@ setup(void)
 	/* The real pipeline answers (its own 503 with JSON and CORS). */
 	w.pipeline = proxy_pipeline_new(0, w.metrics, NULL, NULL);
 	proxy_pipeline_set_gen(w.pipeline, w.wgen);
-	conn_front_init(&w.front, &proxy_exchange, w.pipeline);
+	conn_front_init(&w.front, &proxy_exchange, w.pipeline, &test_events);
+	requests_done = conns_closed = 0;
 	w.inflight = 0;
 	fail_what = NULL;
 	fail_seen = allocs = 0;
@@ -441,7 +466,7 @@ setup_front(void)
 	    "exporter: {type: none}\n";
 	setup();
 	conn_set_alloc(NULL);
-	conn_front_init(&w.front, &fake_pipeline, &fake);
+	conn_front_init(&w.front, &fake_pipeline, &fake, &test_events);
 	memset(&fake, 0, sizeof fake);
 }
 
@@ -452,6 +477,9 @@ teardown_front(void)
 	teardown();
 	/* Every exchange the front-end started was ended for the count. */
 	ck_assert_uint_eq(w.inflight, 0);
+	ck_assert_uint_eq(requests_done, fake.starts);
+	ck_assert_uint_eq(conns_closed, 1);
+	ck_assert_uint_eq(w.nconns, 0);
 }
 
 /* Count "HTTP/1.1 " status lines in s. */
