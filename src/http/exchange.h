@@ -25,9 +25,10 @@
  *   complete(): the reply (after end()) has left; the exchange is over.
  *   gone():  the client went away before complete(); the exchange is over.
  *   refuse(): an answer for a request the front-end refused before it
- *            existed (the framing guard): x holds what is known (target,
- *            Host and Origin fields); the pipeline answers through
- *            x->front within the call and keeps nothing (x->pipe NULL).
+ *            existed (the framing guard, a body timeout, memory): x
+ *            holds what is known (target, Host and Origin fields); the
+ *            pipeline answers through x->front within the call and keeps
+ *            nothing (x->pipe NULL).
  *
  * Pipeline calls (struct exchange_front):
  *   head():  the response head (status, fields, body length); a small
@@ -44,7 +45,8 @@
  * started it on the same stack.  A front-end callback (head, body, end,
  * abort) only queues bytes or schedules work: it never runs a pipeline
  * callback from inside itself (end() defers complete() to the next loop
- * step, a failed write or abort() defers the close and its gone()).  The
+ * step, a failed write defers the close and its gone(), abort() the
+ * close).  The
  * pipeline may answer from inside start() or refuse() (that is the
  * front-end's callbacks, which come back to nothing), but never calls the
  * front-end from complete() or gone().  So neither side's teardown can

@@ -626,7 +626,7 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 				continue;
 			break;
 		case 'e':
-			/* conn.c answered 100-continue; the body is here. */
+			/* The front-end answered 100-continue; the body is here. */
 			if (util_strcaseeq(k, "expect"))
 				continue;
 			break;
