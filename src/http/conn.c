@@ -16,7 +16,8 @@
  * refusal is decided before anything goes upstream.  When the guard has
  * counted a complete head the indexer (framing_index) NUL-terminates it
  * in place; the body (Content-Length bytes, or chunked, decoded) is
- * collected into an evbuffer, then the request goes to proxy_handle().
+ * collected into an evbuffer, then the request goes to the pipeline
+ * through the exchange door (exchange.h): pipe->start().
  * One request at a time per connection: pipelined bytes wait in ibuf
  * (read on, so an EOF is seen at once and cancels the upstream exchange,
  * as nginx does; reading pauses when ibuf is full).
@@ -62,7 +63,6 @@
 #include "conn_int.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
 #include "server.h"
 #include "tls.h"
 #include "util.h"
@@ -70,6 +70,13 @@
 #define CONN_IBUF_INITIAL 4096
 #define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
 #define CONN_IBUF_CACHE 1024		/* idle buffers a worker keeps */
+#define CONN_FIELDS_INITIAL 64		/* the worker's first field index */
+/* body() says stop when this much waits for the client. */
+#define CONN_OUT_HIGH_WATER (256 * 1024)
+
+/* What the client's Connection header(s) asked for. */
+#define CONN_F_CLOSE		0x1
+#define CONN_F_KEEPALIVE	0x2
 
 enum conn_timeout {
 	CONN_TO_NONE = 0,
@@ -90,6 +97,18 @@ static void conn_process(struct server_conn *);
 static void conn_output_drained(struct server_conn *);
 static void conn_reading(struct server_conn *, bool);
 static void conn_answer(struct server_conn *, int, const char *, bool);
+static void conn_x_head(struct exchange *, const struct exchange_head *);
+static bool conn_x_body(struct exchange *, struct evbuffer *);
+static void conn_x_end(struct exchange *);
+static void conn_x_abort(struct exchange *);
+
+/* What the pipeline calls to answer (exchange.h). */
+static const struct exchange_front conn_front_ops = {
+	conn_x_head,
+	conn_x_body,
+	conn_x_end,
+	conn_x_abort,
+};
 
 static conn_alloc_fn *conn_alloc_hook;
 
@@ -124,12 +143,12 @@ conn_now_ms(void)
 static bool
 conn_ibuf_get(struct server_conn *c)
 {
-	struct worker *w = c->worker;
+	struct conn_front *f = &c->worker->front;
 
-	if (w->ibuf_free != NULL) {
-		c->ibuf = w->ibuf_free;
-		memcpy(&w->ibuf_free, c->ibuf, sizeof w->ibuf_free);
-		w->ibuf_free_n--;
+	if (f->ibuf_free != NULL) {
+		c->ibuf = f->ibuf_free;
+		memcpy(&f->ibuf_free, c->ibuf, sizeof f->ibuf_free);
+		f->ibuf_free_n--;
 	} else if ((c->ibuf = conn_alloc("ibuf", CONN_IBUF_INITIAL)) == NULL)
 		return false;
 	c->icap = CONN_IBUF_INITIAL;
@@ -140,18 +159,55 @@ conn_ibuf_get(struct server_conn *c)
 static void
 conn_ibuf_put(struct server_conn *c)
 {
-	struct worker *w = c->worker;
+	struct conn_front *f = &c->worker->front;
 
 	if (c->ibuf == NULL)
 		return;
-	if (c->icap == CONN_IBUF_INITIAL && w->ibuf_free_n < CONN_IBUF_CACHE) {
-		memcpy(c->ibuf, &w->ibuf_free, sizeof w->ibuf_free);
-		w->ibuf_free = c->ibuf;
-		w->ibuf_free_n++;
+	if (c->icap == CONN_IBUF_INITIAL && f->ibuf_free_n < CONN_IBUF_CACHE) {
+		memcpy(c->ibuf, &f->ibuf_free, sizeof f->ibuf_free);
+		f->ibuf_free = c->ibuf;
+		f->ibuf_free_n++;
 	} else
 		free(c->ibuf);
 	c->ibuf = NULL;
 	c->icap = c->ioff = c->ilen = 0;
+}
+
+void
+conn_front_init(struct conn_front *f, const struct exchange_pipeline *pipe,
+    void *arg, const struct conn_events *events)
+{
+	memset(f, 0, sizeof *f);
+	f->pipe = pipe;
+	f->pipe_arg = arg;
+	f->events = events;
+}
+
+/* The active exchange of c ended, for the worker's count (drain). */
+static void
+conn_exchange_ended(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	c->active = false;
+	w->inflight--;
+	w->front.events->request_done(w);
+}
+
+void
+conn_front_free(struct conn_front *f)
+{
+	void *next;
+
+	free(f->fields);
+	f->fields = NULL;
+	f->fields_cap = 0;
+	while (f->ibuf_free != NULL) {
+		memcpy(&next, f->ibuf_free, sizeof next);
+		free(f->ibuf_free);
+		f->ibuf_free = next;
+	}
+	f->ibuf_free_n = 0;
 }
 
 /* Run the deferred step of c on the next loop turn. */
@@ -252,6 +308,11 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 	snprintf(c->client, sizeof c->client,
 	    strchr(c->client_ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
 	    c->client_ip, port);
+	c->x.client = c->client;
+	c->x.client_ip = c->client_ip;
+	c->x.tls = ctx != NULL;
+	c->x.front = &conn_front_ops;
+	c->x.front_ctx = c;
 	/* nginx's tcp_nodelay: a response head and body never wait. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	fl.max_header_bytes = cfg->limits.max_header_bytes;
@@ -291,8 +352,14 @@ conn_close(struct server_conn *c)
 {
 	struct worker *w = c->worker;
 
-	if (c->active != NULL)
-		proxy_client_gone(c->active);	/* clears c->active */
+	if (c->active) {
+		/* The exchange ends here; the pipeline calls nothing back. */
+		if (c->complete_due && !c->broken)
+			w->front.pipe->complete(&c->x);	/* it had left */
+		else
+			w->front.pipe->gone(&c->x);
+		conn_exchange_ended(c);
+	}
 	event_del(&c->tev);
 	event_del(&c->dev);
 	if (c->tls) {
@@ -309,20 +376,14 @@ conn_close(struct server_conn *c)
 	conn_ibuf_put(c);
 	TAILQ_REMOVE(&w->conns, c, entry);
 	free(c);
-	server_conn_gone(w);
+	w->front.events->closed(w);
 }
 
 bool
 conn_idle(const struct server_conn *c)
 {
-	return c->active == NULL && c->st == CONN_ST_HEAD &&
+	return !c->active && c->st == CONN_ST_HEAD &&
 	    c->ilen == c->ioff && framing_idle(&c->framing);
-}
-
-struct evbuffer *
-conn_output(struct server_conn *c)
-{
-	return c->out;
 }
 
 /* Write what is queued (plain): 0, or -1 once the client is gone. */
@@ -348,7 +409,8 @@ conn_write_now(struct server_conn *c)
 	return 0;
 }
 
-void
+/* Write what is queued now (plain sockets); the rest when writable. */
+static void
 conn_flush(struct server_conn *c)
 {
 	if (c->tls || c->broken || c->wpending)
@@ -365,49 +427,201 @@ conn_flush(struct server_conn *c)
 	}
 }
 
-/* The active request's reply has left: tell proxy.c, go on. */
-static void
-conn_reply_sent(struct server_conn *c)
+/* CONN_F_* bits of one Connection value ("close", "keep-alive"). */
+static unsigned
+conn_connection_flags(const char *p)
 {
-	struct proxy_req *pr = c->active;
+	unsigned f = 0;
+	size_t len;
 
-	c->reply_done = false;
-	c->want_drain = false;
-	if (pr != NULL)
-		proxy_client_complete(pr);	/* -> conn_request_done */
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return f;
+		len = strcspn(p, " \t,");
+		if (len == 5 && util_strncaseeq(p, "close", 5))
+			f |= CONN_F_CLOSE;
+		else if (len == 10 && util_strncaseeq(p, "keep-alive", 10))
+			f |= CONN_F_KEEPALIVE;
+		p += len;
+	}
 }
 
-void
-conn_reply_end(struct server_conn *c, bool close)
+/*
+ * A small write-combining buffer in front of the output: a head goes
+ * into the evbuffer in one piece (one evbuffer_add, no printf per field).
+ */
+struct conn_hbuf {
+	struct evbuffer *out;
+	size_t len;
+	char buf[8192];
+};
+
+static void
+conn_hbuf_flush(struct conn_hbuf *hb)
 {
-	if (close)
+	if (hb->len > 0) {
+		evbuffer_add(hb->out, hb->buf, hb->len);
+		hb->len = 0;
+	}
+}
+
+static void
+conn_hbuf_add(struct conn_hbuf *hb, const char *s, size_t len)
+{
+	if (hb->len + len > sizeof hb->buf) {
+		conn_hbuf_flush(hb);
+		if (len > sizeof hb->buf) {
+			evbuffer_add(hb->out, s, len);
+			return;
+		}
+	}
+	memcpy(hb->buf + hb->len, s, len);
+	hb->len += len;
+}
+
+/*
+ * Whether the connection ends with this reply: the pipeline asks for it,
+ * HTTP/1.0 without keep-alive (or a body we cannot frame for it),
+ * Connection: close, a drain, or a decision taken earlier.
+ */
+static bool
+conn_reply_closes(struct server_conn *c, const struct exchange_head *h,
+    bool framed)
+{
+	return h->close || c->worker->draining || c->pending_close ||
+	    (c->conn_flags & CONN_F_CLOSE) != 0 || (c->x.minor == 0 &&
+	    ((c->conn_flags & CONN_F_KEEPALIVE) == 0 || !framed));
+}
+
+/*
+ * front->head(): the HTTP/1.1 serialisation of a response head (RFC 9112
+ * 4, 6): status line, the pipeline's fields in order, our framing
+ * (chunked when the length is not known and the client is 1.1) and
+ * connection management, then a small complete body if one came.
+ */
+static void
+conn_x_head(struct exchange *x, const struct exchange_head *h)
+{
+	struct server_conn *c = x->front_ctx;
+	struct conn_hbuf hbs, *hb = &hbs;
+	char line[16] = "HTTP/1.1 000 ";
+	const char *reason;
+	int status = h->status;
+	size_t i;
+
+	hb->out = c->out;
+	hb->len = 0;
+	/* Statuses are three digits (RFC 9110 15; upstream.c checks). */
+	if (status < 100 || status > 999)
+		status = 502;
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	conn_hbuf_add(hb, line, 13);
+	reason = h->reason != NULL && *h->reason != '\0' ? h->reason :
+	    exchange_reason(status);
+	conn_hbuf_add(hb, reason, strlen(reason));
+	conn_hbuf_add(hb, "\r\n", 2);
+	for (i = 0; i < h->n_fields; i++) {
+		const struct exchange_field *f = &h->fields[i];
+
+		conn_hbuf_add(hb, f->name, f->name_len);
+		conn_hbuf_add(hb, ": ", 2);
+		conn_hbuf_add(hb, f->value, f->value_len);
+		conn_hbuf_add(hb, "\r\n", 2);
+	}
+	/* Re-frame a body of unknown length for the client. */
+	c->chunking = !h->framed && !h->no_body && c->x.minor >= 1;
+	if (c->chunking)
+		conn_hbuf_add(hb, "Transfer-Encoding: chunked\r\n", 28);
+	if (conn_reply_closes(c, h, h->framed || h->no_body ||
+	    c->chunking)) {
 		c->pending_close = true;
+		conn_hbuf_add(hb, "Connection: close\r\n", 19);
+	} else if (c->x.minor == 0)
+		conn_hbuf_add(hb, "Connection: keep-alive\r\n", 24);
+	conn_hbuf_add(hb, "\r\n", 2);
+	if (h->body_len > 0 && !c->is_head)
+		conn_hbuf_add(hb, h->body, h->body_len);
+	conn_hbuf_flush(hb);
+}
+
+/* front->body(): move buf out; true (stop) above the high-water mark. */
+static bool
+conn_x_body(struct exchange *x, struct evbuffer *buf)
+{
+	struct server_conn *c = x->front_ctx;
+	size_t len = evbuffer_get_length(buf);
+	char line[24];
+	int n;
+
+	if (len == 0 || c->is_head || c->broken) {
+		evbuffer_drain(buf, len);
+		return false;
+	}
+	if (c->chunking) {
+		/* RFC 9112 7.1: chunk-size CRLF chunk-data CRLF. */
+		n = snprintf(line, sizeof line, "%zx\r\n", len);
+		evbuffer_prepend(buf, line, (size_t)n);
+		evbuffer_add(buf, "\r\n", 2);
+	}
+	/* Moved, not copied; written now when the socket takes it. */
+	evbuffer_add_buffer(c->out, buf);
+	conn_flush(c);
+	if (evbuffer_get_length(c->out) > CONN_OUT_HIGH_WATER) {
+		c->want_drain = true;	/* pipe->drained() once empty */
+		return true;
+	}
+	return false;
+}
+
+/*
+ * front->end(): the reply is complete.  Once it has left, the pipeline
+ * hears complete() -- from the write callback, or from the deferred step
+ * when it left at once: never from inside this call (exchange.h).
+ */
+static void
+conn_x_end(struct exchange *x)
+{
+	struct server_conn *c = x->front_ctx;
+
+	if (c->chunking) {
+		evbuffer_add(c->out, "0\r\n\r\n", 5);
+		c->chunking = false;
+	}
+	if (!c->active) {
+		conn_flush(c);		/* a refusal: conn_answer() goes on */
+		return;
+	}
 	c->reply_done = true;
 	conn_flush(c);
 	if (c->broken)
 		return;		/* conn_close() ends the request */
-	if (evbuffer_get_length(c->out) == 0)
-		conn_reply_sent(c);
+	if (evbuffer_get_length(c->out) == 0) {
+		c->complete_due = true;
+		conn_defer(c);
+	}
 }
 
-void
-conn_want_drain(struct server_conn *c)
+/* front->abort(): cut the client; the exchange is over for both sides. */
+static void
+conn_x_abort(struct exchange *x)
 {
-	c->want_drain = true;
-}
+	struct server_conn *c = x->front_ctx;
 
-void
-conn_abort(struct server_conn *c)
-{
+	if (c->active)
+		conn_exchange_ended(c);
 	/* Nothing more is written: the client sees the cut. */
 	c->broken = true;
 	conn_close_later(c);
 }
 
-void
+/* The active request ended (complete, or cut): read the next one. */
+static void
 conn_request_done(struct server_conn *c)
 {
-	c->active = NULL;
 	c->st = CONN_ST_HEAD;
 	if (c->pending_close || c->broken) {
 		conn_finish(c);
@@ -425,12 +639,30 @@ conn_request_done(struct server_conn *c)
 	}
 }
 
+/*
+ * The active request's reply has left: tell the pipeline, go on.  Runs
+ * from the event loop only (a write callback, the deferred step), never
+ * inside a call from the pipeline.
+ */
+static void
+conn_reply_sent(struct server_conn *c)
+{
+	c->reply_done = false;
+	c->want_drain = false;
+	c->complete_due = false;
+	if (c->active) {
+		c->worker->front.pipe->complete(&c->x);
+		conn_exchange_ended(c);
+	}
+	conn_request_done(c);
+}
+
 /* The output buffer became empty. */
 static void
 conn_output_drained(struct server_conn *c)
 {
 	if (c->closing || c->refusing) {
-		if (c->active == NULL)
+		if (!c->active)
 			conn_close_later(c);
 		else if (c->reply_done)
 			conn_reply_sent(c);
@@ -440,9 +672,9 @@ conn_output_drained(struct server_conn *c)
 		conn_reply_sent(c);
 		return;
 	}
-	if (c->want_drain && c->active != NULL) {
+	if (c->want_drain && c->active) {
 		c->want_drain = false;
-		proxy_client_drained(c->active);
+		c->worker->front.pipe->drained(&c->x);
 	}
 }
 
@@ -470,28 +702,48 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
  * CORS headers, Connection: close) and close once it has left.  mine: the
  * guard's captures (Host, Origin, path) are this request's, else the
  * answer goes out as for an unknown route without an Origin.  No request
- * of ours is in flight here (c->active is NULL).
+ * of ours is in flight here (c->active is false).  The answer is the
+ * pipeline's (pipe->refuse(): route, CORS, request id, metrics), given
+ * what is known of the request: its path and its Host and Origin fields.
  */
 static void
 conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
 {
-	struct worker *w = c->worker;
+	struct conn_front *f = &c->worker->front;
 	struct framing_state *fs = &c->framing;
-	const struct worker_route *route;
-	char id[24];
+	struct framing_field kv[2];
+	size_t n = 0;
 
 	c->refusing = true;
 	c->closing = true;
 	conn_reading(c, false);
-	route = proxy_route_find(w->wgen, mine && fs->host[0] != '\0' ?
-	    fs->host : NULL, mine && fs->path[0] != '\0' ? fs->path : "/");
-	proxy_request_id(w, id);
-	/* The route's CORS policy, or the top-level one (as for a 404). */
-	proxy_format_raw_error(w, c->out, status, reason,
-	    route != NULL ? route->cors : w->wgen->default_cors,
-	    mine && fs->origin[0] != '\0' ? fs->origin : NULL, id);
-	metrics_request(w->metrics, route != NULL ? route->slot : 0,
-	    status, 0, 0);
+	if (mine && fs->host[0] != '\0') {
+		kv[n].name = (char *)"Host";
+		kv[n].name_len = 4;
+		kv[n].value = fs->host;
+		kv[n++].value_len = strlen(fs->host);
+	}
+	if (mine && fs->origin[0] != '\0') {
+		kv[n].name = (char *)"Origin";
+		kv[n].name_len = 6;
+		kv[n].value = fs->origin;
+		kv[n++].value_len = strlen(fs->origin);
+	}
+	c->x.method = EXCHANGE_M_OTHER;
+	c->x.method_name = "-";
+	c->x.target = mine && fs->path[0] != '\0' ? fs->path : "/";
+	c->x.major = 1;
+	c->x.minor = 1;
+	c->x.fields = kv;
+	c->x.n_fields = n;
+	c->x.body = NULL;
+	c->x.body_end = true;
+	c->x.pipe = NULL;
+	c->is_head = false;
+	c->conn_flags = CONN_F_CLOSE;
+	f->pipe->refuse(f->pipe_arg, &c->x, status, reason);
+	c->x.fields = NULL;
+	c->x.n_fields = 0;
 	/* A client that does not take the answer is cut like a busy one. */
 	c->phase_timeout = CONN_TO_NONE;
 	conn_set_timeout(c, CONN_TO_BUSY);
@@ -541,17 +793,18 @@ static void
 conn_reject(struct server_conn *c)
 {
 	struct worker *w = c->worker;
+	struct conn_front *f = &w->front;
 	struct framing_state *fs = &c->framing;
 	uint64_t keep;
 
 	c->rejected = true;
 	c->reject_at = fs->req_start;
 	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
-	if (w->reject_log_sec != (int64_t)time(NULL)) {
-		w->reject_log_sec = (int64_t)time(NULL);
-		w->reject_log_n = 0;
+	if (f->reject_log_sec != (int64_t)time(NULL)) {
+		f->reject_log_sec = (int64_t)time(NULL);
+		f->reject_log_n = 0;
 	}
-	if (w->reject_log_n++ < 10) {
+	if (f->reject_log_n++ < 10) {
 		log_info("client %s: refused request (%d): %s", c->client,
 		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
 	}
@@ -594,7 +847,7 @@ conn_make_room(struct server_conn *c)
 		c->ioff = keep_from;
 		return 1;
 	}
-	if (c->active != NULL)
+	if (c->active)
 		return 0;	/* pipelined bytes wait; stop reading */
 	max = c->framing.limits.max_header_bytes + CONN_IBUF_SLACK;
 	if (c->icap >= max)
@@ -609,9 +862,9 @@ conn_make_room(struct server_conn *c)
 		/* Re-point the indexed head into the new buffer. */
 		size_t i;
 
-		c->req.method_name = nb + (c->req.method_name - c->ibuf);
-		c->req.target = nb + (c->req.target - c->ibuf);
-		for (i = 0; i < c->req.n_fields; i++) {
+		c->x.method_name = nb + (c->x.method_name - c->ibuf);
+		c->x.target = nb + (c->x.target - c->ibuf);
+		for (i = 0; i < c->x.n_fields; i++) {
 			struct framing_field *f = &c->fields[i];
 
 			f->name = nb + (f->name - c->ibuf);
@@ -668,8 +921,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* EOF or reset. */
 	c->eof = true;
 	conn_reading(c, false);
-	if (n < 0 || c->active != NULL || c->closing) {
-		conn_close(c);	/* proxy_client_gone() for the active one */
+	if (n < 0 || c->active || c->closing) {
+		conn_close(c);	/* pipe->gone() for the active one */
 		return;
 	}
 	conn_process(c);
@@ -698,7 +951,7 @@ conn_tls_read_cb(struct bufferevent *bev, void *arg)
 		if (n == 0 || n > c->icap - c->ilen)
 			break;
 		conn_input(c, n);
-		if (c->active != NULL && c->ilen == c->icap)
+		if (c->active && c->ilen == c->icap)
 			break;
 	}
 	if (c->rejected || c->closing)
@@ -802,48 +1055,54 @@ conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		return;
 	}
+	/* end() was called with the output already empty. */
+	if (c->complete_due) {
+		c->complete_due = false;
+		if (c->reply_done && evbuffer_get_length(c->out) == 0)
+			conn_reply_sent(c);
+	}
 	/* TLS: bytes may wait in the bufferevent (reading was paused). */
 	if (c->tls && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		conn_tls_read_cb(c->bev, c);
 	conn_process(c);
 }
 
-static enum conn_method
+static enum exchange_method
 conn_method(const char *m, size_t len)
 {
 	switch (len) {
 	case 3:
 		if (memcmp(m, "GET", 3) == 0)
-			return CONN_M_GET;
+			return EXCHANGE_M_GET;
 		if (memcmp(m, "PUT", 3) == 0)
-			return CONN_M_PUT;
+			return EXCHANGE_M_PUT;
 		break;
 	case 4:
 		if (memcmp(m, "HEAD", 4) == 0)
-			return CONN_M_HEAD;
+			return EXCHANGE_M_HEAD;
 		if (memcmp(m, "POST", 4) == 0)
-			return CONN_M_POST;
+			return EXCHANGE_M_POST;
 		break;
 	case 5:
 		if (memcmp(m, "PATCH", 5) == 0)
-			return CONN_M_PATCH;
+			return EXCHANGE_M_PATCH;
 		if (memcmp(m, "TRACE", 5) == 0)
-			return CONN_M_TRACE;
+			return EXCHANGE_M_TRACE;
 		break;
 	case 6:
 		if (memcmp(m, "DELETE", 6) == 0)
-			return CONN_M_DELETE;
+			return EXCHANGE_M_DELETE;
 		break;
 	case 7:
 		if (memcmp(m, "OPTIONS", 7) == 0)
-			return CONN_M_OPTIONS;
+			return EXCHANGE_M_OPTIONS;
 		if (memcmp(m, "CONNECT", 7) == 0)
-			return CONN_M_CONNECT;
+			return EXCHANGE_M_CONNECT;
 		break;
 	default:
 		break;
 	}
-	return CONN_M_OTHER;
+	return EXCHANGE_M_OTHER;
 }
 
 /*
@@ -855,7 +1114,7 @@ conn_method(const char *m, size_t len)
 static int
 conn_take_head(struct server_conn *c, const char **what)
 {
-	struct worker *w = c->worker;
+	struct conn_front *w = &c->worker->front;
 	struct framing_head h;
 	size_t i;
 
@@ -873,6 +1132,11 @@ conn_take_head(struct server_conn *c, const char **what)
 		    want > c->framing.limits.max_fields)
 			return -1;
 		*what = "header field index";
+		/* The first head sizes it for most heads to come (64). */
+		if (want < CONN_FIELDS_INITIAL)
+			want = c->framing.limits.max_fields <
+			    CONN_FIELDS_INITIAL ? c->framing.limits.max_fields :
+			    CONN_FIELDS_INITIAL;
 		if ((nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
 			return -1;
 		free(w->fields);
@@ -882,13 +1146,17 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->heads_taken++;
 	c->head_start = c->ioff;
 	c->head_end = c->ioff + h.len;
-	c->req.method = conn_method(h.method, h.method_len);
-	c->req.method_name = h.method;
-	c->req.target = h.target;
-	c->req.minor = h.minor;
-	c->req.fields = w->fields;
-	c->req.n_fields = h.n_fields;
-	c->req.body = NULL;
+	c->x.method = conn_method(h.method, h.method_len);
+	c->x.method_name = h.method;
+	c->x.target = h.target;
+	c->x.major = 1;
+	c->x.minor = h.minor;
+	c->x.fields = w->fields;
+	c->x.n_fields = h.n_fields;
+	c->x.body = NULL;
+	c->x.body_end = true;
+	c->x.pipe = NULL;
+	c->conn_flags = 0;
 	c->body_left = 0;
 	c->chunked = false;
 	c->expect_continue = false;
@@ -903,6 +1171,11 @@ conn_take_head(struct server_conn *c, const char **what)
 			    util_parse_u64(f->value, f->value_len,
 			    &c->body_left) != 0)
 				c->body_left = 0;
+			break;
+			if (f->name_len == 10 &&
+			    util_strcaseeq(f->name, "connection"))
+				c->conn_flags |= conn_connection_flags(
+				    f->value);
 			break;
 		case 't':
 			if (f->name_len == 17 &&
@@ -928,7 +1201,7 @@ conn_take_head(struct server_conn *c, const char **what)
 		*what = "request body buffer";
 		if (c->body == NULL && (c->body = evbuffer_new()) == NULL)
 			return -1;
-		c->req.body = c->body;
+		c->x.body = c->body;
 	}
 	return 0;
 }
@@ -940,9 +1213,9 @@ conn_take_head(struct server_conn *c, const char **what)
 static int
 conn_keep_fields(struct server_conn *c)
 {
-	size_t n = c->req.n_fields;
+	size_t n = c->x.n_fields;
 
-	if (c->req.fields == c->fields)
+	if (c->x.fields == c->fields)
 		return 0;
 	if (n > c->fields_cap) {
 		struct framing_field *nf;
@@ -954,8 +1227,8 @@ conn_keep_fields(struct server_conn *c)
 		c->fields_cap = n;
 	}
 	if (n > 0)
-		memcpy(c->fields, c->req.fields, n * sizeof *c->fields);
-	c->req.fields = c->fields;
+		memcpy(c->fields, c->x.fields, n * sizeof *c->fields);
+	c->x.fields = c->fields;
 	return 0;
 }
 
@@ -994,18 +1267,23 @@ conn_take_body(struct server_conn *c)
 	return done;
 }
 
-/* Hand the complete request to proxy.c. */
+/* Hand the complete request to the pipeline. */
 static void
 conn_dispatch(struct server_conn *c)
 {
+	struct conn_front *f = &c->worker->front;
+
 	c->st = CONN_ST_BUSY;
-	c->active = NULL;
-	proxy_handle(c->worker, c, &c->req);
-	if (c->active != NULL) {
+	c->active = true;
+	c->is_head = c->x.method == EXCHANGE_M_HEAD;
+	c->chunking = false;
+	c->worker->inflight++;
+	f->pipe->start(f->pipe_arg, &c->x);
+	if (c->active) {
 		conn_set_timeout(c, CONN_TO_BUSY);
 		/* Read on (EOF cancels), but bound what piles up. */
 	} else if (c->st == CONN_ST_BUSY)
-		c->st = CONN_ST_HEAD;	/* answered and done already */
+		c->st = CONN_ST_HEAD;	/* aborted already */
 	if (c->body != NULL)
 		evbuffer_drain(c->body, evbuffer_get_length(c->body));
 }
@@ -1020,7 +1298,7 @@ conn_process(struct server_conn *c)
 	if (c->in_process)
 		return;
 	c->in_process = true;
-	while (c->active == NULL && !c->closing && !c->broken) {
+	while (!c->active && !c->closing && !c->broken) {
 		if (c->st == CONN_ST_HEAD) {
 			if (c->ioff == c->ilen)
 				c->ioff = c->ilen = 0;
@@ -1060,13 +1338,13 @@ conn_process(struct server_conn *c)
 			}
 			c->st = CONN_ST_BODY;
 		}
-		if (c->req.body != NULL && !conn_take_body(c)) {
+		if (c->x.body != NULL && !conn_take_body(c)) {
 			if (conn_keep_fields(c) != 0) {
 				conn_out_of_memory(c, "kept header fields",
 				    true);
 				break;
 			}
-			if (c->expect_continue && c->req.minor >= 1) {
+			if (c->expect_continue && c->x.minor >= 1) {
 				/* RFC 9110 10.1.1: ask for the body. */
 				c->expect_continue = false;
 				evbuffer_add(c->out,

@@ -2,20 +2,22 @@
  * conn.h -- a client connection of a worker: our own HTTP/1.1 server
  * side (reading, the framing guard, request heads and bodies, pipelining,
  * keep-alive, timeouts, writing), on a raw non-blocking socket, or on a
- * bufferevent_openssl for TLS listeners.
+ * bufferevent_openssl for TLS listeners.  The HTTP/1.1 front-end of the
+ * exchange door (exchange.h).
  *
  * Every byte a client sends goes through the strict framing guard
  * (framing.c) once; a complete, accepted head is then indexed in place
- * (no copy, no allocation per header) and handed to proxy_handle() with
- * its whole body.  proxy.c writes the response into conn_output() and
- * calls conn_reply_end(); the connection tells proxy.c when the reply
- * left (proxy_client_complete), when the output drained
- * (proxy_client_drained) and when the client went away
- * (proxy_client_gone).
+ * (no copy, no allocation per header) and handed, with its whole body,
+ * to the pipeline through the struct exchange_pipeline table the worker
+ * was wired with (server.c).  The pipeline answers through the
+ * connection's struct exchange_front; conn.c serialises the head it gets
+ * (status, fields, framing) into HTTP/1.1 bytes itself.
  *
  * Ownership: struct server_conn is created at accept and freed by its one
- * teardown, conn_close(), which is never run from inside a call from
- * proxy.c (it is deferred to the next loop turn there).
+ * teardown, conn_close(), which is never run from inside a call from the
+ * pipeline (it is deferred to the next loop turn there).  struct
+ * conn_front is the front-end's per-worker context (scratch field index,
+ * idle input buffers, the refusal log limiter, the pipeline it talks to).
  */
 #ifndef TS_CONN_H
 #define TS_CONN_H
@@ -33,40 +35,39 @@
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
+#include "exchange.h"
 #include "framing.h"
 
 struct worker;
-struct proxy_req;
 
-enum conn_method {
-	CONN_M_GET = 0,
-	CONN_M_HEAD,
-	CONN_M_POST,
-	CONN_M_PUT,
-	CONN_M_DELETE,
-	CONN_M_OPTIONS,
-	CONN_M_TRACE,
-	CONN_M_CONNECT,
-	CONN_M_PATCH,
-	CONN_M_OTHER,
+/*
+ * What the worker hears from its connections (server.c's, so that conn.c
+ * calls nothing in server.c by name).
+ */
+struct conn_events {
+	/* An exchange handed to the pipeline ended (w->inflight is down). */
+	void (*request_done)(struct worker *);
+	/* A connection was closed and freed. */
+	void (*closed)(struct worker *);
 };
 
-/* The request handed to proxy_handle(); valid during that call only. */
-struct conn_request {
-	enum conn_method method;
-	const char *method_name;	/* as sent (a token) */
-	const char *target;		/* request-target as sent */
-	int minor;			/* HTTP/1.minor */
-	const struct framing_field *fields;
-	size_t n_fields;
-	struct evbuffer *body;		/* the whole body (dechunked); NULL
-					 * when there is none */
+/* The front-end's per-worker context (embedded in struct worker). */
+struct conn_front {
+	const struct exchange_pipeline *pipe;	/* wired by server.c */
+	void *pipe_arg;			/* the pipeline's worker context */
+	const struct conn_events *events;	/* wired by server.c */
+	struct framing_field *fields;	/* scratch: the head being indexed */
+	size_t fields_cap;
+	void *ibuf_free;		/* idle input buffers */
+	size_t ibuf_free_n;
+	int64_t reject_log_sec;		/* rate limit of refusal logs */
+	unsigned reject_log_n;
 };
 
 enum conn_state {
 	CONN_ST_HEAD = 0,		/* waiting for a complete head */
 	CONN_ST_BODY,			/* head indexed, collecting the body */
-	CONN_ST_BUSY,			/* handed to proxy.c */
+	CONN_ST_BUSY,			/* handed to the pipeline */
 };
 
 struct server_conn {
@@ -81,7 +82,8 @@ struct server_conn {
 	struct event dev;		/* deferred work (next loop turn) */
 	struct framing_state framing;
 	enum conn_state st;
-	struct proxy_req *active;	/* request being processed, or NULL */
+	struct exchange x;		/* the request being read or served */
+	bool active;			/* x is with the pipeline */
 
 	/* Input: ibuf[ioff, ilen) is unprocessed; ibuf[0, ioff) done. */
 	char *ibuf;
@@ -90,8 +92,7 @@ struct server_conn {
 	uint64_t heads_taken;		/* heads indexed so far */
 	uint64_t reject_at;		/* stream offset of the refused request */
 
-	/* The request being read (valid in CONN_ST_BODY). */
-	struct conn_request req;
+	/* The request being read (x's request, valid in CONN_ST_BODY). */
 	size_t head_start, head_end;	/* of its head in ibuf */
 	uint64_t body_left;		/* Content-Length bytes to come */
 	uint64_t body_off;		/* stream offset of its first body byte */
@@ -103,7 +104,7 @@ struct server_conn {
 	struct framing_dechunk dechunk;
 	struct evbuffer *body;
 	struct framing_field *fields;	/* the head's index while its body
-					 * comes (else the worker's) */
+					 * comes (else conn_front's) */
 	size_t fields_cap;
 
 	bool tls;
@@ -114,7 +115,11 @@ struct server_conn {
 	bool rejected;			/* the guard refused the stream */
 	bool refusing;			/* our refusal is being written */
 	bool reply_done;		/* reply complete, output not yet */
-	bool want_drain;		/* tell proxy.c when output drained */
+	bool want_drain;		/* tell the pipeline when drained */
+	bool complete_due;		/* run pipe->complete() (deferred) */
+	bool is_head;			/* the active request is HEAD */
+	bool chunking;			/* we chunk the reply's body */
+	unsigned conn_flags;		/* CONN_F_* of the request */
 	bool pending_close;		/* close once the active request ends */
 	bool closing;			/* closed after the output drains */
 	bool in_process;
@@ -136,21 +141,12 @@ void conn_close(struct server_conn *);
 /* True when c has no request in progress (nothing of one read). */
 bool conn_idle(const struct server_conn *);
 
-/* Where proxy.c writes the response of the active request. */
-struct evbuffer *conn_output(struct server_conn *);
-/* Write what is queued now (plain sockets); the rest when writable. */
-void conn_flush(struct server_conn *);
 /*
- * The response of the active request is complete in conn_output().
- * Once it has left, proxy_client_complete() runs (maybe from inside this
- * call); close: the connection ends after it.
+ * The front-end's context: set up (requests go to pipe with arg, the
+ * worker hears events) and free its caches.
  */
-void conn_reply_end(struct server_conn *, bool close);
-/* Call proxy_client_drained() once the output is empty. */
-void conn_want_drain(struct server_conn *);
-/* Cut the connection (the response cannot be completed). */
-void conn_abort(struct server_conn *);
-/* Called by server.c when the active request of c finished. */
-void conn_request_done(struct server_conn *);
+void conn_front_init(struct conn_front *, const struct exchange_pipeline *,
+    void *arg, const struct conn_events *);
+void conn_front_free(struct conn_front *);
 
 #endif /* TS_CONN_H */

@@ -1,8 +1,8 @@
 /*
  * proxy.c -- the request pipeline of one worker.
  *
- *   conn.c delivers a request (the framing guard has already vetted its
- *   bytes) -> route match (host, path prefix; first match wins) -> build
+ *   a front-end delivers an exchange (exchange.h; conn.c's framing guard
+ *   has already vetted its bytes) -> route match (host, path prefix; first match wins) -> build
  *   the upstream request in one buffer: request line, every header but the
  *   hop-by-hop ones byte for byte and in order, X-Forwarded-*, our own
  *   Content-Length, the body moved (not copied) -> upstream.c exchange ->
@@ -10,11 +10,12 @@
  *   hop-by-hop -> body streamed with back-pressure -> teardown in
  *   proxy_req_close(): access log line, metrics, free.
  *
- * Lifetimes (STYLE.md 4.5): the request head handed to proxy_handle() is
- * valid during that call only (it lives in the connection's input
- * buffer); everything kept is copied.  pr->conn is the client connection
- * until conn.c says the reply left (proxy_client_complete) or the client
- * went away (proxy_client_gone); both end pr.
+ * Lifetimes (STYLE.md 4.5): the request head handed to start() is valid
+ * during that call only (it lives in the connection's input buffer);
+ * everything kept is copied.  pr->x is the exchange until the front-end
+ * says the reply left (complete) or the client went away (gone), or we
+ * abort it; each of them ends pr.  The pipeline answers only through
+ * x->front and never calls it from complete() or gone() (exchange.h).
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -31,8 +32,9 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
-#include "conn.h"
 #include "cors.h"
+#include "exchange.h"
+#include "exporter.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -47,8 +49,8 @@ static const char *const proxy_state_names[] = {
 	"recv", "upstream", "relay", "done",
 };
 
-/* Stop reading the upstream when this much waits for the client. */
-#define PROXY_CLIENT_HIGH_WATER (256 * 1024)
+/* Fields of a head we write ourselves: Date, type, length, CORS. */
+#define PROXY_OWN_FIELDS	(3 + CORS_MAX_HEADERS)
 
 static void proxy_req_close(struct proxy_req *, const char *reason);
 static int proxy_upstream_head_cb(struct upstream_req *,
@@ -57,13 +59,25 @@ static void proxy_upstream_body_cb(struct upstream_req *, struct evbuffer *,
     void *);
 static void proxy_upstream_done_cb(struct upstream_req *, enum upstream_err,
     const char *, bool, void *);
-static void proxy_hbuf_own_head(struct proxy_hbuf *, struct worker *, int,
-    const char *, const char *, size_t, const struct cors_answer *);
+static void proxy_start(void *, struct exchange *);
+static void proxy_client_drained(struct exchange *);
+static void proxy_client_complete(struct exchange *);
+static void proxy_client_gone(struct exchange *);
+static void proxy_refuse(void *, struct exchange *, int, const char *);
 
 static const struct upstream_cbs proxy_upstream_cbs = {
 	proxy_upstream_head_cb,
 	proxy_upstream_body_cb,
 	proxy_upstream_done_cb,
+};
+
+const struct exchange_pipeline proxy_exchange = {
+	proxy_start,
+	NULL,			/* bodies come whole (body_end) today */
+	proxy_client_drained,
+	proxy_client_complete,
+	proxy_client_gone,
+	proxy_refuse,
 };
 
 /* Log a state transition at debug level (memcached conn_set_state). */
@@ -88,7 +102,7 @@ proxy_rlog_warnx(struct proxy_req *pr, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	log_warnx("request %s client %s route %s: %s%s%s", pr->id,
-	    pr->conn != NULL ? pr->conn->client : "-",
+	    pr->x != NULL ? pr->x->client : "-",
 	    pr->route != NULL ? pr->route->conf->name : "-", msg,
 	    pr->action != NULL ? " while " : "",
 	    pr->action != NULL ? pr->action : "");
@@ -133,49 +147,6 @@ proxy_error_code(int status)
 	}
 }
 
-const char *
-proxy_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 417:
-		return "Expectation Failed";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return "Error";
-	}
-}
-
 /* Append s as a JSON string body (without quotes) to out, bounded. */
 static size_t
 proxy_json_escape(char *out, size_t size, const char *s)
@@ -203,49 +174,18 @@ proxy_json_escape(char *out, size_t size, const char *s)
 	return n;
 }
 
-/* Append what is buffered to the evbuffer. */
-void
-proxy_hbuf_flush(struct proxy_hbuf *hb)
-{
-	if (hb->len > 0) {
-		evbuffer_add(hb->out, hb->buf, hb->len);
-		hb->len = 0;
-	}
-}
-
-/* Append len bytes. */
-void
-proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
-{
-	if (hb->len + len > sizeof hb->buf) {
-		proxy_hbuf_flush(hb);
-		if (len > sizeof hb->buf) {
-			evbuffer_add(hb->out, s, len);
-			return;
-		}
-	}
-	memcpy(hb->buf + hb->len, s, len);
-	hb->len += len;
-}
-
-/* Append a C string. */
-void
-proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
-{
-	proxy_hbuf_add(hb, s, strlen(s));
-}
-
-void
-proxy_request_id(struct worker *w, char *buf)
+/* Make a request id into buf (at least 17 bytes). */
+static void
+proxy_request_id(struct proxy_pipeline *pl, char *buf)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint64_t v;
 	int i;
 
-	w->req_counter++;
+	pl->req_counter++;
 	/* 16 hex digits: salt ^ worker, then the counter (no printf). */
-	v = (uint64_t)(w->id_salt ^ (uint32_t)(w->id << 24)) << 32 |
-	    (uint32_t)w->req_counter;
+	v = (uint64_t)(pl->id_salt ^ (uint32_t)(pl->id << 24)) << 32 |
+	    (uint32_t)pl->req_counter;
 	for (i = 15; i >= 0; i--, v >>= 4)
 		buf[i] = hex[v & 0xf];
 	buf[16] = '\0';
@@ -256,21 +196,6 @@ static size_t
 proxy_path_len(const char *uri)
 {
 	return strcspn(uri, "?#");
-}
-
-/* Origin-form of a request target ("/p?q"); absolute-form is reduced. */
-const char *
-proxy_origin_form(const char *uri)
-{
-	const char *p;
-
-	if (uri[0] == '/' || strcmp(uri, "*") == 0)
-		return uri;
-	if ((p = strstr(uri, "://")) != NULL) {
-		p = strchr(p + 3, '/');
-		return p != NULL ? p : "/";
-	}
-	return uri;
 }
 
 const struct worker_route *
@@ -320,64 +245,24 @@ proxy_error_body(char *buf, size_t size, int status, const char *message,
 	return (size_t)n >= size ? size - 1 : (size_t)n;
 }
 
-void
-proxy_format_raw_error(struct worker *w, struct evbuffer *out, int status,
-    const char *message, const struct cors_policy *cors, const char *origin,
-    const char *request_id)
+/*
+ * Whether a gateway error ends the client connection: a request whose
+ * framing we refused leaves the stream in an unknown state.
+ */
+static bool
+proxy_error_closes(int status)
 {
-	struct proxy_hbuf hbs, *hb = &hbs;
-	struct cors_answer ans;
-	char body[1024];
-	size_t blen;
-	bool has_cors;
-
-	blen = proxy_error_body(body, sizeof body, status, message,
-	    request_id);
-	/* Even a refused stream is readable by the page that sent it. */
-	has_cors = cors != NULL && cors_actual(cors, origin, origin != NULL ?
-	    strlen(origin) : 0, &ans) == 0;
-	hb->out = out;
-	hb->len = 0;
-	proxy_hbuf_own_head(hb, w, status, NULL, "application/json", blen,
-	    has_cors ? &ans : NULL);
-	proxy_hbuf_add(hb, "Connection: close\r\n\r\n", 21);
-	proxy_hbuf_add(hb, body, blen);
-	proxy_hbuf_flush(hb);
+	return status == 400 || status == 413 || status == 431;
 }
 
 /*
- * Whether the client connection ends with this response: HTTP/1.0
- * without keep-alive (or a body we cannot frame for it), Connection:
- * close, a drain, or a decision taken earlier.
+ * A CORS answer as fields appended at f[*n] (NULL: none), Vary merged
+ * with up_vary into merged (which must outlive the fields).
  */
-static bool
-proxy_client_closes(struct proxy_req *pr, bool framed)
-{
-	unsigned cf = pr->pr_client.conn_flags;
-
-	return pr->worker->draining || pr->conn->pending_close ||
-	    (cf & PROXY_CONN_CLOSE) != 0 ||
-	    (pr->pr_client.minor == 0 && ((cf & PROXY_CONN_KEEPALIVE) == 0 ||
-	    !framed));
-}
-
-/* "Connection: close" or, for a kept HTTP/1.0 client, "keep-alive". */
 static void
-proxy_hbuf_connection(struct proxy_req *pr, struct proxy_hbuf *hb,
-    bool framed)
-{
-	if (proxy_client_closes(pr, framed)) {
-		pr->conn->pending_close = true;
-		proxy_hbuf_add(hb, "Connection: close\r\n", 19);
-	}
-	else if (pr->pr_client.minor == 0)
-		proxy_hbuf_add(hb, "Connection: keep-alive\r\n", 24);
-}
-
-/* A CORS answer as header lines (NULL: none), Vary merged with up_vary. */
-static void
-proxy_hbuf_cors(struct proxy_hbuf *hb, const struct cors_answer *a,
-    const char *up_vary, size_t up_len)
+proxy_fields_cors(struct exchange_field *f, size_t *n,
+    const struct cors_answer *a, const char *up_vary, size_t up_len,
+    char *merged, size_t msize)
 {
 	size_t i;
 
@@ -385,90 +270,84 @@ proxy_hbuf_cors(struct proxy_hbuf *hb, const struct cors_answer *a,
 		return;
 	for (i = 0; i < a->n_headers; i++) {
 		const struct cors_header *h = &a->headers[i];
-		char ours[256], merged[768];
-		int n;
+		struct exchange_field *o = &f[(*n)++];
+		char ours[256];
+		int m;
 
-		proxy_hbuf_str(hb, h->name);
-		proxy_hbuf_add(hb, ": ", 2);
+		o->name = h->name;
+		o->name_len = strlen(h->name);
+		o->value = h->value;
+		o->value_len = h->value_len;
 		if (up_vary != NULL && h->value_len < sizeof ours &&
 		    util_strcaseeq(h->name, "vary")) {
 			memcpy(ours, h->value, h->value_len);
 			ours[h->value_len] = '\0';
-			n = cors_vary_merge(up_vary, up_len, ours, merged,
-			    sizeof merged);
-			if (n >= 0)
-				proxy_hbuf_add(hb, merged, (size_t)n);
-			else
-				proxy_hbuf_add(hb, h->value, h->value_len);
-		} else
-			proxy_hbuf_add(hb, h->value, h->value_len);
-		proxy_hbuf_add(hb, "\r\n", 2);
+			m = cors_vary_merge(up_vary, up_len, ours, merged,
+			    msize);
+			if (m >= 0) {
+				o->value = merged;
+				o->value_len = (size_t)m;
+			}
+		}
 	}
 }
 
-/* The status line of a response we write ourselves. */
-static void
-proxy_hbuf_status(struct proxy_hbuf *hb, int status, const char *reason)
-{
-	char line[16] = "HTTP/1.1 000 ";
-
-	/* Statuses are three digits (RFC 9110 15; upstream.c checks). */
-	if (status < 100 || status > 999)
-		status = 502;
-	line[9] = (char)('0' + status / 100);
-	line[10] = (char)('0' + status / 10 % 10);
-	line[11] = (char)('0' + status % 10);
-	proxy_hbuf_add(hb, line, 13);
-	proxy_hbuf_str(hb, reason != NULL && *reason != '\0' ? reason :
-	    proxy_reason(status));
-	proxy_hbuf_add(hb, "\r\n", 2);
-}
-
 /*
- * The head of a gateway-generated response, up to (not including) the
- * Connection line: status, Date, Content-Type, Content-Length (not for
- * 204/304), CORS headers.  Shared by replies to requests and by the
- * framing guard's refusals.
+ * The head of a gateway-generated response: status, Date, Content-Type,
+ * Content-Length (not for 204/304), CORS headers, and its small body.
+ * Shared by replies to requests and by the framing guard's refusals.
+ * f has room for PROXY_OWN_FIELDS; num is room for the length's digits.
  */
 static void
-proxy_hbuf_own_head(struct proxy_hbuf *hb, struct worker *w, int status,
-    const char *reason, const char *ctype, size_t blen,
+proxy_own_head(struct proxy_pipeline *pl, struct exchange_head *h,
+    struct exchange_field *f, char *num, size_t nsize, int status,
+    const char *reason, const char *ctype, const char *body, size_t blen,
     const struct cors_answer *cors)
 {
-	char num[48];
-	int n;
+	size_t n = 0;
+	const char *date = proxy_date(pl);
+	int len;
 
-	proxy_hbuf_status(hb, status, reason);
-	proxy_hbuf_add(hb, "Date: ", 6);
-	proxy_hbuf_str(hb, server_date(w));
-	proxy_hbuf_add(hb, "\r\n", 2);
+	memset(h, 0, sizeof *h);
+	h->status = status;
+	h->reason = reason;
+	h->framed = true;
+	h->no_body = blen == 0;
+	h->body = body;
+	h->body_len = blen;
+	f[n].name = "Date";
+	f[n].name_len = 4;
+	f[n].value = date;
+	f[n++].value_len = strlen(date);
 	if (ctype != NULL) {
-		proxy_hbuf_add(hb, "Content-Type: ", 14);
-		proxy_hbuf_str(hb, ctype);
-		proxy_hbuf_add(hb, "\r\n", 2);
+		f[n].name = "Content-Type";
+		f[n].name_len = 12;
+		f[n].value = ctype;
+		f[n++].value_len = strlen(ctype);
 	}
 	if (status != 204 && status != 304) {
-		n = snprintf(num, sizeof num, "Content-Length: %zu\r\n", blen);
-		proxy_hbuf_add(hb, num, (size_t)n);
+		len = snprintf(num, nsize, "%zu", blen);
+		f[n].name = "Content-Length";
+		f[n].name_len = 14;
+		f[n].value = num;
+		f[n++].value_len = len > 0 ? (size_t)len : 0;
 	}
-	proxy_hbuf_cors(hb, cors, NULL, 0);
+	proxy_fields_cors(f, &n, cors, NULL, 0, NULL, 0);
+	h->fields = f;
+	h->n_fields = n;
 }
 
 /*
- * Finish the reply of pr: the connection writes what is left and then
- * runs proxy_client_complete().  pr may be freed when this returns.
+ * Finish the reply of pr: the front-end writes what is left and then
+ * calls complete() (never from inside this call).
  */
 static void
 proxy_reply_end(struct proxy_req *pr)
 {
-	struct server_conn *c = pr->conn;
-
-	if (c == NULL || pr->pr_client.replied)
+	if (pr->x == NULL || pr->pr_client.replied)
 		return;
 	pr->pr_client.replied = true;
-	if (pr->pr_client.chunking)
-		evbuffer_add(conn_output(c), "0\r\n\r\n", 5);
-	conn_reply_end(c, c->pending_close);
+	pr->x->front->end(pr->x);
 }
 
 /* A complete response of our own: head (CORS included) and body. */
@@ -476,25 +355,19 @@ static void
 proxy_send_raw(struct proxy_req *pr, int status, const char *reason,
     const char *ctype, const char *body, size_t blen, bool force_close)
 {
-	struct proxy_hbuf hbs, *hb = &hbs;
+	struct exchange_field f[PROXY_OWN_FIELDS];
+	struct exchange_head h;
+	char num[24];
 
-	if (pr->conn == NULL)
+	if (pr->x == NULL)
 		return;
-	hb->out = conn_output(pr->conn);
-	hb->len = 0;
 	pr->status = status;
 	pr->bytes_out = blen;
 	pr->pr_client.head_sent = true;
-	pr->pr_client.chunking = false;
-	proxy_hbuf_own_head(hb, pr->worker, status, reason, ctype, blen,
-	    pr->has_cors_ans ? &pr->cors_ans : NULL);
-	if (force_close)
-		pr->conn->pending_close = true;
-	proxy_hbuf_connection(pr, hb, true);
-	proxy_hbuf_add(hb, "\r\n", 2);
-	if (blen > 0 && pr->pr_client.method != CONN_M_HEAD)
-		proxy_hbuf_add(hb, body, blen);
-	proxy_hbuf_flush(hb);
+	proxy_own_head(pr->pl, &h, f, num, sizeof num, status, reason, ctype,
+	    body, blen, pr->has_cors_ans ? &pr->cors_ans : NULL);
+	h.close = force_close;
+	pr->x->front->head(pr->x, &h);
 	proxy_reply_end(pr);
 }
 
@@ -505,11 +378,55 @@ proxy_send_error(struct proxy_req *pr, int status, const char *message)
 	char buf[1024];
 	size_t len;
 
-	if (pr->conn == NULL || pr->pr_client.head_sent)
+	if (pr->x == NULL || pr->pr_client.head_sent)
 		return;
 	len = proxy_error_body(buf, sizeof buf, status, message, pr->id);
 	proxy_send_raw(pr, status, NULL, "application/json", buf, len,
-	    status == 400 || status == 413 || status == 431);
+	    proxy_error_closes(status));
+}
+
+/*
+ * pipe->refuse(): the answer to a request the front-end refused before it
+ * existed (the framing guard, a timeout, memory): the route's CORS
+ * policy, or the top-level one (as for a 404), so that even a refused
+ * request is readable by the page that sent it.  Nothing is kept.
+ */
+static void
+proxy_refuse(void *arg, struct exchange *x, int status, const char *message)
+{
+	struct proxy_pipeline *pl = arg;
+	struct worker_gen *wg = pl->wgen;
+	const struct worker_route *route;
+	const struct cors_policy *cors;
+	const char *host = NULL, *origin = NULL;
+	struct exchange_field f[PROXY_OWN_FIELDS];
+	struct exchange_head h;
+	struct cors_answer ans;
+	char body[1024], id[24], num[24];
+	size_t blen, i;
+	bool has_cors;
+
+	for (i = 0; i < x->n_fields; i++) {
+		const struct framing_field *kv = &x->fields[i];
+
+		if (host == NULL && util_strcaseeq(kv->name, "host"))
+			host = kv->value;
+		else if (origin == NULL && util_strcaseeq(kv->name, "origin"))
+			origin = kv->value;
+	}
+	route = proxy_route_find(wg, host, x->target);
+	cors = route != NULL ? route->cors : wg->default_cors;
+	proxy_request_id(pl, id);
+	blen = proxy_error_body(body, sizeof body, status, message, id);
+	has_cors = cors != NULL && cors_actual(cors, origin, origin != NULL ?
+	    strlen(origin) : 0, &ans) == 0;
+	proxy_own_head(pl, &h, f, num, sizeof num, status, NULL,
+	    "application/json", body, blen, has_cors ? &ans : NULL);
+	h.close = true;
+	x->front->head(x, &h);
+	x->front->end(x);
+	metrics_request(pl->metrics, route != NULL ? route->slot : 0,
+	    status, 0, 0);
 }
 
 /* Join upstream Vary values into buf (", "-separated). */
@@ -584,23 +501,6 @@ proxy_list_next(const char **p, size_t *len)
 	return t;
 }
 
-/* PROXY_CONN_* bits of one Connection value ("close", "keep-alive"). */
-static unsigned
-proxy_connection_flags(const char *value)
-{
-	const char *t, *p = value;
-	unsigned f = 0;
-	size_t len;
-
-	while ((t = proxy_list_next(&p, &len)) != NULL) {
-		if (len == 5 && util_strncaseeq(t, "close", 5))
-			f |= PROXY_CONN_CLOSE;
-		else if (len == 10 && util_strncaseeq(t, "keep-alive", 10))
-			f |= PROXY_CONN_KEEPALIVE;
-	}
-	return f;
-}
-
 /* Add the header names one Connection value lists to tokens[*n..max). */
 static void
 proxy_connection_add(const char *p, char (*tokens)[40], size_t *n,
@@ -643,7 +543,7 @@ proxy_connection_tokens(struct evkeyvalq *h, char (*tokens)[40], size_t max)
 
 /* The same for the fields of a request. */
 static size_t
-proxy_request_tokens(const struct conn_request *req, char (*tokens)[40],
+proxy_request_tokens(const struct exchange *req, char (*tokens)[40],
     size_t max)
 {
 	size_t i, n = 0;
@@ -657,26 +557,26 @@ proxy_request_tokens(const struct conn_request *req, char (*tokens)[40],
 }
 
 static const char *
-proxy_method_name(enum conn_method m)
+proxy_method_name(enum exchange_method m)
 {
 	switch (m) {
-	case CONN_M_GET:
+	case EXCHANGE_M_GET:
 		return "GET";
-	case CONN_M_POST:
+	case EXCHANGE_M_POST:
 		return "POST";
-	case CONN_M_HEAD:
+	case EXCHANGE_M_HEAD:
 		return "HEAD";
-	case CONN_M_PUT:
+	case EXCHANGE_M_PUT:
 		return "PUT";
-	case CONN_M_DELETE:
+	case EXCHANGE_M_DELETE:
 		return "DELETE";
-	case CONN_M_OPTIONS:
+	case EXCHANGE_M_OPTIONS:
 		return "OPTIONS";
-	case CONN_M_TRACE:
+	case EXCHANGE_M_TRACE:
 		return "TRACE";
-	case CONN_M_CONNECT:
+	case EXCHANGE_M_CONNECT:
 		return "CONNECT";
-	case CONN_M_PATCH:
+	case EXCHANGE_M_PATCH:
 		return "PATCH";
 	default:
 		return "UNKNOWN";
@@ -690,7 +590,7 @@ proxy_method_name(enum conn_method m)
 static void
 proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 {
-	const struct conn_request *req = pr->pr_client.req;
+	const struct exchange *req = pr->pr_client.req;
 	struct evbuffer *body = req->body;
 	const struct config_upstream *up = &pr->route->conf->upstream;
 	char tokens[16][40], num[32];
@@ -726,7 +626,7 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 				continue;
 			break;
 		case 'e':
-			/* conn.c answered 100-continue; the body is here. */
+			/* The front-end answered 100-continue; the body is here. */
 			if (util_strcaseeq(k, "expect"))
 				continue;
 			break;
@@ -774,9 +674,9 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 				break;
 		}
 	}
-	proxy_hbuf_str(hb, pr->conn->client_ip);
+	proxy_hbuf_str(hb, req->client_ip);
 	proxy_hbuf_add(hb, "\r\nX-Forwarded-Proto: ", 21);
-	proxy_hbuf_str(hb, pr->conn->tls ? "https" : "http");
+	proxy_hbuf_str(hb, req->tls ? "https" : "http");
 	if (host != NULL) {
 		proxy_hbuf_add(hb, "\r\nX-Forwarded-Host: ", 20);
 		proxy_hbuf_str(hb, host);
@@ -786,9 +686,9 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		proxy_trace_inject(pr, hb);
 
 	blen = body != NULL ? evbuffer_get_length(body) : 0;
-	if (blen > 0 || pr->pr_client.method == CONN_M_POST ||
-	    pr->pr_client.method == CONN_M_PUT ||
-	    pr->pr_client.method == CONN_M_PATCH) {
+	if (blen > 0 || pr->pr_client.method == EXCHANGE_M_POST ||
+	    pr->pr_client.method == EXCHANGE_M_PUT ||
+	    pr->pr_client.method == EXCHANGE_M_PATCH) {
 		int n = snprintf(num, sizeof num, "Content-Length: %zu\r\n",
 		    blen);
 
@@ -802,7 +702,7 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 
 /* One pass over the request headers for the ones we act on. */
 static void
-proxy_scan_headers(const struct conn_request *req, struct proxy_hdrs *h)
+proxy_scan_headers(const struct exchange *req, struct proxy_hdrs *h)
 {
 	size_t i;
 
@@ -819,11 +719,6 @@ proxy_scan_headers(const struct conn_request *req, struct proxy_hdrs *h)
 		case 'o':
 			if (h->origin == NULL && util_strcaseeq(k, "origin"))
 				h->origin = kv->value;
-			break;
-		case 'c':
-			if (util_strcaseeq(k, "connection"))
-				h->conn_flags |= proxy_connection_flags(
-				    kv->value);
 			break;
 		case 'a':
 			if (!util_strncaseeq(k, "access-control-request-", 23))
@@ -845,19 +740,19 @@ proxy_scan_headers(const struct conn_request *req, struct proxy_hdrs *h)
 static void
 proxy_cors_refused(struct proxy_req *pr, bool preflight)
 {
-	struct worker *w = pr->worker;
+	struct proxy_pipeline *pl = pr->pl;
 	const struct cors_answer *a = &pr->cors_ans;
 	int64_t now = (int64_t)time(NULL);
 
-	metrics_cors_refusal(w->metrics, pr->route->slot, preflight,
+	metrics_cors_refusal(pl->metrics, pr->route->slot, preflight,
 	    cors_kind_name(a->kind), a->header_class);
-	if (w->cors_log_sec != now) {
-		w->cors_log_sec = now;
-		w->cors_log_n = 0;
+	if (pl->cors_log_sec != now) {
+		pl->cors_log_sec = now;
+		pl->cors_log_n = 0;
 	}
-	if (w->cors_log_n++ < 10) {
+	if (pl->cors_log_n++ < 10) {
 		log_info("request %s client %s route %s: CORS %s refused: %s",
-		    pr->id, pr->conn->client, pr->route->conf->name,
+		    pr->id, pr->x->client, pr->route->conf->name,
 		    preflight ? "preflight" : "request", a->reason);
 	}
 }
@@ -890,12 +785,12 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 	    h->acrpn != NULL && util_strcaseeq(h->acrpn, "true"), a);
 	pr->has_cors_ans = true;
 	if (a->result == CORS_ALLOWED) {
-		metrics_cors_preflight(pr->worker->metrics, pr->route->slot,
+		metrics_cors_preflight(pr->pl->metrics, pr->route->slot,
 		    true);
 		proxy_send_raw(pr, 204, "No Content", NULL, NULL, 0, false);
 		return true;
 	}
-	metrics_cors_preflight(pr->worker->metrics, pr->route->slot, false);
+	metrics_cors_preflight(pr->pl->metrics, pr->route->slot, false);
 	proxy_cors_refused(pr, true);
 	if (!cors_policy_rejects(pr->cors)) {
 		/* on_disallowed: pass -- forward without CORS headers. */
@@ -910,10 +805,11 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 	return true;
 }
 
-void
-proxy_handle(struct worker *w, struct server_conn *conn,
-    const struct conn_request *req)
+/* pipe->start(): a request from a front-end (arg: the pipeline). */
+static void
+proxy_start(void *arg, struct exchange *req)
 {
+	struct proxy_pipeline *pl = arg;
 	struct proxy_req *pr;
 	struct evbuffer *ubuf;
 	struct proxy_hdrs h;
@@ -924,29 +820,27 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	if ((pr = malloc(sizeof *pr)) != NULL)
 		memset(pr, 0, offsetof(struct proxy_req, cors_ans));
 	if (pr == NULL) {
-		log_warnx("client %s: out of memory for a request", conn->client);
-		conn_abort(conn);
+		log_warnx("client %s: out of memory for a request", req->client);
+		req->front->abort(req);
 		return;
 	}
-	pr->worker = w;
-	pr->conn = conn;
+	pr->pl = pl;
+	pr->x = req;
+	req->pipe = pr;
 	pr->start_ns = util_mono_ns();
 	pr->start_us = util_now_us();
-	pr->wgen = server_wgen_ref(w->wgen);
+	pr->wgen = server_wgen_ref(pl->wgen);
 	pr->pr_client.req = req;
 	pr->pr_client.method = req->method;
 	pr->pr_client.method_name = proxy_method_name(req->method);
-	if (req->method == CONN_M_OTHER) {
+	if (req->method == EXCHANGE_M_OTHER) {
 		/* WebDAV, PURGE, ...: the guard bounds the name. */
 		snprintf(pr->pr_client.method_other,
 		    sizeof pr->pr_client.method_other, "%s", req->method_name);
 		pr->pr_client.method_name = pr->pr_client.method_other;
 	}
-	pr->pr_client.minor = req->minor;
 	pr->state = PROXY_ST_RECV;
-	proxy_request_id(w, pr->id);
-	w->inflight++;
-	conn->active = pr;
+	proxy_request_id(pl, pr->id);
 
 	uri = proxy_origin_form(req->target);
 	plen = proxy_path_len(uri);
@@ -956,7 +850,6 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	pr->pr_client.path[plen] = '\0';
 
 	proxy_scan_headers(req, &h);
-	pr->pr_client.conn_flags = h.conn_flags;
 	pr->route = proxy_route_find(pr->wgen, h.host, pr->pr_client.path);
 	if (pr->route == NULL) {
 		if (pr->wgen->default_cors != NULL) {
@@ -974,8 +867,8 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 		proxy_trace_start(pr, &h, preflight);
 	if (proxy_cors(pr, &h))
 		return;
-	if (pr->pr_client.method == CONN_M_CONNECT ||
-	    pr->pr_client.method == CONN_M_TRACE) {
+	if (pr->pr_client.method == EXCHANGE_M_CONNECT ||
+	    pr->pr_client.method == EXCHANGE_M_TRACE) {
 		proxy_send_error(pr, 405, "method not allowed by the gateway");
 		return;
 	}
@@ -986,16 +879,16 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 		return;
 	}
 	/* The worker's scratch buffer: upstream_request moves it all out. */
-	ubuf = w->ubuf;
+	ubuf = pl->ubuf;
 	pr->action = "sending the request to the upstream";
 	proxy_build_upstream_request(pr, ubuf);
 	/* RFC 9110 9.2.2; an extension method is not retried. */
-	idempotent = pr->pr_client.method != CONN_M_POST &&
-	    pr->pr_client.method != CONN_M_PATCH &&
-	    pr->pr_client.method != CONN_M_OTHER;
+	idempotent = pr->pr_client.method != EXCHANGE_M_POST &&
+	    pr->pr_client.method != EXCHANGE_M_PATCH &&
+	    pr->pr_client.method != EXCHANGE_M_OTHER;
 	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
 	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
-	    pr->pr_client.method == CONN_M_HEAD, idempotent,
+	    pr->pr_client.method == EXCHANGE_M_HEAD, idempotent,
 	    &proxy_upstream_cbs, pr);
 	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
 	if (pr->pr_upstream.ureq == NULL) {
@@ -1004,35 +897,65 @@ proxy_handle(struct worker *w, struct server_conn *conn,
 	}
 }
 
-/* Response head from the upstream: move headers, start the reply. */
+/* Room for n response fields in the pipeline's scratch; false: none. */
+static bool
+proxy_hfields_room(struct proxy_pipeline *pl, size_t n)
+{
+	struct exchange_field *nf;
+	size_t cap;
+
+	if (n <= pl->hfields_cap)
+		return true;
+	/* Grows to the largest head seen, then stays (no malloc per request). */
+	cap = pl->hfields_cap * 2 > n ? pl->hfields_cap * 2 : n;
+	if ((nf = reallocarray(pl->hfields, cap, sizeof *nf)) == NULL)
+		return false;
+	pl->hfields = nf;
+	pl->hfields_cap = cap;
+	return true;
+}
+
+/*
+ * Response head from the upstream: hand its end-to-end fields to the
+ * front-end, straight from the upstream's header entries (no copy of a
+ * name or value), with our Date and CORS headers.
+ */
 static int
 proxy_upstream_head_cb(struct upstream_req *ureq,
     const struct upstream_response *resp, void *arg)
 {
 	struct proxy_req *pr = arg;
-	struct proxy_hbuf hbs, *hb = &hbs;
+	struct proxy_pipeline *pl = pr->pl;
+	struct exchange_head h;
+	struct exchange_field *f;
 	struct evkeyval *kv;
-	char tokens[16][40], vary[512];
-	size_t ntokens, vlen = 0;
-	bool keep_cl, has_date = false, no_body;
+	char tokens[16][40], vary[512], merged[768];
+	size_t ntokens, vlen = 0, n = 0, max = 1 + PROXY_OWN_FIELDS;
+	bool keep_cl, has_date = false;
 
-	if (pr->conn == NULL)
+	if (pr->x == NULL)
 		return -1;
-	hb->out = conn_output(pr->conn);
-	hb->len = 0;
 	pr->action = "reading the upstream response";
+	TAILQ_FOREACH(kv, resp->headers, next)
+		max++;
+	if (!proxy_hfields_room(pl, max)) {
+		/* -1 cancels the exchange: no callback follows. */
+		pr->pr_upstream.ureq = NULL;
+		proxy_send_error(pr, 503, "out of memory");
+		return -1;
+	}
+	f = pl->hfields;
 	ntokens = proxy_connection_tokens(resp->headers, tokens,
 	    TS_NITEMS(tokens));
 	keep_cl = resp->body == UPSTREAM_BODY_LENGTH ||
 	    resp->body == UPSTREAM_BODY_NONE;
-	no_body = pr->pr_client.method == CONN_M_HEAD ||
+	memset(&h, 0, sizeof h);
+	h.status = resp->status;
+	h.reason = resp->reason;
+	h.framed = keep_cl;
+	h.no_body = pr->pr_client.method == EXCHANGE_M_HEAD ||
 	    resp->status == 204 || resp->status == 304 ||
 	    resp->body == UPSTREAM_BODY_NONE;
-	/*
-	 * We write the head ourselves, straight from the upstream's header
-	 * entries: no copy into another list, no printf per header.
-	 */
-	proxy_hbuf_status(hb, resp->status, resp->reason);
 	TAILQ_FOREACH(kv, resp->headers, next) {
 		size_t klen = strlen(kv->key);
 
@@ -1054,27 +977,23 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 		}
 		if (klen == 4 && util_strcaseeq(kv->key, "date"))
 			has_date = true;
-		proxy_hbuf_add(hb, kv->key, klen);
-		proxy_hbuf_add(hb, ": ", 2);
-		proxy_hbuf_str(hb, kv->value);
-		proxy_hbuf_add(hb, "\r\n", 2);
+		f[n].name = kv->key;
+		f[n].name_len = klen;
+		f[n].value = kv->value;
+		f[n++].value_len = strlen(kv->value);
 	}
 	if (!has_date) {
-		proxy_hbuf_add(hb, "Date: ", 6);
-		proxy_hbuf_str(hb, server_date(pr->worker));
-		proxy_hbuf_add(hb, "\r\n", 2);
+		f[n].name = "Date";
+		f[n].name_len = 4;
+		f[n].value = proxy_date(pl);
+		f[n].value_len = strlen(f[n].value);
+		n++;
 	}
-	proxy_hbuf_cors(hb, pr->has_cors_ans ? &pr->cors_ans : NULL,
-	    vlen > 0 ? vary : NULL, vlen);
-	/* Re-frame a chunked or close-delimited body for the client. */
-	pr->pr_client.chunking = !keep_cl && !no_body &&
-	    pr->pr_client.minor >= 1;
-	if (pr->pr_client.chunking)
-		proxy_hbuf_add(hb, "Transfer-Encoding: chunked\r\n", 28);
-	proxy_hbuf_connection(pr, hb, keep_cl || no_body ||
-	    pr->pr_client.chunking);
-	proxy_hbuf_add(hb, "\r\n", 2);
-	proxy_hbuf_flush(hb);
+	proxy_fields_cors(f, &n, pr->has_cors_ans ? &pr->cors_ans : NULL,
+	    vlen > 0 ? vary : NULL, vlen, merged, sizeof merged);
+	h.fields = f;
+	h.n_fields = n;
+	pr->x->front->head(pr->x, &h);
 	pr->status = resp->status;
 	pr->pr_client.head_sent = true;
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
@@ -1089,39 +1008,28 @@ proxy_upstream_body_cb(struct upstream_req *ureq, struct evbuffer *buf,
     void *arg)
 {
 	struct proxy_req *pr = arg;
-	struct evbuffer *out;
 	size_t len = evbuffer_get_length(buf);
-	char line[24];
-	int n;
 
-	if (pr->conn == NULL || len == 0 || pr->pr_client.method ==
-	    CONN_M_HEAD) {
+	if (pr->x == NULL || len == 0 || pr->pr_client.method ==
+	    EXCHANGE_M_HEAD) {
 		evbuffer_drain(buf, len);
 		return;
 	}
-	out = conn_output(pr->conn);
 	pr->bytes_out += len;
-	if (pr->pr_client.chunking) {
-		/* RFC 9112 7.1: chunk-size CRLF chunk-data CRLF. */
-		n = snprintf(line, sizeof line, "%zx\r\n", len);
-		evbuffer_prepend(buf, line, (size_t)n);
-		evbuffer_add(buf, "\r\n", 2);
-	}
-	/* Moved, not copied; written now when the socket takes it. */
-	evbuffer_add_buffer(out, buf);
-	conn_flush(pr->conn);
-	if (evbuffer_get_length(out) > PROXY_CLIENT_HIGH_WATER &&
+	if (pr->x->front->body(pr->x, buf) &&
 	    !pr->pr_client.paused_upstream) {
+		/* The front-end's output is above its mark: wait. */
 		pr->pr_client.paused_upstream = true;
 		upstream_req_pause(ureq);
-		conn_want_drain(pr->conn);
 	}
 }
 
-/* The client's output buffer drained: resume reading the upstream. */
-void
-proxy_client_drained(struct proxy_req *pr)
+/* pipe->drained(): the client's output drained: resume the upstream. */
+static void
+proxy_client_drained(struct exchange *x)
 {
+	struct proxy_req *pr = x->pipe;
+
 	if (pr->pr_client.paused_upstream && pr->pr_upstream.ureq != NULL) {
 		pr->pr_client.paused_upstream = false;
 		upstream_req_resume(pr->pr_upstream.ureq);
@@ -1134,13 +1042,13 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
     const char *errstr, bool head_sent, void *arg)
 {
 	struct proxy_req *pr = arg;
-	struct server_conn *c = pr->conn;
+	struct exchange *x = pr->x;
 	enum metrics_upstream_err kind;
 
 	pr->pr_upstream.ureq = NULL;
 	if (err == UPSTREAM_OK) {
 		pr->action = NULL;
-		if (c != NULL)
+		if (x != NULL)
 			proxy_reply_end(pr);
 		/* proxy_client_complete() closes pr. */
 		return;
@@ -1164,7 +1072,7 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 		break;
 	}
 	if (err != UPSTREAM_ERR_NOMEM)
-		metrics_upstream_error(pr->worker->metrics, pr->route->slot,
+		metrics_upstream_error(pr->pl->metrics, pr->route->slot,
 		    kind);
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
@@ -1178,7 +1086,7 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	proxy_rlog_warnx(pr, "upstream %s: %s", pr->route->conf->upstream.url,
 	    errstr != NULL ? errstr : upstream_err_name(err));
 
-	if (c == NULL) {
+	if (x == NULL) {
 		proxy_req_close(pr, "client gone");
 		return;
 	}
@@ -1195,23 +1103,32 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	 * The head went out already: the only honest signal left is to
 	 * cut the client connection so it sees a truncated response.
 	 */
-	conn_abort(c);
+	x->front->abort(x);
+	x->pipe = NULL;
 	proxy_req_close(pr, "upstream failed mid-response");
+	/* The access log has the client; the exchange is the front-end's. */
 }
 
-void
-proxy_client_complete(struct proxy_req *pr)
+/* pipe->complete(): the reply of x has left: finish its request. */
+static void
+proxy_client_complete(struct exchange *x)
 {
+	struct proxy_req *pr = x->pipe;
+
 	if (pr->pr_upstream.ureq != NULL) {
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
 	}
+	x->pipe = NULL;
 	proxy_req_close(pr, "done");
 }
 
-void
-proxy_client_gone(struct proxy_req *pr)
+/* pipe->gone(): the client of x went away before the reply was out. */
+static void
+proxy_client_gone(struct exchange *x)
 {
+	struct proxy_req *pr = x->pipe;
+
 	if (pr->pr_upstream.ureq != NULL) {
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
@@ -1224,8 +1141,8 @@ proxy_client_gone(struct proxy_req *pr)
 		    "the client closed the connection before the response "
 		    "was complete");
 	}
-	pr->conn->active = NULL;
-	pr->conn = NULL;
+	x->pipe = NULL;
+	pr->x = NULL;
 	proxy_req_close(pr, "client closed the connection");
 }
 
@@ -1274,7 +1191,7 @@ proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 	    pr->pr_client.method_name, path, pr->status, pr->bytes_out,
 	    (double)dur_us / 1000.0,
 	    pr->route != NULL ? pr->route->conf->upstream.url : "",
-	    pr->conn != NULL ? pr->conn->client : "", pr->id,
+	    pr->x != NULL ? pr->x->client : "", pr->id,
 	    pr->route != NULL ? pr->route->conf->name : "", corr);
 	if (n > 0)
 		log_access_write(line, (size_t)n < sizeof line ? (size_t)n :
@@ -1288,7 +1205,7 @@ proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 static void
 proxy_req_close(struct proxy_req *pr, const char *reason)
 {
-	struct worker *w = pr->worker;
+	struct proxy_pipeline *pl = pr->pl;
 	uint64_t dur_us = (util_mono_ns() - pr->start_ns) / 1000;
 
 	log_debug("%s: request %s: %s", __func__, pr->id, reason);
@@ -1297,14 +1214,72 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
 	}
-	metrics_request(w->metrics, pr->route != NULL ? pr->route->slot : 0,
-	    pr->status, dur_us, pr->bytes_out);
+	metrics_request(pl->metrics, pr->route != NULL ?
+	    pr->route->slot : 0, pr->status, dur_us, pr->bytes_out);
 	proxy_access_log(pr, dur_us);
 	proxy_trace_finish(pr);
-	if (pr->conn != NULL && pr->conn->active == pr)
-		server_request_done(w, pr->conn);
-	else
-		server_request_done(w, NULL);
+	/* Nothing is called back: the front-end accounts for the exchange. */
 	server_wgen_unref(pr->wgen);
 	free(pr);
+}
+
+const char *
+proxy_date(struct proxy_pipeline *pl)
+{
+	time_t now = time(NULL);
+
+	if ((int64_t)now != pl->date_sec) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(pl->date, sizeof pl->date,
+		    "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		pl->date_sec = (int64_t)now;
+	}
+	return pl->date;
+}
+
+struct proxy_pipeline *
+proxy_pipeline_new(unsigned id, struct metrics *metrics,
+    struct exporter *exporter, struct exporter_queue *xq)
+{
+	struct proxy_pipeline *pl;
+	const char *errstr = NULL;
+	struct timespec rt, mt;
+
+	pl = xcalloc(1, sizeof *pl);
+	pl->id = id;
+	pl->metrics = metrics;
+	pl->exporter = exporter;
+	pl->xq = xq;
+	pl->id_salt = (uint32_t)random();
+	if (ids_rng_init(&pl->rng, &errstr) != 0)
+		fatalx("worker %u: %s", id, errstr);
+	pl->extract = xmalloc(sizeof *pl->extract);
+	if ((pl->ubuf = evbuffer_new()) == NULL)
+		fatalx("worker %u: out of memory", id);
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mt);
+	pl->wall_offset_ns = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) *
+	    1000000000 + ((int64_t)rt.tv_nsec - (int64_t)mt.tv_nsec);
+	pl->date_sec = -1;
+	return pl;
+}
+
+void
+proxy_pipeline_set_gen(struct proxy_pipeline *pl, struct worker_gen *wg)
+{
+	pl->wgen = wg;
+}
+
+void
+proxy_pipeline_free(struct proxy_pipeline *pl)
+{
+	if (pl == NULL)
+		return;
+	proxy_trace_pool_free(pl);
+	free(pl->extract);
+	evbuffer_free(pl->ubuf);
+	free(pl->hfields);
+	free(pl);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exporter.h"
 #include "log.h"
 #include "propagation.h"
 #include "proxy.h"
@@ -106,13 +107,78 @@ proxy_resource(const struct proxy_req *pr, char *out, size_t size)
 	(void)span_add_meta_static((sp), (k), sizeof(k) - 1, (v),	\
 	    strlen(v))
 
+/* Spans kept for reuse by a pipeline (a span is 2 KB and more). */
+#define PROXY_SPAN_POOL_MAX 256
+
+/* A span from the pipeline's pool (span_init'ed), or NULL. */
+static struct span *
+proxy_span_get(struct proxy_pipeline *pl)
+{
+	struct span *sp = pl->span_pool;
+
+	if (sp != NULL) {
+		memcpy(&pl->span_pool, sp->arena_buf, sizeof pl->span_pool);
+		pl->span_pool_n--;
+		span_init(sp);
+		return sp;
+	}
+	return span_new();
+}
+
+/* Return a span to the pool. */
+static void
+proxy_span_put(struct proxy_pipeline *pl, struct span *sp)
+{
+	if (sp == NULL)
+		return;
+	if (pl->span_pool_n >= PROXY_SPAN_POOL_MAX) {
+		span_free(sp);
+		return;
+	}
+	/* The free list runs through the first bytes of the arena. */
+	memcpy(sp->arena_buf, &pl->span_pool, sizeof pl->span_pool);
+	pl->span_pool = sp;
+	pl->span_pool_n++;
+}
+
+void
+proxy_trace_pool_free(struct proxy_pipeline *pl)
+{
+	struct span *sp;
+
+	while ((sp = pl->span_pool) != NULL) {
+		memcpy(&pl->span_pool, sp->arena_buf, sizeof pl->span_pool);
+		span_free(sp);
+	}
+	pl->span_pool_n = 0;
+}
+
+/* Install new agent sampling rates in the generation's sampler, if any. */
+static void
+proxy_sampler_refresh(struct proxy_req *pr)
+{
+	struct worker_gen *wg = pr->wgen;
+	struct exporter *x = pr->pl->exporter;
+	struct sampler_rate *rates = NULL;
+	size_t n = 0;
+	uint64_t v;
+
+	if (x == NULL || wg->sampler == NULL ||
+	    exporter_rates_version(x) == wg->rates_version)
+		return;
+	v = exporter_rates_copy(x, &rates, &n);
+	sampler_set_agent_rates(wg->sampler, rates, n);
+	sampler_rates_free(rates, n);
+	wg->rates_version = v;
+}
+
 /* Extract the incoming context and start the gateway span. */
 void
 proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
     bool preflight)
 {
-	struct worker *w = pr->worker;
-	const struct conn_request *req = pr->pr_client.req;
+	struct proxy_pipeline *pl = pr->pl;
+	const struct exchange *req = pr->pr_client.req;
 	const struct config *cfg = pr->wgen->gen->cfg;
 	struct trace_header th[PROXY_MAX_TRACE_HEADERS];
 	struct span *sp;
@@ -121,9 +187,9 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	size_t n = 0, i;
 	uint64_t mono = util_mono_ns();
 
-	if ((sp = server_span_get(w)) == NULL)
+	if ((sp = proxy_span_get(pl)) == NULL)
 		return;
-	server_sampler_refresh(w);
+	proxy_sampler_refresh(pr);
 	for (i = 0; i < req->n_fields && n < TS_NITEMS(th); i++) {
 		const struct framing_field *f = &req->fields[i];
 
@@ -142,9 +208,9 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		th[n].value_len = f->value_len;
 		n++;
 	}
-	propagation_extract(pr->route->prop, th, n, w->extract, &w->pstats);
-	propagation_start_span(pr->route->prop, w->extract, pr->wgen->sampler,
-	    &w->rng, (uint64_t)((int64_t)pr->start_ns + w->wall_offset_ns),
+	propagation_extract(pr->route->prop, th, n, pl->extract, &pl->pstats);
+	propagation_start_span(pr->route->prop, pl->extract, pr->wgen->sampler,
+	    &pl->rng, (uint64_t)((int64_t)pr->start_ns + pl->wall_offset_ns),
 	    mono, sp);
 	pr->span = sp;
 
@@ -169,19 +235,19 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	{
 		/* scheme://host/target, bounded (no printf per request). */
 		const char *parts[3];
-		size_t k, len = 0, pl;
+		size_t k, len = 0, plen;
 
-		parts[0] = pr->conn->tls ? "https://" : "http://";
+		parts[0] = req->tls ? "https://" : "http://";
 		parts[1] = h->host != NULL ? h->host :
 		    pr->route->conf->upstream.authority;
 		parts[2] = cfg->tracing.redact_query ? pr->pr_client.path :
 		    proxy_origin_form(req->target);
 		for (k = 0; k < TS_NITEMS(parts); k++) {
-			pl = strlen(parts[k]);
-			if (pl > sizeof buf - 1 - len)
-				pl = sizeof buf - 1 - len;
-			memcpy(buf + len, parts[k], pl);
-			len += pl;
+			plen = strlen(parts[k]);
+			if (plen > sizeof buf - 1 - len)
+				plen = sizeof buf - 1 - len;
+			memcpy(buf + len, parts[k], plen);
+			len += plen;
 		}
 		buf[len] = '\0';
 	}
@@ -196,7 +262,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	SPAN_ADD_CONF(sp, "http.route", pr->route->conf->path_prefix);
 	SPAN_ADD_CONF(sp, "upstream.name", pr->route->conf->name);
 	SPAN_ADD_CONF(sp, "upstream.address", pr->route->conf->upstream.url);
-	(void)span_set_meta(sp, "network.client.ip", pr->conn->client_ip);
+	(void)span_set_meta(sp, "network.client.ip", req->client_ip);
 	if (preflight)
 		(void)span_set_meta(sp, "cors.preflight", "true");
 	for (i = 0; i < cfg->tracing.n_tags; i++)
@@ -213,7 +279,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 void
 proxy_trace_finish(struct proxy_req *pr)
 {
-	struct worker *w = pr->worker;
+	struct proxy_pipeline *pl = pr->pl;
 	struct span *sp = pr->span;
 	uint64_t end = util_mono_ns();
 	char num[16];
@@ -245,9 +311,10 @@ proxy_trace_finish(struct proxy_req *pr)
 	if (pr->up_first_ns != 0 && pr->up_sent_ns != 0)
 		(void)span_set_metric(sp, "upstream.ttfb_ms",
 		    (double)(pr->up_first_ns - pr->up_sent_ns) / 1e6);
-	span_finish(sp, (uint64_t)((int64_t)end + w->wall_offset_ns));
-	server_span_export(w, sp);
-	server_span_put(w, sp);
+	span_finish(sp, (uint64_t)((int64_t)end + pl->wall_offset_ns));
+	if (pl->xq != NULL)
+		(void)exporter_submit(pl->xq, sp);	/* drops are counted */
+	proxy_span_put(pl, sp);
 }
 
 /* Write the gateway span's context in every inject style into hb. */

@@ -381,20 +381,12 @@ server_log_lines(const char *text)
 	}
 }
 
-struct worker_gen *
-server_wgen_ref(struct worker_gen *wg)
-{
-	wg->refs++;
-	return wg;
-}
-
-void
-server_wgen_unref(struct worker_gen *wg)
+/* The last reference to wg went: free it (wg->free). */
+static void
+server_wgen_free(struct worker_gen *wg)
 {
 	size_t i;
 
-	if (wg == NULL || --wg->refs > 0)
-		return;
 	for (i = 0; i < wg->n_routes; i++)
 		upstream_pool_free(wg->routes[i].pool);
 	free(wg->routes);
@@ -412,6 +404,7 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 
 	wg = xcalloc(1, sizeof *wg);
 	wg->refs = 1;
+	wg->free = server_wgen_free;
 	wg->gen = server_gen_ref(g);
 	wg->n_routes = g->cfg->n_routes;
 	wg->routes = xcalloc(wg->n_routes, sizeof *wg->routes);
@@ -451,90 +444,6 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		}
 	}
 	return wg;
-}
-
-#define SERVER_SPAN_POOL_MAX 256
-
-void
-server_span_export(struct worker *w, const struct span *sp)
-{
-	if (w->xq != NULL)
-		(void)exporter_submit(w->xq, sp);	/* drops are counted */
-}
-
-void
-server_sampler_refresh(struct worker *w)
-{
-	struct worker_gen *wg = w->wgen;
-	struct sampler_rate *rates = NULL;
-	size_t n = 0;
-	uint64_t v;
-
-	if (w->exporter == NULL || wg->sampler == NULL ||
-	    exporter_rates_version(w->exporter) == wg->rates_version)
-		return;
-	v = exporter_rates_copy(w->exporter, &rates, &n);
-	sampler_set_agent_rates(wg->sampler, rates, n);
-	sampler_rates_free(rates, n);
-	wg->rates_version = v;
-}
-
-struct span *
-server_span_get(struct worker *w)
-{
-	struct span *sp = w->span_pool;
-
-	if (sp != NULL) {
-		memcpy(&w->span_pool, sp->arena_buf, sizeof w->span_pool);
-		w->span_pool_n--;
-		span_init(sp);
-		return sp;
-	}
-	return span_new();
-}
-
-void
-server_span_put(struct worker *w, struct span *sp)
-{
-	if (sp == NULL)
-		return;
-	if (w->span_pool_n >= SERVER_SPAN_POOL_MAX) {
-		span_free(sp);
-		return;
-	}
-	/* The free list runs through the first bytes of the arena. */
-	memcpy(sp->arena_buf, &w->span_pool, sizeof w->span_pool);
-	w->span_pool = sp;
-	w->span_pool_n++;
-}
-
-/* Free every pooled span (worker exit). */
-static void
-server_span_pool_free(struct worker *w)
-{
-	struct span *sp;
-
-	while ((sp = w->span_pool) != NULL) {
-		memcpy(&w->span_pool, sp->arena_buf, sizeof w->span_pool);
-		span_free(sp);
-	}
-	w->span_pool_n = 0;
-}
-
-const char *
-server_date(struct worker *w)
-{
-	time_t now = time(NULL);
-
-	if ((int64_t)now != w->date_sec) {
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT",
-		    &tm);
-		w->date_sec = (int64_t)now;
-	}
-	return w->date;
 }
 
 /*
@@ -702,7 +611,8 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-void
+/* conn.c: a client connection of w was closed. */
+static void
 server_conn_gone(struct worker *w)
 {
 	w->nconns--;
@@ -715,15 +625,19 @@ server_conn_gone(struct worker *w)
 	server_worker_accepting(w);
 }
 
-void
-server_request_done(struct worker *w, struct server_conn *c)
+/* conn.c: an exchange ended (inflight is down): a drain may be over. */
+static void
+server_request_done(struct worker *w)
 {
-	w->inflight--;
-	if (c != NULL)
-		conn_request_done(c);
 	if (w->draining && w->inflight == 0)
 		event_base_loopexit(w->base, NULL);
 }
+
+/* What the worker hears from its HTTP/1.1 front-end. */
+static const struct conn_events server_conn_events = {
+	server_request_done,
+	server_conn_gone,
+};
 
 /* Commands from the main thread. */
 static void
@@ -750,6 +664,7 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 				break;
 			server_wgen_unref(w->wgen);
 			w->wgen = server_wgen_new(w, g);
+			proxy_pipeline_set_gen(w->pipeline, w->wgen);
 			server_gen_unref(g);
 			break;
 		case SERVER_CMD_DRAIN:
@@ -797,23 +712,11 @@ server_worker_main(void *arg)
 	event_free(w->backoff.timer);
 	w->backoff.timer = NULL;
 	event_free(w->cmd_ev);
-	free(w->fields);
-	w->fields = NULL;
-	while (w->ibuf_free != NULL) {
-		void *next;
-
-		memcpy(&next, w->ibuf_free, sizeof next);
-		free(w->ibuf_free);
-		w->ibuf_free = next;
-	}
-	w->ibuf_free_n = 0;
+	conn_front_free(&w->front);
+	proxy_pipeline_free(w->pipeline);
+	w->pipeline = NULL;
 	server_wgen_unref(w->wgen);
 	w->wgen = NULL;
-	server_span_pool_free(w);
-	free(w->extract);
-	w->extract = NULL;
-	evbuffer_free(w->ubuf);
-	w->ubuf = NULL;
 	event_base_free(w->base);
 	w->base = NULL;
 	(void)!write(srv.done_fd[1], &one, 1);
@@ -966,25 +869,9 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 {
 	const struct config *cfg = g->cfg;
 	struct event_config *ec;
-	const char *errstr = NULL;
 	size_t a;
 
 	w->id = i;
-	w->pid = (int)getpid();
-	w->id_salt = (uint32_t)random();
-	if (ids_rng_init(&w->rng, &errstr) != 0)
-		fatalx("worker %u: %s", i, errstr);
-	w->extract = xmalloc(sizeof *w->extract);
-	if ((w->ubuf = evbuffer_new()) == NULL)
-		fatalx("worker %u: out of memory", i);
-	{
-		struct timespec rt, mt;
-
-		clock_gettime(CLOCK_REALTIME, &rt);
-		clock_gettime(CLOCK_MONOTONIC, &mt);
-		w->wall_offset_ns = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) *
-		    1000000000 + ((int64_t)rt.tv_nsec - (int64_t)mt.tv_nsec);
-	}
 	if ((ec = event_config_new()) == NULL)
 		fatalx("event_config_new failed");
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK |
@@ -994,17 +881,20 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	if (w->base == NULL)
 		fatalx("cannot create an event base");
 	w->metrics = metrics_new("worker");
-	w->exporter = srv.exporter;
 	if (srv.exporter != NULL)
 		w->xq = exporter_queue_new(srv.exporter);
 	w->wgen = server_wgen_new(w, g);
+	/* The composition root: the h1 front-end talks to this pipeline. */
+	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
+	    w->xq);
+	proxy_pipeline_set_gen(w->pipeline, w->wgen);
+	conn_front_init(&w->front, &proxy_exchange, w->pipeline,
+	    &server_conn_events);
 	w->max_conns = cfg->limits.max_connections / cfg->workers;
 	if (w->max_conns == 0)
 		w->max_conns = 1;
 	w->accepting = true;
 	TAILQ_INIT(&w->conns);
-	w->fields_cap = 64;
-	w->fields = xcalloc(w->fields_cap, sizeof *w->fields);
 
 	/* Every worker watches every shared socket (level-triggered: what
 	 * one worker leaves in the queue wakes it or another again). */

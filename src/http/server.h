@@ -13,6 +13,12 @@
  *                        the worker and by each request started under it.
  *   struct server_conn   one per client connection (conn.h); freed by
  *                        conn_close().
+ *   struct conn_front    the HTTP/1.1 front-end's per-worker context
+ *                        (embedded in struct worker).
+ *   struct proxy_pipeline the pipeline's per-worker context (proxy.h),
+ *                        handed to the front-end as the arg of the
+ *                        exchange table: server.c is the composition root
+ *                        that wires a front-end to the pipeline.
  * Everything a worker owns is touched by that worker's thread only; the
  * main thread talks to workers through a pipe.
  */
@@ -36,7 +42,7 @@
 #include "metrics.h"
 #include "upstream.h"
 
-struct proxy_req;
+struct proxy_pipeline;
 struct exporter;
 struct exporter_queue;
 struct cors_policy;
@@ -77,6 +83,8 @@ struct worker_route {
 
 struct worker_gen {
 	int refs;			/* worker thread only */
+	/* Frees it when the last reference goes (server.c's). */
+	void (*free)(struct worker_gen *);
 	struct server_gen *gen;
 	struct worker_route *routes;
 	size_t n_routes;
@@ -107,10 +115,8 @@ struct worker {
 	size_t n_listeners;
 	struct server_backoff backoff;	/* accept() out of resources */
 	struct server_conn_list conns;	/* conn.c */
-	struct framing_field *fields;	/* scratch: the head being indexed */
-	size_t fields_cap;
-	void *ibuf_free;		/* idle input buffers (conn.c) */
-	size_t ibuf_free_n;
+	struct conn_front front;	/* the HTTP/1.1 front-end's context */
+	struct proxy_pipeline *pipeline; /* the pipeline's context */
 	int cmd_fd[2];			/* main writes, worker reads */
 	struct event *cmd_ev;
 	struct server_gen *next_gen;	/* handed over under server lock */
@@ -118,27 +124,10 @@ struct worker {
 	struct metrics *metrics;
 	uint64_t inflight;		/* requests being processed */
 	uint64_t nconns;		/* open client connections */
-	uint64_t req_counter;		/* for request ids */
-	uint32_t id_salt;
 	bool draining;
 	bool accepting;			/* listener events added */
 	uint64_t max_conns;		/* this worker's share */
-	int64_t reject_log_sec;		/* rate limit of refusal logs */
-	unsigned reject_log_n;
-	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
-	unsigned cors_log_n;
-	struct ids_rng rng;		/* span and trace ids */
-	struct prop_stats pstats;	/* malformed headers, outcomes */
-	struct trace_extract *extract;	/* reused by every request */
-	struct span *span_pool;		/* free spans (linked via arena) */
-	size_t span_pool_n;
-	int64_t wall_offset_ns;		/* wall = monotonic + offset */
-	int pid;			/* getpid() is a syscall: cached */
-	struct exporter *exporter;	/* shared; NULL: none */
 	struct exporter_queue *xq;	/* this worker's queue */
-	struct evbuffer *ubuf;		/* scratch for upstream requests */
-	char date[64];			/* cached IMF-fixdate */
-	int64_t date_sec;
 };
 
 
@@ -159,26 +148,25 @@ int server_main(struct config *cfg);
 int server_check(struct config *cfg, struct config_errors *errs)
     TS_MUSTCHECK;
 
-/* The cached Date header value of the worker (refreshed per second). */
-const char *server_date(struct worker *);
+/*
+ * Take / drop a reference on a worker generation (worker thread only).
+ * Inline, so that the pipeline holding a generation per request calls
+ * nothing in server.c (its destructor comes with the generation).
+ */
+static inline struct worker_gen *
+server_wgen_ref(struct worker_gen *wg)
+{
+	wg->refs++;
+	return wg;
+}
 
-/* Drop a reference on a worker generation (worker thread only). */
-void server_wgen_unref(struct worker_gen *);
-struct worker_gen *server_wgen_ref(struct worker_gen *);
+static inline void
+server_wgen_unref(struct worker_gen *wg)
+{
+	if (wg != NULL && --wg->refs == 0)
+		wg->free(wg);
+}
 
-/* Hand a finished span to the exporter (worker thread). */
-void server_span_export(struct worker *, const struct span *);
-/* Install new agent sampling rates in the worker's sampler, if any. */
-void server_sampler_refresh(struct worker *);
 
-/* A span from the worker's pool (span_init'ed), or NULL. */
-struct span *server_span_get(struct worker *);
-/* Return a span to the pool. */
-void server_span_put(struct worker *, struct span *);
-
-/* Called by proxy.c when a request it started is finished. */
-void server_request_done(struct worker *, struct server_conn *);
-/* Called by conn.c when a client connection of w was closed. */
-void server_conn_gone(struct worker *);
 
 #endif /* TS_SERVER_H */
