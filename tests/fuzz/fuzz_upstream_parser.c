@@ -24,7 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
-#include "http/upstream.h"
+#include "upstream/upstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cors/cors.h"
-#include "http/diagnose.h"
+#include "cli/diagnose.h"
 #include "ts_test.h"
 
 #define ORIGIN "https://app.example.com"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/framing.h"
+#include "front/framing.h"
 #include "ts_test.h"
 
 #define MAX_CASES 256
@@ -388,7 +388,7 @@ START_TEST(test_index_fields)
 {
 	char buf[] = "\r\nPOST /a?b=1 HTTP/1.0\r\nHost:  h.example \r\n"
 	    "X-Empty:\r\nx-tab:\tv 1\t\nCookie: a=b; c=d\r\n\r\nBODY";
-	struct framing_field fields[8];
+	struct http_field fields[8];
 	struct framing_head h;
 
 	ck_assert_uint_eq(framing_head_len(buf, strlen(buf)),
@@ -420,7 +420,7 @@ START_TEST(test_index_limits)
 {
 	char buf[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
 	char copy[sizeof buf];
-	struct framing_field fields[2];
+	struct http_field fields[2];
 	struct framing_head h;
 
 	memcpy(copy, buf, sizeof buf);
@@ -497,7 +497,7 @@ START_TEST(test_walk_vectors)
 {
 	const struct fcase *fc = &cases[_i];
 	static char buf[MAX_BYTES];
-	struct framing_field fields[64];
+	struct http_field fields[64];
 	struct framing_state f;
 	size_t off = 0, nheads = 0;
 

@@ -137,7 +137,7 @@ static const struct exchange_front fake_front = {
 
 /* The request of one case: fields as "Name: value" strings. */
 static struct exchange x;
-static struct framing_field xfields[8];
+static struct http_field xfields[8];
 static char xstore[8][256];
 
 static void

@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "cors/cors.h"
-#include "http/diagnose.h"
+#include "cli/diagnose.h"
 #include "ids.h"
 #include "propagation.h"
 #include "styles.h"

@@ -407,7 +407,7 @@ proxy_refuse(void *arg, struct exchange *x, int status, const char *message)
 	bool has_cors;
 
 	for (i = 0; i < x->n_fields; i++) {
-		const struct framing_field *kv = &x->fields[i];
+		const struct http_field *kv = &x->fields[i];
 
 		if (host == NULL && util_strcaseeq(kv->name, "host"))
 			host = kv->value;
@@ -611,7 +611,7 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 	proxy_hbuf_add(hb, " HTTP/1.1\r\n", 11);
 
 	for (i = 0; i < req->n_fields; i++) {
-		const struct framing_field *f = &req->fields[i];
+		const struct http_field *f = &req->fields[i];
 		const char *k = f->name;
 
 		if (proxy_hop_by_hop(k, (const char (*)[40])tokens, ntokens))
@@ -664,7 +664,7 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 	proxy_hbuf_add(hb, "X-Forwarded-For: ", 17);
 	if (xff != NULL) {
 		for (i = 0; i < req->n_fields; i++) {
-			const struct framing_field *f = &req->fields[i];
+			const struct http_field *f = &req->fields[i];
 
 			if (!util_strcaseeq(f->name, "x-forwarded-for"))
 				continue;
@@ -708,7 +708,7 @@ proxy_scan_headers(const struct exchange *req, struct proxy_hdrs *h)
 
 	memset(h, 0, sizeof *h);
 	for (i = 0; i < req->n_fields; i++) {
-		const struct framing_field *kv = &req->fields[i];
+		const struct http_field *kv = &req->fields[i];
 		const char *k = kv->name;
 
 		switch (k[0] | 0x20) {

@@ -56,7 +56,7 @@ struct conn_front {
 	const struct exchange_pipeline *pipe;	/* wired by server.c */
 	void *pipe_arg;			/* the pipeline's worker context */
 	const struct conn_events *events;	/* wired by server.c */
-	struct framing_field *fields;	/* scratch: the head being indexed */
+	struct http_field *fields;	/* scratch: the head being indexed */
 	size_t fields_cap;
 	void *ibuf_free;		/* idle input buffers */
 	size_t ibuf_free_n;
@@ -103,7 +103,7 @@ struct server_conn {
 	bool expect_continue;
 	struct framing_dechunk dechunk;
 	struct evbuffer *body;
-	struct framing_field *fields;	/* the head's index while its body
+	struct http_field *fields;	/* the head's index while its body
 					 * comes (else conn_front's) */
 	size_t fields_cap;
 

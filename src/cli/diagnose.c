@@ -45,8 +45,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "cors/cors.h"
-#include "http/diagnose.h"
+#include "cors.h"
+#include "diagnose.h"
 #include "http_response.h"
 #include "styles.h"
 #include "ts_config.h"

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "exchange.h"	/* struct http_field */
 
 struct framing_limits {
 	size_t max_header_bytes;	/* request line + headers, incl. CRLFs */
@@ -111,13 +112,6 @@ bool framing_idle(const struct framing_state *);
  * NUL-terminated in the buffer (over the SP, ':' and line ends), values
  * without their surrounding OWS.
  */
-struct framing_field {
-	char *name;
-	char *value;
-	size_t name_len;
-	size_t value_len;
-};
-
 struct framing_head {
 	char *method;
 	size_t method_len;
@@ -125,7 +119,7 @@ struct framing_head {
 	size_t target_len;
 	int minor;			/* HTTP/1.minor */
 	size_t len;			/* bytes through the empty line */
-	struct framing_field *fields;	/* the caller's array */
+	struct http_field *fields;	/* the caller's array */
 	size_t n_fields;
 };
 
@@ -142,7 +136,7 @@ size_t framing_head_len(const char *buf, size_t len);
  * untouched) or is not a complete head.
  */
 int framing_index(char *buf, size_t len, struct framing_head *h,
-    struct framing_field *fields, size_t max);
+    struct http_field *fields, size_t max);
 
 /*
  * Decoder of a chunked body that framing_feed() accepted (RFC 9112 7.1):

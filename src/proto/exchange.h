@@ -65,9 +65,22 @@
 
 #include <event2/buffer.h>
 
-#include "framing.h"	/* struct framing_field: a request field's shape */
+#include "common.h"
 
 struct exchange;
+
+/*
+ * One header field of a request or response, as the front-end indexed it:
+ * name and value NUL-terminated (lengths without the NUL), the name as
+ * sent (compare it ASCII case-insensitively), the value without its
+ * surrounding OWS.  The bytes belong to whoever made the array.
+ */
+struct http_field {
+	char *name;
+	char *value;
+	size_t name_len;
+	size_t value_len;
+};
 
 enum exchange_method {
 	EXCHANGE_M_GET = 0,
@@ -131,7 +144,7 @@ struct exchange {
 	const char *method_name;	/* as sent (a token) */
 	const char *target;		/* request-target as sent */
 	int major, minor;		/* HTTP/major.minor */
-	const struct framing_field *fields;
+	const struct http_field *fields;
 	size_t n_fields;
 	struct evbuffer *body;		/* body bytes so far, or NULL */
 	bool body_end;			/* body holds the whole body */

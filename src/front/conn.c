@@ -711,7 +711,7 @@ conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
 {
 	struct conn_front *f = &c->worker->front;
 	struct framing_state *fs = &c->framing;
-	struct framing_field kv[2];
+	struct http_field kv[2];
 	size_t n = 0;
 
 	c->refusing = true;
@@ -865,7 +865,7 @@ conn_make_room(struct server_conn *c)
 		c->x.method_name = nb + (c->x.method_name - c->ibuf);
 		c->x.target = nb + (c->x.target - c->ibuf);
 		for (i = 0; i < c->x.n_fields; i++) {
-			struct framing_field *f = &c->fields[i];
+			struct http_field *f = &c->fields[i];
 
 			f->name = nb + (f->name - c->ibuf);
 			f->value = nb + (f->value - c->ibuf);
@@ -1120,7 +1120,7 @@ conn_take_head(struct server_conn *c, const char **what)
 
 	while (framing_index(c->ibuf + c->ioff, c->ilen - c->ioff, &h,
 	    w->fields, w->fields_cap) != 0) {
-		struct framing_field *nf;
+		struct http_field *nf;
 		size_t want = h.n_fields;
 
 		/*
@@ -1162,7 +1162,7 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->expect_continue = false;
 	/* The guard vetted framing: at most one of these, well formed. */
 	for (i = 0; i < h.n_fields; i++) {
-		const struct framing_field *f = &w->fields[i];
+		const struct http_field *f = &w->fields[i];
 
 		switch (f->name[0] | 0x20) {
 		case 'c':
@@ -1218,7 +1218,7 @@ conn_keep_fields(struct server_conn *c)
 	if (c->x.fields == c->fields)
 		return 0;
 	if (n > c->fields_cap) {
-		struct framing_field *nf;
+		struct http_field *nf;
 
 		if ((nf = conn_alloc("kept fields", n * sizeof *nf)) == NULL)
 			return -1;

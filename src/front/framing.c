@@ -1007,7 +1007,7 @@ line_len(const char *p, const char *lf)
 
 int
 framing_index(char *buf, size_t len, struct framing_head *h,
-    struct framing_field *fields, size_t max)
+    struct http_field *fields, size_t max)
 {
 	char *p = buf, *end, *lf, *sp, *colon, *v, *ve;
 	size_t n, nf = 0;
@@ -1045,7 +1045,7 @@ framing_index(char *buf, size_t len, struct framing_head *h,
 
 	nf = 0;
 	for (p = lf + 1; p < end; p = lf + 1) {
-		struct framing_field *f;
+		struct http_field *f;
 
 		lf = memchr(p, '\n', (size_t)(end - p));
 		if ((n = line_len(p, lf)) == 0)

@@ -191,7 +191,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		return;
 	proxy_sampler_refresh(pr);
 	for (i = 0; i < req->n_fields && n < TS_NITEMS(th); i++) {
-		const struct framing_field *f = &req->fields[i];
+		const struct http_field *f = &req->fields[i];
 
 		if (ua == NULL && f->name_len == 10 &&
 		    util_strcaseeq(f->name, "user-agent")) {

@@ -9,7 +9,7 @@
  * exact header lines that would go upstream, in order) and "config" (the
  * propagation settings used, with the route's behavior override).
  *
- * The same calls as the request pipeline (http/proxy.c) are made, in the
+ * The same calls as the request pipeline (pipeline/proxy.c) are made, in the
  * same order (PROPAGATION.md 7 and 8), but with a local id generator
  * seeded from getrandom(2) and a local sampler built from the tracing
  * block: the debug request is not counted, not sampled by the worker's
@@ -457,7 +457,7 @@ debug_propagation_json_route(const struct config *cfg, const char *route,
 	if (ex == NULL || tmp == NULL || sp == NULL || smp == NULL)
 		goto out;
 
-	/* The pipeline, exactly as http/proxy.c runs it. */
+	/* The pipeline, exactly as pipeline/proxy.c runs it. */
 	(void)propagation_extract(&pc, h, n, ex, NULL);
 	propagation_start_span(&pc, ex, smp, &rng, util_now_us() * 1000,
 	    util_mono_ns(), sp);
