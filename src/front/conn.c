@@ -63,7 +63,6 @@
 #include "conn_int.h"
 #include "log.h"
 #include "metrics.h"
-#include "server.h"
 #include "tls.h"
 #include "util.h"
 
@@ -143,7 +142,7 @@ conn_now_ms(void)
 static bool
 conn_ibuf_get(struct server_conn *c)
 {
-	struct conn_front *f = &c->worker->front;
+	struct conn_front *f = c->front;
 
 	if (f->ibuf_free != NULL) {
 		c->ibuf = f->ibuf_free;
@@ -159,7 +158,7 @@ conn_ibuf_get(struct server_conn *c)
 static void
 conn_ibuf_put(struct server_conn *c)
 {
-	struct conn_front *f = &c->worker->front;
+	struct conn_front *f = c->front;
 
 	if (c->ibuf == NULL)
 		return;
@@ -174,24 +173,37 @@ conn_ibuf_put(struct server_conn *c)
 }
 
 void
-conn_front_init(struct conn_front *f, const struct exchange_pipeline *pipe,
-    void *arg, const struct conn_events *events)
+conn_front_init(struct conn_front *f, struct event_base *base,
+    struct metrics *metrics, const struct exchange_pipeline *pipe, void *arg,
+    const struct conn_events *events, void *owner)
 {
 	memset(f, 0, sizeof *f);
+	f->base = base;
+	f->metrics = metrics;
 	f->pipe = pipe;
 	f->pipe_arg = arg;
 	f->events = events;
+	f->owner = owner;
+	TAILQ_INIT(&f->conns);
+}
+
+void
+conn_front_set_gen(struct conn_front *f, const struct config *cfg,
+    uint64_t busy_timeout_ms)
+{
+	f->cfg = cfg;
+	f->busy_timeout_ms = busy_timeout_ms;
 }
 
 /* The active exchange of c ended, for the worker's count (drain). */
 static void
 conn_exchange_ended(struct server_conn *c)
 {
-	struct worker *w = c->worker;
+	struct conn_front *f = c->front;
 
 	c->active = false;
-	w->inflight--;
-	w->front.events->request_done(w);
+	f->inflight--;
+	f->events->request_done(f->owner);
 }
 
 void
@@ -240,8 +252,8 @@ conn_finish(struct server_conn *c)
 static void
 conn_set_timeout(struct server_conn *c, enum conn_timeout ph)
 {
-	const struct server_gen *g = c->worker->wgen->gen;
-	const struct config_limits *l = &g->cfg->limits;
+	const struct conn_front *f = c->front;
+	const struct config_limits *l = &f->cfg->limits;
 	struct timeval tv;
 	uint64_t ms;
 
@@ -250,7 +262,7 @@ conn_set_timeout(struct server_conn *c, enum conn_timeout ph)
 	c->phase_timeout = ph;
 	ms = ph == CONN_TO_HEADER ? l->header_timeout_ms :
 	    ph == CONN_TO_BODY ? l->body_timeout_ms :
-	    ph == CONN_TO_BUSY ? g->busy_timeout_ms : l->idle_timeout_ms;
+	    ph == CONN_TO_BUSY ? f->busy_timeout_ms : l->idle_timeout_ms;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	c->wprogress_armed = c->wprogress;
@@ -276,10 +288,10 @@ conn_reading(struct server_conn *c, bool on)
 }
 
 struct server_conn *
-conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
-    SSL_CTX *ctx)
+conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
+    socklen_t slen, SSL_CTX *ctx)
 {
-	const struct config *cfg = w->wgen->gen->cfg;
+	const struct config *cfg = f->cfg;
 	struct framing_limits fl;
 	struct server_conn *c;
 	char ip[INET6_ADDRSTRLEN];
@@ -288,7 +300,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return NULL;
-	c->worker = w;
+	c->front = f;
 	c->fd = fd;
 	ip[0] = '\0';
 	if (sa->sa_family == AF_INET6 && slen >= sizeof(struct sockaddr_in6)) {
@@ -319,11 +331,11 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 	fl.max_body_bytes = cfg->limits.max_body_bytes;
 	fl.max_fields = (size_t)cfg->limits.max_header_fields;
 	framing_init(&c->framing, &fl);
-	evtimer_assign(&c->tev, w->base, conn_timer_cb, c);
-	event_assign(&c->dev, w->base, -1, 0, conn_deferred_cb, c);
+	evtimer_assign(&c->tev, f->base, conn_timer_cb, c);
+	event_assign(&c->dev, f->base, -1, 0, conn_deferred_cb, c);
 	if (ctx != NULL) {
 		c->tls = true;
-		if ((c->bev = tls_server_bev(w->base, ctx, fd)) == NULL) {
+		if ((c->bev = tls_server_bev(f->base, ctx, fd)) == NULL) {
 			free(c);
 			return NULL;
 		}
@@ -336,12 +348,12 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 			free(c);
 			return NULL;
 		}
-		event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST,
+		event_assign(&c->rev, f->base, fd, EV_READ | EV_PERSIST,
 		    conn_read_cb, c);
-		event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST,
+		event_assign(&c->wev, f->base, fd, EV_WRITE | EV_PERSIST,
 		    conn_write_cb, c);
 	}
-	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	TAILQ_INSERT_TAIL(&f->conns, c, entry);
 	conn_reading(c, true);
 	conn_set_timeout(c, CONN_TO_IDLE);
 	return c;
@@ -350,14 +362,14 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
 void
 conn_close(struct server_conn *c)
 {
-	struct worker *w = c->worker;
+	struct conn_front *f = c->front;
 
 	if (c->active) {
 		/* The exchange ends here; the pipeline calls nothing back. */
 		if (c->complete_due && !c->broken)
-			w->front.pipe->complete(&c->x);	/* it had left */
+			f->pipe->complete(&c->x);	/* it had left */
 		else
-			w->front.pipe->gone(&c->x);
+			f->pipe->gone(&c->x);
 		conn_exchange_ended(c);
 	}
 	event_del(&c->tev);
@@ -374,9 +386,9 @@ conn_close(struct server_conn *c)
 		evbuffer_free(c->body);
 	free(c->fields);
 	conn_ibuf_put(c);
-	TAILQ_REMOVE(&w->conns, c, entry);
+	TAILQ_REMOVE(&f->conns, c, entry);
 	free(c);
-	w->front.events->closed(w);
+	f->events->closed(f->owner);
 }
 
 bool
@@ -490,7 +502,7 @@ static bool
 conn_reply_closes(struct server_conn *c, const struct exchange_head *h,
     bool framed)
 {
-	return h->close || c->worker->draining || c->pending_close ||
+	return h->close || c->front->draining || c->pending_close ||
 	    (c->conn_flags & CONN_F_CLOSE) != 0 || (c->x.minor == 0 &&
 	    ((c->conn_flags & CONN_F_KEEPALIVE) == 0 || !framed));
 }
@@ -651,7 +663,7 @@ conn_reply_sent(struct server_conn *c)
 	c->want_drain = false;
 	c->complete_due = false;
 	if (c->active) {
-		c->worker->front.pipe->complete(&c->x);
+		c->front->pipe->complete(&c->x);
 		conn_exchange_ended(c);
 	}
 	conn_request_done(c);
@@ -674,7 +686,7 @@ conn_output_drained(struct server_conn *c)
 	}
 	if (c->want_drain && c->active) {
 		c->want_drain = false;
-		c->worker->front.pipe->drained(&c->x);
+		c->front->pipe->drained(&c->x);
 	}
 }
 
@@ -709,7 +721,7 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 static void
 conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
 {
-	struct conn_front *f = &c->worker->front;
+	struct conn_front *f = c->front;
 	struct framing_state *fs = &c->framing;
 	struct http_field kv[2];
 	size_t n = 0;
@@ -792,14 +804,13 @@ conn_out_of_memory(struct server_conn *c, const char *what, bool mine)
 static void
 conn_reject(struct server_conn *c)
 {
-	struct worker *w = c->worker;
-	struct conn_front *f = &w->front;
+	struct conn_front *f = c->front;
 	struct framing_state *fs = &c->framing;
 	uint64_t keep;
 
 	c->rejected = true;
 	c->reject_at = fs->req_start;
-	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
+	metrics_add(f->metrics, METRICS_FRAMING_REJECTED, 1);
 	if (f->reject_log_sec != (int64_t)time(NULL)) {
 		f->reject_log_sec = (int64_t)time(NULL);
 		f->reject_log_n = 0;
@@ -987,7 +998,7 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 conn_body_expired(struct server_conn *c)
 {
-	const struct config_limits *l = &c->worker->wgen->gen->cfg->limits;
+	const struct config_limits *l = &c->front->cfg->limits;
 	int64_t now = conn_now_ms(), gap_end, rate_end, end;
 	uint64_t got = c->base_off - c->body_off;
 	const char *why = "request body timeout";
@@ -1012,7 +1023,7 @@ conn_body_expired(struct server_conn *c)
 	}
 	log_debug("client %s: %s (%llu bytes in %lld ms)", c->client, why,
 	    (unsigned long long)got, (long long)(now - c->body_start_ms));
-	metrics_add(c->worker->metrics, end == gap_end ? METRICS_REQ_TIMEOUT :
+	metrics_add(c->front->metrics, end == gap_end ? METRICS_REQ_TIMEOUT :
 	    METRICS_REQ_SLOW_BODY, 1);
 	/* The head is indexed and its body unfinished: the captures are its. */
 	conn_answer(c, 408, why, true);
@@ -1040,7 +1051,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	    c->phase_timeout == CONN_TO_HEADER ? "header" :
 	    c->phase_timeout == CONN_TO_BODY ? "body" :
 	    c->phase_timeout == CONN_TO_BUSY ? "busy" : "idle");
-	metrics_add(c->worker->metrics, METRICS_REQ_TIMEOUT, 1);
+	metrics_add(c->front->metrics, METRICS_REQ_TIMEOUT, 1);
 	conn_close(c);
 }
 
@@ -1114,12 +1125,12 @@ conn_method(const char *m, size_t len)
 static int
 conn_take_head(struct server_conn *c, const char **what)
 {
-	struct conn_front *w = &c->worker->front;
+	struct conn_front *fr = c->front;
 	struct framing_head h;
 	size_t i;
 
 	while (framing_index(c->ibuf + c->ioff, c->ilen - c->ioff, &h,
-	    w->fields, w->fields_cap) != 0) {
+	    fr->fields, fr->fields_cap) != 0) {
 		struct http_field *nf;
 		size_t want = h.n_fields;
 
@@ -1128,7 +1139,7 @@ conn_take_head(struct server_conn *c, const char **what)
 		 * scratch index grows to that (a reload may raise it).
 		 */
 		*what = NULL;
-		if (want <= w->fields_cap ||
+		if (want <= fr->fields_cap ||
 		    want > c->framing.limits.max_fields)
 			return -1;
 		*what = "header field index";
@@ -1139,9 +1150,9 @@ conn_take_head(struct server_conn *c, const char **what)
 			    CONN_FIELDS_INITIAL;
 		if ((nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
 			return -1;
-		free(w->fields);
-		w->fields = nf;
-		w->fields_cap = want;
+		free(fr->fields);
+		fr->fields = nf;
+		fr->fields_cap = want;
 	}
 	c->heads_taken++;
 	c->head_start = c->ioff;
@@ -1151,7 +1162,7 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->x.target = h.target;
 	c->x.major = 1;
 	c->x.minor = h.minor;
-	c->x.fields = w->fields;
+	c->x.fields = fr->fields;
 	c->x.n_fields = h.n_fields;
 	c->x.body = NULL;
 	c->x.body_end = true;
@@ -1162,7 +1173,7 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->expect_continue = false;
 	/* The guard vetted framing: at most one of these, well formed. */
 	for (i = 0; i < h.n_fields; i++) {
-		const struct http_field *f = &w->fields[i];
+		const struct http_field *f = &fr->fields[i];
 
 		switch (f->name[0] | 0x20) {
 		case 'c':
@@ -1271,13 +1282,13 @@ conn_take_body(struct server_conn *c)
 static void
 conn_dispatch(struct server_conn *c)
 {
-	struct conn_front *f = &c->worker->front;
+	struct conn_front *f = c->front;
 
 	c->st = CONN_ST_BUSY;
 	c->active = true;
 	c->is_head = c->x.method == EXCHANGE_M_HEAD;
 	c->chunking = false;
-	c->worker->inflight++;
+	f->inflight++;
 	f->pipe->start(f->pipe_arg, &c->x);
 	if (c->active) {
 		conn_set_timeout(c, CONN_TO_BUSY);

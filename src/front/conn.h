@@ -35,27 +35,44 @@
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
+#include "config.h"
 #include "exchange.h"
 #include "framing.h"
 
-struct worker;
+struct metrics;
+struct server_conn;
+TAILQ_HEAD(server_conn_list, server_conn);
 
 /*
  * What the worker hears from its connections (server.c's, so that conn.c
- * calls nothing in server.c by name).
+ * calls nothing in server.c by name); owner is conn_front.owner.
  */
 struct conn_events {
-	/* An exchange handed to the pipeline ended (w->inflight is down). */
-	void (*request_done)(struct worker *);
+	/* An exchange handed to the pipeline ended (inflight is down). */
+	void (*request_done)(void *owner);
 	/* A connection was closed and freed. */
-	void (*closed)(struct worker *);
+	void (*closed)(void *owner);
 };
 
-/* The front-end's per-worker context (embedded in struct worker). */
+/*
+ * The front-end's per-worker context (embedded in struct worker, touched
+ * by that worker's thread only): what its connections share.  The worker
+ * sets it up with conn_front_init() and hands it each configuration
+ * generation's limits with conn_front_set_gen().
+ */
 struct conn_front {
+	struct event_base *base;		/* the worker's loop */
+	struct metrics *metrics;		/* the worker's counters */
 	const struct exchange_pipeline *pipe;	/* wired by server.c */
 	void *pipe_arg;			/* the pipeline's worker context */
 	const struct conn_events *events;	/* wired by server.c */
+	void *owner;			/* events' argument (the worker) */
+	const struct config *cfg;	/* current generation's (limits) */
+	uint64_t busy_timeout_ms;	/* client timeout while we proxy */
+	struct server_conn_list conns;	/* open connections */
+	uint64_t inflight;		/* exchanges with the pipeline */
+	bool draining;			/* close each connection after its
+					 * reply */
 	struct http_field *fields;	/* scratch: the head being indexed */
 	size_t fields_cap;
 	void *ibuf_free;		/* idle input buffers */
@@ -71,7 +88,7 @@ enum conn_state {
 };
 
 struct server_conn {
-	struct worker *worker;
+	struct conn_front *front;	/* the worker's front-end */
 	TAILQ_ENTRY(server_conn) entry;	/* the worker's connections */
 	int fd;
 	struct bufferevent *bev;	/* TLS only */
@@ -131,22 +148,24 @@ struct server_conn {
 	char client_ip[48];
 };
 
-TAILQ_HEAD(server_conn_list, server_conn);
-
-/* A connection accepted on fd by w (ctx: TLS listener), or NULL. */
-struct server_conn *conn_new(struct worker *, int fd, const struct sockaddr *,
-    socklen_t, SSL_CTX *ctx);
+/* A connection accepted on fd by front f (ctx: TLS listener), or NULL. */
+struct server_conn *conn_new(struct conn_front *f, int fd,
+    const struct sockaddr *, socklen_t, SSL_CTX *ctx);
 /* Tear c down now (worker exit, drain of an idle connection). */
 void conn_close(struct server_conn *);
 /* True when c has no request in progress (nothing of one read). */
 bool conn_idle(const struct server_conn *);
 
 /*
- * The front-end's context: set up (requests go to pipe with arg, the
- * worker hears events) and free its caches.
+ * The front-end's context: set up on base, counting into metrics
+ * (requests go to pipe with arg, owner hears events), then given the
+ * configuration of each generation (limits, timeouts); free its caches.
  */
-void conn_front_init(struct conn_front *, const struct exchange_pipeline *,
-    void *arg, const struct conn_events *);
+void conn_front_init(struct conn_front *, struct event_base *,
+    struct metrics *, const struct exchange_pipeline *, void *arg,
+    const struct conn_events *, void *owner);
+void conn_front_set_gen(struct conn_front *, const struct config *,
+    uint64_t busy_timeout_ms);
 void conn_front_free(struct conn_front *);
 
 #endif /* TS_CONN_H */

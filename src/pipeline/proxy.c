@@ -39,7 +39,6 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "proxy_int.h"
-#include "server.h"
 #include "propagation.h"
 #include "span.h"
 #include "upstream.h"
@@ -829,7 +828,7 @@ proxy_start(void *arg, struct exchange *req)
 	req->pipe = pr;
 	pr->start_ns = util_mono_ns();
 	pr->start_us = util_now_us();
-	pr->wgen = server_wgen_ref(pl->wgen);
+	pr->wgen = worker_gen_ref(pl->wgen);
 	pr->pr_client.req = req;
 	pr->pr_client.method = req->method;
 	pr->pr_client.method_name = proxy_method_name(req->method);
@@ -863,7 +862,7 @@ proxy_start(void *arg, struct exchange *req)
 	}
 	preflight = pr->route->cors != NULL && cors_is_preflight(
 	    pr->pr_client.method_name, h.origin != NULL, h.acrm != NULL);
-	if (!preflight || pr->wgen->gen->cfg->tracing.trace_preflights)
+	if (!preflight || pr->wgen->cfg->tracing.trace_preflights)
 		proxy_trace_start(pr, &h, preflight);
 	if (proxy_cors(pr, &h))
 		return;
@@ -1150,7 +1149,7 @@ proxy_client_gone(struct exchange *x)
 static void
 proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 {
-	const struct config_tracing *t = &pr->wgen->gen->cfg->tracing;
+	const struct config_tracing *t = &pr->wgen->cfg->tracing;
 	char line[3072], path[768], ts[40], corr[768];
 	struct tm tm;
 	time_t sec = (time_t)(pr->start_us / 1000000);
@@ -1219,7 +1218,7 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 	proxy_access_log(pr, dur_us);
 	proxy_trace_finish(pr);
 	/* Nothing is called back: the front-end accounts for the exchange. */
-	server_wgen_unref(pr->wgen);
+	worker_gen_unref(pr->wgen);
 	free(pr);
 }
 

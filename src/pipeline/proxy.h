@@ -15,13 +15,64 @@
 #ifndef TS_PROXY_H
 #define TS_PROXY_H
 
-#include "exchange.h"
-#include "server.h"
+#include <stddef.h>
+#include <stdint.h>
 
+#include "config.h"
+#include "exchange.h"
+
+struct cors_policy;
 struct exporter;
 struct exporter_queue;
 struct metrics;
+struct propagation_conf;
 struct proxy_pipeline;
+struct sampler;
+struct server_gen;
+struct upstream_pool;
+
+/*
+ * The generation a worker serves, as the pipeline sees it: built by the
+ * worker (server.c) for each configuration generation, one per worker;
+ * refcounted by the worker and by each request started under it (worker
+ * thread only).  The last reference frees it through its own free
+ * function, so the pipeline calls nothing in the worker.
+ */
+struct worker_route {
+	const struct config_route *conf;
+	struct upstream_pool *pool;
+	unsigned slot;			/* metrics slot */
+	const struct cors_policy *cors;	/* NULL: no CORS on this route */
+	const struct propagation_conf *prop;
+};
+
+struct worker_gen {
+	int refs;			/* worker thread only */
+	/* Frees it when the last reference goes (server.c's). */
+	void (*free)(struct worker_gen *);
+	struct server_gen *gen;		/* the worker's (opaque here) */
+	const struct config *cfg;	/* gen's configuration */
+	struct worker_route *routes;
+	size_t n_routes;
+	/* The top-level cors block, for responses that match no route. */
+	const struct cors_policy *default_cors;
+	struct sampler *sampler;	/* this worker's, for this generation */
+	uint64_t rates_version;		/* agent rates installed in sampler */
+};
+
+static inline struct worker_gen *
+worker_gen_ref(struct worker_gen *wg)
+{
+	wg->refs++;
+	return wg;
+}
+
+static inline void
+worker_gen_unref(struct worker_gen *wg)
+{
+	if (wg != NULL && --wg->refs == 0)
+		wg->free(wg);
+}
 
 /* The callback table the front-ends call (arg: a struct proxy_pipeline). */
 extern const struct exchange_pipeline proxy_exchange;

@@ -17,7 +17,7 @@
 #include "exchange.h"
 #include "ids.h"
 #include "propagation.h"
-#include "server.h"
+#include "proxy.h"
 #include "upstream.h"
 
 struct span;

@@ -19,7 +19,6 @@
 #include "proxy.h"
 #include "proxy_int.h"
 #include "sampler.h"
-#include "server.h"
 #include "span.h"
 #include "util.h"
 
@@ -179,7 +178,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 {
 	struct proxy_pipeline *pl = pr->pl;
 	const struct exchange *req = pr->pr_client.req;
-	const struct config *cfg = pr->wgen->gen->cfg;
+	const struct config *cfg = pr->wgen->cfg;
 	struct trace_header th[PROXY_MAX_TRACE_HEADERS];
 	struct span *sp;
 	char buf[1024];

@@ -14,7 +14,7 @@
 
 #include <event2/buffer.h>
 
-#include "http_response_int.h"
+#include "http_response_embed.h"
 #include "util.h"
 
 /* field-vchar / SP / HTAB (RFC 9110 5.5): no CTLs, no DEL. */

@@ -9,7 +9,7 @@
  * de-chunked body bytes out, no socket and no event base.  Its public
  * names keep the upstream_parser_ / upstream_response prefix they had
  * when it lived in upstream.c (the tests, the fuzzer and the upstream
- * callbacks use them); http_response_int.h is the door for a client that
+ * callbacks use them); http_response_embed.h is the door for a client that
  * embeds the parser (upstream.c).
  */
 #ifndef TS_HTTP_RESPONSE_H

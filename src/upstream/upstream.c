@@ -53,7 +53,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-#include "http_response_int.h"
+#include "http_response_embed.h"
 #include "log.h"
 #include "tls.h"
 #include "upstream.h"

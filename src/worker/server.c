@@ -406,6 +406,7 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 	wg->refs = 1;
 	wg->free = server_wgen_free;
 	wg->gen = server_gen_ref(g);
+	wg->cfg = g->cfg;
 	wg->n_routes = g->cfg->n_routes;
 	wg->routes = xcalloc(wg->n_routes, sizeof *wg->routes);
 	wg->default_cors = g->default_cors;
@@ -599,7 +600,7 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 		}
 		w->backoff.delay_ms = 0;
-		if (conn_new(w, fd, (struct sockaddr *)&ss, sl,
+		if (conn_new(&w->front, fd, (struct sockaddr *)&ss, sl,
 		    w->wgen->gen->server_ssl) == NULL) {
 			close(fd);
 			continue;
@@ -613,8 +614,10 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 
 /* conn.c: a client connection of w was closed. */
 static void
-server_conn_gone(struct worker *w)
+server_conn_gone(void *arg)
 {
+	struct worker *w = arg;
+
 	w->nconns--;
 	metrics_conn(w->metrics, -1);
 	/* A descriptor is free again: no need to wait out a back-off. */
@@ -627,9 +630,11 @@ server_conn_gone(struct worker *w)
 
 /* conn.c: an exchange ended (inflight is down): a drain may be over. */
 static void
-server_request_done(struct worker *w)
+server_request_done(void *arg)
 {
-	if (w->draining && w->inflight == 0)
+	struct worker *w = arg;
+
+	if (w->draining && w->front.inflight == 0)
 		event_base_loopexit(w->base, NULL);
 }
 
@@ -662,15 +667,18 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			pthread_mutex_unlock(&srv.lock);
 			if (g == NULL)
 				break;
-			server_wgen_unref(w->wgen);
+			worker_gen_unref(w->wgen);
 			w->wgen = server_wgen_new(w, g);
 			proxy_pipeline_set_gen(w->pipeline, w->wgen);
+			conn_front_set_gen(&w->front, g->cfg,
+			    g->busy_timeout_ms);
 			server_gen_unref(g);
 			break;
 		case SERVER_CMD_DRAIN:
 			if (w->draining)
 				break;
 			w->draining = true;
+			w->front.draining = true;
 			/* The sockets are the main thread's (it shuts them
 			 * down): only our events go. */
 			for (b = 0; b < w->n_listeners; b++)
@@ -678,12 +686,12 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			w->n_listeners = 0;
 			evtimer_del(w->backoff.timer);
 			/* Idle keep-alive connections end now (nginx too). */
-			for (c = TAILQ_FIRST(&w->conns); c != NULL; c = cnext) {
+			for (c = TAILQ_FIRST(&w->front.conns); c != NULL; c = cnext) {
 				cnext = TAILQ_NEXT(c, entry);
 				if (conn_idle(c))
 					conn_close(c);
 			}
-			if (w->inflight == 0)
+			if (w->front.inflight == 0)
 				event_base_loopexit(w->base, NULL);
 			break;
 		case SERVER_CMD_EXIT:
@@ -704,8 +712,8 @@ server_worker_main(void *arg)
 	size_t b;
 
 	event_base_dispatch(w->base);
-	while (!TAILQ_EMPTY(&w->conns))
-		conn_close(TAILQ_FIRST(&w->conns));
+	while (!TAILQ_EMPTY(&w->front.conns))
+		conn_close(TAILQ_FIRST(&w->front.conns));
 	for (b = 0; b < w->n_listeners; b++)
 		event_free(w->listeners[b]);
 	w->n_listeners = 0;
@@ -715,7 +723,7 @@ server_worker_main(void *arg)
 	conn_front_free(&w->front);
 	proxy_pipeline_free(w->pipeline);
 	w->pipeline = NULL;
-	server_wgen_unref(w->wgen);
+	worker_gen_unref(w->wgen);
 	w->wgen = NULL;
 	event_base_free(w->base);
 	w->base = NULL;
@@ -888,13 +896,13 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
 	    w->xq);
 	proxy_pipeline_set_gen(w->pipeline, w->wgen);
-	conn_front_init(&w->front, &proxy_exchange, w->pipeline,
-	    &server_conn_events);
+	conn_front_init(&w->front, w->base, w->metrics, &proxy_exchange,
+	    w->pipeline, &server_conn_events, w);
+	conn_front_set_gen(&w->front, g->cfg, g->busy_timeout_ms);
 	w->max_conns = cfg->limits.max_connections / cfg->workers;
 	if (w->max_conns == 0)
 		w->max_conns = 1;
 	w->accepting = true;
-	TAILQ_INIT(&w->conns);
 
 	/* Every worker watches every shared socket (level-triggered: what
 	 * one worker leaves in the queue wakes it or another again). */

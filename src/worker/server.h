@@ -41,6 +41,7 @@
 #include "framing.h"
 #include "metrics.h"
 #include "upstream.h"
+#include "proxy.h"	/* struct worker_gen, the pipeline's view of a generation */
 
 struct proxy_pipeline;
 struct exporter;
@@ -73,27 +74,6 @@ struct server_gen {
 	uint64_t busy_timeout_ms;	/* client timeout while we proxy */
 };
 
-struct worker_route {
-	const struct config_route *conf;
-	struct upstream_pool *pool;
-	unsigned slot;			/* metrics slot */
-	const struct cors_policy *cors;	/* NULL: no CORS on this route */
-	const struct propagation_conf *prop;
-};
-
-struct worker_gen {
-	int refs;			/* worker thread only */
-	/* Frees it when the last reference goes (server.c's). */
-	void (*free)(struct worker_gen *);
-	struct server_gen *gen;
-	struct worker_route *routes;
-	size_t n_routes;
-	/* The top-level cors block, for responses that match no route. */
-	const struct cors_policy *default_cors;
-	struct sampler *sampler;	/* this worker's, for this generation */
-	uint64_t rates_version;		/* agent rates installed in sampler */
-};
-
 /*
  * Accepting paused after accept() ran out of descriptors or memory: the
  * listener stays off until the timer fires (or, for a worker, one of its
@@ -114,7 +94,6 @@ struct worker {
 	struct event **listeners;	/* on the shared sockets (srv's) */
 	size_t n_listeners;
 	struct server_backoff backoff;	/* accept() out of resources */
-	struct server_conn_list conns;	/* conn.c */
 	struct conn_front front;	/* the HTTP/1.1 front-end's context */
 	struct proxy_pipeline *pipeline; /* the pipeline's context */
 	int cmd_fd[2];			/* main writes, worker reads */
@@ -122,7 +101,6 @@ struct worker {
 	struct server_gen *next_gen;	/* handed over under server lock */
 	struct worker_gen *wgen;	/* current */
 	struct metrics *metrics;
-	uint64_t inflight;		/* requests being processed */
 	uint64_t nconns;		/* open client connections */
 	bool draining;
 	bool accepting;			/* listener events added */
@@ -147,26 +125,5 @@ int server_main(struct config *cfg);
  */
 int server_check(struct config *cfg, struct config_errors *errs)
     TS_MUSTCHECK;
-
-/*
- * Take / drop a reference on a worker generation (worker thread only).
- * Inline, so that the pipeline holding a generation per request calls
- * nothing in server.c (its destructor comes with the generation).
- */
-static inline struct worker_gen *
-server_wgen_ref(struct worker_gen *wg)
-{
-	wg->refs++;
-	return wg;
-}
-
-static inline void
-server_wgen_unref(struct worker_gen *wg)
-{
-	if (wg != NULL && --wg->refs == 0)
-		wg->free(wg);
-}
-
-
 
 #endif /* TS_SERVER_H */

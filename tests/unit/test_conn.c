@@ -14,8 +14,9 @@
  * client sees the cut), and that no pipeline callback is entered while
  * another one runs (a depth counter: the no-re-entry rule of exchange.h).
  *
- * A bare worker (an event base, a configuration generation without
- * routes, metrics) owns one end of a socketpair; the test writes requests
+ * A bare front-end context (an event base, metrics, a configuration
+ * without routes: no struct worker, which conn.c does not know) owns one
+ * end of a socketpair; the test writes requests
  * on the other end, runs the loop and reads what the connection answers.
  * conn_set_alloc() (conn_int.h) makes the chosen allocation fail.
  */
@@ -36,16 +37,21 @@
 #include "conn_int.h"
 #include "metrics.h"
 #include "proxy.h"
-#include "server.h"
 #include "ts_test.h"
 #include "util.h"
 
 static char *const no_env[] = { NULL };
 
 static struct config *cfg;
-static struct server_gen gen;
 static struct worker_gen wgen;
-static struct worker w;
+/* What a worker would hold for its front-end (server.c's struct worker). */
+static struct {
+	struct event_base *base;
+	struct metrics *metrics;
+	struct conn_front front;
+	struct proxy_pipeline *pipeline;
+	unsigned nconns;
+} w;
 static int peer = -1;
 static const char *fail_what;	/* the allocation that fails */
 static unsigned fail_seen, allocs;
@@ -71,17 +77,17 @@ static const char *setup_yaml =
 static unsigned requests_done, conns_closed;
 
 static void
-test_request_done(struct worker *wk)
+test_request_done(void *owner)
 {
-	ck_assert_ptr_eq(wk, &w);
+	ck_assert_ptr_eq(owner, &w);
 	requests_done++;
 }
 
 static void
-test_closed(struct worker *wk)
+test_closed(void *owner)
 {
-	ck_assert_ptr_eq(wk, &w);
-	wk->nconns--;
+	ck_assert_ptr_eq(owner, &w);
+	w.nconns--;
 	conns_closed++;
 }
 
@@ -89,6 +95,15 @@ static const struct conn_events test_events = {
 	test_request_done,
 	test_closed,
 };
+
+/* The front-end's context as a worker sets it up, requests to pipe. */
+static void
+front_init(const struct exchange_pipeline *pipe, void *arg)
+{
+	conn_front_init(&w.front, w.base, w.metrics, pipe, arg, &test_events,
+	    &w);
+	conn_front_set_gen(&w.front, cfg, 5000);
+}
 
 static void
 setup(void)
@@ -98,26 +113,18 @@ setup(void)
 	if (config_load_string("t.yaml", setup_yaml, strlen(setup_yaml),
 	    no_env, &cfg, &errors) != 0)
 		ck_abort_msg("%s", errors);
-	memset(&gen, 0, sizeof gen);
 	memset(&wgen, 0, sizeof wgen);
 	memset(&w, 0, sizeof w);
-	gen.cfg = cfg;
-	gen.busy_timeout_ms = 5000;
 	wgen.refs = 1;			/* the test's: never freed */
-	wgen.gen = &gen;		/* no routes, no CORS */
-	w.wgen = &wgen;
+	wgen.cfg = cfg;			/* no routes, no CORS */
 	w.base = event_base_new();
 	ck_assert_ptr_nonnull(w.base);
 	w.metrics = metrics_new("test");
-	w.max_conns = 10;
-	w.accepting = true;
-	TAILQ_INIT(&w.conns);
 	/* The real pipeline answers (its own 503 with JSON and CORS). */
 	w.pipeline = proxy_pipeline_new(0, w.metrics, NULL, NULL);
-	proxy_pipeline_set_gen(w.pipeline, w.wgen);
-	conn_front_init(&w.front, &proxy_exchange, w.pipeline, &test_events);
+	proxy_pipeline_set_gen(w.pipeline, &wgen);
+	front_init(&proxy_exchange, w.pipeline);
 	requests_done = conns_closed = 0;
-	w.inflight = 0;
 	fail_what = NULL;
 	fail_seen = allocs = 0;
 	conn_set_alloc(test_alloc);
@@ -128,7 +135,7 @@ teardown(void)
 {
 	struct server_conn *c;
 
-	while ((c = TAILQ_FIRST(&w.conns)) != NULL)
+	while ((c = TAILQ_FIRST(&w.front.conns)) != NULL)
 		conn_close(c);
 	conn_set_alloc(NULL);
 	if (peer != -1)
@@ -153,7 +160,7 @@ connect_client(void)
 	memset(&ss, 0, sizeof ss);
 	ss.ss_family = AF_UNIX;
 	w.nconns++;
-	ck_assert_ptr_nonnull(conn_new(&w, sv[0], (struct sockaddr *)&ss,
+	ck_assert_ptr_nonnull(conn_new(&w.front, sv[0], (struct sockaddr *)&ss,
 	    sizeof ss, NULL));
 	peer = sv[1];
 }
@@ -185,7 +192,7 @@ exchange(const char *raw)
 	got[len] = '\0';
 	/* The connection is gone: no loop turn left it half closed. */
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
-	ck_assert_msg(TAILQ_EMPTY(&w.conns), "the connection is still open");
+	ck_assert_msg(TAILQ_EMPTY(&w.front.conns), "the connection is still open");
 	return got;
 }
 
@@ -466,7 +473,7 @@ setup_front(void)
 	    "exporter: {type: none}\n";
 	setup();
 	conn_set_alloc(NULL);
-	conn_front_init(&w.front, &fake_pipeline, &fake, &test_events);
+	front_init(&fake_pipeline, &fake);
 	memset(&fake, 0, sizeof fake);
 }
 
@@ -476,7 +483,7 @@ teardown_front(void)
 	ck_assert_int_eq(fake.depth, 0);
 	teardown();
 	/* Every exchange the front-end started was ended for the count. */
-	ck_assert_uint_eq(w.inflight, 0);
+	ck_assert_uint_eq(w.front.inflight, 0);
 	ck_assert_uint_eq(requests_done, fake.starts);
 	ck_assert_uint_eq(conns_closed, 1);
 	ck_assert_uint_eq(w.nconns, 0);
@@ -560,7 +567,7 @@ START_TEST(test_front_pipelining)
 	    "\r\n/a", 39) == 0, "answer: %s", got);
 	/* Kept alive: no Connection: close, the connection is open. */
 	ck_assert_ptr_null(strstr(got, "Connection"));
-	ck_assert(!TAILQ_EMPTY(&w.conns));
+	ck_assert(!TAILQ_EMPTY(&w.front.conns));
 	ck_assert_uint_eq(fake.gones, 0);
 }
 END_TEST
@@ -591,7 +598,7 @@ START_TEST(test_front_refusal_through_the_door)
 	ck_assert_msg(strstr(got, "\r\nConnection: close\r\n\r\nrefused: ") !=
 	    NULL, "answer: %s", got);
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
-	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
 }
 END_TEST
 
@@ -604,7 +611,7 @@ START_TEST(test_front_header_timeout)
 	connect_client();
 	ck_assert_int_eq(write(peer, "GET / HTTP/1.1\r\nHost", 20), 20);
 	ck_assert_uint_eq(pump(got, sizeof got, NULL), 0);
-	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
 	ck_assert_uint_lt((util_mono_ns() - t0) / 1000000, 3000);
 	ck_assert_uint_eq(fake.starts + fake.refusals, 0);
 }
@@ -627,7 +634,7 @@ START_TEST(test_front_body_timeout)
 	ck_assert_msg(strncmp(got, "HTTP/1.1 408 Request Timeout\r\n", 30) ==
 	    0, "answer: %s", got);
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
-	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
 }
 END_TEST
 
@@ -639,7 +646,7 @@ START_TEST(test_front_idle_timeout)
 	connect_client();
 	ck_assert_uint_eq(pump(got, sizeof got, NULL), 0);
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
-	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
 	ck_assert_uint_eq(fake.starts + fake.refusals + fake.gones, 0);
 }
 END_TEST
@@ -749,7 +756,7 @@ START_TEST(test_front_pipeline_aborts)
 	    "\r\n\r\n0123456789", 50) == 0, "answer: %s", got);
 	ck_assert_uint_eq(strlen(got), 50);
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
-	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
 	ck_assert_uint_eq(fake.starts, 1);
 	ck_assert_uint_eq(fake.gones + fake.completes, 0);
 }
@@ -771,9 +778,9 @@ START_TEST(test_front_client_gone_mid_reply)
 	ck_assert_int_gt(read(peer, got, sizeof got), 0);
 	close(peer);
 	peer = -1;
-	for (i = 0; i < 1000 && !TAILQ_EMPTY(&w.conns); i++)
+	for (i = 0; i < 1000 && !TAILQ_EMPTY(&w.front.conns); i++)
 		event_base_loop(w.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-	ck_assert(TAILQ_EMPTY(&w.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
 	ck_assert_uint_eq(fake.gones, 1);
 	ck_assert_uint_eq(fake.completes, 0);
 }

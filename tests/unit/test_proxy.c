@@ -328,6 +328,7 @@ setup(void)
 	ck_assert_ptr_nonnull(gen.default_cors);
 	wgen.refs = 1;			/* the test's: never freed */
 	wgen.gen = &gen;
+	wgen.cfg = cfg;
 	wgen.default_cors = gen.default_cors;
 	wgen.routes = routes;
 	wgen.n_routes = cfg->n_routes;

@@ -1,11 +1,11 @@
 /*
- * http_response_int.h -- the response parser's state, for a client that
- * embeds it in its own exchange structure and feeds it from memory as
- * well as from an evbuffer (upstream.c parses a socket read in place).
- * Everyone else uses http_response.h.
+ * http_response_embed.h -- proto's second door to the response parser:
+ * its state, for a client that embeds it in its own exchange structure
+ * and feeds it from memory as well as from an evbuffer (upstream.c parses
+ * a socket read in place).  Everyone else uses http_response.h.
  */
-#ifndef TS_HTTP_RESPONSE_INT_H
-#define TS_HTTP_RESPONSE_INT_H
+#ifndef TS_HTTP_RESPONSE_EMBED_H
+#define TS_HTTP_RESPONSE_EMBED_H
 
 #include "http_response.h"
 
@@ -97,4 +97,4 @@ void http_response_free_spare(struct upstream_parser *);
 /* Bytes a source still holds. */
 size_t http_response_src_avail(const struct http_response_src *);
 
-#endif /* TS_HTTP_RESPONSE_INT_H */
+#endif /* TS_HTTP_RESPONSE_EMBED_H */
