@@ -41,12 +41,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 
 #include "conn.h"
 #include "cors.h"
-#include "debug.h"
+#include "admin.h"
 #include "exporter.h"
 #include "log.h"
 #include "metrics.h"
@@ -90,7 +89,7 @@ static struct {
 	struct worker *workers;
 	unsigned n_workers;
 	struct event_base *base;
-	struct evhttp *admin;
+	struct admin *admin;		/* admin/: the admin listener */
 	bool ready;
 	bool draining;
 	uint64_t gen_counter;
@@ -102,7 +101,6 @@ static struct {
 	int *listen_fds;		/* one per server.listen, shared */
 	char **listen_names;		/* "host:port" as bound, for logs */
 	size_t n_listen_fds;
-	struct evconnlistener *admin_lev;	/* under srv.admin */
 	char *admin_name;		/* "host:port" as bound */
 	struct server_backoff admin_backoff;
 	struct metrics *metrics;	/* main thread's block */
@@ -113,7 +111,6 @@ static struct {
 
 static void server_accept_cb(evutil_socket_t, short, void *);
 static void server_cmd_cb(evutil_socket_t, short, void *);
-static void server_admin_cb(struct evhttp_request *, void *);
 static void server_signal_cb(evutil_socket_t, short, void *);
 static void server_done_cb(evutil_socket_t, short, void *);
 static void server_drain_timeout_cb(evutil_socket_t, short, void *);
@@ -870,7 +867,7 @@ server_listeners_close(void)
 	srv.n_listen_fds = 0;
 }
 
-/* Create worker i (base, evhttp, sockets) without starting its thread. */
+/* Create worker i (base, front-end, pipeline) without starting its thread. */
 static int
 server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
     char **cause)
@@ -999,64 +996,6 @@ server_reload(void)
 	    (unsigned long long)g->id);
 }
 
-/* Admin endpoints: /healthz /readyz /metrics. */
-static void
-server_admin_cb(struct evhttp_request *req, void *arg)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	const char *uri = evhttp_request_get_uri(req);
-	struct evbuffer *body = evbuffer_new();
-	size_t plen = strcspn(uri, "?");
-	int code = 200;
-
-	(void)arg;
-	/* A connection was accepted: a later failure backs off from the
-	 * start again. */
-	srv.admin_backoff.delay_ms = 0;
-	if (body == NULL) {
-		evhttp_send_error(req, 503, NULL);
-		return;
-	}
-	if (plen == 8 && strncmp(uri, "/healthz", 8) == 0) {
-		evhttp_add_header(out, "Content-Type", "application/json");
-		evbuffer_add_printf(body, "{\"status\":\"ok\"}\n");
-	} else if (plen == 7 && strncmp(uri, "/readyz", 7) == 0) {
-		evhttp_add_header(out, "Content-Type", "application/json");
-		if (srv.draining) {
-			code = 503;
-			evbuffer_add_printf(body, "{\"status\":\"draining\"}\n");
-		} else if (!srv.ready) {
-			code = 503;
-			evbuffer_add_printf(body, "{\"status\":\"starting\"}\n");
-		} else
-			evbuffer_add_printf(body, "{\"status\":\"ready\"}\n");
-	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
-		char *text = metrics_render();
-
-		evhttp_add_header(out, "Content-Type",
-		    "text/plain; version=0.0.4; charset=utf-8");
-		if (text != NULL) {
-			evbuffer_add(body, text, strlen(text));
-			free(text);
-		}
-	} else if (plen == 18 && strncmp(uri, "/debug/propagation", 18) == 0) {
-		evbuffer_free(body);
-		debug_propagation_reply(req, srv.gen->cfg);
-		return;
-	} else if (plen == 18 && strncmp(uri, "/debug/propagation", 18) == 0) {
-		/* Answers 404 itself unless admin.debug is on. */
-		evbuffer_free(body);
-		debug_propagation_reply(req, srv.gen->cfg);
-		return;
-	} else {
-		code = 404;
-		evhttp_add_header(out, "Content-Type", "application/json");
-		evbuffer_add_printf(body, "{\"error\":\"not_found\"}\n");
-	}
-	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ?
-	    "Not Found" : "Service Unavailable", body);
-	evbuffer_free(body);
-}
 
 /* Start draining: not ready, stop accepting, finish in-flight requests. */
 static void
@@ -1131,25 +1070,54 @@ server_admin_backoff_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	srv.admin_backoff.paused = false;
-	evconnlistener_enable(srv.admin_lev);
+	admin_resume(srv.admin);
 }
 
-/*
- * accept() on the admin listener failed with something other than
- * EAGAIN/EINTR/ECONNABORTED (libevent retries those itself): without
- * this callback libevent logs and is woken again at once, forever, for
- * the same queued connection.  Same back-off as the workers'.
- */
-static void
-server_admin_accept_error_cb(struct evconnlistener *l, void *arg)
+/* What admin/ reads of the process, and hears from it. */
+static bool
+server_admin_draining(void *arg)
 {
-	int err = EVUTIL_SOCKET_ERROR();
-
 	(void)arg;
-	evconnlistener_disable(l);
+	return srv.draining;
+}
+
+static bool
+server_admin_ready(void *arg)
+{
+	(void)arg;
+	return srv.ready;
+}
+
+static const struct config *
+server_admin_config(void *arg)
+{
+	(void)arg;
+	return srv.gen->cfg;
+}
+
+static void
+server_admin_accepted(void *arg)
+{
+	(void)arg;
+	srv.admin_backoff.delay_ms = 0;
+}
+
+/* Same back-off as the workers'. */
+static void
+server_admin_accept_error(void *arg, int err)
+{
+	(void)arg;
 	server_backoff_start(&srv.admin_backoff, srv.metrics, "admin",
 	    srv.admin_name, err);
 }
+
+static const struct admin_hooks server_admin_hooks = {
+	server_admin_draining,
+	server_admin_ready,
+	server_admin_config,
+	server_admin_accepted,
+	server_admin_accept_error,
+};
 
 /* The admin listener on the main base. */
 static int
@@ -1167,28 +1135,13 @@ server_admin_start(const struct config *cfg, char **cause)
 	free(what);
 	if (fd == -1)
 		return -1;
-	/* What evhttp_accept_socket_with_handle() does, plus an error
-	 * callback; backlog 0: libevent leaves our listen() alone. */
-	if ((srv.admin = evhttp_new(srv.base)) == NULL ||
-	    (srv.admin_lev = evconnlistener_new(srv.base, NULL, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)) == NULL) {
-		xasprintf(cause, "admin: cannot listen");
-		close(fd);
+	srv.admin = admin_new(srv.base, fd, &server_admin_hooks, NULL, cause);
+	if (srv.admin == NULL)
 		return -1;
-	}
-	evconnlistener_set_error_cb(srv.admin_lev,
-	    server_admin_accept_error_cb);
-	if (evhttp_bind_listener(srv.admin, srv.admin_lev) == NULL) {
-		xasprintf(cause, "admin: cannot listen");
-		evconnlistener_free(srv.admin_lev);
-		srv.admin_lev = NULL;
-		return -1;
-	}
 	srv.admin_backoff.timer = evtimer_new(srv.base,
 	    server_admin_backoff_cb, NULL);
 	if (srv.admin_backoff.timer == NULL)
 		fatalx("out of memory");
-	evhttp_set_gencb(srv.admin, server_admin_cb, NULL);
 	xasprintf(&srv.admin_name, "%s%s%s:%u",
 	    strchr(cfg->admin_listen.host, ':') ? "[" : "",
 	    cfg->admin_listen.host,
@@ -1312,8 +1265,7 @@ server_main(struct config *cfg)
 	event_free(srv.done_ev);
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
-	if (srv.admin != NULL)
-		evhttp_free(srv.admin);	/* and srv.admin_lev */
+	admin_free(srv.admin);
 	if (srv.admin_backoff.timer != NULL)
 		event_free(srv.admin_backoff.timer);
 	free(srv.admin_name);

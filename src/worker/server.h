@@ -1,7 +1,7 @@
 /*
  * server.h -- the process: worker threads (one event base each, all
  * watching the same listening sockets, which the main thread binds once;
- * client connections in conn.c), the admin listener (evhttp), graceful
+ * client connections in conn.c), the admin listener (admin/), graceful
  * drain and configuration reload.
  *
  * Ownership:
@@ -32,7 +32,6 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "config.h"
