@@ -27,7 +27,15 @@
 
 #define EXPORT_HTTP_MAX_HEAD	65536
 #define EXPORT_HTTP_MAX_BODY	(1024 * 1024)
-#define EXPORT_HTTP_MAX_WRITE	(16 * 1024 * 1024)
+/*
+ * Bytes one writev may take: a batch (up to 8 MiB) goes out in pieces of
+ * this size, back to the event loop between them.  On loopback the
+ * receiver's side of each piece runs inside the sender's system call;
+ * a bounded piece keeps each call short, and the return to user space
+ * between pieces is where a worker waiting for the core gets it back
+ * on a kernel without full preemption (issue 11, docs/architecture.md).
+ */
+#define EXPORT_HTTP_MAX_WRITE	(256 * 1024)
 
 struct export_http {
 	struct bufferevent	*bev;
@@ -438,8 +446,9 @@ export_http_start(struct event_base *base, const struct export_url *u,
 		fatalx("export: out of memory");
 	bufferevent_setcb(h->bev, http_readcb, NULL, http_eventcb, h);
 	/*
-	 * The whole payload in as few writev calls as the socket takes,
-	 * not the bufferevent's default 16 KB per loop iteration.
+	 * The payload in pieces of EXPORT_HTTP_MAX_WRITE, not the
+	 * bufferevent's default 16 KB per loop iteration (many more calls)
+	 * nor all of it in one call (long ones).
 	 */
 	(void)bufferevent_set_max_single_write(h->bev, EXPORT_HTTP_MAX_WRITE);
 	out = bufferevent_get_output(h->bev);

@@ -43,6 +43,8 @@
  * Queue-full drops never enter a queue; they are counted on the worker.
  */
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <errno.h>
@@ -53,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -81,6 +84,7 @@
 #define EXPORT_BATCH_BYTES	(8 * 1024 * 1024)
 #define EXPORT_WARN_EVERY_NS	(60ULL * 1000000000ULL)
 #define EXPORT_NBUCKETS		11	/* incl. +Inf */
+#define EXPORT_SLICE_NS		100000	/* the exporter thread's slice */
 
 /* Export request latency buckets, microseconds, and their labels. */
 static const uint64_t lat_le_us[EXPORT_NBUCKETS - 1] = {
@@ -163,6 +167,7 @@ struct exporter {
 	uint64_t		 per_queue;
 	uint64_t		 ring_bytes;
 	unsigned		 nworkers;
+	unsigned		 thread_nice;	/* exporter.thread_nice */
 
 	pthread_t		 thread;
 	bool			 started;
@@ -190,6 +195,8 @@ struct exporter {
 	struct export_http	*inflight;
 	unsigned		 attempt;
 	uint64_t		 sent_ns;
+	uint64_t		 batch_cpu_ns;	/* thread CPU at the drain */
+	uint64_t		 batch_ns;	/* and the clock */
 	uint64_t		 last_flush_ns;
 	bool			 flush_asked;
 	bool			 stopping;
@@ -992,6 +999,34 @@ warn_failure(struct exporter *ex, const char *what, size_t dropped)
 
 static void send_batch(struct exporter *);
 
+/* This thread's CPU time, nanoseconds. */
+static uint64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * What one batch cost the exporter thread, from the start of its drain
+ * to the agent's answer: CPU (the copy out of the queues, the framing,
+ * the writes, the answer) and time.  The CPU is what the thread may take
+ * from a worker on the same core (issue 11: "the exporter's time per
+ * batch"); debug level, once per batch.
+ */
+static void
+batch_cost(struct exporter *ex)
+{
+	log_debug("export: batch of %zu spans, %zu bytes: %llu us CPU on "
+	    "the exporter thread, %llu us from drain to answer", ex->bsent,
+	    ex->blen, (unsigned long long)(thread_cpu_ns() -
+	    ex->batch_cpu_ns) / 1000, (unsigned long long)(util_mono_ns() -
+	    ex->batch_ns) / 1000);
+}
+
 /* One export request ended. */
 static void
 http_done(const struct export_http_resp *r, void *arg)
@@ -1002,6 +1037,7 @@ http_done(const struct export_http_resp *r, void *arg)
 
 	ex->inflight = NULL;
 	latency_add(ex, (util_mono_ns() - ex->sent_ns) / 1000);
+	batch_cost(ex);
 	if (r->status >= 200 && r->status < 300) {
 		res = EXPORT_OK;
 	} else if (r->status == 0 || r->status >= 500 || r->status == 408 ||
@@ -1122,6 +1158,10 @@ exporter_try_flush(struct exporter *ex, bool force)
 		    ex->flush_ns && queued_total(ex) < EXPORT_BATCH_SPANS)
 			return;
 		ex->last_flush_ns = now;
+		if (ex->bn == 0) {
+			ex->batch_cpu_ns = thread_cpu_ns();
+			ex->batch_ns = util_mono_ns();
+		}
 		drain(ex);
 		if (ex->bn == 0)
 			break;
@@ -1256,11 +1296,78 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		exporter_try_flush(ex, false);
 }
 
+/* struct sched_attr of sched_setattr(2) (the kernel's ABI, version 1). */
+struct export_sched_attr {
+	uint32_t	size;
+	uint32_t	sched_policy;
+	uint64_t	sched_flags;
+	int32_t		sched_nice;
+	uint32_t	sched_priority;
+	uint64_t	sched_runtime;
+	uint64_t	sched_deadline;
+	uint64_t	sched_period;
+};
+
+/*
+ * Give the exporter thread way to the workers (issue 11, "the tail").
+ * The thread drains, frames and writes a batch of up to 4,096 spans in
+ * one go; on the worker's core the scheduler let it run a whole slice
+ * (1.4 ms by default on a 2-CPU machine) while the worker had requests
+ * waiting.  Two settings of this thread alone (docs/architecture.md
+ * "The exporter thread and the tail"):
+ *
+ * - nice + exporter.thread_nice (19 at most): a smaller weight, so a
+ *   worker that wakes up has the earlier virtual deadline and takes the
+ *   core at once, and at saturation the thread gets a share near
+ *   weight(nice) / (weight(nice) + 1024) (110 / 1134, ~10%, at nice 10;
+ *   the weights of kernel/sched/core.c), enough for every span;
+ * - a 100 us slice (sched_setattr(2)'s sched_runtime for SCHED_OTHER,
+ *   the kernel's smallest custom slice, Linux 6.12 and later; older
+ *   kernels ignore it): when it does run while a worker waits, it runs
+ *   100 us at a time, not a whole default slice.
+ *
+ * Not SCHED_IDLE: at saturation a worker that never sleeps would starve
+ * the thread completely, the queue would fill and spans would drop.
+ * exporter.thread_nice 0 leaves the thread as the workers are.
+ */
+static void
+exporter_sched(struct exporter *ex)
+{
+	struct export_sched_attr a;
+	pid_t tid = gettid();
+	int nice;
+
+	if (ex->thread_nice == 0)
+		return;
+	/* A new thread starts at the process's nice value. */
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (nice == -1 && errno != 0)
+		nice = 0;
+	nice += (int)ex->thread_nice;
+	if (nice > 19)
+		nice = 19;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.sched_policy = SCHED_OTHER;
+	a.sched_nice = nice;
+	a.sched_runtime = EXPORT_SLICE_NS;
+	if (syscall(SYS_sched_setattr, tid, &a, 0u) == 0)
+		return;
+	/* No sched_setattr (seccomp, old kernel): the nice value alone. */
+	if (setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+		log_warn("export: exporter thread: setpriority %d", nice);
+}
+
 static void *
 exporter_main(void *arg)
 {
 	struct exporter *ex = arg;
 
+	exporter_sched(ex);
+	/* Named for top -H, ps -L and the tests (15 bytes at most); once
+	 * the name shows, the scheduling above is in place. */
+	(void)pthread_setname_np(pthread_self(), "ts-exporter");
 	event_base_dispatch(ex->base);
 	return NULL;
 }
@@ -1407,6 +1514,8 @@ exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
 	ex->ring_bytes = next_pow2(ring);
 	ex->flush_ns = (ce->flush_interval_ms > 0 ? ce->flush_interval_ms :
 	    1000) * 1000000ULL;
+	ex->thread_nice = ce->thread_nice > 19 ? 19 :
+	    (unsigned)ce->thread_nice;
 
 	if (ex->type == CONFIG_EXPORTER_DATADOG) {
 		if (export_url_parse(ce->datadog_url != NULL ? ce->datadog_url
