@@ -85,6 +85,8 @@
 #define EXPORT_WARN_EVERY_NS	(60ULL * 1000000000ULL)
 #define EXPORT_NBUCKETS		11	/* incl. +Inf */
 #define EXPORT_SLICE_NS		100000	/* the exporter thread's slice */
+#define EXPORT_PIECE		(64 * 1024) /* drained between pauses */
+#define EXPORT_GIVE_WAY_NS	10000	/* + the timer slack */
 
 /* Export request latency buckets, microseconds, and their labels. */
 static const uint64_t lat_le_us[EXPORT_NBUCKETS - 1] = {
@@ -168,6 +170,7 @@ struct exporter {
 	uint64_t		 ring_bytes;
 	unsigned		 nworkers;
 	unsigned		 thread_nice;	/* exporter.thread_nice */
+	bool			 yield;		/* give way between pieces */
 
 	pthread_t		 thread;
 	bool			 started;
@@ -838,6 +841,10 @@ queue_upkeep(struct exporter_queue *q)
 			q->pool = c->next;
 			q->npool--;
 		} else {
+			/* Faulting a chunk in takes tens of us: give way
+			 * before each (drain_batch). */
+			if (q->ex->yield)
+				export_give_way();
 			if ((c = chunk_map(q->chunk_len, true)) == NULL)
 				break;
 			__atomic_store_n(&q->mapped_cons, q->mapped_cons +
@@ -865,9 +872,12 @@ queue_upkeep(struct exporter_queue *q)
 	q->ticks = 0;
 }
 
-/* Move records from the queues into the batch, up to its bounds. */
-static void
-drain(struct exporter *ex)
+/*
+ * Move records from the queues into the batch, up to its bounds or until
+ * it holds limit bytes; the number of records moved.
+ */
+static uint64_t
+drain(struct exporter *ex, size_t limit)
 {
 	struct exporter_queue *q;
 	uint64_t moved = 0;
@@ -879,7 +889,7 @@ drain(struct exporter *ex)
 		struct export_chunk *c = q->rchunk;
 
 		while (ncons != nprod && ex->bn < EXPORT_BATCH_SPANS &&
-		    ex->blen < EXPORT_BATCH_BYTES) {
+		    ex->blen < EXPORT_BATCH_BYTES && ex->blen < limit) {
 			uint32_t len = EXPORT_WRAP;
 
 			if (c->size - pos >= 4)
@@ -906,6 +916,27 @@ drain(struct exporter *ex)
 	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans + moved,
 	    __ATOMIC_RELAXED);
 	acct_end(ex);
+	return moved;
+}
+
+/*
+ * Fill the batch.  When the thread gives way (exporter_sched), in pieces
+ * of EXPORT_PIECE bytes with export_give_way() between them, each its
+ * own accounting move (no reader waits across a pause): a worker waiting
+ * for the core gets it after one piece (~80 gateway spans, tens of
+ * microseconds), not after the whole batch (milliseconds).
+ */
+static void
+drain_batch(struct exporter *ex)
+{
+	if (!ex->yield) {
+		(void)drain(ex, SIZE_MAX);
+		return;
+	}
+	while (drain(ex, ex->blen + EXPORT_PIECE) > 0 &&
+	    ex->bn < EXPORT_BATCH_SPANS && ex->blen < EXPORT_BATCH_BYTES &&
+	    queued_total(ex) > 0)
+		export_give_way();
 }
 
 static void
@@ -998,6 +1029,23 @@ warn_failure(struct exporter *ex, const char *what, size_t dropped)
 }
 
 static void send_batch(struct exporter *);
+
+/*
+ * Give the core away for a moment (exporter_sched): sleep, so that a
+ * worker waiting for the core runs whatever the scheduler's accounting
+ * says (sched_yield(2) would not: under EEVDF a thread owed CPU time keeps
+ * the core through a yield).  The kernel's timer slack (50 us) makes
+ * this some 60 us of waiting, during which the core is the workers'.
+ */
+void
+export_give_way(void)
+{
+	struct timespec ts;
+
+	ts.tv_sec = 0;
+	ts.tv_nsec = EXPORT_GIVE_WAY_NS;
+	(void)nanosleep(&ts, NULL);
+}
 
 /* This thread's CPU time, nanoseconds. */
 static uint64_t
@@ -1138,6 +1186,7 @@ send_batch(struct exporter *ex)
 	/* body stays untouched until http_done or a cancel. */
 	ex->inflight = export_http_start(ex->base, &ex->url, method, headers,
 	    body, body_len, ex->opts.timeout_ms, http_done, ex);
+	export_http_set_yield(ex->inflight, ex->yield);
 	free(headers);
 }
 
@@ -1162,7 +1211,7 @@ exporter_try_flush(struct exporter *ex, bool force)
 			ex->batch_cpu_ns = thread_cpu_ns();
 			ex->batch_ns = util_mono_ns();
 		}
-		drain(ex);
+		drain_batch(ex);
 		if (ex->bn == 0)
 			break;
 		send_batch(ex);
@@ -1309,26 +1358,36 @@ struct export_sched_attr {
 };
 
 /*
- * Give the exporter thread way to the workers (issue 11, "the tail").
- * The thread drains, frames and writes a batch of up to 4,096 spans in
- * one go; on the worker's core the scheduler let it run a whole slice
- * (1.4 ms by default on a 2-CPU machine) while the worker had requests
- * waiting.  Two settings of this thread alone (docs/architecture.md
- * "The exporter thread and the tail"):
+ * Give the exporter thread's way to the workers (issue 11, "the tail";
+ * docs/architecture.md "The exporter thread and the tail").  The thread
+ * drains, frames and writes batches of up to 4,096 spans (about 2 ms of
+ * CPU for 3 MiB, measured); on the worker's core it kept the core for a
+ * whole batch while the worker had requests waiting.  On a kernel without
+ * full preemption (PREEMPT_NONE) and a 250 Hz tick, nothing takes the
+ * core back from a running thread before the next tick (4 ms) unless
+ * another thread wakes up, and a worker at saturation never sleeps: it
+ * only waits.  So, with exporter.thread_nice > 0:
  *
- * - nice + exporter.thread_nice (19 at most): a smaller weight, so a
- *   worker that wakes up has the earlier virtual deadline and takes the
- *   core at once, and at saturation the thread gets a share near
- *   weight(nice) / (weight(nice) + 1024) (110 / 1134, ~10%, at nice 10;
- *   the weights of kernel/sched/core.c), enough for every span;
- * - a 100 us slice (sched_setattr(2)'s sched_runtime for SCHED_OTHER,
- *   the kernel's smallest custom slice, Linux 6.12 and later; older
- *   kernels ignore it): when it does run while a worker waits, it runs
- *   100 us at a time, not a whole default slice.
+ * - the thread does its work in pieces (EXPORT_PIECE bytes drained,
+ *   EXPORT_HTTP_PIECE bytes written, one chunk faulted in) and sleeps
+ *   some 60 us between them (export_give_way; sched_yield(2) is not
+ *   enough: EEVDF lets a thread it owes CPU time keep the core through
+ *   a yield, up to a tick's worth): a waiting worker gets the core
+ *   after one piece;
+ * - it runs at nice + exporter.thread_nice (19 at most): a smaller
+ *   weight, so that a waking worker preempts it at once and it is owed
+ *   less; at saturation it still gets a share near weight(nice) /
+ *   (weight(nice) + 1024) (110 / 1134, ~10%, at nice 10; the weights of
+ *   kernel/sched/core.c), enough for every span;
+ * - its slice is 100 us (sched_setattr(2)'s sched_runtime for
+ *   SCHED_OTHER, the kernel's smallest custom slice, Linux 6.12 on;
+ *   older kernels ignore it), where the kernel enforces slices between
+ *   ticks.
  *
  * Not SCHED_IDLE: at saturation a worker that never sleeps would starve
  * the thread completely, the queue would fill and spans would drop.
- * exporter.thread_nice 0 leaves the thread as the workers are.
+ * exporter.thread_nice 0 leaves the thread as the workers are, without
+ * the pauses (the comparison in the bench: BENCH_THREAD_NICE=0).
  */
 static void
 exporter_sched(struct exporter *ex)
@@ -1516,6 +1575,7 @@ exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
 	    1000) * 1000000ULL;
 	ex->thread_nice = ce->thread_nice > 19 ? 19 :
 	    (unsigned)ce->thread_nice;
+	ex->yield = ex->thread_nice > 0;
 
 	if (ex->type == CONFIG_EXPORTER_DATADOG) {
 		if (export_url_parse(ce->datadog_url != NULL ? ce->datadog_url

@@ -60,6 +60,8 @@
 # BENCH_REPS (5), BENCH_CONNECTIONS (50), BENCH_PACED_MS (2), BENCH_IDLE
 # (3, seconds before the idle RSS after the loads), BENCH_THREAD_NICE
 # (exporter.thread_nice of tracestitch-spans; unset: the default),
+# BENCH_LOG_LEVEL (logging.level of tracestitch-spans, default warn;
+# debug adds the exporter's CPU per batch at the end),
 # BENCH_OUT (results TSV, default $BUILD/bench-results.tsv; the table
 # goes to ${BENCH_OUT%.tsv}.md too), NGINX, WRK.
 set -euo pipefail
@@ -81,6 +83,7 @@ CONNS=${BENCH_CONNECTIONS:-50}
 PACED_MS=${BENCH_PACED_MS:-2}
 IDLE=${BENCH_IDLE:-3}
 THREAD_NICE=${BENCH_THREAD_NICE:-}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
 OUT=${BENCH_OUT:-$ROOT/$BUILD/bench-results.tsv}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 WRK=${WRK:-$(command -v wrk || echo wrk)}
@@ -273,6 +276,8 @@ sed -e "s/127.0.0.1:$TS_PORT\"/127.0.0.1:$TS2_PORT\"/" \
     -e "/^  type: none/a\\  datadog_url: http://127.0.0.1:$AGENT_PORT" \
     -e "s/^  type: none/  type: datadog/" \
     "$tmp/tracestitch.yaml" >"$tmp/tracestitch-spans.yaml"
+# The exporter's cost per batch (its debug line) when asked for.
+sed -i "s/^  level: warn/  level: $LOG_LEVEL/" "$tmp/tracestitch-spans.yaml"
 if [ -n "$THREAD_NICE" ]; then
 	sed -i "/^  datadog_url:/a\\  thread_nice: $THREAD_NICE" \
 	    "$tmp/tracestitch-spans.yaml"
@@ -676,5 +681,19 @@ if [ -s "$tmp/delivery.tsv" ]; then
 	fi
 	echo "spans: $(grep -c '"spans"' "$tmp/agent.jsonl") payloads," \
 	    "every 64th decoded in full, no count mismatch"
+fi
+# With BENCH_LOG_LEVEL=debug: what each export batch cost the exporter
+# thread (exporter.c batch_cost), as a distribution over the run.
+if grep -q 'export: batch of' "$tmp/tracestitch-spans.log" 2>/dev/null; then
+	grep -o 'export: batch of [0-9]* spans, [0-9]* bytes: [0-9]* us CPU' \
+	    "$tmp/tracestitch-spans.log" | awk '{ print $4, $6, $8 }' |
+	    sort -n -k3 | awk '
+	{ sp[NR] = $1; by += $2; cpu[NR] = $3; tot += $3; ns += $1 }
+	END {
+		printf "exporter batches: %d, %.0f spans and %.0f KiB each on average; CPU per batch: p50 %d us, p90 %d us, p99 %d us, max %d us; %.2f us per span\n",
+		    NR, ns / NR, by / NR / 1024, cpu[int(NR * 0.5) + 1],
+		    cpu[int(NR * 0.9) + 1], cpu[int(NR * 0.99) + 1], cpu[NR],
+		    (ns > 0 ? tot / ns : 0)
+	}' | tee "${OUT%.tsv}-batches.txt"
 fi
 echo "bench: results in $OUT, the table in ${OUT%.tsv}.md"

@@ -181,37 +181,74 @@ START_TEST(test_thread_sched)
 }
 END_TEST
 
+/* voluntary_ctxt_switches of /proc/self/task/TID/status. */
+static long
+task_vswitches(int tid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+	ck_assert_ptr_nonnull(fp = fopen(path, "re"));
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+			v = atol(line + 24);
+	fclose(fp);
+	ck_assert_int_ge(v, 0);
+	return v;
+}
+
 /*
- * A batch of 4,096 spans of ~1.2 KB (about 5 MiB, 20 pieces of the 256
- * KiB write bound) from an exporter thread at nice +10 arrives whole:
- * every span exported, none dropped.
+ * A batch of 4,096 spans of ~1.2 KB (about 5 MiB) arrives whole, every
+ * span exported in one request, none dropped, both with the thread
+ * giving way (thread_nice 10) and without (0).  Giving way, the thread
+ * drains the batch in 64 KiB pieces and writes it in 64 KiB pieces and
+ * sleeps between two (export_give_way): some 150 voluntary context
+ * switches for this one batch (no tick runs meanwhile: tick_ms 60 s).
+ * Rows: exporter.thread_nice.
  */
+static const unsigned big_vec[] = { 10, 0 };
+
 START_TEST(test_big_batch_sliced)
 {
 	struct exporter_stats st;
+	struct exporter_opts o;
 	struct exporter *ex;
 	struct exporter_queue *q;
 	struct span *sp = span_new();
-	char pad[1025];
+	char pad[1025], *cause = NULL;
+	long sw0, sw1;
 	unsigned i;
+	int tid;
 
 	memset(pad, 'x', sizeof pad - 1);
 	pad[sizeof pad - 1] = '\0';
-	cfg.exporter.thread_nice = 10;
+	cfg.exporter.thread_nice = big_vec[_i];
 	cfg.exporter.max_queue_spans = 10000;
-	ex = new_exporter(5000, true);
+	memset(&o, 0, sizeof o);
+	o.tick_ms = 60000;
+	o.timeout_ms = 5000;
+	o.no_retry = true;
+	ex = exporter_new_opts(&cfg, &o, &cause);
+	ck_assert_msg(ex != NULL, "%s", cause);
 	q = exporter_queue_new(ex);
+	ck_assert_int_gt(tid = exporter_tid(), 0);
 	make_span(sp);
 	ck_assert_int_eq(span_set_meta(sp, "bench.pad", pad), 0);
 	for (i = 0; i < 4096; i++)
 		ck_assert(exporter_submit(q, sp));
+	sw0 = task_vswitches(tid);
 	exporter_flush(ex);
 	WAIT_STATS(ex, st, st.exported + st.dropped_agent_error +
 	    st.dropped_queue_full >= 4096);
+	sw1 = task_vswitches(tid);
 	ck_assert_uint_eq(st.exported, 4096);
 	ck_assert_uint_eq(st.dropped_agent_error, 0);
 	ck_assert_uint_eq(st.dropped_queue_full, 0);
 	ck_assert_uint_eq(st.requests, 1);
+	if (big_vec[_i] > 0)
+		ck_assert_int_ge(sw1 - sw0, 100);
 	exporter_free(ex);
 	span_free(sp);
 }
@@ -1052,7 +1089,8 @@ exporter_suite(void)
 	tcase_add_test(tc, test_agent_bad_json);
 	tcase_add_test(tc, test_agent_slow);
 	tcase_add_loop_test(tc, test_thread_sched, 0, (int)TS_NITEMS(nice_vec));
-	tcase_add_test(tc, test_big_batch_sliced);
+	tcase_add_loop_test(tc, test_big_batch_sliced, 0,
+	    (int)TS_NITEMS(big_vec));
 	suite_add_tcase(s, tc);
 	return s;
 }
