@@ -36,9 +36,9 @@
 #   backend.  wrk builds 65,536 such requests once (init) and sends them
 #   in turn, so that building them costs wrk nothing per request.
 # - get-paced: the same requests, each connection waiting a random 1 ..
-#   2 x BENCH_PACED_MS - 1 ms (mean BENCH_PACED_MS, default 2: about
-#   50 x 1000 / 2.2 = 22,000 req/s with 50 connections, some 30% of
-#   nginx's saturated rate here) after each answer before its next
+#   2 x BENCH_PACED_MS - 1 ms (mean BENCH_PACED_MS, default 2: at most
+#   50 x 1000 / 2 = 25,000 req/s with 50 connections, less by the
+#   latency; some 30% of nginx's saturated rate) after each answer before its next
 #   request (wrk's delay()).  Why wrk and delay(): pacing per connection
 #   keeps wrk's latency exact for every request sent; what a pacing
 #   client omits (coordinated omission) are the requests a stalled
