@@ -69,8 +69,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BUILD=${BUILD:-build}
-GATEWAY=$ROOT/$BUILD/src/tracestitch
-FAKE_AGENT=$ROOT/$BUILD/tests/support/fake_agent
+case $BUILD in
+/*) ;;
+*) BUILD=$ROOT/$BUILD ;;
+esac
+GATEWAY=$BUILD/src/tracestitch
+FAKE_AGENT=$BUILD/tests/support/fake_agent
 if [ -x "$FAKE_AGENT" ]; then
 	TARGETS=${BENCH_TARGETS:-nginx tracestitch tracestitch-spans}
 else
@@ -84,7 +88,7 @@ PACED_MS=${BENCH_PACED_MS:-2}
 IDLE=${BENCH_IDLE:-3}
 THREAD_NICE=${BENCH_THREAD_NICE:-}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
-OUT=${BENCH_OUT:-$ROOT/$BUILD/bench-results.tsv}
+OUT=${BENCH_OUT:-$BUILD/bench-results.tsv}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 WRK=${WRK:-$(command -v wrk || echo wrk)}
 START_TIMEOUT=10
