@@ -8,6 +8,7 @@
  * with a large batch still delivered whole.
  */
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 
 #include <dirent.h>
@@ -136,13 +137,22 @@ task_slice(int tid)
 	return v;
 }
 
-/* Linux >= 6.12: a SCHED_OTHER thread's sched_runtime is its slice. */
+/*
+ * Linux >= 6.12: a SCHED_OTHER thread's sched_runtime is its slice; and
+ * sched_getattr(2) works here (where it does not, neither may
+ * sched_setattr: the exporter then sets its nice value alone).
+ */
 static bool
 kernel_custom_slice(void)
 {
 	struct utsname u;
+	uint32_t attr[14];
 	int maj = 0, min = 0;
 
+	memset(attr, 0, sizeof attr);
+	if (syscall(SYS_sched_getattr, 0, attr, (unsigned)sizeof attr, 0u)
+	    != 0)
+		return false;
 	ck_assert_int_eq(uname(&u), 0);
 	if (sscanf(u.release, "%d.%d", &maj, &min) != 2)
 		return false;
