@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 #include "yaml_tree.h"
 
@@ -104,10 +105,6 @@ static const char *const cfg_exporter_names[] = {
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
-static const char *const cfg_style_names[] = {
-	"datadog", "tracecontext", "baggage", "b3", "b3multi", "none", NULL
-};
-
 static const char *cfg_check_origin(const char *);
 static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
@@ -483,81 +480,30 @@ cfg_fmt_choices(const char *const *choices)
 	return buf;
 }
 
-/* Parse "http[s]://host[:port][/path]" into u; NULL or a message. */
+/* Parse "http[s]://host[:port][/path]" into u (url.c); NULL or a message. */
 static const char *
 cfg_parse_url(const char *s, struct config_upstream *u)
 {
-	const char *p, *h, *he, *end;
-	uint64_t port = 0;
-	bool explicit_port = false, v6 = false;
-	size_t i, plen;
+	struct url pu;
+	const char *errstr;
+	size_t plen;
 
-	if (strncasecmp(s, "http://", 7) == 0) {
-		u->scheme = CONFIG_SCHEME_HTTP;
-		p = s + 7;
-	} else if (strncasecmp(s, "https://", 8) == 0) {
-		u->scheme = CONFIG_SCHEME_HTTPS;
-		p = s + 8;
-	} else
-		return "expected an http:// or https:// URL";
-	if (strpbrk(p, "?#") != NULL)
-		return "expected a URL without query or fragment";
-	end = p + strcspn(p, "/");
-	if (memchr(p, '@', (size_t)(end - p)) != NULL)
-		return "expected a URL without user information";
-	if (*p == '[') {
-		h = p + 1;
-		he = memchr(h, ']', (size_t)(end - h));
-		if (he == NULL || he == h)
-			return "expected a valid [v6] host in the URL";
-		for (i = 0; h + i < he; i++) {
-			if (strchr("0123456789abcdefABCDEF:.", h[i]) == NULL)
-				return "expected a valid [v6] host in the URL";
-		}
-		v6 = true;
-		p = he + 1;
-	} else {
-		h = p;
-		he = p + strcspn(p, ":/");
-		if (he > end)
-			he = end;
-		if (he == h)
-			return "expected a host in the URL";
-		for (i = 0; h + i < he; i++) {
-			if (strchr("abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", h[i]) ==
-			    NULL)
-				return "expected a valid host name in the URL";
-		}
-		p = he;
-	}
-	if (*p == ':') {
-		p++;
-		if (util_parse_u64(p, (size_t)(end - p), &port) != 0 ||
-		    port < 1 || port > 65535)
-			return "expected a port from 1 to 65535 in the URL";
-		explicit_port = true;
-	} else if (p != end)
-		return "expected a valid host in the URL";
-	if (!explicit_port)
-		port = u->scheme == CONFIG_SCHEME_HTTPS ? 443 : 80;
-
+	if (url_parse(s, 0, &pu, &errstr) != 0)
+		return errstr;
+	u->scheme = pu.scheme == URL_SCHEME_HTTPS ? CONFIG_SCHEME_HTTPS :
+	    CONFIG_SCHEME_HTTP;
 	free(u->host);
 	free(u->authority);
 	free(u->base_path);
-	u->host = xstrndup(h, (size_t)(he - h));
-	u->port = (uint16_t)port;
-	if (explicit_port && port != (u->scheme == CONFIG_SCHEME_HTTPS ?
-	    443u : 80u))
-		xasprintf(&u->authority, "%s%s%s:%u", v6 ? "[" : "", u->host,
-		    v6 ? "]" : "", (unsigned)port);
-	else
-		xasprintf(&u->authority, "%s%s%s", v6 ? "[" : "", u->host,
-		    v6 ? "]" : "");
-	plen = strlen(end);
-	while (plen > 0 && end[plen - 1] == '/')
+	u->host = pu.host;
+	u->port = pu.port;
+	u->authority = pu.authority;
+	plen = strlen(pu.path);
+	while (plen > 0 && pu.path[plen - 1] == '/')
 		plen--;
-	u->base_path = xstrndup(end, plen);
+	u->base_path = xstrndup(pu.path, plen);
+	pu.host = pu.authority = NULL;
+	url_clear(&pu);
 	return NULL;
 }
 
@@ -574,29 +520,33 @@ cfg_upstream_clear(struct config_upstream *u)
 	memset(u, 0, sizeof *u);
 }
 
-/* An http(s) URL with a host. */
+/* An http(s) URL with a host (url.c). */
 static const char *
 cfg_check_http_url(const char *s)
 {
-	struct config_upstream u;
+	struct url u;
 	const char *e;
 
-	memset(&u, 0, sizeof u);
-	e = cfg_parse_url(s, &u);
-	cfg_upstream_clear(&u);
-	return e;
+	if (url_parse(s, 0, &u, &e) != 0)
+		return e;
+	url_clear(&u);
+	return NULL;
 }
 
-/* The Agent: an http(s) URL or unix:///absolute/path. */
+/* The Agent: an http(s) URL or unix:///absolute/path (url.c). */
 static const char *
 cfg_check_agent_url(const char *s)
 {
-	if (strncmp(s, "unix://", 7) == 0)
-		return s[7] == '/' && s[8] != '\0' ? NULL :
-		    "expected unix:// followed by an absolute socket path";
-	if (cfg_check_http_url(s) != NULL)
-		return "expected an http://host:port or unix:///path URL";
-	return NULL;
+	struct url u;
+	const char *e;
+
+	if (url_parse(s, URL_UNIX, &u, &e) == 0) {
+		url_clear(&u);
+		return NULL;
+	}
+	if (u.scheme == URL_SCHEME_UNIX)
+		return e;
+	return "expected an http://host:port or unix:///path URL";
 }
 
 /* "*", or scheme://host[:port] where host may start with "*.". */
@@ -714,8 +664,58 @@ cfg_cors_copy(struct config_cors *dst, const struct config_cors *src)
 	cfg_strv_copy(&dst->exposed_headers, &src->exposed_headers);
 }
 
-#define CFG_STYLE_EXPECTED "expected a propagation style (datadog, " \
-	"tracecontext, b3, b3multi, baggage or none)"
+static char cfg_style_expected_buf[256];
+static pthread_once_t cfg_style_expected_once = PTHREAD_ONCE_INIT;
+
+/* Build the message below once, from the style table in its order. */
+static void
+cfg_style_expected_init(void)
+{
+	const struct style_desc *rows;
+	char *buf = cfg_style_expected_buf;
+	size_t i, n, off, size = sizeof cfg_style_expected_buf;
+
+	n = styles_all(&rows);
+	off = (size_t)snprintf(buf, size, "expected a propagation style (");
+	for (i = 0; i < n && off < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%s",
+		    i == 0 ? "" : i + 1 == n ? " or " : ", ", rows[i].name);
+	if (off < size)
+		snprintf(buf + off, size - off, ")");
+}
+
+/* "expected a propagation style (datadog, ..., baggage or none)". */
+static const char *
+cfg_style_expected(void)
+{
+	pthread_once(&cfg_style_expected_once, cfg_style_expected_init);
+	return cfg_style_expected_buf;
+}
+#define CFG_STYLE_EXPECTED cfg_style_expected()
+
+/* True when s[*i..len) starts with the words of alias (blanks between
+ * them, any case); *i is then past the last word. */
+static bool
+cfg_style_alias(const char *alias, const char *s, size_t len, size_t *pos)
+{
+	size_t i = *pos, k, n = strlen(alias);
+
+	for (k = 0; i < len && k < n; k++) {
+		if (alias[k] == ' ') {
+			if (s[i] != ' ' && s[i] != '\t')
+				return false;
+			while (i < len && (s[i] == ' ' || s[i] == '\t'))
+				i++;
+		} else if (util_strncaseeq(&s[i], &alias[k], 1))
+			i++;
+		else
+			return false;
+	}
+	if (k < n)
+		return false;
+	*pos = i;
+	return true;
+}
 
 /* Separators in a style list: comma and blanks [cpp-cfg] (7.1). */
 static bool
@@ -741,9 +741,9 @@ int
 config_styles_next(struct config_styles *l, const char *s, size_t len,
     size_t *pos, char *msg, size_t size)
 {
-	static const char alias[] = "b3 single header";
-	enum config_style st;
-	size_t w, e, i, k;
+	const struct style_desc *rows;
+	enum config_style st = CONFIG_STYLE_NONE;
+	size_t w, e, i, n;
 	bool found = false;
 
 	for (w = *pos; w < len && cfg_style_sep(s[w]); w++)
@@ -754,30 +754,21 @@ config_styles_next(struct config_styles *l, const char *s, size_t len,
 	}
 	for (e = w; e < len && !cfg_style_sep(s[e]); e++)
 		;
-	/* The alias: "b3", blanks, "single", blanks, "header". */
-	for (i = w, k = 0; i < len && k < sizeof alias - 1; k++) {
-		if (alias[k] == ' ') {
-			if (s[i] != ' ' && s[i] != '\t')
-				break;
-			while (i < len && (s[i] == ' ' || s[i] == '\t'))
-				i++;
-		} else if (util_strncaseeq(&s[i], &alias[k], 1))
-			i++;
-		else
-			break;
-	}
-	if (k == sizeof alias - 1 && (i == len || cfg_style_sep(s[i]))) {
-		e = i;
-		st = CONFIG_STYLE_B3;
-		found = true;
-	}
-	for (i = 0; !found && cfg_style_names[i] != NULL; i++) {
-		if (strlen(cfg_style_names[i]) == e - w &&
-		    util_strncaseeq(s + w, cfg_style_names[i], e - w)) {
-			st = (enum config_style)i;
+	/* An alias of several words ("b3 single header") first. */
+	n = styles_all(&rows);
+	for (i = 0; !found && i < n; i++) {
+		size_t a = w;
+
+		if (rows[i].alias != NULL &&
+		    cfg_style_alias(rows[i].alias, s, len, &a) &&
+		    (a == len || cfg_style_sep(s[a]))) {
+			e = a;
+			st = rows[i].style;
 			found = true;
 		}
 	}
+	if (!found && styles_lookup(s + w, e - w, &st) == 0)
+		found = true;
 	*pos = e;
 	if (!found) {
 		snprintf(msg, size, "%s, got \"%.*s\"", CFG_STYLE_EXPECTED,
@@ -2475,13 +2466,11 @@ config_check_reload(const struct config *old, const struct config *new,
 	return -1;
 }
 
-/* The YAML / DD_* name of a style. */
+/* The YAML / DD_* name of a style, from the style table. */
 const char *
 config_style_name(enum config_style s)
 {
-	if ((size_t)s >= TS_NITEMS(cfg_style_names) - 1)
-		return "unknown";
-	return cfg_style_names[s];
+	return styles_name(s);
 }
 
 static const char *cfg_key_paths[CFG_NROWS];

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "styles.h"
 
 /* A list of strings, in file order. */
 struct config_strv {
@@ -73,15 +74,7 @@ struct config_cors {
 	enum config_on_disallowed on_disallowed;
 };
 
-/* Propagation styles, in the names the YAML and DD_* variables use. */
-enum config_style {
-	CONFIG_STYLE_DATADOG = 0,
-	CONFIG_STYLE_TRACECONTEXT,
-	CONFIG_STYLE_BAGGAGE,
-	CONFIG_STYLE_B3,		/* single header */
-	CONFIG_STYLE_B3MULTI,
-	CONFIG_STYLE_NONE,		/* "none": the list is empty */
-};
+/* enum config_style and the names of the styles: styles.h. */
 #define CONFIG_MAX_STYLES 8
 
 enum config_behavior {
@@ -279,7 +272,7 @@ void config_warn_at(struct config_errors *, const char *key,
 int config_key_pos(const struct config *, const char *key,
     const struct config_pos **out) TS_MUSTCHECK;
 
-/* Style name <-> enum ("datadog", "tracecontext", "b3", "b3multi", ...). */
+/* The name of a style (styles_name: "datadog", "b3multi", ...). */
 const char *config_style_name(enum config_style);
 
 /*

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "styles.h"
 #include "util.h"
 
 #define METRICS_NCLASSES 5		/* 1xx .. 5xx */
@@ -43,15 +44,10 @@ static const char *const upstream_kind[METRICS_UPSTREAM_NKINDS] = {
 
 /* Values of the "kind" and "header" labels of CORS refusals. */
 #define METRICS_CORS_NKINDS 3
-#define METRICS_CORS_NHDRS 16
+/* "", "other" and every header of the style table (styles_label). */
+#define METRICS_CORS_NHDRS STYLES_MAX_LABELS
 static const char *const cors_kinds[METRICS_CORS_NKINDS] = {
 	"origin", "method", "header",
-};
-static const char *const cors_hdrs[METRICS_CORS_NHDRS] = {
-	"", "other", "x-datadog-trace-id", "x-datadog-parent-id",
-	"x-datadog-origin", "x-datadog-sampling-priority", "x-datadog-tags",
-	"traceparent", "tracestate", "baggage", "b3", "x-b3-traceid",
-	"x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
 };
 
 struct metrics_counter_def {
@@ -212,7 +208,7 @@ void
 metrics_cors_refusal(struct metrics *m, unsigned route, bool preflight,
     const char *kind, const char *header_class)
 {
-	unsigned k, h;
+	unsigned k, h, nh;
 
 	if (route >= METRICS_MAX_ROUTES)
 		route = 0;
@@ -225,11 +221,12 @@ metrics_cors_refusal(struct metrics *m, unsigned route, bool preflight,
 			break;
 	if (k == METRICS_CORS_NKINDS)
 		return;
-	for (h = 0; h < METRICS_CORS_NHDRS; h++)
+	nh = (unsigned)styles_label_count();
+	for (h = 0; h < nh; h++)
 		if (strcmp(header_class != NULL ? header_class : "",
-		    cors_hdrs[h]) == 0)
+		    styles_label(h)) == 0)
 			break;
-	if (h == METRICS_CORS_NHDRS)
+	if (h == nh)
 		h = 1;	/* "other" */
 	util_counter_add(&m->cors_refused[route][k][h], 1);
 }
@@ -389,7 +386,7 @@ render_cors(FILE *fp)
 	    "Refused CORS preflights, by route, kind and refused header.");
 	for (r = 0; r < route_count; r++) {
 		for (k = 0; k < METRICS_CORS_NKINDS; k++) {
-			for (h = 0; h < METRICS_CORS_NHDRS; h++) {
+			for (h = 0; h < (unsigned)styles_label_count(); h++) {
 				uint64_t v = 0;
 
 				for (m = registry; m != NULL; m = m->next)
@@ -401,7 +398,7 @@ render_cors(FILE *fp)
 				    fp);
 				put_label(fp, route_names[r]);
 				fprintf(fp, "\",kind=\"%s\",header=\"%s\"} "
-				    "%llu\n", cors_kinds[k], cors_hdrs[h],
+				    "%llu\n", cors_kinds[k], styles_label(h),
 				    (unsigned long long)v);
 			}
 		}

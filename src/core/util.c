@@ -10,8 +10,53 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "util.h"
+
+/*
+ * Out of memory where the helpers below may not fail: say so and exit(1)
+ * as fatalx() would.  util.c is the ground of core/ (log.c uses it), so it
+ * writes to stderr itself instead of calling the log.
+ */
+static TS_NORETURN void
+util_oom(const char *what, size_t a, size_t b)
+{
+	fprintf(stderr, "tracestitch: fatal: out of memory %s (%zu x %zu "
+	    "bytes)\n", what, a, b);
+	exit(1);
+}
+
+/*
+ * tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+ *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA   (RFC 9110 5.6.2)
+ */
+#define UT_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define UT_TCH(c) (UT_ALPHA(c) || ((c) >= '0' && (c) <= '9') ||		\
+	(c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' ||		\
+	(c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||	\
+	(c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||		\
+	(c) == '`' || (c) == '|' || (c) == '~')
+#define UT_T4(c) UT_TCH(c), UT_TCH((c) + 1), UT_TCH((c) + 2), UT_TCH((c) + 3)
+#define UT_T16(c) UT_T4(c), UT_T4((c) + 4), UT_T4((c) + 8), UT_T4((c) + 12)
+#define UT_T64(c) UT_T16(c), UT_T16((c) + 16), UT_T16((c) + 32),	\
+	UT_T16((c) + 48)
+
+const unsigned char util_tchar[256] = {
+	UT_T64(0), UT_T64(64), UT_T64(128), UT_T64(192)
+};
+
+/* A non-empty run of tchar. */
+bool
+util_is_token(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!util_is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
 
 /* Allocate or die: startup and configuration paths only. */
 void *
@@ -20,7 +65,7 @@ xmalloc(size_t n)
 	void *p;
 
 	if ((p = malloc(n == 0 ? 1 : n)) == NULL)
-		fatalx("out of memory allocating %zu bytes", n);
+		util_oom("allocating", 1, n);
 	return p;
 }
 
@@ -31,7 +76,7 @@ xcalloc(size_t nmemb, size_t size)
 	void *p;
 
 	if ((p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size)) == NULL)
-		fatalx("out of memory allocating %zu x %zu bytes", nmemb, size);
+		util_oom("allocating", nmemb, size);
 	return p;
 }
 
@@ -42,7 +87,7 @@ xrealloc(void *old, size_t n)
 	void *p;
 
 	if ((p = realloc(old, n == 0 ? 1 : n)) == NULL)
-		fatalx("out of memory reallocating %zu bytes", n);
+		util_oom("reallocating", 1, n);
 	return p;
 }
 
@@ -53,7 +98,7 @@ xstrdup(const char *s)
 	char *p;
 
 	if ((p = strdup(s)) == NULL)
-		fatalx("out of memory duplicating a string");
+		util_oom("duplicating a string", 1, 0);
 	return p;
 }
 
@@ -64,7 +109,7 @@ xstrndup(const char *s, size_t n)
 	char *p;
 
 	if ((p = strndup(s, n)) == NULL)
-		fatalx("out of memory duplicating a string");
+		util_oom("duplicating a string", 1, 0);
 	return p;
 }
 
@@ -79,7 +124,7 @@ xasprintf(char **ret, const char *fmt, ...)
 	n = vasprintf(ret, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		fatalx("out of memory formatting a string");
+		util_oom("formatting a string", 1, 0);
 	return n;
 }
 

@@ -29,6 +29,24 @@ int util_parse_duration_ms(const char *s, uint64_t *out_ms) TS_MUSTCHECK;
 /* Parse a size "512", "16k", "10m", "1g" (powers of 1024). */
 int util_parse_size(const char *s, uint64_t *out) TS_MUSTCHECK;
 
+/*
+ * RFC 9110 5.6.2 tchar, one byte per character: the only copy of the
+ * token check (framing, the upstream response parser, CORS and baggage
+ * read it).  A table lookup, because the request framing guard runs it
+ * over every header name.
+ */
+extern const unsigned char util_tchar[256];
+
+/* Is c an RFC 9110 tchar? */
+static inline bool
+util_is_tchar(unsigned char c)
+{
+	return util_tchar[c] != 0;
+}
+
+/* True when s[0..len) is an RFC 9110 token (1*tchar, so not empty). */
+bool util_is_token(const char *s, size_t len);
+
 /* ASCII case-insensitive compare of len bytes / of two C strings. */
 bool util_strncaseeq(const char *a, const char *b, size_t len);
 bool util_strcaseeq(const char *a, const char *b);

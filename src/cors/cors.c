@@ -28,6 +28,7 @@
 #include <libpsl.h>
 
 #include "cors.h"
+#include "styles.h"
 #include "util.h"
 
 enum cors_entry_type {
@@ -77,21 +78,6 @@ struct cors_origin {
 	bool wildcard;		/* pattern only: host was "*.suffix" */
 };
 
-/* Request headers of each style (PROPAGATION.md, issue #3). */
-static const char *const cors_hdr_datadog[] = {
-	"x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-origin",
-	"x-datadog-sampling-priority", "x-datadog-tags",
-};
-static const char *const cors_hdr_tracecontext[] = {
-	"traceparent", "tracestate",
-};
-static const char *const cors_hdr_baggage[] = { "baggage" };
-static const char *const cors_hdr_b3[] = { "b3" };
-static const char *const cors_hdr_b3multi[] = {
-	"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled",
-	"x-b3-flags",
-};
-
 /*
  * CORS-safelisted request-header names (Fetch).  Browsers only list them
  * in Access-Control-Request-Headers when their value is not safelisted
@@ -103,31 +89,6 @@ static const char *const cors_hdr_safelisted[] = {
 };
 
 static const char cors_vary_origin[] = "Origin";
-
-/* Is c an RFC 9110 tchar? */
-static bool
-cors_is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* True when s[0..len) is an RFC 9110 token (non-empty). */
-bool
-cors_is_token(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0)
-		return false;
-	for (i = 0; i < len; i++) {
-		if (!cors_is_tchar((unsigned char)s[i]))
-			return false;
-	}
-	return true;
-}
 
 /* Default port of a scheme (RFC 6454 uses the URI scheme's default). */
 static unsigned
@@ -328,50 +289,18 @@ cors_join(char *const *v, size_t n)
 	return out;
 }
 
-/* The request headers a style adds (lower-case, static). */
+/* The request headers a style adds: the style table's (styles.h). */
 size_t
 cors_style_headers(enum config_style style, const char *const **names)
 {
-	switch (style) {
-	case CONFIG_STYLE_DATADOG:
-		*names = cors_hdr_datadog;
-		return TS_NITEMS(cors_hdr_datadog);
-	case CONFIG_STYLE_TRACECONTEXT:
-		*names = cors_hdr_tracecontext;
-		return TS_NITEMS(cors_hdr_tracecontext);
-	case CONFIG_STYLE_BAGGAGE:
-		*names = cors_hdr_baggage;
-		return TS_NITEMS(cors_hdr_baggage);
-	case CONFIG_STYLE_B3:
-		*names = cors_hdr_b3;
-		return TS_NITEMS(cors_hdr_b3);
-	case CONFIG_STYLE_B3MULTI:
-		*names = cors_hdr_b3multi;
-		return TS_NITEMS(cors_hdr_b3multi);
-	case CONFIG_STYLE_NONE:
-		break;
-	}
-	*names = NULL;
-	return 0;
+	return styles_headers(style, names);
 }
 
-/* The "header" metric label of a request header name. */
+/* The "header" metric label of a request header name (styles.h). */
 const char *
 cors_header_class(const char *name, size_t len)
 {
-	const char *const *names;
-	size_t i, n;
-	int s;
-
-	for (s = CONFIG_STYLE_DATADOG; s < CONFIG_STYLE_NONE; s++) {
-		n = cors_style_headers((enum config_style)s, &names);
-		for (i = 0; i < n; i++) {
-			if (strlen(names[i]) == len &&
-			    util_strncaseeq(names[i], name, len))
-				return names[i];
-		}
-	}
-	return "other";
+	return styles_header_class(name, len);
 }
 
 /* Public Suffix List membership (cors.h). */
@@ -505,7 +434,7 @@ cors_check_tokens(const struct config_strv *v, const char *key,
 			cors_report(report, arg, true, key, i, "\"*\" is not "
 			    "supported; list the names");
 			rc = -1;
-		} else if (!cors_is_token(v->v[i], strlen(v->v[i]))) {
+		} else if (!util_is_token(v->v[i], strlen(v->v[i]))) {
 			cors_report(report, arg, true, key, i, "expected a %s "
 			    "(an RFC 9110 token: no spaces, no separators), "
 			    "got \"%s\"", what, v->v[i]);
@@ -857,7 +786,7 @@ cors_check_headers(const struct cors_policy *p, const char *acrh,
 		i++;	/* the comma */
 		if (end == start)
 			continue;
-		if (!cors_is_token(acrh + start, end - start)) {
+		if (!util_is_token(acrh + start, end - start)) {
 			cors_refuse(out, CORS_KIND_HEADER, true, acrh + start,
 			    end - start, "");
 			out->header_class = "other";
@@ -887,7 +816,7 @@ cors_preflight(const struct cors_policy *p, const char *origin,
 	e = cors_check_origin(p, origin, origin_len, out);
 	if (e == NULL)
 		goto refused;
-	if (!cors_is_token(acrm, acrm_len)) {
+	if (!util_is_token(acrm, acrm_len)) {
 		cors_refuse(out, CORS_KIND_METHOD, true, acrm, acrm_len, "");
 		goto refused;
 	}

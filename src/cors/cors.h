@@ -202,7 +202,4 @@ const char *cors_kind_name(enum cors_kind);
 /* "allowed", "refused", "no_origin" -- the "result" metric label. */
 const char *cors_result_name(enum cors_result);
 
-/* True when s[0..len) is an RFC 9110 token (non-empty). */
-bool cors_is_token(const char *s, size_t len);
-
 #endif /* TS_CORS_H */

@@ -3,9 +3,8 @@
  * per connection (Connection: close) over a bufferevent on the exporter's
  * event base, to http://host:port or a unix socket (the Agent's
  * apm.socket), with one overall timeout so that a stalled agent (accepts,
- * never answers) costs a timer and nothing else.  Responses are parsed
- * strictly enough for an agent or collector answer: status line, headers,
- * Content-Length, chunked (RFC 9112 7.1) or close-delimited bodies.
+ * never answers) costs a timer and nothing else.  Responses are read by
+ * the strict response parser of the upstream client (http_response.c).
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,7 +22,9 @@
 #include <event2/event.h>
 
 #include "export_int.h"
+#include "http_response.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #define EXPORT_HTTP_MAX_HEAD	65536
@@ -57,66 +58,49 @@ struct export_http {
 	bool			 yield;		/* give way between pieces */
 };
 
-/* Parse url (http:// or unix://) with default_path for unix sockets. */
+/*
+ * Parse url (http:// or unix://, url.c) with default_path when it has
+ * none (always for unix sockets).  No TLS here: https is refused.
+ */
 int
 export_url_parse(const char *url, const char *default_path,
     struct export_url *u, char **cause)
 {
-	const char *p, *host, *hend, *port = NULL, *path;
-	size_t hlen;
+	struct url pu;
+	const char *errstr;
+	char port[8];
 
 	memset(u, 0, sizeof *u);
-	if (strncmp(url, "unix://", 7) == 0) {
-		if (url[7] != '/' || strlen(url + 7) >= sizeof(
-		    ((struct sockaddr_un *)NULL)->sun_path)) {
+	if (url_parse(url, URL_UNIX, &pu, &errstr) != 0) {
+		if (pu.scheme == URL_SCHEME_UNIX)
 			xasprintf(cause, "%s: bad unix socket path", url);
-			return -1;
-		}
-		u->unix_socket = true;
-		u->host = xstrdup(url + 7);
-		u->port = xstrdup("");
-		u->path = xstrdup(default_path);
-		u->host_header = xstrdup("localhost");
-		return 0;
+		else
+			xasprintf(cause, "%s: %s", url,
+			    pu.scheme == URL_SCHEME_NONE ?
+			    "only http:// and unix:// are supported" : errstr);
+		return -1;
 	}
-	if (strncmp(url, "http://", 7) != 0) {
+	if (pu.scheme == URL_SCHEME_HTTPS) {
+		url_clear(&pu);
 		xasprintf(cause, "%s: only http:// and unix:// are supported",
 		    url);
 		return -1;
 	}
-	host = url + 7;
-	path = host + strcspn(host, "/?#");
-	if (*host == '[') {
-		if ((hend = memchr(host, ']', (size_t)(path - host))) == NULL)
-			goto bad;
-		p = hend + 1;
-		host++;
-	} else {
-		hend = memchr(host, ':', (size_t)(path - host));
-		if (hend == NULL)
-			hend = path;
-		p = hend;
+	if (pu.scheme == URL_SCHEME_UNIX && strlen(pu.host) >=
+	    sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+		url_clear(&pu);
+		xasprintf(cause, "%s: bad unix socket path", url);
+		return -1;
 	}
-	if (p < path) {
-		if (*p != ':' || p + 1 == path)
-			goto bad;
-		port = p + 1;
-		if (strspn(port, "0123456789") != (size_t)(path - port))
-			goto bad;
-	}
-	hlen = (size_t)(hend - host);
-	if (hlen == 0)
-		goto bad;
-	u->host = xstrndup(host, hlen);
-	u->port = port != NULL ? xstrndup(port, (size_t)(path - port)) :
-	    xstrdup("80");
-	u->path = xstrdup(*path == '/' ? path :
-	    (*path == '\0' ? default_path : "/"));
-	u->host_header = xstrndup(url + 7, (size_t)(path - (url + 7)));
+	u->unix_socket = pu.scheme == URL_SCHEME_UNIX;
+	snprintf(port, sizeof port, "%u", (unsigned)pu.port);
+	u->port = xstrdup(u->unix_socket ? "" : port);
+	u->path = xstrdup(pu.path[0] != '\0' ? pu.path : default_path);
+	u->host = pu.host;
+	u->host_header = pu.authority;
+	pu.host = pu.authority = NULL;
+	url_clear(&pu);
 	return 0;
-bad:
-	xasprintf(cause, "%s: bad URL", url);
-	return -1;
 }
 
 /* Free the strings of a parsed URL. */
@@ -139,185 +123,84 @@ export_http_resp_clear(struct export_http_resp *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Find "\r\n" in [p, end); NULL if absent. */
-static const char *
-find_crlf(const char *p, const char *end)
-{
-	for (; p + 1 < end; p++)
-		if (p[0] == '\r' && p[1] == '\n')
-			return p;
-	return NULL;
-}
-
 static int
 resp_error(struct export_http_resp *r, const char *why)
 {
+	free(r->body);
+	r->body = NULL;
+	r->body_len = 0;
 	free(r->error);
 	r->error = xstrdup(why);
 	r->status = 0;
 	return -1;
 }
 
-/* Decode a chunked body (RFC 9112 7.1); 1 done, 0 more, -1 bad. */
-static int
-parse_chunked(const char *p, const char *end, struct export_http_resp *r)
-{
-	char *out = NULL;
-	size_t olen = 0;
-	const char *line;
-
-	for (;;) {
-		uint64_t size = 0;
-		const char *q;
-
-		if ((line = find_crlf(p, end)) == NULL)
-			goto more;
-		for (q = p; q < line && *q != ';'; q++) {
-			int d;
-
-			if (*q >= '0' && *q <= '9')
-				d = *q - '0';
-			else if (*q >= 'a' && *q <= 'f')
-				d = *q - 'a' + 10;
-			else if (*q >= 'A' && *q <= 'F')
-				d = *q - 'A' + 10;
-			else
-				goto bad;
-			if (size > EXPORT_HTTP_MAX_BODY)
-				goto bad;
-			size = size * 16 + (uint64_t)d;
-		}
-		if (q == p)
-			goto bad;
-		p = line + 2;
-		if (size == 0) {
-			/* Trailer section: lines until an empty one. */
-			for (;;) {
-				if ((line = find_crlf(p, end)) == NULL)
-					goto more;
-				if (line == p)
-					break;
-				p = line + 2;
-			}
-			break;
-		}
-		if (olen + size > EXPORT_HTTP_MAX_BODY)
-			goto bad;
-		if ((uint64_t)(end - p) < size + 2)
-			goto more;
-		if (p[size] != '\r' || p[size + 1] != '\n')
-			goto bad;
-		out = xrealloc(out, olen + size + 1);
-		memcpy(out + olen, p, size);
-		olen += size;
-		p += size + 2;
-	}
-	r->body = out != NULL ? out : xstrdup("");
-	r->body[olen] = '\0';
-	r->body_len = olen;
-	return 1;
-more:
-	free(out);
-	return 0;
-bad:
-	free(out);
-	return resp_error(r, "bad chunked body");
-}
-
-/* Parse a response from buf; see export_int.h. */
+/*
+ * Parse a response from buf with the one response parser (http_response.c,
+ * RFC 9112: status line, fields, interim 1xx skipped, Content-Length,
+ * chunked or close-delimited body); see export_int.h.
+ */
 int
 export_http_parse(const char *buf, size_t len, bool eof,
     struct export_http_resp *r)
 {
-	const char *end = buf + len, *line, *p, *hend;
-	bool chunked = false, has_cl = false;
-	uint64_t cl = 0;
-	int status;
+	struct upstream_parser *p;
+	struct evbuffer *in = NULL, *body = NULL;
+	enum upstream_parse pr;
+	const char *errstr = NULL;
+	size_t blen;
+	int rv;
 
 	memset(r, 0, sizeof *r);
-	/* The head ends at the first empty line. */
-	hend = NULL;
-	for (p = buf; (line = find_crlf(p, end)) != NULL; p = line + 2) {
-		if (line == p && p != buf) {
-			hend = line + 2;
-			break;
+	if (len == 0 && eof)
+		return resp_error(r, "connection closed without a response");
+	p = upstream_parser_new(false);
+	in = evbuffer_new();
+	body = evbuffer_new();
+	if (p == NULL || in == NULL || body == NULL ||
+	    evbuffer_add(in, buf, len) != 0) {
+		rv = resp_error(r, "out of memory");
+		goto out;
+	}
+	pr = upstream_parser_feed(p, in, body, &errstr);
+	if (pr == UPSTREAM_PARSE_HEAD)
+		pr = upstream_parser_feed(p, in, body, &errstr);
+	if (pr == UPSTREAM_PARSE_ERROR) {
+		rv = resp_error(r, errstr);
+		goto out;
+	}
+	if ((blen = evbuffer_get_length(body)) > EXPORT_HTTP_MAX_BODY) {
+		rv = resp_error(r, "response body too long");
+		goto out;
+	}
+	if (pr != UPSTREAM_PARSE_DONE) {
+		if (!eof) {
+			rv = 0;
+			goto out;
+		}
+		if (upstream_parser_eof(p, &errstr) != 0) {
+			rv = resp_error(r, errstr);
+			goto out;
 		}
 	}
-	if (hend == NULL) {
-		if (len > EXPORT_HTTP_MAX_HEAD)
-			return resp_error(r, "response head too long");
-		if (eof)
-			return resp_error(r, len == 0 ?
-			    "connection closed without a response" :
-			    "truncated response head");
-		return 0;
-	}
-	if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 ||
-	    (buf[7] != '0' && buf[7] != '1') || buf[8] != ' ' ||
-	    buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
-	    buf[11] < '0' || buf[11] > '9' || (buf[12] != ' ' &&
-	    buf[12] != '\r'))
-		return resp_error(r, "malformed status line");
-	status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + buf[11] - '0';
-	line = find_crlf(buf, end);
-	for (p = line + 2; p < hend - 2; p = line + 2) {
-		const char *colon, *v, *ve;
-
-		line = find_crlf(p, end);
-		if ((colon = memchr(p, ':', (size_t)(line - p))) == NULL ||
-		    colon == p)
-			return resp_error(r, "malformed header line");
-		v = colon + 1;
-		ve = line;
-		while (v < ve && (*v == ' ' || *v == '\t'))
-			v++;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		if ((size_t)(colon - p) == 14 &&
-		    util_strncaseeq(p, "content-length", 14)) {
-			if (has_cl || util_parse_u64(v, (size_t)(ve - v), &cl)
-			    != 0 || cl > EXPORT_HTTP_MAX_BODY)
-				return resp_error(r, "bad Content-Length");
-			has_cl = true;
-		} else if ((size_t)(colon - p) == 17 &&
-		    util_strncaseeq(p, "transfer-encoding", 17)) {
-			if ((size_t)(ve - v) != 7 ||
-			    !util_strncaseeq(v, "chunked", 7))
-				return resp_error(r,
-				    "unsupported Transfer-Encoding");
-			chunked = true;
-		}
-	}
-	if (chunked && has_cl)
-		return resp_error(r, "both Content-Length and chunked");
-	if (status == 204 || status == 304 || status < 200) {
-		if (status < 200)
-			return resp_error(r, "unexpected 1xx response");
-		r->status = status;
-		return 1;
-	}
-	if (chunked) {
-		int rv = parse_chunked(hend, end, r);
-
-		if (rv == 0 && eof)
-			return resp_error(r, "truncated chunked body");
-		if (rv == 1)
-			r->status = status;
-		return rv;
-	}
-	if (has_cl) {
-		if ((uint64_t)(end - hend) < cl)
-			return eof ? resp_error(r, "truncated body") : 0;
-	} else {
-		if (!eof)
-			return (size_t)(end - hend) > EXPORT_HTTP_MAX_BODY ?
-			    resp_error(r, "response body too long") : 0;
-		cl = (uint64_t)(end - hend);
-	}
-	r->body = xstrndup(hend, cl);
-	r->body_len = cl;
-	r->status = status;
-	return 1;
+	r->status = upstream_parser_response(p)->status;
+	if (upstream_parser_response(p)->body != UPSTREAM_BODY_NONE ||
+	    blen > 0) {
+		r->body = xmalloc(blen + 1);
+		evbuffer_remove(body, r->body, blen);
+		r->body[blen] = '\0';
+		r->body_len = blen;
+	} else if (upstream_parser_response(p)->content_length == 0 &&
+	    r->status != 204 && r->status != 304)
+		r->body = xstrdup("");	/* Content-Length: 0 */
+	rv = 1;
+out:
+	upstream_parser_free(p);
+	if (in != NULL)
+		evbuffer_free(in);
+	if (body != NULL)
+		evbuffer_free(body);
+	return rv;
 }
 
 /* End the exchange: call back once and free everything. */

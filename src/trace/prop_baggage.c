@@ -11,18 +11,9 @@
 #include <string.h>
 
 #include "prop_baggage.h"
+#include "util.h"
 
 #define BAG_BUF	(PROP_BAGGAGE_MAX_BYTES * 3 + 16)
-
-/* RFC 7230 tchar. */
-static bool
-bag_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 /* W3C baggage-octet: 0x21, 0x23-0x2B, 0x2D-0x3A, 0x3C-0x5B, 0x5D-0x7E. */
 static bool
@@ -95,7 +86,7 @@ bag_member(const char *m, size_t ml, struct trace_arena *a,
 	if (kl == 0 || vl == 0)
 		return false;
 	for (i = 0; i < kl; i++)
-		if (!bag_tchar((unsigned char)k[i]))
+		if (!util_is_tchar((unsigned char)k[i]))
 			return false;
 	for (i = 0; i < vl; i++)
 		if (!bag_octet((unsigned char)v[i]))
@@ -195,7 +186,7 @@ prop_baggage_format(const struct trace_kv *items, size_t n, size_t max_items,
 		if (3 * (strlen(items[i].key) + strlen(items[i].value)) + 2 >
 		    sizeof item)
 			break;
-		il = bag_encode(items[i].key, bag_tchar, item);
+		il = bag_encode(items[i].key, util_is_tchar, item);
 		item[il++] = '=';
 		il += bag_encode(items[i].value, bag_octet, item + il);
 		if (len + il + (len > 0 ? 1 : 0) > limit)

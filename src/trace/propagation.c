@@ -21,6 +21,7 @@
 #include "prop_datadog.h"
 #include "prop_w3c.h"
 #include "propagation.h"
+#include "styles.h"
 #include "util.h"
 
 #define PROP_ZERO_PARENT "0000000000000000"
@@ -77,21 +78,9 @@ propagation_conf_init(struct propagation_conf *pc, const struct config *cf)
 const char *
 propagation_style_name(enum config_style s)
 {
-	switch (s) {
-	case CONFIG_STYLE_DATADOG:
-		return "datadog";
-	case CONFIG_STYLE_TRACECONTEXT:
-		return "tracecontext";
-	case CONFIG_STYLE_BAGGAGE:
-		return "baggage";
-	case CONFIG_STYLE_B3:
-		return "b3";
-	case CONFIG_STYLE_B3MULTI:
-		return "b3multi";
-	case CONFIG_STYLE_NONE:
-		break;
-	}
-	return "none";
+	const struct style_desc *d = styles_get(s);
+
+	return d != NULL ? d->name : "none";
 }
 
 /* True when the list holds style s. */
@@ -420,22 +409,9 @@ propagation_inject(const struct propagation_conf *pc, struct span *sp,
 	return rc;
 }
 
-/* True for every header some style reads or writes (case-insensitive). */
+/* True for every header some style reads or writes: the style table. */
 bool
 propagation_is_known_header(const char *name, size_t len)
 {
-	static const char *const exact[] = {
-		"traceparent", "tracestate", "b3", "baggage"
-	};
-	size_t i;
-
-	if (len >= 10 && util_strncaseeq(name, "x-datadog-", 10))
-		return true;
-	if (len >= 5 && util_strncaseeq(name, "x-b3-", 5))
-		return true;
-	for (i = 0; i < TS_NITEMS(exact); i++)
-		if (strlen(exact[i]) == len && util_strncaseeq(name, exact[i],
-		    len))
-			return true;
-	return false;
+	return styles_is_header(name, len);
 }

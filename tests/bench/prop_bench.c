@@ -4,7 +4,7 @@
  * full header set a browser running Datadog RUM sends (Datadog headers,
  * traceparent + tracestate, baggage) among ordinary request headers,
  * with the default propagation configuration (datadog, tracecontext,
- * baggage both ways) and a sampler, exactly as http/proxy.c calls it.
+ * baggage both ways) and a sampler, exactly as pipeline/proxy.c calls it.
  *
  * It prints the nanoseconds per request (thread CPU time, which other
  * processes on a shared machine do not inflate, and wall time; best,

@@ -15,14 +15,14 @@
  * dictionary: tests/fuzz/framing.dict.
  *
  * Build (clang): clang -g -O1 -fsanitize=fuzzer,address,undefined
- *   -Isrc -Isrc/core tests/fuzz/fuzz_framing.c src/http/framing.c
+ *   -Isrc -Isrc/core -Isrc/proto tests/fuzz/fuzz_framing.c src/front/framing.c
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "http/framing.h"
+#include "front/framing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -79,7 +79,7 @@ static void
 walk(const struct framing_state *f, int rc, const uint8_t *data,
     size_t size)
 {
-	static struct framing_field fields[512];
+	static struct http_field fields[512];
 	size_t off = 0, nheads = 0, limit = size, i;
 	char *buf;
 
@@ -103,7 +103,7 @@ walk(const struct framing_state *f, int rc, const uint8_t *data,
 			abort();
 		nheads++;
 		for (i = 0; i < h.n_fields; i++) {
-			const struct framing_field *ff = &fields[i];
+			const struct http_field *ff = &fields[i];
 
 			if (strlen(ff->name) != ff->name_len ||
 			    strlen(ff->value) != ff->value_len ||

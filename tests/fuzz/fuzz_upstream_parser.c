@@ -1,6 +1,6 @@
 /*
  * fuzz_upstream_parser.c -- libFuzzer harness for the strict upstream
- * response parser (src/http/upstream.c, RFC 9112).
+ * response parser (src/proto/http_response.c, RFC 9112).
  *
  * Input: one flag byte, then the raw response stream.  Bit 0 of the flag
  * says the request was HEAD; bits 1-7 pick how the stream is cut (0: one
@@ -24,7 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
-#include "http/upstream.h"
+#include "upstream/upstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

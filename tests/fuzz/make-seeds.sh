@@ -17,6 +17,7 @@
 #   upstream_parser  one flag byte (bit 0: HEAD request, bits 1-7 pick
 #                    the feed chunking), then the raw response stream
 #   config           a YAML document
+#   url              one flag byte (bit 0: unix, bit 1: query), the URL
 set -eu
 
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -192,4 +193,14 @@ for sub in ("good", "bad"):
             with open(os.path.join(d, f), "rb") as fp:
                 seeds.append((sub + "-" + f[:-5], fp.read()))
 write("config", seeds)
+
+# url: flags<TAB>url<TAB>expected.
+seeds = []
+for ln in lines(os.path.join(data, "url", "vectors.tsv")):
+    f = ln.split("\t")
+    if len(f) < 3:
+        continue
+    flag = (1 if "unix" in f[0] else 0) | (2 if "query" in f[0] else 0)
+    seeds.append((f[1], bytes([flag]) + f[1].encode()))
+write("url", seeds)
 EOF

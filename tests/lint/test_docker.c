@@ -17,6 +17,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,21 +82,11 @@ static const struct {
 	{ "libpsl", "libpsl-dev" },
 };
 
-/* The meson.build files whose dependency() calls are read. */
-static const char *meson_files[] = {
-	"meson.build",
-	"src/meson.build",
-	"src/core/meson.build",
-	"src/trace/meson.build",
-	"src/cors/meson.build",
-	"src/export/meson.build",
-	"src/http/meson.build",
-	"tests/meson.build",
-	"tests/unit/meson.build",
-	"tests/support/meson.build",
-	"tests/integration/meson.build",
-	"tests/fuzz/meson.build",
-};
+/* The meson.build files whose dependency() calls are read: every one in
+ * the tree (meson_walk), so a new folder cannot be missed. */
+#define MESON_MAX_FILES 64
+static char meson_files[MESON_MAX_FILES][512];
+static size_t n_meson_files;
 
 /* Shared libraries the runtime stage needs (Debian 12 names). */
 static const char *runtime_libs[] = {
@@ -360,6 +351,41 @@ deb_for_pc(const char *pc)
 	return NULL;
 }
 
+static int
+meson_visit(const char *path, const struct stat *st, int type,
+    struct FTW *ftw)
+{
+	const char *base = path + ftw->base;
+	size_t root_len = strlen(src_path(""));
+
+	(void)st;
+	if (type == FTW_D && ftw->level > 0 && (base[0] == '.' ||
+	    strncmp(base, "build", 5) == 0 ||
+	    strcmp(base, "node_modules") == 0))
+		return FTW_SKIP_SUBTREE;
+	if (type == FTW_F && strcmp(base, "meson.build") == 0) {
+		ck_assert_uint_lt(n_meson_files, MESON_MAX_FILES);
+		snprintf(meson_files[n_meson_files++], sizeof meson_files[0],
+		    "%s", path + root_len);
+	}
+	return FTW_CONTINUE;
+}
+
+/* Every meson.build under the source root, build directories excepted. */
+static void
+meson_find(void)
+{
+	char root[4096];
+
+	if (n_meson_files > 0)
+		return;
+	snprintf(root, sizeof root, "%s", src_path(""));
+	ck_assert_int_eq(nftw(root, meson_visit, 16, FTW_PHYS |
+	    FTW_ACTIONRETVAL), 0);
+	/* The top, src/ and its eleven folders, tests/ and its own. */
+	ck_assert_uint_ge(n_meson_files, 18);
+}
+
 /*
  * Collects the names of dependency('NAME' ...) calls of every meson.build
  * in meson_files into names (at most max).  Returns how many were found.
@@ -369,12 +395,11 @@ meson_dependencies(char names[][64], size_t max)
 {
 	size_t i, n = 0, k;
 
-	for (i = 0; i < TS_NITEMS(meson_files); i++) {
-		char *text = slurp(src_path(meson_files[i]));
+	meson_find();
+	for (i = 0; i < n_meson_files; i++) {
+		char *text = slurp_repo(meson_files[i]);
 		const char *p;
 
-		if (text == NULL)
-			continue;
 		for (p = text; (p = strstr(p, "dependency(")) != NULL; p++) {
 			const char *q, *end;
 			bool dup = false;

@@ -21,7 +21,7 @@
 
 #include "ts_test.h"
 #include "core/config.h"
-#include "http/debug.h"
+#include "admin/debug.h"
 
 static char *const no_env[] = { NULL };
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cors/cors.h"
-#include "http/diagnose.h"
+#include "cli/diagnose.h"
 #include "ts_test.h"
 
 #define ORIGIN "https://app.example.com"
@@ -1073,6 +1073,38 @@ START_TEST(test_parse_response_body)
 }
 END_TEST
 
+/* The shared response parser (http_response.c): chunked bodies are
+ * de-chunked, a bare LF and a CTL in a value are refused. */
+START_TEST(test_parse_response_shared)
+{
+	char chunked[] = "HTTP/1.1 403 Forbidden\r\n"
+	    "Transfer-Encoding: chunked\r\n"
+	    "Access-Control-Allow-Origin: https://a.test\r\n\r\n"
+	    "4\r\n{\"a\"\r\n3;x=1\r\n:1}\r\n0\r\nT: v\r\n\r\n";
+	char bare_lf[] = "HTTP/1.1 204 No Content\nVary: Origin\n\n";
+	char ctl[] = "HTTP/1.1 204 No Content\r\nVary: \x01\r\n\r\n";
+	struct diagnose_header h[4];
+	const char *errstr;
+	size_t n, off, len;
+	int status;
+
+	ck_assert_int_eq(diagnose_parse_response(chunked, strlen(chunked),
+	    &status, h, 4, &n, &off, &len, &errstr), 0);
+	ck_assert_int_eq(status, 403);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(h[1].name, "Access-Control-Allow-Origin");
+	ck_assert_str_eq(h[1].value, "https://a.test");
+	ck_assert_uint_eq(len, 7);
+	ck_assert_str_eq(chunked + off, "{\"a\":1}");
+	ck_assert_int_eq(diagnose_parse_response(bare_lf, strlen(bare_lf),
+	    &status, h, 4, &n, &off, &len, &errstr), -1);
+	ck_assert_str_eq(errstr, "invalid line ending");
+	ck_assert_int_eq(diagnose_parse_response(ctl, strlen(ctl), &status,
+	    h, 4, &n, &off, &len, &errstr), -1);
+	ck_assert_str_eq(errstr, "invalid header field value");
+}
+END_TEST
+
 static Suite *
 diagnose_suite(void)
 {
@@ -1109,6 +1141,7 @@ diagnose_suite(void)
 	tcase_add_test(tc, test_parse_styles);
 	tcase_add_test(tc, test_parse_response);
 	tcase_add_test(tc, test_parse_response_body);
+	tcase_add_test(tc, test_parse_response_shared);
 	tcase_add_test(tc, test_usage_errors);
 	suite_add_tcase(s, tc);
 	return s;

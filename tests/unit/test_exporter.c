@@ -293,8 +293,12 @@ static const struct {
 	{ "HTTP/1.1 204 No Content\r\n\r\n", false, 1, 204, NULL },
 	{ "THIS IS NOT HTTP\r\n\r\n", false, -1, 0, NULL },
 	{ "HTTP/1.1 2000 OK\r\n\r\n", false, -1, 0, NULL },
+	/* RFC 9112 6.3: repeated Content-Length values must agree (the
+	 * shared parser, http_response.c, accepts equal ones). */
 	{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"
-	    "x", false, -1, 0, NULL },
+	    "x", false, 1, 200, "x" },
+	{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+	    "xy", false, -1, 0, NULL },
 	{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: "
 	    "chunked\r\n\r\nx", false, -1, 0, NULL },
 	{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, -1, 0,
@@ -302,7 +306,19 @@ static const struct {
 	{ "HTTP/1.1 200 OK\r\nbad header\r\n\r\n", false, -1, 0, NULL },
 	{ "HTTP/1.1 200 OK\r\nContent-Le", false, 0, 0, NULL },
 	{ "", true, -1, 0, NULL },
-	{ "HTTP/1.1 100 Continue\r\n\r\n", false, -1, 0, NULL },
+	/* RFC 9110 15.2: a client skips interim responses it did not ask
+	 * for; only the final one ends the exchange. */
+	{ "HTTP/1.1 100 Continue\r\n\r\n", false, 0, 0, NULL },
+	{ "HTTP/1.1 100 Continue\r\n\r\n", true, -1, 0, NULL },
+	{ "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 202 "
+	    "Accepted\r\nContent-Length: 2\r\n\r\nok", false, 1, 202, "ok" },
+	/* The strict parser's rules (http_response.c), new for the
+	 * exporter: a bare LF, obs-fold and a CTL in a value are refused. */
+	{ "HTTP/1.1 200 OK\nContent-Length: 0\n\n", false, -1, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nA: b\r\n c\r\nContent-Length: 0\r\n\r\n",
+	    false, -1, 0, NULL },
+	{ "HTTP/1.1 200 OK\r\nA: \x01\r\nContent-Length: 0\r\n\r\n", false,
+	    -1, 0, NULL },
 };
 
 START_TEST(test_http_parse)
@@ -343,6 +359,11 @@ static const struct {
 	{ "http://agent:x1", -1, false, NULL, NULL, NULL },
 	{ "http://:8126", -1, false, NULL, NULL, NULL },
 	{ "unix://relative.sock", -1, false, NULL, NULL, NULL },
+	/* The configuration's URL parser (url.c) decides these now. */
+	{ "http://agent:70000", -1, false, NULL, NULL, NULL },
+	{ "http://user@agent:8126", -1, false, NULL, NULL, NULL },
+	{ "http://agent/v0.4/traces?x=1", -1, false, NULL, NULL, NULL },
+	{ "HTTP://[::1]", 0, false, "::1", "80", "/v0.4/traces" },
 };
 
 START_TEST(test_url_parse)
@@ -847,7 +868,7 @@ START_TEST(test_agent_garbage)
 	struct exporter_stats st;
 
 	fa_set(&agent, FA_GARBAGE, NULL);
-	ts_expect_warning("malformed status line");
+	ts_expect_warning("invalid status line");
 	ex = new_exporter(1000, true);
 	assert_submit_fast(ex, 10);
 	exporter_flush(ex);

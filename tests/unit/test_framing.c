@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/framing.h"
+#include "front/framing.h"
 #include "ts_test.h"
 
 #define MAX_CASES 256
@@ -383,27 +383,12 @@ START_TEST(test_defaults)
 }
 END_TEST
 
-START_TEST(test_tchar)
-{
-	static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
-	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-	unsigned c;
-
-	for (c = 0; c < 256; c++) {
-		bool want = c != 0 && strchr(tchars, (int)c) != NULL;
-
-		ck_assert_msg(framing_is_tchar((unsigned char)c) == want,
-		    "tchar 0x%02x", c);
-	}
-}
-END_TEST
-
 /* The head indexer: boundaries, OWS, NUL termination, limits. */
 START_TEST(test_index_fields)
 {
 	char buf[] = "\r\nPOST /a?b=1 HTTP/1.0\r\nHost:  h.example \r\n"
 	    "X-Empty:\r\nx-tab:\tv 1\t\nCookie: a=b; c=d\r\n\r\nBODY";
-	struct framing_field fields[8];
+	struct http_field fields[8];
 	struct framing_head h;
 
 	ck_assert_uint_eq(framing_head_len(buf, strlen(buf)),
@@ -435,7 +420,7 @@ START_TEST(test_index_limits)
 {
 	char buf[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
 	char copy[sizeof buf];
-	struct framing_field fields[2];
+	struct http_field fields[2];
 	struct framing_head h;
 
 	memcpy(copy, buf, sizeof buf);
@@ -512,7 +497,7 @@ START_TEST(test_walk_vectors)
 {
 	const struct fcase *fc = &cases[_i];
 	static char buf[MAX_BYTES];
-	struct framing_field fields[64];
+	struct http_field fields[64];
 	struct framing_state f;
 	size_t off = 0, nheads = 0;
 
@@ -589,7 +574,6 @@ framing_suite(void)
 	tcase_add_test(tc, test_idle_and_phases);
 	tcase_add_test(tc, test_large_body);
 	tcase_add_test(tc, test_defaults);
-	tcase_add_test(tc, test_tchar);
 	tcase_add_test(tc, test_index_fields);
 	tcase_add_test(tc, test_index_limits);
 	tcase_add_test(tc, test_dechunk_splits);

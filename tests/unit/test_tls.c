@@ -17,8 +17,8 @@
 #include <openssl/err.h>
 
 #include "ts_test.h"
-#include "http/tls.h"
-#include "http/upstream.h"
+#include "proto/tls.h"
+#include "upstream/upstream.h"
 #include "util.h"
 
 #define OK_HELLO "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"

@@ -31,7 +31,7 @@
 #include <event2/listener.h>
 
 #include "ts_test.h"
-#include "http/upstream.h"
+#include "upstream/upstream.h"
 #include "util.h"
 
 /*

@@ -1,5 +1,5 @@
 /*
- * test_util.c -- bounded number, duration and size parsing.
+ * test_util.c -- bounded number, duration and size parsing; the token check.
  */
 #include <stdint.h>
 #include <string.h>
@@ -71,6 +71,42 @@ START_TEST(test_case)
 }
 END_TEST
 
+/*
+ * Every byte against RFC 9110 5.6.2's tchar, written out here as the
+ * spec lists it: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" /
+ * "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+ */
+START_TEST(test_tchar)
+{
+	static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	unsigned c, n = 0;
+
+	for (c = 0; c < 256; c++) {
+		bool want = c != 0 && strchr(tchars, (int)c) != NULL;
+
+		ck_assert_msg(util_is_tchar((unsigned char)c) == want,
+		    "tchar 0x%02x", c);
+		n += want;
+	}
+	ck_assert_uint_eq(n, 15 + 10 + 52);
+}
+END_TEST
+
+/* A token is one or more tchar. */
+START_TEST(test_token)
+{
+	ck_assert(util_is_token("x-datadog-trace-id", 18));
+	ck_assert(util_is_token("!#$%&'*+-.^_`|~", 15));
+	ck_assert(!util_is_token("", 0));
+	ck_assert(!util_is_token("a:b", 3));
+	ck_assert(!util_is_token("a b", 3));
+	ck_assert(!util_is_token("a\0b", 3));
+	ck_assert(!util_is_token("\xc3\xa9", 2));
+	ck_assert(util_is_token("GET x", 3));
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -81,6 +117,8 @@ util_suite(void)
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_size);
 	tcase_add_test(tc, test_case);
+	tcase_add_test(tc, test_tchar);
+	tcase_add_test(tc, test_token);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,1372 @@
+/*
+ * conn.c -- client connections: the server half of HTTP/1.1 (RFC 9112),
+ * ours, on a raw non-blocking socket (or a bufferevent_openssl).
+ *
+ * Why not evhttp here (docs/architecture.md, "Performance decisions"):
+ * the framing guard already walks every byte strictly, so parsing the
+ * same bytes again with evhttp's lenient parser (a malloc per header,
+ * sscanf, evbuffer_readln) doubled the work; bufferevent_socket adds an
+ * ioctl(FIONREAD) per read and evhttp an epoll_ctl pair per request.
+ * Here a request costs one read, one writev and no epoll_ctl: the read
+ * event stays armed for the life of the connection, the write event is
+ * armed only after a short write.  evhttp still serves the admin
+ * listener.
+ *
+ * Input: bytes are read into ibuf and fed to the guard at once, so a
+ * refusal is decided before anything goes upstream.  When the guard has
+ * counted a complete head the indexer (framing_index) NUL-terminates it
+ * in place; the body (Content-Length bytes, or chunked, decoded) is
+ * collected into an evbuffer, then the request goes to the pipeline
+ * through the exchange door (exchange.h): pipe->start().
+ * One request at a time per connection: pipelined bytes wait in ibuf
+ * (read on, so an EOF is seen at once and cancels the upstream exchange,
+ * as nginx does; reading pauses when ibuf is full).
+ *
+ * Refusals: requests before the refused one are still answered (as
+ * nginx does); the refused one and everything after it are dropped, and
+ * the refusal (status, JSON, CORS headers, Connection: close) is written
+ * once they are done.
+ *
+ * Timeouts (one timer): header (a request begun, its head incomplete),
+ * body, idle (between requests), busy (a request of ours in flight: the
+ * client must keep taking what we write).  The body timeout is a gap
+ * between two reads that brought body bytes (nginx's client_body_timeout):
+ * reads only note the time, the timer re-arms itself for what is left when
+ * it fires, so a read costs no timer update.  With body_min_rate the body
+ * must also average that many bytes/s once body_timeout has passed
+ * (Apache mod_reqtimeout's MinRate: the allowance grows by one second per
+ * body_min_rate bytes received).  Either answers 408 and closes.
+ *
+ * Memory: no allocation on the request path aborts.  A failed one answers
+ * 503 (RFC 9110 15.6.4: a temporary overload; the client may retry, which
+ * 500 would not suggest) and closes; the number of fields a head may have
+ * is bounded by the guard (431), so their index is bounded too.
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "conn_int.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "tls.h"
+#include "util.h"
+
+#define CONN_IBUF_INITIAL 4096
+#define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
+#define CONN_IBUF_CACHE 1024		/* idle buffers a worker keeps */
+#define CONN_FIELDS_INITIAL 64		/* the worker's first field index */
+/* body() says stop when this much waits for the client. */
+#define CONN_OUT_HIGH_WATER (256 * 1024)
+
+/* What the client's Connection header(s) asked for. */
+#define CONN_F_CLOSE		0x1
+#define CONN_F_KEEPALIVE	0x2
+
+enum conn_timeout {
+	CONN_TO_NONE = 0,
+	CONN_TO_IDLE,
+	CONN_TO_HEADER,
+	CONN_TO_BODY,
+	CONN_TO_BUSY,
+};
+
+static void conn_read_cb(evutil_socket_t, short, void *);
+static void conn_write_cb(evutil_socket_t, short, void *);
+static void conn_timer_cb(evutil_socket_t, short, void *);
+static void conn_deferred_cb(evutil_socket_t, short, void *);
+static void conn_tls_read_cb(struct bufferevent *, void *);
+static void conn_tls_write_cb(struct bufferevent *, void *);
+static void conn_tls_event_cb(struct bufferevent *, short, void *);
+static void conn_process(struct server_conn *);
+static void conn_output_drained(struct server_conn *);
+static void conn_reading(struct server_conn *, bool);
+static void conn_answer(struct server_conn *, int, const char *, bool);
+static void conn_x_head(struct exchange *, const struct exchange_head *);
+static bool conn_x_body(struct exchange *, struct evbuffer *);
+static void conn_x_end(struct exchange *);
+static void conn_x_abort(struct exchange *);
+
+/* What the pipeline calls to answer (exchange.h). */
+static const struct exchange_front conn_front_ops = {
+	conn_x_head,
+	conn_x_body,
+	conn_x_end,
+	conn_x_abort,
+};
+
+static conn_alloc_fn *conn_alloc_hook;
+
+void
+conn_set_alloc(conn_alloc_fn *fn)
+{
+	conn_alloc_hook = fn;
+}
+
+/* An allocation of the request path: NULL is answered, never fatal. */
+static void *
+conn_alloc(const char *what, size_t size)
+{
+	if (conn_alloc_hook != NULL)
+		return conn_alloc_hook(what, size);
+	return malloc(size);
+}
+
+/* Monotonic milliseconds (body timing). */
+static int64_t
+conn_now_ms(void)
+{
+	return (int64_t)(util_mono_ns() / 1000000);
+}
+
+/*
+ * Input buffers: a connection holds one only while it has bytes of a
+ * request or a request in flight; idle keep-alive connections give theirs
+ * back to a per-worker stack (nginx frees its header buffers the same
+ * way), so an idle connection costs its struct and the socket only.
+ */
+static bool
+conn_ibuf_get(struct server_conn *c)
+{
+	struct conn_front *f = &c->worker->front;
+
+	if (f->ibuf_free != NULL) {
+		c->ibuf = f->ibuf_free;
+		memcpy(&f->ibuf_free, c->ibuf, sizeof f->ibuf_free);
+		f->ibuf_free_n--;
+	} else if ((c->ibuf = conn_alloc("ibuf", CONN_IBUF_INITIAL)) == NULL)
+		return false;
+	c->icap = CONN_IBUF_INITIAL;
+	c->ioff = c->ilen = 0;
+	return true;
+}
+
+static void
+conn_ibuf_put(struct server_conn *c)
+{
+	struct conn_front *f = &c->worker->front;
+
+	if (c->ibuf == NULL)
+		return;
+	if (c->icap == CONN_IBUF_INITIAL && f->ibuf_free_n < CONN_IBUF_CACHE) {
+		memcpy(c->ibuf, &f->ibuf_free, sizeof f->ibuf_free);
+		f->ibuf_free = c->ibuf;
+		f->ibuf_free_n++;
+	} else
+		free(c->ibuf);
+	c->ibuf = NULL;
+	c->icap = c->ioff = c->ilen = 0;
+}
+
+void
+conn_front_init(struct conn_front *f, const struct exchange_pipeline *pipe,
+    void *arg, const struct conn_events *events)
+{
+	memset(f, 0, sizeof *f);
+	f->pipe = pipe;
+	f->pipe_arg = arg;
+	f->events = events;
+}
+
+/* The active exchange of c ended, for the worker's count (drain). */
+static void
+conn_exchange_ended(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	c->active = false;
+	w->inflight--;
+	w->front.events->request_done(w);
+}
+
+void
+conn_front_free(struct conn_front *f)
+{
+	void *next;
+
+	free(f->fields);
+	f->fields = NULL;
+	f->fields_cap = 0;
+	while (f->ibuf_free != NULL) {
+		memcpy(&next, f->ibuf_free, sizeof next);
+		free(f->ibuf_free);
+		f->ibuf_free = next;
+	}
+	f->ibuf_free_n = 0;
+}
+
+/* Run the deferred step of c on the next loop turn. */
+static void
+conn_defer(struct server_conn *c)
+{
+	if (!event_pending(&c->dev, EV_TIMEOUT, NULL))
+		event_active(&c->dev, EV_TIMEOUT, 0);
+}
+
+/* Close c from a context where the caller may still hold it. */
+static void
+conn_close_later(struct server_conn *c)
+{
+	c->close_deferred = true;
+	conn_defer(c);
+}
+
+/* Close c once what it has to write has left. */
+static void
+conn_finish(struct server_conn *c)
+{
+	c->closing = true;
+	conn_reading(c, false);
+	if (c->broken || evbuffer_get_length(c->out) == 0)
+		conn_close_later(c);
+}
+
+/* Arm the timeout that matches what we wait for. */
+static void
+conn_set_timeout(struct server_conn *c, enum conn_timeout ph)
+{
+	const struct server_gen *g = c->worker->wgen->gen;
+	const struct config_limits *l = &g->cfg->limits;
+	struct timeval tv;
+	uint64_t ms;
+
+	if (c->phase_timeout == ph)
+		return;
+	c->phase_timeout = ph;
+	ms = ph == CONN_TO_HEADER ? l->header_timeout_ms :
+	    ph == CONN_TO_BODY ? l->body_timeout_ms :
+	    ph == CONN_TO_BUSY ? g->busy_timeout_ms : l->idle_timeout_ms;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	c->wprogress_armed = c->wprogress;
+	evtimer_add(&c->tev, &tv);
+}
+
+/* Start or stop reading the client. */
+static void
+conn_reading(struct server_conn *c, bool on)
+{
+	if (c->reading == on)
+		return;
+	c->reading = on;
+	if (c->tls) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+	} else if (on)
+		event_add(&c->rev, NULL);
+	else
+		event_del(&c->rev);
+}
+
+struct server_conn *
+conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t slen,
+    SSL_CTX *ctx)
+{
+	const struct config *cfg = w->wgen->gen->cfg;
+	struct framing_limits fl;
+	struct server_conn *c;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return NULL;
+	c->worker = w;
+	c->fd = fd;
+	ip[0] = '\0';
+	if (sa->sa_family == AF_INET6 && slen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+		port = ntohs(s6->sin6_port);
+	} else if (sa->sa_family == AF_INET &&
+	    slen >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+		port = ntohs(s4->sin_port);
+	}
+	snprintf(c->client_ip, sizeof c->client_ip, "%s",
+	    ip[0] != '\0' ? ip : "-");
+	snprintf(c->client, sizeof c->client,
+	    strchr(c->client_ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
+	    c->client_ip, port);
+	c->x.client = c->client;
+	c->x.client_ip = c->client_ip;
+	c->x.tls = ctx != NULL;
+	c->x.front = &conn_front_ops;
+	c->x.front_ctx = c;
+	/* nginx's tcp_nodelay: a response head and body never wait. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	fl.max_header_bytes = cfg->limits.max_header_bytes;
+	fl.max_body_bytes = cfg->limits.max_body_bytes;
+	fl.max_fields = (size_t)cfg->limits.max_header_fields;
+	framing_init(&c->framing, &fl);
+	evtimer_assign(&c->tev, w->base, conn_timer_cb, c);
+	event_assign(&c->dev, w->base, -1, 0, conn_deferred_cb, c);
+	if (ctx != NULL) {
+		c->tls = true;
+		if ((c->bev = tls_server_bev(w->base, ctx, fd)) == NULL) {
+			free(c);
+			return NULL;
+		}
+		c->out = bufferevent_get_output(c->bev);
+		bufferevent_setcb(c->bev, conn_tls_read_cb, conn_tls_write_cb,
+		    conn_tls_event_cb, c);
+		bufferevent_enable(c->bev, EV_WRITE);
+	} else {
+		if ((c->out = evbuffer_new()) == NULL) {
+			free(c);
+			return NULL;
+		}
+		event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST,
+		    conn_read_cb, c);
+		event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST,
+		    conn_write_cb, c);
+	}
+	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	conn_reading(c, true);
+	conn_set_timeout(c, CONN_TO_IDLE);
+	return c;
+}
+
+void
+conn_close(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+
+	if (c->active) {
+		/* The exchange ends here; the pipeline calls nothing back. */
+		if (c->complete_due && !c->broken)
+			w->front.pipe->complete(&c->x);	/* it had left */
+		else
+			w->front.pipe->gone(&c->x);
+		conn_exchange_ended(c);
+	}
+	event_del(&c->tev);
+	event_del(&c->dev);
+	if (c->tls) {
+		bufferevent_free(c->bev);	/* closes fd */
+	} else {
+		event_del(&c->rev);
+		event_del(&c->wev);
+		evbuffer_free(c->out);
+		close(c->fd);
+	}
+	if (c->body != NULL)
+		evbuffer_free(c->body);
+	free(c->fields);
+	conn_ibuf_put(c);
+	TAILQ_REMOVE(&w->conns, c, entry);
+	free(c);
+	w->front.events->closed(w);
+}
+
+bool
+conn_idle(const struct server_conn *c)
+{
+	return !c->active && c->st == CONN_ST_HEAD &&
+	    c->ilen == c->ioff && framing_idle(&c->framing);
+}
+
+/* Write what is queued (plain): 0, or -1 once the client is gone. */
+static int
+conn_write_now(struct server_conn *c)
+{
+	int n;
+
+	while (evbuffer_get_length(c->out) > 0) {
+		n = evbuffer_write(c->out, c->fd);
+		if (n > 0) {
+			c->wprogress++;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR)) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/* Write what is queued now (plain sockets); the rest when writable. */
+static void
+conn_flush(struct server_conn *c)
+{
+	if (c->tls || c->broken || c->wpending)
+		return;		/* TLS: the bufferevent writes by itself */
+	if (conn_write_now(c) != 0) {
+		c->broken = true;
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		conn_close_later(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0) {
+		c->wpending = true;
+		event_add(&c->wev, NULL);
+	}
+}
+
+/* CONN_F_* bits of one Connection value ("close", "keep-alive"). */
+static unsigned
+conn_connection_flags(const char *p)
+{
+	unsigned f = 0;
+	size_t len;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return f;
+		len = strcspn(p, " \t,");
+		if (len == 5 && util_strncaseeq(p, "close", 5))
+			f |= CONN_F_CLOSE;
+		else if (len == 10 && util_strncaseeq(p, "keep-alive", 10))
+			f |= CONN_F_KEEPALIVE;
+		p += len;
+	}
+}
+
+/*
+ * A small write-combining buffer in front of the output: a head goes
+ * into the evbuffer in one piece (one evbuffer_add, no printf per field).
+ */
+struct conn_hbuf {
+	struct evbuffer *out;
+	size_t len;
+	char buf[8192];
+};
+
+static void
+conn_hbuf_flush(struct conn_hbuf *hb)
+{
+	if (hb->len > 0) {
+		evbuffer_add(hb->out, hb->buf, hb->len);
+		hb->len = 0;
+	}
+}
+
+static void
+conn_hbuf_add(struct conn_hbuf *hb, const char *s, size_t len)
+{
+	if (hb->len + len > sizeof hb->buf) {
+		conn_hbuf_flush(hb);
+		if (len > sizeof hb->buf) {
+			evbuffer_add(hb->out, s, len);
+			return;
+		}
+	}
+	memcpy(hb->buf + hb->len, s, len);
+	hb->len += len;
+}
+
+/*
+ * Whether the connection ends with this reply: the pipeline asks for it,
+ * HTTP/1.0 without keep-alive (or a body we cannot frame for it),
+ * Connection: close, a drain, or a decision taken earlier.
+ */
+static bool
+conn_reply_closes(struct server_conn *c, const struct exchange_head *h,
+    bool framed)
+{
+	return h->close || c->worker->draining || c->pending_close ||
+	    (c->conn_flags & CONN_F_CLOSE) != 0 || (c->x.minor == 0 &&
+	    ((c->conn_flags & CONN_F_KEEPALIVE) == 0 || !framed));
+}
+
+/*
+ * front->head(): the HTTP/1.1 serialisation of a response head (RFC 9112
+ * 4, 6): status line, the pipeline's fields in order, our framing
+ * (chunked when the length is not known and the client is 1.1) and
+ * connection management, then a small complete body if one came.
+ */
+static void
+conn_x_head(struct exchange *x, const struct exchange_head *h)
+{
+	struct server_conn *c = x->front_ctx;
+	struct conn_hbuf hbs, *hb = &hbs;
+	char line[16] = "HTTP/1.1 000 ";
+	const char *reason;
+	int status = h->status;
+	size_t i;
+
+	hb->out = c->out;
+	hb->len = 0;
+	/* Statuses are three digits (RFC 9110 15; upstream.c checks). */
+	if (status < 100 || status > 999)
+		status = 502;
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	conn_hbuf_add(hb, line, 13);
+	reason = h->reason != NULL && *h->reason != '\0' ? h->reason :
+	    exchange_reason(status);
+	conn_hbuf_add(hb, reason, strlen(reason));
+	conn_hbuf_add(hb, "\r\n", 2);
+	for (i = 0; i < h->n_fields; i++) {
+		const struct exchange_field *f = &h->fields[i];
+
+		conn_hbuf_add(hb, f->name, f->name_len);
+		conn_hbuf_add(hb, ": ", 2);
+		conn_hbuf_add(hb, f->value, f->value_len);
+		conn_hbuf_add(hb, "\r\n", 2);
+	}
+	/* Re-frame a body of unknown length for the client. */
+	c->chunking = !h->framed && !h->no_body && c->x.minor >= 1;
+	if (c->chunking)
+		conn_hbuf_add(hb, "Transfer-Encoding: chunked\r\n", 28);
+	if (conn_reply_closes(c, h, h->framed || h->no_body ||
+	    c->chunking)) {
+		c->pending_close = true;
+		conn_hbuf_add(hb, "Connection: close\r\n", 19);
+	} else if (c->x.minor == 0)
+		conn_hbuf_add(hb, "Connection: keep-alive\r\n", 24);
+	conn_hbuf_add(hb, "\r\n", 2);
+	if (h->body_len > 0 && !c->is_head)
+		conn_hbuf_add(hb, h->body, h->body_len);
+	conn_hbuf_flush(hb);
+}
+
+/* front->body(): move buf out; true (stop) above the high-water mark. */
+static bool
+conn_x_body(struct exchange *x, struct evbuffer *buf)
+{
+	struct server_conn *c = x->front_ctx;
+	size_t len = evbuffer_get_length(buf);
+	char line[24];
+	int n;
+
+	if (len == 0 || c->is_head || c->broken) {
+		evbuffer_drain(buf, len);
+		return false;
+	}
+	if (c->chunking) {
+		/* RFC 9112 7.1: chunk-size CRLF chunk-data CRLF. */
+		n = snprintf(line, sizeof line, "%zx\r\n", len);
+		evbuffer_prepend(buf, line, (size_t)n);
+		evbuffer_add(buf, "\r\n", 2);
+	}
+	/* Moved, not copied; written now when the socket takes it. */
+	evbuffer_add_buffer(c->out, buf);
+	conn_flush(c);
+	if (evbuffer_get_length(c->out) > CONN_OUT_HIGH_WATER) {
+		c->want_drain = true;	/* pipe->drained() once empty */
+		return true;
+	}
+	return false;
+}
+
+/*
+ * front->end(): the reply is complete.  Once it has left, the pipeline
+ * hears complete() -- from the write callback, or from the deferred step
+ * when it left at once: never from inside this call (exchange.h).
+ */
+static void
+conn_x_end(struct exchange *x)
+{
+	struct server_conn *c = x->front_ctx;
+
+	if (c->chunking) {
+		evbuffer_add(c->out, "0\r\n\r\n", 5);
+		c->chunking = false;
+	}
+	if (!c->active) {
+		conn_flush(c);		/* a refusal: conn_answer() goes on */
+		return;
+	}
+	c->reply_done = true;
+	conn_flush(c);
+	if (c->broken)
+		return;		/* conn_close() ends the request */
+	if (evbuffer_get_length(c->out) == 0) {
+		c->complete_due = true;
+		conn_defer(c);
+	}
+}
+
+/* front->abort(): cut the client; the exchange is over for both sides. */
+static void
+conn_x_abort(struct exchange *x)
+{
+	struct server_conn *c = x->front_ctx;
+
+	if (c->active)
+		conn_exchange_ended(c);
+	/* Nothing more is written: the client sees the cut. */
+	c->broken = true;
+	conn_close_later(c);
+}
+
+/* The active request ended (complete, or cut): read the next one. */
+static void
+conn_request_done(struct server_conn *c)
+{
+	c->st = CONN_ST_HEAD;
+	if (c->pending_close || c->broken) {
+		conn_finish(c);
+		return;
+	}
+	if (c->in_process)
+		return;		/* conn_process() goes on by itself */
+	if (c->ilen > c->ioff || c->rejected || c->eof || (c->tls &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
+		conn_defer(c);	/* pipelined bytes, or the refusal */
+	else {
+		conn_ibuf_put(c);
+		conn_set_timeout(c, CONN_TO_IDLE);
+		conn_reading(c, true);
+	}
+}
+
+/*
+ * The active request's reply has left: tell the pipeline, go on.  Runs
+ * from the event loop only (a write callback, the deferred step), never
+ * inside a call from the pipeline.
+ */
+static void
+conn_reply_sent(struct server_conn *c)
+{
+	c->reply_done = false;
+	c->want_drain = false;
+	c->complete_due = false;
+	if (c->active) {
+		c->worker->front.pipe->complete(&c->x);
+		conn_exchange_ended(c);
+	}
+	conn_request_done(c);
+}
+
+/* The output buffer became empty. */
+static void
+conn_output_drained(struct server_conn *c)
+{
+	if (c->closing || c->refusing) {
+		if (!c->active)
+			conn_close_later(c);
+		else if (c->reply_done)
+			conn_reply_sent(c);
+		return;
+	}
+	if (c->reply_done) {
+		conn_reply_sent(c);
+		return;
+	}
+	if (c->want_drain && c->active) {
+		c->want_drain = false;
+		c->worker->front.pipe->drained(&c->x);
+	}
+}
+
+/* Plain socket writable again. */
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (conn_write_now(c) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0)
+		return;
+	c->wpending = false;
+	event_del(&c->wev);
+	conn_output_drained(c);
+}
+
+/*
+ * Answer the request being read with our own error (status, JSON reason,
+ * CORS headers, Connection: close) and close once it has left.  mine: the
+ * guard's captures (Host, Origin, path) are this request's, else the
+ * answer goes out as for an unknown route without an Origin.  No request
+ * of ours is in flight here (c->active is false).  The answer is the
+ * pipeline's (pipe->refuse(): route, CORS, request id, metrics), given
+ * what is known of the request: its path and its Host and Origin fields.
+ */
+static void
+conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
+{
+	struct conn_front *f = &c->worker->front;
+	struct framing_state *fs = &c->framing;
+	struct http_field kv[2];
+	size_t n = 0;
+
+	c->refusing = true;
+	c->closing = true;
+	conn_reading(c, false);
+	if (mine && fs->host[0] != '\0') {
+		kv[n].name = (char *)"Host";
+		kv[n].name_len = 4;
+		kv[n].value = fs->host;
+		kv[n++].value_len = strlen(fs->host);
+	}
+	if (mine && fs->origin[0] != '\0') {
+		kv[n].name = (char *)"Origin";
+		kv[n].name_len = 6;
+		kv[n].value = fs->origin;
+		kv[n++].value_len = strlen(fs->origin);
+	}
+	c->x.method = EXCHANGE_M_OTHER;
+	c->x.method_name = "-";
+	c->x.target = mine && fs->path[0] != '\0' ? fs->path : "/";
+	c->x.major = 1;
+	c->x.minor = 1;
+	c->x.fields = kv;
+	c->x.n_fields = n;
+	c->x.body = NULL;
+	c->x.body_end = true;
+	c->x.pipe = NULL;
+	c->is_head = false;
+	c->conn_flags = CONN_F_CLOSE;
+	f->pipe->refuse(f->pipe_arg, &c->x, status, reason);
+	c->x.fields = NULL;
+	c->x.n_fields = 0;
+	/* A client that does not take the answer is cut like a busy one. */
+	c->phase_timeout = CONN_TO_NONE;
+	conn_set_timeout(c, CONN_TO_BUSY);
+	conn_flush(c);
+	if (!c->broken && evbuffer_get_length(c->out) == 0)
+		conn_close_later(c);
+}
+
+/* Answer the guard's refusal now and close after it left. */
+static void
+conn_refuse(struct server_conn *c)
+{
+	struct framing_state *fs = &c->framing;
+
+	conn_answer(c, fs->status, fs->reason != NULL ? fs->reason :
+	    "invalid request", true);
+}
+
+/*
+ * True when the guard's captures are those of the next head to be taken:
+ * it is the last complete one and no byte of another request was fed.
+ */
+static bool
+conn_captures_mine(const struct server_conn *c)
+{
+	const struct framing_state *fs = &c->framing;
+
+	return fs->requests == c->heads_taken + 1 &&
+	    (fs->phase == FRAMING_BODY_LENGTH ||
+	    fs->phase == FRAMING_BODY_CHUNKED || framing_idle(fs));
+}
+
+/* A request-path allocation failed: 503, then close. */
+static void
+conn_out_of_memory(struct server_conn *c, const char *what, bool mine)
+{
+	log_warnx("client %s: out of memory (%s): answered 503", c->client,
+	    what);
+	conn_answer(c, 503, "the gateway is out of memory", mine);
+}
+
+/*
+ * The guard refused the stream: keep the complete requests before the
+ * refused one (they are answered first), drop the rest.
+ */
+static void
+conn_reject(struct server_conn *c)
+{
+	struct worker *w = c->worker;
+	struct conn_front *f = &w->front;
+	struct framing_state *fs = &c->framing;
+	uint64_t keep;
+
+	c->rejected = true;
+	c->reject_at = fs->req_start;
+	metrics_add(w->metrics, METRICS_FRAMING_REJECTED, 1);
+	if (f->reject_log_sec != (int64_t)time(NULL)) {
+		f->reject_log_sec = (int64_t)time(NULL);
+		f->reject_log_n = 0;
+	}
+	if (f->reject_log_n++ < 10) {
+		log_info("client %s: refused request (%d): %s", c->client,
+		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
+	}
+	/* Bytes of ibuf from ioff on are at stream offsets base_off on. */
+	keep = c->reject_at > c->base_off ? c->reject_at - c->base_off : 0;
+	if (keep < c->ilen - c->ioff)
+		c->ilen = c->ioff + (size_t)keep;
+	if (c->st == CONN_ST_BODY && c->reject_at <= c->base_off) {
+		/* The refused request is the one whose body we read. */
+		c->st = CONN_ST_HEAD;
+		if (c->body != NULL)
+			evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	}
+}
+
+/*
+ * Make room for more input: 1, 0 when ibuf may not grow now (reading
+ * pauses), -1 when an allocation failed (answered: stop).
+ */
+static int
+conn_make_room(struct server_conn *c)
+{
+	size_t keep_from, max, ncap;
+	char *nb;
+
+	if (c->ibuf == NULL) {
+		if (conn_ibuf_get(c))
+			return 1;
+		conn_out_of_memory(c, "input buffer", false);
+		return -1;
+	}
+	if (c->ilen < c->icap)
+		return 1;
+	/* The head of a request being read stays where it is. */
+	keep_from = c->st == CONN_ST_BODY ? c->head_end : 0;
+	if (c->ioff > keep_from) {
+		memmove(c->ibuf + keep_from, c->ibuf + c->ioff,
+		    c->ilen - c->ioff);
+		c->ilen -= c->ioff - keep_from;
+		c->ioff = keep_from;
+		return 1;
+	}
+	if (c->active)
+		return 0;	/* pipelined bytes wait; stop reading */
+	max = c->framing.limits.max_header_bytes + CONN_IBUF_SLACK;
+	if (c->icap >= max)
+		return 0;
+	ncap = c->icap * 2 > max ? max : c->icap * 2;
+	if ((nb = conn_alloc("ibuf", ncap)) == NULL) {
+		conn_out_of_memory(c, "input buffer", false);
+		return -1;
+	}
+	memcpy(nb, c->ibuf, c->ilen);
+	if (c->st == CONN_ST_BODY) {
+		/* Re-point the indexed head into the new buffer. */
+		size_t i;
+
+		c->x.method_name = nb + (c->x.method_name - c->ibuf);
+		c->x.target = nb + (c->x.target - c->ibuf);
+		for (i = 0; i < c->x.n_fields; i++) {
+			struct http_field *f = &c->fields[i];
+
+			f->name = nb + (f->name - c->ibuf);
+			f->value = nb + (f->value - c->ibuf);
+		}
+	}
+	free(c->ibuf);
+	c->ibuf = nb;
+	c->icap = ncap;
+	return 1;
+}
+
+/* n new bytes at ibuf + ilen: vet them, then act. */
+static void
+conn_input(struct server_conn *c, size_t n)
+{
+	if (c->rejected || c->closing)
+		return;		/* dropped */
+	if (framing_feed(&c->framing, c->ibuf + c->ilen, n) != 0) {
+		c->ilen += n;
+		conn_reject(c);
+	} else
+		c->ilen += n;
+	conn_process(c);
+}
+
+/* Plain socket readable. */
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+	ssize_t n;
+	size_t room;
+
+	(void)what;
+	switch (conn_make_room(c)) {
+	case 1:
+		break;
+	case 0:
+		conn_reading(c, false);
+		return;
+	default:
+		return;		/* answered 503 */
+	}
+	room = c->icap - c->ilen;
+	n = read(fd, c->ibuf + c->ilen, room);
+	if (n > 0) {
+		conn_input(c, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	/* EOF or reset. */
+	c->eof = true;
+	conn_reading(c, false);
+	if (n < 0 || c->active || c->closing) {
+		conn_close(c);	/* pipe->gone() for the active one */
+		return;
+	}
+	conn_process(c);
+}
+
+/* TLS: decrypted bytes wait in the bufferevent's input. */
+static void
+conn_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct server_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+
+	while (evbuffer_get_length(in) > 0 && !c->closing &&
+	    !c->rejected) {
+		int room = conn_make_room(c);
+
+		if (room < 0)
+			break;		/* answered 503: drop the rest */
+		if (room == 0) {
+			conn_reading(c, false);
+			return;
+		}
+		n = (size_t)evbuffer_remove(in, c->ibuf + c->ilen,
+		    c->icap - c->ilen);
+		if (n == 0 || n > c->icap - c->ilen)
+			break;
+		conn_input(c, n);
+		if (c->active && c->ilen == c->icap)
+			break;
+	}
+	if (c->rejected || c->closing)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+conn_tls_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct server_conn *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		c->wprogress++;
+		conn_output_drained(c);
+	}
+}
+
+static void
+conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)bev;
+	/* EOF, a reset or a failed handshake: the client is gone. */
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_close(c);
+}
+
+/*
+ * The body timer fired: re-arm it for what is left of the gap since the
+ * last body bytes and of the minimum-rate allowance, or answer 408.
+ */
+static void
+conn_body_expired(struct server_conn *c)
+{
+	const struct config_limits *l = &c->worker->wgen->gen->cfg->limits;
+	int64_t now = conn_now_ms(), gap_end, rate_end, end;
+	uint64_t got = c->base_off - c->body_off;
+	const char *why = "request body timeout";
+	struct timeval tv;
+
+	gap_end = c->body_last_ms + (int64_t)l->body_timeout_ms;
+	end = gap_end;
+	if (l->body_min_rate > 0) {
+		/* body_timeout, then a second per body_min_rate bytes. */
+		rate_end = c->body_start_ms + (int64_t)l->body_timeout_ms +
+		    (int64_t)(got * 1000 / l->body_min_rate);
+		if (rate_end < end) {
+			end = rate_end;
+			why = "request body below the minimum rate";
+		}
+	}
+	if (end > now) {
+		tv.tv_sec = (time_t)((end - now) / 1000);
+		tv.tv_usec = (suseconds_t)((end - now) % 1000) * 1000;
+		evtimer_add(&c->tev, &tv);
+		return;
+	}
+	log_debug("client %s: %s (%llu bytes in %lld ms)", c->client, why,
+	    (unsigned long long)got, (long long)(now - c->body_start_ms));
+	metrics_add(c->worker->metrics, end == gap_end ? METRICS_REQ_TIMEOUT :
+	    METRICS_REQ_SLOW_BODY, 1);
+	/* The head is indexed and its body unfinished: the captures are its. */
+	conn_answer(c, 408, why, true);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->phase_timeout == CONN_TO_BUSY &&
+	    c->wprogress != c->wprogress_armed) {
+		/* Still writing to the client: it is not stalled. */
+		c->phase_timeout = CONN_TO_NONE;
+		conn_set_timeout(c, CONN_TO_BUSY);
+		return;
+	}
+	if (c->phase_timeout == CONN_TO_BODY && !c->closing) {
+		conn_body_expired(c);
+		return;
+	}
+	log_debug("client %s: %s timeout", c->client,
+	    c->phase_timeout == CONN_TO_HEADER ? "header" :
+	    c->phase_timeout == CONN_TO_BODY ? "body" :
+	    c->phase_timeout == CONN_TO_BUSY ? "busy" : "idle");
+	metrics_add(c->worker->metrics, METRICS_REQ_TIMEOUT, 1);
+	conn_close(c);
+}
+
+static void
+conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->close_deferred) {
+		conn_close(c);
+		return;
+	}
+	/* end() was called with the output already empty. */
+	if (c->complete_due) {
+		c->complete_due = false;
+		if (c->reply_done && evbuffer_get_length(c->out) == 0)
+			conn_reply_sent(c);
+	}
+	/* TLS: bytes may wait in the bufferevent (reading was paused). */
+	if (c->tls && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_tls_read_cb(c->bev, c);
+	conn_process(c);
+}
+
+static enum exchange_method
+conn_method(const char *m, size_t len)
+{
+	switch (len) {
+	case 3:
+		if (memcmp(m, "GET", 3) == 0)
+			return EXCHANGE_M_GET;
+		if (memcmp(m, "PUT", 3) == 0)
+			return EXCHANGE_M_PUT;
+		break;
+	case 4:
+		if (memcmp(m, "HEAD", 4) == 0)
+			return EXCHANGE_M_HEAD;
+		if (memcmp(m, "POST", 4) == 0)
+			return EXCHANGE_M_POST;
+		break;
+	case 5:
+		if (memcmp(m, "PATCH", 5) == 0)
+			return EXCHANGE_M_PATCH;
+		if (memcmp(m, "TRACE", 5) == 0)
+			return EXCHANGE_M_TRACE;
+		break;
+	case 6:
+		if (memcmp(m, "DELETE", 6) == 0)
+			return EXCHANGE_M_DELETE;
+		break;
+	case 7:
+		if (memcmp(m, "OPTIONS", 7) == 0)
+			return EXCHANGE_M_OPTIONS;
+		if (memcmp(m, "CONNECT", 7) == 0)
+			return EXCHANGE_M_CONNECT;
+		break;
+	default:
+		break;
+	}
+	return EXCHANGE_M_OTHER;
+}
+
+/*
+ * Index the complete head at ibuf[ioff]; -1 with *what set when the
+ * memory for it cannot be had, with *what NULL when the guard's verdict
+ * and the indexer disagree (more fields than max_fields, or no complete
+ * head: a broken invariant).
+ */
+static int
+conn_take_head(struct server_conn *c, const char **what)
+{
+	struct conn_front *w = &c->worker->front;
+	struct framing_head h;
+	size_t i;
+
+	while (framing_index(c->ibuf + c->ioff, c->ilen - c->ioff, &h,
+	    w->fields, w->fields_cap) != 0) {
+		struct http_field *nf;
+		size_t want = h.n_fields;
+
+		/*
+		 * The guard let at most max_fields through (431 above); the
+		 * scratch index grows to that (a reload may raise it).
+		 */
+		*what = NULL;
+		if (want <= w->fields_cap ||
+		    want > c->framing.limits.max_fields)
+			return -1;
+		*what = "header field index";
+		/* The first head sizes it for most heads to come (64). */
+		if (want < CONN_FIELDS_INITIAL)
+			want = c->framing.limits.max_fields <
+			    CONN_FIELDS_INITIAL ? c->framing.limits.max_fields :
+			    CONN_FIELDS_INITIAL;
+		if ((nf = conn_alloc("fields", want * sizeof *nf)) == NULL)
+			return -1;
+		free(w->fields);
+		w->fields = nf;
+		w->fields_cap = want;
+	}
+	c->heads_taken++;
+	c->head_start = c->ioff;
+	c->head_end = c->ioff + h.len;
+	c->x.method = conn_method(h.method, h.method_len);
+	c->x.method_name = h.method;
+	c->x.target = h.target;
+	c->x.major = 1;
+	c->x.minor = h.minor;
+	c->x.fields = w->fields;
+	c->x.n_fields = h.n_fields;
+	c->x.body = NULL;
+	c->x.body_end = true;
+	c->x.pipe = NULL;
+	c->conn_flags = 0;
+	c->body_left = 0;
+	c->chunked = false;
+	c->expect_continue = false;
+	/* The guard vetted framing: at most one of these, well formed. */
+	for (i = 0; i < h.n_fields; i++) {
+		const struct http_field *f = &w->fields[i];
+
+		switch (f->name[0] | 0x20) {
+		case 'c':
+			if (f->name_len == 14 &&
+			    util_strcaseeq(f->name, "content-length") &&
+			    util_parse_u64(f->value, f->value_len,
+			    &c->body_left) != 0)
+				c->body_left = 0;
+			break;
+			if (f->name_len == 10 &&
+			    util_strcaseeq(f->name, "connection"))
+				c->conn_flags |= conn_connection_flags(
+				    f->value);
+			break;
+		case 't':
+			if (f->name_len == 17 &&
+			    util_strcaseeq(f->name, "transfer-encoding"))
+				c->chunked = true;
+			break;
+		case 'e':
+			if (f->name_len == 6 &&
+			    util_strcaseeq(f->name, "expect"))
+				c->expect_continue = true;
+			break;
+		default:
+			break;
+		}
+	}
+	c->base_off += h.len;
+	c->body_off = c->base_off;
+	c->body_timed = false;
+	c->ioff = c->head_end;
+	if (c->chunked)
+		framing_dechunk_init(&c->dechunk);
+	if (c->chunked || c->body_left > 0) {
+		*what = "request body buffer";
+		if (c->body == NULL && (c->body = evbuffer_new()) == NULL)
+			return -1;
+		c->x.body = c->body;
+	}
+	return 0;
+}
+
+/*
+ * The head waits for its body: its index moves from the worker's scratch
+ * array (reused by every connection) into one of the connection's own.
+ */
+static int
+conn_keep_fields(struct server_conn *c)
+{
+	size_t n = c->x.n_fields;
+
+	if (c->x.fields == c->fields)
+		return 0;
+	if (n > c->fields_cap) {
+		struct http_field *nf;
+
+		if ((nf = conn_alloc("kept fields", n * sizeof *nf)) == NULL)
+			return -1;
+		free(c->fields);
+		c->fields = nf;
+		c->fields_cap = n;
+	}
+	if (n > 0)
+		memcpy(c->fields, c->x.fields, n * sizeof *c->fields);
+	c->x.fields = c->fields;
+	return 0;
+}
+
+static void
+conn_body_data(void *arg, const char *p, size_t n)
+{
+	evbuffer_add(arg, p, n);
+}
+
+/* Move body bytes from ibuf into the body; true when it is complete. */
+static bool
+conn_take_body(struct server_conn *c)
+{
+	size_t avail = c->ilen - c->ioff, used;
+	bool done = false;
+
+	if (c->chunked) {
+		used = framing_dechunk(&c->dechunk, c->ibuf + c->ioff, avail,
+		    conn_body_data, c->body, &done);
+	} else {
+		used = avail;
+		if ((uint64_t)used > c->body_left)
+			used = (size_t)c->body_left;
+		evbuffer_add(c->body, c->ibuf + c->ioff, used);
+		c->body_left -= used;
+		done = c->body_left == 0;
+	}
+	c->ioff += used;
+	c->base_off += used;
+	if (!done && used > 0)
+		c->body_last_ms = conn_now_ms();	/* the gap restarts */
+	if (!done && c->ioff == c->ilen) {
+		/* Everything after the head was taken: reuse the space. */
+		c->ioff = c->ilen = c->head_end;
+	}
+	return done;
+}
+
+/* Hand the complete request to the pipeline. */
+static void
+conn_dispatch(struct server_conn *c)
+{
+	struct conn_front *f = &c->worker->front;
+
+	c->st = CONN_ST_BUSY;
+	c->active = true;
+	c->is_head = c->x.method == EXCHANGE_M_HEAD;
+	c->chunking = false;
+	c->worker->inflight++;
+	f->pipe->start(f->pipe_arg, &c->x);
+	if (c->active) {
+		conn_set_timeout(c, CONN_TO_BUSY);
+		/* Read on (EOF cancels), but bound what piles up. */
+	} else if (c->st == CONN_ST_BUSY)
+		c->st = CONN_ST_HEAD;	/* aborted already */
+	if (c->body != NULL)
+		evbuffer_drain(c->body, evbuffer_get_length(c->body));
+}
+
+/* Process what ibuf holds while no request of ours is in flight. */
+static void
+conn_process(struct server_conn *c)
+{
+	const char *what = NULL;
+	bool mine;
+
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (!c->active && !c->closing && !c->broken) {
+		if (c->st == CONN_ST_HEAD) {
+			if (c->ioff == c->ilen)
+				c->ioff = c->ilen = 0;
+			if (c->framing.requests <= c->heads_taken ||
+			    (c->rejected && c->base_off >= c->reject_at)) {
+				/* No complete head (before the refusal). */
+				if (c->rejected) {
+					conn_refuse(c);
+					break;
+				}
+				if (c->eof) {
+					conn_finish(c);
+					break;
+				}
+				if (framing_idle(&c->framing) &&
+				    c->ilen == c->ioff) {
+					conn_ibuf_put(c);
+					conn_set_timeout(c, CONN_TO_IDLE);
+				} else
+					conn_set_timeout(c, CONN_TO_HEADER);
+				conn_reading(c, true);
+				break;
+			}
+			mine = conn_captures_mine(c);
+			if (conn_take_head(c, &what) != 0) {
+				if (what != NULL)
+					conn_out_of_memory(c, what, mine);
+				else {
+					/* The guard vetted it: our bug. */
+					log_warnx("client %s: a head the guard "
+					    "accepted cannot be indexed",
+					    c->client);
+					conn_answer(c, 500, "the request head "
+					    "could not be indexed", mine);
+				}
+				break;
+			}
+			c->st = CONN_ST_BODY;
+		}
+		if (c->x.body != NULL && !conn_take_body(c)) {
+			if (conn_keep_fields(c) != 0) {
+				conn_out_of_memory(c, "kept header fields",
+				    true);
+				break;
+			}
+			if (c->expect_continue && c->x.minor >= 1) {
+				/* RFC 9110 10.1.1: ask for the body. */
+				c->expect_continue = false;
+				evbuffer_add(c->out,
+				    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+				conn_flush(c);
+			}
+			if (c->eof)
+				conn_finish(c);
+			else {
+				if (!c->body_timed) {
+					/* This body's clock starts. */
+					c->body_timed = true;
+					c->body_start_ms = c->body_last_ms =
+					    conn_now_ms();
+					c->phase_timeout = CONN_TO_NONE;
+				}
+				conn_set_timeout(c, CONN_TO_BODY);
+				conn_reading(c, true);
+			}
+			break;
+		}
+		conn_dispatch(c);
+	}
+	c->in_process = false;
+}

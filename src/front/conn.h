@@ -1,0 +1,152 @@
+/*
+ * conn.h -- a client connection of a worker: our own HTTP/1.1 server
+ * side (reading, the framing guard, request heads and bodies, pipelining,
+ * keep-alive, timeouts, writing), on a raw non-blocking socket, or on a
+ * bufferevent_openssl for TLS listeners.  The HTTP/1.1 front-end of the
+ * exchange door (exchange.h).
+ *
+ * Every byte a client sends goes through the strict framing guard
+ * (framing.c) once; a complete, accepted head is then indexed in place
+ * (no copy, no allocation per header) and handed, with its whole body,
+ * to the pipeline through the struct exchange_pipeline table the worker
+ * was wired with (server.c).  The pipeline answers through the
+ * connection's struct exchange_front; conn.c serialises the head it gets
+ * (status, fields, framing) into HTTP/1.1 bytes itself.
+ *
+ * Ownership: struct server_conn is created at accept and freed by its one
+ * teardown, conn_close(), which is never run from inside a call from the
+ * pipeline (it is deferred to the next loop turn there).  struct
+ * conn_front is the front-end's per-worker context (scratch field index,
+ * idle input buffers, the refusal log limiter, the pipeline it talks to).
+ */
+#ifndef TS_CONN_H
+#define TS_CONN_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include "exchange.h"
+#include "framing.h"
+
+struct worker;
+
+/*
+ * What the worker hears from its connections (server.c's, so that conn.c
+ * calls nothing in server.c by name).
+ */
+struct conn_events {
+	/* An exchange handed to the pipeline ended (w->inflight is down). */
+	void (*request_done)(struct worker *);
+	/* A connection was closed and freed. */
+	void (*closed)(struct worker *);
+};
+
+/* The front-end's per-worker context (embedded in struct worker). */
+struct conn_front {
+	const struct exchange_pipeline *pipe;	/* wired by server.c */
+	void *pipe_arg;			/* the pipeline's worker context */
+	const struct conn_events *events;	/* wired by server.c */
+	struct http_field *fields;	/* scratch: the head being indexed */
+	size_t fields_cap;
+	void *ibuf_free;		/* idle input buffers */
+	size_t ibuf_free_n;
+	int64_t reject_log_sec;		/* rate limit of refusal logs */
+	unsigned reject_log_n;
+};
+
+enum conn_state {
+	CONN_ST_HEAD = 0,		/* waiting for a complete head */
+	CONN_ST_BODY,			/* head indexed, collecting the body */
+	CONN_ST_BUSY,			/* handed to the pipeline */
+};
+
+struct server_conn {
+	struct worker *worker;
+	TAILQ_ENTRY(server_conn) entry;	/* the worker's connections */
+	int fd;
+	struct bufferevent *bev;	/* TLS only */
+	struct evbuffer *out;		/* plain: ours; TLS: the bev's */
+	struct event rev;		/* plain: EV_READ|EV_PERSIST */
+	struct event wev;		/* plain: armed on a short write */
+	struct event tev;		/* the one timeout */
+	struct event dev;		/* deferred work (next loop turn) */
+	struct framing_state framing;
+	enum conn_state st;
+	struct exchange x;		/* the request being read or served */
+	bool active;			/* x is with the pipeline */
+
+	/* Input: ibuf[ioff, ilen) is unprocessed; ibuf[0, ioff) done. */
+	char *ibuf;
+	size_t ioff, ilen, icap;
+	uint64_t base_off;		/* stream offset of ibuf[ioff] */
+	uint64_t heads_taken;		/* heads indexed so far */
+	uint64_t reject_at;		/* stream offset of the refused request */
+
+	/* The request being read (x's request, valid in CONN_ST_BODY). */
+	size_t head_start, head_end;	/* of its head in ibuf */
+	uint64_t body_left;		/* Content-Length bytes to come */
+	uint64_t body_off;		/* stream offset of its first body byte */
+	int64_t body_start_ms;		/* the body timer started (monotonic) */
+	int64_t body_last_ms;		/* body bytes last arrived */
+	bool body_timed;		/* body_start_ms set for this body */
+	bool chunked;
+	bool expect_continue;
+	struct framing_dechunk dechunk;
+	struct evbuffer *body;
+	struct http_field *fields;	/* the head's index while its body
+					 * comes (else conn_front's) */
+	size_t fields_cap;
+
+	bool tls;
+	bool reading;			/* rev armed / bev reading */
+	bool wpending;			/* plain: wev armed */
+	bool eof;			/* the client finished sending */
+	bool broken;			/* a write failed: close */
+	bool rejected;			/* the guard refused the stream */
+	bool refusing;			/* our refusal is being written */
+	bool reply_done;		/* reply complete, output not yet */
+	bool want_drain;		/* tell the pipeline when drained */
+	bool complete_due;		/* run pipe->complete() (deferred) */
+	bool is_head;			/* the active request is HEAD */
+	bool chunking;			/* we chunk the reply's body */
+	unsigned conn_flags;		/* CONN_F_* of the request */
+	bool pending_close;		/* close once the active request ends */
+	bool closing;			/* closed after the output drains */
+	bool in_process;
+	bool close_deferred;
+	unsigned phase_timeout;		/* which timeout is armed */
+	uint64_t wprogress;		/* bumped on every write */
+	uint64_t wprogress_armed;
+	char client[64];		/* "ip:port" */
+	char client_ip[48];
+};
+
+TAILQ_HEAD(server_conn_list, server_conn);
+
+/* A connection accepted on fd by w (ctx: TLS listener), or NULL. */
+struct server_conn *conn_new(struct worker *, int fd, const struct sockaddr *,
+    socklen_t, SSL_CTX *ctx);
+/* Tear c down now (worker exit, drain of an idle connection). */
+void conn_close(struct server_conn *);
+/* True when c has no request in progress (nothing of one read). */
+bool conn_idle(const struct server_conn *);
+
+/*
+ * The front-end's context: set up (requests go to pipe with arg, the
+ * worker hears events) and free its caches.
+ */
+void conn_front_init(struct conn_front *, const struct exchange_pipeline *,
+    void *arg, const struct conn_events *);
+void conn_front_free(struct conn_front *);
+
+#endif /* TS_CONN_H */

@@ -1,0 +1,183 @@
+/*
+ * proxy_int.h -- what proxy.c and proxy_trace.c share: the per-worker
+ * pipeline context, the per-request struct, the header-capture struct and
+ * the small head buffer.  Not for other modules (they use proxy.h).
+ */
+#ifndef TS_PROXY_INT_H
+#define TS_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "cors.h"
+#include "exchange.h"
+#include "ids.h"
+#include "propagation.h"
+#include "server.h"
+#include "upstream.h"
+
+struct span;
+struct exporter;
+struct exporter_queue;
+
+/* The pipeline's per-worker context (proxy.h). */
+struct proxy_pipeline {
+	unsigned id;			/* the worker's, for request ids */
+	struct metrics *metrics;	/* the worker's counters */
+	struct worker_gen *wgen;	/* current (proxy_pipeline_set_gen) */
+	struct exporter *exporter;	/* agent rates; NULL: none */
+	struct exporter_queue *xq;	/* finished spans; NULL: none */
+	uint64_t req_counter;		/* for request ids */
+	uint32_t id_salt;
+	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
+	unsigned cors_log_n;
+	struct ids_rng rng;		/* span and trace ids */
+	struct prop_stats pstats;	/* malformed headers, outcomes */
+	struct trace_extract *extract;	/* reused by every request */
+	struct span *span_pool;		/* free spans (linked via arena) */
+	size_t span_pool_n;
+	int64_t wall_offset_ns;		/* wall = monotonic + offset */
+	struct evbuffer *ubuf;		/* scratch for upstream requests */
+	struct exchange_field *hfields;	/* scratch: a response head */
+	size_t hfields_cap;
+	char date[64];			/* cached IMF-fixdate */
+	int64_t date_sec;
+};
+
+enum proxy_state {
+	PROXY_ST_RECV = 0,	/* request received, building */
+	PROXY_ST_UPSTREAM,	/* waiting for the response head */
+	PROXY_ST_RELAY,		/* streaming the response body */
+	PROXY_ST_DONE,		/* reply finished or abandoned */
+};
+
+struct proxy_req {
+	enum proxy_state state;
+	struct proxy_pipeline *pl;
+	struct exchange *x;		/* NULL once the exchange is over */
+	struct worker_gen *wgen;	/* reference */
+	const struct worker_route *route;
+	const char *action;		/* nginx-style: what we were doing */
+	char id[24];
+	uint64_t start_ns;
+	uint64_t start_us;
+	int status;
+	uint64_t bytes_out;		/* body bytes sent to the client */
+
+	struct {
+		const struct exchange *req;	/* in start() only */
+		enum exchange_method method;
+		const char *method_name;	/* static, or method_other */
+		char path[512];			/* without query, truncated */
+		bool head_sent;
+		bool paused_upstream;
+		bool replied;			/* front->end() called */
+		char method_other[16];		/* an extension method */
+	} pr_client;
+
+	/* The gateway span (NULL: this request is not traced). */
+	struct span *span;
+	const char *error_type;		/* static, for the span */
+	char error_msg[160];
+	uint64_t up_sent_ns;		/* monotonic */
+	uint64_t up_first_ns;
+
+	/* CORS of the route (NULL: none); the answer is below. */
+	const struct cors_policy *cors;
+	bool has_cors_ans;
+
+	struct {
+		struct upstream_req *ureq;	/* NULL when not running */
+	} pr_upstream;
+
+	/*
+	 * Last, and not zeroed on allocation (1.7 KB): valid only while
+	 * has_cors_ans is set, and always filled by cors_* before that.
+	 */
+	struct cors_answer cors_ans;
+};
+
+/* The request headers the pipeline looks at, found in one pass. */
+struct proxy_hdrs {
+	const char *host;
+	const char *origin;
+	const char *acrm;		/* Access-Control-Request-Method */
+	const char *acrh;		/* Access-Control-Request-Headers */
+	const char *acrpn;		/* -Request-Private-Network */
+};
+
+/* A small write-combining buffer in front of an evbuffer. */
+struct proxy_hbuf {
+	struct evbuffer *out;
+	size_t len;
+	char buf[8192];
+};
+
+/*
+ * The buffer's functions and proxy_origin_form() are inline: proxy.c and
+ * proxy_trace.c both use them on the hot path, and neither calls the
+ * other for them (no call loop between the two files).
+ */
+/* Append what is buffered to the evbuffer. */
+static inline void
+proxy_hbuf_flush(struct proxy_hbuf *hb)
+{
+	if (hb->len > 0) {
+		evbuffer_add(hb->out, hb->buf, hb->len);
+		hb->len = 0;
+	}
+}
+
+/* Append len bytes. */
+static inline void
+proxy_hbuf_add(struct proxy_hbuf *hb, const char *s, size_t len)
+{
+	if (hb->len + len > sizeof hb->buf) {
+		proxy_hbuf_flush(hb);
+		if (len > sizeof hb->buf) {
+			evbuffer_add(hb->out, s, len);
+			return;
+		}
+	}
+	memcpy(hb->buf + hb->len, s, len);
+	hb->len += len;
+}
+
+/* Append a C string. */
+static inline void
+proxy_hbuf_str(struct proxy_hbuf *hb, const char *s)
+{
+	proxy_hbuf_add(hb, s, strlen(s));
+}
+
+/* Origin-form of a request target ("/p?q"); absolute-form is reduced. */
+static inline const char *
+proxy_origin_form(const char *uri)
+{
+	const char *p;
+
+	if (uri[0] == '/' || strcmp(uri, "*") == 0)
+		return uri;
+	if ((p = strstr(uri, "://")) != NULL) {
+		p = strchr(p + 3, '/');
+		return p != NULL ? p : "/";
+	}
+	return uri;
+}
+
+/* proxy_trace.c: start, inject and finish the gateway span of pr. */
+void proxy_trace_start(struct proxy_req *, const struct proxy_hdrs *,
+    bool preflight);
+void proxy_trace_inject(struct proxy_req *, struct proxy_hbuf *);
+void proxy_trace_finish(struct proxy_req *);
+/* Free the pipeline's pooled spans (pipeline teardown). */
+void proxy_trace_pool_free(struct proxy_pipeline *);
+
+/* The pipeline's cached Date value (refreshed per second). */
+const char *proxy_date(struct proxy_pipeline *);
+
+#endif /* TS_PROXY_INT_H */

@@ -1,0 +1,1330 @@
+/*
+ * server.c -- workers, listeners, client connections, admin, drain and
+ * reload.
+ *
+ * Threads (ARCHITECTURE.md "Threads"): the main thread owns signals, the
+ * admin listener and configuration loading; each worker owns an event
+ * base (epoll changelist, no locks), its client connections (conn.c), its
+ * upstream pools and its metrics block.  The main thread hands new
+ * configuration generations and drain orders to workers through a pipe;
+ * nothing on the request path takes a lock.
+ *
+ * Listening sockets: the main thread binds one socket per listen address
+ * before any worker starts, without SO_REUSEPORT, so an address has one
+ * owner: a second gateway (or anything else) on it fails to start instead
+ * of silently taking part of the traffic.  Every worker watches every
+ * socket in its own event base and accepts itself (accept4, a bounded
+ * batch per wakeup; no evconnlistener, which would re-call listen() with
+ * its own backlog), then hands the socket to conn.c, our HTTP/1.1 server
+ * side built on the framing guard; evhttp serves only the admin listener
+ * of the main thread.  When accept() runs out of descriptors or memory
+ * the worker stops watching for a while (server_backoff) instead of
+ * being woken again at once for the same pending connection.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "conn.h"
+#include "cors.h"
+#include "debug.h"
+#include "exporter.h"
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "server.h"
+#include "tls.h"
+#include "upstream.h"
+#include "util.h"
+
+#define SERVER_DRAIN_TIMEOUT_S 30
+#define SERVER_CMD_RELOAD 'R'
+#define SERVER_CMD_DRAIN 'D'
+#define SERVER_CMD_EXIT 'X'
+
+/*
+ * Accepts per wakeup of one listener.  Bounded so that a burst of
+ * connections does not keep one worker from its existing clients, and
+ * leaves the rest of the queue to the other workers woken by the same
+ * readiness (all of them watch the socket; level-triggered, so what is
+ * left wakes us again at the next loop).  libevent's listener and nginx
+ * (multi_accept off: one per event) bound it too.
+ */
+#define SERVER_ACCEPT_BATCH 16
+/*
+ * Back-off after accept() failed for lack of descriptors or memory: the
+ * first pause is 10 ms (a closing connection often frees a descriptor
+ * that soon), doubled on each failure in a row up to 1 s, and reset by a
+ * successful accept.  One retry a second at worst costs nothing, while
+ * the pending connections wait in the listen queue as they would behind
+ * a busy server.  nginx disables its accept events for
+ * accept_mutex_delay (500 ms) on EMFILE; we retry sooner at first and
+ * also resume as soon as one of the worker's own connections closes.
+ */
+#define SERVER_BACKOFF_MIN_MS 10
+#define SERVER_BACKOFF_MAX_MS 1000
+
+/* The process-wide state of the main thread. */
+static struct {
+	pthread_mutex_t lock;		/* gen and workers' next_gen */
+	struct server_gen *gen;		/* current generation */
+	struct worker *workers;
+	unsigned n_workers;
+	struct event_base *base;
+	struct evhttp *admin;
+	bool ready;
+	bool draining;
+	uint64_t gen_counter;
+	int done_fd[2];			/* workers write when they exit */
+	struct event *done_ev;
+	unsigned workers_done;
+	struct event *drain_timer;
+	struct config_addr *bound_addrs;	/* resolved listen ports */
+	int *listen_fds;		/* one per server.listen, shared */
+	char **listen_names;		/* "host:port" as bound, for logs */
+	size_t n_listen_fds;
+	struct evconnlistener *admin_lev;	/* under srv.admin */
+	char *admin_name;		/* "host:port" as bound */
+	struct server_backoff admin_backoff;
+	struct metrics *metrics;	/* main thread's block */
+	struct exporter *exporter;	/* spans off the request path */
+} srv = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static void server_accept_cb(evutil_socket_t, short, void *);
+static void server_cmd_cb(evutil_socket_t, short, void *);
+static void server_admin_cb(struct evhttp_request *, void *);
+static void server_signal_cb(evutil_socket_t, short, void *);
+static void server_done_cb(evutil_socket_t, short, void *);
+static void server_drain_timeout_cb(evutil_socket_t, short, void *);
+
+/* Take a reference on a generation (any thread). */
+static struct server_gen *
+server_gen_ref(struct server_gen *g)
+{
+	__atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+	return g;
+}
+
+/* Drop a reference; the last one frees TLS contexts and the config. */
+static void
+server_gen_unref(struct server_gen *g)
+{
+	size_t i;
+
+	if (g == NULL || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		if (g->route_ssl[i] != NULL)
+			SSL_CTX_free(g->route_ssl[i]);
+	}
+	if (g->server_ssl != NULL)
+		SSL_CTX_free(g->server_ssl);
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		/* Routes without their own cors block share the default. */
+		if (g->route_cors[i] != g->default_cors)
+			cors_policy_free(g->route_cors[i]);
+	}
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		free(g->route_up[i].addrs);
+		free(g->route_up[i].error);
+	}
+	free(g->route_up);
+	free(g->route_prop);
+	cors_policy_free(g->default_cors);
+	free(g->route_ssl);
+	free(g->route_slot);
+	free(g->route_cors);
+	config_unref(g->cfg);
+	free(g);
+}
+
+/* Where cors_policy_new's reports go: one cors block's key prefix. */
+struct server_cors_report {
+	struct config_errors *errs;
+	const char *prefix;		/* "cors", "routes[2].cors" */
+};
+
+/* A CORS policy problem, positioned at its key in the file. */
+static void
+server_cors_report_cb(void *arg, bool fatal, const char *key,
+    const char *msg)
+{
+	struct server_cors_report *r = arg;
+	char *full;
+
+	xasprintf(&full, "%s.%s", r->prefix, key);
+	if (fatal)
+		config_error_at(r->errs, full, "%s", msg);
+	else
+		config_warn_at(r->errs, full, "%s", msg);
+	free(full);
+}
+
+/*
+ * Build a generation from cfg (main thread): TLS contexts, CORS policies,
+ * metrics slots.  Takes its own reference on cfg (the caller keeps and
+ * drops its own, whatever happens).  Every refusal goes to errs; NULL
+ * when there was any.
+ */
+static struct server_gen *
+server_gen_new(struct config *cfg, struct config_errors *errs)
+{
+	enum config_style styles[2 * CONFIG_MAX_STYLES];
+	struct server_cors_report rep;
+	struct server_gen *g;
+	const char *which;
+	char *cause = NULL, key[64];
+	unsigned nerrors = errs->nerrors;
+	size_t i, n_styles;
+
+	g = xcalloc(1, sizeof *g);
+	g->refs = 1;
+	g->cfg = config_ref(cfg);
+	g->id = ++srv.gen_counter;
+	g->route_ssl = xcalloc(cfg->n_routes, sizeof *g->route_ssl);
+	g->route_slot = xcalloc(cfg->n_routes, sizeof *g->route_slot);
+	g->route_cors = xcalloc(cfg->n_routes, sizeof *g->route_cors);
+	g->route_prop = xcalloc(cfg->n_routes, sizeof *g->route_prop);
+	g->route_up = xcalloc(cfg->n_routes, sizeof *g->route_up);
+	/* While we proxy, the client may wait for the slowest upstream. */
+	g->busy_timeout_ms = cfg->limits.idle_timeout_ms;
+	for (i = 0; i < cfg->n_routes; i++) {
+		uint64_t t = cfg->routes[i].upstream.timeout_ms +
+		    cfg->routes[i].upstream.connect_timeout_ms + 1000;
+
+		if (t > g->busy_timeout_ms)
+			g->busy_timeout_ms = t;
+	}
+	for (i = 0; i < cfg->n_routes; i++) {
+		propagation_conf_init(&g->route_prop[i], cfg);
+		if (cfg->routes[i].has_behavior)
+			g->route_prop[i].behavior = cfg->routes[i].behavior;
+	}
+	if (cfg->tls.cert != NULL) {
+		g->server_ssl = tls_server_ctx_load(cfg->tls.cert, cfg->tls.key,
+		    &which, &cause);
+		if (g->server_ssl == NULL) {
+			config_error_at(errs, strcmp(which, "key") == 0 ?
+			    "server.tls.key" : "server.tls.cert", "%s", cause);
+			free(cause);
+			cause = NULL;
+		}
+	}
+	/* CORS: the tracing headers of every style we extract or inject. */
+	n_styles = 0;
+	for (i = 0; i < cfg->propagation.n_extract; i++)
+		styles[n_styles++] = cfg->propagation.extract[i];
+	for (i = 0; i < cfg->propagation.n_inject; i++)
+		styles[n_styles++] = cfg->propagation.inject[i];
+	rep.errs = errs;
+	if (cfg->has_cors) {
+		rep.prefix = "cors";
+		g->default_cors = cors_policy_new(&cfg->cors, styles, n_styles,
+		    server_cors_report_cb, &rep);
+	}
+	for (i = 0; i < cfg->n_routes; i++) {
+		const struct config_upstream *up = &cfg->routes[i].upstream;
+
+		g->route_slot[i] = metrics_route_slot(cfg->routes[i].name);
+		/*
+		 * Once per generation, here on the main thread: a blocking
+		 * lookup in a worker would stall its clients at every reload.
+		 * A host that does not resolve is not a refusal (DNS may
+		 * recover by the next reload): the workers warn and the route
+		 * answers 502.
+		 */
+		if (upstream_resolve(up, &g->route_up[i].addrs,
+		    &g->route_up[i].n, &cause) != 0) {
+			g->route_up[i].error = cause;
+			cause = NULL;
+		}
+		if (cfg->routes[i].cors == &cfg->cors)
+			g->route_cors[i] = g->default_cors;
+		else if (cfg->routes[i].cors != NULL) {
+			snprintf(key, sizeof key, "routes[%zu].cors", i);
+			rep.prefix = key;
+			g->route_cors[i] = cors_policy_new(cfg->routes[i].cors,
+			    styles, n_styles, server_cors_report_cb, &rep);
+		}
+		if (up->scheme != CONFIG_SCHEME_HTTPS)
+			continue;
+		g->route_ssl[i] = tls_client_ctx_new(up->tls_verify,
+		    up->tls_ca_file, &cause);
+		if (g->route_ssl[i] == NULL) {
+			snprintf(key, sizeof key, "routes[%zu].upstream.%s", i,
+			    up->tls_ca_file != NULL ? "tls_ca_file" : "url");
+			config_error_at(errs, key, "%s", cause);
+			free(cause);
+			cause = NULL;
+		}
+	}
+	if (errs->nerrors != nerrors) {
+		server_gen_unref(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* How server_prepare treats what has effects beyond the process. */
+enum server_prep {
+	SERVER_PREP_CHECK,	/* tracestitch -n: create and keep nothing */
+	SERVER_PREP_START,	/* startup: open the access log for good */
+};
+
+/* A listen address that getaddrinfo cannot turn into a socket address. */
+static void
+server_check_addr(const struct config_addr *a, const char *key,
+    struct config_errors *errs)
+{
+	struct addrinfo hints, *res = NULL;
+	char pbuf[8];
+	int rc;
+
+	/* The lookup server_listen_socket does, without the socket. */
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)a->port);
+	if ((rc = getaddrinfo(a->host, pbuf, &hints, &res)) != 0)
+		config_error_at(errs, key, "cannot use host \"%s\": %s",
+		    a->host, gai_strerror(rc));
+	else
+		freeaddrinfo(res);
+}
+
+/*
+ * Everything done with cfg before serving, except binding: the generation
+ * (TLS contexts, CORS policies), the exporter's URL, the listen
+ * addresses and the access log.  The one path of tracestitch -n and of
+ * startup (reload builds the generation alone: the rest cannot change).
+ * All refusals go to errs; 0 when there was none, and then with
+ * SERVER_PREP_START *gp holds the generation and the access log is open.
+ */
+static int
+server_prepare(struct config *cfg, enum server_prep mode,
+    struct config_errors *errs, struct server_gen **gp)
+{
+	struct server_gen *g;
+	const char *key;
+	char *cause = NULL, akey[48];
+	size_t a;
+
+	if (gp != NULL)
+		*gp = NULL;
+	g = server_gen_new(cfg, errs);
+	if (exporter_check(cfg, &key, &cause) != 0) {
+		config_error_at(errs, key, "%s", cause);
+		free(cause);
+		cause = NULL;
+	}
+	for (a = 0; a < cfg->n_listen; a++) {
+		snprintf(akey, sizeof akey, "server.listen[%zu]", a);
+		server_check_addr(&cfg->listen[a], akey, errs);
+	}
+	if (cfg->has_admin)
+		server_check_addr(&cfg->admin_listen, "admin.listen", errs);
+	/* Create the access log only when the start goes on. */
+	if ((mode == SERVER_PREP_START && errs->nerrors == 0) ?
+	    log_access_open(cfg->logging.access_log, &cause) != 0 :
+	    log_access_check(cfg->logging.access_log, &cause) != 0) {
+		config_error_at(errs, "logging.access_log", "%s", cause);
+		free(cause);
+	}
+	if (errs->nerrors != 0 || mode == SERVER_PREP_CHECK || gp == NULL) {
+		server_gen_unref(g);
+		return errs->nerrors != 0 ? -1 : 0;
+	}
+	*gp = g;
+	return 0;
+}
+
+/* tracestitch -n (server.h). */
+int
+server_check(struct config *cfg, struct config_errors *errs)
+{
+	return server_prepare(cfg, SERVER_PREP_CHECK, errs, NULL);
+}
+
+/* Log every line of text as a warning. */
+static void
+server_log_lines(const char *text)
+{
+	const char *p, *nl;
+
+	if (text == NULL)
+		return;
+	for (p = text; *p != '\0'; p = *nl != '\0' ? nl + 1 : nl) {
+		nl = p + strcspn(p, "\n");
+		log_warnx("%.*s", (int)(nl - p), p);
+	}
+}
+
+/* The last reference to wg went: free it (wg->free). */
+static void
+server_wgen_free(struct worker_gen *wg)
+{
+	size_t i;
+
+	for (i = 0; i < wg->n_routes; i++)
+		upstream_pool_free(wg->routes[i].pool);
+	free(wg->routes);
+	sampler_free(wg->sampler);
+	server_gen_unref(wg->gen);
+	free(wg);
+}
+
+/* The worker's view of a generation: its own upstream pools. */
+static struct worker_gen *
+server_wgen_new(struct worker *w, struct server_gen *g)
+{
+	struct worker_gen *wg;
+	size_t i;
+
+	wg = xcalloc(1, sizeof *wg);
+	wg->refs = 1;
+	wg->free = server_wgen_free;
+	wg->gen = server_gen_ref(g);
+	wg->n_routes = g->cfg->n_routes;
+	wg->routes = xcalloc(wg->n_routes, sizeof *wg->routes);
+	wg->default_cors = g->default_cors;
+	{
+		struct sampler_conf sc;
+
+		memset(&sc, 0, sizeof sc);
+		sc.service = g->cfg->tracing.service;
+		sc.env = g->cfg->tracing.env;
+		sc.has_sample_rate = g->cfg->tracing.has_sample_rate;
+		sc.sample_rate = g->cfg->tracing.sample_rate;
+		sc.rate_limit = g->cfg->tracing.rate_limit;
+		sc.rules_json = g->cfg->tracing.sampling_rules;
+		wg->sampler = sampler_new(&sc);
+	}
+	for (i = 0; i < wg->n_routes; i++) {
+		struct worker_route *r = &wg->routes[i];
+		char *cause = NULL;
+
+		r->conf = &g->cfg->routes[i];
+		r->slot = g->route_slot[i];
+		r->cors = g->route_cors[i];
+		r->prop = &g->route_prop[i];
+		/* The addresses the main thread resolved (server_gen_new). */
+		if (g->route_up[i].n == 0)
+			cause = xstrdup(g->route_up[i].error);
+		else
+			r->pool = upstream_pool_new(w->base,
+			    &r->conf->upstream, g->route_up[i].addrs,
+			    g->route_up[i].n, g->route_ssl[i], &cause);
+		if (r->pool == NULL) {
+			log_warnx("worker %u: route %s: upstream %s: %s", w->id,
+			    r->conf->name, r->conf->upstream.url,
+			    cause != NULL ? cause : "cannot create pool");
+			free(cause);
+		}
+	}
+	return wg;
+}
+
+/*
+ * Add or remove w's listener events to match what it may do now: accept
+ * unless it is draining, backing off, or at its share of
+ * max_connections.
+ */
+static void
+server_worker_accepting(struct worker *w)
+{
+	bool on = !w->draining && !w->backoff.paused &&
+	    w->nconns < w->max_conns;
+	size_t i;
+
+	if (w->accepting == on)
+		return;
+	w->accepting = on;
+	for (i = 0; i < w->n_listeners; i++) {
+		if (on)
+			event_add(w->listeners[i], NULL);
+		else
+			event_del(w->listeners[i]);
+	}
+}
+
+/* The counter of an accept() errno. */
+static enum metrics_counter
+server_accept_reason(int err)
+{
+	switch (err) {
+	case EMFILE:
+		return METRICS_ACCEPT_EMFILE;
+	case ENFILE:
+		return METRICS_ACCEPT_ENFILE;
+	case ENOBUFS:
+		return METRICS_ACCEPT_ENOBUFS;
+	case ENOMEM:
+		return METRICS_ACCEPT_ENOMEM;
+	default:
+		return METRICS_ACCEPT_OTHER;
+	}
+}
+
+/*
+ * accept() on what (a listen address) failed with err: count it, log it
+ * at most once a second (with the failures not logged since), and arm
+ * b's timer with the next delay.  The caller has stopped listening.
+ */
+static void
+server_backoff_start(struct server_backoff *b, struct metrics *m,
+    const char *who, const char *what, int err)
+{
+	struct timespec now;
+	struct timeval tv;
+	int64_t sec;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sec = (int64_t)now.tv_sec;
+	metrics_add(m, server_accept_reason(err), 1);
+	if (b->delay_ms == 0)
+		b->delay_ms = SERVER_BACKOFF_MIN_MS;
+	else if ((b->delay_ms *= 2) > SERVER_BACKOFF_MAX_MS)
+		b->delay_ms = SERVER_BACKOFF_MAX_MS;
+	b->paused = true;
+	if (sec != b->log_sec) {
+		if (b->log_n > 0)
+			log_warnx("%s: accept on %s: %s: not accepting for "
+			    "%llu ms (%u more failures since the last report)",
+			    who, what, strerror(err),
+			    (unsigned long long)b->delay_ms, b->log_n);
+		else
+			log_warnx("%s: accept on %s: %s: not accepting for "
+			    "%llu ms", who, what, strerror(err),
+			    (unsigned long long)b->delay_ms);
+		b->log_sec = sec;
+		b->log_n = 0;
+	} else
+		b->log_n++;
+	tv.tv_sec = (time_t)(b->delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(b->delay_ms % 1000) * 1000;
+	evtimer_add(b->timer, &tv);
+}
+
+/* The back-off delay of a worker is over: accept again. */
+static void
+server_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->backoff.paused = false;
+	server_worker_accepting(w);
+}
+
+/* Client connections are waiting on the shared listening socket lfd. */
+static void
+server_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char who[32];
+	size_t i, n;
+	int fd, err;
+
+	(void)what;
+	for (n = 0; n < SERVER_ACCEPT_BATCH && w->accepting; n++) {
+		sl = sizeof ss;
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				/* Another worker took it. */
+				return;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+			case EPERM:
+				/* This one went away (or a firewall
+				 * refused it); the next may be fine. */
+				continue;
+			case EINVAL:
+				/* Shut down by server_drain: stop watching
+				 * it; the drain command follows. */
+				for (i = 0; i < w->n_listeners; i++) {
+					if (event_get_fd(w->listeners[i]) ==
+					    lfd)
+						event_del(w->listeners[i]);
+				}
+				return;
+			default:
+				/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the
+				 * connection stays queued and would wake us
+				 * at once again; pause. */
+				err = errno;
+				for (i = 0; i < w->n_listeners; i++) {
+					if (event_get_fd(w->listeners[i]) ==
+					    lfd)
+						break;
+				}
+				w->backoff.paused = true;
+				server_worker_accepting(w);
+				snprintf(who, sizeof who, "worker %u", w->id);
+				server_backoff_start(&w->backoff, w->metrics,
+				    who, i < w->n_listeners ?
+				    srv.listen_names[i] : "?", err);
+				return;
+			}
+		}
+		w->backoff.delay_ms = 0;
+		if (conn_new(w, fd, (struct sockaddr *)&ss, sl,
+		    w->wgen->gen->server_ssl) == NULL) {
+			close(fd);
+			continue;
+		}
+		w->nconns++;
+		metrics_conn(w->metrics, 1);
+		metrics_add(w->metrics, METRICS_CONN_ACCEPTED, 1);
+		server_worker_accepting(w);
+	}
+}
+
+/* conn.c: a client connection of w was closed. */
+static void
+server_conn_gone(struct worker *w)
+{
+	w->nconns--;
+	metrics_conn(w->metrics, -1);
+	/* A descriptor is free again: no need to wait out a back-off. */
+	if (w->backoff.paused) {
+		evtimer_del(w->backoff.timer);
+		w->backoff.paused = false;
+	}
+	server_worker_accepting(w);
+}
+
+/* conn.c: an exchange ended (inflight is down): a drain may be over. */
+static void
+server_request_done(struct worker *w)
+{
+	if (w->draining && w->inflight == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+/* What the worker hears from its HTTP/1.1 front-end. */
+static const struct conn_events server_conn_events = {
+	server_request_done,
+	server_conn_gone,
+};
+
+/* Commands from the main thread. */
+static void
+server_cmd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct server_conn *c, *cnext;
+	struct server_gen *g;
+	char cmd[16];
+	ssize_t n, i;
+	size_t b;
+
+	(void)what;
+	if ((n = read(fd, cmd, sizeof cmd)) <= 0)
+		return;
+	for (i = 0; i < n; i++) {
+		switch (cmd[i]) {
+		case SERVER_CMD_RELOAD:
+			pthread_mutex_lock(&srv.lock);
+			g = w->next_gen;
+			w->next_gen = NULL;
+			pthread_mutex_unlock(&srv.lock);
+			if (g == NULL)
+				break;
+			server_wgen_unref(w->wgen);
+			w->wgen = server_wgen_new(w, g);
+			proxy_pipeline_set_gen(w->pipeline, w->wgen);
+			server_gen_unref(g);
+			break;
+		case SERVER_CMD_DRAIN:
+			if (w->draining)
+				break;
+			w->draining = true;
+			/* The sockets are the main thread's (it shuts them
+			 * down): only our events go. */
+			for (b = 0; b < w->n_listeners; b++)
+				event_free(w->listeners[b]);
+			w->n_listeners = 0;
+			evtimer_del(w->backoff.timer);
+			/* Idle keep-alive connections end now (nginx too). */
+			for (c = TAILQ_FIRST(&w->conns); c != NULL; c = cnext) {
+				cnext = TAILQ_NEXT(c, entry);
+				if (conn_idle(c))
+					conn_close(c);
+			}
+			if (w->inflight == 0)
+				event_base_loopexit(w->base, NULL);
+			break;
+		case SERVER_CMD_EXIT:
+			event_base_loopbreak(w->base);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Worker thread body. */
+static void *
+server_worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char one = 1;
+	size_t b;
+
+	event_base_dispatch(w->base);
+	while (!TAILQ_EMPTY(&w->conns))
+		conn_close(TAILQ_FIRST(&w->conns));
+	for (b = 0; b < w->n_listeners; b++)
+		event_free(w->listeners[b]);
+	w->n_listeners = 0;
+	event_free(w->backoff.timer);
+	w->backoff.timer = NULL;
+	event_free(w->cmd_ev);
+	conn_front_free(&w->front);
+	proxy_pipeline_free(w->pipeline);
+	w->pipeline = NULL;
+	server_wgen_unref(w->wgen);
+	w->wgen = NULL;
+	event_base_free(w->base);
+	w->base = NULL;
+	(void)!write(srv.done_fd[1], &one, 1);
+	return NULL;
+}
+
+/*
+ * Open a listening socket on host:port with a listen queue of backlog;
+ * *bound gets the port (port 0: the kernel's choice).  No SO_REUSEPORT:
+ * the address must have a single owner, and bind() failing with
+ * EADDRINUSE is how we learn that another process has it.  SO_REUSEADDR
+ * only lets us rebind over connections of a previous run in TIME_WAIT;
+ * on Linux it does not share a port with another listening socket.
+ * what names the address in messages ("listen 127.0.0.1:8080").
+ */
+static int
+server_listen_socket(const char *what, const char *host, uint16_t port,
+    int backlog, uint16_t *bound, char **cause)
+{
+	struct addrinfo hints, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char pbuf[8];
+	int fd, one = 1, rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)port);
+	if ((rc = getaddrinfo(host, pbuf, &hints, &res)) != 0) {
+		xasprintf(cause, "%s: %s", what, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, backlog) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
+		if (errno == EADDRINUSE)
+			xasprintf(cause, "%s: address already in use (another "
+			    "process owns it)", what);
+		else
+			xasprintf(cause, "%s: %s", what, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	if (ss.ss_family == AF_INET6)
+		*bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		*bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+/* The kernel's cap on listen queues (net.core.somaxconn), or 0. */
+static long
+server_somaxconn(void)
+{
+	FILE *fp = fopen("/proc/sys/net/core/somaxconn", "re");
+	long v = 0;
+
+	if (fp == NULL)
+		return 0;
+	if (fscanf(fp, "%ld", &v) != 1)
+		v = 0;
+	fclose(fp);
+	return v;
+}
+
+/*
+ * Bind every server.listen address once (main thread, before the workers
+ * exist); the workers share the sockets.  srv.bound_addrs gets the ports.
+ */
+static int
+server_listeners_open(const struct config *cfg, char **cause)
+{
+	long cap = server_somaxconn();
+	size_t a;
+
+	if (cap > 0 && (uint64_t)cap < cfg->backlog)
+		log_info("server.backlog %llu: the kernel caps listen queues "
+		    "at net.core.somaxconn = %ld",
+		    (unsigned long long)cfg->backlog, cap);
+	srv.listen_fds = xcalloc(cfg->n_listen, sizeof *srv.listen_fds);
+	srv.listen_names = xcalloc(cfg->n_listen, sizeof *srv.listen_names);
+	for (a = 0; a < cfg->n_listen; a++) {
+		char *what;
+		uint16_t port;
+		int fd;
+
+		xasprintf(&what, "listen %s", cfg->listen[a].text);
+		fd = server_listen_socket(what, cfg->listen[a].host,
+		    cfg->listen[a].port, (int)cfg->backlog, &port, cause);
+		free(what);
+		if (fd == -1)
+			return -1;
+		srv.listen_fds[srv.n_listen_fds] = fd;
+		xasprintf(&srv.listen_names[srv.n_listen_fds++], "%s%s%s:%u",
+		    strchr(cfg->listen[a].host, ':') != NULL ? "[" : "",
+		    cfg->listen[a].host,
+		    strchr(cfg->listen[a].host, ':') != NULL ? "]" : "",
+		    (unsigned)port);
+		srv.bound_addrs[a].port = port;
+	}
+	return 0;
+}
+
+/*
+ * Drain: stop listening, so that new clients are refused at once rather
+ * than queued until we exit.  shutdown() rather than close(): workers
+ * may still have the descriptor in their epoll set, and a closed number
+ * could be reused by a new socket under them; after shutdown their
+ * accept() fails with EINVAL and they drop the event.
+ */
+static void
+server_listeners_shutdown(void)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_listen_fds; i++)
+		(void)shutdown(srv.listen_fds[i], SHUT_RDWR);
+}
+
+/* Close the shared sockets (every worker has exited). */
+static void
+server_listeners_close(void)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_listen_fds; i++) {
+		close(srv.listen_fds[i]);
+		free(srv.listen_names[i]);
+	}
+	free(srv.listen_fds);
+	free(srv.listen_names);
+	srv.listen_fds = NULL;
+	srv.listen_names = NULL;
+	srv.n_listen_fds = 0;
+}
+
+/* Create worker i (base, evhttp, sockets) without starting its thread. */
+static int
+server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
+    char **cause)
+{
+	const struct config *cfg = g->cfg;
+	struct event_config *ec;
+	size_t a;
+
+	w->id = i;
+	if ((ec = event_config_new()) == NULL)
+		fatalx("event_config_new failed");
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK |
+	    EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (w->base == NULL)
+		fatalx("cannot create an event base");
+	w->metrics = metrics_new("worker");
+	if (srv.exporter != NULL)
+		w->xq = exporter_queue_new(srv.exporter);
+	w->wgen = server_wgen_new(w, g);
+	/* The composition root: the h1 front-end talks to this pipeline. */
+	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
+	    w->xq);
+	proxy_pipeline_set_gen(w->pipeline, w->wgen);
+	conn_front_init(&w->front, &proxy_exchange, w->pipeline,
+	    &server_conn_events);
+	w->max_conns = cfg->limits.max_connections / cfg->workers;
+	if (w->max_conns == 0)
+		w->max_conns = 1;
+	w->accepting = true;
+	TAILQ_INIT(&w->conns);
+
+	/* Every worker watches every shared socket (level-triggered: what
+	 * one worker leaves in the queue wakes it or another again). */
+	w->listeners = xcalloc(srv.n_listen_fds, sizeof *w->listeners);
+	for (a = 0; a < srv.n_listen_fds; a++) {
+		w->listeners[a] = event_new(w->base, srv.listen_fds[a],
+		    EV_READ | EV_PERSIST, server_accept_cb, w);
+		if (w->listeners[a] == NULL) {
+			xasprintf(cause, "%s: cannot accept",
+			    cfg->listen[a].text);
+			return -1;
+		}
+		event_add(w->listeners[a], NULL);
+		w->n_listeners++;
+	}
+	w->backoff.timer = evtimer_new(w->base, server_backoff_cb, w);
+	if (w->backoff.timer == NULL)
+		fatalx("worker %u: out of memory", i);
+	if (pipe2(w->cmd_fd, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
+	w->cmd_ev = event_new(w->base, w->cmd_fd[0], EV_READ | EV_PERSIST,
+	    server_cmd_cb, w);
+	event_add(w->cmd_ev, NULL);
+	return 0;
+}
+
+/* Send a command byte to every worker. */
+static void
+server_tell_workers(char cmd)
+{
+	unsigned i;
+
+	for (i = 0; i < srv.n_workers; i++)
+		(void)!write(srv.workers[i].cmd_fd[1], &cmd, 1);
+}
+
+/* SIGHUP: load, validate, swap; keep the old config on any error. */
+static void
+server_reload(void)
+{
+	struct config_errors errs;
+	struct config *cfg = NULL;
+	struct server_gen *g;
+	char *errors = NULL, *cause = NULL, *line, *save = NULL;
+	unsigned i;
+	extern char **environ;
+
+	if (config_load(srv.gen->cfg->path, environ, &cfg, &errors) != 0) {
+		log_warnx("configuration reload failed: keeping the running "
+		    "configuration");
+		for (line = strtok_r(errors, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			log_warnx("%s", line);
+		free(errors);
+		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
+		return;
+	}
+	if (config_check_reload(srv.gen->cfg, cfg, &cause) != 0) {
+		log_warnx("configuration reload failed: %s", cause);
+		free(cause);
+		config_unref(cfg);
+		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
+		return;
+	}
+	/* One owner each: g takes its own reference, ours goes below. */
+	config_errors_init(&errs, cfg);
+	g = server_gen_new(cfg, &errs);
+	server_log_lines(errs.warnings);
+	if (g == NULL) {
+		log_warnx("configuration reload failed: keeping the running "
+		    "configuration");
+		server_log_lines(errs.errors);
+	}
+	config_errors_clear(&errs);
+	config_unref(cfg);
+	if (g == NULL) {
+		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
+		return;
+	}
+	pthread_mutex_lock(&srv.lock);
+	for (i = 0; i < srv.n_workers; i++) {
+		if (srv.workers[i].next_gen != NULL)
+			server_gen_unref(srv.workers[i].next_gen);
+		srv.workers[i].next_gen = server_gen_ref(g);
+	}
+	server_gen_unref(srv.gen);
+	srv.gen = g;
+	pthread_mutex_unlock(&srv.lock);
+	server_tell_workers(SERVER_CMD_RELOAD);
+	if (g->cfg->logging.level >= 0)
+		log_set_level((enum log_level)g->cfg->logging.level);
+	metrics_add(srv.metrics, METRICS_RELOADS_OK, 1);
+	log_info("configuration reloaded (generation %llu)",
+	    (unsigned long long)g->id);
+}
+
+/* Admin endpoints: /healthz /readyz /metrics. */
+static void
+server_admin_cb(struct evhttp_request *req, void *arg)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *uri = evhttp_request_get_uri(req);
+	struct evbuffer *body = evbuffer_new();
+	size_t plen = strcspn(uri, "?");
+	int code = 200;
+
+	(void)arg;
+	/* A connection was accepted: a later failure backs off from the
+	 * start again. */
+	srv.admin_backoff.delay_ms = 0;
+	if (body == NULL) {
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	if (plen == 8 && strncmp(uri, "/healthz", 8) == 0) {
+		evhttp_add_header(out, "Content-Type", "application/json");
+		evbuffer_add_printf(body, "{\"status\":\"ok\"}\n");
+	} else if (plen == 7 && strncmp(uri, "/readyz", 7) == 0) {
+		evhttp_add_header(out, "Content-Type", "application/json");
+		if (srv.draining) {
+			code = 503;
+			evbuffer_add_printf(body, "{\"status\":\"draining\"}\n");
+		} else if (!srv.ready) {
+			code = 503;
+			evbuffer_add_printf(body, "{\"status\":\"starting\"}\n");
+		} else
+			evbuffer_add_printf(body, "{\"status\":\"ready\"}\n");
+	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
+		char *text = metrics_render();
+
+		evhttp_add_header(out, "Content-Type",
+		    "text/plain; version=0.0.4; charset=utf-8");
+		if (text != NULL) {
+			evbuffer_add(body, text, strlen(text));
+			free(text);
+		}
+	} else if (plen == 18 && strncmp(uri, "/debug/propagation", 18) == 0) {
+		evbuffer_free(body);
+		debug_propagation_reply(req, srv.gen->cfg);
+		return;
+	} else if (plen == 18 && strncmp(uri, "/debug/propagation", 18) == 0) {
+		/* Answers 404 itself unless admin.debug is on. */
+		evbuffer_free(body);
+		debug_propagation_reply(req, srv.gen->cfg);
+		return;
+	} else {
+		code = 404;
+		evhttp_add_header(out, "Content-Type", "application/json");
+		evbuffer_add_printf(body, "{\"error\":\"not_found\"}\n");
+	}
+	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ?
+	    "Not Found" : "Service Unavailable", body);
+	evbuffer_free(body);
+}
+
+/* Start draining: not ready, stop accepting, finish in-flight requests. */
+static void
+server_drain(void)
+{
+	struct timeval tv = {SERVER_DRAIN_TIMEOUT_S, 0};
+
+	if (srv.draining)
+		return;
+	srv.draining = true;
+	log_info("draining: finishing in-flight requests");
+	server_tell_workers(SERVER_CMD_DRAIN);
+	server_listeners_shutdown();
+	srv.drain_timer = evtimer_new(srv.base, server_drain_timeout_cb, NULL);
+	evtimer_add(srv.drain_timer, &tv);
+}
+
+static void
+server_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_warnx("drain timed out after %d s: closing remaining requests",
+	    SERVER_DRAIN_TIMEOUT_S);
+	server_tell_workers(SERVER_CMD_EXIT);
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP)
+		server_reload();
+	else
+		server_drain();
+}
+
+/* A worker thread ended; when all have, leave the main loop. */
+static void
+server_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[64];
+	ssize_t n;
+
+	(void)what;
+	(void)arg;
+	if ((n = read(fd, buf, sizeof buf)) > 0)
+		srv.workers_done += (unsigned)n;
+	if (srv.workers_done >= srv.n_workers)
+		event_base_loopexit(srv.base, NULL);
+}
+
+/* Log "libevent: ..." messages through our logger. */
+static void
+server_libevent_log_cb(int severity, const char *msg)
+{
+	if (severity == EVENT_LOG_DEBUG)
+		log_debug("libevent: %s", msg);
+	else if (severity == EVENT_LOG_MSG)
+		log_info("libevent: %s", msg);
+	else
+		log_warnx("libevent: %s", msg);
+}
+
+/* The admin back-off delay is over: accept again. */
+static void
+server_admin_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	srv.admin_backoff.paused = false;
+	evconnlistener_enable(srv.admin_lev);
+}
+
+/*
+ * accept() on the admin listener failed with something other than
+ * EAGAIN/EINTR/ECONNABORTED (libevent retries those itself): without
+ * this callback libevent logs and is woken again at once, forever, for
+ * the same queued connection.  Same back-off as the workers'.
+ */
+static void
+server_admin_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	evconnlistener_disable(l);
+	server_backoff_start(&srv.admin_backoff, srv.metrics, "admin",
+	    srv.admin_name, err);
+}
+
+/* The admin listener on the main base. */
+static int
+server_admin_start(const struct config *cfg, char **cause)
+{
+	char *what;
+	uint16_t port;
+	int fd;
+
+	if (!cfg->has_admin)
+		return 0;
+	xasprintf(&what, "admin.listen %s", cfg->admin_listen.text);
+	fd = server_listen_socket(what, cfg->admin_listen.host,
+	    cfg->admin_listen.port, (int)cfg->backlog, &port, cause);
+	free(what);
+	if (fd == -1)
+		return -1;
+	/* What evhttp_accept_socket_with_handle() does, plus an error
+	 * callback; backlog 0: libevent leaves our listen() alone. */
+	if ((srv.admin = evhttp_new(srv.base)) == NULL ||
+	    (srv.admin_lev = evconnlistener_new(srv.base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)) == NULL) {
+		xasprintf(cause, "admin: cannot listen");
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(srv.admin_lev,
+	    server_admin_accept_error_cb);
+	if (evhttp_bind_listener(srv.admin, srv.admin_lev) == NULL) {
+		xasprintf(cause, "admin: cannot listen");
+		evconnlistener_free(srv.admin_lev);
+		srv.admin_lev = NULL;
+		return -1;
+	}
+	srv.admin_backoff.timer = evtimer_new(srv.base,
+	    server_admin_backoff_cb, NULL);
+	if (srv.admin_backoff.timer == NULL)
+		fatalx("out of memory");
+	evhttp_set_gencb(srv.admin, server_admin_cb, NULL);
+	xasprintf(&srv.admin_name, "%s%s%s:%u",
+	    strchr(cfg->admin_listen.host, ':') ? "[" : "",
+	    cfg->admin_listen.host,
+	    strchr(cfg->admin_listen.host, ':') ? "]" : "", (unsigned)port);
+	log_info("admin listening on http://%s", srv.admin_name);
+	return 0;
+}
+
+int
+server_main(struct config *cfg)
+{
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct server_gen *g;
+	struct rlimit rl;
+	struct config_errors errs;
+	sigset_t set, old;
+	char *cause = NULL;
+	unsigned i;
+	size_t a;
+	int rc;
+
+	event_set_log_callback(server_libevent_log_cb);
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)(util_now_us() ^ (uint64_t)getpid()));
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	/* The same preparation as tracestitch -n, then the same lines. */
+	config_errors_init(&errs, cfg);
+	rc = server_prepare(cfg, SERVER_PREP_START, &errs, &g);
+	server_log_lines(errs.warnings);
+	if (rc != 0) {
+		if (errs.errors != NULL)
+			fputs(errs.errors, stderr);
+		config_errors_clear(&errs);
+		config_unref(cfg);
+		return 1;
+	}
+	config_errors_clear(&errs);
+	srv.gen = g;
+	srv.metrics = metrics_new("main");
+	if (cfg->exporter.type != CONFIG_EXPORTER_NONE) {
+		srv.exporter = exporter_new(cfg, &cause);
+		if (srv.exporter == NULL) {
+			log_warnx("exporter: %s", cause);
+			free(cause);
+			return 1;
+		}
+	}
+	if ((srv.base = event_base_new()) == NULL)
+		fatalx("cannot create the main event base");
+	if (pipe2(srv.done_fd, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
+
+	/* Workers inherit a blocked signal mask: signals go to main. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+
+	srv.bound_addrs = xcalloc(cfg->n_listen, sizeof *srv.bound_addrs);
+	for (a = 0; a < cfg->n_listen; a++)
+		srv.bound_addrs[a].port = cfg->listen[a].port;
+	if (server_listeners_open(cfg, &cause) != 0 ||
+	    server_admin_start(cfg, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+		return 1;
+	}
+	srv.n_workers = cfg->workers;
+	srv.workers = xcalloc(srv.n_workers, sizeof *srv.workers);
+	for (i = 0; i < srv.n_workers; i++) {
+		if (server_worker_init(&srv.workers[i], i, g, &cause) != 0) {
+			log_warnx("cannot listen: %s", cause);
+			free(cause);
+			return 1;
+		}
+	}
+	for (i = 0; i < srv.n_workers; i++) {
+		if (pthread_create(&srv.workers[i].thread, NULL,
+		    server_worker_main, &srv.workers[i]) != 0)
+			fatal("pthread_create");
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	sig_term = evsignal_new(srv.base, SIGTERM, server_signal_cb, NULL);
+	sig_int = evsignal_new(srv.base, SIGINT, server_signal_cb, NULL);
+	sig_hup = evsignal_new(srv.base, SIGHUP, server_signal_cb, NULL);
+	evsignal_add(sig_term, NULL);
+	evsignal_add(sig_int, NULL);
+	evsignal_add(sig_hup, NULL);
+	srv.done_ev = event_new(srv.base, srv.done_fd[0], EV_READ | EV_PERSIST,
+	    server_done_cb, NULL);
+	event_add(srv.done_ev, NULL);
+
+	for (a = 0; a < cfg->n_listen; a++) {
+		const char *h = cfg->listen[a].host;
+
+		log_info("listening on %s://%s%s%s:%u",
+		    g->server_ssl != NULL ? "https" : "http",
+		    strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "",
+		    (unsigned)srv.bound_addrs[a].port);
+	}
+	srv.ready = true;
+	log_info("ready (%u workers)", srv.n_workers);
+
+	event_base_dispatch(srv.base);
+
+	for (i = 0; i < srv.n_workers; i++)
+		pthread_join(srv.workers[i].thread, NULL);
+	/* Every worker is gone: flush what is queued, then stop. */
+	exporter_free(srv.exporter);
+	srv.exporter = NULL;
+	log_info("stopped");
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(sig_hup);
+	event_free(srv.done_ev);
+	if (srv.drain_timer != NULL)
+		event_free(srv.drain_timer);
+	if (srv.admin != NULL)
+		evhttp_free(srv.admin);	/* and srv.admin_lev */
+	if (srv.admin_backoff.timer != NULL)
+		event_free(srv.admin_backoff.timer);
+	free(srv.admin_name);
+	server_listeners_close();
+	for (i = 0; i < srv.n_workers; i++) {
+		struct worker *w = &srv.workers[i];
+
+		if (w->next_gen != NULL)
+			server_gen_unref(w->next_gen);
+		close(w->cmd_fd[0]);
+		close(w->cmd_fd[1]);
+		free(w->listeners);
+	}
+	free(srv.workers);
+	free(srv.bound_addrs);
+	server_gen_unref(srv.gen);
+	config_unref(cfg);
+	event_base_free(srv.base);
+	close(srv.done_fd[0]);
+	close(srv.done_fd[1]);
+	return 0;
+}
