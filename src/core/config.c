@@ -325,6 +325,10 @@ static const struct cfg_row cfg_schema[] = {
 	  .min = 1, .max = 10000000, .def = "100000",
 	  .flags = CF_NORELOAD,
 	  .help = "spans queued for export before new ones are dropped" },
+	{ "exporter.thread_nice", CT_UINT, C(exporter.thread_nice),
+	  .min = 0, .max = 19, .def = "10", .flags = CF_NORELOAD,
+	  .help = "added to the exporter thread's nice value, so that the "
+	  "workers preempt it at once" },
 
 	{ "logging.level", CT_ENUM, C(logging.level), .def = "info",
 	  .choices = cfg_level_names, .help = "error log level" },

@@ -128,6 +128,7 @@ struct config_exporter {
 	char *otlp_endpoint;	/* full URL of /v1/traces */
 	uint64_t flush_interval_ms;
 	uint64_t max_queue_spans;
+	uint64_t thread_nice;	/* added to the exporter thread's nice */
 };
 
 struct config_logging {

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,20 @@
 
 #define EXPORT_HTTP_MAX_HEAD	65536
 #define EXPORT_HTTP_MAX_BODY	(1024 * 1024)
-#define EXPORT_HTTP_MAX_WRITE	(16 * 1024 * 1024)
+/*
+ * A body (a batch: up to 8 MiB) goes out in pieces of EXPORT_HTTP_PIECE
+ * bytes: the next piece is handed to the bufferevent only once the last
+ * one is written, and, when the exchange asks for it
+ * (export_http_set_yield), after export_give_way().  On loopback the
+ * receiver's side of each piece runs inside the sender's system call; a
+ * bounded piece keeps each call short, and the pause between pieces is
+ * where a worker waiting for the core gets it back: a kernel without
+ * full preemption and a 4 ms tick would otherwise let this thread keep
+ * the core until it blocks (issue 11, docs/architecture.md "The exporter
+ * thread and the tail").  A piece and the request head fit one writev.
+ */
+#define EXPORT_HTTP_PIECE	(64 * 1024)
+#define EXPORT_HTTP_MAX_WRITE	(EXPORT_HTTP_PIECE + 4096)
 
 struct export_http {
 	struct bufferevent	*bev;
@@ -38,6 +52,10 @@ struct export_http {
 	char			*fail;		/* deferred failure */
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
+	const char		*body;		/* the caller's, by reference */
+	size_t			 body_len;
+	size_t			 body_off;	/* handed to the bufferevent */
+	bool			 yield;		/* give way between pieces */
 };
 
 /*
@@ -233,6 +251,36 @@ http_readcb(struct bufferevent *bev, void *arg)
 	http_try(arg, false);
 }
 
+/* Hand the next piece of the body to the bufferevent (by reference). */
+static void
+http_piece(struct export_http *h)
+{
+	size_t n = h->body_len - h->body_off;
+
+	if (n == 0)
+		return;
+	if (n > EXPORT_HTTP_PIECE)
+		n = EXPORT_HTTP_PIECE;
+	if (evbuffer_add_reference(bufferevent_get_output(h->bev),
+	    h->body + h->body_off, n, NULL, NULL) != 0)
+		fatalx("export: out of memory");
+	h->body_off += n;
+}
+
+/* The last piece is written: give the core away, then the next one. */
+static void
+http_writecb(struct bufferevent *bev, void *arg)
+{
+	struct export_http *h = arg;
+
+	(void)bev;
+	if (h->body_off == h->body_len)
+		return;
+	if (h->yield)
+		export_give_way();
+	http_piece(h);
+}
+
 static void
 http_eventcb(struct bufferevent *bev, short what, void *arg)
 {
@@ -319,19 +367,20 @@ export_http_start(struct event_base *base, const struct export_url *u,
 	h->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (h->timer == NULL || h->bev == NULL)
 		fatalx("export: out of memory");
-	bufferevent_setcb(h->bev, http_readcb, NULL, http_eventcb, h);
+	bufferevent_setcb(h->bev, http_readcb, http_writecb, http_eventcb, h);
 	/*
-	 * The whole payload in as few writev calls as the socket takes,
-	 * not the bufferevent's default 16 KB per loop iteration.
+	 * A piece per writev (EXPORT_HTTP_PIECE), not the bufferevent's
+	 * default 16 KB per loop iteration (more calls) nor the whole body
+	 * in one call (a long one).
 	 */
 	(void)bufferevent_set_max_single_write(h->bev, EXPORT_HTTP_MAX_WRITE);
 	out = bufferevent_get_output(h->bev);
 	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n"
 	    "Connection: close\r\nContent-Length: %zu\r\n%s\r\n", method,
 	    u->path, u->host_header, body_len, headers != NULL ? headers : "");
-	if (body_len > 0 &&
-	    evbuffer_add_reference(out, body, body_len, NULL, NULL) != 0)
-		fatalx("export: out of memory");
+	h->body = body;
+	h->body_len = body_len;
+	http_piece(h);
 	if (http_resolve(h, u, &why) == 0 &&
 	    bufferevent_socket_connect(h->bev, (struct sockaddr *)&h->ss,
 	    (int)h->sslen) != 0)
@@ -348,6 +397,14 @@ export_http_start(struct event_base *base, const struct export_url *u,
 	}
 	evtimer_add(h->timer, &tv);
 	return h;
+}
+
+/* Yield the core between the pieces of the body (exporter_sched). */
+void
+export_http_set_yield(struct export_http *h, bool yield)
+{
+	if (h != NULL)
+		h->yield = yield;
 }
 
 /* Abort an exchange without calling back (NULL-safe). */

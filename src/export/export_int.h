@@ -90,6 +90,13 @@ struct export_http *export_http_start(struct event_base *,
     void *arg);
 /* Abort an exchange without calling back (NULL-safe). */
 void export_http_cancel(struct export_http *);
+/*
+ * Between two pieces of the body (64 KiB each), give the core away with
+ * export_give_way() (the exporter thread: issue 11's tail); default off.
+ */
+void export_http_set_yield(struct export_http *, bool);
+/* Sleep a few tens of microseconds: the core is the workers' meanwhile. */
+void export_give_way(void);
 
 /*
  * Parse a whole or partial HTTP/1.1 response in buf.  1: complete (resp

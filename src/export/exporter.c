@@ -43,6 +43,8 @@
  * Queue-full drops never enter a queue; they are counted on the worker.
  */
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <errno.h>
@@ -53,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -81,6 +84,9 @@
 #define EXPORT_BATCH_BYTES	(8 * 1024 * 1024)
 #define EXPORT_WARN_EVERY_NS	(60ULL * 1000000000ULL)
 #define EXPORT_NBUCKETS		11	/* incl. +Inf */
+#define EXPORT_SLICE_NS		100000	/* the exporter thread's slice */
+#define EXPORT_PIECE		(64 * 1024) /* drained between pauses */
+#define EXPORT_GIVE_WAY_NS	10000	/* + the timer slack */
 
 /* Export request latency buckets, microseconds, and their labels. */
 static const uint64_t lat_le_us[EXPORT_NBUCKETS - 1] = {
@@ -163,6 +169,8 @@ struct exporter {
 	uint64_t		 per_queue;
 	uint64_t		 ring_bytes;
 	unsigned		 nworkers;
+	unsigned		 thread_nice;	/* exporter.thread_nice */
+	bool			 yield;		/* give way between pieces */
 
 	pthread_t		 thread;
 	bool			 started;
@@ -190,6 +198,8 @@ struct exporter {
 	struct export_http	*inflight;
 	unsigned		 attempt;
 	uint64_t		 sent_ns;
+	uint64_t		 batch_cpu_ns;	/* thread CPU at the drain */
+	uint64_t		 batch_ns;	/* and the clock */
 	uint64_t		 last_flush_ns;
 	bool			 flush_asked;
 	bool			 stopping;
@@ -831,6 +841,10 @@ queue_upkeep(struct exporter_queue *q)
 			q->pool = c->next;
 			q->npool--;
 		} else {
+			/* Faulting a chunk in takes tens of us: give way
+			 * before each (drain_batch). */
+			if (q->ex->yield)
+				export_give_way();
 			if ((c = chunk_map(q->chunk_len, true)) == NULL)
 				break;
 			__atomic_store_n(&q->mapped_cons, q->mapped_cons +
@@ -858,9 +872,12 @@ queue_upkeep(struct exporter_queue *q)
 	q->ticks = 0;
 }
 
-/* Move records from the queues into the batch, up to its bounds. */
-static void
-drain(struct exporter *ex)
+/*
+ * Move records from the queues into the batch, up to its bounds or until
+ * it holds limit bytes; the number of records moved.
+ */
+static uint64_t
+drain(struct exporter *ex, size_t limit)
 {
 	struct exporter_queue *q;
 	uint64_t moved = 0;
@@ -872,7 +889,7 @@ drain(struct exporter *ex)
 		struct export_chunk *c = q->rchunk;
 
 		while (ncons != nprod && ex->bn < EXPORT_BATCH_SPANS &&
-		    ex->blen < EXPORT_BATCH_BYTES) {
+		    ex->blen < EXPORT_BATCH_BYTES && ex->blen < limit) {
 			uint32_t len = EXPORT_WRAP;
 
 			if (c->size - pos >= 4)
@@ -899,6 +916,27 @@ drain(struct exporter *ex)
 	__atomic_store_n(&ex->inflight_spans, ex->inflight_spans + moved,
 	    __ATOMIC_RELAXED);
 	acct_end(ex);
+	return moved;
+}
+
+/*
+ * Fill the batch.  When the thread gives way (exporter_sched), in pieces
+ * of EXPORT_PIECE bytes with export_give_way() between them, each its
+ * own accounting move (no reader waits across a pause): a worker waiting
+ * for the core gets it after one piece (~80 gateway spans, tens of
+ * microseconds), not after the whole batch (milliseconds).
+ */
+static void
+drain_batch(struct exporter *ex)
+{
+	if (!ex->yield) {
+		(void)drain(ex, SIZE_MAX);
+		return;
+	}
+	while (drain(ex, ex->blen + EXPORT_PIECE) > 0 &&
+	    ex->bn < EXPORT_BATCH_SPANS && ex->blen < EXPORT_BATCH_BYTES &&
+	    queued_total(ex) > 0)
+		export_give_way();
 }
 
 static void
@@ -992,6 +1030,51 @@ warn_failure(struct exporter *ex, const char *what, size_t dropped)
 
 static void send_batch(struct exporter *);
 
+/*
+ * Give the core away for a moment (exporter_sched): sleep, so that a
+ * worker waiting for the core runs whatever the scheduler's accounting
+ * says (sched_yield(2) would not: under EEVDF a thread owed CPU time keeps
+ * the core through a yield).  The kernel's timer slack (50 us) makes
+ * this some 60 us of waiting, during which the core is the workers'.
+ */
+void
+export_give_way(void)
+{
+	struct timespec ts;
+
+	ts.tv_sec = 0;
+	ts.tv_nsec = EXPORT_GIVE_WAY_NS;
+	(void)nanosleep(&ts, NULL);
+}
+
+/* This thread's CPU time, nanoseconds. */
+static uint64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * What one batch cost the exporter thread, from the start of its drain
+ * to the agent's answer: CPU (the copy out of the queues, the framing,
+ * the writes, the answer) and time.  The CPU is what the thread may take
+ * from a worker on the same core (issue 11: "the exporter's time per
+ * batch"); debug level, once per batch.
+ */
+static void
+batch_cost(struct exporter *ex)
+{
+	log_debug("export: batch of %zu spans, %zu bytes: %llu us CPU on "
+	    "the exporter thread, %llu us from drain to answer", ex->bsent,
+	    ex->blen, (unsigned long long)(thread_cpu_ns() -
+	    ex->batch_cpu_ns) / 1000, (unsigned long long)(util_mono_ns() -
+	    ex->batch_ns) / 1000);
+}
+
 /* One export request ended. */
 static void
 http_done(const struct export_http_resp *r, void *arg)
@@ -1002,6 +1085,7 @@ http_done(const struct export_http_resp *r, void *arg)
 
 	ex->inflight = NULL;
 	latency_add(ex, (util_mono_ns() - ex->sent_ns) / 1000);
+	batch_cost(ex);
 	if (r->status >= 200 && r->status < 300) {
 		res = EXPORT_OK;
 	} else if (r->status == 0 || r->status >= 500 || r->status == 408 ||
@@ -1102,6 +1186,7 @@ send_batch(struct exporter *ex)
 	/* body stays untouched until http_done or a cancel. */
 	ex->inflight = export_http_start(ex->base, &ex->url, method, headers,
 	    body, body_len, ex->opts.timeout_ms, http_done, ex);
+	export_http_set_yield(ex->inflight, ex->yield);
 	free(headers);
 }
 
@@ -1122,7 +1207,11 @@ exporter_try_flush(struct exporter *ex, bool force)
 		    ex->flush_ns && queued_total(ex) < EXPORT_BATCH_SPANS)
 			return;
 		ex->last_flush_ns = now;
-		drain(ex);
+		if (ex->bn == 0) {
+			ex->batch_cpu_ns = thread_cpu_ns();
+			ex->batch_ns = util_mono_ns();
+		}
+		drain_batch(ex);
 		if (ex->bn == 0)
 			break;
 		send_batch(ex);
@@ -1256,11 +1345,88 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		exporter_try_flush(ex, false);
 }
 
+/* struct sched_attr of sched_setattr(2) (the kernel's ABI, version 1). */
+struct export_sched_attr {
+	uint32_t	size;
+	uint32_t	sched_policy;
+	uint64_t	sched_flags;
+	int32_t		sched_nice;
+	uint32_t	sched_priority;
+	uint64_t	sched_runtime;
+	uint64_t	sched_deadline;
+	uint64_t	sched_period;
+};
+
+/*
+ * Give the exporter thread's way to the workers (issue 11, "the tail";
+ * docs/architecture.md "The exporter thread and the tail").  The thread
+ * drains, frames and writes batches of up to 4,096 spans (about 2 ms of
+ * CPU for 3 MiB, measured); on the worker's core it kept the core for a
+ * whole batch while the worker had requests waiting.  On a kernel without
+ * full preemption (PREEMPT_NONE) and a 250 Hz tick, nothing takes the
+ * core back from a running thread before the next tick (4 ms) unless
+ * another thread wakes up, and a worker at saturation never sleeps: it
+ * only waits.  So, with exporter.thread_nice > 0:
+ *
+ * - the thread does its work in pieces (EXPORT_PIECE bytes drained,
+ *   EXPORT_HTTP_PIECE bytes written, one chunk faulted in) and sleeps
+ *   some 60 us between them (export_give_way; sched_yield(2) is not
+ *   enough: EEVDF lets a thread it owes CPU time keep the core through
+ *   a yield, up to a tick's worth): a waiting worker gets the core
+ *   after one piece;
+ * - it runs at nice + exporter.thread_nice (19 at most): a smaller
+ *   weight, so that a waking worker preempts it at once and it is owed
+ *   less; at saturation it still gets a share near weight(nice) /
+ *   (weight(nice) + 1024) (110 / 1134, ~10%, at nice 10; the weights of
+ *   kernel/sched/core.c), enough for every span;
+ * - its slice is 100 us (sched_setattr(2)'s sched_runtime for
+ *   SCHED_OTHER, the kernel's smallest custom slice, Linux 6.12 on;
+ *   older kernels ignore it), where the kernel enforces slices between
+ *   ticks.
+ *
+ * Not SCHED_IDLE: at saturation a worker that never sleeps would starve
+ * the thread completely, the queue would fill and spans would drop.
+ * exporter.thread_nice 0 leaves the thread as the workers are, without
+ * the pauses (the comparison in the bench: BENCH_THREAD_NICE=0).
+ */
+static void
+exporter_sched(struct exporter *ex)
+{
+	struct export_sched_attr a;
+	pid_t tid = gettid();
+	int nice;
+
+	if (ex->thread_nice == 0)
+		return;
+	/* A new thread starts at the process's nice value. */
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (nice == -1 && errno != 0)
+		nice = 0;
+	nice += (int)ex->thread_nice;
+	if (nice > 19)
+		nice = 19;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.sched_policy = SCHED_OTHER;
+	a.sched_nice = nice;
+	a.sched_runtime = EXPORT_SLICE_NS;
+	if (syscall(SYS_sched_setattr, tid, &a, 0u) == 0)
+		return;
+	/* No sched_setattr (seccomp, old kernel): the nice value alone. */
+	if (setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+		log_warn("export: exporter thread: setpriority %d", nice);
+}
+
 static void *
 exporter_main(void *arg)
 {
 	struct exporter *ex = arg;
 
+	exporter_sched(ex);
+	/* Named for top -H, ps -L and the tests (15 bytes at most); once
+	 * the name shows, the scheduling above is in place. */
+	(void)pthread_setname_np(pthread_self(), "ts-exporter");
 	event_base_dispatch(ex->base);
 	return NULL;
 }
@@ -1407,6 +1573,9 @@ exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
 	ex->ring_bytes = next_pow2(ring);
 	ex->flush_ns = (ce->flush_interval_ms > 0 ? ce->flush_interval_ms :
 	    1000) * 1000000ULL;
+	ex->thread_nice = ce->thread_nice > 19 ? 19 :
+	    (unsigned)ce->thread_nice;
+	ex->yield = ex->thread_nice > 0;
 
 	if (ex->type == CONFIG_EXPORTER_DATADOG) {
 		if (export_url_parse(ce->datadog_url != NULL ? ce->datadog_url

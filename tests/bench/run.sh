@@ -7,52 +7,94 @@
 # the backend are pinned to CPU 1.  nginx proxies with HTTP/1.1 and upstream
 # keep-alive and adds the same CORS headers as the gateway; it answers
 # preflights itself (add_header + return 204), as the gateway does.  For
-# every load, the two targets alternate for BENCH_REPS repetitions of
-# BENCH_DURATION seconds; CPU per request is the proxy process's
-# utime+stime delta (/proc/PID/stat) divided by wrk's request count.
+# every load, the targets alternate for BENCH_REPS repetitions of
+# BENCH_DURATION seconds (odd repetitions in the given order, even ones
+# reversed); the table at the end gives the medians and the ratios to
+# nginx.
+#
+# Per run: req/s, p50 and p99 (wrk --latency), CPU per request (the proxy
+# process's utime+stime delta from /proc/PID/stat over wrk's request
+# count) and the new upstream connections the proxy opened (the backend's
+# stub_status "accepts" delta, less the one connection of the reading
+# itself).  Per target, over the whole run: idle RSS (VmRSS after start,
+# before any load, and again BENCH_IDLE seconds after the last load) and
+# peak RSS (VmHWM), from /proc/PID/status.
 #
 # Targets: nginx, tracestitch (exporter none: spans off) and
 # tracestitch-spans (a second gateway, exporter datadog to the fake agent
-# tests/support/fake_agent -q, pinned with the load; default queue and
-# flush interval).  For tracestitch-spans every run also checks delivery:
-# the spans the agent received plus tracestitch_export_dropped_spans_total
-# against wrk's request count, and the summary gives the span cost
-# (cpu_us/req of tracestitch-spans minus tracestitch).
+# tests/support/fake_agent -q, pinned with the load; default queue, flush
+# interval and exporter.thread_nice, or BENCH_THREAD_NICE).  For
+# tracestitch-spans every run also checks delivery: the spans the agent
+# received plus tracestitch_export_dropped_spans_total against wrk's
+# request count.
 #
-# Loads: plain (a GET with no Origin and no trace headers: issue #2's
-# "plain GET"; the gateway still starts a new trace), get (GET carrying
-# RUM trace headers and Origin, proxied to the backend) and preflight (OPTIONS with Origin + Access-Control-Request-*, answered by
-# the proxy).  Every port is picked free at start; every process is
-# stopped by its PID; every wrk run is bounded by timeout(1).  Exits 1
-# when a target cannot start.
+# Loads:
+# - get: the GET of issue 11, with distinct ids per request: Origin,
+#   Referer, a browser User-Agent, x-datadog-trace-id/-parent-id/
+#   -sampling-priority/-origin/-tags (_dd.p.dm=-4), traceparent and
+#   tracestate (dd=s:1;o:rum;t.dm:-4,congo=t61rcWkgMzE), proxied to the
+#   backend.  wrk builds 65,536 such requests once (init) and sends them
+#   in turn, so that building them costs wrk nothing per request.
+# - get-paced: the same requests, each connection waiting a random 1 ..
+#   2 x BENCH_PACED_MS - 1 ms (mean BENCH_PACED_MS, default 2: at most
+#   50 x 1000 / 2 = 25,000 req/s with 50 connections, less by the
+#   latency; some 30% of nginx's saturated rate) after each answer before its next
+#   request (wrk's delay()).  Why wrk and delay(): pacing per connection
+#   keeps wrk's latency exact for every request sent; what a pacing
+#   client omits (coordinated omission) are the requests a stalled
+#   connection would have sent meanwhile -- here one connection of 50
+#   for the length of a stall, which the p99 of the other 49 still shows.
+#   h2load paces connections, not requests; wrk2 is not in Debian.
+# - plain: a GET with no Origin and no trace headers (the gateway still
+#   starts a new trace); not run unless named in BENCH_LOADS.
+# - preflight: OPTIONS with Origin + Access-Control-Request-*, answered
+#   by the proxy.
+#
+# Every port is picked free at start; every process is stopped by its
+# PID; every wrk run is bounded by timeout(1).  Exits 1 when a target
+# cannot start.
 #
 # Environment: BUILD (build dir, default build), BENCH_TARGETS ("nginx
 # tracestitch tracestitch-spans", the last only when the fake agent is
-# built), BENCH_LOADS ("plain get preflight"), BENCH_DURATION (10),
-# BENCH_REPS (3), BENCH_CONNECTIONS (32), BENCH_OUT (results TSV,
-# default $BUILD/bench-results.tsv), NGINX, WRK.
+# built), BENCH_LOADS ("get get-paced preflight"), BENCH_DURATION (10),
+# BENCH_REPS (5), BENCH_CONNECTIONS (50), BENCH_PACED_MS (2), BENCH_IDLE
+# (3, seconds before the idle RSS after the loads), BENCH_THREAD_NICE
+# (exporter.thread_nice of tracestitch-spans; unset: the default),
+# BENCH_LOG_LEVEL (logging.level of tracestitch-spans, default warn;
+# debug adds the exporter's CPU per batch at the end),
+# BENCH_OUT (results TSV, default $BUILD/bench-results.tsv; the table
+# goes to ${BENCH_OUT%.tsv}.md too), NGINX, WRK.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BUILD=${BUILD:-build}
-GATEWAY=$ROOT/$BUILD/src/tracestitch
-FAKE_AGENT=$ROOT/$BUILD/tests/support/fake_agent
+case $BUILD in
+/*) ;;
+*) BUILD=$ROOT/$BUILD ;;
+esac
+GATEWAY=$BUILD/src/tracestitch
+FAKE_AGENT=$BUILD/tests/support/fake_agent
 if [ -x "$FAKE_AGENT" ]; then
 	TARGETS=${BENCH_TARGETS:-nginx tracestitch tracestitch-spans}
 else
 	TARGETS=${BENCH_TARGETS:-nginx tracestitch}
 fi
-LOADS=${BENCH_LOADS:-plain get preflight}
+LOADS=${BENCH_LOADS:-get get-paced preflight}
 DURATION=${BENCH_DURATION:-10}
-REPS=${BENCH_REPS:-3}
-CONNS=${BENCH_CONNECTIONS:-32}
-OUT=${BENCH_OUT:-$ROOT/$BUILD/bench-results.tsv}
+REPS=${BENCH_REPS:-5}
+CONNS=${BENCH_CONNECTIONS:-50}
+PACED_MS=${BENCH_PACED_MS:-2}
+IDLE=${BENCH_IDLE:-3}
+THREAD_NICE=${BENCH_THREAD_NICE:-}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
+OUT=${BENCH_OUT:-$BUILD/bench-results.tsv}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 WRK=${WRK:-$(command -v wrk || echo wrk)}
 START_TIMEOUT=10
 ORIGIN=http://localhost:3000
-TRACE_HEADERS=x-datadog-trace-id,x-datadog-parent-id,x-datadog-origin,x-datadog-sampling-priority,traceparent,tracestate,baggage
+TRACE_HEADERS=x-datadog-trace-id,x-datadog-parent-id,x-datadog-origin,x-datadog-sampling-priority,x-datadog-tags,traceparent,tracestate,baggage
+STUB=/bench-stub-status
 
 pids=()
 wrk_pid=""
@@ -159,6 +201,10 @@ EOF
 			default_type text/plain;
 			return 200 "hello from the bench backend\n";
 		}
+		# Its "accepts": the connections the proxies opened.
+		location = $STUB {
+			stub_status;
+		}
 	}
 }
 EOF
@@ -234,6 +280,12 @@ sed -e "s/127.0.0.1:$TS_PORT\"/127.0.0.1:$TS2_PORT\"/" \
     -e "/^  type: none/a\\  datadog_url: http://127.0.0.1:$AGENT_PORT" \
     -e "s/^  type: none/  type: datadog/" \
     "$tmp/tracestitch.yaml" >"$tmp/tracestitch-spans.yaml"
+# The exporter's cost per batch (its debug line) when asked for.
+sed -i "s/^  level: warn/  level: $LOG_LEVEL/" "$tmp/tracestitch-spans.yaml"
+if [ -n "$THREAD_NICE" ]; then
+	sed -i "/^  datadog_url:/a\\  thread_nice: $THREAD_NICE" \
+	    "$tmp/tracestitch-spans.yaml"
+fi
 
 cat >"$tmp/preflight.lua" <<EOF
 wrk.method = "OPTIONS"
@@ -246,17 +298,50 @@ cat >"$tmp/plain.lua" <<EOF
 wrk.method = "GET"
 EOF
 
-cat >"$tmp/get.lua" <<EOF
-wrk.method = "GET"
-wrk.headers["Origin"] = "$ORIGIN"
-wrk.headers["x-datadog-trace-id"] = "5474458728733560230"
-wrk.headers["x-datadog-parent-id"] = "67667974448284343"
-wrk.headers["x-datadog-origin"] = "rum"
-wrk.headers["x-datadog-sampling-priority"] = "1"
-wrk.headers["traceparent"] = "00-00000000000000004bf92f3577b34da6-00f067aa0ba902b7-01"
-wrk.headers["tracestate"] = "dd=s:1;o:rum"
-wrk.headers["baggage"] = "session.id=bench"
+# The GET of issue 11: distinct ids per request (ids below 2^53, exact
+# in LuaJIT's doubles), the same trace in the datadog and W3C headers.
+# Built in init(): wrk sets the Host header just before it.
+cat >"$tmp/get-requests.lua" <<EOF
+local reqs, n, i = {}, 65536, 0
+init = function(args)
+math.randomseed(20261207)
+for k = 1, n do
+	local hi, lo = math.random(1, 2097151), math.random(0, 4294967295)
+	local phi, plo = math.random(1, 2097151), math.random(0, 4294967295)
+	local tid = string.format("%.0f", hi * 4294967296 + lo)
+	local pid = string.format("%.0f", phi * 4294967296 + plo)
+	local tp = string.format("00-0000000000000000%08x%08x-%08x%08x-01",
+	    hi, lo, phi, plo)
+	reqs[k] = wrk.format("GET", "/api/hello", {
+		["Origin"] = "$ORIGIN",
+		["Referer"] = "$ORIGIN/app/checkout?step=2",
+		["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+		["Accept"] = "application/json",
+		["x-datadog-trace-id"] = tid,
+		["x-datadog-parent-id"] = pid,
+		["x-datadog-sampling-priority"] = "1",
+		["x-datadog-origin"] = "rum",
+		["x-datadog-tags"] = "_dd.p.dm=-4",
+		["traceparent"] = tp,
+		["tracestate"] = "dd=s:1;o:rum;t.dm:-4,congo=t61rcWkgMzE",
+	})
+end
+end
+request = function()
+	i = i % n + 1
+	return reqs[i]
+end
 EOF
+cp "$tmp/get-requests.lua" "$tmp/get.lua"
+{
+	cat "$tmp/get-requests.lua"
+	cat <<EOF
+-- Paced: 1 .. 2 x $PACED_MS - 1 ms after each answer (mean $PACED_MS).
+delay = function()
+	return math.random(1, 2 * $PACED_MS - 1)
+end
+EOF
+} >"$tmp/get-paced.lua"
 
 # Status code of one request of the given load; 000 if nothing answers.
 probe() {
@@ -379,13 +464,15 @@ for load in $LOADS; do
 	for t in $TARGETS; do
 		code=$(probe "$load" "${target_url[$t]}")
 		case $load:$code in
-		get:200 | plain:200 | preflight:204 | preflight:200)
+		get:200 | get-paced:200 | plain:200 | preflight:204 | \
+		    preflight:200)
 			runnable[$load:$t]=1 ;;
-		get:* | plain:* | preflight:*)
+		get:* | get-paced:* | plain:* | preflight:*)
 			echo "bench: $t answers $load with $code; $load skipped" \
 			    "for $t" >&2 ;;
 		*)
-			die "unknown load $load (plain, get, preflight)" ;;
+			die "unknown load $load (get, get-paced, plain," \
+			    "preflight)" ;;
 		esac
 	done
 done
@@ -416,14 +503,36 @@ spans_delivery() {
 	    >>"$tmp/delivery.tsv"
 }
 
+# The backend's accepted connections so far (nginx stub_status), this
+# reading's own connection included.
+backend_accepts() {
+	curl -s -m 2 "http://127.0.0.1:$BACKEND_PORT$STUB" |
+	    awk 'p { print $1; exit } /accepts handled requests/ { p = 1 }'
+}
+
+# A field of /proc/PID/status (VmRSS, VmHWM) in kB.
+proc_kb() {
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" ||
+	    die "process $1 is gone"
+}
+
 hz=$(getconf CLK_TCK)
-printf 'load\ttarget\trep\treqs\treq_s\tp99_us\tcpu_us_req\tnon2xx\n' >"$tmp/results.tsv"
+printf 'load\ttarget\trep\treqs\treq_s\tp50_us\tp99_us\tcpu_us_req\tnon2xx\tupstream_new\n' \
+    >"$tmp/results.tsv"
+printf 'target\tidle_start_kb\tpeak_kb\tidle_end_kb\n' >"$tmp/rss.tsv"
+
+# Idle RSS before any load (the probes above are a handful of requests).
+declare -A rss_start
+for t in $TARGETS; do
+	rss_start[$t]=$(proc_kb "${target_pid[$t]}" VmRSS)
+done
 
 echo "bench: ${DURATION}s x $REPS alternating reps, $CONNS connections," \
-    "wrk 1 thread; backend 127.0.0.1:$BACKEND_PORT; load average" \
+    "wrk 1 thread; paced: ${PACED_MS} ms mean delay per connection;" \
+    "backend 127.0.0.1:$BACKEND_PORT; load average" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-10s %-12s %3s %12s %10s %12s %8s\n' load target rep req/s p99_us \
-    cpu_us/req non2xx
+printf '%-10s %-17s %3s %10s %8s %8s %10s %7s %8s\n' load target rep req/s \
+    p50_us p99_us cpu_us/req non2xx up_new
 for load in $LOADS; do
 	for ((rep = 1; rep <= REPS; rep++)); do
 		# Alternate the order: odd reps as given, even reps reversed.
@@ -438,6 +547,7 @@ for load in $LOADS; do
 				s0=$(agent_spans)
 				d0=$(spans_dropped)
 			fi
+			a0=$(backend_accepts)
 			c0=$(cpu_ticks "$pid")
 			# In the background, so that a signal's trap runs at once.
 			timeout $((DURATION + 15)) $PIN_LOAD "$WRK" -t1 \
@@ -450,21 +560,30 @@ for load in $LOADS; do
 			wrk_pid=""
 			out=$(cat "$tmp/wrk.out")
 			c1=$(cpu_ticks "$pid")
+			a1=$(backend_accepts)
+			[ -n "$a0" ] && [ -n "$a1" ] ||
+			    die "the backend's stub_status did not answer"
+			upnew=$((a1 - a0 - 1))
 			reqs=$(echo "$out" | awk '/ requests in / { print $1 }')
 			rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+			p50=$(echo "$out" | awk '$1 == "50%" { print $2 }')
 			p99=$(echo "$out" | awk '$1 == "99%" { print $2 }')
 			non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $NF }')
 			non2xx=${non2xx:-0}
 			[ -n "$reqs" ] && [ "$reqs" -gt 0 ] ||
 			    die "wrk reported no requests against $t: $out"
+			[ -n "$p50" ] && [ -n "$p99" ] ||
+			    die "wrk printed no percentiles against $t: $out"
+			p50us=$(to_us "$p50")
 			p99us=$(to_us "$p99")
 			cpu=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$reqs" \
 			    'BEGIN { printf "%.2f", d * 1000000 / hz / n }')
-			printf '%-10s %-12s %3d %12s %10s %12s %8s\n' "$load" "$t" \
-			    "$rep" "$rps" "$p99us" "$cpu" "$non2xx"
-			printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$load" "$t" \
-			    "$rep" "$reqs" "$rps" "$p99us" "$cpu" "$non2xx" \
-			    >>"$tmp/results.tsv"
+			printf '%-10s %-17s %3d %10s %8s %8s %10s %7s %8s\n' \
+			    "$load" "$t" "$rep" "$rps" "$p50us" "$p99us" "$cpu" \
+			    "$non2xx" "$upnew"
+			printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$load" \
+			    "$t" "$rep" "$reqs" "$rps" "$p50us" "$p99us" "$cpu" \
+			    "$non2xx" "$upnew" >>"$tmp/results.tsv"
 			if [ "$t" = tracestitch-spans ]; then
 				spans_delivery "$load" "$rep" "$reqs"
 			fi
@@ -472,52 +591,88 @@ for load in $LOADS; do
 	done
 done
 
-# Medians per load and target, and the ratio tracestitch / nginx.
+# Idle again: the export queue gives its spare chunks back after two
+# windows of 20 ticks of 50 ms (docs/exporters.md); BENCH_IDLE seconds
+# covers that.
+sleep "$IDLE"
+for t in $TARGETS; do
+	printf '%s\t%s\t%s\t%s\n' "$t" "${rss_start[$t]}" \
+	    "$(proc_kb "${target_pid[$t]}" VmHWM)" \
+	    "$(proc_kb "${target_pid[$t]}" VmRSS)" >>"$tmp/rss.tsv"
+done
+touch "$tmp/delivery.tsv"
+
+# One markdown table: medians per load and target, the ratios to nginx,
+# then memory and delivery over the whole run.
 echo
-echo "median of $REPS reps (ratio = against nginx; CPU lower is better)"
-awk -F'\t' '
-NR == 1 { next }
-{
+awk -F'\t' -v reps="$REPS" -v conns="$CONNS" -v dur="$DURATION" '
+FNR == 1 { f++ }
+f == 1 {
+	if (FNR == 1) next
 	k = $1 SUBSEP $2
 	n[k]++
-	rps[k, n[k]] = $5; p99[k, n[k]] = $6; cpu[k, n[k]] = $7
+	v[k, 1, n[k]] = $5; v[k, 2, n[k]] = $6 / 1000
+	v[k, 3, n[k]] = $7 / 1000; v[k, 4, n[k]] = $8; v[k, 5, n[k]] = $10
+	up[$2] += $10
 	if (!($1 in seen)) { seen[$1] = 1; loads[++nl] = $1 }
+	next
 }
-function median(arr, k, cnt,    i, j, t, v) {
-	for (i = 1; i <= cnt; i++) v[i] = arr[k, i] + 0
+f == 2 {
+	if (FNR == 1) next
+	rss[$1, 1] = $3 / 1024; rss[$1, 2] = $2 / 1024; rss[$1, 3] = $4 / 1024
+	next
+}
+f == 3 {
+	dn[$1] += $3; ds[$1] += $4; dd[$1] += $5
+}
+function median(k, m, cnt,    i, j, t, a) {
+	for (i = 1; i <= cnt; i++) a[i] = v[k, m, i] + 0
 	for (i = 2; i <= cnt; i++)
-		for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
-			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
 		}
-	return cnt % 2 ? v[(cnt + 1) / 2] : (v[cnt / 2] + v[cnt / 2 + 1]) / 2
+	return cnt % 2 ? a[(cnt + 1) / 2] : (a[cnt / 2] + a[cnt / 2 + 1]) / 2
 }
-function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
-function med(k, m) {
-	if (!(k in n)) return ""
-	return m == 1 ? median(rps, k, n[k]) : m == 2 ? median(p99, k, n[k]) : median(cpu, k, n[k])
+function cell(x, fmt) { return x == "" ? "-" : sprintf(fmt, x) }
+function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "" : sprintf("%.2f", a / b) }
+function rv(t, m,    k) { k = t SUBSEP m; return (k in rss) ? rss[k] : "" }
+function med(L, t, m,    k) { k = L SUBSEP t; return (k in n) ? median(k, m, n[k]) : "" }
+function row(name, a, b, c, fmt) {
+	printf "| %s | %s | %s | %s | %s | %s |\n", name, cell(a, fmt), \
+	    cell(b, fmt), ratio(b, a), cell(c, fmt), ratio(c, a)
 }
 END {
-	printf "%-10s %-12s %12s %12s %8s %12s %8s\n", "load", "metric", "nginx", \
-	    "tracestitch", "ratio", "ts+spans", "ratio"
+	split("req/s,p50 ms,p99 ms,CPU us/req,new upstream connections per run", names, ",")
+	split("%.0f,%.3f,%.3f,%.2f,%.0f", fmts, ",")
+	printf "%d alternating repetitions of %d s, %d connections, medians; ratio: against nginx\n\n", reps, dur, conns
+	printf "| load, metric | nginx | tracestitch | ratio | tracestitch-spans | ratio |\n"
+	printf "|---|---:|---:|---:|---:|---:|\n"
 	for (l = 1; l <= nl; l++) {
-		L = loads[l]; a = L SUBSEP "nginx"; b = L SUBSEP "tracestitch"
-		c = L SUBSEP "tracestitch-spans"
-		split("req/s p99_us cpu_us/req", names, " ")
-		for (m = 1; m <= 3; m++) {
-			na = med(a, m); nb = med(b, m); nc = med(c, m)
-			printf "%-10s %-12s %12s %12s %8s %12s %8s\n", L, names[m], na, nb, \
-			    (na != "" && nb != "") ? ratio(nb, na) : "-", nc, \
-			    (na != "" && nc != "") ? ratio(nc, na) : "-"
-		}
-		if (nb != "" && nc != "")
-			printf "%-10s span cost: %.2f us CPU per request (tracestitch-spans - tracestitch)\n", \
-			    L, nc - nb
+		L = loads[l]
+		for (m = 1; m <= 5; m++)
+			row(L ", " names[m], med(L, "nginx", m), \
+			    med(L, "tracestitch", m), med(L, "tracestitch-spans", m), fmts[m])
 	}
-}' "$tmp/results.tsv"
+	row("new upstream connections, all runs", up["nginx"], \
+	    up["tracestitch"], up["tracestitch-spans"], "%.0f")
+	split("peak RSS MiB (VmHWM),idle RSS MiB at start,idle RSS MiB after the loads", rn, ",")
+	for (m = 1; m <= 3; m++)
+		row(rn[m], rv("nginx", m), rv("tracestitch", m), \
+		    rv("tracestitch-spans", m), "%.1f")
+	for (l = 1; l <= nl; l++) {
+		L = loads[l]
+		if (!(L in dn)) continue
+		printf "| %s, spans delivered | | | | %.2f%% (agent %d, wrk %d, dropped %d) | |\n", \
+		    L, (dn[L] > 0 ? 100 * ds[L] / dn[L] : 0), ds[L], dn[L], dd[L]
+	}
+}' "$tmp/results.tsv" "$tmp/rss.tsv" "$tmp/delivery.tsv" | tee "$tmp/table.md"
 
 mkdir -p "$(dirname "$OUT")"
 cp "$tmp/results.tsv" "$OUT"
-if [ -f "$tmp/delivery.tsv" ]; then
+cp "$tmp/rss.tsv" "${OUT%.tsv}-rss.tsv"
+cp "$tmp/table.md" "${OUT%.tsv}.md"
+if [ -s "$tmp/delivery.tsv" ]; then
+	echo
 	awk -F'\t' '{ n += $3; s += $4; d += $5 }
 	    END { printf "spans: wrk %d requests, agent received %d, dropped %d (%.2f%% delivered)\n",
 	    n, s, d, (n > 0 ? 100 * s / n : 0) }' "$tmp/delivery.tsv"
@@ -531,4 +686,18 @@ if [ -f "$tmp/delivery.tsv" ]; then
 	echo "spans: $(grep -c '"spans"' "$tmp/agent.jsonl") payloads," \
 	    "every 64th decoded in full, no count mismatch"
 fi
-echo "bench: results in $OUT"
+# With BENCH_LOG_LEVEL=debug: what each export batch cost the exporter
+# thread (exporter.c batch_cost), as a distribution over the run.
+if grep -q 'export: batch of' "$tmp/tracestitch-spans.log" 2>/dev/null; then
+	grep -o 'export: batch of [0-9]* spans, [0-9]* bytes: [0-9]* us CPU' \
+	    "$tmp/tracestitch-spans.log" | awk '{ print $4, $6, $8 }' |
+	    sort -n -k3 | awk '
+	{ sp[NR] = $1; by += $2; cpu[NR] = $3; tot += $3; ns += $1 }
+	END {
+		printf "exporter batches: %d, %.0f spans and %.0f KiB each on average; CPU per batch: p50 %d us, p90 %d us, p99 %d us, max %d us; %.2f us per span\n",
+		    NR, ns / NR, by / NR / 1024, cpu[int(NR * 0.5) + 1],
+		    cpu[int(NR * 0.9) + 1], cpu[int(NR * 0.99) + 1], cpu[NR],
+		    (ns > 0 ? tot / ns : 0)
+	}' | tee "${OUT%.tsv}-batches.txt"
+fi
+echo "bench: results in $OUT, the table in ${OUT%.tsv}.md"

@@ -3,9 +3,16 @@
  * vectors of its HTTP client, the per-worker rings (bounded, never
  * blocking, drops counted), failure modes of the agent (down, stalled,
  * 500, garbage) that must never slow exporter_submit, the flush on
- * exporter_free, the stdout line format, "none", and the /metrics
- * families.
+ * exporter_free, the stdout line format, "none", the /metrics
+ * families, and the exporter thread's scheduling (exporter.thread_nice)
+ * with a large batch still delivered whole.
  */
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 
@@ -51,6 +58,211 @@ make_span(struct span *sp)
 	ck_assert_int_eq(span_set_meta(sp, "http.status_code", "200"), 0);
 	span_finish(sp, sp->start_ns + 1000);
 }
+
+/*
+ * The ts-exporter thread's task id in this process, once it has named
+ * itself (after its scheduling is set: exporter_main); -1 after 5 s.
+ */
+static int
+exporter_tid(void)
+{
+	char path[64], comm[32];
+	int i, tid;
+
+	for (i = 0; i < 2500; i++) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *de;
+
+		ck_assert_ptr_nonnull(d);
+		while ((de = readdir(d)) != NULL) {
+			FILE *fp;
+
+			if ((tid = atoi(de->d_name)) <= 0)
+				continue;
+			snprintf(path, sizeof path, "/proc/self/task/%d/comm",
+			    tid);
+			if ((fp = fopen(path, "re")) == NULL)
+				continue;
+			if (fgets(comm, sizeof comm, fp) != NULL &&
+			    strcmp(comm, "ts-exporter\n") == 0) {
+				fclose(fp);
+				closedir(d);
+				return tid;
+			}
+			fclose(fp);
+		}
+		closedir(d);
+		usleep(2000);
+	}
+	return -1;
+}
+
+/* Field 19 of /proc/self/task/TID/stat: the task's nice value. */
+static int
+task_nice(int tid)
+{
+	char path[64], buf[1024], *p;
+	int field;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+	ck_assert_ptr_nonnull(fp = fopen(path, "re"));
+	ck_assert_ptr_nonnull(fgets(buf, sizeof buf, fp));
+	fclose(fp);
+	/* After "pid (comm) " (comm may hold blanks): field 3 on. */
+	ck_assert_ptr_nonnull(p = strrchr(buf, ')'));
+	p += 2;
+	for (field = 3; field < 19; field++) {
+		ck_assert_ptr_nonnull(p = strchr(p, ' '));
+		p++;
+	}
+	return atoi(p);
+}
+
+/* se.slice of /proc/self/task/TID/sched in ns, or 0 when not shown. */
+static long long
+task_slice(int tid)
+{
+	char path[64], line[256];
+	long long v = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/sched", tid);
+	if ((fp = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (strncmp(line, "se.slice ", 9) == 0)
+			v = atoll(strchr(line, ':') + 1);
+	fclose(fp);
+	return v;
+}
+
+/*
+ * Linux >= 6.12: a SCHED_OTHER thread's sched_runtime is its slice; and
+ * sched_getattr(2) works here (where it does not, neither may
+ * sched_setattr: the exporter then sets its nice value alone).
+ */
+static bool
+kernel_custom_slice(void)
+{
+	struct utsname u;
+	uint32_t attr[14];
+	int maj = 0, min = 0;
+
+	memset(attr, 0, sizeof attr);
+	if (syscall(SYS_sched_getattr, 0, attr, (unsigned)sizeof attr, 0u)
+	    != 0)
+		return false;
+	ck_assert_int_eq(uname(&u), 0);
+	if (sscanf(u.release, "%d.%d", &maj, &min) != 2)
+		return false;
+	return maj > 6 || (maj == 6 && min >= 12);
+}
+
+/*
+ * exporter.thread_nice: the exporter thread runs at the process's nice
+ * value plus the key (19 at most) with a 100 us slice where the kernel
+ * has custom slices; 0 leaves it as the workers are (issue 11, "the
+ * tail").  Rows: the key, and whether it changes anything.
+ */
+static const unsigned nice_vec[] = { 0, 7, 10, 19 };
+
+START_TEST(test_thread_sched)
+{
+	unsigned add = nice_vec[_i];
+	struct exporter *ex;
+	int base, want, tid;
+
+	errno = 0;
+	base = getpriority(PRIO_PROCESS, 0);
+	ck_assert(base != -1 || errno == 0);
+	want = base + (int)add > 19 ? 19 : base + (int)add;
+	cfg.exporter.thread_nice = add;
+	ex = new_exporter(1000, true);
+	tid = exporter_tid();
+	ck_assert_int_gt(tid, 0);
+	ck_assert_int_ne(tid, (int)gettid());
+	ck_assert_int_eq(task_nice(tid), want);
+	/* This thread (a worker's stand-in) is left as it was. */
+	ck_assert_int_eq(task_nice((int)gettid()), base);
+	if (add > 0 && kernel_custom_slice() && task_slice(tid) != 0)
+		ck_assert_int_eq(task_slice(tid), 100000);
+	exporter_free(ex);
+}
+END_TEST
+
+/* voluntary_ctxt_switches of /proc/self/task/TID/status. */
+static long
+task_vswitches(int tid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+	ck_assert_ptr_nonnull(fp = fopen(path, "re"));
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+			v = atol(line + 24);
+	fclose(fp);
+	ck_assert_int_ge(v, 0);
+	return v;
+}
+
+/*
+ * A batch of 4,096 spans of ~1.2 KB (about 5 MiB) arrives whole, every
+ * span exported in one request, none dropped, both with the thread
+ * giving way (thread_nice 10) and without (0).  Giving way, the thread
+ * drains the batch in 64 KiB pieces and writes it in 64 KiB pieces and
+ * sleeps between two (export_give_way): some 150 voluntary context
+ * switches for this one batch (no tick runs meanwhile: tick_ms 60 s).
+ * Rows: exporter.thread_nice.
+ */
+static const unsigned big_vec[] = { 10, 0 };
+
+START_TEST(test_big_batch_sliced)
+{
+	struct exporter_stats st;
+	struct exporter_opts o;
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct span *sp = span_new();
+	char pad[1025], *cause = NULL;
+	long sw0, sw1;
+	unsigned i;
+	int tid;
+
+	memset(pad, 'x', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	cfg.exporter.thread_nice = big_vec[_i];
+	cfg.exporter.max_queue_spans = 10000;
+	memset(&o, 0, sizeof o);
+	o.tick_ms = 60000;
+	o.timeout_ms = 5000;
+	o.no_retry = true;
+	ex = exporter_new_opts(&cfg, &o, &cause);
+	ck_assert_msg(ex != NULL, "%s", cause);
+	q = exporter_queue_new(ex);
+	ck_assert_int_gt(tid = exporter_tid(), 0);
+	make_span(sp);
+	ck_assert_int_eq(span_set_meta(sp, "bench.pad", pad), 0);
+	for (i = 0; i < 4096; i++)
+		ck_assert(exporter_submit(q, sp));
+	sw0 = task_vswitches(tid);
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported + st.dropped_agent_error +
+	    st.dropped_queue_full >= 4096);
+	sw1 = task_vswitches(tid);
+	ck_assert_uint_eq(st.exported, 4096);
+	ck_assert_uint_eq(st.dropped_agent_error, 0);
+	ck_assert_uint_eq(st.dropped_queue_full, 0);
+	ck_assert_uint_eq(st.requests, 1);
+	if (big_vec[_i] > 0)
+		ck_assert_int_ge(sw1 - sw0, 100);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
 
 /* ------------------------------------------------------------ */
 
@@ -907,6 +1119,9 @@ exporter_suite(void)
 	tcase_add_test(tc, test_agent_garbage);
 	tcase_add_test(tc, test_agent_bad_json);
 	tcase_add_test(tc, test_agent_slow);
+	tcase_add_loop_test(tc, test_thread_sched, 0, (int)TS_NITEMS(nice_vec));
+	tcase_add_loop_test(tc, test_big_batch_sliced, 0,
+	    (int)TS_NITEMS(big_vec));
 	suite_add_tcase(s, tc);
 	return s;
 }
