@@ -420,3 +420,22 @@ export_http_cancel(struct export_http *h)
 	free(h->fail);
 	free(h);
 }
+
+/*
+ * Give the core away for a moment (exporter_sched): sleep, so that a
+ * worker waiting for the core runs whatever the scheduler's accounting
+ * says (sched_yield(2) would not: under EEVDF a thread owed CPU time keeps
+ * the core through a yield).  The kernel's timer slack (50 us) makes
+ * this some 60 us of waiting, during which the core is the workers'.
+ */
+#define EXPORT_GIVE_WAY_NS	10000	/* + the timer slack */
+
+void
+export_give_way(void)
+{
+	struct timespec ts;
+
+	ts.tv_sec = 0;
+	ts.tv_nsec = EXPORT_GIVE_WAY_NS;
+	(void)nanosleep(&ts, NULL);
+}

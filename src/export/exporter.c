@@ -86,7 +86,6 @@
 #define EXPORT_NBUCKETS		11	/* incl. +Inf */
 #define EXPORT_SLICE_NS		100000	/* the exporter thread's slice */
 #define EXPORT_PIECE		(64 * 1024) /* drained between pauses */
-#define EXPORT_GIVE_WAY_NS	10000	/* + the timer slack */
 
 /* Export request latency buckets, microseconds, and their labels. */
 static const uint64_t lat_le_us[EXPORT_NBUCKETS - 1] = {
@@ -1029,23 +1028,6 @@ warn_failure(struct exporter *ex, const char *what, size_t dropped)
 }
 
 static void send_batch(struct exporter *);
-
-/*
- * Give the core away for a moment (exporter_sched): sleep, so that a
- * worker waiting for the core runs whatever the scheduler's accounting
- * says (sched_yield(2) would not: under EEVDF a thread owed CPU time keeps
- * the core through a yield).  The kernel's timer slack (50 us) makes
- * this some 60 us of waiting, during which the core is the workers'.
- */
-void
-export_give_way(void)
-{
-	struct timespec ts;
-
-	ts.tv_sec = 0;
-	ts.tv_nsec = EXPORT_GIVE_WAY_NS;
-	(void)nanosleep(&ts, NULL);
-}
 
 /* This thread's CPU time, nanoseconds. */
 static uint64_t
