@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include <jansson.h>
 
@@ -535,6 +536,12 @@ acct_sample(void *arg)
 			s->with_inflight++;
 		if (!acct_holds(&st) && s->bad++ == 0)
 			s->first_bad = st;
+		/*
+		 * Let the exporter thread run: it is niced (thread_nice), and
+		 * under valgrind, which runs one thread at a time, a reader
+		 * that never blocks kept it off the lock for many minutes.
+		 */
+		sched_yield();
 	}
 	return NULL;
 }
