@@ -11,6 +11,8 @@
 
 #include "ids.h"
 #include "prop_b3.h"
+#include "prop_codec.h"
+#include "propagation.h"
 
 /* Sampling state: 1 / 0 / 2 (debug), or -1 if not understood. */
 static int
@@ -170,3 +172,49 @@ prop_b3_inject_multi(const struct span *s, trace_emit_fn emit, void *arg)
 		return -1;
 	return 0;
 }
+
+/* The codecs (prop_codec.h): the single b3 header, and X-B3-*. */
+static enum prop_result
+prop_b3_codec_extract(const struct propagation_conf *pc,
+    const struct trace_header *h, size_t n, struct trace_arena *a,
+    struct trace_context *c)
+{
+	(void)pc;
+	(void)a;
+	return prop_b3_extract_single(h, n, c);
+}
+
+static int
+prop_b3_codec_inject(const struct propagation_conf *pc, struct span *sp,
+    trace_emit_fn emit, void *arg)
+{
+	(void)pc;
+	return prop_b3_inject_single(sp, emit, arg);
+}
+
+static enum prop_result
+prop_b3multi_codec_extract(const struct propagation_conf *pc,
+    const struct trace_header *h, size_t n, struct trace_arena *a,
+    struct trace_context *c)
+{
+	(void)pc;
+	(void)a;
+	return prop_b3_extract_multi(h, n, c);
+}
+
+static int
+prop_b3multi_codec_inject(const struct propagation_conf *pc,
+    struct span *sp, trace_emit_fn emit, void *arg)
+{
+	(void)pc;
+	return prop_b3_inject_multi(sp, emit, arg);
+}
+
+const struct prop_codec prop_b3_codec = {
+	CONFIG_STYLE_B3, prop_b3_codec_extract, prop_b3_codec_inject,
+};
+
+const struct prop_codec prop_b3multi_codec = {
+	CONFIG_STYLE_B3MULTI, prop_b3multi_codec_extract,
+	prop_b3multi_codec_inject,
+};

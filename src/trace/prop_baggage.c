@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "prop_baggage.h"
+#include "prop_codec.h"
+#include "propagation.h"
 #include "util.h"
 
 #define BAG_BUF	(PROP_BAGGAGE_MAX_BYTES * 3 + 16)
@@ -215,3 +217,17 @@ prop_baggage_inject(const struct trace_kv *items, size_t n, size_t max_items,
 		return 0;
 	return emit(arg, "baggage", buf, len) != 0 ? -1 : 0;
 }
+
+/* The codec (prop_codec.h): no trace context to extract (baggage is read
+ * apart, PROPAGATION.md 7.2 step 8); the span's baggage, bounded. */
+static int
+prop_baggage_codec_inject(const struct propagation_conf *pc, struct span *sp,
+    trace_emit_fn emit, void *arg)
+{
+	return prop_baggage_inject(sp->baggage, sp->n_baggage,
+	    pc->baggage_max_items, pc->baggage_max_bytes, emit, arg);
+}
+
+const struct prop_codec prop_baggage_codec = {
+	CONFIG_STYLE_BAGGAGE, NULL, prop_baggage_codec_inject,
+};

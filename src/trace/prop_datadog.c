@@ -14,6 +14,8 @@
 
 #include "ids.h"
 #include "prop_datadog.h"
+#include "prop_codec.h"
+#include "propagation.h"
 
 #define DD_TID_KEY	"_dd.p.tid"
 
@@ -292,3 +294,31 @@ prop_datadog_inject(const struct span *s, size_t tags_max, trace_emit_fn emit,
 		return -1;
 	return 0;
 }
+
+/* The codec (prop_codec.h): DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH both ways;
+ * tags left out for their size are said on the span. */
+static enum prop_result
+prop_datadog_codec_extract(const struct propagation_conf *pc,
+    const struct trace_header *h, size_t n, struct trace_arena *a,
+    struct trace_context *c)
+{
+	return prop_datadog_extract(h, n, pc->tags_max_length, a, c);
+}
+
+static int
+prop_datadog_codec_inject(const struct propagation_conf *pc, struct span *sp,
+    trace_emit_fn emit, void *arg)
+{
+	const char *err = NULL;
+	int rc;
+
+	rc = prop_datadog_inject(sp, pc->tags_max_length, emit, arg, &err);
+	if (err != NULL)
+		(void)span_set_meta(sp, "_dd.propagation_error", err);
+	return rc;
+}
+
+const struct prop_codec prop_datadog_codec = {
+	CONFIG_STYLE_DATADOG, prop_datadog_codec_extract,
+	prop_datadog_codec_inject,
+};

@@ -17,6 +17,8 @@
 #include "ids.h"
 #include "prop_datadog.h"
 #include "prop_w3c.h"
+#include "prop_codec.h"
+#include "propagation.h"
 
 #define W3C_BUF 8192
 
@@ -538,3 +540,26 @@ prop_w3c_inject(const struct span *s, trace_emit_fn emit, void *arg)
 		return -1;
 	return 0;
 }
+
+/* The codec (prop_codec.h). */
+static enum prop_result
+prop_w3c_codec_extract(const struct propagation_conf *pc,
+    const struct trace_header *h, size_t n, struct trace_arena *a,
+    struct trace_context *c)
+{
+	(void)pc;
+	return prop_w3c_extract(h, n, a, c);
+}
+
+static int
+prop_w3c_codec_inject(const struct propagation_conf *pc, struct span *sp,
+    trace_emit_fn emit, void *arg)
+{
+	(void)pc;
+	return prop_w3c_inject(sp, emit, arg);
+}
+
+const struct prop_codec prop_w3c_codec = {
+	CONFIG_STYLE_TRACECONTEXT, prop_w3c_codec_extract,
+	prop_w3c_codec_inject,
+};

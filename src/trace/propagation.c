@@ -16,9 +16,8 @@
 #include <string.h>
 
 #include "ids.h"
-#include "prop_b3.h"
 #include "prop_baggage.h"
-#include "prop_datadog.h"
+#include "prop_codec.h"
 #include "prop_w3c.h"
 #include "propagation.h"
 #include "styles.h"
@@ -128,25 +127,14 @@ prop_extract_style(const struct propagation_conf *pc, enum config_style s,
     const struct trace_header *h, size_t n, struct trace_arena *a,
     struct trace_context *c)
 {
+	const struct prop_codec *codec = prop_codec_get(s);
 	enum prop_result r;
 
-	switch (s) {
-	case CONFIG_STYLE_DATADOG:
-		r = prop_datadog_extract(h, n, pc->tags_max_length, a, c);
-		break;
-	case CONFIG_STYLE_TRACECONTEXT:
-		r = prop_w3c_extract(h, n, a, c);
-		break;
-	case CONFIG_STYLE_B3:
-		r = prop_b3_extract_single(h, n, c);
-		break;
-	case CONFIG_STYLE_B3MULTI:
-		r = prop_b3_extract_multi(h, n, c);
-		break;
-	default:
+	if (codec != NULL && codec->extract != NULL)
+		r = codec->extract(pc, h, n, a, c);
+	else {
 		trace_context_clear(c);
 		r = PROP_ABSENT;
-		break;
 	}
 	c->style = (int)s;
 	return r;
@@ -375,36 +363,13 @@ int
 propagation_inject(const struct propagation_conf *pc, struct span *sp,
     trace_emit_fn emit, void *arg)
 {
-	const char *err = NULL;
+	const struct prop_codec *codec;
 	size_t i;
 	int rc = 0;
 
 	for (i = 0; i < pc->n_inject && rc == 0; i++) {
-		switch (pc->inject[i]) {
-		case CONFIG_STYLE_DATADOG:
-			rc = prop_datadog_inject(sp, pc->tags_max_length, emit,
-			    arg, &err);
-			if (err != NULL)
-				(void)span_set_meta(sp,
-				    "_dd.propagation_error", err);
-			break;
-		case CONFIG_STYLE_TRACECONTEXT:
-			rc = prop_w3c_inject(sp, emit, arg);
-			break;
-		case CONFIG_STYLE_B3:
-			rc = prop_b3_inject_single(sp, emit, arg);
-			break;
-		case CONFIG_STYLE_B3MULTI:
-			rc = prop_b3_inject_multi(sp, emit, arg);
-			break;
-		case CONFIG_STYLE_BAGGAGE:
-			rc = prop_baggage_inject(sp->baggage, sp->n_baggage,
-			    pc->baggage_max_items, pc->baggage_max_bytes,
-			    emit, arg);
-			break;
-		case CONFIG_STYLE_NONE:
-			break;
-		}
+		if ((codec = prop_codec_get(pc->inject[i])) != NULL)
+			rc = codec->inject(pc, sp, emit, arg);
 	}
 	return rc;
 }

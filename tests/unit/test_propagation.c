@@ -15,6 +15,8 @@
 #include "ts_test.h"
 #include "trace/ids.h"
 #include "trace/propagation.h"
+#include "trace/prop_codec.h"
+#include "styles.h"
 
 #define MAX_IN	64
 #define MAX_OUT	32
@@ -673,6 +675,36 @@ START_TEST(test_ignore_drops_everything)
 END_TEST
 
 /* An invalid tracestate: the trace goes on, only our dd member goes out. */
+/*
+ * Every style of core's table has its codec (prop_codecs.c), under its
+ * own style, and every codec injects; extraction is every style's but
+ * baggage's (read apart, 7.2 step 8).  Adding a style without its codec
+ * fails here.
+ */
+START_TEST(test_every_style_has_a_codec)
+{
+	const struct style_desc *rows;
+	const struct prop_codec *c;
+	size_t i, n;
+
+	n = styles_all(&rows);
+	ck_assert_uint_ge(n, 6);
+	for (i = 0; i < n; i++) {
+		if (rows[i].style == CONFIG_STYLE_NONE)
+			continue;	/* "none": an empty list, no codec */
+		c = prop_codec_get(rows[i].style);
+		ck_assert_msg(c != NULL, "style %s has no codec", rows[i].name);
+		ck_assert_int_eq(c->style, rows[i].style);
+		ck_assert_ptr_nonnull(c->inject);
+		if (rows[i].style == CONFIG_STYLE_BAGGAGE)
+			ck_assert_ptr_null(c->extract);
+		else
+			ck_assert_ptr_nonnull(c->extract);
+	}
+	ck_assert_ptr_null(prop_codec_get(CONFIG_STYLE_NONE));
+}
+END_TEST
+
 START_TEST(test_invalid_tracestate_not_forwarded)
 {
 	static const struct trace_header h[] = {
@@ -885,6 +917,7 @@ propagation_suite(void)
 	tc = tcase_create("pipeline");
 	tcase_add_test(tc, test_ignore_drops_everything);
 	tcase_add_test(tc, test_invalid_tracestate_not_forwarded);
+	tcase_add_test(tc, test_every_style_has_a_codec);
 	tcase_add_test(tc, test_restart_links_primary);
 	tcase_add_test(tc, test_extract_first);
 	tcase_add_test(tc, test_same_trace_parent_differs_p);
