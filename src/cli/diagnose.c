@@ -90,20 +90,15 @@ diagnose_find(const struct diagnose_input *in, const char *name,
 static bool
 diagnose_list_has(const char *list, const char *item, bool nocase)
 {
-	const char *p = list, *s, *e;
-	size_t len = strlen(item);
+	const char *p = list, *end, *e;
+	size_t len = strlen(item), elen;
 
-	while (p != NULL && *p != '\0') {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		s = p;
-		while (*p != '\0' && *p != ',')
-			p++;
-		e = p;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if ((size_t)(e - s) == len && (nocase ?
-		    util_strncaseeq(s, item, len) : memcmp(s, item, len) == 0))
+	if (list == NULL)
+		return false;
+	end = list + strlen(list);
+	while (util_list_next(&p, end, &e, &elen)) {
+		if (elen == len && (nocase ? util_strncaseeq(e, item, len) :
+		    memcmp(e, item, len) == 0))
 			return true;
 	}
 	return false;
@@ -190,21 +185,15 @@ diagnose_joined(const struct diagnose_input *in, const char *name, char *buf,
 static bool
 diagnose_list_valid(const char *list)
 {
-	const char *p = list, *s, *e;
+	const char *p = list, *end, *e;
+	size_t elen;
 
-	while (p != NULL && *p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		s = p;
-		while (*p != '\0' && *p != ',')
-			p++;
-		e = p;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e > s && !util_is_token(s, (size_t)(e - s)))
+	if (list == NULL)
+		return true;
+	end = list + strlen(list);
+	while (util_list_next(&p, end, &e, &elen)) {
+		if (!util_is_token(e, elen))
 			return false;
-		if (*p == ',')
-			p++;
 	}
 	return true;
 }
@@ -939,37 +928,27 @@ diagnose_parse_response(char *buf, size_t len, int *status,
     struct diagnose_header *headers, size_t max, size_t *n,
     size_t *body_off, size_t *body_len, const char **errstr)
 {
-	struct upstream_parser *p;
-	struct evbuffer *in, *body;
+	struct upstream_parser *p = NULL;
+	struct evbuffer *body;
 	const struct upstream_response *r;
 	struct evkeyval *kv;
 	enum upstream_parse pr;
 	size_t off = 0, kl, vl;
-	bool head = false;
 	int rc = -1;
 
 	*n = 0;
 	*body_off = *body_len = 0;
-	p = upstream_parser_new(false);
-	in = evbuffer_new();
-	body = evbuffer_new();
-	if (p == NULL || in == NULL || body == NULL ||
-	    evbuffer_add(in, buf, len) != 0) {
+	if ((body = evbuffer_new()) == NULL) {
 		*errstr = "out of memory";
-		goto out;
+		return -1;
 	}
-	while ((pr = upstream_parser_feed(p, in, body, errstr)) ==
-	    UPSTREAM_PARSE_HEAD)
-		head = true;
-	if (pr == UPSTREAM_PARSE_ERROR)
-		goto out;
 	/*
 	 * We sent Connection: close and read to the end or to our buffer's
 	 * limit: a close-delimited body ends here, and a body cut at the
 	 * limit still has the head diagnose is about.
 	 */
-	if (pr == UPSTREAM_PARSE_MORE && upstream_parser_eof(p, errstr) != 0 &&
-	    !head)
+	pr = upstream_parse_buffer(buf, len, true, body, &p, errstr);
+	if (pr == UPSTREAM_PARSE_ERROR)
 		goto out;
 	r = upstream_parser_response(p);
 	*status = r->status;
@@ -999,10 +978,7 @@ diagnose_parse_response(char *buf, size_t len, int *status,
 	rc = 0;
 out:
 	upstream_parser_free(p);
-	if (in != NULL)
-		evbuffer_free(in);
-	if (body != NULL)
-		evbuffer_free(body);
+	evbuffer_free(body);
 	return rc;
 }
 

@@ -58,6 +58,29 @@ util_is_token(const char *s, size_t len)
 	return true;
 }
 
+bool
+util_list_next(const char **sp, const char *end, const char **e,
+    size_t *elen)
+{
+	const char *s = *sp, *t;
+
+	while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+		s++;
+	if (s == end) {
+		*sp = s;
+		return false;
+	}
+	t = s;
+	while (t < end && *t != ',')
+		t++;
+	*sp = t;
+	while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
+		t--;
+	*e = s;
+	*elen = (size_t)(t - s);
+	return true;
+}
+
 /* Allocate or die: startup and configuration paths only. */
 void *
 xmalloc(size_t n)

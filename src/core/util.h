@@ -46,6 +46,13 @@ util_is_tchar(unsigned char c)
 
 /* True when s[0..len) is an RFC 9110 token (1*tchar, so not empty). */
 bool util_is_token(const char *s, size_t len);
+/*
+ * The next element of a comma-separated list in [*sp, end) (RFC 9110
+ * 5.6.1): empty elements and the OWS around each are skipped.  true with
+ * the element at *e, *elen bytes, and *sp past it; false at the end.
+ */
+bool util_list_next(const char **sp, const char *end, const char **e,
+    size_t *elen);
 
 /* ASCII case-insensitive compare of len bytes / of two C strings. */
 bool util_strncaseeq(const char *a, const char *b, size_t len);

@@ -144,8 +144,8 @@ int
 export_http_parse(const char *buf, size_t len, bool eof,
     struct export_http_resp *r)
 {
-	struct upstream_parser *p;
-	struct evbuffer *in = NULL, *body = NULL;
+	struct upstream_parser *p = NULL;
+	struct evbuffer *body;
 	enum upstream_parse pr;
 	const char *errstr = NULL;
 	size_t blen;
@@ -154,18 +154,11 @@ export_http_parse(const char *buf, size_t len, bool eof,
 	memset(r, 0, sizeof *r);
 	if (len == 0 && eof)
 		return resp_error(r, "connection closed without a response");
-	p = upstream_parser_new(false);
-	in = evbuffer_new();
-	body = evbuffer_new();
-	if (p == NULL || in == NULL || body == NULL ||
-	    evbuffer_add(in, buf, len) != 0) {
-		rv = resp_error(r, "out of memory");
-		goto out;
-	}
-	pr = upstream_parser_feed(p, in, body, &errstr);
-	if (pr == UPSTREAM_PARSE_HEAD)
-		pr = upstream_parser_feed(p, in, body, &errstr);
-	if (pr == UPSTREAM_PARSE_ERROR) {
+	if ((body = evbuffer_new()) == NULL)
+		return resp_error(r, "out of memory");
+	pr = upstream_parse_buffer(buf, len, eof, body, &p, &errstr);
+	if (pr == UPSTREAM_PARSE_ERROR ||
+	    (eof && pr != UPSTREAM_PARSE_DONE)) {
 		rv = resp_error(r, errstr);
 		goto out;
 	}
@@ -174,14 +167,8 @@ export_http_parse(const char *buf, size_t len, bool eof,
 		goto out;
 	}
 	if (pr != UPSTREAM_PARSE_DONE) {
-		if (!eof) {
-			rv = 0;
-			goto out;
-		}
-		if (upstream_parser_eof(p, &errstr) != 0) {
-			rv = resp_error(r, errstr);
-			goto out;
-		}
+		rv = 0;			/* more to read */
+		goto out;
 	}
 	r->status = upstream_parser_response(p)->status;
 	if (upstream_parser_response(p)->body != UPSTREAM_BODY_NONE ||
@@ -196,10 +183,7 @@ export_http_parse(const char *buf, size_t len, bool eof,
 	rv = 1;
 out:
 	upstream_parser_free(p);
-	if (in != NULL)
-		evbuffer_free(in);
-	if (body != NULL)
-		evbuffer_free(body);
+	evbuffer_free(body);
 	return rv;
 }
 

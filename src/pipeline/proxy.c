@@ -484,31 +484,15 @@ proxy_hop_by_hop(const char *name, const char (*tokens)[40], size_t ntokens)
 	return false;
 }
 
-/* Next comma-separated token of a list value; NULL at the end. */
-static const char *
-proxy_list_next(const char **p, size_t *len)
-{
-	const char *t;
-
-	while (**p == ' ' || **p == '\t' || **p == ',')
-		(*p)++;
-	if (**p == '\0')
-		return NULL;
-	t = *p;
-	*len = strcspn(t, " \t,");
-	*p += *len;
-	return t;
-}
-
 /* Add the header names one Connection value lists to tokens[*n..max). */
 static void
 proxy_connection_add(const char *p, char (*tokens)[40], size_t *n,
     size_t max)
 {
-	const char *t;
+	const char *t, *end = p + strlen(p);
 	size_t len;
 
-	while (*n < max && (t = proxy_list_next(&p, &len)) != NULL) {
+	while (*n < max && util_list_next(&p, end, &t, &len)) {
 		if (len == 0 || len >= sizeof tokens[0])
 			continue;
 		memcpy(tokens[*n], t, len);

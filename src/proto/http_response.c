@@ -300,33 +300,6 @@ parser_status(struct upstream_parser *p, const char *l, size_t len)
 	return 0;
 }
 
-/* Iterate the elements of a comma-separated list (RFC 9110 5.6.1),
- * skipping empty ones; returns false when there are no more. */
-static bool
-parser_list_next(const char **sp, const char *end, const char **e,
-    size_t *elen)
-{
-	const char *s = *sp, *t;
-
-	for (;;) {
-		while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
-			s++;
-		if (s == end) {
-			*sp = s;
-			return false;
-		}
-		t = s;
-		while (t < end && *t != ',')
-			t++;
-		*sp = t;
-		while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-			t--;
-		*e = s;
-		*elen = (size_t)(t - s);
-		return true;
-	}
-}
-
 static bool
 parser_name_is(const char *name, size_t len, const char *want)
 {
@@ -354,7 +327,7 @@ parser_framing_field(struct upstream_parser *p, const char *name,
 	} else if (parser_name_is(name, nlen, "transfer-encoding")) {
 		if (vlen == 0)
 			p->n_te++;	/* present but empty: not chunked */
-		while (parser_list_next(&s, end, &e, &elen)) {
+		while (util_list_next(&s, end, &e, &elen)) {
 			p->n_te++;
 			if (p->te_chunked_last)
 				p->te_other = true;	/* chunked twice
@@ -369,7 +342,7 @@ parser_framing_field(struct upstream_parser *p, const char *name,
 		if (p->n_te == 0)
 			p->n_te = 1;
 	} else if (parser_name_is(name, nlen, "connection")) {
-		while (parser_list_next(&s, end, &e, &elen)) {
+		while (util_list_next(&s, end, &e, &elen)) {
 			if (parser_name_is(e, elen, "close"))
 				p->conn_close = true;
 			else if (parser_name_is(e, elen, "keep-alive"))
@@ -744,3 +717,34 @@ upstream_parser_keepalive(const struct upstream_parser *p)
 	return p->keepalive;
 }
 
+enum upstream_parse
+upstream_parse_buffer(const char *buf, size_t len, bool eof,
+    struct evbuffer *body, struct upstream_parser **pp, const char **errstr)
+{
+	struct evbuffer *in;
+	enum upstream_parse pr;
+	bool head = false;
+
+	*errstr = NULL;
+	if ((*pp = upstream_parser_new(false)) == NULL ||
+	    (in = evbuffer_new()) == NULL) {
+		*errstr = "out of memory";
+		return UPSTREAM_PARSE_ERROR;
+	}
+	if (evbuffer_add(in, buf, len) != 0) {
+		evbuffer_free(in);
+		*errstr = "out of memory";
+		return UPSTREAM_PARSE_ERROR;
+	}
+	while ((pr = upstream_parser_feed(*pp, in, body, errstr)) ==
+	    UPSTREAM_PARSE_HEAD)
+		head = true;
+	evbuffer_free(in);
+	if (pr == UPSTREAM_PARSE_MORE && head)
+		pr = UPSTREAM_PARSE_HEAD;
+	if (pr == UPSTREAM_PARSE_ERROR || pr == UPSTREAM_PARSE_DONE || !eof)
+		return pr;
+	if (upstream_parser_eof(*pp, errstr) == 0)
+		return UPSTREAM_PARSE_DONE;
+	return head ? UPSTREAM_PARSE_HEAD : UPSTREAM_PARSE_ERROR;
+}

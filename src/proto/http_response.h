@@ -84,4 +84,18 @@ const struct upstream_response *upstream_parser_response(
  * body is not close-delimited. */
 bool upstream_parser_keepalive(const struct upstream_parser *);
 
+/*
+ * A whole response held in memory (the exporter's and diagnose's
+ * clients read into a buffer): buf is fed to a new parser (*pp, freed by
+ * the caller, holding the head), its de-chunked body moved to body; eof:
+ * the peer closed after these bytes.  Returns UPSTREAM_PARSE_DONE when
+ * the response is complete (a close-delimited body ended by eof too),
+ * _HEAD when the head is complete but the body is not (with eof, *errstr
+ * says why it is cut), _MORE when the head is not complete yet (without
+ * eof), _ERROR with *errstr (also when *pp could not be made).
+ */
+enum upstream_parse upstream_parse_buffer(const char *buf, size_t len,
+    bool eof, struct evbuffer *body, struct upstream_parser **pp,
+    const char **errstr);
+
 #endif /* TS_HTTP_RESPONSE_H */

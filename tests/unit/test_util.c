@@ -107,6 +107,37 @@ START_TEST(test_token)
 }
 END_TEST
 
+/* RFC 9110 5.6.1 lists: elements joined with "|" as util_list_next
+ * returns them (empty ones and OWS skipped, inner blanks kept). */
+static const struct {
+	const char *in, *want;
+} list_vec[] = {
+	{ "", "" },
+	{ " , ,\t", "" },
+	{ "a", "a" },
+	{ "a,b", "a|b" },
+	{ " a , b ", "a|b" },
+	{ "a,,b,", "a|b" },
+	{ "\ta b\t,c", "a b|c" },
+	{ "keep-alive, Upgrade", "keep-alive|Upgrade" },
+};
+
+START_TEST(test_list_next)
+{
+	const char *p = list_vec[_i].in, *end = p + strlen(p), *e;
+	char got[64] = "";
+	size_t len;
+
+	while (util_list_next(&p, end, &e, &len)) {
+		if (got[0] != '\0')
+			strcat(got, "|");
+		strncat(got, e, len);
+	}
+	ck_assert_ptr_eq(p, end);
+	ck_assert_str_eq(got, list_vec[_i].want);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -119,6 +150,7 @@ util_suite(void)
 	tcase_add_test(tc, test_case);
 	tcase_add_test(tc, test_tchar);
 	tcase_add_test(tc, test_token);
+	tcase_add_loop_test(tc, test_list_next, 0, (int)TS_NITEMS(list_vec));
 	suite_add_tcase(s, tc);
 	return s;
 }
