@@ -3256,8 +3256,15 @@ cfg_dump_value(FILE *f, const struct cfg_row *r, const void *base)
 		    !*(const bool *)(const void *)((const char *)base +
 		    r->has - 1))
 			fputs("null", f);
-		else
-			fprintf(f, "%.17g", *(const double *)fp);
+		else {
+			/* The shortest of the two that reads back equal. */
+			double dv = *(const double *)fp;
+
+			snprintf(buf, sizeof buf, "%.15g", dv);
+			if (strtod(buf, NULL) != dv)
+				snprintf(buf, sizeof buf, "%.17g", dv);
+			fputs(buf, f);
+		}
 		break;
 	case CT_STRING:
 		cfg_dump_str(f, *(char *const *)fp);
