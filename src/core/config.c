@@ -314,30 +314,25 @@ static const struct cfg_row cfg_schema[] = {
 
 	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
 	  .choices = cfg_exporter_names,
-	  .flags = CF_NORELOAD,
 	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP JSON; stdout: one "
 	  "JSON line per span; none" },
 	{ "exporter.datadog_url", CT_STRING, C(exporter.datadog_url),
 	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
 	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
-	  .flags = CF_NORELOAD,
 	  .help = "Datadog Agent, http://host:port or unix:///path" },
 	{ "exporter.otlp_endpoint", CT_STRING, C(exporter.otlp_endpoint),
 	  .def = "http://localhost:4318/v1/traces", .check = cfg_check_http_url,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
 	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
-	  .flags = CF_NORELOAD,
 	  .help = "full OTLP/HTTP traces URL" },
 	{ "exporter.flush_interval", CT_DURATION,
 	  C(exporter.flush_interval_ms), .min = 10, .max = 60000, .def = "1s",
-	  .flags = CF_NORELOAD,
 	  .help = "how often batched spans are sent" },
 	{ "exporter.max_queue_spans", CT_UINT, C(exporter.max_queue_spans),
 	  .min = 1, .max = 10000000, .def = "100000",
-	  .flags = CF_NORELOAD,
 	  .help = "spans queued for export before new ones are dropped" },
 	{ "exporter.thread_nice", CT_UINT, C(exporter.thread_nice),
-	  .min = 0, .max = 19, .def = "10", .flags = CF_NORELOAD,
+	  .min = 0, .max = 19, .def = "10",
 	  .help = "added to the exporter thread's nice value, so that the "
 	  "workers preempt it at once" },
 	/*
@@ -348,26 +343,26 @@ static const struct cfg_row cfg_schema[] = {
 	{ "exporter.otlp.protocol", CT_ENUM, C(exporter.otlp_protocol),
 	  .def = "http/protobuf", .choices = cfg_otlp_protocol_names,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "
-	  "OTEL_EXPORTER_OTLP_PROTOCOL", .flags = CF_NORELOAD,
+	  "OTEL_EXPORTER_OTLP_PROTOCOL",
 	  .help = "OTLP encoding: http/protobuf or http/json" },
 	{ "exporter.headers", CT_MAP, CN(exporter.headers, exporter.n_headers),
 	  .def = "{}", .env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS, "
-	  "OTEL_EXPORTER_OTLP_HEADERS", .flags = CF_NORELOAD | CF_SECRET,
+	  "OTEL_EXPORTER_OTLP_HEADERS", .flags = CF_SECRET,
 	  .help = "extra headers of every export request (API keys: masked "
 	  "by -T)" },
 	{ "exporter.compression", CT_ENUM, C(exporter.compression),
 	  .def = "none", .choices = cfg_compression_names,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, "
-	  "OTEL_EXPORTER_OTLP_COMPRESSION", .flags = CF_NORELOAD,
+	  "OTEL_EXPORTER_OTLP_COMPRESSION",
 	  .help = "request body compression: gzip or none" },
 	{ "exporter.ca_file", CT_STRING, C(exporter.ca_file),
-	  .flags = CF_NORELOAD | CF_NULLABLE, .min = 1,
+	  .flags = CF_NULLABLE, .min = 1,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, "
 	  "OTEL_EXPORTER_OTLP_CERTIFICATE",
 	  .help = "https: CA bundle to verify the backend with; null: system "
 	  "default" },
 	{ "exporter.timeout_ms", CT_UINT, C(exporter.timeout_ms),
-	  .min = 1, .max = 600000, .def = "10000", .flags = CF_NORELOAD,
+	  .min = 1, .max = 600000, .def = "10000",
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "
 	  "OTEL_EXPORTER_OTLP_TIMEOUT",
 	  .help = "milliseconds allowed for one export request" },
@@ -375,7 +370,7 @@ static const struct cfg_row cfg_schema[] = {
 	{ "logging.level", CT_ENUM, C(logging.level), .def = "info",
 	  .choices = cfg_level_names, .help = "error log level" },
 	{ "logging.access_log", CT_STRING, C(logging.access_log), .min = 1,
-	  .def = "stdout", .flags = CF_NORELOAD,
+	  .def = "stdout",
 	  .help = "stdout, stderr, off or a file path" },
 	{ "logging.format", CT_STRING, C(logging.format), .def = "json",
 	  .check = cfg_check_format, .help = "access log format (json)" },
@@ -3008,6 +3003,14 @@ config_check_reload(const struct config *old, const struct config *new,
 	    list);
 	free(list);
 	return -1;
+}
+
+/* The name of an exporter type, as exporter.type spells it. */
+const char *
+config_exporter_name(enum config_exporter_type t)
+{
+	return (size_t)t < TS_NITEMS(cfg_exporter_names) - 1 ?
+	    cfg_exporter_names[t] : "unknown";
 }
 
 /* The YAML / DD_* name of a style, from the style table. */

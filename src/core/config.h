@@ -304,6 +304,8 @@ void config_warn_at(struct config_errors *, const char *key,
 int config_key_pos(const struct config *, const char *key,
     const struct config_pos **out) TS_MUSTCHECK;
 
+/* The name of an exporter type ("datadog", "otlp", "stdout", "none"). */
+const char *config_exporter_name(enum config_exporter_type);
 /* The name of a style (styles_name: "datadog", "b3multi", ...). */
 const char *config_style_name(enum config_style);
 

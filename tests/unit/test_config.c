@@ -1146,17 +1146,16 @@ static const struct {
 	/* The admin block added at its default address. */
 	{ "admin: {}\n", "admin.listen" },
 	{ "admin: {listen: \"127.0.0.1:9902\"}\n", "admin.listen" },
-	{ "exporter: {type: none}\n", "exporter.type" },
-	{ "exporter: {datadog_url: \"http://agent:8126\"}\n",
-	  "exporter.datadog_url" },
-	{ "exporter: {otlp_endpoint: \"http://c:4318/v1/traces\"}\n",
-	  "exporter.otlp_endpoint" },
-	{ "exporter: {flush_interval: 2s}\n", "exporter.flush_interval" },
-	{ "exporter: {max_queue_spans: 5}\n", "exporter.max_queue_spans" },
-	{ "logging: {access_log: \"off\"}\n", "logging.access_log" },
+	/* The exporter and the access log reload (issue 14 item 7). */
+	{ "exporter: {type: none}\n", NULL },
+	{ "exporter: {datadog_url: \"http://agent:8126\"}\n", NULL },
+	{ "exporter: {otlp_endpoint: \"http://c:4318/v1/traces\"}\n", NULL },
+	{ "exporter: {flush_interval: 2s}\n", NULL },
+	{ "exporter: {max_queue_spans: 5}\n", NULL },
+	{ "logging: {access_log: \"off\"}\n", NULL },
 	{ "exporter: {type: none, max_queue_spans: 5}\n"
-	  "logging: {access_log: stderr}\n",
-	  "exporter.type, exporter.max_queue_spans, logging.access_log" },
+	  "logging: {access_log: stderr}\n"
+	  "server: {backlog: 77}\n", "server.backlog" },
 	{ "server: {limits: {max_connections: 5}}\n", NULL },
 	{ "cors: {max_age: 5}\n", NULL },
 	{ "logging: {level: debug}\n", NULL },
