@@ -325,6 +325,40 @@ static const struct cfg_row cfg_schema[] = {
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
 	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
 	  .help = "full OTLP/HTTP traces URL" },
+	/*
+	 * The OTLP transport keys (issue 14 item 2), named as h-otlp names
+	 * them; here so that OTEL_EXPORTER_OTLP_* have keys to set.  On
+	 * the merge: h-otlp's rows (with their checks) plus the .env
+	 * strings below, reloadable like the rest of exporter.*.
+	 */
+	{ "exporter.otlp_protocol", CT_ENUM, C(exporter.otlp_protocol),
+	  .def = "http/protobuf", .choices = cfg_otlp_protocol_names,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "
+	  "OTEL_EXPORTER_OTLP_PROTOCOL",
+	  .help = "OTLP body: http/protobuf (the SDKs' default) or http/json" },
+	{ "exporter.headers", CT_MAP, CN(exporter.headers, exporter.n_headers),
+	  .def = "{}", .flags = CF_SECRET,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS, "
+	  "OTEL_EXPORTER_OTLP_HEADERS",
+	  .help = "extra request headers of every export request (an API "
+	  "key); values are masked in logs" },
+	{ "exporter.compression", CT_ENUM, C(exporter.compression),
+	  .def = "none", .choices = cfg_compression_names,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, "
+	  "OTEL_EXPORTER_OTLP_COMPRESSION",
+	  .help = "otlp: gzip the body (Content-Encoding: gzip) or none" },
+	{ "exporter.tls_ca_file", CT_STRING, C(exporter.tls_ca_file),
+	  .flags = CF_NULLABLE, .min = 1,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, "
+	  "OTEL_EXPORTER_OTLP_CERTIFICATE",
+	  .help = "https: CA bundle the backend's certificate is verified "
+	  "with; null: the system store" },
+	{ "exporter.timeout", CT_DURATION, C(exporter.timeout_ms), .min = 1,
+	  .max = 600000, .def = "2s",
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "
+	  "OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds)",
+	  .help = "time allowed for one export request (connect, send, "
+	  "answer)" },
 	{ "exporter.flush_interval", CT_DURATION,
 	  C(exporter.flush_interval_ms), .min = 10, .max = 60000, .def = "1s",
 	  .help = "how often batched spans are sent" },
@@ -335,37 +369,6 @@ static const struct cfg_row cfg_schema[] = {
 	  .min = 0, .max = 19, .def = "10",
 	  .help = "added to the exporter thread's nice value, so that the "
 	  "workers preempt it at once" },
-	/*
-	 * The OTLP transport keys (issue 14 item 2: h-otlp implements them
-	 * in the exporter); here so that OTEL_EXPORTER_OTLP_* have keys to
-	 * set.  One block: the merge keeps one copy.
-	 */
-	{ "exporter.otlp.protocol", CT_ENUM, C(exporter.otlp_protocol),
-	  .def = "http/protobuf", .choices = cfg_otlp_protocol_names,
-	  .env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "
-	  "OTEL_EXPORTER_OTLP_PROTOCOL",
-	  .help = "OTLP encoding: http/protobuf or http/json" },
-	{ "exporter.headers", CT_MAP, CN(exporter.headers, exporter.n_headers),
-	  .def = "{}", .env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS, "
-	  "OTEL_EXPORTER_OTLP_HEADERS", .flags = CF_SECRET,
-	  .help = "extra headers of every export request (API keys: masked "
-	  "by -T)" },
-	{ "exporter.compression", CT_ENUM, C(exporter.compression),
-	  .def = "none", .choices = cfg_compression_names,
-	  .env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, "
-	  "OTEL_EXPORTER_OTLP_COMPRESSION",
-	  .help = "request body compression: gzip or none" },
-	{ "exporter.ca_file", CT_STRING, C(exporter.ca_file),
-	  .flags = CF_NULLABLE, .min = 1,
-	  .env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, "
-	  "OTEL_EXPORTER_OTLP_CERTIFICATE",
-	  .help = "https: CA bundle to verify the backend with; null: system "
-	  "default" },
-	{ "exporter.timeout_ms", CT_UINT, C(exporter.timeout_ms),
-	  .min = 1, .max = 600000, .def = "10000",
-	  .env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "
-	  "OTEL_EXPORTER_OTLP_TIMEOUT",
-	  .help = "milliseconds allowed for one export request" },
 
 	{ "logging.level", CT_ENUM, C(logging.level), .def = "info",
 	  .choices = cfg_level_names, .help = "error log level" },
@@ -2311,13 +2314,13 @@ cfg_otel_otlp(struct cfg_ctx *ctx, char *const *env)
 {
 	static const struct {
 		const char *suffix, *path;
-		int kind;	/* 's' scalar, 'h' header pairs */
+		int kind;	/* 's' scalar, 'h' header pairs, 't' ms */
 	} vars[] = {
 		{ "HEADERS", "exporter.headers", 'h' },
-		{ "PROTOCOL", "exporter.otlp.protocol", 's' },
-		{ "TIMEOUT", "exporter.timeout_ms", 's' },
+		{ "PROTOCOL", "exporter.otlp_protocol", 's' },
+		{ "TIMEOUT", "exporter.timeout", 't' },
 		{ "COMPRESSION", "exporter.compression", 's' },
-		{ "CERTIFICATE", "exporter.ca_file", 's' },
+		{ "CERTIFICATE", "exporter.tls_ca_file", 's' },
 	};
 	struct cfg_env_pairs pp;
 	char name[64];
@@ -2331,7 +2334,19 @@ cfg_otel_otlp(struct cfg_ctx *ctx, char *const *env)
 			    pass == 0 ? "" : "TRACES_", vars[i].suffix);
 			if ((v = cfg_getenv_set(env, name)) == NULL)
 				continue;
-			if (vars[i].kind == 's') {
+			if (vars[i].kind == 't' &&
+			    strspn(v, "0123456789") == strlen(v)) {
+				/* Milliseconds, where a bare number of the
+				 * file is seconds. */
+				char *ms;
+
+				xasprintf(&ms, "%sms", v);
+				(void)cfg_env_set(ctx, name, ms, vars[i].path,
+				    's');
+				free(ms);
+				continue;
+			}
+			if (vars[i].kind != 'h') {
 				(void)cfg_env_set(ctx, name, v, vars[i].path,
 				    's');
 				continue;
@@ -2917,7 +2932,7 @@ cfg_free_contents(struct config *cfg)
 		free(cfg->exporter.headers[i].value);
 	}
 	free(cfg->exporter.headers);
-	free(cfg->exporter.ca_file);
+	free(cfg->exporter.tls_ca_file);
 	free(cfg->env_warnings);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);

@@ -125,35 +125,29 @@ enum config_exporter_type {
 	CONFIG_EXPORTER_NONE,
 };
 
-struct config_exporter {
-	enum config_exporter_type type;
-	char *datadog_url;	/* http://host:port or unix:///path */
-	char *otlp_endpoint;	/* full URL of /v1/traces */
-	uint64_t flush_interval_ms;
-	uint64_t max_queue_spans;
-	uint64_t thread_nice;	/* added to the exporter thread's nice */
-
-	/*
-	 * OTLP transport keys (issue 14 item 2, h-otlp implements them in
-	 * the exporter; the OTEL_EXPORTER_OTLP_* variables set them here).
-	 * One block so that the merge keeps one copy.
-	 */
-	int otlp_protocol;	/* enum config_otlp_protocol */
-	struct config_kv *headers;	/* extra request headers (secrets) */
-	size_t n_headers;
-	int compression;	/* enum config_compression */
-	char *ca_file;		/* https: CA bundle, NULL: system default */
-	uint64_t timeout_ms;	/* one export request */
-};
-
 enum config_otlp_protocol {
-	CONFIG_OTLP_PROTOBUF = 0,	/* http/protobuf */
+	CONFIG_OTLP_PROTOBUF = 0,	/* http/protobuf, the SDKs' default */
 	CONFIG_OTLP_JSON,		/* http/json */
 };
 
 enum config_compression {
 	CONFIG_COMPRESSION_NONE = 0,
 	CONFIG_COMPRESSION_GZIP,
+};
+
+struct config_exporter {
+	enum config_exporter_type type;
+	char *datadog_url;	/* http://host:port or unix:///path */
+	char *otlp_endpoint;	/* full URL of /v1/traces */
+	enum config_otlp_protocol otlp_protocol;
+	struct config_kv *headers;	/* extra request headers (API keys) */
+	size_t n_headers;
+	enum config_compression compression;	/* of OTLP bodies */
+	char *tls_ca_file;	/* https: CA bundle, NULL the system's */
+	uint64_t timeout_ms;	/* per export request */
+	uint64_t flush_interval_ms;
+	uint64_t max_queue_spans;
+	uint64_t thread_nice;	/* added to the exporter thread's nice */
 };
 
 struct config_logging {

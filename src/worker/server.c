@@ -221,7 +221,7 @@ server_exporter_same(const struct config *a, const struct config *b)
 	    x->timeout_ms != y->timeout_ms || x->n_headers != y->n_headers ||
 	    !server_streq(x->datadog_url, y->datadog_url) ||
 	    !server_streq(x->otlp_endpoint, y->otlp_endpoint) ||
-	    !server_streq(x->ca_file, y->ca_file) ||
+	    !server_streq(x->tls_ca_file, y->tls_ca_file) ||
 	    !server_streq(a->tracing.service, b->tracing.service) ||
 	    !server_streq(a->tracing.env, b->tracing.env) ||
 	    !server_streq(a->tracing.version, b->tracing.version))

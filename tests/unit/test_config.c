@@ -17,7 +17,7 @@
 static char *const no_env[] = { NULL };
 
 /* Rows of tests/data/config/env/variables.tsv (comments left out). */
-#define ENV_TABLE_ROWS 65
+#define ENV_TABLE_ROWS 66
 
 /* Read a whole file into a NUL-terminated buffer (caller frees). */
 static char *
