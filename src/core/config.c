@@ -3359,7 +3359,7 @@ struct cfg_dump {
 	bool dash;		/* the next line starts a list item */
 };
 
-/* Write "key: " for path (relative), opening the sections it needs. */
+/* Write "key:" for path (relative), opening the sections it needs. */
 static void
 cfg_dump_key(struct cfg_dump *d, const char *path)
 {
@@ -3388,7 +3388,7 @@ cfg_dump_key(struct cfg_dump *d, const char *path)
 			snprintf(d->open[d->nopen++], sizeof d->open[0], "%s",
 			    seg[i]);
 		} else
-			fprintf(d->f, "%s: ", p);
+			fprintf(d->f, "%s:", p);
 	}
 }
 
@@ -3418,7 +3418,7 @@ cfg_dump_rows(struct cfg_dump *d, const struct config *cfg,
 				continue;	/* the top-level block */
 			cfg_dump_key(d, r->path + sl);
 			if (route->cors == NULL) {
-				fputs("false\n", d->f);
+				fputs(" false\n", d->f);
 				continue;
 			}
 			fputs("\n", d->f);
@@ -3438,6 +3438,7 @@ cfg_dump_rows(struct cfg_dump *d, const struct config *cfg,
 		    r->on - 1))
 			continue;
 		cfg_dump_key(d, r->path + sl);
+		fputc(' ', d->f);
 		cfg_dump_value(d->f, r, base);
 		fputc('\n', d->f);
 	}
@@ -3448,38 +3449,55 @@ void
 config_dump(const struct config *cfg, FILE *f)
 {
 	struct cfg_dump d;
-	size_t i;
+	char sect[64];
+	size_t i, j, r;
 
 	memset(&d, 0, sizeof d);
 	d.f = f;
 	fprintf(f, "# tracestitch effective configuration: %s with the "
 	    "environment,\n# defaults filled in, secrets redacted\n",
 	    cfg->path);
-	/* server, admin: the rows before routes[] in table order. */
-	cfg_dump_rows(&d, cfg, CB_CONFIG, "server.", false, cfg);
-	if (cfg->has_admin)
-		cfg_dump_rows(&d, cfg, CB_CONFIG, "admin.", false, cfg);
-	d.nopen = 0;
-	fputs("routes:\n", f);
-	for (i = 0; i < cfg->n_routes; i++) {
-		struct cfg_dump rd;
+	/*
+	 * The sections in table order, each once, as its first row comes:
+	 * a section added to the schema is dumped without a line here.
+	 */
+	for (r = 0; r < CFG_NROWS; r++) {
+		const struct cfg_row *row = &cfg_schema[r];
+		size_t l = strcspn(row->path, ".[");
 
-		memset(&rd, 0, sizeof rd);
-		rd.f = f;
-		rd.indent = 4;
-		rd.dash = true;
-		cfg_dump_rows(&rd, cfg, CB_ROUTE, "routes[].", true,
-		    &cfg->routes[i]);
+		for (j = 0; j < r; j++) {
+			if (strncmp(cfg_schema[j].path, row->path, l) == 0 &&
+			    strcspn(cfg_schema[j].path, ".[") == l)
+				break;
+		}
+		if (j < r)
+			continue;	/* section done */
+		snprintf(sect, sizeof sect, "%.*s.", (int)l, row->path);
+		if (row->base == CB_ROUTE) {
+			fputs("routes:\n", f);
+			for (i = 0; i < cfg->n_routes; i++) {
+				struct cfg_dump rd;
+
+				memset(&rd, 0, sizeof rd);
+				rd.f = f;
+				rd.indent = 4;
+				rd.dash = true;
+				cfg_dump_rows(&rd, cfg, CB_ROUTE, "routes[].",
+				    true, &cfg->routes[i]);
+			}
+		} else if (row->base == CB_CORS) {
+			if (cfg->has_cors)
+				cfg_dump_rows(&d, cfg, CB_CORS, "", false,
+				    &cfg->cors);
+		} else if (strcmp(sect, "admin.") != 0 || cfg->has_admin)
+			cfg_dump_rows(&d, cfg, CB_CONFIG, sect, false, cfg);
+		d.nopen = 0;
+		if (strcmp(sect, "tracing.") == 0 &&
+		    cfg->tracing.sampling_rules != NULL) {
+			fputs("# tracing sampling rules (DD_TRACE_SAMPLING_RULES): ",
+			    f);
+			fputs(cfg->tracing.sampling_rules, f);
+			fputc('\n', f);
+		}
 	}
-	if (cfg->has_cors)
-		cfg_dump_rows(&d, cfg, CB_CORS, "", false, &cfg->cors);
-	cfg_dump_rows(&d, cfg, CB_CONFIG, "propagation.", false, cfg);
-	cfg_dump_rows(&d, cfg, CB_CONFIG, "tracing.", false, cfg);
-	if (cfg->tracing.sampling_rules != NULL) {
-		fputs("# tracing sampling rules (DD_TRACE_SAMPLING_RULES): ", f);
-		fputs(cfg->tracing.sampling_rules, f);
-		fputc('\n', f);
-	}
-	cfg_dump_rows(&d, cfg, CB_CONFIG, "exporter.", false, cfg);
-	cfg_dump_rows(&d, cfg, CB_CONFIG, "logging.", false, cfg);
 }

@@ -354,7 +354,8 @@ int config_schema_reloads(const char *path);
  * The effective configuration as YAML (tracestitch -T): every key of the
  * schema in table order, defaults filled in, the environment applied,
  * secrets (exporter.headers values) masked as "<redacted>".  What it
- * writes loads again to the same configuration (a test checks).
+ * writes loads again to the same configuration (a test checks), except
+ * DD_TRACE_SAMPLING_RULES (no file key), written as a comment.
  */
 void config_dump(const struct config *, FILE *);
 

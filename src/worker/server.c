@@ -1212,6 +1212,7 @@ server_reload_apply(void)
 	}
 	server_gen_unref(srv.gen);
 	srv.gen = g;
+	srv.exporter = g->xp->x;
 	pthread_mutex_unlock(&srv.lock);
 	server_tell_workers(SERVER_CMD_RELOAD);
 	if (g->cfg->logging.level >= 0)
