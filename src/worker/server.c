@@ -1127,9 +1127,22 @@ server_reload_parts(struct server_gen *g, char **cause)
 	const struct config *old = srv.gen->cfg, *cfg = g->cfg;
 	const char *key;
 	char *why = NULL;
+	bool new_log;
 
 	if (exporter_check(cfg, &key, &why) != 0) {
 		xasprintf(cause, "%s: %s", key, why);
+		free(why);
+		return -1;
+	}
+	/*
+	 * The access log first: it can be put back.  A new exporter last:
+	 * exporter_new takes over the /metrics section, which a retired
+	 * unused one would leave empty.
+	 */
+	new_log = !server_streq(old->logging.access_log,
+	    cfg->logging.access_log);
+	if (new_log && log_access_open(cfg->logging.access_log, &why) != 0) {
+		xasprintf(cause, "logging.access_log: %s", why);
 		free(why);
 		return -1;
 	}
@@ -1138,19 +1151,19 @@ server_reload_parts(struct server_gen *g, char **cause)
 	else if ((g->xp = server_xp_for(cfg, &why)) == NULL) {
 		xasprintf(cause, "exporter: %s", why);
 		free(why);
+		if (new_log && log_access_open(old->logging.access_log,
+		    &why) != 0) {
+			log_warnx("access log: cannot reopen %s: %s",
+			    old->logging.access_log, why);
+			free(why);
+		}
 		return -1;
 	} else
 		log_info("exporter: now %s %s (the previous one sends what "
 		    "it holds)", config_exporter_name(cfg->exporter.type),
 		    server_exporter_target(cfg));
-	if (!server_streq(old->logging.access_log, cfg->logging.access_log)) {
-		if (log_access_open(cfg->logging.access_log, &why) != 0) {
-			xasprintf(cause, "logging.access_log: %s", why);
-			free(why);
-			return -1;
-		}
+	if (new_log)
 		log_info("access log: now %s", cfg->logging.access_log);
-	}
 	return 0;
 }
 

@@ -80,6 +80,25 @@ reload(struct itest_proc *gw, const char *yaml)
 	    itest_log_read(gw, ITEST_STDERR));
 }
 
+/* Poll /metrics until name >= want (deadline); the last value or -1. */
+static double
+metric_wait(struct itest_proc *gw, const char *name, double want)
+{
+	int64_t deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	struct itest_resp r;
+	double v = -1;
+
+	for (;;) {
+		if (itest_get(gw->admin_port, "/metrics", &r) == 0) {
+			v = itest_metric(r.body, name, NULL);
+			itest_resp_clear(&r);
+		}
+		if (v >= want || itest_now_ms() >= deadline)
+			return v;
+		poll(NULL, 0, 20);
+	}
+}
+
 /* A private directory for log files; removed by rmdir_all. */
 static char *
 tmp_dir(void)
@@ -428,6 +447,59 @@ START_TEST(sighup_swaps_exporter_without_losing_spans)
 }
 END_TEST
 
+/*
+ * A reload whose access log cannot be opened fails as a whole: the old
+ * access log keeps its lines, the old exporter its spans, and /metrics
+ * still shows the old exporter's counters.
+ */
+START_TEST(sighup_failed_swap_keeps_exporter_and_access_log)
+{
+	static const char *const names[] = { "a.log", NULL };
+	struct itest_proc *be, *agent_a, *agent_b, *gw;
+	char *dir, *a, *yaml, *ex;
+	json_t *reqs;
+	size_t from;
+
+	dir = tmp_dir();
+	a = itest_strf("%s/a.log", dir);
+	be = itest_backend_start("be");
+	agent_a = itest_agent_start("normal", NULL);
+	agent_b = itest_agent_start("normal", NULL);
+	ex = itest_strf("{type: datadog, datadog_url: \"http://127.0.0.1:%u\","
+	    " flush_interval: 100ms}", (unsigned)agent_a->port);
+	yaml = config(be->port, ex, a);
+	free(ex);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+
+	ex = itest_strf("{type: datadog, datadog_url: \"http://127.0.0.1:%u\","
+	    " flush_interval: 100ms}", (unsigned)agent_b->port);
+	yaml = config(be->port, ex, "/nonexistent/dir/b.log");
+	free(ex);
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, "configuration reload "
+	    "failed: logging.access_log: ", from, ITEST_TIMEOUT_MS) > 0,
+	    "%s", itest_log_read(gw, ITEST_STDERR));
+	ck_assert_int_eq(get(gw, "/echo/one"), 200);
+	ck_assert_int_eq(get(gw, "/echo/two"), 200);
+	ck_assert_uint_eq(file_lines_wait(a, 2), 2);
+	reqs = itest_agent_wait_spans(agent_a, 2, ITEST_TIMEOUT_MS);
+	ck_assert_msg(reqs != NULL, "agent A: %s", itest_error());
+	json_decref(reqs);
+	ck_assert_msg(metric_wait(gw, "tracestitch_export_spans_total", 2) >= 2,
+	    "the exporter's counters left /metrics");
+	ck_assert_int_eq(itest_proc_stop(gw, SIGTERM, ITEST_TIMEOUT_MS), 0);
+	reqs = itest_agent_requests(agent_b);
+	ck_assert_uint_eq(itest_agent_span_count(reqs), 0);
+	json_decref(reqs);
+	free(a);
+	rmdir_all(dir, names);
+}
+END_TEST
+
 /* A bound datagram socket at name ('@': abstract); the fd. */
 static int
 notify_bind(const char *name)
@@ -578,6 +650,7 @@ opsenv_suite(void)
 	tcase_add_test(run, sigusr1_reopens_access_log);
 	tcase_add_test(run, sighup_swaps_access_log);
 	tcase_add_test(run, sighup_swaps_exporter_without_losing_spans);
+	tcase_add_test(run, sighup_failed_swap_keeps_exporter_and_access_log);
 	tcase_add_test(run, sd_notify_path_socket);
 	tcase_add_test(run, sd_notify_abstract_socket);
 	tcase_add_test(run, client_ip_tag_from_environment);
