@@ -1288,6 +1288,14 @@ proxy_pipeline_set_gen(struct proxy_pipeline *pl, struct worker_gen *wg)
 }
 
 void
+proxy_pipeline_set_exporter(struct proxy_pipeline *pl,
+    struct exporter *exporter, struct exporter_queue *xq)
+{
+	pl->exporter = exporter;
+	pl->xq = xq;
+}
+
+void
 proxy_pipeline_free(struct proxy_pipeline *pl)
 {
 	if (pl == NULL)
