@@ -139,6 +139,8 @@ struct server_conn {
 	unsigned conn_flags;		/* CONN_F_* of the request */
 	bool pending_close;		/* close once the active request ends */
 	bool closing;			/* closed after the output drains */
+	bool switched;			/* protocols switched: the socket is
+					 * the pipeline's (exchange.h) */
 	bool in_process;
 	bool close_deferred;
 	unsigned phase_timeout;		/* which timeout is armed */
