@@ -301,6 +301,402 @@ class WebSocketTest(unittest.TestCase):
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0]["path"], "/echo")
 
+    def test_binary_large_ping_and_close_codes(self):
+        """Binary and text both ways, 1 MB messages, ping/pong, and the
+        close codes of either side pass through unchanged."""
+        echo, gw = self.echo_gateway()
+        big = os.urandom(1024 * 1024)
+
+        async def go():
+            async with connect(gw) as ws:
+                await ws.send(big)
+                self.assertEqual(await ws.recv(), big)
+                text = "é" * (512 * 1024)         # 1 MB of UTF-8
+                await ws.send(text)
+                self.assertEqual(await ws.recv(), text)
+                for i in range(20):
+                    await ws.send(b"%d" % i)
+                for i in range(20):
+                    self.assertEqual(await ws.recv(), b"%d" % i)
+                pong = await ws.ping(b"are you there")
+                await asyncio.wait_for(pong, DEADLINE)
+                await ws.close(4001, "client says bye")
+                return ws.close_code
+        self.assertEqual(run(go()), 4001)
+        wait_for(lambda: 4001 in echo.closed_codes,
+                 "the echo server to see close code 4001")
+
+        async def server_closes():
+            async with connect(gw, "/close/4002") as ws:
+                try:
+                    await ws.recv()
+                except websockets.exceptions.ConnectionClosed as e:
+                    return e.code, e.reason
+            return None
+        self.assertEqual(run(server_closes()), (4002, "bye"))
+
+    def test_slow_reader_holds_the_backend_back(self):
+        """A client that does not read: the backend's sends block and
+        the gateway's memory stays bounded (64 MB offered)."""
+        echo, gw = self.echo_gateway()
+        echo.push = (64, 1024 * 1024)
+        base = gw.rss_kb()
+
+        async def go():
+            async with connect(gw, "/push", max_queue=1,
+                               read_limit=65536) as ws:
+                # Wait until the server stops advancing: everything in
+                # between is full (kernel buffers, the tunnel's mark).
+                last, still = -1, 0
+                while still < 10:
+                    await asyncio.sleep(0.1)
+                    still = still + 1 if echo.sent == last else 0
+                    last = echo.sent
+                rss = gw.rss_kb()
+                stalled = echo.sent
+                got = 0
+                for i in range(64):
+                    m = await ws.recv()
+                    self.assertEqual(len(m), 1024 * 1024)
+                    self.assertEqual(m[0], i % 256)
+                    got += 1
+                return stalled, rss, got
+        stalled, rss, got = run(go())
+        self.assertLess(stalled, 64, "the backend was never held back")
+        self.assertEqual(got, 64)
+        self.assertLess(rss - base, 16 * 1024,
+                        "gateway RSS grew by %d KiB" % (rss - base))
+
+    def test_idle_timeout_closes_a_silent_tunnel(self):
+        """routes[].websocket.idle_timeout: traffic keeps the tunnel
+        open past it, silence closes it."""
+        _, gw = self.echo_gateway(
+            route_extra="    websocket: {idle_timeout: 1s}\n")
+
+        async def go():
+            async with connect(gw, close_timeout=1) as ws:
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 2.5:
+                    await ws.send("keep")
+                    self.assertEqual(await ws.recv(), "keep")
+                    await asyncio.sleep(0.25)     # traffic, paced
+                t1 = time.monotonic()
+                try:
+                    await ws.recv()
+                except websockets.exceptions.ConnectionClosed:
+                    return time.monotonic() - t1
+            return None
+        waited = run(go())
+        self.assertIsNotNone(waited)
+        self.assertGreater(waited, 0.5)
+        self.assertLess(waited, 10)
+        wait_for(lambda: gw.metric("tracestitch_websocket_tunnels") == 0,
+                 "the gauge back to 0")
+
+    def test_drain_waits_for_a_tunnel_then_closes_it(self):
+        """SIGTERM: the open tunnel still works, and is closed at
+        server.drain_timeout; the gateway then exits."""
+        _, gw = self.echo_gateway(server_extra="  drain_timeout: 2s\n")
+
+        async def go():
+            async with connect(gw, close_timeout=1) as ws:
+                await ws.send("before")
+                self.assertEqual(await ws.recv(), "before")
+                t0 = time.monotonic()
+                gw.proc.send_signal(signal.SIGTERM)
+                wait_for(lambda: "draining" in gw.stderr(), "the drain")
+                await ws.send("during the drain")
+                self.assertEqual(await ws.recv(), "during the drain")
+                try:
+                    await ws.recv()
+                except websockets.exceptions.ConnectionClosed:
+                    return time.monotonic() - t0
+            return None
+        waited = run(go())
+        self.assertIsNotNone(waited)
+        self.assertGreater(waited, 1.5)
+        self.assertLess(waited, 12)
+        self.assertEqual(gw.proc.wait(DEADLINE), 0)
+        self.assertIn("drain timed out", gw.stderr())
+
+    def test_drain_ends_when_the_tunnel_closes(self):
+        """A tunnel that ends during the drain lets the gateway exit at
+        once, long before server.drain_timeout (60 s here)."""
+        _, gw = self.echo_gateway(server_extra="  drain_timeout: 60s\n")
+
+        async def go():
+            async with connect(gw) as ws:
+                await ws.send("x")
+                await ws.recv()
+                gw.proc.send_signal(signal.SIGTERM)
+                wait_for(lambda: "draining" in gw.stderr(), "the drain")
+                self.assertIsNone(gw.proc.poll())
+        run(go())
+        t0 = time.monotonic()
+        self.assertEqual(gw.proc.wait(DEADLINE), 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertNotIn("drain timed out", gw.stderr())
+
+    def test_span_ends_at_the_101_and_the_gauge_counts(self):
+        """The gateway span is exported while the tunnel is still open,
+        with http.status_code 101 and http.upgrade websocket; the gauge
+        is 1 while it is open and 0 after."""
+        _, gw = self.echo_gateway(
+            exporter="{type: stdout, flush_interval: 10ms}")
+
+        def spans():
+            return [r for r in gw.json_lines("span_id")
+                    if r.get("meta", {}).get("http.upgrade") ==
+                    "websocket"]
+
+        async def go():
+            async with connect(gw) as ws:
+                await ws.send("x")
+                await ws.recv()
+                sp = wait_for(spans, "the span of the 101")
+                self.assertEqual(
+                    gw.metric("tracestitch_websocket_tunnels"), 1)
+                return sp
+        sp = run(go())
+        self.assertEqual(len(sp), 1)
+        self.assertEqual(sp[0]["meta"].get("http.status_code"), "101")
+        wait_for(lambda: gw.metric("tracestitch_websocket_tunnels") == 0,
+                 "the gauge back to 0")
+        self.assertEqual(len(spans()), 1)
+
+    def test_refused_upgrades(self):
+        """Every upgrade but a well-formed WebSocket handshake is refused
+        with its status and reason, and the connection closed; HTTP/1.0
+        Upgrade and an Upgrade without the connection option are ignored
+        (a plain request)."""
+        _, gw = self.echo_gateway()
+        cases = [
+            ("GET /echo HTTP/1.1\r\nHost: t.test\r\nUpgrade: h2c\r\n"
+             "Connection: Upgrade, HTTP2-Settings\r\n"
+             "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+             501, "h2c"),
+            ("GET /echo HTTP/1.1\r\nHost: t.test\r\nUpgrade: TLS/1.0\r\n"
+             "Connection: Upgrade\r\n\r\n", 501, "only the websocket"),
+            (WS_HEAD.replace("GET", "POST") + "Content-Length: 0\r\n\r\n",
+             400, "is a GET"),
+            (WS_HEAD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+                             "\r\n", "") + "\r\n", 400,
+             "Sec-WebSocket-Key"),
+        ]
+        for head, status, why in cases:
+            st, hdrs, body = raw_request(gw.port, head)
+            self.assertEqual(st, status, body)
+            self.assertEqual(hdrs.get("connection"), "close")
+            self.assertIn(why, json.loads(body)["message"])
+        # Ignored: the echo server answers a plain GET with 426.
+        for head in (WS_HEAD.replace("HTTP/1.1", "HTTP/1.0") + "\r\n",
+                     WS_HEAD.replace("Connection: Upgrade",
+                                     "Connection: close") + "\r\n"):
+            st, hdrs, body = raw_request(gw.port, head)
+            self.assertEqual(st, 426, body)
+
+    def test_disabled_route_refuses(self):
+        _, gw = self.echo_gateway(
+            route_extra="    websocket: {enabled: false}\n")
+        st, hdrs, body = raw_request(gw.port, WS_HEAD + "\r\n")
+        self.assertEqual(st, 403)
+        self.assertEqual(json.loads(body)["message"],
+                         "WebSocket is disabled on this route")
+
+    def test_backend_answers(self):
+        """A 101 the request did not ask for, or one that switches to
+        another protocol, is a bad gateway (502); a refusal of the
+        handshake is passed on, and ends the connection."""
+        def gateway_on(response):
+            be = CannedBackend(response)
+            self.cleanups.append(be.stop)
+            gw = Gateway(config(be.port))
+            self.cleanups.append(gw.stop)
+            return be, gw
+        _, gw = gateway_on(b"HTTP/1.1 101 Switching Protocols\r\n"
+                           b"Upgrade: websocket\r\nConnection: Upgrade"
+                           b"\r\n\r\n")
+        st, _, body = raw_request(gw.port, "GET / HTTP/1.1\r\n"
+                                  "Host: t.test\r\nConnection: close\r\n"
+                                  "\r\n")
+        self.assertEqual(st, 502, body)
+        _, gw = gateway_on(b"HTTP/1.1 101 Switching Protocols\r\n"
+                           b"Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+        st, _, body = raw_request(gw.port, WS_HEAD + "\r\n")
+        self.assertEqual(st, 502, body)
+        self.assertIn("does not switch to websocket", body.decode())
+        be, gw = gateway_on(b"HTTP/1.1 403 Forbidden\r\n"
+                            b"Content-Length: 4\r\n\r\nnope")
+        st, hdrs, body = raw_request(gw.port, WS_HEAD + "\r\n")
+        self.assertEqual((st, body), (403, b"nope"))
+        self.assertEqual(hdrs.get("connection"), "close")
+        # What the backend was asked: the handshake's own fields.
+        req = be.requests[0].lower()
+        self.assertIn("\r\nupgrade: websocket\r\n", req)
+        self.assertIn("\r\nconnection: upgrade\r\n", req)
+        self.assertIn("\r\nsec-websocket-key: dghlihnhbxbszsbub25jzq==\r\n",
+                      req)
+
+
+class SseBackend:
+    """Server-sent events, one connection at a time: the head and the
+    first event at once, then each next event when the test says so
+    (go), or every `every` seconds (`count` events) on /tick."""
+
+    def __init__(self, every=None, count=0):
+        self.every = every
+        self.count = count
+        self.go = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def chunk(data):
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def _run(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                b = c.recv(65536)
+                if not b:
+                    return
+                data += b
+            c.sendall(b"HTTP/1.1 200 OK\r\n"
+                      b"Content-Type: text/event-stream\r\n"
+                      b"Cache-Control: no-cache\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" +
+                      self.chunk(b"data: one\n\n"))
+            if self.every is None:
+                if not self.go.wait(DEADLINE):
+                    return
+                c.sendall(self.chunk(b"data: two\n\n") + b"0\r\n\r\n")
+            else:
+                for i in range(self.count):
+                    time.sleep(self.every)     # the pace under test
+                    c.sendall(self.chunk(b"data: tick %d\n\n" % i))
+                c.sendall(b"0\r\n\r\n")
+            # Wait for the gateway to close its side.
+            try:
+                while c.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    def stop(self):
+        self.go.set()
+        self.sock.close()
+
+
+class StreamTest(unittest.TestCase):
+    """text/event-stream and other streamed answers flow as they come."""
+
+    def setUp(self):
+        self.cleanups = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanups):
+            fn()
+
+    def gateway(self, backend, route_extra="", server_extra=""):
+        self.cleanups.append(backend.stop)
+        gw = Gateway(config(backend.port, route_extra, server_extra))
+        self.cleanups.append(gw.stop)
+        return gw
+
+    @staticmethod
+    def read_until(s, buf, needle):
+        while needle not in buf:
+            b = s.recv(65536)
+            if not b:
+                raise AssertionError("closed before %r; got %r" %
+                                     (needle, buf))
+            buf += b
+        return buf
+
+    def test_first_event_before_the_second_is_sent(self):
+        """The first event reaches the client while the backend still
+        holds the second (it sends it only when the test saw the first)."""
+        be = SseBackend()
+        gw = self.gateway(be)
+        with socket.create_connection(("127.0.0.1", gw.port),
+                                      timeout=DEADLINE) as s:
+            s.sendall(b"GET /events HTTP/1.1\r\nHost: t.test\r\n"
+                      b"Accept: text/event-stream\r\n\r\n")
+            buf = self.read_until(s, b"", b"data: one\n\n")
+            self.assertFalse(be.go.is_set())
+            head = buf.split(b"\r\n\r\n")[0].decode().lower()
+            self.assertIn("content-type: text/event-stream", head)
+            self.assertIn("transfer-encoding: chunked", head)
+            self.assertNotIn(b"data: two", buf)
+            be.go.set()
+            buf = self.read_until(s, buf, b"data: two\n\n")
+            self.read_until(s, buf, b"0\r\n\r\n")
+
+    def test_stream_outlives_the_timeouts_while_bytes_flow(self):
+        """An answer that keeps coming is not cut by the client's busy
+        timeout nor the upstream's read timeout, both well below the
+        stream's length (events every 300 ms for 4.5 s; idle_timeout 1 s,
+        upstream timeout 1 s: the busy timeout is 3 s)."""
+        be = SseBackend(every=0.3, count=15)
+        gw = self.gateway(be, route_extra="      timeout: 1s\n"
+                          "      connect_timeout: 1s\n",
+                          server_extra="  limits: {idle_timeout: 1s}\n")
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", gw.port),
+                                      timeout=DEADLINE) as s:
+            s.sendall(b"GET /tick HTTP/1.1\r\nHost: t.test\r\n\r\n")
+            buf = self.read_until(s, b"", b"data: tick 14\n\n")
+            self.read_until(s, buf, b"0\r\n\r\n")
+        self.assertGreater(time.monotonic() - t0, 4.0)
+        self.assertEqual(buf.count(b"data: tick"), 15)
+
+
+class ConnectionOptionTest(unittest.TestCase):
+    """The client's Connection options are read (the upgrade detection
+    relies on them): close ends the connection after the answer, and an
+    HTTP/1.0 keep-alive connection stays open."""
+
+    def setUp(self):
+        self.be = CannedBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 2"
+                                b"\r\nConnection: close\r\n\r\nok")
+        self.gw = Gateway(config(self.be.port))
+
+    def tearDown(self):
+        self.gw.stop()
+        self.be.stop()
+
+    def test_close_is_honoured(self):
+        # raw_request reads until the gateway closes (it never does
+        # without the option: the idle timeout is 60 s).
+        status, hdrs, body = raw_request(
+            self.gw.port, "GET / HTTP/1.1\r\nHost: t.test\r\n"
+            "Connection: close\r\n\r\n", timeout=5)
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs.get("connection"), "close")
+        self.assertEqual(body, b"ok")
+
+    def test_http10_keepalive(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port),
+                                      timeout=5) as s:
+            for _ in range(2):
+                s.sendall(b"GET / HTTP/1.0\r\nHost: t.test\r\n"
+                          b"Connection: keep-alive\r\n\r\n")
+                buf = b""
+                while not buf.endswith(b"\r\n\r\nok"):
+                    b = s.recv(65536)
+                    self.assertTrue(b, "closed: %r" % buf)
+                    buf += b
+                self.assertIn(b"\r\nConnection: keep-alive\r\n", buf)
+
 
 def main():
     if not GATEWAY or not os.access(GATEWAY, os.X_OK):
