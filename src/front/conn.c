@@ -390,6 +390,8 @@ conn_close(struct server_conn *c)
 	}
 	if (c->body != NULL)
 		evbuffer_free(c->body);
+	if (c->early != NULL)
+		evbuffer_free(c->early);
 	free(c->fields);
 	conn_ibuf_put(c);
 	TAILQ_REMOVE(&f->conns, c, entry);
@@ -657,8 +659,10 @@ conn_x_upgrade(struct exchange *x, const struct exchange_head *h)
 	struct conn_front *f = c->front;
 	struct conn_hbuf hbs, *hb = &hbs;
 	struct bufferevent *bev;
+	struct evbuffer *early;
 	const char *reason;
 	size_t i, rest;
+	int rc;
 
 	if (!c->active || !c->x.upgrade || c->broken || c->switched)
 		return NULL;
@@ -678,11 +682,16 @@ conn_x_upgrade(struct exchange *x, const struct exchange_head *h)
 	conn_hbuf_add(hb, "\r\n", 2);
 	conn_hbuf_flush(hb);
 	rest = c->ilen - c->ioff;
+	/* The guard took bytes right behind the handshake for a request. */
+	early = c->rejected && c->reject_at == c->base_off ? c->early : NULL;
 	conn_reading(c, false);
 	if (c->tls) {
 		bev = c->bev;
 		if (rest > 0 && evbuffer_prepend(bufferevent_get_input(bev),
 		    c->ibuf + c->ioff, rest) != 0)
+			return NULL;
+		if (early != NULL && evbuffer_prepend_buffer(
+		    bufferevent_get_input(bev), early) != 0)
 			return NULL;
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		bufferevent_disable(bev, EV_READ | EV_WRITE);
@@ -692,9 +701,16 @@ conn_x_upgrade(struct exchange *x, const struct exchange_head *h)
 		if ((bev = bufferevent_socket_new(f->base, c->fd,
 		    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 			return NULL;
-		if (evbuffer_add_buffer(bufferevent_get_output(bev),
-		    c->out) != 0 || (rest > 0 && evbuffer_add(
-		    bufferevent_get_input(bev), c->ibuf + c->ioff, rest) != 0)) {
+		/* Its input's end is frozen (the socket's only): thawed. */
+		evbuffer_unfreeze(bufferevent_get_input(bev), 0);
+		rc = early != NULL ? evbuffer_add_buffer(
+		    bufferevent_get_input(bev), early) : 0;
+		if (rc == 0 && rest > 0)
+			rc = evbuffer_add(bufferevent_get_input(bev),
+			    c->ibuf + c->ioff, rest);
+		evbuffer_freeze(bufferevent_get_input(bev), 0);
+		if (rc != 0 || evbuffer_add_buffer(bufferevent_get_output(bev),
+		    c->out) != 0) {
 			bufferevent_setfd(bev, -1);	/* the fd stays ours */
 			bufferevent_free(bev);
 			return NULL;
@@ -901,8 +917,17 @@ conn_reject(struct server_conn *c)
 	}
 	/* Bytes of ibuf from ioff on are at stream offsets base_off on. */
 	keep = c->reject_at > c->base_off ? c->reject_at - c->base_off : 0;
-	if (keep < c->ilen - c->ioff)
+	if (keep < c->ilen - c->ioff) {
+		/*
+		 * What follows a WebSocket handshake in the same read is the
+		 * new protocol's if the backend switches (conn_x_upgrade):
+		 * kept aside, the guard's verdict stands otherwise.
+		 */
+		if (c->early == NULL && (c->early = evbuffer_new()) != NULL)
+			evbuffer_add(c->early, c->ibuf + c->ioff + keep,
+			    c->ilen - c->ioff - (size_t)keep);
 		c->ilen = c->ioff + (size_t)keep;
+	}
 	if (c->st == CONN_ST_BODY && c->reject_at <= c->base_off) {
 		/* The refused request is the one whose body we read. */
 		c->st = CONN_ST_HEAD;
@@ -972,13 +997,13 @@ conn_make_room(struct server_conn *c)
 static void
 conn_input(struct server_conn *c, size_t n)
 {
-	if (c->rejected || c->closing)
-		return;		/* dropped */
-	if (c->active && c->x.upgrade) {
+	if (c->active && c->x.upgrade && !c->closing) {
 		/* The new protocol's bytes, if it switches (exchange.h). */
 		c->ilen += n;
 		return;
 	}
+	if (c->rejected || c->closing)
+		return;		/* dropped */
 	if (framing_feed(&c->framing, c->ibuf + c->ilen, n) != 0) {
 		c->ilen += n;
 		conn_reject(c);

@@ -141,6 +141,8 @@ struct server_conn {
 	bool closing;			/* closed after the output drains */
 	bool switched;			/* protocols switched: the socket is
 					 * the pipeline's (exchange.h) */
+	struct evbuffer *early;		/* bytes refused right behind a head
+					 * (a WebSocket client's first frame) */
 	bool in_process;
 	bool close_deferred;
 	unsigned phase_timeout;		/* which timeout is armed */

@@ -1370,6 +1370,7 @@ upstream_req_detach(struct upstream_req *req)
 	struct upstream_conn *c = req->conn;
 	struct upstream_pool *pool = req->pool;
 	struct bufferevent *bev;
+	int rc;
 
 	if (c == NULL || !req->upgrade || req->state != REQ_BODY ||
 	    req->parser.resp.status != 101)
@@ -1392,8 +1393,12 @@ upstream_req_detach(struct upstream_req *req)
 			req_abandon(req, "out of memory for a tunnel");
 			return NULL;
 		}
-		if (evbuffer_add_buffer(bufferevent_get_input(bev), c->in) !=
-		    0) {
+		/* A bufferevent's input takes bytes only from its socket
+		 * (its end is frozen): thawed for the ones we read. */
+		evbuffer_unfreeze(bufferevent_get_input(bev), 0);
+		rc = evbuffer_add_buffer(bufferevent_get_input(bev), c->in);
+		evbuffer_freeze(bufferevent_get_input(bev), 0);
+		if (rc != 0) {
 			bufferevent_free(bev);	/* closes the descriptor */
 			c->fd = -1;
 			req_abandon(req, "out of memory for a tunnel");

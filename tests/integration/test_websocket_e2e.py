@@ -495,6 +495,34 @@ class WebSocketTest(unittest.TestCase):
             st, hdrs, body = raw_request(gw.port, head)
             self.assertEqual(st, 426, body)
 
+    def test_bytes_that_come_with_the_handshake(self):
+        """Bytes in the same write as the backend's 101, and a frame the
+        client sends right behind its handshake, are not lost."""
+        be = CannedBackend(b"HTTP/1.1 101 Switching Protocols\r\n"
+                           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           b"Sec-WebSocket-Accept: x\r\n\r\n\x81\x05hello")
+        self.cleanups.append(be.stop)
+        gw = Gateway(config(be.port))
+        self.cleanups.append(gw.stop)
+        st, hdrs, body = raw_request(gw.port, WS_HEAD + "\r\n")
+        self.assertEqual((st, body), (101, b"\x81\x05hello"))
+        self.assertEqual(hdrs.get("upgrade"), "websocket")
+        self.assertEqual(hdrs.get("sec-websocket-accept"), "x")
+
+        _, gw = self.echo_gateway()
+        mask = b"\x01\x02\x03\x04"
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(b"early"))
+        with socket.create_connection(("127.0.0.1", gw.port),
+                                      timeout=DEADLINE) as s:
+            s.sendall((WS_HEAD + "\r\n").encode() + b"\x81\x85" + mask +
+                      payload)
+            data = b""
+            while not data.endswith(b"\r\n\r\n\x81\x05early"):
+                b = s.recv(65536)
+                self.assertTrue(b, "closed: %r" % data)
+                data += b
+            self.assertTrue(data.startswith(b"HTTP/1.1 101 "))
+
     def test_disabled_route_refuses(self):
         _, gw = self.echo_gateway(
             route_extra="    websocket: {enabled: false}\n")
