@@ -114,6 +114,7 @@ class Gateway:
         return -1
 
     def stop(self):
+        """Stop by PID; fail on a sanitizer report (ASan/UBSan builds)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -121,9 +122,25 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        text = self.stderr()
         self.out.close()
         self.err.close()
         self.dir.cleanup()
+        for needle in ("Sanitizer", "runtime error:"):
+            if needle in text:
+                raise AssertionError("the gateway reported:\n" + text)
+
+
+def run_cleanups(fns):
+    """Run every cleanup (last first), then raise the first failure."""
+    errors = []
+    for fn in reversed(fns):
+        try:
+            fn()
+        except Exception as e:      # noqa: BLE001 -- reported below
+            errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 def config(backend_port, route_extra="", server_extra="",
@@ -274,8 +291,7 @@ class WebSocketTest(unittest.TestCase):
         self.cleanups = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanups):
-            fn()
+        run_cleanups(self.cleanups)
 
     def echo_gateway(self, route_extra="", server_extra="",
                      exporter="{type: none}"):
@@ -364,7 +380,11 @@ class WebSocketTest(unittest.TestCase):
         stalled, rss, got = run(go())
         self.assertLess(stalled, 64, "the backend was never held back")
         self.assertEqual(got, 64)
-        self.assertLess(rss - base, 16 * 1024,
+        # Without back-pressure the gateway would hold most of the 64 MB.
+        # Under ASan freed memory stays in its quarantine: what passed
+        # through (13 MB or so) counts too.
+        bound = 40 if "ASAN_OPTIONS" in os.environ else 16
+        self.assertLess(rss - base, bound * 1024,
                         "gateway RSS grew by %d KiB" % (rss - base))
 
     def test_idle_timeout_closes_a_silent_tunnel(self):
@@ -631,8 +651,7 @@ class StreamTest(unittest.TestCase):
         self.cleanups = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanups):
-            fn()
+        run_cleanups(self.cleanups)
 
     def gateway(self, backend, route_extra="", server_extra=""):
         self.cleanups.append(backend.stop)
@@ -699,8 +718,7 @@ class ConnectionOptionTest(unittest.TestCase):
         self.gw = Gateway(config(self.be.port))
 
     def tearDown(self):
-        self.gw.stop()
-        self.be.stop()
+        run_cleanups([self.be.stop, self.gw.stop])
 
     def test_close_is_honoured(self):
         # raw_request reads until the gateway closes (it never does
