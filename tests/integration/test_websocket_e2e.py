@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ import websockets
 import websockets.exceptions
 
 GATEWAY = os.environ.get("TS_GATEWAY", "")
+DATA = os.environ.get("TS_TEST_DATA", "")
 DEADLINE = 15.0          # seconds, for one awaited condition
 PR_SET_PDEATHSIG = 1
 
@@ -68,8 +70,8 @@ class Gateway:
                                      stdin=subprocess.DEVNULL,
                                      preexec_fn=_child_setup)
         text = wait_for(self._ready, "the gateway to be ready")
-        ports = re.findall(r"(admin )?listening on http://127\.0\.0\.1:(\d+)",
-                           text)
+        ports = re.findall(
+            r"(admin )?listening on https?://127\.0\.0\.1:(\d+)", text)
         self.port = next(int(p) for a, p in ports if not a)
         admin = [int(p) for a, p in ports if a]
         self.admin_port = admin[0] if admin else None
@@ -163,7 +165,8 @@ def config(backend_port, route_extra="", server_extra="",
 class EchoServer:
     """A websockets echo server on its own thread and event loop."""
 
-    def __init__(self):
+    def __init__(self, ssl_ctx=None):
+        self.ssl_ctx = ssl_ctx
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.sent = 0             # push mode: messages sent so far
@@ -199,7 +202,8 @@ class EchoServer:
             self.stop_fut = self.loop.create_future()
             async with websockets.serve(self._handler, "127.0.0.1", 0,
                                         max_size=None, ping_interval=None,
-                                        compression=None) as srv:
+                                        compression=None,
+                                        ssl=self.ssl_ctx) as srv:
                 self.port = srv.sockets[0].getsockname()[1]
                 self.ready.set()
                 await self.stop_fut
@@ -542,6 +546,53 @@ class WebSocketTest(unittest.TestCase):
                 self.assertTrue(b, "closed: %r" % data)
                 data += b
             self.assertTrue(data.startswith(b"HTTP/1.1 101 "))
+
+    def test_tls_both_sides(self):
+        """wss:// to a TLS listener, https:// to a TLS backend: the two
+        bufferevent_openssl ends of the tunnel (a TLS side cannot be half
+        closed: the backend's close ends the tunnel once sent)."""
+        cert = os.path.join(DATA, "tls", "server.pem")
+        key = os.path.join(DATA, "tls", "server.key")
+        ca = os.path.join(DATA, "tls", "ca.pem")
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(cert, key)
+        echo = EchoServer(sctx)
+        self.cleanups.append(echo.stop)
+        yaml = config(0).replace(
+            "      url: http://127.0.0.1:0\n",
+            "      url: https://127.0.0.1:%d\n"
+            "      tls_ca_file: \"%s\"\n"
+            "      tls_server_name: localhost\n" % (echo.port, ca)).replace(
+            "  workers: 2\n",
+            "  workers: 2\n  tls: {cert: \"%s\", key: \"%s\"}\n" %
+            (cert, key))
+        gw = Gateway(yaml)
+        self.cleanups.append(gw.stop)
+        cctx = ssl.create_default_context(cafile=ca)
+        big = os.urandom(1024 * 1024)
+
+        async def go():
+            async with websockets.connect(
+                    "wss://127.0.0.1:%d/echo" % gw.port, ssl=cctx,
+                    server_hostname="localhost", max_size=None,
+                    ping_interval=None, compression=None,
+                    open_timeout=DEADLINE) as ws:
+                await ws.send("over TLS")
+                self.assertEqual(await ws.recv(), "over TLS")
+                await ws.send(big)
+                self.assertEqual(await ws.recv(), big)
+            async with websockets.connect(
+                    "wss://127.0.0.1:%d/close/4003" % gw.port, ssl=cctx,
+                    server_hostname="localhost", ping_interval=None,
+                    open_timeout=DEADLINE) as ws:
+                try:
+                    await ws.recv()
+                except websockets.exceptions.ConnectionClosed as e:
+                    return e.code
+            return None
+        self.assertEqual(run(go()), 4003)
+        wait_for(lambda: gw.metric("tracestitch_websocket_tunnels") == 0,
+                 "the gauge back to 0")
 
     def test_disabled_route_refuses(self):
         _, gw = self.echo_gateway(
