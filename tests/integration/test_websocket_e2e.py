@@ -165,8 +165,9 @@ def config(backend_port, route_extra="", server_extra="",
 class EchoServer:
     """A websockets echo server on its own thread and event loop."""
 
-    def __init__(self, ssl_ctx=None):
+    def __init__(self, ssl_ctx=None, compression=None):
         self.ssl_ctx = ssl_ctx
+        self.compression = compression
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.sent = 0             # push mode: messages sent so far
@@ -202,7 +203,7 @@ class EchoServer:
             self.stop_fut = self.loop.create_future()
             async with websockets.serve(self._handler, "127.0.0.1", 0,
                                         max_size=None, ping_interval=None,
-                                        compression=None,
+                                        compression=self.compression,
                                         ssl=self.ssl_ctx) as srv:
                 self.port = srv.sockets[0].getsockname()[1]
                 self.ready.set()
@@ -298,22 +299,25 @@ class WebSocketTest(unittest.TestCase):
         run_cleanups(self.cleanups)
 
     def echo_gateway(self, route_extra="", server_extra="",
-                     exporter="{type: none}"):
-        echo = EchoServer()
+                     exporter="{type: none}", compression=None):
+        echo = EchoServer(compression=compression)
         self.cleanups.append(echo.stop)
         gw = Gateway(config(echo.port, route_extra, server_extra, exporter))
         self.cleanups.append(gw.stop)
         return echo, gw
 
     def test_echo_text(self):
-        """A text message goes through the tunnel and back."""
-        _, gw = self.echo_gateway()
+        """A text message goes through the tunnel and back, compressed
+        (the permessage-deflate extension the peers agree on passes)."""
+        _, gw = self.echo_gateway(compression="deflate")
 
         async def go():
-            async with connect(gw) as ws:
-                await ws.send("hello through the tunnel")
+            async with connect(gw, compression="deflate") as ws:
+                self.assertIn("permessage-deflate",
+                              ws.response_headers["Sec-WebSocket-Extensions"])
+                await ws.send("hello through the tunnel" * 100)
                 return await ws.recv()
-        self.assertEqual(run(go()), "hello through the tunnel")
+        self.assertEqual(run(go()), "hello through the tunnel" * 100)
         # The request is logged once the tunnel ended, with its 101.
         rows = wait_for(lambda: [r for r in gw.json_lines("request_id")
                                  if r.get("status") == 101],
@@ -433,7 +437,9 @@ class WebSocketTest(unittest.TestCase):
                 self.assertEqual(await ws.recv(), "during the drain")
                 try:
                     await ws.recv()
-                except websockets.exceptions.ConnectionClosed:
+                except websockets.exceptions.ConnectionClosed as e:
+                    # Cut below WebSocket: no close frame (1006).
+                    self.assertEqual(e.code, 1006)
                     return time.monotonic() - t0
             return None
         waited = run(go())
