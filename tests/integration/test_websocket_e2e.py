@@ -600,6 +600,33 @@ class WebSocketTest(unittest.TestCase):
         wait_for(lambda: gw.metric("tracestitch_websocket_tunnels") == 0,
                  "the gauge back to 0")
 
+    def test_reload_keeps_open_tunnels(self):
+        """SIGHUP to a configuration that disables WebSocket on the route:
+        the open tunnel goes on under its generation, a new handshake is
+        refused (403)."""
+        echo, gw = self.echo_gateway()
+
+        async def go():
+            async with connect(gw) as ws:
+                await ws.send("before")
+                self.assertEqual(await ws.recv(), "before")
+                with open(gw.cfg) as f:
+                    text = f.read()
+                with open(gw.cfg + ".new", "w") as f:
+                    f.write(text.replace("exporter:", "    websocket: "
+                                         "{enabled: false}\nexporter:"))
+                os.rename(gw.cfg + ".new", gw.cfg)
+                gw.proc.send_signal(signal.SIGHUP)
+                wait_for(lambda: "configuration reloaded" in gw.stderr(),
+                         "the reload")
+                await ws.send("after")
+                self.assertEqual(await ws.recv(), "after")
+                st, _, _ = raw_request(gw.port, WS_HEAD + "\r\n")
+                self.assertEqual(st, 403)
+                await ws.send("still")
+                return await ws.recv()
+        self.assertEqual(run(go()), "still")
+
     def test_disabled_route_refuses(self):
         _, gw = self.echo_gateway(
             route_extra="    websocket: {enabled: false}\n")
