@@ -38,7 +38,8 @@ struct tunnel {
 	struct tunnel_side upstream;
 	struct event *idle;
 	uint64_t idle_ns;
-	uint64_t last_ns;		/* the last byte moved, monotonic */
+	uint64_t last_ns;		/* the last byte read, monotonic */
+	size_t idle_out[2];		/* output lengths at the last check */
 	tunnel_done_fn *done;
 	void *arg;
 	bool finished;
@@ -161,17 +162,31 @@ tunnel_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* Nothing moved for idle_ns: end; else wait for what is left. */
+/*
+ * Nothing moved for idle_ns: end; else wait for what is left.  Reads
+ * note their time; writes are seen here, as a change of what waits in an
+ * output since the last check (a slow reader still taking queued bytes
+ * while the sender is quiet is not idle).
+ */
 static void
 tunnel_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel *t = arg;
-	uint64_t now = util_mono_ns(), end = t->last_ns + t->idle_ns;
+	size_t oc = evbuffer_get_length(bufferevent_get_output(t->client.bev));
+	size_t ou = evbuffer_get_length(
+	    bufferevent_get_output(t->upstream.bev));
+	uint64_t now = util_mono_ns(), end;
 	uint64_t left_us;
 	struct timeval tv;
 
 	(void)fd;
 	(void)what;
+	if (oc != t->idle_out[0] || ou != t->idle_out[1]) {
+		t->idle_out[0] = oc;
+		t->idle_out[1] = ou;
+		t->last_ns = now;
+	}
+	end = t->last_ns + t->idle_ns;
 	if (now >= end) {
 		tunnel_finish(t, "idle timeout", false);
 		return;

@@ -15,8 +15,8 @@
  * toward the other (TCP), once what was queued for it has left; the
  * tunnel ends when both sides have finished.  A TLS side cannot be half
  * closed (a close_notify ends the whole connection for most peers): the
- * tunnel ends once the bytes for it have left.  Idle: when no byte went
- * either way for idle_ms the tunnel ends.
+ * tunnel ends once the bytes for it have left.  Idle: when no byte was
+ * read from nor written to either side for idle_ms the tunnel ends.
  *
  * done() runs once, from the tunnel's own event callbacks (never from
  * tunnel_new), with why ("closed", "idle timeout", "client reset", ...)

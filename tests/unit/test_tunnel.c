@@ -22,6 +22,7 @@
 #include "http_response_embed.h"
 #include "ts_test.h"
 #include "tunnel.h"
+#include "util.h"
 
 /* A request of the table: method, version, fields "Name: value". */
 struct upgrade_row {
@@ -338,6 +339,57 @@ START_TEST(test_tunnel_idle_timeout)
 }
 END_TEST
 
+/*
+ * Writes are progress too: the backend sends 512 KiB at once and goes
+ * quiet; the client takes them 16 KiB at a time, well past the idle
+ * timeout (500 ms) in all, and the tunnel stays open while it does.
+ */
+START_TEST(test_tunnel_slow_reader_is_not_idle)
+{
+	static char block[16384];
+	struct tpair tp;
+	size_t sent = 0, got = 0;
+	uint64_t t0;
+	ssize_t n;
+	int i;
+
+	tp_setup(&tp, 500);
+	fcntl(tp.up[1], F_SETFL, O_NONBLOCK);
+	ck_assert_uint_eq(tp_read(&tp, tp.up[1], block, 8), 8);
+	ck_assert_uint_eq(tp_read(&tp, tp.cl[0], block, 10), 10);
+	memset(block, 'b', sizeof block);
+	for (i = 0; i < 100000 && sent < 512 * 1024; i++) {
+		n = write(tp.up[1], block, sizeof block);
+		if (n > 0)
+			sent += (size_t)n;
+		event_base_loop(tp.base, EVLOOP_NONBLOCK);
+	}
+	ck_assert_uint_eq(sent, 512 * 1024);
+	t0 = util_mono_ns();
+	fcntl(tp.cl[0], F_SETFL, O_NONBLOCK);
+	while (got < sent && tp.done == 0) {
+		struct timeval tv = { 0, 40000 };
+
+		/* 16 KiB per 40 ms at most: about 1.3 s for it all. */
+		n = read(tp.cl[0], block, sizeof block);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			break;
+		event_base_loopexit(tp.base, &tv);
+		event_base_dispatch(tp.base);
+	}
+	ck_assert_uint_eq(got, sent);
+	ck_assert_int_eq(tp.done, 0);
+	ck_assert_uint_gt(util_mono_ns() - t0, 1000 * 1000000ULL);
+	/* Then nothing moves: idle. */
+	event_base_dispatch(tp.base);
+	ck_assert_int_eq(tp.done, 1);
+	ck_assert_str_eq(tp.why, "idle timeout");
+	tp_teardown(&tp);
+}
+END_TEST
+
 START_TEST(test_tunnel_reset)
 {
 	struct tpair tp;
@@ -372,6 +424,7 @@ tunnel_suite(void)
 	tcase_add_test(tc, test_parser_101);
 	tcase_add_test(tc, test_tunnel_both_ways_and_half_close);
 	tcase_add_test(tc, test_tunnel_idle_timeout);
+	tcase_add_test(tc, test_tunnel_slow_reader_is_not_idle);
 	tcase_add_test(tc, test_tunnel_reset);
 	suite_add_tcase(s, tc);
 	return s;
