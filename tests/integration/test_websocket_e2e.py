@@ -411,7 +411,8 @@ class WebSocketTest(unittest.TestCase):
                 t1 = time.monotonic()
                 try:
                     await ws.recv()
-                except websockets.exceptions.ConnectionClosed:
+                except websockets.exceptions.ConnectionClosed as e:
+                    self.assertEqual(e.code, 1006)     # no close frame
                     return time.monotonic() - t1
             return None
         waited = run(go())
