@@ -29,7 +29,7 @@ struct tunnel_side {
 	uint64_t bytes;			/* read from this side */
 	bool tls;			/* cannot be half-closed */
 	bool eof;			/* this side finished sending */
-	bool paused;			/* not read: the peer's output is full */
+	bool paused;			/* not read: the peer's output full */
 	bool shut;			/* we finished writing to this side */
 };
 

@@ -110,7 +110,8 @@ START_TEST(test_upgrade_check_table)
 		    (int)got, (int)r->want);
 		if (got == TUNNEL_UPGRADE_REFUSED) {
 			ck_assert_int_eq(status, r->status);
-			ck_assert_msg(why != NULL && strstr(why, r->why) != NULL,
+			ck_assert_msg(why != NULL &&
+			    strstr(why, r->why) != NULL,
 			    "row %zu: reason \"%s\"", i, why);
 		}
 		rows++;
