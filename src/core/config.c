@@ -144,6 +144,10 @@ static const struct cfg_row cfg_schema[] = {
 	  .help = "listen queue of each listen address (connections the "
 	  "kernel completes before we accept them); Linux caps it at "
 	  "net.core.somaxconn" },
+	{ "server.drain_timeout", CT_DURATION, C(drain_timeout_ms),
+	  .min = 1, .max = 3600000, .def = "30s",
+	  .help = "on SIGTERM/SIGINT, time in-flight requests and open "
+	  "WebSocket tunnels get to finish before they are closed" },
 	{ "server.limits.max_header_bytes", CT_SIZE,
 	  C(limits.max_header_bytes), .min = 1024, .max = 1024 * 1024,
 	  .def = "16384", .help = "largest request line plus headers (431 "
@@ -217,6 +221,14 @@ static const struct cfg_row cfg_schema[] = {
 	{ "routes[].cors", CT_ROUTE_CORS, R(cors),
 	  .help = "map overriding keys of the cors block for this route, or "
 	  "false to disable CORS on it" },
+	{ "routes[].websocket.enabled", CT_BOOL, R(websocket),
+	  .def = "true", .help = "forward WebSocket opening handshakes "
+	  "(Upgrade: websocket) and tunnel the connection after the 101; "
+	  "false: refuse them (403)" },
+	{ "routes[].websocket.idle_timeout", CT_DURATION,
+	  R(websocket_idle_ms), .min = 1, .max = 86400000, .def = "60s",
+	  .help = "a WebSocket tunnel with no byte either way for this long "
+	  "is closed" },
 	{ "routes[].propagation.behavior", CT_ENUM, R(behavior),
 	  .has = offsetof(struct config_route, has_behavior) + 1,
 	  .choices = cfg_behavior_names,

@@ -172,6 +172,8 @@ struct config_route {
 	struct config_cors *cors_own;	/* storage when merged; else NULL */
 	bool has_behavior;		/* route overrides propagation.behavior */
 	enum config_behavior behavior;
+	bool websocket;			/* routes[].websocket.enabled */
+	uint64_t websocket_idle_ms;	/* a tunnel with no byte either way */
 };
 
 struct config_tls {
@@ -213,6 +215,7 @@ struct config {
 	struct config_tls tls;		/* server.tls */
 	unsigned workers;		/* resolved: "auto" -> cores */
 	uint64_t backlog;		/* server.backlog: listen() queue */
+	uint64_t drain_timeout_ms;	/* server.drain_timeout */
 	struct config_limits limits;	/* server.limits */
 
 	bool has_admin;

@@ -56,7 +56,6 @@
 #include "upstream.h"
 #include "util.h"
 
-#define SERVER_DRAIN_TIMEOUT_S 30
 #define SERVER_CMD_RELOAD 'R'
 #define SERVER_CMD_DRAIN 'D'
 #define SERVER_CMD_EXIT 'X'
@@ -1275,10 +1274,14 @@ server_reopen_logs(void)
 static void
 server_drain(void)
 {
-	struct timeval tv = {SERVER_DRAIN_TIMEOUT_S, 0};
+	/* server.drain_timeout: requests and WebSocket tunnels alike. */
+	uint64_t ms = srv.gen->cfg->drain_timeout_ms;
+	struct timeval tv;
 
 	if (srv.draining)
 		return;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	srv.draining = true;
 	server_notify("STOPPING=1");
 	log_info("draining: finishing in-flight requests");
@@ -1294,8 +1297,9 @@ server_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	log_warnx("drain timed out after %d s: closing remaining requests",
-	    SERVER_DRAIN_TIMEOUT_S);
+	log_warnx("drain timed out after %llu ms: closing remaining requests "
+	    "and tunnels",
+	    (unsigned long long)srv.gen->cfg->drain_timeout_ms);
 	server_tell_workers(SERVER_CMD_EXIT);
 }
 
