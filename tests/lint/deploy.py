@@ -19,7 +19,7 @@ Issue 14 item 8.  Checks, against TS_SOURCE_ROOT and TS_BUILD_ROOT:
   PodDisruptionBudget and a HorizontalPodAutoscaler select the Deployment;
 * docker/compose.yaml: stop_grace_period exceeds the drain timeout.
 
-The drain timeout is read from src/worker/server.c (SERVER_DRAIN_TIMEOUT_S).
+The drain timeout is the default of server.drain_timeout in src/core/config.c.
 Exits 77 (skipped) only when a tool is missing, naming it.
 """
 import math
@@ -51,9 +51,10 @@ def read(path):
 
 
 def drain_timeout():
-    m = re.search(r"#define SERVER_DRAIN_TIMEOUT_S (\d+)",
-                  read(os.path.join(ROOT, "src/worker/server.c")))
-    check(m is not None, "no SERVER_DRAIN_TIMEOUT_S in server.c")
+    m = re.search(r'"server\.drain_timeout",[^}]*?\.def = "(\d+)s"',
+                  read(os.path.join(ROOT, "src/core/config.c")), re.S)
+    check(m is not None,
+          "no default for server.drain_timeout in src/core/config.c")
     return int(m.group(1)) if m else 30
 
 
