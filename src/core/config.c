@@ -54,6 +54,7 @@ enum cfg_type {
 	CT_WORKERS,		/* unsigned: "auto" or a number */
 	CT_URL,			/* struct config_upstream (URL parts) */
 	CT_ROUTE_CORS,		/* false or a map over cors.*; resolved last */
+	CT_SERVERS,		/* struct config_server *, count at .cnt */
 	CT_NTYPES
 };
 
@@ -102,6 +103,9 @@ static const char *const cfg_on_disallowed_names[] = {
 static const char *const cfg_exporter_names[] = {
 	"datadog", "otlp", "stdout", "none", NULL
 };
+static const char *const cfg_balance_names[] = {
+	"round_robin", "least_request", "hash", NULL
+};
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
@@ -110,6 +114,8 @@ static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
 static const char *cfg_check_http_url(const char *);
 static const char *cfg_check_format(const char *);
+static const char *cfg_check_hash_on(const char *);
+static const char *cfg_check_hc_path(const char *);
 
 #define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
 #define CN(f, n) C(f), .cnt = offsetof(struct config, n)
@@ -165,6 +171,10 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections kept open at once" },
+	{ "server.readyz_requires_upstreams", CT_BOOL,
+	  C(readyz_requires_upstreams), .def = "false",
+	  .help = "/readyz answers 503 while a route has no healthy upstream "
+	  "server" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
 	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",
@@ -184,7 +194,51 @@ static const struct cfg_row cfg_schema[] = {
 	  .def = "/", .check = cfg_check_path_prefix,
 	  .help = "path prefix to match; the first matching route wins" },
 	{ "routes[].upstream.url", CT_URL, R(upstream),
-	  .help = "backend base URL, http:// or https://, required" },
+	  .help = "backend base URL, http:// or https://: the one-server "
+	  "form of servers (one of the two is required)" },
+	{ "routes[].upstream.servers", CT_SERVERS,
+	  R(upstream.servers), .cnt = offsetof(struct config_route,
+	  upstream.n_servers),
+	  .help = "the backends: a list of {url, weight} (weight 1-1000, "
+	  "default 1) or of URLs; every address of a name is a server" },
+	{ "routes[].upstream.balance", CT_ENUM, R(upstream.balance),
+	  .def = "round_robin", .choices = cfg_balance_names,
+	  .help = "round_robin: smooth weighted; least_request: the less "
+	  "busy of two random servers; hash: consistent hash on hash_on" },
+	{ "routes[].upstream.hash_on", CT_STRING, R(upstream.hash_on),
+	  .min = 1, .def = "client_address", .check = cfg_check_hash_on,
+	  .help = "balance hash: client_address, header:<name> or "
+	  "cookie:<name>" },
+	{ "routes[].upstream.max_fails", CT_UNSIGNED, R(upstream.max_fails),
+	  .min = 0, .max = 1000, .def = "5",
+	  .help = "connect failures, timeouts, resets or 5xx in a row that "
+	  "eject a server; 0: never eject" },
+	{ "routes[].upstream.ejection_time", CT_DURATION,
+	  R(upstream.eject_base_ms), .min = 1, .max = 3600000, .def = "10s",
+	  .help = "how long the first ejection lasts; doubled for each "
+	  "ejection in a row" },
+	{ "routes[].upstream.max_ejection_time", CT_DURATION,
+	  R(upstream.eject_max_ms), .min = 1, .max = 86400000, .def = "5m",
+	  .help = "the longest ejection" },
+	{ "routes[].upstream.health_check.path", CT_STRING,
+	  R(upstream.health_check.path), .flags = CF_NULLABLE, .min = 1,
+	  .check = cfg_check_hc_path,
+	  .help = "active checks: GET this path on every server from the "
+	  "main thread; null: off" },
+	{ "routes[].upstream.health_check.interval", CT_DURATION,
+	  R(upstream.health_check.interval_ms), .min = 10, .max = 3600000,
+	  .def = "5s", .help = "time between two checks of a server" },
+	{ "routes[].upstream.health_check.timeout", CT_DURATION,
+	  R(upstream.health_check.timeout_ms), .min = 1, .max = 600000,
+	  .def = "2s", .help = "time a check may take (connect and answer)" },
+	{ "routes[].upstream.health_check.healthy_threshold", CT_UNSIGNED,
+	  R(upstream.health_check.healthy_threshold), .min = 1, .max = 100,
+	  .def = "2", .help = "2xx/3xx answers in a row that bring a server "
+	  "back" },
+	{ "routes[].upstream.health_check.unhealthy_threshold", CT_UNSIGNED,
+	  R(upstream.health_check.unhealthy_threshold), .min = 1, .max = 100,
+	  .def = "3", .help = "failed checks in a row that take a server "
+	  "out" },
 	{ "routes[].upstream.connect_timeout", CT_DURATION,
 	  R(upstream.connect_timeout_ms), .min = 1, .max = 600000,
 	  .def = "2s", .help = "time allowed to connect to the backend" },
@@ -352,6 +406,7 @@ struct cfg_route_scratch {
 struct cfg_ctx {
 	struct config *cfg;
 	struct yaml_tree_node fallback;		/* file:1:1 */
+	struct yaml_tree_node fallback_item;	/* a position from pos */
 	const struct yaml_tree_node *routes_node;
 	struct cfg_route_scratch *rs;
 	const struct yaml_tree_node *seen[CFG_NROWS];
@@ -507,10 +562,16 @@ cfg_parse_url(const char *s, struct config_upstream *u)
 	return NULL;
 }
 
+static void cfg_servers_free(struct config_server *, size_t);
+static char *cfg_join(const char *, const char *);
+
 /* Free the parts of an upstream URL. */
 static void
 cfg_upstream_clear(struct config_upstream *u)
 {
+	cfg_servers_free(u->servers, u->n_servers);
+	free(u->hash_on);
+	free(u->health_check.path);
 	free(u->url);
 	free(u->host);
 	free(u->authority);
@@ -569,6 +630,34 @@ static const char *
 cfg_check_path_prefix(const char *s)
 {
 	return s[0] == '/' ? NULL : "expected a path starting with \"/\"";
+}
+
+/* The source of the hash of balance: hash. */
+static const char *
+cfg_check_hash_on(const char *s)
+{
+	if (strcmp(s, "client_address") == 0)
+		return NULL;
+	if ((strncmp(s, "header:", 7) == 0 && util_is_token(s + 7,
+	    strlen(s + 7))) || (strncmp(s, "cookie:", 7) == 0 &&
+	    util_is_token(s + 7, strlen(s + 7))))
+		return NULL;
+	return "expected client_address, header:<name> or cookie:<name>";
+}
+
+/* An origin-form path for the health check request line. */
+static const char *
+cfg_check_hc_path(const char *s)
+{
+	const char *p;
+
+	if (s[0] != '/')
+		return "expected a path starting with \"/\"";
+	for (p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "expected a path without blanks or controls";
+	}
+	return NULL;
 }
 
 /* The access log format. */
@@ -1357,6 +1446,120 @@ cfg_set_url(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 	return 0;
 }
 
+/* Free a list of servers. */
+static void
+cfg_servers_free(struct config_server *sv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		cfg_upstream_clear(&sv[i].up);
+	free(sv);
+}
+
+/* One item of routes[].upstream.servers: a URL or {url, weight}. */
+static int
+cfg_server_item(struct cfg_ctx *ctx, const struct yaml_tree_node *v,
+    const char *ipath, struct config_server *sv)
+{
+	const struct yaml_tree_node *url = NULL, *weight = NULL;
+	const char *e;
+	char *kp, buf[80];
+	uint64_t w = 1;
+	size_t i;
+	int rc = 0;
+
+	if (v->type == YAML_TREE_SCALAR && !yaml_tree_is_null(v))
+		url = v;
+	else if (v->type == YAML_TREE_MAP) {
+		for (i = 0; i < v->n; i++) {
+			const struct yaml_tree_node *k = v->pairs[i].key;
+
+			kp = cfg_join(ipath, k->str);
+			if (strcmp(k->str, "url") == 0)
+				url = v->pairs[i].value;
+			else if (strcmp(k->str, "weight") == 0)
+				weight = v->pairs[i].value;
+			else {
+				cfg_error(ctx, k, kp, "unknown key (a server "
+				    "has url and weight)");
+				rc = -1;
+			}
+			cfg_pos_add(ctx, kp, v->pairs[i].value);
+			free(kp);
+		}
+		if (url == NULL) {
+			kp = cfg_join(ipath, "url");
+			cfg_error(ctx, v, kp, "required key is missing");
+			free(kp);
+			return -1;
+		}
+	} else {
+		cfg_error(ctx, v, ipath, "expected a URL or a map with url "
+		    "and weight, got %s", yaml_tree_describe(v, buf,
+		    sizeof buf));
+		return -1;
+	}
+	kp = url == v ? xstrdup(ipath) : cfg_join(ipath, "url");
+	if (cfg_scalar(ctx, url, kp, "an http:// or https:// URL") != 0)
+		rc = -1;
+	else if ((e = cfg_parse_url(url->str, &sv->up)) != NULL) {
+		cfg_error(ctx, url, kp, "%s, got %s", e,
+		    yaml_tree_describe(url, buf, sizeof buf));
+		rc = -1;
+	} else
+		sv->up.url = xstrdup(url->str);
+	free(kp);
+	if (weight != NULL) {
+		kp = cfg_join(ipath, "weight");
+		if (weight->type != YAML_TREE_SCALAR ||
+		    util_parse_u64(weight->str, weight->len, &w) != 0 ||
+		    w < 1 || w > 1000) {
+			cfg_error(ctx, weight, kp, "expected an integer from 1 "
+			    "to 1000, got %s", yaml_tree_describe(weight, buf,
+			    sizeof buf));
+			rc = -1;
+		}
+		free(kp);
+	}
+	sv->weight = (unsigned)w;
+	return rc;
+}
+
+/* routes[].upstream.servers: a non-empty list; all or nothing. */
+static int
+cfg_set_servers(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct config_server **field = CFG_FIELD(r, base,
+	    struct config_server *), *sv;
+	size_t *np = (size_t *)(void *)((char *)base + r->cnt), i;
+	char *ipath, buf[80];
+	int rc = 0;
+
+	if (v->type != YAML_TREE_SEQ || v->n == 0) {
+		cfg_error(ctx, v, dpath, "expected a non-empty list of "
+		    "servers, got %s", yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	sv = xcalloc(v->n, sizeof *sv);
+	for (i = 0; i < v->n; i++) {
+		xasprintf(&ipath, "%s[%zu]", dpath, i);
+		cfg_pos_add(ctx, ipath, v->items[i]);
+		if (cfg_server_item(ctx, v->items[i], ipath, &sv[i]) != 0)
+			rc = -1;
+		free(ipath);
+	}
+	if (rc != 0) {
+		cfg_servers_free(sv, v->n);
+		return -1;
+	}
+	cfg_servers_free(*field, *np);
+	*field = sv;
+	*np = v->n;
+	return 0;
+}
+
 /* Handled by the walk (cfg_route_cors: it needs the route's scratch). */
 static int
 cfg_set_route_cors(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
@@ -1462,6 +1665,26 @@ cfg_eq_url(const struct cfg_row *r, const void *a, const void *b)
 	    CFG_CFIELD(r, b, struct config_upstream)->url);
 }
 
+/* Servers compare by URL and weight. */
+static bool
+cfg_eq_servers(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct config_server *x = *CFG_CFIELD(r, a,
+	    struct config_server *);
+	const struct config_server *y = *CFG_CFIELD(r, b,
+	    struct config_server *);
+	size_t i, n = CFG_COUNT(r, a);
+
+	if (n != CFG_COUNT(r, b))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!cfg_streq(x[i].up.url, y[i].up.url) ||
+		    x[i].weight != y[i].weight)
+			return false;
+	}
+	return true;
+}
+
 /* A route's resolved CORS block: off on both, or the same cors.* rows. */
 static bool
 cfg_eq_route_cors(const struct cfg_row *r, const void *a, const void *b)
@@ -1502,6 +1725,7 @@ static const struct cfg_type_ops {
 	[CT_WORKERS] = { cfg_set_workers, NULL, sizeof(unsigned) },
 	[CT_URL] = { cfg_set_url, cfg_eq_url, 0 },
 	[CT_ROUTE_CORS] = { cfg_set_route_cors, cfg_eq_route_cors, 0 },
+	[CT_SERVERS] = { cfg_set_servers, cfg_eq_servers, 0 },
 };
 _Static_assert(TS_NITEMS(cfg_types) == CT_NTYPES,
     "every cfg_type has a setter and a comparison");
@@ -2173,6 +2397,79 @@ cfg_check_listen(struct cfg_ctx *ctx)
 }
 
 /* Checks across keys, after every key was checked alone. */
+/*
+ * A server's copy of the route's settings (timeouts, keep-alive, TLS,
+ * balancing and health keys); its URL parts are its own.
+ */
+static void
+cfg_server_fill(struct config_upstream *su, const struct config_upstream *u)
+{
+	su->connect_timeout_ms = u->connect_timeout_ms;
+	su->timeout_ms = u->timeout_ms;
+	su->keepalive = u->keepalive;
+	su->idle_timeout_ms = u->idle_timeout_ms;
+	su->tls_verify = u->tls_verify;
+	su->tls_ca_file = u->tls_ca_file != NULL ? xstrdup(u->tls_ca_file) :
+	    NULL;
+	su->tls_server_name = u->tls_server_name != NULL ?
+	    xstrdup(u->tls_server_name) : NULL;
+	su->balance = u->balance;
+	su->max_fails = u->max_fails;
+	su->eject_base_ms = u->eject_base_ms;
+	su->eject_max_ms = u->eject_max_ms;
+}
+
+/*
+ * routes[].upstream.servers given: every server has the route's scheme
+ * (one TLS context per route), and the route's URL parts are the first
+ * server's (its url names the route's upstream in logs).
+ */
+static void
+cfg_servers_finish(struct cfg_ctx *ctx, struct config_route *r,
+    struct cfg_route_scratch *rs, size_t idx)
+{
+	struct config_upstream *u = &r->upstream;
+	const struct yaml_tree_node *at;
+	char path[80];
+	size_t k;
+
+	(void)rs;
+	for (k = 0; k < u->n_servers; k++) {
+		if (u->servers[k].up.scheme == u->servers[0].up.scheme) {
+			cfg_server_fill(&u->servers[k].up, u);
+			continue;
+		}
+		snprintf(path, sizeof path, "routes[%zu].upstream.servers[%zu]",
+		    idx, k);
+		at = NULL;
+		for (size_t p = 0; p < ctx->cfg->n_pos; p++) {
+			if (strcmp(ctx->cfg->pos[p].key, path) == 0 &&
+			    ctx->cfg->pos[p].file == NULL) {
+				ctx->fallback_item.type = YAML_TREE_SCALAR;
+				ctx->fallback_item.file = ctx->cfg->path;
+				ctx->fallback_item.line = ctx->cfg->pos[p].line;
+				ctx->fallback_item.col = ctx->cfg->pos[p].col;
+				ctx->fallback_item.str =
+				    (char *)(uintptr_t)"";
+				at = &ctx->fallback_item;
+			}
+		}
+		cfg_error(ctx, at, path, "every server of a route has the "
+		    "same scheme (the TLS settings are the route's)");
+		return;
+	}
+	u->scheme = u->servers[0].up.scheme;
+	u->port = u->servers[0].up.port;
+	free(u->url);
+	free(u->host);
+	free(u->authority);
+	free(u->base_path);
+	u->url = xstrdup(u->servers[0].up.url);
+	u->host = xstrdup(u->servers[0].up.host);
+	u->authority = xstrdup(u->servers[0].up.authority);
+	u->base_path = xstrdup(u->servers[0].up.base_path);
+}
+
 static void
 cfg_cross_checks(struct cfg_ctx *ctx)
 {
@@ -2206,7 +2503,17 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			continue;
 		if (r->name == NULL)
 			xasprintf(&r->name, "route%zu", i);
-		if (r->upstream.url == NULL &&
+		if (r->upstream.n_servers > 0 && (r->upstream.url != NULL ||
+		    rs->seen[cfg_find_row("routes[].upstream.url") -
+		    cfg_schema] != NULL)) {
+			snprintf(path, sizeof path,
+			    "routes[%zu].upstream.servers", i);
+			cfg_error(ctx, rs->seen[cfg_find_row(
+			    "routes[].upstream.servers") - cfg_schema], path,
+			    "give url (one server) or servers, not both");
+		} else if (r->upstream.n_servers > 0)
+			cfg_servers_finish(ctx, r, rs, i);
+		else if (r->upstream.url == NULL &&
 		    rs->seen[cfg_find_row("routes[].upstream.url") -
 		    cfg_schema] == NULL) {
 			at = yaml_tree_map_find(rs->node, "upstream");
@@ -2215,6 +2522,25 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			cfg_error(ctx, at != NULL && at->type ==
 			    YAML_TREE_MAP ? at : rs->node, path,
 			    "required key is missing");
+		}
+		if (r->upstream.url != NULL && r->upstream.n_servers == 0) {
+			/* url: the one-server short form. */
+			r->upstream.servers = xcalloc(1,
+			    sizeof *r->upstream.servers);
+			r->upstream.n_servers = 1;
+			r->upstream.servers[0].weight = 1;
+			r->upstream.servers[0].up.url =
+			    xstrdup(r->upstream.url);
+			cfg_server_fill(&r->upstream.servers[0].up,
+			    &r->upstream);
+			r->upstream.servers[0].up.scheme = r->upstream.scheme;
+			r->upstream.servers[0].up.host =
+			    xstrdup(r->upstream.host);
+			r->upstream.servers[0].up.port = r->upstream.port;
+			r->upstream.servers[0].up.authority =
+			    xstrdup(r->upstream.authority);
+			r->upstream.servers[0].up.base_path =
+			    xstrdup(r->upstream.base_path);
 		}
 		r->path_prefix_len = strlen(r->path_prefix);
 		for (j = 0; j < i; j++) {

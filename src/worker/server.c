@@ -53,6 +53,8 @@
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
+#include "group.h"
+#include "health.h"
 #include "util.h"
 
 #define SERVER_DRAIN_TIMEOUT_S 30
@@ -143,7 +145,11 @@ server_gen_unref(struct server_gen *g)
 			cors_policy_free(g->route_cors[i]);
 	}
 	for (i = 0; i < g->cfg->n_routes; i++) {
-		free(g->route_up[i].addrs);
+		size_t t;
+
+		for (t = 0; t < g->route_up[i].n; t++)
+			health_server_put(g->route_up[i].targets[t].server);
+		free(g->route_up[i].targets);
 		free(g->route_up[i].error);
 	}
 	free(g->route_up);
@@ -176,6 +182,51 @@ server_cors_report_cb(void *arg, bool fatal, const char *key,
 	else
 		config_warn_at(r->errs, full, "%s", msg);
 	free(full);
+}
+
+/*
+ * Resolve every server of route r into targets (one per address), each
+ * with its shared health (health.c), on the main thread.  A server that
+ * does not resolve is left out with a warning; when none does, up->error
+ * says why.
+ */
+static void
+server_gen_targets(struct server_gen_upstream *up,
+    const struct config_route *r)
+{
+	const struct config_upstream *u = &r->upstream;
+	struct upstream_addr *addrs;
+	char *cause = NULL;
+	size_t j, k, n;
+
+	for (j = 0; j < u->n_servers; j++) {
+		const struct config_server *sv = &u->servers[j];
+
+		if (upstream_resolve(&sv->up, &addrs, &n, &cause) != 0) {
+			if (u->n_servers > 1)
+				log_warnx("route %s: server %s: %s", r->name,
+				    sv->up.url, cause);
+			if (up->error == NULL)
+				up->error = cause;
+			else
+				free(cause);
+			cause = NULL;
+			continue;
+		}
+		up->targets = xrealloc(up->targets, (up->n + n) *
+		    sizeof *up->targets);
+		for (k = 0; k < n; k++) {
+			struct upstream_target *t = &up->targets[up->n++];
+
+			memset(t, 0, sizeof *t);
+			t->addr = addrs[k];
+			t->conf = &sv->up;
+			t->weight = sv->weight;
+			upstream_addr_name(&t->addr, t->name, sizeof t->name);
+			t->server = health_server_get(r->name, t->name);
+		}
+		free(addrs);
+	}
 }
 
 /*
@@ -251,11 +302,7 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 		 * recover by the next reload): the workers warn and the route
 		 * answers 502.
 		 */
-		if (upstream_resolve(up, &g->route_up[i].addrs,
-		    &g->route_up[i].n, &cause) != 0) {
-			g->route_up[i].error = cause;
-			cause = NULL;
-		}
+		server_gen_targets(&g->route_up[i], &cfg->routes[i]);
 		if (cfg->routes[i].cors == &cfg->cors)
 			g->route_cors[i] = g->default_cors;
 		else if (cfg->routes[i].cors != NULL) {
@@ -385,7 +432,7 @@ server_wgen_free(struct worker_gen *wg)
 	size_t i;
 
 	for (i = 0; i < wg->n_routes; i++)
-		upstream_pool_free(wg->routes[i].pool);
+		upstream_group_free(wg->routes[i].group);
 	free(wg->routes);
 	sampler_free(wg->sampler);
 	server_gen_unref(wg->gen);
@@ -431,10 +478,11 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		if (g->route_up[i].n == 0)
 			cause = xstrdup(g->route_up[i].error);
 		else
-			r->pool = upstream_pool_new(w->base,
-			    &r->conf->upstream, g->route_up[i].addrs,
-			    g->route_up[i].n, g->route_ssl[i], &cause);
-		if (r->pool == NULL) {
+			r->group = upstream_group_new(w->base,
+			    &r->conf->upstream, g->route_up[i].targets,
+			    g->route_up[i].n, g->route_ssl[i],
+			    ((uint64_t)w->id << 32) ^ g->id ^ (uint64_t)i, &cause);
+		if (r->group == NULL) {
 			log_warnx("worker %u: route %s: upstream %s: %s", w->id,
 			    r->conf->name, r->conf->upstream.url,
 			    cause != NULL ? cause : "cannot create pool");

@@ -776,13 +776,15 @@ START_TEST(test_yaml_nulls_and_quotes)
 }
 END_TEST
 
-/* Does the schema path exist in a tree ("a[].b" takes the first item)? */
+/*
+ * Does the schema path exist in a tree?  "a[].b" looks in every item of
+ * a (routes[].upstream.url and .servers cannot be in the same route).
+ */
 static bool
 tree_has_path(const struct yaml_tree_node *n, const char *path)
 {
 	char comp[64];
-	size_t l;
-	bool list;
+	size_t l, i;
 
 	while (*path != '\0') {
 		l = strcspn(path, ".[");
@@ -793,12 +795,17 @@ tree_has_path(const struct yaml_tree_node *n, const char *path)
 		if (n == NULL)
 			return false;
 		path += l;
-		list = strncmp(path, "[]", 2) == 0;
-		if (list) {
+		if (strncmp(path, "[]", 2) == 0) {
 			if (n->type != YAML_TREE_SEQ || n->n == 0)
 				return false;
-			n = n->items[0];
 			path += 2;
+			if (*path == '.')
+				path++;
+			for (i = 0; i < n->n; i++) {
+				if (tree_has_path(n->items[i], path))
+					return true;
+			}
+			return false;
 		}
 		if (*path == '.')
 			path++;
