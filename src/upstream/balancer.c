@@ -16,7 +16,7 @@
  * every worker sees the same idle peer, at two reads per request.
  *
  * hash: a ring of points (ketama, as nginx's "hash ... consistent"): each
- * peer owns 100 points per unit of weight, placed by hashing "key#j";
+ * peer owns 256 points per unit of weight, placed by hashing "key#j";
  * a request goes to the owner of the first point at or after its hash,
  * walking on past peers that are down.  Removing a peer moves only the
  * keys it owned (about 1/n of them); the others stay where they were.
@@ -32,7 +32,7 @@
 #include "balancer.h"
 #include "util.h"
 
-#define BALANCER_POINTS_PER_WEIGHT 100
+#define BALANCER_POINTS_PER_WEIGHT 256
 #define BALANCER_MAX_POINTS (1u << 20)
 
 struct balancer_point {

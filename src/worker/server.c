@@ -107,6 +107,9 @@ static struct {
 	struct server_backoff admin_backoff;
 	struct metrics *metrics;	/* main thread's block */
 	struct exporter *exporter;	/* spans off the request path */
+	/* Active health checks of srv.gen's routes (main thread). */
+	struct upstream_checker **checkers;
+	size_t n_checkers;
 } srv = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -984,6 +987,33 @@ server_tell_workers(char cmd)
 		(void)!write(srv.workers[i].cmd_fd[1], &cmd, 1);
 }
 
+/*
+ * The active health checks follow the current generation: the old
+ * generation's stop and g's start, on the main base (one place for the
+ * whole process, not one per worker).  The verdicts live in the shared
+ * server state (health.c), so a server that was down stays down until
+ * the new checks bring it back.
+ */
+static void
+server_checkers_set(struct server_gen *g)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_checkers; i++)
+		upstream_checker_free(srv.checkers[i]);
+	free(srv.checkers);
+	srv.checkers = NULL;
+	srv.n_checkers = 0;
+	if (g == NULL)
+		return;
+	srv.checkers = xcalloc(g->cfg->n_routes, sizeof *srv.checkers);
+	srv.n_checkers = g->cfg->n_routes;
+	for (i = 0; i < g->cfg->n_routes; i++)
+		srv.checkers[i] = upstream_checker_new(srv.base,
+		    &g->cfg->routes[i].upstream, g->route_up[i].targets,
+		    g->route_up[i].n, g->route_ssl[i]);
+}
+
 /* SIGHUP: load, validate, swap; keep the old config on any error. */
 static void
 server_reload(void)
@@ -1037,6 +1067,7 @@ server_reload(void)
 	srv.gen = g;
 	pthread_mutex_unlock(&srv.lock);
 	server_tell_workers(SERVER_CMD_RELOAD);
+	server_checkers_set(g);
 	if (g->cfg->logging.level >= 0)
 		log_set_level((enum log_level)g->cfg->logging.level);
 	metrics_add(srv.metrics, METRICS_RELOADS_OK, 1);
@@ -1136,6 +1167,28 @@ server_admin_ready(void *arg)
 	return srv.ready;
 }
 
+/*
+ * server.readyz_requires_upstreams: the first route without a server
+ * that takes requests (ejected or failing its checks), or NULL.
+ */
+static const char *
+server_admin_unready(void *arg)
+{
+	struct server_gen *g = srv.gen;
+	uint64_t now = util_mono_ns();
+	size_t i;
+
+	(void)arg;
+	if (!g->cfg->readyz_requires_upstreams)
+		return NULL;
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		if (!upstream_targets_available(g->route_up[i].targets,
+		    g->route_up[i].n, now))
+			return g->cfg->routes[i].name;
+	}
+	return NULL;
+}
+
 static const struct config *
 server_admin_config(void *arg)
 {
@@ -1165,6 +1218,7 @@ static const struct admin_hooks server_admin_hooks = {
 	server_admin_config,
 	server_admin_accepted,
 	server_admin_accept_error,
+	server_admin_unready,
 };
 
 /* The admin listener on the main base. */
@@ -1296,6 +1350,7 @@ server_main(struct config *cfg)
 		    strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "",
 		    (unsigned)srv.bound_addrs[a].port);
 	}
+	server_checkers_set(g);
 	srv.ready = true;
 	log_info("ready (%u workers)", srv.n_workers);
 
@@ -1303,6 +1358,7 @@ server_main(struct config *cfg)
 
 	for (i = 0; i < srv.n_workers; i++)
 		pthread_join(srv.workers[i].thread, NULL);
+	server_checkers_set(NULL);
 	/* Every worker is gone: flush what is queued, then stop. */
 	exporter_free(srv.exporter);
 	srv.exporter = NULL;
