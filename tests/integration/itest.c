@@ -466,17 +466,25 @@ itest_backend_start(const char *name)
 struct itest_proc *
 itest_backend_start_idle(const char *name, unsigned idle_ms)
 {
+	return itest_backend_start_port(name, idle_ms, 0);
+}
+
+/* Start the fake backend on a given port (0: any). */
+struct itest_proc *
+itest_backend_start_port(const char *name, unsigned idle_ms, uint16_t port)
+{
 	const char *argv[8];
 	struct itest_proc *p;
 	const char *needle = "listening on http://127.0.0.1:";
-	char *text, idle[32];
+	char *text, idle[32], pbuf[8];
 	long off;
 
 	p = itest_proc_new(name);
 	snprintf(idle, sizeof idle, "%u", idle_ms);
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)port);
 	argv[0] = itest_backend_path();
 	argv[1] = "-p";
-	argv[2] = "0";
+	argv[2] = pbuf;
 	argv[3] = "-n";
 	argv[4] = name;
 	argv[5] = "-i";

@@ -103,6 +103,9 @@ struct itest_proc *itest_backend_start(const char *name);
 /* Same, closing keep-alive connections idle for idle_ms (fake_backend -i). */
 struct itest_proc *itest_backend_start_idle(const char *name,
     unsigned idle_ms);
+/* Same on port (0: any; a port a stopped backend had, to restart it). */
+struct itest_proc *itest_backend_start_port(const char *name,
+    unsigned idle_ms, uint16_t port);
 /*
  * Start the gateway with this YAML; waits (deadline) for "ready" and
  * parses the listen and admin ports.  Fails the test if it does not come

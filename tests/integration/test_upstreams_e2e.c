@@ -1,0 +1,409 @@
+/*
+ * test_upstreams_e2e.c -- several servers per route through the real
+ * binary and three fake backends (issue 13 items 1-3): the distribution
+ * of each balancer, killing a backend under load, the 503 (with CORS)
+ * when every server is down, active checks taking a server out and
+ * bringing it back, /readyz with server.readyz_requires_upstreams.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+/* workers: 1 where a test counts exact shares (one balancer state). */
+static char *
+config_three(struct itest_proc *const b[3], const unsigned w[3],
+    const char *server_extra, const char *upstream_extra)
+{
+	return itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "%s"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "cors: {allowed_origins: [\"https://app.example\"]}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers:\n"
+	    "        - {url: \"http://127.0.0.1:%u\", weight: %u}\n"
+	    "        - {url: \"http://127.0.0.1:%u\", weight: %u}\n"
+	    "        - {url: \"http://127.0.0.1:%u\", weight: %u}\n"
+	    "%s"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    server_extra != NULL ? server_extra : "",
+	    b[0]->port, w[0], b[1]->port, w[1], b[2]->port, w[2],
+	    upstream_extra != NULL ? upstream_extra : "");
+}
+
+static void
+start_three(struct itest_proc *b[3])
+{
+	b[0] = itest_backend_start("b0");
+	b[1] = itest_backend_start("b1");
+	b[2] = itest_backend_start("b2");
+}
+
+/* GET path over c (keep-alive) with extra header lines; the status. */
+static int
+get_on(struct itest_conn *c, const char *path, const char *extra,
+    struct itest_resp *r)
+{
+	itest_sendf(c, "GET %s HTTP/1.1\r\nHost: itest.test\r\n%s\r\n", path,
+	    extra != NULL ? extra : "");
+	if (itest_read_response(c, r, 0, ITEST_TIMEOUT_MS) != 0)
+		return -1;
+	return r->status;
+}
+
+/* The name of the backend that answered an /echo. */
+static char *
+echo_name(const struct itest_resp *r)
+{
+	json_t *j = itest_resp_json(r);
+	char *n = strdup(json_string_value(json_object_get(j, "name")));
+
+	json_decref(j);
+	return n;
+}
+
+/* /metrics of the gateway (caller frees). */
+static char *
+metrics_text(struct itest_proc *gw)
+{
+	struct itest_resp r;
+	char *t;
+
+	ck_assert_int_eq(itest_get(gw->admin_port, "/metrics", &r), 0);
+	t = strdup(r.body);
+	itest_resp_clear(&r);
+	return t;
+}
+
+/* Wait until the sample name{labels} equals v; false on timeout. */
+static bool
+metric_wait(struct itest_proc *gw, const char *name, const char *labels,
+    double v, int timeout_ms)
+{
+	int64_t end = itest_now_ms() + timeout_ms;
+	struct itest_conn *c;
+	char *t;
+	bool ok;
+
+	do {
+		t = metrics_text(gw);
+		ok = itest_metric(t, name, labels) == v;
+		free(t);
+		if (ok)
+			return true;
+		/* Poll without a sleep call: wait on a socket that never
+		 * becomes readable, 20 ms at a time. */
+		c = itest_connect(gw->admin_port);
+		(void)itest_readable(c, 20);
+		itest_conn_free(c);
+	} while (itest_now_ms() < end);
+	return false;
+}
+
+/* Weights 1, 2, 3 with one worker: smooth WRR gives exactly 10/20/30. */
+START_TEST(test_round_robin_weights)
+{
+	static const unsigned w[3] = { 1, 2, 3 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg;
+	int i;
+
+	start_three(b);
+	cfg = config_three(b, w, NULL, NULL);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	for (i = 0; i < 60; i++) {
+		ck_assert_int_eq(get_on(c, "/echo", NULL, &r), 200);
+		itest_resp_clear(&r);
+	}
+	itest_conn_free(c);
+	ck_assert_uint_eq(itest_backend_requests(b[0]), 10);
+	ck_assert_uint_eq(itest_backend_requests(b[1]), 20);
+	ck_assert_uint_eq(itest_backend_requests(b[2]), 30);
+}
+END_TEST
+
+/*
+ * least_request: sequential requests find every server idle, so the two
+ * choices are random: each server gets a fair share of 300 (at least
+ * 20%, a third expected).
+ */
+START_TEST(test_least_request_spreads)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg;
+	int i;
+
+	start_three(b);
+	cfg = config_three(b, w, NULL, "      balance: least_request\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_eq(get_on(c, "/echo", NULL, &r), 200);
+		itest_resp_clear(&r);
+	}
+	itest_conn_free(c);
+	for (i = 0; i < 3; i++)
+		ck_assert_uint_gt(itest_backend_requests(b[i]), 60);
+	ck_assert_uint_eq(itest_backend_requests(b[0]) +
+	    itest_backend_requests(b[1]) + itest_backend_requests(b[2]), 300);
+}
+END_TEST
+
+/* hash on a header and on a cookie: a user sticks to one backend. */
+START_TEST(test_hash_sticky)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	static const char *const how[] = { "header:X-User", "cookie:sid" };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *up, *first, *name, extra[96];
+	bool used[3];
+	size_t h;
+	int u, k, n_used;
+
+	for (h = 0; h < ITEST_NITEMS(how); h++) {
+		start_three(b);
+		up = itest_strf("      balance: hash\n      hash_on: \"%s\"\n",
+		    how[h]);
+		cfg = config_three(b, w, NULL, up);
+		gw = itest_gateway_start(cfg);
+		free(cfg);
+		free(up);
+		c = itest_connect(gw->port);
+		memset(used, 0, sizeof used);
+		for (u = 0; u < 30; u++) {
+			if (h == 0)
+				snprintf(extra, sizeof extra,
+				    "X-User: user-%d\r\n", u);
+			else
+				snprintf(extra, sizeof extra, "Cookie: a=1; "
+				    "sid=s%d; b=2\r\n", u);
+			first = NULL;
+			for (k = 0; k < 4; k++) {
+				ck_assert_int_eq(get_on(c, "/echo", extra, &r),
+				    200);
+				name = echo_name(&r);
+				itest_resp_clear(&r);
+				if (first == NULL)
+					first = name;
+				else {
+					ck_assert_str_eq(name, first);
+					free(name);
+				}
+			}
+			used[first[1] - '0'] = true;
+			free(first);
+		}
+		itest_conn_free(c);
+		n_used = used[0] + used[1] + used[2];
+		/* 30 users over three servers: all of them get some. */
+		ck_assert_int_eq(n_used, 3);
+		itest_cleanup_all();
+	}
+}
+END_TEST
+
+/*
+ * A backend killed while requests flow (max_fails 1): the one request
+ * that went to it on a fresh connection fails with 502 (the connection
+ * was refused: nothing was sent; there are no retries yet), the server
+ * is ejected and every later request is answered by the two others.
+ */
+START_TEST(test_kill_one_under_load)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *t, labels[96];
+	int i, st, failed = 0, after = 0;
+
+	start_three(b);
+	cfg = config_three(b, w, NULL, "      max_fails: 1\n"
+	    "      ejection_time: 60s\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	for (i = 0; i < 150; i++) {
+		if (i == 30)
+			itest_proc_stop(b[1], SIGKILL, ITEST_TIMEOUT_MS);
+		st = get_on(c, "/echo", NULL, &r);
+		itest_resp_clear(&r);
+		if (st != 200) {
+			ck_assert_int_eq(st, 502);
+			failed++;
+			ck_assert_int_ge(i, 30);
+		} else if (i > 30 && failed > 0)
+			after++;
+	}
+	itest_conn_free(c);
+	ck_assert_int_le(failed, 1);
+	ck_assert_uint_eq(itest_backend_requests(b[0]) +
+	    itest_backend_requests(b[2]), 150 - 10 - (unsigned)failed);
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\"",
+	    b[1]->port);
+	t = metrics_text(gw);
+	ck_assert_double_eq(itest_metric(t,
+	    "tracestitch_upstream_server_ejections_total", labels),
+	    (double)failed);
+	ck_assert_double_eq(itest_metric(t,
+	    "tracestitch_upstream_server_requests_total", labels),
+	    10.0 + failed);
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
+	    "state=\"%s\"", b[1]->port, failed > 0 ? "ejected" : "healthy");
+	ck_assert_double_eq(itest_metric(t,
+	    "tracestitch_upstream_server_healthy", labels),
+	    failed > 0 ? 0.0 : 1.0);
+	free(t);
+	(void)after;
+}
+END_TEST
+
+/*
+ * Every server down: the requests that find one not yet ejected get 502;
+ * then the route answers 503 "unavailable" with the CORS headers and a
+ * reason, and /readyz (readyz_requires_upstreams) says which route.
+ */
+START_TEST(test_all_down_503_and_readyz)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	json_t *j;
+	char *cfg;
+	int i, n502 = 0;
+
+	start_three(b);
+	cfg = config_three(b, w, "  readyz_requires_upstreams: true\n",
+	    "      max_fails: 1\n      ejection_time: 60s\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert_int_eq(itest_get(gw->admin_port, "/readyz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	for (i = 0; i < 3; i++)
+		itest_proc_stop(b[i], SIGKILL, ITEST_TIMEOUT_MS);
+	for (i = 0; i < 6; i++) {
+		ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+		    "GET /echo HTTP/1.1\r\nHost: itest.test\r\n"
+		    "Origin: https://app.example\r\nConnection: close\r\n\r\n"),
+		    &r, 0, ITEST_TIMEOUT_MS), 0);
+		ck_assert_str_eq(itest_resp_header(&r,
+		    "Access-Control-Allow-Origin"), "https://app.example");
+		if (r.status == 502) {
+			n502++;
+			ck_assert_int_lt(i, 3);
+		} else {
+			itest_assert_error(&r, 503, "unavailable");
+			ck_assert_ptr_nonnull(strstr(r.body,
+			    "no healthy upstream server"));
+		}
+		itest_resp_clear(&r);
+	}
+	ck_assert_int_eq(n502, 3);
+	ck_assert_int_eq(itest_get(gw->admin_port, "/readyz", &r), 0);
+	ck_assert_int_eq(r.status, 503);
+	j = itest_resp_json(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")),
+	    "no_upstream");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "route")),
+	    "api");
+	json_decref(j);
+	itest_resp_clear(&r);
+}
+END_TEST
+
+/*
+ * Active checks (passive ejection off): a killed backend is taken out by
+ * its failed checks and no request reaches it; started again on its
+ * port, its checks bring it back and it gets requests again; /readyz
+ * follows a route whose only server goes and comes back.
+ */
+START_TEST(test_active_checks_bring_back)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw, *nb;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *name, labels[128];
+	uint16_t port;
+	int i, back = 0;
+
+	start_three(b);
+	cfg = config_three(b, w, "  readyz_requires_upstreams: true\n",
+	    "      max_fails: 0\n"
+	    "      health_check: {path: /status/204, interval: 50ms, "
+	    "timeout: 1s, healthy_threshold: 2, unhealthy_threshold: 2}\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	port = b[1]->port;
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
+	    "state=\"unhealthy\"", port);
+	itest_proc_stop(b[1], SIGKILL, ITEST_TIMEOUT_MS);
+	ck_assert_msg(metric_wait(gw, "tracestitch_upstream_server_healthy",
+	    labels, 0.0, ITEST_TIMEOUT_MS), "the dead server was not taken "
+	    "out by its checks");
+	c = itest_connect(gw->port);
+	for (i = 0; i < 30; i++) {
+		ck_assert_int_eq(get_on(c, "/echo", NULL, &r), 200);
+		itest_resp_clear(&r);
+	}
+	nb = itest_backend_start_port("b1-again", 0, port);
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
+	    "state=\"healthy\"", port);
+	ck_assert_msg(metric_wait(gw, "tracestitch_upstream_server_healthy",
+	    labels, 1.0, ITEST_TIMEOUT_MS), "the server did not come back");
+	for (i = 0; i < 30; i++) {
+		ck_assert_int_eq(get_on(c, "/echo", NULL, &r), 200);
+		name = echo_name(&r);
+		itest_resp_clear(&r);
+		back += strcmp(name, "b1-again") == 0;
+		free(name);
+	}
+	itest_conn_free(c);
+	/* Round robin over the three again: a third of the 30.  (The
+	 * backend's own counter also has the checks' requests.) */
+	ck_assert_int_eq(back, 10);
+	ck_assert_uint_ge(itest_backend_requests(nb), 10 + 2);
+	ck_assert_int_eq(itest_get(gw->admin_port, "/readyz", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+}
+END_TEST
+
+static Suite *
+upstreams_suite(void)
+{
+	Suite *s = suite_create("upstreams_e2e");
+	TCase *tc = tcase_create("servers");
+
+	tcase_add_checked_fixture(tc, NULL, itest_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_round_robin_weights);
+	tcase_add_test(tc, test_least_request_spreads);
+	tcase_add_test(tc, test_hash_sticky);
+	tcase_add_test(tc, test_kill_one_under_load);
+	tcase_add_test(tc, test_all_down_503_and_readyz);
+	tcase_add_test(tc, test_active_checks_bring_back);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+ITEST_MAIN(upstreams_suite, true)
