@@ -20,7 +20,6 @@ config_three(struct itest_proc *const b[3], const unsigned w[3],
 	return itest_strf(
 	    "server:\n"
 	    "  listen: [\"127.0.0.1:0\"]\n"
-	    "  workers: 1\n"
 	    "%s"
 	    "admin: {listen: \"127.0.0.1:0\"}\n"
 	    "cors: {allowed_origins: [\"https://app.example\"]}\n"
@@ -34,7 +33,7 @@ config_three(struct itest_proc *const b[3], const unsigned w[3],
 	    "%s"
 	    "exporter: {type: none}\n"
 	    "logging: {level: info, access_log: \"off\"}\n",
-	    server_extra != NULL ? server_extra : "",
+	    server_extra != NULL ? server_extra : "  workers: 1\n",
 	    b[0]->port, w[0], b[1]->port, w[1], b[2]->port, w[2],
 	    upstream_extra != NULL ? upstream_extra : "");
 }
@@ -221,58 +220,76 @@ START_TEST(test_hash_sticky)
 END_TEST
 
 /*
- * A backend killed while requests flow (max_fails 1): the one request
- * that went to it on a fresh connection fails with 502 (the connection
- * was refused: nothing was sent; there are no retries yet), the server
- * is ejected and every later request is answered by the two others.
+ * A backend killed while requests flow on 8 connections through 2
+ * workers (max_fails 1).  Without retries (issue 13 item 4, not here),
+ * a request that meets the dead server is lost with a 502: its
+ * connection is refused, so nothing was sent.  Each worker meets it at
+ * most once before the shared health state ejects it: at most 2 such
+ * 502s, and every later request is answered by the two others.
  */
 START_TEST(test_kill_one_under_load)
 {
 	static const unsigned w[3] = { 1, 1, 1 };
 	struct itest_proc *b[3], *gw;
 	struct itest_resp r;
-	struct itest_conn *c;
+	struct itest_conn *c[8];
 	char *cfg, *t, labels[96];
-	int i, st, failed = 0, after = 0;
+	int round, k, st, failed = 0, ok = 0;
+	uint64_t before;
 
 	start_three(b);
-	cfg = config_three(b, w, NULL, "      max_fails: 1\n"
+	cfg = config_three(b, w, "  workers: 2\n", "      max_fails: 1\n"
 	    "      ejection_time: 60s\n");
 	gw = itest_gateway_start(cfg);
 	free(cfg);
-	c = itest_connect(gw->port);
-	for (i = 0; i < 150; i++) {
-		if (i == 30)
+	for (k = 0; k < 8; k++)
+		c[k] = itest_connect(gw->port);
+	before = 0;
+	for (round = 0; round < 30; round++) {
+		if (round == 10) {
+			before = itest_backend_requests(b[1]);
 			itest_proc_stop(b[1], SIGKILL, ITEST_TIMEOUT_MS);
-		st = get_on(c, "/echo", NULL, &r);
-		itest_resp_clear(&r);
-		if (st != 200) {
+		}
+		/* 8 requests in flight at once, then their answers. */
+		for (k = 0; k < 8; k++)
+			itest_sendf(c[k], "GET /echo HTTP/1.1\r\n"
+			    "Host: itest.test\r\n\r\n");
+		for (k = 0; k < 8; k++) {
+			ck_assert_int_eq(itest_read_response(c[k], &r, 0,
+			    ITEST_TIMEOUT_MS), 0);
+			st = r.status;
+			itest_resp_clear(&r);
+			if (st == 200) {
+				ok++;
+				continue;
+			}
 			ck_assert_int_eq(st, 502);
+			ck_assert_int_ge(round, 10);
 			failed++;
-			ck_assert_int_ge(i, 30);
-		} else if (i > 30 && failed > 0)
-			after++;
+		}
 	}
-	itest_conn_free(c);
-	ck_assert_int_le(failed, 1);
+	for (k = 0; k < 8; k++)
+		itest_conn_free(c[k]);
+	/* Without retries the first meeting with the dead server is lost. */
+	ck_assert_int_ge(failed, 1);
+	ck_assert_int_le(failed, 2);
+	ck_assert_int_eq(ok + failed, 240);
 	ck_assert_uint_eq(itest_backend_requests(b[0]) +
-	    itest_backend_requests(b[2]), 150 - 10 - (unsigned)failed);
+	    itest_backend_requests(b[2]) + before, (uint64_t)ok);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\"",
 	    b[1]->port);
 	t = metrics_text(gw);
+	/* Ejected once, whichever worker saw it first. */
 	ck_assert_double_eq(itest_metric(t,
-	    "tracestitch_upstream_server_ejections_total", labels),
+	    "tracestitch_upstream_server_ejections_total", labels), 1.0);
+	ck_assert_double_eq(itest_metric(t,
+	    "tracestitch_upstream_server_errors_total", labels),
 	    (double)failed);
-	ck_assert_double_eq(itest_metric(t,
-	    "tracestitch_upstream_server_requests_total", labels),
-	    10.0 + failed);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
-	    "state=\"%s\"", b[1]->port, failed > 0 ? "ejected" : "healthy");
+	    "state=\"ejected\"", b[1]->port);
 	ck_assert_double_eq(itest_metric(t,
-	    "tracestitch_upstream_server_healthy", labels),
-	    failed > 0 ? 0.0 : 1.0);
+	    "tracestitch_upstream_server_healthy", labels), 0.0);
 	free(t);
-	(void)after;
 }
 END_TEST
 
@@ -291,7 +308,7 @@ START_TEST(test_all_down_503_and_readyz)
 	int i, n502 = 0;
 
 	start_three(b);
-	cfg = config_three(b, w, "  readyz_requires_upstreams: true\n",
+	cfg = config_three(b, w, "  workers: 1\n  readyz_requires_upstreams: true\n",
 	    "      max_fails: 1\n      ejection_time: 60s\n");
 	gw = itest_gateway_start(cfg);
 	free(cfg);
@@ -347,7 +364,7 @@ START_TEST(test_active_checks_bring_back)
 	int i, back = 0;
 
 	start_three(b);
-	cfg = config_three(b, w, "  readyz_requires_upstreams: true\n",
+	cfg = config_three(b, w, "  workers: 1\n  readyz_requires_upstreams: true\n",
 	    "      max_fails: 0\n"
 	    "      health_check: {path: /status/204, interval: 50ms, "
 	    "timeout: 1s, healthy_threshold: 2, unhealthy_threshold: 2}\n");
