@@ -2515,7 +2515,8 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			cfg_servers_finish(ctx, r, rs, i);
 		else if (r->upstream.url == NULL &&
 		    rs->seen[cfg_find_row("routes[].upstream.url") -
-		    cfg_schema] == NULL) {
+		    cfg_schema] == NULL && rs->seen[cfg_find_row(
+		    "routes[].upstream.servers") - cfg_schema] == NULL) {
 			at = yaml_tree_map_find(rs->node, "upstream");
 			snprintf(path, sizeof path, "routes[%zu].upstream.url",
 			    i);

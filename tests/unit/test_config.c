@@ -314,7 +314,7 @@ static const char *const bad_fixtures[] = {
 	"empty_routes", "int_range", "key_without_cert", "listen_port_range",
 	"multi_document", "no_routes", "none_with_others", "null_values",
 	"path_prefix", "route_cors_bad", "route_wildcard_credentials",
-	"sample_rate", "size_range", "tag_values", "top_level_list",
+	"sample_rate", "servers_bad", "size_range", "tag_values", "top_level_list",
 	"unknown_nested", "unknown_route_key", "unknown_top", "url_missing",
 	"url_port", "wildcard_credentials", "workers_word", "wrong_types",
 	"yaml_syntax", "yaml_tab",
@@ -813,6 +813,68 @@ tree_has_path(const struct yaml_tree_node *n, const char *path)
 	return true;
 }
 
+/* routes[].upstream.servers and the one-server form of url. */
+START_TEST(test_servers)
+{
+	static const char doc[] =
+	    "routes:\n"
+	    "  - name: one\n"
+	    "    upstream: {url: \"http://127.0.0.1:9000/base/\", "
+	    "keepalive: 7}\n"
+	    "  - name: three\n"
+	    "    upstream:\n"
+	    "      servers:\n"
+	    "        - {url: \"http://a.example:81/x\", weight: 3}\n"
+	    "        - url: \"http://b.example\"\n"
+	    "        - \"http://[::1]:83\"\n"
+	    "      balance: hash\n"
+	    "      hash_on: \"cookie:sid\"\n"
+	    "      timeout: 5s\n"
+	    "      max_fails: 2\n"
+	    "      health_check: {path: /hc, interval: 1s}\n";
+	struct config *cfg = load_ok(doc, no_env);
+	const struct config_upstream *u = &cfg->routes[0].upstream;
+
+	ck_assert_uint_eq(u->n_servers, 1);
+	ck_assert_str_eq(u->servers[0].up.url, "http://127.0.0.1:9000/base/");
+	ck_assert_str_eq(u->servers[0].up.host, "127.0.0.1");
+	ck_assert_str_eq(u->servers[0].up.base_path, "/base");
+	ck_assert_uint_eq(u->servers[0].up.keepalive, 7);
+	ck_assert_uint_eq(u->servers[0].weight, 1);
+	ck_assert_int_eq(u->balance, CONFIG_BALANCE_ROUND_ROBIN);
+	ck_assert_str_eq(u->hash_on, "client_address");
+	ck_assert_uint_eq(u->max_fails, 5);
+	ck_assert_uint_eq(u->eject_base_ms, 10000);
+	ck_assert_uint_eq(u->eject_max_ms, 300000);
+	ck_assert_ptr_null(u->health_check.path);
+
+	u = &cfg->routes[1].upstream;
+	ck_assert_uint_eq(u->n_servers, 3);
+	/* The route's URL parts are the first server's. */
+	ck_assert_str_eq(u->url, "http://a.example:81/x");
+	ck_assert_str_eq(u->authority, "a.example:81");
+	ck_assert_uint_eq(u->servers[0].weight, 3);
+	ck_assert_str_eq(u->servers[0].up.base_path, "/x");
+	ck_assert_str_eq(u->servers[1].up.authority, "b.example");
+	ck_assert_uint_eq(u->servers[1].up.port, 80);
+	ck_assert_uint_eq(u->servers[1].weight, 1);
+	ck_assert_str_eq(u->servers[2].up.host, "::1");
+	ck_assert_uint_eq(u->servers[2].up.port, 83);
+	/* Each server has the route's settings. */
+	ck_assert_uint_eq(u->servers[2].up.timeout_ms, 5000);
+	ck_assert_int_eq(u->balance, CONFIG_BALANCE_HASH);
+	ck_assert_str_eq(u->hash_on, "cookie:sid");
+	ck_assert_uint_eq(u->max_fails, 2);
+	ck_assert_str_eq(u->health_check.path, "/hc");
+	ck_assert_uint_eq(u->health_check.interval_ms, 1000);
+	ck_assert_uint_eq(u->health_check.timeout_ms, 2000);
+	ck_assert_uint_eq(u->health_check.healthy_threshold, 2);
+	ck_assert_uint_eq(u->health_check.unhealthy_threshold, 3);
+	ck_assert(!cfg->readyz_requires_upstreams);
+	config_unref(cfg);
+}
+END_TEST
+
 START_TEST(test_reference_documents_every_key)
 {
 	const char *root = getenv("TS_SOURCE_ROOT"), *const *keys;
@@ -1189,6 +1251,7 @@ config_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("load");
+	tcase_add_test(tc, test_servers);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_yaml_nulls_and_quotes);
