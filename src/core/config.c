@@ -26,6 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <jansson.h>
 
 #include "config.h"
@@ -116,6 +119,7 @@ static const char *cfg_check_http_url(const char *);
 static const char *cfg_check_format(const char *);
 static const char *cfg_check_hash_on(const char *);
 static const char *cfg_check_hc_path(const char *);
+static const char *cfg_check_resolver(const char *);
 
 #define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
 #define CN(f, n) C(f), .cnt = offsetof(struct config, n)
@@ -171,6 +175,10 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections kept open at once" },
+	{ "server.resolvers", CT_STRV, C(resolvers), .def = "[]",
+	  .flags = CF_NORELOAD, .check = cfg_check_resolver,
+	  .help = "DNS servers (\"ip\" or \"ip:port\") for looking upstream "
+	  "names up again; []: those of /etc/resolv.conf" },
 	{ "server.readyz_requires_upstreams", CT_BOOL,
 	  C(readyz_requires_upstreams), .def = "false",
 	  .help = "/readyz answers 503 while a route has no healthy upstream "
@@ -209,6 +217,10 @@ static const struct cfg_row cfg_schema[] = {
 	  .min = 1, .def = "client_address", .check = cfg_check_hash_on,
 	  .help = "balance hash: client_address, header:<name> or "
 	  "cookie:<name>" },
+	{ "routes[].upstream.resolve_interval", CT_DURATION,
+	  R(upstream.resolve_interval_ms), .min = 100, .max = 86400000,
+	  .def = "30s", .help = "how often the main thread looks server host "
+	  "names up again, without blocking (a failed lookup: sooner)" },
 	{ "routes[].upstream.max_fails", CT_UNSIGNED, R(upstream.max_fails),
 	  .min = 0, .max = 1000, .def = "5",
 	  .help = "connect failures, timeouts, resets or 5xx in a row that "
@@ -643,6 +655,47 @@ cfg_check_hash_on(const char *s)
 	    util_is_token(s + 7, strlen(s + 7))))
 		return NULL;
 	return "expected client_address, header:<name> or cookie:<name>";
+}
+
+/* A DNS server: an IPv4 or [IPv6] literal, an optional port. */
+static const char *
+cfg_check_resolver(const char *s)
+{
+	static const char msg[] = "expected a DNS server address such as "
+	    "\"10.0.0.2\", \"10.0.0.2:53\" or \"[::1]:53\"";
+	unsigned char buf[16];
+	char host[64];
+	const char *p, *port = NULL;
+	uint64_t u;
+	size_t l;
+
+	if (s[0] == '[') {
+		if ((p = strchr(s, ']')) == NULL || (l = (size_t)(p - s - 1)) >=
+		    sizeof host)
+			return msg;
+		memcpy(host, s + 1, l);
+		host[l] = '\0';
+		if (inet_pton(AF_INET6, host, buf) != 1)
+			return msg;
+		if (p[1] == ':')
+			port = p + 2;
+		else if (p[1] != '\0')
+			return msg;
+	} else {
+		l = strcspn(s, ":");
+		if (l >= sizeof host)
+			return msg;
+		memcpy(host, s, l);
+		host[l] = '\0';
+		if (inet_pton(AF_INET, host, buf) != 1)
+			return msg;
+		if (s[l] == ':')
+			port = s + l + 1;
+	}
+	if (port != NULL && (util_parse_u64(port, strlen(port), &u) != 0 ||
+	    u < 1 || u > 65535))
+		return msg;
+	return NULL;
 }
 
 /* An origin-form path for the health check request line. */
@@ -2414,6 +2467,7 @@ cfg_server_fill(struct config_upstream *su, const struct config_upstream *u)
 	su->tls_server_name = u->tls_server_name != NULL ?
 	    xstrdup(u->tls_server_name) : NULL;
 	su->balance = u->balance;
+	su->resolve_interval_ms = u->resolve_interval_ms;
 	su->max_fails = u->max_fails;
 	su->eject_base_ms = u->eject_base_ms;
 	su->eject_max_ms = u->eject_max_ms;
@@ -2680,6 +2734,7 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->tls.cert);
 	free(cfg->tls.key);
 	cfg_addr_clear(&cfg->admin_listen);
+	cfg_strv_clear(&cfg->resolvers);
 	for (i = 0; i < cfg->n_routes; i++) {
 		struct config_route *r = &cfg->routes[i];
 

@@ -82,6 +82,7 @@ struct config_upstream {
 	size_t n_servers;
 	enum config_balance balance;
 	char *hash_on;		/* "client_address", "header:N", "cookie:N" */
+	uint64_t resolve_interval_ms;	/* names are looked up again */
 	unsigned max_fails;	/* failures in a row that eject a server */
 	uint64_t eject_base_ms;	/* first ejection; doubled in a row */
 	uint64_t eject_max_ms;
@@ -237,6 +238,7 @@ struct config {
 	struct config_addr admin_listen;
 	bool admin_debug;		/* admin.debug: /debug/propagation */
 	bool readyz_requires_upstreams;	/* /readyz: a healthy server each */
+	struct config_strv resolvers;	/* server.resolvers: DNS servers */
 
 	struct config_route *routes;
 	size_t n_routes;

@@ -55,6 +55,7 @@
 #include "upstream.h"
 #include "group.h"
 #include "health.h"
+#include "resolver.h"
 #include "util.h"
 
 #define SERVER_DRAIN_TIMEOUT_S 30
@@ -107,6 +108,7 @@ static struct {
 	struct server_backoff admin_backoff;
 	struct metrics *metrics;	/* main thread's block */
 	struct exporter *exporter;	/* spans off the request path */
+	struct resolver *resolver;	/* upstream names, main thread */
 	/* Active health checks of srv.gen's routes (main thread). */
 	struct upstream_checker **checkers;
 	size_t n_checkers;
@@ -188,6 +190,27 @@ server_cors_report_cb(void *arg, bool fatal, const char *key,
 }
 
 /*
+ * The addresses of one server: an IP literal as is; a name from the
+ * background resolver's cache once it knows it (so that building a
+ * generation after a DNS change does not block on the same lookup again),
+ * else by the blocking lookup of upstream_resolve (startup, reload, -n),
+ * which then seeds the cache.
+ */
+static int
+server_resolve(const struct config_upstream *up, struct upstream_addr **addrs,
+    size_t *n, char **cause)
+{
+	if (srv.resolver != NULL && resolver_cached(srv.resolver, up->host,
+	    up->port, addrs, n) == 0)
+		return 0;
+	if (upstream_resolve(up, addrs, n, cause) != 0)
+		return -1;
+	if (srv.resolver != NULL)
+		resolver_store(srv.resolver, up->host, up->port, *addrs, *n);
+	return 0;
+}
+
+/*
  * Resolve every server of route r into targets (one per address), each
  * with its shared health (health.c), on the main thread.  A server that
  * does not resolve is left out with a warning; when none does, up->error
@@ -205,7 +228,7 @@ server_gen_targets(struct server_gen_upstream *up,
 	for (j = 0; j < u->n_servers; j++) {
 		const struct config_server *sv = &u->servers[j];
 
-		if (upstream_resolve(&sv->up, &addrs, &n, &cause) != 0) {
+		if (server_resolve(&sv->up, &addrs, &n, &cause) != 0) {
 			if (u->n_servers > 1)
 				log_warnx("route %s: server %s: %s", r->name,
 				    sv->up.url, cause);
@@ -1014,6 +1037,91 @@ server_checkers_set(struct server_gen *g)
 		    g->route_up[i].n, g->route_ssl[i]);
 }
 
+/*
+ * Make g the current generation (our reference goes to srv.gen): every
+ * worker gets it through the command pipe, the health checks follow it.
+ */
+static void
+server_gen_install(struct server_gen *g)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&srv.lock);
+	for (i = 0; i < srv.n_workers; i++) {
+		if (srv.workers[i].next_gen != NULL)
+			server_gen_unref(srv.workers[i].next_gen);
+		srv.workers[i].next_gen = server_gen_ref(g);
+	}
+	server_gen_unref(srv.gen);
+	srv.gen = g;
+	pthread_mutex_unlock(&srv.lock);
+	server_tell_workers(SERVER_CMD_RELOAD);
+	server_checkers_set(g);
+}
+
+/*
+ * The resolver saw an upstream name change its addresses: a generation
+ * of the same configuration on the new addresses (from the resolver's
+ * cache), handed over as a reload is; requests in flight finish on the
+ * old one.
+ */
+static void
+server_dns_changed(void *arg)
+{
+	struct config_errors errs;
+	struct server_gen *g;
+
+	(void)arg;
+	if (srv.draining)
+		return;
+	config_errors_init(&errs, srv.gen->cfg);
+	g = server_gen_new(srv.gen->cfg, &errs);
+	server_log_lines(errs.warnings);
+	if (g == NULL)
+		server_log_lines(errs.errors);
+	config_errors_clear(&errs);
+	if (g == NULL)
+		return;
+	server_gen_install(g);
+	log_info("upstream addresses changed (generation %llu)",
+	    (unsigned long long)g->id);
+}
+
+/* Seed the resolver with the addresses g was built on, then watch. */
+static void
+server_resolver_start(struct server_gen *g)
+{
+	char *cause = NULL;
+	size_t i, j, k, n;
+
+	srv.resolver = resolver_new(srv.base, g->cfg, server_dns_changed, NULL,
+	    &cause);
+	if (srv.resolver == NULL) {
+		log_warnx("%s: upstream names will not be looked up again",
+		    cause);
+		free(cause);
+		return;
+	}
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		const struct config_upstream *u = &g->cfg->routes[i].upstream;
+		const struct server_gen_upstream *up = &g->route_up[i];
+
+		for (j = 0; j < u->n_servers; j++) {
+			struct upstream_addr *a = xcalloc(up->n + 1,
+			    sizeof *a);
+
+			for (k = n = 0; k < up->n; k++) {
+				if (up->targets[k].conf == &u->servers[j].up)
+					a[n++] = up->targets[k].addr;
+			}
+			resolver_store(srv.resolver, u->servers[j].up.host,
+			    u->servers[j].up.port, a, n);
+			free(a);
+		}
+	}
+	resolver_watch(srv.resolver, g->cfg);
+}
+
 /* SIGHUP: load, validate, swap; keep the old config on any error. */
 static void
 server_reload(void)
@@ -1022,7 +1130,6 @@ server_reload(void)
 	struct config *cfg = NULL;
 	struct server_gen *g;
 	char *errors = NULL, *cause = NULL, *line, *save = NULL;
-	unsigned i;
 	extern char **environ;
 
 	if (config_load(srv.gen->cfg->path, environ, &cfg, &errors) != 0) {
@@ -1057,17 +1164,9 @@ server_reload(void)
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
-	pthread_mutex_lock(&srv.lock);
-	for (i = 0; i < srv.n_workers; i++) {
-		if (srv.workers[i].next_gen != NULL)
-			server_gen_unref(srv.workers[i].next_gen);
-		srv.workers[i].next_gen = server_gen_ref(g);
-	}
-	server_gen_unref(srv.gen);
-	srv.gen = g;
-	pthread_mutex_unlock(&srv.lock);
-	server_tell_workers(SERVER_CMD_RELOAD);
-	server_checkers_set(g);
+	server_gen_install(g);
+	if (srv.resolver != NULL)
+		resolver_watch(srv.resolver, g->cfg);
 	if (g->cfg->logging.level >= 0)
 		log_set_level((enum log_level)g->cfg->logging.level);
 	metrics_add(srv.metrics, METRICS_RELOADS_OK, 1);
@@ -1351,6 +1450,7 @@ server_main(struct config *cfg)
 		    (unsigned)srv.bound_addrs[a].port);
 	}
 	server_checkers_set(g);
+	server_resolver_start(g);
 	srv.ready = true;
 	log_info("ready (%u workers)", srv.n_workers);
 
@@ -1359,6 +1459,8 @@ server_main(struct config *cfg)
 	for (i = 0; i < srv.n_workers; i++)
 		pthread_join(srv.workers[i].thread, NULL);
 	server_checkers_set(NULL);
+	resolver_free(srv.resolver);
+	srv.resolver = NULL;
 	/* Every worker is gone: flush what is queued, then stop. */
 	exporter_free(srv.exporter);
 	srv.exporter = NULL;

@@ -382,7 +382,7 @@ START_TEST(test_active_checks_bring_back)
 		ck_assert_int_eq(get_on(c, "/echo", NULL, &r), 200);
 		itest_resp_clear(&r);
 	}
-	nb = itest_backend_start_port("b1-again", 0, port);
+	nb = itest_backend_start_at("b1-again", "127.0.0.1", port, 0);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
 	    "state=\"healthy\"", port);
 	ck_assert_msg(metric_wait(gw, "tracestitch_upstream_server_healthy",
@@ -405,6 +405,138 @@ START_TEST(test_active_checks_bring_back)
 }
 END_TEST
 
+/* Wait about ms without a sleep call: a read that never comes. */
+static void
+pause_ms(struct itest_proc *gw, int ms)
+{
+	struct itest_conn *c = itest_connect(gw->admin_port);
+
+	(void)itest_readable(c, ms);
+	itest_conn_free(c);
+}
+
+/* One GET /echo on a new connection: the answering backend's name, or
+ * NULL when the status is not 200 (*status says which). */
+static char *
+echo_from(struct itest_proc *gw, int *status)
+{
+	struct itest_resp r;
+	char *n = NULL;
+
+	ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+	*status = r.status;
+	if (r.status == 200)
+		n = echo_name(&r);
+	itest_resp_clear(&r);
+	return n;
+}
+
+/* Wait until a request is answered by backend want; false on timeout. */
+static bool
+wait_for_backend(struct itest_proc *gw, const char *want, int timeout_ms)
+{
+	int64_t end = itest_now_ms() + timeout_ms;
+	char *n;
+	int st;
+
+	do {
+		n = echo_from(gw, &st);
+		if (n != NULL && strcmp(n, want) == 0) {
+			free(n);
+			return true;
+		}
+		free(n);
+		pause_ms(gw, 20);
+	} while (itest_now_ms() < end);
+	return false;
+}
+
+/*
+ * Background re-resolution (server.resolvers: the fake DNS server; no
+ * worker ever looks a name up).  backend.test is unknown to the system's
+ * resolver, so the route starts without a server and answers 502 until
+ * the first background lookup; then a second address joins (127.0.0.2,
+ * the same port: a name's every address is a server), the first leaves,
+ * and a SERVFAIL keeps the last good address.
+ */
+START_TEST(test_dns_reresolve)
+{
+	struct itest_proc *b0, *b1, *dns, *gw;
+	char *map, *cfg, *n;
+	int i, st, from[2];
+
+	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
+	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
+	/* One name, one port: the addresses tell the servers apart. */
+	ck_assert_uint_eq(b1->port, b0->port);
+	map = itest_write_temp("backend.test 127.0.0.1\n", ".map");
+	dns = itest_dns_start(map);
+	cfg = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "  resolvers: [\"127.0.0.1:%u\"]\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://backend.test:%u\"]\n"
+	    "      resolve_interval: 200ms\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    dns->port, b0->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert_msg(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS),
+	    "backend.test was never resolved in the background");
+	ck_assert_int_ge(itest_log_wait(gw, ITEST_STDERR, "upstream addresses "
+	    "changed", 0, ITEST_TIMEOUT_MS), 0);
+
+	itest_rewrite(map, "backend.test 127.0.0.1 127.0.0.2\n");
+	ck_assert_msg(wait_for_backend(gw, "b1", ITEST_TIMEOUT_MS),
+	    "the second address was not taken");
+	/* Both addresses, in turn (round robin, one worker). */
+	from[0] = from[1] = 0;
+	for (i = 0; i < 20; i++) {
+		n = echo_from(gw, &st);
+		ck_assert_int_eq(st, 200);
+		from[strcmp(n, "b1") == 0]++;
+		free(n);
+	}
+	ck_assert_int_eq(from[0], 10);
+	ck_assert_int_eq(from[1], 10);
+
+	itest_rewrite(map, "backend.test 127.0.0.2\n");
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, "upstream host "
+	    "backend.test now resolves to 1 address", 0, ITEST_TIMEOUT_MS) >= 0,
+	    "the first address never left");
+	/* The new generation reaches the worker: only b1 from then on. */
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, "upstream addresses "
+	    "changed (generation 4)", 0, ITEST_TIMEOUT_MS) >= 0,
+	    "no generation for the change");
+	for (i = 0; i < 10; i++) {
+		n = echo_from(gw, &st);
+		ck_assert_int_eq(st, 200);
+		if (i > 0)
+			ck_assert_str_eq(n, "b1");
+		free(n);
+	}
+
+	/* The DNS server fails: the last good address stays in use. */
+	itest_rewrite(map, "backend.test SERVFAIL\n");
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDERR, "upstream host "
+	    "backend.test: cannot resolve", 0, ITEST_TIMEOUT_MS) >= 0,
+	    "the failed lookup was not reported");
+	for (i = 0; i < 5; i++) {
+		n = echo_from(gw, &st);
+		ck_assert_int_eq(st, 200);
+		ck_assert_str_eq(n, "b1");
+		free(n);
+	}
+	free(map);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -419,6 +551,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_kill_one_under_load);
 	tcase_add_test(tc, test_all_down_503_and_readyz);
 	tcase_add_test(tc, test_active_checks_bring_back);
+	tcase_add_test(tc, test_dns_reresolve);
 	suite_add_tcase(s, tc);
 	return s;
 }
