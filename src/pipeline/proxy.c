@@ -620,6 +620,7 @@ proxy_upstream_pick(struct proxy_req *pr, const struct exchange *req)
 		return false;
 	pr->pr_upstream.target = i;
 	pr->pr_upstream.has_target = true;
+	pr->pr_upstream.picked = true;
 	pr->pr_upstream.sent_ns = now;
 	return true;
 }
@@ -645,8 +646,8 @@ proxy_upstream_release(struct proxy_req *pr, int outcome)
 static const char *
 proxy_upstream_url(const struct proxy_req *pr)
 {
-	const struct upstream_target *t = upstream_group_target(
-	    pr->route->group, pr->pr_upstream.target);
+	const struct upstream_target *t = !pr->pr_upstream.picked ? NULL :
+	    upstream_group_target(pr->route->group, pr->pr_upstream.target);
 
 	return t != NULL ? t->conf->url : pr->route->conf->upstream.url;
 }
@@ -654,10 +655,10 @@ proxy_upstream_url(const struct proxy_req *pr)
 static const char *
 proxy_upstream_name(const struct proxy_req *pr)
 {
-	const struct upstream_target *t = upstream_group_target(
-	    pr->route->group, pr->pr_upstream.target);
+	const struct upstream_target *t = !pr->pr_upstream.picked ? NULL :
+	    upstream_group_target(pr->route->group, pr->pr_upstream.target);
 
-	return t != NULL ? t->name : "-";
+	return t != NULL ? t->name : "";
 }
 
 /*
@@ -1275,12 +1276,13 @@ proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 	n = snprintf(line, sizeof line,
 	    "{\"time\":\"%s.%03uZ\",\"method\":\"%s\",\"path\":\"%s\","
 	    "\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f,"
-	    "\"upstream\":\"%s\",\"client\":\"%s\",\"request_id\":\"%s\","
-	    "\"route\":\"%s\"%s}\n",
+	    "\"upstream\":\"%s\",\"upstream_addr\":\"%s\",\"client\":\"%s\","
+	    "\"request_id\":\"%s\",\"route\":\"%s\"%s}\n",
 	    ts, (unsigned)(pr->start_us / 1000 % 1000),
 	    pr->pr_client.method_name, path, pr->status, pr->bytes_out,
 	    (double)dur_us / 1000.0,
-	    pr->route != NULL ? pr->route->conf->upstream.url : "",
+	    pr->route != NULL ? proxy_upstream_url(pr) : "",
+	    pr->route != NULL ? proxy_upstream_name(pr) : "",
 	    pr->x != NULL ? pr->x->client : "", pr->id,
 	    pr->route != NULL ? pr->route->conf->name : "", corr);
 	if (n > 0)

@@ -97,6 +97,7 @@ struct proxy_req {
 		 * while has_target (proxy_upstream_release ends it). */
 		int target;
 		bool has_target;
+		bool picked;			/* target is valid (logs) */
 		uint64_t sent_ns;		/* monotonic, at the pick */
 	} pr_upstream;
 

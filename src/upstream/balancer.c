@@ -212,7 +212,10 @@ balancer_pick_hash(struct balancer *b, uint64_t hash, balancer_up_fn *up,
 {
 	size_t lo = 0, hi = b->n_ring, k, i;
 
-	if (b->n_ring == 0)
+	/* None up: say so now rather than after walking the whole ring. */
+	for (i = 0; i < b->n && !up(arg, i); i++)
+		;
+	if (i == b->n || b->n_ring == 0)
 		return -1;
 	/* The first point at or after hash (wrapping to the start). */
 	while (lo < hi) {

@@ -1046,6 +1046,8 @@ server_gen_install(struct server_gen *g)
 {
 	unsigned i;
 
+	/* The old checks point into the old generation: they go first. */
+	server_checkers_set(NULL);
 	pthread_mutex_lock(&srv.lock);
 	for (i = 0; i < srv.n_workers; i++) {
 		if (srv.workers[i].next_gen != NULL)

@@ -32,7 +32,7 @@ config_three(struct itest_proc *const b[3], const unsigned w[3],
 	    "        - {url: \"http://127.0.0.1:%u\", weight: %u}\n"
 	    "%s"
 	    "exporter: {type: none}\n"
-	    "logging: {level: info, access_log: \"off\"}\n",
+	    "logging: {level: info, access_log: stdout}\n",
 	    server_extra != NULL ? server_extra : "  workers: 1\n",
 	    b[0]->port, w[0], b[1]->port, w[1], b[2]->port, w[2],
 	    upstream_extra != NULL ? upstream_extra : "");
@@ -107,6 +107,16 @@ metric_wait(struct itest_proc *gw, const char *name, const char *labels,
 	return false;
 }
 
+/* Wait about ms without a sleep call: a read that never comes. */
+static void
+pause_ms(struct itest_proc *gw, int ms)
+{
+	struct itest_conn *c = itest_connect(gw->admin_port);
+
+	(void)itest_readable(c, ms);
+	itest_conn_free(c);
+}
+
 /* Weights 1, 2, 3 with one worker: smooth WRR gives exactly 10/20/30. */
 START_TEST(test_round_robin_weights)
 {
@@ -114,8 +124,10 @@ START_TEST(test_round_robin_weights)
 	struct itest_proc *b[3], *gw;
 	struct itest_resp r;
 	struct itest_conn *c;
+	json_t *lines;
+	int64_t end;
 	char *cfg;
-	int i;
+	int i, per[3] = { 0, 0, 0 };
 
 	start_three(b);
 	cfg = config_three(b, w, NULL, NULL);
@@ -130,6 +142,32 @@ START_TEST(test_round_robin_weights)
 	ck_assert_uint_eq(itest_backend_requests(b[0]), 10);
 	ck_assert_uint_eq(itest_backend_requests(b[1]), 20);
 	ck_assert_uint_eq(itest_backend_requests(b[2]), 30);
+	/* The access log names the server of each request. */
+	end = itest_now_ms() + ITEST_TIMEOUT_MS;
+	while ((lines = itest_json_lines(gw, ITEST_STDOUT, "request_id")) !=
+	    NULL && json_array_size(lines) < 60 && itest_now_ms() < end) {
+		json_decref(lines);
+		pause_ms(gw, 20);
+	}
+	ck_assert_uint_eq(json_array_size(lines), 60);
+	for (i = 0; i < 60; i++) {
+		const char *a = json_string_value(json_object_get(
+		    json_array_get(lines, (size_t)i), "upstream_addr"));
+		char want[3][32];
+		int k;
+
+		ck_assert_ptr_nonnull(a);
+		for (k = 0; k < 3; k++) {
+			snprintf(want[k], sizeof want[k], "127.0.0.1:%u",
+			    b[k]->port);
+			if (strcmp(a, want[k]) == 0)
+				per[k]++;
+		}
+	}
+	ck_assert_int_eq(per[0], 10);
+	ck_assert_int_eq(per[1], 20);
+	ck_assert_int_eq(per[2], 30);
+	json_decref(lines);
 }
 END_TEST
 
@@ -404,16 +442,6 @@ START_TEST(test_active_checks_bring_back)
 	itest_resp_clear(&r);
 }
 END_TEST
-
-/* Wait about ms without a sleep call: a read that never comes. */
-static void
-pause_ms(struct itest_proc *gw, int ms)
-{
-	struct itest_conn *c = itest_connect(gw->admin_port);
-
-	(void)itest_readable(c, ms);
-	itest_conn_free(c);
-}
 
 /* One GET /echo on a new connection: the answering backend's name, or
  * NULL when the status is not 200 (*status says which). */
