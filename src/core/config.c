@@ -648,11 +648,12 @@ cfg_check_path_prefix(const char *s)
 static const char *
 cfg_check_hash_on(const char *s)
 {
+	size_t len = strlen(s);
+
 	if (strcmp(s, "client_address") == 0)
 		return NULL;
-	if ((strncmp(s, "header:", 7) == 0 && util_is_token(s + 7,
-	    strlen(s + 7))) || (strncmp(s, "cookie:", 7) == 0 &&
-	    util_is_token(s + 7, strlen(s + 7))))
+	if (len > 7 && (strncmp(s, "header:", 7) == 0 ||
+	    strncmp(s, "cookie:", 7) == 0) && util_is_token(s + 7, len - 7))
 		return NULL;
 	return "expected client_address, header:<name> or cookie:<name>";
 }
