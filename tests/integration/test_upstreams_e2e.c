@@ -490,7 +490,7 @@ wait_for_backend(struct itest_proc *gw, const char *want, int timeout_ms)
 START_TEST(test_dns_reresolve)
 {
 	struct itest_proc *b0, *b1, *dns, *gw;
-	char *map, *cfg, *n;
+	char *map, *cfg, *n;	/* map: itest_write_temp owns it */
 	int i, st, from[2];
 
 	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
@@ -561,7 +561,6 @@ START_TEST(test_dns_reresolve)
 		ck_assert_str_eq(n, "b1");
 		free(n);
 	}
-	free(map);
 }
 END_TEST
 
