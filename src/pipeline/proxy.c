@@ -611,6 +611,7 @@ proxy_upstream_hash(struct proxy_req *pr, const struct exchange *req)
 static bool
 proxy_upstream_pick(struct proxy_req *pr, const struct exchange *req)
 {
+	const struct upstream_target *t;
 	uint64_t hash = 0, now = util_mono_ns();
 	int i;
 
@@ -622,6 +623,11 @@ proxy_upstream_pick(struct proxy_req *pr, const struct exchange *req)
 	pr->pr_upstream.has_target = true;
 	pr->pr_upstream.picked = true;
 	pr->pr_upstream.sent_ns = now;
+	/* The span named the route's first server: name the one chosen. */
+	t = upstream_group_target(pr->route->group, i);
+	if (pr->span != NULL && t->conf->url != pr->route->conf->upstream.url &&
+	    strcmp(t->conf->url, pr->route->conf->upstream.url) != 0)
+		(void)span_set_meta(pr->span, "upstream.address", t->conf->url);
 	return true;
 }
 

@@ -564,6 +564,63 @@ START_TEST(test_dns_reresolve)
 }
 END_TEST
 
+/*
+ * The gateway span's upstream.address is the URL of the server chosen
+ * (the route's first server's before, whichever answered).
+ */
+START_TEST(test_span_names_server)
+{
+	struct itest_proc *b0, *b1, *gw;
+	struct itest_resp r;
+	json_t *spans, *sp;
+	int64_t end;
+	char *cfg, *u0, *u1;
+	const char *a;
+	size_t i;
+	int k, n0 = 0, n1 = 0;
+
+	b0 = itest_backend_start("b0");
+	b1 = itest_backend_start("b1");
+	u0 = itest_strf("http://127.0.0.1:%u", b0->port);
+	u1 = itest_strf("http://127.0.0.1:%u", b1->port);
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {servers: [\"%s\", \"%s\"]}\n"
+	    "tracing: {sample_rate: 1}\n"
+	    "exporter: {type: stdout}\n"
+	    "logging: {level: info, access_log: \"off\"}\n", u0, u1);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	for (k = 0; k < 6; k++) {
+		ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_clear(&r);
+	}
+	end = itest_now_ms() + ITEST_TIMEOUT_MS;
+	while ((spans = itest_json_lines(gw, ITEST_STDOUT, "span_id")) !=
+	    NULL && json_array_size(spans) < 6 && itest_now_ms() < end) {
+		json_decref(spans);
+		pause_ms(gw, 20);
+	}
+	ck_assert_uint_eq(json_array_size(spans), 6);
+	json_array_foreach(spans, i, sp) {
+		a = json_string_value(json_object_get(json_object_get(sp,
+		    "meta"), "upstream.address"));
+		ck_assert_ptr_nonnull(a);
+		n0 += strcmp(a, u0) == 0;
+		n1 += strcmp(a, u1) == 0;
+	}
+	ck_assert_int_eq(n0, 3);
+	ck_assert_int_eq(n1, 3);
+	json_decref(spans);
+	free(u0);
+	free(u1);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -579,6 +636,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_all_down_503_and_readyz);
 	tcase_add_test(tc, test_active_checks_bring_back);
 	tcase_add_test(tc, test_dns_reresolve);
+	tcase_add_test(tc, test_span_names_server);
 	suite_add_tcase(s, tc);
 	return s;
 }
