@@ -621,6 +621,86 @@ START_TEST(test_span_names_server)
 }
 END_TEST
 
+/*
+ * SIGHUP with a server added and its weight: the new generation's
+ * balancer uses them; a server ejected before the reload stays ejected
+ * (its health belongs to the address, not to the generation).
+ */
+START_TEST(test_reload_servers)
+{
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, labels[128];
+	uint64_t before_b0, before_b2;
+	size_t from;
+	int i, st;
+
+	start_three(b);
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 1\n"
+	    "      ejection_time: 60s\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    b[0]->port, b[1]->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	/* b1 dies and is ejected: one 502, then b0 alone. */
+	itest_proc_stop(b[1], SIGKILL, ITEST_TIMEOUT_MS);
+	for (i = 0; i < 6; i++) {
+		ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+		st = r.status;
+		itest_resp_clear(&r);
+		ck_assert(st == 200 || (st == 502 && i < 2));
+	}
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers:\n"
+	    "        - \"http://127.0.0.1:%u\"\n"
+	    "        - \"http://127.0.0.1:%u\"\n"
+	    "        - {url: \"http://127.0.0.1:%u\", weight: 2}\n"
+	    "      max_fails: 1\n"
+	    "      ejection_time: 60s\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    b[0]->port, b[1]->port, b[2]->port);
+	itest_rewrite(gw->cfg_path, cfg);
+	free(cfg);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "configuration reloaded",
+	    from, ITEST_TIMEOUT_MS) >= 0);
+	/* The first request may still meet the old generation. */
+	ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+	itest_resp_clear(&r);
+	before_b0 = itest_backend_requests(b[0]);
+	before_b2 = itest_backend_requests(b[2]);
+	c = itest_connect(gw->port);
+	for (i = 0; i < 30; i++) {
+		ck_assert_int_eq(get_on(c, "/echo", NULL, &r), 200);
+		itest_resp_clear(&r);
+	}
+	itest_conn_free(c);
+	/* b1 still ejected: b0 and b2 share 1:2. */
+	ck_assert_uint_eq(itest_backend_requests(b[0]) - before_b0, 10);
+	ck_assert_uint_eq(itest_backend_requests(b[2]) - before_b2, 20);
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
+	    "state=\"ejected\"", b[1]->port);
+	ck_assert(metric_wait(gw, "tracestitch_upstream_server_healthy", labels,
+	    0.0, ITEST_TIMEOUT_MS));
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -637,6 +717,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_active_checks_bring_back);
 	tcase_add_test(tc, test_dns_reresolve);
 	tcase_add_test(tc, test_span_names_server);
+	tcase_add_test(tc, test_reload_servers);
 	suite_add_tcase(s, tc);
 	return s;
 }
