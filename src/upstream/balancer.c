@@ -10,10 +10,11 @@
  * down is skipped and its share goes to the others.
  *
  * least_request: power of two choices (Mitzenmacher; Envoy's
- * LEAST_REQUEST with equal weights): two distinct random available
- * peers, the one with fewer requests in flight on this worker wins (the
- * first on a tie).  It avoids the herd that "least of all" causes when
- * every worker sees the same idle peer, at two reads per request.
+ * LEAST_REQUEST): two distinct available peers drawn in proportion to
+ * their weights, the one with fewer requests in flight on this worker
+ * per unit of weight wins (the first drawn on a tie, so idle peers share
+ * by weight).  It avoids the herd that "least of all" causes when every
+ * worker sees the same idle peer, at two draws per request.
  *
  * hash: a ring of points (ketama, as nginx's "hash ... consistent"): each
  * peer owns 256 points per unit of weight, placed by hashing "key#j";
@@ -25,6 +26,7 @@
  * built from the peers' keys only, so every worker and every generation
  * with the same servers agrees on where a key goes.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,29 +179,54 @@ balancer_pick_rr(struct balancer *b, balancer_up_fn *up, void *arg)
 	return best;
 }
 
+/* An available peer drawn in proportion to its weight, skipping skip. */
+static size_t
+balancer_draw(struct balancer *b, const size_t *list, size_t na,
+    uint64_t total, size_t skip)
+{
+	uint64_t r = balancer_rand(b) % total;
+	size_t k;
+
+	for (k = 0; k < na; k++) {
+		if (list[k] == skip)
+			continue;
+		if (r < b->weight[list[k]])
+			return list[k];
+		r -= b->weight[list[k]];
+	}
+	return list[na - 1] != skip ? list[na - 1] : list[0];
+}
+
 static int
 balancer_pick_p2c(struct balancer *b, balancer_up_fn *up, void *arg)
 {
 	size_t avail[64], *list = avail, na = 0, i, x, y;
+	uint64_t total = 0;
 	int best;
 
 	if (b->n > TS_NITEMS(avail))
 		list = xcalloc(b->n, sizeof *list);
 	for (i = 0; i < b->n; i++) {
-		if (up(arg, i))
+		if (up(arg, i)) {
 			list[na++] = i;
+			total += b->weight[i];
+		}
 	}
 	if (na == 0)
 		best = -1;
 	else if (na == 1)
 		best = (int)list[0];
 	else {
-		x = (size_t)(balancer_rand(b) % na);
-		y = (size_t)(balancer_rand(b) % (na - 1));
-		if (y >= x)
-			y++;
-		best = (int)(b->inflight[list[y]] < b->inflight[list[x]] ?
-		    list[y] : list[x]);
+		/*
+		 * Two distinct peers, each drawn in proportion to its weight;
+		 * the one with fewer requests in flight per unit of weight
+		 * wins, the first drawn on a tie (so idle peers share by
+		 * weight).
+		 */
+		x = balancer_draw(b, list, na, total, SIZE_MAX);
+		y = balancer_draw(b, list, na, total - b->weight[x], x);
+		best = (int)((uint64_t)b->inflight[y] * b->weight[x] <
+		    (uint64_t)b->inflight[x] * b->weight[y] ? y : x);
 	}
 	if (list != avail)
 		free(list);

@@ -115,6 +115,32 @@ START_TEST(test_p2c_prefers_less_loaded)
 }
 END_TEST
 
+/*
+ * Two choices with weights 3, 1: idle peers share 3:1 (within 5%); a
+ * peer with 3 requests in flight for weight 3 ties with 1 for weight 1.
+ */
+START_TEST(test_p2c_weights)
+{
+	static const unsigned w[] = { 3, 1 };
+	struct balancer *b = balancer_new(CONFIG_BALANCE_LEAST_REQUEST, w,
+	    keys5, 2, 7);
+	unsigned count[2] = { 0 }, i;
+
+	down_mask = 0;
+	for (i = 0; i < NPICKS; i++)
+		count[balancer_pick(b, 0, up_fn, NULL)]++;
+	ck_assert_uint_gt(count[0], NPICKS * 3 / 4 * 95 / 100);
+	ck_assert_uint_lt(count[0], NPICKS * 3 / 4 * 105 / 100);
+	/* Peer 0 has 4 in flight (4/3 per weight), peer 1 has 1 (1/1): 1. */
+	for (i = 0; i < 4; i++)
+		balancer_start(b, 0);
+	balancer_start(b, 1);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(balancer_pick(b, 0, up_fn, NULL), 1);
+	balancer_free(b);
+}
+END_TEST
+
 /* The hash of key number i. */
 static uint64_t
 key_hash(unsigned i)
@@ -304,6 +330,7 @@ balancer_suite(void)
 	tcase_add_test(tc, test_rr_weights);
 	tcase_add_test(tc, test_rr_skips_down);
 	tcase_add_test(tc, test_p2c_prefers_less_loaded);
+	tcase_add_test(tc, test_p2c_weights);
 	tcase_add_test(tc, test_hash_stable_minimal_movement);
 	suite_add_tcase(s, tc);
 	tcase_add_test(th, test_health_machine);
