@@ -305,7 +305,9 @@ resolver_timer_cb(evutil_socket_t fd, short what, void *arg)
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+	/* As upstream_resolve asks getaddrinfo: the same set, or every
+	 * lookup would look like a change (localhost: ::1 or not). */
+	hints.ai_flags = EVUTIL_AI_NUMERICSERV | EVUTIL_AI_ADDRCONFIG;
 	snprintf(port, sizeof port, "%u", (unsigned)e->port);
 	e->pending = true;
 	/* May answer at once (hosts file, an error): then NULL. */
