@@ -163,8 +163,9 @@ upstream_group_done(struct upstream_group *g, int i, int outcome,
 	health_observe(s, duration_us, outcome == 0);
 	ejected = health_report(s, &g->hp, outcome == 1, now_ns);
 	if (ejected)
-		log_warnx("upstream %s: server %s ejected after failures in "
-		    "a row", g->conf->url, g->t[i].name);
+		log_warnx("upstream %s (%s): server ejected (%u in a row)",
+		    g->t[i].conf->url, g->t[i].name,
+		    __atomic_load_n(&s->level, __ATOMIC_RELAXED));
 	return ejected;
 }
 

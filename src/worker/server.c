@@ -325,8 +325,9 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 		 * Once per generation, here on the main thread: a blocking
 		 * lookup in a worker would stall its clients at every reload.
 		 * A host that does not resolve is not a refusal (DNS may
-		 * recover by the next reload): the workers warn and the route
-		 * answers 502.
+		 * recover: the resolver looks it up again in the background,
+		 * and a reload does): the workers warn and the route answers
+		 * 502 meanwhile.
 		 */
 		server_gen_targets(&g->route_up[i], &cfg->routes[i]);
 		if (cfg->routes[i].cors == &cfg->cors)
