@@ -22,6 +22,32 @@ static pthread_mutex_t health_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_server *health_list;
 
 static void health_render(FILE *, void *);
+static void (*health_failure_hook)(void);	/* set before workers run */
+
+void
+health_set_failure_hook(void (*fn)(void))
+{
+	__atomic_store_n(&health_failure_hook, fn, __ATOMIC_RELEASE);
+}
+
+/* s failed for good (ejected, or down for its checks): tell the owner. */
+static void
+health_failed(struct upstream_server *s)
+{
+	void (*fn)(void) = __atomic_load_n(&health_failure_hook,
+	    __ATOMIC_ACQUIRE);
+
+	__atomic_store_n(&s->resolve_wanted, 1, __ATOMIC_RELEASE);
+	if (fn != NULL)
+		fn();
+}
+
+bool
+health_take_resolve(struct upstream_server *s)
+{
+	return __atomic_exchange_n(&s->resolve_wanted, 0,
+	    __ATOMIC_ACQ_REL) != 0;
+}
 
 struct upstream_server *
 health_server_get(const char *route, const char *name)
@@ -136,6 +162,7 @@ health_report(struct upstream_server *s, const struct health_params *p,
 	__atomic_store_n(&s->level, level + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->fails, 0, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->ejections, 1, __ATOMIC_RELAXED);
+	health_failed(s);
 	return true;
 }
 
@@ -153,7 +180,9 @@ health_observe(struct upstream_server *s, uint64_t duration_us, bool error)
 void
 health_set_active(struct upstream_server *s, bool down)
 {
-	__atomic_store_n(&s->active_down, down ? 1u : 0u, __ATOMIC_RELAXED);
+	if (__atomic_exchange_n(&s->active_down, down ? 1u : 0u,
+	    __ATOMIC_RELAXED) == 0 && down)
+		health_failed(s);
 }
 
 /* Label values are route names and addresses: escape \ " and newline. */

@@ -49,6 +49,7 @@ struct upstream_server {
 	uint32_t level;			/* ejections in a row */
 	uint64_t eject_until_ns;	/* monotonic; 0: never ejected */
 	uint32_t active_down;
+	uint32_t resolve_wanted;	/* failed: look its name up again */
 	/* Metrics: atomics. */
 	uint64_t requests;
 	uint64_t errors;
@@ -82,6 +83,17 @@ void health_observe(struct upstream_server *, uint64_t duration_us,
     bool error);
 /* The active checks' verdict (main thread). */
 void health_set_active(struct upstream_server *, bool down);
+
+/*
+ * Called (from any thread) when a server is ejected or taken out by its
+ * checks, after its resolve_wanted flag was set: the owner (server.c)
+ * wakes the main thread, which looks the server's name up again -- the
+ * backend may have moved.  fn must be safe to call from any thread; NULL
+ * removes it.
+ */
+void health_set_failure_hook(void (*fn)(void));
+/* Take the flag (main thread): true when the name should be looked up. */
+bool health_take_resolve(struct upstream_server *);
 
 /* Free every server (tests; at exit nothing may use one after). */
 void health_free_all(void);

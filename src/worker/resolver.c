@@ -40,6 +40,7 @@ struct resolver_entry {
 	uint64_t retry_ms;		/* after a failure, 0: none */
 	bool watched;
 	bool pending;			/* a lookup is out */
+	uint64_t done_ns;		/* monotonic, the last answer */
 	struct evdns_getaddrinfo_request *req;
 	struct event *timer;
 };
@@ -251,6 +252,7 @@ resolver_answer_cb(int result, struct evutil_addrinfo *res, void *arg)
 
 	e->pending = false;
 	e->req = NULL;
+	e->done_ns = util_mono_ns();
 	if (result == EVUTIL_EAI_CANCEL || r->dying) {
 		if (res != NULL)
 			evutil_freeaddrinfo(res);
@@ -361,4 +363,19 @@ resolver_watch(struct resolver *r, const struct config *cfg)
 		if (!e->pending)
 			resolver_arm(e, e->addrs == NULL ? 0 : e->interval_ms);
 	}
+}
+
+void
+resolver_refresh(struct resolver *r, const char *host, uint16_t port)
+{
+	struct resolver_entry *e = resolver_find(r, host, port, false);
+	uint64_t now = util_mono_ns(), next = e != NULL ? e->done_ns +
+	    1000000000ULL : 0;
+
+	if (e == NULL || !e->watched || e->pending)
+		return;
+	log_info("upstream host %s: a server failed: looking it up again",
+	    e->host);
+	/* A failing backend fails many requests: one lookup a second. */
+	resolver_arm(e, next > now ? (next - now) / 1000000 + 1 : 0);
 }

@@ -1,8 +1,9 @@
 /*
  * resolver.h -- upstream host names looked up again in the background,
  * on the main thread's event base (libevent's evdns), never blocking a
- * thread: every routes[].upstream.resolve_interval, and sooner after a
- * failed lookup.  The last good addresses of each name are cached; when
+ * thread: every routes[].upstream.resolve_interval, sooner after a
+ * failed lookup, and at once when one of the name's servers fails
+ * (resolver_refresh).  The last good addresses of each name are cached; when
  * a lookup brings a different set, the resolver tells its owner
  * (server.c), which builds a new generation from the same configuration
  * and hands it to the workers as a reload does.
@@ -46,5 +47,12 @@ void resolver_store(struct resolver *, const char *host, uint16_t port,
  * routes use); names cfg no longer has are no longer looked up.
  */
 void resolver_watch(struct resolver *, const struct config *cfg);
+
+/*
+ * Look host:port up again now (a server of it failed: the backend may
+ * have moved), or a second after the last answer if that is later; not
+ * while a lookup is out.  Only names resolver_watch watches.
+ */
+void resolver_refresh(struct resolver *, const char *host, uint16_t port);
 
 #endif /* TS_RESOLVER_H */

@@ -109,6 +109,8 @@ static struct {
 	struct metrics *metrics;	/* main thread's block */
 	struct exporter *exporter;	/* spans off the request path */
 	struct resolver *resolver;	/* upstream names, main thread */
+	int failed_fd[2];		/* health_failed wakes main */
+	struct event *failed_ev;
 	/* Active health checks of srv.gen's routes (main thread). */
 	struct upstream_checker **checkers;
 	size_t n_checkers;
@@ -1090,6 +1092,41 @@ server_dns_changed(void *arg)
 	    (unsigned long long)g->id);
 }
 
+/* A server failed (any thread: health.c's hook): wake the main thread. */
+static void
+server_server_failed(void)
+{
+	char one = 1;
+
+	/* Full pipe: a wakeup is already pending, which is enough. */
+	(void)!write(srv.failed_fd[1], &one, 1);
+}
+
+/* Main thread: look up again the names of servers that failed. */
+static void
+server_failed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_gen *g = srv.gen;
+	char buf[64];
+	size_t i, t;
+
+	(void)what;
+	(void)arg;
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		for (t = 0; t < g->route_up[i].n; t++) {
+			const struct upstream_target *tg =
+			    &g->route_up[i].targets[t];
+
+			if (health_take_resolve(tg->server) &&
+			    srv.resolver != NULL)
+				resolver_refresh(srv.resolver, tg->conf->host,
+				    tg->conf->port);
+		}
+	}
+}
+
 /* Seed the resolver with the addresses g was built on, then watch. */
 static void
 server_resolver_start(struct server_gen *g)
@@ -1097,6 +1134,14 @@ server_resolver_start(struct server_gen *g)
 	char *cause = NULL;
 	size_t i, j, k, n;
 
+	if (pipe2(srv.failed_fd, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
+	srv.failed_ev = event_new(srv.base, srv.failed_fd[0],
+	    EV_READ | EV_PERSIST, server_failed_cb, NULL);
+	if (srv.failed_ev == NULL)
+		fatalx("out of memory");
+	event_add(srv.failed_ev, NULL);
+	health_set_failure_hook(server_server_failed);
 	srv.resolver = resolver_new(srv.base, g->cfg, server_dns_changed, NULL,
 	    &cause);
 	if (srv.resolver == NULL) {
@@ -1464,6 +1509,12 @@ server_main(struct config *cfg)
 	server_checkers_set(NULL);
 	resolver_free(srv.resolver);
 	srv.resolver = NULL;
+	health_set_failure_hook(NULL);
+	if (srv.failed_ev != NULL) {
+		event_free(srv.failed_ev);
+		close(srv.failed_fd[0]);
+		close(srv.failed_fd[1]);
+	}
 	/* Every worker is gone: flush what is queued, then stop. */
 	exporter_free(srv.exporter);
 	srv.exporter = NULL;

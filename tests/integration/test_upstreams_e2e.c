@@ -701,6 +701,49 @@ START_TEST(test_reload_servers)
 }
 END_TEST
 
+/*
+ * "Re-resolved on failure": a server that fails (here: ejected after its
+ * backend died) has its name looked up at once, not at the next interval
+ * (an hour here), and the name's new address takes over.
+ */
+START_TEST(test_dns_after_failure)
+{
+	struct itest_proc *b0, *b1, *dns, *gw;
+	char *map, *cfg;	/* map: itest_write_temp owns it */
+
+	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
+	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
+	ck_assert_uint_eq(b1->port, b0->port);
+	map = itest_write_temp("backend.test 127.0.0.1\n", ".map");
+	dns = itest_dns_start(map);
+	cfg = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "  resolvers: [\"127.0.0.1:%u\"]\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://backend.test:%u\"]\n"
+	    "      resolve_interval: 60m\n"
+	    "      max_fails: 1\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    dns->port, b0->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS));
+	/* The backend moves; nothing would look before an hour. */
+	itest_rewrite(map, "backend.test 127.0.0.2\n");
+	itest_proc_stop(b0, SIGKILL, ITEST_TIMEOUT_MS);
+	ck_assert_msg(wait_for_backend(gw, "b1", ITEST_TIMEOUT_MS),
+	    "the moved backend was not found after the failure");
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "upstream host backend.test: "
+	    "a server failed: looking it up again", 0, 0) >= 0);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -718,6 +761,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_dns_reresolve);
 	tcase_add_test(tc, test_span_names_server);
 	tcase_add_test(tc, test_reload_servers);
+	tcase_add_test(tc, test_dns_after_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }
