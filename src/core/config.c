@@ -220,7 +220,8 @@ static const struct cfg_row cfg_schema[] = {
 	{ "routes[].upstream.resolve_interval", CT_DURATION,
 	  R(upstream.resolve_interval_ms), .min = 100, .max = 86400000,
 	  .def = "30s", .help = "how often the main thread looks server host "
-	  "names up again, without blocking (a failed lookup: sooner)" },
+	  "names up again, without blocking (sooner after a failed lookup, "
+	  "at once when a server fails)" },
 	{ "routes[].upstream.max_fails", CT_UNSIGNED, R(upstream.max_fails),
 	  .min = 0, .max = 1000, .def = "5",
 	  .help = "connect failures, timeouts, resets or 5xx in a row that "
