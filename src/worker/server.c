@@ -1079,9 +1079,9 @@ server_dns_changed(void *arg)
 	(void)arg;
 	if (srv.draining)
 		return;
+	/* The configuration's warnings were logged when it was loaded. */
 	config_errors_init(&errs, srv.gen->cfg);
 	g = server_gen_new(srv.gen->cfg, &errs);
-	server_log_lines(errs.warnings);
 	if (g == NULL)
 		server_log_lines(errs.errors);
 	config_errors_clear(&errs);
