@@ -746,6 +746,84 @@ START_TEST(test_dns_after_failure)
 }
 END_TEST
 
+/* tests/data/REL (TS_TEST_DATA), in one of 4 static buffers. */
+static const char *
+data_path(const char *rel)
+{
+	static char buf[4][1024];
+	static unsigned n;
+	const char *d = getenv("TS_TEST_DATA");
+	char *b = buf[n++ % 4];
+
+	snprintf(b, sizeof buf[0], "%s/%s", d != NULL ? d : "tests/data",
+	    rel);
+	return b;
+}
+
+/*
+ * https servers: the route's TLS settings (CA, verification) for each
+ * server, the active checks over TLS too; a TLS server that stops is
+ * taken out by its checks and the other answers alone.
+ */
+START_TEST(test_tls_servers_and_checks)
+{
+	struct itest_proc *a, *b, *gw;
+	struct itest_resp r;
+	char *cfg, labels[128];
+	int i, na = 0, nb = 0;
+
+	a = itest_canned_start("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+	    "Connection: close\r\n\r\na", data_path("tls/server.pem"),
+	    data_path("tls/server.key"));
+	b = itest_canned_start("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+	    "Connection: close\r\n\r\nb", data_path("tls/server.pem"),
+	    data_path("tls/server.key"));
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"https://127.0.0.1:%u\", \"https://127.0.0.1:%u\"]\n"
+	    "      tls_verify: true\n"
+	    "      tls_ca_file: \"%s\"\n"
+	    "      keepalive: 0\n"
+	    "      max_fails: 0\n"
+	    "      health_check: {path: /hc, interval: 50ms, timeout: 2s, "
+	    "healthy_threshold: 1, unhealthy_threshold: 1}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    a->port, b->port, data_path("tls/ca.pem"));
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(itest_get(gw->port, "/x", &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		na += strcmp(r.body, "a") == 0;
+		nb += strcmp(r.body, "b") == 0;
+		itest_resp_clear(&r);
+	}
+	ck_assert_int_eq(na, 2);
+	ck_assert_int_eq(nb, 2);
+	itest_proc_stop(b, SIGKILL, ITEST_TIMEOUT_MS);
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
+	    "state=\"unhealthy\"", b->port);
+	ck_assert(metric_wait(gw, "tracestitch_upstream_server_healthy", labels,
+	    0.0, ITEST_TIMEOUT_MS));
+	/* a passed its checks over TLS all along. */
+	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
+	    "state=\"healthy\"", a->port);
+	ck_assert(metric_wait(gw, "tracestitch_upstream_server_healthy", labels,
+	    1.0, ITEST_TIMEOUT_MS));
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(itest_get(gw->port, "/x", &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.body, "a");
+		itest_resp_clear(&r);
+	}
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -764,6 +842,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_span_names_server);
 	tcase_add_test(tc, test_reload_servers);
 	tcase_add_test(tc, test_dns_after_failure);
+	tcase_add_test(tc, test_tls_servers_and_checks);
 	suite_add_tcase(s, tc);
 	return s;
 }
