@@ -169,7 +169,6 @@ health_report(struct upstream_server *s, const struct health_params *p,
 void
 health_observe(struct upstream_server *s, uint64_t duration_us, bool error)
 {
-	__atomic_add_fetch(&s->requests, 1, __ATOMIC_RELAXED);
 	if (error)
 		__atomic_add_fetch(&s->errors, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->buckets[metrics_bucket_of(duration_us)], 1,
@@ -238,9 +237,21 @@ health_render(FILE *fp, void *arg)
 
 	(void)arg;
 	pthread_mutex_lock(&health_mtx);
-	health_render_counter(fp, "tracestitch_upstream_server_requests_total",
-	    "Requests sent to an upstream server",
-	    offsetof(struct upstream_server, requests));
+	/* requests_total is the histogram's count: one add less per
+	 * request on a line every worker writes. */
+	fputs("# HELP tracestitch_upstream_server_requests_total Requests "
+	    "sent to an upstream server\n"
+	    "# TYPE tracestitch_upstream_server_requests_total counter\n", fp);
+	for (s = health_list; s != NULL; s = s->next) {
+		if (s->live == 0)
+			continue;
+		for (b = 0, cum = 0; b < METRICS_NBUCKETS; b++)
+			cum += __atomic_load_n(&s->buckets[b],
+			    __ATOMIC_RELAXED);
+		fputs("tracestitch_upstream_server_requests_total{", fp);
+		health_labels(fp, s);
+		fprintf(fp, "} %llu\n", (unsigned long long)cum);
+	}
 	health_render_counter(fp, "tracestitch_upstream_server_errors_total",
 	    "Requests to an upstream server that failed (connect, timeout, "
 	    "reset, protocol, TLS) or got a 5xx",

@@ -50,8 +50,7 @@ struct upstream_server {
 	uint64_t eject_until_ns;	/* monotonic; 0: never ejected */
 	uint32_t active_down;
 	uint32_t resolve_wanted;	/* failed: look its name up again */
-	/* Metrics: atomics. */
-	uint64_t requests;
+	/* Metrics: atomics (requests: the sum of the buckets). */
 	uint64_t errors;
 	uint64_t ejections;
 	uint64_t buckets[METRICS_NBUCKETS];
