@@ -26,7 +26,6 @@
 #include "util.h"
 
 #define METRICS_NCLASSES 5		/* 1xx .. 5xx */
-#define METRICS_NBUCKETS 15		/* incl. +Inf */
 #define METRICS_UNMATCHED "unmatched"
 
 /* Upper bounds of the duration buckets, microseconds (+Inf last). */
@@ -85,6 +84,11 @@ static char *route_names[METRICS_MAX_ROUTES];
 static unsigned route_count;		/* 0 until the first intern */
 static metrics_section_fn section_fn;	/* under registry_mtx */
 static void *section_arg;
+/* Sections for the life of the process (metrics_add_section). */
+#define METRICS_MAX_SECTIONS 4
+static metrics_section_fn more_fn[METRICS_MAX_SECTIONS];
+static void *more_arg[METRICS_MAX_SECTIONS];
+static size_t n_more;
 
 /* Slot 0 exists from the start; called with registry_mtx held. */
 static void
@@ -496,6 +500,40 @@ metrics_set_section(metrics_section_fn fn, void *arg)
 	pthread_mutex_unlock(&registry_mtx);
 }
 
+/* A section kept until exit; the same fn twice is added once. */
+void
+metrics_add_section(metrics_section_fn fn, void *arg)
+{
+	size_t i;
+
+	pthread_mutex_lock(&registry_mtx);
+	for (i = 0; i < n_more && more_fn[i] != fn; i++)
+		;
+	if (i == n_more && n_more < METRICS_MAX_SECTIONS) {
+		more_fn[n_more] = fn;
+		more_arg[n_more++] = arg;
+	}
+	pthread_mutex_unlock(&registry_mtx);
+}
+
+/* The duration bucket of a time, and a bucket's le label (metrics.h). */
+unsigned
+metrics_bucket_of(uint64_t duration_us)
+{
+	unsigned b;
+
+	for (b = 0; b < METRICS_NBUCKETS - 1; b++)
+		if (duration_us <= bucket_le_us[b])
+			break;
+	return b;
+}
+
+const char *
+metrics_bucket_le(unsigned b)
+{
+	return b < METRICS_NBUCKETS ? bucket_le[b] : "+Inf";
+}
+
 /* Prometheus text exposition (format 0.0.4) of every block summed. */
 char *
 metrics_render(void)
@@ -513,6 +551,8 @@ metrics_render(void)
 	render_globals(fp);
 	if (section_fn != NULL)
 		section_fn(fp, section_arg);
+	for (size_t i = 0; i < n_more; i++)
+		more_fn[i](fp, more_arg[i]);
 	pthread_mutex_unlock(&registry_mtx);
 	if (ferror(fp)) {
 		fclose(fp);
