@@ -319,6 +319,12 @@ class RawH2:
                  what="the gateway's SETTINGS")
         return self
 
+    def wait_frame(self, pred, what="a frame"):
+        """Read until a frame read so far satisfies pred."""
+        return wait_for(lambda: any(pred(f) for f in self.frames) or
+                        (self.read_frame(1) is not None and False),
+                        what=what)
+
     def until_goaway(self, timeout=TIMEOUT):
         """Read until GOAWAY or EOF; the GOAWAY code or None."""
         deadline = time.monotonic() + timeout

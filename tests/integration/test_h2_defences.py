@@ -143,9 +143,8 @@ class Floods(H.H2Case):
         # after it comes back after it): nghttp2 enforces the limit once
         # the client acknowledged it.
         c.send(hf.PingFrame(0, opaque_data=b"12345678"))
-        H.wait_for(lambda: c.read_frame(1) is not None and any(
-            isinstance(f, hf.PingFrame) and "ACK" in f.flags
-            for f in c.frames), what="PING ACK")
+        c.wait_frame(lambda f: isinstance(f, hf.PingFrame) and
+                     "ACK" in f.flags, what="PING ACK")
         for sid in (1, 3, 5, 7):
             c.request(sid, H.base_headers(self.gw.port, path="/stall"))
         c.request(9, H.base_headers(self.gw.port, path="/stall"))
