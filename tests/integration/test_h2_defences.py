@@ -221,6 +221,29 @@ class Timeouts(H.H2Case):
         self.assertEqual(r.status, 408)
 
 
+class BusyTimeout(H.H2Case):
+    """A client that opens its windows and then does not read."""
+    server_extra = ("  http2_cleartext: true\n"
+                    "  limits: {idle_timeout: 1s}\n")
+    # The busy timeout is the idle timeout or the slowest upstream's
+    # timeouts plus a second, whichever is longer: 3 s here.
+    upstream_extra = ", timeout: 1s, connect_timeout: 1s"
+
+    def test_busy_timeout(self):
+        before = self.gw.metric(DEF, 'defence="timeout"')
+        c = self.connect(rcvbuf=4096)
+        c.send(hf.SettingsFrame(0, settings={
+            hf.SettingsFrame.INITIAL_WINDOW_SIZE: (1 << 31) - 1}))
+        c.send(hf.WindowUpdateFrame(0, window_increment=(1 << 31) - 65536))
+        c.request(1, H.base_headers(self.gw.port,
+                                    path="/big?bytes=500000000"))
+        # Read nothing more: the gateway's output stops moving.
+        H.wait_for(lambda: self.gw.metric(DEF, 'defence="timeout"') ==
+                   before + 1, what="the busy timeout")
+        H.wait_for(lambda: "busy timeout" in self.gw.read(),
+                   what="the busy timeout in the log")
+
+
 class Drain(H.H2Case):
     """GOAWAY on drain and reload; the streams in flight finish."""
 
