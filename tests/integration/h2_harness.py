@@ -140,7 +140,13 @@ class Gateway(Proc):
 
     def stop(self, sig=signal.SIGTERM):
         super().stop(sig)
-        os.unlink(self.cfg)
+        if os.path.exists(self.cfg):
+            os.unlink(self.cfg)
+        # Under the ASan build (make sanitize) a report fails the test.
+        err = self.read()
+        for bad in ("Sanitizer", "runtime error:"):
+            if bad in err:
+                raise AssertionError("gateway: " + err[-4000:])
 
     def metric(self, name, labels=""):
         """Sum of the samples of family name whose labels hold labels."""
