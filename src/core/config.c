@@ -79,7 +79,9 @@ struct cfg_row {
 	uint64_t min, max;
 	const char *def;	/* YAML text; NULL: no default */
 	const char *const *choices;
-	const char *(*check)(const char *);
+	const char *(*check)(const char *);	/* CT_MAP: of each key */
+	const char *(*check_value)(const char *);	/* CT_MAP: of each
+							 * value */
 	const char *env;	/* environment overrides, for the docs */
 	const char *help;
 };
@@ -102,6 +104,12 @@ static const char *const cfg_on_disallowed_names[] = {
 static const char *const cfg_exporter_names[] = {
 	"datadog", "otlp", "stdout", "none", NULL
 };
+static const char *const cfg_otlp_protocol_names[] = {
+	"http/protobuf", "http/json", NULL
+};
+static const char *const cfg_compression_names[] = {
+	"none", "gzip", NULL
+};
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
@@ -110,6 +118,8 @@ static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
 static const char *cfg_check_http_url(const char *);
 static const char *cfg_check_format(const char *);
+static const char *cfg_check_header_name(const char *);
+static const char *cfg_check_header_value(const char *);
 
 #define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
 #define CN(f, n) C(f), .cnt = offsetof(struct config, n)
@@ -304,8 +314,8 @@ static const struct cfg_row cfg_schema[] = {
 	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
 	  .choices = cfg_exporter_names,
 	  .flags = CF_NORELOAD,
-	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP JSON; stdout: one "
-	  "JSON line per span; none" },
+	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP (otlp_protocol); "
+	  "stdout: one JSON line per span; none" },
 	{ "exporter.datadog_url", CT_STRING, C(exporter.datadog_url),
 	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
 	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
@@ -316,7 +326,29 @@ static const struct cfg_row cfg_schema[] = {
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
 	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
 	  .flags = CF_NORELOAD,
-	  .help = "full OTLP/HTTP traces URL" },
+	  .help = "full OTLP/HTTP traces URL, http:// or https://" },
+	{ "exporter.otlp_protocol", CT_ENUM, C(exporter.otlp_protocol),
+	  .def = "http/protobuf", .choices = cfg_otlp_protocol_names,
+	  .flags = CF_NORELOAD,
+	  .help = "OTLP body: http/protobuf (the SDKs' default) or http/json" },
+	{ "exporter.headers", CT_MAP, CN(exporter.headers, exporter.n_headers),
+	  .def = "{}", .check = cfg_check_header_name,
+	  .check_value = cfg_check_header_value,
+	  .flags = CF_NORELOAD,
+	  .help = "extra request headers of every export request (an API "
+	  "key); values are masked in logs" },
+	{ "exporter.compression", CT_ENUM, C(exporter.compression),
+	  .def = "none", .choices = cfg_compression_names,
+	  .flags = CF_NORELOAD,
+	  .help = "otlp: gzip the body (Content-Encoding: gzip) or none" },
+	{ "exporter.tls_ca_file", CT_STRING, C(exporter.tls_ca_file),
+	  .flags = CF_NORELOAD | CF_NULLABLE, .min = 1,
+	  .help = "https: CA bundle the backend's certificate is verified "
+	  "with; null: the system store" },
+	{ "exporter.timeout", CT_DURATION, C(exporter.timeout_ms), .min = 1,
+	  .max = 600000, .def = "2s", .flags = CF_NORELOAD,
+	  .help = "time allowed for one export request (connect, send, "
+	  "answer)" },
 	{ "exporter.flush_interval", CT_DURATION,
 	  C(exporter.flush_interval_ms), .min = 10, .max = 60000, .def = "1s",
 	  .flags = CF_NORELOAD,
@@ -576,6 +608,33 @@ static const char *
 cfg_check_format(const char *s)
 {
 	return strcmp(s, "json") == 0 ? NULL : "expected json";
+}
+
+/* An exporter.headers name: an RFC 9110 token. */
+static const char *
+cfg_check_header_name(const char *s)
+{
+	const char *p;
+
+	if (*s == '\0')
+		return "expected a header name";
+	for (p = s; *p != '\0'; p++)
+		if (!util_is_tchar((unsigned char)*p))
+			return "expected a header name (an RFC 9110 token: no "
+			    "spaces, no separators)";
+	return NULL;
+}
+
+/* An exporter.headers value: visible characters, spaces and tabs. */
+static const char *
+cfg_check_header_value(const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return "a header value may not hold control characters";
+	return NULL;
 }
 
 /* Parse "host:port" or "[v6]:port" into a; NULL or a message. */
@@ -1185,6 +1244,7 @@ cfg_set_map(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 	struct config_kv **kvp = CFG_FIELD(r, base, struct config_kv *);
 	size_t *np = (size_t *)(void *)((char *)base + r->cnt);
 	struct config_kv *kv;
+	const char *e;
 	char *ipath, buf[80];
 	size_t i, j, n;
 	int rc = 0;
@@ -1200,7 +1260,15 @@ cfg_set_map(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		xasprintf(&ipath, "%s.%s", dpath, v->pairs[i].key->str);
 		if (cfg_scalar(ctx, v->pairs[i].value, ipath, "a string") != 0)
 			rc = -1;
-		else {
+		else if (r->check != NULL &&
+		    (e = r->check(v->pairs[i].key->str)) != NULL) {
+			cfg_error(ctx, v->pairs[i].key, ipath, "%s", e);
+			rc = -1;
+		} else if (r->check_value != NULL &&
+		    (e = r->check_value(v->pairs[i].value->str)) != NULL) {
+			cfg_error(ctx, v->pairs[i].value, ipath, "%s", e);
+			rc = -1;
+		} else {
 			kv[j].key = xstrdup(v->pairs[i].key->str);
 			kv[j].value = xstrdup(v->pairs[i].value->str);
 			j++;
@@ -2380,6 +2448,12 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->tracing.tags);
 	free(cfg->exporter.datadog_url);
 	free(cfg->exporter.otlp_endpoint);
+	for (i = 0; i < cfg->exporter.n_headers; i++) {
+		free(cfg->exporter.headers[i].key);
+		free(cfg->exporter.headers[i].value);
+	}
+	free(cfg->exporter.headers);
+	free(cfg->exporter.tls_ca_file);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);
 	for (i = 0; i < cfg->n_pos; i++) {

@@ -122,10 +122,26 @@ enum config_exporter_type {
 	CONFIG_EXPORTER_NONE,
 };
 
+enum config_otlp_protocol {
+	CONFIG_OTLP_PROTOBUF = 0,	/* http/protobuf, the SDKs' default */
+	CONFIG_OTLP_JSON,		/* http/json */
+};
+
+enum config_compression {
+	CONFIG_COMPRESSION_NONE = 0,
+	CONFIG_COMPRESSION_GZIP,
+};
+
 struct config_exporter {
 	enum config_exporter_type type;
 	char *datadog_url;	/* http://host:port or unix:///path */
 	char *otlp_endpoint;	/* full URL of /v1/traces */
+	enum config_otlp_protocol otlp_protocol;
+	struct config_kv *headers;	/* extra request headers (API keys) */
+	size_t n_headers;
+	enum config_compression compression;	/* of OTLP bodies */
+	char *tls_ca_file;	/* https: CA bundle, NULL the system's */
+	uint64_t timeout_ms;	/* per export request */
 	uint64_t flush_interval_ms;
 	uint64_t max_queue_spans;
 	uint64_t thread_nice;	/* added to the exporter thread's nice */
