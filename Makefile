@@ -14,7 +14,9 @@ NINJA ?= ninja
 # need.  The only list: the Dockerfile installs the -dev subset of it.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
-	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2
+	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2 \
+	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev protobuf-compiler \
+	python3-protobuf openssl
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
 # at configure time, and -Dwerror=true keeps that through the reconfigures
