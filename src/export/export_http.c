@@ -399,25 +399,34 @@ http_writecb(struct bufferevent *bev, void *arg)
 	http_piece(h);
 }
 
-/* Why a TLS connection failed: the certificate, or the handshake. */
-static void
+/*
+ * Why a TLS connection failed, when OpenSSL says it did: the certificate
+ * (its verification result) or the handshake; false when the failure was
+ * the socket's.
+ */
+static bool
 http_tls_why(struct export_http *h, char *why, size_t cap)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(h->c->bev);
 	unsigned long e;
 	long vr;
 	char buf[256];
+	bool tls = false;
 
 	buf[0] = '\0';
-	while ((e = bufferevent_get_openssl_error(h->c->bev)) != 0)
+	while ((e = bufferevent_get_openssl_error(h->c->bev)) != 0) {
 		ERR_error_string_n(e, buf, sizeof buf);
+		tls = true;
+	}
 	ERR_clear_error();
-	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK)
+	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK) {
 		snprintf(why, cap, "TLS certificate verification failed: %s",
 		    X509_verify_cert_error_string(vr));
-	else
-		snprintf(why, cap, "TLS handshake failed%s%s",
-		    buf[0] != '\0' ? ": " : "", buf);
+		return true;
+	}
+	if (tls)
+		snprintf(why, cap, "TLS handshake failed: %s", buf);
+	return tls;
 }
 
 static void
@@ -436,11 +445,10 @@ http_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!h->got_bytes && http_resend(h) == 0)
 		return;
-	if (h->c->ssl != NULL && err == 0)
-		http_tls_why(h, why, sizeof why);
-	else
-		snprintf(why, sizeof why, "%s",
-		    evutil_socket_error_to_string(err));
+	if (h->c->ssl == NULL || !http_tls_why(h, why, sizeof why))
+		snprintf(why, sizeof why, "%s", err != 0 ?
+		    evutil_socket_error_to_string(err) :
+		    "connection failed");
 	http_fail(h, why);
 }
 

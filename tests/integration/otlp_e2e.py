@@ -16,7 +16,8 @@ one).  Checked: the request line and headers, gzip, every field of a
 continued span and of an error span (ids, parent, name, kind, times,
 attributes, status), the resource and scope; several batches over one
 connection; the receiver closing the connection costs one new connection
-and no span; the API key never appears in the gateway's log.
+and no span; the API key never appears in the gateway's log; a gateway
+trusting another CA refuses the receiver's certificate and sends nothing.
 
 Exit 0 on success, 1 with a message on failure.  Every process it starts
 is stopped by its PID.
@@ -81,6 +82,13 @@ def make_certs(d):
                 "keyUsage=critical,digitalSignature\n"
                 "extendedKeyUsage=serverAuth\n"
                 "subjectAltName=IP:127.0.0.1\n")
+    # A second CA that signed nothing the receiver shows.
+    run(["openssl", "req", "-x509"] + ec + [
+        "-keyout", os.path.join(d, "other.key"),
+        "-out", os.path.join(d, "other.pem"), "-days", "2",
+        "-subj", "/CN=tracestitch otlp e2e other CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
     run(["openssl", "x509", "-req", "-in", os.path.join(d, "srv.csr"),
          "-CA", os.path.join(d, "ca.pem"), "-CAkey", os.path.join(d, "ca.key"),
          "-CAcreateserial", "-out", os.path.join(d, "srv.pem"), "-days", "2",
@@ -218,32 +226,7 @@ def attrs(kvs):
         out[kv.key] = getattr(kv.value, which) if which else None
     return out
 
-
-def main():
-    gw_bin = os.environ["TS_GATEWAY"]
-    src = os.environ["TS_SOURCE_ROOT"]
-    tmp = tempfile.mkdtemp(prefix="ts-otlp-e2e-")
-    gw = None
-
-    def log():
-        try:
-            with open(os.path.join(tmp, "gw.err")) as f:
-                return f.read()
-        except OSError:
-            return ""
-    try:
-        make_certs(tmp)
-        pb, tpb = compile_protos(src, tmp)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(tmp, "srv.pem"),
-                            os.path.join(tmp, "srv.key"))
-        rx = Receiver(ctx)
-        serve(rx)
-        be = Backend()
-        serve(be)
-        cfg = os.path.join(tmp, "gw.yaml")
-        with open(cfg, "w") as f:
-            f.write("""server:
+CFG = """server:
   listen: ["127.0.0.1:0"]
   workers: 1
 admin: {listen: "127.0.0.1:0"}
@@ -263,20 +246,71 @@ exporter:
   headers: {x-api-key: "%s"}
   flush_interval: 100ms
 logging: {level: debug, access_log: "off"}
-""" % (dead_port(), be.server_address[1], rx.server_address[1],
-                os.path.join(tmp, "ca.pem"), API_KEY))
-        errlog = open(os.path.join(tmp, "gw.err"), "w")
-        env = dict((k, v) for k, v in os.environ.items()
-                   if not k.startswith(("DD_", "OTEL_")))
+"""
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def start_gateway(gw_bin, cfg, errpath):
+    """Start the gateway on cfg; (process, port) once it is ready."""
+    env = dict((k, v) for k, v in os.environ.items()
+               if not k.startswith(("DD_", "OTEL_")))
+    with open(errpath, "w") as err:
         gw = subprocess.Popen([gw_bin, "-c", cfg], stdout=subprocess.DEVNULL,
-                              stderr=errlog, env=env)
-        wait_for(lambda: "info: ready" in log() or gw.poll() is not None,
-                 "the gateway to be ready")
-        m = re.search(r"info: listening on http://127\.0\.0\.1:(\d+)", log())
-        if gw.poll() is not None or m is None:
-            raise SystemExit("otlp_e2e: gateway did not start:\n" + log())
-        print(log()) if os.environ.get("OTLP_E2E_DEBUG") else None
-        port = int(m.group(1))
+                              stderr=err, env=env)
+    wait_for(lambda: "info: ready" in read(errpath) or gw.poll() is not None,
+             "the gateway to be ready")
+    m = re.search(r"info: listening on http://127\.0\.0\.1:(\d+)",
+                  read(errpath))
+    if gw.poll() is not None or m is None:
+        raise SystemExit("otlp_e2e: gateway did not start:\n" +
+                         read(errpath))
+    return gw, int(m.group(1))
+
+
+def stop(gw):
+    gw.terminate()
+    try:
+        gw.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        gw.kill()
+        gw.wait()
+
+
+def main():
+    gw_bin = os.environ["TS_GATEWAY"]
+    src = os.environ["TS_SOURCE_ROOT"]
+    tmp = tempfile.mkdtemp(prefix="ts-otlp-e2e-")
+    procs = []
+
+    def log():
+        return read(os.path.join(tmp, "gw.err"))
+    try:
+        make_certs(tmp)
+        pb, tpb = compile_protos(src, tmp)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(tmp, "srv.pem"),
+                            os.path.join(tmp, "srv.key"))
+        rx = Receiver(ctx)
+        serve(rx)
+        be = Backend()
+        serve(be)
+
+        def write_cfg(name, ca):
+            cfg = os.path.join(tmp, name)
+            with open(cfg, "w") as f:
+                f.write(CFG % (dead_port(), be.server_address[1],
+                               rx.server_address[1], ca, API_KEY))
+            return cfg
+        cfg = write_cfg("gw.yaml", os.path.join(tmp, "ca.pem"))
+        gw, port = start_gateway(gw_bin, cfg, os.path.join(tmp, "gw.err"))
+        procs.append(gw)
 
         # Batch 1: a continued W3C trace.
         t0 = time.time_ns()
@@ -395,20 +429,32 @@ logging: {level: debug, access_log: "off"}
         check("x-api-key: ***" in text, "the masked header in the debug log")
         check("otlp http/protobuf https://127.0.0.1" in text,
               "the exporter's debug line")
+        n_req = len(rx.requests)
+        stop(gw)
+
+        # Verification: a gateway trusting another CA sends nothing.
+        cfg = write_cfg("other.yaml", os.path.join(tmp, "other.pem"))
+        other_err = os.path.join(tmp, "other.err")
+        gw2, port2 = start_gateway(gw_bin, cfg, other_err)
+        procs.append(gw2)
+        check(get(port2, "/c", []) == 200, "GET /c")
+        wait_for(lambda: "spans dropped" in read(other_err),
+                 "the export failure warning")
+        text = read(other_err)
+        check("TLS certificate verification failed" in text,
+              "the certificate refused: " + text[-400:])
+        check(len(rx.requests) == n_req, "nothing reached the receiver")
+        stop(gw2)
         print("otlp_e2e: %d requests read, %d spans decoded, %d connections"
-              % (len(rx.requests), len(spans), rx.connections))
+              % (n_req, len(spans), rx.connections))
     except TimeoutError as e:
         print(e)
         print("gateway log:\n" + log())
         failures.append(str(e))
     finally:
-        if gw is not None:
-            gw.terminate()
-            try:
-                gw.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-                gw.wait()
+        for p in procs:
+            if p.poll() is None:
+                stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print("otlp_e2e: %d failures" % len(failures))
