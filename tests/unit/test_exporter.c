@@ -799,6 +799,7 @@ START_TEST(test_agent_down)
 {
 	struct exporter *ex;
 	struct exporter_stats st;
+	int i;
 
 	/* A port nobody listens on: a fake agent's, once closed. */
 	ts_expect_warning("spans");
@@ -817,6 +818,10 @@ START_TEST(test_agent_down)
 	    st.dropped_agent_error > 0);
 	ck_assert_uint_eq(st.exported, 0);
 	ck_assert_uint_ge(st.errors, 3);	/* first try + 2 retries */
+	/* The drops are counted just before the warning is logged. */
+	for (i = 0; i < 2500 && __atomic_load_n(&ts_warnings_seen,
+	    __ATOMIC_RELAXED) < 1; i++)
+		usleep(2000);
 	ck_assert_int_ge(ts_warnings_seen, 1);
 	exporter_free(ex);
 }
