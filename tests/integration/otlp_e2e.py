@@ -317,8 +317,10 @@ def main():
         st = get(port, "/ok", [("traceparent", "00-%s-%s-01" %
                                 (TRACE_HEX, PARENT_HEX))])
         check(st == 200, "GET /ok: %d" % st)
-        t1 = time.time_ns()
         wait_for(lambda: len(rx.requests) >= 1, "the first export")
+        # The span ends after its response is written, so before the
+        # export arrives but not always before the client has read it.
+        t1 = time.time_ns()
         # Batch 2: an error span (upstream refused).
         check(get(port, "/dead/x", []) == 502, "GET /dead/x is 502")
         wait_for(lambda: len(rx.requests) >= 2, "the second export")
@@ -431,6 +433,9 @@ def main():
               "the exporter's debug line")
         n_req = len(rx.requests)
         stop(gw)
+        # A clean exit (also: no sanitizer report in an ASan build).
+        check(gw.returncode == 0, "gateway exit status %d: %s"
+              % (gw.returncode, log()[-2000:]))
 
         # Verification: a gateway trusting another CA sends nothing.
         cfg = write_cfg("other.yaml", os.path.join(tmp, "other.pem"))
@@ -445,6 +450,8 @@ def main():
               "the certificate refused: " + text[-400:])
         check(len(rx.requests) == n_req, "nothing reached the receiver")
         stop(gw2)
+        check(gw2.returncode == 0, "gateway exit status %d: %s"
+              % (gw2.returncode, read(other_err)[-2000:]))
         print("otlp_e2e: %d requests read, %d spans decoded, %d connections"
               % (n_req, len(spans), rx.connections))
     except TimeoutError as e:
