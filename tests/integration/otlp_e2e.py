@@ -2,8 +2,8 @@
 """otlp_e2e.py -- OTLP http/protobuf over https through the real binary
 (issue 14 items 2 and 3).
 
-No OpenTelemetry collector is installable here (not in Debian 12, not on
-npm as a receiver), so this is the fake one: an https receiver on
+No OpenTelemetry Collector is installable here (Debian 12 packages only the
+Go SDK; npm has OTLP exporters, not a receiver), so this is a fake one: an https receiver on
 127.0.0.1:0 (Python's http.server and ssl, a CA and a server certificate
 made at test time with the openssl command), keep-alive, counting the TLS
 connections it accepts.  The gateway (TS_GATEWAY) exports to it with
