@@ -82,7 +82,23 @@ static struct styles_name styles_prefixes[TS_NITEMS(styles_table)];
 static size_t styles_nprefixes;
 static struct styles_name styles_exact[STYLES_MAX_LABELS];
 static size_t styles_nexact;
+/* The first bytes (both cases) of every prefix and exact name: most
+ * request header lines (Host, Accept, Origin...) are told apart by it. */
+static bool styles_first[256];
 static pthread_once_t styles_once = PTHREAD_ONCE_INIT;
+
+/* Mark name's first byte, both cases, in styles_first. */
+static void
+styles_mark_first(const char *name)
+{
+	unsigned char c = (unsigned char)name[0];
+
+	styles_first[c] = true;
+	if (c >= 'a' && c <= 'z')
+		styles_first[c - 32] = true;
+	else if (c >= 'A' && c <= 'Z')
+		styles_first[c + 32] = true;
+}
 
 /* Index the rows and list the metric labels, in enum order. */
 static void
@@ -95,6 +111,7 @@ styles_init(void)
 		d = &styles_table[i];
 		styles_by_enum[d->style] = d;
 		if (d->prefix != NULL) {
+			styles_mark_first(d->prefix);
 			styles_prefixes[styles_nprefixes].s = d->prefix;
 			styles_prefixes[styles_nprefixes++].len =
 			    strlen(d->prefix);
@@ -108,6 +125,7 @@ styles_init(void)
 			    d->prefix, strlen(d->prefix)) == 0)
 				continue;
 			if (styles_nexact < TS_NITEMS(styles_exact)) {
+				styles_mark_first(d->headers[j]);
 				styles_exact[styles_nexact].s = d->headers[j];
 				styles_exact[styles_nexact++].len =
 				    strlen(d->headers[j]);
@@ -217,6 +235,8 @@ styles_is_header(const char *name, size_t len)
 	size_t i;
 
 	pthread_once(&styles_once, styles_init);
+	if (len == 0 || !styles_first[(unsigned char)name[0]])
+		return false;
 	for (i = 0; i < styles_nprefixes; i++) {
 		n = &styles_prefixes[i];
 		if (len >= n->len && util_strncaseeq(name, n->s, n->len))

@@ -227,6 +227,32 @@ util_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+size_t
+util_fmt_u64(uint64_t v, char *out)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
+size_t
+util_fmt_i64(int64_t v, char *out)
+{
+	if (v >= 0)
+		return util_fmt_u64((uint64_t)v, out);
+	out[0] = '-';
+	/* -(v + 1) + 1 avoids negating INT64_MIN. */
+	return 1 + util_fmt_u64((uint64_t)(-(v + 1)) + 1, out + 1);
+}
+
 bool
 util_strncaseeq(const char *a, const char *b, size_t len)
 {

@@ -58,6 +58,14 @@ bool util_list_next(const char **sp, const char *end, const char **e,
 bool util_strncaseeq(const char *a, const char *b, size_t len);
 bool util_strcaseeq(const char *a, const char *b);
 
+/*
+ * Decimal of v / of a signed v into out (at least 21 bytes), NUL-terminated;
+ * returns the length.  For the request path, where snprintf's format
+ * parsing cost more than the digits (issue 11's profile).
+ */
+size_t util_fmt_u64(uint64_t v, char *out);
+size_t util_fmt_i64(int64_t v, char *out);
+
 /* Lower-case hex of len bytes into out (2*len + 1 bytes). */
 void util_hex_encode(const uint8_t *in, size_t len, char *out);
 

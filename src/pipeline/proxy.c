@@ -672,10 +672,11 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 	if (blen > 0 || pr->pr_client.method == EXCHANGE_M_POST ||
 	    pr->pr_client.method == EXCHANGE_M_PUT ||
 	    pr->pr_client.method == EXCHANGE_M_PATCH) {
-		int n = snprintf(num, sizeof num, "Content-Length: %zu\r\n",
-		    blen);
+		size_t n = util_fmt_u64(blen, num);
 
-		proxy_hbuf_add(hb, num, (size_t)n);
+		proxy_hbuf_add(hb, "Content-Length: ", 16);
+		proxy_hbuf_add(hb, num, n);
+		proxy_hbuf_add(hb, "\r\n", 2);
 	}
 	proxy_hbuf_add(hb, "\r\n", 2);
 	proxy_hbuf_flush(hb);
@@ -788,6 +789,37 @@ proxy_cors(struct proxy_req *pr, const struct proxy_hdrs *h)
 	return true;
 }
 
+/*
+ * Requests kept for reuse by a pipeline: a struct proxy_req is larger
+ * than malloc's per-thread cache takes, so a malloc and a free per
+ * request went to the arena (issue 11's profile).
+ */
+#define PROXY_REQ_POOL_MAX 256
+
+static struct proxy_req *
+proxy_req_get(struct proxy_pipeline *pl)
+{
+	struct proxy_req *pr = pl->req_pool;
+
+	if (pr == NULL)
+		return malloc(sizeof *pr);
+	pl->req_pool = pr->pool_next;
+	pl->req_pool_n--;
+	return pr;
+}
+
+static void
+proxy_req_put(struct proxy_pipeline *pl, struct proxy_req *pr)
+{
+	if (pl->req_pool_n >= PROXY_REQ_POOL_MAX) {
+		free(pr);
+		return;
+	}
+	pr->pool_next = pl->req_pool;
+	pl->req_pool = pr;
+	pl->req_pool_n++;
+}
+
 /* pipe->start(): a request from a front-end (arg: the pipeline). */
 static void
 proxy_start(void *arg, struct exchange *req)
@@ -800,7 +832,7 @@ proxy_start(void *arg, struct exchange *req)
 	size_t plen;
 	bool idempotent, preflight;
 
-	if ((pr = malloc(sizeof *pr)) != NULL)
+	if ((pr = proxy_req_get(pl)) != NULL)
 		memset(pr, 0, offsetof(struct proxy_req, cors_ans));
 	if (pr == NULL) {
 		log_warnx("client %s: out of memory for a request", req->client);
@@ -1203,7 +1235,7 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 	proxy_trace_finish(pr);
 	/* Nothing is called back: the front-end accounts for the exchange. */
 	worker_gen_unref(pr->wgen);
-	free(pr);
+	proxy_req_put(pl, pr);
 }
 
 const char *
@@ -1261,6 +1293,12 @@ proxy_pipeline_free(struct proxy_pipeline *pl)
 	if (pl == NULL)
 		return;
 	proxy_trace_pool_free(pl);
+	while (pl->req_pool != NULL) {
+		struct proxy_req *pr = pl->req_pool;
+
+		pl->req_pool = pr->pool_next;
+		free(pr);
+	}
 	free(pl->extract);
 	evbuffer_free(pl->ubuf);
 	free(pl->hfields);

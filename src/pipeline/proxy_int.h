@@ -38,6 +38,8 @@ struct proxy_pipeline {
 	struct ids_rng rng;		/* span and trace ids */
 	struct prop_stats pstats;	/* malformed headers, outcomes */
 	struct trace_extract *extract;	/* reused by every request */
+	struct proxy_req *req_pool;	/* free requests (pool_next) */
+	size_t req_pool_n;
 	struct span *span_pool;		/* free spans (linked via arena) */
 	size_t span_pool_n;
 	int64_t wall_offset_ns;		/* wall = monotonic + offset */
@@ -56,6 +58,7 @@ enum proxy_state {
 };
 
 struct proxy_req {
+	struct proxy_req *pool_next;	/* while in pl->req_pool */
 	enum proxy_state state;
 	struct proxy_pipeline *pl;
 	struct exchange *x;		/* NULL once the exchange is over */

@@ -16,6 +16,7 @@
 #include "prop_datadog.h"
 #include "prop_codec.h"
 #include "propagation.h"
+#include "util.h"
 
 #define DD_TID_KEY	"_dd.p.tid"
 
@@ -273,9 +274,8 @@ prop_datadog_inject(const struct span *s, size_t tags_max, trace_emit_fn emit,
 	if (emit(arg, "x-datadog-parent-id", num, len) != 0)
 		return -1;
 	if (s->has_priority) {
-		n = snprintf(num, sizeof num, "%d", s->priority);
-		if (emit(arg, "x-datadog-sampling-priority", num,
-		    (size_t)n) != 0)
+		len = util_fmt_i64(s->priority, num);
+		if (emit(arg, "x-datadog-sampling-priority", num, len) != 0)
 			return -1;
 	}
 	if (s->origin != NULL && emit(arg, "x-datadog-origin", s->origin,

@@ -19,6 +19,7 @@
 #include "prop_w3c.h"
 #include "prop_codec.h"
 #include "propagation.h"
+#include "util.h"
 
 #define W3C_BUF 8192
 
@@ -425,36 +426,63 @@ w3c_add_sub(char *buf, size_t *len, const char *sub, size_t sl)
 	return w3c_append(buf, PROP_W3C_DD_MAX_OUT + 1, len, ';', sub, sl);
 }
 
+/*
+ * prefix, a, then (when b is set) ':' and b into out (size bytes, NUL-
+ * terminated); the length, or 0 when it does not fit.
+ */
+static size_t
+w3c_join(char *out, size_t size, const char *prefix, const char *a,
+    const char *b)
+{
+	size_t pl = strlen(prefix), al = strlen(a), bl = 0, n;
+
+	if (b != NULL)
+		bl = strlen(b) + 1;
+	n = pl + al + bl;
+	if (n >= size)
+		return 0;
+	memcpy(out, prefix, pl);
+	memcpy(out + pl, a, al);
+	if (b != NULL) {
+		out[pl + al] = ':';
+		memcpy(out + pl + al + 1, b, bl - 1);
+	}
+	out[n] = '\0';
+	return n;
+}
+
 /* Build "dd=..." (4.2): s, p, o, t.*, unknown; whole subs dropped. */
 static size_t
 w3c_format_dd(const struct span *s, char *dd)
 {
 	char sub[PROP_W3C_DD_MAX_OUT + 8], ek[PROP_W3C_DD_MAX_OUT];
-	char ev[PROP_W3C_DD_MAX_OUT], hex[17];
+	char ev[PROP_W3C_DD_MAX_OUT];
 	const char *p, *end, *semi;
-	size_t len = 0, i;
+	size_t len = 0, i, n;
 	bool full = false;
-	int n;
 
 	memcpy(dd, "dd=", 4);
 	len = 3;
+	/* Each sub-key built by hand: snprintf here cost more per request
+	 * than the rest of the injection (issue 11's profile). */
 	if (s->has_priority) {
-		n = snprintf(sub, sizeof sub, "s:%d", s->priority);
+		memcpy(sub, "s:", 2);
+		n = 2 + util_fmt_i64(s->priority, sub + 2);
 		(void)w3c_append(dd, PROP_W3C_DD_MAX_OUT + 1, &len, '\0', sub,
-		    (size_t)n);
+		    n);
 	}
-	ids_format_hex64(s->span_id, hex);
-	n = snprintf(sub, sizeof sub, "p:%s", hex);
+	memcpy(sub, "p:", 2);
+	ids_format_hex64(s->span_id, sub + 2);
+	n = 2 + 16;
 	if (len == 3)
 		(void)w3c_append(dd, PROP_W3C_DD_MAX_OUT + 1, &len, '\0', sub,
-		    (size_t)n);
+		    n);
 	else
-		(void)w3c_add_sub(dd, &len, sub, (size_t)n);
+		(void)w3c_add_sub(dd, &len, sub, n);
 	if (s->origin != NULL) {
 		w3c_escape_value(s->origin, ev, sizeof ev);
-		n = snprintf(sub, sizeof sub, "o:%s", ev);
-		if (n < 0 || (size_t)n >= sizeof sub ||
-		    !w3c_add_sub(dd, &len, sub, (size_t)n))
+		n = w3c_join(sub, sizeof sub, "o:", ev, NULL);
+		if (n == 0 || !w3c_add_sub(dd, &len, sub, n))
 			full = true;
 	}
 	for (i = 0; i < s->n_ptags && !full; i++) {
@@ -462,9 +490,8 @@ w3c_format_dd(const struct span *s, char *dd)
 			continue;
 		w3c_escape_key(s->ptags[i].key + 6, ek, sizeof ek);
 		w3c_escape_value(s->ptags[i].value, ev, sizeof ev);
-		n = snprintf(sub, sizeof sub, "t.%s:%s", ek, ev);
-		if (n < 0 || (size_t)n >= sizeof sub ||
-		    !w3c_add_sub(dd, &len, sub, (size_t)n))
+		n = w3c_join(sub, sizeof sub, "t.", ek, ev);
+		if (n == 0 || !w3c_add_sub(dd, &len, sub, n))
 			full = true;
 	}
 	if (s->dd_unknown != NULL && !full) {

@@ -479,7 +479,7 @@ void
 sampler_decide(struct sampler *s, struct span *sp, uint64_t now_ns)
 {
 	const struct sampler_rule *rule;
-	char dm[8], ksr[32];
+	char dm[24], ksr[32];
 	double rate, eff;
 	bool keep;
 
@@ -509,7 +509,9 @@ sampler_decide(struct sampler *s, struct span *sp, uint64_t now_ns)
 	sp->has_priority = true;
 	/* _dd.p.dm on keep, removed on drop [cpp-seg]. */
 	if (keep) {
-		snprintf(dm, sizeof dm, "-%d", sp->mechanism);
+		/* "-" then the mechanism: "-0" for the default one. */
+		dm[0] = '-';
+		(void)util_fmt_u64((uint64_t)sp->mechanism, dm + 1);
 		(void)span_set_ptag(sp, "_dd.p.dm", dm);
 	} else
 		span_remove_ptag(sp, "_dd.p.dm");

@@ -1,6 +1,7 @@
 /*
  * test_util.c -- bounded number, duration and size parsing; the token check.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -22,6 +23,27 @@ START_TEST(test_u64)
 	ck_assert_int_eq(util_parse_u64("12a", 3, &v), -1);
 	ck_assert_int_eq(util_parse_u64("12a", 2, &v), 0);
 	ck_assert_uint_eq(v, 12);
+}
+END_TEST
+
+/* The request path's decimal formatting agrees with printf's. */
+START_TEST(test_fmt)
+{
+	static const int64_t v[] = { 0, 1, -1, 9, 10, -10, 99, 100, 12345,
+	    -98765, INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+	char got[24], want[24];
+	size_t i, n;
+
+	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+		n = util_fmt_i64(v[i], got);
+		snprintf(want, sizeof want, "%" PRId64, v[i]);
+		ck_assert_str_eq(got, want);
+		ck_assert_uint_eq(n, strlen(want));
+	}
+	n = util_fmt_u64(UINT64_MAX, got);
+	ck_assert_str_eq(got, "18446744073709551615");
+	ck_assert_uint_eq(n, 20);
+	ck_assert_uint_eq(i, 13);
 }
 END_TEST
 
@@ -145,6 +167,7 @@ util_suite(void)
 	TCase *tc = tcase_create("parse");
 
 	tcase_add_test(tc, test_u64);
+	tcase_add_test(tc, test_fmt);
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_size);
 	tcase_add_test(tc, test_case);
