@@ -169,6 +169,13 @@ char *export_datadog_headers(size_t ntraces, const struct export_proc *);
  */
 char *export_otlp_body(const struct export_batch *, const struct export_proc *,
     bool protobuf, size_t *len, size_t *n_sent, size_t *n_unsampled);
+/*
+ * The partial_success of a collector's 2xx answer (in the request's
+ * encoding): true with the rejected span count and the message when it
+ * reports one.
+ */
+bool export_otlp_partial(const char *body, size_t len, bool protobuf,
+    int64_t *rejected, char *msg, size_t cap);
 
 /* The stdout backend: one JSON line per record on fd; spans written. */
 size_t export_stdout_write(int fd, const struct export_batch *);

@@ -623,3 +623,58 @@ export_otlp_body(const struct export_batch *b, const struct export_proc *proc,
 	pa_free(&pa);
 	return out;
 }
+
+/*
+ * The collector's answer: an ExportTraceServiceResponse whose
+ * partial_success says how many spans it rejected and why (OTLP
+ * specification, "Partial Success": the request is not retried; the
+ * SDKs log it).  In the request's encoding (protobuf, or OTLP/JSON
+ * "partialSuccess": {"rejectedSpans", "errorMessage"}).  true when the
+ * answer reports one (*rejected and msg set); an empty or unreadable
+ * answer reports none.
+ */
+bool
+export_otlp_partial(const char *body, size_t len, bool protobuf,
+    int64_t *rejected, char *msg, size_t cap)
+{
+	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse
+	    *resp;
+	json_t *root, *ps, *v;
+	bool found = false;
+
+	*rejected = 0;
+	msg[0] = '\0';
+	if (body == NULL || len == 0)
+		return false;
+	if (protobuf) {
+		resp = opentelemetry__proto__collector__trace__v1__export_trace_service_response__unpack(
+		    NULL, len, (const uint8_t *)body);
+		if (resp == NULL)
+			return false;
+		if (resp->partial_success != NULL) {
+			*rejected = resp->partial_success->rejected_spans;
+			snprintf(msg, cap, "%s",
+			    resp->partial_success->error_message);
+			found = *rejected != 0 || msg[0] != '\0';
+		}
+		opentelemetry__proto__collector__trace__v1__export_trace_service_response__free_unpacked(
+		    resp, NULL);
+		return found;
+	}
+	if ((root = json_loadb(body, len, 0, NULL)) == NULL)
+		return false;
+	if ((ps = json_object_get(root, "partialSuccess")) != NULL) {
+		/* int64 is a decimal string in OTLP/JSON; a number is read
+		 * too. */
+		v = json_object_get(ps, "rejectedSpans");
+		if (json_is_string(v))
+			*rejected = strtoll(json_string_value(v), NULL, 10);
+		else if (json_is_integer(v))
+			*rejected = json_integer_value(v);
+		if (json_is_string(v = json_object_get(ps, "errorMessage")))
+			snprintf(msg, cap, "%s", json_string_value(v));
+		found = *rejected != 0 || msg[0] != '\0';
+	}
+	json_decref(root);
+	return found;
+}

@@ -1075,6 +1075,25 @@ batch_cost(struct exporter *ex)
 	    ex->batch_ns) / 1000);
 }
 
+/*
+ * A collector that accepted only part of a batch says so in its 2xx
+ * answer (OTLP "Partial Success"): warn, as the SDKs do; the request is
+ * not retried and its spans count as exported (the collector has them,
+ * or dropped them on purpose).
+ */
+static void
+otlp_partial(struct exporter *ex, const struct export_http_resp *r)
+{
+	int64_t rejected;
+	char msg[256];
+
+	if (export_otlp_partial(r->body, r->body_len, !ex->otlp_json,
+	    &rejected, msg, sizeof msg))
+		log_warnx("export: the collector rejected %lld of %zu spans: %s",
+		    (long long)rejected, ex->bsent, msg[0] != '\0' ? msg :
+		    "(no message)");
+}
+
 /* One export request ended. */
 static void
 http_done(const struct export_http_resp *r, void *arg)
@@ -1098,6 +1117,8 @@ http_done(const struct export_http_resp *r, void *arg)
 		acct_settle(ex, ex->bsent, &ex->exported);
 		if (ex->type == CONFIG_EXPORTER_DATADOG)
 			rates_update(ex, r->body, r->body_len);
+		else
+			otlp_partial(ex, r);
 		if (ex->failing) {
 			log_info("export: the backend accepts spans again");
 			ex->failing = false;

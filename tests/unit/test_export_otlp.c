@@ -5,7 +5,8 @@
  * exporter packs with; the integration suite decodes with python3-protobuf
  * too) and as http/json (decoded with jansson) (PROPAGATION.md 12): ids,
  * kind, times, attributes, status, links, resource attributes; gzip and
- * the configured headers; an unsampled trace is not sent and is counted.
+ * the configured headers; an unsampled trace is not sent and is counted;
+ * a partial success in the answer is warned about.
  */
 #include <jansson.h>
 #include <zlib.h>
@@ -430,6 +431,67 @@ START_TEST(test_otlp_protobuf_root)
 }
 END_TEST
 
+/* Wait until the expected warning was logged (5 s at most). */
+static bool
+warned(void)
+{
+	int i;
+
+	for (i = 0; i < 2500 && __atomic_load_n(&ts_warnings_seen,
+	    __ATOMIC_RELAXED) < 1; i++)
+		usleep(2000);
+	return ts_warnings_seen >= 1;
+}
+
+/*
+ * A partial success in the collector's answer (OTLP "Partial Success"):
+ * warned about, not retried, the spans counted as exported.  The answer
+ * is protobuf: partial_success (1) { rejected_spans (1): 3,
+ * error_message (2): "bad" }.
+ */
+START_TEST(test_otlp_partial_success_protobuf)
+{
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	fa_set(&agent, FA_NORMAL, "\x0a\x07\x08\x03\x12\x03" "bad");
+	ts_expect_warning("the collector rejected 3 of 1 spans: bad");
+	ex = new_exporter();
+	make_span(sp, 1, false);
+	ck_assert(exporter_submit(exporter_queue_new(ex), sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 1);
+	ck_assert(warned());
+	ck_assert_uint_eq(st.errors, 0);
+	ck_assert_uint_eq(fa_count(&agent), 1);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/* The same in OTLP/JSON (int64 as a string). */
+START_TEST(test_otlp_partial_success_json)
+{
+	struct span *sp = span_new();
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	cfg.exporter.otlp_protocol = CONFIG_OTLP_JSON;
+	fa_set(&agent, FA_NORMAL, "{\"partialSuccess\": {\"rejectedSpans\": "
+	    "\"2\", \"errorMessage\": \"too old\"}}");
+	ts_expect_warning("the collector rejected 2 of 1 spans: too old");
+	ex = new_exporter();
+	make_span(sp, 1, false);
+	ck_assert(exporter_submit(exporter_queue_new(ex), sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.exported == 1);
+	ck_assert(warned());
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
 static Suite *
 export_otlp_suite(void)
 {
@@ -442,6 +504,8 @@ export_otlp_suite(void)
 	tcase_add_test(tc, test_otlp_unsampled);
 	tcase_add_test(tc, test_otlp_protobuf);
 	tcase_add_test(tc, test_otlp_protobuf_root);
+	tcase_add_test(tc, test_otlp_partial_success_protobuf);
+	tcase_add_test(tc, test_otlp_partial_success_json);
 	suite_add_tcase(s, tc);
 	return s;
 }
