@@ -295,7 +295,7 @@ http_resend(struct export_http *h)
 	h->body_off = 0;
 	upstream_parser_free(h->parser);
 	if ((h->parser = upstream_parser_new(false)) == NULL)
-		return -1;
+		fatalx("export: out of memory");
 	if (http_open(h, &why) != 0) {
 		http_fail(h, why);
 		free(why);
