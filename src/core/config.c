@@ -320,7 +320,8 @@ static const struct cfg_row cfg_schema[] = {
 	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
 	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
 	  .flags = CF_NORELOAD,
-	  .help = "Datadog Agent, http://host:port or unix:///path" },
+	  .help = "Datadog Agent, http://host:port, https://host:port or "
+	  "unix:///path" },
 	{ "exporter.otlp_endpoint", CT_STRING, C(exporter.otlp_endpoint),
 	  .def = "http://localhost:4318/v1/traces", .check = cfg_check_http_url,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "

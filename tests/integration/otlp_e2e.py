@@ -17,7 +17,8 @@ continued span and of an error span (ids, parent, name, kind, times,
 attributes, status), the resource and scope; several batches over one
 connection; the receiver closing the connection costs one new connection
 and no span; the API key never appears in the gateway's log; a gateway
-trusting another CA refuses the receiver's certificate and sends nothing.
+trusting another CA refuses the receiver's certificate and sends nothing;
+the Datadog exporter reaches an https Agent with the same client.
 
 Exit 0 on success, 1 with a message on failure.  Every process it starts
 is stopped by its PID.
@@ -151,6 +152,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if close:
             # As an idle timeout would: after a keep-alive answer.
             self.close_connection = True
+
+    do_PUT = do_POST    # the Datadog Agent's /v0.4/traces
 
     def log_message(self, fmt, *args):
         pass
@@ -452,6 +455,34 @@ def main():
         stop(gw2)
         check(gw2.returncode == 0, "gateway exit status %d: %s"
               % (gw2.returncode, read(other_err)[-2000:]))
+
+        # The Datadog exporter over https with the same client: a PUT of
+        # msgpack to /v0.4/traces, verified against the CA, the header.
+        cfg = write_cfg("dd.yaml", os.path.join(tmp, "ca.pem"))
+        with open(cfg) as f:
+            text = f.read()
+        text = text.replace("type: otlp", "type: datadog").replace(
+            "otlp_endpoint: \"https://127.0.0.1:%d/v1/traces\"" %
+            rx.server_address[1], "datadog_url: \"https://127.0.0.1:%d\""
+            % rx.server_address[1])
+        check("datadog_url" in text, "the datadog config")
+        with open(cfg, "w") as f:
+            f.write(text)
+        dd_err = os.path.join(tmp, "dd.err")
+        gw3, port3 = start_gateway(gw_bin, cfg, dd_err)
+        procs.append(gw3)
+        check(get(port3, "/d", []) == 200, "GET /d")
+        wait_for(lambda: len(rx.requests) > n_req, "the Datadog export")
+        conn_no, path, hdrs, body = rx.requests[n_req]
+        check(path == "/v0.4/traces", "datadog path %s" % path)
+        check(hdrs.get("content-type") == "application/msgpack",
+              "datadog content-type %s" % hdrs.get("content-type"))
+        check(hdrs.get("x-datadog-trace-count") == "1", "trace count")
+        check(hdrs.get("x-api-key") == API_KEY, "datadog: the header")
+        check("content-encoding" not in hdrs, "no gzip for the Agent")
+        check(body[:1] == b"\x91", "a msgpack array of one trace")
+        stop(gw3)
+        check(gw3.returncode == 0, "gateway exit status %d" % gw3.returncode)
         print("otlp_e2e: %d requests read, %d spans decoded, %d connections"
               % (n_req, len(spans), rx.connections))
     except TimeoutError as e:
