@@ -101,6 +101,8 @@ void metrics_cors_refusal(struct metrics *, unsigned route, bool preflight,
 
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_conn(struct metrics *, int delta);
+/* Open WebSocket tunnels: +1 at the 101, -1 when the tunnel ends. */
+void metrics_tunnel(struct metrics *, int delta);
 void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);
 
 /*

@@ -100,6 +100,10 @@ static const char expected_render[] =
     "# HELP tracestitch_open_connections Open client connections.\n"
     "# TYPE tracestitch_open_connections gauge\n"
     "tracestitch_open_connections 2\n"
+    "# HELP tracestitch_websocket_tunnels Open WebSocket tunnels (client "
+    "connections switched after a 101).\n"
+    "# TYPE tracestitch_websocket_tunnels gauge\n"
+    "tracestitch_websocket_tunnels 1\n"
     "# HELP tracestitch_request_duration_seconds Request duration, from "
     "the request head to the last byte sent.\n"
     "# TYPE tracestitch_request_duration_seconds histogram\n"
@@ -179,6 +183,9 @@ START_TEST(test_render_exact)
 	metrics_conn(m1, 1);
 	metrics_conn(m2, 1);
 	metrics_conn(m1, -1);
+	metrics_tunnel(m1, 1);
+	metrics_tunnel(m2, 1);
+	metrics_tunnel(m1, -1);
 	metrics_add(m1, METRICS_CONN_ACCEPTED, 2);
 	metrics_add(m2, METRICS_CONN_ACCEPTED, 1);
 	metrics_add(m2, METRICS_RELOADS_OK, 1);
@@ -204,6 +211,7 @@ START_TEST(test_render_empty)
 	out = metrics_render();
 	ck_assert_ptr_nonnull(out);
 	ck_assert_int_eq(series_value(out, "tracestitch_open_connections"), 0);
+	ck_assert_int_eq(series_value(out, "tracestitch_websocket_tunnels"), 0);
 	ck_assert_int_eq(series_value(out,
 	    "tracestitch_requests_total{route=\"unmatched\",code=\"2xx\"}"), 0);
 	ck_assert_int_eq(series_value(out,
@@ -214,9 +222,9 @@ START_TEST(test_render_empty)
 	ck_assert_int_eq(count_of(out,
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
-	/* 8 families besides the counters, which share two names:
+	/* 9 families besides the counters, which share two names:
 	 * config_reloads_total (2 rows), accept_errors_total (5). */
-	ck_assert_int_eq(count_of(out, "# TYPE "), 8 + METRICS_NCOUNTERS - 1 -
+	ck_assert_int_eq(count_of(out, "# TYPE "), 9 + METRICS_NCOUNTERS - 1 -
 	    4);
 	free(out);
 	metrics_free_all();
