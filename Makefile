@@ -16,7 +16,9 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
 	libnghttp2-dev python3-h2 \
 	valgrind curl nginx-light wrk python3 python3-aiohttp python3-websockets \
-	iproute2 python3-yaml systemd groff-base man-db
+	iproute2 python3-yaml systemd groff-base man-db \
+	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev protobuf-compiler \
+	python3-protobuf openssl
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
 # at configure time, and -Dwerror=true keeps that through the reconfigures
