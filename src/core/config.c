@@ -164,7 +164,8 @@ static const struct cfg_row cfg_schema[] = {
 	  "connection" },
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
-	  .def = "10000", .help = "client connections kept open at once" },
+	  .def = "10000", .help = "client connections the process keeps open "
+	  "at once; one more is closed as soon as it is accepted" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
 	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",
