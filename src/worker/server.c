@@ -27,9 +27,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -82,9 +79,6 @@
  * accept_mutex_delay (500 ms) on EMFILE; we retry sooner at first and
  * also resume as soon as one of the worker's own connections closes.
  */
-/* Closed connections that make a worker give memory back (trim). */
-#define SERVER_TRIM_CONNS 256
-
 #define SERVER_BACKOFF_MIN_MS 10
 #define SERVER_BACKOFF_MAX_MS 1000
 
@@ -678,35 +672,10 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			continue;
 		}
 		w->nconns++;
-		if (w->nconns > w->nconns_peak)
-			w->nconns_peak = w->nconns;
 		metrics_conn(w->metrics, 1);
 		metrics_add(w->metrics, METRICS_CONN_ACCEPTED, 1);
 		server_worker_accepting(w);
 	}
-}
-
-/*
- * Give the memory of closed connections back to the system once w's
- * connections have fallen to half of their peak, by at least
- * SERVER_TRIM_CONNS.  free() returns only the top of a heap: after a flood
- * of idle connections closed, the freed structs sit in the middle of the
- * worker's arena and RSS stayed at its peak (make chaos, idle flood).
- * malloc_trim(0) releases every whole free page of every arena; it walks
- * the heaps, so it runs at most once per halving.
- */
-static void
-server_worker_trim(struct worker *w)
-{
-#ifdef __GLIBC__
-	if (w->nconns_peak >= w->nconns + SERVER_TRIM_CONNS &&
-	    w->nconns <= w->nconns_peak / 2) {
-		(void)malloc_trim(0);
-		w->nconns_peak = w->nconns;
-	}
-#else
-	(void)w;
-#endif
 }
 
 /* conn.c: a client connection of w was closed. */
@@ -718,7 +687,6 @@ server_conn_gone(void *arg)
 	w->nconns--;
 	__atomic_sub_fetch(&srv.nconns, 1, __ATOMIC_ACQ_REL);
 	metrics_conn(w->metrics, -1);
-	server_worker_trim(w);
 	/* A descriptor is free again: no need to wait out a back-off. */
 	if (w->backoff.paused) {
 		evtimer_del(w->backoff.timer);

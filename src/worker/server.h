@@ -101,7 +101,6 @@ struct worker {
 	struct worker_gen *wgen;	/* current */
 	struct metrics *metrics;
 	uint64_t nconns;		/* open client connections */
-	uint64_t nconns_peak;		/* most since memory was trimmed */
 	bool draining;
 	bool accepting;			/* listener events added */
 	uint64_t max_conns;		/* this worker's share */

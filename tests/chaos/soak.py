@@ -136,7 +136,12 @@ async def soak_main():
     tmp = chaos.tempfile.mkdtemp(prefix="soak-")
     be = chaos.start_backend(tmp)
     ag = chaos.start_agent(tmp)
-    dead, = chaos.free_ports(1)
+    # The 502 route's upstream: a port bound and never listened on, held
+    # for the whole run (a port picked free and let go was taken by
+    # another program during a 30-minute run, which answered 200).
+    dead_sock = chaos.socket.socket()
+    dead_sock.bind(("127.0.0.1", 0))
+    dead = dead_sock.getsockname()[1]
     yaml = chaos.gateway_yaml(
         be.port, routes=[("dead", "/dead", dead, "2s"),
                          ("api", "/", be.port, "5s")],
@@ -232,6 +237,7 @@ async def soak_main():
     gw.stop()
     ag.stop()
     be.stop()
+    dead_sock.close()
 
     checks = []
     checks.append(("every answer as expected (%d requests; wrong: %s)" %
