@@ -1243,6 +1243,95 @@ async def pipelined_abuse(ctx, target):
                     ref=target == "nginx")
 
 
+async def connection_limit(ctx, target):
+    """server.limits.max_connections (nginx: worker_connections): at the
+    limit a new connection is closed at once and counted, the open ones
+    keep working, and new ones are served again once some close."""
+    limit = ctx.S(200, 2000)
+    over = ctx.S(100, 1000)
+    conns_load = int(os.environ.get("CHAOS_LOAD_CONNS", "10"))
+    tmp = ctx.tmp("limit")
+    be = start_backend(tmp)
+    if target == "nginx":
+        # worker_connections counts the listener and the upstream
+        # connections too: leave room for them.
+        px = start_nginx(tmp, be.port, wc=limit + 70)
+    else:
+        px = start_gateway(tmp, gateway_yaml(
+            be.port, "max_connections: %d, idle_timeout: 120s" % limit))
+    samp = Sampler(px.pid)
+    load = await Load(px.port, ctx.S(6, 12)).start()
+    await asyncio.sleep(1.0)	# the normal clients have their connections
+    held = await open_many(px.port, limit - conns_load, b"GET /api/echo "
+                           b"HTTP/1.1\r\nHost: x\r\n\r\n", concurrency=20)
+    ok_held = 0
+    for r, w in held:
+        try:
+            st, _, _ = await asyncio.wait_for(read_response(r), 10)
+            ok_held += st == 200
+        except (OSError, ConnectionError, asyncio.TimeoutError, ValueError,
+                asyncio.IncompleteReadError):
+            pass
+    # Over the limit: each must be closed (EOF or reset) promptly.
+    t0 = time.monotonic()
+    extra = await open_many(px.port, over, b"GET /api/echo HTTP/1.1\r\n"
+                            b"Host: x\r\n\r\n", concurrency=50)
+    closed = 0
+    answered = 0
+
+    async def fate(r):
+        nonlocal closed, answered
+        try:
+            line = await asyncio.wait_for(r.readline(), 10)
+            if line:
+                answered += 1
+            else:
+                closed += 1
+        except (OSError, ConnectionError):
+            closed += 1
+        except asyncio.TimeoutError:
+            pass
+    await asyncio.gather(*(fate(r) for r, _ in extra))
+    took = time.monotonic() - t0
+    close_all(extra)
+    close_all(held[:over])
+    await asyncio.sleep(1.0)
+    after = None
+    try:
+        after = (await http_get(px.port, "/api/echo", 5,
+                                "Origin: %s\r\n" % ORIGIN))[0]
+    except (OSError, ConnectionError, asyncio.TimeoutError, ValueError):
+        pass
+    ld = await load.result()
+    pr = await samp.stop()
+    close_all(held)
+    m = await metrics(px.admin_port)
+    said = "%d held (%d served), %d more: %d closed, %d answered, in %.1f " \
+        "s; after %d closed: %s" % (len(held), ok_held, len(extra), closed,
+                                    answered, took, over, after)
+    checks = load_checks(ld, ctx.p99)
+    checks += [("every connection over the limit closed (%d/%d)" %
+                (closed, len(extra)), closed == len(extra) == over),
+               ("the held ones were served (%d/%d)" % (ok_held, len(held)),
+                ok_held == len(held)),
+               ("served again once some closed", after == 200)]
+    if target != "nginx":
+        ref = msum(m, "tracestitch_connections_refused_total")
+        lines = log_count(px.text(), r"max_connections \(\d+\) reached")
+        said += "; connections_refused_total %d, %d log lines" % (ref, lines)
+        checks += [("counted (%d)" % ref, ref == over),
+                   ("logged at most once a second (%d lines)" % lines,
+                    1 <= lines <= took + 3)]
+    else:
+        with open(px.log_path, errors="replace") as f:
+            said += "; 'worker_connections are not enough' %d times" % \
+                log_count(f.read(), "worker_connections are not enough")
+    px.stop()
+    be.stop()
+    ctx.results.add("connection limit (%d + %d)" % (limit, over), target, ld,
+                    pr, checks, said, ref=target == "nginx")
+
+
 SCENARIOS = [
     ("slowloris", slowloris, True),
     ("idle", idle_flood, True),
@@ -1253,6 +1342,7 @@ SCENARIOS = [
     ("reload", reload_storm, False),
     ("drain", drain, False),
     ("pipelined", pipelined_abuse, True),
+    ("limit", connection_limit, False),
 ]
 
 
