@@ -1155,6 +1155,7 @@ async def pipelined_abuse(ctx, target):
     await asyncio.sleep(0.3)
     fds0, rss0 = proc_fds(px.pid), proc_rss_kb(px.pid)
     cs0 = proc_client_sockets(px.pid, px.port)
+    own0 = proc_fds_own(px.pid, be.port)
     samp = Sampler(px.pid)
     load = await Load(px.port, ctx.S(5, 15)).start()
     # 1,000 pipelined requests written at once on one connection.
@@ -1216,6 +1217,7 @@ async def pipelined_abuse(ctx, target):
         await asyncio.sleep(0.1)
     fds1, rss1 = proc_fds(px.pid), proc_rss_kb(px.pid)
     cs1 = proc_client_sockets(px.pid, px.port)
+    own1 = proc_fds_own(px.pid, be.port)
     m = await metrics(px.admin_port)
     hok = sum(1 for s in halves if s == 200)
     hclosed = sum(1 for s in halves if s == 0)
@@ -1232,7 +1234,9 @@ async def pipelined_abuse(ctx, target):
                 "a byte (the EOF cancels it, as in nginx): %d + %d of %d" %
                 (hok, hclosed, nhalf), hok + hclosed == nhalf),
                ("no client socket left (%d -> %d)" % (cs0, cs1),
-                cs1 <= cs0)]
+                cs1 <= cs0),
+               ("no other fd left: fds less upstream sockets %d -> %d" %
+                (own0, own1), own1 <= own0)]
     if target != "nginx":
         oc = m.get("tracestitch_open_connections", -1)
         said += "; open_connections %d" % oc
