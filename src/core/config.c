@@ -189,7 +189,8 @@ static const struct cfg_row cfg_schema[] = {
 	  "connection" },
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
-	  .def = "10000", .help = "client connections kept open at once" },
+	  .def = "10000", .help = "client connections the process keeps open "
+	  "at once; one more is closed as soon as it is accepted" },
 	{ "server.resolvers", CT_STRV, C(resolvers), .def = "[]",
 	  .flags = CF_NORELOAD, .check = cfg_check_resolver,
 	  .help = "DNS servers (\"ip\" or \"ip:port\") for looking upstream "

@@ -40,6 +40,9 @@ enum metrics_upstream_err {
 #define METRICS_COUNTERS(X)						\
 	X(CONN_ACCEPTED, "tracestitch_connections_accepted_total", "",	\
 	    "Client connections accepted")				\
+	X(CONN_REFUSED, "tracestitch_connections_refused_total",	\
+	    "reason=\"max_connections\"",				\
+	    "Client connections closed at once over server.limits.max_connections") \
 	X(FRAMING_REJECTED, "tracestitch_framing_rejected_total", "",	\
 	    "Requests refused by the framing guard")			\
 	X(REQ_TIMEOUT, "tracestitch_client_timeouts_total", "",		\

@@ -128,6 +128,10 @@ static const char expected_render[] =
     "accepted\n"
     "# TYPE tracestitch_connections_accepted_total counter\n"
     "tracestitch_connections_accepted_total 3\n"
+    "# HELP tracestitch_connections_refused_total Client connections "
+    "closed at once over server.limits.max_connections\n"
+    "# TYPE tracestitch_connections_refused_total counter\n"
+    "tracestitch_connections_refused_total{reason=\"max_connections\"} 4\n"
     "# HELP tracestitch_framing_rejected_total Requests refused by the "
     "framing guard\n"
     "# TYPE tracestitch_framing_rejected_total counter\n"
@@ -218,6 +222,8 @@ START_TEST(test_render_exact)
 	metrics_tunnel(m1, -1);
 	metrics_add(m1, METRICS_CONN_ACCEPTED, 2);
 	metrics_add(m2, METRICS_CONN_ACCEPTED, 1);
+	metrics_add(m1, METRICS_CONN_REFUSED, 3);
+	metrics_add(m2, METRICS_CONN_REFUSED, 1);
 	metrics_add(m2, METRICS_RELOADS_OK, 1);
 	metrics_add(m1, METRICS_RELOADS_FAILED, 2);
 	metrics_add(m1, METRICS_ACCEPT_EMFILE, 2);
