@@ -69,7 +69,16 @@ upstream_group_new(struct event_base *base, const struct config_upstream *conf,
 	g->t = t;
 	g->n = n;
 	g->pools = xcalloc(n, sizeof *g->pools);
+	/*
+	 * A route's only server is never ejected by passive health: with
+	 * nowhere else to send the request, an ejection turns a backend's
+	 * blip (a restart, one slow answer that timed out) into seconds of
+	 * 503s for every request.  nginx ignores max_fails for a group of
+	 * one server for the same reason; active checks still take it out,
+	 * and its failures still have its name looked up again.
+	 */
 	g->hp.max_fails = conf->max_fails;
+	g->hp.no_eject = n == 1;
 	g->hp.base_ns = conf->eject_base_ms * 1000000;
 	g->hp.max_ns = conf->eject_max_ms * 1000000;
 	if (g->hp.max_ns < g->hp.base_ns)

@@ -155,6 +155,11 @@ health_report(struct upstream_server *s, const struct health_params *p,
 	/* On probation (back from an ejection): one failure is enough. */
 	if (fails < p->max_fails && level == 0)
 		return false;
+	if (p->no_eject) {
+		__atomic_store_n(&s->fails, 0, __ATOMIC_RELAXED);
+		health_failed(s);
+		return false;
+	}
 	if (!__atomic_compare_exchange_n(&s->eject_until_ns, &until,
 	    now_ns + health_eject_ns(p, level + 1), false, __ATOMIC_ACQ_REL,
 	    __ATOMIC_ACQUIRE))

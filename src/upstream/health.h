@@ -31,6 +31,9 @@ struct health_params {
 	unsigned max_fails;		/* 0: never eject */
 	uint64_t base_ns;		/* first ejection */
 	uint64_t max_ns;		/* longest ejection */
+	bool no_eject;			/* the route's only server: max_fails
+					 * failures in a row only ask for a
+					 * new lookup of its name */
 };
 
 enum health_state {

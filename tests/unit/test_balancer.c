@@ -231,7 +231,7 @@ END_TEST
  */
 START_TEST(test_health_machine)
 {
-	struct health_params hp = { 3, 10 * SEC, 25 * SEC };
+	struct health_params hp = { 3, 10 * SEC, 25 * SEC, false };
 	struct upstream_server *s = health_server_get("r", "10.0.0.1:80");
 	uint64_t t = 1000 * SEC;
 
@@ -286,6 +286,33 @@ START_TEST(test_health_machine)
 }
 END_TEST
 
+/*
+ * A route's only server (no_eject, upstream_group_new's rule for a group
+ * of one): max_fails failures in a row never eject it, they only ask for
+ * a new lookup of its name, once per max_fails in a row.
+ */
+START_TEST(test_health_single_server)
+{
+	struct health_params hp = { 2, 10 * SEC, 25 * SEC, true };
+	struct upstream_server *s = health_server_get("one", "10.0.0.9:80");
+	uint64_t t = 1000 * SEC;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		ck_assert(!health_report(s, &hp, false, t + (uint64_t)i));
+		ck_assert(health_available(s, t + (uint64_t)i));
+		ck_assert_int_eq(health_state(s, t), HEALTH_HEALTHY);
+		/* Every second failure in a row asks for a lookup. */
+		ck_assert(health_take_resolve(s) == (i % 2 == 1));
+	}
+	ck_assert_uint_eq(s->ejections, 0);
+	/* Active checks still take it out. */
+	health_set_active(s, true);
+	ck_assert(!health_available(s, t));
+	health_free_all();
+}
+END_TEST
+
 /* The per-server families, with the duration histogram. */
 START_TEST(test_health_metrics)
 {
@@ -334,6 +361,7 @@ balancer_suite(void)
 	tcase_add_test(tc, test_hash_stable_minimal_movement);
 	suite_add_tcase(s, tc);
 	tcase_add_test(th, test_health_machine);
+	tcase_add_test(th, test_health_single_server);
 	tcase_add_test(th, test_health_metrics);
 	suite_add_tcase(s, th);
 	return s;
