@@ -390,8 +390,10 @@ class WebSocketTest(unittest.TestCase):
         self.assertEqual(got, 64)
         # Without back-pressure the gateway would hold most of the 64 MB.
         # Under ASan freed memory stays in its quarantine: what passed
-        # through (13 MB or so) counts too.
-        bound = 40 if "ASAN_OPTIONS" in os.environ else 16
+        # through (13 MB or so) counts too, with ASan's own bookkeeping
+        # (42 MiB was seen in CI); still below what holding the 64 MB
+        # would cost.
+        bound = 56 if "ASAN_OPTIONS" in os.environ else 16
         self.assertLess(rss - base, bound * 1024,
                         "gateway RSS grew by %d KiB" % (rss - base))
 
