@@ -105,6 +105,9 @@ static const char *const cfg_exporter_names[] = {
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
+static const char *const cfg_access_format_names[] = {
+	"json", "combined", NULL
+};
 static const char *cfg_check_origin(const char *);
 static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
@@ -337,6 +340,10 @@ static const struct cfg_row cfg_schema[] = {
 	  .help = "stdout, stderr, off or a file path" },
 	{ "logging.format", CT_STRING, C(logging.format), .def = "json",
 	  .check = cfg_check_format, .help = "access log format (json)" },
+	{ "logging.access_log_format", CT_ENUM, C(logging.access_log_format),
+	  .def = "json", .choices = cfg_access_format_names,
+	  .help = "json: Datadog's standard attributes; combined: nginx's "
+	  "combined format" },
 };
 #define CFG_NROWS TS_NITEMS(cfg_schema)
 

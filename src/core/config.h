@@ -131,10 +131,16 @@ struct config_exporter {
 	uint64_t thread_nice;	/* added to the exporter thread's nice */
 };
 
+enum config_access_format {
+	CONFIG_ACCESS_JSON = 0,	/* Datadog's standard attributes */
+	CONFIG_ACCESS_COMBINED,	/* nginx's combined format */
+};
+
 struct config_logging {
 	int level;		/* enum log_level */
 	char *access_log;	/* "stdout", "stderr", "off" or a path */
 	char *format;		/* "json" */
+	int access_log_format;	/* enum config_access_format */
 };
 
 struct config_route {

@@ -1164,6 +1164,7 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->x.minor = h.minor;
 	c->x.fields = fr->fields;
 	c->x.n_fields = h.n_fields;
+	c->x.head_len = h.len;
 	c->x.body = NULL;
 	c->x.body_end = true;
 	c->x.pipe = NULL;

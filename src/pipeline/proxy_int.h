@@ -48,6 +48,10 @@ struct proxy_pipeline {
 	size_t hfields_cap;
 	char date[64];			/* cached IMF-fixdate */
 	int64_t date_sec;
+	/* The access log's time stamps, per second (no strftime per line). */
+	int64_t log_sec;
+	char log_iso[24];		/* 2006-01-02T15:04:05 */
+	char log_clf[32];		/* 02/Jan/2006:15:04:05 +0000 */
 };
 
 enum proxy_state {
@@ -70,6 +74,10 @@ struct proxy_req {
 	uint64_t start_us;
 	int status;
 	uint64_t bytes_out;		/* body bytes sent to the client */
+	uint64_t bytes_in;		/* head and body bytes received */
+	int up_status;			/* the upstream's status, 0: none */
+	unsigned up_attempts;		/* times the request was sent */
+	bool up_used;			/* an upstream exchange was started */
 
 	struct {
 		const struct exchange *req;	/* in start() only */
@@ -102,6 +110,17 @@ struct proxy_req {
 	 * has_cors_ans is set, and always filled by cors_* before that.
 	 */
 	struct cors_answer cors_ans;
+
+	/*
+	 * What the access log needs past start() (the head is gone by
+	 * then), set by start() for every request; not zeroed either.
+	 */
+	struct {
+		char client_ip[48];
+		char url[1024];		/* origin-form target, truncated */
+		char ua[256];		/* User-Agent, truncated; "" none */
+		char referer[256];	/* Referer, likewise */
+	} pr_log;
 };
 
 /* The request headers the pipeline looks at, found in one pass. */
@@ -111,6 +130,8 @@ struct proxy_hdrs {
 	const char *acrm;		/* Access-Control-Request-Method */
 	const char *acrh;		/* Access-Control-Request-Headers */
 	const char *acrpn;		/* -Request-Private-Network */
+	const char *ua;			/* User-Agent (the access log) */
+	const char *referer;
 };
 
 /* A small write-combining buffer in front of an evbuffer. */
