@@ -940,6 +940,7 @@ proxy_start(void *arg, struct exchange *req)
 	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
 	pr->up_used = true;
 	pr->up_attempts = 1;
+	pr->up_start_ns = util_mono_ns();
 	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
 	    pr->pr_client.method == EXCHANGE_M_HEAD, idempotent,
 	    &proxy_upstream_cbs, pr);
@@ -948,6 +949,41 @@ proxy_start(void *arg, struct exchange *req)
 		proxy_send_error(pr, 503, "out of memory");
 		return;
 	}
+}
+
+/* An observation of histogram h for pr, with its trace as exemplar. */
+static void
+proxy_observe(struct proxy_req *pr, enum metrics_hist h, uint64_t us)
+{
+	struct metrics *m = pr->pl->metrics;
+	unsigned slot = pr->route != NULL ? pr->route->slot : 0;
+
+	metrics_observe(m, h, slot, us);
+	if (pr->span != NULL)
+		metrics_exemplar(m, h, slot, us, pr->span->trace_id.high,
+		    pr->span->trace_id.low, util_now_us() / 1000);
+}
+
+/*
+ * The upstream connect time (a new connection only: from the exchange's
+ * start to the connection ready) and the time to the first response
+ * byte, once per request, while ureq is still there.
+ */
+static void
+proxy_upstream_times(struct proxy_req *pr, const struct upstream_req *ureq)
+{
+	uint64_t sent = upstream_req_sent_ns(ureq);
+	uint64_t first = upstream_req_first_byte_ns(ureq);
+
+	if (pr->up_timed || sent == 0)
+		return;
+	pr->up_timed = true;
+	if (!upstream_req_reused(ureq) && sent >= pr->up_start_ns)
+		proxy_observe(pr, METRICS_H_UPSTREAM_CONNECT,
+		    (sent - pr->up_start_ns) / 1000);
+	if (first >= sent && first != 0)
+		proxy_observe(pr, METRICS_H_UPSTREAM_RESPONSE,
+		    (first - sent) / 1000);
 }
 
 /* Room for n response fields in the pipeline's scratch; false: none. */
@@ -1050,6 +1086,7 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	pr->status = resp->status;
 	pr->up_status = resp->status;
 	pr->up_attempts = upstream_req_attempts(ureq);
+	proxy_upstream_times(pr, ureq);
 	pr->pr_client.head_sent = true;
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
@@ -1130,6 +1167,7 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 		metrics_upstream_error(pr->pl->metrics, pr->route->slot,
 		    kind);
 	pr->up_attempts = upstream_req_attempts(ureq);
+	proxy_upstream_times(pr, ureq);
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
 	pr->error_type = err == UPSTREAM_ERR_TIMEOUT ? "upstream.timeout" :
@@ -1490,6 +1528,11 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 	}
 	metrics_request(pl->metrics, pr->route != NULL ?
 	    pr->route->slot : 0, pr->status, dur_us, pr->bytes_out);
+	if (pr->span != NULL)
+		metrics_exemplar(pl->metrics, METRICS_H_REQUEST, pr->route !=
+		    NULL ? pr->route->slot : 0, dur_us,
+		    pr->span->trace_id.high, pr->span->trace_id.low,
+		    (pr->start_us + dur_us) / 1000);
 	proxy_access_log(pr, dur_ns);
 	proxy_trace_finish(pr);
 	/* Nothing is called back: the front-end accounts for the exchange. */

@@ -36,7 +36,6 @@ struct proxy_pipeline {
 	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
 	unsigned cors_log_n;
 	struct ids_rng rng;		/* span and trace ids */
-	struct prop_stats pstats;	/* malformed headers, outcomes */
 	struct trace_extract *extract;	/* reused by every request */
 	struct proxy_req *req_pool;	/* free requests (pool_next) */
 	size_t req_pool_n;
@@ -78,6 +77,8 @@ struct proxy_req {
 	int up_status;			/* the upstream's status, 0: none */
 	unsigned up_attempts;		/* times the request was sent */
 	bool up_used;			/* an upstream exchange was started */
+	bool up_timed;			/* its times are in the histograms */
+	uint64_t up_start_ns;		/* monotonic, when it was started */
 
 	struct {
 		const struct exchange *req;	/* in start() only */

@@ -15,6 +15,7 @@
 
 #include "exporter.h"
 #include "log.h"
+#include "metrics.h"
 #include "propagation.h"
 #include "proxy.h"
 #include "proxy_int.h"
@@ -207,7 +208,8 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		th[n].value_len = f->value_len;
 		n++;
 	}
-	propagation_extract(pr->route->prop, th, n, pl->extract, &pl->pstats);
+	propagation_extract(pr->route->prop, th, n, pl->extract,
+	    metrics_prop_stats(pl->metrics));
 	propagation_start_span(pr->route->prop, pl->extract, pr->wgen->sampler,
 	    &pl->rng, (uint64_t)((int64_t)pr->start_ns + pl->wall_offset_ns),
 	    mono, sp);
