@@ -113,6 +113,7 @@ static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
 static const char *cfg_check_http_url(const char *);
 static const char *cfg_check_format(const char *);
+static const char *cfg_check_cidr(const char *);
 
 #define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
 #define CN(f, n) C(f), .cnt = offsetof(struct config, n)
@@ -168,6 +169,16 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections kept open at once" },
+	{ "server.trusted_proxies", CT_STRV, C(trusted_proxies), .def = "[]",
+	  .check = cfg_check_cidr,
+	  .help = "addresses or CIDR blocks of the load balancers in front: "
+	  "their X-Forwarded-For/-Proto/-Host are kept and the client is "
+	  "the right-most untrusted X-Forwarded-For address" },
+	{ "server.proxy_protocol", CT_BOOL, C(proxy_protocol), .def = "false",
+	  .help = "every client connection starts with a PROXY protocol v1 "
+	  "or v2 header (AWS NLB, HAProxy send-proxy), whose source "
+	  "becomes the client address; a connection without one is "
+	  "closed" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
 	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",
@@ -303,6 +314,8 @@ static const struct cfg_row cfg_schema[] = {
 	  .help = "baggage keys copied to span tags baggage.<key>; \"*\": all" },
 	{ "tracing.tags", CT_MAP, CN(tracing.tags, tracing.n_tags),
 	  .def = "{}", .help = "extra tags on every gateway span" },
+	{ "tracing.client_ip", CT_BOOL, C(tracing.client_ip), .def = "false",
+	  .help = "tag the gateway span with http.client_ip" },
 
 	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
 	  .choices = cfg_exporter_names,
@@ -576,6 +589,16 @@ static const char *
 cfg_check_path_prefix(const char *s)
 {
 	return s[0] == '/' ? NULL : "expected a path starting with \"/\"";
+}
+
+/* An address or CIDR block (server.trusted_proxies). */
+static const char *
+cfg_check_cidr(const char *s)
+{
+	struct cidr c;
+	const char *err = NULL;
+
+	return cidr_parse(s, &c, &err) == 0 ? NULL : err;
 }
 
 /* The access log format. */
@@ -2189,6 +2212,21 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 
 	cfg_check_listen(ctx);
 
+	/* Checked item by item: parsed once here for the request path. */
+	cfg->trusted = xcalloc(cfg->trusted_proxies.n + 1, sizeof *cfg->trusted);
+	for (i = 0; i < cfg->trusted_proxies.n; i++) {
+		const char *err;
+
+		if (cidr_parse(cfg->trusted_proxies.v[i],
+		    &cfg->trusted[cfg->n_trusted], &err) == 0)
+			cfg->n_trusted++;
+	}
+	if (cfg->proxy_protocol && cfg->tls.cert != NULL)
+		cfg_error(ctx, ctx->seen[cfg_find_row("server.proxy_protocol") -
+		    cfg_schema], "server.proxy_protocol", "not supported "
+		    "together with server.tls yet: terminate TLS at the "
+		    "balancer, or send the PROXY header to a plain listener");
+
 	if (cfg->tls.cert != NULL && cfg->tls.key == NULL)
 		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.cert") -
 		    cfg_schema], "server.tls.cert", "a certificate needs "
@@ -2389,6 +2427,8 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->exporter.otlp_endpoint);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);
+	cfg_strv_clear(&cfg->trusted_proxies);
+	free(cfg->trusted);
 	for (i = 0; i < cfg->n_pos; i++) {
 		free(cfg->pos[i].key);
 		free(cfg->pos[i].file);

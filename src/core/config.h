@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "cidr.h"
 #include "styles.h"
 
 /* A list of strings, in file order. */
@@ -113,6 +114,8 @@ struct config_tracing {
 	struct config_strv baggage_tag_keys;
 	struct config_kv *tags;	/* extra span tags */
 	size_t n_tags;
+	bool client_ip;		/* http.client_ip on the span
+				   (DD_TRACE_CLIENT_IP_ENABLED) */
 };
 
 enum config_exporter_type {
@@ -201,6 +204,14 @@ struct config {
 	unsigned workers;		/* resolved: "auto" -> cores */
 	uint64_t backlog;		/* server.backlog: listen() queue */
 	struct config_limits limits;	/* server.limits */
+	/*
+	 * server.trusted_proxies as written, and parsed (cidr.h): a peer in
+	 * one of them has its X-Forwarded-* kept (docs/deployment.md).
+	 */
+	struct config_strv trusted_proxies;
+	struct cidr *trusted;
+	size_t n_trusted;
+	bool proxy_protocol;		/* server.proxy_protocol */
 
 	bool has_admin;
 	struct config_addr admin_listen;
