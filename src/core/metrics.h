@@ -59,7 +59,10 @@ enum metrics_upstream_err {
 	X(ACCEPT_ENOMEM, "tracestitch_accept_errors_total",		\
 	    "reason=\"enomem\"", "Failed accept() calls, by errno") \
 	X(ACCEPT_OTHER, "tracestitch_accept_errors_total",		\
-	    "reason=\"other\"", "Failed accept() calls, by errno")
+	    "reason=\"other\"", "Failed accept() calls, by errno")	\
+	X(PROXY_PROTOCOL_REFUSED,					\
+	    "tracestitch_proxy_protocol_refused_total", "",		\
+	    "Connections closed for a missing or malformed PROXY header")
 
 enum metrics_counter {
 #define METRICS_ENUM(id, name, labels, help) METRICS_##id,

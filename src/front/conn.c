@@ -63,6 +63,7 @@
 #include "conn_int.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy_protocol.h"
 #include "tls.h"
 #include "util.h"
 
@@ -355,7 +356,9 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 	}
 	TAILQ_INSERT_TAIL(&f->conns, c, entry);
 	conn_reading(c, true);
-	conn_set_timeout(c, CONN_TO_IDLE);
+	/* server.proxy_protocol (plain listeners: config.c refuses TLS). */
+	c->pp_wait = cfg->proxy_protocol && ctx == NULL;
+	conn_set_timeout(c, c->pp_wait ? CONN_TO_HEADER : CONN_TO_IDLE);
 	return c;
 }
 
@@ -888,12 +891,54 @@ conn_make_room(struct server_conn *c)
 	return 1;
 }
 
+/*
+ * server.proxy_protocol: the first bytes are the balancer's PROXY header
+ * (proto/proxy_protocol.c), whose source becomes the client.  Returns
+ * how many bytes follow it (moved to the start of the input, for the
+ * framing guard); 0 while it is incomplete, or when it was refused and
+ * the connection closed (the protocol forbids guessing).
+ */
+static size_t
+conn_proxy_header(struct server_conn *c, size_t n)
+{
+	struct pp_header h;
+	char ip[INET6_ADDRSTRLEN];
+	const char *why;
+	size_t have = c->ilen + n;
+	int rc;
+
+	rc = proxy_protocol_parse(c->ibuf, have, &h, &why);
+	if (rc == PP_INCOMPLETE) {
+		c->ilen = have;
+		return 0;
+	}
+	if (rc == PP_INVALID) {
+		log_debug("client %s: %s", c->client, why);
+		metrics_add(c->front->metrics, METRICS_PROXY_PROTOCOL_REFUSED, 1);
+		conn_close(c);
+		return 0;
+	}
+	c->pp_wait = false;
+	if (h.has_addr && inet_ntop(h.family, h.src, ip, sizeof ip) != NULL) {
+		snprintf(c->client_ip, sizeof c->client_ip, "%s", ip);
+		snprintf(c->client, sizeof c->client, h.family == AF_INET6 ?
+		    "[%s]:%u" : "%s:%u", ip, (unsigned)h.src_port);
+	}
+	have -= h.len;
+	memmove(c->ibuf, c->ibuf + h.len, have);
+	c->ilen = 0;
+	conn_set_timeout(c, CONN_TO_IDLE);
+	return have;
+}
+
 /* n new bytes at ibuf + ilen: vet them, then act. */
 static void
 conn_input(struct server_conn *c, size_t n)
 {
 	if (c->rejected || c->closing)
 		return;		/* dropped */
+	if (c->pp_wait && (n = conn_proxy_header(c, n)) == 0)
+		return;
 	if (framing_feed(&c->framing, c->ibuf + c->ilen, n) != 0) {
 		c->ilen += n;
 		conn_reject(c);
@@ -932,7 +977,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* EOF or reset. */
 	c->eof = true;
 	conn_reading(c, false);
-	if (n < 0 || c->active || c->closing) {
+	if (n < 0 || c->active || c->closing || c->pp_wait) {
 		conn_close(c);	/* pipe->gone() for the active one */
 		return;
 	}

@@ -32,6 +32,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "cidr.h"
 #include "cors.h"
 #include "exchange.h"
 #include "exporter.h"
@@ -580,7 +581,7 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 	struct proxy_hbuf *hb, hbs;
 	const char *host = NULL, *xff = NULL;
 	size_t ntokens, blen, i;
-	bool xff_multi = false;
+	bool xff_multi = false, has_xfp = false, has_xfh = false;
 
 	hb = &hbs;
 	hb->out = out;
@@ -625,9 +626,16 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 					xff = f->value;
 				continue;
 			}
-			if (util_strcaseeq(k, "x-forwarded-proto") ||
-			    util_strcaseeq(k, "x-forwarded-host"))
-				continue;
+			/* Kept from a trusted proxy, else ours replace them. */
+			if (util_strcaseeq(k, "x-forwarded-proto")) {
+				if (!pr->peer_trusted)
+					continue;
+				has_xfp = true;
+			} else if (util_strcaseeq(k, "x-forwarded-host")) {
+				if (!pr->peer_trusted)
+					continue;
+				has_xfh = true;
+			}
 			break;
 		default:
 			break;
@@ -658,9 +666,11 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		}
 	}
 	proxy_hbuf_str(hb, req->client_ip);
-	proxy_hbuf_add(hb, "\r\nX-Forwarded-Proto: ", 21);
-	proxy_hbuf_str(hb, req->tls ? "https" : "http");
-	if (host != NULL) {
+	if (!has_xfp) {
+		proxy_hbuf_add(hb, "\r\nX-Forwarded-Proto: ", 21);
+		proxy_hbuf_str(hb, req->tls ? "https" : "http");
+	}
+	if (host != NULL && !has_xfh) {
 		proxy_hbuf_add(hb, "\r\nX-Forwarded-Host: ", 20);
 		proxy_hbuf_str(hb, host);
 	}
@@ -840,13 +850,67 @@ proxy_copy_trunc(char *dst, size_t size, const char *s)
 	dst[n] = '\0';
 }
 
+/*
+ * The client's address into pr->pr_log.client_ip: the peer's, or, when
+ * the peer is one of server.trusted_proxies, the right-most address of
+ * X-Forwarded-For (every field, in order) that is not trusted: each
+ * trusted proxy appended the address it saw, and the first untrusted one
+ * is the farthest we can believe (nginx's real_ip_recursive).  When all
+ * are trusted, the left-most; an element that is no IP address ends the
+ * walk at the address to its right.
+ */
+static void
+proxy_client_ip(struct proxy_req *pr, const struct exchange *req)
+{
+	const struct config *cfg = pr->wgen->cfg;
+	const char *ip = req->client_ip;
+	size_t iplen = strlen(ip), i;
+
+	pr->peer_trusted = cfg->n_trusted > 0 && cidr_match_text(cfg->trusted,
+	    cfg->n_trusted, ip, iplen);
+	for (i = req->n_fields; pr->peer_trusted && i-- > 0; ) {
+		const struct http_field *f = &req->fields[i];
+		const char *end = f->value + f->value_len, *p, *s, *e;
+
+		if (f->name_len != 15 || !util_strcaseeq(f->name,
+		    "x-forwarded-for"))
+			continue;
+		while (end > f->value) {
+			uint8_t addr[16];
+			int family;
+
+			for (p = end; p > f->value && p[-1] != ','; p--)
+				;
+			for (s = p; s < end && (*s == ' ' || *s == '\t'); s++)
+				;
+			for (e = end; e > s && (e[-1] == ' ' ||
+			    e[-1] == '\t'); e--)
+				;
+			end = p > f->value ? p - 1 : f->value;
+			if (e == s)
+				continue;	/* an empty element */
+			if (cidr_addr(s, (size_t)(e - s), &family, addr) != 0)
+				goto done;
+			ip = s;
+			iplen = (size_t)(e - s);
+			if (!cidr_match(cfg->trusted, cfg->n_trusted, family,
+			    addr))
+				goto done;
+		}
+	}
+done:
+	if (iplen >= sizeof pr->pr_log.client_ip)
+		iplen = sizeof pr->pr_log.client_ip - 1;
+	memcpy(pr->pr_log.client_ip, ip, iplen);
+	pr->pr_log.client_ip[iplen] = '\0';
+}
+
 /* Keep what the access log of pr needs from the request head. */
 static void
 proxy_log_keep(struct proxy_req *pr, const struct exchange *req,
     const char *uri, const struct proxy_hdrs *h)
 {
-	proxy_copy_trunc(pr->pr_log.client_ip, sizeof pr->pr_log.client_ip,
-	    req->client_ip);
+	proxy_client_ip(pr, req);
 	proxy_copy_trunc(pr->pr_log.url, sizeof pr->pr_log.url, uri);
 	proxy_copy_trunc(pr->pr_log.ua, sizeof pr->pr_log.ua, h->ua);
 	proxy_copy_trunc(pr->pr_log.referer, sizeof pr->pr_log.referer,

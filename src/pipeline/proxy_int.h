@@ -76,6 +76,7 @@ struct proxy_req {
 	uint64_t bytes_in;		/* head and body bytes received */
 	int up_status;			/* the upstream's status, 0: none */
 	unsigned up_attempts;		/* times the request was sent */
+	bool peer_trusted;		/* in server.trusted_proxies */
 	bool up_used;			/* an upstream exchange was started */
 	bool up_timed;			/* its times are in the histograms */
 	uint64_t up_start_ns;		/* monotonic, when it was started */

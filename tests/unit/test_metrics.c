@@ -380,7 +380,11 @@ static const char expected_render[] =
     "tracestitch_accept_errors_total{reason=\"enfile\"} 0\n"
     "tracestitch_accept_errors_total{reason=\"enobufs\"} 0\n"
     "tracestitch_accept_errors_total{reason=\"enomem\"} 1\n"
-    "tracestitch_accept_errors_total{reason=\"other\"} 0\n";
+    "tracestitch_accept_errors_total{reason=\"other\"} 0\n"
+    "# HELP tracestitch_proxy_protocol_refused_total Connections closed "
+    "for a missing or malformed PROXY header\n"
+    "# TYPE tracestitch_proxy_protocol_refused_total counter\n"
+    "tracestitch_proxy_protocol_refused_total 0\n";
 
 START_TEST(test_render_exact)
 {
