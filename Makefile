@@ -14,7 +14,8 @@ NINJA ?= ninja
 # need.  The only list: the Dockerfile installs the -dev subset of it.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
-	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2 \
+	valgrind curl nginx-light wrk python3 python3-aiohttp python3-websockets \
+	iproute2 python3-yaml systemd groff-base man-db \
 	prometheus python3-prometheus-client
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set

@@ -65,6 +65,7 @@ enum cfg_base {
 
 #define CF_NORELOAD	0x1	/* cannot change on SIGHUP */
 #define CF_NULLABLE	0x2	/* null is a value: NULL / has = false */
+#define CF_SECRET	0x4	/* values masked by config_dump (-T) */
 
 struct cfg_row {
 	const char *path;
@@ -101,6 +102,12 @@ static const char *const cfg_on_disallowed_names[] = {
 };
 static const char *const cfg_exporter_names[] = {
 	"datadog", "otlp", "stdout", "none", NULL
+};
+static const char *const cfg_otlp_protocol_names[] = {
+	"http/protobuf", "http/json", NULL
+};
+static const char *const cfg_compression_names[] = {
+	"none", "gzip", NULL
 };
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
@@ -141,6 +148,10 @@ static const struct cfg_row cfg_schema[] = {
 	  .help = "listen queue of each listen address (connections the "
 	  "kernel completes before we accept them); Linux caps it at "
 	  "net.core.somaxconn" },
+	{ "server.drain_timeout", CT_DURATION, C(drain_timeout_ms),
+	  .min = 1, .max = 3600000, .def = "30s",
+	  .help = "on SIGTERM/SIGINT, time in-flight requests and open "
+	  "WebSocket tunnels get to finish before they are closed" },
 	{ "server.limits.max_header_bytes", CT_SIZE,
 	  C(limits.max_header_bytes), .min = 1024, .max = 1024 * 1024,
 	  .def = "16384", .help = "largest request line plus headers (431 "
@@ -224,6 +235,14 @@ static const struct cfg_row cfg_schema[] = {
 	{ "routes[].cors", CT_ROUTE_CORS, R(cors),
 	  .help = "map overriding keys of the cors block for this route, or "
 	  "false to disable CORS on it" },
+	{ "routes[].websocket.enabled", CT_BOOL, R(websocket),
+	  .def = "true", .help = "forward WebSocket opening handshakes "
+	  "(Upgrade: websocket) and tunnel the connection after the 101; "
+	  "false: refuse them (403)" },
+	{ "routes[].websocket.idle_timeout", CT_DURATION,
+	  R(websocket_idle_ms), .min = 1, .max = 86400000, .def = "60s",
+	  .help = "a WebSocket tunnel with no byte either way for this long "
+	  "is closed" },
 	{ "routes[].propagation.behavior", CT_ENUM, R(behavior),
 	  .has = offsetof(struct config_route, has_behavior) + 1,
 	  .choices = cfg_behavior_names,
@@ -313,43 +332,74 @@ static const struct cfg_row cfg_schema[] = {
 	  .env = "DD_TRACE_BAGGAGE_TAG_KEYS",
 	  .help = "baggage keys copied to span tags baggage.<key>; \"*\": all" },
 	{ "tracing.tags", CT_MAP, CN(tracing.tags, tracing.n_tags),
-	  .def = "{}", .help = "extra tags on every gateway span" },
+	  .def = "{}", .env = "DD_TAGS, OTEL_RESOURCE_ATTRIBUTES",
+	  .help = "extra tags on every gateway span" },
 	{ "tracing.client_ip", CT_BOOL, C(tracing.client_ip), .def = "false",
+	  .env = "DD_TRACE_CLIENT_IP_ENABLED",
 	  .help = "tag the gateway span with http.client_ip" },
 
 	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
 	  .choices = cfg_exporter_names,
-	  .flags = CF_NORELOAD,
 	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP JSON; stdout: one "
 	  "JSON line per span; none" },
 	{ "exporter.datadog_url", CT_STRING, C(exporter.datadog_url),
 	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
 	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
-	  .flags = CF_NORELOAD,
 	  .help = "Datadog Agent, http://host:port or unix:///path" },
 	{ "exporter.otlp_endpoint", CT_STRING, C(exporter.otlp_endpoint),
 	  .def = "http://localhost:4318/v1/traces", .check = cfg_check_http_url,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
 	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
-	  .flags = CF_NORELOAD,
 	  .help = "full OTLP/HTTP traces URL" },
+	/*
+	 * The OTLP transport keys (issue 14 item 2), named as h-otlp names
+	 * them; here so that OTEL_EXPORTER_OTLP_* have keys to set.  On
+	 * the merge: h-otlp's rows (with their checks) plus the .env
+	 * strings below, reloadable like the rest of exporter.*.
+	 */
+	{ "exporter.otlp_protocol", CT_ENUM, C(exporter.otlp_protocol),
+	  .def = "http/protobuf", .choices = cfg_otlp_protocol_names,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "
+	  "OTEL_EXPORTER_OTLP_PROTOCOL",
+	  .help = "OTLP body: http/protobuf (the SDKs' default) or http/json" },
+	{ "exporter.headers", CT_MAP, CN(exporter.headers, exporter.n_headers),
+	  .def = "{}", .flags = CF_SECRET,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS, "
+	  "OTEL_EXPORTER_OTLP_HEADERS",
+	  .help = "extra request headers of every export request (an API "
+	  "key); values are masked in logs" },
+	{ "exporter.compression", CT_ENUM, C(exporter.compression),
+	  .def = "none", .choices = cfg_compression_names,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, "
+	  "OTEL_EXPORTER_OTLP_COMPRESSION",
+	  .help = "otlp: gzip the body (Content-Encoding: gzip) or none" },
+	{ "exporter.tls_ca_file", CT_STRING, C(exporter.tls_ca_file),
+	  .flags = CF_NULLABLE, .min = 1,
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, "
+	  "OTEL_EXPORTER_OTLP_CERTIFICATE",
+	  .help = "https: CA bundle the backend's certificate is verified "
+	  "with; null: the system store" },
+	{ "exporter.timeout", CT_DURATION, C(exporter.timeout_ms), .min = 1,
+	  .max = 600000, .def = "2s",
+	  .env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "
+	  "OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds)",
+	  .help = "time allowed for one export request (connect, send, "
+	  "answer)" },
 	{ "exporter.flush_interval", CT_DURATION,
 	  C(exporter.flush_interval_ms), .min = 10, .max = 60000, .def = "1s",
-	  .flags = CF_NORELOAD,
 	  .help = "how often batched spans are sent" },
 	{ "exporter.max_queue_spans", CT_UINT, C(exporter.max_queue_spans),
 	  .min = 1, .max = 10000000, .def = "100000",
-	  .flags = CF_NORELOAD,
 	  .help = "spans queued for export before new ones are dropped" },
 	{ "exporter.thread_nice", CT_UINT, C(exporter.thread_nice),
-	  .min = 0, .max = 19, .def = "10", .flags = CF_NORELOAD,
+	  .min = 0, .max = 19, .def = "10",
 	  .help = "added to the exporter thread's nice value, so that the "
 	  "workers preempt it at once" },
 
 	{ "logging.level", CT_ENUM, C(logging.level), .def = "info",
 	  .choices = cfg_level_names, .help = "error log level" },
 	{ "logging.access_log", CT_STRING, C(logging.access_log), .min = 1,
-	  .def = "stdout", .flags = CF_NORELOAD,
+	  .def = "stdout",
 	  .help = "stdout, stderr, off or a file path" },
 	{ "logging.format", CT_STRING, C(logging.format), .def = "json",
 	  .check = cfg_check_format, .help = "access log format (json)" },
@@ -1936,6 +1986,509 @@ cfg_env_set(struct cfg_ctx *ctx, const char *name, const char *value,
 	return rc;
 }
 
+/*
+ * The rest of the DD_* / OTEL_* variables (issue 14 item 1), beside
+ * cfg_apply_env's own: the OpenTelemetry SDK family first, then the
+ * Datadog one, so that Datadog's wins where both name one concept.  That
+ * is Datadog's documented rule ("If both Datadog and OpenTelemetry
+ * environment variables are set, Datadog takes precedence", OpenTelemetry
+ * Environment Variables Interoperability,
+ * https://docs.datadoghq.com/opentelemetry/config/environment_variable_support/);
+ * an OTEL_* variable so overruled is not read at all (its errors would
+ * not matter) and gets a warning naming the DD_* one.
+ */
+
+/* Every variable config_load reads, for the unsupported-name warning. */
+const char *const config_env_names[] = {
+	"DD_SERVICE", "DD_ENV", "DD_VERSION", "DD_TAGS", "DD_TRACE_ENABLED",
+	"DD_AGENT_HOST", "DD_TRACE_AGENT_PORT", "DD_TRACE_AGENT_URL",
+	"DD_TRACE_PROPAGATION_STYLE", "DD_TRACE_PROPAGATION_STYLE_EXTRACT",
+	"DD_TRACE_PROPAGATION_STYLE_INJECT",
+	"DD_TRACE_PROPAGATION_EXTRACT_FIRST",
+	"DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT", "DD_TRACE_SAMPLE_RATE",
+	"DD_TRACE_RATE_LIMIT", "DD_TRACE_SAMPLING_RULES",
+	"DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH",
+	"DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED",
+	"DD_TRACE_BAGGAGE_TAG_KEYS", "DD_TRACE_CLIENT_IP_ENABLED",
+	"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_PROPAGATORS",
+	"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_SDK_DISABLED",
+	"OTEL_TRACES_EXPORTER",
+	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+	"OTEL_EXPORTER_OTLP_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+	NULL
+};
+
+/* A set variable: present and not empty (empty is unset, as above). */
+static const char *
+cfg_getenv_set(char *const *env, const char *name)
+{
+	const char *v = cfg_getenv(env, name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* Append one "env:NAME: message" warning line to cfg->env_warnings. */
+static void TS_PRINTFLIKE(3, 4)
+cfg_env_warn(struct cfg_ctx *ctx, const char *name, const char *fmt, ...)
+{
+	struct config *cfg = ctx->cfg;
+	va_list ap;
+	char *msg, *line;
+	size_t have = cfg->env_warnings != NULL ?
+	    strlen(cfg->env_warnings) : 0, n;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	xasprintf(&line, "env:%s: %s\n", name, msg);
+	n = strlen(line);
+	cfg->env_warnings = xrealloc(cfg->env_warnings, have + n + 1);
+	memcpy(cfg->env_warnings + have, line, n + 1);
+	free(line);
+	free(msg);
+}
+
+/*
+ * An OTEL_* variable that Datadog's rule gives way to dd (NULL-terminated
+ * list of DD_* names): its value, or NULL when unset or overruled.
+ */
+static const char *
+cfg_otel_getenv(struct cfg_ctx *ctx, char *const *env, const char *name,
+    const char *const *dd)
+{
+	const char *v = cfg_getenv_set(env, name);
+
+	if (v == NULL)
+		return NULL;
+	for (; dd != NULL && *dd != NULL; dd++) {
+		if (cfg_getenv_set(env, *dd) != NULL) {
+			cfg_env_warn(ctx, name, "ignored: %s is set and wins "
+			    "(Datadog's precedence)", *dd);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+/* Value of hex digit c, or -1. */
+static int
+cfg_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode %XX escapes in place (W3C Baggage values); others stay. */
+static void
+cfg_pct_decode(char *s)
+{
+	char *w = s;
+	int hi, lo;
+
+	for (; *s != '\0'; s++) {
+		if (s[0] == '%' && (hi = cfg_hexval(s[1])) >= 0 &&
+		    (lo = cfg_hexval(s[2])) >= 0) {
+			*w++ = (char)(hi << 4 | lo);
+			s += 2;
+		} else
+			*w++ = *s;
+	}
+	*w = '\0';
+}
+
+/* Trim blanks around s in place; returns the new start. */
+static char *
+cfg_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	return s;
+}
+
+/* Pairs split out of one variable, owned by the copy of its value. */
+struct cfg_env_pairs {
+	char *copy;
+	char *key[64];
+	char *value[64];
+	size_t n;
+};
+
+/*
+ * Split value into pairs: sep between pairs (a set of characters), kv
+ * between key and value (the first one), values percent-decoded when
+ * pct.  0, or -1 after an error at path.
+ */
+static int
+cfg_env_split(struct cfg_ctx *ctx, const char *name, const char *value,
+    const char *seps, int kv, bool pct, const char *path,
+    struct cfg_env_pairs *pp)
+{
+	struct yaml_tree_node n;
+	char label[96], *p, *tok, *eq;
+
+	memset(pp, 0, sizeof *pp);
+	pp->copy = xstrdup(value);
+	snprintf(label, sizeof label, "env:%s", name);
+	cfg_env_node(&n, label, value);
+	for (p = pp->copy; (tok = strsep(&p, seps)) != NULL;) {
+		tok = cfg_trim(tok);
+		if (*tok == '\0')
+			continue;
+		if ((eq = strchr(tok, kv)) == NULL || eq == tok) {
+			cfg_error(ctx, &n, path, "expected key%cvalue pairs, "
+			    "got \"%s\"", kv, tok);
+			return -1;
+		}
+		if (pp->n == TS_NITEMS(pp->key)) {
+			cfg_error(ctx, &n, path, "expected at most %zu pairs",
+			    TS_NITEMS(pp->key));
+			return -1;
+		}
+		*eq = '\0';
+		pp->key[pp->n] = cfg_trim(tok);
+		pp->value[pp->n] = cfg_trim(eq + 1);
+		if (pct)
+			cfg_pct_decode(pp->value[pp->n]);
+		pp->n++;
+	}
+	return 0;
+}
+
+/* Set the map row path to keys[i] of pp whose keep[i] is true. */
+static void
+cfg_env_set_map(struct cfg_ctx *ctx, const char *name,
+    const struct cfg_env_pairs *pp, const bool *keep, const char *path)
+{
+	const struct cfg_row *r = cfg_find_row(path);
+	struct yaml_tree_node map, keys[64], vals[64];
+	struct yaml_tree_pair pairs[64];
+	char label[96];
+	size_t i;
+
+	snprintf(label, sizeof label, "env:%s", name);
+	memset(&map, 0, sizeof map);
+	map.type = YAML_TREE_MAP;
+	map.file = label;
+	map.pairs = pairs;
+	for (i = 0; i < pp->n; i++) {
+		if (keep != NULL && !keep[i])
+			continue;
+		cfg_env_node(&keys[map.n], label, pp->key[i]);
+		cfg_env_node(&vals[map.n], label, pp->value[i]);
+		pairs[map.n].key = &keys[map.n];
+		pairs[map.n].value = &vals[map.n];
+		map.n++;
+	}
+	cfg_pos_add(ctx, path, &map);
+	ctx->in_env = true;
+	(void)cfg_set(ctx, r, ctx->cfg, &map, path);
+	ctx->in_env = false;
+}
+
+/*
+ * OTEL_RESOURCE_ATTRIBUTES: "key=value,..." (W3C Baggage syntax, values
+ * percent-encoded: OpenTelemetry Resource SDK).  service.name,
+ * service.version and deployment.environment[.name] are the service,
+ * version and env (Datadog maps them so); the rest are span tags.  Each
+ * gives way to its DD_* variable, and service.name to OTEL_SERVICE_NAME.
+ */
+static void
+cfg_otel_resource(struct cfg_ctx *ctx, char *const *env)
+{
+	static const char *const no_tags[] = { "DD_TAGS", NULL };
+	const char *name = "OTEL_RESOURCE_ATTRIBUTES";
+	const char *v = cfg_getenv_set(env, name);
+	struct cfg_env_pairs pp;
+	bool keep[64], tags = false;
+	size_t i;
+
+	if (v == NULL || cfg_env_split(ctx, name, v, ",", '=', true,
+	    "tracing.tags", &pp) != 0) {
+		if (v != NULL)
+			free(pp.copy);
+		return;
+	}
+	for (i = 0; i < pp.n; i++) {
+		const char *k = pp.key[i], *path = NULL, *dd = NULL;
+
+		keep[i] = false;
+		if (strcmp(k, "service.name") == 0) {
+			path = "tracing.service";
+			dd = cfg_getenv_set(env, "DD_SERVICE") != NULL ?
+			    "DD_SERVICE" : cfg_getenv_set(env,
+			    "OTEL_SERVICE_NAME") != NULL ?
+			    "OTEL_SERVICE_NAME" : NULL;
+		} else if (strcmp(k, "service.version") == 0) {
+			path = "tracing.version";
+			dd = cfg_getenv_set(env, "DD_VERSION") != NULL ?
+			    "DD_VERSION" : NULL;
+		} else if (strcmp(k, "deployment.environment") == 0 ||
+		    strcmp(k, "deployment.environment.name") == 0) {
+			path = "tracing.env";
+			dd = cfg_getenv_set(env, "DD_ENV") != NULL ?
+			    "DD_ENV" : NULL;
+		} else {
+			keep[i] = tags = true;
+			continue;
+		}
+		if (dd != NULL)
+			cfg_env_warn(ctx, name, "%s ignored: %s is set and "
+			    "wins", k, dd);
+		else
+			(void)cfg_env_set(ctx, name, pp.value[i], path, 's');
+	}
+	if (tags && cfg_otel_getenv(ctx, env, name, no_tags) != NULL)
+		cfg_env_set_map(ctx, name, &pp, keep, "tracing.tags");
+	free(pp.copy);
+}
+
+/* OTEL_TRACES_SAMPLER (+ _ARG) as tracing.sample_rate (Datadog's map). */
+static void
+cfg_otel_sampler(struct cfg_ctx *ctx, char *const *env)
+{
+	static const char *const dd[] = { "DD_TRACE_SAMPLE_RATE", NULL };
+	struct yaml_tree_node n;
+	const char *v, *arg, *rate = NULL;
+
+	if ((v = cfg_otel_getenv(ctx, env, "OTEL_TRACES_SAMPLER", dd)) == NULL)
+		return;
+	arg = cfg_getenv_set(env, "OTEL_TRACES_SAMPLER_ARG");
+	/*
+	 * The gateway honours the caller's decision whatever the rate
+	 * (docs/propagation.md, "Sampling"), so the plain samplers act as
+	 * their parentbased_ forms, as in the Datadog SDKs.  The ratio
+	 * defaults to 1.0 (OpenTelemetry SDK environment variables).
+	 */
+	if (strcmp(v, "always_on") == 0 ||
+	    strcmp(v, "parentbased_always_on") == 0)
+		rate = "1";
+	else if (strcmp(v, "always_off") == 0 ||
+	    strcmp(v, "parentbased_always_off") == 0)
+		rate = "0";
+	else if (strcmp(v, "traceidratio") == 0 ||
+	    strcmp(v, "parentbased_traceidratio") == 0) {
+		if (arg != NULL) {
+			(void)cfg_env_set(ctx, "OTEL_TRACES_SAMPLER_ARG", arg,
+			    "tracing.sample_rate", 's');
+			return;
+		}
+		rate = "1";
+	} else {
+		cfg_env_node(&n, "env:OTEL_TRACES_SAMPLER", v);
+		cfg_error(ctx, &n, "tracing.sample_rate", "expected always_on, "
+		    "always_off, traceidratio, parentbased_always_on, "
+		    "parentbased_always_off or parentbased_traceidratio, got "
+		    "\"%s\"", v);
+		return;
+	}
+	(void)cfg_env_set(ctx, "OTEL_TRACES_SAMPLER", rate,
+	    "tracing.sample_rate", 's');
+}
+
+/*
+ * OTEL_TRACES_EXPORTER and OTEL_SDK_DISABLED as exporter.type; both give
+ * way to DD_TRACE_ENABLED (Datadog maps OTEL_TRACES_EXPORTER=none to
+ * DD_TRACE_ENABLED=false).  The gateway still propagates context when
+ * disabled: it is a proxy, the headers are its callers'.
+ */
+static void
+cfg_otel_exporter(struct cfg_ctx *ctx, char *const *env)
+{
+	static const char *const dd[] = { "DD_TRACE_ENABLED", NULL };
+	struct yaml_tree_node n;
+	const char *v;
+
+	if ((v = cfg_otel_getenv(ctx, env, "OTEL_TRACES_EXPORTER",
+	    dd)) != NULL) {
+		const char *type = strcmp(v, "otlp") == 0 ? "otlp" :
+		    strcmp(v, "console") == 0 ? "stdout" :
+		    strcmp(v, "none") == 0 ? "none" : NULL;
+
+		if (type != NULL)
+			(void)cfg_env_set(ctx, "OTEL_TRACES_EXPORTER", type,
+			    "exporter.type", 's');
+		else {
+			cfg_env_node(&n, "env:OTEL_TRACES_EXPORTER", v);
+			cfg_error(ctx, &n, "exporter.type", "expected otlp, "
+			    "console or none, got \"%s\"", v);
+		}
+	}
+	if ((v = cfg_otel_getenv(ctx, env, "OTEL_SDK_DISABLED", dd)) != NULL) {
+		/* OpenTelemetry booleans: "true", case-insensitively. */
+		if (util_strcaseeq(v, "true"))
+			(void)cfg_env_set(ctx, "OTEL_SDK_DISABLED", "none",
+			    "exporter.type", 's');
+		else if (!util_strcaseeq(v, "false")) {
+			cfg_env_node(&n, "env:OTEL_SDK_DISABLED", v);
+			cfg_error(ctx, &n, "exporter.type", "expected true or "
+			    "false, got \"%s\"", v);
+		}
+	}
+}
+
+/*
+ * OTEL_EXPORTER_OTLP_{HEADERS,PROTOCOL,TIMEOUT,COMPRESSION,CERTIFICATE}
+ * and their _TRACES_ forms, which win (OpenTelemetry Protocol Exporter
+ * configuration).  Headers are "key=value,..." with percent-encoded
+ * values, like the resource attributes.
+ */
+static void
+cfg_otel_otlp(struct cfg_ctx *ctx, char *const *env)
+{
+	static const struct {
+		const char *suffix, *path;
+		int kind;	/* 's' scalar, 'h' header pairs, 't' ms */
+	} vars[] = {
+		{ "HEADERS", "exporter.headers", 'h' },
+		{ "PROTOCOL", "exporter.otlp_protocol", 's' },
+		{ "TIMEOUT", "exporter.timeout", 't' },
+		{ "COMPRESSION", "exporter.compression", 's' },
+		{ "CERTIFICATE", "exporter.tls_ca_file", 's' },
+	};
+	struct cfg_env_pairs pp;
+	char name[64];
+	const char *v;
+	size_t i;
+	int pass;
+
+	for (i = 0; i < TS_NITEMS(vars); i++) {
+		for (pass = 0; pass < 2; pass++) {
+			snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s%s",
+			    pass == 0 ? "" : "TRACES_", vars[i].suffix);
+			if ((v = cfg_getenv_set(env, name)) == NULL)
+				continue;
+			if (vars[i].kind == 't' &&
+			    strspn(v, "0123456789") == strlen(v)) {
+				/* Milliseconds, where a bare number of the
+				 * file is seconds. */
+				char *ms;
+
+				xasprintf(&ms, "%sms", v);
+				(void)cfg_env_set(ctx, name, ms, vars[i].path,
+				    's');
+				free(ms);
+				continue;
+			}
+			if (vars[i].kind != 'h') {
+				(void)cfg_env_set(ctx, name, v, vars[i].path,
+				    's');
+				continue;
+			}
+			if (cfg_env_split(ctx, name, v, ",", '=', true,
+			    vars[i].path, &pp) == 0)
+				cfg_env_set_map(ctx, name, &pp, NULL,
+				    vars[i].path);
+			free(pp.copy);
+		}
+	}
+}
+
+/* The OpenTelemetry family: before every DD_* variable. */
+static void
+cfg_apply_otel_env(struct cfg_ctx *ctx, char *const *env)
+{
+	static const char *const dd_service[] = { "DD_SERVICE", NULL };
+	static const char *const dd_styles[] = {
+		"DD_TRACE_PROPAGATION_STYLE", NULL
+	};
+	const char *v;
+
+	cfg_otel_resource(ctx, env);
+	if ((v = cfg_otel_getenv(ctx, env, "OTEL_SERVICE_NAME",
+	    dd_service)) != NULL)
+		(void)cfg_env_set(ctx, "OTEL_SERVICE_NAME", v,
+		    "tracing.service", 's');
+	/*
+	 * OTEL_PROPAGATORS: the same names as our styles ("b3" is the single
+	 * header in both); DD_TRACE_PROPAGATION_STYLE_EXTRACT / _INJECT win
+	 * over it for their half below.
+	 */
+	if ((v = cfg_otel_getenv(ctx, env, "OTEL_PROPAGATORS",
+	    dd_styles)) != NULL && cfg_env_set(ctx, "OTEL_PROPAGATORS", v,
+	    "propagation.extract", 'y') == 0)
+		(void)cfg_env_set(ctx, "OTEL_PROPAGATORS", v,
+		    "propagation.inject", 'y');
+	cfg_otel_sampler(ctx, env);
+	cfg_otel_exporter(ctx, env);
+	cfg_otel_otlp(ctx, env);
+}
+
+/* The Datadog variables added with the OpenTelemetry ones. */
+static void
+cfg_apply_dd_more_env(struct cfg_ctx *ctx, char *const *env)
+{
+	struct cfg_env_pairs pp;
+	struct yaml_tree_node n;
+	const char *v;
+
+	/* "key:value" separated by commas or blanks (Datadog DD_TAGS). */
+	if ((v = cfg_getenv_set(env, "DD_TAGS")) != NULL) {
+		if (cfg_env_split(ctx, "DD_TAGS", v, ", \t", ':', false,
+		    "tracing.tags", &pp) == 0)
+			cfg_env_set_map(ctx, "DD_TAGS", &pp, NULL,
+			    "tracing.tags");
+		free(pp.copy);
+	}
+	if ((v = cfg_getenv_set(env, "DD_TRACE_ENABLED")) != NULL) {
+		if (util_strcaseeq(v, "false") || strcmp(v, "0") == 0)
+			(void)cfg_env_set(ctx, "DD_TRACE_ENABLED", "none",
+			    "exporter.type", 's');
+		else if (!util_strcaseeq(v, "true") && strcmp(v, "1") != 0) {
+			cfg_env_node(&n, "env:DD_TRACE_ENABLED", v);
+			cfg_error(ctx, &n, "exporter.type", "expected true, "
+			    "false, 1 or 0, got \"%s\"", v);
+		}
+	}
+	if ((v = cfg_getenv_set(env, "DD_TRACE_CLIENT_IP_ENABLED")) != NULL)
+		(void)cfg_env_set(ctx, "DD_TRACE_CLIENT_IP_ENABLED", v,
+		    "tracing.client_ip", 'b');
+}
+
+/* One warning per DD_* / OTEL_* variable set but not read. */
+static void
+cfg_env_unsupported(struct cfg_ctx *ctx, char *const *env)
+{
+	const char *const *k;
+	const char *eq;
+	char name[128];
+	size_t l;
+
+	for (; env != NULL && *env != NULL; env++) {
+		if (strncmp(*env, "DD_", 3) != 0 &&
+		    strncmp(*env, "OTEL_", 5) != 0)
+			continue;
+		if ((eq = strchr(*env, '=')) == NULL || eq[1] == '\0')
+			continue;
+		l = (size_t)(eq - *env);
+		for (k = config_env_names; *k != NULL; k++) {
+			if (strlen(*k) == l && strncmp(*k, *env, l) == 0)
+				break;
+		}
+		if (*k == NULL) {
+			snprintf(name, sizeof name, "%.*s", (int)l, *env);
+			cfg_env_warn(ctx, name, "not supported by tracestitch, "
+			    "ignored");
+		}
+	}
+}
+
 /* Apply the DD_* / OTEL_* overrides; the environment wins. */
 static void
 cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
@@ -1974,6 +2527,10 @@ cfg_apply_env(struct cfg_ctx *ctx, char *const *env)
 	uint64_t pn;
 	size_t i, l;
 
+	/* OpenTelemetry's first: Datadog's win (cfg_apply_otel_env). */
+	cfg_apply_otel_env(ctx, env);
+	cfg_apply_dd_more_env(ctx, env);
+	cfg_env_unsupported(ctx, env);
 	/* Lowest precedence first: combined forms, then specific ones. */
 	host = cfg_getenv(env, "DD_AGENT_HOST");
 	port = cfg_getenv(env, "DD_TRACE_AGENT_PORT");
@@ -2425,6 +2982,13 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->tracing.tags);
 	free(cfg->exporter.datadog_url);
 	free(cfg->exporter.otlp_endpoint);
+	for (i = 0; i < cfg->exporter.n_headers; i++) {
+		free(cfg->exporter.headers[i].key);
+		free(cfg->exporter.headers[i].value);
+	}
+	free(cfg->exporter.headers);
+	free(cfg->exporter.tls_ca_file);
+	free(cfg->env_warnings);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);
 	cfg_strv_clear(&cfg->trusted_proxies);
@@ -2511,6 +3075,14 @@ config_check_reload(const struct config *old, const struct config *new,
 	    list);
 	free(list);
 	return -1;
+}
+
+/* The name of an exporter type, as exporter.type spells it. */
+const char *
+config_exporter_name(enum config_exporter_type t)
+{
+	return (size_t)t < TS_NITEMS(cfg_exporter_names) - 1 ?
+	    cfg_exporter_names[t] : "unknown";
 }
 
 /* The YAML / DD_* name of a style, from the style table. */
@@ -2695,4 +3267,294 @@ config_warn_at(struct config_errors *ce, const char *key, const char *fmt,
 	va_end(ap);
 	if (cfg_errors_add(&ce->warnings, &ce->warnlen, line))
 		ce->nwarnings++;
+}
+
+/*
+ * config_dump (tracestitch -T): YAML from the schema table, so that a new
+ * row is dumped without a line here.  Block style for the sections, flow
+ * style for lists and maps, strings double-quoted.
+ */
+
+/* s as a YAML double-quoted scalar (YAML 1.2, 5.7 escapes). */
+static void
+cfg_dump_str(FILE *f, const char *s)
+{
+	const unsigned char *p;
+
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* The value of row r stored at base, on the rest of the line. */
+static void
+cfg_dump_value(FILE *f, const struct cfg_row *r, const void *base)
+{
+	const void *fp = (const char *)base + r->off;
+	size_t cnt = r->cnt != 0 ?
+	    *(const size_t *)(const void *)((const char *)base + r->cnt) : 0;
+	char buf[32];
+	size_t i;
+
+	switch (r->type) {
+	case CT_UINT:
+		fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)fp);
+		break;
+	case CT_UNSIGNED:
+	case CT_WORKERS:
+		fprintf(f, "%u", *(const unsigned *)fp);
+		break;
+	case CT_DURATION:
+		cfg_fmt_duration(*(const uint64_t *)fp, buf, sizeof buf);
+		fputs(buf, f);
+		break;
+	case CT_SIZE:
+		cfg_fmt_size(*(const uint64_t *)fp, buf, sizeof buf);
+		fputs(buf, f);
+		break;
+	case CT_BOOL:
+		fputs(*(const bool *)fp ? "true" : "false", f);
+		break;
+	case CT_FLOAT:
+		if (r->has != 0 &&
+		    !*(const bool *)(const void *)((const char *)base +
+		    r->has - 1))
+			fputs("null", f);
+		else {
+			/* The shortest of the two that reads back equal. */
+			double dv = *(const double *)fp;
+
+			snprintf(buf, sizeof buf, "%.15g", dv);
+			if (strtod(buf, NULL) != dv)
+				snprintf(buf, sizeof buf, "%.17g", dv);
+			fputs(buf, f);
+		}
+		break;
+	case CT_STRING:
+		cfg_dump_str(f, *(char *const *)fp);
+		break;
+	case CT_ENUM:
+		fputs(r->choices[*(const int *)fp], f);
+		break;
+	case CT_STRV: {
+		const struct config_strv *sv = fp;
+
+		fputc('[', f);
+		for (i = 0; i < sv->n; i++) {
+			fputs(i == 0 ? "" : ", ", f);
+			cfg_dump_str(f, sv->v[i]);
+		}
+		fputc(']', f);
+		break;
+	}
+	case CT_STYLES: {
+		const enum config_style *st = fp;
+
+		/* An empty list is "none" (the style list rules). */
+		fputc('[', f);
+		for (i = 0; i < cnt; i++)
+			fprintf(f, "%s%s", i == 0 ? "" : ", ",
+			    config_style_name(st[i]));
+		fputs(cnt == 0 ? "none]" : "]", f);
+		break;
+	}
+	case CT_MAP: {
+		const struct config_kv *kv = *(struct config_kv *const *)fp;
+
+		fputc('{', f);
+		for (i = 0; i < cnt; i++) {
+			fputs(i == 0 ? "" : ", ", f);
+			cfg_dump_str(f, kv[i].key);
+			fputs(": ", f);
+			cfg_dump_str(f, (r->flags & CF_SECRET) ?
+			    "<redacted>" : kv[i].value);
+		}
+		fputc('}', f);
+		break;
+	}
+	case CT_ADDR:
+		cfg_dump_str(f, ((const struct config_addr *)fp)->text);
+		break;
+	case CT_ADDRV: {
+		const struct config_addr *av =
+		    *(struct config_addr *const *)fp;
+
+		fputc('[', f);
+		for (i = 0; i < cnt; i++) {
+			fputs(i == 0 ? "" : ", ", f);
+			cfg_dump_str(f, av[i].text);
+		}
+		fputc(']', f);
+		break;
+	}
+	case CT_URL:
+		cfg_dump_str(f, ((const struct config_upstream *)fp)->url);
+		break;
+	default:
+		fputs("null", f);
+		break;
+	}
+}
+
+/* Where the dump is: the sections open and how to start a line. */
+struct cfg_dump {
+	FILE *f;
+	char open[4][48];	/* section names open, outermost first */
+	size_t nopen;
+	unsigned indent;	/* of the outermost level */
+	bool dash;		/* the next line starts a list item */
+};
+
+/* Write "key:" for path (relative), opening the sections it needs. */
+static void
+cfg_dump_key(struct cfg_dump *d, const char *path)
+{
+	char seg[4][48];
+	size_t n = 0, i, keep;
+	const char *p = path, *dot;
+
+	while ((dot = strchr(p, '.')) != NULL && n < 3) {
+		snprintf(seg[n++], sizeof seg[0], "%.*s", (int)(dot - p), p);
+		p = dot + 1;
+	}
+	for (keep = 0; keep < n && keep < d->nopen &&
+	    strcmp(seg[keep], d->open[keep]) == 0; keep++)
+		;
+	d->nopen = keep;
+	for (i = keep; i <= n; i++) {
+		unsigned ind = d->indent + 2 * (unsigned)i;
+
+		if (d->dash) {
+			fprintf(d->f, "%*s- ", ind >= 2 ? (int)ind - 2 : 0, "");
+			d->dash = false;
+		} else
+			fprintf(d->f, "%*s", (int)ind, "");
+		if (i < n) {
+			fprintf(d->f, "%s:\n", seg[i]);
+			snprintf(d->open[d->nopen++], sizeof d->open[0], "%s",
+			    seg[i]);
+		} else
+			fprintf(d->f, "%s:", p);
+	}
+}
+
+/*
+ * Rows of one base whose path starts with prefix, at base; the prefix is
+ * left out of the keys when strip (list items, route overrides).
+ */
+static void
+cfg_dump_rows(struct cfg_dump *d, const struct config *cfg,
+    enum cfg_base kind, const char *prefix, bool strip, const void *base)
+{
+	size_t i, l = strlen(prefix), sl = strip ? l : 0;
+
+	for (i = 0; i < CFG_NROWS; i++) {
+		const struct cfg_row *r = &cfg_schema[i];
+		const struct config_route *route = base;
+
+		if (r->base != kind || strncmp(r->path, prefix, l) != 0)
+			continue;
+		/* A per-route override given or not: only when given. */
+		if (r->has != 0 && !(r->flags & CF_NULLABLE) &&
+		    !*(const bool *)(const void *)((const char *)base +
+		    r->has - 1))
+			continue;
+		if (r->type == CT_ROUTE_CORS) {
+			if (route->cors == &cfg->cors)
+				continue;	/* the top-level block */
+			cfg_dump_key(d, r->path + sl);
+			if (route->cors == NULL) {
+				fputs(" false\n", d->f);
+				continue;
+			}
+			fputs("\n", d->f);
+			{
+				struct cfg_dump sub;
+
+				memset(&sub, 0, sizeof sub);
+				sub.f = d->f;
+				sub.indent = d->indent + 2;
+				cfg_dump_rows(&sub, cfg, CB_CORS, "cors.",
+				    true, route->cors);
+			}
+			continue;
+		}
+		if (r->base == CB_CONFIG && r->on != 0 &&
+		    !*(const bool *)(const void *)((const char *)base +
+		    r->on - 1))
+			continue;
+		cfg_dump_key(d, r->path + sl);
+		fputc(' ', d->f);
+		cfg_dump_value(d->f, r, base);
+		fputc('\n', d->f);
+	}
+}
+
+/* tracestitch -T (config.h). */
+void
+config_dump(const struct config *cfg, FILE *f)
+{
+	struct cfg_dump d;
+	char sect[64];
+	size_t i, j, r;
+
+	memset(&d, 0, sizeof d);
+	d.f = f;
+	fprintf(f, "# tracestitch effective configuration: %s with the "
+	    "environment,\n# defaults filled in, secrets redacted\n",
+	    cfg->path);
+	/*
+	 * The sections in table order, each once, as its first row comes:
+	 * a section added to the schema is dumped without a line here.
+	 */
+	for (r = 0; r < CFG_NROWS; r++) {
+		const struct cfg_row *row = &cfg_schema[r];
+		size_t l = strcspn(row->path, ".[");
+
+		for (j = 0; j < r; j++) {
+			if (strncmp(cfg_schema[j].path, row->path, l) == 0 &&
+			    strcspn(cfg_schema[j].path, ".[") == l)
+				break;
+		}
+		if (j < r)
+			continue;	/* section done */
+		snprintf(sect, sizeof sect, "%.*s.", (int)l, row->path);
+		if (row->base == CB_ROUTE) {
+			fputs("routes:\n", f);
+			for (i = 0; i < cfg->n_routes; i++) {
+				struct cfg_dump rd;
+
+				memset(&rd, 0, sizeof rd);
+				rd.f = f;
+				rd.indent = 4;
+				rd.dash = true;
+				cfg_dump_rows(&rd, cfg, CB_ROUTE, "routes[].",
+				    true, &cfg->routes[i]);
+			}
+		} else if (row->base == CB_CORS) {
+			if (cfg->has_cors)
+				cfg_dump_rows(&d, cfg, CB_CORS, "", false,
+				    &cfg->cors);
+		} else if (strcmp(sect, "admin.") != 0 || cfg->has_admin)
+			cfg_dump_rows(&d, cfg, CB_CONFIG, sect, false, cfg);
+		d.nopen = 0;
+		if (strcmp(sect, "tracing.") == 0 &&
+		    cfg->tracing.sampling_rules != NULL) {
+			fputs("# tracing sampling rules (DD_TRACE_SAMPLING_RULES): ",
+			    f);
+			fputs(cfg->tracing.sampling_rules, f);
+			fputc('\n', f);
+		}
+	}
 }

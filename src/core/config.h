@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common.h"
 #include "cidr.h"
@@ -125,10 +126,26 @@ enum config_exporter_type {
 	CONFIG_EXPORTER_NONE,
 };
 
+enum config_otlp_protocol {
+	CONFIG_OTLP_PROTOBUF = 0,	/* http/protobuf, the SDKs' default */
+	CONFIG_OTLP_JSON,		/* http/json */
+};
+
+enum config_compression {
+	CONFIG_COMPRESSION_NONE = 0,
+	CONFIG_COMPRESSION_GZIP,
+};
+
 struct config_exporter {
 	enum config_exporter_type type;
 	char *datadog_url;	/* http://host:port or unix:///path */
 	char *otlp_endpoint;	/* full URL of /v1/traces */
+	enum config_otlp_protocol otlp_protocol;
+	struct config_kv *headers;	/* extra request headers (API keys) */
+	size_t n_headers;
+	enum config_compression compression;	/* of OTLP bodies */
+	char *tls_ca_file;	/* https: CA bundle, NULL the system's */
+	uint64_t timeout_ms;	/* per export request */
 	uint64_t flush_interval_ms;
 	uint64_t max_queue_spans;
 	uint64_t thread_nice;	/* added to the exporter thread's nice */
@@ -162,6 +179,8 @@ struct config_route {
 	struct config_cors *cors_own;	/* storage when merged; else NULL */
 	bool has_behavior;		/* route overrides propagation.behavior */
 	enum config_behavior behavior;
+	bool websocket;			/* routes[].websocket.enabled */
+	uint64_t websocket_idle_ms;	/* a tunnel with no byte either way */
 };
 
 struct config_tls {
@@ -203,6 +222,7 @@ struct config {
 	struct config_tls tls;		/* server.tls */
 	unsigned workers;		/* resolved: "auto" -> cores */
 	uint64_t backlog;		/* server.backlog: listen() queue */
+	uint64_t drain_timeout_ms;	/* server.drain_timeout */
 	struct config_limits limits;	/* server.limits */
 	/*
 	 * server.trusted_proxies as written, and parsed (cidr.h): a peer in
@@ -226,6 +246,13 @@ struct config {
 	struct config_tracing tracing;
 	struct config_exporter exporter;
 	struct config_logging logging;
+
+	/*
+	 * "env:NAME: ..." lines, one per DD_* / OTEL_* variable that is set
+	 * but not supported; NULL when none.  main prints them once at
+	 * startup (and -n / -T to stderr); a reload does not repeat them.
+	 */
+	char *env_warnings;
 };
 
 /*
@@ -289,6 +316,8 @@ void config_warn_at(struct config_errors *, const char *key,
 int config_key_pos(const struct config *, const char *key,
     const struct config_pos **out) TS_MUSTCHECK;
 
+/* The name of an exporter type ("datadog", "otlp", "stdout", "none"). */
+const char *config_exporter_name(enum config_exporter_type);
 /* The name of a style (styles_name: "datadog", "b3multi", ...). */
 const char *config_style_name(enum config_style);
 
@@ -338,6 +367,22 @@ size_t config_schema_keys(const char *const **paths);
  * not, -1 no such key.
  */
 int config_schema_reloads(const char *path);
+
+/*
+ * The effective configuration as YAML (tracestitch -T): every key of the
+ * schema in table order, defaults filled in, the environment applied,
+ * secrets (exporter.headers values) masked as "<redacted>".  What it
+ * writes loads again to the same configuration (a test checks), except
+ * DD_TRACE_SAMPLING_RULES (no file key), written as a comment.
+ */
+void config_dump(const struct config *, FILE *);
+
+/*
+ * The DD_* / OTEL_* variables config_load reads (docs/configuration.md,
+ * "Environment"), NULL-terminated; any other DD_* / OTEL_* variable that
+ * is set gets a line in config.env_warnings.
+ */
+extern const char *const config_env_names[];
 
 /*
  * A checker for DD_TRACE_SAMPLING_RULES beyond "a JSON array": 0, or -1

@@ -241,10 +241,34 @@ log_access_check(const char *where, char **cause)
 	return 0;
 }
 
+/*
+ * The access log's descriptor changes under the workers (SIGHUP with a
+ * new path, SIGUSR1): they load log_access_fd on every line, so a number
+ * they loaded must never name another file or a socket afterwards.  A
+ * file replacing a file is dup2(2)'d onto the same number (atomic: a line
+ * goes wholly to the old or the new file); a file that is left for
+ * stdout, stderr or off gets /dev/null dup2'd onto it and stays open, so
+ * that the number is not reused by accept().  One descriptor per such
+ * change is the price.
+ */
+static char *log_access_path;		/* the file, NULL: stdout/stderr/off */
+
+/* Retire fd (a file of ours no longer written): see above. */
+static void
+log_access_retire(int fd)
+{
+	int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (nul != -1) {
+		(void)dup2(nul, fd);
+		close(nul);
+	}
+}
+
 int
 log_access_open(const char *where, char **cause)
 {
-	int fd;
+	int fd, old = __atomic_load_n(&log_access_fd, __ATOMIC_RELAXED);
 
 	if (where == NULL || strcmp(where, "stdout") == 0)
 		fd = STDOUT_FILENO;
@@ -259,22 +283,51 @@ log_access_open(const char *where, char **cause)
 			log_access_fail(where, errno, cause);
 			return -1;
 		}
+		if (old > STDERR_FILENO) {
+			/* File for file: same number, new file. */
+			if (dup2(fd, old) == -1) {
+				log_access_fail(where, errno, cause);
+				close(fd);
+				return -1;
+			}
+			close(fd);
+			fd = old;
+		}
 	}
-	if (log_access_fd > STDERR_FILENO)
-		close(log_access_fd);
-	log_access_fd = fd;
+	__atomic_store_n(&log_access_fd, fd, __ATOMIC_RELEASE);
+	if (old > STDERR_FILENO && fd != old)
+		log_access_retire(old);
+	free(log_access_path);
+	log_access_path = fd > STDERR_FILENO ? xstrdup(where) : NULL;
 	return 0;
+}
+
+/* SIGUSR1 (log.h): the same path again, for logrotate. */
+int
+log_access_reopen(char **cause)
+{
+	char *path;
+	int rc;
+
+	if (log_access_path == NULL)
+		return 0;
+	path = xstrdup(log_access_path);
+	rc = log_access_open(path, cause);
+	free(path);
+	return rc;
 }
 
 void
 log_access_write(const char *line, size_t len)
 {
-	if (log_access_fd >= 0)
-		(void)!write(log_access_fd, line, len);
+	int fd = __atomic_load_n(&log_access_fd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		(void)!write(fd, line, len);
 }
 
 int
 log_access_enabled(void)
 {
-	return log_access_fd >= 0;
+	return __atomic_load_n(&log_access_fd, __ATOMIC_RELAXED) >= 0;
 }

@@ -51,6 +51,12 @@ int log_access_open(const char *where, char **cause) TS_MUSTCHECK;
  * closed, a missing one needs a writable directory.  Same messages.
  */
 int log_access_check(const char *where, char **cause) TS_MUSTCHECK;
+/*
+ * Reopen the access log file at its path (SIGUSR1, after logrotate has
+ * renamed it): 0, or -1 with *cause and the old file kept.  Nothing to do
+ * for stdout, stderr or off.
+ */
+int log_access_reopen(char **cause) TS_MUSTCHECK;
 /* Write one complete line (the caller includes the trailing newline). */
 void log_access_write(const char *line, size_t len);
 /* True when access logging is enabled. */

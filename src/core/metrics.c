@@ -99,6 +99,7 @@ struct metrics {
 	    [METRICS_CORS_NHDRS];
 	uint64_t cors_disallowed[METRICS_MAX_ROUTES];
 	int64_t open_conns;
+	int64_t open_tunnels;		/* WebSocket tunnels */
 	uint64_t counters[METRICS_NCOUNTERS];
 	struct prop_stats prop;
 	struct metrics_hist_data hist[METRICS_NHISTS][METRICS_MAX_ROUTES];
@@ -333,6 +334,15 @@ metrics_conn(struct metrics *m, int delta)
 	__atomic_store_n(&m->open_conns, v + delta, __ATOMIC_RELAXED);
 }
 
+/* Open WebSocket tunnels: +1 at the 101, -1 when the tunnel ends. */
+void
+metrics_tunnel(struct metrics *m, int delta)
+{
+	int64_t v = __atomic_load_n(&m->open_tunnels, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&m->open_tunnels, v + delta, __ATOMIC_RELAXED);
+}
+
 /* Add n to one of the METRICS_COUNTERS. */
 void
 metrics_add(struct metrics *m, enum metrics_counter c, uint64_t n)
@@ -514,6 +524,13 @@ render_globals(FILE *fp)
 	put_family(fp, "tracestitch_open_connections", "gauge",
 	    "Open client connections.");
 	fprintf(fp, "tracestitch_open_connections %lld\n", (long long)conns);
+	conns = 0;
+	for (m = registry; m != NULL; m = m->next)
+		conns += __atomic_load_n(&m->open_tunnels, __ATOMIC_RELAXED);
+	put_family(fp, "tracestitch_websocket_tunnels", "gauge",
+	    "Open WebSocket tunnels (client connections switched after a "
+	    "101).");
+	fprintf(fp, "tracestitch_websocket_tunnels %lld\n", (long long)conns);
 
 	for (i = 0; i < METRICS_NCOUNTERS; i++) {
 		bool seen = false;

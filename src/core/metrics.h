@@ -146,6 +146,8 @@ struct prop_stats *metrics_prop_stats(struct metrics *);
 
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_conn(struct metrics *, int delta);
+/* Open WebSocket tunnels: +1 at the 101, -1 when the tunnel ends. */
+void metrics_tunnel(struct metrics *, int delta);
 void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);
 
 /*

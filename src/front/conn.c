@@ -77,6 +77,7 @@
 /* What the client's Connection header(s) asked for. */
 #define CONN_F_CLOSE		0x1
 #define CONN_F_KEEPALIVE	0x2
+#define CONN_F_UPGRADE		0x4
 
 enum conn_timeout {
 	CONN_TO_NONE = 0,
@@ -101,6 +102,8 @@ static void conn_x_head(struct exchange *, const struct exchange_head *);
 static bool conn_x_body(struct exchange *, struct evbuffer *);
 static void conn_x_end(struct exchange *);
 static void conn_x_abort(struct exchange *);
+static struct bufferevent *conn_x_upgrade(struct exchange *,
+    const struct exchange_head *);
 
 /* What the pipeline calls to answer (exchange.h). */
 static const struct exchange_front conn_front_ops = {
@@ -108,6 +111,7 @@ static const struct exchange_front conn_front_ops = {
 	conn_x_body,
 	conn_x_end,
 	conn_x_abort,
+	conn_x_upgrade,
 };
 
 static conn_alloc_fn *conn_alloc_hook;
@@ -378,15 +382,19 @@ conn_close(struct server_conn *c)
 	event_del(&c->tev);
 	event_del(&c->dev);
 	if (c->tls) {
-		bufferevent_free(c->bev);	/* closes fd */
+		if (c->bev != NULL)	/* NULL: switched (the pipeline's) */
+			bufferevent_free(c->bev);	/* closes fd */
 	} else {
 		event_del(&c->rev);
 		event_del(&c->wev);
 		evbuffer_free(c->out);
-		close(c->fd);
+		if (!c->switched)
+			close(c->fd);
 	}
 	if (c->body != NULL)
 		evbuffer_free(c->body);
+	if (c->early != NULL)
+		evbuffer_free(c->early);
 	free(c->fields);
 	conn_ibuf_put(c);
 	TAILQ_REMOVE(&f->conns, c, entry);
@@ -459,6 +467,8 @@ conn_connection_flags(const char *p)
 			f |= CONN_F_CLOSE;
 		else if (len == 10 && util_strncaseeq(p, "keep-alive", 10))
 			f |= CONN_F_KEEPALIVE;
+		else if (len == 7 && util_strncaseeq(p, "upgrade", 7))
+			f |= CONN_F_UPGRADE;
 		p += len;
 	}
 }
@@ -602,6 +612,12 @@ conn_x_end(struct exchange *x)
 {
 	struct server_conn *c = x->front_ctx;
 
+	if (c->switched) {
+		/* The tunnel is over (the pipeline freed the stream). */
+		c->complete_due = true;
+		conn_close_later(c);
+		return;
+	}
 	if (c->chunking) {
 		evbuffer_add(c->out, "0\r\n\r\n", 5);
 		c->chunking = false;
@@ -631,6 +647,86 @@ conn_x_abort(struct exchange *x)
 	/* Nothing more is written: the client sees the cut. */
 	c->broken = true;
 	conn_close_later(c);
+}
+
+/*
+ * front->upgrade(): the 101 head, then the connection is the pipeline's
+ * as a bufferevent (exchange.h).  conn.c keeps the struct (the exchange
+ * stays counted for the drain and max_connections) but no longer reads,
+ * writes nor times the socket: conn_close() then frees only the struct.
+ */
+static struct bufferevent *
+conn_x_upgrade(struct exchange *x, const struct exchange_head *h)
+{
+	struct server_conn *c = x->front_ctx;
+	struct conn_front *f = c->front;
+	struct conn_hbuf hbs, *hb = &hbs;
+	struct bufferevent *bev;
+	struct evbuffer *early;
+	const char *reason;
+	size_t i, rest;
+	int rc;
+
+	if (!c->active || !c->x.upgrade || c->broken || c->switched)
+		return NULL;
+	hb->out = c->out;
+	hb->len = 0;
+	reason = h->reason != NULL && *h->reason != '\0' ? h->reason :
+	    exchange_reason(101);
+	conn_hbuf_add(hb, "HTTP/1.1 101 ", 13);
+	conn_hbuf_add(hb, reason, strlen(reason));
+	conn_hbuf_add(hb, "\r\n", 2);
+	for (i = 0; i < h->n_fields; i++) {
+		conn_hbuf_add(hb, h->fields[i].name, h->fields[i].name_len);
+		conn_hbuf_add(hb, ": ", 2);
+		conn_hbuf_add(hb, h->fields[i].value, h->fields[i].value_len);
+		conn_hbuf_add(hb, "\r\n", 2);
+	}
+	conn_hbuf_add(hb, "\r\n", 2);
+	conn_hbuf_flush(hb);
+	rest = c->ilen - c->ioff;
+	/* The guard took bytes right behind the handshake for a request. */
+	early = c->rejected && c->reject_at == c->base_off ? c->early : NULL;
+	conn_reading(c, false);
+	if (c->tls) {
+		bev = c->bev;
+		if (rest > 0 && evbuffer_prepend(bufferevent_get_input(bev),
+		    c->ibuf + c->ioff, rest) != 0)
+			return NULL;
+		if (early != NULL && evbuffer_prepend_buffer(
+		    bufferevent_get_input(bev), early) != 0)
+			return NULL;
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		c->bev = NULL;
+		c->out = NULL;
+	} else {
+		if ((bev = bufferevent_socket_new(f->base, c->fd,
+		    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+			return NULL;
+		/* Its input's end is frozen (the socket's only): thawed. */
+		evbuffer_unfreeze(bufferevent_get_input(bev), 0);
+		rc = early != NULL ? evbuffer_add_buffer(
+		    bufferevent_get_input(bev), early) : 0;
+		if (rc == 0 && rest > 0)
+			rc = evbuffer_add(bufferevent_get_input(bev),
+			    c->ibuf + c->ioff, rest);
+		evbuffer_freeze(bufferevent_get_input(bev), 0);
+		if (rc != 0 || evbuffer_add_buffer(bufferevent_get_output(bev),
+		    c->out) != 0) {
+			bufferevent_setfd(bev, -1);	/* the fd stays ours */
+			bufferevent_free(bev);
+			return NULL;
+		}
+		event_del(&c->wev);
+		c->wpending = false;
+	}
+	event_del(&c->tev);
+	c->phase_timeout = CONN_TO_NONE;
+	c->ioff = c->ilen = 0;
+	conn_ibuf_put(c);
+	c->switched = true;
+	return bev;
 }
 
 /* The active request ended (complete, or cut): read the next one. */
@@ -824,8 +920,17 @@ conn_reject(struct server_conn *c)
 	}
 	/* Bytes of ibuf from ioff on are at stream offsets base_off on. */
 	keep = c->reject_at > c->base_off ? c->reject_at - c->base_off : 0;
-	if (keep < c->ilen - c->ioff)
+	if (keep < c->ilen - c->ioff) {
+		/*
+		 * What follows a WebSocket handshake in the same read is the
+		 * new protocol's if the backend switches (conn_x_upgrade):
+		 * kept aside, the guard's verdict stands otherwise.
+		 */
+		if (c->early == NULL && (c->early = evbuffer_new()) != NULL)
+			evbuffer_add(c->early, c->ibuf + c->ioff + keep,
+			    c->ilen - c->ioff - (size_t)keep);
 		c->ilen = c->ioff + (size_t)keep;
+	}
 	if (c->st == CONN_ST_BODY && c->reject_at <= c->base_off) {
 		/* The refused request is the one whose body we read. */
 		c->st = CONN_ST_HEAD;
@@ -935,6 +1040,11 @@ conn_proxy_header(struct server_conn *c, size_t n)
 static void
 conn_input(struct server_conn *c, size_t n)
 {
+	if (c->active && c->x.upgrade && !c->closing) {
+		/* The new protocol's bytes, if it switches (exchange.h). */
+		c->ilen += n;
+		return;
+	}
 	if (c->rejected || c->closing)
 		return;		/* dropped */
 	if (c->pp_wait && (n = conn_proxy_header(c, n)) == 0)
@@ -1111,6 +1221,8 @@ conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 		return;
 	}
+	if (c->switched)
+		return;		/* the socket is the pipeline's */
 	/* end() was called with the output already empty. */
 	if (c->complete_due) {
 		c->complete_due = false;
@@ -1172,6 +1284,7 @@ conn_take_head(struct server_conn *c, const char **what)
 {
 	struct conn_front *fr = c->front;
 	struct framing_head h;
+	bool upgrade = false;
 	size_t i;
 
 	while (framing_index(c->ibuf + c->ioff, c->ilen - c->ioff, &h,
@@ -1212,6 +1325,7 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->x.head_len = h.len;
 	c->x.body = NULL;
 	c->x.body_end = true;
+	c->x.upgrade = false;
 	c->x.pipe = NULL;
 	c->conn_flags = 0;
 	c->body_left = 0;
@@ -1228,8 +1342,7 @@ conn_take_head(struct server_conn *c, const char **what)
 			    util_parse_u64(f->value, f->value_len,
 			    &c->body_left) != 0)
 				c->body_left = 0;
-			break;
-			if (f->name_len == 10 &&
+			else if (f->name_len == 10 &&
 			    util_strcaseeq(f->name, "connection"))
 				c->conn_flags |= conn_connection_flags(
 				    f->value);
@@ -1244,10 +1357,21 @@ conn_take_head(struct server_conn *c, const char **what)
 			    util_strcaseeq(f->name, "expect"))
 				c->expect_continue = true;
 			break;
+		case 'u':
+			if (f->name_len == 7 &&
+			    util_strcaseeq(f->name, "upgrade"))
+				upgrade = true;
+			break;
 		default:
 			break;
 		}
 	}
+	/*
+	 * RFC 9110 7.8: a request to switch protocols names Upgrade in
+	 * Connection too; on HTTP/1.0 it is ignored.
+	 */
+	c->x.upgrade = upgrade && h.minor >= 1 &&
+	    (c->conn_flags & CONN_F_UPGRADE) != 0;
 	c->base_off += h.len;
 	c->body_off = c->base_off;
 	c->body_timed = false;
@@ -1334,6 +1458,9 @@ conn_dispatch(struct server_conn *c)
 	c->active = true;
 	c->is_head = c->x.method == EXCHANGE_M_HEAD;
 	c->chunking = false;
+	/* An upgrade answered without a 101 ends the connection. */
+	if (c->x.upgrade)
+		c->pending_close = true;
 	f->inflight++;
 	f->pipe->start(f->pipe_arg, &c->x);
 	if (c->active) {

@@ -139,6 +139,10 @@ struct server_conn {
 	unsigned conn_flags;		/* CONN_F_* of the request */
 	bool pending_close;		/* close once the active request ends */
 	bool closing;			/* closed after the output drains */
+	bool switched;			/* protocols switched: the socket is
+					 * the pipeline's (exchange.h) */
+	struct evbuffer *early;		/* bytes refused right behind a head
+					 * (a WebSocket client's first frame) */
 	bool in_process;
 	bool close_deferred;
 	unsigned phase_timeout;		/* which timeout is armed */

@@ -42,11 +42,12 @@
 #include "proxy_int.h"
 #include "propagation.h"
 #include "span.h"
+#include "tunnel.h"
 #include "upstream.h"
 #include "util.h"
 
 static const char *const proxy_state_names[] = {
-	"recv", "upstream", "relay", "done",
+	"recv", "upstream", "relay", "tunnel", "done",
 };
 
 /* Fields of a head we write ourselves: Date, type, length, CORS. */
@@ -645,6 +646,11 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		proxy_hbuf_add(hb, f->value, f->value_len);
 		proxy_hbuf_add(hb, "\r\n", 2);
 	}
+	if (pr->pr_client.upgrade) {
+		/* RFC 6455 4.1: the handshake's own hop-by-hop fields. */
+		proxy_hbuf_str(hb, "Connection: Upgrade\r\nUpgrade: websocket"
+		    "\r\n");
+	}
 	if (host == NULL) {
 		/* HTTP/1.0 without Host: name the upstream. */
 		proxy_hbuf_add(hb, "Host: ", 6);
@@ -919,6 +925,42 @@ proxy_log_keep(struct proxy_req *pr, const struct exchange *req,
 	    evbuffer_get_length(req->body) : 0);
 }
 
+/*
+ * A request that asks to switch protocols: a WebSocket handshake goes on
+ * (pr_client.upgrade) where the route and the front-end allow it; every
+ * other upgrade is refused with its reason (tunnel_upgrade_check).
+ * True when answered here.
+ */
+static bool
+proxy_upgrade_refused(struct proxy_req *pr, const struct exchange *req)
+{
+	const char *why = NULL;
+	int status = 0;
+
+	switch (tunnel_upgrade_check(req, &status, &why)) {
+	case TUNNEL_UPGRADE_NONE:
+		return false;
+	case TUNNEL_UPGRADE_WEBSOCKET:
+		if (!pr->route->conf->websocket) {
+			status = 403;
+			why = "WebSocket is disabled on this route";
+		} else if (!req->upgrade || req->front->upgrade == NULL) {
+			status = 501;
+			why = "this connection cannot switch protocols";
+		} else {
+			pr->pr_client.upgrade = true;
+			return false;
+		}
+		break;
+	case TUNNEL_UPGRADE_REFUSED:
+		break;
+	}
+	pr->error_type = "gateway.upgrade_refused";
+	snprintf(pr->error_msg, sizeof pr->error_msg, "%s", why);
+	proxy_send_error(pr, status, why);
+	return true;
+}
+
 /* pipe->start(): a request from a front-end (arg: the pipeline). */
 static void
 proxy_start(void *arg, struct exchange *req)
@@ -987,6 +1029,8 @@ proxy_start(void *arg, struct exchange *req)
 		proxy_send_error(pr, 405, "method not allowed by the gateway");
 		return;
 	}
+	if (proxy_upgrade_refused(pr, req))
+		return;
 
 	if (pr->route->pool == NULL) {
 		proxy_send_error(pr, 502, "the upstream address could not be "
@@ -1013,6 +1057,8 @@ proxy_start(void *arg, struct exchange *req)
 		proxy_send_error(pr, 503, "out of memory");
 		return;
 	}
+	if (pr->pr_client.upgrade)
+		upstream_req_expect_upgrade(pr->pr_upstream.ureq);
 }
 
 /* An observation of histogram h for pr, with its trace as exemplar. */
@@ -1069,6 +1115,129 @@ proxy_hfields_room(struct proxy_pipeline *pl, size_t n)
 }
 
 /*
+ * The tunnel of pr ended (tunnel.h): count it, free it, and end the
+ * exchange; the front-end's complete() then closes pr.
+ */
+static void
+proxy_tunnel_done(struct tunnel *t, void *arg, const char *why, bool error)
+{
+	struct proxy_req *pr = arg;
+
+	if (log_get_level() >= LOG_LEVEL_DEBUG)
+		log_debug("request %s: tunnel %s (%s): %llu bytes up, %llu "
+		    "down", pr->id, why, error ? "error" : "ok",
+		    (unsigned long long)tunnel_bytes_up(t),
+		    (unsigned long long)tunnel_bytes_down(t));
+	pr->bytes_out = tunnel_bytes_down(t);
+	metrics_tunnel(pr->pl->metrics, -1);
+	tunnel_free(t);
+	pr->tunnel = NULL;
+	proxy_reply_end(pr);
+}
+
+/*
+ * The upstream answered the WebSocket handshake of pr with a 101: it must
+ * have switched to websocket (RFC 6455 4.1), then its connection and the
+ * client's become one tunnel (tunnel.h).  The 101 goes to the client
+ * with the upstream's end-to-end fields (Sec-WebSocket-Accept, -Protocol,
+ * -Extensions) and our Upgrade / Connection.  The gateway span ends here,
+ * tagged http.upgrade; the request (access log, metrics) when the tunnel
+ * does.
+ */
+static int
+proxy_switch(struct proxy_req *pr, struct upstream_req *ureq,
+    const struct upstream_response *resp)
+{
+	struct proxy_pipeline *pl = pr->pl;
+	struct exchange *x = pr->x;
+	struct bufferevent *up, *cl;
+	struct exchange_head h;
+	struct exchange_field *f;
+	struct evkeyval *kv;
+	char tokens[16][40];
+	size_t ntokens, n = 0, max = 3;
+	bool websocket = false;
+
+	pr->action = "switching protocols";
+	TAILQ_FOREACH(kv, resp->headers, next) {
+		max++;
+		if (util_strcaseeq(kv->key, "upgrade") &&
+		    util_strcaseeq(kv->value, "websocket"))
+			websocket = true;
+	}
+	if (!websocket || !proxy_hfields_room(pl, max)) {
+		pr->pr_upstream.ureq = NULL;	/* -1 cancels it */
+		pr->error_type = websocket ? "gateway.nomem" :
+		    "upstream.protocol";
+		snprintf(pr->error_msg, sizeof pr->error_msg, "%s", websocket ?
+		    "out of memory" : "the upstream's 101 does not switch to "
+		    "websocket");
+		proxy_rlog_warnx(pr, "%s", pr->error_msg);
+		proxy_send_error(pr, websocket ? 503 : 502, pr->error_msg);
+		return -1;
+	}
+	f = pl->hfields;
+	ntokens = proxy_connection_tokens(resp->headers, tokens,
+	    TS_NITEMS(tokens));
+	TAILQ_FOREACH(kv, resp->headers, next) {
+		if (proxy_hop_by_hop(kv->key, (const char (*)[40])tokens,
+		    ntokens))
+			continue;
+		f[n].name = kv->key;
+		f[n].name_len = strlen(kv->key);
+		f[n].value = kv->value;
+		f[n++].value_len = strlen(kv->value);
+	}
+	f[n].name = "Upgrade";
+	f[n].name_len = 7;
+	f[n].value = "websocket";
+	f[n++].value_len = 9;
+	f[n].name = "Connection";
+	f[n].name_len = 10;
+	f[n].value = "Upgrade";
+	f[n++].value_len = 7;
+	memset(&h, 0, sizeof h);
+	h.status = 101;
+	h.reason = resp->reason;
+	h.no_body = true;
+	h.framed = true;
+	h.fields = f;
+	h.n_fields = n;
+	pr->up_sent_ns = upstream_req_sent_ns(ureq);
+	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
+	pr->up_status = 101;
+	pr->up_attempts = upstream_req_attempts(ureq);
+	proxy_upstream_times(pr, ureq);
+	pr->pr_upstream.ureq = NULL;	/* detached or cancelled: it ends */
+	if ((up = upstream_req_detach(ureq)) == NULL) {
+		proxy_send_error(pr, 503, "out of memory");
+		return 0;
+	}
+	pr->status = 101;
+	pr->pr_client.head_sent = true;
+	if ((cl = x->front->upgrade(x, &h)) == NULL ||
+	    (pr->tunnel = tunnel_new(cl, up, pr->route->conf->websocket_idle_ms,
+	    proxy_tunnel_done, pr)) == NULL) {
+		proxy_rlog_warnx(pr, "out of memory for a tunnel");
+		bufferevent_free(up);
+		if (cl != NULL)
+			bufferevent_free(cl);
+		x->front->abort(x);
+		x->pipe = NULL;
+		pr->x = NULL;
+		proxy_req_close(pr, "no tunnel");
+		return 0;
+	}
+	metrics_tunnel(pl->metrics, 1);
+	proxy_req_set_state(pr, PROXY_ST_TUNNEL);
+	pr->action = NULL;
+	if (pr->span != NULL)
+		(void)span_set_meta(pr->span, "http.upgrade", "websocket");
+	proxy_trace_finish(pr);
+	return 0;
+}
+
+/*
  * Response head from the upstream: hand its end-to-end fields to the
  * front-end, straight from the upstream's header entries (no copy of a
  * name or value), with our Date and CORS headers.
@@ -1088,6 +1257,8 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 
 	if (pr->x == NULL)
 		return -1;
+	if (resp->status == 101)
+		return proxy_switch(pr, ureq, resp);
 	pr->action = "reading the upstream response";
 	TAILQ_FOREACH(kv, resp->headers, next)
 		max++;
@@ -1290,6 +1461,13 @@ proxy_client_gone(struct exchange *x)
 	if (pr->pr_upstream.ureq != NULL) {
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
+	}
+	if (pr->tunnel != NULL) {
+		/* The front-end closed (worker exit): the tunnel goes too. */
+		pr->bytes_out = tunnel_bytes_down(pr->tunnel);
+		metrics_tunnel(pr->pl->metrics, -1);
+		tunnel_free(pr->tunnel);
+		pr->tunnel = NULL;
 	}
 	if (pr->status == 0)
 		pr->status = 499;	/* nginx: client closed request */
@@ -1652,6 +1830,14 @@ void
 proxy_pipeline_set_gen(struct proxy_pipeline *pl, struct worker_gen *wg)
 {
 	pl->wgen = wg;
+}
+
+void
+proxy_pipeline_set_exporter(struct proxy_pipeline *pl,
+    struct exporter *exporter, struct exporter_queue *xq)
+{
+	pl->exporter = exporter;
+	pl->xq = xq;
 }
 
 void

@@ -86,6 +86,13 @@ extern const struct exchange_pipeline proxy_exchange;
 struct proxy_pipeline *proxy_pipeline_new(unsigned id, struct metrics *,
     struct exporter *exporter, struct exporter_queue *xq);
 /*
+ * Move the pipeline to another exporter (a reload that changed it,
+ * server.c): spans finished from now on go to xq, agent rates come from
+ * exporter.  Either may be NULL (exporter.type none).
+ */
+void proxy_pipeline_set_exporter(struct proxy_pipeline *,
+    struct exporter *exporter, struct exporter_queue *xq);
+/*
  * The worker generation new requests start under (the worker keeps its
  * reference; each request takes its own).  Called at start and reload.
  */

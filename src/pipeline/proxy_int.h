@@ -23,6 +23,7 @@
 struct span;
 struct exporter;
 struct exporter_queue;
+struct tunnel;
 
 /* The pipeline's per-worker context (proxy.h). */
 struct proxy_pipeline {
@@ -57,6 +58,7 @@ enum proxy_state {
 	PROXY_ST_RECV = 0,	/* request received, building */
 	PROXY_ST_UPSTREAM,	/* waiting for the response head */
 	PROXY_ST_RELAY,		/* streaming the response body */
+	PROXY_ST_TUNNEL,	/* switched (101): the tunnel runs */
 	PROXY_ST_DONE,		/* reply finished or abandoned */
 };
 
@@ -89,6 +91,7 @@ struct proxy_req {
 		bool head_sent;
 		bool paused_upstream;
 		bool replied;			/* front->end() called */
+		bool upgrade;			/* a WebSocket handshake */
 		char method_other[16];		/* an extension method */
 	} pr_client;
 
@@ -106,6 +109,8 @@ struct proxy_req {
 	struct {
 		struct upstream_req *ureq;	/* NULL when not running */
 	} pr_upstream;
+
+	struct tunnel *tunnel;		/* after a 101, until it ends */
 
 	/*
 	 * Last, and not zeroed on allocation (1.7 KB): valid only while

@@ -263,7 +263,11 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	SPAN_ADD_CONF(sp, "http.route", pr->route->conf->path_prefix);
 	SPAN_ADD_CONF(sp, "upstream.name", pr->route->conf->name);
 	SPAN_ADD_CONF(sp, "upstream.address", pr->route->conf->upstream.url);
-	/* The client, through trusted proxies and PROXY protocol (proxy.c). */
+	/*
+	 * The client, through trusted proxies and the PROXY protocol
+	 * (proxy.c); Datadog's client IP tag is opt-in
+	 * (DD_TRACE_CLIENT_IP_ENABLED).
+	 */
 	(void)span_set_meta(sp, "network.client.ip", pr->pr_log.client_ip);
 	if (cfg->tracing.client_ip)
 		(void)span_set_meta(sp, "http.client_ip",

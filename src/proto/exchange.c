@@ -10,6 +10,8 @@ const char *
 exchange_reason(int status)
 {
 	switch (status) {
+	case 101:
+		return "Switching Protocols";
 	case 200:
 		return "OK";
 	case 204:

@@ -41,6 +41,28 @@
  *            exchange is over for both sides, no pipeline callback
  *            follows for it.
  *
+ * Switching protocols (RFC 9110 7.8; WebSocket, RFC 6455): a front-end
+ * that can give its connection away sets x->upgrade when the request
+ * asked to switch (an HTTP/1.1 Upgrade field) and fills front->upgrade;
+ * others leave both unset (HTTP/2 cannot: RFC 9113 8.6).
+ *   upgrade(): the pipeline's 101 head (status 101, its fields, Upgrade
+ *            and Connection included).  The front-end writes it and hands
+ *            the client's byte stream over: a bufferevent, disabled and
+ *            without callbacks, the 101 queued in its output and any bytes
+ *            the client sent after the request in its input.  From then
+ *            on the pipeline owns it (freeing it closes the client) and
+ *            the front-end neither reads, writes nor times the
+ *            connection; the exchange stays open (a drain waits for it)
+ *            until the pipeline calls end() (the stream is over, freed:
+ *            complete() follows) or abort().  NULL when out of memory:
+ *            the pipeline aborts the exchange.
+ *   The front-end may close its side on its own (worker exit): gone()
+ *   then tells the pipeline to free the stream.  While x->upgrade is set
+ *   and the exchange is with the pipeline, the client's bytes after the
+ *   request are kept for the new protocol, not read as HTTP; an answer
+ *   other than a 101 closes the connection after it (RFC 6455 4.1: the
+ *   client fails the WebSocket connection then).
+ *
  * The rule against re-entry: no call chain comes back to the object that
  * started it on the same stack.  A front-end callback (head, body, end,
  * abort) only queues bytes or schedules work: it never runs a pipeline
@@ -64,6 +86,7 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 
 #include "common.h"
 
@@ -126,6 +149,9 @@ struct exchange_front {
 	bool (*body)(struct exchange *, struct evbuffer *buf);
 	void (*end)(struct exchange *);
 	void (*abort)(struct exchange *);
+	/* NULL when the front-end cannot switch protocols (see above). */
+	struct bufferevent *(*upgrade)(struct exchange *,
+	    const struct exchange_head *);
 };
 
 struct exchange_pipeline {
@@ -149,6 +175,8 @@ struct exchange {
 	size_t head_len;		/* bytes of the request head (logs) */
 	struct evbuffer *body;		/* body bytes so far, or NULL */
 	bool body_end;			/* body holds the whole body */
+	bool upgrade;			/* asks to switch protocols (and
+					 * front->upgrade may) */
 
 	/* The client (valid for the life of the exchange). */
 	const char *client;		/* "ip:port", for logs */

@@ -147,6 +147,7 @@ http_response_init(struct upstream_parser *p, bool is_head)
 {
 	p->state = PS_STATUS;
 	p->is_head = is_head;
+	p->upgrade = false;
 	p->keepalive = false;
 	p->errstr = NULL;
 	p->scanned = 0;
@@ -156,6 +157,12 @@ http_response_init(struct upstream_parser *p, bool is_head)
 	p->remaining = 0;
 	TAILQ_INIT(&p->headers);
 	parser_reset_head(p);
+}
+
+void
+http_response_expect_upgrade(struct upstream_parser *p)
+{
+	p->upgrade = true;
 }
 
 static int
@@ -403,8 +410,19 @@ parser_end_head(struct upstream_parser *p)
 {
 	struct upstream_response *r = &p->resp;
 
-	if (r->status == 101)
-		return parser_fail(p, "unexpected 101 Switching Protocols");
+	if (r->status == 101) {
+		if (!p->upgrade)
+			return parser_fail(p,
+			    "unexpected 101 Switching Protocols");
+		/*
+		 * RFC 9110 15.2.2: the connection switches right after the
+		 * empty line; the bytes that follow are not ours to parse.
+		 */
+		r->body = UPSTREAM_BODY_NONE;
+		p->keepalive = false;
+		p->state = PS_DONE;
+		return 1;
+	}
 	if (r->status < 200) {
 		/* RFC 9110 15.2: interim responses are skipped. */
 		p->state = PS_STATUS;
@@ -535,7 +553,8 @@ parser_step_line(struct upstream_parser *p, struct http_response_src *src,
 		} else if (len == 0) {
 			r = 0;
 		} else
-			r = parser_field(p, l, len, p->resp.status >= 200);
+			r = parser_field(p, l, len, p->resp.status >= 200 ||
+			    (p->resp.status == 101 && p->upgrade));
 		src_drain(src, p->line_bytes);
 		if (r != 0)
 			return -1;

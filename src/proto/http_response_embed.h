@@ -32,6 +32,7 @@ enum parser_state {
 struct upstream_parser {
 	enum parser_state state;
 	bool is_head;
+	bool upgrade;			/* a 101 may be the final head */
 	bool keepalive;
 	const char *errstr;		/* sticky, once PS_ERROR */
 	size_t scanned;			/* pending line bytes searched */
@@ -85,6 +86,14 @@ struct http_response_src {
 void http_response_setup(struct upstream_parser *);
 /* Start a response; is_head: the request was HEAD. */
 void http_response_init(struct upstream_parser *, bool is_head);
+/*
+ * The request asked to switch protocols (RFC 9110 7.8): a 101 is then the
+ * final head (UPSTREAM_PARSE_HEAD, body UPSTREAM_BODY_NONE, not
+ * keep-alive) and the parser stops right after its empty line: what
+ * follows belongs to the new protocol.  Without it a 101 is an error.
+ * Call after http_response_init().
+ */
+void http_response_expect_upgrade(struct upstream_parser *);
 /* upstream_parser_feed() over a memory or evbuffer source. */
 enum upstream_parse http_response_feed_src(struct upstream_parser *,
     struct http_response_src *, struct evbuffer *body, const char **errstr);

@@ -131,6 +131,7 @@ struct upstream_req {
 	bool keep_copy;			/* https: output references
 					 * reqbuf */
 	bool orphan;			/* cancelled, finishing for the pool */
+	bool upgrade;			/* a 101 may answer (a tunnel) */
 	size_t drained;			/* orphan: response bytes dropped */
 	size_t wrote;			/* http: reqbuf bytes written */
 	uint64_t sent_ns;
@@ -788,6 +789,35 @@ req_call_body(struct upstream_req *req)
 }
 
 /*
+ * A 101 answered a request that asked to switch protocols (the parser
+ * accepts it only then): the bytes after its head are the new protocol's,
+ * so they are kept on the connection (c->in, or the bufferevent's input)
+ * for upstream_req_detach().  head() must take the connection; if it does
+ * not, the exchange fails as a malformed response.  Returns 1 (ended).
+ */
+static int
+req_switched(struct upstream_req *req, struct http_response_src *src)
+{
+	struct upstream_conn *c = req->conn;
+
+	req->state = REQ_BODY;
+	req->head_sent = true;
+	if (src->buf == NULL && src->off < src->len) {
+		if (evbuffer_add(c->in, src->mem + src->off,
+		    src->len - src->off) != 0) {
+			req_finish(req, UPSTREAM_ERR_NOMEM, "out of memory");
+			return 1;
+		}
+		src->off = src->len;
+	}
+	if (!req_call_head(req))
+		return 1;	/* detached (or cancelled) */
+	req_finish(req, UPSTREAM_ERR_PROTOCOL,
+	    "101 Switching Protocols not taken");
+	return 1;
+}
+
+/*
  * Run the parser over what the connection has read.  Returns 0 while the
  * exchange goes on, 1 when it ended (req may be gone).
  */
@@ -806,6 +836,8 @@ req_process(struct upstream_req *req, struct http_response_src *src)
 			req_finish(req, UPSTREAM_ERR_PROTOCOL, errstr);
 			return 1;
 		}
+		if (rc == UPSTREAM_PARSE_HEAD && req->parser.resp.status == 101)
+			return req_switched(req, src);
 		if (rc == UPSTREAM_PARSE_HEAD) {
 			req->state = REQ_BODY;
 			req->head_sent = true;
@@ -1147,6 +1179,7 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	req->got_byte = false;
 	req->keep_copy = false;
 	req->orphan = false;
+	req->upgrade = false;
 	req->drained = 0;
 	req->wrote = 0;
 	req->sent_ns = 0;
@@ -1314,6 +1347,68 @@ req_abandon(struct upstream_req *req, const char *why)
 	event_del(&req->defer);
 	if (req->busy == 0)
 		req_free(req);
+}
+
+/* A 101 may answer this exchange (upstream.h). */
+void
+upstream_req_expect_upgrade(struct upstream_req *req)
+{
+	req->upgrade = true;
+	http_response_expect_upgrade(&req->parser);
+}
+
+/*
+ * Inside head() of a 101: the connection leaves the pool for good, as a
+ * bufferevent the caller owns (upstream.h).  http: a new socket
+ * bufferevent on the descriptor, with the bytes read after the head;
+ * https: the connection's own bufferevent_openssl, those bytes already in
+ * its input.  The exchange ends like a cancelled one, without closing.
+ */
+struct bufferevent *
+upstream_req_detach(struct upstream_req *req)
+{
+	struct upstream_conn *c = req->conn;
+	struct upstream_pool *pool = req->pool;
+	struct bufferevent *bev;
+	int rc;
+
+	if (c == NULL || !req->upgrade || req->state != REQ_BODY ||
+	    req->parser.resp.status != 101)
+		return NULL;
+	event_del(&c->ev);
+	if (c->bev != NULL) {
+		bev = c->bev;
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		c->bev = NULL;
+	} else {
+		if (c->sock_events) {
+			event_del(&c->rev);
+			event_del(&c->wev);
+			c->sock_events = false;
+		}
+		bev = bufferevent_socket_new(pool->base, c->fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (bev == NULL) {
+			req_abandon(req, "out of memory for a tunnel");
+			return NULL;
+		}
+		/* A bufferevent's input takes bytes only from its socket
+		 * (its end is frozen): thawed for the ones we read. */
+		evbuffer_unfreeze(bufferevent_get_input(bev), 0);
+		rc = evbuffer_add_buffer(bufferevent_get_input(bev), c->in);
+		evbuffer_freeze(bufferevent_get_input(bev), 0);
+		if (rc != 0) {
+			bufferevent_free(bev);	/* closes the descriptor */
+			c->fd = -1;
+			req_abandon(req, "out of memory for a tunnel");
+			return NULL;
+		}
+	}
+	c->fd = -1;
+	log_debug("upstream %s: connection switched protocols", pool->name);
+	req_abandon(req, "switched protocols");	/* frees c, not the socket */
+	return bev;
 }
 
 /* When the request started going out on a ready connection. */

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
@@ -112,6 +113,26 @@ void upstream_pool_free(struct upstream_pool *);
 struct upstream_req *upstream_request(struct upstream_pool *,
     struct evbuffer *request, bool is_head, bool retryable,
     const struct upstream_cbs *cbs, void *arg);
+
+/*
+ * The request asks to switch protocols (Upgrade: websocket, RFC 9110 7.8):
+ * a 101 Switching Protocols may then be its final response (otherwise a
+ * 101 fails the exchange as malformed).  Call right after
+ * upstream_request().  head() sees the 101 (body UPSTREAM_BODY_NONE) and
+ * must take the connection with upstream_req_detach() from inside the
+ * call; if it does not, done() follows with UPSTREAM_ERR_PROTOCOL.
+ */
+void upstream_req_expect_upgrade(struct upstream_req *);
+/*
+ * From inside head() of a 101 only: the exchange ends (no callback
+ * follows, req is not to be used again) and its connection leaves the
+ * pool for good, as a bufferevent the caller owns and frees (closing the
+ * socket): a socket bufferevent (http) or the bufferevent_openssl
+ * (https), disabled and without callbacks, the bytes that followed the
+ * 101 head in its input.  NULL when out of memory (the connection is
+ * closed and the exchange ended all the same) or when not in that call.
+ */
+struct bufferevent *upstream_req_detach(struct upstream_req *);
 
 /* Stop / restart reading the response (client back-pressure). */
 void upstream_req_pause(struct upstream_req *);

@@ -50,12 +50,12 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
 #include "util.h"
 
-#define SERVER_DRAIN_TIMEOUT_S 30
 #define SERVER_CMD_RELOAD 'R'
 #define SERVER_CMD_DRAIN 'D'
 #define SERVER_CMD_EXIT 'X'
@@ -104,10 +104,174 @@ static struct {
 	char *admin_name;		/* "host:port" as bound */
 	struct server_backoff admin_backoff;
 	struct metrics *metrics;	/* main thread's block */
-	struct exporter *exporter;	/* spans off the request path */
+	struct exporter *exporter;	/* spans off the request path: the
+					   current generation's (xp) */
 } srv = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
+
+/*
+ * The exporter of a generation (issue 14 item 7).  A reload that changes
+ * what the exporter was built from makes a new one; each worker moves to
+ * it when it takes the new generation (its spans from then on go there),
+ * and the old one is retired once nothing refers to it: neither a worker
+ * nor a generation (server_xp_unref).  Retiring is exporter_free, which
+ * sends what its queues hold before its thread ends, on a thread of its
+ * own so that neither the main loop nor a worker waits for the Agent;
+ * server_main joins those threads before it exits.  A span is queued in
+ * exactly one exporter and sent by that one: a swap loses none.
+ */
+struct server_xp {
+	int refs;			/* atomic: generations + workers */
+	struct exporter *x;		/* NULL: exporter.type none */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_t *threads;		/* retiring exporters, to join */
+	size_t n;
+} server_retiring = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static struct server_xp *
+server_xp_new(struct exporter *x)
+{
+	struct server_xp *xp = xcalloc(1, sizeof *xp);
+
+	xp->refs = 1;
+	xp->x = x;
+	return xp;
+}
+
+static struct server_xp *
+server_xp_ref(struct server_xp *xp)
+{
+	__atomic_add_fetch(&xp->refs, 1, __ATOMIC_RELAXED);
+	return xp;
+}
+
+static void *
+server_xp_retire_main(void *arg)
+{
+	exporter_free(arg);
+	return NULL;
+}
+
+/* Drop a reference (any thread); the last one retires the exporter. */
+static void
+server_xp_unref(struct server_xp *xp)
+{
+	pthread_t t;
+
+	if (xp == NULL ||
+	    __atomic_sub_fetch(&xp->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (xp->x != NULL) {
+		pthread_mutex_lock(&server_retiring.lock);
+		if (pthread_create(&t, NULL, server_xp_retire_main,
+		    xp->x) != 0)
+			exporter_free(xp->x);	/* here, then */
+		else {
+			server_retiring.threads = xrealloc(
+			    server_retiring.threads,
+			    (server_retiring.n + 1) * sizeof t);
+			server_retiring.threads[server_retiring.n++] = t;
+		}
+		pthread_mutex_unlock(&server_retiring.lock);
+	}
+	free(xp);
+}
+
+/* Wait for every retired exporter to have sent its spans (exit). */
+static void
+server_retiring_join(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&server_retiring.lock);
+	for (i = 0; i < server_retiring.n; i++)
+		pthread_join(server_retiring.threads[i], NULL);
+	free(server_retiring.threads);
+	server_retiring.threads = NULL;
+	server_retiring.n = 0;
+	pthread_mutex_unlock(&server_retiring.lock);
+}
+
+/* Two strings equal, NULL equal to NULL. */
+static bool
+server_streq(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether b's exporter would be built as a's (exporter_new reads these). */
+static bool
+server_exporter_same(const struct config *a, const struct config *b)
+{
+	const struct config_exporter *x = &a->exporter, *y = &b->exporter;
+	size_t i;
+
+	if (x->type != y->type || x->flush_interval_ms != y->flush_interval_ms ||
+	    x->max_queue_spans != y->max_queue_spans ||
+	    x->thread_nice != y->thread_nice ||
+	    x->otlp_protocol != y->otlp_protocol ||
+	    x->compression != y->compression ||
+	    x->timeout_ms != y->timeout_ms || x->n_headers != y->n_headers ||
+	    !server_streq(x->datadog_url, y->datadog_url) ||
+	    !server_streq(x->otlp_endpoint, y->otlp_endpoint) ||
+	    !server_streq(x->tls_ca_file, y->tls_ca_file) ||
+	    !server_streq(a->tracing.service, b->tracing.service) ||
+	    !server_streq(a->tracing.env, b->tracing.env) ||
+	    !server_streq(a->tracing.version, b->tracing.version))
+		return false;
+	for (i = 0; i < x->n_headers; i++) {
+		if (!server_streq(x->headers[i].key, y->headers[i].key) ||
+		    !server_streq(x->headers[i].value, y->headers[i].value))
+			return false;
+	}
+	return true;
+}
+
+/* The exporter for cfg: NULL + *cause when it cannot be built. */
+static struct server_xp *
+server_xp_for(const struct config *cfg, char **cause)
+{
+	struct exporter *x = NULL;
+
+	if (cfg->exporter.type != CONFIG_EXPORTER_NONE &&
+	    (x = exporter_new(cfg, cause)) == NULL)
+		return NULL;
+	return server_xp_new(x);
+}
+
+/* Where spans go: the exporter type and its URL, for the logs. */
+static const char *
+server_exporter_target(const struct config *cfg)
+{
+	switch (cfg->exporter.type) {
+	case CONFIG_EXPORTER_DATADOG:
+		return cfg->exporter.datadog_url;
+	case CONFIG_EXPORTER_OTLP:
+		return cfg->exporter.otlp_endpoint;
+	case CONFIG_EXPORTER_STDOUT:
+		return "stdout";
+	default:
+		return "none";
+	}
+}
+
+/* Tell the service manager (sdnotify.c); a failure is only logged. */
+static void
+server_notify(const char *state)
+{
+	char *cause = NULL;
+
+	if (sdnotify(state, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+	}
+}
 
 static void server_accept_cb(evutil_socket_t, short, void *);
 static void server_cmd_cb(evutil_socket_t, short, void *);
@@ -152,6 +316,7 @@ server_gen_unref(struct server_gen *g)
 	free(g->route_ssl);
 	free(g->route_slot);
 	free(g->route_cors);
+	server_xp_unref(g->xp);
 	config_unref(g->cfg);
 	free(g);
 }
@@ -667,6 +832,18 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			worker_gen_unref(w->wgen);
 			w->wgen = server_wgen_new(w, g);
 			proxy_pipeline_set_gen(w->pipeline, w->wgen);
+			if (g->xp != w->xp) {
+				/* Spans from now on go to the new exporter;
+				 * the old one sends what it has. */
+				struct server_xp *old = w->xp;
+
+				w->xp = server_xp_ref(g->xp);
+				w->xq = w->xp->x != NULL ?
+				    exporter_queue_new(w->xp->x) : NULL;
+				proxy_pipeline_set_exporter(w->pipeline,
+				    w->xp->x, w->xq);
+				server_xp_unref(old);
+			}
 			conn_front_set_gen(&w->front, g->cfg,
 			    g->busy_timeout_ms);
 			server_gen_unref(g);
@@ -886,6 +1063,7 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	if (w->base == NULL)
 		fatalx("cannot create an event base");
 	w->metrics = metrics_new("worker");
+	w->xp = server_xp_ref(g->xp);
 	if (srv.exporter != NULL)
 		w->xq = exporter_queue_new(srv.exporter);
 	w->wgen = server_wgen_new(w, g);
@@ -936,9 +1114,61 @@ server_tell_workers(char cmd)
 		(void)!write(srv.workers[i].cmd_fd[1], &cmd, 1);
 }
 
+/*
+ * What a generation brings beside server_gen_new's: its exporter (the
+ * current one when nothing it is built from changed) and the access log
+ * (reopened when its path changed).  0, or -1 with *cause; the running
+ * ones are untouched then.
+ */
+static int
+server_reload_parts(struct server_gen *g, char **cause)
+{
+	const struct config *old = srv.gen->cfg, *cfg = g->cfg;
+	const char *key;
+	char *why = NULL;
+	bool new_log;
+
+	if (exporter_check(cfg, &key, &why) != 0) {
+		xasprintf(cause, "%s: %s", key, why);
+		free(why);
+		return -1;
+	}
+	/*
+	 * The access log first: it can be put back.  A new exporter last:
+	 * exporter_new takes over the /metrics section, which a retired
+	 * unused one would leave empty.
+	 */
+	new_log = !server_streq(old->logging.access_log,
+	    cfg->logging.access_log);
+	if (new_log && log_access_open(cfg->logging.access_log, &why) != 0) {
+		xasprintf(cause, "logging.access_log: %s", why);
+		free(why);
+		return -1;
+	}
+	if (server_exporter_same(old, cfg))
+		g->xp = server_xp_ref(srv.gen->xp);
+	else if ((g->xp = server_xp_for(cfg, &why)) == NULL) {
+		xasprintf(cause, "exporter: %s", why);
+		free(why);
+		if (new_log && log_access_open(old->logging.access_log,
+		    &why) != 0) {
+			log_warnx("access log: cannot reopen %s: %s",
+			    old->logging.access_log, why);
+			free(why);
+		}
+		return -1;
+	} else
+		log_info("exporter: now %s %s (the previous one sends what "
+		    "it holds)", config_exporter_name(cfg->exporter.type),
+		    server_exporter_target(cfg));
+	if (new_log)
+		log_info("access log: now %s", cfg->logging.access_log);
+	return 0;
+}
+
 /* SIGHUP: load, validate, swap; keep the old config on any error. */
 static void
-server_reload(void)
+server_reload_apply(void)
 {
 	struct config_errors errs;
 	struct config *cfg = NULL;
@@ -979,6 +1209,13 @@ server_reload(void)
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
+	if (server_reload_parts(g, &cause) != 0) {
+		log_warnx("configuration reload failed: %s", cause);
+		free(cause);
+		server_gen_unref(g);
+		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
+		return;
+	}
 	pthread_mutex_lock(&srv.lock);
 	for (i = 0; i < srv.n_workers; i++) {
 		if (srv.workers[i].next_gen != NULL)
@@ -987,6 +1224,7 @@ server_reload(void)
 	}
 	server_gen_unref(srv.gen);
 	srv.gen = g;
+	srv.exporter = g->xp->x;
 	pthread_mutex_unlock(&srv.lock);
 	server_tell_workers(SERVER_CMD_RELOAD);
 	if (g->cfg->logging.level >= 0)
@@ -996,16 +1234,56 @@ server_reload(void)
 	    (unsigned long long)g->id);
 }
 
+/*
+ * SIGHUP, bracketed for the service manager: RELOADING=1 with the time
+ * (sd_notify(3): MONOTONIC_USEC lets Type=notify-reload match it), then
+ * READY=1 whether the reload took or the old configuration stays.
+ */
+static void
+server_reload(void)
+{
+	struct timespec now;
+	char msg[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)now.tv_sec * 1000000ULL +
+	    (unsigned long long)now.tv_nsec / 1000);
+	server_notify(msg);
+	server_reload_apply();
+	server_notify("READY=1");
+}
+
+/* SIGUSR1: reopen the access log file (logrotate: rename, signal). */
+static void
+server_reopen_logs(void)
+{
+	char *cause = NULL;
+
+	if (log_access_reopen(&cause) != 0) {
+		log_warnx("access log: reopen failed, still writing the old "
+		    "file: %s", cause);
+		free(cause);
+		return;
+	}
+	log_info("access log reopened");
+}
+
 
 /* Start draining: not ready, stop accepting, finish in-flight requests. */
 static void
 server_drain(void)
 {
-	struct timeval tv = {SERVER_DRAIN_TIMEOUT_S, 0};
+	/* server.drain_timeout: requests and WebSocket tunnels alike. */
+	uint64_t ms = srv.gen->cfg->drain_timeout_ms;
+	struct timeval tv;
 
 	if (srv.draining)
 		return;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	srv.draining = true;
+	server_notify("STOPPING=1");
 	log_info("draining: finishing in-flight requests");
 	server_tell_workers(SERVER_CMD_DRAIN);
 	server_listeners_shutdown();
@@ -1019,8 +1297,9 @@ server_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	log_warnx("drain timed out after %d s: closing remaining requests",
-	    SERVER_DRAIN_TIMEOUT_S);
+	log_warnx("drain timed out after %llu ms: closing remaining requests "
+	    "and tunnels",
+	    (unsigned long long)srv.gen->cfg->drain_timeout_ms);
 	server_tell_workers(SERVER_CMD_EXIT);
 }
 
@@ -1031,6 +1310,8 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)arg;
 	if (sig == SIGHUP)
 		server_reload();
+	else if (sig == SIGUSR1)
+		server_reopen_logs();
 	else
 		server_drain();
 }
@@ -1150,10 +1431,57 @@ server_admin_start(const struct config *cfg, char **cause)
 	return 0;
 }
 
+/*
+ * One info line at start (issue 14 item 7): the listeners as bound, the
+ * routes, the styles extracted and injected, and where spans go.
+ */
+static void
+server_log_summary(const struct server_gen *g)
+{
+	const struct config *cfg = g->cfg;
+	char *line = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&line, &len);
+
+	if (f == NULL)
+		return;
+	fputs("serving: listeners", f);
+	for (i = 0; i < srv.n_listen_fds; i++)
+		fprintf(f, "%s%s://%s", i == 0 ? " " : ", ",
+		    g->server_ssl != NULL ? "https" : "http",
+		    srv.listen_names[i]);
+	fputs("; routes", f);
+	for (i = 0; i < cfg->n_routes; i++) {
+		const struct config_route *r = &cfg->routes[i];
+
+		fprintf(f, "%s%s %s%s -> %s", i == 0 ? " " : ", ", r->name,
+		    r->host != NULL ? r->host : "", r->path_prefix,
+		    r->upstream.url);
+	}
+	fputs("; extract", f);
+	for (i = 0; i < cfg->propagation.n_extract; i++)
+		fprintf(f, "%s%s", i == 0 ? " " : ",",
+		    config_style_name(cfg->propagation.extract[i]));
+	if (cfg->propagation.n_extract == 0)
+		fputs(" none", f);
+	fputs("; inject", f);
+	for (i = 0; i < cfg->propagation.n_inject; i++)
+		fprintf(f, "%s%s", i == 0 ? " " : ",",
+		    config_style_name(cfg->propagation.inject[i]));
+	if (cfg->propagation.n_inject == 0)
+		fputs(" none", f);
+	fprintf(f, "; exporter %s %s",
+	    config_exporter_name(cfg->exporter.type),
+	    server_exporter_target(cfg));
+	fclose(f);
+	log_info("%s", line);
+	free(line);
+}
+
 int
 server_main(struct config *cfg)
 {
-	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
 	struct server_gen *g;
 	struct rlimit rl;
 	struct config_errors errs;
@@ -1185,14 +1513,12 @@ server_main(struct config *cfg)
 	config_errors_clear(&errs);
 	srv.gen = g;
 	srv.metrics = metrics_new("main");
-	if (cfg->exporter.type != CONFIG_EXPORTER_NONE) {
-		srv.exporter = exporter_new(cfg, &cause);
-		if (srv.exporter == NULL) {
-			log_warnx("exporter: %s", cause);
-			free(cause);
-			return 1;
-		}
+	if ((g->xp = server_xp_for(cfg, &cause)) == NULL) {
+		log_warnx("exporter: %s", cause);
+		free(cause);
+		return 1;
 	}
+	srv.exporter = g->xp->x;
 	if ((srv.base = event_base_new()) == NULL)
 		fatalx("cannot create the main event base");
 	if (pipe2(srv.done_fd, O_CLOEXEC | O_NONBLOCK) == -1)
@@ -1203,6 +1529,7 @@ server_main(struct config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
 	srv.bound_addrs = xcalloc(cfg->n_listen, sizeof *srv.bound_addrs);
@@ -1236,6 +1563,8 @@ server_main(struct config *cfg)
 	evsignal_add(sig_term, NULL);
 	evsignal_add(sig_int, NULL);
 	evsignal_add(sig_hup, NULL);
+	sig_usr1 = evsignal_new(srv.base, SIGUSR1, server_signal_cb, NULL);
+	evsignal_add(sig_usr1, NULL);
 	srv.done_ev = event_new(srv.base, srv.done_fd[0], EV_READ | EV_PERSIST,
 	    server_done_cb, NULL);
 	event_add(srv.done_ev, NULL);
@@ -1248,17 +1577,27 @@ server_main(struct config *cfg)
 		    strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "",
 		    (unsigned)srv.bound_addrs[a].port);
 	}
+	server_log_summary(g);
 	srv.ready = true;
 	log_info("ready (%u workers)", srv.n_workers);
+	server_notify("READY=1");
 
 	event_base_dispatch(srv.base);
 
 	for (i = 0; i < srv.n_workers; i++)
 		pthread_join(srv.workers[i].thread, NULL);
-	/* Every worker is gone: flush what is queued, then stop. */
-	exporter_free(srv.exporter);
+	/* Every worker is gone: flush what is queued, then stop.  The
+	 * exporters a reload replaced are sent by their own threads. */
+	for (i = 0; i < srv.n_workers; i++) {
+		server_xp_unref(srv.workers[i].xp);
+		srv.workers[i].xp = NULL;
+	}
+	exporter_free(srv.gen->xp->x);
+	srv.gen->xp->x = NULL;
 	srv.exporter = NULL;
+	server_retiring_join();
 	log_info("stopped");
+	event_free(sig_usr1);
 	event_free(sig_term);
 	event_free(sig_int);
 	event_free(sig_hup);
@@ -1282,6 +1621,7 @@ server_main(struct config *cfg)
 	free(srv.workers);
 	free(srv.bound_addrs);
 	server_gen_unref(srv.gen);
+	server_retiring_join();		/* generations no worker took */
 	config_unref(cfg);
 	event_base_free(srv.base);
 	close(srv.done_fd[0]);

@@ -59,6 +59,8 @@ struct server_gen_upstream {
 	char *error;
 };
 
+struct server_xp;
+
 struct server_gen {
 	int refs;			/* atomic */
 	struct config *cfg;
@@ -71,6 +73,7 @@ struct server_gen {
 	struct server_gen_upstream *route_up; /* per route, resolved once */
 	uint64_t id;			/* generation number, 1.. */
 	uint64_t busy_timeout_ms;	/* client timeout while we proxy */
+	struct server_xp *xp;		/* its exporter (SIGHUP swaps it) */
 };
 
 /*
@@ -105,6 +108,7 @@ struct worker {
 	bool accepting;			/* listener events added */
 	uint64_t max_conns;		/* this worker's share */
 	struct exporter_queue *xq;	/* this worker's queue */
+	struct server_xp *xp;		/* the exporter xq belongs to */
 };
 
 

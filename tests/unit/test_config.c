@@ -16,6 +16,9 @@
 
 static char *const no_env[] = { NULL };
 
+/* Rows of tests/data/config/env/variables.tsv (comments left out). */
+#define ENV_TABLE_ROWS 66
+
 /* Read a whole file into a NUL-terminated buffer (caller frees). */
 static char *
 read_file(const char *path, size_t *lenp)
@@ -527,6 +530,152 @@ static const struct {
 	  "expected an http:// or https:// URL, got \"collector:4318\"\n" },
 };
 
+/*
+ * tests/data/config/env/variables.tsv: every DD_* / OTEL_* variable, its
+ * precedence and its errors, read back through config_dump (-T), so the
+ * dump is checked as YAML on the way.
+ */
+
+/* A node of the dump as the table writes it. */
+static void
+env_render(const struct yaml_tree_node *v, char *buf, size_t size)
+{
+	size_t i, l;
+
+	buf[0] = '\0';
+	if (v->type == YAML_TREE_SCALAR) {
+		snprintf(buf, size, "%s", v->str);
+		return;
+	}
+	snprintf(buf, size, "%c", v->type == YAML_TREE_SEQ ? '[' : '{');
+	for (i = 0; i < v->n; i++) {
+		l = strlen(buf);
+		if (v->type == YAML_TREE_SEQ)
+			snprintf(buf + l, size - l, "%s%s", i ? ", " : "",
+			    v->items[i]->str);
+		else
+			snprintf(buf + l, size - l, "%s%s: %s", i ? ", " : "",
+			    v->pairs[i].key->str, v->pairs[i].value->str);
+	}
+	l = strlen(buf);
+	snprintf(buf + l, size - l, "%c", v->type == YAML_TREE_SEQ ? ']' : '}');
+}
+
+/* Check one row of the table; the caller counts them. */
+static void
+env_row(char *line, unsigned lineno)
+{
+	char *cols[3], *p = line, *envv[16], *sep, *dump = NULL, *errors;
+	char *cause, buf[512], *seg, *path;
+	const struct yaml_tree_node *v;
+	struct yaml_tree *tree;
+	struct config *cfg;
+	size_t n = 0, c, len;
+	FILE *f;
+	int rc;
+
+	for (c = 0; c < 3; c++)
+		cols[c] = strsep(&p, "\t");
+	ck_assert_msg(cols[2] != NULL && p == NULL, "line %u: expected 3 "
+	    "columns", lineno);
+	for (p = cols[0]; p != NULL; p = sep) {
+		if ((sep = strstr(p, " | ")) != NULL) {
+			*sep = '\0';
+			sep += 3;
+		}
+		ck_assert_uint_lt(n, TS_NITEMS(envv) - 1);
+		envv[n++] = p;
+	}
+	envv[n] = NULL;
+	rc = config_load(ts_data_path("config/env/base.yaml"), envv, &cfg,
+	    &errors);
+	if (strcmp(cols[1], "error") == 0) {
+		ck_assert_msg(rc == -1, "line %u: loaded", lineno);
+		ck_assert_ptr_nonnull(errors);
+		ck_assert_msg(strncmp(errors, cols[2], strlen(cols[2])) == 0 &&
+		    errors[strlen(cols[2])] == '\n',
+		    "line %u: expected\n%s\ngot\n%s", lineno, cols[2], errors);
+		free(errors);
+		return;
+	}
+	ck_assert_msg(rc == 0, "line %u: %s", lineno, errors);
+	if (strcmp(cols[1], "warning") == 0) {
+		snprintf(buf, sizeof buf, "%s\n", cols[2]);
+		ck_assert_msg(cfg->env_warnings != NULL &&
+		    strstr(cfg->env_warnings, buf) != NULL,
+		    "line %u: no warning \"%s\" in:\n%s", lineno, cols[2],
+		    cfg->env_warnings != NULL ? cfg->env_warnings : "");
+		config_unref(cfg);
+		return;
+	}
+	f = open_memstream(&dump, &len);
+	ck_assert_ptr_nonnull(f);
+	config_dump(cfg, f);
+	fclose(f);
+	tree = yaml_tree_parse("dump", dump, len, &cause);
+	ck_assert_msg(tree != NULL, "line %u: dump: %s", lineno, cause);
+	v = tree->root;
+	path = xstrdup(cols[1]);
+	/* exporter.otlp.protocol: the segments, as written in the table. */
+	for (p = path; v != NULL && (seg = strsep(&p, ".")) != NULL;)
+		v = yaml_tree_map_find(v, seg);
+	ck_assert_msg(v != NULL, "line %u: no %s in the dump:\n%s", lineno,
+	    cols[1], dump);
+	env_render(v, buf, sizeof buf);
+	ck_assert_msg(strcmp(buf, cols[2]) == 0, "line %u: %s: expected "
+	    "\"%s\", got \"%s\"", lineno, cols[1], cols[2], buf);
+	free(path);
+	yaml_tree_free(tree);
+	free(dump);
+	config_unref(cfg);
+}
+
+START_TEST(test_env_table)
+{
+	char *text, *line, *next;
+	unsigned lineno = 0, rows = 0;
+
+	text = read_file(ts_data_path("config/env/variables.tsv"), NULL);
+	for (line = text; *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		ck_assert_ptr_nonnull(next);
+		*next++ = '\0';
+		lineno++;
+		if (*line == '#' || *line == '\0')
+			continue;
+		env_row(line, lineno);
+		rows++;
+	}
+	free(text);
+	/* Every row was read (a truncated file must not pass). */
+	ck_assert_uint_eq(rows, ENV_TABLE_ROWS);
+}
+END_TEST
+
+/* Every supported variable is in the table, so each has a test. */
+START_TEST(test_env_table_covers_every_variable)
+{
+	const char *const *k;
+	char *text = read_file(ts_data_path("config/env/variables.tsv"),
+	    NULL);
+	char want[96];
+
+	for (k = config_env_names; *k != NULL; k++) {
+		/* DD_TRACE_SAMPLING_RULES, BAGGAGE_TAG_KEYS, ...: test_env_*. */
+		if (strcmp(*k, "DD_TRACE_SAMPLING_RULES") == 0 ||
+		    strcmp(*k, "DD_TRACE_BAGGAGE_TAG_KEYS") == 0 ||
+		    strcmp(*k, "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH") == 0 ||
+		    strcmp(*k, "DD_TRACE_PROPAGATION_EXTRACT_FIRST") == 0 ||
+		    strcmp(*k, "DD_TRACE_PROPAGATION_BEHAVIOR_EXTRACT") == 0)
+			continue;
+		snprintf(want, sizeof want, "%s=", *k);
+		ck_assert_msg(strstr(text, want) != NULL, "%s has no row in "
+		    "variables.tsv", *k);
+	}
+	free(text);
+}
+END_TEST
+
 START_TEST(test_env_bad)
 {
 	char *env[2] = { (char *)(uintptr_t)bad_env[_i].var, NULL };
@@ -998,17 +1147,16 @@ static const struct {
 	/* The admin block added at its default address. */
 	{ "admin: {}\n", "admin.listen" },
 	{ "admin: {listen: \"127.0.0.1:9902\"}\n", "admin.listen" },
-	{ "exporter: {type: none}\n", "exporter.type" },
-	{ "exporter: {datadog_url: \"http://agent:8126\"}\n",
-	  "exporter.datadog_url" },
-	{ "exporter: {otlp_endpoint: \"http://c:4318/v1/traces\"}\n",
-	  "exporter.otlp_endpoint" },
-	{ "exporter: {flush_interval: 2s}\n", "exporter.flush_interval" },
-	{ "exporter: {max_queue_spans: 5}\n", "exporter.max_queue_spans" },
-	{ "logging: {access_log: \"off\"}\n", "logging.access_log" },
+	/* The exporter and the access log reload (issue 14 item 7). */
+	{ "exporter: {type: none}\n", NULL },
+	{ "exporter: {datadog_url: \"http://agent:8126\"}\n", NULL },
+	{ "exporter: {otlp_endpoint: \"http://c:4318/v1/traces\"}\n", NULL },
+	{ "exporter: {flush_interval: 2s}\n", NULL },
+	{ "exporter: {max_queue_spans: 5}\n", NULL },
+	{ "logging: {access_log: \"off\"}\n", NULL },
 	{ "exporter: {type: none, max_queue_spans: 5}\n"
-	  "logging: {access_log: stderr}\n",
-	  "exporter.type, exporter.max_queue_spans, logging.access_log" },
+	  "logging: {access_log: stderr}\n"
+	  "server: {backlog: 77}\n", "server.backlog" },
 	{ "server: {limits: {max_connections: 5}}\n", NULL },
 	{ "cors: {max_age: 5}\n", NULL },
 	{ "logging: {level: debug}\n", NULL },
@@ -1207,6 +1355,8 @@ config_suite(void)
 	tcase_add_loop_test(tc, test_style_rows, 0, (int)TS_NITEMS(style_rows));
 	tcase_add_test(tc, test_style_yaml_items);
 	tcase_add_loop_test(tc, test_env_bad, 0, (int)TS_NITEMS(bad_env));
+	tcase_add_test(tc, test_env_table);
+	tcase_add_test(tc, test_env_table_covers_every_variable);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");

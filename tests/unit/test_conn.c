@@ -30,6 +30,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -282,6 +284,7 @@ enum fake_mode {
 	FAKE_STREAM,		/* a chunked body of fake.total bytes */
 	FAKE_HOLD,		/* a head and 10 of 100 bytes, then nothing */
 	FAKE_ABORT,		/* a head and 10 of 100 bytes, then abort() */
+	FAKE_UPGRADE,		/* a 101, then an echo on the stream */
 };
 
 static struct {
@@ -293,7 +296,18 @@ static struct {
 	size_t body_lens[8];
 	struct exchange *x;		/* the exchange being served */
 	size_t pushed, total;
+	struct bufferevent *bev;	/* FAKE_UPGRADE: the client's stream */
+	bool upgrade;			/* start() saw x->upgrade */
 } fake;
+
+/* FAKE_UPGRADE: what the client sends comes back (a tunnel's stand-in). */
+static void
+fake_echo(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	evbuffer_add_buffer(bufferevent_get_output(bev),
+	    bufferevent_get_input(bev));
+}
 
 #define FAKE_ENTER() do {						\
 	ck_assert_msg(fake.depth == 0, "a pipeline callback re-entered");\
@@ -343,6 +357,7 @@ fake_start(void *arg, struct exchange *x)
 		    evbuffer_get_length(x->body) : 0;
 	}
 	ck_assert(x->body_end);
+	fake.upgrade = x->upgrade;
 	fake.x = x;
 	x->pipe = &fake;
 	memset(&h, 0, sizeof h);
@@ -365,6 +380,21 @@ fake_start(void *arg, struct exchange *x)
 	case FAKE_STREAM:
 		x->front->head(x, &h);	/* no length: the front-end chunks */
 		fake_push(x);
+		break;
+	case FAKE_UPGRADE:
+		h.status = 101;
+		h.no_body = true;
+		h.framed = true;
+		f[0].name = "Upgrade";
+		f[0].name_len = 7;
+		f[0].value = "websocket";
+		f[0].value_len = 9;
+		h.n_fields = 1;
+		fake.bev = x->front->upgrade(x, &h);
+		ck_assert_ptr_nonnull(fake.bev);
+		bufferevent_setcb(fake.bev, fake_echo, NULL, NULL, NULL);
+		bufferevent_enable(fake.bev, EV_READ | EV_WRITE);
+		fake_echo(fake.bev, NULL);	/* bytes that came early */
 		break;
 	case FAKE_HOLD:
 	case FAKE_ABORT:
@@ -417,6 +447,11 @@ fake_gone(struct exchange *x)
 	FAKE_ENTER();
 	ck_assert_ptr_eq(x->pipe, &fake);
 	fake.gones++;
+	if (fake.bev != NULL) {
+		/* The stream is the pipeline's: freeing it closes it. */
+		bufferevent_free(fake.bev);
+		fake.bev = NULL;
+	}
 	x->pipe = NULL;
 	fake.x = NULL;
 	FAKE_LEAVE();
@@ -786,6 +821,108 @@ START_TEST(test_front_client_gone_mid_reply)
 }
 END_TEST
 
+#define WS_HANDSHAKE "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" \
+	"Connection: keep-alive, Upgrade\r\n\r\n"
+
+static bool
+got_hi_and_ping(const char *got, size_t len)
+{
+	(void)len;
+	return strstr(got, "ping") != NULL;
+}
+
+/*
+ * front->upgrade(): the 101 goes out, then the client's byte stream is
+ * the pipeline's bufferevent, with the bytes sent behind the handshake
+ * (here a WebSocket frame in the same write, which the framing guard
+ * refused as a request) first; the pipeline's end() closes the
+ * connection and complete() follows, once.
+ */
+START_TEST(test_front_upgrade_hands_the_stream_over)
+{
+	static const char raw[] = WS_HANDSHAKE "\x81\x02hi";
+	char got[1024];
+	int i;
+
+	fake.mode = FAKE_UPGRADE;
+	connect_client();
+	ck_assert_int_eq(write(peer, raw, sizeof raw - 1),
+	    (ssize_t)sizeof raw - 1);
+	for (i = 0; i < 1000 && fake.bev == NULL; i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert(fake.upgrade);
+	ck_assert_int_eq(write(peer, "ping", 4), 4);
+	pump(got, sizeof got, got_hi_and_ping);
+	ck_assert_msg(strcmp(got, "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\n\r\n\x81\x02hiping") == 0, "got: %s", got);
+	/* The connection is still the worker's: counted, not idle. */
+	ck_assert_uint_eq(w.front.inflight, 1);
+	ck_assert(!conn_idle(TAILQ_FIRST(&w.front.conns)));
+	/* The tunnel ends: the pipeline frees the stream, then end(). */
+	FAKE_ENTER();
+	bufferevent_free(fake.bev);
+	fake.bev = NULL;
+	fake.x->front->end(fake.x);
+	FAKE_LEAVE();
+	ck_assert_uint_eq(fake.completes, 0);	/* never inside end() */
+	for (i = 0; i < 1000 && !TAILQ_EMPTY(&w.front.conns); i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
+	ck_assert_uint_eq(fake.completes, 1);
+	ck_assert_uint_eq(fake.gones, 0);
+	ck_assert_int_eq(read(peer, got, sizeof got), 0);	/* closed */
+}
+END_TEST
+
+/* The worker closes a switched connection (exit): gone(), once. */
+START_TEST(test_front_upgrade_closed_by_the_worker)
+{
+	int i;
+
+	fake.mode = FAKE_UPGRADE;
+	connect_client();
+	ck_assert_int_eq(write(peer, WS_HANDSHAKE, sizeof WS_HANDSHAKE - 1),
+	    (ssize_t)sizeof WS_HANDSHAKE - 1);
+	for (i = 0; i < 1000 && fake.bev == NULL; i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert_ptr_nonnull(fake.bev);
+	conn_close(TAILQ_FIRST(&w.front.conns));
+	ck_assert_uint_eq(fake.gones, 1);
+	ck_assert_ptr_null(fake.bev);
+	ck_assert_uint_eq(fake.completes, 0);
+}
+END_TEST
+
+/* An upgrade request answered without a 101 ends the connection. */
+START_TEST(test_front_upgrade_answered_closes)
+{
+	char *got;
+
+	connect_client();
+	got = exchange(WS_HANDSHAKE);
+	ck_assert(fake.upgrade);
+	ck_assert_msg(strstr(got, "\r\nConnection: close\r\n") != NULL,
+	    "answer: %s", got);
+}
+END_TEST
+
+/* Upgrade without the "upgrade" connection option asks for nothing. */
+START_TEST(test_front_stray_upgrade_is_no_upgrade)
+{
+	static const char first[] = "GET / HTTP/1.1\r\nHost: x\r\n"
+	    "Upgrade: websocket\r\n\r\n";
+	char *got;
+
+	connect_client();
+	ck_assert_int_eq(write(peer, first, sizeof first - 1),
+	    (ssize_t)sizeof first - 1);
+	got = exchange("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+	    "\r\n");
+	ck_assert(!fake.upgrade);
+	ck_assert_uint_eq(status_lines(got), 2);
+}
+END_TEST
+
 static Suite *
 conn_suite(void)
 {
@@ -808,6 +945,10 @@ conn_suite(void)
 	tcase_add_test(tc, test_front_idle_timeout);
 	tcase_add_test(tc, test_front_back_pressure);
 	tcase_add_test(tc, test_front_client_gone_mid_reply);
+	tcase_add_test(tc, test_front_upgrade_hands_the_stream_over);
+	tcase_add_test(tc, test_front_upgrade_closed_by_the_worker);
+	tcase_add_test(tc, test_front_upgrade_answered_closes);
+	tcase_add_test(tc, test_front_stray_upgrade_is_no_upgrade);
 	tcase_add_test(tc, test_front_half_close_completes);
 	tcase_add_test(tc, test_front_pipeline_aborts);
 	suite_add_tcase(s, tc);

@@ -353,6 +353,10 @@ static const char expected_render[] =
     "# HELP tracestitch_open_connections Open client connections.\n"
     "# TYPE tracestitch_open_connections gauge\n"
     "tracestitch_open_connections 2\n"
+    "# HELP tracestitch_websocket_tunnels Open WebSocket tunnels (client "
+    "connections switched after a 101).\n"
+    "# TYPE tracestitch_websocket_tunnels gauge\n"
+    "tracestitch_websocket_tunnels 1\n"
     "# HELP tracestitch_connections_accepted_total Client connections "
     "accepted\n"
     "# TYPE tracestitch_connections_accepted_total counter\n"
@@ -417,6 +421,9 @@ START_TEST(test_render_exact)
 	metrics_conn(m1, 1);
 	metrics_conn(m2, 1);
 	metrics_conn(m1, -1);
+	metrics_tunnel(m1, 1);
+	metrics_tunnel(m2, 1);
+	metrics_tunnel(m1, -1);
 	metrics_add(m1, METRICS_CONN_ACCEPTED, 2);
 	metrics_add(m2, METRICS_CONN_ACCEPTED, 1);
 	metrics_add(m2, METRICS_RELOADS_OK, 1);
@@ -453,6 +460,7 @@ START_TEST(test_render_empty)
 	out = metrics_render();
 	ck_assert_ptr_nonnull(out);
 	ck_assert_int_eq(series_value(out, "tracestitch_open_connections"), 0);
+	ck_assert_int_eq(series_value(out, "tracestitch_websocket_tunnels"), 0);
 	ck_assert_int_eq(series_value(out,
 	    "tracestitch_requests_total{route=\"unmatched\",code=\"2xx\"}"), 0);
 	ck_assert_int_eq(series_value(out,
@@ -465,12 +473,12 @@ START_TEST(test_render_empty)
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
 	/*
-	 * 20 families besides the counters (build_info, 6 process_*, 3
-	 * histograms, 3 propagation, 7 per route and connections), which
-	 * share two names: config_reloads_total (2 rows),
-	 * accept_errors_total (5).
+	 * 21 families besides the counters (build_info, 6 process_*, 3
+	 * histograms, 3 propagation, 6 per route, connections and
+	 * WebSocket tunnels), which share two names: config_reloads_total
+	 * (2 rows), accept_errors_total (5).
 	 */
-	ck_assert_int_eq(count_of(out, "# TYPE "), 20 + METRICS_NCOUNTERS -
+	ck_assert_int_eq(count_of(out, "# TYPE "), 21 + METRICS_NCOUNTERS -
 	    1 - 4);
 	free(out);
 	metrics_free_all();

@@ -132,7 +132,7 @@ ff_abort(struct exchange *x)
 }
 
 static const struct exchange_front fake_front = {
-	ff_head, ff_body, ff_end, ff_abort,
+	ff_head, ff_body, ff_end, ff_abort, NULL,
 };
 
 /* The request of one case: fields as "Name: value" strings. */
