@@ -1061,9 +1061,14 @@ proxy_start(void *arg, struct exchange *req)
 		upstream_req_expect_upgrade(pr->pr_upstream.ureq);
 }
 
-/* An observation of histogram h for pr, with its trace as exemplar. */
+/*
+ * An observation of histogram h for pr that ended at monotonic at_ns,
+ * with its trace as exemplar (its wall time from the request's start: no
+ * clock read).
+ */
 static void
-proxy_observe(struct proxy_req *pr, enum metrics_hist h, uint64_t us)
+proxy_observe(struct proxy_req *pr, enum metrics_hist h, uint64_t us,
+    uint64_t at_ns)
 {
 	struct metrics *m = pr->pl->metrics;
 	unsigned slot = pr->route != NULL ? pr->route->slot : 0;
@@ -1071,7 +1076,8 @@ proxy_observe(struct proxy_req *pr, enum metrics_hist h, uint64_t us)
 	metrics_observe(m, h, slot, us);
 	if (pr->span != NULL)
 		metrics_exemplar(m, h, slot, us, pr->span->trace_id.high,
-		    pr->span->trace_id.low, util_now_us() / 1000);
+		    pr->span->trace_id.low, (pr->start_us + (at_ns -
+		    pr->start_ns) / 1000) / 1000);
 }
 
 /*
@@ -1090,10 +1096,10 @@ proxy_upstream_times(struct proxy_req *pr, const struct upstream_req *ureq)
 	pr->up_timed = true;
 	if (!upstream_req_reused(ureq) && sent >= pr->up_start_ns)
 		proxy_observe(pr, METRICS_H_UPSTREAM_CONNECT,
-		    (sent - pr->up_start_ns) / 1000);
+		    (sent - pr->up_start_ns) / 1000, sent);
 	if (first >= sent && first != 0)
 		proxy_observe(pr, METRICS_H_UPSTREAM_RESPONSE,
-		    (first - sent) / 1000);
+		    (first - sent) / 1000, first);
 }
 
 /* Room for n response fields in the pipeline's scratch; false: none. */
