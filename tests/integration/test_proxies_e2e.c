@@ -99,7 +99,8 @@ span_meta(json_t **span, const char *path, const char *key)
 			const char *u = json_string_value(json_object_get(
 			    json_object_get(j, "meta"), "http.url"));
 
-			if (u != NULL && strstr(u, path) != NULL)
+			if (*span == NULL && u != NULL && strstr(u, path) !=
+			    NULL)
 				*span = json_incref(j);
 		}
 		json_decref(arr);
@@ -141,6 +142,7 @@ START_TEST(trusted_peer_keeps_forwarded_headers)
 	json_decref(j);
 	ck_assert_str_eq(span_meta(&span, "/echo/t", "http.client_ip"),
 	    "203.0.113.9");
+	json_decref(span);
 	ck_assert_str_eq(span_meta(&span, "/echo/t", "network.client.ip"),
 	    "203.0.113.9");
 	json_decref(span);
