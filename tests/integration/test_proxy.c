@@ -254,6 +254,33 @@ START_TEST(access_log_combined)
 	ck_assert_msg(strstr(p, " \"-\" \"curl/8 \\x22x\\x22\"") != NULL &&
 	    p[strlen(p) - 1] == '"', "%s", p);
 	free(out);
+
+	/* The format reloads (SIGHUP): back to JSON for new requests. */
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout, "
+	    "access_log_format: json}\n", be->port);
+	itest_rewrite(g->cfg_path, yaml);
+	free(yaml);
+	off = (long)itest_log_size(g, ITEST_STDERR);
+	itest_proc_signal(g, SIGHUP);
+	ck_assert_msg(itest_log_wait(g, ITEST_STDERR, "configuration reloaded",
+	    (size_t)off, ITEST_TIMEOUT_MS) > 0, "no reload");
+	c = itest_connect(g->port);
+	j = echo_on(c, ITEST_LIT("GET /echo/after-reload HTTP/1.1\r\n"
+	    "Host: x\r\n\r\n"));
+	json_decref(j);
+	itest_conn_free(c);
+	j = log_line(g, "http.url_details.path", "/echo/after-reload");
+	ck_assert_msg(j != NULL, "no JSON line after the reload");
+	json_decref(j);
 }
 END_TEST
 
