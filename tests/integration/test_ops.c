@@ -418,14 +418,20 @@ START_TEST(metrics_formats_pass_promtool_and_openmetrics)
 	static const char tid[] = "4bf92f3577b34da6a3ce929d0e0e4736";
 	struct itest_proc *be, *gw;
 	struct itest_resp r;
-	char *yaml, *path, *cmd, *out, *script;	/* path: the harness's */
+	char *yaml, *path, *cmd, *out, *script, *p, *q;	/* path: the harness's */
 	const char *ct;
 	int code;
 
 	ck_assert_msg(access("/usr/bin/promtool", X_OK) == 0,
 	    "promtool missing: apt-get install prometheus (make deps)");
 	be = itest_backend_start("one");
-	yaml = itest_config_simple(be->port, NULL, NULL);
+	q = itest_config_simple(be->port, NULL, NULL);
+	/* The stdout exporter: its section is in both renderings too. */
+	p = strstr(q, "exporter: {type: none}");
+	ck_assert_ptr_nonnull(p);
+	yaml = itest_strf("%.*sexporter: {type: stdout}%s", (int)(p - q), q,
+	    p + strlen("exporter: {type: none}"));
+	free(q);
 	gw = itest_gateway_start(yaml);
 	free(yaml);
 	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT("GET /echo/m "
@@ -447,6 +453,8 @@ START_TEST(metrics_formats_pass_promtool_and_openmetrics)
 	ck_assert_msg(ct != NULL && strncmp(ct, "text/plain; version=0.0.4",
 	    25) == 0, "Content-Type %s", ct);
 	ck_assert(strstr(r.body, " # {") == NULL);
+	ck_assert(strstr(r.body, "# TYPE tracestitch_export_spans_total "
+	    "counter\n") != NULL);
 	ck_assert(strstr(r.body, "\ntracestitch_build_info{version=\"")
 	    != NULL);
 	/* The traced request in the new families (issue 14 item 6). */
