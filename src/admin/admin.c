@@ -31,6 +31,22 @@ struct admin {
  */
 static struct admin *admin_current;
 
+/* A JSON string body for s: \ and " escaped, controls as \u00XX. */
+static void
+admin_json_str(struct evbuffer *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			evbuffer_add_printf(b, "\\u%04x", c);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
 /* One request on the admin listener. */
 static void
 admin_cb(struct evhttp_request *req, void *arg)
@@ -40,6 +56,7 @@ admin_cb(struct evhttp_request *req, void *arg)
 	const char *uri = evhttp_request_get_uri(req);
 	struct evbuffer *body;
 	size_t plen = strcspn(uri, "?");
+	const char *route;
 	int code = 200;
 
 	a->hooks->accepted(a->arg);
@@ -58,6 +75,14 @@ admin_cb(struct evhttp_request *req, void *arg)
 		} else if (!a->hooks->ready(a->arg)) {
 			code = 503;
 			evbuffer_add_printf(body, "{\"status\":\"starting\"}\n");
+		} else if (a->hooks->unready != NULL &&
+		    (route = a->hooks->unready(a->arg)) != NULL) {
+			code = 503;
+			evbuffer_add_printf(body, "{\"status\":\"no_upstream\","
+			    "\"route\":\"");
+			admin_json_str(body, route);
+			evbuffer_add_printf(body, "\",\"message\":\"the route "
+			    "has no healthy upstream server\"}\n");
 		} else
 			evbuffer_add_printf(body, "{\"status\":\"ready\"}\n");
 	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {

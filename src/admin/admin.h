@@ -32,6 +32,12 @@ struct admin_hooks {
 	 * schedules admin_resume().  err is the errno.
 	 */
 	void (*accept_error)(void *arg, int err);
+	/*
+	 * /readyz: the name of a route that has no healthy upstream server
+	 * when server.readyz_requires_upstreams is on (503 "no_upstream"),
+	 * else NULL.  May be NULL itself.
+	 */
+	const char *(*unready)(void *arg);
 };
 
 /*

@@ -26,6 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <jansson.h>
 
 #include "config.h"
@@ -54,6 +57,7 @@ enum cfg_type {
 	CT_WORKERS,		/* unsigned: "auto" or a number */
 	CT_URL,			/* struct config_upstream (URL parts) */
 	CT_ROUTE_CORS,		/* false or a map over cors.*; resolved last */
+	CT_SERVERS,		/* struct config_server *, count at .cnt */
 	CT_NTYPES
 };
 
@@ -109,6 +113,9 @@ static const char *const cfg_otlp_protocol_names[] = {
 static const char *const cfg_compression_names[] = {
 	"none", "gzip", NULL
 };
+static const char *const cfg_balance_names[] = {
+	"round_robin", "least_request", "hash", NULL
+};
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
@@ -121,6 +128,9 @@ static const char *cfg_check_agent_url(const char *);
 static const char *cfg_check_http_url(const char *);
 static const char *cfg_check_format(const char *);
 static const char *cfg_check_cidr(const char *);
+static const char *cfg_check_hash_on(const char *);
+static const char *cfg_check_hc_path(const char *);
+static const char *cfg_check_resolver(const char *);
 
 #define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
 #define CN(f, n) C(f), .cnt = offsetof(struct config, n)
@@ -190,6 +200,14 @@ static const struct cfg_row cfg_schema[] = {
 	  "or v2 header (AWS NLB, HAProxy send-proxy), whose source "
 	  "becomes the client address; a connection without one is "
 	  "closed" },
+	{ "server.resolvers", CT_STRV, C(resolvers), .def = "[]",
+	  .flags = CF_NORELOAD, .check = cfg_check_resolver,
+	  .help = "DNS servers (\"ip\" or \"ip:port\") for looking upstream "
+	  "names up again; []: those of /etc/resolv.conf" },
+	{ "server.readyz_requires_upstreams", CT_BOOL,
+	  C(readyz_requires_upstreams), .def = "false",
+	  .help = "/readyz answers 503 while a route has no healthy upstream "
+	  "server" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
 	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",
@@ -209,7 +227,56 @@ static const struct cfg_row cfg_schema[] = {
 	  .def = "/", .check = cfg_check_path_prefix,
 	  .help = "path prefix to match; the first matching route wins" },
 	{ "routes[].upstream.url", CT_URL, R(upstream),
-	  .help = "backend base URL, http:// or https://, required" },
+	  .help = "backend base URL, http:// or https://: the one-server "
+	  "form of servers (one of the two is required)" },
+	{ "routes[].upstream.servers", CT_SERVERS,
+	  R(upstream.servers), .cnt = offsetof(struct config_route,
+	  upstream.n_servers),
+	  .help = "the backends: a list of {url, weight} (weight 1-1000, "
+	  "default 1) or of URLs; every address of a name is a server" },
+	{ "routes[].upstream.balance", CT_ENUM, R(upstream.balance),
+	  .def = "round_robin", .choices = cfg_balance_names,
+	  .help = "round_robin: smooth weighted; least_request: the less "
+	  "busy of two random servers; hash: consistent hash on hash_on" },
+	{ "routes[].upstream.hash_on", CT_STRING, R(upstream.hash_on),
+	  .min = 1, .def = "client_address", .check = cfg_check_hash_on,
+	  .help = "balance hash: client_address, header:<name> or "
+	  "cookie:<name>" },
+	{ "routes[].upstream.resolve_interval", CT_DURATION,
+	  R(upstream.resolve_interval_ms), .min = 100, .max = 86400000,
+	  .def = "30s", .help = "how often the main thread looks server host "
+	  "names up again, without blocking (sooner after a failed lookup, "
+	  "at once when a server fails)" },
+	{ "routes[].upstream.max_fails", CT_UNSIGNED, R(upstream.max_fails),
+	  .min = 0, .max = 1000, .def = "5",
+	  .help = "connect failures, timeouts, resets or 5xx in a row that "
+	  "eject a server; 0: never eject" },
+	{ "routes[].upstream.ejection_time", CT_DURATION,
+	  R(upstream.eject_base_ms), .min = 1, .max = 3600000, .def = "10s",
+	  .help = "how long the first ejection lasts; doubled for each "
+	  "ejection in a row" },
+	{ "routes[].upstream.max_ejection_time", CT_DURATION,
+	  R(upstream.eject_max_ms), .min = 1, .max = 86400000, .def = "5m",
+	  .help = "the longest ejection" },
+	{ "routes[].upstream.health_check.path", CT_STRING,
+	  R(upstream.health_check.path), .flags = CF_NULLABLE, .min = 1,
+	  .check = cfg_check_hc_path,
+	  .help = "active checks: GET this path on every server from the "
+	  "main thread; null: off" },
+	{ "routes[].upstream.health_check.interval", CT_DURATION,
+	  R(upstream.health_check.interval_ms), .min = 10, .max = 3600000,
+	  .def = "5s", .help = "time between two checks of a server" },
+	{ "routes[].upstream.health_check.timeout", CT_DURATION,
+	  R(upstream.health_check.timeout_ms), .min = 1, .max = 600000,
+	  .def = "2s", .help = "time a check may take (connect and answer)" },
+	{ "routes[].upstream.health_check.healthy_threshold", CT_UNSIGNED,
+	  R(upstream.health_check.healthy_threshold), .min = 1, .max = 100,
+	  .def = "2", .help = "2xx/3xx answers in a row that bring a server "
+	  "back" },
+	{ "routes[].upstream.health_check.unhealthy_threshold", CT_UNSIGNED,
+	  R(upstream.health_check.unhealthy_threshold), .min = 1, .max = 100,
+	  .def = "3", .help = "failed checks in a row that take a server "
+	  "out" },
 	{ "routes[].upstream.connect_timeout", CT_DURATION,
 	  R(upstream.connect_timeout_ms), .min = 1, .max = 600000,
 	  .def = "2s", .help = "time allowed to connect to the backend" },
@@ -422,6 +489,7 @@ struct cfg_route_scratch {
 struct cfg_ctx {
 	struct config *cfg;
 	struct yaml_tree_node fallback;		/* file:1:1 */
+	struct yaml_tree_node fallback_item;	/* a position from pos */
 	const struct yaml_tree_node *routes_node;
 	struct cfg_route_scratch *rs;
 	const struct yaml_tree_node *seen[CFG_NROWS];
@@ -577,10 +645,16 @@ cfg_parse_url(const char *s, struct config_upstream *u)
 	return NULL;
 }
 
+static void cfg_servers_free(struct config_server *, size_t);
+static char *cfg_join(const char *, const char *);
+
 /* Free the parts of an upstream URL. */
 static void
 cfg_upstream_clear(struct config_upstream *u)
 {
+	cfg_servers_free(u->servers, u->n_servers);
+	free(u->hash_on);
+	free(u->health_check.path);
 	free(u->url);
 	free(u->host);
 	free(u->authority);
@@ -649,6 +723,76 @@ cfg_check_cidr(const char *s)
 	const char *err = NULL;
 
 	return cidr_parse(s, &c, &err) == 0 ? NULL : err;
+}
+
+/* The source of the hash of balance: hash. */
+static const char *
+cfg_check_hash_on(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (strcmp(s, "client_address") == 0)
+		return NULL;
+	if (len > 7 && (strncmp(s, "header:", 7) == 0 ||
+	    strncmp(s, "cookie:", 7) == 0) && util_is_token(s + 7, len - 7))
+		return NULL;
+	return "expected client_address, header:<name> or cookie:<name>";
+}
+
+/* A DNS server: an IPv4 or [IPv6] literal, an optional port. */
+static const char *
+cfg_check_resolver(const char *s)
+{
+	static const char msg[] = "expected a DNS server address such as "
+	    "\"10.0.0.2\", \"10.0.0.2:53\" or \"[::1]:53\"";
+	unsigned char buf[16];
+	char host[64];
+	const char *p, *port = NULL;
+	uint64_t u;
+	size_t l;
+
+	if (s[0] == '[') {
+		if ((p = strchr(s, ']')) == NULL || (l = (size_t)(p - s - 1)) >=
+		    sizeof host)
+			return msg;
+		memcpy(host, s + 1, l);
+		host[l] = '\0';
+		if (inet_pton(AF_INET6, host, buf) != 1)
+			return msg;
+		if (p[1] == ':')
+			port = p + 2;
+		else if (p[1] != '\0')
+			return msg;
+	} else {
+		l = strcspn(s, ":");
+		if (l >= sizeof host)
+			return msg;
+		memcpy(host, s, l);
+		host[l] = '\0';
+		if (inet_pton(AF_INET, host, buf) != 1)
+			return msg;
+		if (s[l] == ':')
+			port = s + l + 1;
+	}
+	if (port != NULL && (util_parse_u64(port, strlen(port), &u) != 0 ||
+	    u < 1 || u > 65535))
+		return msg;
+	return NULL;
+}
+
+/* An origin-form path for the health check request line. */
+static const char *
+cfg_check_hc_path(const char *s)
+{
+	const char *p;
+
+	if (s[0] != '/')
+		return "expected a path starting with \"/\"";
+	for (p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "expected a path without blanks or controls";
+	}
+	return NULL;
 }
 
 /* The access log format. */
@@ -1437,6 +1581,120 @@ cfg_set_url(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 	return 0;
 }
 
+/* Free a list of servers. */
+static void
+cfg_servers_free(struct config_server *sv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		cfg_upstream_clear(&sv[i].up);
+	free(sv);
+}
+
+/* One item of routes[].upstream.servers: a URL or {url, weight}. */
+static int
+cfg_server_item(struct cfg_ctx *ctx, const struct yaml_tree_node *v,
+    const char *ipath, struct config_server *sv)
+{
+	const struct yaml_tree_node *url = NULL, *weight = NULL;
+	const char *e;
+	char *kp, buf[80];
+	uint64_t w = 1;
+	size_t i;
+	int rc = 0;
+
+	if (v->type == YAML_TREE_SCALAR && !yaml_tree_is_null(v))
+		url = v;
+	else if (v->type == YAML_TREE_MAP) {
+		for (i = 0; i < v->n; i++) {
+			const struct yaml_tree_node *k = v->pairs[i].key;
+
+			kp = cfg_join(ipath, k->str);
+			if (strcmp(k->str, "url") == 0)
+				url = v->pairs[i].value;
+			else if (strcmp(k->str, "weight") == 0)
+				weight = v->pairs[i].value;
+			else {
+				cfg_error(ctx, k, kp, "unknown key (a server "
+				    "has url and weight)");
+				rc = -1;
+			}
+			cfg_pos_add(ctx, kp, v->pairs[i].value);
+			free(kp);
+		}
+		if (url == NULL) {
+			kp = cfg_join(ipath, "url");
+			cfg_error(ctx, v, kp, "required key is missing");
+			free(kp);
+			return -1;
+		}
+	} else {
+		cfg_error(ctx, v, ipath, "expected a URL or a map with url "
+		    "and weight, got %s", yaml_tree_describe(v, buf,
+		    sizeof buf));
+		return -1;
+	}
+	kp = url == v ? xstrdup(ipath) : cfg_join(ipath, "url");
+	if (cfg_scalar(ctx, url, kp, "an http:// or https:// URL") != 0)
+		rc = -1;
+	else if ((e = cfg_parse_url(url->str, &sv->up)) != NULL) {
+		cfg_error(ctx, url, kp, "%s, got %s", e,
+		    yaml_tree_describe(url, buf, sizeof buf));
+		rc = -1;
+	} else
+		sv->up.url = xstrdup(url->str);
+	free(kp);
+	if (weight != NULL) {
+		kp = cfg_join(ipath, "weight");
+		if (weight->type != YAML_TREE_SCALAR ||
+		    util_parse_u64(weight->str, weight->len, &w) != 0 ||
+		    w < 1 || w > 1000) {
+			cfg_error(ctx, weight, kp, "expected an integer from 1 "
+			    "to 1000, got %s", yaml_tree_describe(weight, buf,
+			    sizeof buf));
+			rc = -1;
+		}
+		free(kp);
+	}
+	sv->weight = (unsigned)w;
+	return rc;
+}
+
+/* routes[].upstream.servers: a non-empty list; all or nothing. */
+static int
+cfg_set_servers(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
+    const struct yaml_tree_node *v, const char *dpath)
+{
+	struct config_server **field = CFG_FIELD(r, base,
+	    struct config_server *), *sv;
+	size_t *np = (size_t *)(void *)((char *)base + r->cnt), i;
+	char *ipath, buf[80];
+	int rc = 0;
+
+	if (v->type != YAML_TREE_SEQ || v->n == 0) {
+		cfg_error(ctx, v, dpath, "expected a non-empty list of "
+		    "servers, got %s", yaml_tree_describe(v, buf, sizeof buf));
+		return -1;
+	}
+	sv = xcalloc(v->n, sizeof *sv);
+	for (i = 0; i < v->n; i++) {
+		xasprintf(&ipath, "%s[%zu]", dpath, i);
+		cfg_pos_add(ctx, ipath, v->items[i]);
+		if (cfg_server_item(ctx, v->items[i], ipath, &sv[i]) != 0)
+			rc = -1;
+		free(ipath);
+	}
+	if (rc != 0) {
+		cfg_servers_free(sv, v->n);
+		return -1;
+	}
+	cfg_servers_free(*field, *np);
+	*field = sv;
+	*np = v->n;
+	return 0;
+}
+
 /* Handled by the walk (cfg_route_cors: it needs the route's scratch). */
 static int
 cfg_set_route_cors(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
@@ -1542,6 +1800,26 @@ cfg_eq_url(const struct cfg_row *r, const void *a, const void *b)
 	    CFG_CFIELD(r, b, struct config_upstream)->url);
 }
 
+/* Servers compare by URL and weight. */
+static bool
+cfg_eq_servers(const struct cfg_row *r, const void *a, const void *b)
+{
+	const struct config_server *x = *CFG_CFIELD(r, a,
+	    struct config_server *);
+	const struct config_server *y = *CFG_CFIELD(r, b,
+	    struct config_server *);
+	size_t i, n = CFG_COUNT(r, a);
+
+	if (n != CFG_COUNT(r, b))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!cfg_streq(x[i].up.url, y[i].up.url) ||
+		    x[i].weight != y[i].weight)
+			return false;
+	}
+	return true;
+}
+
 /* A route's resolved CORS block: off on both, or the same cors.* rows. */
 static bool
 cfg_eq_route_cors(const struct cfg_row *r, const void *a, const void *b)
@@ -1582,6 +1860,7 @@ static const struct cfg_type_ops {
 	[CT_WORKERS] = { cfg_set_workers, NULL, sizeof(unsigned) },
 	[CT_URL] = { cfg_set_url, cfg_eq_url, 0 },
 	[CT_ROUTE_CORS] = { cfg_set_route_cors, cfg_eq_route_cors, 0 },
+	[CT_SERVERS] = { cfg_set_servers, cfg_eq_servers, 0 },
 };
 _Static_assert(TS_NITEMS(cfg_types) == CT_NTYPES,
     "every cfg_type has a setter and a comparison");
@@ -2760,6 +3039,80 @@ cfg_check_listen(struct cfg_ctx *ctx)
 }
 
 /* Checks across keys, after every key was checked alone. */
+/*
+ * A server's copy of the route's settings (timeouts, keep-alive, TLS,
+ * balancing and health keys); its URL parts are its own.
+ */
+static void
+cfg_server_fill(struct config_upstream *su, const struct config_upstream *u)
+{
+	su->connect_timeout_ms = u->connect_timeout_ms;
+	su->timeout_ms = u->timeout_ms;
+	su->keepalive = u->keepalive;
+	su->idle_timeout_ms = u->idle_timeout_ms;
+	su->tls_verify = u->tls_verify;
+	su->tls_ca_file = u->tls_ca_file != NULL ? xstrdup(u->tls_ca_file) :
+	    NULL;
+	su->tls_server_name = u->tls_server_name != NULL ?
+	    xstrdup(u->tls_server_name) : NULL;
+	su->balance = u->balance;
+	su->resolve_interval_ms = u->resolve_interval_ms;
+	su->max_fails = u->max_fails;
+	su->eject_base_ms = u->eject_base_ms;
+	su->eject_max_ms = u->eject_max_ms;
+}
+
+/*
+ * routes[].upstream.servers given: every server has the route's scheme
+ * (one TLS context per route), and the route's URL parts are the first
+ * server's (its url names the route's upstream in logs).
+ */
+static void
+cfg_servers_finish(struct cfg_ctx *ctx, struct config_route *r,
+    struct cfg_route_scratch *rs, size_t idx)
+{
+	struct config_upstream *u = &r->upstream;
+	const struct yaml_tree_node *at;
+	char path[80];
+	size_t k;
+
+	(void)rs;
+	for (k = 0; k < u->n_servers; k++) {
+		if (u->servers[k].up.scheme == u->servers[0].up.scheme) {
+			cfg_server_fill(&u->servers[k].up, u);
+			continue;
+		}
+		snprintf(path, sizeof path, "routes[%zu].upstream.servers[%zu]",
+		    idx, k);
+		at = NULL;
+		for (size_t p = 0; p < ctx->cfg->n_pos; p++) {
+			if (strcmp(ctx->cfg->pos[p].key, path) == 0 &&
+			    ctx->cfg->pos[p].file == NULL) {
+				ctx->fallback_item.type = YAML_TREE_SCALAR;
+				ctx->fallback_item.file = ctx->cfg->path;
+				ctx->fallback_item.line = ctx->cfg->pos[p].line;
+				ctx->fallback_item.col = ctx->cfg->pos[p].col;
+				ctx->fallback_item.str =
+				    (char *)(uintptr_t)"";
+				at = &ctx->fallback_item;
+			}
+		}
+		cfg_error(ctx, at, path, "every server of a route has the "
+		    "same scheme (the TLS settings are the route's)");
+		return;
+	}
+	u->scheme = u->servers[0].up.scheme;
+	u->port = u->servers[0].up.port;
+	free(u->url);
+	free(u->host);
+	free(u->authority);
+	free(u->base_path);
+	u->url = xstrdup(u->servers[0].up.url);
+	u->host = xstrdup(u->servers[0].up.host);
+	u->authority = xstrdup(u->servers[0].up.authority);
+	u->base_path = xstrdup(u->servers[0].up.base_path);
+}
+
 static void
 cfg_cross_checks(struct cfg_ctx *ctx)
 {
@@ -2808,15 +3161,45 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			continue;
 		if (r->name == NULL)
 			xasprintf(&r->name, "route%zu", i);
-		if (r->upstream.url == NULL &&
+		if (r->upstream.n_servers > 0 && (r->upstream.url != NULL ||
 		    rs->seen[cfg_find_row("routes[].upstream.url") -
-		    cfg_schema] == NULL) {
+		    cfg_schema] != NULL)) {
+			snprintf(path, sizeof path,
+			    "routes[%zu].upstream.servers", i);
+			cfg_error(ctx, rs->seen[cfg_find_row(
+			    "routes[].upstream.servers") - cfg_schema], path,
+			    "give url (one server) or servers, not both");
+		} else if (r->upstream.n_servers > 0)
+			cfg_servers_finish(ctx, r, rs, i);
+		else if (r->upstream.url == NULL &&
+		    rs->seen[cfg_find_row("routes[].upstream.url") -
+		    cfg_schema] == NULL && rs->seen[cfg_find_row(
+		    "routes[].upstream.servers") - cfg_schema] == NULL) {
 			at = yaml_tree_map_find(rs->node, "upstream");
 			snprintf(path, sizeof path, "routes[%zu].upstream.url",
 			    i);
 			cfg_error(ctx, at != NULL && at->type ==
 			    YAML_TREE_MAP ? at : rs->node, path,
 			    "required key is missing");
+		}
+		if (r->upstream.url != NULL && r->upstream.n_servers == 0) {
+			/* url: the one-server short form. */
+			r->upstream.servers = xcalloc(1,
+			    sizeof *r->upstream.servers);
+			r->upstream.n_servers = 1;
+			r->upstream.servers[0].weight = 1;
+			r->upstream.servers[0].up.url =
+			    xstrdup(r->upstream.url);
+			cfg_server_fill(&r->upstream.servers[0].up,
+			    &r->upstream);
+			r->upstream.servers[0].up.scheme = r->upstream.scheme;
+			r->upstream.servers[0].up.host =
+			    xstrdup(r->upstream.host);
+			r->upstream.servers[0].up.port = r->upstream.port;
+			r->upstream.servers[0].up.authority =
+			    xstrdup(r->upstream.authority);
+			r->upstream.servers[0].up.base_path =
+			    xstrdup(r->upstream.base_path);
 		}
 		r->path_prefix_len = strlen(r->path_prefix);
 		for (j = 0; j < i; j++) {
@@ -2955,6 +3338,7 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->tls.cert);
 	free(cfg->tls.key);
 	cfg_addr_clear(&cfg->admin_listen);
+	cfg_strv_clear(&cfg->resolvers);
 	for (i = 0; i < cfg->n_routes; i++) {
 		struct config_route *r = &cfg->routes[i];
 
@@ -3401,10 +3785,31 @@ cfg_dump_value(FILE *f, const struct cfg_row *r, const void *base)
 	case CT_URL:
 		cfg_dump_str(f, ((const struct config_upstream *)fp)->url);
 		break;
+	case CT_SERVERS: {
+		const struct config_server *sv =
+		    *(const struct config_server *const *)fp;
+
+		fputc('[', f);
+		for (i = 0; i < cnt; i++) {
+			fputs(i > 0 ? ", {url: " : "{url: ", f);
+			cfg_dump_str(f, sv[i].up.url);
+			fprintf(f, ", weight: %u}", sv[i].weight);
+		}
+		fputc(']', f);
+		break;
+	}
 	default:
 		fputs("null", f);
 		break;
 	}
+}
+
+/* Whether u is dumped as servers (else as its one-server url). */
+static bool
+cfg_servers_form(const struct config_upstream *u)
+{
+	return u->n_servers > 1 ||
+	    (u->n_servers == 1 && u->servers[0].weight != 1);
 }
 
 /* Where the dump is: the sections open and how to start a line. */
@@ -3490,6 +3895,12 @@ cfg_dump_rows(struct cfg_dump *d, const struct config *cfg,
 			}
 			continue;
 		}
+		/* A route's backends in the form they can be read back in:
+		 * one server of weight 1 as url, else servers (not both). */
+		if ((r->type == CT_URL || r->type == CT_SERVERS) &&
+		    kind == CB_ROUTE && (r->type == CT_SERVERS) !=
+		    cfg_servers_form(&route->upstream))
+			continue;
 		if (r->base == CB_CONFIG && r->on != 0 &&
 		    !*(const bool *)(const void *)((const char *)base +
 		    r->on - 1))

@@ -43,8 +43,25 @@ enum config_scheme {
 	CONFIG_SCHEME_HTTPS,
 };
 
+enum config_balance {
+	CONFIG_BALANCE_ROUND_ROBIN = 0,	/* smooth weighted (nginx) */
+	CONFIG_BALANCE_LEAST_REQUEST,	/* power of two choices */
+	CONFIG_BALANCE_HASH,		/* consistent hash (hash_on) */
+};
+
+struct config_server;
+
+/* routes[].upstream.health_check: off while path is NULL. */
+struct config_health_check {
+	char *path;			/* GET path, NULL: no active checks */
+	uint64_t interval_ms;
+	uint64_t timeout_ms;
+	unsigned healthy_threshold;	/* passes in a row to come back */
+	unsigned unhealthy_threshold;	/* failures in a row to go out */
+};
+
 struct config_upstream {
-	char *url;		/* as written */
+	char *url;		/* as written; servers: the first one's */
 	enum config_scheme scheme;
 	char *host;		/* host part of the URL (no brackets) */
 	uint16_t port;		/* explicit or 80/443 */
@@ -57,6 +74,27 @@ struct config_upstream {
 	bool tls_verify;	/* https: verify certificate and host name */
 	char *tls_ca_file;	/* https: CA bundle, NULL: system default */
 	char *tls_server_name;	/* https: SNI/verify name, NULL: host */
+	/*
+	 * The servers: routes[].upstream.servers, or the one of url.  Each
+	 * is a copy of this block with its own URL parts (servers NULL in
+	 * the copies), so a pool is made from a server alone.  Always at
+	 * least one after loading; every server has the route's scheme.
+	 */
+	struct config_server *servers;
+	size_t n_servers;
+	enum config_balance balance;
+	char *hash_on;		/* "client_address", "header:N", "cookie:N" */
+	uint64_t resolve_interval_ms;	/* names are looked up again */
+	unsigned max_fails;	/* failures in a row that eject a server */
+	uint64_t eject_base_ms;	/* first ejection; doubled in a row */
+	uint64_t eject_max_ms;
+	struct config_health_check health_check;
+};
+
+/* One server of a route: its URL parts in up, and its weight. */
+struct config_server {
+	struct config_upstream up;
+	unsigned weight;
 };
 
 enum config_on_disallowed {
@@ -236,6 +274,8 @@ struct config {
 	bool has_admin;
 	struct config_addr admin_listen;
 	bool admin_debug;		/* admin.debug: /debug/propagation */
+	bool readyz_requires_upstreams;	/* /readyz: a healthy server each */
+	struct config_strv resolvers;	/* server.resolvers: DNS servers */
 
 	struct config_route *routes;
 	size_t n_routes;

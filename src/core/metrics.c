@@ -32,7 +32,6 @@
 #include "util.h"
 
 #define METRICS_NCLASSES 5		/* 1xx .. 5xx */
-#define METRICS_NBUCKETS 15		/* incl. +Inf */
 #define METRICS_UNMATCHED "unmatched"
 
 /* Upper bounds of the duration buckets, microseconds (+Inf last). */
@@ -128,6 +127,11 @@ static char *route_names[METRICS_MAX_ROUTES];
 static unsigned route_count;		/* 0 until the first intern */
 static metrics_section_fn section_fn;	/* under registry_mtx */
 static void *section_arg;
+/* Sections for the life of the process (metrics_add_section). */
+#define METRICS_MAX_SECTIONS 4
+static metrics_section_fn more_fn[METRICS_MAX_SECTIONS];
+static void *more_arg[METRICS_MAX_SECTIONS];
+static size_t n_more;
 
 /* Slot 0 exists from the start; called with registry_mtx held. */
 static void
@@ -208,18 +212,6 @@ out:
 	return slot;
 }
 
-/* The bucket of an observation of us microseconds. */
-static unsigned
-bucket_of(uint64_t us)
-{
-	unsigned b;
-
-	for (b = 0; b < METRICS_NBUCKETS - 1; b++)
-		if (us <= bucket_le_us[b])
-			break;
-	return b;
-}
-
 void
 metrics_observe(struct metrics *m, enum metrics_hist h, unsigned route,
     uint64_t us)
@@ -231,7 +223,7 @@ metrics_observe(struct metrics *m, enum metrics_hist h, unsigned route,
 	if (route >= METRICS_MAX_ROUTES)
 		route = 0;
 	d = &m->hist[h][route];
-	util_counter_add(&d->buckets[bucket_of(us)], 1);
+	util_counter_add(&d->buckets[metrics_bucket_of(us)], 1);
 	util_counter_add(&d->sum_us, us);
 }
 
@@ -246,7 +238,7 @@ metrics_exemplar(struct metrics *m, enum metrics_hist h, unsigned route,
 		return;
 	if (route >= METRICS_MAX_ROUTES)
 		route = 0;
-	e = &m->ex[h][route][bucket_of(us)];
+	e = &m->ex[h][route][metrics_bucket_of(us)];
 	seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
 	/* The odd seq is visible before any field changes. */
@@ -832,6 +824,41 @@ metrics_set_section(metrics_section_fn fn, void *arg)
 	pthread_mutex_unlock(&registry_mtx);
 }
 
+/* A section kept until exit; the same fn twice is added once. */
+void
+metrics_add_section(metrics_section_fn fn, void *arg)
+{
+	size_t i;
+
+	pthread_mutex_lock(&registry_mtx);
+	for (i = 0; i < n_more && more_fn[i] != fn; i++)
+		;
+	if (i == n_more && n_more < METRICS_MAX_SECTIONS) {
+		more_fn[n_more] = fn;
+		more_arg[n_more++] = arg;
+	}
+	pthread_mutex_unlock(&registry_mtx);
+}
+
+/* The duration bucket of a time, and a bucket's le label (metrics.h). */
+unsigned
+metrics_bucket_of(uint64_t duration_us)
+{
+	unsigned b;
+
+	for (b = 0; b < METRICS_NBUCKETS - 1; b++)
+		if (duration_us <= bucket_le_us[b])
+			break;
+	return b;
+}
+
+const char *
+metrics_bucket_le(unsigned b)
+{
+	return b < METRICS_NBUCKETS ? bucket_le[b] : "+Inf";
+}
+
+
 /*
  * OpenMetrics 1.0.0 from our text rendering: a counter family is named
  * without its _total suffix in # HELP and # TYPE (the samples keep it),
@@ -910,6 +937,8 @@ render(bool om)
 	render_globals(fp);
 	if (section_fn != NULL)
 		section_fn(fp, section_arg);
+	for (size_t i = 0; i < n_more; i++)
+		more_fn[i](fp, more_arg[i]);
 	pthread_mutex_unlock(&registry_mtx);
 	if (ferror(fp)) {
 		fclose(fp);

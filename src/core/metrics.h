@@ -22,6 +22,7 @@
 #include "config.h"		/* CONFIG_MAX_STYLES */
 
 #define METRICS_MAX_ROUTES 128	/* slot 0 is "unmatched" */
+#define METRICS_NBUCKETS 15		/* duration buckets, incl. +Inf */
 
 /* Upstream error kinds, labels of tracestitch_upstream_errors_total. */
 enum metrics_upstream_err {
@@ -158,6 +159,19 @@ void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);
  */
 typedef void (*metrics_section_fn)(FILE *, void *arg);
 void metrics_set_section(metrics_section_fn, void *arg);
+/*
+ * A section rendered until exit (upstream/health.c's per-server
+ * families), besides the one above; the same fn is added once.
+ */
+void metrics_add_section(metrics_section_fn, void *arg);
+
+/*
+ * The request duration buckets, for a module rendering its own
+ * histogram with the same bounds: the bucket (0..METRICS_NBUCKETS-1) of
+ * a duration and the "le" label of a bucket ("0.0005" .. "+Inf").
+ */
+unsigned metrics_bucket_of(uint64_t duration_us);
+const char *metrics_bucket_le(unsigned bucket);
 
 /* Prometheus text exposition (format 0.0.4) of every block summed;
  * caller frees.  Thread-safe against concurrent writers. */

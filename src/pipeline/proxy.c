@@ -44,6 +44,7 @@
 #include "span.h"
 #include "tunnel.h"
 #include "upstream.h"
+#include "balancer.h"
 #include "util.h"
 
 static const char *const proxy_state_names[] = {
@@ -569,6 +570,106 @@ proxy_method_name(enum exchange_method m)
 }
 
 /*
+ * The key of balance: hash (routes[].upstream.hash_on) hashed: the
+ * client's address, a header's first value or a cookie's value.  A
+ * request without it gets a hash of its own (spread like round robin).
+ */
+static uint64_t
+proxy_upstream_hash(struct proxy_req *pr, const struct exchange *req)
+{
+	const char *on = pr->route->conf->upstream.hash_on, *v, *p, *e;
+	size_t i, nlen;
+
+	if (on == NULL || strcmp(on, "client_address") == 0)
+		return balancer_hash(req->client_ip, strlen(req->client_ip));
+	nlen = strlen(on + 7);
+	for (i = 0; i < req->n_fields; i++) {
+		const struct http_field *f = &req->fields[i];
+
+		if (strncmp(on, "header:", 7) == 0) {
+			if (f->name_len == nlen && util_strcaseeq(f->name,
+			    on + 7))
+				return balancer_hash(f->value, f->value_len);
+			continue;
+		}
+		if (f->name_len != 6 || !util_strcaseeq(f->name, "cookie"))
+			continue;
+		/* RFC 6265 4.2.1: cookie-pair *( "; " cookie-pair ). */
+		for (p = f->value; *p != '\0'; p = *e != '\0' ? e + 1 : e) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			e = p + strcspn(p, ";");
+			v = memchr(p, '=', (size_t)(e - p));
+			if (v != NULL && (size_t)(v - p) == nlen &&
+			    strncmp(p, on + 7, nlen) == 0)
+				return balancer_hash(v + 1,
+				    (size_t)(e - v - 1));
+		}
+	}
+	return balancer_hash(pr->id, strlen(pr->id));
+}
+
+/* Choose the route's server for pr; false when none is healthy. */
+static bool
+proxy_upstream_pick(struct proxy_req *pr, const struct exchange *req)
+{
+	const struct upstream_target *t;
+	uint64_t hash = 0, now = util_mono_ns();
+	int i;
+
+	if (pr->route->conf->upstream.balance == CONFIG_BALANCE_HASH)
+		hash = proxy_upstream_hash(pr, req);
+	if ((i = upstream_group_pick(pr->route->group, hash, now)) < 0)
+		return false;
+	pr->pr_upstream.target = i;
+	pr->pr_upstream.has_target = true;
+	pr->pr_upstream.picked = true;
+	pr->pr_upstream.sent_ns = now;
+	/* The span named the route's first server: name the one chosen. */
+	t = upstream_group_target(pr->route->group, i);
+	if (pr->span != NULL && t->conf->url != pr->route->conf->upstream.url &&
+	    strcmp(t->conf->url, pr->route->conf->upstream.url) != 0)
+		(void)span_set_meta(pr->span, "upstream.address", t->conf->url);
+	return true;
+}
+
+/*
+ * The request on its server is over: outcome 1 (fine), 0 (a failure or
+ * 5xx, for passive health) or -1 (unknown: the client left).  Once.
+ */
+static void
+proxy_upstream_release(struct proxy_req *pr, int outcome)
+{
+	uint64_t now;
+
+	if (!pr->pr_upstream.has_target)
+		return;
+	pr->pr_upstream.has_target = false;
+	now = util_mono_ns();
+	(void)upstream_group_done(pr->route->group, pr->pr_upstream.target,
+	    outcome, (now - pr->pr_upstream.sent_ns) / 1000, now);
+}
+
+/* The URL and the address of pr's server, for logs. */
+static const char *
+proxy_upstream_url(const struct proxy_req *pr)
+{
+	const struct upstream_target *t = !pr->pr_upstream.picked ? NULL :
+	    upstream_group_target(pr->route->group, pr->pr_upstream.target);
+
+	return t != NULL ? t->conf->url : pr->route->conf->upstream.url;
+}
+
+static const char *
+proxy_upstream_name(const struct proxy_req *pr)
+{
+	const struct upstream_target *t = !pr->pr_upstream.picked ? NULL :
+	    upstream_group_target(pr->route->group, pr->pr_upstream.target);
+
+	return t != NULL ? t->name : "";
+}
+
+/*
  * Serialize the upstream request of pr into out: request line, headers
  * minus hop-by-hop, X-Forwarded-*, Content-Length, body (moved).
  */
@@ -577,7 +678,8 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 {
 	const struct exchange *req = pr->pr_client.req;
 	struct evbuffer *body = req->body;
-	const struct config_upstream *up = &pr->route->conf->upstream;
+	const struct config_upstream *up = upstream_group_target(
+	    pr->route->group, pr->pr_upstream.target)->conf;
 	char tokens[16][40], num[32];
 	struct proxy_hbuf *hb, hbs;
 	const char *host = NULL, *xff = NULL;
@@ -1032,9 +1134,16 @@ proxy_start(void *arg, struct exchange *req)
 	if (proxy_upgrade_refused(pr, req))
 		return;
 
-	if (pr->route->pool == NULL) {
+	if (pr->route->group == NULL) {
 		proxy_send_error(pr, 502, "the upstream address could not be "
 		    "resolved");
+		return;
+	}
+	if (!proxy_upstream_pick(pr, req)) {
+		proxy_rlog_warnx(pr, "no healthy server for upstream %s",
+		    pr->route->conf->upstream.url);
+		proxy_send_error(pr, 503, "no healthy upstream server for this "
+		    "route");
 		return;
 	}
 	/* The worker's scratch buffer: upstream_request moves it all out. */
@@ -1049,7 +1158,8 @@ proxy_start(void *arg, struct exchange *req)
 	pr->up_used = true;
 	pr->up_attempts = 1;
 	pr->up_start_ns = util_mono_ns();
-	pr->pr_upstream.ureq = upstream_request(pr->route->pool, ubuf,
+	pr->pr_upstream.ureq = upstream_request(upstream_group_pool(
+	    pr->route->group, pr->pr_upstream.target), ubuf,
 	    pr->pr_client.method == EXCHANGE_M_HEAD, idempotent,
 	    &proxy_upstream_cbs, pr);
 	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
@@ -1379,6 +1489,9 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	enum metrics_upstream_err kind;
 
 	pr->pr_upstream.ureq = NULL;
+	/* Health: a 5xx answer counts as a failure of the server. */
+	proxy_upstream_release(pr, err == UPSTREAM_ERR_NOMEM ? -1 :
+	    err == UPSTREAM_OK && pr->status < 500 ? 1 : 0);
 	if (err == UPSTREAM_OK) {
 		pr->action = NULL;
 		if (x != NULL)
@@ -1418,8 +1531,9 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	    err == UPSTREAM_ERR_NOMEM ? "gateway.nomem" : "upstream.connect";
 	snprintf(pr->error_msg, sizeof pr->error_msg, "%s",
 	    errstr != NULL ? errstr : upstream_err_name(err));
-	proxy_rlog_warnx(pr, "upstream %s: %s", pr->route->conf->upstream.url,
-	    errstr != NULL ? errstr : upstream_err_name(err));
+	proxy_rlog_warnx(pr, "upstream %s (%s): %s", proxy_upstream_url(pr),
+	    proxy_upstream_name(pr), errstr != NULL ? errstr :
+	    upstream_err_name(err));
 
 	if (x == NULL) {
 		proxy_req_close(pr, "client gone");
@@ -1693,7 +1807,9 @@ proxy_access_json(struct proxy_req *pr, uint64_t dur_ns, char *line,
 	lb_u64(&b, dur_ns);
 	if (pr->up_used) {
 		LB_LIT(&b, ",\"upstream.address\":\"");
-		lb_json(&b, upstream_pool_name(pr->route->pool));
+		lb_json(&b, proxy_upstream_name(pr));
+		LB_LIT(&b, "\",\"upstream.url\":\"");
+		lb_json(&b, proxy_upstream_url(pr));
 		LB_LIT(&b, "\"");
 		if (pr->up_status != 0) {
 			LB_LIT(&b, ",\"upstream.status\":");
@@ -1774,6 +1890,7 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 		upstream_req_cancel(pr->pr_upstream.ureq);
 		pr->pr_upstream.ureq = NULL;
 	}
+	proxy_upstream_release(pr, -1);
 	metrics_request(pl->metrics, pr->route != NULL ?
 	    pr->route->slot : 0, pr->status, dur_us, pr->bytes_out);
 	if (pr->span != NULL)

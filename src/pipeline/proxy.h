@@ -29,7 +29,7 @@ struct propagation_conf;
 struct proxy_pipeline;
 struct sampler;
 struct server_gen;
-struct upstream_pool;
+struct upstream_group;
 
 /*
  * The generation a worker serves, as the pipeline sees it: built by the
@@ -40,7 +40,7 @@ struct upstream_pool;
  */
 struct worker_route {
 	const struct config_route *conf;
-	struct upstream_pool *pool;
+	struct upstream_group *group;	/* NULL: no server resolved */
 	unsigned slot;			/* metrics slot */
 	const struct cors_policy *cors;	/* NULL: no CORS on this route */
 	const struct propagation_conf *prop;

@@ -19,6 +19,7 @@
 #include "propagation.h"
 #include "proxy.h"
 #include "upstream.h"
+#include "group.h"
 
 struct span;
 struct exporter;
@@ -108,6 +109,12 @@ struct proxy_req {
 
 	struct {
 		struct upstream_req *ureq;	/* NULL when not running */
+		/* The server of the route's group the request went to,
+		 * while has_target (proxy_upstream_release ends it). */
+		int target;
+		bool has_target;
+		bool picked;			/* target is valid (logs) */
+		uint64_t sent_ns;		/* monotonic, at the pick */
 	} pr_upstream;
 
 	struct tunnel *tunnel;		/* after a 101, until it ends */

@@ -1438,12 +1438,6 @@ upstream_req_attempts(const struct upstream_req *req)
 	return req->retried ? 2 : 1;
 }
 
-const char *
-upstream_pool_name(const struct upstream_pool *pool)
-{
-	return pool->name;
-}
-
 /* Connections opened since the pool was created. */
 uint64_t
 upstream_pool_connects(const struct upstream_pool *pool)

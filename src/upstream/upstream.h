@@ -81,8 +81,9 @@ struct upstream_addr {
  * lookup, a name by getaddrinfo (blocking), every address in the order
  * getaddrinfo gives.  *addrs is a new array (caller frees) of *n >= 1
  * entries.  -1 with *cause set (caller frees) when the host does not
- * resolve.  The main thread calls it once per generation (server.c); the
- * workers never resolve.
+ * resolve.  The main thread calls it when it builds a generation
+ * (server.c; later lookups are worker/resolver.c's); the workers never
+ * resolve.
  */
 int upstream_resolve(const struct config_upstream *conf,
     struct upstream_addr **addrs, size_t *n, char **cause) TS_MUSTCHECK;
@@ -90,7 +91,7 @@ int upstream_resolve(const struct config_upstream *conf,
 /*
  * Create a pool for one backend on base, connecting to the n_addrs
  * addresses (from upstream_resolve; the pool keeps a copy of them all and
- * connects to the first).  ssl_ctx is the client context for https
+ * connects to the first; group.c gives each pool one address).  ssl_ctx is the client context for https
  * upstreams (from tls_client_ctx_new), NULL for http; the pool takes a
  * reference.  Returns NULL with *cause set (caller frees) when conf has no
  * host, n_addrs is 0 or https lacks a context.
@@ -155,8 +156,6 @@ uint64_t upstream_req_first_byte_ns(const struct upstream_req *);
 bool upstream_req_reused(const struct upstream_req *);
 /* Times the request was sent: 2 after a retry on a new connection. */
 unsigned upstream_req_attempts(const struct upstream_req *);
-/* The pool's "host:port" (the access log's upstream address). */
-const char *upstream_pool_name(const struct upstream_pool *);
 
 /* Connections opened by this pool since creation (tests, metrics). */
 uint64_t upstream_pool_connects(const struct upstream_pool *);

@@ -54,6 +54,9 @@
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
+#include "group.h"
+#include "health.h"
+#include "resolver.h"
 #include "util.h"
 
 #define SERVER_CMD_RELOAD 'R'
@@ -106,6 +109,12 @@ static struct {
 	struct metrics *metrics;	/* main thread's block */
 	struct exporter *exporter;	/* spans off the request path: the
 					   current generation's (xp) */
+	struct resolver *resolver;	/* upstream names, main thread */
+	int failed_fd[2];		/* health_failed wakes main */
+	struct event *failed_ev;
+	/* Active health checks of srv.gen's routes (main thread). */
+	struct upstream_checker **checkers;
+	size_t n_checkers;
 } srv = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -307,7 +316,11 @@ server_gen_unref(struct server_gen *g)
 			cors_policy_free(g->route_cors[i]);
 	}
 	for (i = 0; i < g->cfg->n_routes; i++) {
-		free(g->route_up[i].addrs);
+		size_t t;
+
+		for (t = 0; t < g->route_up[i].n; t++)
+			health_server_put(g->route_up[i].targets[t].server);
+		free(g->route_up[i].targets);
 		free(g->route_up[i].error);
 	}
 	free(g->route_up);
@@ -341,6 +354,72 @@ server_cors_report_cb(void *arg, bool fatal, const char *key,
 	else
 		config_warn_at(r->errs, full, "%s", msg);
 	free(full);
+}
+
+/*
+ * The addresses of one server: an IP literal as is; a name from the
+ * background resolver's cache once it knows it (so that building a
+ * generation after a DNS change does not block on the same lookup again),
+ * else by the blocking lookup of upstream_resolve (startup, reload, -n),
+ * which then seeds the cache.
+ */
+static int
+server_resolve(const struct config_upstream *up, struct upstream_addr **addrs,
+    size_t *n, char **cause)
+{
+	if (srv.resolver != NULL && resolver_cached(srv.resolver, up->host,
+	    up->port, addrs, n) == 0)
+		return 0;
+	if (upstream_resolve(up, addrs, n, cause) != 0)
+		return -1;
+	if (srv.resolver != NULL)
+		resolver_store(srv.resolver, up->host, up->port, *addrs, *n);
+	return 0;
+}
+
+/*
+ * Resolve every server of route r into targets (one per address), each
+ * with its shared health (health.c), on the main thread.  A server that
+ * does not resolve is left out with a warning; when none does, up->error
+ * says why.
+ */
+static void
+server_gen_targets(struct server_gen_upstream *up,
+    const struct config_route *r)
+{
+	const struct config_upstream *u = &r->upstream;
+	struct upstream_addr *addrs;
+	char *cause = NULL;
+	size_t j, k, n;
+
+	for (j = 0; j < u->n_servers; j++) {
+		const struct config_server *sv = &u->servers[j];
+
+		if (server_resolve(&sv->up, &addrs, &n, &cause) != 0) {
+			if (u->n_servers > 1)
+				log_warnx("route %s: server %s: %s", r->name,
+				    sv->up.url, cause);
+			if (up->error == NULL)
+				up->error = cause;
+			else
+				free(cause);
+			cause = NULL;
+			continue;
+		}
+		up->targets = xrealloc(up->targets, (up->n + n) *
+		    sizeof *up->targets);
+		for (k = 0; k < n; k++) {
+			struct upstream_target *t = &up->targets[up->n++];
+
+			memset(t, 0, sizeof *t);
+			t->addr = addrs[k];
+			t->conf = &sv->up;
+			t->weight = sv->weight;
+			upstream_addr_name(&t->addr, t->name, sizeof t->name);
+			t->server = health_server_get(r->name, t->name);
+		}
+		free(addrs);
+	}
 }
 
 /*
@@ -413,14 +492,11 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 		 * Once per generation, here on the main thread: a blocking
 		 * lookup in a worker would stall its clients at every reload.
 		 * A host that does not resolve is not a refusal (DNS may
-		 * recover by the next reload): the workers warn and the route
-		 * answers 502.
+		 * recover: the resolver looks it up again in the background,
+		 * and a reload does): the workers warn and the route answers
+		 * 502 meanwhile.
 		 */
-		if (upstream_resolve(up, &g->route_up[i].addrs,
-		    &g->route_up[i].n, &cause) != 0) {
-			g->route_up[i].error = cause;
-			cause = NULL;
-		}
+		server_gen_targets(&g->route_up[i], &cfg->routes[i]);
 		if (cfg->routes[i].cors == &cfg->cors)
 			g->route_cors[i] = g->default_cors;
 		else if (cfg->routes[i].cors != NULL) {
@@ -550,7 +626,7 @@ server_wgen_free(struct worker_gen *wg)
 	size_t i;
 
 	for (i = 0; i < wg->n_routes; i++)
-		upstream_pool_free(wg->routes[i].pool);
+		upstream_group_free(wg->routes[i].group);
 	free(wg->routes);
 	sampler_free(wg->sampler);
 	server_gen_unref(wg->gen);
@@ -596,10 +672,11 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 		if (g->route_up[i].n == 0)
 			cause = xstrdup(g->route_up[i].error);
 		else
-			r->pool = upstream_pool_new(w->base,
-			    &r->conf->upstream, g->route_up[i].addrs,
-			    g->route_up[i].n, g->route_ssl[i], &cause);
-		if (r->pool == NULL) {
+			r->group = upstream_group_new(w->base,
+			    &r->conf->upstream, g->route_up[i].targets,
+			    g->route_up[i].n, g->route_ssl[i],
+			    ((uint64_t)w->id << 32) ^ g->id ^ (uint64_t)i, &cause);
+		if (r->group == NULL) {
 			log_warnx("worker %u: route %s: upstream %s: %s", w->id,
 			    r->conf->name, r->conf->upstream.url,
 			    cause != NULL ? cause : "cannot create pool");
@@ -1166,6 +1243,166 @@ server_reload_parts(struct server_gen *g, char **cause)
 	return 0;
 }
 
+/*
+ * The active health checks follow the current generation: the old
+ * generation's stop and g's start, on the main base (one place for the
+ * whole process, not one per worker).  The verdicts live in the shared
+ * server state (health.c), so a server that was down stays down until
+ * the new checks bring it back.
+ */
+static void
+server_checkers_set(struct server_gen *g)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_checkers; i++)
+		upstream_checker_free(srv.checkers[i]);
+	free(srv.checkers);
+	srv.checkers = NULL;
+	srv.n_checkers = 0;
+	if (g == NULL)
+		return;
+	srv.checkers = xcalloc(g->cfg->n_routes, sizeof *srv.checkers);
+	srv.n_checkers = g->cfg->n_routes;
+	for (i = 0; i < g->cfg->n_routes; i++)
+		srv.checkers[i] = upstream_checker_new(srv.base,
+		    &g->cfg->routes[i].upstream, g->route_up[i].targets,
+		    g->route_up[i].n, g->route_ssl[i]);
+}
+
+/*
+ * Make g the current generation (our reference goes to srv.gen): every
+ * worker gets it through the command pipe, the health checks follow it.
+ */
+static void
+server_gen_install(struct server_gen *g)
+{
+	unsigned i;
+
+	/* The old checks point into the old generation: they go first. */
+	server_checkers_set(NULL);
+	pthread_mutex_lock(&srv.lock);
+	for (i = 0; i < srv.n_workers; i++) {
+		if (srv.workers[i].next_gen != NULL)
+			server_gen_unref(srv.workers[i].next_gen);
+		srv.workers[i].next_gen = server_gen_ref(g);
+	}
+	server_gen_unref(srv.gen);
+	srv.gen = g;
+	srv.exporter = g->xp->x;
+	pthread_mutex_unlock(&srv.lock);
+	server_tell_workers(SERVER_CMD_RELOAD);
+	server_checkers_set(g);
+}
+
+/*
+ * The resolver saw an upstream name change its addresses: a generation
+ * of the same configuration on the new addresses (from the resolver's
+ * cache), handed over as a reload is; requests in flight finish on the
+ * old one.
+ */
+static void
+server_dns_changed(void *arg)
+{
+	struct config_errors errs;
+	struct server_gen *g;
+
+	(void)arg;
+	if (srv.draining)
+		return;
+	/* The configuration's warnings were logged when it was loaded. */
+	config_errors_init(&errs, srv.gen->cfg);
+	g = server_gen_new(srv.gen->cfg, &errs);
+	if (g == NULL)
+		server_log_lines(errs.errors);
+	config_errors_clear(&errs);
+	if (g == NULL)
+		return;
+	/* The same configuration: the same exporter. */
+	g->xp = server_xp_ref(srv.gen->xp);
+	server_gen_install(g);
+	log_info("upstream addresses changed (generation %llu)",
+	    (unsigned long long)g->id);
+}
+
+/* A server failed (any thread: health.c's hook): wake the main thread. */
+static void
+server_server_failed(void)
+{
+	char one = 1;
+
+	/* Full pipe: a wakeup is already pending, which is enough. */
+	(void)!write(srv.failed_fd[1], &one, 1);
+}
+
+/* Main thread: look up again the names of servers that failed. */
+static void
+server_failed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_gen *g = srv.gen;
+	char buf[64];
+	size_t i, t;
+
+	(void)what;
+	(void)arg;
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		for (t = 0; t < g->route_up[i].n; t++) {
+			const struct upstream_target *tg =
+			    &g->route_up[i].targets[t];
+
+			if (health_take_resolve(tg->server) &&
+			    srv.resolver != NULL)
+				resolver_refresh(srv.resolver, tg->conf->host,
+				    tg->conf->port);
+		}
+	}
+}
+
+/* Seed the resolver with the addresses g was built on, then watch. */
+static void
+server_resolver_start(struct server_gen *g)
+{
+	char *cause = NULL;
+	size_t i, j, k, n;
+
+	if (pipe2(srv.failed_fd, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
+	srv.failed_ev = event_new(srv.base, srv.failed_fd[0],
+	    EV_READ | EV_PERSIST, server_failed_cb, NULL);
+	if (srv.failed_ev == NULL)
+		fatalx("out of memory");
+	event_add(srv.failed_ev, NULL);
+	health_set_failure_hook(server_server_failed);
+	srv.resolver = resolver_new(srv.base, g->cfg, server_dns_changed, NULL,
+	    &cause);
+	if (srv.resolver == NULL) {
+		log_warnx("%s: upstream names will not be looked up again",
+		    cause);
+		free(cause);
+		return;
+	}
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		const struct config_upstream *u = &g->cfg->routes[i].upstream;
+		const struct server_gen_upstream *up = &g->route_up[i];
+
+		for (j = 0; j < u->n_servers; j++) {
+			struct upstream_addr *a = xcalloc(up->n + 1,
+			    sizeof *a);
+
+			for (k = n = 0; k < up->n; k++) {
+				if (up->targets[k].conf == &u->servers[j].up)
+					a[n++] = up->targets[k].addr;
+			}
+			resolver_store(srv.resolver, u->servers[j].up.host,
+			    u->servers[j].up.port, a, n);
+			free(a);
+		}
+	}
+	resolver_watch(srv.resolver, g->cfg);
+}
+
 /* SIGHUP: load, validate, swap; keep the old config on any error. */
 static void
 server_reload_apply(void)
@@ -1174,7 +1411,6 @@ server_reload_apply(void)
 	struct config *cfg = NULL;
 	struct server_gen *g;
 	char *errors = NULL, *cause = NULL, *line, *save = NULL;
-	unsigned i;
 	extern char **environ;
 
 	if (config_load(srv.gen->cfg->path, environ, &cfg, &errors) != 0) {
@@ -1216,17 +1452,9 @@ server_reload_apply(void)
 		metrics_add(srv.metrics, METRICS_RELOADS_FAILED, 1);
 		return;
 	}
-	pthread_mutex_lock(&srv.lock);
-	for (i = 0; i < srv.n_workers; i++) {
-		if (srv.workers[i].next_gen != NULL)
-			server_gen_unref(srv.workers[i].next_gen);
-		srv.workers[i].next_gen = server_gen_ref(g);
-	}
-	server_gen_unref(srv.gen);
-	srv.gen = g;
-	srv.exporter = g->xp->x;
-	pthread_mutex_unlock(&srv.lock);
-	server_tell_workers(SERVER_CMD_RELOAD);
+	server_gen_install(g);
+	if (srv.resolver != NULL)
+		resolver_watch(srv.resolver, g->cfg);
 	if (g->cfg->logging.level >= 0)
 		log_set_level((enum log_level)g->cfg->logging.level);
 	metrics_add(srv.metrics, METRICS_RELOADS_OK, 1);
@@ -1369,6 +1597,28 @@ server_admin_ready(void *arg)
 	return srv.ready;
 }
 
+/*
+ * server.readyz_requires_upstreams: the first route without a server
+ * that takes requests (ejected or failing its checks), or NULL.
+ */
+static const char *
+server_admin_unready(void *arg)
+{
+	struct server_gen *g = srv.gen;
+	uint64_t now = util_mono_ns();
+	size_t i;
+
+	(void)arg;
+	if (!g->cfg->readyz_requires_upstreams)
+		return NULL;
+	for (i = 0; i < g->cfg->n_routes; i++) {
+		if (!upstream_targets_available(g->route_up[i].targets,
+		    g->route_up[i].n, now))
+			return g->cfg->routes[i].name;
+	}
+	return NULL;
+}
+
 static const struct config *
 server_admin_config(void *arg)
 {
@@ -1398,6 +1648,7 @@ static const struct admin_hooks server_admin_hooks = {
 	server_admin_config,
 	server_admin_accepted,
 	server_admin_accept_error,
+	server_admin_unready,
 };
 
 /* The admin listener on the main base. */
@@ -1578,6 +1829,8 @@ server_main(struct config *cfg)
 		    (unsigned)srv.bound_addrs[a].port);
 	}
 	server_log_summary(g);
+	server_checkers_set(g);
+	server_resolver_start(g);
 	srv.ready = true;
 	log_info("ready (%u workers)", srv.n_workers);
 	server_notify("READY=1");
@@ -1594,6 +1847,15 @@ server_main(struct config *cfg)
 	}
 	exporter_free(srv.gen->xp->x);
 	srv.gen->xp->x = NULL;
+	server_checkers_set(NULL);
+	resolver_free(srv.resolver);
+	srv.resolver = NULL;
+	health_set_failure_hook(NULL);
+	if (srv.failed_ev != NULL) {
+		event_free(srv.failed_ev);
+		close(srv.failed_fd[0]);
+		close(srv.failed_fd[1]);
+	}
 	srv.exporter = NULL;
 	server_retiring_join();
 	log_info("stopped");

@@ -40,6 +40,7 @@
 #include "framing.h"
 #include "metrics.h"
 #include "upstream.h"
+#include "group.h"
 #include "proxy.h"	/* struct worker_gen, the pipeline's view of a generation */
 
 struct proxy_pipeline;
@@ -48,13 +49,13 @@ struct exporter_queue;
 struct cors_policy;
 
 /*
- * A route's upstream addresses, resolved by the main thread when the
- * generation is built (every worker's pool connects to these; no worker
- * resolves).  n == 0: the host did not resolve, error says why, and the
- * route answers 502 until a reload resolves it.
+ * A route's servers, resolved by the main thread when the generation is
+ * built: one target per address of each server (every worker's group
+ * connects to these; no worker resolves).  n == 0: no server resolved,
+ * error says why, and the route answers 502 until a reload resolves it.
  */
 struct server_gen_upstream {
-	struct upstream_addr *addrs;
+	struct upstream_target *targets;
 	size_t n;
 	char *error;
 };

@@ -466,22 +466,33 @@ itest_backend_start(const char *name)
 struct itest_proc *
 itest_backend_start_idle(const char *name, unsigned idle_ms)
 {
-	const char *argv[8];
+	return itest_backend_start_at(name, "127.0.0.1", 0, idle_ms);
+}
+
+/* Start the fake backend on a given loopback address and port (0: any). */
+struct itest_proc *
+itest_backend_start_at(const char *name, const char *addr, uint16_t port,
+    unsigned idle_ms)
+{
+	const char *argv[10];
 	struct itest_proc *p;
-	const char *needle = "listening on http://127.0.0.1:";
-	char *text, idle[32];
+	char *text, idle[32], pbuf[8], needle[64];
 	long off;
 
 	p = itest_proc_new(name);
 	snprintf(idle, sizeof idle, "%u", idle_ms);
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)port);
+	snprintf(needle, sizeof needle, "listening on http://%s:", addr);
 	argv[0] = itest_backend_path();
-	argv[1] = "-p";
-	argv[2] = "0";
-	argv[3] = "-n";
-	argv[4] = name;
-	argv[5] = "-i";
-	argv[6] = idle;
-	argv[7] = NULL;
+	argv[1] = "-a";
+	argv[2] = addr;
+	argv[3] = "-p";
+	argv[4] = pbuf;
+	argv[5] = "-n";
+	argv[6] = name;
+	argv[7] = "-i";
+	argv[8] = idle;
+	argv[9] = NULL;
 	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
 	off = itest_log_wait(p, ITEST_STDOUT, needle, 0, ITEST_TIMEOUT_MS);
 	if (off < 0) {
@@ -1904,4 +1915,48 @@ out:
 	SSL_CTX_free(ctx);
 	free(buf);
 	return rv;
+}
+
+/* Path of the fake DNS server ($TS_FAKE_DNS, else the build tree's). */
+const char *
+itest_dns_path(void)
+{
+	static char buf[4096];
+	const char *p = getenv("TS_FAKE_DNS");
+	const char *root = getenv("TS_BUILD_ROOT");
+
+	if (p != NULL && *p != '\0')
+		return p;
+	snprintf(buf, sizeof buf, "%s/tests/support/fake_dns",
+	    root != NULL ? root : ".");
+	return buf;
+}
+
+/* Start the fake DNS server on 127.0.0.1 (UDP), answering from map. */
+struct itest_proc *
+itest_dns_start(const char *map)
+{
+	const char *argv[4];
+	const char *needle = "fake dns listening on udp 127.0.0.1:";
+	struct itest_proc *p;
+	char *text;
+	long off;
+
+	p = itest_proc_new("fake_dns");
+	argv[0] = itest_dns_path();
+	argv[1] = "-f";
+	argv[2] = map;
+	argv[3] = NULL;
+	p->pid = itest_spawn(argv, p->out_fd, p->err_fd);
+	off = itest_log_wait(p, ITEST_STDOUT, needle, 0, ITEST_TIMEOUT_MS);
+	if (off < 0) {
+		text = itest_log_read(p, ITEST_STDERR);
+		ck_abort_msg("fake dns did not start: %s", text);
+	}
+	text = itest_log_read(p, ITEST_STDOUT);
+	p->port = (uint16_t)strtoul(text + off, NULL, 10);
+	free(text);
+	p->ports[0] = p->port;
+	p->n_ports = 1;
+	return p;
 }

@@ -104,6 +104,13 @@ struct itest_proc *itest_backend_start(const char *name);
 struct itest_proc *itest_backend_start_idle(const char *name,
     unsigned idle_ms);
 /*
+ * Same on a loopback address ("127.0.0.1", or "127.0.0.2" to give a DNS
+ * name two addresses on one port) and port (0: any; the port a stopped
+ * backend had, to start it again).
+ */
+struct itest_proc *itest_backend_start_at(const char *name,
+    const char *addr, uint16_t port, unsigned idle_ms);
+/*
  * Start the gateway with this YAML; waits (deadline) for "ready" and
  * parses the listen and admin ports.  Fails the test if it does not come
  * up, showing its stderr.
@@ -313,5 +320,13 @@ json_t *itest_json_line_wait(struct itest_proc *, enum itest_stream,
  */
 int itest_tls_request(uint16_t port, const char *ca_file, const char *raw,
     size_t len, struct itest_resp *);
+
+/*
+ * The fake DNS server (tests/support/fake_dns, $TS_FAKE_DNS): A records
+ * from the map file ("NAME IP [IP...]", "NAME SERVFAIL"), read again for
+ * every query.  Its UDP port is in ->port.
+ */
+const char *itest_dns_path(void);
+struct itest_proc *itest_dns_start(const char *map);
 
 #endif /* TS_ITEST_H */

@@ -131,6 +131,8 @@ START_TEST(get_is_forwarded_and_logged)
 	ck_assert_int_lt(jint(line, "duration"), 30000000000LL);
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", be->port);
 	ck_assert_str_eq(jstr(line, "upstream.address"), addr);
+	snprintf(addr, sizeof addr, "http://127.0.0.1:%u", be->port);
+	ck_assert_str_eq(jstr(line, "upstream.url"), addr);
 	ck_assert_int_eq(jint(line, "upstream.status"), 200);
 	ck_assert_int_eq(jint(line, "upstream.attempts"), 1);
 	ck_assert(jstr(line, "request_id") != NULL &&

@@ -38,6 +38,8 @@
 #include "server.h"
 #include "ts_test.h"
 #include "upstream.h"
+#include "group.h"
+#include "health.h"
 
 static char *const no_env[] = { NULL };
 
@@ -45,6 +47,7 @@ static struct config *cfg;
 static struct server_gen gen;
 static struct worker_gen wgen;
 static struct worker_route routes[2];
+static struct upstream_target targets[2];
 static struct propagation_conf props[2];
 static struct event_base *base;
 static struct metrics *metrics;
@@ -343,10 +346,19 @@ setup(void)
 		/* Resolved here as server_gen_new does on the main thread. */
 		ck_assert_msg(upstream_resolve(&cfg->routes[i].upstream, &addrs,
 		    &n_addrs, &cause) == 0, "%s", cause);
-		routes[i].pool = upstream_pool_new(base,
-		    &cfg->routes[i].upstream, addrs, n_addrs, NULL, &cause);
+		/* One target: the route's one server, its first address. */
+		memset(&targets[i], 0, sizeof targets[i]);
+		targets[i].addr = addrs[0];
+		targets[i].conf = &cfg->routes[i].upstream.servers[0].up;
+		targets[i].weight = 1;
+		upstream_addr_name(&addrs[0], targets[i].name,
+		    sizeof targets[i].name);
+		targets[i].server = health_server_get(cfg->routes[i].name,
+		    targets[i].name);
+		routes[i].group = upstream_group_new(base,
+		    &cfg->routes[i].upstream, &targets[i], 1, NULL, 1, &cause);
 		free(addrs);
-		ck_assert_msg(routes[i].pool != NULL, "%s", cause);
+		ck_assert_msg(routes[i].group != NULL, "%s", cause);
 	}
 	metrics = metrics_new("test");
 	ck_assert_int_eq(log_access_open("off", &cause), 0);
@@ -361,7 +373,8 @@ teardown(void)
 
 	proxy_pipeline_free(pl);
 	for (i = 0; i < TS_NITEMS(routes); i++)
-		upstream_pool_free(routes[i].pool);
+		upstream_group_free(routes[i].group);
+	health_free_all();
 	if (backend_conn_ev != NULL)
 		event_free(backend_conn_ev);
 	backend_conn_ev = NULL;
