@@ -14,8 +14,12 @@ NINJA ?= ninja
 # need.  The only list: the Dockerfile installs the -dev subset of it.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
+	libnghttp2-dev python3-h2 \
 	valgrind curl nginx-light wrk python3 python3-aiohttp python3-websockets \
 	iproute2 python3-yaml systemd groff-base man-db \
+	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev protobuf-compiler \
+	python3-protobuf openssl \
+	gnuplot-nox \
 	prometheus python3-prometheus-client
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
@@ -31,7 +35,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build run test check e2e interop w3c sanitize valgrind bench \
-	clean format-check help
+	chaos chaos-short soak soak-short clean format-check help
 
 all: build
 
@@ -46,6 +50,10 @@ help:
 	@echo "make sanitize      unit + integration under ASan + UBSan ($(ASAN_BUILD)/)"
 	@echo "make valgrind      unit suites under valgrind"
 	@echo "make bench         wrk: tracestitch against nginx (slow, not in test)"
+	@echo "make chaos         every fault scenario, long form, beside nginx (slow)"
+	@echo "make chaos-short   the same scenarios in seconds (part of test)"
+	@echo "make soak          mixed load for SOAK_MINUTES (30), CSV + SVG + trend"
+	@echo "make soak-short    a 1-minute soak (part of test)"
 	@echo "make format-check  clang-format --dry-run on src/"
 	@echo "make clean         remove $(BUILD)/ and $(ASAN_BUILD)/"
 
@@ -87,6 +95,8 @@ test: build
 	@$(MAKE) --no-print-directory w3c BUILD=$(BUILD)
 	@$(MAKE) --no-print-directory e2e BUILD=$(BUILD)
 	@$(MAKE) --no-print-directory interop BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory chaos-short BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory soak-short BUILD=$(BUILD)
 
 # Hook for the browser end-to-end suite (Chromium + RUM SDK + dd-trace).
 e2e:
@@ -127,6 +137,27 @@ valgrind: build
 
 bench: build
 	BUILD=$(BUILD) tests/bench/run.sh
+
+# The proving ground (issue 16, docs/reliability.md): each fault scenario
+# against the built gateway while normal clients run, nginx beside it.
+# Results: $(BUILD)/chaos-results.md.  The long form takes several minutes;
+# chaos-short (in test, about 1.5 minutes) runs each scenario for seconds
+# with fewer connections and without nginx.
+chaos: build
+	BUILD=$(BUILD) python3 tests/chaos/chaos.py
+
+chaos-short: build
+	BUILD=$(BUILD) python3 tests/chaos/chaos.py --short --no-nginx
+
+# A mixed load for SOAK_MINUTES (default 30): RSS, fds and CPU per request
+# each minute into $(BUILD)/soak.csv, plotted to $(BUILD)/soak.svg, and a
+# trend check.  soak-short (in test) runs 1 minute with 10 s samples.
+SOAK_MINUTES ?= 30
+soak: build
+	BUILD=$(BUILD) SOAK_MINUTES=$(SOAK_MINUTES) python3 tests/chaos/soak.py
+
+soak-short: build
+	BUILD=$(BUILD) SOAK_MINUTES=1 SOAK_SAMPLE_S=10 python3 tests/chaos/soak.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

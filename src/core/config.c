@@ -84,7 +84,9 @@ struct cfg_row {
 	uint64_t min, max;
 	const char *def;	/* YAML text; NULL: no default */
 	const char *const *choices;
-	const char *(*check)(const char *);
+	const char *(*check)(const char *);	/* CT_MAP: of each key */
+	const char *(*check_value)(const char *);	/* CT_MAP: of each
+							 * value */
 	const char *env;	/* environment overrides, for the docs */
 	const char *help;
 };
@@ -131,6 +133,8 @@ static const char *cfg_check_cidr(const char *);
 static const char *cfg_check_hash_on(const char *);
 static const char *cfg_check_hc_path(const char *);
 static const char *cfg_check_resolver(const char *);
+static const char *cfg_check_header_name(const char *);
+static const char *cfg_check_header_value(const char *);
 
 #define C(f) .base = CB_CONFIG, .off = offsetof(struct config, f)
 #define CN(f, n) C(f), .cnt = offsetof(struct config, n)
@@ -189,7 +193,8 @@ static const struct cfg_row cfg_schema[] = {
 	  "connection" },
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
-	  .def = "10000", .help = "client connections kept open at once" },
+	  .def = "10000", .help = "client connections the process keeps open "
+	  "at once; one more is closed as soon as it is accepted" },
 	{ "server.trusted_proxies", CT_STRV, C(trusted_proxies), .def = "[]",
 	  .check = cfg_check_cidr,
 	  .help = "addresses or CIDR blocks of the load balancers in front: "
@@ -208,6 +213,42 @@ static const struct cfg_row cfg_schema[] = {
 	  C(readyz_requires_upstreams), .def = "false",
 	  .help = "/readyz answers 503 while a route has no healthy upstream "
 	  "server" },
+	{ "server.http2", CT_BOOL, C(http2.enabled), .def = "true",
+	  .help = "offer HTTP/2 (ALPN h2, then http/1.1) on TLS listeners" },
+	{ "server.http2_cleartext", CT_BOOL, C(http2.cleartext),
+	  .def = "false", .help = "accept HTTP/2 with prior knowledge (h2c, "
+	  "the client preface first) on plaintext listeners; no Upgrade" },
+	{ "server.http2_max_concurrent_streams", CT_UINT,
+	  C(http2.max_concurrent_streams), .min = 1, .max = 10000,
+	  .def = "100", .help = "SETTINGS_MAX_CONCURRENT_STREAMS: streams a "
+	  "client may have open on one connection (RST_STREAM "
+	  "REFUSED_STREAM above)" },
+	{ "server.http2_stream_window", CT_SIZE, C(http2.stream_window),
+	  .min = 1024, .max = 2147483647, .def = "65535",
+	  .help = "SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a client "
+	  "may send on a stream before we read them" },
+	{ "server.http2_flood_interval", CT_DURATION,
+	  C(http2.flood_interval_ms), .min = 1, .max = 3600000, .def = "1s",
+	  .help = "the interval the http2_max_resets, _control_frames and "
+	  "_empty_frames caps count in, per connection" },
+	{ "server.http2_max_resets", CT_UINT, C(http2.max_resets),
+	  .min = 1, .max = 1000000, .def = "100",
+	  .help = "RST_STREAM frames a client may send, and stream errors it "
+	  "may provoke, per interval (rapid reset, CVE-2023-44487 and "
+	  "CVE-2025-8671; GOAWAY ENHANCE_YOUR_CALM above)" },
+	{ "server.http2_max_control_frames", CT_UINT,
+	  C(http2.max_control_frames), .min = 1, .max = 1000000,
+	  .def = "100", .help = "SETTINGS and PING frames a client may send "
+	  "per interval (GOAWAY ENHANCE_YOUR_CALM above)" },
+	{ "server.http2_max_empty_frames", CT_UINT,
+	  C(http2.max_empty_frames), .min = 1, .max = 1000000, .def = "100",
+	  .help = "empty DATA, HEADERS and CONTINUATION frames without "
+	  "END_STREAM a client may send per interval (GOAWAY "
+	  "ENHANCE_YOUR_CALM above)" },
+	{ "server.http2_max_continuations", CT_UINT,
+	  C(http2.max_continuations), .min = 1, .max = 1000, .def = "8",
+	  .help = "CONTINUATION frames after one HEADERS (CONTINUATION flood, "
+	  "CVE-2024-27316; GOAWAY ENHANCE_YOUR_CALM above)" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
 	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",
@@ -407,30 +448,27 @@ static const struct cfg_row cfg_schema[] = {
 
 	{ "exporter.type", CT_ENUM, C(exporter.type), .def = "datadog",
 	  .choices = cfg_exporter_names,
-	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP JSON; stdout: one "
-	  "JSON line per span; none" },
+	  .help = "datadog: Agent msgpack; otlp: OTLP/HTTP (otlp_protocol); "
+	  "stdout: one JSON line per span; none" },
 	{ "exporter.datadog_url", CT_STRING, C(exporter.datadog_url),
 	  .def = "http://localhost:8126", .check = cfg_check_agent_url,
 	  .env = "DD_TRACE_AGENT_URL, DD_AGENT_HOST + DD_TRACE_AGENT_PORT",
-	  .help = "Datadog Agent, http://host:port or unix:///path" },
+	  .help = "Datadog Agent, http://host:port, https://host:port or "
+	  "unix:///path" },
 	{ "exporter.otlp_endpoint", CT_STRING, C(exporter.otlp_endpoint),
 	  .def = "http://localhost:4318/v1/traces", .check = cfg_check_http_url,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
 	  "OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces)",
-	  .help = "full OTLP/HTTP traces URL" },
-	/*
-	 * The OTLP transport keys (issue 14 item 2), named as h-otlp names
-	 * them; here so that OTEL_EXPORTER_OTLP_* have keys to set.  On
-	 * the merge: h-otlp's rows (with their checks) plus the .env
-	 * strings below, reloadable like the rest of exporter.*.
-	 */
+	  .help = "full OTLP/HTTP traces URL, http:// or https://" },
+	/* The OTLP transport keys (issue 14 item 2): export_http.c. */
 	{ "exporter.otlp_protocol", CT_ENUM, C(exporter.otlp_protocol),
 	  .def = "http/protobuf", .choices = cfg_otlp_protocol_names,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "
 	  "OTEL_EXPORTER_OTLP_PROTOCOL",
 	  .help = "OTLP body: http/protobuf (the SDKs' default) or http/json" },
 	{ "exporter.headers", CT_MAP, CN(exporter.headers, exporter.n_headers),
-	  .def = "{}", .flags = CF_SECRET,
+	  .def = "{}", .flags = CF_SECRET, .check = cfg_check_header_name,
+	  .check_value = cfg_check_header_value,
 	  .env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS, "
 	  "OTEL_EXPORTER_OTLP_HEADERS",
 	  .help = "extra request headers of every export request (an API "
@@ -800,6 +838,33 @@ static const char *
 cfg_check_format(const char *s)
 {
 	return strcmp(s, "json") == 0 ? NULL : "expected json";
+}
+
+/* An exporter.headers name: an RFC 9110 token. */
+static const char *
+cfg_check_header_name(const char *s)
+{
+	const char *p;
+
+	if (*s == '\0')
+		return "expected a header name";
+	for (p = s; *p != '\0'; p++)
+		if (!util_is_tchar((unsigned char)*p))
+			return "expected a header name (an RFC 9110 token: no "
+			    "spaces, no separators)";
+	return NULL;
+}
+
+/* An exporter.headers value: visible characters, spaces and tabs. */
+static const char *
+cfg_check_header_value(const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return "a header value may not hold control characters";
+	return NULL;
 }
 
 /* Parse "host:port" or "[v6]:port" into a; NULL or a message. */
@@ -1409,6 +1474,7 @@ cfg_set_map(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 	struct config_kv **kvp = CFG_FIELD(r, base, struct config_kv *);
 	size_t *np = (size_t *)(void *)((char *)base + r->cnt);
 	struct config_kv *kv;
+	const char *e;
 	char *ipath, buf[80];
 	size_t i, j, n;
 	int rc = 0;
@@ -1424,7 +1490,15 @@ cfg_set_map(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		xasprintf(&ipath, "%s.%s", dpath, v->pairs[i].key->str);
 		if (cfg_scalar(ctx, v->pairs[i].value, ipath, "a string") != 0)
 			rc = -1;
-		else {
+		else if (r->check != NULL &&
+		    (e = r->check(v->pairs[i].key->str)) != NULL) {
+			cfg_error(ctx, v->pairs[i].key, ipath, "%s", e);
+			rc = -1;
+		} else if (r->check_value != NULL &&
+		    (e = r->check_value(v->pairs[i].value->str)) != NULL) {
+			cfg_error(ctx, v->pairs[i].value, ipath, "%s", e);
+			rc = -1;
+		} else {
 			kv[j].key = xstrdup(v->pairs[i].key->str);
 			kv[j].value = xstrdup(v->pairs[i].value->str);
 			j++;

@@ -1,13 +1,21 @@
 /*
- * export_http.c -- the exporter's own tiny HTTP/1.1 client: one request
- * per connection (Connection: close) over a bufferevent on the exporter's
- * event base, to http://host:port or a unix socket (the Agent's
- * apm.socket), with one overall timeout so that a stalled agent (accepts,
- * never answers) costs a timer and nothing else.  Responses are read by
- * the strict response parser of the upstream client (http_response.c).
+ * export_http.c -- the exporter's own tiny HTTP/1.1 client: one
+ * keep-alive connection to the Agent or collector (struct export_client),
+ * reused from batch to batch and opened again when the peer closed it,
+ * over a bufferevent on the exporter's event base: http://host:port,
+ * https://host:port (OpenSSL, verified as the upstream client verifies:
+ * proto/tls.c) or a unix socket (the Agent's apm.socket).  Each exchange
+ * has one overall timeout so that a stalled agent (accepts, never
+ * answers) costs a timer and nothing else.  The client adds the
+ * configured headers (an API key) and, for OTLP, gzips the body
+ * (zlib).  Responses are read by the strict response parser of the
+ * upstream client (http_response.c).
  */
 #include <sys/socket.h>
 #include <sys/un.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -19,11 +27,18 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <zlib.h>
 
+#include "config.h"
 #include "export_int.h"
 #include "http_response.h"
 #include "log.h"
+#include "tls.h"
 #include "url.h"
 #include "util.h"
 
@@ -44,23 +59,46 @@
 #define EXPORT_HTTP_PIECE	(64 * 1024)
 #define EXPORT_HTTP_MAX_WRITE	(EXPORT_HTTP_PIECE + 4096)
 
+/*
+ * The client of one target: its address, TLS context, extra headers and
+ * compression, and the one connection it keeps (idle between exchanges,
+ * or carrying the current one).
+ */
+struct export_client {
+	struct event_base	*base;
+	const struct export_url	*url;		/* the caller's */
+	SSL_CTX			*ssl;		/* https, else NULL */
+	char			*headers;	/* configured header lines */
+	bool			 gzip;
+	struct bufferevent	*bev;		/* the kept connection */
+	struct export_http	*cur;		/* the exchange on it */
+	uint64_t		 connects;
+};
+
 struct export_http {
-	struct bufferevent	*bev;
+	struct export_client	*c;
 	struct event		*timer;
 	export_http_cb		 cb;
 	void			*arg;
 	char			*fail;		/* deferred failure */
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
-	const char		*body;		/* the caller's, by reference */
+	struct upstream_parser	*parser;
+	struct evbuffer		*rbody;		/* response body so far */
+	char			*head;		/* request head, for a resend */
+	const char		*body;		/* the caller's or zbody */
 	size_t			 body_len;
 	size_t			 body_off;	/* handed to the bufferevent */
+	unsigned char		*zbody;		/* the gzipped body, owned */
 	bool			 yield;		/* give way between pieces */
+	bool			 reused;	/* on a kept connection */
+	bool			 got_bytes;	/* the answer has begun */
 };
 
+static void client_idle_setcb(struct export_client *);
+static int http_open(struct export_http *, char **why);
+
 /*
- * Parse url (http:// or unix://, url.c) with default_path when it has
- * none (always for unix sockets).  No TLS here: https is refused.
+ * Parse url (http://, https:// or unix://, url.c) with default_path when
+ * it has none (always for unix sockets).
  */
 int
 export_url_parse(const char *url, const char *default_path,
@@ -76,14 +114,8 @@ export_url_parse(const char *url, const char *default_path,
 			xasprintf(cause, "%s: bad unix socket path", url);
 		else
 			xasprintf(cause, "%s: %s", url,
-			    pu.scheme == URL_SCHEME_NONE ?
-			    "only http:// and unix:// are supported" : errstr);
-		return -1;
-	}
-	if (pu.scheme == URL_SCHEME_HTTPS) {
-		url_clear(&pu);
-		xasprintf(cause, "%s: only http:// and unix:// are supported",
-		    url);
+			    pu.scheme == URL_SCHEME_NONE ? "only http://, "
+			    "https:// and unix:// are supported" : errstr);
 		return -1;
 	}
 	if (pu.scheme == URL_SCHEME_UNIX && strlen(pu.host) >=
@@ -93,6 +125,7 @@ export_url_parse(const char *url, const char *default_path,
 		return -1;
 	}
 	u->unix_socket = pu.scheme == URL_SCHEME_UNIX;
+	u->tls = pu.scheme == URL_SCHEME_HTTPS;
 	snprintf(port, sizeof port, "%u", (unsigned)pu.port);
 	u->port = xstrdup(u->unix_socket ? "" : port);
 	u->path = xstrdup(pu.path[0] != '\0' ? pu.path : default_path);
@@ -187,14 +220,47 @@ out:
 	return rv;
 }
 
-/* End the exchange: call back once and free everything. */
+/* Close the kept connection (NULL-safe as to the connection). */
 static void
-http_finish(struct export_http *h, struct export_http_resp *r)
+client_close(struct export_client *c)
+{
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+}
+
+/* Free one exchange: its timer, parser and buffers, never its client. */
+static void
+http_free(struct export_http *h)
+{
+	if (h->timer != NULL)
+		event_free(h->timer);
+	upstream_parser_free(h->parser);
+	if (h->rbody != NULL)
+		evbuffer_free(h->rbody);
+	free(h->head);
+	free(h->zbody);
+	free(h->fail);
+	free(h);
+}
+
+/*
+ * End the exchange: keep the connection for the next one when the answer
+ * allows it, else close it; call back once and free everything.
+ */
+static void
+http_finish(struct export_http *h, struct export_http_resp *r, bool keep)
 {
 	export_http_cb cb = h->cb;
 	void *arg = h->arg;
+	struct export_client *c = h->c;
 
-	export_http_cancel(h);
+	c->cur = NULL;
+	if (keep && c->bev != NULL)
+		client_idle_setcb(c);
+	else
+		client_close(c);
+	http_free(h);
 	cb(r, arg);
 	export_http_resp_clear(r);
 }
@@ -206,26 +272,94 @@ http_fail(struct export_http *h, const char *why)
 
 	memset(&r, 0, sizeof r);
 	r.error = xstrdup(why);
-	http_finish(h, &r);
+	http_finish(h, &r, false);
 }
 
-/* Try to parse what arrived so far. */
+/*
+ * A kept connection failed before any byte of the answer: the peer had
+ * closed it while it was idle (the close crossed our request).  Send the
+ * request once more on a new connection; the request never reached a
+ * peer that answers it, so the backoff and its attempts are not spent.
+ * 0 when resent.
+ */
+static int
+http_resend(struct export_http *h)
+{
+	char *why = NULL;
+
+	if (!h->reused || h->got_bytes)
+		return -1;
+	log_debug("export: the kept connection was closed, reconnecting");
+	client_close(h->c);
+	h->reused = false;
+	h->body_off = 0;
+	upstream_parser_free(h->parser);
+	if ((h->parser = upstream_parser_new(false)) == NULL)
+		fatalx("export: out of memory");
+	if (http_open(h, &why) != 0) {
+		http_fail(h, why);
+		free(why);
+	}
+	return 0;
+}
+
+/* Parse what arrived so far; eof: the peer closed. */
 static void
 http_try(struct export_http *h, bool eof)
 {
-	struct evbuffer *in = bufferevent_get_input(h->bev);
+	struct evbuffer *in = bufferevent_get_input(h->c->bev);
+	const struct upstream_response *resp;
 	struct export_http_resp r;
-	size_t len = evbuffer_get_length(in);
-	const char *buf = (const char *)evbuffer_pullup(in, -1);
-	int rv;
+	enum upstream_parse pr;
+	const char *errstr = NULL;
+	size_t blen;
+	bool keep;
 
-	rv = export_http_parse(buf != NULL ? buf : "", len, eof, &r);
-	if (rv == 0) {
-		if (len > EXPORT_HTTP_MAX_HEAD + EXPORT_HTTP_MAX_BODY)
-			http_fail(h, "response too long");
+	if (evbuffer_get_length(in) > 0)
+		h->got_bytes = true;
+	if (eof && !h->got_bytes && http_resend(h) == 0)
+		return;
+	do
+		pr = upstream_parser_feed(h->parser, in, h->rbody, &errstr);
+	while (pr == UPSTREAM_PARSE_HEAD);
+	if (pr == UPSTREAM_PARSE_MORE && eof) {
+		if (upstream_parser_eof(h->parser, &errstr) == 0)
+			pr = UPSTREAM_PARSE_DONE;
+		else
+			pr = UPSTREAM_PARSE_ERROR;
+	}
+	if (pr == UPSTREAM_PARSE_ERROR) {
+		http_fail(h, errstr != NULL ? errstr : (eof && !h->got_bytes ?
+		    "connection closed without a response" :
+		    "malformed response"));
 		return;
 	}
-	http_finish(h, &r);
+	if ((blen = evbuffer_get_length(h->rbody)) > EXPORT_HTTP_MAX_BODY) {
+		http_fail(h, "response body too long");
+		return;
+	}
+	if (pr != UPSTREAM_PARSE_DONE)
+		return;
+	resp = upstream_parser_response(h->parser);
+	memset(&r, 0, sizeof r);
+	r.status = resp->status;
+	if (resp->body != UPSTREAM_BODY_NONE || blen > 0) {
+		r.body = xmalloc(blen + 1);
+		evbuffer_remove(h->rbody, r.body, blen);
+		r.body[blen] = '\0';
+		r.body_len = blen;
+	} else if (resp->content_length == 0 && r.status != 204 &&
+	    r.status != 304)
+		r.body = xstrdup("");	/* Content-Length: 0 */
+	/*
+	 * Keep the connection when the answer says so (RFC 9112 9.3: no
+	 * "Connection: close", not close-delimited), the peer did not
+	 * close, and it sent nothing beyond the answer.
+	 */
+	keep = !eof && upstream_parser_keepalive(h->parser) &&
+	    evbuffer_get_length(in) == 0 && h->body_off == h->body_len &&
+	    evbuffer_get_length(bufferevent_get_output(h->c->bev)) == 0;
+	http_finish(h, &r, keep);
 }
 
 static void
@@ -245,7 +379,7 @@ http_piece(struct export_http *h)
 		return;
 	if (n > EXPORT_HTTP_PIECE)
 		n = EXPORT_HTTP_PIECE;
-	if (evbuffer_add_reference(bufferevent_get_output(h->bev),
+	if (evbuffer_add_reference(bufferevent_get_output(h->c->bev),
 	    h->body + h->body_off, n, NULL, NULL) != 0)
 		fatalx("export: out of memory");
 	h->body_off += n;
@@ -265,11 +399,42 @@ http_writecb(struct bufferevent *bev, void *arg)
 	http_piece(h);
 }
 
+/*
+ * Why a TLS connection failed, when OpenSSL says it did: the certificate
+ * (its verification result) or the handshake; false when the failure was
+ * the socket's.
+ */
+static bool
+http_tls_why(struct export_http *h, char *why, size_t cap)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(h->c->bev);
+	unsigned long e;
+	long vr;
+	char buf[256];
+	bool tls = false;
+
+	buf[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(h->c->bev)) != 0) {
+		ERR_error_string_n(e, buf, sizeof buf);
+		tls = true;
+	}
+	ERR_clear_error();
+	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK) {
+		snprintf(why, cap, "TLS certificate verification failed: %s",
+		    X509_verify_cert_error_string(vr));
+		return true;
+	}
+	if (tls)
+		snprintf(why, cap, "TLS handshake failed: %s", buf);
+	return tls;
+}
+
 static void
 http_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct export_http *h = arg;
-	char why[128];
+	char why[320];
+	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED)
@@ -278,8 +443,12 @@ http_eventcb(struct bufferevent *bev, short what, void *arg)
 		http_try(h, true);
 		return;
 	}
-	snprintf(why, sizeof why, "%s",
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (!h->got_bytes && http_resend(h) == 0)
+		return;
+	if (h->c->ssl == NULL || !http_tls_why(h, why, sizeof why))
+		snprintf(why, sizeof why, "%s", err != 0 ?
+		    evutil_socket_error_to_string(err) :
+		    "connection failed");
 	http_fail(h, why);
 }
 
@@ -301,20 +470,21 @@ http_timercb(evutil_socket_t fd, short what, void *arg)
 	http_fail(h, "timeout");
 }
 
-/* Resolve the target into h->ss; -1 with *why. */
+/* Resolve the target into ss; -1 with *why. */
 static int
-http_resolve(struct export_http *h, const struct export_url *u, char **why)
+http_resolve(const struct export_url *u, struct sockaddr_storage *ss,
+    socklen_t *sslen, char **why)
 {
 	struct addrinfo hints, *res;
 	int rv;
 
-	memset(&h->ss, 0, sizeof h->ss);
+	memset(ss, 0, sizeof *ss);
 	if (u->unix_socket) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&h->ss;
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
 
 		sun->sun_family = AF_UNIX;
 		snprintf(sun->sun_path, sizeof sun->sun_path, "%s", u->host);
-		h->sslen = sizeof *sun;
+		*sslen = sizeof *sun;
 		return 0;
 	}
 	memset(&hints, 0, sizeof hints);
@@ -325,57 +495,244 @@ http_resolve(struct export_http *h, const struct export_url *u, char **why)
 		xasprintf(why, "%s: %s", u->host, gai_strerror(rv));
 		return -1;
 	}
-	memcpy(&h->ss, res->ai_addr, res->ai_addrlen);
-	h->sslen = res->ai_addrlen;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
 
-/* Start one request; the callback runs once, later. */
-struct export_http *
-export_http_start(struct event_base *base, const struct export_url *u,
-    const char *method, const char *headers, const char *body,
-    size_t body_len, uint64_t timeout_ms, export_http_cb cb, void *arg)
+/* Set the exchange's callbacks on the connection and queue the request. */
+static void
+http_attach(struct export_http *h)
 {
-	struct export_http *h;
-	struct evbuffer *out;
-	struct timeval tv;
-	char *why = NULL;
+	struct bufferevent *bev = h->c->bev;
 
-	if (base == NULL)
-		return NULL;
-	h = xcalloc(1, sizeof *h);
-	h->cb = cb;
-	h->arg = arg;
-	h->timer = evtimer_new(base, http_timercb, h);
-	h->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (h->timer == NULL || h->bev == NULL)
-		fatalx("export: out of memory");
-	bufferevent_setcb(h->bev, http_readcb, http_writecb, http_eventcb, h);
+	h->c->cur = h;
+	bufferevent_setcb(bev, http_readcb, http_writecb, http_eventcb, h);
 	/*
 	 * A piece per writev (EXPORT_HTTP_PIECE), not the bufferevent's
 	 * default 16 KB per loop iteration (more calls) nor the whole body
 	 * in one call (a long one).
 	 */
-	(void)bufferevent_set_max_single_write(h->bev, EXPORT_HTTP_MAX_WRITE);
-	out = bufferevent_get_output(h->bev);
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n"
-	    "Connection: close\r\nContent-Length: %zu\r\n%s\r\n", method,
-	    u->path, u->host_header, body_len, headers != NULL ? headers : "");
+	(void)bufferevent_set_max_single_write(bev, EXPORT_HTTP_MAX_WRITE);
+	evbuffer_add(bufferevent_get_output(bev), h->head, strlen(h->head));
+	http_piece(h);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * Open a new connection for h (the client has none) and queue the
+ * request on it; -1 with *why when that failed at once.
+ */
+static int
+http_open(struct export_http *h, char **why)
+{
+	struct export_client *c = h->c;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int one = 1;
+
+	if (http_resolve(c->url, &ss, &sslen, why) != 0)
+		return -1;
+	if (c->ssl != NULL)
+		c->bev = tls_client_bev(c->base, c->ssl, -1, c->url->host,
+		    true);
+	else
+		c->bev = bufferevent_socket_new(c->base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		xasprintf(why, "cannot set up the connection");
+		return -1;
+	}
+	c->connects++;
+	http_attach(h);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss,
+	    (int)sslen) != 0) {
+		xasprintf(why, "connect: %s", strerror(errno));
+		client_close(c);
+		return -1;
+	}
+	if (!c->url->unix_socket)
+		(void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP,
+		    TCP_NODELAY, &one, sizeof one);
+	return 0;
+}
+
+/* The kept connection, idle: the peer closed it or sent garbage. */
+static void
+client_idle_readcb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	log_debug("export: unexpected bytes on the idle connection");
+	client_close(arg);
+}
+
+static void
+client_idle_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	log_debug("export: the peer closed the idle connection");
+	client_close(arg);
+}
+
+static void
+client_idle_setcb(struct export_client *c)
+{
+	bufferevent_setcb(c->bev, client_idle_readcb, NULL,
+	    client_idle_eventcb, c);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/*
+ * gzip body into *out (RFC 1952 via zlib's deflate with a gzip wrapper:
+ * windowBits 15 + 16); -1 when zlib fails.
+ */
+static int
+http_gzip(const char *body, size_t len, unsigned char **out, size_t *olen)
+{
+	z_stream z;
+	uLong cap;
+	int rv;
+
+	memset(&z, 0, sizeof z);
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+	    Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	cap = deflateBound(&z, (uLong)len) + 32;
+	*out = xmalloc(cap);
+	z.next_in = (Bytef *)(uintptr_t)body;
+	z.avail_in = (uInt)len;
+	z.next_out = *out;
+	z.avail_out = (uInt)cap;
+	rv = deflate(&z, Z_FINISH);
+	*olen = (size_t)z.total_out;
+	deflateEnd(&z);
+	if (rv != Z_STREAM_END) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* New client of u (kept by reference) on base; NULL + *cause. */
+struct export_client *
+export_client_new(struct event_base *base, const struct export_url *u,
+    const struct export_client_opts *o, char **cause)
+{
+	struct export_client *c;
+	size_t i;
+
+	c = xcalloc(1, sizeof *c);
+	c->base = base;
+	c->url = u;
+	c->gzip = o != NULL && o->gzip;
+	c->headers = xstrdup("");
+	for (i = 0; o != NULL && i < o->n_headers; i++) {
+		char *h;
+
+		xasprintf(&h, "%s%s: %s\r\n", c->headers, o->headers[i].key,
+		    o->headers[i].value);
+		free(c->headers);
+		c->headers = h;
+	}
+	if (u->tls && (c->ssl = tls_client_ctx_new(true, o != NULL ?
+	    o->ca_file : NULL, cause)) == NULL) {
+		export_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Whether a client of u could be made: the TLS context of https, and a
+ * CA file given for it loads (also when the URL is http://: the key was
+ * set for a reason).
+ */
+int
+export_client_check(const struct export_url *u, const char *ca_file,
+    char **cause)
+{
+	SSL_CTX *ctx;
+
+	if (!u->tls && ca_file == NULL)
+		return 0;
+	if ((ctx = tls_client_ctx_new(true, ca_file, cause)) == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+/* Close the connection and free the client (NULL-safe); no exchange may
+ * run on it. */
+void
+export_client_free(struct export_client *c)
+{
+	if (c == NULL)
+		return;
+	client_close(c);
+	if (c->ssl != NULL)
+		SSL_CTX_free(c->ssl);
+	free(c->headers);
+	free(c);
+}
+
+/* Connections the client opened so far (tests, debug). */
+uint64_t
+export_client_connects(const struct export_client *c)
+{
+	return c->connects;
+}
+
+/* Start one request; the callback runs once, later. */
+struct export_http *
+export_http_start(struct export_client *c, const char *method,
+    const char *headers, const char *body, size_t body_len,
+    uint64_t timeout_ms, export_http_cb cb, void *arg)
+{
+	struct export_http *h;
+	struct timeval tv;
+	char *why = NULL;
+	size_t zlen;
+
+	if (c == NULL || c->cur != NULL)
+		return NULL;
+	h = xcalloc(1, sizeof *h);
+	h->c = c;
+	c->cur = h;
+	h->cb = cb;
+	h->arg = arg;
+	h->timer = evtimer_new(c->base, http_timercb, h);
+	h->rbody = evbuffer_new();
+	h->parser = upstream_parser_new(false);
+	if (h->timer == NULL || h->rbody == NULL || h->parser == NULL)
+		fatalx("export: out of memory");
 	h->body = body;
 	h->body_len = body_len;
-	http_piece(h);
-	if (http_resolve(h, u, &why) == 0 &&
-	    bufferevent_socket_connect(h->bev, (struct sockaddr *)&h->ss,
-	    (int)h->sslen) != 0)
-		xasprintf(&why, "connect: %s", strerror(errno));
+	if (c->gzip) {
+		if (http_gzip(body, body_len, &h->zbody, &zlen) != 0)
+			fatalx("export: zlib cannot compress");
+		h->body = (const char *)h->zbody;
+		h->body_len = zlen;
+	}
+	xasprintf(&h->head, "%s %s HTTP/1.1\r\nHost: %s\r\n"
+	    "Content-Length: %zu\r\n%s%s%s\r\n", method, c->url->path,
+	    c->url->host_header, h->body_len, c->gzip ?
+	    "Content-Encoding: gzip\r\n" : "", headers != NULL ? headers : "",
+	    c->headers);
+	if (c->bev != NULL) {
+		/* The kept connection, idle since the last exchange. */
+		h->reused = true;
+		http_attach(h);
+	} else
+		(void)http_open(h, &why);
 	if (why != NULL) {
 		/* Fail from the loop, never from inside the caller. */
 		h->fail = why;
 		tv.tv_sec = 0;
 		tv.tv_usec = 0;
 	} else {
-		bufferevent_enable(h->bev, EV_READ | EV_WRITE);
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
 	}
@@ -391,18 +748,16 @@ export_http_set_yield(struct export_http *h, bool yield)
 		h->yield = yield;
 }
 
-/* Abort an exchange without calling back (NULL-safe). */
+/* Abort an exchange without calling back (NULL-safe); its connection is
+ * closed (it may hold half a request). */
 void
 export_http_cancel(struct export_http *h)
 {
 	if (h == NULL)
 		return;
-	if (h->bev != NULL)
-		bufferevent_free(h->bev);
-	if (h->timer != NULL)
-		event_free(h->timer);
-	free(h->fail);
-	free(h);
+	h->c->cur = NULL;
+	client_close(h->c);
+	http_free(h);
 }
 
 /*

@@ -51,9 +51,10 @@ enum export_result {
 	EXPORT_FAIL,		/* permanent: 4xx, payload refused */
 };
 
-/* Parsed target: http://host:port/path or unix:///path. */
+/* Parsed target: http(s)://host:port/path or unix:///path. */
 struct export_url {
 	bool	 unix_socket;
+	bool	 tls;		/* https */
 	char	*host;		/* or the socket path */
 	char	*port;
 	char	*path;		/* request target, starts with '/' */
@@ -76,18 +77,48 @@ struct export_http_resp {
 typedef void (*export_http_cb)(const struct export_http_resp *, void *arg);
 
 struct export_http;
+struct export_client;
+struct config_kv;
+
+/* How a client talks to its target. */
+struct export_client_opts {
+	const struct config_kv	*headers;	/* extra header lines */
+	size_t			 n_headers;
+	bool			 gzip;		/* Content-Encoding: gzip */
+	const char		*ca_file;	/* https: NULL system store */
+};
 
 /*
- * Start one request (Connection: close) on base; headers holds the extra
- * header lines ("Name: value\r\n" ...).  body is sent by reference: it
- * must stay unchanged until the callback has run or the exchange is
- * cancelled.  The callback runs exactly once, later, from the loop.
- * NULL only if base is NULL.
+ * The client of one target (u, kept by reference): it keeps one
+ * keep-alive connection, reused from exchange to exchange and opened
+ * again when the peer closed it; https verifies the peer against
+ * o->ca_file or the system store (proto/tls.c).  NULL + *cause when the
+ * TLS context cannot be made (a CA file that does not load).
  */
-struct export_http *export_http_start(struct event_base *,
-    const struct export_url *, const char *method, const char *headers,
-    const char *body, size_t body_len, uint64_t timeout_ms, export_http_cb,
-    void *arg);
+struct export_client *export_client_new(struct event_base *,
+    const struct export_url *u, const struct export_client_opts *o,
+    char **cause);
+/* What export_client_new would refuse (the https CA file); 0 or -1. */
+int export_client_check(const struct export_url *, const char *ca_file,
+    char **cause) TS_MUSTCHECK;
+/* Close the connection, free the client (NULL-safe); no exchange may run. */
+void export_client_free(struct export_client *);
+/* Connections the client opened so far. */
+uint64_t export_client_connects(const struct export_client *);
+
+/*
+ * Start one request on the client's connection (a new one when it has
+ * none); headers holds extra header lines ("Name: value\r\n" ...) before
+ * the configured ones.  body is sent by reference (unless gzipped): it
+ * must stay unchanged until the callback has run or the exchange is
+ * cancelled.  The callback runs exactly once, later, from the loop.  A
+ * kept connection that turns out closed before any byte of the answer
+ * (the peer's idle close crossed the request) is replaced once, within
+ * the same exchange.  NULL only if c is NULL or busy.
+ */
+struct export_http *export_http_start(struct export_client *,
+    const char *method, const char *headers, const char *body,
+    size_t body_len, uint64_t timeout_ms, export_http_cb, void *arg);
 /* Abort an exchange without calling back (NULL-safe). */
 void export_http_cancel(struct export_http *);
 /*
@@ -131,9 +162,20 @@ const char *export_datadog_frame(char *buf, const struct export_batch *,
     size_t *len);
 char *export_datadog_headers(size_t ntraces, const struct export_proc *);
 
-/* The OTLP backend: JSON body of the sampled records; *n_unsampled. */
+/*
+ * The OTLP backend: the ExportTraceServiceRequest of the sampled records
+ * in http/protobuf (protobuf true) or http/json, *len bytes (caller
+ * frees); counts sent and unsampled.
+ */
 char *export_otlp_body(const struct export_batch *, const struct export_proc *,
-    size_t *n_sent, size_t *n_unsampled);
+    bool protobuf, size_t *len, size_t *n_sent, size_t *n_unsampled);
+/*
+ * The partial_success of a collector's 2xx answer (in the request's
+ * encoding): true with the rejected span count and the message when it
+ * reports one.
+ */
+bool export_otlp_partial(const char *body, size_t len, bool protobuf,
+    int64_t *rejected, char *msg, size_t cap);
 
 /* The stdout backend: one JSON line per record on fd; spans written. */
 size_t export_stdout_write(int fd, const struct export_batch *);

@@ -169,6 +169,8 @@ struct exporter {
 	char			 runtime_id[37];
 	char			*container_id;
 	struct export_url	 url;
+	struct export_client	*client;	/* keeps the connection */
+	bool			 otlp_json;	/* http/json, else protobuf */
 	uint64_t		 flush_ns;
 	uint64_t		 max_queue;
 	uint64_t		 per_queue;
@@ -196,7 +198,7 @@ struct exporter {
 	char			*bbuf;
 	size_t			 blen, bcap;
 	bool			 full;		/* last batch hit a bound */
-	char			*req_body;	/* OTLP JSON being sent */
+	char			*req_body;	/* OTLP body being sent */
 	size_t			*boff;
 	size_t			*blens;
 	size_t			 bn, bncap;
@@ -1073,6 +1075,25 @@ batch_cost(struct exporter *ex)
 	    ex->batch_ns) / 1000);
 }
 
+/*
+ * A collector that accepted only part of a batch says so in its 2xx
+ * answer (OTLP "Partial Success"): warn, as the SDKs do; the request is
+ * not retried and its spans count as exported (the collector has them,
+ * or dropped them on purpose).
+ */
+static void
+otlp_partial(struct exporter *ex, const struct export_http_resp *r)
+{
+	int64_t rejected;
+	char msg[256];
+
+	if (export_otlp_partial(r->body, r->body_len, !ex->otlp_json,
+	    &rejected, msg, sizeof msg))
+		log_warnx("export: the collector rejected %lld of %zu spans: %s",
+		    (long long)rejected, ex->bsent, msg[0] != '\0' ? msg :
+		    "(no message)");
+}
+
 /* One export request ended. */
 static void
 http_done(const struct export_http_resp *r, void *arg)
@@ -1096,6 +1117,8 @@ http_done(const struct export_http_resp *r, void *arg)
 		acct_settle(ex, ex->bsent, &ex->exported);
 		if (ex->type == CONFIG_EXPORTER_DATADOG)
 			rates_update(ex, r->body, r->body_len);
+		else
+			otlp_partial(ex, r);
 		if (ex->failing) {
 			log_info("export: the backend accepts spans again");
 			ex->failing = false;
@@ -1152,8 +1175,8 @@ send_batch(struct exporter *ex)
 		return;
 	case CONFIG_EXPORTER_OTLP:
 		free(ex->req_body);
-		ex->req_body = export_otlp_body(&b, &ex->proc, &n_sent,
-		    &n_unsampled);
+		ex->req_body = export_otlp_body(&b, &ex->proc, !ex->otlp_json,
+		    &body_len, &n_sent, &n_unsampled);
 		if (ex->attempt == 0 && n_unsampled > 0)
 			acct_settle(ex, n_unsampled, &ex->dropped_unsampled);
 		/* A record that does not decode (never seen: we encoded
@@ -1167,8 +1190,10 @@ send_batch(struct exporter *ex)
 			return;
 		}
 		body = ex->req_body;
-		body_len = strlen(body);
-		headers = xstrdup("Content-Type: application/json\r\n");
+		/* OTLP/HTTP: the Content-Type names the encoding. */
+		headers = xstrdup(ex->otlp_json ? "Content-Type: "
+		    "application/json\r\n" : "Content-Type: "
+		    "application/x-protobuf\r\n");
 		method = "POST";
 		break;
 	default:
@@ -1182,8 +1207,8 @@ send_batch(struct exporter *ex)
 	ex->bsent = n_sent;
 	ex->sent_ns = util_mono_ns();
 	/* body stays untouched until http_done or a cancel. */
-	ex->inflight = export_http_start(ex->base, &ex->url, method, headers,
-	    body, body_len, ex->opts.timeout_ms, http_done, ex);
+	ex->inflight = export_http_start(ex->client, method, headers, body,
+	    body_len, ex->opts.timeout_ms, http_done, ex);
 	export_http_set_yield(ex->inflight, ex->yield);
 	free(headers);
 }
@@ -1506,9 +1531,63 @@ exporter_check(const struct config *cfg, const char **key, char **cause)
 		    ce->otlp_endpoint : "http://localhost:4318/v1/traces",
 		    "/v1/traces", &u, cause);
 	}
-	if (*key != NULL && rc == 0)
+	if (*key != NULL && rc == 0) {
+		/* https: the CA file must load (what export_client_new does). */
+		if (export_client_check(&u, ce->tls_ca_file, cause) != 0) {
+			if (ce->tls_ca_file != NULL)
+				*key = "exporter.tls_ca_file";
+			rc = -1;
+		}
 		export_url_clear(&u);
+	}
 	return rc;
+}
+
+/*
+ * The HTTP client of the datadog and otlp backends: one kept connection,
+ * the configured headers, gzip for OTLP, TLS for https (issue 14).  The
+ * header values are secrets (API keys): the log shows their names only.
+ */
+static int
+exporter_client(struct exporter *ex, const struct config_exporter *ce,
+    char **cause)
+{
+	struct export_client_opts co;
+	char *names = xstrdup(""), *t;
+	size_t i;
+
+	if (ex->type != CONFIG_EXPORTER_DATADOG &&
+	    ex->type != CONFIG_EXPORTER_OTLP) {
+		free(names);
+		return 0;
+	}
+	memset(&co, 0, sizeof co);
+	co.headers = ce->headers;
+	co.n_headers = ce->n_headers;
+	co.gzip = ex->type == CONFIG_EXPORTER_OTLP &&
+	    ce->compression == CONFIG_COMPRESSION_GZIP;
+	co.ca_file = ce->tls_ca_file;
+	if ((ex->client = export_client_new(ex->base, &ex->url, &co, cause))
+	    == NULL) {
+		free(names);
+		return -1;
+	}
+	for (i = 0; i < ce->n_headers; i++) {
+		xasprintf(&t, "%s%s%s: ***", names, i > 0 ? ", " : "",
+		    ce->headers[i].key);
+		free(names);
+		names = t;
+	}
+	log_debug("export: %s %s%s%s%s, %s%s%s", ex->type ==
+	    CONFIG_EXPORTER_OTLP ? (ex->otlp_json ? "otlp http/json" :
+	    "otlp http/protobuf") : "datadog", ex->url.unix_socket ?
+	    "unix://" : (ex->url.tls ? "https://" : "http://"),
+	    ex->url.unix_socket ? ex->url.host : ex->url.host_header,
+	    ex->url.unix_socket ? "" : ex->url.path, co.gzip ? " gzip" : "",
+	    "one kept connection", names[0] != '\0' ? ", headers " : "",
+	    names);
+	free(names);
+	return 0;
 }
 
 /* Create the exporter and start its thread. */
@@ -1535,7 +1614,8 @@ exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
 	if (o != NULL)
 		ex->opts = *o;
 	if (ex->opts.timeout_ms == 0)
-		ex->opts.timeout_ms = 2000;
+		ex->opts.timeout_ms = ce->timeout_ms > 0 ? ce->timeout_ms :
+		    2000;
 	if (ex->opts.retry_ms == 0)
 		ex->opts.retry_ms = 200;
 	if (ex->opts.no_retry)
@@ -1591,6 +1671,7 @@ exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
 		    ce->otlp_endpoint : "http://localhost:4318/v1/traces",
 		    "/v1/traces", &ex->url, cause) != 0)
 			goto fail;
+		ex->otlp_json = ce->otlp_protocol == CONFIG_OTLP_JSON;
 	}
 	metrics_set_section(render_section, ex);
 	ex->section = true;
@@ -1607,6 +1688,8 @@ exporter_new_opts(const struct config *cfg, const struct exporter_opts *o,
 	    wake_cb, ex);
 	ex->retry_ev = evtimer_new(ex->base, retry_cb, ex);
 	ex->stop_ev = evtimer_new(ex->base, stop_cb, ex);
+	if (exporter_client(ex, ce, cause) != 0)
+		goto fail;
 	if (ex->tick_ev == NULL || ex->wake_ev == NULL ||
 	    ex->retry_ev == NULL || ex->stop_ev == NULL)
 		fatalx("export: out of memory");
@@ -1663,6 +1746,7 @@ exporter_free(struct exporter *ex)
 		pthread_join(ex->thread, NULL);
 	}
 	export_http_cancel(ex->inflight);
+	export_client_free(ex->client);
 	if (ex->tick_ev != NULL)
 		event_free(ex->tick_ev);
 	if (ex->wake_ev != NULL)

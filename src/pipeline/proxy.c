@@ -429,6 +429,8 @@ proxy_refuse(void *arg, struct exchange *x, int status, const char *message)
 	x->front->end(x);
 	metrics_request(pl->metrics, route != NULL ? route->slot : 0,
 	    status, 0, 0);
+	metrics_add(pl->metrics, x->protocol == EXCHANGE_P_H2 ?
+	    METRICS_REQ_H2 : METRICS_REQ_H1, 1);
 }
 
 /* Join upstream Vary values into buf (", "-separated). */
@@ -1088,6 +1090,8 @@ proxy_start(void *arg, struct exchange *req)
 	pr->start_ns = util_mono_ns();
 	pr->start_us = util_now_us();
 	pr->wgen = worker_gen_ref(pl->wgen);
+	pr->protocol = req->protocol;
+	pr->http_minor = req->minor;
 	pr->pr_client.req = req;
 	pr->pr_client.method = req->method;
 	pr->pr_client.method_name = proxy_method_name(req->method);
@@ -1722,7 +1726,6 @@ static size_t
 proxy_access_combined(struct proxy_req *pr, char *line, size_t size)
 {
 	struct proxy_lbuf b = { line, line + size - 1 };
-	const struct exchange *x = pr->x;
 
 	lb_str(&b, pr->pr_log.client_ip);
 	LB_LIT(&b, " - - [");
@@ -1731,9 +1734,14 @@ proxy_access_combined(struct proxy_req *pr, char *line, size_t size)
 	lb_clf(&b, pr->pr_client.method_name);
 	LB_LIT(&b, " ");
 	lb_clf(&b, pr->pr_log.url);
-	LB_LIT(&b, " HTTP/1.");
-	lb_u64(&b, x != NULL ? (uint64_t)x->minor : 1);
-	LB_LIT(&b, "\" ");
+	/* nginx writes HTTP/2.0 for a request over HTTP/2. */
+	if (pr->protocol == EXCHANGE_P_H2)
+		LB_LIT(&b, " HTTP/2.0\" ");
+	else {
+		LB_LIT(&b, " HTTP/1.");
+		lb_u64(&b, (uint64_t)pr->http_minor);
+		LB_LIT(&b, "\" ");
+	}
 	lb_u64(&b, (uint64_t)pr->status);
 	LB_LIT(&b, " ");
 	lb_u64(&b, pr->bytes_out);
@@ -1785,6 +1793,13 @@ proxy_access_json(struct proxy_req *pr, uint64_t dur_ns, char *line,
 	lb_json(&b, pr->pr_log.url);
 	LB_LIT(&b, "\",\"http.url_details.path\":\"");
 	lb_json(&b, pr->pr_client.path);
+	/* Datadog's http.version: "1.0", "1.1" or "2". */
+	if (pr->protocol == EXCHANGE_P_H2)
+		LB_LIT(&b, "\",\"http.version\":\"2");
+	else {
+		LB_LIT(&b, "\",\"http.version\":\"1.");
+		lb_u64(&b, (uint64_t)pr->http_minor);
+	}
 	LB_LIT(&b, "\",\"http.status_code\":");
 	lb_u64(&b, (uint64_t)pr->status);
 	if (pr->pr_log.ua[0] != '\0') {
@@ -1898,6 +1913,8 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 		    NULL ? pr->route->slot : 0, dur_us,
 		    pr->span->trace_id.high, pr->span->trace_id.low,
 		    (pr->start_us + dur_us) / 1000);
+	metrics_add(pl->metrics, pr->protocol == EXCHANGE_P_H2 ?
+	    METRICS_REQ_H2 : METRICS_REQ_H1, 1);
 	proxy_access_log(pr, dur_ns);
 	proxy_trace_finish(pr);
 	/* Nothing is called back: the front-end accounts for the exchange. */

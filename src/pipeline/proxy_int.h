@@ -83,6 +83,8 @@ struct proxy_req {
 	bool up_used;			/* an upstream exchange was started */
 	bool up_timed;			/* its times are in the histograms */
 	uint64_t up_start_ns;		/* monotonic, when it was started */
+	enum exchange_protocol protocol;	/* the client's */
+	int http_minor;			/* HTTP/1.x: x (the access log) */
 
 	struct {
 		const struct exchange *req;	/* in start() only */

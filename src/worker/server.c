@@ -44,6 +44,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "h2.h"
 #include "cors.h"
 #include "admin.h"
 #include "exporter.h"
@@ -115,6 +116,9 @@ static struct {
 	/* Active health checks of srv.gen's routes (main thread). */
 	struct upstream_checker **checkers;
 	size_t n_checkers;
+	uint64_t nconns;		/* client connections of every worker
+					 * (__atomic: workers add and
+					 * subtract, each reads) */
 } srv = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -304,6 +308,9 @@ server_gen_unref(struct server_gen *g)
 
 	if (g == NULL || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	/* make chaos's reload storm counts these against the reloads. */
+	log_debug("configuration generation %llu freed",
+	    (unsigned long long)g->id);
 	for (i = 0; i < g->cfg->n_routes; i++) {
 		if (g->route_ssl[i] != NULL)
 			SSL_CTX_free(g->route_ssl[i]);
@@ -470,7 +477,9 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 			    "server.tls.key" : "server.tls.cert", "%s", cause);
 			free(cause);
 			cause = NULL;
-		}
+		} else
+			tls_server_ctx_set_h2(g->server_ssl,
+			    cfg->http2.enabled);
 	}
 	/* CORS: the tracing headers of every style we extract or inject. */
 	n_styles = 0;
@@ -687,15 +696,37 @@ server_wgen_new(struct worker *w, struct server_gen *g)
 }
 
 /*
+ * w's limits from cfg: server.limits.max_connections is the process's
+ * (max_total); w's share, ceil(max_total / workers), only balances: a
+ * worker at its share stops watching the sockets so that the others take
+ * the new connections, as long as the process is under max_total.
+ */
+static void
+server_worker_limits(struct worker *w, const struct config *cfg)
+{
+	w->max_total = cfg->limits.max_connections;
+	w->max_conns = (w->max_total + cfg->workers - 1) / cfg->workers;
+	if (w->max_conns == 0)
+		w->max_conns = 1;
+}
+
+/*
  * Add or remove w's listener events to match what it may do now: accept
  * unless it is draining, backing off, or at its share of
- * max_connections.
+ * max_connections while the process is under the limit.  When the
+ * process is at max_connections, a worker at its share keeps watching:
+ * what it accepts then it refuses at once (server_accept_cb), so that a
+ * connection over the limit is closed instead of waiting in the listen
+ * queue with no one to take it.  Since the shares add up to at least
+ * max_connections, the last worker to reach its share sees the process at
+ * the limit: no state leaves every worker away from the sockets.
  */
 static void
 server_worker_accepting(struct worker *w)
 {
 	bool on = !w->draining && !w->backoff.paused &&
-	    w->nconns < w->max_conns;
+	    (w->nconns < w->max_conns ||
+	    __atomic_load_n(&srv.nconns, __ATOMIC_ACQUIRE) >= w->max_total);
 	size_t i;
 
 	if (w->accepting == on)
@@ -779,6 +810,40 @@ server_backoff_cb(evutil_socket_t fd, short what, void *arg)
 	server_worker_accepting(w);
 }
 
+/*
+ * The process is at server.limits.max_connections: close fd, just
+ * accepted, at once (nginx closes a connection over worker_connections,
+ * Envoy one over its listener and global connection limits, the same
+ * way).  No answer: reading a request to send a 503 with CORS headers
+ * would give the connection the buffers the limit is there to bound.
+ * The client sees the connection closed (or reset, if its request had
+ * come); counted, logged at most once a second.
+ */
+static void
+server_refuse(struct worker *w, int fd)
+{
+	struct timespec now;
+
+	close(fd);
+	metrics_add(w->metrics, METRICS_CONN_REFUSED, 1);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((int64_t)now.tv_sec == w->refuse_log_sec) {
+		w->refuse_log_n++;
+		return;
+	}
+	if (w->refuse_log_n > 0)
+		log_warnx("worker %u: server.limits.max_connections (%llu) "
+		    "reached: refusing new connections (%u more refused since "
+		    "the last report)", w->id,
+		    (unsigned long long)w->max_total, w->refuse_log_n);
+	else
+		log_warnx("worker %u: server.limits.max_connections (%llu) "
+		    "reached: refusing new connections", w->id,
+		    (unsigned long long)w->max_total);
+	w->refuse_log_sec = (int64_t)now.tv_sec;
+	w->refuse_log_n = 0;
+}
+
 /* Client connections are waiting on the shared listening socket lfd. */
 static void
 server_accept_cb(evutil_socket_t lfd, short what, void *arg)
@@ -839,8 +904,15 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 		}
 		w->backoff.delay_ms = 0;
+		if (__atomic_add_fetch(&srv.nconns, 1, __ATOMIC_ACQ_REL) >
+		    w->max_total) {
+			__atomic_sub_fetch(&srv.nconns, 1, __ATOMIC_ACQ_REL);
+			server_refuse(w, fd);
+			continue;
+		}
 		if (conn_new(&w->front, fd, (struct sockaddr *)&ss, sl,
 		    w->wgen->gen->server_ssl) == NULL) {
+			__atomic_sub_fetch(&srv.nconns, 1, __ATOMIC_ACQ_REL);
 			close(fd);
 			continue;
 		}
@@ -858,6 +930,7 @@ server_conn_gone(void *arg)
 	struct worker *w = arg;
 
 	w->nconns--;
+	__atomic_sub_fetch(&srv.nconns, 1, __ATOMIC_ACQ_REL);
 	metrics_conn(w->metrics, -1);
 	/* A descriptor is free again: no need to wait out a back-off. */
 	if (w->backoff.paused) {
@@ -923,6 +996,13 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			conn_front_set_gen(&w->front, g->cfg,
 			    g->busy_timeout_ms);
+			/* HTTP/2 clients reconnect under the new settings
+			 * (their streams in flight finish first). */
+			h2_front_goaway(&w->front);
+			/* max_connections reloads (before, the share of
+			 * the first generation stayed). */
+			server_worker_limits(w, g->cfg);
+			server_worker_accepting(w);
 			server_gen_unref(g);
 			break;
 		case SERVER_CMD_DRAIN:
@@ -942,6 +1022,8 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 				if (conn_idle(c))
 					conn_close(c);
 			}
+			/* HTTP/2: GOAWAY; streams in flight finish. */
+			h2_front_goaway(&w->front);
 			if (w->front.inflight == 0)
 				event_base_loopexit(w->base, NULL);
 			break;
@@ -965,6 +1047,7 @@ server_worker_main(void *arg)
 	event_base_dispatch(w->base);
 	while (!TAILQ_EMPTY(&w->front.conns))
 		conn_close(TAILQ_FIRST(&w->front.conns));
+	h2_front_close_all(&w->front);
 	for (b = 0; b < w->n_listeners; b++)
 		event_free(w->listeners[b]);
 	w->n_listeners = 0;
@@ -1151,9 +1234,7 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	conn_front_init(&w->front, w->base, w->metrics, &proxy_exchange,
 	    w->pipeline, &server_conn_events, w);
 	conn_front_set_gen(&w->front, g->cfg, g->busy_timeout_ms);
-	w->max_conns = cfg->limits.max_connections / cfg->workers;
-	if (w->max_conns == 0)
-		w->max_conns = 1;
+	server_worker_limits(w, cfg);
 	w->accepting = true;
 
 	/* Every worker watches every shared socket (level-triggered: what

@@ -108,6 +108,10 @@ struct worker {
 	bool draining;
 	bool accepting;			/* listener events added */
 	uint64_t max_conns;		/* this worker's share */
+	uint64_t max_total;		/* server.limits.max_connections */
+	int64_t refuse_log_sec;		/* monotonic second of the last
+					 * refusal logged */
+	unsigned refuse_log_n;		/* refusals not logged since */
 	struct exporter_queue *xq;	/* this worker's queue */
 	struct server_xp *xp;		/* the exporter xq belongs to */
 };

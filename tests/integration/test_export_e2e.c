@@ -1258,7 +1258,11 @@ is_hex(const char *s, size_t n)
 	return true;
 }
 
-/* OTLP/JSON: ids, kind, attributes, error status, links, resource. */
+/*
+ * OTLP/JSON (exporter.otlp_protocol: http/json; http/protobuf, the
+ * default, is tests/integration/otlp_e2e.py's): ids, kind, attributes,
+ * error status, links, resource.
+ */
 START_TEST(otlp_exporter)
 {
 	struct itest_proc *agent, *gw;
@@ -1271,9 +1275,9 @@ START_TEST(otlp_exporter)
 
 	setenv("DD_SERVICE", "otel-svc", 1);
 	agent = itest_agent_start("normal", NULL);
-	ex = itest_strf("{type: otlp, otlp_endpoint: "
-	    "\"http://127.0.0.1:%u/v1/traces\", flush_interval: 100ms}",
-	    agent->port);
+	ex = itest_strf("{type: otlp, otlp_protocol: http/json, "
+	    "otlp_endpoint: \"http://127.0.0.1:%u/v1/traces\", "
+	    "flush_interval: 100ms}", agent->port);
 	gw = start_gateway(NULL, ex, "off");
 	free(ex);
 

@@ -11,8 +11,8 @@
  * idle pooled backend connection, and a reload changes it.  Idle
  * timeout: a keep-alive connection with nothing to do is closed.  A connection kept while a slow upstream
  * answers is not closed by those client timeouts.  max_connections: the
- * gateway stops accepting at the limit and accepts again when a
- * connection closes.  Each wait is a poll with a deadline, never a sleep.
+ * gateway closes a new connection at the limit (counted, logged), across
+ * workers, serves again when a connection closes, and the limit reloads.  Each wait is a poll with a deadline, never a sleep.
  */
 #include <sys/resource.h>
 
@@ -586,42 +586,157 @@ START_TEST(client_timeouts_do_not_cut_a_slow_upstream)
 }
 END_TEST
 
-START_TEST(max_connections_pauses_accepting)
+/* A request on a new connection to port: 200, or -1 (closed, refused). */
+static int
+try_served(uint16_t port, struct itest_conn **out)
+{
+	struct itest_conn *c;
+	struct itest_resp r;
+	int rc;
+
+	c = itest_connect(port);
+	if (itest_sendf(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n") != 0 ||
+	    itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) != 0) {
+		itest_conn_free(c);
+		return -1;
+	}
+	rc = r.status;
+	itest_resp_clear(&r);
+	if (out != NULL)
+		*out = c;
+	else
+		itest_conn_free(c);
+	return rc;
+}
+
+/* Await the gateway's count of open client connections to be n. */
+static void
+await_open_connections(struct itest_proc *gw, double n)
+{
+	int64_t deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+
+	while (gw_metric(gw, "tracestitch_open_connections") != n) {
+		ck_assert_msg(itest_now_ms() < deadline, "open connections "
+		    "did not come to %g", n);
+		poll(NULL, 0, 5);
+	}
+}
+
+/*
+ * At max_connections the gateway closes a new connection at once (it
+ * does not leave it in the listen queue, where it waited with no answer
+ * until a connection closed), counts it and logs it; once a connection
+ * closes, a new one is served.
+ */
+START_TEST(max_connections_refuses_over_the_limit)
 {
 	struct itest_proc *gw;
 	struct itest_conn *a, *b, *c;
-	struct itest_resp r;
+	int64_t t0;
 
 	gw = gateway_with_limits("max_connections: 2, idle_timeout: 30s");
-	a = itest_connect(gw->port);
-	b = itest_connect(gw->port);
-	/* Both are served (and so accepted) before the third comes. */
-	ck_assert_int_eq(itest_sendf(a, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"),
-	    0);
-	ck_assert_msg(itest_read_response(a, &r, 0, ITEST_TIMEOUT_MS) == 0,
-	    "%s", itest_error());
-	itest_resp_clear(&r);
-	ck_assert_int_eq(itest_sendf(b, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"),
-	    0);
-	ck_assert_msg(itest_read_response(b, &r, 0, ITEST_TIMEOUT_MS) == 0,
-	    "%s", itest_error());
-	itest_resp_clear(&r);
+	ck_assert_int_eq(try_served(gw->port, &a), 200);
+	ck_assert_int_eq(try_served(gw->port, &b), 200);
 
-	/* The kernel completes the handshake, the gateway does not accept. */
+	/* The third is closed without an answer, promptly. */
 	c = itest_connect(gw->port);
-	ck_assert_int_eq(itest_sendf(c, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"),
-	    0);
-	ck_assert_msg(!itest_readable(c, 500),
-	    "a third connection was served over max_connections: 2");
-
-	/* One closes: the waiting connection is accepted and answered. */
-	itest_conn_free(a);
-	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
-	    "%s", itest_error());
-	ck_assert_int_eq(r.status, 200);
-	itest_resp_clear(&r);
-	itest_conn_free(b);
+	t0 = itest_now_ms();
+	ck_assert_msg(itest_wait_closed(c, ITEST_TIMEOUT_MS),
+	    "a third connection over max_connections: 2 was not closed");
+	ck_assert_int_lt(itest_now_ms() - t0, 3000);
 	itest_conn_free(c);
+	ck_assert(gw_metric(gw, "tracestitch_connections_refused_total") == 1);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "server.limits.max_"
+	    "connections (2) reached: refusing new connections", 0,
+	    ITEST_TIMEOUT_MS) > 0);
+	/* The two held ones still work. */
+	ck_assert_int_eq(itest_sendf(a, "GET /echo HTTP/1.1\r\nHost: x\r\n"
+	    "\r\n"), 0);
+	{
+		struct itest_resp r;
+
+		ck_assert_msg(itest_read_response(a, &r, 0,
+		    ITEST_TIMEOUT_MS) == 0, "%s", itest_error());
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_clear(&r);
+	}
+
+	/* One closes: a new connection is served again. */
+	itest_conn_free(a);
+	await_open_connections(gw, 1);
+	ck_assert_int_eq(try_served(gw->port, NULL), 200);
+	itest_conn_free(b);
+}
+END_TEST
+
+/*
+ * max_connections is the process's, across workers: with two workers and
+ * a limit of 3 (shares of 2), three connections are served whichever
+ * workers take them, and the fourth is refused.
+ */
+START_TEST(max_connections_is_global_across_workers)
+{
+	struct itest_proc *gw;
+	struct itest_conn *c[3], *d;
+	char *yaml, *two;
+	int i;
+
+	yaml = limits_yaml("max_connections: 3, idle_timeout: 30s", "");
+	two = strstr(yaml, "workers: 1");
+	ck_assert_ptr_nonnull(two);
+	two[strlen("workers: ")] = '2';
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	for (i = 0; i < 3; i++)
+		ck_assert_msg(try_served(gw->port, &c[i]) == 200,
+		    "connection %d of 3 not served", i);
+	d = itest_connect(gw->port);
+	ck_assert_msg(itest_wait_closed(d, ITEST_TIMEOUT_MS),
+	    "a fourth connection over max_connections: 3 was not closed");
+	itest_conn_free(d);
+	ck_assert(gw_metric(gw, "tracestitch_connections_refused_total") == 1);
+	itest_conn_free(c[0]);
+	await_open_connections(gw, 2);
+	ck_assert_int_eq(try_served(gw->port, NULL), 200);
+	for (i = 1; i < 3; i++)
+		itest_conn_free(c[i]);
+}
+END_TEST
+
+/*
+ * max_connections reloads ("reload: yes"): before, each worker kept the
+ * share of the first generation.
+ */
+START_TEST(max_connections_reloads)
+{
+	struct itest_proc *gw;
+	struct itest_conn *a, *b;
+	int64_t deadline;
+	size_t from;
+	char *yaml;
+	int rc;
+
+	gw = gateway_with_limits("max_connections: 1, idle_timeout: 30s");
+	ck_assert_int_eq(try_served(gw->port, &a), 200);
+	ck_assert_int_eq(try_served(gw->port, NULL), -1);
+
+	yaml = limits_yaml("max_connections: 2, idle_timeout: 30s", "");
+	itest_rewrite(gw->cfg_path, yaml);
+	free(yaml);
+	from = itest_log_size(gw, ITEST_STDERR);
+	itest_proc_signal(gw, SIGHUP);
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "configuration reloaded",
+	    from, ITEST_TIMEOUT_MS) > 0);
+	/* The worker takes the generation from its command pipe: await. */
+	deadline = itest_now_ms() + ITEST_TIMEOUT_MS;
+	while ((rc = try_served(gw->port, &b)) != 200) {
+		ck_assert_msg(itest_now_ms() < deadline, "a second connection "
+		    "was not served after max_connections was reloaded to 2");
+		poll(NULL, 0, 10);
+	}
+	ck_assert_int_eq(try_served(gw->port, NULL), -1);
+	itest_conn_free(a);
+	itest_conn_free(b);
 }
 END_TEST
 
@@ -692,7 +807,9 @@ limits_suite(void)
 	tcase_add_test(tc, departed_client_response_reading_is_bounded);
 	tcase_add_test(tc, idle_timeout_closes_keepalive_connections);
 	tcase_add_test(tc, client_timeouts_do_not_cut_a_slow_upstream);
-	tcase_add_test(tc, max_connections_pauses_accepting);
+	tcase_add_test(tc, max_connections_refuses_over_the_limit);
+	tcase_add_test(tc, max_connections_is_global_across_workers);
+	tcase_add_test(tc, max_connections_reloads);
 	tcase_add_test(tc, idle_connections_hold_no_input_buffer);
 	suite_add_tcase(s, tc);
 	return s;

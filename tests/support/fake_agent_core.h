@@ -11,6 +11,13 @@
  *   FA_GARBAGE bytes that are not HTTP, then close
  *   FA_STALL   accept, read, never answer
  *   FA_SLOW    answer like FA_NORMAL after delay_ms
+ * With keepalive set, FA_NORMAL and FA_500 answers leave the connection
+ * open for the next request (no "Connection: close"), and close_after > 0
+ * closes it right after its close_after-th answer, as an agent's idle
+ * timeout would; drop_request > 0 closes a connection, unanswered, when
+ * its drop_request-th request arrives (an idle close that crossed the
+ * request: the request is recorded all the same); nconns counts the
+ * connections accepted.
  * Requests to /control/... are always answered 200 "{}" at once,
  * whatever the mode (fake_agent.c uses them to change mode and answer).
  * All static: each includer gets its own copy.
@@ -74,6 +81,9 @@ struct fa_agent {
 	size_t			 nconns;
 	fa_request_fn		 on_request;	/* loop thread */
 	bool			 discard_bodies; /* keep heads only (benches) */
+	bool			 keepalive;	/* set before fa_start */
+	unsigned		 close_after;	/* answers per connection */
+	unsigned		 drop_request;	/* close at this request */
 	struct event		*stop_ev;
 	int			 stop;		/* atomic */
 	struct fa_conn		*conns;		/* loop thread */
@@ -85,7 +95,12 @@ struct fa_conn {
 	struct bufferevent	*bev;
 	struct event		*delay;
 	bool			 answered;
+	bool			 closing;	/* close once written */
+	unsigned		 nanswers;
+	unsigned		 nrequests;
 };
+
+static void fa_readcb(struct bufferevent *, void *);
 
 /* Header value of name in a raw head block, copied into buf, or NULL. */
 static __attribute__((unused)) const char *
@@ -134,9 +149,16 @@ fa_writecb(struct bufferevent *bev, void *arg)
 {
 	struct fa_conn *c = arg;
 
-	if (c->answered && evbuffer_get_length(bufferevent_get_output(bev))
-	    == 0)
+	if (!c->answered || evbuffer_get_length(bufferevent_get_output(bev))
+	    != 0)
+		return;
+	if (c->closing) {
 		fa_conn_free(c);
+		return;
+	}
+	/* Keep-alive: the next request (maybe already read). */
+	c->answered = false;
+	fa_readcb(bev, c);
 }
 
 static void
@@ -145,7 +167,19 @@ fa_answer(struct fa_conn *c, enum fa_mode mode, const char *answer)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	c->answered = true;
-	if (mode == FA_GARBAGE)
+	c->nanswers++;
+	c->closing = mode == FA_GARBAGE || !c->fa->keepalive ||
+	    (c->fa->close_after > 0 && c->nanswers >= c->fa->close_after);
+	if (c->fa->keepalive && (mode == FA_NORMAL || mode == FA_500)) {
+		if (mode == FA_500)
+			evbuffer_add_printf(out, "HTTP/1.1 500 Internal Server "
+			    "Error\r\nContent-Length: 5\r\n\r\noops\n");
+		else
+			evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n"
+			    "Content-Type: application/json\r\n"
+			    "Content-Length: %zu\r\n\r\n%s", strlen(answer),
+			    answer);
+	} else if (mode == FA_GARBAGE)
 		evbuffer_add_printf(out, "THIS IS NOT HTTP\r\n\r\n{{{");
 	else if (mode == FA_500)
 		evbuffer_add_printf(out, "HTTP/1.1 500 Internal Server Error"
@@ -167,6 +201,8 @@ fa_delaycb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&c->fa->mu);
 	answer = strdup(c->fa->answer);
 	pthread_mutex_unlock(&c->fa->mu);
+	event_free(c->delay);
+	c->delay = NULL;
 	fa_answer(c, FA_NORMAL, answer);
 	free(answer);
 }
@@ -236,6 +272,11 @@ fa_readcb(struct bufferevent *bev, void *arg)
 		mode = FA_NORMAL;
 		free(answer);
 		answer = strdup("{}");
+	}
+	if (fa->drop_request > 0 && ++c->nrequests == fa->drop_request) {
+		free(answer);
+		fa_conn_free(c);
+		return;
 	}
 	if (mode == FA_STALL) {
 		/* Keep the connection open and never answer. */

@@ -4,8 +4,9 @@
  * blocking, drops counted), failure modes of the agent (down, stalled,
  * 500, garbage) that must never slow exporter_submit, the flush on
  * exporter_free, the stdout line format, "none", the /metrics
- * families, and the exporter thread's scheduling (exporter.thread_nice)
- * with a large batch still delivered whole.
+ * families, the exporter thread's scheduling (exporter.thread_nice)
+ * with a large batch still delivered whole, and the one keep-alive
+ * connection to the agent (reused, reopened after the agent's close).
  */
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -359,7 +360,9 @@ static const struct {
 	{ "http://agent", 0, false, "agent", "80", "/v0.4/traces" },
 	{ "unix:///var/run/datadog/apm.socket", 0, true,
 	    "/var/run/datadog/apm.socket", "", "/v0.4/traces" },
-	{ "https://agent:8126", -1, false, NULL, NULL, NULL },
+	{ "https://agent:8126", 0, false, "agent", "8126", "/v0.4/traces" },
+	{ "https://collector/v1/traces", 0, false, "collector", "443",
+	  "/v1/traces" },
 	{ "http://agent:x1", -1, false, NULL, NULL, NULL },
 	{ "http://:8126", -1, false, NULL, NULL, NULL },
 	{ "unix://relative.sock", -1, false, NULL, NULL, NULL },
@@ -799,6 +802,7 @@ START_TEST(test_agent_down)
 {
 	struct exporter *ex;
 	struct exporter_stats st;
+	int i;
 
 	/* A port nobody listens on: a fake agent's, once closed. */
 	ts_expect_warning("spans");
@@ -817,6 +821,10 @@ START_TEST(test_agent_down)
 	    st.dropped_agent_error > 0);
 	ck_assert_uint_eq(st.exported, 0);
 	ck_assert_uint_ge(st.errors, 3);	/* first try + 2 retries */
+	/* The drops are counted just before the warning is logged. */
+	for (i = 0; i < 2500 && __atomic_load_n(&ts_warnings_seen,
+	    __ATOMIC_RELAXED) < 1; i++)
+		usleep(2000);
 	ck_assert_int_ge(ts_warnings_seen, 1);
 	exporter_free(ex);
 }
@@ -867,6 +875,149 @@ START_TEST(test_agent_500)
 	ck_assert(exporter_submit(q, sp));
 	exporter_flush(ex);
 	WAIT_STATS(ex, st, st.exported == 1);
+	exporter_free(ex);
+	span_free(sp);
+}
+END_TEST
+
+/*
+ * Restart the fake agent in keep-alive mode (issue 14 item 3): it keeps
+ * each connection for close_after answers (0: for ever), closes it, unanswered,
+ * at its drop_request-th request (0: never), and counts connections.
+ */
+static void
+agent_keepalive(unsigned close_after, unsigned drop_request)
+{
+	fa_fini(&agent);
+	ck_assert_int_eq(fa_init(&agent, 0, NULL), 0);
+	agent.keepalive = true;
+	agent.close_after = close_after;
+	agent.drop_request = drop_request;
+	fa_start(&agent);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", agent.port);
+}
+
+static size_t
+agent_conns(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&agent.mu);
+	n = agent.nconns;
+	pthread_mutex_unlock(&agent.mu);
+	return n;
+}
+
+/* n batches of one span each, every one exported before the next. */
+static void
+send_batches(struct exporter *ex, struct exporter_queue *q, int n)
+{
+	struct exporter_stats st;
+	struct span *sp = span_new();
+	uint64_t base;
+	int i;
+
+	exporter_get_stats(ex, &st);
+	base = st.exported;
+	make_span(sp);
+	for (i = 0; i < n; i++) {
+		ck_assert(exporter_submit(q, sp));
+		exporter_flush(ex);
+		WAIT_STATS(ex, st, st.exported == base + (uint64_t)i + 1);
+	}
+	span_free(sp);
+}
+
+/* A keep-alive agent: N batches over one connection. */
+START_TEST(test_agent_keepalive)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	agent_keepalive(0, 0);
+	ex = new_exporter(2000, false);
+	send_batches(ex, exporter_queue_new(ex), 6);
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_eq(st.requests, 6);
+	ck_assert_uint_eq(st.errors, 0);
+	ck_assert_uint_eq(fa_count(&agent), 6);
+	ck_assert_uint_eq(agent_conns(), 1);
+	exporter_free(ex);
+}
+END_TEST
+
+/*
+ * The agent closes the connection after every second answer (as its idle
+ * timeout would): one reconnect each time, no error, no span lost.
+ */
+START_TEST(test_agent_closes_connection)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	agent_keepalive(2, 0);
+	ex = new_exporter(2000, false);
+	send_batches(ex, exporter_queue_new(ex), 5);
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_eq(st.exported, 5);
+	ck_assert_uint_eq(st.errors, 0);
+	ck_assert_uint_eq(st.dropped_agent_error, 0);
+	ck_assert_uint_eq(agent_conns(), 3);
+	exporter_free(ex);
+}
+END_TEST
+
+/*
+ * The agent's close crosses the second request of each connection (it
+ * closes the kept connection as the request arrives): the request is sent
+ * again on a new connection within the same attempt; no error, no retry,
+ * no span lost.
+ */
+START_TEST(test_agent_close_crosses_batch)
+{
+	struct exporter *ex;
+	struct exporter_stats st;
+
+	agent_keepalive(0, 2);
+	ex = new_exporter(2000, false);
+	send_batches(ex, exporter_queue_new(ex), 3);
+	exporter_get_stats(ex, &st);
+	ck_assert_uint_eq(st.exported, 3);
+	ck_assert_uint_eq(st.errors, 0);
+	ck_assert_uint_eq(st.dropped_agent_error, 0);
+	/*
+	 * Each connection's second request is dropped: 1, 2 (dropped) on
+	 * the first; 2, 3 (dropped) on the second; 3 on the third.
+	 */
+	ck_assert_uint_eq(fa_count(&agent), 5);
+	ck_assert_uint_eq(agent_conns(), 3);
+	exporter_free(ex);
+}
+END_TEST
+
+/* A 500 on a kept connection: the backoff and the accounting as before. */
+START_TEST(test_agent_keepalive_500)
+{
+	struct exporter *ex;
+	struct exporter_queue *q;
+	struct exporter_stats st;
+	struct span *sp = span_new();
+	int i;
+
+	agent_keepalive(0, 0);
+	fa_set(&agent, FA_500, NULL);
+	ts_expect_warning("HTTP 500");
+	ex = new_exporter(1000, false);
+	q = exporter_queue_new(ex);
+	make_span(sp);
+	for (i = 0; i < 5; i++)
+		ck_assert(exporter_submit(q, sp));
+	exporter_flush(ex);
+	WAIT_STATS(ex, st, st.dropped_agent_error == 5);
+	ck_assert_uint_eq(st.errors, 3);	/* retried twice */
+	fa_set(&agent, FA_NORMAL, NULL);
+	send_batches(ex, q, 2);
+	ck_assert_uint_eq(agent_conns(), 1);
 	exporter_free(ex);
 	span_free(sp);
 }
@@ -1129,6 +1280,10 @@ exporter_suite(void)
 	tcase_add_test(tc, test_agent_garbage);
 	tcase_add_test(tc, test_agent_bad_json);
 	tcase_add_test(tc, test_agent_slow);
+	tcase_add_test(tc, test_agent_keepalive);
+	tcase_add_test(tc, test_agent_closes_connection);
+	tcase_add_test(tc, test_agent_close_crosses_batch);
+	tcase_add_test(tc, test_agent_keepalive_500);
 	tcase_add_loop_test(tc, test_thread_sched, 0, (int)TS_NITEMS(nice_vec));
 	tcase_add_loop_test(tc, test_big_batch_sliced, 0,
 	    (int)TS_NITEMS(big_vec));

@@ -361,6 +361,10 @@ static const char expected_render[] =
     "accepted\n"
     "# TYPE tracestitch_connections_accepted_total counter\n"
     "tracestitch_connections_accepted_total 3\n"
+    "# HELP tracestitch_connections_refused_total Client connections "
+    "closed at once over server.limits.max_connections\n"
+    "# TYPE tracestitch_connections_refused_total counter\n"
+    "tracestitch_connections_refused_total{reason=\"max_connections\"} 4\n"
     "# HELP tracestitch_framing_rejected_total Requests refused by the "
     "framing guard\n"
     "# TYPE tracestitch_framing_rejected_total counter\n"
@@ -385,6 +389,36 @@ static const char expected_render[] =
     "tracestitch_accept_errors_total{reason=\"enobufs\"} 0\n"
     "tracestitch_accept_errors_total{reason=\"enomem\"} 1\n"
     "tracestitch_accept_errors_total{reason=\"other\"} 0\n"
+    "# HELP tracestitch_requests_by_protocol_total Requests, by client protocol\n"
+    "# TYPE tracestitch_requests_by_protocol_total counter\n"
+    "tracestitch_requests_by_protocol_total{protocol=\"http/1.1\"} 0\n"
+    "tracestitch_requests_by_protocol_total{protocol=\"h2\"} 0\n"
+    "# HELP tracestitch_http2_connections_total Client connections that spoke HTTP/2 (ALPN h2 or h2c)\n"
+    "# TYPE tracestitch_http2_connections_total counter\n"
+    "tracestitch_http2_connections_total 0\n"
+    "# HELP tracestitch_http2_refused_total HTTP/2 streams refused by the translation to HTTP/1.1\n"
+    "# TYPE tracestitch_http2_refused_total counter\n"
+    "tracestitch_http2_refused_total{reason=\"field_name\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"field_value\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"pseudo_header\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"authority\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"connection_specific\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"te\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"content_length\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"method\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"header_list\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"body_too_large\"} 0\n"
+    "# HELP tracestitch_http2_defences_total HTTP/2 denial-of-service defences that fired\n"
+    "# TYPE tracestitch_http2_defences_total counter\n"
+    "tracestitch_http2_defences_total{defence=\"rapid_reset\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"continuation_flood\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"settings_flood\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"ping_flood\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"empty_frames\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"max_concurrent_streams\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"protocol_error\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"timeout\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"goaway\"} 0\n"
     "# HELP tracestitch_proxy_protocol_refused_total Connections closed "
     "for a missing or malformed PROXY header\n"
     "# TYPE tracestitch_proxy_protocol_refused_total counter\n"
@@ -426,6 +460,8 @@ START_TEST(test_render_exact)
 	metrics_tunnel(m1, -1);
 	metrics_add(m1, METRICS_CONN_ACCEPTED, 2);
 	metrics_add(m2, METRICS_CONN_ACCEPTED, 1);
+	metrics_add(m1, METRICS_CONN_REFUSED, 3);
+	metrics_add(m2, METRICS_CONN_REFUSED, 1);
 	metrics_add(m2, METRICS_RELOADS_OK, 1);
 	metrics_add(m1, METRICS_RELOADS_FAILED, 2);
 	metrics_add(m1, METRICS_ACCEPT_EMFILE, 2);
@@ -475,11 +511,12 @@ START_TEST(test_render_empty)
 	/*
 	 * 21 families besides the counters (build_info, 6 process_*, 3
 	 * histograms, 3 propagation, 6 per route, connections and
-	 * WebSocket tunnels), which share two names: config_reloads_total
-	 * (2 rows), accept_errors_total (5).
+	 * WebSocket tunnels), which share five names: config_reloads_total
+	 * (2 rows), accept_errors_total (5), requests_by_protocol_total (2),
+	 * http2_refused_total (10), http2_defences_total (9).
 	 */
 	ck_assert_int_eq(count_of(out, "# TYPE "), 21 + METRICS_NCOUNTERS -
-	    1 - 4);
+	    1 - 4 - 1 - 9 - 8);
 	free(out);
 	metrics_free_all();
 }
