@@ -14,6 +14,8 @@
  *   without a header is closed unanswered; a header that never completes
  *   is closed after server.limits.header_timeout.
  */
+#include <sys/socket.h>
+
 #include <check.h>
 #include <poll.h>
 #include <stdio.h>
@@ -338,6 +340,44 @@ START_TEST(proxy_protocol_required)
 }
 END_TEST
 
+/*
+ * h2c with prior knowledge behind the PROXY header: the preface is looked
+ * for after the header (RFC 9113 3.4: the server's first frame is
+ * SETTINGS), and a plain HTTP/1.1 request still works beside it.
+ */
+START_TEST(proxy_protocol_then_h2c)
+{
+	static const char pre[] = "PROXY TCP4 198.51.100.9 10.0.0.1 5000 80"
+	    "\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	    "\0\0\0\x04\0\0\0\0\0";	/* an empty SETTINGS frame */
+	struct itest_conn *c;
+	unsigned char frame[9];
+	ssize_t n = 0, k;
+	json_t *j;
+
+	start("  proxy_protocol: true\n  http2_cleartext: true\n", NULL);
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_send(c, pre, sizeof pre - 1, ITEST_TIMEOUT_MS),
+	    0);
+	while (n < (ssize_t)sizeof frame && itest_readable(c,
+	    ITEST_TIMEOUT_MS)) {
+		k = recv(c->fd, frame + n, sizeof frame - (size_t)n, 0);
+		if (k <= 0)
+			break;
+		n += k;
+	}
+	ck_assert_int_eq(n, (ssize_t)sizeof frame);
+	ck_assert_uint_eq(frame[3], 0x04);	/* SETTINGS */
+	ck_assert_uint_eq(frame[4] & 0x01, 0);	/* not an ACK */
+	itest_conn_free(c);
+	j = echo_raw(ITEST_LIT("PROXY TCP4 198.51.100.10 10.0.0.1 5001 80\r\n"
+	    "GET /echo/h1 HTTP/1.1\r\nHost: x\r\n\r\n"));
+	ck_assert_str_eq(itest_echo_header(j, "x-forwarded-for", 0),
+	    "198.51.100.10");
+	json_decref(j);
+}
+END_TEST
+
 static Suite *
 proxies_suite(void)
 {
@@ -350,6 +390,7 @@ proxies_suite(void)
 	tcase_add_test(tc, untrusted_peer_is_overwritten);
 	tcase_add_test(tc, proxy_protocol_v1_and_v2);
 	tcase_add_test(tc, proxy_protocol_required);
+	tcase_add_test(tc, proxy_protocol_then_h2c);
 	suite_add_tcase(s, tc);
 	return s;
 }
