@@ -19,7 +19,8 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	iproute2 python3-yaml systemd groff-base man-db \
 	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev protobuf-compiler \
 	python3-protobuf openssl \
-	gnuplot-nox
+	gnuplot-nox \
+	prometheus python3-prometheus-client
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
 # at configure time, and -Dwerror=true keeps that through the reconfigures

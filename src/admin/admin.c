@@ -1,6 +1,7 @@
 /*
  * admin.c -- the admin listener's endpoints on evhttp (admin.h).
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,10 +86,16 @@ admin_cb(struct evhttp_request *req, void *arg)
 		} else
 			evbuffer_add_printf(body, "{\"status\":\"ready\"}\n");
 	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
-		char *text = metrics_render();
+		const char *accept = evhttp_find_header(
+		    evhttp_request_get_input_headers(req), "Accept");
+		/* Prometheus asks for OpenMetrics first when it can read it. */
+		bool om = accept != NULL &&
+		    strstr(accept, "application/openmetrics-text") != NULL;
+		char *text = om ? metrics_render_openmetrics() :
+		    metrics_render();
 
-		evhttp_add_header(out, "Content-Type",
-		    "text/plain; version=0.0.4; charset=utf-8");
+		evhttp_add_header(out, "Content-Type", om ?
+		    METRICS_CTYPE_OPENMETRICS : METRICS_CTYPE_TEXT);
 		if (text != NULL) {
 			evbuffer_add(body, text, strlen(text));
 			free(text);

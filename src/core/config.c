@@ -121,11 +121,15 @@ static const char *const cfg_balance_names[] = {
 static const char *const cfg_level_names[] = {
 	"error", "warn", "info", "debug", NULL
 };
+static const char *const cfg_access_format_names[] = {
+	"json", "combined", NULL
+};
 static const char *cfg_check_origin(const char *);
 static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
 static const char *cfg_check_http_url(const char *);
 static const char *cfg_check_format(const char *);
+static const char *cfg_check_cidr(const char *);
 static const char *cfg_check_hash_on(const char *);
 static const char *cfg_check_hc_path(const char *);
 static const char *cfg_check_resolver(const char *);
@@ -191,6 +195,16 @@ static const struct cfg_row cfg_schema[] = {
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections the process keeps open "
 	  "at once; one more is closed as soon as it is accepted" },
+	{ "server.trusted_proxies", CT_STRV, C(trusted_proxies), .def = "[]",
+	  .check = cfg_check_cidr,
+	  .help = "addresses or CIDR blocks of the load balancers in front: "
+	  "their X-Forwarded-For/-Proto/-Host are kept and the client is "
+	  "the right-most untrusted X-Forwarded-For address" },
+	{ "server.proxy_protocol", CT_BOOL, C(proxy_protocol), .def = "false",
+	  .help = "every client connection starts with a PROXY protocol v1 "
+	  "or v2 header (AWS NLB, HAProxy send-proxy), whose source "
+	  "becomes the client address; a connection without one is "
+	  "closed" },
 	{ "server.resolvers", CT_STRV, C(resolvers), .def = "[]",
 	  .flags = CF_NORELOAD, .check = cfg_check_resolver,
 	  .help = "DNS servers (\"ip\" or \"ip:port\") for looking upstream "
@@ -494,6 +508,10 @@ static const struct cfg_row cfg_schema[] = {
 	  .help = "stdout, stderr, off or a file path" },
 	{ "logging.format", CT_STRING, C(logging.format), .def = "json",
 	  .check = cfg_check_format, .help = "access log format (json)" },
+	{ "logging.access_log_format", CT_ENUM, C(logging.access_log_format),
+	  .def = "json", .choices = cfg_access_format_names,
+	  .help = "json: Datadog's standard attributes; combined: nginx's "
+	  "combined format" },
 };
 #define CFG_NROWS TS_NITEMS(cfg_schema)
 
@@ -733,6 +751,16 @@ static const char *
 cfg_check_path_prefix(const char *s)
 {
 	return s[0] == '/' ? NULL : "expected a path starting with \"/\"";
+}
+
+/* An address or CIDR block (server.trusted_proxies). */
+static const char *
+cfg_check_cidr(const char *s)
+{
+	struct cidr c;
+	const char *err = NULL;
+
+	return cidr_parse(s, &c, &err) == 0 ? NULL : err;
 }
 
 /* The source of the hash of balance: hash. */
@@ -3168,6 +3196,21 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 
 	cfg_check_listen(ctx);
 
+	/* Checked item by item: parsed once here for the request path. */
+	cfg->trusted = xcalloc(cfg->trusted_proxies.n + 1, sizeof *cfg->trusted);
+	for (i = 0; i < cfg->trusted_proxies.n; i++) {
+		const char *err;
+
+		if (cidr_parse(cfg->trusted_proxies.v[i],
+		    &cfg->trusted[cfg->n_trusted], &err) == 0)
+			cfg->n_trusted++;
+	}
+	if (cfg->proxy_protocol && cfg->tls.cert != NULL)
+		cfg_error(ctx, ctx->seen[cfg_find_row("server.proxy_protocol") -
+		    cfg_schema], "server.proxy_protocol", "not supported "
+		    "together with server.tls yet: terminate TLS at the "
+		    "balancer, or send the PROXY header to a plain listener");
+
 	if (cfg->tls.cert != NULL && cfg->tls.key == NULL)
 		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.cert") -
 		    cfg_schema], "server.tls.cert", "a certificate needs "
@@ -3406,6 +3449,8 @@ cfg_free_contents(struct config *cfg)
 	free(cfg->env_warnings);
 	free(cfg->logging.access_log);
 	free(cfg->logging.format);
+	cfg_strv_clear(&cfg->trusted_proxies);
+	free(cfg->trusted);
 	for (i = 0; i < cfg->n_pos; i++) {
 		free(cfg->pos[i].key);
 		free(cfg->pos[i].file);

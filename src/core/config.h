@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "cidr.h"
 #include "styles.h"
 
 /* A list of strings, in file order. */
@@ -188,10 +189,16 @@ struct config_exporter {
 	uint64_t thread_nice;	/* added to the exporter thread's nice */
 };
 
+enum config_access_format {
+	CONFIG_ACCESS_JSON = 0,	/* Datadog's standard attributes */
+	CONFIG_ACCESS_COMBINED,	/* nginx's combined format */
+};
+
 struct config_logging {
 	int level;		/* enum log_level */
 	char *access_log;	/* "stdout", "stderr", "off" or a path */
 	char *format;		/* "json" */
+	int access_log_format;	/* enum config_access_format */
 };
 
 struct config_route {
@@ -269,6 +276,14 @@ struct config {
 	uint64_t backlog;		/* server.backlog: listen() queue */
 	uint64_t drain_timeout_ms;	/* server.drain_timeout */
 	struct config_limits limits;	/* server.limits */
+	/*
+	 * server.trusted_proxies as written, and parsed (cidr.h): a peer in
+	 * one of them has its X-Forwarded-* kept (docs/deployment.md).
+	 */
+	struct config_strv trusted_proxies;
+	struct cidr *trusted;
+	size_t n_trusted;
+	bool proxy_protocol;		/* server.proxy_protocol */
 	struct config_http2 http2;	/* server.http2* */
 
 	bool has_admin;

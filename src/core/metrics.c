@@ -14,15 +14,21 @@
  * configuration is loaded (main thread); slot 0 is "unmatched".  Slots
  * are never reused, so a reload keeps the series of an unchanged route.
  */
+#include <sys/resource.h>
+
+#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "styles.h"
+#include "ts_commit.h"
+#include "ts_config.h"
 #include "util.h"
 
 #define METRICS_NCLASSES 5		/* 1xx .. 5xx */
@@ -61,6 +67,26 @@ static const struct metrics_counter_def counter_defs[METRICS_NCOUNTERS] = {
 #undef METRICS_DEF
 };
 
+/* A histogram of one route in one block; buckets not cumulative. */
+struct metrics_hist_data {
+	uint64_t buckets[METRICS_NBUCKETS];
+	uint64_t sum_us;
+};
+
+/*
+ * The last traced observation of a bucket.  One writer (the block's
+ * worker), read by the admin thread: seq is odd while the writer changes
+ * the fields (a seqlock), and a reader that sees it odd or changed skips
+ * the exemplar rather than print a torn one.
+ */
+struct metrics_exemplar_data {
+	uint64_t seq;
+	uint64_t trace_hi;
+	uint64_t trace_lo;
+	uint64_t value_us;
+	uint64_t unix_ms;
+};
+
 struct metrics {
 	struct metrics *next;		/* registry, under registry_mtx */
 	char owner[32];
@@ -73,9 +99,26 @@ struct metrics {
 	uint64_t cors_disallowed[METRICS_MAX_ROUTES];
 	int64_t open_conns;
 	int64_t open_tunnels;		/* WebSocket tunnels */
-	uint64_t buckets[METRICS_NBUCKETS];	/* not cumulative */
-	uint64_t duration_sum_us;
 	uint64_t counters[METRICS_NCOUNTERS];
+	struct prop_stats prop;
+	struct metrics_hist_data hist[METRICS_NHISTS][METRICS_MAX_ROUTES];
+	struct metrics_exemplar_data ex[METRICS_NHISTS][METRICS_MAX_ROUTES]
+	    [METRICS_NBUCKETS];
+};
+
+/* The histogram families, by enum metrics_hist. */
+static const struct {
+	const char *name;
+	const char *help;
+} hist_defs[METRICS_NHISTS] = {
+	{ "tracestitch_request_duration_seconds",
+	  "Request duration, from the request to the last byte sent, by "
+	  "route." },
+	{ "tracestitch_upstream_connect_duration_seconds",
+	  "Time to open a new upstream connection (TLS included), by route." },
+	{ "tracestitch_upstream_response_duration_seconds",
+	  "Time from the request sent upstream to the first response byte, "
+	  "by route." },
 };
 
 static pthread_mutex_t registry_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -169,24 +212,62 @@ out:
 	return slot;
 }
 
+void
+metrics_observe(struct metrics *m, enum metrics_hist h, unsigned route,
+    uint64_t us)
+{
+	struct metrics_hist_data *d;
+
+	if ((unsigned)h >= METRICS_NHISTS)
+		return;
+	if (route >= METRICS_MAX_ROUTES)
+		route = 0;
+	d = &m->hist[h][route];
+	util_counter_add(&d->buckets[metrics_bucket_of(us)], 1);
+	util_counter_add(&d->sum_us, us);
+}
+
+void
+metrics_exemplar(struct metrics *m, enum metrics_hist h, unsigned route,
+    uint64_t us, uint64_t trace_hi, uint64_t trace_lo, uint64_t unix_ms)
+{
+	struct metrics_exemplar_data *e;
+	uint64_t seq;
+
+	if ((unsigned)h >= METRICS_NHISTS)
+		return;
+	if (route >= METRICS_MAX_ROUTES)
+		route = 0;
+	e = &m->ex[h][route][metrics_bucket_of(us)];
+	seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+	/* The odd seq is visible before any field changes. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&e->trace_hi, trace_hi, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->trace_lo, trace_lo, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->value_us, us, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->unix_ms, unix_ms, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+struct prop_stats *
+metrics_prop_stats(struct metrics *m)
+{
+	return &m->prop;
+}
+
 /* One finished request: status class, duration, body bytes. */
 void
 metrics_request(struct metrics *m, unsigned route, int status,
     uint64_t duration_us, uint64_t bytes)
 {
-	unsigned b;
-
 	if (route >= METRICS_MAX_ROUTES)
 		route = 0;
 	/* Codes outside 100..599 do not exist (RFC 9110 15): no class. */
 	if (status >= 100 && status <= 599)
 		util_counter_add(&m->requests[route][status / 100 - 1], 1);
 	util_counter_add(&m->bytes[route], bytes);
-	for (b = 0; b < METRICS_NBUCKETS - 1; b++)
-		if (duration_us <= bucket_le_us[b])
-			break;
-	util_counter_add(&m->buckets[b], 1);
-	util_counter_add(&m->duration_sum_us, duration_us);
+	metrics_observe(m, METRICS_H_REQUEST, route, duration_us);
 }
 
 /* One failed upstream exchange of a route. */
@@ -427,9 +508,8 @@ static void
 render_globals(FILE *fp)
 {
 	const struct metrics *m;
-	uint64_t cum = 0, sum = 0;
 	int64_t conns = 0;
-	unsigned b, i, j;
+	unsigned i, j;
 
 	for (m = registry; m != NULL; m = m->next)
 		conns += __atomic_load_n(&m->open_conns, __ATOMIC_RELAXED);
@@ -443,24 +523,6 @@ render_globals(FILE *fp)
 	    "Open WebSocket tunnels (client connections switched after a "
 	    "101).");
 	fprintf(fp, "tracestitch_websocket_tunnels %lld\n", (long long)conns);
-
-	put_family(fp, "tracestitch_request_duration_seconds", "histogram",
-	    "Request duration, from the request head to the last byte sent.");
-	/* _count is the +Inf bucket so that a reader racing a writer still
-	 * sees count == le="+Inf" (the exposition format requires it). */
-	for (b = 0; b < METRICS_NBUCKETS; b++) {
-		for (m = registry; m != NULL; m = m->next)
-			cum += util_counter_get(&m->buckets[b]);
-		fprintf(fp, "tracestitch_request_duration_seconds_bucket"
-		    "{le=\"%s\"} %llu\n", bucket_le[b],
-		    (unsigned long long)cum);
-	}
-	for (m = registry; m != NULL; m = m->next)
-		sum += util_counter_get(&m->duration_sum_us);
-	fputs("tracestitch_request_duration_seconds_sum ", fp);
-	put_seconds(fp, sum);
-	fprintf(fp, "\ntracestitch_request_duration_seconds_count %llu\n",
-	    (unsigned long long)cum);
 
 	for (i = 0; i < METRICS_NCOUNTERS; i++) {
 		bool seen = false;
@@ -485,6 +547,268 @@ render_globals(FILE *fp)
 				fprintf(fp, "{%s}", counter_defs[j].labels);
 			fprintf(fp, " %llu\n", (unsigned long long)v);
 		}
+	}
+}
+
+/* A trace id as an exemplar: {trace_id="<32 hex>"} value timestamp. */
+static void
+put_exemplar(FILE *fp, const struct metrics_exemplar_data *e)
+{
+	fprintf(fp, " # {trace_id=\"%016llx%016llx\"} ",
+	    (unsigned long long)e->trace_hi, (unsigned long long)e->trace_lo);
+	put_seconds(fp, e->value_us);
+	fprintf(fp, " %llu.%03llu", (unsigned long long)(e->unix_ms / 1000),
+	    (unsigned long long)(e->unix_ms % 1000));
+}
+
+/*
+ * The newest consistent exemplar of bucket b of histogram h, route r, over
+ * every block; false when there is none (or only one being written).
+ */
+static bool
+find_exemplar(enum metrics_hist h, unsigned r, unsigned b,
+    struct metrics_exemplar_data *out)
+{
+	const struct metrics *m;
+	bool found = false;
+
+	for (m = registry; m != NULL; m = m->next) {
+		const struct metrics_exemplar_data *e = &m->ex[h][r][b];
+		struct metrics_exemplar_data c;
+		uint64_t s1, s2;
+
+		s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+		if (s1 == 0 || (s1 & 1) != 0)
+			continue;
+		c.trace_hi = __atomic_load_n(&e->trace_hi, __ATOMIC_RELAXED);
+		c.trace_lo = __atomic_load_n(&e->trace_lo, __ATOMIC_RELAXED);
+		c.value_us = __atomic_load_n(&e->value_us, __ATOMIC_RELAXED);
+		c.unix_ms = __atomic_load_n(&e->unix_ms, __ATOMIC_RELAXED);
+		/* The fields are read before seq is read again. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+		if (s1 != s2)
+			continue;
+		if (!found || c.unix_ms > out->unix_ms) {
+			*out = c;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/*
+ * The per-route histograms, with exemplars when om (OpenMetrics).  _count
+ * is the +Inf bucket so that a reader racing a writer still sees count ==
+ * le="+Inf" (the exposition format requires it).  registry_mtx held.
+ */
+static void
+render_hists(FILE *fp, bool om)
+{
+	const struct metrics *m;
+	unsigned h, r, b;
+
+	for (h = 0; h < METRICS_NHISTS; h++) {
+		const char *name = hist_defs[h].name;
+
+		put_family(fp, name, "histogram", hist_defs[h].help);
+		for (r = 0; r < route_count; r++) {
+			uint64_t cum = 0, sum = 0;
+
+			for (b = 0; b < METRICS_NBUCKETS; b++) {
+				struct metrics_exemplar_data e = { 0 };
+
+				for (m = registry; m != NULL; m = m->next)
+					cum += util_counter_get(
+					    &m->hist[h][r].buckets[b]);
+				fprintf(fp, "%s_bucket{route=\"", name);
+				put_label(fp, route_names[r]);
+				fprintf(fp, "\",le=\"%s\"} %llu", bucket_le[b],
+				    (unsigned long long)cum);
+				if (om && find_exemplar(h, r, b, &e))
+					put_exemplar(fp, &e);
+				fputc('\n', fp);
+			}
+			for (m = registry; m != NULL; m = m->next)
+				sum += util_counter_get(&m->hist[h][r].sum_us);
+			fprintf(fp, "%s_sum{route=\"", name);
+			put_label(fp, route_names[r]);
+			fputs("\"} ", fp);
+			put_seconds(fp, sum);
+			fprintf(fp, "\n%s_count{route=\"", name);
+			put_label(fp, route_names[r]);
+			fprintf(fp, "\"} %llu\n", (unsigned long long)cum);
+		}
+	}
+}
+
+/* The propagation families (struct prop_stats); registry_mtx held. */
+static void
+render_propagation(FILE *fp)
+{
+	static const char *const results[2] = { "valid", "invalid" };
+	static const char *const outcomes[3] = {
+		"continued", "new", "restarted",
+	};
+	const struct metrics *m;
+	unsigned s, k;
+
+	put_family(fp, "tracestitch_propagation_extracted_total", "counter",
+	    "Incoming trace contexts by propagation style and result.");
+	for (s = 0; s < CONFIG_STYLE_NONE; s++) {
+		for (k = 0; k < 2; k++) {
+			uint64_t v = 0;
+
+			for (m = registry; m != NULL; m = m->next)
+				v += util_counter_get(k == 0 ?
+				    &m->prop.extracted[s] :
+				    &m->prop.invalid[s]);
+			fprintf(fp, "tracestitch_propagation_extracted_total"
+			    "{style=\"%s\",result=\"%s\"} %llu\n",
+			    styles_name((enum config_style)s), results[k],
+			    (unsigned long long)v);
+		}
+	}
+	put_family(fp, "tracestitch_propagation_traces_total", "counter",
+	    "Gateway spans by what extraction decided: a continued trace, a "
+	    "new one, or a new one linked to the incoming (restart).");
+	for (k = 0; k < 3; k++) {
+		uint64_t v = 0;
+
+		for (m = registry; m != NULL; m = m->next)
+			v += util_counter_get(k == 0 ? &m->prop.continued :
+			    k == 1 ? &m->prop.new_traces : &m->prop.restarted);
+		fprintf(fp, "tracestitch_propagation_traces_total"
+		    "{outcome=\"%s\"} %llu\n", outcomes[k],
+		    (unsigned long long)v);
+	}
+	put_family(fp, "tracestitch_propagation_conflicts_total", "counter",
+	    "Valid incoming contexts of another trace than the one continued, "
+	    "kept as span links.");
+	{
+		uint64_t v = 0;
+
+		for (m = registry; m != NULL; m = m->next)
+			v += util_counter_get(&m->prop.links);
+		fprintf(fp, "tracestitch_propagation_conflicts_total %llu\n",
+		    (unsigned long long)v);
+	}
+}
+
+/* When the process started, unix seconds (procfs; 0 when unknown). */
+static double
+process_start_time(void)
+{
+	static double start;	/* under registry_mtx */
+	unsigned long long ticks = 0, btime = 0;
+	char buf[1024], *p;
+	FILE *f;
+	int i;
+	size_t n;
+
+	if (start != 0)
+		return start;
+	/* /proc/self/stat: field 22 is starttime, ticks after boot (proc(5)). */
+	if ((f = fopen("/proc/self/stat", "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The name (field 2) may hold spaces: count from its ')'. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return 0;
+	for (i = 2; i < 22 && p != NULL; i++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p + 1, "%llu", &ticks) != 1)
+		return 0;
+	if ((f = fopen("/proc/stat", "r")) == NULL)
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL)
+		if (sscanf(buf, "btime %llu", &btime) == 1)
+			break;
+	fclose(f);
+	if (btime == 0)
+		return 0;
+	start = (double)btime + (double)ticks / (double)sysconf(_SC_CLK_TCK);
+	return start;
+}
+
+/* Open file descriptors: the entries of /proc/self/fd but our own. */
+static long
+process_open_fds(void)
+{
+	struct dirent *de;
+	DIR *d;
+	long n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;		/* the directory's own descriptor */
+}
+
+/*
+ * tracestitch_build_info and Prometheus's standard process metrics (the
+ * names client libraries use: process_cpu_seconds_total, ...).
+ */
+static void
+render_process(FILE *fp)
+{
+	unsigned long long vsize = 0, rss = 0;
+	struct rusage ru;
+	struct rlimit rl;
+	FILE *f;
+	long fds;
+
+	put_family(fp, "tracestitch_build_info", "gauge",
+	    "Always 1: the version and the commit of the running binary.");
+	fputs("tracestitch_build_info{version=\"", fp);
+	put_label(fp, TS_VERSION);
+	fputs("\",commit=\"", fp);
+	put_label(fp, TS_COMMIT);
+	fputs("\"} 1\n", fp);
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		put_family(fp, "process_cpu_seconds_total", "counter",
+		    "Total user and system CPU time spent in seconds.");
+		fprintf(fp, "process_cpu_seconds_total %.6f\n",
+		    (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	}
+	if ((f = fopen("/proc/self/statm", "r")) != NULL) {
+		if (fscanf(f, "%llu %llu", &vsize, &rss) == 2) {
+			long page = sysconf(_SC_PAGESIZE);
+
+			put_family(fp, "process_resident_memory_bytes", "gauge",
+			    "Resident memory size in bytes.");
+			fprintf(fp, "process_resident_memory_bytes %llu\n",
+			    rss * (unsigned long long)page);
+			put_family(fp, "process_virtual_memory_bytes", "gauge",
+			    "Virtual memory size in bytes.");
+			fprintf(fp, "process_virtual_memory_bytes %llu\n",
+			    vsize * (unsigned long long)page);
+		}
+		fclose(f);
+	}
+	if ((fds = process_open_fds()) >= 0) {
+		put_family(fp, "process_open_fds", "gauge",
+		    "Number of open file descriptors.");
+		fprintf(fp, "process_open_fds %ld\n", fds);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		put_family(fp, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.");
+		fprintf(fp, "process_max_fds %llu\n", rl.rlim_cur ==
+		    RLIM_INFINITY ? 0ULL : (unsigned long long)rl.rlim_cur);
+	}
+	if (process_start_time() != 0) {
+		put_family(fp, "process_start_time_seconds", "gauge",
+		    "Start time of the process since unix epoch in seconds.");
+		fprintf(fp, "process_start_time_seconds %.2f\n",
+		    process_start_time());
 	}
 }
 
@@ -534,9 +858,68 @@ metrics_bucket_le(unsigned b)
 	return b < METRICS_NBUCKETS ? bucket_le[b] : "+Inf";
 }
 
-/* Prometheus text exposition (format 0.0.4) of every block summed. */
-char *
-metrics_render(void)
+
+/*
+ * OpenMetrics 1.0.0 from our text rendering: a counter family is named
+ * without its _total suffix in # HELP and # TYPE (the samples keep it),
+ * and the exposition ends with # EOF.  Everything else (gauges,
+ * histograms, label syntax, escaping) is the same in both formats; the
+ * exemplars were written by render_hists.  Every counter we render ends
+ * in _total.
+ */
+static char *
+to_openmetrics(const char *text)
+{
+	char *out = NULL;
+	size_t len = 0;
+	const char *p = text;
+	FILE *fp;
+
+	if ((fp = open_memstream(&out, &len)) == NULL)
+		return NULL;
+	while (*p != '\0') {
+		const char *eol = strchr(p, '\n'), *name, *nend, *next;
+		size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+		bool counter = false;
+
+		/* # HELP x ... precedes its # TYPE x counter. */
+		if (strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) ==
+		    0) {
+			name = p + 7;
+			nend = strchr(name, ' ');
+			next = eol != NULL ? eol + 1 : p + n;
+			if (p[2] == 'T')
+				counter = strncmp(nend, " counter\n", 9) == 0 ||
+				    strcmp(nend, " counter") == 0;
+			else if (strncmp(next, "# TYPE ", 7) == 0 &&
+			    strncmp(next + 7, name, (size_t)(nend - name)) ==
+			    0 && strncmp(next + 7 + (nend - name), " counter",
+			    8) == 0)
+				counter = true;
+			if (counter && nend - name > 6 &&
+			    strncmp(nend - 6, "_total", 6) == 0) {
+				fwrite(p, 1, (size_t)(nend - 6 - p), fp);
+				fwrite(nend, 1, (size_t)(p + n - nend), fp);
+				fputc('\n', fp);
+				p += n + (eol != NULL);
+				continue;
+			}
+		}
+		fwrite(p, 1, n, fp);
+		fputc('\n', fp);
+		p += n + (eol != NULL);
+	}
+	fputs("# EOF\n", fp);
+	if (fclose(fp) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Every family, in the text format (exemplars when om). */
+static char *
+render(bool om)
 {
 	char *out = NULL;
 	size_t len = 0;
@@ -546,8 +929,11 @@ metrics_render(void)
 		return NULL;
 	pthread_mutex_lock(&registry_mtx);
 	routes_init_locked();
+	render_process(fp);
 	render_routes(fp);
+	render_hists(fp, om);
 	render_cors(fp);
+	render_propagation(fp);
 	render_globals(fp);
 	if (section_fn != NULL)
 		section_fn(fp, section_arg);
@@ -564,4 +950,24 @@ metrics_render(void)
 		return NULL;
 	}
 	return out;
+}
+
+/* Prometheus text exposition (format 0.0.4) of every block summed. */
+char *
+metrics_render(void)
+{
+	return render(false);
+}
+
+/* The same as OpenMetrics 1.0.0, with exemplars. */
+char *
+metrics_render_openmetrics(void)
+{
+	char *text = render(true), *om;
+
+	if (text == NULL)
+		return NULL;
+	om = to_openmetrics(text);
+	free(text);
+	return om;
 }

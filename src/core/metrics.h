@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "config.h"		/* CONFIG_MAX_STYLES */
 
 #define METRICS_MAX_ROUTES 128	/* slot 0 is "unmatched" */
 #define METRICS_NBUCKETS 15		/* duration buckets, incl. +Inf */
@@ -87,7 +88,10 @@ enum metrics_upstream_err {
 	H2_DEFENCE(X, STREAMS, "max_concurrent_streams")		\
 	H2_DEFENCE(X, PROTOCOL, "protocol_error")			\
 	H2_DEFENCE(X, TIMEOUT, "timeout")				\
-	H2_DEFENCE(X, GOAWAY, "goaway")
+	H2_DEFENCE(X, GOAWAY, "goaway")	\
+	X(PROXY_PROTOCOL_REFUSED,					\
+	    "tracestitch_proxy_protocol_refused_total", "",		\
+	    "Connections closed for a missing or malformed PROXY header")
 
 /* HTTP/2 streams refused by the translation rules (h2_msg.h), by class. */
 #define H2_REFUSED(X, id, label)					\
@@ -108,6 +112,34 @@ enum metrics_counter {
 };
 
 struct metrics;
+
+/*
+ * Histograms per route: the request's duration, the upstream connect
+ * time (new connections only) and the upstream's time to the first
+ * response byte.  Buckets 0.5 ms to 10 s.
+ */
+enum metrics_hist {
+	METRICS_H_REQUEST = 0,
+	METRICS_H_UPSTREAM_CONNECT,
+	METRICS_H_UPSTREAM_RESPONSE,
+	METRICS_NHISTS,
+};
+
+/*
+ * Propagation outcomes (PROPAGATION.md 1), per worker: written by
+ * trace/propagation.c through metrics_prop_stats() on the worker that
+ * owns the block (util_counter_add: relaxed, so the admin thread may read
+ * them), rendered as the tracestitch_propagation_* families.  Indexed by
+ * enum config_style.
+ */
+struct prop_stats {
+	uint64_t	extracted[CONFIG_MAX_STYLES];	/* valid contexts */
+	uint64_t	invalid[CONFIG_MAX_STYLES];	/* malformed headers */
+	uint64_t	continued;
+	uint64_t	new_traces;
+	uint64_t	restarted;
+	uint64_t	links;		/* conflicting contexts linked */
+};
 
 /* A block for one worker (or the main thread), registered for rendering.
  * Blocks are never unregistered before exit. */
@@ -138,6 +170,19 @@ void metrics_upstream_error(struct metrics *, unsigned route,
 void metrics_cors_preflight(struct metrics *, unsigned route, bool allowed);
 void metrics_cors_refusal(struct metrics *, unsigned route, bool preflight,
     const char *kind, const char *header_class);
+
+/* One observation of a per-route histogram, microseconds. */
+void metrics_observe(struct metrics *, enum metrics_hist, unsigned route,
+    uint64_t us);
+/*
+ * The trace of an observation just made (metrics_request or
+ * metrics_observe with the same value): kept as the OpenMetrics exemplar
+ * of its bucket, the last one per bucket.  unix_ms: when.
+ */
+void metrics_exemplar(struct metrics *, enum metrics_hist, unsigned route,
+    uint64_t us, uint64_t trace_hi, uint64_t trace_lo, uint64_t unix_ms);
+/* The block's propagation counters (the worker's extraction writes). */
+struct prop_stats *metrics_prop_stats(struct metrics *);
 
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_conn(struct metrics *, int delta);
@@ -170,5 +215,16 @@ const char *metrics_bucket_le(unsigned bucket);
 /* Prometheus text exposition (format 0.0.4) of every block summed;
  * caller frees.  Thread-safe against concurrent writers. */
 char *metrics_render(void);
+/*
+ * The same in the OpenMetrics text format 1.0.0 (a scraper that sends
+ * Accept: application/openmetrics-text): counter families named without
+ * _total, exemplars with the trace id on the duration histograms, # EOF.
+ */
+char *metrics_render_openmetrics(void);
+
+/* Content types of the two renderings. */
+#define METRICS_CTYPE_TEXT "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_CTYPE_OPENMETRICS \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 #endif /* TS_METRICS_H */

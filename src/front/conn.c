@@ -64,6 +64,7 @@
 #include "h2.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy_protocol.h"
 #include "tls.h"
 #include "util.h"
 
@@ -364,7 +365,9 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 	}
 	TAILQ_INSERT_TAIL(&f->conns, c, entry);
 	conn_reading(c, true);
-	conn_set_timeout(c, CONN_TO_IDLE);
+	/* server.proxy_protocol (plain listeners: config.c refuses TLS). */
+	c->pp_wait = cfg->proxy_protocol && ctx == NULL;
+	conn_set_timeout(c, c->pp_wait ? CONN_TO_HEADER : CONN_TO_IDLE);
 	return c;
 }
 
@@ -999,6 +1002,46 @@ conn_make_room(struct server_conn *c)
 }
 
 /*
+ * server.proxy_protocol: the first bytes are the balancer's PROXY header
+ * (proto/proxy_protocol.c), whose source becomes the client.  Returns
+ * how many bytes follow it (moved to the start of the input, for the
+ * framing guard); 0 while it is incomplete, or when it was refused and
+ * the connection closed (the protocol forbids guessing).
+ */
+static size_t
+conn_proxy_header(struct server_conn *c, size_t n)
+{
+	struct pp_header h;
+	char ip[INET6_ADDRSTRLEN];
+	const char *why;
+	size_t have = c->ilen + n;
+	int rc;
+
+	rc = proxy_protocol_parse(c->ibuf, have, &h, &why);
+	if (rc == PP_INCOMPLETE) {
+		c->ilen = have;
+		return 0;
+	}
+	if (rc == PP_INVALID) {
+		log_debug("client %s: %s", c->client, why);
+		metrics_add(c->front->metrics, METRICS_PROXY_PROTOCOL_REFUSED, 1);
+		conn_close(c);
+		return 0;
+	}
+	c->pp_wait = false;
+	if (h.has_addr && inet_ntop(h.family, h.src, ip, sizeof ip) != NULL) {
+		snprintf(c->client_ip, sizeof c->client_ip, "%s", ip);
+		snprintf(c->client, sizeof c->client, h.family == AF_INET6 ?
+		    "[%s]:%u" : "%s:%u", ip, (unsigned)h.src_port);
+	}
+	have -= h.len;
+	memmove(c->ibuf, c->ibuf + h.len, have);
+	c->ilen = 0;
+	conn_set_timeout(c, CONN_TO_IDLE);
+	return have;
+}
+
+/*
  * Hand c to the HTTP/2 front-end (h2.c) with the npre bytes read so far:
  * h2.c owns the socket (and the TLS bufferevent) from here and reports
  * the close to the worker; c is freed without a word to it.
@@ -1070,6 +1113,13 @@ conn_input(struct server_conn *c, size_t n)
 	}
 	if (c->rejected || c->closing)
 		return;		/* dropped */
+	if (c->pp_wait) {
+		if ((n = conn_proxy_header(c, n)) == 0)
+			return;
+		/* h2c prior knowledge comes after the PROXY header. */
+		if (c->h2_sniff && (n = conn_h2_sniff(c, n)) == 0)
+			return;
+	}
 	if (framing_feed(&c->framing, c->ibuf + c->ilen, n) != 0) {
 		c->ilen += n;
 		conn_reject(c);
@@ -1098,7 +1148,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	room = c->icap - c->ilen - c->h2_held;
 	n = read(fd, c->ibuf + c->ilen + c->h2_held, room);
-	if (n > 0 && c->h2_sniff) {
+	if (n > 0 && c->h2_sniff && !c->pp_wait) {
 		size_t feed = conn_h2_sniff(c, (size_t)n);
 
 		if (feed > 0)
@@ -1115,7 +1165,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* EOF or reset. */
 	c->eof = true;
 	conn_reading(c, false);
-	if (n < 0 || c->active || c->closing) {
+	if (n < 0 || c->active || c->closing || c->pp_wait) {
 		conn_close(c);	/* pipe->gone() for the active one */
 		return;
 	}
@@ -1358,6 +1408,7 @@ conn_take_head(struct server_conn *c, const char **what)
 	c->x.minor = h.minor;
 	c->x.fields = fr->fields;
 	c->x.n_fields = h.n_fields;
+	c->x.head_len = h.len;
 	c->x.body = NULL;
 	c->x.body_end = true;
 	c->x.upgrade = false;

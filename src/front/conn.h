@@ -156,6 +156,7 @@ struct server_conn {
 	uint64_t wprogress_armed;
 	char client[64];		/* "ip:port" */
 	char client_ip[48];
+	bool pp_wait;			/* the PROXY header is still due */
 };
 
 /* A connection accepted on fd by front f (ctx: TLS listener), or NULL. */

@@ -38,7 +38,6 @@ struct proxy_pipeline {
 	int64_t cors_log_sec;		/* rate limit of CORS refusal logs */
 	unsigned cors_log_n;
 	struct ids_rng rng;		/* span and trace ids */
-	struct prop_stats pstats;	/* malformed headers, outcomes */
 	struct trace_extract *extract;	/* reused by every request */
 	struct proxy_req *req_pool;	/* free requests (pool_next) */
 	size_t req_pool_n;
@@ -50,6 +49,10 @@ struct proxy_pipeline {
 	size_t hfields_cap;
 	char date[64];			/* cached IMF-fixdate */
 	int64_t date_sec;
+	/* The access log's time stamps, per second (no strftime per line). */
+	int64_t log_sec;
+	char log_iso[24];		/* 2006-01-02T15:04:05 */
+	char log_clf[32];		/* 02/Jan/2006:15:04:05 +0000 */
 };
 
 enum proxy_state {
@@ -73,7 +76,15 @@ struct proxy_req {
 	uint64_t start_us;
 	int status;
 	uint64_t bytes_out;		/* body bytes sent to the client */
+	uint64_t bytes_in;		/* head and body bytes received */
+	int up_status;			/* the upstream's status, 0: none */
+	unsigned up_attempts;		/* times the request was sent */
+	bool peer_trusted;		/* in server.trusted_proxies */
+	bool up_used;			/* an upstream exchange was started */
+	bool up_timed;			/* its times are in the histograms */
+	uint64_t up_start_ns;		/* monotonic, when it was started */
 	enum exchange_protocol protocol;	/* the client's */
+	int http_minor;			/* HTTP/1.x: x (the access log) */
 
 	struct {
 		const struct exchange *req;	/* in start() only */
@@ -115,6 +126,17 @@ struct proxy_req {
 	 * has_cors_ans is set, and always filled by cors_* before that.
 	 */
 	struct cors_answer cors_ans;
+
+	/*
+	 * What the access log needs past start() (the head is gone by
+	 * then), set by start() for every request; not zeroed either.
+	 */
+	struct {
+		char client_ip[48];
+		char url[1024];		/* origin-form target, truncated */
+		char ua[256];		/* User-Agent, truncated; "" none */
+		char referer[256];	/* Referer, likewise */
+	} pr_log;
 };
 
 /* The request headers the pipeline looks at, found in one pass. */
@@ -124,6 +146,8 @@ struct proxy_hdrs {
 	const char *acrm;		/* Access-Control-Request-Method */
 	const char *acrh;		/* Access-Control-Request-Headers */
 	const char *acrpn;		/* -Request-Private-Network */
+	const char *ua;			/* User-Agent (the access log) */
+	const char *referer;
 };
 
 /* A small write-combining buffer in front of an evbuffer. */

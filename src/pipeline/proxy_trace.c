@@ -15,6 +15,7 @@
 
 #include "exporter.h"
 #include "log.h"
+#include "metrics.h"
 #include "propagation.h"
 #include "proxy.h"
 #include "proxy_int.h"
@@ -207,7 +208,8 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		th[n].value_len = f->value_len;
 		n++;
 	}
-	propagation_extract(pr->route->prop, th, n, pl->extract, &pl->pstats);
+	propagation_extract(pr->route->prop, th, n, pl->extract,
+	    metrics_prop_stats(pl->metrics));
 	propagation_start_span(pr->route->prop, pl->extract, pr->wgen->sampler,
 	    &pl->rng, (uint64_t)((int64_t)pr->start_ns + pl->wall_offset_ns),
 	    mono, sp);
@@ -261,10 +263,15 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 	SPAN_ADD_CONF(sp, "http.route", pr->route->conf->path_prefix);
 	SPAN_ADD_CONF(sp, "upstream.name", pr->route->conf->name);
 	SPAN_ADD_CONF(sp, "upstream.address", pr->route->conf->upstream.url);
-	(void)span_set_meta(sp, "network.client.ip", req->client_ip);
-	/* Datadog's client IP tag, opt-in (DD_TRACE_CLIENT_IP_ENABLED). */
+	/*
+	 * The client, through trusted proxies and the PROXY protocol
+	 * (proxy.c); Datadog's client IP tag is opt-in
+	 * (DD_TRACE_CLIENT_IP_ENABLED).
+	 */
+	(void)span_set_meta(sp, "network.client.ip", pr->pr_log.client_ip);
 	if (cfg->tracing.client_ip)
-		(void)span_set_meta(sp, "http.client_ip", req->client_ip);
+		(void)span_set_meta(sp, "http.client_ip",
+		    pr->pr_log.client_ip);
 	if (preflight)
 		(void)span_set_meta(sp, "cors.preflight", "true");
 	for (i = 0; i < cfg->tracing.n_tags; i++)

@@ -178,6 +178,7 @@ struct exchange {
 	int major, minor;		/* HTTP/major.minor */
 	const struct http_field *fields;
 	size_t n_fields;
+	size_t head_len;		/* bytes of the request head (logs) */
 	struct evbuffer *body;		/* body bytes so far, or NULL */
 	bool body_end;			/* body holds the whole body */
 	bool upgrade;			/* asks to switch protocols (and

@@ -182,7 +182,7 @@ propagation_extract(const struct propagation_conf *pc,
 	trace_context_clear(&ex->ctx);
 	if (pc->behavior == CONFIG_BEHAVIOR_IGNORE) {
 		if (st != NULL)
-			st->new_traces++;
+			util_counter_add(&st->new_traces, 1);
 		return PROP_ABSENT;
 	}
 	/* Baggage is independent of the trace context (7.2 step 8). */
@@ -191,7 +191,7 @@ propagation_extract(const struct propagation_conf *pc,
 		    pc->baggage_max_bytes, &ex->arena, ex->baggage,
 		    TRACE_MAX_BAGGAGE, &ex->n_baggage);
 		if (st != NULL && r == PROP_INVALID)
-			st->invalid[CONFIG_STYLE_BAGGAGE]++;
+			util_counter_add(&st->invalid[CONFIG_STYLE_BAGGAGE], 1);
 	}
 	for (i = 0; i < pc->n_extract && i < CONFIG_MAX_STYLES; i++) {
 		valid[i] = false;
@@ -207,7 +207,7 @@ propagation_extract(const struct propagation_conf *pc,
 		case PROP_OK:
 			valid[i] = true;
 			if (st != NULL)
-				st->extracted[s]++;
+				util_counter_add(&st->extracted[s], 1);
 			if (primary < 0)
 				primary = (int)i;
 			if (s == CONFIG_STYLE_TRACECONTEXT && tc < 0)
@@ -215,7 +215,7 @@ propagation_extract(const struct propagation_conf *pc,
 			break;
 		case PROP_INVALID:
 			if (st != NULL)
-				st->invalid[s]++;
+				util_counter_add(&st->invalid[s], 1);
 			break;
 		case PROP_DECISION_ONLY:
 			if (!ex->has_decision) {
@@ -230,7 +230,7 @@ propagation_extract(const struct propagation_conf *pc,
 	if (primary < 0) {
 		/* No context: new trace; a B3 decision still counts (7.2.7). */
 		if (st != NULL)
-			st->new_traces++;
+			util_counter_add(&st->new_traces, 1);
 		return PROP_ABSENT;
 	}
 	ex->ctx = cand[primary];
@@ -258,7 +258,7 @@ propagation_extract(const struct propagation_conf *pc,
 			continue;
 		prop_add_link(ex, &cand[i], "terminated_context");
 		if (st != NULL)
-			st->links++;
+			util_counter_add(&st->links, 1);
 	}
 	if (pc->behavior == CONFIG_BEHAVIOR_RESTART) {
 		/* New trace linked to the primary (7.4). */
@@ -267,12 +267,12 @@ propagation_extract(const struct propagation_conf *pc,
 		ex->parent_id_tag = NULL;
 		ex->restart = true;
 		if (st != NULL)
-			st->restarted++;
+			util_counter_add(&st->restarted, 1);
 		return PROP_ABSENT;
 	}
 	ex->continued = true;
 	if (st != NULL)
-		st->continued++;
+		util_counter_add(&st->continued, 1);
 	return PROP_OK;
 }
 

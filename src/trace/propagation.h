@@ -24,6 +24,7 @@
 #include "common.h"
 #include "config.h"
 #include "context.h"
+#include "metrics.h"
 #include "ids.h"
 #include "sampler.h"
 #include "span.h"
@@ -44,15 +45,10 @@ struct propagation_conf {
 	bool			 trace_id_128bit;
 };
 
-/* Malformed-header and outcome counters, owned by the caller (a worker). */
-struct prop_stats {
-	uint64_t	extracted[CONFIG_MAX_STYLES];	/* valid contexts */
-	uint64_t	invalid[CONFIG_MAX_STYLES];	/* malformed headers */
-	uint64_t	continued;
-	uint64_t	new_traces;
-	uint64_t	restarted;
-	uint64_t	links;		/* conflicting contexts linked */
-};
+/*
+ * Malformed-header and outcome counters, owned by the caller (a worker):
+ * struct prop_stats is in metrics.h, which renders them.
+ */
 
 /* The outcome of extraction (PROPAGATION.md 1). */
 struct trace_extract {

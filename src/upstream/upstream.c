@@ -1432,6 +1432,12 @@ upstream_req_reused(const struct upstream_req *req)
 	return req->reused;
 }
 
+unsigned
+upstream_req_attempts(const struct upstream_req *req)
+{
+	return req->retried ? 2 : 1;
+}
+
 /* Connections opened since the pool was created. */
 uint64_t
 upstream_pool_connects(const struct upstream_pool *pool)

@@ -154,6 +154,8 @@ uint64_t upstream_req_sent_ns(const struct upstream_req *);
 uint64_t upstream_req_first_byte_ns(const struct upstream_req *);
 /* True when the exchange ran on a reused keep-alive connection. */
 bool upstream_req_reused(const struct upstream_req *);
+/* Times the request was sent: 2 after a retry on a new connection. */
+unsigned upstream_req_attempts(const struct upstream_req *);
 
 /* Connections opened by this pool since creation (tests, metrics). */
 uint64_t upstream_pool_connects(const struct upstream_pool *);

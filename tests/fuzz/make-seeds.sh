@@ -18,6 +18,7 @@
 #                    the feed chunking), then the raw response stream
 #   config           a YAML document
 #   url              one flag byte (bit 0: unix, bit 1: query), the URL
+#   proxy_protocol   the bytes a client sends first (the PROXY header)
 set -eu
 
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -203,4 +204,13 @@ for ln in lines(os.path.join(data, "url", "vectors.tsv")):
     flag = (1 if "unix" in f[0] else 0) | (2 if "query" in f[0] else 0)
     seeds.append((f[1], bytes([flag]) + f[1].encode()))
 write("url", seeds)
+
+# proxy_protocol: input<TAB>expectation...; the input column unescaped.
+seeds = []
+for ln in lines(os.path.join(data, "proxy_protocol", "vectors.tsv")):
+    f = ln.split("\t")
+    if len(f) < 2:
+        continue
+    seeds.append((f[0], unescape(f[0], "comma")))
+write("proxy_protocol", seeds)
 EOF

@@ -51,15 +51,15 @@ class Cleartext(H.H2Case):
         self.assertIn("traceparent", names)
         self.assertIn("x-forwarded-for", names)
         lines = H.wait_for(lambda: [ln for ln in self.gw.access_lines()
-                                    if ln["path"] == "/echo" and
-                                    ln["protocol"] == "h2"],
+                                    if ln.get("http.url_details.path") ==
+                                    "/echo" and ln.get("http.version") == "2"],
                            what="the h2 access-log line")
-        self.assertEqual(lines[-1]["status"], 200)
+        self.assertEqual(lines[-1]["http.status_code"], 200)
 
     def test_http11_still_served(self):
         v, code, _, _, _ = curl("--http1.1", self.url("/echo"))
         self.assertEqual((v, code), ("1.1", 200))
-        H.wait_for(lambda: any(ln["protocol"] == "http/1.1"
+        H.wait_for(lambda: any(ln.get("http.version") == "1.1"
                                for ln in self.gw.access_lines()),
                    what="the http/1.1 access-log line")
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -342,7 +343,12 @@ START_TEST(metrics_families_documented)
 		    name);
 		n_rendered++;
 	}
-	for (p = doc; (p = strstr(p, "| `tracestitch_")) != NULL; p = q) {
+	for (p = doc; (p = strstr(p, "| `")) != NULL; p = q) {
+		if (strncmp(p + 3, "tracestitch_", 12) != 0 &&
+		    strncmp(p + 3, "process_", 8) != 0) {
+			q = p + 3;
+			continue;
+		}
 		p += 3;
 		q = strchr(p, '`');
 		ck_assert_ptr_nonnull(q);
@@ -361,6 +367,158 @@ START_TEST(metrics_families_documented)
 	ck_assert_uint_eq(n_rendered, n_documented);
 	itest_resp_clear(&r);
 	free(doc);
+}
+END_TEST
+
+/* Run cmd through the shell; its stdout (caller frees) and exit code. */
+static char *
+run_capture(const char *cmd, int *code)
+{
+	char buf[4096];
+	size_t len = 0, n;
+	FILE *p;
+	int st;
+
+	p = popen(cmd, "r");
+	ck_assert_msg(p != NULL, "popen %s", cmd);
+	while (len < sizeof buf - 1 &&
+	    (n = fread(buf + len, 1, sizeof buf - 1 - len, p)) > 0)
+		len += n;
+	buf[len] = '\0';
+	st = pclose(p);
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return strdup(buf);
+}
+
+/* GET /metrics from the admin listener with accept (NULL: none). */
+static void
+metrics_get(struct itest_proc *gw, const char *accept, struct itest_resp *r)
+{
+	char *raw;
+
+	raw = itest_strf("GET /metrics HTTP/1.1\r\nHost: admin\r\n%s%s%s"
+	    "Connection: close\r\n\r\n", accept != NULL ? "Accept: " : "",
+	    accept != NULL ? accept : "", accept != NULL ? "\r\n" : "");
+	ck_assert_msg(itest_request(gw->admin_port, raw, strlen(raw), r, 0,
+	    ITEST_TIMEOUT_MS) == 0, "%s", itest_error());
+	free(raw);
+	ck_assert_int_eq(r->status, 200);
+}
+
+/*
+ * Both renderings of a live /metrics pass an independent check: promtool
+ * (Debian prometheus) for the text format, prometheus_client's
+ * OpenMetrics parser for application/openmetrics-text, which must carry
+ * the trace id of a traced request as an exemplar (issue 14 item 6).
+ * promtool check metrics of Prometheus 2.42 reads the text format only,
+ * so the text rendering also goes through prometheus_client's parser.
+ */
+START_TEST(metrics_formats_pass_promtool_and_openmetrics)
+{
+	static const char tid[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+	struct itest_proc *be, *gw;
+	struct itest_resp r;
+	char *yaml, *path, *cmd, *out, *script, *p, *q;	/* path: the harness's */
+	const char *ct;
+	int code;
+
+	ck_assert_msg(access("/usr/bin/promtool", X_OK) == 0,
+	    "promtool missing: apt-get install prometheus (make deps)");
+	be = itest_backend_start("one");
+	q = itest_config_simple(be->port, NULL, NULL);
+	/* The stdout exporter: its section is in both renderings too. */
+	p = strstr(q, "exporter: {type: none}");
+	ck_assert_ptr_nonnull(p);
+	yaml = itest_strf("%.*sexporter: {type: stdout}%s", (int)(p - q), q,
+	    p + strlen("exporter: {type: none}"));
+	free(q);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT("GET /echo/m "
+	    "HTTP/1.1\r\nHost: x\r\ntraceparent: 00-"
+	    "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+	    "Connection: close\r\n\r\n"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	/* The request is counted once its reply left: await it. */
+	ck_assert_double_ge(metric_wait(gw, "tracestitch_requests_total",
+	    "route=\"api\",code=\"2xx\"", 1, NULL), 1);
+
+	script = itest_strf("%s/metrics/check_openmetrics.py",
+	    getenv("TS_TEST_DATA") != NULL ? getenv("TS_TEST_DATA") :
+	    "tests/data");
+
+	metrics_get(gw, NULL, &r);
+	ct = itest_resp_header(&r, "Content-Type");
+	ck_assert_msg(ct != NULL && strncmp(ct, "text/plain; version=0.0.4",
+	    25) == 0, "Content-Type %s", ct);
+	ck_assert(strstr(r.body, " # {") == NULL);
+	ck_assert(strstr(r.body, "# TYPE tracestitch_export_spans_total "
+	    "counter\n") != NULL);
+	ck_assert(strstr(r.body, "\ntracestitch_build_info{version=\"")
+	    != NULL);
+	/* The traced request in the new families (issue 14 item 6). */
+	ck_assert_double_eq(itest_metric(r.body,
+	    "tracestitch_propagation_extracted_total",
+	    "style=\"tracecontext\",result=\"valid\""), 1);
+	ck_assert_double_eq(itest_metric(r.body,
+	    "tracestitch_propagation_traces_total", "outcome=\"continued\""),
+	    1);
+	ck_assert_double_eq(itest_metric(r.body,
+	    "tracestitch_request_duration_seconds_count", "route=\"api\""), 1);
+	ck_assert_double_eq(itest_metric(r.body,
+	    "tracestitch_upstream_connect_duration_seconds_count",
+	    "route=\"api\""), 1);
+	ck_assert_double_eq(itest_metric(r.body,
+	    "tracestitch_upstream_response_duration_seconds_count",
+	    "route=\"api\""), 1);
+	ck_assert_double_gt(itest_metric(r.body, "process_open_fds", NULL), 3);
+	ck_assert_double_gt(itest_metric(r.body,
+	    "process_resident_memory_bytes", NULL), 1 << 20);
+	ck_assert_double_gt(itest_metric(r.body, "process_start_time_seconds",
+	    NULL), (double)time(NULL) - 600);
+	path = itest_write_temp(r.body, ".prom");
+	itest_resp_clear(&r);
+	cmd = itest_strf("/usr/bin/promtool check metrics < %s 2>&1", path);
+	out = run_capture(cmd, &code);
+	ck_assert_msg(code == 0, "promtool check metrics: exit %d: %s", code,
+	    out);
+	free(out);
+	free(cmd);
+	cmd = itest_strf("/usr/bin/python3 %s text %s", script, path);
+	out = run_capture(cmd, &code);
+	ck_assert_msg(code == 0 && strstr(out, "exemplars=0") != NULL,
+	    "text: %s", out);
+	free(out);
+	free(cmd);
+
+	metrics_get(gw, "application/openmetrics-text; version=1.0.0,"
+	    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", &r);
+	ct = itest_resp_header(&r, "Content-Type");
+	ck_assert_msg(ct != NULL && strncmp(ct, "application/openmetrics-text; "
+	    "version=1.0.0", 43) == 0, "Content-Type %s", ct);
+	ck_assert(strlen(r.body) > 6 &&
+	    strcmp(r.body + strlen(r.body) - 6, "# EOF\n") == 0);
+	path = itest_write_temp(r.body, ".om");
+	itest_resp_clear(&r);
+	cmd = itest_strf("/usr/bin/python3 %s openmetrics %s %s", script,
+	    path, tid);
+	out = run_capture(cmd, &code);
+	ck_assert_msg(code == 0 && strstr(out, "trace=yes") != NULL,
+	    "openmetrics: exit %d: %s", code, out);
+	free(out);
+	free(cmd);
+	/* The checker is not lenient: the text rendering is no OpenMetrics. */
+	metrics_get(gw, NULL, &r);
+	path = itest_write_temp(r.body, ".prom");
+	itest_resp_clear(&r);
+	cmd = itest_strf("/usr/bin/python3 %s openmetrics %s", script, path);
+	out = run_capture(cmd, &code);
+	ck_assert_msg(code == 1 && strstr(out, "parse error") != NULL,
+	    "text accepted as OpenMetrics: %s", out);
+	free(out);
+	free(cmd);
+	free(script);
 }
 END_TEST
 
@@ -720,6 +878,7 @@ ops_suite(void)
 	tcase_set_timeout(run, 120);
 	tcase_add_test(run, admin_endpoints_and_metrics);
 	tcase_add_test(run, metrics_families_documented);
+	tcase_add_test(run, metrics_formats_pass_promtool_and_openmetrics);
 	tcase_add_test(run, reload_switches_upstream);
 	tcase_add_test(run, reload_bad_config_keeps_old);
 	tcase_add_test(run, unresolved_upstream_answers_502_until_reload);

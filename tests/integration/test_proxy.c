@@ -14,6 +14,7 @@
 
 #include <check.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,14 +77,32 @@ jstr(json_t *j, const char *key)
 	return json_string_value(json_object_get(j, key));
 }
 
+/* The access-log line (stdout) of request request_id r; NULL: none yet. */
+static json_t *
+log_line(struct itest_proc *g, const char *field, const char *value)
+{
+	return itest_json_line_wait(g, ITEST_STDOUT, "request_id", field,
+	    value, ITEST_TIMEOUT_MS);
+}
+
+static int64_t
+jint(json_t *j, const char *key)
+{
+	json_t *v = json_object_get(j, key);
+
+	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
+	return (int64_t)json_integer_value(v);
+}
+
 START_TEST(get_is_forwarded_and_logged)
 {
+	const char *raw = "GET /echo/a?x=1&y=%20 HTTP/1.1\r\n"
+	    "Host: itest.test\r\nUser-Agent: itest/1.0 \"quoted\"\r\n"
+	    "Referer: https://app.test/page\r\n\r\n";
+	char addr[64];
 	json_t *j, *line;
-	char *out, *p, *eol;
-	long off;
 
-	j = echo("GET /echo/a?x=1&y=%20 HTTP/1.1\r\nHost: itest.test\r\n"
-	    "\r\n");
+	j = echo(raw);
 	ck_assert_str_eq(jstr(j, "method"), "GET");
 	ck_assert_str_eq(jstr(j, "target"), "/echo/a?x=1&y=%20");
 	ck_assert_str_eq(jstr(j, "version"), "HTTP/1.1");
@@ -91,32 +110,179 @@ START_TEST(get_is_forwarded_and_logged)
 	    0);
 	json_decref(j);
 
-	/* One JSON access-log line on stdout, path without the query. */
-	off = itest_log_wait(gw, ITEST_STDOUT, "\"path\":\"/echo/a\"", 0,
-	    ITEST_TIMEOUT_MS);
-	ck_assert_msg(off > 0, "no access log line on stdout");
-	out = itest_log_read(gw, ITEST_STDOUT);
+	/* One JSON access-log line on stdout: Datadog's attributes. */
+	line = log_line(gw, "http.url_details.path", "/echo/a");
+	ck_assert_msg(line != NULL, "no access log line on stdout");
+	ck_assert_ptr_nonnull(jstr(line, "timestamp"));
+	ck_assert_str_eq(jstr(line, "status"), "info");
+	ck_assert_str_eq(jstr(line, "level"), "info");
+	ck_assert_str_eq(jstr(line, "message"), "GET /echo/a 200");
+	ck_assert_str_eq(jstr(line, "http.method"), "GET");
+	ck_assert_str_eq(jstr(line, "http.url"), "/echo/a?x=1&y=%20");
+	ck_assert_int_eq(jint(line, "http.status_code"), 200);
+	ck_assert_str_eq(jstr(line, "http.useragent"), "itest/1.0 \"quoted\"");
+	ck_assert_str_eq(jstr(line, "http.referer"), "https://app.test/page");
+	ck_assert_str_eq(jstr(line, "network.client.ip"), "127.0.0.1");
+	/* The head as sent (no body), and the echo body sent back. */
+	ck_assert_int_eq(jint(line, "network.bytes_read"), (int64_t)strlen(raw));
+	ck_assert_int_gt(jint(line, "network.bytes_written"), 0);
+	/* Nanoseconds: more than a microsecond, less than the timeout. */
+	ck_assert_int_gt(jint(line, "duration"), 1000);
+	ck_assert_int_lt(jint(line, "duration"), 30000000000LL);
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", be->port);
+	ck_assert_str_eq(jstr(line, "upstream.address"), addr);
+	snprintf(addr, sizeof addr, "http://127.0.0.1:%u", be->port);
+	ck_assert_str_eq(jstr(line, "upstream.url"), addr);
+	ck_assert_int_eq(jint(line, "upstream.status"), 200);
+	ck_assert_int_eq(jint(line, "upstream.attempts"), 1);
+	ck_assert(jstr(line, "request_id") != NULL &&
+	    *jstr(line, "request_id") != '\0');
+	ck_assert_str_eq(jstr(line, "route"), "api");
+	ck_assert_ptr_nonnull(jstr(line, "dd.service"));
+	/* The old names are gone (issue 14 item 4). */
+	ck_assert_ptr_null(json_object_get(line, "method"));
+	ck_assert_ptr_null(json_object_get(line, "path"));
+	ck_assert_ptr_null(json_object_get(line, "client"));
+	ck_assert_ptr_null(json_object_get(line, "duration_ms"));
+	json_decref(line);
+}
+END_TEST
+
+/*
+ * The level follows the status (5xx error, 4xx warn), a request answered
+ * by the gateway itself has no upstream fields, and a failed upstream
+ * has its address and attempts but no status.
+ */
+START_TEST(access_log_levels_and_upstream)
+{
+	struct itest_proc *g;
+	struct itest_resp r;
+	char *yaml, addr[64];
+	json_t *line;
+	uint16_t dead;
+
+	/* A port nobody listens on: the backend's, once it stopped. */
+	dead = be->port;
+	(void)itest_proc_stop(be, SIGTERM, ITEST_TIMEOUT_MS);
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: dead\n"
+	    "    path_prefix: /dead\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n", dead);
+	g = itest_gateway_start(yaml);
+	free(yaml);
+
+	ck_assert_int_eq(itest_request(g->port, ITEST_LIT("GET /nowhere "
+	    "HTTP/1.1\r\nHost: x\r\n\r\n"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	itest_assert_error(&r, 404, "no_route");
+	itest_resp_clear(&r);
+	line = log_line(g, "http.url_details.path", "/nowhere");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_int_eq(jint(line, "http.status_code"), 404);
+	ck_assert_str_eq(jstr(line, "status"), "warn");
+	ck_assert_str_eq(jstr(line, "level"), "warn");
+	ck_assert_ptr_null(json_object_get(line, "upstream.address"));
+	ck_assert_ptr_null(json_object_get(line, "upstream.status"));
+	ck_assert_ptr_null(json_object_get(line, "upstream.attempts"));
+	json_decref(line);
+
+	ck_assert_int_eq(itest_request(g->port, ITEST_LIT("GET /dead/x "
+	    "HTTP/1.1\r\nHost: x\r\n\r\n"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	itest_assert_error(&r, 502, "bad_gateway");
+	itest_resp_clear(&r);
+	line = log_line(g, "http.url_details.path", "/dead/x");
+	ck_assert_ptr_nonnull(line);
+	ck_assert_int_eq(jint(line, "http.status_code"), 502);
+	ck_assert_str_eq(jstr(line, "status"), "error");
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", dead);
+	ck_assert_str_eq(jstr(line, "upstream.address"), addr);
+	ck_assert_ptr_null(json_object_get(line, "upstream.status"));
+	ck_assert_int_eq(jint(line, "upstream.attempts"), 1);
+	json_decref(line);
+}
+END_TEST
+
+/* logging.access_log_format: combined writes nginx's combined lines. */
+START_TEST(access_log_combined)
+{
+	struct itest_proc *g;
+	struct itest_conn *c;
+	char *yaml, *out, *p, *eol, want[256];
+	json_t *j;
+	long off;
+
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout, "
+	    "access_log_format: combined}\n", be->port);
+	g = itest_gateway_start(yaml);
+	free(yaml);
+
+	c = itest_connect(g->port);
+	j = echo_on(c, ITEST_LIT("GET /echo/c?q=1 HTTP/1.1\r\nHost: x\r\n"
+	    "User-Agent: curl/8 \"x\"\r\n\r\n"));
+	json_decref(j);
+	itest_conn_free(c);
+	off = itest_log_wait(g, ITEST_STDOUT, "\"GET /echo/c?q=1 HTTP/1.1\"",
+	    0, ITEST_TIMEOUT_MS);
+	ck_assert_msg(off > 0, "no combined access log line");
+	out = itest_log_read(g, ITEST_STDOUT);
 	p = out + off;
 	while (p > out && p[-1] != '\n')
 		p--;
 	eol = strchr(p, '\n');
 	ck_assert_ptr_nonnull(eol);
-	line = json_loadb(p, (size_t)(eol - p), 0, NULL);
-	ck_assert_msg(line != NULL, "access log line is not JSON: %.*s",
-	    (int)(eol - p), p);
-	ck_assert_ptr_nonnull(json_object_get(line, "time"));
-	ck_assert_str_eq(jstr(line, "method"), "GET");
-	ck_assert_int_eq(json_integer_value(json_object_get(line, "status")),
-	    200);
-	ck_assert(json_is_integer(json_object_get(line, "bytes")));
-	ck_assert(json_is_number(json_object_get(line, "duration_ms")));
-	ck_assert_ptr_nonnull(json_object_get(line, "upstream"));
-	ck_assert_ptr_nonnull(json_object_get(line, "client"));
-	ck_assert(jstr(line, "request_id") != NULL &&
-	    *jstr(line, "request_id") != '\0');
-	ck_assert_str_eq(jstr(line, "route"), "api");
-	json_decref(line);
+	*eol = '\0';
+	/* 127.0.0.1 - - [07/Dec/2026:21:53:36 +0000] "GET ..." 200 N "-" "ua" */
+	ck_assert_msg(strncmp(p, "127.0.0.1 - - [", 15) == 0, "%s", p);
+	ck_assert_msg(strlen(p) > 44 && p[17] == '/' && p[21] == '/' &&
+	    p[26] == ':' && strncmp(p + 35, " +0000] ", 8) == 0, "%s", p);
+	snprintf(want, sizeof want, "\"GET /echo/c?q=1 HTTP/1.1\" 200 ");
+	ck_assert_msg(strstr(p, want) != NULL, "%s", p);
+	/* nginx escapes '"' as \x22; no Referer is "-". */
+	ck_assert_msg(strstr(p, " \"-\" \"curl/8 \\x22x\\x22\"") != NULL &&
+	    p[strlen(p) - 1] == '"', "%s", p);
 	free(out);
+
+	/* The format reloads (SIGHUP): back to JSON for new requests. */
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout, "
+	    "access_log_format: json}\n", be->port);
+	itest_rewrite(g->cfg_path, yaml);
+	free(yaml);
+	off = (long)itest_log_size(g, ITEST_STDERR);
+	itest_proc_signal(g, SIGHUP);
+	ck_assert_msg(itest_log_wait(g, ITEST_STDERR, "configuration reloaded",
+	    (size_t)off, ITEST_TIMEOUT_MS) > 0, "no reload");
+	c = itest_connect(g->port);
+	j = echo_on(c, ITEST_LIT("GET /echo/after-reload HTTP/1.1\r\n"
+	    "Host: x\r\n\r\n"));
+	json_decref(j);
+	itest_conn_free(c);
+	j = log_line(g, "http.url_details.path", "/echo/after-reload");
+	ck_assert_msg(j != NULL, "no JSON line after the reload");
+	json_decref(j);
 }
 END_TEST
 
@@ -1020,6 +1186,8 @@ proxy_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, get_is_forwarded_and_logged);
+	tcase_add_test(tc, access_log_levels_and_upstream);
+	tcase_add_test(tc, access_log_combined);
 	tcase_add_loop_test(tc, large_bodies_arrive_intact, 0,
 	    ITEST_NITEMS(body_methods));
 	tcase_add_test(tc, chunked_upload_is_reframed);

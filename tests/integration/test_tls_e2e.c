@@ -252,8 +252,9 @@ START_TEST(https_listener_proxies)
 	ck_assert_msg(url != NULL && strncmp(url, "https://", 8) == 0,
 	    "span http.url %s", url != NULL ? url : "(absent)");
 	json_decref(span);
-	ck_assert_msg(itest_log_wait(gw, ITEST_STDOUT, "\"path\":\"/echo/tls\"",
-	    0, ITEST_TIMEOUT_MS) > 0, "no access-log line");
+	ck_assert_msg(itest_log_wait(gw, ITEST_STDOUT,
+	    "\"http.url_details.path\":\"/echo/tls\"", 0,
+	    ITEST_TIMEOUT_MS) > 0, "no access-log line");
 }
 END_TEST
 

@@ -152,7 +152,7 @@ START_TEST(test_round_robin_weights)
 	ck_assert_uint_eq(json_array_size(lines), 60);
 	for (i = 0; i < 60; i++) {
 		const char *a = json_string_value(json_object_get(
-		    json_array_get(lines, (size_t)i), "upstream_addr"));
+		    json_array_get(lines, (size_t)i), "upstream.address"));
 		char want[3][32];
 		int k;
 

@@ -320,10 +320,14 @@ class WebSocketTest(unittest.TestCase):
         self.assertEqual(run(go()), "hello through the tunnel" * 100)
         # The request is logged once the tunnel ended, with its 101.
         rows = wait_for(lambda: [r for r in gw.json_lines("request_id")
-                                 if r.get("status") == 101],
+                                 if r.get("http.status_code") == 101],
                         "the access-log line of the tunnel")
         self.assertEqual(len(rows), 1)
-        self.assertEqual(rows[0]["path"], "/echo")
+        self.assertEqual(rows[0]["http.url_details.path"], "/echo")
+        # Datadog's standard attributes: the upstream's 101, once sent.
+        self.assertEqual(rows[0]["status"], "info")
+        self.assertEqual(rows[0]["upstream.status"], 101)
+        self.assertEqual(rows[0]["upstream.attempts"], 1)
 
     def test_binary_large_ping_and_close_codes(self):
         """Binary and text both ways, 1 MB messages, ping/pong, and the

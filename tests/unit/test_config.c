@@ -362,6 +362,7 @@ static const char *const bad_fixtures[] = {
 	"path_prefix", "route_cors_bad", "route_wildcard_credentials",
 	"sample_rate", "servers_bad", "size_range", "tag_values", "top_level_list",
 	"unknown_nested", "unknown_route_key", "unknown_top", "url_missing",
+	"trusted_proxies",
 	"url_port", "wildcard_credentials", "workers_word", "wrong_types",
 	"yaml_syntax", "yaml_tab",
 };
