@@ -616,7 +616,8 @@ static bool
 proxy_upstream_pick(struct proxy_req *pr, const struct exchange *req)
 {
 	const struct upstream_target *t;
-	uint64_t hash = 0, now = util_mono_ns();
+	/* The request's start, microseconds ago: no clock read of its own. */
+	uint64_t hash = 0, now = pr->start_ns;
 	int i;
 
 	if (pr->route->conf->upstream.balance == CONFIG_BALANCE_HASH)

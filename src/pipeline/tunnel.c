@@ -291,9 +291,15 @@ tunnel_upgrade_check(const struct exchange *req, int *status,
 	const char *p, *e;
 	size_t i, elen;
 
+	/*
+	 * On every request: names compared by length first (a strcaseeq per
+	 * name measured 1.7% of a traced GET's CPU, issue 11).
+	 */
+#define TUNNEL_NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 &&	\
+	util_strncaseeq((f)->name, (lit), sizeof(lit) - 1))
 	for (i = 0; i < req->n_fields; i++) {
 		f = &req->fields[i];
-		if (util_strcaseeq(f->name, "upgrade")) {
+		if (TUNNEL_NAME_IS(f, "upgrade")) {
 			upgrade = true;
 			/* protocol-name ["/" protocol-version], RFC 9110 7.8 */
 			p = f->value;
@@ -306,14 +312,15 @@ tunnel_upgrade_check(const struct exchange *req, int *status,
 				    3) && (elen == 3 || e[3] == '/'))
 					h2c = true;
 			}
-		} else if (util_strcaseeq(f->name, "connection")) {
+		} else if (TUNNEL_NAME_IS(f, "connection")) {
 			if (tunnel_list_has(f->value, f->value_len, "upgrade"))
 				conn_upgrade = true;
-		} else if (util_strcaseeq(f->name, "sec-websocket-key"))
+		} else if (TUNNEL_NAME_IS(f, "sec-websocket-key"))
 			key = true;
-		else if (util_strcaseeq(f->name, "sec-websocket-version"))
+		else if (TUNNEL_NAME_IS(f, "sec-websocket-version"))
 			version = true;
 	}
+#undef TUNNEL_NAME_IS
 	/*
 	 * RFC 9110 7.8: Upgrade is a request only with the "upgrade"
 	 * connection option; without it, or on HTTP/1.0, it is a stray
