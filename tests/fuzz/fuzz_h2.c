@@ -1,0 +1,661 @@
+/*
+ * fuzz_h2.c -- libFuzzer harness for the HTTP/2 front-end (issue 12 item
+ * 5): a client's bytes through conn.c's preface detection, h2.c (nghttp2)
+ * and the real pipeline (proxy.c: routes, CORS, propagation, spans, the
+ * gateway's own error replies) to a fake upstream in the same loop.
+ *
+ * Input: the bytes a client sends on one h2c connection, starting with
+ * the connection preface (RFC 9113 3.4); tests/fuzz/make-h2-seeds.py
+ * writes the seeds with python3-h2.  The input is written to one end of
+ * a socketpair in pieces whose sizes come from the input, the worker's
+ * loop turning between them (so frames arrive cut anywhere), then the
+ * loop runs until the gateway closed the connection, or nothing is in
+ * flight and no more output comes, or a bound of turns passed; what is
+ * left is closed as a worker exit does.
+ *
+ * Behind the gateway (server.http2_cleartext: true, CORS for
+ * http://localhost:3000, datadog + tracecontext + baggage both ways,
+ * every request sampled, exporter none):
+ *   /dead...  a port with nothing listening (502);
+ *   anything else: the fake upstream, which reads a request head and
+ *             answers by its path and closes: "/big" 100 KB (flow
+ *             control, the pause of upstream reads), "/chunked" a
+ *             chunked body, "/204" no body, else 200 with 5 bytes and
+ *             the hop-by-hop fields an HTTP/1.1 backend sends
+ *             (Connection, Keep-Alive, Transfer-Encoding must not reach
+ *             an h2 client).
+ *
+ * Properties (abort() when broken), checked on every byte the gateway
+ * wrote back, read as HTTP/2 frames: the first frame is the server's
+ * SETTINGS on stream 0; every frame header is whole and no frame is
+ * larger than the largest SETTINGS_MAX_FRAME_SIZE the client announced
+ * (16384 if none, RFC 9113 4.2); every frame is on stream 0 or on a
+ * client stream (odd id: the gateway never pushes); after a GOAWAY no
+ * HEADERS opens a stream above its last-stream-id; the header blocks,
+ * decoded with nghttp2's HPACK inflater, are responses with exactly one
+ * :status first (three digits, 1xx..5xx), no other pseudo-field, no
+ * upper-case name, no connection-specific field (RFC 9113 8.2.2), no CR,
+ * LF or NUL in a value.  ASan/UBSan/LSan catch the rest; the harness
+ * also checks that the front-end counts no connection and no exchange in
+ * flight after each input (nothing leaked or left behind).
+ *
+ * Build: as the other harnesses (tests/fuzz/README.md), with nghttp2.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "config.h"
+#include "conn.h"
+#include "cors.h"
+#include "log.h"
+#include "metrics.h"
+#include "propagation.h"
+#include "proxy.h"
+#include "server.h"
+#include "upstream.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+#define FUZZ_TURNS	300		/* loop turns in all (bounds an input) */
+#define FUZZ_OUT_MAX	(4u << 20)	/* what the gateway may write back */
+#define FUZZ_UP_CONNS	64
+
+static char *const no_env[] = { NULL };
+
+/* The gateway side, set up once per process. */
+static struct {
+	bool ready;
+	struct config *cfg;
+	struct server_gen gen;
+	struct worker_gen wgen;
+	struct worker_route routes[2];
+	struct propagation_conf props[2];
+	struct event_base *base;
+	struct metrics *metrics;
+	struct proxy_pipeline *pl;
+	struct conn_front front;
+	unsigned nconns;
+} g;
+
+/* The fake upstream: a listener and its connections, in g.base. */
+struct up_conn {
+	int fd;
+	struct event *ev;
+	char buf[8192];
+	size_t len;
+	bool answered;
+};
+static int up_fd = -1;
+static struct event *up_ev;
+static struct up_conn up[FUZZ_UP_CONNS];
+
+static void
+fuzz_request_done(void *owner)
+{
+	(void)owner;
+}
+
+static void
+fuzz_closed(void *owner)
+{
+	(void)owner;
+	g.nconns--;
+}
+
+static const struct conn_events fuzz_events = {
+	fuzz_request_done,
+	fuzz_closed,
+};
+
+static int
+listen_local(unsigned *port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		abort();
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    listen(fd, 64) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+		abort();
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static void
+up_close(struct up_conn *u)
+{
+	event_free(u->ev);
+	close(u->fd);
+	u->fd = -1;
+	u->ev = NULL;
+}
+
+/* The answer of the fake upstream to the head in u->buf. */
+static void
+up_answer(struct up_conn *u)
+{
+	static char big[100 * 1024 + 128];
+	const char *path = strchr(u->buf, ' ');
+	const char *r;
+	size_t n;
+
+	if (path != NULL && strncmp(path, " /big", 5) == 0) {
+		if (big[0] == '\0') {
+			n = (size_t)snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\n"
+			    "Content-Length: %u\r\nConnection: close\r\n\r\n",
+			    100 * 1024);
+			memset(big + n, 'b', 100 * 1024);
+			big[n + 100 * 1024] = '\0';
+		}
+		r = big;
+	} else if (path != NULL && strncmp(path, " /chunked", 9) == 0) {
+		r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+		    "Connection: close\r\nTrailer: x-sum\r\n\r\n"
+		    "5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 1\r\n\r\n";
+	} else if (path != NULL && strncmp(path, " /204", 5) == 0) {
+		r = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+	} else {
+		r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+		    "Connection: keep-alive, close\r\nKeep-Alive: timeout=5\r\n"
+		    "Vary: Accept\r\nX-Backend: fake\r\n\r\nhello";
+	}
+	/* Blocking is fine: the loopback buffer takes it, or the gateway
+	 * reads it on the next turn; a short write just ends the reply. */
+	n = strlen(r);
+	(void)!write(u->fd, r, n);
+	u->answered = true;
+	shutdown(u->fd, SHUT_WR);
+}
+
+static void
+up_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct up_conn *u = arg;
+	ssize_t n;
+
+	(void)fd;
+	(void)what;
+	n = read(u->fd, u->buf + u->len, sizeof u->buf - 1 - u->len);
+	if (n <= 0) {
+		up_close(u);
+		return;
+	}
+	u->len += (size_t)n;
+	u->buf[u->len] = '\0';
+	if (!u->answered && strstr(u->buf, "\r\n\r\n") != NULL)
+		up_answer(u);
+	if (u->len == sizeof u->buf - 1)
+		u->len = 0;		/* a body we do not read */
+}
+
+static void
+up_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int c;
+	size_t i;
+
+	(void)what;
+	(void)arg;
+	if ((c = accept(fd, NULL, NULL)) == -1)
+		return;
+	for (i = 0; i < FUZZ_UP_CONNS && up[i].fd != -1; i++)
+		;
+	if (i == FUZZ_UP_CONNS) {
+		close(c);		/* the gateway sees a reset: 502 */
+		return;
+	}
+	(void)fcntl(c, F_SETFL, O_NONBLOCK);
+	memset(&up[i], 0, sizeof up[i]);
+	up[i].fd = c;
+	up[i].ev = event_new(g.base, c, EV_READ | EV_PERSIST, up_read_cb,
+	    &up[i]);
+	event_add(up[i].ev, NULL);
+}
+
+static void
+fuzz_init(void)
+{
+	char yaml[2048], *errors = NULL, *cause = NULL;
+	enum config_style styles[16];
+	unsigned port, dead;
+	size_t i, n_styles = 0, n_addrs;
+	struct upstream_addr *addrs;
+	int dfd;
+
+	/* Refusals log warnings: keep the fuzzer's output for findings. */
+	log_set_level(LOG_LEVEL_ERROR);
+	/* As the gateway's main(): a write to a closed peer is an error
+	 * return, not a signal (the fake upstream writes too). */
+	signal(SIGPIPE, SIG_IGN);
+	g.base = event_base_new();
+	if (g.base == NULL)
+		abort();
+	for (i = 0; i < FUZZ_UP_CONNS; i++)
+		up[i].fd = -1;
+	up_fd = listen_local(&port);
+	up_ev = event_new(g.base, up_fd, EV_READ | EV_PERSIST, up_accept_cb,
+	    NULL);
+	event_add(up_ev, NULL);
+	dfd = listen_local(&dead);
+	close(dfd);
+	snprintf(yaml, sizeof yaml,
+	    "server:\n"
+	    "  http2_cleartext: true\n"
+	    "routes:\n"
+	    "  - name: dead\n"
+	    "    path_prefix: /dead\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "  - name: api\n"
+	    "    path_prefix: /\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\", timeout: 2s}\n"
+	    "cors:\n"
+	    "  allowed_origins: [\"http://localhost:3000\"]\n"
+	    "  allowed_methods: [GET, HEAD, POST]\n"
+	    "propagation:\n"
+	    "  extract: [datadog, tracecontext, baggage]\n"
+	    "  inject: [datadog, tracecontext, baggage]\n"
+	    "tracing: {sample_rate: 1}\n"
+	    "exporter: {type: none}\n", dead, port);
+	if (config_load_string("fuzz_h2.yaml", yaml, strlen(yaml), no_env,
+	    &g.cfg, &errors) != 0) {
+		fprintf(stderr, "fuzz_h2: %s\n", errors);
+		abort();
+	}
+	for (i = 0; i < g.cfg->propagation.n_extract; i++)
+		styles[n_styles++] = g.cfg->propagation.extract[i];
+	for (i = 0; i < g.cfg->propagation.n_inject; i++)
+		styles[n_styles++] = g.cfg->propagation.inject[i];
+	g.gen.cfg = g.cfg;
+	g.gen.busy_timeout_ms = 5000;
+	g.gen.default_cors = cors_policy_new(&g.cfg->cors, styles, n_styles,
+	    NULL, NULL);
+	if (g.gen.default_cors == NULL)
+		abort();
+	g.wgen.refs = 1;		/* the harness's: never freed */
+	g.wgen.gen = &g.gen;
+	g.wgen.cfg = g.cfg;
+	g.wgen.default_cors = g.gen.default_cors;
+	g.wgen.routes = g.routes;
+	g.wgen.n_routes = g.cfg->n_routes;
+	for (i = 0; i < g.cfg->n_routes; i++) {
+		propagation_conf_init(&g.props[i], g.cfg);
+		g.routes[i].conf = &g.cfg->routes[i];
+		g.routes[i].prop = &g.props[i];
+		g.routes[i].cors = g.gen.default_cors;
+		if (upstream_resolve(&g.cfg->routes[i].upstream, &addrs,
+		    &n_addrs, &cause) != 0)
+			abort();
+		g.routes[i].pool = upstream_pool_new(g.base,
+		    &g.cfg->routes[i].upstream, addrs, n_addrs, NULL, &cause);
+		free(addrs);
+		if (g.routes[i].pool == NULL)
+			abort();
+	}
+	g.metrics = metrics_new("fuzz");
+	if (log_access_open("off", &cause) != 0)
+		abort();
+	g.pl = proxy_pipeline_new(0, g.metrics, NULL, NULL);
+	proxy_pipeline_set_gen(g.pl, &g.wgen);
+	conn_front_init(&g.front, g.base, g.metrics, &proxy_exchange, g.pl,
+	    &fuzz_events, &g);
+	conn_front_set_gen(&g.front, g.cfg, 5000);
+	g.ready = true;
+}
+
+/* ---- The checks on what the gateway wrote back. ---- */
+
+static uint32_t
+get24(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+
+static uint32_t
+get31(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3]) & 0x7fffffffu;
+}
+
+/* The largest SETTINGS_MAX_FRAME_SIZE in the client's SETTINGS frames
+ * (the client bytes after the preface, walked as frames while they
+ * parse). */
+static uint32_t
+client_max_frame(const uint8_t *d, size_t n)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	uint32_t max = 16384;
+	size_t off = sizeof preface - 1;
+
+	if (n < off || memcmp(d, preface, off) != 0)
+		return max;
+	while (n - off >= 9) {
+		uint32_t len = get24(d + off);
+		size_t i;
+
+		if (len > n - off - 9)
+			break;
+		if (d[off + 3] == NGHTTP2_SETTINGS)
+			for (i = 0; i + 6 <= len; i += 6) {
+				const uint8_t *s = d + off + 9 + i;
+				uint32_t v = (uint32_t)s[2] << 24 |
+				    (uint32_t)s[3] << 16 | (uint32_t)s[4] << 8 |
+				    s[5];
+
+				if ((s[0] << 8 | s[1]) ==
+				    NGHTTP2_SETTINGS_MAX_FRAME_SIZE && v > max &&
+				    v <= 16777215)
+					max = v;
+			}
+		off += 9 + len;
+	}
+	return max;
+}
+
+static bool
+connection_specific(const uint8_t *name, size_t len)
+{
+	static const char *const names[] = {
+		"connection", "keep-alive", "proxy-connection",
+		"transfer-encoding", "upgrade",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* One decoded header block of a response (or trailers when !first). */
+static void
+check_block(nghttp2_hd_inflater *inf, const uint8_t *blk, size_t len,
+    bool trailers)
+{
+	bool seen_status = false, seen_regular = false;
+
+	for (;;) {
+		nghttp2_nv nv;
+		int flags = 0;
+		ssize_t rv;
+		size_t i;
+
+		rv = nghttp2_hd_inflate_hd2(inf, &nv, &flags, blk, len, 1);
+		if (rv < 0)
+			abort();	/* the gateway's HPACK did not decode */
+		blk += rv;
+		len -= (size_t)rv;
+		if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+			if (nv.namelen > 0 && nv.name[0] == ':') {
+				if (trailers || seen_regular || seen_status ||
+				    nv.namelen != 7 ||
+				    memcmp(nv.name, ":status", 7) != 0 ||
+				    nv.valuelen != 3 || nv.value[0] < '1' ||
+				    nv.value[0] > '5')
+					abort();
+				for (i = 0; i < 3; i++)
+					if (nv.value[i] < '0' || nv.value[i] > '9')
+						abort();
+				seen_status = true;
+			} else {
+				if (!trailers && !seen_status)
+					abort();	/* a field before :status */
+				seen_regular = true;
+				if (nv.namelen == 0 ||
+				    connection_specific(nv.name, nv.namelen))
+					abort();
+				for (i = 0; i < nv.namelen; i++)
+					if (nv.name[i] >= 'A' && nv.name[i] <= 'Z')
+						abort();
+				for (i = 0; i < nv.valuelen; i++)
+					if (nv.value[i] == '\r' ||
+					    nv.value[i] == '\n' || nv.value[i] == '\0')
+						abort();
+			}
+		}
+		if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+			nghttp2_hd_inflate_end_headers(inf);
+			break;
+		}
+		if (len == 0 && rv == 0)
+			abort();	/* the block ended inside a field */
+	}
+	if (!trailers && !seen_status)
+		abort();
+}
+
+/* Walk what the gateway wrote back as HTTP/2 frames. */
+static void
+check_output(const uint8_t *o, size_t n, uint32_t max_frame)
+{
+	nghttp2_hd_inflater *inf;
+	uint8_t *blk = NULL;
+	size_t blk_len = 0, off = 0;
+	uint32_t blk_stream = 0, goaway_last = 0x7fffffffu;
+	bool in_block = false, first = true;
+	static bool *headers_seen;	/* per odd stream id: a head went out */
+	static size_t headers_cap;
+
+	if (n == 0)
+		return;
+	if (nghttp2_hd_inflate_new(&inf) != 0)
+		abort();
+	/* Whatever table size the client allowed, the decoder accepts it. */
+	nghttp2_hd_inflate_change_table_size(inf, UINT32_MAX);
+	if (headers_seen != NULL)
+		memset(headers_seen, 0, headers_cap);
+	while (off < n) {
+		uint32_t len, sid;
+		uint8_t type, flags;
+		const uint8_t *p;
+		size_t pad = 0, skip = 0;
+
+		if (n - off < 9)
+			break;		/* cut by the close: allowed */
+		len = get24(o + off);
+		type = o[off + 3];
+		flags = o[off + 4];
+		sid = get31(o + off + 5);
+		if (len > max_frame)
+			abort();
+		if (first && (type != NGHTTP2_SETTINGS || sid != 0 ||
+		    (flags & NGHTTP2_FLAG_ACK)))
+			abort();	/* the server preface is SETTINGS */
+		first = false;
+		if (sid != 0 && sid % 2 == 0)
+			abort();	/* we never push */
+		if (n - off - 9 < len)
+			break;
+		p = o + off + 9;
+		if (in_block && (type != NGHTTP2_CONTINUATION || sid != blk_stream))
+			abort();	/* a header block is contiguous */
+		switch (type) {
+		case NGHTTP2_HEADERS:
+			if (sid == 0)
+				abort();
+			if (flags & NGHTTP2_FLAG_PADDED) {
+				if (len < 1)
+					abort();
+				pad = p[0];
+				skip = 1;
+			}
+			if (flags & NGHTTP2_FLAG_PRIORITY)
+				skip += 5;
+			if (skip + pad > len)
+				abort();
+			if (sid > goaway_last) {
+				/* No new stream after our GOAWAY: a stream
+				 * above it was never accepted. */
+				abort();
+			}
+			free(blk);
+			blk_len = len - skip - pad;
+			if ((blk = malloc(blk_len + 1)) == NULL)
+				abort();
+			memcpy(blk, p + skip, blk_len);
+			blk_stream = sid;
+			in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
+			break;
+		case NGHTTP2_CONTINUATION: {
+			uint8_t *nb;
+
+			if (!in_block)
+				abort();
+			if ((nb = realloc(blk, blk_len + len + 1)) == NULL)
+				abort();
+			blk = nb;
+			memcpy(blk + blk_len, p, len);
+			blk_len += len;
+			in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
+			break;
+		}
+		case NGHTTP2_GOAWAY:
+			if (sid != 0 || len < 8)
+				abort();
+			if (get31(p) > goaway_last)
+				abort();	/* last-stream-id never grows */
+			goaway_last = get31(p);
+			break;
+		case NGHTTP2_PUSH_PROMISE:
+			abort();
+		default:
+			break;
+		}
+		if ((type == NGHTTP2_HEADERS || type == NGHTTP2_CONTINUATION) &&
+		    !in_block) {
+			size_t idx = blk_stream / 2;
+			bool trailers;
+
+			if (idx >= headers_cap) {
+				size_t cap = headers_cap ? headers_cap : 64;
+				bool *nh;
+
+				while (cap <= idx)
+					cap *= 2;
+				if ((nh = realloc(headers_seen, cap)) == NULL)
+					abort();
+				memset(nh + headers_cap, 0, cap - headers_cap);
+				headers_seen = nh;
+				headers_cap = cap;
+			}
+			trailers = headers_seen[idx];
+			check_block(inf, blk, blk_len, trailers);
+			headers_seen[idx] = true;
+		}
+		off += 9 + len;
+	}
+	free(blk);
+	nghttp2_hd_inflate_del(inf);
+}
+
+/* ---- One input. ---- */
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t *out;
+	size_t out_len = 0, off = 0;
+	struct sockaddr_storage ss;
+	struct server_conn *c;
+	bool peer_open = true;
+	int sv[2], i, quiet = 0;
+
+	if (!g.ready)
+		fuzz_init();
+	if (out == NULL && (out = malloc(FUZZ_OUT_MAX)) == NULL)
+		abort();
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 ||
+	    fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0 ||
+	    fcntl(sv[1], F_SETFL, O_NONBLOCK) != 0)
+		abort();
+	memset(&ss, 0, sizeof ss);
+	ss.ss_family = AF_UNIX;
+	g.nconns++;
+	if (conn_new(&g.front, sv[0], (struct sockaddr *)&ss, sizeof ss,
+	    NULL) == NULL)
+		abort();
+	for (i = 0; i < FUZZ_TURNS; i++) {
+		size_t before = out_len;
+
+		/* Pieces of 1..64 KiB from the input's own bytes. */
+		if (off < size) {
+			size_t piece = 1 + ((size_t)data[off] * 257) % 65536;
+			ssize_t w;
+
+			if (piece > size - off)
+				piece = size - off;
+			if ((w = send(sv[1], data + off, piece,
+			    MSG_NOSIGNAL)) > 0)
+				off += (size_t)w;
+			else if (w < 0 && errno != EAGAIN)
+				off = size;	/* the gateway closed */
+		}
+		event_base_loop(g.base, EVLOOP_NONBLOCK);
+		for (;;) {
+			ssize_t r = read(sv[1], out + out_len,
+			    FUZZ_OUT_MAX - out_len);
+
+			if (r > 0) {
+				out_len += (size_t)r;
+				if (out_len == FUZZ_OUT_MAX)
+					abort();	/* unbounded output */
+				continue;
+			}
+			if (r == 0)
+				peer_open = false;	/* the gateway closed */
+			break;
+		}
+		if (off < size)
+			continue;
+		/*
+		 * All sent.  The client does not half-close (the front-end
+		 * may take EOF for a client gone): done once the gateway
+		 * closed, or once nothing is in flight and a few turns
+		 * brought no output.
+		 */
+		if (!peer_open || g.nconns == 0)
+			break;
+		quiet = out_len == before && g.front.inflight == 0 ?
+		    quiet + 1 : 0;
+		if (quiet >= 4)
+			break;
+		if (g.front.inflight > 0 && out_len == before) {
+			/* Waiting on the upstream: let it answer. */
+			struct pollfd pfd = { .fd = sv[1], .events = POLLIN };
+
+			(void)poll(&pfd, 1, 1);
+		}
+	}
+	/* What is left is closed as a worker exit closes it. */
+	while ((c = TAILQ_FIRST(&g.front.conns)) != NULL)
+		conn_close(c);
+	close(sv[1]);
+	for (i = 0; i < 16; i++)
+		event_base_loop(g.base, EVLOOP_NONBLOCK);
+	if (g.nconns != 0 || g.front.inflight != 0)
+		abort();
+	check_output(out, out_len, client_max_frame(data, size));
+	return 0;
+}
