@@ -14,6 +14,7 @@ NINJA ?= ninja
 # need.  The only list: the Dockerfile installs the -dev subset of it.
 DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
+	libnghttp2-dev python3-h2 \
 	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set

@@ -165,6 +165,41 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.limits.max_connections", CT_UINT,
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections kept open at once" },
+	{ "server.http2", CT_BOOL, C(http2.enabled), .def = "true",
+	  .help = "offer HTTP/2 (ALPN h2, then http/1.1) on TLS listeners" },
+	{ "server.http2_cleartext", CT_BOOL, C(http2.cleartext),
+	  .def = "false", .help = "accept HTTP/2 with prior knowledge (h2c, "
+	  "the client preface first) on plaintext listeners; no Upgrade" },
+	{ "server.http2_max_concurrent_streams", CT_UINT,
+	  C(http2.max_concurrent_streams), .min = 1, .max = 10000,
+	  .def = "100", .help = "SETTINGS_MAX_CONCURRENT_STREAMS: streams a "
+	  "client may have open on one connection (RST_STREAM "
+	  "REFUSED_STREAM above)" },
+	{ "server.http2_stream_window", CT_SIZE, C(http2.stream_window),
+	  .min = 1024, .max = 2147483647, .def = "65535",
+	  .help = "SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a client "
+	  "may send on a stream before we read them" },
+	{ "server.http2_flood_interval", CT_DURATION,
+	  C(http2.flood_interval_ms), .min = 1, .max = 3600000, .def = "1s",
+	  .help = "the interval the http2_max_resets, _control_frames and "
+	  "_empty_frames caps count in, per connection" },
+	{ "server.http2_max_resets", CT_UINT, C(http2.max_resets),
+	  .min = 1, .max = 1000000, .def = "100",
+	  .help = "RST_STREAM frames a client may send per interval "
+	  "(rapid reset, CVE-2023-44487; GOAWAY ENHANCE_YOUR_CALM above)" },
+	{ "server.http2_max_control_frames", CT_UINT,
+	  C(http2.max_control_frames), .min = 1, .max = 1000000,
+	  .def = "100", .help = "SETTINGS and PING frames a client may send "
+	  "per interval (GOAWAY ENHANCE_YOUR_CALM above)" },
+	{ "server.http2_max_empty_frames", CT_UINT,
+	  C(http2.max_empty_frames), .min = 1, .max = 1000000, .def = "100",
+	  .help = "empty DATA, HEADERS and CONTINUATION frames without "
+	  "END_STREAM a client may send per interval (GOAWAY "
+	  "ENHANCE_YOUR_CALM above)" },
+	{ "server.http2_max_continuations", CT_UINT,
+	  C(http2.max_continuations), .min = 1, .max = 1000, .def = "8",
+	  .help = "CONTINUATION frames after one HEADERS (CONTINUATION flood, "
+	  "CVE-2024-27316; GOAWAY ENHANCE_YOUR_CALM above)" },
 	{ "admin.listen", CT_ADDR, C(admin_listen), .flags = CF_NORELOAD,
 	  .on = offsetof(struct config, has_admin) + 1,
 	  .def = "\"127.0.0.1:9901\"",

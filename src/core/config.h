@@ -171,6 +171,20 @@ struct config_limits {
 	uint64_t max_connections;	/* per process */
 };
 
+/* server.http2*: the HTTP/2 front-end (h2.c, docs/configuration.md). */
+struct config_http2 {
+	bool enabled;			/* server.http2: ALPN h2 on TLS */
+	bool cleartext;			/* server.http2_cleartext: h2c prior
+					 * knowledge on plaintext listeners */
+	uint64_t max_concurrent_streams;
+	uint64_t stream_window;		/* initial receive window, bytes */
+	uint64_t flood_interval_ms;	/* the window of the caps below */
+	uint64_t max_resets;		/* RST_STREAM from the client */
+	uint64_t max_control_frames;	/* SETTINGS and PING */
+	uint64_t max_empty_frames;	/* empty DATA/HEADERS/CONTINUATION */
+	uint64_t max_continuations;	/* CONTINUATION frames per block */
+};
+
 /*
  * Where a key was written, for errors found after loading: "routes[0].
  * cors.allowed_origins[2]", "server.tls.cert".  file is NULL for the
@@ -195,6 +209,7 @@ struct config {
 	unsigned workers;		/* resolved: "auto" -> cores */
 	uint64_t backlog;		/* server.backlog: listen() queue */
 	struct config_limits limits;	/* server.limits */
+	struct config_http2 http2;	/* server.http2* */
 
 	bool has_admin;
 	struct config_addr admin_listen;

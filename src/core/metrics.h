@@ -58,7 +58,43 @@ enum metrics_upstream_err {
 	X(ACCEPT_ENOMEM, "tracestitch_accept_errors_total",		\
 	    "reason=\"enomem\"", "Failed accept() calls, by errno") \
 	X(ACCEPT_OTHER, "tracestitch_accept_errors_total",		\
-	    "reason=\"other\"", "Failed accept() calls, by errno")
+	    "reason=\"other\"", "Failed accept() calls, by errno")	\
+	X(REQ_H1, "tracestitch_requests_by_protocol_total",		\
+	    "protocol=\"http/1.1\"", "Requests, by client protocol")	\
+	X(REQ_H2, "tracestitch_requests_by_protocol_total",		\
+	    "protocol=\"h2\"", "Requests, by client protocol")		\
+	X(H2_CONNS, "tracestitch_http2_connections_total", "",		\
+	    "Client connections that spoke HTTP/2 (ALPN h2 or h2c)")	\
+	H2_REFUSED(X, FIELD_NAME, "field_name")				\
+	H2_REFUSED(X, FIELD_VALUE, "field_value")			\
+	H2_REFUSED(X, PSEUDO, "pseudo_header")				\
+	H2_REFUSED(X, AUTHORITY, "authority")				\
+	H2_REFUSED(X, CONNECTION, "connection_specific")		\
+	H2_REFUSED(X, TE, "te")						\
+	H2_REFUSED(X, CL, "content_length")				\
+	H2_REFUSED(X, CONNECT, "connect")				\
+	H2_REFUSED(X, HEADER_LIST, "header_list")			\
+	H2_REFUSED(X, BODY, "body_too_large")				\
+	H2_DEFENCE(X, RAPID_RESET, "rapid_reset")			\
+	H2_DEFENCE(X, CONTINUATION, "continuation_flood")		\
+	H2_DEFENCE(X, SETTINGS, "settings_flood")			\
+	H2_DEFENCE(X, PING, "ping_flood")				\
+	H2_DEFENCE(X, EMPTY, "empty_frames")				\
+	H2_DEFENCE(X, STREAMS, "max_concurrent_streams")		\
+	H2_DEFENCE(X, PROTOCOL, "protocol_error")			\
+	H2_DEFENCE(X, TIMEOUT, "timeout")				\
+	H2_DEFENCE(X, GOAWAY, "goaway_drain")
+
+/* HTTP/2 streams refused by the translation rules (h2_msg.h), by class. */
+#define H2_REFUSED(X, id, label)					\
+	X(H2_REFUSED_##id, "tracestitch_http2_refused_total",		\
+	    "reason=\"" label "\"",						\
+	    "HTTP/2 streams refused by the translation to HTTP/1.1")
+/* HTTP/2 defences that fired (RST_STREAM or GOAWAY), by defence. */
+#define H2_DEFENCE(X, id, label)					\
+	X(H2_DEF_##id, "tracestitch_http2_defences_total",		\
+	    "defence=\"" label "\"",					\
+	    "HTTP/2 denial-of-service defences that fired")
 
 enum metrics_counter {
 #define METRICS_ENUM(id, name, labels, help) METRICS_##id,

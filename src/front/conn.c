@@ -61,6 +61,7 @@
 
 #include "conn.h"
 #include "conn_int.h"
+#include "h2.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -185,6 +186,7 @@ conn_front_init(struct conn_front *f, struct event_base *base,
 	f->events = events;
 	f->owner = owner;
 	TAILQ_INIT(&f->conns);
+	TAILQ_INIT(&f->h2conns);
 }
 
 void
@@ -323,6 +325,9 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 	c->x.client = c->client;
 	c->x.client_ip = c->client_ip;
 	c->x.tls = ctx != NULL;
+	c->x.protocol = EXCHANGE_P_HTTP11;
+	/* HTTP/2: ALPN decides on TLS, the preface on plaintext (h2.h). */
+	c->h2_sniff = ctx != NULL || cfg->http2.cleartext;
 	c->x.front = &conn_front_ops;
 	c->x.front_ctx = c;
 	/* nginx's tcp_nodelay: a response head and body never wait. */
@@ -888,6 +893,67 @@ conn_make_room(struct server_conn *c)
 	return 1;
 }
 
+/*
+ * Hand c to the HTTP/2 front-end (h2.c) with the npre bytes read so far:
+ * h2.c owns the socket (and the TLS bufferevent) from here and reports
+ * the close to the worker; c is freed without a word to it.
+ */
+static void
+conn_h2_take(struct server_conn *c, const char *pre, size_t npre)
+{
+	struct conn_front *f = c->front;
+
+	event_del(&c->tev);
+	event_del(&c->dev);
+	if (!c->tls) {
+		event_del(&c->rev);
+		event_del(&c->wev);
+		evbuffer_free(c->out);
+	}
+	TAILQ_REMOVE(&f->conns, c, entry);
+	if (h2_conn_new(f, c->fd, c->bev, c->client, c->client_ip, pre,
+	    npre) != 0) {
+		log_warnx("client %s: cannot start HTTP/2: closed", c->client);
+		if (c->tls)
+			bufferevent_free(c->bev);
+		else
+			close(c->fd);
+		conn_ibuf_put(c);
+		free(c);
+		f->events->closed(f->owner);
+		return;
+	}
+	conn_ibuf_put(c);
+	free(c);
+}
+
+/*
+ * h2c with prior knowledge (RFC 9113 3.3, server.http2_cleartext): the
+ * first bytes of a plaintext connection are compared with the client
+ * preface before the HTTP/1.1 guard sees them; a prefix of it is held
+ * back (ibuf[0, h2_held)) until it is whole or differs.  n bytes were
+ * just read after the held ones.  Returns how many bytes to feed the
+ * guard, or 0 when c waits for more or was handed to h2.c.
+ */
+static size_t
+conn_h2_sniff(struct server_conn *c, size_t n)
+{
+	size_t have = c->h2_held + n;
+	size_t cmp = have < H2_PREFACE_LEN ? have : H2_PREFACE_LEN;
+
+	c->h2_held = 0;
+	if (memcmp(c->ibuf, H2_PREFACE, cmp) != 0) {
+		c->h2_sniff = false;
+		return have;
+	}
+	if (have < H2_PREFACE_LEN) {
+		c->h2_held = have;
+		return 0;
+	}
+	conn_h2_take(c, c->ibuf, have);
+	return 0;
+}
+
 /* n new bytes at ibuf + ilen: vet them, then act. */
 static void
 conn_input(struct server_conn *c, size_t n)
@@ -920,8 +986,15 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	default:
 		return;		/* answered 503 */
 	}
-	room = c->icap - c->ilen;
-	n = read(fd, c->ibuf + c->ilen, room);
+	room = c->icap - c->ilen - c->h2_held;
+	n = read(fd, c->ibuf + c->ilen + c->h2_held, room);
+	if (n > 0 && c->h2_sniff) {
+		size_t feed = conn_h2_sniff(c, (size_t)n);
+
+		if (feed > 0)
+			conn_input(c, feed);
+		return;
+	}
 	if (n > 0) {
 		conn_input(c, (size_t)n);
 		return;
@@ -947,6 +1020,14 @@ conn_tls_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n;
 
+	if (c->h2_sniff) {
+		/* The handshake is over: did it select h2 (ALPN)? */
+		c->h2_sniff = false;
+		if (tls_alpn_is_h2(bev)) {
+			conn_h2_take(c, NULL, 0);
+			return;
+		}
+	}
 	while (evbuffer_get_length(in) > 0 && !c->closing &&
 	    !c->rejected) {
 		int room = conn_make_room(c);

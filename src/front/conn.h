@@ -42,6 +42,8 @@
 struct metrics;
 struct server_conn;
 TAILQ_HEAD(server_conn_list, server_conn);
+struct h2_conn;
+TAILQ_HEAD(h2_conn_list, h2_conn);
 
 /*
  * What the worker hears from its connections (server.c's, so that conn.c
@@ -70,6 +72,7 @@ struct conn_front {
 	const struct config *cfg;	/* current generation's (limits) */
 	uint64_t busy_timeout_ms;	/* client timeout while we proxy */
 	struct server_conn_list conns;	/* open connections */
+	struct h2_conn_list h2conns;	/* open HTTP/2 connections (h2.c) */
 	uint64_t inflight;		/* exchanges with the pipeline */
 	bool draining;			/* close each connection after its
 					 * reply */
@@ -139,6 +142,9 @@ struct server_conn {
 	unsigned conn_flags;		/* CONN_F_* of the request */
 	bool pending_close;		/* close once the active request ends */
 	bool closing;			/* closed after the output drains */
+	bool h2_sniff;			/* h2c: the preface may come first */
+	size_t h2_held;			/* ibuf[0, h2_held): a preface
+					 * prefix, not fed to the guard */
 	bool in_process;
 	bool close_deferred;
 	unsigned phase_timeout;		/* which timeout is armed */

@@ -426,6 +426,8 @@ proxy_refuse(void *arg, struct exchange *x, int status, const char *message)
 	x->front->end(x);
 	metrics_request(pl->metrics, route != NULL ? route->slot : 0,
 	    status, 0, 0);
+	metrics_add(pl->metrics, x->protocol == EXCHANGE_P_H2 ?
+	    METRICS_REQ_H2 : METRICS_REQ_H1, 1);
 }
 
 /* Join upstream Vary values into buf (", "-separated). */
@@ -813,6 +815,7 @@ proxy_start(void *arg, struct exchange *req)
 	pr->start_ns = util_mono_ns();
 	pr->start_us = util_now_us();
 	pr->wgen = worker_gen_ref(pl->wgen);
+	pr->protocol = req->protocol;
 	pr->pr_client.req = req;
 	pr->pr_client.method = req->method;
 	pr->pr_client.method_name = proxy_method_name(req->method);
@@ -1169,13 +1172,14 @@ proxy_access_log(struct proxy_req *pr, uint64_t dur_us)
 	    "{\"time\":\"%s.%03uZ\",\"method\":\"%s\",\"path\":\"%s\","
 	    "\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f,"
 	    "\"upstream\":\"%s\",\"client\":\"%s\",\"request_id\":\"%s\","
-	    "\"route\":\"%s\"%s}\n",
+	    "\"route\":\"%s\",\"protocol\":\"%s\"%s}\n",
 	    ts, (unsigned)(pr->start_us / 1000 % 1000),
 	    pr->pr_client.method_name, path, pr->status, pr->bytes_out,
 	    (double)dur_us / 1000.0,
 	    pr->route != NULL ? pr->route->conf->upstream.url : "",
 	    pr->x != NULL ? pr->x->client : "", pr->id,
-	    pr->route != NULL ? pr->route->conf->name : "", corr);
+	    pr->route != NULL ? pr->route->conf->name : "",
+	    exchange_protocol_name(pr->protocol), corr);
 	if (n > 0)
 		log_access_write(line, (size_t)n < sizeof line ? (size_t)n :
 		    sizeof line - 1);
@@ -1199,6 +1203,8 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 	}
 	metrics_request(pl->metrics, pr->route != NULL ?
 	    pr->route->slot : 0, pr->status, dur_us, pr->bytes_out);
+	metrics_add(pl->metrics, pr->protocol == EXCHANGE_P_H2 ?
+	    METRICS_REQ_H2 : METRICS_REQ_H1, 1);
 	proxy_access_log(pr, dur_us);
 	proxy_trace_finish(pr);
 	/* Nothing is called back: the front-end accounts for the exchange. */

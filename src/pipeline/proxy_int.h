@@ -67,6 +67,7 @@ struct proxy_req {
 	uint64_t start_us;
 	int status;
 	uint64_t bytes_out;		/* body bytes sent to the client */
+	enum exchange_protocol protocol;	/* the client's */
 
 	struct {
 		const struct exchange *req;	/* in start() only */

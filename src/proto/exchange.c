@@ -48,3 +48,9 @@ exchange_reason(int status)
 		return "Error";
 	}
 }
+
+const char *
+exchange_protocol_name(enum exchange_protocol p)
+{
+	return p == EXCHANGE_P_H2 ? "h2" : "http/1.1";
+}

@@ -95,6 +95,12 @@ enum exchange_method {
 	EXCHANGE_M_OTHER,
 };
 
+/* The client's protocol: access-log field, metrics label. */
+enum exchange_protocol {
+	EXCHANGE_P_HTTP11 = 0,		/* conn.c (HTTP/1.0 and 1.1) */
+	EXCHANGE_P_H2,			/* h2.c: one stream */
+};
+
 /* A response field: borrowed name and value (not NUL-terminated). */
 struct exchange_field {
 	const char *name;
@@ -155,6 +161,7 @@ struct exchange {
 	bool tls;
 	const char *sni;		/* NULL when unknown (conn.c: */
 	const char *alpn;		/* not filled in yet) */
+	enum exchange_protocol protocol;
 
 	const struct exchange_front *front;
 	void *front_ctx;		/* the front-end's (conn.c: connection) */
@@ -163,5 +170,7 @@ struct exchange {
 
 /* The standard reason phrase of status ("Not Found"), or "Error". */
 const char *exchange_reason(int status);
+/* "http/1.1" or "h2" (the ALPN names, RFC 7301 and RFC 9113 3.1). */
+const char *exchange_protocol_name(enum exchange_protocol);
 
 #endif /* TS_EXCHANGE_H */

@@ -30,6 +30,11 @@
 
 /* ALPN protocol list in wire format: length-prefixed names. */
 static const unsigned char tls_alpn[] = "\x08http/1.1";
+/*
+ * A listener with HTTP/2 (server.http2): h2 first, the server's
+ * preference (RFC 7301 3.2: the server selects; RFC 9113 3.2).
+ */
+static const unsigned char tls_alpn_h2[] = "\x02h2\x08http/1.1";
 
 static int	tls_alpn_select_cb(SSL *, const unsigned char **,
 		    unsigned char *, const unsigned char *, unsigned int,
@@ -111,18 +116,45 @@ tls_ctx_common(const SSL_METHOD *method, char **cause)
 	return ctx;
 }
 
-/* Pick http/1.1 when the client offers it, else negotiate nothing. */
+/*
+ * Pick the first of our protocols the client offers (arg non-NULL: h2
+ * too), else negotiate nothing: a client without ALPN speaks HTTP/1.1.
+ */
 static int
 tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
 {
+	const unsigned char *ours = arg != NULL ? tls_alpn_h2 : tls_alpn;
+	unsigned int ours_len = arg != NULL ? sizeof tls_alpn_h2 - 1 :
+	    sizeof tls_alpn - 1;
 	unsigned char *sel;
 
-	if (SSL_select_next_proto(&sel, outlen, tls_alpn,
-	    sizeof tls_alpn - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+	if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_NOACK;
 	*out = sel;
 	return SSL_TLSEXT_ERR_OK;
+}
+
+void
+tls_server_ctx_set_h2(SSL_CTX *ctx, bool h2)
+{
+	/* The argument is only tested for NULL. */
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select_cb,
+	    h2 ? (void *)tls_alpn_h2 : NULL);
+}
+
+bool
+tls_alpn_is_h2(struct bufferevent *bev)
+{
+	const unsigned char *p = NULL;
+	unsigned int len = 0;
+	SSL *ssl;
+
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return false;
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	return len == 2 && p[0] == 'h' && p[1] == '2';
 }
 
 /* Server context from a PEM certificate chain and key. */

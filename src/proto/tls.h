@@ -26,6 +26,13 @@ SSL_CTX *tls_server_ctx_new(const char *cert, const char *key, char **cause);
  */
 SSL_CTX *tls_server_ctx_load(const char *cert, const char *key,
     const char **which, char **cause);
+/*
+ * Offer h2 before http/1.1 through ALPN on a server context (true), or
+ * http/1.1 only (false, the default of a new context).
+ */
+void tls_server_ctx_set_h2(SSL_CTX *, bool h2);
+/* True when the handshake of a tls_server_bev() selected "h2". */
+bool tls_alpn_is_h2(struct bufferevent *);
 /* Client context: verify peers against ca_file (NULL: system store) unless
  * verify is false. */
 SSL_CTX *tls_client_ctx_new(bool verify, const char *ca_file, char **cause);

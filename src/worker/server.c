@@ -44,6 +44,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "h2.h"
 #include "cors.h"
 #include "admin.h"
 #include "exporter.h"
@@ -226,7 +227,9 @@ server_gen_new(struct config *cfg, struct config_errors *errs)
 			    "server.tls.key" : "server.tls.cert", "%s", cause);
 			free(cause);
 			cause = NULL;
-		}
+		} else
+			tls_server_ctx_set_h2(g->server_ssl,
+			    cfg->http2.enabled);
 	}
 	/* CORS: the tracing headers of every style we extract or inject. */
 	n_styles = 0;
@@ -669,6 +672,9 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			proxy_pipeline_set_gen(w->pipeline, w->wgen);
 			conn_front_set_gen(&w->front, g->cfg,
 			    g->busy_timeout_ms);
+			/* HTTP/2 clients reconnect under the new settings
+			 * (their streams in flight finish first). */
+			h2_front_goaway(&w->front);
 			server_gen_unref(g);
 			break;
 		case SERVER_CMD_DRAIN:
@@ -688,6 +694,8 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 				if (conn_idle(c))
 					conn_close(c);
 			}
+			/* HTTP/2: GOAWAY; streams in flight finish. */
+			h2_front_goaway(&w->front);
 			if (w->front.inflight == 0)
 				event_base_loopexit(w->base, NULL);
 			break;
@@ -711,6 +719,7 @@ server_worker_main(void *arg)
 	event_base_dispatch(w->base);
 	while (!TAILQ_EMPTY(&w->front.conns))
 		conn_close(TAILQ_FIRST(&w->front.conns));
+	h2_front_close_all(&w->front);
 	for (b = 0; b < w->n_listeners; b++)
 		event_free(w->listeners[b]);
 	w->n_listeners = 0;

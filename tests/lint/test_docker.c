@@ -80,6 +80,7 @@ static const struct {
 	{ "libbsd-overlay", "libbsd-dev" },
 	{ "zlib", "zlib1g-dev" },
 	{ "libpsl", "libpsl-dev" },
+	{ "libnghttp2", "libnghttp2-dev" },
 };
 
 /* The meson.build files whose dependency() calls are read: every one in
@@ -92,7 +93,7 @@ static size_t n_meson_files;
 static const char *runtime_libs[] = {
 	"libevent-2.1-7", "libevent-openssl-2.1-7", "libevent-pthreads-2.1-7",
 	"libssl3", "libyaml-0-2", "libmsgpackc2", "libjansson4", "libpsl5",
-	"publicsuffix",
+	"publicsuffix", "libnghttp2-14",
 	"ca-certificates", "curl",
 };
 

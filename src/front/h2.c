@@ -1,0 +1,1488 @@
+/*
+ * h2.c -- the HTTP/2 client front-end (RFC 9113) on nghttp2's server
+ * session API, beside conn.c's HTTP/1.1: the second front-end of the
+ * exchange door (exchange.h).  nghttp2 does the frames, HPACK, stream
+ * states and flow-control accounting; we do the rest.
+ *
+ * Objects and lifetimes:
+ * - struct h2_conn: one client connection, taken over from conn.c
+ *   (h2_conn_new) with its socket (plaintext: a bufferevent_socket made
+ *   here; TLS: conn.c's bufferevent_openssl, callbacks replaced).  It owns
+ *   the nghttp2 session and its streams, and is freed by its one
+ *   teardown, h2_close(), never from inside an nghttp2 callback or a call
+ *   from the pipeline (those set c->dead and the event callback that ran
+ *   the session closes on its way out).
+ * - struct h2_stream: one client stream, created at its first HEADERS
+ *   (on_begin_headers), freed when nghttp2 closes the stream
+ *   (on_stream_close) or with the connection.  It embeds the stream's
+ *   struct exchange.  The request head is kept in the stream (a copy of
+ *   every field, checked by h2_msg.c as it comes); the body is collected
+ *   whole (bounded by server.limits.max_body_bytes, 413 above) and the
+ *   exchange is handed to the pipeline (pipe->start, body_end set) when
+ *   END_STREAM arrives, as conn.c does for HTTP/1.1 bodies.  The stream
+ *   is "active" from start() until complete(), gone() or the pipeline's
+ *   abort(): it counts in f->inflight (drain waits for it).
+ *
+ * Calls (the door's rule against re-entry): nghttp2 runs only from our
+ * event callbacks (read, write, timer, deferred).  Its callbacks may call
+ * the pipeline (start, refuse, complete, gone); the pipeline's calls into
+ * us (head, body, end, abort) only submit to the session or queue bytes
+ * and schedule the deferred step (c->dev), which runs
+ * nghttp2_session_send() on the next loop turn: so complete() and gone()
+ * (from on_stream_close) never run inside a pipeline call.
+ *
+ * Back-pressure, response direction: the pipeline's body() moves bytes
+ * into the stream's out buffer, read by the stream's data provider as the
+ * client's flow-control windows allow (nghttp2 calls it only when the
+ * stream and connection windows are open); body() says stop above
+ * H2_STREAM_HIGH bytes waiting, and the pipeline pauses its upstream
+ * (upstream_req_pause) until drained(), which the deferred step calls once
+ * the provider took the buffer below H2_STREAM_LOW.  A data provider with
+ * nothing to give defers (NGHTTP2_ERR_DEFERRED) and body()/end() resume
+ * it.  The socket: the send callback stops (WOULDBLOCK) above
+ * H2_OUT_HIGH bytes queued and reading stops until the write callback
+ * sees the output drain, so a client that does not read cannot make us
+ * queue without bound (nor with PING or SETTINGS acks).  Request
+ * direction: SETTINGS_INITIAL_WINDOW_SIZE (server.http2_stream_window)
+ * and the body limit bound what a stream may send.
+ *
+ * Defences (docs/configuration.md, server.http2_*; each counted in
+ * tracestitch_http2_defences_total): RST_STREAM, SETTINGS/PING and empty
+ * frames counted per connection per server.http2_flood_interval,
+ * CONTINUATION frames per header block, each cap answered with GOAWAY
+ * ENHANCE_YOUR_CALM; the decoded header list bounded by
+ * server.limits.max_header_bytes and max_header_fields (431);
+ * SETTINGS_MAX_CONCURRENT_STREAMS; the header, body, idle and busy
+ * timeouts of server.limits.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "conn.h"
+#include "h2.h"
+#include "h2_msg.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#define H2_STREAM_HIGH (64 * 1024)	/* body() says stop above */
+#define H2_STREAM_LOW (16 * 1024)	/* drained() below */
+#define H2_OUT_HIGH (64 * 1024)		/* socket output we queue */
+#define H2_HBUF_INITIAL 512
+/* Fields ignored after the head became too large, before we give up
+ * decoding it into a 431 and reset the stream. */
+#define H2_IGNORED_MAX 10000
+
+/* One field of a request head, as offsets into the stream's hbuf. */
+struct h2_fld {
+	uint32_t noff, nlen, voff, vlen;
+	enum h2_msg_kind kind;
+};
+
+struct h2_stream {
+	struct h2_conn *c;
+	TAILQ_ENTRY(h2_stream) entry;
+	int32_t id;
+	struct exchange x;
+
+	/* The request. */
+	struct h2_msg msg;
+	enum h2_msg_verdict verdict;	/* the first refusal, or OK */
+	int status;			/* a refusal's status (431, 413) */
+	const char *why;		/* ... and reason, when status */
+	char *hbuf;			/* names and values, NUL-terminated */
+	size_t hlen, hcap;
+	struct h2_fld *fl;
+	size_t nfl, flcap;
+	uint64_t hsize;			/* decoded size (RFC 9113 6.5.2) */
+	size_t nignored;
+	struct evbuffer *body;
+	int64_t start_ms;		/* the stream began */
+	int64_t last_ms;		/* its last request bytes */
+	bool head_done;			/* the request head is complete */
+	bool req_done;			/* END_STREAM received */
+	bool answered;			/* dispatched or refused */
+	bool active;			/* with the pipeline */
+
+	/* The response. */
+	struct evbuffer *out;		/* body bytes for the provider */
+	bool submitted;			/* response HEADERS submitted */
+	bool out_end;			/* end() came */
+	bool deferred;			/* the provider waits for bytes */
+	bool want_drain;		/* body() said stop */
+	bool drain_due;			/* run pipe->drained() */
+	bool sent_end;			/* END_STREAM left for the client */
+	bool aborted;			/* the pipeline's abort() */
+};
+
+TAILQ_HEAD(h2_stream_list, h2_stream);
+
+struct h2_conn {
+	struct conn_front *front;
+	TAILQ_ENTRY(h2_conn) entry;
+	struct bufferevent *bev;
+	nghttp2_session *s;
+	struct event tev;		/* the one timer */
+	struct event dev;		/* deferred step */
+	struct h2_stream_list streams;
+	size_t nstreams;
+	bool tls;
+	bool dead;			/* close on the way out */
+	bool closing;			/* close once the output left */
+	bool calm;			/* GOAWAY ENHANCE_YOUR_CALM sent */
+	bool goaway;			/* GOAWAY (drain) submitted */
+	bool reading;
+	bool in_recv;			/* inside nghttp2_session_mem_recv */
+	int64_t last_frame_ms;		/* a complete frame arrived */
+	int64_t last_write_ms;		/* output made progress */
+	int64_t timer_at_ms;		/* the timer's deadline, 0: none */
+	/* Flood counters, per server.http2_flood_interval. */
+	int64_t flood_start_ms;
+	uint64_t n_resets, n_control, n_empty;
+	uint64_t n_continuations;	/* of the current header block */
+	char client[64];
+	char client_ip[48];
+};
+
+static void h2_x_head(struct exchange *, const struct exchange_head *);
+static bool h2_x_body(struct exchange *, struct evbuffer *);
+static void h2_x_end(struct exchange *);
+static void h2_x_abort(struct exchange *);
+static void h2_flush(struct h2_conn *);
+static void h2_close(struct h2_conn *);
+static void h2_timer_want(struct h2_conn *, int64_t at_ms);
+
+static const struct exchange_front h2_front_ops = {
+	h2_x_head,
+	h2_x_body,
+	h2_x_end,
+	h2_x_abort,
+};
+
+static int64_t
+h2_now_ms(void)
+{
+	return (int64_t)(util_mono_ns() / 1000000);
+}
+
+static const struct config *
+h2_cfg(const struct h2_conn *c)
+{
+	return c->front->cfg;
+}
+
+/* Run the deferred step on the next loop turn. */
+static void
+h2_schedule(struct h2_conn *c)
+{
+	if (!event_pending(&c->dev, EV_TIMEOUT, NULL))
+		event_active(&c->dev, EV_TIMEOUT, 0);
+}
+
+/* Log a refusal or a defence, at most 10 lines a second per worker. */
+static void TS_PRINTFLIKE(2, 3)
+h2_log(struct h2_conn *c, const char *fmt, ...)
+{
+	struct conn_front *f = c->front;
+	char msg[512];
+	va_list ap;
+
+	if (f->reject_log_sec != (int64_t)time(NULL)) {
+		f->reject_log_sec = (int64_t)time(NULL);
+		f->reject_log_n = 0;
+	}
+	if (f->reject_log_n++ >= 10)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_info("client %s: h2: %s", c->client, msg);
+}
+
+/*
+ * A defence fired: count it, log it, and end the connection with
+ * GOAWAY ENHANCE_YOUR_CALM (RFC 9113 7): nothing more is read.
+ */
+static void
+h2_calm(struct h2_conn *c, enum metrics_counter m, const char *what)
+{
+	if (c->calm)
+		return;
+	c->calm = true;
+	metrics_add(c->front->metrics, m, 1);
+	h2_log(c, "%s: GOAWAY ENHANCE_YOUR_CALM", what);
+	nghttp2_session_terminate_session(c->s, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/* Count one frame of a flood class; true when the cap is passed. */
+static bool
+h2_flood(struct h2_conn *c, uint64_t *n, uint64_t cap)
+{
+	const struct config *cfg = h2_cfg(c);
+	int64_t now = h2_now_ms();
+
+	if (now - c->flood_start_ms >= (int64_t)cfg->http2.flood_interval_ms) {
+		c->flood_start_ms = now;
+		c->n_resets = c->n_control = c->n_empty = 0;
+	}
+	return ++*n > cap;
+}
+
+/* The metric counting refusals of v's class. */
+static enum metrics_counter
+h2_refused_counter(enum h2_msg_verdict v)
+{
+	switch (v) {
+	case H2_MSG_NAME_EMPTY:
+	case H2_MSG_NAME_UPPER:
+	case H2_MSG_NAME_CHAR:
+		return METRICS_H2_REFUSED_FIELD_NAME;
+	case H2_MSG_VALUE_CRLFNUL:
+	case H2_MSG_VALUE_CTL:
+	case H2_MSG_VALUE_WS:
+		return METRICS_H2_REFUSED_FIELD_VALUE;
+	case H2_MSG_AUTHORITY:
+	case H2_MSG_NO_AUTHORITY:
+	case H2_MSG_HOST_MISMATCH:
+	case H2_MSG_HOST_DUP:
+		return METRICS_H2_REFUSED_AUTHORITY;
+	case H2_MSG_CONNECTION:
+		return METRICS_H2_REFUSED_CONNECTION;
+	case H2_MSG_TE:
+		return METRICS_H2_REFUSED_TE;
+	case H2_MSG_CL_INVALID:
+	case H2_MSG_CL_MISMATCH:
+		return METRICS_H2_REFUSED_CL;
+	case H2_MSG_CONNECT:
+		return METRICS_H2_REFUSED_CONNECT;
+	default:
+		return METRICS_H2_REFUSED_PSEUDO;
+	}
+}
+
+/* ---- streams ---------------------------------------------------------- */
+
+static struct h2_stream *
+h2_stream_new(struct h2_conn *c, int32_t id)
+{
+	struct h2_stream *st;
+
+	if ((st = calloc(1, sizeof *st)) == NULL)
+		return NULL;
+	st->c = c;
+	st->id = id;
+	h2_msg_init(&st->msg);
+	st->start_ms = st->last_ms = h2_now_ms();
+	st->x.client = c->client;
+	st->x.client_ip = c->client_ip;
+	st->x.tls = c->tls;
+	st->x.alpn = c->tls ? "h2" : NULL;
+	st->x.protocol = EXCHANGE_P_H2;
+	st->x.major = 2;
+	st->x.minor = 0;
+	st->x.front = &h2_front_ops;
+	st->x.front_ctx = st;
+	TAILQ_INSERT_TAIL(&c->streams, st, entry);
+	c->nstreams++;
+	return st;
+}
+
+/* The exchange of st is over for the pipeline: the drain count. */
+static void
+h2_stream_ended(struct h2_stream *st)
+{
+	struct conn_front *f = st->c->front;
+
+	st->active = false;
+	f->inflight--;
+	f->events->request_done(f->owner);
+}
+
+/* Free st; the pipeline hears complete() or gone() if it still has it. */
+static void
+h2_stream_free(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+	struct conn_front *f = c->front;
+
+	if (st->active) {
+		if (st->sent_end)
+			f->pipe->complete(&st->x);
+		else
+			f->pipe->gone(&st->x);
+		h2_stream_ended(st);
+	}
+	if (c->s != NULL)
+		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
+	TAILQ_REMOVE(&c->streams, st, entry);
+	c->nstreams--;
+	if (st->body != NULL)
+		evbuffer_free(st->body);
+	if (st->out != NULL)
+		evbuffer_free(st->out);
+	free(st->hbuf);
+	free(st->fl);
+	free(st);
+}
+
+/* Append s (len bytes) and a NUL to st's hbuf; its offset, or -1. */
+static int64_t
+h2_hbuf_add(struct h2_stream *st, const void *s, size_t len)
+{
+	size_t off = st->hlen, ncap;
+	char *nb;
+
+	if (st->hlen + len + 1 > st->hcap) {
+		ncap = st->hcap > 0 ? st->hcap : H2_HBUF_INITIAL;
+		while (ncap < st->hlen + len + 1)
+			ncap *= 2;
+		if ((nb = realloc(st->hbuf, ncap)) == NULL)
+			return -1;
+		st->hbuf = nb;
+		st->hcap = ncap;
+	}
+	memcpy(st->hbuf + off, s, len);
+	st->hbuf[off + len] = '\0';
+	st->hlen += len + 1;
+	return (int64_t)off;
+}
+
+/* Keep one field of st's head; false when memory ran out. */
+static bool
+h2_keep(struct h2_stream *st, const uint8_t *name, size_t nlen,
+    const uint8_t *value, size_t vlen, enum h2_msg_kind kind)
+{
+	struct h2_fld *fl;
+	int64_t no, vo;
+
+	if (st->nfl == st->flcap) {
+		size_t ncap = st->flcap > 0 ? st->flcap * 2 : 16;
+
+		if ((fl = realloc(st->fl, ncap * sizeof *fl)) == NULL)
+			return false;
+		st->fl = fl;
+		st->flcap = ncap;
+	}
+	if ((no = h2_hbuf_add(st, name, nlen)) < 0 ||
+	    (vo = h2_hbuf_add(st, value, vlen)) < 0)
+		return false;
+	fl = &st->fl[st->nfl++];
+	fl->noff = (uint32_t)no;
+	fl->nlen = (uint32_t)nlen;
+	fl->voff = (uint32_t)vo;
+	fl->vlen = (uint32_t)vlen;
+	fl->kind = kind;
+	return true;
+}
+
+/* The first kept field of kind k, or NULL. */
+static const struct h2_fld *
+h2_find(const struct h2_stream *st, enum h2_msg_kind k)
+{
+	size_t i;
+
+	for (i = 0; i < st->nfl; i++) {
+		if (st->fl[i].kind == k)
+			return &st->fl[i];
+	}
+	return NULL;
+}
+
+static enum exchange_method
+h2_method(const char *m)
+{
+	static const struct {
+		const char *name;
+		enum exchange_method m;
+	} t[] = {
+		{ "GET", EXCHANGE_M_GET }, { "HEAD", EXCHANGE_M_HEAD },
+		{ "POST", EXCHANGE_M_POST }, { "PUT", EXCHANGE_M_PUT },
+		{ "DELETE", EXCHANGE_M_DELETE },
+		{ "OPTIONS", EXCHANGE_M_OPTIONS },
+		{ "TRACE", EXCHANGE_M_TRACE },
+		{ "CONNECT", EXCHANGE_M_CONNECT },
+		{ "PATCH", EXCHANGE_M_PATCH },
+	};
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(t); i++) {
+		if (strcmp(m, t[i].name) == 0)
+			return t[i].m;
+	}
+	return EXCHANGE_M_OTHER;
+}
+
+/*
+ * The HTTP/1.1 view of st's head in fields (cap entries): Host first
+ * (the Host field, else :authority), the regular fields in order, the
+ * cookie crumbs joined into one field with "; " (RFC 9113 8.2.3) where
+ * the first crumb was; no pseudo-headers, no TE.  cookie: scratch for
+ * the joined value.  Returns the count.
+ */
+static size_t
+h2_fields(struct h2_stream *st, struct http_field *fields, size_t cap,
+    char *cookie, size_t cookie_cap)
+{
+	const struct h2_fld *host;
+	size_t i, n = 0, clen = 0;
+	bool cookie_placed = false;
+
+	host = h2_find(st, H2_MSG_K_HOST);
+	if (host == NULL)
+		host = h2_find(st, H2_MSG_K_AUTHORITY);
+	if (host != NULL && n < cap) {
+		fields[n].name = (char *)"host";
+		fields[n].name_len = 4;
+		fields[n].value = st->hbuf + host->voff;
+		fields[n++].value_len = host->vlen;
+	}
+	for (i = 0; i < st->nfl; i++) {
+		const struct h2_fld *fl = &st->fl[i];
+
+		if (fl->kind != H2_MSG_K_COOKIE)
+			continue;
+		if (clen > 0 && clen + 2 < cookie_cap) {
+			memcpy(cookie + clen, "; ", 2);
+			clen += 2;
+		}
+		if (clen + fl->vlen < cookie_cap) {
+			memcpy(cookie + clen, st->hbuf + fl->voff, fl->vlen);
+			clen += fl->vlen;
+		}
+	}
+	if (cookie_cap > 0)
+		cookie[clen < cookie_cap ? clen : cookie_cap - 1] = '\0';
+	for (i = 0; i < st->nfl && n < cap; i++) {
+		const struct h2_fld *fl = &st->fl[i];
+
+		switch (fl->kind) {
+		case H2_MSG_K_FIELD:
+		case H2_MSG_K_CONTENT_LENGTH:
+			fields[n].name = st->hbuf + fl->noff;
+			fields[n].name_len = fl->nlen;
+			fields[n].value = st->hbuf + fl->voff;
+			fields[n++].value_len = fl->vlen;
+			break;
+		case H2_MSG_K_COOKIE:
+			if (cookie_placed)
+				break;
+			cookie_placed = true;
+			fields[n].name = (char *)"cookie";
+			fields[n].name_len = 6;
+			fields[n].value = cookie;
+			fields[n++].value_len = strlen(cookie);
+			break;
+		default:
+			break;
+		}
+	}
+	return n;
+}
+
+/* The cookie scratch: every crumb and its separator. */
+static size_t
+h2_cookie_size(const struct h2_stream *st)
+{
+	size_t i, n = 1;
+
+	for (i = 0; i < st->nfl; i++) {
+		if (st->fl[i].kind == H2_MSG_K_COOKIE)
+			n += st->fl[i].vlen + 2;
+	}
+	return n;
+}
+
+/* Fill x's request from st's head (fields, cookie: the caller's). */
+static void
+h2_fill(struct h2_stream *st, struct http_field *fields, size_t n)
+{
+	const struct h2_fld *m = h2_find(st, H2_MSG_K_METHOD);
+	const struct h2_fld *p = h2_find(st, H2_MSG_K_PATH);
+
+	st->x.method_name = m != NULL ? st->hbuf + m->voff : "-";
+	st->x.method = m != NULL ? h2_method(st->x.method_name) :
+	    EXCHANGE_M_OTHER;
+	st->x.target = p != NULL ? st->hbuf + p->voff : "/";
+	st->x.fields = fields;
+	st->x.n_fields = n;
+}
+
+/*
+ * Refuse st with our own answer (status, reason): the pipeline's
+ * refuse() answers through st's exchange (route's CORS headers, JSON).
+ */
+static void
+h2_refuse(struct h2_stream *st, int status, const char *why)
+{
+	struct h2_conn *c = st->c;
+	struct conn_front *f = c->front;
+	struct http_field *fields;
+	size_t cap = st->nfl + 1, csize = h2_cookie_size(st), n;
+	char *cookie;
+
+	if (st->answered)
+		return;
+	st->answered = true;
+	h2_log(c, "stream %d refused (%d): %s", st->id, status, why);
+	fields = malloc(cap * sizeof *fields);
+	cookie = malloc(csize);
+	if (fields == NULL || cookie == NULL) {
+		free(fields);
+		free(cookie);
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	n = h2_fields(st, fields, cap, cookie, csize);
+	h2_fill(st, fields, n);
+	st->x.method = EXCHANGE_M_OTHER;
+	st->x.method_name = "-";
+	st->x.body = NULL;
+	st->x.body_end = true;
+	st->x.pipe = NULL;
+	f->pipe->refuse(f->pipe_arg, &st->x, status, why);
+	st->x.fields = NULL;
+	st->x.n_fields = 0;
+	free(fields);
+	free(cookie);
+}
+
+/* Refuse st for the rule v broke (RFC 9113 8.2-8.3). */
+static void
+h2_refuse_rule(struct h2_stream *st, enum h2_msg_verdict v)
+{
+	metrics_add(st->c->front->metrics, h2_refused_counter(v), 1);
+	h2_refuse(st, h2_msg_status(v), h2_msg_reason(v));
+}
+
+/* The request of st is complete and valid: hand it to the pipeline. */
+static void
+h2_dispatch(struct h2_stream *st)
+{
+	struct h2_conn *c = st->c;
+	struct conn_front *f = c->front;
+	struct http_field *fields;
+	size_t cap = st->nfl + 1, csize = h2_cookie_size(st), n;
+	char *cookie;
+
+	fields = malloc(cap * sizeof *fields);
+	cookie = malloc(csize);
+	if (fields == NULL || cookie == NULL) {
+		free(fields);
+		free(cookie);
+		h2_refuse(st, 503, "the gateway is out of memory");
+		return;
+	}
+	st->answered = true;
+	n = h2_fields(st, fields, cap, cookie, csize);
+	h2_fill(st, fields, n);
+	st->x.body = st->body;
+	st->x.body_end = true;
+	st->active = true;
+	f->inflight++;
+	f->pipe->start(f->pipe_arg, &st->x);
+	/* The head was valid during the call only. */
+	st->x.fields = NULL;
+	st->x.n_fields = 0;
+	st->x.body = NULL;
+	free(fields);
+	free(cookie);
+}
+
+/* The head of st is complete (end: END_STREAM came with it). */
+static void
+h2_head_done(struct h2_stream *st, bool end)
+{
+	const struct h2_fld *fl;
+	enum h2_msg_verdict v;
+	size_t i;
+
+	st->head_done = true;
+	st->last_ms = h2_now_ms();
+	if (st->status != 0) {
+		if (st->status == 431)
+			metrics_add(st->c->front->metrics,
+			    METRICS_H2_REFUSED_HEADER_LIST, 1);
+		h2_refuse(st, st->status, st->why);
+		return;
+	}
+	if (st->verdict != H2_MSG_OK) {
+		h2_refuse_rule(st, st->verdict);
+		return;
+	}
+	/* h2_msg_end compares our copies, not nghttp2's gone buffers. */
+	st->msg.authority = st->msg.host = st->msg.path = NULL;
+	for (i = 0; i < st->nfl; i++) {
+		fl = &st->fl[i];
+		if (fl->kind == H2_MSG_K_AUTHORITY)
+			st->msg.authority = st->hbuf + fl->voff;
+		else if (fl->kind == H2_MSG_K_HOST)
+			st->msg.host = st->hbuf + fl->voff;
+		else if (fl->kind == H2_MSG_K_PATH)
+			st->msg.path = st->hbuf + fl->voff;
+	}
+	if ((v = h2_msg_end(&st->msg, end)) != H2_MSG_OK) {
+		h2_refuse_rule(st, v);
+		return;
+	}
+	if (end) {
+		st->req_done = true;
+		h2_dispatch(st);
+	}
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------ */
+
+static ssize_t
+h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+    void *arg)
+{
+	struct h2_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	(void)s;
+	(void)flags;
+	if (evbuffer_get_length(out) >= H2_OUT_HIGH)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	if (evbuffer_add(out, data, len) != 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return (ssize_t)len;
+}
+
+static int
+h2_begin_frame_cb(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg)
+{
+	struct h2_conn *c = arg;
+	const struct config *cfg = h2_cfg(c);
+
+	(void)s;
+	if (c->calm)
+		return 0;
+	if (hd->type == NGHTTP2_HEADERS)
+		c->n_continuations = 0;
+	else if (hd->type == NGHTTP2_CONTINUATION &&
+	    ++c->n_continuations > cfg->http2.max_continuations) {
+		h2_calm(c, METRICS_H2_DEF_CONTINUATION,
+		    "CONTINUATION flood (server.http2_max_continuations)");
+		return 0;
+	}
+	/*
+	 * Frames that carry nothing and end nothing (CVE-2019-9518): an
+	 * empty DATA without END_STREAM, an empty HEADERS or CONTINUATION
+	 * without END_HEADERS.
+	 */
+	if (hd->length == 0 && ((hd->type == NGHTTP2_DATA &&
+	    !(hd->flags & NGHTTP2_FLAG_END_STREAM)) ||
+	    ((hd->type == NGHTTP2_HEADERS ||
+	    hd->type == NGHTTP2_CONTINUATION) &&
+	    !(hd->flags & NGHTTP2_FLAG_END_HEADERS))) &&
+	    h2_flood(c, &c->n_empty, cfg->http2.max_empty_frames))
+		h2_calm(c, METRICS_H2_DEF_EMPTY,
+		    "empty frame flood (server.http2_max_empty_frames)");
+	return 0;
+}
+
+static int
+h2_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *frame,
+    void *arg)
+{
+	struct h2_conn *c = arg;
+	struct h2_stream *st;
+
+	if (frame->hd.type != NGHTTP2_HEADERS ||
+	    frame->headers.cat != NGHTTP2_HCAT_REQUEST || c->calm)
+		return 0;
+	if ((st = h2_stream_new(c, frame->hd.stream_id)) == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
+	h2_timer_want(c, st->start_ms +
+	    (int64_t)h2_cfg(c)->limits.header_timeout_ms);
+	return 0;
+}
+
+static int
+h2_header_cb(nghttp2_session *s, const nghttp2_frame *frame,
+    const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen,
+    uint8_t flags, void *arg)
+{
+	struct h2_conn *c = arg;
+	const struct config_limits *l = &h2_cfg(c)->limits;
+	struct h2_stream *st;
+	enum h2_msg_verdict v;
+	enum h2_msg_kind kind;
+
+	(void)flags;
+	st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+	if (st == NULL || c->calm)
+		return 0;
+	if (st->head_done)
+		return 0;	/* trailers: HTTP/1.1 upstream has none */
+	/*
+	 * The decoded header list (RFC 9113 6.5.2: name, value and 32 per
+	 * field) is bounded like an HTTP/1.1 head: 431 above.  An HPACK
+	 * bomb references one large table entry many times: nothing of it
+	 * is copied past the bound, and past H2_IGNORED_MAX fields the
+	 * stream is reset.
+	 */
+	st->hsize += nlen + vlen + 32;
+	if (st->status == 431 || st->hsize > l->max_header_bytes ||
+	    st->nfl >= l->max_header_fields) {
+		if (st->status == 0) {
+			st->status = 431;
+			st->why = st->hsize > l->max_header_bytes ?
+			    "request header list too large "
+			    "(server.limits.max_header_bytes)" :
+			    "too many request header fields "
+			    "(server.limits.max_header_fields)";
+		}
+		if (++st->nignored > H2_IGNORED_MAX) {
+			metrics_add(c->front->metrics,
+			    METRICS_H2_REFUSED_HEADER_LIST, 1);
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+		return 0;
+	}
+	v = h2_msg_field(&st->msg, name, nlen, value, vlen, &kind);
+	if (v != H2_MSG_OK) {
+		if (st->verdict == H2_MSG_OK)
+			st->verdict = v;
+		return 0;
+	}
+	if (!h2_keep(st, name, nlen, value, vlen, kind))
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int
+h2_data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t id,
+    const uint8_t *data, size_t len, void *arg)
+{
+	struct h2_conn *c = arg;
+	const struct config_limits *l = &h2_cfg(c)->limits;
+	struct h2_stream *st;
+	enum h2_msg_verdict v;
+
+	(void)flags;
+	st = nghttp2_session_get_stream_user_data(s, id);
+	if (st == NULL || st->answered || c->calm)
+		return 0;
+	st->last_ms = h2_now_ms();
+	if ((v = h2_msg_data(&st->msg, len)) != H2_MSG_OK) {
+		h2_refuse_rule(st, v);
+		return 0;
+	}
+	if (st->msg.data > l->max_body_bytes) {
+		metrics_add(c->front->metrics, METRICS_H2_REFUSED_BODY, 1);
+		h2_refuse(st, 413, "request body too large "
+		    "(server.limits.max_body_bytes)");
+		return 0;
+	}
+	if (st->body == NULL && (st->body = evbuffer_new()) == NULL) {
+		h2_refuse(st, 503, "the gateway is out of memory");
+		return 0;
+	}
+	if (evbuffer_add(st->body, data, len) != 0)
+		h2_refuse(st, 503, "the gateway is out of memory");
+	return 0;
+}
+
+static int
+h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
+{
+	struct h2_conn *c = arg;
+	const struct config *cfg = h2_cfg(c);
+	struct h2_stream *st;
+	bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+	enum h2_msg_verdict v;
+
+	c->last_frame_ms = h2_now_ms();
+	if (c->calm)
+		return 0;
+	switch (frame->hd.type) {
+	case NGHTTP2_RST_STREAM:
+		/* Rapid reset (CVE-2023-44487): each reset stream may
+		 * have cost us an upstream request. */
+		if (h2_flood(c, &c->n_resets, cfg->http2.max_resets))
+			h2_calm(c, METRICS_H2_DEF_RAPID_RESET,
+			    "rapid reset (server.http2_max_resets)");
+		return 0;
+	case NGHTTP2_SETTINGS:
+	case NGHTTP2_PING:
+		if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+			return 0;
+		if (h2_flood(c, &c->n_control, cfg->http2.max_control_frames))
+			h2_calm(c, frame->hd.type == NGHTTP2_PING ?
+			    METRICS_H2_DEF_PING : METRICS_H2_DEF_SETTINGS,
+			    frame->hd.type == NGHTTP2_PING ? "PING flood "
+			    "(server.http2_max_control_frames)" :
+			    "SETTINGS flood "
+			    "(server.http2_max_control_frames)");
+		return 0;
+	case NGHTTP2_HEADERS:
+		st = nghttp2_session_get_stream_user_data(s,
+		    frame->hd.stream_id);
+		if (st == NULL)
+			return 0;
+		if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+			h2_head_done(st, end);
+			return 0;
+		}
+		/* Trailers: they end the body. */
+		break;
+	case NGHTTP2_DATA:
+		st = nghttp2_session_get_stream_user_data(s,
+		    frame->hd.stream_id);
+		if (st == NULL)
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	if (!end || st->answered || !st->head_done)
+		return 0;
+	st->req_done = true;
+	if ((v = h2_msg_data_end(&st->msg)) != H2_MSG_OK) {
+		h2_refuse_rule(st, v);
+		return 0;
+	}
+	h2_dispatch(st);
+	return 0;
+}
+
+static int
+h2_frame_send_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
+{
+	struct h2_conn *c = arg;
+	struct h2_stream *st;
+
+	c->last_write_ms = h2_now_ms();
+	if (frame->hd.type == NGHTTP2_RST_STREAM) {
+		st = nghttp2_session_get_stream_user_data(s,
+		    frame->hd.stream_id);
+		/* A stream nghttp2 refused itself: over the concurrent
+		 * stream limit, or a frame error on a stream. */
+		if (st == NULL)
+			metrics_add(c->front->metrics,
+			    frame->rst_stream.error_code ==
+			    NGHTTP2_REFUSED_STREAM ||
+			    nghttp2_session_get_local_settings(s,
+			    NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) <=
+			    (uint32_t)c->nstreams ?
+			    METRICS_H2_DEF_STREAMS : METRICS_H2_DEF_PROTOCOL,
+			    1);
+		return 0;
+	}
+	if ((frame->hd.type != NGHTTP2_HEADERS &&
+	    frame->hd.type != NGHTTP2_DATA) ||
+	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	st->sent_end = true;
+	/*
+	 * Our answer is complete while the client still sends (a refusal,
+	 * a 413): RST_STREAM NO_ERROR tells it to stop (RFC 9113 8.1).
+	 */
+	if (!st->req_done)
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int
+h2_stream_close_cb(nghttp2_session *s, int32_t id, uint32_t error,
+    void *arg)
+{
+	struct h2_stream *st;
+
+	(void)arg;
+	(void)error;
+	st = nghttp2_session_get_stream_user_data(s, id);
+	if (st != NULL)
+		h2_stream_free(st);
+	return 0;
+}
+
+/* The data provider of a response body: what the pipeline gave. */
+static ssize_t
+h2_data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+    uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+	struct h2_stream *st = src->ptr;
+	struct h2_conn *c = arg;
+	int n;
+
+	(void)s;
+	(void)id;
+	n = evbuffer_remove(st->out, buf, len);
+	if (n < 0)
+		n = 0;
+	if (evbuffer_get_length(st->out) == 0) {
+		if (st->out_end)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		else if (n == 0) {
+			st->deferred = true;
+			return NGHTTP2_ERR_DEFERRED;
+		}
+	}
+	if (st->want_drain && evbuffer_get_length(st->out) < H2_STREAM_LOW) {
+		st->want_drain = false;
+		st->drain_due = true;
+		h2_schedule(c);
+	}
+	return n;
+}
+
+/* ---- the door: the pipeline's calls ------------------------------------ */
+
+/* Connection-specific response fields HTTP/2 forbids (RFC 9113 8.2.2). */
+static bool
+h2_resp_skip(const char *name, size_t len)
+{
+	static const char *const skip[] = { "connection", "keep-alive",
+	    "proxy-connection", "transfer-encoding", "upgrade" };
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(skip); i++) {
+		if (strlen(skip[i]) == len && util_strncaseeq(name, skip[i],
+		    len))
+			return true;
+	}
+	return false;
+}
+
+/* front->head(): the response HEADERS (lower-case names, :status). */
+static void
+h2_x_head(struct exchange *x, const struct exchange_head *h)
+{
+	struct h2_stream *st = x->front_ctx;
+	struct h2_conn *c = st->c;
+	nghttp2_data_provider prd;
+	nghttp2_nv *nv;
+	char status[4], *names;
+	size_t i, n = 0, nlen = 0, off = 0;
+	int code = h->status;
+	bool body;
+
+	if (st->submitted || c->dead)
+		return;
+	st->submitted = true;
+	if (code < 200 || code > 999)
+		code = 502;	/* no 1xx through here */
+	snprintf(status, sizeof status, "%03d", code);
+	for (i = 0; i < h->n_fields; i++)
+		nlen += h->fields[i].name_len;
+	nv = malloc((h->n_fields + 1) * sizeof *nv);
+	names = malloc(nlen + 1);
+	if ((st->out = evbuffer_new()) == NULL || nv == NULL ||
+	    names == NULL) {
+		free(nv);
+		free(names);
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+		h2_schedule(c);
+		return;
+	}
+	nv[n].name = (uint8_t *)":status";
+	nv[n].namelen = 7;
+	nv[n].value = (uint8_t *)status;
+	nv[n].valuelen = 3;
+	nv[n++].flags = NGHTTP2_NV_FLAG_NONE;
+	for (i = 0; i < h->n_fields; i++) {
+		const struct exchange_field *f = &h->fields[i];
+		size_t j;
+
+		if (h2_resp_skip(f->name, f->name_len))
+			continue;
+		for (j = 0; j < f->name_len; j++) {
+			char ch = f->name[j];
+
+			names[off + j] = ch >= 'A' && ch <= 'Z' ?
+			    (char)(ch + 32) : ch;
+		}
+		nv[n].name = (uint8_t *)names + off;
+		nv[n].namelen = f->name_len;
+		nv[n].value = (uint8_t *)f->value;
+		nv[n].valuelen = f->value_len;
+		nv[n++].flags = NGHTTP2_NV_FLAG_NONE;
+		off += f->name_len;
+	}
+	body = !h->no_body;
+	if (body && h->body_len > 0)
+		evbuffer_add(st->out, h->body, h->body_len);
+	prd.source.ptr = st;
+	prd.read_callback = h2_data_read_cb;
+	/* nghttp2 copies the fields (no NO_COPY flag). */
+	if (nghttp2_submit_response(c->s, st->id, nv, n,
+	    body ? &prd : NULL) != 0)
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+	if (!body)
+		st->out_end = true;
+	free(nv);
+	free(names);
+	h2_schedule(c);
+}
+
+/* front->body(): move buf out; true (stop) above the stream's mark. */
+static bool
+h2_x_body(struct exchange *x, struct evbuffer *buf)
+{
+	struct h2_stream *st = x->front_ctx;
+	struct h2_conn *c = st->c;
+
+	if (st->out == NULL || st->out_end || c->dead) {
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		return false;
+	}
+	evbuffer_add_buffer(st->out, buf);
+	if (st->deferred) {
+		st->deferred = false;
+		nghttp2_session_resume_data(c->s, st->id);
+	}
+	h2_schedule(c);
+	if (evbuffer_get_length(st->out) > H2_STREAM_HIGH) {
+		st->want_drain = true;
+		return true;
+	}
+	return false;
+}
+
+/* front->end(): the body is complete; complete() once END_STREAM left. */
+static void
+h2_x_end(struct exchange *x)
+{
+	struct h2_stream *st = x->front_ctx;
+	struct h2_conn *c = st->c;
+
+	if (st->out_end)
+		return;
+	st->out_end = true;
+	if (st->deferred && !c->dead) {
+		st->deferred = false;
+		nghttp2_session_resume_data(c->s, st->id);
+	}
+	h2_schedule(c);
+}
+
+/* front->abort(): cut this stream only; the exchange is over. */
+static void
+h2_x_abort(struct exchange *x)
+{
+	struct h2_stream *st = x->front_ctx;
+	struct h2_conn *c = st->c;
+
+	if (st->active)
+		h2_stream_ended(st);
+	st->aborted = true;
+	st->x.pipe = NULL;
+	if (!c->dead)
+		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
+		    NGHTTP2_INTERNAL_ERROR);
+	h2_schedule(c);
+}
+
+/* ---- the connection ---------------------------------------------------- */
+
+static void
+h2_reading(struct h2_conn *c, bool on)
+{
+	if (c->reading == on)
+		return;
+	c->reading = on;
+	if (on)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Arm the timer for at_ms unless it fires sooner already. */
+static void
+h2_timer_want(struct h2_conn *c, int64_t at_ms)
+{
+	int64_t now = h2_now_ms(), d = at_ms > now ? at_ms - now : 0;
+	struct timeval tv;
+
+	if (c->timer_at_ms != 0 && c->timer_at_ms <= at_ms &&
+	    evtimer_pending(&c->tev, NULL))
+		return;
+	c->timer_at_ms = at_ms;
+	tv.tv_sec = (time_t)(d / 1000);
+	tv.tv_usec = (suseconds_t)(d % 1000) * 1000;
+	evtimer_add(&c->tev, &tv);
+}
+
+/*
+ * Run the session's output, then close when it is over: both sides done
+ * (nghttp2 wants neither to read nor to write) and the bytes left.
+ */
+static void
+h2_flush(struct h2_conn *c)
+{
+	struct evbuffer *out;
+
+	if (c->dead)
+		return;
+	if (nghttp2_session_send(c->s) != 0) {
+		c->dead = true;
+		return;
+	}
+	out = bufferevent_get_output(c->bev);
+	/* A client that does not read stops being read. */
+	h2_reading(c, evbuffer_get_length(out) < H2_OUT_HIGH &&
+	    !c->closing);
+	if (!nghttp2_session_want_read(c->s) &&
+	    !nghttp2_session_want_write(c->s)) {
+		c->closing = true;
+		h2_reading(c, false);
+		if (evbuffer_get_length(out) == 0)
+			c->dead = true;
+	}
+}
+
+/* The streams' deferred work, then the output. */
+static void
+h2_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2_conn *c = arg;
+	struct h2_stream *st, *next;
+
+	(void)fd;
+	(void)what;
+	for (st = TAILQ_FIRST(&c->streams); st != NULL; st = next) {
+		next = TAILQ_NEXT(st, entry);
+		if (st->drain_due && st->active) {
+			st->drain_due = false;
+			c->front->pipe->drained(&st->x);
+		}
+	}
+	h2_flush(c);
+	if (c->dead)
+		h2_close(c);
+}
+
+static void
+h2_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct h2_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v;
+	ssize_t rv;
+
+	while (evbuffer_get_length(in) > 0 && !c->dead && !c->calm) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		c->in_recv = true;
+		rv = nghttp2_session_mem_recv(c->s, v.iov_base, v.iov_len);
+		c->in_recv = false;
+		if (rv < 0) {
+			if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+				h2_calm(c, METRICS_H2_DEF_CONTINUATION,
+				    "CONTINUATION flood (nghttp2)");
+			else if (rv == NGHTTP2_ERR_FLOODED)
+				h2_calm(c, METRICS_H2_DEF_PING,
+				    "control frame flood (nghttp2)");
+			else {
+				metrics_add(c->front->metrics,
+				    METRICS_H2_DEF_PROTOCOL, 1);
+				h2_log(c, "connection error: %s",
+				    nghttp2_strerror((int)rv));
+				c->calm = true;
+			}
+			break;
+		}
+		evbuffer_drain(in, (size_t)rv);
+	}
+	if (c->calm)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	h2_flush(c);
+	if (c->dead)
+		h2_close(c);
+}
+
+static void
+h2_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct h2_conn *c = arg;
+
+	c->last_write_ms = h2_now_ms();
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) ==
+	    0) {
+		h2_close(c);
+		return;
+	}
+	h2_flush(c);
+	if (c->dead)
+		h2_close(c);
+}
+
+static void
+h2_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct h2_conn *c = arg;
+
+	(void)bev;
+	/* EOF or a reset: every stream's client is gone. */
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		h2_close(c);
+}
+
+/*
+ * The timer: the idle timeout (no stream, no complete frame), the header
+ * timeout of a stream whose head has not come, the body timeout (a gap
+ * between two DATA frames of a stream we read), the busy timeout (our
+ * output does not move).  Re-armed for the nearest deadline left.
+ */
+static void
+h2_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2_conn *c = arg;
+	const struct config_limits *l = &h2_cfg(c)->limits;
+	struct h2_stream *st, *next;
+	int64_t now = h2_now_ms(), next_at, at;
+	bool out_pending;
+
+	(void)fd;
+	(void)what;
+	c->timer_at_ms = 0;
+	out_pending = evbuffer_get_length(bufferevent_get_output(c->bev)) > 0;
+	if (out_pending && now - c->last_write_ms >=
+	    (int64_t)c->front->busy_timeout_ms) {
+		metrics_add(c->front->metrics, METRICS_REQ_TIMEOUT, 1);
+		metrics_add(c->front->metrics, METRICS_H2_DEF_TIMEOUT, 1);
+		h2_log(c, "busy timeout: the client does not read");
+		h2_close(c);
+		return;
+	}
+	next_at = out_pending ? c->last_write_ms +
+	    (int64_t)c->front->busy_timeout_ms : INT64_MAX;
+	if (c->nstreams == 0) {
+		at = c->last_frame_ms + (int64_t)l->idle_timeout_ms;
+		if (now >= at) {
+			metrics_add(c->front->metrics, METRICS_REQ_TIMEOUT,
+			    1);
+			h2_log(c, "idle timeout: GOAWAY");
+			nghttp2_session_terminate_session(c->s,
+			    NGHTTP2_NO_ERROR);
+			h2_flush(c);
+			if (c->dead)
+				h2_close(c);
+			return;
+		}
+		if (at < next_at)
+			next_at = at;
+	}
+	for (st = TAILQ_FIRST(&c->streams); st != NULL; st = next) {
+		next = TAILQ_NEXT(st, entry);
+		if (st->answered)
+			continue;
+		if (!st->head_done) {
+			at = st->start_ms + (int64_t)l->header_timeout_ms;
+			if (now >= at) {
+				/* Inside a header block nothing else can
+				 * come on the connection. */
+				metrics_add(c->front->metrics,
+				    METRICS_REQ_TIMEOUT, 1);
+				metrics_add(c->front->metrics,
+				    METRICS_H2_DEF_TIMEOUT, 1);
+				h2_log(c, "stream %d: header timeout: GOAWAY",
+				    st->id);
+				nghttp2_session_terminate_session(c->s,
+				    NGHTTP2_NO_ERROR);
+				c->calm = true;
+				break;
+			}
+		} else {
+			at = st->last_ms + (int64_t)l->body_timeout_ms;
+			if (now >= at) {
+				metrics_add(c->front->metrics,
+				    METRICS_REQ_TIMEOUT, 1);
+				h2_refuse(st, 408, "request body timeout");
+				continue;
+			}
+		}
+		if (at < next_at)
+			next_at = at;
+	}
+	h2_flush(c);
+	if (c->dead) {
+		h2_close(c);
+		return;
+	}
+	if (next_at != INT64_MAX)
+		h2_timer_want(c, next_at);
+}
+
+/* The one teardown of c. */
+static void
+h2_close(struct h2_conn *c)
+{
+	struct conn_front *f = c->front;
+
+	while (!TAILQ_EMPTY(&c->streams))
+		h2_stream_free(TAILQ_FIRST(&c->streams));
+	nghttp2_session_del(c->s);
+	c->s = NULL;
+	event_del(&c->tev);
+	event_del(&c->dev);
+	bufferevent_free(c->bev);	/* closes the socket */
+	TAILQ_REMOVE(&f->h2conns, c, entry);
+	free(c);
+	f->events->closed(f->owner);
+}
+
+int
+h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
+    const char *client, const char *client_ip, const void *pre, size_t npre)
+{
+	const struct config *cfg = f->cfg;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	nghttp2_settings_entry iv[4];
+	struct h2_conn *c;
+	ssize_t rv;
+	int r;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return -1;
+	c->front = f;
+	TAILQ_INIT(&c->streams);
+	snprintf(c->client, sizeof c->client, "%s", client);
+	snprintf(c->client_ip, sizeof c->client_ip, "%s", client_ip);
+	c->tls = tls_bev != NULL;
+	if (nghttp2_session_callbacks_new(&cbs) != 0) {
+		free(c);
+		return -1;
+	}
+	nghttp2_session_callbacks_set_send_callback(cbs, h2_send_cb);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs,
+	    h2_begin_frame_cb);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
+	    h2_begin_headers_cb);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, h2_header_cb);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs,
+	    h2_data_chunk_cb);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs,
+	    h2_frame_recv_cb);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs,
+	    h2_frame_send_cb);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+	    h2_stream_close_cb);
+	if (nghttp2_option_new(&opt) != 0) {
+		nghttp2_session_callbacks_del(cbs);
+		free(c);
+		return -1;
+	}
+	/* The message rules are h2_msg.c's, each with its own reason. */
+	nghttp2_option_set_no_http_messaging(opt, 1);
+	/* Ours count and answer first; nghttp2's stay as a backstop. */
+	nghttp2_option_set_max_continuations(opt,
+	    (size_t)cfg->http2.max_continuations + 1);
+	nghttp2_option_set_stream_reset_rate_limit(opt,
+	    cfg->http2.max_resets * 2 + 1000, cfg->http2.max_resets + 33);
+	r = nghttp2_session_server_new2(&c->s, cbs, c, opt);
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cbs);
+	if (r != 0) {
+		free(c);
+		return -1;
+	}
+	if (tls_bev != NULL)
+		c->bev = tls_bev;
+	else if ((c->bev = bufferevent_socket_new(f->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		nghttp2_session_del(c->s);
+		free(c);
+		return -1;
+	}
+	bufferevent_setcb(c->bev, h2_read_cb, h2_write_cb, h2_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, H2_OUT_HIGH / 4, 0);
+	bufferevent_enable(c->bev, EV_WRITE);
+	evtimer_assign(&c->tev, f->base, h2_timer_cb, c);
+	event_assign(&c->dev, f->base, -1, 0, h2_deferred_cb, c);
+	TAILQ_INSERT_TAIL(&f->h2conns, c, entry);
+	metrics_add(f->metrics, METRICS_H2_CONNS, 1);
+	c->last_frame_ms = c->last_write_ms = c->flood_start_ms = h2_now_ms();
+
+	iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
+	iv[0].value = (uint32_t)cfg->http2.max_concurrent_streams;
+	iv[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
+	iv[1].value = (uint32_t)cfg->http2.stream_window;
+	/* Advisory (RFC 9113 6.5.2); h2_header_cb enforces it. */
+	iv[2].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
+	iv[2].value = (uint32_t)cfg->limits.max_header_bytes;
+	iv[3].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
+	iv[3].value = 0;
+	(void)nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, 4);
+	h2_timer_want(c, c->last_frame_ms + (int64_t)cfg->limits.idle_timeout_ms);
+	if (npre > 0) {
+		rv = nghttp2_session_mem_recv(c->s, pre, npre);
+		if (rv < 0) {
+			metrics_add(f->metrics, METRICS_H2_DEF_PROTOCOL, 1);
+			c->calm = true;
+		}
+	}
+	h2_reading(c, !c->calm);
+	h2_flush(c);
+	if (c->dead) {
+		/* Ours now: the caller must not close it. */
+		h2_close(c);
+		return 0;
+	}
+	/* TLS: bytes may already wait, decrypted, in the bufferevent. */
+	if (tls_bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		h2_read_cb(c->bev, c);
+	return 0;
+}
+
+void
+h2_front_goaway(struct conn_front *f)
+{
+	struct h2_conn *c, *next;
+
+	for (c = TAILQ_FIRST(&f->h2conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->goaway || c->dead)
+			continue;
+		c->goaway = true;
+		metrics_add(f->metrics, METRICS_H2_DEF_GOAWAY, 1);
+		/* Streams up to the last one begun are finished. */
+		nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE,
+		    nghttp2_session_get_last_proc_stream_id(c->s),
+		    NGHTTP2_NO_ERROR, NULL, 0);
+		h2_flush(c);
+		if (c->dead)
+			h2_close(c);
+	}
+}
+
+void
+h2_front_close_all(struct conn_front *f)
+{
+	while (!TAILQ_EMPTY(&f->h2conns))
+		h2_close(TAILQ_FIRST(&f->h2conns));
+}
+
+size_t
+h2_front_count(const struct conn_front *f)
+{
+	const struct h2_conn *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &f->h2conns, entry)
+		n++;
+	return n;
+}
