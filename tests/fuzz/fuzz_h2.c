@@ -25,8 +25,10 @@
  *             (Connection, Keep-Alive, Transfer-Encoding must not reach
  *             an h2 client).
  *
- * Properties (abort() when broken), checked on every byte the gateway
- * wrote back, read as HTTP/2 frames: the first frame is the server's
+ * Properties (abort() when broken).  An input that does not start with
+ * the whole preface stays HTTP/1.1: the answer, if any, starts with
+ * "HTTP/1.1 ".  Otherwise every byte the gateway wrote back is read as
+ * HTTP/2 frames: the first frame is the server's
  * SETTINGS on stream 0; every frame header is whole and no frame is
  * larger than the largest SETTINGS_MAX_FRAME_SIZE the client announced
  * (16384 if none, RFC 9113 4.2); every frame is on stream 0 or on a
@@ -63,6 +65,7 @@
 #include "config.h"
 #include "conn.h"
 #include "cors.h"
+#include "h2.h"
 #include "log.h"
 #include "metrics.h"
 #include "propagation.h"
@@ -326,6 +329,15 @@ fuzz_init(void)
 
 /* ---- The checks on what the gateway wrote back. ---- */
 
+/* What the last input got back (TS_FUZZ_VERBOSE=1 prints it). */
+static struct {
+	size_t frames, heads, trailers, goaways, rsts;
+	uint32_t goaway_error;		/* of the last GOAWAY */
+	char goaway_debug[128];		/* its debug data */
+	char statuses[256];
+	size_t slen;
+} seen;
+
 static uint32_t
 get24(const uint8_t *p)
 {
@@ -345,12 +357,9 @@ get31(const uint8_t *p)
 static uint32_t
 client_max_frame(const uint8_t *d, size_t n)
 {
-	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	uint32_t max = 16384;
-	size_t off = sizeof preface - 1;
+	size_t off = H2_PREFACE_LEN;
 
-	if (n < off || memcmp(d, preface, off) != 0)
-		return max;
 	while (n - off >= 9) {
 		uint32_t len = get24(d + off);
 		size_t i;
@@ -419,6 +428,12 @@ check_block(nghttp2_hd_inflater *inf, const uint8_t *blk, size_t len,
 					if (nv.value[i] < '0' || nv.value[i] > '9')
 						abort();
 				seen_status = true;
+				if (seen.slen + 4 < sizeof seen.statuses) {
+					memcpy(seen.statuses + seen.slen,
+					    nv.value, 3);
+					seen.statuses[seen.slen + 3] = ' ';
+					seen.slen += 4;
+				}
 			} else {
 				if (!trailers && !seen_status)
 					abort();	/* a field before :status */
@@ -444,6 +459,10 @@ check_block(nghttp2_hd_inflater *inf, const uint8_t *blk, size_t len,
 	}
 	if (!trailers && !seen_status)
 		abort();
+	if (trailers)
+		seen.trailers++;
+	else
+		seen.heads++;
 }
 
 /* Walk what the gateway wrote back as HTTP/2 frames. */
@@ -480,6 +499,11 @@ check_output(const uint8_t *o, size_t n, uint32_t max_frame)
 		sid = get31(o + off + 5);
 		if (len > max_frame)
 			abort();
+		seen.frames++;
+		if (type == NGHTTP2_RST_STREAM)
+			seen.rsts++;
+		if (type == NGHTTP2_GOAWAY)
+			seen.goaways++;
 		if (first && (type != NGHTTP2_SETTINGS || sid != 0 ||
 		    (flags & NGHTTP2_FLAG_ACK)))
 			abort();	/* the server preface is SETTINGS */
@@ -537,6 +561,10 @@ check_output(const uint8_t *o, size_t n, uint32_t max_frame)
 			if (get31(p) > goaway_last)
 				abort();	/* last-stream-id never grows */
 			goaway_last = get31(p);
+			seen.goaway_error = (uint32_t)p[4] << 24 |
+			    (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+			snprintf(seen.goaway_debug, sizeof seen.goaway_debug,
+			    "%.*s", (int)(len - 8), (const char *)p + 8);
 			break;
 		case NGHTTP2_PUSH_PROMISE:
 			abort();
@@ -649,6 +677,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	/* What is left is closed as a worker exit closes it. */
+	h2_front_close_all(&g.front);
 	while ((c = TAILQ_FIRST(&g.front.conns)) != NULL)
 		conn_close(c);
 	close(sv[1]);
@@ -656,6 +685,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		event_base_loop(g.base, EVLOOP_NONBLOCK);
 	if (g.nconns != 0 || g.front.inflight != 0)
 		abort();
+	/*
+	 * Without the whole preface first the connection stayed HTTP/1.1
+	 * (conn.c's guard answered): its answer is HTTP/1.1 text.
+	 */
+	if (size < H2_PREFACE_LEN || memcmp(data, H2_PREFACE,
+	    H2_PREFACE_LEN) != 0) {
+		if (out_len > 0 && (out_len < 9 ||
+		    memcmp(out, "HTTP/1.1 ", 9) != 0))
+			abort();
+		return 0;
+	}
+	memset(&seen, 0, sizeof seen);
 	check_output(out, out_len, client_max_frame(data, size));
+	if (getenv("TS_FUZZ_VERBOSE") != NULL)
+		fprintf(stderr, "fuzz_h2: %zu bytes back: %zu frames, %zu "
+		    "responses (%.*s), %zu trailers, %zu RST_STREAM, %zu "
+		    "GOAWAY (last: error %u, \"%s\")\n", out_len,
+		    seen.frames, seen.heads, (int)seen.slen, seen.statuses,
+		    seen.trailers, seen.rsts, seen.goaways, seen.goaway_error,
+		    seen.goaway_debug);
 	return 0;
 }

@@ -150,7 +150,10 @@ def seeds():
     for sid in (1, 3, 5, 7, 9):
         c.headers(sid, req(path="/api/item/%d" % sid, extra=RUM[:6]))
     s["many-streams"] = c.bytes()
-    s["continuation"] = Conn().headers(1, req(extra=RUM), split=40).bytes()
+    s["continuation"] = Conn().headers(1, req(extra=RUM), split=200).bytes()
+    # One CONTINUATION per field: past server.http2_max_continuations.
+    s["continuation-many"] = Conn().headers(1, req(extra=RUM), split=40)\
+        .bytes()
     s["trailers"] = (Conn()
         .headers(1, req("POST", extra=[("te", "trailers")]),
                  end_stream=False)
@@ -173,7 +176,7 @@ def seeds():
         .frame(PriorityFrame(1, depends_on=0, stream_weight=200))
         .headers(1, req())
         .frame(WindowUpdateFrame(1, 65535))
-        .frame(GoAwayFrame(0, last_stream_id=1)).bytes())
+        .frame(GoAwayFrame(0, last_stream_id=0)).bytes())
     s["rst-open-stream"] = (Conn()
         .headers(1, req("POST"), end_stream=False)
         .frame(RstStreamFrame(1, error_code=8))
@@ -196,6 +199,25 @@ def seeds():
     s["window-zero"] = (Conn({SettingsFrame.INITIAL_WINDOW_SIZE: 0})
         .headers(1, req())
         .frame(WindowUpdateFrame(1, 10)).bytes())
+
+    # fuzz_h2's fake upstream answers by path: /big 100 KB, /chunked a
+    # chunked body with a trailer, /204 no body; /dead is a dead port.
+    s["upstream-big"] = get(req(path="/big")).bytes()
+    c = Conn({SettingsFrame.INITIAL_WINDOW_SIZE: 1000}).headers(
+        1, req(path="/big"))
+    for i in range(8):
+        c.frame(WindowUpdateFrame(1, 4000)).frame(WindowUpdateFrame(0, 4000))
+    s["upstream-big-small-window"] = c.bytes()
+    c = Conn()
+    for sid in (1, 3, 5, 7):
+        c.headers(sid, req(path="/big/%d" % sid))
+    s["upstream-big-streams"] = c.bytes()
+    s["upstream-chunked-te-trailers"] = get(req(
+        path="/chunked", extra=[("te", "trailers")])).bytes()
+    s["upstream-204"] = get(req(path="/204")).bytes()
+    s["upstream-dead"] = get(req(path="/dead", extra=RUM)).bytes()
+    s["upstream-big-reset"] = (Conn().headers(1, req(path="/big"))
+        .frame(RstStreamFrame(1, error_code=8)).bytes())
 
     # -- RFC 9113 8.2-8.3: refused, nothing goes upstream ---------------
     for name in ("connection", "keep-alive", "proxy-connection",
