@@ -9,8 +9,9 @@
 // What must hold:
 //   - Chromium's preflight and the traced fetch reach the gateway over h2:
 //     the gateway's access log says "protocol":"h2" for the OPTIONS and
-//     the GET, and the browser's own resource timing says nextHopProtocol
-//     "h2" for the fetch;
+//     the GET, its /metrics count them under protocol="h2", and the
+//     browser's own resource timing says nextHopProtocol "h2" for the
+//     fetch;
 //   - the trace link of rum.test.mjs: RUM span -> gateway span (same
 //     trace, parent = RUM's span id) -> dd-trace web.request span (parent
 //     = the gateway span), and RUM's resource event names the same ids.
@@ -24,7 +25,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { startFakeAgent } from './lib/fake_agent.mjs';
 import {
-	accessLog, closeServer, E2E_DIR, launchBrowser, Proc, rumEvents,
+	accessLog, closeServer, E2E_DIR, launchBrowser, metric, Proc, rumEvents,
 	startGateway, startPageServer, tempDir, testCert, waitFor,
 } from './lib/harness.mjs';
 
@@ -180,6 +181,12 @@ describe('Chromium over HTTPS + h2: RUM SDK -> tracestitch -> dd-trace', () => {
 		assert.equal(get.protocol, 'h2', `GET: ${JSON.stringify(get)}`);
 		assert.equal(get.status, 200, `GET: ${JSON.stringify(get)}`);
 		assert.equal(get['dd.trace_id'], rum.traceId, 'the access log names another trace');
+		// The same two requests in /metrics: by protocol, and Chromium's
+		// connection counted as HTTP/2.
+		assert.ok(await metric(gw, 'tracestitch_requests_by_protocol_total', { protocol: 'h2' }) >= 2,
+		    'fewer than 2 h2 requests in tracestitch_requests_by_protocol_total');
+		assert.ok(await metric(gw, 'tracestitch_http2_connections_total') >= 1,
+		    'no HTTP/2 connection in tracestitch_http2_connections_total');
 	});
 
 	test('the backend received RUM\'s trace id with the gateway as parent', () => {
