@@ -15,7 +15,8 @@ NINJA ?= ninja
 DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libyaml-dev libmsgpack-dev libjansson-dev libpsl-dev publicsuffix check \
 	libnghttp2-dev python3-h2 \
-	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2
+	valgrind curl nginx-light wrk python3 python3-aiohttp iproute2 \
+	nghttp2-client
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
 # at configure time, and -Dwerror=true keeps that through the reconfigures

@@ -5,9 +5,11 @@
 # tracestitch and tracestitch-spans (about 10 s), then its table must hold
 # every row and its TSV exactly the 6 runs.  The figures themselves are not
 # checked (a shared machine's timings are not pass/fail material), except
-# that every span was delivered.  Then the HTTP/2 part (h2.sh): h2-get
-# for 1 s against every target that speaks h2c, and the memory per idle
-# h2 connection.  Skips (77) without nginx or wrk.
+# that every span was delivered (100% or a little more: wrk and h2load do
+# not count the requests they cut off at the end, which are traced too).
+# Then the HTTP/2 part (h2.sh): h2-get for 1 s against every target that
+# speaks h2c, and the memory per idle h2 connection.  Skips (77) without
+# nginx or wrk.
 set -euo pipefail
 
 BUILD=${1:?usage: selfcheck.sh BUILD}
@@ -70,9 +72,9 @@ awk -F'|' '$2 ~ /(req\/s|ms|us\/req|per run|RSS)/ && ($3 ~ /-/ || $4 ~ /-/ ||
     $6 ~ /^ *- *$/) { bad = bad $0 "\n" } END { printf "%s", bad }' \
     "$tmp/r.md" >"$tmp/bad"
 [ ! -s "$tmp/bad" ] || fail "rows with a missing figure: $(cat "$tmp/bad")"
-grep -q '^| get, spans delivered | | | | 100\.' "$tmp/r.md" ||
+grep -q '^| get, spans delivered | | | | 1[0-9][0-9]\.' "$tmp/r.md" ||
     fail "get: not every span delivered"
-grep -q '^| get-paced, spans delivered | | | | 100\.' "$tmp/r.md" ||
+grep -q '^| get-paced, spans delivered | | | | 1[0-9][0-9]\.' "$tmp/r.md" ||
     fail "get-paced: not every span delivered"
 if [ -n "$h2_loads" ]; then
 	want=1
@@ -96,7 +98,7 @@ if [ -n "$h2_loads" ]; then
 	    ($3 ~ /-/ || (gw && $4 ~ /-/)) { print }' "$tmp/r-h2.md" >"$tmp/bad"
 	[ ! -s "$tmp/bad" ] || fail "no memory per idle h2 connection: $(cat "$tmp/bad")"
 	if [ -n "$h2_gateway" ]; then
-		grep -q '^| h2-get, spans delivered | | | | 100\.' "$tmp/r-h2.md" ||
+		grep -q '^| h2-get, spans delivered | | | | 1[0-9][0-9]\.' "$tmp/r-h2.md" ||
 		    fail "h2-get: not every span delivered"
 	fi
 fi
