@@ -599,6 +599,39 @@ check_output(const uint8_t *o, size_t n, uint32_t max_frame)
 	nghttp2_hd_inflate_del(inf);
 }
 
+/*
+ * What the last input got back, for tests/fuzz/h2_outcomes.c: "http1"
+ * (no preface: the HTTP/1.1 side answered), or "status=S,S... rst=N
+ * goaway=E" (the response statuses in order or "-", the RST_STREAM
+ * frames, the error code of the last GOAWAY or "-").
+ */
+static char outcome[320];
+static bool outcome_http1;
+
+const char *fuzz_h2_outcome(void);
+
+const char *
+fuzz_h2_outcome(void)
+{
+	size_t i;
+	char st[256];
+
+	if (outcome_http1)
+		return "http1";
+	snprintf(st, sizeof st, "%.*s", (int)seen.slen, seen.statuses);
+	/* "200 431 " -> "200,431" */
+	for (i = 0; st[i] != '\0'; i++)
+		if (st[i] == ' ')
+			st[i] = st[i + 1] == '\0' ? '\0' : ',';
+	if (seen.goaways > 0)
+		snprintf(outcome, sizeof outcome, "status=%s rst=%zu goaway=%u",
+		    st[0] != '\0' ? st : "-", seen.rsts, seen.goaway_error);
+	else
+		snprintf(outcome, sizeof outcome, "status=%s rst=%zu goaway=-",
+		    st[0] != '\0' ? st : "-", seen.rsts);
+	return outcome;
+}
+
 /* ---- One input. ---- */
 
 int
@@ -695,14 +728,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * Without the whole preface first the connection stayed HTTP/1.1
 	 * (conn.c's guard answered): its answer is HTTP/1.1 text.
 	 */
-	if (size < H2_PREFACE_LEN || memcmp(data, H2_PREFACE,
-	    H2_PREFACE_LEN) != 0) {
+	memset(&seen, 0, sizeof seen);
+	outcome_http1 = size < H2_PREFACE_LEN || memcmp(data, H2_PREFACE,
+	    H2_PREFACE_LEN) != 0;
+	if (outcome_http1) {
 		if (out_len > 0 && (out_len < 9 ||
 		    memcmp(out, "HTTP/1.1 ", 9) != 0))
 			abort();
 		return 0;
 	}
-	memset(&seen, 0, sizeof seen);
 	check_output(out, out_len, client_max_frame(data, size));
 	if (getenv("TS_FUZZ_VERBOSE") != NULL)
 		fprintf(stderr, "fuzz_h2: %zu bytes back: %zu frames, %zu "

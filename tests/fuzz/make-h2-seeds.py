@@ -339,9 +339,13 @@ def seeds():
     c.frame(HeadersFrame(3, head + ref * 1000,
                          flags={"END_HEADERS", "END_STREAM"}))
     s["dos-hpack-bomb"] = c.bytes()
-    c = Conn()
-    c.headers(1, req(extra=[("x-long", "v" * 20000)]))
-    s["dos-header-list-large"] = c.bytes()
+    # A 20 KB field, past server.limits.max_header_bytes (16384), in
+    # frames of the default SETTINGS_MAX_FRAME_SIZE (HEADERS + one
+    # CONTINUATION); and the same in one frame too large for it.
+    s["dos-header-list-large"] = Conn().headers(
+        1, req(extra=[("x-long", "v" * 20000)]), split=16384).bytes()
+    s["error-frame-too-large"] = Conn().headers(
+        1, req(extra=[("x-long", "v" * 20000)])).bytes()
     c = Conn()
     c.headers(1, req(extra=[("x-h%d" % i, "v") for i in range(500)]))
     s["dos-many-fields"] = c.bytes()
