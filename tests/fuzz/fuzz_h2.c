@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -107,6 +108,10 @@ struct up_conn {
 static int up_fd = -1;
 static struct event *up_ev;
 static struct up_conn up[FUZZ_UP_CONNS];
+/* Request heads the fake upstream got for the current input, and the
+ * value of the last Cookie field among them (for h2_outcomes). */
+static unsigned up_requests;
+static char up_cookie[256];
 
 static void
 fuzz_request_done(void *owner)
@@ -189,6 +194,12 @@ up_answer(struct up_conn *u)
 	n = strlen(r);
 	(void)!write(u->fd, r, n);
 	u->answered = true;
+	up_requests++;
+	if ((path = strcasestr(u->buf, "\r\ncookie: ")) != NULL) {
+		path += 10;
+		n = strcspn(path, "\r");
+		snprintf(up_cookie, sizeof up_cookie, "%.*s", (int)n, path);
+	}
 	shutdown(u->fd, SHUT_WR);
 }
 
@@ -334,6 +345,8 @@ static struct {
 	size_t frames, heads, trailers, goaways, rsts;
 	uint32_t goaway_error;		/* of the last GOAWAY */
 	char goaway_debug[128];		/* its debug data */
+	char settings[128];		/* the gateway's first SETTINGS, "id:value,..." */
+	int http1_status;		/* the HTTP/1.1 answer's status */
 	char statuses[256];
 	size_t slen;
 } seen;
@@ -507,6 +520,21 @@ check_output(const uint8_t *o, size_t n, uint32_t max_frame)
 		if (first && (type != NGHTTP2_SETTINGS || sid != 0 ||
 		    (flags & NGHTTP2_FLAG_ACK)))
 			abort();	/* the server preface is SETTINGS */
+		if (first && n - off - 9 >= len) {
+			size_t k, sl = 0;
+
+			for (k = 0; k + 6 <= len && sl + 24 < sizeof seen.settings;
+			    k += 6) {
+				const uint8_t *e = o + off + 9 + k;
+
+				sl += (size_t)snprintf(seen.settings + sl,
+				    sizeof seen.settings - sl, "%s%u:%lu",
+				    sl > 0 ? "," : "", (unsigned)(e[0] << 8 | e[1]),
+				    (unsigned long)e[2] << 24 |
+				    (unsigned long)e[3] << 16 |
+				    (unsigned long)e[4] << 8 | e[5]);
+			}
+		}
 		first = false;
 		if (sid != 0 && sid % 2 == 0)
 			abort();	/* we never push */
@@ -600,10 +628,12 @@ check_output(const uint8_t *o, size_t n, uint32_t max_frame)
 }
 
 /*
- * What the last input got back, for tests/fuzz/h2_outcomes.c: "http1"
- * (no preface: the HTTP/1.1 side answered), or "status=S,S... rst=N
- * goaway=E" (the response statuses in order or "-", the RST_STREAM
- * frames, the error code of the last GOAWAY or "-").
+ * What the last input got back, for tests/fuzz/h2_outcomes.c:
+ * "http1=S up=U" (no preface: the HTTP/1.1 side answered with status S),
+ * or "status=S,S... rst=N goaway=E up=U" (the response statuses in order
+ * or "-", the RST_STREAM frames, the error code of the last GOAWAY or
+ * "-"); U: the requests the fake upstream received; then " cookie=V"
+ * when one of them had a Cookie field (V: the last such value).
  */
 static char outcome[320];
 static bool outcome_http1;
@@ -616,20 +646,39 @@ fuzz_h2_outcome(void)
 	size_t i;
 	char st[256];
 
-	if (outcome_http1)
-		return "http1";
+	if (outcome_http1) {
+		snprintf(outcome, sizeof outcome, "http1=%d up=%u",
+		    seen.http1_status, up_requests);
+		return outcome;
+	}
 	snprintf(st, sizeof st, "%.*s", (int)seen.slen, seen.statuses);
 	/* "200 431 " -> "200,431" */
 	for (i = 0; st[i] != '\0'; i++)
 		if (st[i] == ' ')
 			st[i] = st[i + 1] == '\0' ? '\0' : ',';
 	if (seen.goaways > 0)
-		snprintf(outcome, sizeof outcome, "status=%s rst=%zu goaway=%u",
-		    st[0] != '\0' ? st : "-", seen.rsts, seen.goaway_error);
+		snprintf(outcome, sizeof outcome, "status=%s rst=%zu goaway=%u "
+		    "up=%u", st[0] != '\0' ? st : "-", seen.rsts,
+		    seen.goaway_error, up_requests);
 	else
-		snprintf(outcome, sizeof outcome, "status=%s rst=%zu goaway=-",
-		    st[0] != '\0' ? st : "-", seen.rsts);
+		snprintf(outcome, sizeof outcome, "status=%s rst=%zu goaway=- "
+		    "up=%u", st[0] != '\0' ? st : "-", seen.rsts, up_requests);
+	if (up_cookie[0] != '\0') {
+		size_t l = strlen(outcome);
+
+		snprintf(outcome + l, sizeof outcome - l, " cookie=%s",
+		    up_cookie);
+	}
 	return outcome;
+}
+
+/* The gateway's first SETTINGS of the last h2 input ("3:100,4:65535"). */
+const char *fuzz_h2_settings(void);
+
+const char *
+fuzz_h2_settings(void)
+{
+	return seen.settings;
 }
 
 /* ---- One input. ---- */
@@ -646,6 +695,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!g.ready)
 		fuzz_init();
+	up_requests = 0;
+	up_cookie[0] = '\0';
 	if (out == NULL && (out = malloc(FUZZ_OUT_MAX)) == NULL)
 		abort();
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 ||
@@ -732,9 +783,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	outcome_http1 = size < H2_PREFACE_LEN || memcmp(data, H2_PREFACE,
 	    H2_PREFACE_LEN) != 0;
 	if (outcome_http1) {
-		if (out_len > 0 && (out_len < 9 ||
+		if (out_len > 0 && (out_len < 12 ||
 		    memcmp(out, "HTTP/1.1 ", 9) != 0))
 			abort();
+		if (out_len > 0)
+			seen.http1_status = (out[9] - '0') * 100 +
+			    (out[10] - '0') * 10 + (out[11] - '0');
 		return 0;
 	}
 	check_output(out, out_len, client_max_frame(data, size));

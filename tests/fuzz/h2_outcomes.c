@@ -6,7 +6,8 @@
  * Linked with fuzz_h2.c (the same gateway, fake upstream and output
  * checks as the fuzz target) instead of replay.c.  Each row of the TSV
  * is "seed<TAB>outcome<TAB>why", outcome as fuzz_h2_outcome() writes it
- * ("status=400 rst=1 goaway=-", "status=- rst=0 goaway=11", "http1");
+ * ("status=400 rst=1 goaway=- up=0", "status=- rst=0 goaway=11 up=0",
+ * "http1=400 up=0", "... cookie=a=1; b=2");
  * lines starting with # are comments.  Fails when a seed's outcome
  * differs, when a row names a seed that is not in the corpus or comes
  * twice, or when a seed-* file of the corpus has no row (so the rows are
@@ -22,6 +23,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 const char *fuzz_h2_outcome(void);
+const char *fuzz_h2_settings(void);
+
+/*
+ * The SETTINGS the gateway sends first with fuzz_h2.c's configuration
+ * (the defaults): MAX_CONCURRENT_STREAMS (3) server.http2_max_concurrent_
+ * streams, INITIAL_WINDOW_SIZE (4) server.http2_stream_window,
+ * MAX_HEADER_LIST_SIZE (6) server.limits.max_header_bytes, ENABLE_PUSH
+ * (2) 0.  Checked after seed-get.
+ */
+#define H2_SETTINGS "3:100,4:65535,6:16384,2:0"
 
 static int
 read_file(const char *path, uint8_t **out, size_t *len)
@@ -107,6 +118,13 @@ main(int argc, char **argv)
 		(void)LLVMFuzzerTestOneInput(data, len);
 		free(data);
 		got = fuzz_h2_outcome();
+		if (strcmp(name, "seed-get") == 0 &&
+		    strcmp(fuzz_h2_settings(), H2_SETTINGS) != 0) {
+			fprintf(stderr, "h2_outcomes: the gateway's SETTINGS "
+			    "are \"%s\", want \"%s\"\n", fuzz_h2_settings(),
+			    H2_SETTINGS);
+			bad++;
+		}
 		if (strcmp(got, want) != 0) {
 			fprintf(stderr, "h2_outcomes: %s: got \"%s\", want "
 			    "\"%s\"\n", name, got, want);

@@ -391,6 +391,12 @@ def seeds():
     # a frame whose length field lies on purpose.
     s["error-bad-preface"] = b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"
     s["error-http1-request"] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    # The h2c Upgrade of RFC 7540 3.2 (not implemented: RFC 9113 dropped
+    # it): an HTTP/1.1 request like any other.
+    s["h1-upgrade-h2c"] = (b"GET / HTTP/1.1\r\nHost: h\r\n"
+                           b"Connection: Upgrade, HTTP2-Settings\r\n"
+                           b"Upgrade: h2c\r\n"
+                           b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
     s["error-truncated-frame"] = Conn().raw(
         get().bytes()[len(PREFACE) + 9:][:5]).bytes()
     s["error-oversized-length"] = Conn().raw(
