@@ -83,7 +83,7 @@ enum metrics_upstream_err {
 	H2_DEFENCE(X, STREAMS, "max_concurrent_streams")		\
 	H2_DEFENCE(X, PROTOCOL, "protocol_error")			\
 	H2_DEFENCE(X, TIMEOUT, "timeout")				\
-	H2_DEFENCE(X, GOAWAY, "goaway_drain")
+	H2_DEFENCE(X, GOAWAY, "goaway")
 
 /* HTTP/2 streams refused by the translation rules (h2_msg.h), by class. */
 #define H2_REFUSED(X, id, label)					\

@@ -80,6 +80,11 @@
 #define H2_STREAM_LOW (16 * 1024)	/* drained() below */
 #define H2_OUT_HIGH (64 * 1024)		/* socket output we queue */
 #define H2_HBUF_INITIAL 512
+/* How long a closing connection reads (and drops) what the client still
+ * sends after our GOAWAY, so that the close does not reset the
+ * connection before the client read the GOAWAY (nginx's lingering
+ * close). */
+#define H2_LINGER_MS 2000
 /* Fields ignored after the head became too large, before we give up
  * decoding it into a 431 and reset the stream. */
 #define H2_IGNORED_MAX 10000
@@ -144,6 +149,9 @@ struct h2_conn {
 	bool goaway;			/* GOAWAY (drain) submitted */
 	bool reading;
 	bool in_recv;			/* inside nghttp2_session_mem_recv */
+	bool lingering;			/* our side shut: reading to EOF */
+	size_t held;			/* streams complete, their bytes not
+					 * yet written: still in inflight */
 	int64_t last_frame_ms;		/* a complete frame arrived */
 	int64_t last_write_ms;		/* output made progress */
 	int64_t timer_at_ms;		/* the timer's deadline, 0: none */
@@ -162,6 +170,8 @@ static void h2_x_abort(struct exchange *);
 static void h2_flush(struct h2_conn *);
 static void h2_close(struct h2_conn *);
 static void h2_timer_want(struct h2_conn *, int64_t at_ms);
+static void h2_linger(struct h2_conn *);
+static void h2_release(struct h2_conn *);
 
 static const struct exchange_front h2_front_ops = {
 	h2_x_head,
@@ -309,6 +319,19 @@ h2_stream_ended(struct h2_stream *st)
 	f->events->request_done(f->owner);
 }
 
+/* The streams' replies have left: they leave the drain's count. */
+static void
+h2_release(struct h2_conn *c)
+{
+	struct conn_front *f = c->front;
+
+	while (c->held > 0) {
+		c->held--;
+		f->inflight--;
+		f->events->request_done(f->owner);
+	}
+}
+
 /* Free st; the pipeline hears complete() or gone() if it still has it. */
 static void
 h2_stream_free(struct h2_stream *st)
@@ -317,11 +340,19 @@ h2_stream_free(struct h2_stream *st)
 	struct conn_front *f = c->front;
 
 	if (st->active) {
-		if (st->sent_end)
+		if (st->sent_end) {
+			/*
+			 * The pipeline is done; the drain waits until the
+			 * bytes left (h2_release), as conn.c's complete()
+			 * waits for its output to drain.
+			 */
 			f->pipe->complete(&st->x);
-		else
+			st->active = false;
+			c->held++;
+		} else {
 			f->pipe->gone(&st->x);
-		h2_stream_ended(st);
+			h2_stream_ended(st);
+		}
 	}
 	if (c->s != NULL)
 		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
@@ -609,6 +640,7 @@ h2_head_done(struct h2_stream *st, bool end)
 	size_t i;
 
 	st->head_done = true;
+	st->req_done = end;
 	st->last_ms = h2_now_ms();
 	if (st->status != 0) {
 		if (st->status == 431)
@@ -636,10 +668,8 @@ h2_head_done(struct h2_stream *st, bool end)
 		h2_refuse_rule(st, v);
 		return;
 	}
-	if (end) {
-		st->req_done = true;
+	if (end)
 		h2_dispatch(st);
-	}
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------ */
@@ -872,15 +902,7 @@ h2_frame_send_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 		    frame->hd.stream_id);
 		/* A stream nghttp2 refused itself: over the concurrent
 		 * stream limit, or a frame error on a stream. */
-		if (st == NULL)
-			metrics_add(c->front->metrics,
-			    frame->rst_stream.error_code ==
-			    NGHTTP2_REFUSED_STREAM ||
-			    nghttp2_session_get_local_settings(s,
-			    NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) <=
-			    (uint32_t)c->nstreams ?
-			    METRICS_H2_DEF_STREAMS : METRICS_H2_DEF_PROTOCOL,
-			    1);
+		(void)st;
 		return 0;
 	}
 	if ((frame->hd.type != NGHTTP2_HEADERS &&
@@ -898,6 +920,37 @@ h2_frame_send_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 	if (!st->req_done)
 		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id,
 		    NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+/*
+ * nghttp2 found a frame invalid: a connection or stream error it answers
+ * itself.  A HEADERS that opens a stream over the limit the client
+ * acknowledged is a connection error in nghttp2 (GOAWAY PROTOCOL_ERROR;
+ * before the acknowledgement, RST_STREAM REFUSED_STREAM): counted as
+ * the max_concurrent_streams defence.
+ */
+static int
+h2_invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *frame,
+    int lib_error, void *arg)
+{
+	struct h2_conn *c = arg;
+	uint32_t max = nghttp2_session_get_local_settings(s,
+	    NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+
+	if (frame->hd.type == NGHTTP2_HEADERS &&
+	    nghttp2_session_get_stream_user_data(s, frame->hd.stream_id) ==
+	    NULL && (lib_error == NGHTTP2_ERR_REFUSED_STREAM ||
+	    c->nstreams >= max)) {
+		metrics_add(c->front->metrics, METRICS_H2_DEF_STREAMS, 1);
+		h2_log(c, "stream %d over max_concurrent_streams (%u)",
+		    frame->hd.stream_id, max);
+	} else {
+		metrics_add(c->front->metrics, METRICS_H2_DEF_PROTOCOL, 1);
+		h2_log(c, "invalid frame (type %u) on stream %d: %s",
+		    (unsigned)frame->hd.type, frame->hd.stream_id,
+		    nghttp2_strerror(lib_error));
+	}
 	return 0;
 }
 
@@ -1143,12 +1196,14 @@ h2_flush(struct h2_conn *c)
 	/* A client that does not read stops being read. */
 	h2_reading(c, evbuffer_get_length(out) < H2_OUT_HIGH &&
 	    !c->closing);
+	if (evbuffer_get_length(out) == 0)
+		h2_release(c);
 	if (!nghttp2_session_want_read(c->s) &&
 	    !nghttp2_session_want_write(c->s)) {
 		c->closing = true;
 		h2_reading(c, false);
 		if (evbuffer_get_length(out) == 0)
-			c->dead = true;
+			h2_linger(c);
 	}
 }
 
@@ -1181,6 +1236,10 @@ h2_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer_iovec v;
 	ssize_t rv;
 
+	if (c->lingering) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (evbuffer_get_length(in) > 0 && !c->dead && !c->calm) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
@@ -1218,9 +1277,13 @@ h2_write_cb(struct bufferevent *bev, void *arg)
 	struct h2_conn *c = arg;
 
 	c->last_write_ms = h2_now_ms();
+	if (c->lingering)
+		return;
 	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) ==
 	    0) {
-		h2_close(c);
+		h2_linger(c);
+		if (c->dead)
+			h2_close(c);
 		return;
 	}
 	h2_flush(c);
@@ -1257,6 +1320,10 @@ h2_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->timer_at_ms = 0;
+	if (c->lingering) {
+		h2_close(c);
+		return;
+	}
 	out_pending = evbuffer_get_length(bufferevent_get_output(c->bev)) > 0;
 	if (out_pending && now - c->last_write_ms >=
 	    (int64_t)c->front->busy_timeout_ms) {
@@ -1325,6 +1392,30 @@ h2_timer_cb(evutil_socket_t fd, short what, void *arg)
 		h2_timer_want(c, next_at);
 }
 
+/*
+ * The session is over and its last bytes left: shut our side and read
+ * (dropping it) what the client still sends until its EOF or
+ * H2_LINGER_MS, then close.
+ */
+static void
+h2_linger(struct h2_conn *c)
+{
+	struct timeval tv = { H2_LINGER_MS / 1000, H2_LINGER_MS % 1000 * 1000 };
+
+	if (c->lingering)
+		return;
+	c->lingering = true;
+	h2_release(c);
+	if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) != 0) {
+		c->dead = true;		/* the caller closes */
+		return;
+	}
+	c->reading = false;
+	h2_reading(c, true);
+	c->timer_at_ms = 0;
+	evtimer_add(&c->tev, &tv);
+}
+
 /* The one teardown of c. */
 static void
 h2_close(struct h2_conn *c)
@@ -1333,6 +1424,7 @@ h2_close(struct h2_conn *c)
 
 	while (!TAILQ_EMPTY(&c->streams))
 		h2_stream_free(TAILQ_FIRST(&c->streams));
+	h2_release(c);
 	nghttp2_session_del(c->s);
 	c->s = NULL;
 	event_del(&c->tev);
@@ -1380,6 +1472,8 @@ h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
 	    h2_frame_send_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
 	    h2_stream_close_cb);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs,
+	    h2_invalid_frame_cb);
 	if (nghttp2_option_new(&opt) != 0) {
 		nghttp2_session_callbacks_del(cbs);
 		free(c);

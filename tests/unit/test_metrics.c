@@ -146,7 +146,37 @@ static const char expected_render[] =
     "tracestitch_accept_errors_total{reason=\"enfile\"} 0\n"
     "tracestitch_accept_errors_total{reason=\"enobufs\"} 0\n"
     "tracestitch_accept_errors_total{reason=\"enomem\"} 1\n"
-    "tracestitch_accept_errors_total{reason=\"other\"} 0\n";
+    "tracestitch_accept_errors_total{reason=\"other\"} 0\n"
+    "# HELP tracestitch_requests_by_protocol_total Requests, by client protocol\n"
+    "# TYPE tracestitch_requests_by_protocol_total counter\n"
+    "tracestitch_requests_by_protocol_total{protocol=\"http/1.1\"} 0\n"
+    "tracestitch_requests_by_protocol_total{protocol=\"h2\"} 0\n"
+    "# HELP tracestitch_http2_connections_total Client connections that spoke HTTP/2 (ALPN h2 or h2c)\n"
+    "# TYPE tracestitch_http2_connections_total counter\n"
+    "tracestitch_http2_connections_total 0\n"
+    "# HELP tracestitch_http2_refused_total HTTP/2 streams refused by the translation to HTTP/1.1\n"
+    "# TYPE tracestitch_http2_refused_total counter\n"
+    "tracestitch_http2_refused_total{reason=\"field_name\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"field_value\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"pseudo_header\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"authority\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"connection_specific\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"te\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"content_length\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"connect\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"header_list\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"body_too_large\"} 0\n"
+    "# HELP tracestitch_http2_defences_total HTTP/2 denial-of-service defences that fired\n"
+    "# TYPE tracestitch_http2_defences_total counter\n"
+    "tracestitch_http2_defences_total{defence=\"rapid_reset\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"continuation_flood\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"settings_flood\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"ping_flood\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"empty_frames\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"max_concurrent_streams\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"protocol_error\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"timeout\"} 0\n"
+    "tracestitch_http2_defences_total{defence=\"goaway\"} 0\n";
 
 START_TEST(test_render_exact)
 {
@@ -214,10 +244,12 @@ START_TEST(test_render_empty)
 	ck_assert_int_eq(count_of(out,
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
-	/* 8 families besides the counters, which share two names:
-	 * config_reloads_total (2 rows), accept_errors_total (5). */
+	/* 8 families besides the counters, which share five names:
+	 * config_reloads_total (2 rows), accept_errors_total (5),
+	 * requests_by_protocol_total (2), http2_refused_total (10),
+	 * http2_defences_total (9). */
 	ck_assert_int_eq(count_of(out, "# TYPE "), 8 + METRICS_NCOUNTERS - 1 -
-	    4);
+	    4 - 1 - 9 - 8);
 	free(out);
 	metrics_free_all();
 }
