@@ -72,7 +72,7 @@ enum metrics_upstream_err {
 	H2_REFUSED(X, CONNECTION, "connection_specific")		\
 	H2_REFUSED(X, TE, "te")						\
 	H2_REFUSED(X, CL, "content_length")				\
-	H2_REFUSED(X, CONNECT, "connect")				\
+	H2_REFUSED(X, METHOD, "method")				\
 	H2_REFUSED(X, HEADER_LIST, "header_list")			\
 	H2_REFUSED(X, BODY, "body_too_large")				\
 	H2_DEFENCE(X, RAPID_RESET, "rapid_reset")			\

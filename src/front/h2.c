@@ -275,7 +275,8 @@ h2_refused_counter(enum h2_msg_verdict v)
 	case H2_MSG_CL_MISMATCH:
 		return METRICS_H2_REFUSED_CL;
 	case H2_MSG_CONNECT:
-		return METRICS_H2_REFUSED_CONNECT;
+	case H2_MSG_METHOD_NS:
+		return METRICS_H2_REFUSED_METHOD;
 	default:
 		return METRICS_H2_REFUSED_PSEUDO;
 	}

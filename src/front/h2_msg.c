@@ -69,7 +69,9 @@ static const struct {
 	[H2_MSG_CL_MISMATCH] = { "content-length disagrees with the DATA "
 	    "frames (RFC 9113 8.1.1)", "content_length" },
 	[H2_MSG_CONNECT] = { "CONNECT is not proxied by this gateway",
-	    "connect" },
+	    "method" },
+	[H2_MSG_METHOD_NS] = { "method not supported by the gateway",
+	    "method" },
 };
 
 const char *
@@ -88,7 +90,7 @@ int
 h2_msg_status(enum h2_msg_verdict v)
 {
 	/* RFC 9110 15.6.2: a method the server does not support. */
-	return v == H2_MSG_CONNECT ? 501 : 400;
+	return v == H2_MSG_CONNECT || v == H2_MSG_METHOD_NS ? 501 : 400;
 }
 
 void
@@ -186,6 +188,19 @@ h2_msg_field(struct h2_msg *m, const uint8_t *name, size_t name_len,
 		case H2_MSG_K_METHOD:
 			if (!util_is_token((const char *)value, value_len))
 				return H2_MSG_METHOD;
+			/*
+			 * As the HTTP/1.1 side (framing.c): upper-case
+			 * letters, '-' and '_', at most 15 (so "get" is not
+			 * taken for GET by a lenient backend, and the
+			 * pipeline's copy of the name is never cut).
+			 */
+			if (value_len > 15)
+				return H2_MSG_METHOD_NS;
+			for (i = 0; i < value_len; i++) {
+				if (!((value[i] >= 'A' && value[i] <= 'Z') ||
+				    value[i] == '-' || value[i] == '_'))
+					return H2_MSG_METHOD_NS;
+			}
 			m->is_connect = h2_msg_eq(value, value_len,
 			    "CONNECT");
 			m->is_options = h2_msg_eq(value, value_len,

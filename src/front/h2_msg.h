@@ -52,6 +52,8 @@ enum h2_msg_verdict {
 					 * that disagree */
 	H2_MSG_CL_MISMATCH,		/* DATA sum != content-length */
 	H2_MSG_CONNECT,			/* CONNECT: not proxied here */
+	H2_MSG_METHOD_NS,		/* a method the HTTP/1.1 side refuses
+					 * too (framing.c: 501) */
 	H2_MSG_NVERDICTS,
 };
 
@@ -104,7 +106,8 @@ enum h2_msg_verdict h2_msg_data_end(const struct h2_msg *);
 const char *h2_msg_reason(enum h2_msg_verdict);
 /* The class of a refusal, the metric's reason label ("field_name"). */
 const char *h2_msg_class(enum h2_msg_verdict);
-/* The status a refusal answers: 400, or 501 for CONNECT. */
+/* The status a refusal answers: 400, or 501 for CONNECT and a method
+ * the gateway does not proxy. */
 int h2_msg_status(enum h2_msg_verdict);
 
 #endif /* TS_H2_MSG_H */

@@ -133,7 +133,16 @@ ROWS = [
      400, "invalid content-length", "content_length"),
     ("CONNECT", ("replace", [(":method", "CONNECT"),
                              (":authority", "example.com:443")]),
-     None, 501, "CONNECT is not proxied", "connect"),
+     None, 501, "CONNECT is not proxied", "method"),
+    ("lower-case method", ("replace", [(":method", "get"),
+                                       (":scheme", "http"),
+                                       (":authority", P),
+                                       (":path", "/echo")]),
+     None, 501, "method not supported", "method"),
+    ("16-byte method", ("replace", [(":method", "ABCDEFGHIJKLMNOP"),
+                                    (":scheme", "http"), (":authority", P),
+                                    (":path", "/echo")]),
+     None, 501, "method not supported", "method"),
 ]
 
 
@@ -181,7 +190,7 @@ class Rules(H.H2Case):
             with self.subTest(row[0]):
                 self.row(*row)
             n += 1
-        self.assertEqual(n, 41)
+        self.assertEqual(n, 43)
 
     def test_cookie_crumbs_joined(self):
         c = self.connect()

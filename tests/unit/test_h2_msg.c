@@ -156,6 +156,12 @@ static const struct row rows[] = {
 	{ "DATA below content-length", { MP, S, A, PA,
 	    { "content-length", "3", 0 } }, false, { 2, -1 },
 	    H2_MSG_CL_MISMATCH, H2_MSG_K_FIELD },
+	{ "lower-case method", { { ":method", "get", 0 } }, true, NODATA,
+	    H2_MSG_METHOD_NS, H2_MSG_K_FIELD },
+	{ "16-byte method", { { ":method", "ABCDEFGHIJKLMNOP", 0 } }, true,
+	    NODATA, H2_MSG_METHOD_NS, H2_MSG_K_FIELD },
+	{ "extension method", { { ":method", "PROPFIND", 0 }, S, A, PA },
+	    true, NODATA, H2_MSG_OK, H2_MSG_K_PATH },
 	{ "CONNECT", { { ":method", "CONNECT", 0 }, A }, true, NODATA,
 	    H2_MSG_CONNECT, H2_MSG_K_FIELD },
 };
@@ -209,7 +215,7 @@ START_TEST(test_table)
 		n++;
 	}
 	/* A lost row fails. */
-	ck_assert_uint_eq(n, 61);
+	ck_assert_uint_eq(n, 64);
 }
 END_TEST
 
@@ -222,8 +228,8 @@ START_TEST(test_texts)
 		ck_assert_ptr_nonnull(h2_msg_reason(v));
 		ck_assert_str_ne(h2_msg_reason(v), "?");
 		ck_assert_str_ne(h2_msg_class(v), "ok");
-		ck_assert_int_eq(h2_msg_status(v), v == H2_MSG_CONNECT ? 501 :
-		    400);
+		ck_assert_int_eq(h2_msg_status(v), v == H2_MSG_CONNECT ||
+		    v == H2_MSG_METHOD_NS ? 501 : 400);
 	}
 }
 END_TEST

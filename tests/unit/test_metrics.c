@@ -163,7 +163,7 @@ static const char expected_render[] =
     "tracestitch_http2_refused_total{reason=\"connection_specific\"} 0\n"
     "tracestitch_http2_refused_total{reason=\"te\"} 0\n"
     "tracestitch_http2_refused_total{reason=\"content_length\"} 0\n"
-    "tracestitch_http2_refused_total{reason=\"connect\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"method\"} 0\n"
     "tracestitch_http2_refused_total{reason=\"header_list\"} 0\n"
     "tracestitch_http2_refused_total{reason=\"body_too_large\"} 0\n"
     "# HELP tracestitch_http2_defences_total HTTP/2 denial-of-service defences that fired\n"
