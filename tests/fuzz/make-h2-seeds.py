@@ -266,6 +266,9 @@ def seeds():
         ).bytes()
     s["refuse-content-length-list"] = get(req("POST", extra=[
         ("content-length", "1, 1")])).bytes()
+    # Methods as the HTTP/1.1 side takes them: upper case, at most 15.
+    s["refuse-method-lowercase"] = get(req("get")).bytes()
+    s["refuse-method-long"] = get(req("PROPFINDPROPFINDX")).bytes()
     s["refuse-connect-with-path"] = get(req("CONNECT")).bytes()
     s["refuse-connect-no-authority"] = get([(":method", "CONNECT")]).bytes()
     s["refuse-connect-protocol"] = get(req("CONNECT", extra=[
