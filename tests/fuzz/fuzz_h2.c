@@ -13,8 +13,9 @@
  * comes (4 turns with nothing in flight, 16 with an exchange waiting), or
  * a bound of turns passed; what is left is closed as a worker exit does.
  *
- * Behind the gateway (server.http2_cleartext: true, CORS for
- * http://localhost:3000, datadog + tracecontext + baggage both ways,
+ * Behind the gateway (server.http2_cleartext: true, request bodies up to
+ * 64 KiB (server.limits.max_body_bytes, so that a seed can pass it), CORS
+ * for http://localhost:3000, datadog + tracecontext + baggage both ways,
  * every request sampled, exporter none):
  *   /dead...  a port with nothing listening (502);
  *   anything else: the fake upstream, which reads a request head and
@@ -277,6 +278,7 @@ fuzz_init(void)
 	snprintf(yaml, sizeof yaml,
 	    "server:\n"
 	    "  http2_cleartext: true\n"
+	    "  limits: {max_body_bytes: 64k}\n"
 	    "routes:\n"
 	    "  - name: dead\n"
 	    "    path_prefix: /dead\n"
