@@ -297,6 +297,7 @@ def seeds():
     s["smuggle-path-request-line"] = get(req(
         path="/ HTTP/1.1\r\nHost: x\r\n\r\nGET /admin")).bytes()
     s["smuggle-path-space"] = get(req(path="/a b")).bytes()
+    s["smuggle-method-inner-space"] = get(req(method="GET /admin")).bytes()
     s["smuggle-method-space"] = get(req(method="GET /admin HTTP/1.1\r\n"
                                         "Host: x\r\n\r\nGET")).bytes()
     s["smuggle-authority-at"] = get(req(authority="127.0.0.1@evil.example"))\
