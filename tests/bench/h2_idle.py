@@ -10,6 +10,7 @@
 # closes (or a line arrives), closes every connection and exits 0.  Exits
 # 1, saying why on stderr, when a connection fails or a stream does not
 # end in 200 within the deadline.
+import resource
 import select
 import socket
 import sys
@@ -64,6 +65,13 @@ def main(argv):
         print("usage: h2_idle.py HOST PORT N PATH", file=sys.stderr)
         return 2
     host, port, n, path = argv[1], int(argv[2]), int(argv[3]), argv[4]
+    # One descriptor per connection: the soft limit (often 1024) up to
+    # the hard one.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (
+            hard if hard == resource.RLIM_INFINITY else min(hard, n + 64),
+            hard))
     deadline = time.monotonic() + DEADLINE_S
     socks = []
     try:
