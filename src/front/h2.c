@@ -1389,8 +1389,11 @@ h2_timer_cb(evutil_socket_t fd, short what, void *arg)
 		h2_close(c);
 		return;
 	}
-	if (next_at != INT64_MAX)
-		h2_timer_want(c, next_at);
+	/* Nothing due: look again in an idle timeout (the streams left
+	 * may end, and the idle timeout starts from their last frame). */
+	if (next_at == INT64_MAX)
+		next_at = now + (int64_t)l->idle_timeout_ms;
+	h2_timer_want(c, next_at);
 }
 
 /*

@@ -95,7 +95,7 @@ class Gateway(Proc):
     """The gateway on one listener; server_extra is YAML under server:."""
 
     def __init__(self, backend_port, server_extra="", tls=False,
-                 top_extra=""):
+                 top_extra="", upstream_extra=""):
         tls_line = ""
         if tls:
             tls_line = '  tls: {cert: "%s", key: "%s"}\n' % (TLS_CERT,
@@ -108,11 +108,12 @@ class Gateway(Proc):
                      "routes:\n"
                      "  - name: api\n"
                      "    path_prefix: /\n"
-                     "    upstream: {url: \"http://127.0.0.1:%d\"}\n"
+                     "    upstream: {url: \"http://127.0.0.1:%d\"%s}\n"
                      "%s"
                      "exporter: {type: none}\n"
                      "logging: {level: info, access_log: stdout}\n"
-                     % (tls_line, server_extra, backend_port, top_extra))
+                     % (tls_line, server_extra, backend_port, upstream_extra,
+                        top_extra))
         fd, self.cfg = tempfile.mkstemp(suffix=".yaml")
         os.write(fd, self.yaml.encode())
         os.close(fd)
@@ -181,8 +182,13 @@ class Response:
 class RawH2:
     """A raw HTTP/2 client connection (h2c prior knowledge, or TLS h2)."""
 
-    def __init__(self, port, tls=False, settings=None, preface=True):
-        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    def __init__(self, port, tls=False, settings=None, preface=True,
+                 rcvbuf=None):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(TIMEOUT)
+        s.connect(("127.0.0.1", port))
         if tls:
             ctx = ssl.create_default_context(cafile=TLS_CA)
             ctx.set_alpn_protocols(["h2"])
@@ -319,6 +325,12 @@ class RawH2:
                  what="the gateway's SETTINGS")
         return self
 
+    def wait_frame(self, pred, what="a frame"):
+        """Read until a frame read so far satisfies pred."""
+        return wait_for(lambda: any(pred(f) for f in self.frames) or
+                        (self.read_frame(1) is not None and False),
+                        what=what)
+
     def until_goaway(self, timeout=TIMEOUT):
         """Read until GOAWAY or EOF; the GOAWAY code or None."""
         deadline = time.monotonic() + timeout
@@ -349,6 +361,7 @@ class H2Case(unittest.TestCase):
     """One backend and one gateway per test class."""
     server_extra = "  http2_cleartext: true\n"
     top_extra = ""
+    upstream_extra = ""
     tls = False
 
     @classmethod
@@ -356,7 +369,8 @@ class H2Case(unittest.TestCase):
         cls.be = Backend()
         try:
             cls.gw = Gateway(cls.be.port, cls.server_extra, tls=cls.tls,
-                             top_extra=cls.top_extra)
+                             top_extra=cls.top_extra,
+                             upstream_extra=cls.upstream_extra)
         except Exception:
             cls.be.stop()
             raise

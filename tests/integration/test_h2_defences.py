@@ -143,19 +143,33 @@ class Floods(H.H2Case):
         # after it comes back after it): nghttp2 enforces the limit once
         # the client acknowledged it.
         c.send(hf.PingFrame(0, opaque_data=b"12345678"))
-        H.wait_for(lambda: c.read_frame(1) is not None and any(
-            isinstance(f, hf.PingFrame) and "ACK" in f.flags
-            for f in c.frames), what="PING ACK")
+        c.wait_frame(lambda f: isinstance(f, hf.PingFrame) and
+                     "ACK" in f.flags, what="PING ACK")
         for sid in (1, 3, 5, 7):
             c.request(sid, H.base_headers(self.gw.port, path="/stall"))
         c.request(9, H.base_headers(self.gw.port, path="/stall"))
         r = c.response(9)
-        # RFC 9113 5.1.2 allows RST_STREAM REFUSED_STREAM or
-        # PROTOCOL_ERROR; nghttp2 ends the connection with GOAWAY
-        # PROTOCOL_ERROR for a client past the limit it acknowledged.
-        self.assertTrue(r.reset in (H.REFUSED_STREAM, H.PROTOCOL_ERROR) or
-                        c.goaway == H.PROTOCOL_ERROR, vars(r))
+        # RFC 9113 5.1.2 asks for a stream error; nghttp2 ends the
+        # connection with GOAWAY PROTOCOL_ERROR for a client past the
+        # limit it acknowledged (docs/configuration.md says so).
+        self.assertEqual(c.goaway, H.PROTOCOL_ERROR, vars(r))
         self.assertIsNone(r.status)
+        H.wait_for(lambda: self.gw.metric(
+            DEF, 'defence="max_concurrent_streams"') == before + 1,
+            what="max_concurrent_streams counted")
+
+    def test_max_concurrent_streams_before_ack(self):
+        # Before the client acknowledged the limit (it has not read the
+        # gateway's SETTINGS yet): RST_STREAM REFUSED_STREAM, and the
+        # connection goes on.
+        before = self.gw.metric(DEF, 'defence="max_concurrent_streams"')
+        c = H.RawH2(self.gw.port)
+        self.addCleanup(c.close)
+        for sid in (1, 3, 5, 7, 9):
+            c.request(sid, H.base_headers(self.gw.port, path="/stall"))
+        r = c.response(9)
+        self.assertEqual(r.reset, H.REFUSED_STREAM, vars(r))
+        self.assertIsNone(c.goaway)
         H.wait_for(lambda: self.gw.metric(
             DEF, 'defence="max_concurrent_streams"') == before + 1,
             what="max_concurrent_streams counted")
@@ -220,6 +234,29 @@ class Timeouts(H.H2Case):
         c.send(hf.DataFrame(1, data=b"abc"))
         r = c.response(1)
         self.assertEqual(r.status, 408)
+
+
+class BusyTimeout(H.H2Case):
+    """A client that opens its windows and then does not read."""
+    server_extra = ("  http2_cleartext: true\n"
+                    "  limits: {idle_timeout: 1s}\n")
+    # The busy timeout is the idle timeout or the slowest upstream's
+    # timeouts plus a second, whichever is longer: 3 s here.
+    upstream_extra = ", timeout: 1s, connect_timeout: 1s"
+
+    def test_busy_timeout(self):
+        before = self.gw.metric(DEF, 'defence="timeout"')
+        c = self.connect(rcvbuf=4096)
+        c.send(hf.SettingsFrame(0, settings={
+            hf.SettingsFrame.INITIAL_WINDOW_SIZE: (1 << 31) - 1}))
+        c.send(hf.WindowUpdateFrame(0, window_increment=(1 << 31) - 65536))
+        c.request(1, H.base_headers(self.gw.port,
+                                    path="/big?bytes=500000000"))
+        # Read nothing more: the gateway's output stops moving.
+        H.wait_for(lambda: self.gw.metric(DEF, 'defence="timeout"') ==
+                   before + 1, what="the busy timeout")
+        H.wait_for(lambda: "busy timeout" in self.gw.read(),
+                   what="the busy timeout in the log")
 
 
 class Drain(H.H2Case):

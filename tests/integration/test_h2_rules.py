@@ -259,5 +259,33 @@ class Rules(H.H2Case):
         self.assertNotEqual(r.status, 400)
 
 
+
+class BodyLimit(H.H2Case):
+    server_extra = ("  http2_cleartext: true\n"
+                    "  limits: {max_body_bytes: 1000}\n")
+    top_extra = ("cors:\n"
+                 "  allowed_origins: [\"https://app.example\"]\n")
+
+    def test_413_with_cors_then_the_next_stream(self):
+        up = self.upstream_requests()
+        c = self.connect()
+        c.request(1, H.base_headers(self.gw.port, method="POST", extra=[
+            ("origin", "https://app.example")]), end_stream=False)
+        c.send(H.hf.DataFrame(1, data=b"x" * 1500))
+        r = c.response(1)
+        self.assertEqual(r.status, 413)
+        self.assertEqual(r.header("access-control-allow-origin"),
+                         "https://app.example")
+        # The client was still sending: RST_STREAM NO_ERROR stops it.
+        c.wait_frame(lambda f: isinstance(f, H.hf.RstStreamFrame) and
+                     f.stream_id == 1 and f.error_code == H.NO_ERROR,
+                     what="RST_STREAM NO_ERROR")
+        c.request(3, H.base_headers(self.gw.port))
+        self.assertEqual(c.response(3).status, 200)
+        self.assertEqual(self.upstream_requests(), up + 1)
+        self.assertGreater(self.gw.metric("tracestitch_http2_refused_total",
+                                          'reason="body_too_large"'), 0)
+
+
 if __name__ == "__main__":
     H.main()
