@@ -152,7 +152,7 @@ struct h2_conn {
 	bool lingering;			/* our side shut: reading to EOF */
 	size_t held;			/* streams complete, their bytes not
 					 * yet written: still in inflight */
-	int64_t last_frame_ms;		/* a complete frame arrived */
+	int64_t last_frame_ms;		/* a HEADERS or DATA frame arrived */
 	int64_t last_write_ms;		/* output made progress */
 	int64_t timer_at_ms;		/* the timer's deadline, 0: none */
 	/* Flood counters, per server.http2_flood_interval. */
@@ -837,7 +837,13 @@ h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 	bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 	enum h2_msg_verdict v;
 
-	c->last_frame_ms = h2_now_ms();
+	/*
+	 * Only requests keep a connection from its idle timeout: a client
+	 * sending PING or WINDOW_UPDATE now and then does not hold it.
+	 */
+	if (frame->hd.type == NGHTTP2_HEADERS ||
+	    frame->hd.type == NGHTTP2_DATA)
+		c->last_frame_ms = h2_now_ms();
 	if (c->calm)
 		return 0;
 	switch (frame->hd.type) {
@@ -1304,7 +1310,7 @@ h2_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /*
- * The timer: the idle timeout (no stream, no complete frame), the header
+ * The timer: the idle timeout (no stream, no HEADERS or DATA), the header
  * timeout of a stream whose head has not come, the body timeout (a gap
  * between two DATA frames of a stream we read), the busy timeout (our
  * output does not move).  Re-armed for the nearest deadline left.

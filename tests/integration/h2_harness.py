@@ -95,7 +95,7 @@ class Gateway(Proc):
     """The gateway on one listener; server_extra is YAML under server:."""
 
     def __init__(self, backend_port, server_extra="", tls=False,
-                 top_extra="", upstream_extra=""):
+                 top_extra="", upstream_extra="", route_host=None):
         tls_line = ""
         if tls:
             tls_line = '  tls: {cert: "%s", key: "%s"}\n' % (TLS_CERT,
@@ -107,13 +107,15 @@ class Gateway(Proc):
                      'admin: {listen: "127.0.0.1:0"}\n'
                      "routes:\n"
                      "  - name: api\n"
+                     "%s"
                      "    path_prefix: /\n"
                      "    upstream: {url: \"http://127.0.0.1:%d\"%s}\n"
                      "%s"
                      "exporter: {type: none}\n"
                      "logging: {level: info, access_log: stdout}\n"
-                     % (tls_line, server_extra, backend_port, upstream_extra,
-                        top_extra))
+                     % (tls_line, server_extra,
+                        "    host: \"%s\"\n" % route_host if route_host
+                        else "", backend_port, upstream_extra, top_extra))
         fd, self.cfg = tempfile.mkstemp(suffix=".yaml")
         os.write(fd, self.yaml.encode())
         os.close(fd)
@@ -138,7 +140,13 @@ class Gateway(Proc):
 
     def stop(self, sig=signal.SIGTERM):
         super().stop(sig)
-        os.unlink(self.cfg)
+        if os.path.exists(self.cfg):
+            os.unlink(self.cfg)
+        # Under the ASan build (make sanitize) a report fails the test.
+        err = self.read()
+        for bad in ("Sanitizer", "runtime error:"):
+            if bad in err:
+                raise AssertionError("gateway: " + err[-4000:])
 
     def metric(self, name, labels=""):
         """Sum of the samples of family name whose labels hold labels."""
@@ -362,6 +370,7 @@ class H2Case(unittest.TestCase):
     server_extra = "  http2_cleartext: true\n"
     top_extra = ""
     upstream_extra = ""
+    route_host = None
     tls = False
 
     @classmethod
@@ -370,7 +379,8 @@ class H2Case(unittest.TestCase):
         try:
             cls.gw = Gateway(cls.be.port, cls.server_extra, tls=cls.tls,
                              top_extra=cls.top_extra,
-                             upstream_extra=cls.upstream_extra)
+                             upstream_extra=cls.upstream_extra,
+                             route_host=cls.route_host)
         except Exception:
             cls.be.stop()
             raise

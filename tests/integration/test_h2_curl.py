@@ -133,6 +133,31 @@ class Cleartext(H.H2Case):
             "tracestitch_http2_connections_total"), 0)
 
 
+class GatewayErrors(H.H2Case):
+    """404 and 504 of the gateway over h2, with the CORS headers."""
+    top_extra = CORS
+    upstream_extra = ", timeout: 1s"
+    route_host = "127.0.0.1"
+
+    def test_404_and_504_with_cors(self):
+        c = self.connect()
+        origin = ("origin", ORIGIN)
+        c.request(1, [(":method", "GET"), (":scheme", "http"),
+                      (":authority", "127.0.0.1:%d" % self.gw.port),
+                      (":path", "/stall"), origin])
+        r = c.response(1)
+        self.assertEqual(r.status, 504, vars(r))
+        self.assertEqual(r.header("access-control-allow-origin"), ORIGIN)
+        self.assertEqual(r.json()["error"], "gateway_timeout")
+        # No route for this host (the route is for 127.0.0.1).
+        c.request(3, [(":method", "GET"), (":scheme", "http"),
+                      (":authority", "other.example"), (":path", "/echo"),
+                      origin])
+        r = c.response(3)
+        self.assertEqual(r.status, 404, vars(r))
+        self.assertEqual(r.header("access-control-allow-origin"), ORIGIN)
+
+
 class CleartextOff(H.H2Case):
     server_extra = ""
 

@@ -218,6 +218,22 @@ class Timeouts(H.H2Case):
         self.assertTrue(c.until_eof())
         self.assertGreaterEqual(time.monotonic() - t0, 0.9)
 
+    def test_pings_do_not_hold_an_idle_connection(self):
+        c = self.connect()
+        t0 = time.monotonic()
+        n = 0
+        next_ping = t0
+        while c.goaway is None and not c.eof and \
+                time.monotonic() - t0 < H.TIMEOUT:
+            # Four a second: well under the control-frame cap.
+            if time.monotonic() >= next_ping:
+                c.send(hf.PingFrame(0, opaque_data=n.to_bytes(8, "big")))
+                n += 1
+                next_ping += 0.25
+            c.read_frame(max(0.01, next_ping - time.monotonic()))
+        self.assertEqual(c.goaway, H.NO_ERROR)
+        self.assertLess(time.monotonic() - t0, 10)
+
     def test_header_timeout(self):
         c = self.connect()
         block = c.block(H.base_headers(self.gw.port))
