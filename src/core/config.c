@@ -185,8 +185,9 @@ static const struct cfg_row cfg_schema[] = {
 	  "_empty_frames caps count in, per connection" },
 	{ "server.http2_max_resets", CT_UINT, C(http2.max_resets),
 	  .min = 1, .max = 1000000, .def = "100",
-	  .help = "RST_STREAM frames a client may send per interval "
-	  "(rapid reset, CVE-2023-44487; GOAWAY ENHANCE_YOUR_CALM above)" },
+	  .help = "RST_STREAM frames a client may send, and stream errors it "
+	  "may provoke, per interval (rapid reset, CVE-2023-44487 and "
+	  "CVE-2025-8671; GOAWAY ENHANCE_YOUR_CALM above)" },
 	{ "server.http2_max_control_frames", CT_UINT,
 	  C(http2.max_control_frames), .min = 1, .max = 1000000,
 	  .def = "100", .help = "SETTINGS and PING frames a client may send "

@@ -958,6 +958,15 @@ h2_invalid_frame_cb(nghttp2_session *s, const nghttp2_frame *frame,
 		    (unsigned)frame->hd.type, frame->hd.stream_id,
 		    nghttp2_strerror(lib_error));
 	}
+	/*
+	 * A stream error is a reset the client provoked (the "MadeYouReset"
+	 * variant of rapid reset, CVE-2025-8671): it counts against the
+	 * same cap as the client's own RST_STREAM frames.
+	 */
+	if (frame->hd.stream_id != 0 && !c->calm &&
+	    h2_flood(c, &c->n_resets, h2_cfg(c)->http2.max_resets))
+		h2_calm(c, METRICS_H2_DEF_RAPID_RESET,
+		    "provoked resets (server.http2_max_resets)");
 	return 0;
 }
 

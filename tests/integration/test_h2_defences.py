@@ -175,6 +175,28 @@ class Floods(H.H2Case):
             what="max_concurrent_streams counted")
 
 
+
+class ProvokedResets(H.H2Case):
+    # The default stream limit: the streams come faster than the resets.
+    server_extra = ("  http2_cleartext: true\n"
+                    "  http2_max_resets: 20\n")
+    calm = Floods.calm
+
+    def test_provoked_resets(self):
+        # The client makes the gateway reset each stream (a stream window
+        # past 2^31-1 is a stream error FLOW_CONTROL_ERROR, RFC 9113
+        # 6.9.1) instead of resetting it itself: the same cap applies.
+        before = self.gw.metric(DEF, 'defence="rapid_reset"')
+        c = self.connect()
+        sid = 1
+        for _ in range(100):
+            c.request(sid, H.base_headers(self.gw.port, path="/slow?ms=3000"))
+            c.send(hf.WindowUpdateFrame(sid,
+                                        window_increment=(1 << 31) - 1))
+            sid += 2
+        self.calm(c, "rapid_reset", before)
+
+
 class FlowControl(H.H2Case):
     """A client that opens no window: the upstream must pause."""
 
