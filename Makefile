@@ -20,7 +20,8 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc libevent-dev libssl-dev \
 	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev protobuf-compiler \
 	python3-protobuf openssl \
 	gnuplot-nox \
-	prometheus python3-prometheus-client
+	prometheus python3-prometheus-client \
+	nghttp2-client
 
 # With CI set, warnings are errors: meson.build adds -Werror when CI is set
 # at configure time, and -Dwerror=true keeps that through the reconfigures

@@ -95,6 +95,8 @@ START_TIMEOUT=10
 ORIGIN=http://localhost:3000
 TRACE_HEADERS=x-datadog-trace-id,x-datadog-parent-id,x-datadog-origin,x-datadog-sampling-priority,x-datadog-tags,traceparent,tracestate,baggage
 STUB=/bench-stub-status
+# The HTTP/2 loads (h2_setup, h2_run): tests/bench/h2.sh.
+. "$ROOT/tests/bench/h2.sh"
 
 pids=()
 wrk_pid=""
@@ -286,6 +288,8 @@ if [ -n "$THREAD_NICE" ]; then
 	sed -i "/^  datadog_url:/a\\  thread_nice: $THREAD_NICE" \
 	    "$tmp/tracestitch-spans.yaml"
 fi
+
+h2_setup
 
 cat >"$tmp/preflight.lua" <<EOF
 wrk.method = "OPTIONS"
@@ -701,3 +705,4 @@ if grep -q 'export: batch of' "$tmp/tracestitch-spans.log" 2>/dev/null; then
 	}' | tee "${OUT%.tsv}-batches.txt"
 fi
 echo "bench: results in $OUT, the table in ${OUT%.tsv}.md"
+h2_run

@@ -6,10 +6,12 @@
 //
 // Everything listens on 127.0.0.1 port 0 and reports the port it got.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -236,10 +238,11 @@ export async function startGateway(sections, dir) {
 	p.configFile = file;
 	await p.waitLine(/\bready\b/, { stream: 'stderr' });
 	const admin = await p.waitLine(/admin listening on http:\/\/127\.0\.0\.1:(\d+)/, { stream: 'stderr' });
-	const main = await p.waitLine(/(?<!admin )listening on http:\/\/127\.0\.0\.1:(\d+)/, { stream: 'stderr' });
-	p.port = Number(main[1]);
+	// https:// when the config has server.tls.
+	const main = await p.waitLine(/(?<!admin )listening on (https?):\/\/127\.0\.0\.1:(\d+)/, { stream: 'stderr' });
+	p.port = Number(main[2]);
 	p.adminPort = Number(admin[1]);
-	p.origin = `http://127.0.0.1:${p.port}`;
+	p.origin = `${main[1]}://127.0.0.1:${p.port}`;
 	p.adminUrl = `http://127.0.0.1:${p.adminPort}`;
 	return p;
 }
@@ -278,10 +281,11 @@ export async function metric(gw, family, labels = {}) {
 
 // Origin A: static pages, the RUM SDK bundle from node_modules under
 // /rum/, and a RUM intake sink (POST /rum-intake, the SDK's `proxy`).
-export async function startPageServer(pages = {}) {
+// With tls ({ key, cert } PEM, see testCert) it serves HTTPS.
+export async function startPageServer(pages = {}, { tls = null } = {}) {
 	const rumDir = path.join(E2E_DIR, 'node_modules', '@datadog', 'browser-rum', 'bundle');
 	const sink = [];
-	const server = http.createServer((req, res) => {
+	const handler = (req, res) => {
 		const url = new URL(req.url, 'http://127.0.0.1');
 		if (req.method === 'POST' && url.pathname === '/rum-intake') {
 			const chunks = [];
@@ -312,9 +316,31 @@ export async function startPageServer(pages = {}) {
 		}
 		res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
 		res.end(body);
-	});
+	};
+	const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) :
+	    http.createServer(handler);
 	const port = await listen(server);
-	return { server, port, origin: `http://127.0.0.1:${port}`, sink, pages };
+	return { server, port, origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, sink, pages };
+}
+
+// A self-signed test certificate for 127.0.0.1 made now with openssl (EC
+// P-256, one day), in dir: { key, cert } (PEM), their files, and the
+// base64 SHA-256 of its SubjectPublicKeyInfo, the form Chromium's
+// --ignore-certificate-errors-spki-list takes.
+export function testCert(dir) {
+	const keyFile = path.join(dir, 'test.key');
+	const certFile = path.join(dir, 'test.crt');
+	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec',
+	    '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+	    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+	    '-keyout', keyFile, '-out', certFile], { stdio: 'pipe' });
+	const cert = fs.readFileSync(certFile);
+	const spki = new crypto.X509Certificate(cert).publicKey
+	    .export({ type: 'spki', format: 'der' });
+	return {
+		key: fs.readFileSync(keyFile), cert, keyFile, certFile,
+		spki: crypto.createHash('sha256').update(spki).digest('base64'),
+	};
 }
 
 // RUM events the SDK posted to the sink: each body is newline-delimited
@@ -335,8 +361,9 @@ export function rumEvents(pageServer) {
 	return out;
 }
 
-// A fresh headless Debian Chromium (its own user-data-dir).
-export async function launchBrowser(dir) {
+// A fresh headless Debian Chromium (its own user-data-dir); extraArgs are
+// added to its command line.
+export async function launchBrowser(dir, extraArgs = []) {
 	const userDataDir = fs.mkdtempSync(path.join(dir, 'chromium-'));
 	const context = await chromium.launchPersistentContext(userDataDir, {
 		executablePath: CHROMIUM,
@@ -351,6 +378,7 @@ export async function launchBrowser(dir) {
 			'--disable-background-networking',
 			'--disable-component-update',
 			'--disable-sync',
+			...extraArgs,
 		],
 	});
 	context.setDefaultTimeout(WAIT_MS);
