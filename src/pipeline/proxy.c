@@ -1022,10 +1022,16 @@ proxy_log_keep(struct proxy_req *pr, const struct exchange *req,
     const char *uri, const struct proxy_hdrs *h)
 {
 	proxy_client_ip(pr, req);
-	proxy_copy_trunc(pr->pr_log.url, sizeof pr->pr_log.url, uri);
-	proxy_copy_trunc(pr->pr_log.ua, sizeof pr->pr_log.ua, h->ua);
-	proxy_copy_trunc(pr->pr_log.referer, sizeof pr->pr_log.referer,
-	    h->referer);
+	/* Only the access log reads these: no copies when it is off. */
+	if (!log_access_enabled()) {
+		pr->pr_log.url[0] = pr->pr_log.ua[0] = '\0';
+		pr->pr_log.referer[0] = '\0';
+	} else {
+		proxy_copy_trunc(pr->pr_log.url, sizeof pr->pr_log.url, uri);
+		proxy_copy_trunc(pr->pr_log.ua, sizeof pr->pr_log.ua, h->ua);
+		proxy_copy_trunc(pr->pr_log.referer,
+		    sizeof pr->pr_log.referer, h->referer);
+	}
 	pr->bytes_in = req->head_len + (req->body != NULL ?
 	    evbuffer_get_length(req->body) : 0);
 }
