@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "ids.h"
+#include "util.h"
 
 /* One splitmix64 step. */
 static uint64_t
@@ -210,15 +211,5 @@ ids_format_hex128(struct trace_id t, char *out)
 size_t
 ids_format_dec64(uint64_t v, char *out)
 {
-	char tmp[21];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	out[n] = '\0';
-	return n;
+	return util_fmt_u64(v, out);
 }
