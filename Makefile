@@ -152,13 +152,13 @@ chaos-short: build
 
 # A mixed load for SOAK_MINUTES (default 30): RSS, fds and CPU per request
 # each minute into $(BUILD)/soak.csv, plotted to $(BUILD)/soak.svg, and a
-# trend check.  soak-short (in test) runs 1 minute with 10 s samples.
+# trend check.  soak-short (in test) runs 3 minutes with 10 s samples.
 SOAK_MINUTES ?= 30
 soak: build
 	BUILD=$(BUILD) SOAK_MINUTES=$(SOAK_MINUTES) python3 tests/chaos/soak.py
 
 soak-short: build
-	BUILD=$(BUILD) SOAK_MINUTES=1 SOAK_SAMPLE_S=10 python3 tests/chaos/soak.py
+	BUILD=$(BUILD) SOAK_MINUTES=3 SOAK_SAMPLE_S=10 python3 tests/chaos/soak.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

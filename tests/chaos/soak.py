@@ -23,13 +23,13 @@ over the interval, spans the agent received (fds_own: the fds less the
 client and upstream sockets).  Into $BUILD/soak.csv;
 $BUILD/soak.svg when gnuplot is there.
 
-Trend check: a least-squares line through the samples after the first
-(warm-up); what it projects over the run (slope x the sampled span) must
-stay within a noise bound:
-  RSS: 2 MiB or 5% of the mean RSS, whichever is larger;
+Trend check: a Theil-Sen line (the median of the pairwise slopes) through
+the samples after the first (warm-up); what it projects over the run
+(slope x the sampled span) must stay within a noise bound:
+  RSS: 2 MiB or 5% of the median RSS, whichever is larger;
   fds less the client and upstream sockets (which come and go with the
   load's reconnections and the keep-alive pool): 2;
-  CPU per request: 25% of its mean (a shared machine: other work on the
+  CPU per request: 25% of its median (a shared machine: other work on the
   same cores moves it in both directions).
 A short form with fewer than 3 samples after warm-up reports the slopes
 but checks only the exact counts.  Exit status 1 on a failed check.
@@ -52,13 +52,17 @@ ORIGIN = chaos.ORIGIN
 
 
 def slope(xs, ys):
-    n = len(xs)
-    if n < 2:
+    """Theil-Sen: the median of the slopes between every pair of samples.
+    One noisy interval (a neighbour's burst on a 2-core machine) moves a
+    least-squares line a lot and this one hardly at all; a real leak moves
+    every pair, so it still shows in full."""
+    pairs = sorted((ys[j] - ys[i]) / (xs[j] - xs[i])
+                   for i in range(len(xs)) for j in range(i + 1, len(xs))
+                   if xs[j] != xs[i])
+    if not pairs:
         return 0.0
-    mx, my = sum(xs) / n, sum(ys) / n
-    den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den \
-        else 0.0
+    m = len(pairs) // 2
+    return pairs[m] if len(pairs) % 2 else (pairs[m - 1] + pairs[m]) / 2
 
 
 def trace_headers(kind):
@@ -257,7 +261,7 @@ async def soak_main():
                 ("fds_own", lambda mean: 2.0, "fds"),
                 ("cpu_us_per_req", lambda mean: 0.25 * mean, "us")):
             ys = [float(r[key]) for r in tail]
-            mean = sum(ys) / len(ys)
+            mean = sorted(ys)[len(ys) // 2]
             proj = slope(xs, ys) * span
             bound = bound_fn(mean)
             ok = abs(proj) <= bound if len(tail) >= 3 else True
