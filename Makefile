@@ -35,7 +35,7 @@ W3C_DIR ?= $(CURDIR)/../shared/conformance/w3c
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build run test check e2e interop w3c sanitize valgrind bench \
+.PHONY: all deps build run test check e2e interop w3c sanitize valgrind bench bench-ir \
 	chaos chaos-short soak soak-short clean format-check help
 
 all: build
@@ -51,6 +51,7 @@ help:
 	@echo "make sanitize      unit + integration under ASan + UBSan ($(ASAN_BUILD)/)"
 	@echo "make valgrind      unit suites under valgrind"
 	@echo "make bench         wrk: tracestitch against nginx (slow, not in test)"
+	@echo "make bench-ir      instructions per request (callgrind) against nginx or BASE=dir"
 	@echo "make chaos         every fault scenario, long form, beside nginx (slow)"
 	@echo "make chaos-short   the same scenarios in seconds (part of test)"
 	@echo "make soak          mixed load for SOAK_MINUTES (30), CSV + SVG + trend"
@@ -138,6 +139,13 @@ valgrind: build
 
 bench: build
 	BUILD=$(BUILD) tests/bench/run.sh
+
+# Instructions per request under callgrind (deterministic: no hardware
+# counters here, and wall-clock CPU moves with the neighbours), against
+# nginx by default or against another build: make bench-ir BASE=dir.
+BASE ?= nginx
+bench-ir: build
+	BUILD=$(BUILD) /usr/bin/python3 tests/bench/ir.py --base $(BASE)
 
 # The proving ground (issue 16, docs/reliability.md): each fault scenario
 # against the built gateway while normal clients run, nginx beside it.

@@ -98,6 +98,67 @@ END_TEST
  * spec lists it: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" /
  * "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
  */
+/*
+ * util_strncaseeq folds eight bytes at a time: check it against the byte
+ * definition (ASCII A-Z only) for every pair of byte values at every
+ * position of strings up to 24 bytes, so that the word step, the
+ * overlapping tail and the short loop are all covered.
+ */
+static bool
+ref_caseeq(const unsigned char *a, const unsigned char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned ca = a[i], cb = b[i];
+
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 32;
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 32;
+		if (ca != cb)
+			return false;
+	}
+	return true;
+}
+
+START_TEST(test_case_words)
+{
+	unsigned char a[24], b[24];
+	size_t len, pos, checked = 0, equal = 0;
+	unsigned x, y;
+
+	for (len = 1; len <= sizeof a; len += len < 10 ? 1 : 7) {
+		for (pos = 0; pos < len; pos += (len > 8 ? 3 : 1)) {
+			for (x = 0; x < 256; x++) {
+				for (y = 0; y < 256; y += 1 + (x & 3)) {
+					memset(a, 'k', sizeof a);
+					memset(b, 'K', sizeof b);
+					a[pos] = (unsigned char)x;
+					b[pos] = (unsigned char)y;
+					ck_assert_int_eq(util_strncaseeq(
+					    (char *)a, (char *)b, len),
+					    ref_caseeq(a, b, len));
+					equal += ref_caseeq(a, b, len);
+					checked++;
+				}
+			}
+		}
+	}
+	/* Letters match their other case, and nothing else crosses. */
+	ck_assert(util_strncaseeq("X-DATADOG-TRACE-ID", "x-datadog-trace-id",
+	    18));
+	ck_assert(!util_strncaseeq("x-datadog-trace-i^", "x-datadog-trace-i~",
+	    18));
+	ck_assert(!util_strncaseeq("x-datadog-trace-i@", "x-datadog-trace-i`",
+	    18));
+	ck_assert(!util_strncaseeq("x-datadog-trace-i\xc1",
+	    "x-datadog-trace-i\xe1", 18));
+	ck_assert_uint_gt(checked, 100000);
+	ck_assert_uint_gt(equal, 1000);	/* both answers were exercised */
+}
+END_TEST
+
 START_TEST(test_tchar)
 {
 	static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
@@ -171,6 +232,7 @@ util_suite(void)
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_size);
 	tcase_add_test(tc, test_case);
+	tcase_add_test(tc, test_case_words);
 	tcase_add_test(tc, test_tchar);
 	tcase_add_test(tc, test_token);
 	tcase_add_loop_test(tc, test_list_next, 0, (int)TS_NITEMS(list_vec));
