@@ -102,4 +102,14 @@ if [ -n "$h2_loads" ]; then
 		    fail "h2-get: not every span delivered"
 	fi
 fi
-echo "selfcheck: 6 runs, $want HTTP/2 runs, $n table rows, every span delivered"
+# make bench-ir (tests/bench/ir.py): 50 preflights under callgrind against
+# nginx, and its figures parse (two totals and a ratio).
+ir=0
+if command -v valgrind >/dev/null 2>&1; then
+	BUILD=$BUILD /usr/bin/python3 "$(dirname "$0")/ir.py" --base nginx -n 50 \
+	    --warm 10 --loads preflight --top 3 >"$tmp/ir.txt" 2>&1 ||
+	    fail "tests/bench/ir.py failed: $(cat "$tmp/ir.txt")"
+	ir=$(grep -cE '^ir: preflight (base|build) .*: [0-9.]+ instructions per request|^ir: preflight build/base = [0-9.]+' "$tmp/ir.txt" || true)
+	[ "$ir" -eq 3 ] || fail "tests/bench/ir.py: $ir of 3 figures: $(cat "$tmp/ir.txt")"
+fi
+echo "selfcheck: 6 runs, $want HTTP/2 runs, $n table rows, every span delivered, $ir instruction figures"
