@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "util.h"
 
 /* Initialise an arena over caller storage. */
 void
@@ -127,19 +128,10 @@ bool
 trace_header_is_n(const struct trace_header *h, const char *lname,
     size_t llen)
 {
-	size_t i;
-	unsigned char ch;
-
 	if (h->name_len != llen)
 		return false;	/* most names differ in length: no loop */
-	for (i = 0; i < llen; i++) {
-		ch = (unsigned char)h->name[i];
-		if (ch >= 'A' && ch <= 'Z')
-			ch = (unsigned char)(ch - 'A' + 'a');
-		if (ch != (unsigned char)lname[i])
-			return false;
-	}
-	return true;
+	/* lname is lower case: folding it too changes nothing. */
+	return util_strncaseeq(h->name, lname, llen);
 }
 
 /* Case-insensitive header-name match against a lower-case name. */
