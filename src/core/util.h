@@ -57,6 +57,14 @@ bool util_list_next(const char **sp, const char *end, const char **e,
 /* ASCII case-insensitive compare of len bytes / of two C strings. */
 bool util_strncaseeq(const char *a, const char *b, size_t len);
 bool util_strcaseeq(const char *a, const char *b);
+/*
+ * Is the field name [name, name + len) the lower-case literal lit (any
+ * ASCII case)?  The lengths first: most names differ there, and a
+ * literal's length is known at compile time (no strlen per compare).
+ */
+#define UTIL_NAME_IS(name, len, lit)					\
+	((len) == sizeof(lit) - 1 && util_strncaseeq((name), (lit),	\
+	    sizeof(lit) - 1))
 
 /*
  * Decimal of v / of a signed v into out (at least 21 bytes), NUL-terminated;

@@ -452,31 +452,32 @@ proxy_vary_collect(char *buf, size_t size, size_t *len, const char *v)
 
 /* Hop-by-hop header (RFC 9110 7.6.1) or one named by Connection. */
 static bool
-proxy_hop_by_hop(const char *name, const char (*tokens)[40], size_t ntokens)
+proxy_hop_by_hop(const char *name, size_t len, const char (*tokens)[40],
+    size_t ntokens)
 {
 	size_t i;
 
 	switch (name[0] | 0x20) {
 	case 'c':
-		if (util_strcaseeq(name, "connection"))
+		if (UTIL_NAME_IS(name, len, "connection"))
 			return true;
 		break;
 	case 'k':
-		if (util_strcaseeq(name, "keep-alive"))
+		if (UTIL_NAME_IS(name, len, "keep-alive"))
 			return true;
 		break;
 	case 'p':
-		if (util_strncaseeq(name, "proxy-", 6))
+		if (len >= 6 && util_strncaseeq(name, "proxy-", 6))
 			return true;
 		break;
 	case 't':
-		if (util_strcaseeq(name, "te") ||
-		    util_strcaseeq(name, "trailer") ||
-		    util_strcaseeq(name, "transfer-encoding"))
+		if (UTIL_NAME_IS(name, len, "te") ||
+		    UTIL_NAME_IS(name, len, "trailer") ||
+		    UTIL_NAME_IS(name, len, "transfer-encoding"))
 			return true;
 		break;
 	case 'u':
-		if (util_strcaseeq(name, "upgrade"))
+		if (UTIL_NAME_IS(name, len, "upgrade"))
 			return true;
 		break;
 	default:
@@ -704,7 +705,8 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		const struct http_field *f = &req->fields[i];
 		const char *k = f->name;
 
-		if (proxy_hop_by_hop(k, (const char (*)[40])tokens, ntokens))
+		if (proxy_hop_by_hop(k, f->name_len,
+		    (const char (*)[40])tokens, ntokens))
 			continue;
 		/* Known tracing headers are replaced by ours, never kept. */
 		if (pr->span != NULL && propagation_is_known_header(k,
@@ -712,20 +714,20 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 			continue;
 		switch (k[0] | 0x20) {
 		case 'c':
-			if (util_strcaseeq(k, "content-length"))
+			if (UTIL_NAME_IS(k, f->name_len, "content-length"))
 				continue;
 			break;
 		case 'e':
 			/* The front-end answered 100-continue; the body is here. */
-			if (util_strcaseeq(k, "expect"))
+			if (UTIL_NAME_IS(k, f->name_len, "expect"))
 				continue;
 			break;
 		case 'h':
-			if (host == NULL && util_strcaseeq(k, "host"))
+			if (host == NULL && UTIL_NAME_IS(k, f->name_len, "host"))
 				host = f->value;
 			break;
 		case 'x':
-			if (util_strcaseeq(k, "x-forwarded-for")) {
+			if (UTIL_NAME_IS(k, f->name_len, "x-forwarded-for")) {
 				if (xff != NULL)
 					xff_multi = true;
 				else
@@ -733,11 +735,12 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 				continue;
 			}
 			/* Kept from a trusted proxy, else ours replace them. */
-			if (util_strcaseeq(k, "x-forwarded-proto")) {
+			if (UTIL_NAME_IS(k, f->name_len, "x-forwarded-proto")) {
 				if (!pr->peer_trusted)
 					continue;
 				has_xfp = true;
-			} else if (util_strcaseeq(k, "x-forwarded-host")) {
+			} else if (UTIL_NAME_IS(k, f->name_len,
+			    "x-forwarded-host")) {
 				if (!pr->peer_trusted)
 					continue;
 				has_xfh = true;
@@ -815,32 +818,34 @@ proxy_scan_headers(const struct exchange *req, struct proxy_hdrs *h)
 	for (i = 0; i < req->n_fields; i++) {
 		const struct http_field *kv = &req->fields[i];
 		const char *k = kv->name;
+		size_t n = kv->name_len;
 
 		switch (k[0] | 0x20) {
 		case 'h':
-			if (h->host == NULL && util_strcaseeq(k, "host"))
+			if (h->host == NULL && UTIL_NAME_IS(k, n, "host"))
 				h->host = kv->value;
 			break;
 		case 'o':
-			if (h->origin == NULL && util_strcaseeq(k, "origin"))
+			if (h->origin == NULL && UTIL_NAME_IS(k, n, "origin"))
 				h->origin = kv->value;
 			break;
 		case 'u':
-			if (h->ua == NULL && util_strcaseeq(k, "user-agent"))
+			if (h->ua == NULL && UTIL_NAME_IS(k, n, "user-agent"))
 				h->ua = kv->value;
 			break;
 		case 'r':
-			if (h->referer == NULL && util_strcaseeq(k, "referer"))
+			if (h->referer == NULL && UTIL_NAME_IS(k, n, "referer"))
 				h->referer = kv->value;
 			break;
 		case 'a':
-			if (!util_strncaseeq(k, "access-control-request-", 23))
+			if (n <= 23 ||
+			    !util_strncaseeq(k, "access-control-request-", 23))
 				break;
-			if (util_strcaseeq(k + 23, "method"))
+			if (UTIL_NAME_IS(k + 23, n - 23, "method"))
 				h->acrm = kv->value;
-			else if (util_strcaseeq(k + 23, "headers"))
+			else if (UTIL_NAME_IS(k + 23, n - 23, "headers"))
 				h->acrh = kv->value;
-			else if (util_strcaseeq(k + 23, "private-network"))
+			else if (UTIL_NAME_IS(k + 23, n - 23, "private-network"))
 				h->acrpn = kv->value;
 			break;
 		default:
@@ -1307,11 +1312,13 @@ proxy_switch(struct proxy_req *pr, struct upstream_req *ureq,
 	ntokens = proxy_connection_tokens(resp->headers, tokens,
 	    TS_NITEMS(tokens));
 	TAILQ_FOREACH(kv, resp->headers, next) {
-		if (proxy_hop_by_hop(kv->key, (const char (*)[40])tokens,
+		size_t klen = strlen(kv->key);
+
+		if (proxy_hop_by_hop(kv->key, klen, (const char (*)[40])tokens,
 		    ntokens))
 			continue;
 		f[n].name = kv->key;
-		f[n].name_len = strlen(kv->key);
+		f[n].name_len = klen;
 		f[n].value = kv->value;
 		f[n++].value_len = strlen(kv->value);
 	}
@@ -1410,7 +1417,7 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	TAILQ_FOREACH(kv, resp->headers, next) {
 		size_t klen = strlen(kv->key);
 
-		if (proxy_hop_by_hop(kv->key, (const char (*)[40])tokens,
+		if (proxy_hop_by_hop(kv->key, klen, (const char (*)[40])tokens,
 		    ntokens))
 			continue;
 		if (!keep_cl && klen == 14 &&
