@@ -227,18 +227,37 @@ util_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/*
+ * Two digits per division (a 200-byte table of "00".."99"), written from
+ * the end of a 20-byte scratch: half the divisions of a digit loop, and
+ * ids are 19-20 digits.
+ */
 size_t
 util_fmt_u64(uint64_t v, char *out)
 {
+	static const char pairs[201] =
+	    "00010203040506070809101112131415161718192021222324"
+	    "25262728293031323334353637383940414243444546474849"
+	    "50515253545556575859606162636465666768697071727374"
+	    "75767778798081828384858687888990919293949596979899";
 	char tmp[20];
-	size_t n = 0, i;
+	size_t i = sizeof tmp, n;
+	unsigned d;
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
+	while (v >= 100) {
+		d = (unsigned)(v % 100) * 2;
+		v /= 100;
+		tmp[--i] = pairs[d + 1];
+		tmp[--i] = pairs[d];
+	}
+	if (v >= 10) {
+		d = (unsigned)v * 2;
+		tmp[--i] = pairs[d + 1];
+		tmp[--i] = pairs[d];
+	} else
+		tmp[--i] = (char)('0' + v);
+	n = sizeof tmp - i;
+	memcpy(out, tmp + i, n);
 	out[n] = '\0';
 	return n;
 }

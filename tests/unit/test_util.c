@@ -44,6 +44,38 @@ START_TEST(test_fmt)
 	ck_assert_str_eq(got, "18446744073709551615");
 	ck_assert_uint_eq(n, 20);
 	ck_assert_uint_eq(i, 13);
+	{
+		/* Every digit count, at each power of ten and beside it,
+		 * and a pseudo-random walk (two digits per step inside). */
+		uint64_t p10 = 1, x = 0x9e3779b97f4a7c15ULL, u;
+		size_t k, checked = 0;
+
+		for (k = 0; k < 20; k++, p10 *= 10) {
+			const uint64_t near[] = { p10 - 1, p10, p10 + 1,
+			    p10 * 5 + 7 };
+
+			for (i = 0; i < 4; i++, checked++) {
+				u = near[i];
+				n = util_fmt_u64(u, got);
+				snprintf(want, sizeof want, "%" PRIu64, u);
+				ck_assert_str_eq(got, want);
+				ck_assert_uint_eq(n, strlen(want));
+			}
+			if (p10 > UINT64_MAX / 10)
+				break;
+		}
+		for (k = 0; k < 10000; k++, checked++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			u = x >> (k % 64);
+			n = util_fmt_u64(u, got);
+			snprintf(want, sizeof want, "%" PRIu64, u);
+			ck_assert_str_eq(got, want);
+			ck_assert_uint_eq(n, strlen(want));
+		}
+		ck_assert_uint_eq(checked, 20 * 4 + 10000);
+	}
 }
 END_TEST
 
