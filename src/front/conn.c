@@ -42,6 +42,7 @@
  * 500 would not suggest) and closes; the number of fields a head may have
  * is bounded by the guard (431), so their index is bounded too.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -49,6 +50,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,7 @@
 #define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
 #define CONN_IBUF_CACHE 1024		/* idle buffers a worker keeps */
 #define CONN_REQ_CACHE 1024		/* idle request states a worker keeps */
+#define CONN_SLAB_SIZE 65536		/* connection structs: slabs (mmap) */
 #define CONN_FIELDS_INITIAL 64		/* the worker's first field index */
 /* body() says stop when this much waits for the client. */
 #define CONN_OUT_HIGH_WATER (256 * 1024)
@@ -277,6 +280,7 @@ conn_front_init(struct conn_front *f, struct event_base *base,
 	TAILQ_INIT(&f->conns);
 	TAILQ_INIT(&f->h2conns);
 	TAILQ_INIT(&f->idle);
+	LIST_INIT(&f->slabs);
 	evtimer_assign(&f->idle_ev, base, conn_idle_timer_cb, f);
 }
 
@@ -330,6 +334,9 @@ conn_front_free(struct conn_front *f)
 		conn_req_free(r);
 	}
 	f->req_free_n = 0;
+	if (f->slab_spare != NULL)
+		munmap(f->slab_spare, CONN_SLAB_SIZE);
+	f->slab_spare = NULL;
 }
 
 /* Run the deferred step of c on the next loop turn. */
@@ -395,6 +402,99 @@ conn_reading(struct conn_req *c, bool on)
 		event_add(&c->sk->rev, NULL);
 	else
 		event_del(&c->sk->rev);
+}
+
+/*
+ * The connections' structs come from 64 KiB slabs of the worker's own
+ * (mmap, aligned on their size), not from malloc: in the heap each one
+ * sat between libevent's per-descriptor map entries, which are never
+ * freed, so after a flood of idle connections closed no page of theirs
+ * could go back (docs/reliability.md, idle flood).  An empty slab is
+ * unmapped (one is kept for the next connections).
+ */
+#define CONN_SLOT ((sizeof(struct server_conn) + 63) & ~(size_t)63)
+
+struct conn_slab {
+	LIST_ENTRY(conn_slab) link;	/* front->slabs while not full */
+	void *free;			/* free slots, linked through them */
+	unsigned used;
+};
+
+#define CONN_SLAB_FIRST ((sizeof(struct conn_slab) + 63) & ~(size_t)63)
+
+static struct conn_slab *
+conn_slab_new(void)
+{
+	char *p, *a;
+	size_t lead;
+	struct conn_slab *s;
+	void **tail;
+	size_t off;
+
+	p = mmap(NULL, 2 * CONN_SLAB_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + CONN_SLAB_SIZE - 1) &
+	    ~(uintptr_t)(CONN_SLAB_SIZE - 1));
+	lead = (size_t)(a - p);
+	if (lead > 0)
+		munmap(p, lead);
+	munmap(a + CONN_SLAB_SIZE, CONN_SLAB_SIZE - lead);
+	s = (struct conn_slab *)(void *)a;
+	s->used = 0;
+	/* Slots linked in address order: the first ones are used first. */
+	tail = &s->free;
+	for (off = CONN_SLAB_FIRST; off + CONN_SLOT <= CONN_SLAB_SIZE;
+	    off += CONN_SLOT) {
+		*tail = a + off;
+		tail = (void **)(void *)(a + off);
+	}
+	*tail = NULL;
+	return s;
+}
+
+static struct server_conn *
+conn_sk_alloc(struct conn_front *f)
+{
+	struct conn_slab *s = LIST_FIRST(&f->slabs);
+	void *p;
+
+	if (s == NULL) {
+		if ((s = f->slab_spare) != NULL)
+			f->slab_spare = NULL;
+		else if ((s = conn_slab_new()) == NULL)
+			return NULL;
+		LIST_INSERT_HEAD(&f->slabs, s, link);
+	}
+	p = s->free;
+	memcpy(&s->free, p, sizeof s->free);
+	s->used++;
+	if (s->free == NULL)
+		LIST_REMOVE(s, link);	/* full */
+	memset(p, 0, sizeof(struct server_conn));
+	return p;
+}
+
+static void
+conn_sk_release(struct conn_front *f, struct server_conn *sk)
+{
+	struct conn_slab *s = (struct conn_slab *)(void *)((uintptr_t)sk &
+	    ~(uintptr_t)(CONN_SLAB_SIZE - 1));
+	bool was_full = s->free == NULL;
+
+	memcpy(sk, &s->free, sizeof s->free);
+	s->free = sk;
+	s->used--;
+	if (was_full)
+		LIST_INSERT_HEAD(&f->slabs, s, link);
+	if (s->used > 0)
+		return;
+	LIST_REMOVE(s, link);
+	if (f->slab_spare == NULL)
+		f->slab_spare = s;
+	else
+		munmap(s, CONN_SLAB_SIZE);
 }
 
 /* Give c's socket to nobody: the request state goes back (or is freed). */
@@ -553,7 +653,7 @@ conn_sk_free(struct server_conn *sk)
 	if (sk->fd != -1)
 		close(sk->fd);
 	TAILQ_REMOVE(&f->conns, sk, entry);
-	free(sk);
+	conn_sk_release(f, sk);
 	f->events->closed(f->owner);
 }
 
@@ -593,7 +693,7 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 	bool pp;
 	int one = 1;
 
-	if ((sk = calloc(1, sizeof *sk)) == NULL)
+	if ((sk = conn_sk_alloc(f)) == NULL)
 		return NULL;
 	sk->front = f;
 	sk->fd = fd;
@@ -635,14 +735,14 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 	}
 	if ((c = conn_req_get(sk)) == NULL) {
 		TAILQ_REMOVE(&f->conns, sk, entry);
-		free(sk);
+		conn_sk_release(f, sk);
 		return NULL;
 	}
 	if (ctx != NULL) {
 		if ((c->bev = tls_server_bev(f->base, ctx, fd)) == NULL) {
 			conn_req_put(c);
 			TAILQ_REMOVE(&f->conns, sk, entry);
-			free(sk);
+			conn_sk_release(f, sk);
 			return NULL;
 		}
 		c->out = bufferevent_get_output(c->bev);
@@ -1362,7 +1462,7 @@ conn_h2_take(struct conn_req *c, const char *pre, size_t npre)
 	sk->fd = -1;
 	conn_req_put(c);
 	TAILQ_REMOVE(&f->conns, sk, entry);
-	free(sk);
+	conn_sk_release(f, sk);
 	if (rc != 0)
 		f->events->closed(f->owner);
 }

@@ -44,6 +44,8 @@ struct server_conn;
 TAILQ_HEAD(server_conn_list, server_conn);
 struct h2_conn;
 TAILQ_HEAD(h2_conn_list, h2_conn);
+struct conn_slab;
+LIST_HEAD(conn_slab_list, conn_slab);
 
 /*
  * What the worker hears from its connections (server.c's, so that conn.c
@@ -83,6 +85,8 @@ struct conn_front {
 	struct conn_req *req_free;	/* request states not in use */
 	size_t req_free_n;
 	struct server_conn_list idle;	/* detached, oldest first */
+	struct conn_slab_list slabs;	/* of server_conns, with a free slot */
+	struct conn_slab *slab_spare;	/* one empty slab kept */
 	struct event idle_ev;		/* closes the expired ones */
 	int64_t reject_log_sec;		/* rate limit of refusal logs */
 	unsigned reject_log_n;
