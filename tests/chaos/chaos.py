@@ -785,12 +785,10 @@ async def idle_flood(ctx, target):
     be.stop()
     ctx.idle[target] = per
     if target != "nginx":
-        # Known limit (docs/reliability.md): after a flood of idle
-        # connections closes, the worker's heap keeps most of its peak
-        # (the input-buffer cache that the closing connections fill,
-        # 1,024 x 4 KiB, pins it); the long form checks the issue's
-        # target and fails on it, the short one only reports it (1,000
-        # connections grow RSS by less than that cache).
+        # RSS returns (docs/reliability.md, idle flood): what stays is
+        # libevent's per-descriptor map; the long form checks it, the
+        # short one only reports it (1,000 connections grow RSS by less
+        # than the allowance's floor, so the check would say nothing).
         if not ctx.short:
             keep = max(1024, 0.25 * (rss1 - rss0))
             checks.append(("RSS returns when they close: +%d KiB <= %d KiB "
