@@ -19,8 +19,9 @@
  * collected into an evbuffer, then the request goes to the pipeline
  * through the exchange door (exchange.h): pipe->start().
  * One request at a time per connection: pipelined bytes wait in ibuf
- * (read on, so an EOF is seen at once and cancels the upstream exchange,
- * as nginx does; reading pauses when ibuf is full).
+ * (reading pauses when ibuf is full).  An EOF is a half-close: what was
+ * complete is answered, then the connection closes (conn_read_cb); a
+ * reset cancels the upstream exchange.
  *
  * Refusals: requests before the refused one are still answered (as
  * nginx does); the refused one and everything after it are dropped, and
@@ -901,13 +902,15 @@ conn_hbuf_add(struct conn_hbuf *hb, const char *s, size_t len)
 /*
  * Whether the connection ends with this reply: the pipeline asks for it,
  * HTTP/1.0 without keep-alive (or a body we cannot frame for it),
- * Connection: close, a drain, or a decision taken earlier.
+ * Connection: close, a drain, a decision taken earlier, or the client
+ * half-closed and this is its last complete request.
  */
 static bool
 conn_reply_closes(struct conn_req *c, const struct exchange_head *h,
     bool framed)
 {
 	return h->close || c->front->draining || c->pending_close ||
+	    (c->eof && c->framing.requests <= c->heads_taken) ||
 	    (c->conn_flags & CONN_F_CLOSE) != 0 || (c->x.minor == 0 &&
 	    ((c->conn_flags & CONN_F_KEEPALIVE) == 0 || !framed));
 }
@@ -1564,10 +1567,22 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* EOF or reset. */
 	c->eof = true;
 	conn_reading(c, false);
-	if (n < 0 || c->active || c->closing || c->pp_wait) {
+	if (n < 0 || c->closing || c->pp_wait ||
+	    (c->active && c->x.upgrade)) {
 		conn_req_close(c);	/* pipe->gone() for the active one */
 		return;
 	}
+	/*
+	 * A FIN is a half-close: the client finished sending (printf ... |
+	 * nc, shutdown(SHUT_WR)) and may still read.  RFC 9112 9.6 lets it
+	 * close its side after its last request, so the complete requests
+	 * read so far are answered (Connection: close), then we close; one
+	 * cut in its head or body is dropped (conn_process).  HAProxy does
+	 * the same by default (its abortonclose is off); a client that is
+	 * wholly gone makes the answer's write fail, which ends it.
+	 */
+	if (c->active)
+		return;		/* conn_request_done() goes on */
 	conn_process(c);
 }
 

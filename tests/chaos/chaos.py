@@ -1228,9 +1228,14 @@ async def pipelined_abuse(ctx, target):
     checks = load_checks(ld, ctx.p99)
     checks += [("every pipelined request answered 200 (%d/%d)" %
                 (pst.get("200", 0), npipe), pst.get("200", 0) == npipe),
-               ("every half-closed request answered 200 or closed without "
-                "a byte (the EOF cancels it, as in nginx): %d + %d of %d" %
-                (hok, hclosed, nhalf), hok + hclosed == nhalf),
+               # RFC 9112 9.6: a request complete before the FIN is
+               # answered (issue 16); nginx cancels most of them, so its
+               # reference row only has to answer or close cleanly.
+               (("every half-closed request answered 200 (%d of %d)" %
+                 (hok, nhalf), hok == nhalf) if target != "nginx" else
+                ("every half-closed request answered 200 or closed without "
+                 "a byte (nginx cancels it on the EOF): %d + %d of %d" %
+                 (hok, hclosed, nhalf), hok + hclosed == nhalf)),
                ("no client socket left (%d -> %d)" % (cs0, cs1),
                 cs1 <= cs0),
                ("no other fd left: fds less upstream sockets %d -> %d" %
