@@ -164,6 +164,8 @@ struct conn_req {
 	uint64_t wprogress;		/* bumped on every write */
 	uint64_t wprogress_armed;
 	bool pp_wait;			/* the PROXY header is still due */
+	SSL_CTX *tls_pending;		/* TLS after the PROXY header: the
+					 * handshake waits for it */
 };
 
 enum conn_timeout {
@@ -183,6 +185,7 @@ static void conn_idle_timer_cb(evutil_socket_t, short, void *);
 static void conn_tls_read_cb(struct bufferevent *, void *);
 static void conn_tls_write_cb(struct bufferevent *, void *);
 static void conn_tls_event_cb(struct bufferevent *, short, void *);
+static void conn_tls_proxy_read(struct conn_req *);
 static void conn_process(struct conn_req *);
 static void conn_output_drained(struct conn_req *);
 static void conn_reading(struct conn_req *, bool);
@@ -394,7 +397,7 @@ conn_reading(struct conn_req *c, bool on)
 	if (c->sk->reading == on)
 		return;
 	c->sk->reading = on;
-	if (c->tls) {
+	if (c->tls && c->tls_pending == NULL) {
 		if (on)
 			bufferevent_enable(c->bev, EV_READ);
 		else
@@ -649,7 +652,7 @@ conn_sk_free(struct server_conn *sk)
 {
 	struct conn_front *f = sk->front;
 
-	if (!sk->tls)
+	if (sk->rev_set)
 		event_del(&sk->rev);
 	if (sk->fd != -1)
 		close(sk->fd);
@@ -684,7 +687,7 @@ conn_detach(struct conn_req *c)
 
 struct server_conn *
 conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
-    socklen_t slen, SSL_CTX *ctx)
+    socklen_t slen, SSL_CTX *ctx, bool proxy_protocol)
 {
 	const struct config *cfg = f->cfg;
 	struct server_conn *sk;
@@ -721,11 +724,17 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 	sk->h2_sniff = ctx != NULL || cfg->http2.cleartext;
 	/* nginx's tcp_nodelay: a response head and body never wait. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	/* server.proxy_protocol (plain listeners: config.c refuses TLS). */
-	pp = cfg->proxy_protocol && ctx == NULL;
-	if (ctx == NULL)
+	/*
+	 * The listener's PROXY protocol: on TLS the header comes before the
+	 * handshake (HAProxy's send-proxy, AWS NLB), read from the socket
+	 * here; the TLS bufferevent is made once it has been taken.
+	 */
+	pp = proxy_protocol;
+	if (ctx == NULL || pp) {
 		event_assign(&sk->rev, f->base, fd, EV_READ | EV_PERSIST,
 		    conn_sk_read_cb, sk);
+		sk->rev_set = true;
+	}
 	TAILQ_INSERT_TAIL(&f->conns, sk, entry);
 	if (ctx == NULL && !pp) {
 		/* Idle until its first bytes: no request state yet. */
@@ -739,7 +748,9 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 		conn_sk_release(f, sk);
 		return NULL;
 	}
-	if (ctx != NULL) {
+	if (ctx != NULL && pp)
+		c->tls_pending = ctx;
+	else if (ctx != NULL) {
 		if ((c->bev = tls_server_bev(f->base, ctx, fd)) == NULL) {
 			conn_req_put(c);
 			TAILQ_REMOVE(&f->conns, sk, entry);
@@ -772,7 +783,7 @@ conn_req_close(struct conn_req *c)
 			f->pipe->gone(&c->x);
 		conn_exchange_ended(c);
 	}
-	if (c->tls) {
+	if (c->tls && c->tls_pending == NULL) {
 		if (c->bev != NULL)	/* NULL: switched (the pipeline's) */
 			bufferevent_free(c->bev);	/* closes fd */
 		sk->fd = -1;
@@ -1397,6 +1408,87 @@ conn_make_room(struct conn_req *c)
 	return 1;
 }
 
+/* The PROXY header's source is the client (LOCAL: the socket's stays). */
+static void
+conn_proxy_addr(struct conn_req *c, const struct pp_header *h)
+{
+	struct server_conn *sk = c->sk;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (h->has_addr && inet_ntop(h->family, h->src, ip, sizeof ip) !=
+	    NULL) {
+		snprintf(sk->client_ip, sizeof sk->client_ip, "%s", ip);
+		snprintf(sk->client, sizeof sk->client, h->family == AF_INET6 ?
+		    "[%s]:%u" : "%s:%u", ip, (unsigned)h->src_port);
+	}
+}
+
+/*
+ * The PROXY header of a TLS listener, read from the socket before the
+ * handshake.  The bytes are peeked and only the header's are taken: the
+ * ClientHello behind it stays in the socket for OpenSSL (while the header
+ * is incomplete every byte seen is the header's, so all are taken and
+ * none is left to wake the loop again).  Once it is whole, the TLS
+ * bufferevent is made on the socket.
+ */
+static void
+conn_tls_proxy_read(struct conn_req *c)
+{
+	struct conn_front *f = c->front;
+	struct pp_header h;
+	const char *why = "PROXY header too large";
+	SSL_CTX *ctx = c->tls_pending;
+	size_t take;
+	ssize_t n;
+	int rc;
+
+	if (conn_make_room(c) != 1) {
+		rc = PP_INVALID;
+		goto refused;
+	}
+	n = recv(c->fd, c->ibuf + c->ilen, c->icap - c->ilen, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_req_close(c);	/* gone before its header */
+		return;
+	}
+	rc = proxy_protocol_parse(c->ibuf, c->ilen + (size_t)n, &h, &why);
+	if (rc == PP_INVALID)
+		goto refused;
+	take = rc == PP_INCOMPLETE ? (size_t)n : h.len - c->ilen;
+	if (read(c->fd, c->ibuf + c->ilen, take) != (ssize_t)take) {
+		conn_req_close(c);
+		return;
+	}
+	c->ilen += take;
+	if (rc == PP_INCOMPLETE)
+		return;
+	conn_proxy_addr(c, &h);
+	c->ilen = 0;
+	conn_ibuf_put(c);
+	conn_reading(c, false);		/* the bufferevent reads from now */
+	if ((c->bev = tls_server_bev(f->base, ctx, c->fd)) == NULL) {
+		log_warnx("client %s: cannot start TLS: closed", c->sk->client);
+		conn_req_close(c);
+		return;
+	}
+	c->tls_pending = NULL;
+	c->pp_wait = false;
+	c->out = bufferevent_get_output(c->bev);
+	bufferevent_setcb(c->bev, conn_tls_read_cb, conn_tls_write_cb,
+	    conn_tls_event_cb, c);
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_reading(c, true);
+	conn_set_timeout(c, CONN_TO_IDLE);
+	return;
+refused:
+	log_debug("client %s: %s", c->sk->client, why);
+	metrics_add(f->metrics, METRICS_PROXY_PROTOCOL_REFUSED, 1);
+	conn_req_close(c);
+}
+
 /*
  * server.proxy_protocol: the first bytes are the balancer's PROXY header
  * (proto/proxy_protocol.c), whose source becomes the client.  Returns
@@ -1408,7 +1500,6 @@ static size_t
 conn_proxy_header(struct conn_req *c, size_t n)
 {
 	struct pp_header h;
-	char ip[INET6_ADDRSTRLEN];
 	const char *why;
 	size_t have = c->ilen + n;
 	int rc;
@@ -1425,11 +1516,7 @@ conn_proxy_header(struct conn_req *c, size_t n)
 		return 0;
 	}
 	c->pp_wait = false;
-	if (h.has_addr && inet_ntop(h.family, h.src, ip, sizeof ip) != NULL) {
-		snprintf(c->sk->client_ip, sizeof c->sk->client_ip, "%s", ip);
-		snprintf(c->sk->client, sizeof c->sk->client, h.family == AF_INET6 ?
-		    "[%s]:%u" : "%s:%u", ip, (unsigned)h.src_port);
-	}
+	conn_proxy_addr(c, &h);
 	have -= h.len;
 	memmove(c->ibuf, c->ibuf + h.len, have);
 	c->ilen = 0;
@@ -1546,6 +1633,10 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	size_t room;
 
 	(void)what;
+	if (c->tls_pending != NULL) {
+		conn_tls_proxy_read(c);
+		return;
+	}
 	switch (conn_make_room(c)) {
 	case 1:
 		break;

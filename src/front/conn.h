@@ -114,6 +114,8 @@ struct server_conn {
 	struct event rev;		/* plain: EV_READ|EV_PERSIST */
 	int fd;
 	bool tls;
+	bool rev_set;			/* rev assigned (plain, or TLS behind
+					 * a PROXY header) */
 	bool reading;			/* rev armed / bev reading */
 	bool h2_sniff;			/* no byte read yet: h2c may come */
 	int64_t idle_since_ms;		/* detached then (monotonic) */
@@ -121,9 +123,13 @@ struct server_conn {
 	char client_ip[48];
 };
 
-/* A connection accepted on fd by front f (ctx: TLS listener), or NULL. */
+/*
+ * A connection accepted on fd by front f (ctx: TLS listener), or NULL.
+ * proxy_protocol: its first bytes are a PROXY v1/v2 header (read before
+ * the TLS handshake on a TLS listener); without one it is closed.
+ */
 struct server_conn *conn_new(struct conn_front *f, int fd,
-    const struct sockaddr *, socklen_t, SSL_CTX *ctx);
+    const struct sockaddr *, socklen_t, SSL_CTX *ctx, bool proxy_protocol);
 /* Tear c down now (worker exit, drain of an idle connection). */
 void conn_close(struct server_conn *);
 /* True when c has no request in progress (nothing of one read). */

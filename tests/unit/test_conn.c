@@ -164,7 +164,7 @@ connect_client(void)
 	ss.ss_family = AF_UNIX;
 	w.nconns++;
 	ck_assert_ptr_nonnull(conn_new(&w.front, sv[0], (struct sockaddr *)&ss,
-	    sizeof ss, NULL));
+	    sizeof ss, NULL, false));
 	peer = sv[1];
 }
 
