@@ -146,7 +146,8 @@ static const struct cfg_row cfg_schema[] = {
 	{ "server.listen", CT_ADDRV, CN(listen, n_listen),
 	  .flags = CF_NORELOAD, .def = "[\"0.0.0.0:8080\"]",
 	  .help = "addresses to accept requests on, \"host:port\" or "
-	  "\"[v6]:port\"" },
+	  "\"[v6]:port\", or {address: ..., proxy_protocol: true} for one "
+	  "that a balancer sends the PROXY protocol to" },
 	{ "server.tls.cert", CT_STRING, C(tls.cert),
 	  .flags = CF_NORELOAD | CF_NULLABLE, .min = 1,
 	  .help = "PEM certificate chain; with key, serve HTTPS on every "
@@ -201,10 +202,11 @@ static const struct cfg_row cfg_schema[] = {
 	  "their X-Forwarded-For/-Proto/-Host are kept and the client is "
 	  "the right-most untrusted X-Forwarded-For address" },
 	{ "server.proxy_protocol", CT_BOOL, C(proxy_protocol), .def = "false",
-	  .help = "every client connection starts with a PROXY protocol v1 "
-	  "or v2 header (AWS NLB, HAProxy send-proxy), whose source "
-	  "becomes the client address; a connection without one is "
-	  "closed" },
+	  .help = "every client connection, on every listen address, starts "
+	  "with a PROXY protocol v1 or v2 header (AWS NLB, HAProxy "
+	  "send-proxy), whose source becomes the client address; a "
+	  "connection without one is closed (read before the TLS "
+	  "handshake on HTTPS); one address: its proxy_protocol" },
 	{ "server.resolvers", CT_STRV, C(resolvers), .def = "[]",
 	  .flags = CF_NORELOAD, .check = cfg_check_resolver,
 	  .help = "DNS servers (\"ip\" or \"ip:port\") for looking upstream "
@@ -1519,30 +1521,97 @@ cfg_set_map(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
  * Parse the n address nodes of items into a new array (*out); list: the
  * nodes are items of a list (their paths are numbered).  All or nothing.
  */
+/*
+ * A server.listen item with options: {address: "host:port",
+ * proxy_protocol: bool} (nginx's "listen ... proxy_protocol").  Sets
+ * *addr to the address node (NULL when missing: reported).
+ */
+static int
+cfg_listen_opts(struct cfg_ctx *ctx, const struct yaml_tree_node *v,
+    const char *ipath, const struct yaml_tree_node **addr,
+    struct config_addr *a)
+{
+	static const struct cfg_row pp_row = { "proxy_protocol", CT_BOOL,
+	    .base = CB_CONFIG, .off = offsetof(struct config_addr,
+	    proxy_protocol) };
+	char *kp;
+	size_t i;
+	int rc = 0;
+
+	*addr = NULL;
+	for (i = 0; i < v->n; i++) {
+		const struct yaml_tree_node *k = v->pairs[i].key;
+		const struct yaml_tree_node *val = v->pairs[i].value;
+
+		kp = cfg_join(ipath, k->str);
+		cfg_pos_add(ctx, kp, val);
+		if (strcmp(k->str, "address") == 0)
+			*addr = val;
+		else if (strcmp(k->str, "proxy_protocol") == 0) {
+			if (cfg_set_bool(ctx, &pp_row, a, val, kp) != 0)
+				rc = -1;
+		} else {
+			cfg_error(ctx, k, kp, "unknown key (a listen address "
+			    "has address and proxy_protocol)");
+			rc = -1;
+		}
+		free(kp);
+	}
+	if (*addr == NULL) {
+		kp = cfg_join(ipath, "address");
+		cfg_error(ctx, v, kp, "required key is missing");
+		free(kp);
+		return -1;
+	}
+	return rc;
+}
+
 static int
 cfg_parse_addrs(struct cfg_ctx *ctx, struct yaml_tree_node *const *items,
-    size_t n, bool list, const char *dpath, struct config_addr **out)
+    size_t n, bool list, const char *dpath, bool opts,
+    struct config_addr **out)
 {
 	struct config_addr *av;
-	char *ipath, buf[80];
+	const struct yaml_tree_node *node;
+	char *ipath, *apath, buf[80];
 	const char *e;
 	size_t i;
 	int rc = 0;
+	bool pp;
 
 	av = xcalloc(n, sizeof *av);
 	for (i = 0; i < n; i++) {
 		ipath = list ? cfg_item_path(ctx, dpath, i) : xstrdup(dpath);
 		cfg_pos_add(ctx, ipath, items[i]);
-		if (cfg_scalar(ctx, items[i], ipath,
+		node = items[i];
+		apath = ipath;
+		pp = false;
+		if (opts && node->type == YAML_TREE_MAP) {
+			if (cfg_listen_opts(ctx, node, ipath, &node,
+			    &av[i]) != 0) {
+				rc = -1;
+				if (node == NULL) {
+					free(ipath);
+					continue;
+				}
+			}
+			pp = av[i].proxy_protocol;
+			apath = cfg_join(ipath, "address");
+		}
+		if (cfg_scalar(ctx, node, apath, opts ? "an address "
+		    "\"host:port\" or a map with address and proxy_protocol" :
 		    "an address \"host:port\"") != 0)
 			rc = -1;
-		else if ((e = cfg_parse_addr(items[i]->str, &av[i])) != NULL) {
-			cfg_error(ctx, items[i], ipath, *e == 'p' ?
+		else if ((e = cfg_parse_addr(node->str, &av[i])) != NULL) {
+			cfg_error(ctx, node, apath, *e == 'p' ?
 			    "expected a port from 0 to 65535, got %s" :
 			    "expected \"host:port\" or \"[v6]:port\", got %s",
-			    yaml_tree_describe(items[i], buf, sizeof buf));
+			    yaml_tree_describe(node, buf, sizeof buf));
 			rc = -1;
 		}
+		av[i].proxy_protocol = pp;
+		if (apath != ipath)
+			free(apath);
 		free(ipath);
 	}
 	if (rc != 0) {
@@ -1563,7 +1632,7 @@ cfg_set_addr(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 	struct config_addr *av;
 
 	if (cfg_parse_addrs(ctx, (struct yaml_tree_node *const *)&v, 1, false,
-	    dpath, &av) != 0)
+	    dpath, false, &av) != 0)
 		return -1;
 	cfg_addr_clear(field);
 	*field = av[0];
@@ -1595,7 +1664,7 @@ cfg_set_addrv(struct cfg_ctx *ctx, const struct cfg_row *r, void *base,
 		    "an empty list");
 		return -1;
 	}
-	if (cfg_parse_addrs(ctx, items, n, list, dpath, &av) != 0)
+	if (cfg_parse_addrs(ctx, items, n, list, dpath, true, &av) != 0)
 		return -1;
 	for (i = 0; i < *np; i++)
 		cfg_addr_clear(&(*old)[i]);
@@ -1860,7 +1929,8 @@ cfg_eq_addrv(const struct cfg_row *r, const void *a, const void *b)
 	if (n != CFG_COUNT(r, b))
 		return false;
 	for (i = 0; i < n; i++) {
-		if (!cfg_streq(x[i].text, y[i].text))
+		if (!cfg_streq(x[i].text, y[i].text) ||
+		    x[i].proxy_protocol != y[i].proxy_protocol)
 			return false;
 	}
 	return true;
@@ -3205,12 +3275,6 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 		    &cfg->trusted[cfg->n_trusted], &err) == 0)
 			cfg->n_trusted++;
 	}
-	if (cfg->proxy_protocol && cfg->tls.cert != NULL)
-		cfg_error(ctx, ctx->seen[cfg_find_row("server.proxy_protocol") -
-		    cfg_schema], "server.proxy_protocol", "not supported "
-		    "together with server.tls yet: terminate TLS at the "
-		    "balancer, or send the PROXY header to a plain listener");
-
 	if (cfg->tls.cert != NULL && cfg->tls.key == NULL)
 		cfg_error(ctx, ctx->seen[cfg_find_row("server.tls.cert") -
 		    cfg_schema], "server.tls.cert", "a certificate needs "
@@ -3851,7 +3915,11 @@ cfg_dump_value(FILE *f, const struct cfg_row *r, const void *base)
 		fputc('[', f);
 		for (i = 0; i < cnt; i++) {
 			fputs(i == 0 ? "" : ", ", f);
+			if (av[i].proxy_protocol)
+				fputs("{address: ", f);
 			cfg_dump_str(f, av[i].text);
+			if (av[i].proxy_protocol)
+				fputs(", proxy_protocol: true}", f);
 		}
 		fputc(']', f);
 		break;

@@ -36,6 +36,7 @@ struct config_addr {
 	char *host;		/* "0.0.0.0", "127.0.0.1", "::1" (no brackets) */
 	uint16_t port;		/* 0: pick a free port (tests) */
 	char *text;		/* as written in the file */
+	bool proxy_protocol;	/* server.listen[i].proxy_protocol */
 };
 
 enum config_scheme {

@@ -19,8 +19,9 @@
  * collected into an evbuffer, then the request goes to the pipeline
  * through the exchange door (exchange.h): pipe->start().
  * One request at a time per connection: pipelined bytes wait in ibuf
- * (read on, so an EOF is seen at once and cancels the upstream exchange,
- * as nginx does; reading pauses when ibuf is full).
+ * (reading pauses when ibuf is full).  An EOF is a half-close: what was
+ * complete is answered, then the connection closes (conn_read_cb); a
+ * reset cancels the upstream exchange.
  *
  * Refusals: requests before the refused one are still answered (as
  * nginx does); the refused one and everything after it are dropped, and
@@ -42,6 +43,7 @@
  * 500 would not suggest) and closes; the number of fields a head may have
  * is bounded by the guard (431), so their index is bounded too.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -49,6 +51,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,8 @@
 #define CONN_IBUF_INITIAL 4096
 #define CONN_IBUF_SLACK 16384		/* over max_header_bytes */
 #define CONN_IBUF_CACHE 1024		/* idle buffers a worker keeps */
+#define CONN_REQ_CACHE 1024		/* idle request states a worker keeps */
+#define CONN_SLAB_SIZE 65536		/* connection structs: slabs (mmap) */
 #define CONN_FIELDS_INITIAL 64		/* the worker's first field index */
 /* body() says stop when this much waits for the client. */
 #define CONN_OUT_HIGH_WATER (256 * 1024)
@@ -79,6 +84,89 @@
 #define CONN_F_CLOSE		0x1
 #define CONN_F_KEEPALIVE	0x2
 #define CONN_F_UPGRADE		0x4
+
+enum conn_state {
+	CONN_ST_HEAD = 0,		/* waiting for a complete head */
+	CONN_ST_BODY,			/* head indexed, collecting the body */
+	CONN_ST_BUSY,			/* handed to the pipeline */
+};
+
+/*
+ * What a connection holds while a request is read, served or refused
+ * (conn.h: struct conn_req is what stays between requests).  Taken
+ * from the worker's free list (conn_req_get) when bytes arrive on an
+ * idle connection, given back (conn_detach) once its answer has left;
+ * its buffers (output, body, kept field index) stay allocated with it
+ * for the next connection, so a keep-alive request allocates nothing.
+ */
+struct conn_req {
+	struct conn_front *front;	/* the worker's front-end */
+	struct server_conn *sk;		/* the connection it serves */
+	struct conn_req *next_free;	/* front->req_free */
+	int fd;
+	struct bufferevent *bev;	/* TLS only */
+	struct evbuffer *out;		/* plain: own_out; TLS: the bev's */
+	struct evbuffer *own_out;	/* kept with the struct */
+	struct event wev;		/* plain: armed on a short write */
+	struct event tev;		/* the one timeout */
+	struct event dev;		/* deferred work (next loop turn) */
+	struct framing_state framing;
+	enum conn_state st;
+	struct exchange x;		/* the request being read or served */
+	bool active;			/* x is with the pipeline */
+
+	/* Input: ibuf[ioff, ilen) is unprocessed; ibuf[0, ioff) done. */
+	char *ibuf;
+	size_t ioff, ilen, icap;
+	uint64_t base_off;		/* stream offset of ibuf[ioff] */
+	uint64_t heads_taken;		/* heads indexed so far */
+	uint64_t reject_at;		/* stream offset of the refused request */
+
+	/* The request being read (x's request, valid in CONN_ST_BODY). */
+	size_t head_start, head_end;	/* of its head in ibuf */
+	uint64_t body_left;		/* Content-Length bytes to come */
+	uint64_t body_off;		/* stream offset of its first body byte */
+	int64_t body_start_ms;		/* the body timer started (monotonic) */
+	int64_t body_last_ms;		/* body bytes last arrived */
+	bool body_timed;		/* body_start_ms set for this body */
+	bool chunked;
+	bool expect_continue;
+	struct framing_dechunk dechunk;
+	struct evbuffer *body;
+	struct http_field *fields;	/* the head's index while its body
+					 * comes (else conn_front's) */
+	size_t fields_cap;
+
+	bool tls;
+	bool wpending;			/* plain: wev armed */
+	bool eof;			/* the client finished sending */
+	bool broken;			/* a write failed: close */
+	bool rejected;			/* the guard refused the stream */
+	bool refusing;			/* our refusal is being written */
+	bool reply_done;		/* reply complete, output not yet */
+	bool want_drain;		/* tell the pipeline when drained */
+	bool complete_due;		/* run pipe->complete() (deferred) */
+	bool is_head;			/* the active request is HEAD */
+	bool chunking;			/* we chunk the reply's body */
+	unsigned conn_flags;		/* CONN_F_* of the request */
+	bool pending_close;		/* close once the active request ends */
+	bool closing;			/* closed after the output drains */
+	bool switched;			/* protocols switched: the socket is
+					 * the pipeline's (exchange.h) */
+	struct evbuffer *early;		/* bytes refused right behind a head
+					 * (a WebSocket client's first frame) */
+	bool h2_sniff;			/* h2c: the preface may come first */
+	size_t h2_held;			/* ibuf[0, h2_held): a preface
+					 * prefix, not fed to the guard */
+	bool in_process;
+	bool close_deferred;
+	unsigned phase_timeout;		/* which timeout is armed */
+	uint64_t wprogress;		/* bumped on every write */
+	uint64_t wprogress_armed;
+	bool pp_wait;			/* the PROXY header is still due */
+	SSL_CTX *tls_pending;		/* TLS after the PROXY header: the
+					 * handshake waits for it */
+};
 
 enum conn_timeout {
 	CONN_TO_NONE = 0,
@@ -92,13 +180,16 @@ static void conn_read_cb(evutil_socket_t, short, void *);
 static void conn_write_cb(evutil_socket_t, short, void *);
 static void conn_timer_cb(evutil_socket_t, short, void *);
 static void conn_deferred_cb(evutil_socket_t, short, void *);
+static void conn_sk_read_cb(evutil_socket_t, short, void *);
+static void conn_idle_timer_cb(evutil_socket_t, short, void *);
 static void conn_tls_read_cb(struct bufferevent *, void *);
 static void conn_tls_write_cb(struct bufferevent *, void *);
 static void conn_tls_event_cb(struct bufferevent *, short, void *);
-static void conn_process(struct server_conn *);
-static void conn_output_drained(struct server_conn *);
-static void conn_reading(struct server_conn *, bool);
-static void conn_answer(struct server_conn *, int, const char *, bool);
+static void conn_tls_proxy_read(struct conn_req *);
+static void conn_process(struct conn_req *);
+static void conn_output_drained(struct conn_req *);
+static void conn_reading(struct conn_req *, bool);
+static void conn_answer(struct conn_req *, int, const char *, bool);
 static void conn_x_head(struct exchange *, const struct exchange_head *);
 static bool conn_x_body(struct exchange *, struct evbuffer *);
 static void conn_x_end(struct exchange *);
@@ -146,7 +237,7 @@ conn_now_ms(void)
  * way), so an idle connection costs its struct and the socket only.
  */
 static bool
-conn_ibuf_get(struct server_conn *c)
+conn_ibuf_get(struct conn_req *c)
 {
 	struct conn_front *f = c->front;
 
@@ -162,7 +253,7 @@ conn_ibuf_get(struct server_conn *c)
 }
 
 static void
-conn_ibuf_put(struct server_conn *c)
+conn_ibuf_put(struct conn_req *c)
 {
 	struct conn_front *f = c->front;
 
@@ -192,6 +283,9 @@ conn_front_init(struct conn_front *f, struct event_base *base,
 	f->owner = owner;
 	TAILQ_INIT(&f->conns);
 	TAILQ_INIT(&f->h2conns);
+	TAILQ_INIT(&f->idle);
+	LIST_INIT(&f->slabs);
+	evtimer_assign(&f->idle_ev, base, conn_idle_timer_cb, f);
 }
 
 void
@@ -204,7 +298,7 @@ conn_front_set_gen(struct conn_front *f, const struct config *cfg,
 
 /* The active exchange of c ended, for the worker's count (drain). */
 static void
-conn_exchange_ended(struct server_conn *c)
+conn_exchange_ended(struct conn_req *c)
 {
 	struct conn_front *f = c->front;
 
@@ -213,11 +307,23 @@ conn_exchange_ended(struct server_conn *c)
 	f->events->request_done(f->owner);
 }
 
+static void
+conn_req_free(struct conn_req *c)
+{
+	evbuffer_free(c->own_out);
+	if (c->body != NULL)
+		evbuffer_free(c->body);
+	free(c->fields);
+	free(c);
+}
+
 void
 conn_front_free(struct conn_front *f)
 {
+	struct conn_req *r;
 	void *next;
 
+	event_del(&f->idle_ev);
 	free(f->fields);
 	f->fields = NULL;
 	f->fields_cap = 0;
@@ -227,11 +333,19 @@ conn_front_free(struct conn_front *f)
 		f->ibuf_free = next;
 	}
 	f->ibuf_free_n = 0;
+	while ((r = f->req_free) != NULL) {
+		f->req_free = r->next_free;
+		conn_req_free(r);
+	}
+	f->req_free_n = 0;
+	if (f->slab_spare != NULL)
+		munmap(f->slab_spare, CONN_SLAB_SIZE);
+	f->slab_spare = NULL;
 }
 
 /* Run the deferred step of c on the next loop turn. */
 static void
-conn_defer(struct server_conn *c)
+conn_defer(struct conn_req *c)
 {
 	if (!event_pending(&c->dev, EV_TIMEOUT, NULL))
 		event_active(&c->dev, EV_TIMEOUT, 0);
@@ -239,7 +353,7 @@ conn_defer(struct server_conn *c)
 
 /* Close c from a context where the caller may still hold it. */
 static void
-conn_close_later(struct server_conn *c)
+conn_close_later(struct conn_req *c)
 {
 	c->close_deferred = true;
 	conn_defer(c);
@@ -247,7 +361,7 @@ conn_close_later(struct server_conn *c)
 
 /* Close c once what it has to write has left. */
 static void
-conn_finish(struct server_conn *c)
+conn_finish(struct conn_req *c)
 {
 	c->closing = true;
 	conn_reading(c, false);
@@ -257,7 +371,7 @@ conn_finish(struct server_conn *c)
 
 /* Arm the timeout that matches what we wait for. */
 static void
-conn_set_timeout(struct server_conn *c, enum conn_timeout ph)
+conn_set_timeout(struct conn_req *c, enum conn_timeout ph)
 {
 	const struct conn_front *f = c->front;
 	const struct config_limits *l = &f->cfg->limits;
@@ -278,37 +392,316 @@ conn_set_timeout(struct server_conn *c, enum conn_timeout ph)
 
 /* Start or stop reading the client. */
 static void
-conn_reading(struct server_conn *c, bool on)
+conn_reading(struct conn_req *c, bool on)
 {
-	if (c->reading == on)
+	if (c->sk->reading == on)
 		return;
-	c->reading = on;
-	if (c->tls) {
+	c->sk->reading = on;
+	if (c->tls && c->tls_pending == NULL) {
 		if (on)
 			bufferevent_enable(c->bev, EV_READ);
 		else
 			bufferevent_disable(c->bev, EV_READ);
 	} else if (on)
-		event_add(&c->rev, NULL);
+		event_add(&c->sk->rev, NULL);
 	else
-		event_del(&c->rev);
+		event_del(&c->sk->rev);
+}
+
+/*
+ * The connections' structs come from 64 KiB slabs of the worker's own
+ * (mmap, aligned on their size), not from malloc: in the heap each one
+ * sat between libevent's per-descriptor map entries, which are never
+ * freed, so after a flood of idle connections closed no page of theirs
+ * could go back (docs/reliability.md, idle flood).  An empty slab is
+ * unmapped (one is kept for the next connections).
+ */
+#define CONN_SLOT ((sizeof(struct server_conn) + 63) & ~(size_t)63)
+
+struct conn_slab {
+	LIST_ENTRY(conn_slab) link;	/* front->slabs while not full */
+	void *free;			/* free slots, linked through them */
+	unsigned used;
+};
+
+#define CONN_SLAB_FIRST ((sizeof(struct conn_slab) + 63) & ~(size_t)63)
+
+static struct conn_slab *
+conn_slab_new(void)
+{
+	char *p, *a;
+	size_t lead;
+	struct conn_slab *s;
+	void **tail;
+	size_t off;
+
+	p = mmap(NULL, 2 * CONN_SLAB_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + CONN_SLAB_SIZE - 1) &
+	    ~(uintptr_t)(CONN_SLAB_SIZE - 1));
+	lead = (size_t)(a - p);
+	if (lead > 0)
+		munmap(p, lead);
+	munmap(a + CONN_SLAB_SIZE, CONN_SLAB_SIZE - lead);
+	s = (struct conn_slab *)(void *)a;
+	s->used = 0;
+	/* Slots linked in address order: the first ones are used first. */
+	tail = &s->free;
+	for (off = CONN_SLAB_FIRST; off + CONN_SLOT <= CONN_SLAB_SIZE;
+	    off += CONN_SLOT) {
+		*tail = a + off;
+		tail = (void **)(void *)(a + off);
+	}
+	*tail = NULL;
+	return s;
+}
+
+static struct server_conn *
+conn_sk_alloc(struct conn_front *f)
+{
+	struct conn_slab *s = LIST_FIRST(&f->slabs);
+	void *p;
+
+	if (s == NULL) {
+		if ((s = f->slab_spare) != NULL)
+			f->slab_spare = NULL;
+		else if ((s = conn_slab_new()) == NULL)
+			return NULL;
+		LIST_INSERT_HEAD(&f->slabs, s, link);
+	}
+	p = s->free;
+	memcpy(&s->free, p, sizeof s->free);
+	s->used++;
+	if (s->free == NULL)
+		LIST_REMOVE(s, link);	/* full */
+	memset(p, 0, sizeof(struct server_conn));
+	return p;
+}
+
+static void
+conn_sk_release(struct conn_front *f, struct server_conn *sk)
+{
+	struct conn_slab *s = (struct conn_slab *)(void *)((uintptr_t)sk &
+	    ~(uintptr_t)(CONN_SLAB_SIZE - 1));
+	bool was_full = s->free == NULL;
+
+	memcpy(sk, &s->free, sizeof s->free);
+	s->free = sk;
+	s->used--;
+	if (was_full)
+		LIST_INSERT_HEAD(&f->slabs, s, link);
+	if (s->used > 0)
+		return;
+	LIST_REMOVE(s, link);
+	if (f->slab_spare == NULL)
+		f->slab_spare = s;
+	else
+		munmap(s, CONN_SLAB_SIZE);
+}
+
+/* Give c's socket to nobody: the request state goes back (or is freed). */
+static void
+conn_req_put(struct conn_req *c)
+{
+	struct conn_front *f = c->front;
+
+	event_del(&c->tev);
+	event_del(&c->dev);
+	if (!c->tls)
+		event_del(&c->wev);
+	conn_ibuf_put(c);
+	if (c->early != NULL) {
+		evbuffer_free(c->early);
+		c->early = NULL;
+	}
+	if (c->sk != NULL)
+		c->sk->r = NULL;
+	c->sk = NULL;
+	c->bev = NULL;
+	evbuffer_drain(c->own_out, evbuffer_get_length(c->own_out));
+	if (c->body != NULL)
+		evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	if (f->req_free_n >= CONN_REQ_CACHE) {
+		conn_req_free(c);
+		return;
+	}
+	c->next_free = f->req_free;
+	f->req_free = c;
+	f->req_free_n++;
+}
+
+/*
+ * A request state for sk, from the worker's free list (its buffers kept)
+ * or new; NULL when out of memory.  Fresh for each request: the guard
+ * starts a new stream (its offsets count from here).
+ */
+static struct conn_req *
+conn_req_get(struct server_conn *sk)
+{
+	struct conn_front *f = sk->front;
+	const struct config *cfg = f->cfg;
+	struct framing_limits fl;
+	struct conn_req *c;
+	struct evbuffer *own_out, *body = NULL;
+	struct http_field *fields = NULL;
+	size_t fields_cap = 0;
+
+	if ((c = f->req_free) != NULL) {
+		f->req_free = c->next_free;
+		f->req_free_n--;
+		own_out = c->own_out;
+		body = c->body;
+		fields = c->fields;
+		fields_cap = c->fields_cap;
+	} else {
+		if ((c = malloc(sizeof *c)) == NULL)
+			return NULL;
+		if ((own_out = evbuffer_new()) == NULL) {
+			free(c);
+			return NULL;
+		}
+	}
+	memset(c, 0, sizeof *c);
+	c->own_out = own_out;
+	c->body = body;
+	c->fields = fields;
+	c->fields_cap = fields_cap;
+	c->front = f;
+	c->sk = sk;
+	c->fd = sk->fd;
+	c->tls = sk->tls;
+	c->out = own_out;
+	c->x.client = sk->client;
+	c->x.client_ip = sk->client_ip;
+	c->x.tls = sk->tls;
+	c->x.protocol = EXCHANGE_P_HTTP11;
+	c->x.front = &conn_front_ops;
+	c->x.front_ctx = c;
+	/* Only a connection's first bytes may be the h2c preface. */
+	c->h2_sniff = sk->h2_sniff;
+	sk->h2_sniff = false;
+	fl.max_header_bytes = cfg->limits.max_header_bytes;
+	fl.max_body_bytes = cfg->limits.max_body_bytes;
+	fl.max_fields = (size_t)cfg->limits.max_header_fields;
+	framing_init(&c->framing, &fl);
+	evtimer_assign(&c->tev, f->base, conn_timer_cb, c);
+	event_assign(&c->dev, f->base, -1, 0, conn_deferred_cb, c);
+	if (!sk->tls)
+		event_assign(&c->wev, f->base, sk->fd, EV_WRITE | EV_PERSIST,
+		    conn_write_cb, c);
+	sk->r = c;
+	return c;
+}
+
+/* Arm the worker's idle timer for the oldest detached connection. */
+static void
+conn_idle_arm(struct conn_front *f, int64_t now)
+{
+	struct server_conn *sk = TAILQ_FIRST(&f->idle);
+	struct timeval tv;
+	int64_t ms;
+
+	if (sk == NULL)
+		return;
+	ms = sk->idle_since_ms + (int64_t)f->cfg->limits.idle_timeout_ms - now;
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(&f->idle_ev, &tv);
+}
+
+/* sk starts waiting between requests (detached, reading). */
+static void
+conn_idle_enter(struct server_conn *sk)
+{
+	struct conn_front *f = sk->front;
+
+	sk->idle_since_ms = conn_now_ms();
+	TAILQ_INSERT_TAIL(&f->idle, sk, idle_entry);
+	/* A pending timer fires for an older one: this one is later. */
+	if (!evtimer_pending(&f->idle_ev, NULL))
+		conn_idle_arm(f, sk->idle_since_ms);
+}
+
+/* The idle timeout (server.limits.idle_timeout) of detached ones. */
+static void
+conn_idle_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_front *f = arg;
+	struct server_conn *sk;
+	int64_t now = conn_now_ms();
+	int64_t to = (int64_t)f->cfg->limits.idle_timeout_ms;
+
+	(void)fd;
+	(void)what;
+	while ((sk = TAILQ_FIRST(&f->idle)) != NULL &&
+	    sk->idle_since_ms + to <= now) {
+		log_debug("client %s: idle timeout", sk->client);
+		metrics_add(f->metrics, METRICS_REQ_TIMEOUT, 1);
+		conn_close(sk);
+	}
+	conn_idle_arm(f, now);
+}
+
+/* Free sk (its request state already given back). */
+static void
+conn_sk_free(struct server_conn *sk)
+{
+	struct conn_front *f = sk->front;
+
+	if (sk->rev_set)
+		event_del(&sk->rev);
+	if (sk->fd != -1)
+		close(sk->fd);
+	TAILQ_REMOVE(&f->conns, sk, entry);
+	conn_sk_release(f, sk);
+	f->events->closed(f->owner);
+}
+
+/*
+ * Between requests with nothing of the next one read: give the request
+ * state back, keep the socket and its read event (still armed: no
+ * epoll_ctl).  False when c keeps it: TLS, a PROXY header or an h2c
+ * preface still due, output still to write, anything else in progress.
+ */
+static bool
+conn_detach(struct conn_req *c)
+{
+	struct server_conn *sk = c->sk;
+
+	if (c->tls || c->active || c->in_process || c->st != CONN_ST_HEAD ||
+	    c->ilen != c->ioff || !framing_idle(&c->framing) || c->eof ||
+	    c->broken || c->closing || c->refusing || c->rejected ||
+	    c->switched || c->pp_wait || c->h2_sniff || c->h2_held != 0 ||
+	    c->wpending || c->close_deferred || c->complete_due ||
+	    evbuffer_get_length(c->out) != 0)
+		return false;
+	conn_reading(c, true);
+	conn_req_put(c);
+	conn_idle_enter(sk);
+	return true;
 }
 
 struct server_conn *
 conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
-    socklen_t slen, SSL_CTX *ctx)
+    socklen_t slen, SSL_CTX *ctx, bool proxy_protocol)
 {
 	const struct config *cfg = f->cfg;
-	struct framing_limits fl;
-	struct server_conn *c;
+	struct server_conn *sk;
+	struct conn_req *c;
 	char ip[INET6_ADDRSTRLEN];
 	unsigned port = 0;
+	bool pp;
 	int one = 1;
 
-	if ((c = calloc(1, sizeof *c)) == NULL)
+	if ((sk = conn_sk_alloc(f)) == NULL)
 		return NULL;
-	c->front = f;
-	c->fd = fd;
+	sk->front = f;
+	sk->fd = fd;
+	sk->tls = ctx != NULL;
 	ip[0] = '\0';
 	if (sa->sa_family == AF_INET6 && slen >= sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *s6 = (const void *)sa;
@@ -322,59 +715,65 @@ conn_new(struct conn_front *f, int fd, const struct sockaddr *sa,
 		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
 		port = ntohs(s4->sin_port);
 	}
-	snprintf(c->client_ip, sizeof c->client_ip, "%s",
+	snprintf(sk->client_ip, sizeof sk->client_ip, "%s",
 	    ip[0] != '\0' ? ip : "-");
-	snprintf(c->client, sizeof c->client,
-	    strchr(c->client_ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
-	    c->client_ip, port);
-	c->x.client = c->client;
-	c->x.client_ip = c->client_ip;
-	c->x.tls = ctx != NULL;
-	c->x.protocol = EXCHANGE_P_HTTP11;
+	snprintf(sk->client, sizeof sk->client,
+	    strchr(sk->client_ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
+	    sk->client_ip, port);
 	/* HTTP/2: ALPN decides on TLS, the preface on plaintext (h2.h). */
-	c->h2_sniff = ctx != NULL || cfg->http2.cleartext;
-	c->x.front = &conn_front_ops;
-	c->x.front_ctx = c;
+	sk->h2_sniff = ctx != NULL || cfg->http2.cleartext;
 	/* nginx's tcp_nodelay: a response head and body never wait. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	fl.max_header_bytes = cfg->limits.max_header_bytes;
-	fl.max_body_bytes = cfg->limits.max_body_bytes;
-	fl.max_fields = (size_t)cfg->limits.max_header_fields;
-	framing_init(&c->framing, &fl);
-	evtimer_assign(&c->tev, f->base, conn_timer_cb, c);
-	event_assign(&c->dev, f->base, -1, 0, conn_deferred_cb, c);
-	if (ctx != NULL) {
-		c->tls = true;
+	/*
+	 * The listener's PROXY protocol: on TLS the header comes before the
+	 * handshake (HAProxy's send-proxy, AWS NLB), read from the socket
+	 * here; the TLS bufferevent is made once it has been taken.
+	 */
+	pp = proxy_protocol;
+	if (ctx == NULL || pp) {
+		event_assign(&sk->rev, f->base, fd, EV_READ | EV_PERSIST,
+		    conn_sk_read_cb, sk);
+		sk->rev_set = true;
+	}
+	TAILQ_INSERT_TAIL(&f->conns, sk, entry);
+	if (ctx == NULL && !pp) {
+		/* Idle until its first bytes: no request state yet. */
+		sk->reading = true;
+		event_add(&sk->rev, NULL);
+		conn_idle_enter(sk);
+		return sk;
+	}
+	if ((c = conn_req_get(sk)) == NULL) {
+		TAILQ_REMOVE(&f->conns, sk, entry);
+		conn_sk_release(f, sk);
+		return NULL;
+	}
+	if (ctx != NULL && pp)
+		c->tls_pending = ctx;
+	else if (ctx != NULL) {
 		if ((c->bev = tls_server_bev(f->base, ctx, fd)) == NULL) {
-			free(c);
+			conn_req_put(c);
+			TAILQ_REMOVE(&f->conns, sk, entry);
+			conn_sk_release(f, sk);
 			return NULL;
 		}
 		c->out = bufferevent_get_output(c->bev);
 		bufferevent_setcb(c->bev, conn_tls_read_cb, conn_tls_write_cb,
 		    conn_tls_event_cb, c);
 		bufferevent_enable(c->bev, EV_WRITE);
-	} else {
-		if ((c->out = evbuffer_new()) == NULL) {
-			free(c);
-			return NULL;
-		}
-		event_assign(&c->rev, f->base, fd, EV_READ | EV_PERSIST,
-		    conn_read_cb, c);
-		event_assign(&c->wev, f->base, fd, EV_WRITE | EV_PERSIST,
-		    conn_write_cb, c);
 	}
-	TAILQ_INSERT_TAIL(&f->conns, c, entry);
 	conn_reading(c, true);
-	/* server.proxy_protocol (plain listeners: config.c refuses TLS). */
-	c->pp_wait = cfg->proxy_protocol && ctx == NULL;
+	c->pp_wait = pp;
 	conn_set_timeout(c, c->pp_wait ? CONN_TO_HEADER : CONN_TO_IDLE);
-	return c;
+	return sk;
 }
 
-void
-conn_close(struct server_conn *c)
+/* Close c's connection now (the exchange in flight ends with it). */
+static void
+conn_req_close(struct conn_req *c)
 {
 	struct conn_front *f = c->front;
+	struct server_conn *sk = c->sk;
 
 	if (c->active) {
 		/* The exchange ends here; the pipeline calls nothing back. */
@@ -384,39 +783,39 @@ conn_close(struct server_conn *c)
 			f->pipe->gone(&c->x);
 		conn_exchange_ended(c);
 	}
-	event_del(&c->tev);
-	event_del(&c->dev);
-	if (c->tls) {
+	if (c->tls && c->tls_pending == NULL) {
 		if (c->bev != NULL)	/* NULL: switched (the pipeline's) */
 			bufferevent_free(c->bev);	/* closes fd */
-	} else {
-		event_del(&c->rev);
-		event_del(&c->wev);
-		evbuffer_free(c->out);
-		if (!c->switched)
-			close(c->fd);
+		sk->fd = -1;
+	} else if (c->switched)
+		sk->fd = -1;		/* the pipeline's bufferevent's */
+	conn_req_put(c);
+	conn_sk_free(sk);
+}
+
+void
+conn_close(struct server_conn *sk)
+{
+	if (sk->r != NULL) {
+		conn_req_close(sk->r);
+		return;
 	}
-	if (c->body != NULL)
-		evbuffer_free(c->body);
-	if (c->early != NULL)
-		evbuffer_free(c->early);
-	free(c->fields);
-	conn_ibuf_put(c);
-	TAILQ_REMOVE(&f->conns, c, entry);
-	free(c);
-	f->events->closed(f->owner);
+	TAILQ_REMOVE(&sk->front->idle, sk, idle_entry);
+	conn_sk_free(sk);
 }
 
 bool
-conn_idle(const struct server_conn *c)
+conn_idle(const struct server_conn *sk)
 {
-	return !c->active && c->st == CONN_ST_HEAD &&
-	    c->ilen == c->ioff && framing_idle(&c->framing);
+	const struct conn_req *c = sk->r;
+
+	return c == NULL || (!c->active && c->st == CONN_ST_HEAD &&
+	    c->ilen == c->ioff && framing_idle(&c->framing));
 }
 
 /* Write what is queued (plain): 0, or -1 once the client is gone. */
 static int
-conn_write_now(struct server_conn *c)
+conn_write_now(struct conn_req *c)
 {
 	int n;
 
@@ -439,7 +838,7 @@ conn_write_now(struct server_conn *c)
 
 /* Write what is queued now (plain sockets); the rest when writable. */
 static void
-conn_flush(struct server_conn *c)
+conn_flush(struct conn_req *c)
 {
 	if (c->tls || c->broken || c->wpending)
 		return;		/* TLS: the bufferevent writes by itself */
@@ -514,13 +913,15 @@ conn_hbuf_add(struct conn_hbuf *hb, const char *s, size_t len)
 /*
  * Whether the connection ends with this reply: the pipeline asks for it,
  * HTTP/1.0 without keep-alive (or a body we cannot frame for it),
- * Connection: close, a drain, or a decision taken earlier.
+ * Connection: close, a drain, a decision taken earlier, or the client
+ * half-closed and this is its last complete request.
  */
 static bool
-conn_reply_closes(struct server_conn *c, const struct exchange_head *h,
+conn_reply_closes(struct conn_req *c, const struct exchange_head *h,
     bool framed)
 {
 	return h->close || c->front->draining || c->pending_close ||
+	    (c->eof && c->framing.requests <= c->heads_taken) ||
 	    (c->conn_flags & CONN_F_CLOSE) != 0 || (c->x.minor == 0 &&
 	    ((c->conn_flags & CONN_F_KEEPALIVE) == 0 || !framed));
 }
@@ -534,7 +935,7 @@ conn_reply_closes(struct server_conn *c, const struct exchange_head *h,
 static void
 conn_x_head(struct exchange *x, const struct exchange_head *h)
 {
-	struct server_conn *c = x->front_ctx;
+	struct conn_req *c = x->front_ctx;
 	struct conn_hbuf hbs, *hb = &hbs;
 	char line[16] = "HTTP/1.1 000 ";
 	const char *reason;
@@ -582,7 +983,7 @@ conn_x_head(struct exchange *x, const struct exchange_head *h)
 static bool
 conn_x_body(struct exchange *x, struct evbuffer *buf)
 {
-	struct server_conn *c = x->front_ctx;
+	struct conn_req *c = x->front_ctx;
 	size_t len = evbuffer_get_length(buf);
 	char line[24];
 	int n;
@@ -615,7 +1016,7 @@ conn_x_body(struct exchange *x, struct evbuffer *buf)
 static void
 conn_x_end(struct exchange *x)
 {
-	struct server_conn *c = x->front_ctx;
+	struct conn_req *c = x->front_ctx;
 
 	if (c->switched) {
 		/* The tunnel is over (the pipeline freed the stream). */
@@ -645,7 +1046,7 @@ conn_x_end(struct exchange *x)
 static void
 conn_x_abort(struct exchange *x)
 {
-	struct server_conn *c = x->front_ctx;
+	struct conn_req *c = x->front_ctx;
 
 	if (c->active)
 		conn_exchange_ended(c);
@@ -663,7 +1064,7 @@ conn_x_abort(struct exchange *x)
 static struct bufferevent *
 conn_x_upgrade(struct exchange *x, const struct exchange_head *h)
 {
-	struct server_conn *c = x->front_ctx;
+	struct conn_req *c = x->front_ctx;
 	struct conn_front *f = c->front;
 	struct conn_hbuf hbs, *hb = &hbs;
 	struct bufferevent *bev;
@@ -734,25 +1135,31 @@ conn_x_upgrade(struct exchange *x, const struct exchange_head *h)
 	return bev;
 }
 
-/* The active request ended (complete, or cut): read the next one. */
-static void
-conn_request_done(struct server_conn *c)
+/*
+ * The active request ended (complete, or cut): read the next one.  True
+ * when c was detached (given back: the caller must not touch it).
+ */
+static bool
+conn_request_done(struct conn_req *c)
 {
 	c->st = CONN_ST_HEAD;
 	if (c->pending_close || c->broken) {
 		conn_finish(c);
-		return;
+		return false;
 	}
 	if (c->in_process)
-		return;		/* conn_process() goes on by itself */
+		return false;	/* conn_process() goes on by itself */
 	if (c->ilen > c->ioff || c->rejected || c->eof || (c->tls &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
 		conn_defer(c);	/* pipelined bytes, or the refusal */
 	else {
 		conn_ibuf_put(c);
+		if (conn_detach(c))
+			return true;
 		conn_set_timeout(c, CONN_TO_IDLE);
 		conn_reading(c, true);
 	}
+	return false;
 }
 
 /*
@@ -760,8 +1167,8 @@ conn_request_done(struct server_conn *c)
  * from the event loop only (a write callback, the deferred step), never
  * inside a call from the pipeline.
  */
-static void
-conn_reply_sent(struct server_conn *c)
+static bool
+conn_reply_sent(struct conn_req *c)
 {
 	c->reply_done = false;
 	c->want_drain = false;
@@ -770,22 +1177,22 @@ conn_reply_sent(struct server_conn *c)
 		c->front->pipe->complete(&c->x);
 		conn_exchange_ended(c);
 	}
-	conn_request_done(c);
+	return conn_request_done(c);
 }
 
 /* The output buffer became empty. */
 static void
-conn_output_drained(struct server_conn *c)
+conn_output_drained(struct conn_req *c)
 {
 	if (c->closing || c->refusing) {
 		if (!c->active)
 			conn_close_later(c);
 		else if (c->reply_done)
-			conn_reply_sent(c);
+			(void)conn_reply_sent(c);
 		return;
 	}
 	if (c->reply_done) {
-		conn_reply_sent(c);
+		(void)conn_reply_sent(c);	/* c may be gone */
 		return;
 	}
 	if (c->want_drain && c->active) {
@@ -798,12 +1205,12 @@ conn_output_drained(struct server_conn *c)
 static void
 conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 
 	(void)fd;
 	(void)what;
 	if (conn_write_now(c) != 0) {
-		conn_close(c);
+		conn_req_close(c);
 		return;
 	}
 	if (evbuffer_get_length(c->out) > 0)
@@ -823,7 +1230,7 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
  * what is known of the request: its path and its Host and Origin fields.
  */
 static void
-conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
+conn_answer(struct conn_req *c, int status, const char *reason, bool mine)
 {
 	struct conn_front *f = c->front;
 	struct framing_state *fs = &c->framing;
@@ -870,7 +1277,7 @@ conn_answer(struct server_conn *c, int status, const char *reason, bool mine)
 
 /* Answer the guard's refusal now and close after it left. */
 static void
-conn_refuse(struct server_conn *c)
+conn_refuse(struct conn_req *c)
 {
 	struct framing_state *fs = &c->framing;
 
@@ -883,7 +1290,7 @@ conn_refuse(struct server_conn *c)
  * it is the last complete one and no byte of another request was fed.
  */
 static bool
-conn_captures_mine(const struct server_conn *c)
+conn_captures_mine(const struct conn_req *c)
 {
 	const struct framing_state *fs = &c->framing;
 
@@ -894,9 +1301,9 @@ conn_captures_mine(const struct server_conn *c)
 
 /* A request-path allocation failed: 503, then close. */
 static void
-conn_out_of_memory(struct server_conn *c, const char *what, bool mine)
+conn_out_of_memory(struct conn_req *c, const char *what, bool mine)
 {
-	log_warnx("client %s: out of memory (%s): answered 503", c->client,
+	log_warnx("client %s: out of memory (%s): answered 503", c->sk->client,
 	    what);
 	conn_answer(c, 503, "the gateway is out of memory", mine);
 }
@@ -906,7 +1313,7 @@ conn_out_of_memory(struct server_conn *c, const char *what, bool mine)
  * refused one (they are answered first), drop the rest.
  */
 static void
-conn_reject(struct server_conn *c)
+conn_reject(struct conn_req *c)
 {
 	struct conn_front *f = c->front;
 	struct framing_state *fs = &c->framing;
@@ -920,7 +1327,7 @@ conn_reject(struct server_conn *c)
 		f->reject_log_n = 0;
 	}
 	if (f->reject_log_n++ < 10) {
-		log_info("client %s: refused request (%d): %s", c->client,
+		log_info("client %s: refused request (%d): %s", c->sk->client,
 		    fs->status, fs->reason != NULL ? fs->reason : "invalid");
 	}
 	/* Bytes of ibuf from ioff on are at stream offsets base_off on. */
@@ -949,7 +1356,7 @@ conn_reject(struct server_conn *c)
  * pauses), -1 when an allocation failed (answered: stop).
  */
 static int
-conn_make_room(struct server_conn *c)
+conn_make_room(struct conn_req *c)
 {
 	size_t keep_from, max, ncap;
 	char *nb;
@@ -1001,6 +1408,87 @@ conn_make_room(struct server_conn *c)
 	return 1;
 }
 
+/* The PROXY header's source is the client (LOCAL: the socket's stays). */
+static void
+conn_proxy_addr(struct conn_req *c, const struct pp_header *h)
+{
+	struct server_conn *sk = c->sk;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (h->has_addr && inet_ntop(h->family, h->src, ip, sizeof ip) !=
+	    NULL) {
+		snprintf(sk->client_ip, sizeof sk->client_ip, "%s", ip);
+		snprintf(sk->client, sizeof sk->client, h->family == AF_INET6 ?
+		    "[%s]:%u" : "%s:%u", ip, (unsigned)h->src_port);
+	}
+}
+
+/*
+ * The PROXY header of a TLS listener, read from the socket before the
+ * handshake.  The bytes are peeked and only the header's are taken: the
+ * ClientHello behind it stays in the socket for OpenSSL (while the header
+ * is incomplete every byte seen is the header's, so all are taken and
+ * none is left to wake the loop again).  Once it is whole, the TLS
+ * bufferevent is made on the socket.
+ */
+static void
+conn_tls_proxy_read(struct conn_req *c)
+{
+	struct conn_front *f = c->front;
+	struct pp_header h;
+	const char *why = "PROXY header too large";
+	SSL_CTX *ctx = c->tls_pending;
+	size_t take;
+	ssize_t n;
+	int rc;
+
+	if (conn_make_room(c) != 1) {
+		rc = PP_INVALID;
+		goto refused;
+	}
+	n = recv(c->fd, c->ibuf + c->ilen, c->icap - c->ilen, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_req_close(c);	/* gone before its header */
+		return;
+	}
+	rc = proxy_protocol_parse(c->ibuf, c->ilen + (size_t)n, &h, &why);
+	if (rc == PP_INVALID)
+		goto refused;
+	take = rc == PP_INCOMPLETE ? (size_t)n : h.len - c->ilen;
+	if (read(c->fd, c->ibuf + c->ilen, take) != (ssize_t)take) {
+		conn_req_close(c);
+		return;
+	}
+	c->ilen += take;
+	if (rc == PP_INCOMPLETE)
+		return;
+	conn_proxy_addr(c, &h);
+	c->ilen = 0;
+	conn_ibuf_put(c);
+	conn_reading(c, false);		/* the bufferevent reads from now */
+	if ((c->bev = tls_server_bev(f->base, ctx, c->fd)) == NULL) {
+		log_warnx("client %s: cannot start TLS: closed", c->sk->client);
+		conn_req_close(c);
+		return;
+	}
+	c->tls_pending = NULL;
+	c->pp_wait = false;
+	c->out = bufferevent_get_output(c->bev);
+	bufferevent_setcb(c->bev, conn_tls_read_cb, conn_tls_write_cb,
+	    conn_tls_event_cb, c);
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_reading(c, true);
+	conn_set_timeout(c, CONN_TO_IDLE);
+	return;
+refused:
+	log_debug("client %s: %s", c->sk->client, why);
+	metrics_add(f->metrics, METRICS_PROXY_PROTOCOL_REFUSED, 1);
+	conn_req_close(c);
+}
+
 /*
  * server.proxy_protocol: the first bytes are the balancer's PROXY header
  * (proto/proxy_protocol.c), whose source becomes the client.  Returns
@@ -1009,10 +1497,9 @@ conn_make_room(struct server_conn *c)
  * the connection closed (the protocol forbids guessing).
  */
 static size_t
-conn_proxy_header(struct server_conn *c, size_t n)
+conn_proxy_header(struct conn_req *c, size_t n)
 {
 	struct pp_header h;
-	char ip[INET6_ADDRSTRLEN];
 	const char *why;
 	size_t have = c->ilen + n;
 	int rc;
@@ -1023,17 +1510,13 @@ conn_proxy_header(struct server_conn *c, size_t n)
 		return 0;
 	}
 	if (rc == PP_INVALID) {
-		log_debug("client %s: %s", c->client, why);
+		log_debug("client %s: %s", c->sk->client, why);
 		metrics_add(c->front->metrics, METRICS_PROXY_PROTOCOL_REFUSED, 1);
-		conn_close(c);
+		conn_req_close(c);
 		return 0;
 	}
 	c->pp_wait = false;
-	if (h.has_addr && inet_ntop(h.family, h.src, ip, sizeof ip) != NULL) {
-		snprintf(c->client_ip, sizeof c->client_ip, "%s", ip);
-		snprintf(c->client, sizeof c->client, h.family == AF_INET6 ?
-		    "[%s]:%u" : "%s:%u", ip, (unsigned)h.src_port);
-	}
+	conn_proxy_addr(c, &h);
 	have -= h.len;
 	memmove(c->ibuf, c->ibuf + h.len, have);
 	c->ilen = 0;
@@ -1047,32 +1530,31 @@ conn_proxy_header(struct server_conn *c, size_t n)
  * the close to the worker; c is freed without a word to it.
  */
 static void
-conn_h2_take(struct server_conn *c, const char *pre, size_t npre)
+conn_h2_take(struct conn_req *c, const char *pre, size_t npre)
 {
 	struct conn_front *f = c->front;
+	struct server_conn *sk = c->sk;
+	int rc;
 
-	event_del(&c->tev);
-	event_del(&c->dev);
-	if (!c->tls) {
-		event_del(&c->rev);
-		event_del(&c->wev);
-		evbuffer_free(c->out);
-	}
-	TAILQ_REMOVE(&f->conns, c, entry);
-	if (h2_conn_new(f, c->fd, c->bev, c->client, c->client_ip, pre,
-	    npre) != 0) {
-		log_warnx("client %s: cannot start HTTP/2: closed", c->client);
+	if (!c->tls)
+		event_del(&sk->rev);
+	/* pre may be c's input buffer: given back after h2.c copied it. */
+	rc = h2_conn_new(f, c->fd, c->bev, sk->client, sk->client_ip, pre,
+	    npre);
+	if (rc != 0) {
+		log_warnx("client %s: cannot start HTTP/2: closed",
+		    sk->client);
 		if (c->tls)
 			bufferevent_free(c->bev);
 		else
 			close(c->fd);
-		conn_ibuf_put(c);
-		free(c);
-		f->events->closed(f->owner);
-		return;
 	}
-	conn_ibuf_put(c);
-	free(c);
+	sk->fd = -1;
+	conn_req_put(c);
+	TAILQ_REMOVE(&f->conns, sk, entry);
+	conn_sk_release(f, sk);
+	if (rc != 0)
+		f->events->closed(f->owner);
 }
 
 /*
@@ -1084,7 +1566,7 @@ conn_h2_take(struct server_conn *c, const char *pre, size_t npre)
  * guard, or 0 when c waits for more or was handed to h2.c.
  */
 static size_t
-conn_h2_sniff(struct server_conn *c, size_t n)
+conn_h2_sniff(struct conn_req *c, size_t n)
 {
 	size_t have = c->h2_held + n;
 	size_t cmp = have < H2_PREFACE_LEN ? have : H2_PREFACE_LEN;
@@ -1104,7 +1586,7 @@ conn_h2_sniff(struct server_conn *c, size_t n)
 
 /* n new bytes at ibuf + ilen: vet them, then act. */
 static void
-conn_input(struct server_conn *c, size_t n)
+conn_input(struct conn_req *c, size_t n)
 {
 	if (c->active && c->x.upgrade && !c->closing) {
 		/* The new protocol's bytes, if it switches (exchange.h). */
@@ -1128,15 +1610,33 @@ conn_input(struct server_conn *c, size_t n)
 	conn_process(c);
 }
 
+/* n bytes were read at ibuf + ilen + h2_held. */
+static void
+conn_got(struct conn_req *c, size_t n)
+{
+	if (c->h2_sniff && !c->pp_wait) {
+		size_t feed = conn_h2_sniff(c, n);
+
+		if (feed > 0)
+			conn_input(c, feed);
+		return;
+	}
+	conn_input(c, n);
+}
+
 /* Plain socket readable. */
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 	ssize_t n;
 	size_t room;
 
 	(void)what;
+	if (c->tls_pending != NULL) {
+		conn_tls_proxy_read(c);
+		return;
+	}
 	switch (conn_make_room(c)) {
 	case 1:
 		break;
@@ -1148,15 +1648,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	room = c->icap - c->ilen - c->h2_held;
 	n = read(fd, c->ibuf + c->ilen + c->h2_held, room);
-	if (n > 0 && c->h2_sniff && !c->pp_wait) {
-		size_t feed = conn_h2_sniff(c, (size_t)n);
-
-		if (feed > 0)
-			conn_input(c, feed);
-		return;
-	}
 	if (n > 0) {
-		conn_input(c, (size_t)n);
+		conn_got(c, (size_t)n);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
@@ -1165,18 +1658,73 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* EOF or reset. */
 	c->eof = true;
 	conn_reading(c, false);
-	if (n < 0 || c->active || c->closing || c->pp_wait) {
-		conn_close(c);	/* pipe->gone() for the active one */
+	if (n < 0 || c->closing || c->pp_wait ||
+	    (c->active && c->x.upgrade)) {
+		conn_req_close(c);	/* pipe->gone() for the active one */
 		return;
 	}
+	/*
+	 * A FIN is a half-close: the client finished sending (printf ... |
+	 * nc, shutdown(SHUT_WR)) and may still read.  RFC 9112 9.6 lets it
+	 * close its side after its last request, so the complete requests
+	 * read so far are answered (Connection: close), then we close; one
+	 * cut in its head or body is dropped (conn_process).  HAProxy does
+	 * the same by default (its abortonclose is off); a client that is
+	 * wholly gone makes the answer's write fail, which ends it.
+	 */
+	if (c->active)
+		return;		/* conn_request_done() goes on */
 	conn_process(c);
+}
+
+/*
+ * A plain connection's socket is readable.  Between requests (no request
+ * state) the bytes are read onto the stack first: an EOF or a reset
+ * closes the connection without taking anything from the worker (before,
+ * each of a flood of closing idle connections read its EOF into an input
+ * buffer that then stayed in the cache); bytes take a request state and
+ * an input buffer from the free lists and are copied in (a request head,
+ * usually a few hundred bytes).
+ */
+static void
+conn_sk_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_conn *sk = arg;
+	struct conn_req *c;
+	char buf[CONN_IBUF_INITIAL];
+	ssize_t n;
+
+	if (sk->r != NULL) {
+		conn_read_cb(fd, what, sk->r);
+		return;
+	}
+	n = read(fd, buf, sizeof buf);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EOF or reset between requests: nothing to answer. */
+		conn_close(sk);
+		return;
+	}
+	TAILQ_REMOVE(&sk->front->idle, sk, idle_entry);
+	if ((c = conn_req_get(sk)) == NULL) {
+		log_warnx("client %s: out of memory (request state): closed",
+		    sk->client);
+		conn_sk_free(sk);
+		return;
+	}
+	if (conn_make_room(c) != 1)
+		return;		/* answered 503 */
+	memcpy(c->ibuf, buf, (size_t)n);
+	conn_got(c, (size_t)n);
 }
 
 /* TLS: decrypted bytes wait in the bufferevent's input. */
 static void
 conn_tls_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n;
 
@@ -1213,7 +1761,7 @@ conn_tls_read_cb(struct bufferevent *bev, void *arg)
 static void
 conn_tls_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		c->wprogress++;
@@ -1224,12 +1772,12 @@ conn_tls_write_cb(struct bufferevent *bev, void *arg)
 static void
 conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 
 	(void)bev;
 	/* EOF, a reset or a failed handshake: the client is gone. */
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_close(c);
+		conn_req_close(c);
 }
 
 /*
@@ -1237,7 +1785,7 @@ conn_tls_event_cb(struct bufferevent *bev, short what, void *arg)
  * last body bytes and of the minimum-rate allowance, or answer 408.
  */
 static void
-conn_body_expired(struct server_conn *c)
+conn_body_expired(struct conn_req *c)
 {
 	const struct config_limits *l = &c->front->cfg->limits;
 	int64_t now = conn_now_ms(), gap_end, rate_end, end;
@@ -1262,7 +1810,7 @@ conn_body_expired(struct server_conn *c)
 		evtimer_add(&c->tev, &tv);
 		return;
 	}
-	log_debug("client %s: %s (%llu bytes in %lld ms)", c->client, why,
+	log_debug("client %s: %s (%llu bytes in %lld ms)", c->sk->client, why,
 	    (unsigned long long)got, (long long)(now - c->body_start_ms));
 	metrics_add(c->front->metrics, end == gap_end ? METRICS_REQ_TIMEOUT :
 	    METRICS_REQ_SLOW_BODY, 1);
@@ -1273,7 +1821,7 @@ conn_body_expired(struct server_conn *c)
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 
 	(void)fd;
 	(void)what;
@@ -1288,23 +1836,23 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_body_expired(c);
 		return;
 	}
-	log_debug("client %s: %s timeout", c->client,
+	log_debug("client %s: %s timeout", c->sk->client,
 	    c->phase_timeout == CONN_TO_HEADER ? "header" :
 	    c->phase_timeout == CONN_TO_BODY ? "body" :
 	    c->phase_timeout == CONN_TO_BUSY ? "busy" : "idle");
 	metrics_add(c->front->metrics, METRICS_REQ_TIMEOUT, 1);
-	conn_close(c);
+	conn_req_close(c);
 }
 
 static void
 conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct server_conn *c = arg;
+	struct conn_req *c = arg;
 
 	(void)fd;
 	(void)what;
 	if (c->close_deferred) {
-		conn_close(c);
+		conn_req_close(c);
 		return;
 	}
 	if (c->switched)
@@ -1312,8 +1860,9 @@ conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
 	/* end() was called with the output already empty. */
 	if (c->complete_due) {
 		c->complete_due = false;
-		if (c->reply_done && evbuffer_get_length(c->out) == 0)
-			conn_reply_sent(c);
+		if (c->reply_done && evbuffer_get_length(c->out) == 0 &&
+		    conn_reply_sent(c))
+			return;		/* detached: c is not ours now */
 	}
 	/* TLS: bytes may wait in the bufferevent (reading was paused). */
 	if (c->tls && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -1366,7 +1915,7 @@ conn_method(const char *m, size_t len)
  * head: a broken invariant).
  */
 static int
-conn_take_head(struct server_conn *c, const char **what)
+conn_take_head(struct conn_req *c, const char **what)
 {
 	struct conn_front *fr = c->front;
 	struct framing_head h;
@@ -1478,7 +2027,7 @@ conn_take_head(struct server_conn *c, const char **what)
  * array (reused by every connection) into one of the connection's own.
  */
 static int
-conn_keep_fields(struct server_conn *c)
+conn_keep_fields(struct conn_req *c)
 {
 	size_t n = c->x.n_fields;
 
@@ -1507,7 +2056,7 @@ conn_body_data(void *arg, const char *p, size_t n)
 
 /* Move body bytes from ibuf into the body; true when it is complete. */
 static bool
-conn_take_body(struct server_conn *c)
+conn_take_body(struct conn_req *c)
 {
 	size_t avail = c->ilen - c->ioff, used;
 	bool done = false;
@@ -1536,7 +2085,7 @@ conn_take_body(struct server_conn *c)
 
 /* Hand the complete request to the pipeline. */
 static void
-conn_dispatch(struct server_conn *c)
+conn_dispatch(struct conn_req *c)
 {
 	struct conn_front *f = c->front;
 
@@ -1560,10 +2109,10 @@ conn_dispatch(struct server_conn *c)
 
 /* Process what ibuf holds while no request of ours is in flight. */
 static void
-conn_process(struct server_conn *c)
+conn_process(struct conn_req *c)
 {
 	const char *what = NULL;
-	bool mine;
+	bool mine, idle = false;
 
 	if (c->in_process)
 		return;
@@ -1586,7 +2135,7 @@ conn_process(struct server_conn *c)
 				if (framing_idle(&c->framing) &&
 				    c->ilen == c->ioff) {
 					conn_ibuf_put(c);
-					conn_set_timeout(c, CONN_TO_IDLE);
+					idle = true;
 				} else
 					conn_set_timeout(c, CONN_TO_HEADER);
 				conn_reading(c, true);
@@ -1600,7 +2149,7 @@ conn_process(struct server_conn *c)
 					/* The guard vetted it: our bug. */
 					log_warnx("client %s: a head the guard "
 					    "accepted cannot be indexed",
-					    c->client);
+					    c->sk->client);
 					conn_answer(c, 500, "the request head "
 					    "could not be indexed", mine);
 				}
@@ -1639,4 +2188,7 @@ conn_process(struct server_conn *c)
 		conn_dispatch(c);
 	}
 	c->in_process = false;
+	/* Between requests: give the request state back (c is gone). */
+	if (idle && !conn_detach(c))
+		conn_set_timeout(c, CONN_TO_IDLE);
 }

@@ -44,6 +44,8 @@ struct server_conn;
 TAILQ_HEAD(server_conn_list, server_conn);
 struct h2_conn;
 TAILQ_HEAD(h2_conn_list, h2_conn);
+struct conn_slab;
+LIST_HEAD(conn_slab_list, conn_slab);
 
 /*
  * What the worker hears from its connections (server.c's, so that conn.c
@@ -80,88 +82,54 @@ struct conn_front {
 	size_t fields_cap;
 	void *ibuf_free;		/* idle input buffers */
 	size_t ibuf_free_n;
+	struct conn_req *req_free;	/* request states not in use */
+	size_t req_free_n;
+	struct server_conn_list idle;	/* detached, oldest first */
+	struct conn_slab_list slabs;	/* of server_conns, with a free slot */
+	struct conn_slab *slab_spare;	/* one empty slab kept */
+	struct event idle_ev;		/* closes the expired ones */
 	int64_t reject_log_sec;		/* rate limit of refusal logs */
 	unsigned reject_log_n;
 };
 
-enum conn_state {
-	CONN_ST_HEAD = 0,		/* waiting for a complete head */
-	CONN_ST_BODY,			/* head indexed, collecting the body */
-	CONN_ST_BUSY,			/* handed to the pipeline */
-};
-
+/*
+ * A client connection as the worker holds it between requests (nginx's
+ * idle keep-alive connection: the socket, a small struct, a read event).
+ * Everything a request needs (the framing guard and its captures, the
+ * input buffer, the exchange, the output buffer, the timers) is a
+ * struct conn_req (conn.c) that the connection takes from the worker's
+ * free list when bytes arrive and gives back once the answer has left
+ * and nothing of a next request was read; a TLS connection keeps its
+ * own for its life (its bufferevent is not taken apart between
+ * requests).  While detached, the connection waits in conn_front.idle,
+ * oldest first, and one timer of the worker closes the ones whose
+ * idle_timeout has passed.
+ */
+struct conn_req;
 struct server_conn {
 	struct conn_front *front;	/* the worker's front-end */
 	TAILQ_ENTRY(server_conn) entry;	/* the worker's connections */
-	int fd;
-	struct bufferevent *bev;	/* TLS only */
-	struct evbuffer *out;		/* plain: ours; TLS: the bev's */
+	TAILQ_ENTRY(server_conn) idle_entry; /* front->idle (r == NULL) */
+	struct conn_req *r;		/* the request state, or NULL: idle */
 	struct event rev;		/* plain: EV_READ|EV_PERSIST */
-	struct event wev;		/* plain: armed on a short write */
-	struct event tev;		/* the one timeout */
-	struct event dev;		/* deferred work (next loop turn) */
-	struct framing_state framing;
-	enum conn_state st;
-	struct exchange x;		/* the request being read or served */
-	bool active;			/* x is with the pipeline */
-
-	/* Input: ibuf[ioff, ilen) is unprocessed; ibuf[0, ioff) done. */
-	char *ibuf;
-	size_t ioff, ilen, icap;
-	uint64_t base_off;		/* stream offset of ibuf[ioff] */
-	uint64_t heads_taken;		/* heads indexed so far */
-	uint64_t reject_at;		/* stream offset of the refused request */
-
-	/* The request being read (x's request, valid in CONN_ST_BODY). */
-	size_t head_start, head_end;	/* of its head in ibuf */
-	uint64_t body_left;		/* Content-Length bytes to come */
-	uint64_t body_off;		/* stream offset of its first body byte */
-	int64_t body_start_ms;		/* the body timer started (monotonic) */
-	int64_t body_last_ms;		/* body bytes last arrived */
-	bool body_timed;		/* body_start_ms set for this body */
-	bool chunked;
-	bool expect_continue;
-	struct framing_dechunk dechunk;
-	struct evbuffer *body;
-	struct http_field *fields;	/* the head's index while its body
-					 * comes (else conn_front's) */
-	size_t fields_cap;
-
+	int fd;
 	bool tls;
+	bool rev_set;			/* rev assigned (plain, or TLS behind
+					 * a PROXY header) */
 	bool reading;			/* rev armed / bev reading */
-	bool wpending;			/* plain: wev armed */
-	bool eof;			/* the client finished sending */
-	bool broken;			/* a write failed: close */
-	bool rejected;			/* the guard refused the stream */
-	bool refusing;			/* our refusal is being written */
-	bool reply_done;		/* reply complete, output not yet */
-	bool want_drain;		/* tell the pipeline when drained */
-	bool complete_due;		/* run pipe->complete() (deferred) */
-	bool is_head;			/* the active request is HEAD */
-	bool chunking;			/* we chunk the reply's body */
-	unsigned conn_flags;		/* CONN_F_* of the request */
-	bool pending_close;		/* close once the active request ends */
-	bool closing;			/* closed after the output drains */
-	bool switched;			/* protocols switched: the socket is
-					 * the pipeline's (exchange.h) */
-	struct evbuffer *early;		/* bytes refused right behind a head
-					 * (a WebSocket client's first frame) */
-	bool h2_sniff;			/* h2c: the preface may come first */
-	size_t h2_held;			/* ibuf[0, h2_held): a preface
-					 * prefix, not fed to the guard */
-	bool in_process;
-	bool close_deferred;
-	unsigned phase_timeout;		/* which timeout is armed */
-	uint64_t wprogress;		/* bumped on every write */
-	uint64_t wprogress_armed;
-	char client[64];		/* "ip:port" */
+	bool h2_sniff;			/* no byte read yet: h2c may come */
+	int64_t idle_since_ms;		/* detached then (monotonic) */
+	char client[56];		/* "ip:port" ("[v6]:port": 55 bytes) */
 	char client_ip[48];
-	bool pp_wait;			/* the PROXY header is still due */
 };
 
-/* A connection accepted on fd by front f (ctx: TLS listener), or NULL. */
+/*
+ * A connection accepted on fd by front f (ctx: TLS listener), or NULL.
+ * proxy_protocol: its first bytes are a PROXY v1/v2 header (read before
+ * the TLS handshake on a TLS listener); without one it is closed.
+ */
 struct server_conn *conn_new(struct conn_front *f, int fd,
-    const struct sockaddr *, socklen_t, SSL_CTX *ctx);
+    const struct sockaddr *, socklen_t, SSL_CTX *ctx, bool proxy_protocol);
 /* Tear c down now (worker exit, drain of an idle connection). */
 void conn_close(struct server_conn *);
 /* True when c has no request in progress (nothing of one read). */

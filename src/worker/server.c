@@ -844,6 +844,26 @@ server_refuse(struct worker *w, int fd)
 	w->refuse_log_n = 0;
 }
 
+/*
+ * Whether connections on listening socket lfd start with a PROXY header:
+ * server.proxy_protocol (every listener, reloadable) or its
+ * server.listen item's proxy_protocol.
+ */
+static bool
+server_listen_pp(const struct worker *w, evutil_socket_t lfd)
+{
+	const struct config *cfg = w->front.cfg;
+	size_t i;
+
+	if (cfg->proxy_protocol)
+		return true;
+	for (i = 0; i < srv.n_listen_fds && i < cfg->n_listen; i++) {
+		if (srv.listen_fds[i] == lfd)
+			return cfg->listen[i].proxy_protocol;
+	}
+	return false;
+}
+
 /* Client connections are waiting on the shared listening socket lfd. */
 static void
 server_accept_cb(evutil_socket_t lfd, short what, void *arg)
@@ -911,7 +931,8 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			continue;
 		}
 		if (conn_new(&w->front, fd, (struct sockaddr *)&ss, sl,
-		    w->wgen->gen->server_ssl) == NULL) {
+		    w->wgen->gen->server_ssl, server_listen_pp(w, lfd)) ==
+		    NULL) {
 			__atomic_sub_fetch(&srv.nconns, 1, __ATOMIC_ACQ_REL);
 			close(fd);
 			continue;

@@ -723,7 +723,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ss.ss_family = AF_UNIX;
 	g.nconns++;
 	if (conn_new(&g.front, sv[0], (struct sockaddr *)&ss, sizeof ss,
-	    NULL) == NULL)
+	    NULL, false) == NULL)
 		abort();
 	for (i = 0; i < FUZZ_TURNS; i++) {
 		size_t before = out_len;

@@ -15,6 +15,7 @@
  * workers, serves again when a connection closes, and the limit reloads.  Each wait is a poll with a deadline, never a sleep.
  */
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <poll.h>
 #include <signal.h>
@@ -449,6 +450,23 @@ backend_requests_wait(uint64_t n, int timeout_ms)
 }
 
 /*
+ * The client goes away at once: a reset (SO_LINGER 0), as a load
+ * generator's close with unread bytes sends.  A plain close() is a FIN,
+ * which the gateway cannot tell from a half-close: that client is
+ * answered (half_closed_client_is_answered), and a write that fails then
+ * ends the exchange.
+ */
+static void
+conn_reset(struct itest_conn *c)
+{
+	struct linger l = { 1, 0 };
+
+	ck_assert_int_eq(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l,
+	    sizeof l), 0);
+	itest_conn_free(c);
+}
+
+/*
  * Issue 11: under steady keep-alive load the upstream connections are
  * reused for the whole run, and clients that leave with a request in
  * flight (every connection of a load generator when a run ends) do not
@@ -484,7 +502,7 @@ START_TEST(upstream_connections_outlive_departing_clients)
 		    "Host: x\r\n\r\n"), 0);
 	ck_assert(backend_requests_wait(reqs + N, ITEST_TIMEOUT_MS));
 	for (i = 0; i < N; i++)
-		itest_conn_free(cs[i]);
+		conn_reset(cs[i]);
 	/* Their responses come 100 ms later, are read, the connections
 	 * pooled. */
 	for (k = 0; itest_log_count(gw, ITEST_STDERR, "response was read; "
@@ -527,7 +545,7 @@ START_TEST(departed_client_response_reading_is_bounded)
 	/* The response has begun: the backend counted the request. */
 	ck_assert(backend_requests_wait(reqs + 1, ITEST_TIMEOUT_MS));
 	ck_assert(itest_readable(c, ITEST_TIMEOUT_MS));
-	itest_conn_free(c);
+	conn_reset(c);
 	ck_assert_msg(backend_peer_closed_wait(1, 5000),
 	    "the large response's connection was not closed");
 
@@ -535,7 +553,7 @@ START_TEST(departed_client_response_reading_is_bounded)
 	ck_assert_int_eq(itest_sendf(c, "GET /stall HTTP/1.1\r\nHost: x\r\n"
 	    "\r\n"), 0);
 	ck_assert(backend_requests_wait(reqs + 2, ITEST_TIMEOUT_MS));
-	itest_conn_free(c);
+	conn_reset(c);
 	t0 = itest_now_ms();
 	ck_assert_msg(backend_peer_closed_wait(2, 5000),
 	    "the stalled response's connection was not closed");
@@ -745,6 +763,106 @@ END_TEST
  * buffer: RSS grows by well under the 4 KiB buffer a connection holds
  * while it reads (measured: about 2.3 KiB each with the struct).
  */
+/*
+ * Issue 16: a client that sends complete requests and then shuts down its
+ * write side (RFC 9112 9.6) gets its answers, the last with Connection:
+ * close, then the connection closes.  Before, the EOF cancelled the
+ * request in flight and the client got nothing.
+ */
+START_TEST(half_closed_client_is_answered)
+{
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	struct itest_resp r;
+
+	gw = gateway_with_limits("idle_timeout: 30s");
+	c = itest_connect(gw->port);
+	/* The answer comes after the FIN has been read. */
+	ck_assert_int_eq(itest_sendf(c, "GET /slow?ms=300 HTTP/1.1\r\n"
+	    "Host: x\r\nOrigin: " ORIGIN "\r\n\r\n"), 0);
+	ck_assert_int_eq(shutdown(c->fd, SHUT_WR), 0);
+	ck_assert_msg(itest_read_response(c, &r, 0, ITEST_TIMEOUT_MS) == 0,
+	    "%s", itest_error());
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(itest_resp_header(&r, "Access-Control-Allow-Origin"),
+	    ORIGIN);
+	ck_assert_str_eq(itest_resp_header(&r, "Connection"), "close");
+	itest_resp_clear(&r);
+	ck_assert(itest_wait_closed(c, ITEST_TIMEOUT_MS));
+	ck_assert_uint_eq(c->len - c->off, 0);
+	itest_conn_free(c);
+}
+END_TEST
+
+/* Three pipelined requests, then a half-close: three answers in order. */
+START_TEST(half_closed_pipelined_requests_are_answered)
+{
+	static const char *paths[] = { "/echo/a", "/slow?ms=100", "/echo/c" };
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	struct itest_resp r;
+	size_t i;
+
+	gw = gateway_with_limits("idle_timeout: 30s");
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(itest_sendf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET %s HTTP/1.1\r\nHost: x\r\n\r\nGET %s HTTP/1.1\r\nHost: x\r\n"
+	    "\r\n", paths[0], paths[1], paths[2]), 0);
+	ck_assert_int_eq(shutdown(c->fd, SHUT_WR), 0);
+	for (i = 0; i < ITEST_NITEMS(paths); i++) {
+		ck_assert_msg(itest_read_response(c, &r, 0,
+		    ITEST_TIMEOUT_MS) == 0, "%zu: %s", i, itest_error());
+		ck_assert_int_eq(r.status, 200);
+		if (i != 1) {
+			json_t *echo = itest_resp_json(&r);
+
+			ck_assert_str_eq(json_string_value(json_object_get(echo,
+			    "path")), paths[i]);
+			json_decref(echo);
+		}
+		itest_resp_clear(&r);
+	}
+	ck_assert(itest_wait_closed(c, ITEST_TIMEOUT_MS));
+	ck_assert_uint_eq(c->len - c->off, 0);
+	itest_conn_free(c);
+}
+END_TEST
+
+/*
+ * A half-close inside a head or a body stays a close without an answer
+ * (the request is incomplete: nothing goes upstream).
+ */
+START_TEST(half_close_inside_a_request_closes)
+{
+	static const char *cut[] = {
+		"GET /echo/x HTTP/1.1\r\nHo",
+		"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+		"\r\nabc",
+		"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+		"chunked\r\n\r\n5\r\nab",
+	};
+	struct itest_proc *gw;
+	struct itest_conn *c;
+	uint64_t reqs;
+	size_t i;
+
+	gw = gateway_with_limits("idle_timeout: 30s");
+	reqs = itest_backend_requests(be);
+	for (i = 0; i < ITEST_NITEMS(cut); i++) {
+		c = itest_connect(gw->port);
+		ck_assert_int_eq(itest_send(c, cut[i], strlen(cut[i]),
+		    ITEST_TIMEOUT_MS), 0);
+		ck_assert_int_eq(shutdown(c->fd, SHUT_WR), 0);
+		ck_assert_msg(itest_wait_closed(c, ITEST_TIMEOUT_MS),
+		    "%zu: not closed", i);
+		ck_assert_msg(c->len - c->off == 0, "%zu: answered %.*s", i,
+		    (int)(c->len - c->off), c->buf + c->off);
+		itest_conn_free(c);
+	}
+	ck_assert_uint_eq(itest_backend_requests(be), reqs);
+}
+END_TEST
+
 START_TEST(idle_connections_hold_no_input_buffer)
 {
 	enum { N = 800 };
@@ -779,7 +897,8 @@ START_TEST(idle_connections_hold_no_input_buffer)
 	/* ASan's redzones and quarantine make RSS say nothing here. */
 	after = before;
 #endif
-	ck_assert_msg((after - before) * 1024 / N < 3584,
+	/* 0.36 KiB each in the chaos idle flood; 2.3 KiB before issue 16. */
+	ck_assert_msg((after - before) * 1024 / N < 1536,
 	    "%ld KiB for %d idle connections (%ld bytes each)", after - before,
 	    N, (after - before) * 1024 / N);
 	for (i = 0; i < N; i++)
@@ -811,6 +930,9 @@ limits_suite(void)
 	tcase_add_test(tc, max_connections_is_global_across_workers);
 	tcase_add_test(tc, max_connections_reloads);
 	tcase_add_test(tc, idle_connections_hold_no_input_buffer);
+	tcase_add_test(tc, half_closed_client_is_answered);
+	tcase_add_test(tc, half_closed_pipelined_requests_are_answered);
+	tcase_add_test(tc, half_close_inside_a_request_closes);
 	suite_add_tcase(s, tc);
 	return s;
 }

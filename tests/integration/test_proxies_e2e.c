@@ -13,14 +13,29 @@
  *   whole or in pieces; LOCAL keeps the socket's address; a connection
  *   without a header is closed unanswered; a header that never completes
  *   is closed after server.limits.header_timeout.
+ *
+ *   server.listen[i].proxy_protocol on a TLS listener (issue 14 item 5):
+ *   the header comes first on the TCP connection, then the TLS handshake
+ *   (HAProxy's send-proxy-v2, AWS NLB in front of a TLS target); the
+ *   option is the listener's (a second listener of the same gateway
+ *   takes TLS without a header); a missing or bad header is refused.
  */
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
 #include <check.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "itest.h"
 
@@ -207,6 +222,210 @@ END_TEST
 /* proxy-protocol.txt 2.2: the v2 signature, as bytes. */
 #define V2_SIG "\r\n\r\n\0\r\nQUIT\n"
 
+static void refused_wait(double);
+
+/* A file under tests/data. */
+static const char *
+data(const char *rel)
+{
+	static char buf[4][4096];
+	static unsigned n;
+	const char *d = getenv("TS_TEST_DATA");
+	char *b = buf[n++ % 4];
+
+	snprintf(b, sizeof buf[0], "%s/%s", d != NULL ? d : "tests/data",
+	    rel);
+	return b;
+}
+
+/*
+ * The HTTPS gateway with two listeners: ports[0] wants a PROXY header
+ * before the handshake, ports[1] (the short form) does not.
+ */
+static void
+start_tls_pp(void)
+{
+	char *yaml;
+
+	be = itest_backend_start("one");
+	yaml = itest_strf(
+	    "server:\n"
+	    "  listen:\n"
+	    "    - {address: \"127.0.0.1:0\", proxy_protocol: true}\n"
+	    "    - \"127.0.0.1:0\"\n"
+	    "  workers: 1\n"
+	    "  tls: {cert: \"%s\", key: \"%s\"}\n"
+	    "  limits: {header_timeout: 2s}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream: {url: \"http://127.0.0.1:%u\"}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    data("tls/server.pem"), data("tls/server.key"), be->port);
+	gw = itest_gateway_start(yaml);
+	free(yaml);
+	ck_assert(gw->https);
+	ck_assert_uint_eq(gw->n_ports, 2);
+}
+
+/*
+ * Connect to port, write pre (a PROXY header, or nothing), then speak
+ * TLS (verifying the gateway against the test CA) and send raw; the
+ * answer up to the close is returned (caller frees), or NULL when the
+ * handshake failed.
+ */
+static char *
+tls_pp_exchange(uint16_t port, const void *pre, size_t npre,
+    const char *raw)
+{
+	struct sockaddr_in sin;
+	struct timeval tv = { 5, 0 };
+	SSL_CTX *ctx;
+	SSL *ssl;
+	char *buf;
+	size_t blen = 0, cap = 65536;
+	int fd, n, one = 1;
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	ck_assert_ptr_nonnull(ctx);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, data("tls/ca.pem"),
+	    NULL), 1);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ne(fd, -1);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
+	    "connect: %s", strerror(errno));
+	if (npre > 0)
+		ck_assert_int_eq(write(fd, pre, npre), (ssize_t)npre);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	SSL_set_tlsext_host_name(ssl, "localhost");
+	SSL_set1_host(ssl, "localhost");
+	if (SSL_connect(ssl) != 1) {
+		ERR_clear_error();
+		SSL_free(ssl);
+		close(fd);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	ck_assert_int_eq(SSL_get_verify_result(ssl), X509_V_OK);
+	ck_assert_int_eq(SSL_write(ssl, raw, (int)strlen(raw)),
+	    (int)strlen(raw));
+	buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	while ((n = SSL_read(ssl, buf + blen, (int)(cap - 1 - blen))) > 0)
+		blen += (size_t)n;
+	buf[blen] = '\0';
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return buf;
+}
+
+/* GET path over TLS behind pre on port: the backend's echo (200). */
+static json_t *
+tls_pp_echo(uint16_t port, const void *pre, size_t npre, const char *path)
+{
+	struct itest_resp r;
+	char *raw, *got;
+	json_t *j;
+
+	raw = itest_strf("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close"
+	    "\r\n\r\n", path);
+	got = tls_pp_exchange(port, pre, npre, raw);
+	ck_assert_msg(got != NULL, "TLS handshake after the PROXY header "
+	    "failed (%s)", path);
+	ck_assert_msg(itest_resp_parse(got, strlen(got), &r) == 0, "%s: %s",
+	    itest_error(), got);
+	ck_assert_msg(r.status == 200, "status %d: %s", r.status, got);
+	j = itest_resp_json(&r);
+	itest_resp_clear(&r);
+	free(got);
+	free(raw);
+	return j;
+}
+
+/* proxy-protocol.txt 2.2: the v2 signature, as bytes. */
+#define V2_SIG "\r\n\r\n\0\r\nQUIT\n"
+
+START_TEST(proxy_protocol_before_tls)
+{
+	/* v2 PROXY TCP4 203.0.113.9:5555 -> 10.0.0.1:443, as HAProxy's
+	 * send-proxy-v2 writes it, with an AWS-style TLV. */
+	static const char v2[] = V2_SIG "\x21\x11\x00\x13"
+	    "\xcb\x00\x71\x09\x0a\x00\x00\x01\x15\xb3\x01\xbb"
+	    "\xea\x00\x04vpce";
+	static const char v1[] = "PROXY TCP6 2001:db8::9 2001:db8::1 4000 "
+	    "443\r\n";
+	json_t *j;
+
+	start_tls_pp();
+	j = tls_pp_echo(gw->ports[0], v2, sizeof v2 - 1, "/echo/tls-v2");
+	ck_assert_str_eq(itest_echo_header(j, "x-forwarded-for", 0),
+	    "203.0.113.9");
+	ck_assert_str_eq(itest_echo_header(j, "x-forwarded-proto", 0),
+	    "https");
+	json_decref(j);
+	j = log_line("/echo/tls-v2");
+	ck_assert_str_eq(jstr(j, "network.client.ip"), "203.0.113.9");
+	json_decref(j);
+
+	j = tls_pp_echo(gw->ports[0], v1, sizeof v1 - 1, "/echo/tls-v1");
+	ck_assert_str_eq(itest_echo_header(j, "x-forwarded-for", 0),
+	    "2001:db8::9");
+	json_decref(j);
+
+	/* The other listener is TLS without the PROXY protocol. */
+	j = tls_pp_echo(gw->ports[1], NULL, 0, "/echo/tls-plain");
+	ck_assert_str_eq(itest_echo_header(j, "x-forwarded-for", 0),
+	    "127.0.0.1");
+	json_decref(j);
+	refused_wait(0);
+}
+END_TEST
+
+/*
+ * On the PROXY listener a handshake without the header (its ClientHello
+ * is not a PROXY header) and a bad v2 header are refused: closed, never
+ * answered, counted; a header that never completes is cut by
+ * header_timeout.
+ */
+START_TEST(proxy_protocol_before_tls_refusals)
+{
+	/* Version 3 in the version/command byte: not v2 (2.2). */
+	static const char bad_v2[] = V2_SIG "\x31\x11\x00\x0c"
+	    "\xcb\x00\x71\x09\x0a\x00\x00\x01\x15\xb3\x01\xbb";
+	struct itest_conn *c;
+	int64_t t0;
+
+	start_tls_pp();
+	ck_assert_ptr_null(tls_pp_exchange(gw->ports[0], NULL, 0,
+	    "GET /echo/x HTTP/1.1\r\nHost: x\r\n\r\n"));
+	refused_wait(1);
+	ck_assert_ptr_null(tls_pp_exchange(gw->ports[0], bad_v2,
+	    sizeof bad_v2 - 1, "GET /echo/x HTTP/1.1\r\nHost: x\r\n\r\n"));
+	refused_wait(2);
+	/* Half a header, then nothing: closed after header_timeout (2 s). */
+	c = itest_connect(gw->ports[0]);
+	t0 = itest_now_ms();
+	ck_assert_int_eq(itest_send(c, V2_SIG "\x21\x11", 14,
+	    ITEST_TIMEOUT_MS), 0);
+	ck_assert(itest_wait_closed(c, ITEST_TIMEOUT_MS));
+	ck_assert_int_ge(itest_now_ms() - t0, 1500);
+	ck_assert_uint_eq(c->len - c->off, 0);
+	itest_conn_free(c);
+	ck_assert_uint_eq(itest_backend_requests(be), 0);
+}
+END_TEST
+
 START_TEST(proxy_protocol_v1_and_v2)
 {
 	/* v2 PROXY TCP over IPv6: 2001:db8::7 port 40001 -> ::1 port 8080. */
@@ -391,6 +610,8 @@ proxies_suite(void)
 	tcase_add_test(tc, proxy_protocol_v1_and_v2);
 	tcase_add_test(tc, proxy_protocol_required);
 	tcase_add_test(tc, proxy_protocol_then_h2c);
+	tcase_add_test(tc, proxy_protocol_before_tls);
+	tcase_add_test(tc, proxy_protocol_before_tls_refusals);
 	suite_add_tcase(s, tc);
 	return s;
 }

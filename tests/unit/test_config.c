@@ -112,6 +112,58 @@ START_TEST(test_dump_servers_round_trip)
 }
 END_TEST
 
+/*
+ * server.listen items with options (issue 14 item 5): the short form and
+ * {address, proxy_protocol} side by side; -T dumps a listener with the
+ * PROXY protocol as a map and the others as strings, and the dump reads
+ * back to the same listeners (config_dump round trip).  With server.tls
+ * the PROXY protocol is no longer refused.
+ */
+START_TEST(test_listen_options_round_trip)
+{
+	static const char text[] =
+	    "server:\n"
+	    "  listen:\n"
+	    "    - \"127.0.0.1:8080\"\n"
+	    "    - {address: \"127.0.0.1:8443\", proxy_protocol: true}\n"
+	    "    - {address: \"[::1]:8081\", proxy_protocol: false}\n"
+	    "  tls: {cert: /etc/ssl/a.pem, key: /etc/ssl/a.key}\n"
+	    "routes:\n"
+	    "  - upstream: {url: \"http://127.0.0.1:9\"}\n";
+	char *const env[] = { NULL };
+	struct config *a, *b;
+	char *d1 = NULL, *d2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	FILE *f;
+
+	a = load_ok(text, env);
+	ck_assert_uint_eq(a->n_listen, 3);
+	ck_assert(!a->listen[0].proxy_protocol);
+	ck_assert(a->listen[1].proxy_protocol);
+	ck_assert_uint_eq(a->listen[1].port, 8443);
+	ck_assert(!a->listen[2].proxy_protocol);
+	ck_assert_str_eq(a->listen[2].host, "::1");
+	ck_assert(!a->proxy_protocol);
+	ck_assert_ptr_nonnull(f = open_memstream(&d1, &l1));
+	config_dump(a, f);
+	fclose(f);
+	ck_assert_msg(strstr(d1, "listen: [\"127.0.0.1:8080\", {address: "
+	    "\"127.0.0.1:8443\", proxy_protocol: true}, \"[::1]:8081\"]") !=
+	    NULL, "dump: %s", d1);
+	b = load_ok(d1, env);
+	ck_assert_uint_eq(b->n_listen, 3);
+	ck_assert(b->listen[1].proxy_protocol);
+	ck_assert_ptr_nonnull(f = open_memstream(&d2, &l2));
+	config_dump(b, f);
+	fclose(f);
+	ck_assert_str_eq(d1, d2);
+	free(d1);
+	free(d2);
+	config_unref(a);
+	config_unref(b);
+}
+END_TEST
+
 static const char minimal[] =
     "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n";
 
@@ -362,7 +414,7 @@ static const char *const bad_fixtures[] = {
 	"path_prefix", "route_cors_bad", "route_wildcard_credentials",
 	"sample_rate", "servers_bad", "size_range", "tag_values", "top_level_list",
 	"unknown_nested", "unknown_route_key", "unknown_top", "url_missing",
-	"trusted_proxies",
+	"trusted_proxies", "listen_options",
 	"url_port", "wildcard_credentials", "workers_word", "wrong_types",
 	"yaml_syntax", "yaml_tab",
 };
@@ -1445,6 +1497,7 @@ config_suite(void)
 	tc = tcase_create("load");
 	tcase_add_test(tc, test_servers);
 	tcase_add_test(tc, test_dump_servers_round_trip);
+	tcase_add_test(tc, test_listen_options_round_trip);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_yaml_nulls_and_quotes);

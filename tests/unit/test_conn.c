@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,7 +164,7 @@ connect_client(void)
 	ss.ss_family = AF_UNIX;
 	w.nconns++;
 	ck_assert_ptr_nonnull(conn_new(&w.front, sv[0], (struct sockaddr *)&ss,
-	    sizeof ss, NULL));
+	    sizeof ss, NULL, false));
 	peer = sv[1];
 }
 
@@ -686,6 +687,67 @@ START_TEST(test_front_idle_timeout)
 }
 END_TEST
 
+static bool
+one_answer(const char *got, size_t len)
+{
+	(void)len;
+	return fake.completes == 1 && strstr(got, "\r\n\r\n/1") != NULL;
+}
+
+static bool
+two_answers(const char *got, size_t len)
+{
+	(void)len;
+	return fake.completes == 2 && strstr(got, "\r\n\r\n/2") != NULL;
+}
+
+/*
+ * Issue 16 (idle flood): between requests a keep-alive connection holds
+ * no request state (framing guard, captures, buffers, timers): it went
+ * back to the worker's free list with the input buffer, and the next
+ * request on the connection takes it again (no new one is made), then
+ * gives it back again.  A fresh connection starts without one.
+ */
+START_TEST(test_front_idle_connection_holds_no_request_state)
+{
+	struct server_conn *sk;
+	char got[1024];
+
+	connect_client();
+	sk = TAILQ_FIRST(&w.front.conns);
+	ck_assert_ptr_nonnull(sk);
+	ck_assert_ptr_null(sk->r);
+	ck_assert_ptr_eq(TAILQ_FIRST(&w.front.idle), sk);
+	ck_assert_uint_eq(w.front.req_free_n, 0);
+	ck_assert_int_eq(write(peer, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n",
+	    28), 28);
+	pump(got, sizeof got, one_answer);
+	ck_assert_msg(one_answer(got, strlen(got)), "answer: %s", got);
+	event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert_ptr_eq(TAILQ_FIRST(&w.front.conns), sk);
+	ck_assert_ptr_null(sk->r);
+	ck_assert_ptr_eq(TAILQ_FIRST(&w.front.idle), sk);
+	ck_assert_uint_eq(w.front.req_free_n, 1);
+	ck_assert_uint_eq(w.front.ibuf_free_n, 1);
+	ck_assert(conn_idle(sk));
+	/* The next request reuses both. */
+	ck_assert_int_eq(write(peer, "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	    28), 28);
+	pump(got, sizeof got, two_answers);
+	ck_assert_msg(two_answers(got, strlen(got)), "answer: %s", got);
+	event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert_ptr_null(sk->r);
+	ck_assert_uint_eq(w.front.req_free_n, 1);
+	ck_assert_uint_eq(w.front.ibuf_free_n, 1);
+	ck_assert_uint_eq(fake.gones, 0);
+	/* The idle timeout (200 ms) still closes it, detached. */
+	ck_assert_uint_eq(pump(got, sizeof got, NULL), 0);
+	event_base_loop(w.base, EVLOOP_NONBLOCK);
+	ck_assert(TAILQ_EMPTY(&w.front.conns));
+	ck_assert(TAILQ_EMPTY(&w.front.idle));
+}
+END_TEST
+
 /*
  * Back-pressure: the pipeline pushes 4 MB to a client that does not
  * read; body() says stop before all of it is queued; once the client
@@ -813,6 +875,22 @@ START_TEST(test_front_client_gone_mid_reply)
 	ck_assert_int_gt(read(peer, got, sizeof got), 0);
 	close(peer);
 	peer = -1;
+	/*
+	 * Its EOF alone may be a half-close (answered: test_front_half_
+	 * close_completes); the next bytes of the reply find it gone.
+	 */
+	signal(SIGPIPE, SIG_IGN);	/* as the gateway does */
+	for (i = 0; i < 100; i++)
+		event_base_loop(w.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_uint_eq(fake.gones, 0);
+	ck_assert_ptr_nonnull(fake.x);
+	{
+		struct evbuffer *b = evbuffer_new();
+
+		evbuffer_add(b, "0123456789", 10);
+		(void)fake.x->front->body(fake.x, b);
+		evbuffer_free(b);
+	}
 	for (i = 0; i < 1000 && !TAILQ_EMPTY(&w.front.conns); i++)
 		event_base_loop(w.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	ck_assert(TAILQ_EMPTY(&w.front.conns));
@@ -943,6 +1021,7 @@ conn_suite(void)
 	tcase_add_test(tc, test_front_header_timeout);
 	tcase_add_test(tc, test_front_body_timeout);
 	tcase_add_test(tc, test_front_idle_timeout);
+	tcase_add_test(tc, test_front_idle_connection_holds_no_request_state);
 	tcase_add_test(tc, test_front_back_pressure);
 	tcase_add_test(tc, test_front_client_gone_mid_reply);
 	tcase_add_test(tc, test_front_upgrade_hands_the_stream_over);
