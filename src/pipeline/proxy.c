@@ -2036,6 +2036,8 @@ proxy_pipeline_new(unsigned id, struct metrics *metrics,
 	pl = xcalloc(1, sizeof *pl);
 	pl->id = id;
 	pl->metrics = metrics;
+	/* The relay's families are always listed (docs/metrics.md). */
+	rum_intake_metrics_register();
 	pl->exporter = exporter;
 	pl->xq = xq;
 	pl->id_salt = (uint32_t)random();

@@ -138,6 +138,7 @@ static uint64_t rum_requests[RUM_NROWS][RUM_INTAKE_NRESULTS];
 static uint64_t rum_bytes[RUM_NROWS];
 static uint64_t rum_buckets[RUM_NROWS][METRICS_NBUCKETS];
 static uint64_t rum_sum_us[RUM_NROWS];
+static bool rum_series;		/* a relay route was configured */
 
 static const char *const rum_result_names[RUM_INTAKE_NRESULTS] = {
 	"forwarded", "rejected", "refused", "failed",
@@ -177,12 +178,14 @@ rum_render(FILE *fp, void *arg)
 {
 	unsigned row, r, b;
 	uint64_t cum;
+	bool series;
 
 	(void)arg;
+	series = __atomic_load_n(&rum_series, __ATOMIC_RELAXED);
 	fputs("# HELP tracestitch_rum_intake_requests_total Requests to the "
 	    "RUM intake relay, by intake track and result\n"
 	    "# TYPE tracestitch_rum_intake_requests_total counter\n", fp);
-	for (row = 0; row < RUM_NROWS; row++)
+	for (row = 0; series && row < RUM_NROWS; row++)
 		for (r = 0; r < RUM_INTAKE_NRESULTS; r++)
 			fprintf(fp, "tracestitch_rum_intake_requests_total{"
 			    "track=\"%s\",result=\"%s\"} %llu\n",
@@ -192,7 +195,7 @@ rum_render(FILE *fp, void *arg)
 	fputs("# HELP tracestitch_rum_intake_bytes_total Body bytes of the "
 	    "batches sent to the RUM intake\n"
 	    "# TYPE tracestitch_rum_intake_bytes_total counter\n", fp);
-	for (row = 0; row < DDFORWARD_NTRACKS; row++)
+	for (row = 0; series && row < DDFORWARD_NTRACKS; row++)
 		fprintf(fp, "tracestitch_rum_intake_bytes_total{track=\"%s\"} "
 		    "%llu\n", rum_track_name(row),
 		    (unsigned long long)rum_load(&rum_bytes[row]));
@@ -221,7 +224,13 @@ rum_render(FILE *fp, void *arg)
 }
 
 void
-rum_intake_metrics_on(void)
+rum_intake_metrics_register(void)
 {
 	metrics_add_section(rum_render, NULL);
+}
+
+void
+rum_intake_metrics_on(void)
+{
+	__atomic_store_n(&rum_series, true, __ATOMIC_RELAXED);
 }

@@ -54,11 +54,13 @@ enum rum_intake_result {
 /*
  * Count a finished relay request (any thread): track (-1: not known),
  * result, body bytes sent to the intake, duration.  The families
- * (tracestitch_rum_intake_*) are rendered once rum_intake_metrics_on()
- * was called (a generation with a relay route).
+ * (tracestitch_rum_intake_*) are rendered once registered (every
+ * pipeline does), their series once rum_intake_metrics_on() was called
+ * (a generation with a relay route): no 28 zeros without a relay.
  */
 void rum_intake_count(int track, enum rum_intake_result, uint64_t bytes,
     uint64_t duration_us);
+void rum_intake_metrics_register(void);
 void rum_intake_metrics_on(void);
 
 #endif /* TS_RUM_INTAKE_H */
