@@ -389,6 +389,8 @@ def run(port, admin, intake, out_path):
           "gzip batch: Host %r" % header(fields, "Host"))
     check(header(fields, "User-Agent") == ["Mozilla/5.0 rum-e2e"],
           "gzip batch: User-Agent %r" % header(fields, "User-Agent"))
+    check(header(fields, "Origin") == [ORIGIN],
+          "gzip batch: Origin %r" % header(fields, "Origin"))
     check(header(fields, "Content-Length") == [str(len(gz))],
           "gzip batch: Content-Length %r" % header(fields, "Content-Length"))
     # From a trusted peer (127.0.0.1 is in server.trusted_proxies), the
