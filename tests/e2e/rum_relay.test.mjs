@@ -37,6 +37,7 @@ function relayPage() {
 <script src="/rum/datadog-rum.js"></script>
 <script>
 const gw = new URLSearchParams(location.search).get('gw');
+window.rumSeen = [];
 window.DD_RUM.init({
 	applicationId: '00000000-0000-4000-8000-000000000002',
 	clientToken: 'pub00000000000000000000000000000002',
@@ -51,6 +52,12 @@ window.DD_RUM.init({
 	trackLongTasks: false,
 	trackUserInteractions: true,
 	allowedTracingUrls: [{ match: gw + '/api/', propagatorTypes: ['datadog', 'tracecontext'] }],
+	// Observes (never changes) the events the SDK assembled, so that the
+	// test leaves the page once the click's action is complete.
+	beforeSend: (event) => {
+		window.rumSeen.push(event.type);
+		return true;
+	},
 });
 window.lastCall = null;
 async function callApi() {
@@ -158,13 +165,23 @@ describe('RUM SDK batches through the gateway relay', () => {
 
 	test('view, action and resource events reach the intake through the gateway', async () => {
 		assert.ok(rum, 'no traced API call');
-		// Leaving the page makes the SDK flush its batch to the proxy.
+		// The click's action is assembled once the page is quiet again;
+		// then leaving the page makes the SDK flush its batch to the proxy.
+		await page.waitForFunction(() => window.rumSeen.includes('action') &&
+		    window.rumSeen.includes('resource'));
 		await page.goto('about:blank');
-		await waitFor(() => {
-			const ev = intakeEvents(intake);
-			return ev.some((e) => e.type === 'view') && ev.some((e) => e.type === 'action') &&
-			    ev.some((e) => e.type === 'resource' && e.resource?.url?.startsWith(`${gw.origin}/api/`));
-		}, 'view, action and resource events at the fake intake');
+		try {
+			await waitFor(() => {
+				const ev = intakeEvents(intake);
+				return ev.some((e) => e.type === 'view') && ev.some((e) => e.type === 'action') &&
+				    ev.some((e) => e.type === 'resource' &&
+				    e.resource?.url?.startsWith(`${gw.origin}/api/`));
+			}, 'view, action and resource events at the fake intake');
+		} catch (e) {
+			e.message += `; the intake got ${intake.got.map((r) => r.path.split('?')[0])}, ` +
+			    `events ${intakeEvents(intake).map((x) => x.type)}, the page sink ${pages.sink.length}`;
+			throw e;
+		}
 		assert.equal(pages.sink.length, 0, 'a batch went to the page origin instead of the gateway');
 		for (const r of intake.got) {
 			assert.equal(r.method, 'POST');
