@@ -4052,6 +4052,10 @@ cfg_dump_rows(struct cfg_dump *d, const struct config *cfg,
 		    !*(const bool *)(const void *)((const char *)base +
 		    r->has - 1))
 			continue;
+		/* A relay's upstream is its intake, written as rum_intake. */
+		if (kind == CB_ROUTE && route->rum.enabled &&
+		    strncmp(r->path, "routes[].upstream.", 18) == 0)
+			continue;
 		if (r->type == CT_ROUTE_CORS) {
 			if (route->cors == &cfg->cors)
 				continue;	/* the top-level block */

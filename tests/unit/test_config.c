@@ -112,6 +112,49 @@ START_TEST(test_dump_servers_round_trip)
 }
 END_TEST
 
+/*
+ * A relay route dumps as rum_intake without an upstream block (its
+ * upstream is derived; the loader refuses both), and reads back the same.
+ */
+START_TEST(test_dump_rum_intake_round_trip)
+{
+	static const char text[] =
+	    "routes:\n"
+	    "  - path_prefix: /rum\n"
+	    "    rum_intake: {site: us5.datadoghq.com, trace: true}\n"
+	    "  - path_prefix: /rum2\n"
+	    "    rum_intake: {intake_url: \"https://127.0.0.1:9/x\"}\n"
+	    "  - path_prefix: /\n"
+	    "    upstream: {url: \"http://127.0.0.1:11\"}\n";
+	char *const env[] = { NULL };
+	struct config *a, *b;
+	char *d1 = NULL, *d2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	FILE *f;
+
+	a = load_ok(text, env);
+	ck_assert_ptr_nonnull(f = open_memstream(&d1, &l1));
+	config_dump(a, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(d1, "site: us5.datadoghq.com"));
+	ck_assert_ptr_null(strstr(d1, "browser-intake"));
+	b = load_ok(d1, env);
+	ck_assert(b->routes[0].rum.enabled && b->routes[0].rum.trace);
+	ck_assert_str_eq(b->routes[0].upstream.url,
+	    "https://browser-intake-us5-datadoghq.com");
+	ck_assert_str_eq(b->routes[1].upstream.url, "https://127.0.0.1:9/x");
+	ck_assert(!b->routes[2].rum.enabled);
+	ck_assert_ptr_nonnull(f = open_memstream(&d2, &l2));
+	config_dump(b, f);
+	fclose(f);
+	ck_assert_str_eq(d1, d2);
+	free(d1);
+	free(d2);
+	config_unref(a);
+	config_unref(b);
+}
+END_TEST
+
 static const char minimal[] =
     "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n";
 
@@ -1532,6 +1575,7 @@ config_suite(void)
 	    (int)TS_NITEMS(bad_fixtures));
 	tcase_add_test(tc, test_error_cap);
 	tcase_add_test(tc, test_rum_intake_sites);
+	tcase_add_test(tc, test_dump_rum_intake_round_trip);
 	tcase_add_loop_test(tc, test_listen_clash, 0,
 	    (int)TS_NITEMS(listen_rows));
 	tcase_add_test(tc, test_error_at);
