@@ -1074,6 +1074,39 @@ proxy_upgrade_refused(struct proxy_req *pr, const struct exchange *req)
 }
 
 /*
+ * The relay's refusal (400, 405, 413): the JSON error with the route's
+ * CORS, Allow on a 405 (RFC 9110 15.5.6), and the connection kept: the
+ * request was read whole, its framing is sound (proxy_send_error closes
+ * after a 400 or 413, which there mean it was not).
+ */
+static void
+proxy_rum_refuse(struct proxy_req *pr, int status, const char *why)
+{
+	struct exchange_field f[PROXY_OWN_FIELDS + 1];
+	struct exchange_head h;
+	char body[1024], num[24];
+	size_t len;
+
+	if (pr->x == NULL || pr->pr_client.head_sent)
+		return;
+	len = proxy_error_body(body, sizeof body, status, why, pr->id);
+	pr->status = status;
+	pr->bytes_out = len;
+	pr->pr_client.head_sent = true;
+	proxy_own_head(pr->pl, &h, f, num, sizeof num, status, NULL,
+	    "application/json", body, len, pr->has_cors_ans ?
+	    &pr->cors_ans : NULL);
+	if (status == 405) {
+		f[h.n_fields].name = "Allow";
+		f[h.n_fields].name_len = 5;
+		f[h.n_fields].value = "POST";
+		f[h.n_fields++].value_len = 4;
+	}
+	pr->x->front->head(pr->x, &h);
+	proxy_reply_end(pr);
+}
+
+/*
  * A request of a routes[].rum_intake route, after CORS (a preflight was
  * answered there): checked by rum_intake_check, then sent to the intake
  * (the route's one server) as rum_intake_request writes it; the answer
@@ -1096,7 +1129,7 @@ proxy_rum_start(struct proxy_req *pr, const struct exchange *req,
 		pr->pr_rum.refused = true;
 		pr->error_type = "gateway.rum_intake_refused";
 		snprintf(pr->error_msg, sizeof pr->error_msg, "%s", why);
-		proxy_send_error(pr, status, why);
+		proxy_rum_refuse(pr, status, why);
 		return;
 	}
 	if (pr->route->group == NULL) {

@@ -367,6 +367,8 @@ def run(port, admin, intake, out_path):
         ("User-Agent", "Mozilla/5.0 rum-e2e"),
         ("Origin", ORIGIN),
         ("X-Forwarded-For", "203.0.113.7"),
+        ("Connection", "X-Private"),
+        ("X-Private", "named by Connection: hop-by-hop"),
     ] + DROPPED, gz)
     check(st == 202, "gzip batch: status %d, want the intake's 202" % st)
     check(body == b'{"request_id":"fake-intake"}',
@@ -407,6 +409,9 @@ def run(port, admin, intake, out_path):
           not header(fields, "X-Forwarded-Proto"),
           "gzip batch: X-Forwarded-Host/-Proto reached the intake")
     check("s3cret" not in repr(fields), "gzip batch: a secret arrived")
+    check(not header(fields, "X-Private") and not header(fields,
+                                                          "Connection"),
+          "gzip batch: Connection or a field it names reached the intake")
 
     # 2. A binary multipart batch (session replay), chunked by the client,
     #    from a peer outside server.trusted_proxies: its X-Forwarded-For
@@ -461,8 +466,25 @@ def run(port, admin, intake, out_path):
         check(h.get("access-control-allow-origin") == ORIGIN,
               "%s: the 400 has no CORS header" % cls)
     _, q = sdk_query("rum")
-    st, _, body = request(port, "GET", "/rum-intake?" + q)
+    st, h, body = request(port, "GET", "/rum-intake?" + q)
     check(st == 405, "GET: status %d, want 405" % st)
+    check(h.get("allow") == "POST", "405: Allow %r" % h.get("allow"))
+    # A refusal keeps the connection: two requests on one.
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(("POST /rum-intake?ddforward=%%2F%%2Fevil HTTP/1.1\r\n"
+               "Host: api.test\r\nContent-Length: 1\r\n\r\nx"
+               "POST /rum-intake?ddforward=%%2Fapi%%2Fv2%%2Fx HTTP/1.1\r\n"
+               "Host: api.test\r\nContent-Length: 1\r\n"
+               "Connection: close\r\n\r\nx").encode())
+    both = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        both += b
+    s.close()
+    check(both.count(b"HTTP/1.1 400 ") == 2,
+          "two refusals on one connection: %r" % both[:300])
     st, _, body = request(port, "PUT", "/rum-intake?" + q, body=b"x")
     check(st == 405, "PUT: status %d, want 405" % st)
     st, _, body = request(port, "POST", "/rum-intake?" + q,
@@ -475,7 +497,7 @@ def run(port, admin, intake, out_path):
     check(st == 204, "preflight: status %d" % st)
     check(h.get("access-control-allow-origin") == ORIGIN,
           "preflight: no Access-Control-Allow-Origin")
-    refused = len(REFUSALS) + 3
+    refused = len(REFUSALS) + 3 + 2
     # The request at the limit goes through.
     st, _, _ = request(port, "POST", "/rum-intake?" + q,
                        body=b"b" * (64 * 1024))
