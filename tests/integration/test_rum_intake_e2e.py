@@ -11,7 +11,7 @@ Checked:
 - a deflate/gzip batch and a binary multipart batch arrive byte for byte,
   on the decoded ddforward path and query, with Content-Type kept and
   Host the intake's; chunked client bodies arrive whole with our
-  Content-Length;
+  Content-Length; a batch over HTTP/2 (h2c, python3-h2) arrives the same;
 - Cookie, Authorization, Proxy-Authorization, every tracing header,
   Forwarded, X-Real-IP and the client's X-Forwarded-* never arrive;
   User-Agent does; X-Forwarded-For is the client: the peer, or from a
@@ -45,6 +45,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+import h2.config
+import h2.connection
+import h2.events
 
 TIMEOUT = 20.0           # seconds for anything awaited (loaded machine)
 ORIGIN = "https://app.test"
@@ -170,6 +174,40 @@ def request(port, method, target, headers=(), body=b"", source="127.0.0.1",
     return status, fields, rbody
 
 
+def h2_post(port, target, headers, body):
+    """One POST over h2c (prior knowledge, python3-h2): (status, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    conn = h2.connection.H2Connection(
+        config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                            (":authority", "api.test"),
+                            (":path", target)] + list(headers))
+    for i in range(0, len(body), 16384):
+        conn.send_data(sid, body[i:i + 16384])
+    conn.end_stream(sid)
+    s.sendall(conn.data_to_send())
+    status, rbody, done = None, b"", False
+    while not done:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[b":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                rbody += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length,
+                                               ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded,
+                                 h2.events.StreamReset)):
+                done = True
+        s.sendall(conn.data_to_send())
+    s.close()
+    return status, rbody
+
+
 # What @datadog/browser-rum 6.33 puts in ddforward (endpointBuilder.ts),
 # one encodeURIComponent of path?query.
 def sdk_query(track, extra=""):
@@ -184,6 +222,7 @@ CFG = """server:
   listen: ["127.0.0.1:0"]
   workers: 1
   trusted_proxies: ["127.0.0.1/32"]
+  http2_cleartext: true
 admin: {listen: "127.0.0.1:0"}
 routes:
   - name: rum
@@ -442,6 +481,22 @@ def run(port, admin, intake, out_path):
           "binary batch: X-Forwarded-For %r, want the peer 127.0.0.2" %
           header(fields, "X-Forwarded-For"))
 
+    # 2b. The same over HTTP/2 (h2c): one stream, the body in DATA frames.
+    blob2 = bytes((i * 7) & 0xff for i in range(40000))
+    inner, q = sdk_query("rum")
+    st, rbody = h2_post(port, "/rum-intake?" + q,
+                        [("content-type", "text/plain;charset=UTF-8"),
+                         ("cookie", "session=s3cret")], blob2)
+    check(st == 202, "h2 batch: status %r" % st)
+    forwarded += 1
+    sent_bytes += len(blob2)
+    wait_for(lambda: intake.count() >= 3, "the h2 batch at the intake")
+    _, path, fields, got = intake.requests[2]
+    check(path == inner, "h2 batch: path %r" % path)
+    check(got == blob2, "h2 batch: %d bytes arrived, %d sent, or they "
+          "differ" % (len(got), len(blob2)))
+    check(not header(fields, "Cookie"), "h2 batch: Cookie arrived")
+
     # 3. The intake's own refusal goes back as it is, with our CORS.
     inner, q = sdk_query("logs", "&status=413")
     st, h, _ = request(port, "POST", "/rum-intake?" + q,
@@ -449,9 +504,9 @@ def run(port, admin, intake, out_path):
     check(st == 413, "intake 413: status %d" % st)
     check(h.get("access-control-allow-origin") == ORIGIN,
           "intake 413: no CORS header of ours")
-    wait_for(lambda: intake.count() >= 3, "the logs batch at the intake")
-    check(intake.requests[2][1] == inner, "logs: path %r" %
-          intake.requests[2][1])
+    wait_for(lambda: intake.count() >= 4, "the logs batch at the intake")
+    check(intake.requests[3][1] == inner, "logs: path %r" %
+          intake.requests[3][1])
     rejected = 1
     sent_bytes_logs = 2
 
