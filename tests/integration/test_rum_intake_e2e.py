@@ -552,6 +552,12 @@ def run(port, admin, intake, out_path):
     check(st == 204, "preflight: status %d" % st)
     check(h.get("access-control-allow-origin") == ORIGIN,
           "preflight: no Access-Control-Allow-Origin")
+    st, h, _ = request(port, "OPTIONS", "/rum-intake?" + q, [
+        ("Origin", "https://evil.test"),
+        ("Access-Control-Request-Method", "POST")])
+    check(st == 403, "preflight of another origin: status %d" % st)
+    check("access-control-allow-origin" not in h,
+          "preflight of another origin: allowed")
     refused = len(REFUSALS) + 3 + 2
     # The request at the limit goes through.
     st, _, _ = request(port, "POST", "/rum-intake?" + q,
@@ -586,8 +592,8 @@ def run(port, admin, intake, out_path):
     plain = [r for r in rows if r.get("route") == "rum"]
     check(len(traced) == 1 and traced[0].get("dd.trace_id", "0") != "0",
           "the traced relay route has no trace id: %r" % traced)
-    # The rum route's lines: its batches, refusals and the preflight.
-    check(len(plain) == forwarded - 1 + rejected + refused + 1 and
+    # The rum route's lines: its batches, refusals and the two preflights.
+    check(len(plain) == forwarded - 1 + rejected + refused + 2 and
           all("dd.trace_id" not in r for r in plain),
           "untraced relay requests: %d lines, trace ids %r" %
           (len(plain), [r.get("dd.trace_id") for r in plain]))
