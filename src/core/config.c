@@ -124,6 +124,26 @@ static const char *const cfg_level_names[] = {
 static const char *const cfg_access_format_names[] = {
 	"json", "combined", NULL
 };
+/*
+ * routes[].rum_intake.site: Datadog's sites and their browser intake,
+ * as the Browser SDK derives it (@datadog/browser-core,
+ * endpointBuilder.ts buildEndpointHost: "browser-intake-" and the site's
+ * labels but the last joined by '-', then the last label).
+ */
+static const char *const cfg_rum_site_names[] = {
+	"datadoghq.com", "datadoghq.eu", "us3.datadoghq.com",
+	"us5.datadoghq.com", "ap1.datadoghq.com", "ap2.datadoghq.com",
+	"ddog-gov.com", NULL
+};
+static const char *const cfg_rum_site_origins[] = {
+	"https://browser-intake-datadoghq.com",
+	"https://browser-intake-datadoghq.eu",
+	"https://browser-intake-us3-datadoghq.com",
+	"https://browser-intake-us5-datadoghq.com",
+	"https://browser-intake-ap1-datadoghq.com",
+	"https://browser-intake-ap2-datadoghq.com",
+	"https://browser-intake-ddog-gov.com",
+};
 static const char *cfg_check_origin(const char *);
 static const char *cfg_check_path_prefix(const char *);
 static const char *cfg_check_agent_url(const char *);
@@ -353,6 +373,31 @@ static const struct cfg_row cfg_schema[] = {
 	  R(websocket_idle_ms), .min = 1, .max = 86400000, .def = "60s",
 	  .help = "a WebSocket tunnel with no byte either way for this long "
 	  "is closed" },
+	{ "routes[].rum_intake.site", CT_ENUM, R(rum.site),
+	  .has = offsetof(struct config_route, rum.has_site) + 1,
+	  .choices = cfg_rum_site_names,
+	  .help = "relay the RUM Browser SDK's batches (its proxy option) to "
+	  "this Datadog site's intake; the route then has no upstream" },
+	{ "routes[].rum_intake.intake_url", CT_STRING, R(rum.intake_url),
+	  .flags = CF_NULLABLE, .min = 1, .check = cfg_check_http_url,
+	  .help = "the intake origin instead of the site's, http:// or "
+	  "https:// (tests, private links)" },
+	{ "routes[].rum_intake.max_body_bytes", CT_SIZE,
+	  R(rum.max_body_bytes), .min = 1, .max = 64 * 1024 * 1024,
+	  .def = "1048576", .help = "largest batch relayed (413 above; "
+	  "server.limits.max_body_bytes still applies first)" },
+	{ "routes[].rum_intake.timeout", CT_DURATION, R(rum.timeout_ms),
+	  .min = 1, .max = 600000, .def = "10s",
+	  .help = "time allowed for the intake's answer (504 above)" },
+	{ "routes[].rum_intake.connect_timeout", CT_DURATION,
+	  R(rum.connect_timeout_ms), .min = 1, .max = 600000, .def = "2s",
+	  .help = "time allowed to connect to the intake (502 above)" },
+	{ "routes[].rum_intake.tls_ca_file", CT_STRING, R(rum.tls_ca_file),
+	  .flags = CF_NULLABLE, .min = 1,
+	  .help = "https: CA bundle the intake is verified with; null: the "
+	  "system's (the certificate is always verified)" },
+	{ "routes[].rum_intake.trace", CT_BOOL, R(rum.trace), .def = "false",
+	  .help = "make a gateway span for each relayed batch" },
 	{ "routes[].propagation.behavior", CT_ENUM, R(behavior),
 	  .has = offsetof(struct config_route, has_behavior) + 1,
 	  .choices = cfg_behavior_names,
@@ -3257,6 +3302,61 @@ cfg_servers_finish(struct cfg_ctx *ctx, struct config_route *r,
 	u->base_path = xstrdup(u->servers[0].up.base_path);
 }
 
+/*
+ * routes[].rum_intake given: the intake origin (intake_url, else the
+ * site's) becomes the route's one upstream server, with the block's
+ * timeouts and CA, always verified; an upstream of its own is refused.
+ */
+static void
+cfg_rum_finish(struct cfg_ctx *ctx, struct config_route *r,
+    struct cfg_route_scratch *rs, size_t idx)
+{
+	const struct yaml_tree_node *rum, *up;
+	struct config_upstream *u = &r->upstream;
+	const char *origin, *e;
+	char path[64];
+
+	if ((rum = yaml_tree_map_find(rs->node, "rum_intake")) == NULL ||
+	    rum->type != YAML_TREE_MAP)
+		return;
+	up = yaml_tree_map_find(rs->node, "upstream");
+	if (r->rum.intake_url == NULL && !r->rum.has_site) {
+		/* The block without either key is what -T writes for a
+		 * proxied route; on its own it is a relay with no intake. */
+		if (up != NULL)
+			return;
+		r->rum.enabled = true;	/* no "upstream.url is missing" */
+		/* Given but refused: its row said why. */
+		if (rs->seen[cfg_find_row("routes[].rum_intake.site") -
+		    cfg_schema] != NULL || rs->seen[cfg_find_row(
+		    "routes[].rum_intake.intake_url") - cfg_schema] != NULL)
+			return;
+		snprintf(path, sizeof path, "routes[%zu].rum_intake", idx);
+		cfg_error(ctx, rum, path, "give site (a Datadog site) or "
+		    "intake_url");
+		return;
+	}
+	r->rum.enabled = true;
+	if (up != NULL) {
+		snprintf(path, sizeof path, "routes[%zu].upstream", idx);
+		cfg_error(ctx, up, path, "a rum_intake route has no upstream: "
+		    "it sends to rum_intake.site or rum_intake.intake_url");
+		return;
+	}
+	origin = r->rum.intake_url != NULL ? r->rum.intake_url :
+	    cfg_rum_site_origins[r->rum.site];
+	if ((e = cfg_parse_url(origin, u)) != NULL)
+		return;		/* intake_url's row reported it */
+	free(u->url);
+	u->url = xstrdup(origin);
+	u->timeout_ms = r->rum.timeout_ms;
+	u->connect_timeout_ms = r->rum.connect_timeout_ms;
+	u->tls_verify = true;
+	free(u->tls_ca_file);
+	u->tls_ca_file = r->rum.tls_ca_file != NULL ?
+	    xstrdup(r->rum.tls_ca_file) : NULL;
+}
+
 static void
 cfg_cross_checks(struct cfg_ctx *ctx)
 {
@@ -3299,6 +3399,7 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			continue;
 		if (r->name == NULL)
 			xasprintf(&r->name, "route%zu", i);
+		cfg_rum_finish(ctx, r, rs, i);
 		if (r->upstream.n_servers > 0 && (r->upstream.url != NULL ||
 		    rs->seen[cfg_find_row("routes[].upstream.url") -
 		    cfg_schema] != NULL)) {
@@ -3309,7 +3410,7 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			    "give url (one server) or servers, not both");
 		} else if (r->upstream.n_servers > 0)
 			cfg_servers_finish(ctx, r, rs, i);
-		else if (r->upstream.url == NULL &&
+		else if (r->upstream.url == NULL && !r->rum.enabled &&
 		    rs->seen[cfg_find_row("routes[].upstream.url") -
 		    cfg_schema] == NULL && rs->seen[cfg_find_row(
 		    "routes[].upstream.servers") - cfg_schema] == NULL) {
@@ -3483,6 +3584,8 @@ cfg_free_contents(struct config *cfg)
 		free(r->name);
 		free(r->host);
 		free(r->path_prefix);
+		free(r->rum.intake_url);
+		free(r->rum.tls_ca_file);
 		cfg_upstream_clear(&r->upstream);
 		if (r->cors_own != NULL) {
 			cfg_cors_clear(r->cors_own);
@@ -4016,6 +4119,10 @@ cfg_dump_rows(struct cfg_dump *d, const struct config *cfg,
 		if (r->has != 0 && !(r->flags & CF_NULLABLE) &&
 		    !*(const bool *)(const void *)((const char *)base +
 		    r->has - 1))
+			continue;
+		/* A relay's upstream is its intake, written as rum_intake. */
+		if (kind == CB_ROUTE && route->rum.enabled &&
+		    strncmp(r->path, "routes[].upstream.", 18) == 0)
 			continue;
 		if (r->type == CT_ROUTE_CORS) {
 			if (route->cors == &cfg->cors)

@@ -220,6 +220,23 @@ struct config_route {
 	enum config_behavior behavior;
 	bool websocket;			/* routes[].websocket.enabled */
 	uint64_t websocket_idle_ms;	/* a tunnel with no byte either way */
+	/*
+	 * routes[].rum_intake (docs/rum-relay.md): the route relays the
+	 * Browser SDK's batches (its `proxy` option) to the intake, which
+	 * is then the route's upstream (url and parts filled in from site
+	 * or intake_url when loading; upstream is refused on such a route).
+	 */
+	struct {
+		bool enabled;		/* the block is present */
+		bool has_site;
+		int site;		/* index in the site table (config.c) */
+		char *intake_url;	/* NULL: the site's intake origin */
+		uint64_t max_body_bytes;	/* 413 above */
+		uint64_t timeout_ms;		/* upstream.timeout_ms */
+		uint64_t connect_timeout_ms;
+		char *tls_ca_file;	/* upstream.tls_ca_file */
+		bool trace;		/* a gateway span per relay request */
+	} rum;
 };
 
 struct config_tls {

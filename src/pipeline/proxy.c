@@ -41,6 +41,7 @@
 #include "proxy.h"
 #include "proxy_int.h"
 #include "propagation.h"
+#include "rum_intake.h"
 #include "span.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -1077,6 +1078,110 @@ proxy_upgrade_refused(struct proxy_req *pr, const struct exchange *req)
 	return true;
 }
 
+/*
+ * The relay's refusal (400, 405, 413): the JSON error with the route's
+ * CORS, Allow on a 405 (RFC 9110 15.5.6), and the connection kept: the
+ * request was read whole, its framing is sound (proxy_send_error closes
+ * after a 400 or 413, which there mean it was not).
+ */
+static void
+proxy_rum_refuse(struct proxy_req *pr, int status, const char *why)
+{
+	struct exchange_field f[PROXY_OWN_FIELDS + 1];
+	struct exchange_head h;
+	char body[1024], num[24];
+	size_t len;
+
+	if (pr->x == NULL || pr->pr_client.head_sent)
+		return;
+	len = proxy_error_body(body, sizeof body, status, why, pr->id);
+	pr->status = status;
+	pr->bytes_out = len;
+	pr->pr_client.head_sent = true;
+	proxy_own_head(pr->pl, &h, f, num, sizeof num, status, NULL,
+	    "application/json", body, len, pr->has_cors_ans ?
+	    &pr->cors_ans : NULL);
+	if (status == 405) {
+		f[h.n_fields].name = "Allow";
+		f[h.n_fields].name_len = 5;
+		f[h.n_fields].value = "POST";
+		f[h.n_fields++].value_len = 4;
+	}
+	pr->x->front->head(pr->x, &h);
+	proxy_reply_end(pr);
+}
+
+/*
+ * A request of a routes[].rum_intake route, after CORS (a preflight was
+ * answered there): checked by rum_intake_check, then sent to the intake
+ * (the route's one server) as rum_intake_request writes it; the answer
+ * comes back through the usual callbacks.  POST: never retried.
+ */
+static void
+proxy_rum_start(struct proxy_req *pr, const struct exchange *req,
+    const char *uri)
+{
+	struct ddforward d;
+	struct evbuffer *ubuf = pr->pl->ubuf;
+	const char *why;
+	int status;
+
+	pr->pr_rum.on = true;
+	pr->pr_rum.track = -1;
+	status = rum_intake_check(pr->route->conf, req, uri, &d, &why);
+	pr->pr_rum.track = d.track;
+	if (status != 0) {
+		pr->pr_rum.refused = true;
+		pr->error_type = "gateway.rum_intake_refused";
+		snprintf(pr->error_msg, sizeof pr->error_msg, "%s", why);
+		proxy_rum_refuse(pr, status, why);
+		return;
+	}
+	if (pr->route->group == NULL) {
+		proxy_send_error(pr, 502, "the RUM intake address could not be "
+		    "resolved");
+		return;
+	}
+	if (!proxy_upstream_pick(pr, req)) {
+		proxy_send_error(pr, 503, "the RUM intake is not available");
+		return;
+	}
+	pr->action = "sending the batch to the RUM intake";
+	pr->pr_rum.bytes = req->body != NULL ?
+	    evbuffer_get_length(req->body) : 0;
+	rum_intake_request(upstream_group_target(pr->route->group,
+	    pr->pr_upstream.target)->conf, req, &d, pr->pr_log.client_ip,
+	    ubuf);
+	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
+	pr->up_used = true;
+	pr->up_attempts = 1;
+	pr->up_start_ns = util_mono_ns();
+	pr->pr_upstream.ureq = upstream_request(upstream_group_pool(
+	    pr->route->group, pr->pr_upstream.target), ubuf, false, false,
+	    &proxy_upstream_cbs, pr);
+	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
+	if (pr->pr_upstream.ureq == NULL)
+		proxy_send_error(pr, 503, "out of memory");
+}
+
+/* Count a finished relay request (proxy_req_close). */
+static void
+proxy_rum_count(struct proxy_req *pr, uint64_t dur_us)
+{
+	enum rum_intake_result r;
+
+	if (pr->pr_rum.refused)
+		r = RUM_INTAKE_REFUSED;
+	else if (pr->up_status >= 200 && pr->up_status <= 299)
+		r = RUM_INTAKE_FORWARDED;
+	else if (pr->up_status != 0)
+		r = RUM_INTAKE_REJECTED;
+	else
+		r = RUM_INTAKE_FAILED;
+	rum_intake_count(pr->pr_rum.track, r, r == RUM_INTAKE_REFUSED ? 0 :
+	    pr->pr_rum.bytes, dur_us);
+}
+
 /* pipe->start(): a request from a front-end (arg: the pipeline). */
 static void
 proxy_start(void *arg, struct exchange *req)
@@ -1138,10 +1243,16 @@ proxy_start(void *arg, struct exchange *req)
 	}
 	preflight = pr->route->cors != NULL && cors_is_preflight(
 	    pr->pr_client.method_name, h.origin != NULL, h.acrm != NULL);
-	if (!preflight || pr->wgen->cfg->tracing.trace_preflights)
+	/* A RUM relay route is traced only when it says so. */
+	if ((!preflight || pr->wgen->cfg->tracing.trace_preflights) &&
+	    (!pr->route->conf->rum.enabled || pr->route->conf->rum.trace))
 		proxy_trace_start(pr, &h, preflight);
 	if (proxy_cors(pr, &h))
 		return;
+	if (pr->route->conf->rum.enabled) {
+		proxy_rum_start(pr, req, uri);
+		return;
+	}
 	if (pr->pr_client.method == EXCHANGE_M_CONNECT ||
 	    pr->pr_client.method == EXCHANGE_M_TRACE) {
 		proxy_send_error(pr, 405, "method not allowed by the gateway");
@@ -1929,6 +2040,8 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 		    (pr->start_us + dur_us) / 1000);
 	metrics_add(pl->metrics, pr->protocol == EXCHANGE_P_H2 ?
 	    METRICS_REQ_H2 : METRICS_REQ_H1, 1);
+	if (pr->pr_rum.on)
+		proxy_rum_count(pr, dur_us);
 	proxy_access_log(pr, dur_ns);
 	proxy_trace_finish(pr);
 	/* Nothing is called back: the front-end accounts for the exchange. */
@@ -1963,6 +2076,8 @@ proxy_pipeline_new(unsigned id, struct metrics *metrics,
 	pl = xcalloc(1, sizeof *pl);
 	pl->id = id;
 	pl->metrics = metrics;
+	/* The relay's families are always listed (docs/metrics.md). */
+	rum_intake_metrics_register();
 	pl->exporter = exporter;
 	pl->xq = xq;
 	pl->id_salt = (uint32_t)random();
@@ -1983,7 +2098,13 @@ proxy_pipeline_new(unsigned id, struct metrics *metrics,
 void
 proxy_pipeline_set_gen(struct proxy_pipeline *pl, struct worker_gen *wg)
 {
+	size_t i;
+
 	pl->wgen = wg;
+	/* The relay's metrics families, once a generation has a relay. */
+	for (i = 0; i < wg->n_routes; i++)
+		if (wg->routes[i].conf->rum.enabled)
+			rum_intake_metrics_on();
 }
 
 void

@@ -121,6 +121,14 @@ struct proxy_req {
 
 	struct tunnel *tunnel;		/* after a 101, until it ends */
 
+	/* A request of a routes[].rum_intake route (rum_intake.h). */
+	struct {
+		bool on;
+		bool refused;			/* answered 4xx by the relay */
+		int track;			/* ddforward_tracks, or -1 */
+		uint64_t bytes;			/* body bytes sent */
+	} pr_rum;
+
 	/*
 	 * Last, and not zeroed on allocation (1.7 KB): valid only while
 	 * has_cors_ans is set, and always filled by cors_* before that.

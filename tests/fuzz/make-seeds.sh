@@ -19,6 +19,7 @@
 #   config           a YAML document
 #   url              one flag byte (bit 0: unix, bit 1: query), the URL
 #   proxy_protocol   the bytes a client sends first (the PROXY header)
+#   ddforward        the query of a relay request (the bytes after '?')
 set -eu
 
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -213,4 +214,13 @@ for ln in lines(os.path.join(data, "proxy_protocol", "vectors.tsv")):
         continue
     seeds.append((f[0], unescape(f[0], "comma")))
 write("proxy_protocol", seeds)
+
+# ddforward: class<TAB>expected<TAB>query; the query unescaped.
+seeds = []
+for ln in lines(os.path.join(data, "ddforward", "values.tsv")):
+    f = ln.split("\t")
+    if len(f) < 3:
+        continue
+    seeds.append((f[0] + "-" + f[2][10:40], unescape(f[2], "after")))
+write("ddforward", seeds)
 EOF

@@ -164,6 +164,49 @@ START_TEST(test_listen_options_round_trip)
 }
 END_TEST
 
+/*
+ * A relay route dumps as rum_intake without an upstream block (its
+ * upstream is derived; the loader refuses both), and reads back the same.
+ */
+START_TEST(test_dump_rum_intake_round_trip)
+{
+	static const char text[] =
+	    "routes:\n"
+	    "  - path_prefix: /rum\n"
+	    "    rum_intake: {site: us5.datadoghq.com, trace: true}\n"
+	    "  - path_prefix: /rum2\n"
+	    "    rum_intake: {intake_url: \"https://127.0.0.1:9/x\"}\n"
+	    "  - path_prefix: /\n"
+	    "    upstream: {url: \"http://127.0.0.1:11\"}\n";
+	char *const env[] = { NULL };
+	struct config *a, *b;
+	char *d1 = NULL, *d2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	FILE *f;
+
+	a = load_ok(text, env);
+	ck_assert_ptr_nonnull(f = open_memstream(&d1, &l1));
+	config_dump(a, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(d1, "site: us5.datadoghq.com"));
+	ck_assert_ptr_null(strstr(d1, "browser-intake"));
+	b = load_ok(d1, env);
+	ck_assert(b->routes[0].rum.enabled && b->routes[0].rum.trace);
+	ck_assert_str_eq(b->routes[0].upstream.url,
+	    "https://browser-intake-us5-datadoghq.com");
+	ck_assert_str_eq(b->routes[1].upstream.url, "https://127.0.0.1:9/x");
+	ck_assert(!b->routes[2].rum.enabled);
+	ck_assert_ptr_nonnull(f = open_memstream(&d2, &l2));
+	config_dump(b, f);
+	fclose(f);
+	ck_assert_str_eq(d1, d2);
+	free(d1);
+	free(d2);
+	config_unref(a);
+	config_unref(b);
+}
+END_TEST
+
 static const char minimal[] =
     "routes:\n  - upstream: {url: \"http://127.0.0.1:9000\"}\n";
 
@@ -414,7 +457,7 @@ static const char *const bad_fixtures[] = {
 	"path_prefix", "route_cors_bad", "route_wildcard_credentials",
 	"sample_rate", "servers_bad", "size_range", "tag_values", "top_level_list",
 	"unknown_nested", "unknown_route_key", "unknown_top", "url_missing",
-	"trusted_proxies", "listen_options",
+	"trusted_proxies", "listen_options", "rum_intake",
 	"url_port", "wildcard_credentials", "workers_word", "wrong_types",
 	"yaml_syntax", "yaml_tab",
 };
@@ -440,6 +483,72 @@ START_TEST(test_bad_fixture)
 	free(errors);
 	free(want);
 	free(text);
+}
+END_TEST
+
+/*
+ * routes[].rum_intake: each Datadog site's browser intake (as the Browser
+ * SDK's buildEndpointHost derives it) becomes the route's one https
+ * server; intake_url overrides it, with the block's timeouts and CA.
+ */
+START_TEST(test_rum_intake_sites)
+{
+	static const char *const sites[][2] = {
+		{ "datadoghq.com", "https://browser-intake-datadoghq.com" },
+		{ "datadoghq.eu", "https://browser-intake-datadoghq.eu" },
+		{ "us3.datadoghq.com",
+		    "https://browser-intake-us3-datadoghq.com" },
+		{ "us5.datadoghq.com",
+		    "https://browser-intake-us5-datadoghq.com" },
+		{ "ap1.datadoghq.com",
+		    "https://browser-intake-ap1-datadoghq.com" },
+		{ "ap2.datadoghq.com",
+		    "https://browser-intake-ap2-datadoghq.com" },
+		{ "ddog-gov.com", "https://browser-intake-ddog-gov.com" },
+	};
+	const struct config_route *r;
+	struct config *cfg;
+	char *text;
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(sites); i++) {
+		xasprintf(&text, "routes:\n  - path_prefix: /rum\n"
+		    "    rum_intake: {site: %s}\n", sites[i][0]);
+		cfg = load_ok(text, no_env);
+		r = &cfg->routes[0];
+		ck_assert(r->rum.enabled);
+		ck_assert_str_eq(r->upstream.url, sites[i][1]);
+		ck_assert_int_eq(r->upstream.scheme, CONFIG_SCHEME_HTTPS);
+		ck_assert_uint_eq(r->upstream.port, 443);
+		ck_assert_uint_eq(r->upstream.n_servers, 1);
+		ck_assert(r->upstream.tls_verify);
+		ck_assert_uint_eq(r->upstream.timeout_ms, 10000);
+		ck_assert_uint_eq(r->upstream.connect_timeout_ms, 2000);
+		ck_assert(!r->rum.trace);
+		config_unref(cfg);
+		free(text);
+	}
+	cfg = load_ok("routes:\n  - path_prefix: /rum\n    rum_intake:\n"
+	    "      site: datadoghq.eu\n"
+	    "      intake_url: \"http://127.0.0.1:8443/base\"\n"
+	    "      timeout: 3s\n      connect_timeout: 1s\n"
+	    "      tls_ca_file: /etc/ca.pem\n      trace: true\n"
+	    "      max_body_bytes: 64k\n"
+	    "  - path_prefix: /\n    upstream: {url: \"http://b:1\"}\n",
+	    no_env);
+	r = &cfg->routes[0];
+	ck_assert_str_eq(r->upstream.url, "http://127.0.0.1:8443/base");
+	ck_assert_str_eq(r->upstream.authority, "127.0.0.1:8443");
+	ck_assert_str_eq(r->upstream.base_path, "/base");
+	ck_assert_uint_eq(r->upstream.timeout_ms, 3000);
+	ck_assert_uint_eq(r->upstream.connect_timeout_ms, 1000);
+	ck_assert_str_eq(r->upstream.tls_ca_file, "/etc/ca.pem");
+	ck_assert_str_eq(r->upstream.servers[0].up.tls_ca_file,
+	    "/etc/ca.pem");
+	ck_assert_uint_eq(r->rum.max_body_bytes, 65536);
+	ck_assert(r->rum.trace);
+	ck_assert(!cfg->routes[1].rum.enabled);
+	config_unref(cfg);
 }
 END_TEST
 
@@ -1242,8 +1351,17 @@ START_TEST(test_conf_files_load)
 	} else {
 		/* The reference file is at the defaults (but the examples). */
 		ck_assert_uint_eq(cfg->limits.max_header_bytes, 16384);
+		/* routes[0] is the RUM relay: its upstream is the site's
+		 * intake (docs/rum-relay.md); routes[1] the backend. */
+		ck_assert(cfg->routes[0].rum.enabled);
 		ck_assert_str_eq(cfg->routes[0].upstream.url,
+		    "https://browser-intake-datadoghq.com");
+		ck_assert(cfg->routes[0].upstream.tls_verify);
+		ck_assert_uint_eq(cfg->routes[0].rum.max_body_bytes, 1048576);
+		ck_assert(!cfg->routes[0].rum.trace);
+		ck_assert_str_eq(cfg->routes[1].upstream.url,
 		    "http://127.0.0.1:9000");
+		ck_assert(!cfg->routes[1].rum.enabled);
 		ck_assert_uint_eq(cfg->cors.allowed_origins.n, 2);
 	}
 	config_unref(cfg);
@@ -1509,6 +1627,8 @@ config_suite(void)
 	tcase_add_loop_test(tc, test_bad_fixture, 0,
 	    (int)TS_NITEMS(bad_fixtures));
 	tcase_add_test(tc, test_error_cap);
+	tcase_add_test(tc, test_rum_intake_sites);
+	tcase_add_test(tc, test_dump_rum_intake_round_trip);
 	tcase_add_loop_test(tc, test_listen_clash, 0,
 	    (int)TS_NITEMS(listen_rows));
 	tcase_add_test(tc, test_error_at);
