@@ -710,8 +710,9 @@ proxy_build_upstream_request(struct proxy_req *pr, struct evbuffer *out)
 		    (const char (*)[40])tokens, ntokens))
 			continue;
 		/* Known tracing headers are replaced by ours, never kept. */
-		if (pr->span != NULL && propagation_is_known_header(k,
-		    f->name_len))
+		if (pr->span != NULL && (i < 64 && i < pr->trace_classified ?
+		    (pr->trace_fields >> i & 1) != 0 :
+		    propagation_is_known_header(k, f->name_len)))
 			continue;
 		switch (k[0] | 0x20) {
 		case 'c':

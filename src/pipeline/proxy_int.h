@@ -80,6 +80,14 @@ struct proxy_req {
 	int up_status;			/* the upstream's status, 0: none */
 	unsigned up_attempts;		/* times the request was sent */
 	bool peer_trusted;		/* in server.trusted_proxies */
+	/*
+	 * Bit i: request field i (i < 64) is a tracing header, as
+	 * proxy_trace_start classified it; building the upstream request
+	 * reads the bit instead of classifying the name again, for the
+	 * fields proxy_trace_start looked at (the first trace_classified).
+	 */
+	uint64_t trace_fields;
+	size_t trace_classified;
 	bool up_used;			/* an upstream exchange was started */
 	bool up_timed;			/* its times are in the histograms */
 	uint64_t up_start_ns;		/* monotonic, when it was started */

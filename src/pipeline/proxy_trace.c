@@ -201,6 +201,8 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		/* Extraction looks at tracing headers only. */
 		if (!propagation_is_known_header(f->name, f->name_len))
 			continue;
+		if (i < 64)
+			pr->trace_fields |= (uint64_t)1 << i;
 
 		th[n].name = f->name;
 		th[n].name_len = f->name_len;
@@ -208,6 +210,7 @@ proxy_trace_start(struct proxy_req *pr, const struct proxy_hdrs *h,
 		th[n].value_len = f->value_len;
 		n++;
 	}
+	pr->trace_classified = i;
 	propagation_extract(pr->route->prop, th, n, pl->extract,
 	    metrics_prop_stats(pl->metrics));
 	propagation_start_span(pr->route->prop, pl->extract, pr->wgen->sampler,

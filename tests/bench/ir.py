@@ -200,6 +200,17 @@ def wait_delivered(admin, agent_out):
     raise SystemExit("ir: spans still undelivered after 120 s")
 
 
+def stop(p):
+    """SIGTERM, and SIGKILL after 20 s (valgrind's exit on a loaded
+    machine can take longer than the figures are worth)."""
+    p.terminate()
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(20)
+
+
 def count_syscalls(build, load, n, warm, spans, tmp):
     """Syscalls per request by name (strace -f -c over the n requests)."""
     return measure(build, load, n, warm, spans, tmp, strace=True)
@@ -332,8 +343,7 @@ def measure(build, load, n, warm, spans, tmp, strace=False):
                 f = line.split()
                 if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
                     calls[f[-1]] = int(f[3])
-            vg.terminate()
-            vg.wait(60)
+            stop(vg)
             return calls, sum(calls.values())
         if spans:
             wait_delivered(admin, agent_out)
@@ -376,8 +386,7 @@ def measure(build, load, n, warm, spans, tmp, strace=False):
         # comes at exit, after instrumentation was switched off again).
         dumps = [os.path.join(tmp, x) for x in os.listdir(tmp)
                  if x.startswith("callgrind-%s.out." % load)]
-        vg.terminate()
-        vg.wait(60)
+        stop(vg)  # the dump is written: its exit dump is not needed
         fns, total = {}, 0
         for d in dumps:
             f, t = parse_callgrind(d)
@@ -388,11 +397,7 @@ def measure(build, load, n, warm, spans, tmp, strace=False):
     finally:
         for p in procs:
             if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                stop(p)
 
 
 def main():
