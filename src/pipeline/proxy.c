@@ -804,6 +804,9 @@ proxy_retry(struct proxy_req *pr, struct upstream_req *ureq, unsigned bit,
 		proxy_upstream_release(pr, -1);
 		return false;
 	}
+	/* The failure is the attempt's (the access log, the span tags). */
+	pr->error_type = NULL;
+	pr->error_msg[0] = '\0';
 	return true;
 }
 

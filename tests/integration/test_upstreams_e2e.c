@@ -5,10 +5,12 @@
  * when every server is down, active checks taking a server out and
  * bringing it back, /readyz with server.readyz_requires_upstreams.
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -259,13 +261,13 @@ END_TEST
 
 /*
  * A backend killed while requests flow on 8 connections through 2
- * workers (max_fails 1).  Without retries (issue 13 item 4, not here),
- * a request that meets the dead server is lost with a 502: its
- * connection is refused, so nothing was sent.  Only the requests sent
- * to it before the first refusal came back meet it -- those of the
- * round after the kill: at most 3 of its 8 (round robin over three) --
- * then the shared health state ejects it once for every worker, and
- * every later request is answered by the two others.
+ * workers (max_fails 1): no idempotent request is lost.  The requests
+ * sent to it before the first refusal came back (those of the round
+ * after the kill) meet a refused connection, nothing was sent, and the
+ * default retry (routes[].upstream.retry: one more try on a connect
+ * failure or a reset) sends each to another server; the shared health
+ * state ejects the dead one once for every worker, and every later
+ * request is answered by the two others.
  */
 START_TEST(test_kill_one_under_load)
 {
@@ -276,6 +278,7 @@ START_TEST(test_kill_one_under_load)
 	char *cfg, *t, labels[96];
 	int round, k, st, failed = 0, ok = 0;
 	uint64_t before;
+	double errs;
 
 	start_three(b);
 	cfg = config_three(b, w, "  workers: 2\n", "      max_fails: 1\n"
@@ -303,17 +306,14 @@ START_TEST(test_kill_one_under_load)
 				ok++;
 				continue;
 			}
-			ck_assert_int_eq(st, 502);
-			ck_assert_int_eq(round, 10);
 			failed++;
 		}
 	}
 	for (k = 0; k < 8; k++)
 		itest_conn_free(c[k]);
-	/* Without retries the first meetings with the dead server are lost. */
-	ck_assert_int_ge(failed, 1);
-	ck_assert_int_le(failed, 3);
-	ck_assert_int_eq(ok + failed, 240);
+	/* Every meeting with the dead server was retried elsewhere. */
+	ck_assert_int_eq(failed, 0);
+	ck_assert_int_eq(ok, 240);
 	ck_assert_uint_eq(itest_backend_requests(b[0]) +
 	    itest_backend_requests(b[2]) + before, (uint64_t)ok);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\"",
@@ -322,9 +322,16 @@ START_TEST(test_kill_one_under_load)
 	/* Ejected once, whichever worker saw it first. */
 	ck_assert_double_eq(itest_metric(t,
 	    "tracestitch_upstream_server_ejections_total", labels), 1.0);
-	ck_assert_double_eq(itest_metric(t,
-	    "tracestitch_upstream_server_errors_total", labels),
-	    (double)failed);
+	/* Its failed attempts (1 to 3: the round after the kill), each
+	 * retried. */
+	errs = itest_metric(t, "tracestitch_upstream_server_errors_total",
+	    labels);
+	ck_assert_double_ge(errs, 1.0);
+	ck_assert_double_le(errs, 3.0);
+	ck_assert_double_eq(itest_metric(t, "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"connect_failure\"") + itest_metric(t,
+	    "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"reset\""), errs);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
 	    "state=\"ejected\"", b[1]->port);
 	ck_assert_double_eq(itest_metric(t,
@@ -366,7 +373,7 @@ START_TEST(test_all_down_503_and_readyz)
 		    "Access-Control-Allow-Origin"), "https://app.example");
 		if (r.status == 502) {
 			n502++;
-			ck_assert_int_lt(i, 3);
+			ck_assert_int_lt(i, 2);
 		} else {
 			itest_assert_error(&r, 503, "unavailable");
 			ck_assert_ptr_nonnull(strstr(r.body,
@@ -374,7 +381,9 @@ START_TEST(test_all_down_503_and_readyz)
 		}
 		itest_resp_clear(&r);
 	}
-	ck_assert_int_eq(n502, 3);
+	/* The first request met two dead servers (the default retry), the
+	 * second the third one. */
+	ck_assert_int_eq(n502, 2);
 	ck_assert_int_eq(itest_get(gw->admin_port, "/readyz", &r), 0);
 	ck_assert_int_eq(r.status, 503);
 	j = itest_resp_json(&r);
@@ -824,6 +833,298 @@ START_TEST(test_tls_servers_and_checks)
 }
 END_TEST
 
+/*
+ * Retries (issue 13 item 4).
+ */
+
+/* A port of 127.0.0.1 nothing listens on (bound, then closed). */
+static uint16_t
+dead_port(void)
+{
+	struct itest_proc *p = itest_backend_start("gone");
+	uint16_t port = p->port;
+
+	itest_proc_stop(p, SIGKILL, ITEST_TIMEOUT_MS);
+	return port;
+}
+
+/* The access-log lines of gw once there are n (or the deadline). */
+static json_t *
+access_lines(struct itest_proc *gw, size_t n)
+{
+	int64_t end = itest_now_ms() + ITEST_TIMEOUT_MS;
+	json_t *lines;
+
+	while ((lines = itest_json_lines(gw, ITEST_STDOUT, "request_id")) !=
+	    NULL && json_array_size(lines) < n && itest_now_ms() < end) {
+		json_decref(lines);
+		pause_ms(gw, 20);
+	}
+	ck_assert_ptr_nonnull(lines);
+	ck_assert_uint_eq(json_array_size(lines), n);
+	return lines;
+}
+
+/*
+ * The retry budget: a backend whose every answer is a 503, on a route
+ * that retries 503 up to twice (three tries), gets at most its requests
+ * plus 20% of them plus 3 per second -- not three times the load.
+ */
+START_TEST(test_retry_budget)
+{
+	struct itest_proc *b, *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *t;
+	double retries, exhausted, secs;
+	int64_t t0;
+	int i;
+
+	b = itest_backend_start("sick");
+	cfg = itest_config_simple(b->port, NULL,
+	    "      retry: {on: [\"503\"], tries: 3, budget_percent: 20, "
+	    "budget_min_per_second: 3}\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	t0 = itest_now_ms();
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(get_on(c, "/status/503", NULL, &r), 503);
+		itest_resp_clear(&r);
+	}
+	secs = (double)(itest_now_ms() - t0) / 1000.0;
+	itest_conn_free(c);
+	t = metrics_text(gw);
+	retries = itest_metric(t, "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"503\"");
+	exhausted = itest_metric(t,
+	    "tracestitch_upstream_retry_budget_exhausted_total",
+	    "route=\"api\"");
+	free(t);
+	/* Each retry reached the backend; 200 would without a budget. */
+	ck_assert_uint_eq(itest_backend_requests(b), 100 + (uint64_t)retries);
+	ck_assert_double_ge(retries, 3.0);
+	ck_assert_msg(retries <= 20.0 + 3.0 * (secs + 2.0),
+	    "%.0f retries in %.1f s: over the budget", retries, secs);
+	ck_assert_double_ge(exhausted, 1.0);
+}
+END_TEST
+
+/*
+ * What is retried and what is not, on two servers: a GET whose server
+ * resets the connection goes to the other one (both reset: 502 after two
+ * tries); a POST that reached its server is not sent again; a POST whose
+ * server refused the connection (nothing sent) is, and the access log
+ * lists the attempts.
+ */
+START_TEST(test_retry_what)
+{
+	struct itest_proc *b0, *b1, *gw;
+	struct itest_resp r;
+	json_t *lines, *tries, *a;
+	uint16_t dead;
+	char *cfg;
+
+	b0 = itest_backend_start("b0");
+	b1 = itest_backend_start("b1");
+	dead = dead_port();
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: dead\n"
+	    "    path_prefix: /dead\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u/x\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    dead, b0->port, b0->port, b1->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	/* POST /reset reached b0: not retried. */
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "POST /reset HTTP/1.1\r\nHost: itest.test\r\nContent-Length: 2\r\n"
+	    "Connection: close\r\n\r\nhi"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(b0) +
+	    itest_backend_requests(b1), 1);
+	/* GET /reset: b1, then b0; both reset. */
+	ck_assert_int_eq(itest_get(gw->port, "/reset", &r), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(b0), 2);
+	ck_assert_uint_eq(itest_backend_requests(b1), 1);
+	/* POST to a refused connection: sent to the other server. */
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "POST /dead/echo HTTP/1.1\r\nHost: itest.test\r\n"
+	    "Content-Length: 2\r\nConnection: close\r\n\r\nhi"), &r, 0,
+	    ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(b0), 3);
+
+	lines = access_lines(gw, 3);
+	/* The first line: one attempt, no list. */
+	ck_assert_ptr_null(json_object_get(json_array_get(lines, 0),
+	    "upstream.tries"));
+	tries = json_object_get(json_array_get(lines, 1), "upstream.tries");
+	ck_assert_uint_eq(json_array_size(tries), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    tries, 0), "error")), "reset");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    tries, 1), "error")), "reset");
+	tries = json_object_get(json_array_get(lines, 2), "upstream.tries");
+	ck_assert_uint_eq(json_array_size(tries), 2);
+	a = json_array_get(tries, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "error")),
+	    "connect_failure");
+	cfg = itest_strf("127.0.0.1:%u", dead);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "address")),
+	    cfg);
+	free(cfg);
+	a = json_array_get(tries, 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "status")),
+	    200);
+	ck_assert(json_integer_value(json_object_get(a, "duration")) > 0);
+	json_decref(lines);
+}
+END_TEST
+
+/*
+ * No retry once a response byte reached the client: a server that sends
+ * a head and part of the body, then closes, leaves the client with a cut
+ * response; the other server never sees the request.
+ */
+START_TEST(test_no_retry_after_response_bytes)
+{
+	struct itest_proc *cut, *b, *gw;
+	struct pollfd pfd;
+	char *cfg, buf[4096];
+	int fd;
+	size_t got = 0;
+	ssize_t n;
+
+	cut = itest_canned_start("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+	    "\r\npartial", NULL, NULL);
+	b = itest_backend_start("b");
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "      retry: {on: [connect_failure, reset, timeout, \"502\"], "
+	    "tries: 3}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    cut->port, b->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	fd = itest_connect_fd(gw->port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, ITEST_LIT("GET /x HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n")), 37);
+	/* The head and "partial", then the end of the connection. */
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (got < sizeof buf - 1 && poll(&pfd, 1, ITEST_TIMEOUT_MS) == 1 &&
+	    (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\npartial"));
+	ck_assert_ptr_null(strstr(buf, "partialpartial"));
+	ck_assert_uint_eq(itest_backend_requests(b), 0);
+}
+END_TEST
+
+/*
+ * The gateway span of a retried request tags each attempt (server,
+ * outcome, duration), as the Agent receives it (msgpack, decoded by the
+ * fake Agent).
+ */
+START_TEST(test_span_shows_attempts)
+{
+	struct itest_proc *b, *agent, *gw;
+	struct itest_resp r;
+	json_t *reqs, *req, *trace, *sp, *meta, *mets, *found = NULL;
+	uint16_t dead;
+	char *cfg, *want;
+	size_t i, j, k;
+
+	b = itest_backend_start("b");
+	agent = itest_agent_start("normal", NULL);
+	dead = dead_port();
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "tracing: {sample_rate: 1}\n"
+	    "exporter: {type: datadog, datadog_url: \"http://127.0.0.1:%u\", "
+	    "flush_interval: 100ms}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    dead, b->port, agent->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	reqs = itest_agent_wait_spans(agent, 1, ITEST_TIMEOUT_MS);
+	ck_assert_msg(reqs != NULL, "%s", itest_error());
+	json_array_foreach(reqs, i, req) {
+		json_array_foreach(json_object_get(req, "body"), j, trace) {
+			json_array_foreach(trace, k, sp) {
+				if (json_object_get(json_object_get(sp,
+				    "metrics"), "upstream.attempt_count") != NULL)
+					found = sp;
+			}
+		}
+	}
+	ck_assert_msg(found != NULL, "no span with upstream.attempt_count");
+	meta = json_object_get(found, "meta");
+	mets = json_object_get(found, "metrics");
+	ck_assert_double_eq(json_number_value(json_object_get(mets,
+	    "upstream.attempt_count")), 2.0);
+	want = itest_strf("127.0.0.1:%u", dead);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.1.address")), want);
+	free(want);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.1.outcome")), "connect_failure");
+	want = itest_strf("127.0.0.1:%u", b->port);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.2.address")), want);
+	free(want);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.2.outcome")), "200");
+	ck_assert(json_is_number(json_object_get(mets,
+	    "upstream.attempt.1.duration_ms")));
+	ck_assert(json_number_value(json_object_get(mets,
+	    "upstream.attempt.2.duration_ms")) > 0.0);
+	/* The span names the server that answered, and no error. */
+	want = itest_strf("http://127.0.0.1:%u", b->port);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.address")), want);
+	free(want);
+	ck_assert_int_eq(json_integer_value(json_object_get(found, "error")),
+	    0);
+	json_decref(reqs);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -843,6 +1144,10 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_reload_servers);
 	tcase_add_test(tc, test_dns_after_failure);
 	tcase_add_test(tc, test_tls_servers_and_checks);
+	tcase_add_test(tc, test_retry_budget);
+	tcase_add_test(tc, test_retry_what);
+	tcase_add_test(tc, test_no_retry_after_response_bytes);
+	tcase_add_test(tc, test_span_shows_attempts);
 	suite_add_tcase(s, tc);
 	return s;
 }
