@@ -582,8 +582,14 @@ proxy_upstream_hash(struct proxy_req *pr, const struct exchange *req)
 	const char *on = pr->route->conf->upstream.hash_on, *v, *p, *e;
 	size_t i, nlen;
 
+	/*
+	 * The client's address as proxy_client_ip found it: behind a
+	 * trusted proxy (server.trusted_proxies) its X-Forwarded-For
+	 * client, not the proxy, or every client would share one server.
+	 */
 	if (on == NULL || strcmp(on, "client_address") == 0)
-		return balancer_hash(req->client_ip, strlen(req->client_ip));
+		return balancer_hash(pr->pr_log.client_ip,
+		    strlen(pr->pr_log.client_ip));
 	nlen = strlen(on + 7);
 	for (i = 0; i < req->n_fields; i++) {
 		const struct http_field *f = &req->fields[i];

@@ -204,11 +204,17 @@ START_TEST(test_least_request_spreads)
 }
 END_TEST
 
-/* hash on a header and on a cookie: a user sticks to one backend. */
+/*
+ * hash on a header, on a cookie, and on the client's address behind a
+ * trusted proxy (its X-Forwarded-For client, every request coming from
+ * the proxy's one address): a user sticks to one backend, and the users
+ * spread over the three.
+ */
 START_TEST(test_hash_sticky)
 {
 	static const unsigned w[3] = { 1, 1, 1 };
-	static const char *const how[] = { "header:X-User", "cookie:sid" };
+	static const char *const how[] = { "header:X-User", "cookie:sid",
+	    "client_address" };
 	struct itest_proc *b[3], *gw;
 	struct itest_resp r;
 	struct itest_conn *c;
@@ -221,7 +227,8 @@ START_TEST(test_hash_sticky)
 		start_three(b);
 		up = itest_strf("      balance: hash\n      hash_on: \"%s\"\n",
 		    how[h]);
-		cfg = config_three(b, w, NULL, up);
+		cfg = config_three(b, w, h == 2 ? "  workers: 1\n"
+		    "  trusted_proxies: [\"127.0.0.1\"]\n" : NULL, up);
 		gw = itest_gateway_start(cfg);
 		free(cfg);
 		free(up);
@@ -231,6 +238,9 @@ START_TEST(test_hash_sticky)
 			if (h == 0)
 				snprintf(extra, sizeof extra,
 				    "X-User: user-%d\r\n", u);
+			else if (h == 2)
+				snprintf(extra, sizeof extra,
+				    "X-Forwarded-For: 203.0.113.%d\r\n", u);
 			else
 				snprintf(extra, sizeof extra, "Cookie: a=1; "
 				    "sid=s%d; b=2\r\n", u);
