@@ -4,6 +4,7 @@
  * health state machine, the active verdict) and src/upstream/retry.c
  * (the retry budget's arithmetic).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,54 @@ START_TEST(test_health_metrics)
 }
 END_TEST
 
+static void *
+observe_thread(void *arg)
+{
+	struct upstream_server *s = arg;
+	int i;
+
+	for (i = 0; i < 10000; i++)
+		health_observe(s, 700, i % 10 == 0);
+	return NULL;
+}
+
+/*
+ * The request counters are per thread: two workers counting at once
+ * write two different slots (their own cache lines), and /metrics sums
+ * them to the exact totals.
+ */
+START_TEST(test_health_per_worker_counters)
+{
+	struct upstream_server *s = health_server_get("api", "127.0.0.1:82");
+	pthread_t th[2];
+	unsigned k, used = 0;
+	char *text;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, observe_thread,
+		    s), 0);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	for (k = 0; k < HEALTH_SLOTS; k++)
+		used += s->slots[k].buckets[metrics_bucket_of(700)] != 0;
+	ck_assert_uint_eq(used, 2);
+	ck_assert_uint_eq(health_requests(s), 20000);
+	ck_assert_uint_eq(health_errors(s), 2000);
+	text = metrics_render();
+	ck_assert_ptr_nonnull(strstr(text, "tracestitch_upstream_server_"
+	    "requests_total{route=\"api\",server=\"127.0.0.1:82\"} 20000\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tracestitch_upstream_server_"
+	    "errors_total{route=\"api\",server=\"127.0.0.1:82\"} 2000\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tracestitch_upstream_server_"
+	    "duration_seconds_sum{route=\"api\",server=\"127.0.0.1:82\"} "
+	    "14.000000\n"));
+	free(text);
+	health_free_all();
+	metrics_free_all();
+}
+END_TEST
+
 #define MS 1000000ULL
 
 /*
@@ -442,6 +491,7 @@ balancer_suite(void)
 	tcase_add_test(th, test_health_machine);
 	tcase_add_test(th, test_health_single_server);
 	tcase_add_test(th, test_health_metrics);
+	tcase_add_test(th, test_health_per_worker_counters);
 	suite_add_tcase(s, th);
 	tr = tcase_create("retry");
 	tcase_add_test(tr, test_budget_arithmetic);
