@@ -286,9 +286,10 @@ static const struct cfg_row cfg_schema[] = {
 	  "cookie:<name>" },
 	{ "routes[].upstream.resolve_interval", CT_DURATION,
 	  R(upstream.resolve_interval_ms), .min = 100, .max = 86400000,
-	  .def = "30s", .help = "how often the main thread looks server host "
-	  "names up again, without blocking (sooner after a failed lookup, "
-	  "at once when a server fails)" },
+	  .def = "30s", .help = "the longest time before the main thread "
+	  "looks a server host name up again, without blocking: sooner at "
+	  "the answer's TTL (at least 1 s), after a failed lookup, and at "
+	  "once when a server fails" },
 	{ "routes[].upstream.max_fails", CT_UNSIGNED, R(upstream.max_fails),
 	  .min = 0, .max = 1000, .def = "5",
 	  .help = "connect failures, timeouts, resets or 5xx in a row that "

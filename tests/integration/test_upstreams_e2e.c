@@ -765,6 +765,58 @@ START_TEST(test_dns_after_failure)
 }
 END_TEST
 
+/*
+ * The answer's TTL drives the next lookup (resolve_interval: 60m, the
+ * ceiling): a TTL of 1 s has a moved name followed within seconds; once
+ * the answer says 3600 s, the name is not asked again (the ceiling is an
+ * hour).
+ */
+START_TEST(test_dns_ttl)
+{
+	struct itest_proc *b0, *b1, *dns, *gw;
+	char *map, *cfg;	/* map: itest_write_temp owns it */
+	size_t n0;
+
+	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
+	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
+	ck_assert_uint_eq(b1->port, b0->port);
+	map = itest_write_temp("backend.test 127.0.0.1 ttl=1\n", ".map");
+	dns = itest_dns_start(map);
+	cfg = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "  resolvers: [\"127.0.0.1:%u\"]\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://backend.test:%u\"]\n"
+	    "      resolve_interval: 60m\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    dns->port, b0->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert_msg(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS),
+	    "backend.test was never resolved in the background");
+	/* Moved, with a long TTL now: found at the old answer's TTL. */
+	itest_rewrite(map, "backend.test 127.0.0.2 ttl=3600\n");
+	ck_assert_msg(wait_for_backend(gw, "b1", ITEST_TIMEOUT_MS),
+	    "the TTL of 1 s did not bring a new lookup");
+	/* The answer with 3600 s is in: no query for 2.5 s (at a TTL of
+	 * 1 s there would be two). */
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "upstream host "
+	    "backend.test now resolves to 1 address", 0, 0) >= 0);
+	pause_ms(gw, 300);
+	n0 = itest_log_count(dns, ITEST_STDOUT, "query backend.test type 1",
+	    0);
+	pause_ms(gw, 2500);
+	ck_assert_uint_eq(itest_log_count(dns, ITEST_STDOUT,
+	    "query backend.test type 1", 0), n0);
+}
+END_TEST
+
 /* tests/data/REL (TS_TEST_DATA), in one of 4 static buffers. */
 static const char *
 data_path(const char *rel)
@@ -1153,6 +1205,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_span_names_server);
 	tcase_add_test(tc, test_reload_servers);
 	tcase_add_test(tc, test_dns_after_failure);
+	tcase_add_test(tc, test_dns_ttl);
 	tcase_add_test(tc, test_tls_servers_and_checks);
 	tcase_add_test(tc, test_retry_budget);
 	tcase_add_test(tc, test_retry_what);

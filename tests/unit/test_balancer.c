@@ -12,6 +12,7 @@
 #include "balancer.h"
 #include "health.h"
 #include "metrics.h"
+#include "resolver.h"
 #include "retry.h"
 #include "ts_test.h"
 
@@ -474,6 +475,20 @@ START_TEST(test_budget_window)
 }
 END_TEST
 
+/* The next lookup of a name: its TTL, at least 1 s, at most the
+ * interval; without a TTL, the interval. */
+START_TEST(test_resolver_next_ms)
+{
+	ck_assert_uint_eq(resolver_next_ms(-1, 30000), 30000);
+	ck_assert_uint_eq(resolver_next_ms(5, 30000), 5000);
+	ck_assert_uint_eq(resolver_next_ms(0, 30000), 1000);
+	ck_assert_uint_eq(resolver_next_ms(3600, 30000), 30000);
+	/* An interval below the floor wins (it is the ceiling). */
+	ck_assert_uint_eq(resolver_next_ms(0, 200), 200);
+	ck_assert_uint_eq(resolver_next_ms(60, 3600000), 60000);
+}
+END_TEST
+
 static Suite *
 balancer_suite(void)
 {
@@ -496,6 +511,7 @@ balancer_suite(void)
 	tr = tcase_create("retry");
 	tcase_add_test(tr, test_budget_arithmetic);
 	tcase_add_test(tr, test_budget_window);
+	tcase_add_test(tr, test_resolver_next_ms);
 	suite_add_tcase(s, tr);
 	return s;
 }
