@@ -5,6 +5,10 @@
  * when every server is down, active checks taking a server out and
  * bringing it back, /readyz with server.readyz_requires_upstreams.
  */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1187,6 +1191,69 @@ START_TEST(test_span_shows_attempts)
 }
 END_TEST
 
+/*
+ * per_try_timeout: a server that accepts the connection (the kernel's
+ * backlog) and never answers holds an attempt 300 ms, not the route's
+ * 30 s timeout; the request goes to the other server and is answered.
+ */
+START_TEST(test_per_try_timeout)
+{
+	struct itest_proc *b, *gw;
+	struct itest_resp r;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	json_t *lines, *tries;
+	char *cfg, *t;
+	int64_t t0, took;
+	int fd;
+
+	/* Listening, never accepting: connects succeed, nothing answers. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	b = itest_backend_start("b");
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      timeout: 30s\n"
+	    "      max_fails: 0\n"
+	    "      retry: {per_try_timeout: 300ms}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    (unsigned)ntohs(sin.sin_port), b->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	t0 = itest_now_ms();
+	ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+	took = itest_now_ms() - t0;
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_msg(took >= 250 && took < 10000, "took %lld ms",
+	    (long long)took);
+	ck_assert_uint_eq(itest_backend_requests(b), 1);
+	lines = access_lines(gw, 1);
+	tries = json_object_get(json_array_get(lines, 0), "upstream.tries");
+	ck_assert_uint_eq(json_array_size(tries), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    tries, 0), "error")), "timeout");
+	json_decref(lines);
+	t = metrics_text(gw);
+	ck_assert_double_eq(itest_metric(t, "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"timeout\""), 1.0);
+	free(t);
+	close(fd);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -1211,6 +1278,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_retry_what);
 	tcase_add_test(tc, test_no_retry_after_response_bytes);
 	tcase_add_test(tc, test_span_shows_attempts);
+	tcase_add_test(tc, test_per_try_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }
