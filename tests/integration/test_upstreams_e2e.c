@@ -1254,6 +1254,53 @@ START_TEST(test_per_try_timeout)
 }
 END_TEST
 
+/*
+ * A retry goes to another server even where the balancer would choose
+ * the same one again: with balance hash, a key's server resets the
+ * connection and the retry goes to another of the three (each gets one
+ * request), then the next request of the key is back on its own server.
+ */
+START_TEST(test_retry_skips_tried_server)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *first;
+	uint64_t n[3];
+	int i, got = 0;
+
+	start_three(b);
+	/* keepalive 0: a reset on a reused connection would be sent again
+	 * on a new one to the same server first (a stale connection). */
+	cfg = config_three(b, w, NULL, "      balance: hash\n"
+	    "      hash_on: \"header:X-User\"\n      max_fails: 0\n"
+	    "      keepalive: 0\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(get_on(c, "/echo", "X-User: u1\r\n", &r), 200);
+	first = echo_name(&r);
+	itest_resp_clear(&r);
+	itest_conn_free(c);
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "GET /reset HTTP/1.1\r\nHost: itest.test\r\nX-User: u1\r\n"
+	    "Connection: close\r\n\r\n"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	for (i = 0; i < 3; i++) {
+		n[i] = itest_backend_requests(b[i]);
+		ck_assert_uint_le(n[i], 2);
+		got += (int)n[i];
+	}
+	/* The key's server: /echo and the first /reset; another: the
+	 * retry. */
+	ck_assert_int_eq(got, 3);
+	ck_assert_uint_eq(n[first[1] - '0'], 2);
+	free(first);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -1279,6 +1326,7 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_no_retry_after_response_bytes);
 	tcase_add_test(tc, test_span_shows_attempts);
 	tcase_add_test(tc, test_per_try_timeout);
+	tcase_add_test(tc, test_retry_skips_tried_server);
 	suite_add_tcase(s, tc);
 	return s;
 }
