@@ -745,8 +745,8 @@ proxy_upstream_send(struct proxy_req *pr, struct evbuffer *ubuf)
 /*
  * The attempt ureq of pr failed for reason bit (CONFIG_RETRY_*) before any
  * byte reached the client; sent: some of the request may have reached the
- * server.  Send it to another server (the same one when no other takes
- * requests) when the route's retry keys and budget allow: true when the
+ * server.  Send it to a server it has not tried yet, when there is one and
+ * the route's retry keys and budget allow: true when the
  * new attempt runs.  Only idempotent requests (RFC 9110 9.2.2) are sent
  * again once sent; any request is when it never left (a connect failure).
  */

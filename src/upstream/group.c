@@ -157,11 +157,13 @@ upstream_group_pick_retry(struct upstream_group *g, uint64_t hash,
 
 	g->now_ns = now_ns;
 	g->skip = tried;
+	/*
+	 * Every server that takes requests was tried: none, as nginx's
+	 * proxy_next_upstream (a one-server route does not retry; the
+	 * server that just failed would meet the request again at once).
+	 */
 	i = balancer_pick(g->bal, hash, upstream_group_up, g);
 	g->skip = 0;
-	/* Every server that takes requests was tried: one of them again. */
-	if (i < 0)
-		i = balancer_pick(g->bal, hash, upstream_group_up, g);
 	if (i >= 0)
 		balancer_start(g->bal, (size_t)i);
 	return i;

@@ -58,8 +58,9 @@ int upstream_group_pick(struct upstream_group *, uint64_t hash,
     uint64_t now_ns);
 /*
  * The target for a retry of a request: as upstream_group_pick, passing
- * over the targets of tried (bit i: target i, for i < 64) while another
- * takes requests; not counted as a request of the route's retry budget.
+ * over the targets of tried (bit i: target i, for i < 64); -1 when no
+ * other takes requests.  Not counted as a request of the route's retry
+ * budget.
  */
 int upstream_group_pick_retry(struct upstream_group *, uint64_t hash,
     uint64_t tried, uint64_t now_ns);

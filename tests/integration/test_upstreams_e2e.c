@@ -932,22 +932,25 @@ access_lines(struct itest_proc *gw, size_t n)
 }
 
 /*
- * The retry budget: a backend whose every answer is a 503, on a route
- * that retries 503 up to twice (three tries), gets at most its requests
- * plus 20% of them plus 3 per second -- not three times the load.
+ * The retry budget: three backends whose every answer is a 503, on a
+ * route that retries 503 up to twice (three tries), get at most their
+ * requests plus 20% of them plus 3 per second -- not three times the
+ * load.
  */
 START_TEST(test_retry_budget)
 {
-	struct itest_proc *b, *gw;
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
 	struct itest_resp r;
 	struct itest_conn *c;
 	char *cfg, *t;
 	double retries, exhausted, secs;
+	uint64_t got;
 	int64_t t0;
 	int i;
 
-	b = itest_backend_start("sick");
-	cfg = itest_config_simple(b->port, NULL,
+	start_three(b);
+	cfg = config_three(b, w, "  workers: 2\n", "      max_fails: 0\n"
 	    "      retry: {on: [\"503\"], tries: 3, budget_percent: 20, "
 	    "budget_min_per_second: 3}\n");
 	gw = itest_gateway_start(cfg);
@@ -967,8 +970,10 @@ START_TEST(test_retry_budget)
 	    "tracestitch_upstream_retry_budget_exhausted_total",
 	    "route=\"api\"");
 	free(t);
-	/* Each retry reached the backend; 200 would without a budget. */
-	ck_assert_uint_eq(itest_backend_requests(b), 100 + (uint64_t)retries);
+	/* Each retry reached a backend; 300 would without a budget. */
+	got = itest_backend_requests(b[0]) + itest_backend_requests(b[1]) +
+	    itest_backend_requests(b[2]);
+	ck_assert_uint_eq(got, 100 + (uint64_t)retries);
 	ck_assert_double_ge(retries, 3.0);
 	ck_assert_msg(retries <= 20.0 + 3.0 * (secs + 2.0),
 	    "%.0f retries in %.1f s: over the budget", retries, secs);
