@@ -69,6 +69,7 @@ struct resolver {
 	void *arg;
 	struct event *notify;		/* zero-delay: changed() */
 	bool dying;
+	bool stopped;			/* resolver_stop: no new lookup */
 };
 
 static void resolver_timer_cb(evutil_socket_t, short, void *);
@@ -122,6 +123,18 @@ resolver_new(struct event_base *base, const struct config *cfg,
 	if (r->notify == NULL)
 		fatalx("out of memory");
 	return r;
+}
+
+void
+resolver_stop(struct resolver *r)
+{
+	struct resolver_entry *e;
+
+	if (r == NULL)
+		return;
+	r->stopped = true;
+	for (e = r->entries; e != NULL; e = e->next)
+		evtimer_del(e->timer);
 }
 
 void
@@ -237,6 +250,8 @@ resolver_arm(struct resolver_entry *e, uint64_t ms)
 {
 	struct timeval tv;
 
+	if (e->r->stopped)
+		return;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(e->timer, &tv);

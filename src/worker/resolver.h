@@ -31,6 +31,12 @@ struct resolver;
 struct resolver *resolver_new(struct event_base *, const struct config *cfg,
     void (*changed)(void *), void *arg, char **cause);
 void resolver_free(struct resolver *);
+/*
+ * No new lookup from now on (the drain): the ones out finish while the
+ * loop runs, instead of being cancelled at exit, where libevent cannot
+ * deliver (or free) their answers any more.  NULL-safe.
+ */
+void resolver_stop(struct resolver *);
 
 /*
  * The cached addresses of host:port, a copy (caller frees): 0, or -1 when
