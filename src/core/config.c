@@ -152,6 +152,7 @@ static const char *cfg_check_format(const char *);
 static const char *cfg_check_cidr(const char *);
 static const char *cfg_check_hash_on(const char *);
 static const char *cfg_check_hc_path(const char *);
+static const char *cfg_check_retry_on(const char *);
 static const char *cfg_check_resolver(const char *);
 static const char *cfg_check_header_name(const char *);
 static const char *cfg_check_header_value(const char *);
@@ -307,9 +308,10 @@ static const struct cfg_row cfg_schema[] = {
 	  "cookie:<name>" },
 	{ "routes[].upstream.resolve_interval", CT_DURATION,
 	  R(upstream.resolve_interval_ms), .min = 100, .max = 86400000,
-	  .def = "30s", .help = "how often the main thread looks server host "
-	  "names up again, without blocking (sooner after a failed lookup, "
-	  "at once when a server fails)" },
+	  .def = "30s", .help = "the longest time before the main thread "
+	  "looks a server host name up again, without blocking: sooner at "
+	  "the answer's TTL (at least 1 s), after a failed lookup, and at "
+	  "once when a server fails" },
 	{ "routes[].upstream.max_fails", CT_UNSIGNED, R(upstream.max_fails),
 	  .min = 0, .max = 1000, .def = "5",
 	  .help = "connect failures, timeouts, resets or 5xx in a row that "
@@ -340,6 +342,28 @@ static const struct cfg_row cfg_schema[] = {
 	  R(upstream.health_check.unhealthy_threshold), .min = 1, .max = 100,
 	  .def = "3", .help = "failed checks in a row that take a server "
 	  "out" },
+	{ "routes[].upstream.retry.on", CT_STRV, R(upstream.retry.on),
+	  .def = "[connect_failure, reset, timeout]",
+	  .check = cfg_check_retry_on,
+	  .help = "failures that send the request to another server: "
+	  "connect_failure, reset, timeout, 502, 503, 504 (non-idempotent "
+	  "requests: connect_failure only)" },
+	{ "routes[].upstream.retry.tries", CT_UNSIGNED,
+	  R(upstream.retry.tries), .min = 1, .max = 10, .def = "2",
+	  .help = "attempts of a request in all, the first included; 1: no "
+	  "retry" },
+	{ "routes[].upstream.retry.per_try_timeout", CT_DURATION,
+	  R(upstream.retry.per_try_timeout_ms), .min = 0, .max = 3600000,
+	  .def = "0", .help = "time an attempt may wait for the response "
+	  "head before the next one (a timeout); 0: only timeout applies" },
+	{ "routes[].upstream.retry.budget_percent", CT_UNSIGNED,
+	  R(upstream.retry.budget_percent), .min = 0, .max = 100,
+	  .def = "20", .help = "retries allowed as a share of the route's "
+	  "requests over the last second" },
+	{ "routes[].upstream.retry.budget_min_per_second", CT_UNSIGNED,
+	  R(upstream.retry.budget_min_per_second), .min = 0, .max = 100000,
+	  .def = "3", .help = "retries per second allowed on top of "
+	  "budget_percent (for routes with little traffic)" },
 	{ "routes[].upstream.connect_timeout", CT_DURATION,
 	  R(upstream.connect_timeout_ms), .min = 1, .max = 600000,
 	  .def = "2s", .help = "time allowed to connect to the backend" },
@@ -731,6 +755,7 @@ cfg_parse_url(const char *s, struct config_upstream *u)
 }
 
 static void cfg_servers_free(struct config_server *, size_t);
+static void cfg_strv_clear(struct config_strv *);
 static char *cfg_join(const char *, const char *);
 
 /* Free the parts of an upstream URL. */
@@ -740,6 +765,7 @@ cfg_upstream_clear(struct config_upstream *u)
 	cfg_servers_free(u->servers, u->n_servers);
 	free(u->hash_on);
 	free(u->health_check.path);
+	cfg_strv_clear(&u->retry.on);
 	free(u->url);
 	free(u->host);
 	free(u->authority);
@@ -878,6 +904,37 @@ cfg_check_hc_path(const char *s)
 			return "expected a path without blanks or controls";
 	}
 	return NULL;
+}
+
+/* One failure of routes[].upstream.retry.on. */
+static const char *
+cfg_check_retry_on(const char *s)
+{
+	return config_retry_bit(s) != 0 ? NULL : "expected connect_failure, "
+	    "reset, timeout, 502, 503 or 504";
+}
+
+unsigned
+config_retry_bit(const char *s)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {
+		{ "connect_failure", CONFIG_RETRY_CONNECT },
+		{ "reset", CONFIG_RETRY_RESET },
+		{ "timeout", CONFIG_RETRY_TIMEOUT },
+		{ "502", CONFIG_RETRY_502 },
+		{ "503", CONFIG_RETRY_503 },
+		{ "504", CONFIG_RETRY_504 },
+	};
+	size_t i;
+
+	for (i = 0; i < TS_NITEMS(names); i++) {
+		if (strcmp(s, names[i].name) == 0)
+			return names[i].bit;
+	}
+	return 0;
 }
 
 /* The access log format. */
@@ -3399,6 +3456,10 @@ cfg_cross_checks(struct cfg_ctx *ctx)
 			continue;
 		if (r->name == NULL)
 			xasprintf(&r->name, "route%zu", i);
+		r->upstream.retry.on_mask = 0;
+		for (size_t k = 0; k < r->upstream.retry.on.n; k++)
+			r->upstream.retry.on_mask |= config_retry_bit(
+			    r->upstream.retry.on.v[k]);
 		cfg_rum_finish(ctx, r, rs, i);
 		if (r->upstream.n_servers > 0 && (r->upstream.url != NULL ||
 		    rs->seen[cfg_find_row("routes[].upstream.url") -

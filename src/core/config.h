@@ -61,6 +61,27 @@ struct config_health_check {
 	unsigned unhealthy_threshold;	/* failures in a row to go out */
 };
 
+/*
+ * routes[].upstream.retry (docs/upstreams.md, "Retries"): which failures
+ * send a request to another server, how many times, and the budget that
+ * bounds retries against a sick backend (Envoy's retry_policy and retry
+ * budget, nginx's proxy_next_upstream).
+ */
+#define CONFIG_RETRY_CONNECT	0x01	/* connect_failure */
+#define CONFIG_RETRY_RESET	0x02	/* reset */
+#define CONFIG_RETRY_TIMEOUT	0x04	/* timeout */
+#define CONFIG_RETRY_502	0x08
+#define CONFIG_RETRY_503	0x10
+#define CONFIG_RETRY_504	0x20
+struct config_retry {
+	struct config_strv on;		/* as written */
+	unsigned on_mask;		/* CONFIG_RETRY_*, from on */
+	unsigned tries;			/* attempts in all, 1: no retry */
+	uint64_t per_try_timeout_ms;	/* 0: the route's timeout only */
+	unsigned budget_percent;	/* of the route's requests */
+	unsigned budget_min_per_second;	/* on top, per process */
+};
+
 struct config_upstream {
 	char *url;		/* as written; servers: the first one's */
 	enum config_scheme scheme;
@@ -90,6 +111,7 @@ struct config_upstream {
 	uint64_t eject_base_ms;	/* first ejection; doubled in a row */
 	uint64_t eject_max_ms;
 	struct config_health_check health_check;
+	struct config_retry retry;	/* the route's block only */
 };
 
 /* One server of a route: its URL parts in up, and its weight. */
@@ -389,6 +411,8 @@ void config_warn_at(struct config_errors *, const char *key,
 int config_key_pos(const struct config *, const char *key,
     const struct config_pos **out) TS_MUSTCHECK;
 
+/* The CONFIG_RETRY_* bit of a routes[].upstream.retry.on name, 0: none. */
+unsigned config_retry_bit(const char *);
 /* The name of an exporter type ("datadog", "otlp", "stdout", "none"). */
 const char *config_exporter_name(enum config_exporter_type);
 /* The name of a style (styles_name: "datadog", "b3multi", ...). */

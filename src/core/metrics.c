@@ -46,6 +46,9 @@ static const char *const bucket_le[METRICS_NBUCKETS] = {
 static const char *const upstream_kind[METRICS_UPSTREAM_NKINDS] = {
 	"connect", "timeout", "reset", "protocol", "tls",
 };
+static const char *const retry_reason[METRICS_RETRY_NREASONS] = {
+	"connect_failure", "reset", "timeout", "502", "503", "504",
+};
 
 /* Values of the "kind" and "header" labels of CORS refusals. */
 #define METRICS_CORS_NKINDS 3
@@ -93,6 +96,8 @@ struct metrics {
 	uint64_t requests[METRICS_MAX_ROUTES][METRICS_NCLASSES];
 	uint64_t bytes[METRICS_MAX_ROUTES];
 	uint64_t upstream[METRICS_MAX_ROUTES][METRICS_UPSTREAM_NKINDS];
+	uint64_t retries[METRICS_MAX_ROUTES][METRICS_RETRY_NREASONS];
+	uint64_t retry_exhausted[METRICS_MAX_ROUTES];
 	uint64_t cors_preflight[METRICS_MAX_ROUTES][2];	/* allowed, refused */
 	uint64_t cors_refused[METRICS_MAX_ROUTES][METRICS_CORS_NKINDS]
 	    [METRICS_CORS_NHDRS];
@@ -283,6 +288,24 @@ metrics_upstream_error(struct metrics *m, unsigned route,
 }
 
 void
+metrics_upstream_retry(struct metrics *m, unsigned route, unsigned reason)
+{
+	if (route >= METRICS_MAX_ROUTES)
+		route = 0;
+	if (reason >= METRICS_RETRY_NREASONS)
+		return;
+	util_counter_add(&m->retries[route][reason], 1);
+}
+
+void
+metrics_retry_budget_exhausted(struct metrics *m, unsigned route)
+{
+	if (route >= METRICS_MAX_ROUTES)
+		route = 0;
+	util_counter_add(&m->retry_exhausted[route], 1);
+}
+
+void
 metrics_cors_preflight(struct metrics *m, unsigned route, bool allowed)
 {
 	if (route >= METRICS_MAX_ROUTES)
@@ -407,6 +430,19 @@ get_upstream(const struct metrics *m, unsigned r, unsigned k)
 }
 
 static uint64_t
+get_retries(const struct metrics *m, unsigned r, unsigned k)
+{
+	return util_counter_get(&m->retries[r][k]);
+}
+
+static uint64_t
+get_retry_exhausted(const struct metrics *m, unsigned r, unsigned k)
+{
+	(void)k;
+	return util_counter_get(&m->retry_exhausted[r]);
+}
+
+static uint64_t
 get_preflight(const struct metrics *m, unsigned r, unsigned k)
 {
 	return util_counter_get(&m->cors_preflight[r][k]);
@@ -464,6 +500,14 @@ render_routes(FILE *fp)
 	render_route_family(fp, "tracestitch_upstream_errors_total",
 	    "Failed upstream exchanges, by route and kind.", "kind",
 	    upstream_kind, METRICS_UPSTREAM_NKINDS, get_upstream);
+	render_route_family(fp, "tracestitch_upstream_retries_total",
+	    "Requests sent again to a server after a failed attempt, by "
+	    "route and reason.", "reason", retry_reason,
+	    METRICS_RETRY_NREASONS, get_retries);
+	render_route_family(fp,
+	    "tracestitch_upstream_retry_budget_exhausted_total",
+	    "Retries not sent because the route's retry budget was spent, "
+	    "by route.", NULL, NULL, 0, get_retry_exhausted);
 }
 
 /* The CORS families; refusal series only once non-zero. */

@@ -35,6 +35,13 @@ enum metrics_upstream_err {
 };
 
 /*
+ * Reasons of a retry, labels of tracestitch_upstream_retries_total: the
+ * bit positions of CONFIG_RETRY_* (connect_failure, reset, timeout, 502,
+ * 503, 504).
+ */
+#define METRICS_RETRY_NREASONS 6
+
+/*
  * Plain counters: X(enum suffix, metric name, label text or "", help).
  * Metrics sharing a name with different labels are rendered as one family.
  */
@@ -161,6 +168,11 @@ void metrics_request(struct metrics *, unsigned route, int status,
     uint64_t duration_us, uint64_t bytes);
 void metrics_upstream_error(struct metrics *, unsigned route,
     enum metrics_upstream_err);
+/* A retry of a route's request for reason (0..METRICS_RETRY_NREASONS-1);
+ * one refused by the route's retry budget. */
+void metrics_upstream_retry(struct metrics *, unsigned route,
+    unsigned reason);
+void metrics_retry_budget_exhausted(struct metrics *, unsigned route);
 /*
  * CORS: a preflight answered (allowed) or refused, and a refusal with its
  * kind ("origin", "method", "header") and header class (a tracing header

@@ -584,8 +584,14 @@ proxy_upstream_hash(struct proxy_req *pr, const struct exchange *req)
 	const char *on = pr->route->conf->upstream.hash_on, *v, *p, *e;
 	size_t i, nlen;
 
+	/*
+	 * The client's address as proxy_client_ip found it: behind a
+	 * trusted proxy (server.trusted_proxies) its X-Forwarded-For
+	 * client, not the proxy, or every client would share one server.
+	 */
 	if (on == NULL || strcmp(on, "client_address") == 0)
-		return balancer_hash(req->client_ip, strlen(req->client_ip));
+		return balancer_hash(pr->pr_log.client_ip,
+		    strlen(pr->pr_log.client_ip));
 	nlen = strlen(on + 7);
 	for (i = 0; i < req->n_fields; i++) {
 		const struct http_field *f = &req->fields[i];
@@ -624,6 +630,7 @@ proxy_upstream_pick(struct proxy_req *pr, const struct exchange *req)
 
 	if (pr->route->conf->upstream.balance == CONFIG_BALANCE_HASH)
 		hash = proxy_upstream_hash(pr, req);
+	pr->pr_upstream.hash = hash;
 	if ((i = upstream_group_pick(pr->route->group, hash, now)) < 0)
 		return false;
 	pr->pr_upstream.target = i;
@@ -672,6 +679,174 @@ proxy_upstream_name(const struct proxy_req *pr)
 	    upstream_group_target(pr->route->group, pr->pr_upstream.target);
 
 	return t != NULL ? t->name : "";
+}
+
+/*
+ * Retries (docs/upstreams.md "Retries").  An attempt that fails before a
+ * byte of its answer reached the client is recorded (server, outcome,
+ * duration: the access log and the span show them when there was more
+ * than one); proxy_retry() decides whether the request goes to another
+ * server.
+ */
+
+/* The end of pr's current attempt: status, or outcome when none. */
+static void
+proxy_attempt_record(struct proxy_req *pr, int status, const char *outcome)
+{
+	struct proxy_attempt *a;
+	int t = pr->pr_upstream.target;
+
+	if (!pr->pr_upstream.picked || pr->pr_upstream.n_att >= PROXY_MAX_TRIES)
+		return;
+	a = &pr->pr_att[pr->pr_upstream.n_att++];
+	a->target = t;
+	a->status = status;
+	a->outcome = outcome;
+	a->dur_ns = util_mono_ns() - pr->pr_upstream.sent_ns;
+	if (t >= 0 && t < 64)
+		pr->pr_upstream.tried |= (uint64_t)1 << t;
+}
+
+/* Append a copy of src to dst (src unchanged). */
+static bool
+proxy_buf_copy(struct evbuffer *dst, struct evbuffer *src)
+{
+	struct evbuffer_iovec v;
+	size_t len = evbuffer_get_length(src);
+
+	if (len == 0 || evbuffer_reserve_space(dst, (ev_ssize_t)len, &v,
+	    1) != 1)
+		return false;
+	if (evbuffer_copyout(src, v.iov_base, len) != (ev_ssize_t)len)
+		return false;
+	v.iov_len = len;
+	return evbuffer_commit_space(dst, &v, 1) == 0;
+}
+
+/* Start the exchange of the request in ubuf on pr's target. */
+static bool
+proxy_upstream_send(struct proxy_req *pr, struct evbuffer *ubuf)
+{
+	const struct config_upstream *up = &pr->route->conf->upstream;
+
+	pr->pr_upstream.ureq = upstream_request(upstream_group_pool(
+	    pr->route->group, pr->pr_upstream.target), ubuf,
+	    pr->pr_client.method == EXCHANGE_M_HEAD, pr->pr_upstream.idempotent,
+	    &proxy_upstream_cbs, pr);
+	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
+	if (pr->pr_upstream.ureq == NULL)
+		return false;
+	if (pr->pr_client.upgrade)
+		upstream_req_expect_upgrade(pr->pr_upstream.ureq);
+	if (up->retry.per_try_timeout_ms > 0)
+		upstream_req_set_try_timeout(pr->pr_upstream.ureq,
+		    up->retry.per_try_timeout_ms);
+	return true;
+}
+
+/*
+ * The attempt ureq of pr failed for reason bit (CONFIG_RETRY_*) before any
+ * byte reached the client; sent: some of the request may have reached the
+ * server.  Send it to a server it has not tried yet, when there is one and
+ * the route's retry keys and budget allow: true when the
+ * new attempt runs.  Only idempotent requests (RFC 9110 9.2.2) are sent
+ * again once sent; any request is when it never left (a connect failure).
+ */
+static bool
+proxy_retry(struct proxy_req *pr, struct upstream_req *ureq, unsigned bit,
+    bool sent)
+{
+	const struct config_retry *rc = &pr->route->conf->upstream.retry;
+	struct proxy_pipeline *pl = pr->pl;
+	struct evbuffer *ubuf = pl->ubuf;
+	const struct upstream_target *to;
+	uint64_t now, min_milli;
+	unsigned workers, n = pr->pr_upstream.n_att;
+	int i;
+
+	if (pr->x == NULL || pr->pr_client.head_sent ||
+	    (rc->on_mask & bit) == 0 || n >= rc->tries || n == 0 ||
+	    (sent && !pr->pr_upstream.idempotent))
+		return false;
+	/* The bytes of the request: our copy, or the exchange's. */
+	if (pr->pr_upstream.copy != NULL ?
+	    !proxy_buf_copy(ubuf, pr->pr_upstream.copy) :
+	    !upstream_req_take_request(ureq, ubuf)) {
+		evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
+		return false;
+	}
+	now = util_mono_ns();
+	/* The floor is the process's: each worker has its share of it. */
+	workers = pr->wgen->cfg->workers > 0 ? pr->wgen->cfg->workers : 1;
+	min_milli = (uint64_t)rc->budget_min_per_second * 1000 / workers;
+	if (!upstream_group_retry_budget(pr->route->group, rc->budget_percent,
+	    min_milli, now)) {
+		evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
+		metrics_retry_budget_exhausted(pl->metrics, pr->route->slot);
+		log_debug("request %s: no retry: the route's retry budget is "
+		    "spent", pr->id);
+		return false;
+	}
+	/* A 5xx answer: the server's failure, before the next pick. */
+	proxy_upstream_release(pr, 0);
+	if ((i = upstream_group_pick_retry(pr->route->group,
+	    pr->pr_upstream.hash, pr->pr_upstream.tried, now)) < 0) {
+		evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
+		return false;
+	}
+	pr->pr_upstream.target = i;
+	pr->pr_upstream.has_target = true;
+	pr->pr_upstream.sent_ns = now;
+	pr->pr_upstream.sends += upstream_req_attempts(ureq);
+	pr->up_start_ns = now;
+	metrics_upstream_retry(pl->metrics, pr->route->slot,
+	    (unsigned)__builtin_ctz(bit));
+	to = upstream_group_target(pr->route->group, i);
+	log_info("request %s route %s: retrying on upstream %s (%s), "
+	    "attempt %u of %u", pr->id, pr->route->conf->name, to->conf->url,
+	    to->name, n + 1, rc->tries);
+	if (pr->span != NULL)
+		(void)span_set_meta(pr->span, "upstream.address",
+		    to->conf->url);
+	if (!proxy_upstream_send(pr, ubuf)) {
+		proxy_upstream_release(pr, -1);
+		return false;
+	}
+	/* The failure is the attempt's (the access log, the span tags). */
+	pr->error_type = NULL;
+	pr->error_msg[0] = '\0';
+	return true;
+}
+
+/*
+ * The attempts of a retried request as tags of the gateway span:
+ * upstream.attempt.N.address / .outcome / .duration_ms (N from 1) and
+ * upstream.attempt_count.
+ */
+static void
+proxy_attempt_tags(struct proxy_req *pr)
+{
+	char key[48], val[16];
+	unsigned k;
+
+	(void)span_set_metric(pr->span, "upstream.attempt_count",
+	    pr->pr_upstream.n_att);
+	for (k = 0; k < pr->pr_upstream.n_att; k++) {
+		const struct proxy_attempt *a = &pr->pr_att[k];
+		const struct upstream_target *t = upstream_group_target(
+		    pr->route->group, a->target);
+
+		snprintf(key, sizeof key, "upstream.attempt.%u.address", k + 1);
+		(void)span_set_meta(pr->span, key, t != NULL ? t->name : "");
+		snprintf(key, sizeof key, "upstream.attempt.%u.outcome", k + 1);
+		if (a->outcome == NULL)
+			snprintf(val, sizeof val, "%d", a->status);
+		(void)span_set_meta(pr->span, key, a->outcome != NULL ?
+		    a->outcome : val);
+		snprintf(key, sizeof key, "upstream.attempt.%u.duration_ms",
+		    k + 1);
+		(void)span_set_metric(pr->span, key, (double)a->dur_ns / 1e6);
+	}
 }
 
 /*
@@ -1282,21 +1457,25 @@ proxy_start(void *arg, struct exchange *req)
 	idempotent = pr->pr_client.method != EXCHANGE_M_POST &&
 	    pr->pr_client.method != EXCHANGE_M_PATCH &&
 	    pr->pr_client.method != EXCHANGE_M_OTHER;
+	pr->pr_upstream.idempotent = idempotent;
+	/*
+	 * A retry after a 5xx answer needs the request's bytes after the
+	 * exchange has read a byte: only then is a copy kept.
+	 */
+	if (idempotent && pr->route->conf->upstream.retry.tries > 1 &&
+	    (pr->route->conf->upstream.retry.on_mask & (CONFIG_RETRY_502 |
+	    CONFIG_RETRY_503 | CONFIG_RETRY_504)) != 0 &&
+	    (pr->pr_upstream.copy = evbuffer_new()) != NULL &&
+	    !proxy_buf_copy(pr->pr_upstream.copy, ubuf)) {
+		evbuffer_free(pr->pr_upstream.copy);
+		pr->pr_upstream.copy = NULL;
+	}
 	proxy_req_set_state(pr, PROXY_ST_UPSTREAM);
 	pr->up_used = true;
 	pr->up_attempts = 1;
 	pr->up_start_ns = util_mono_ns();
-	pr->pr_upstream.ureq = upstream_request(upstream_group_pool(
-	    pr->route->group, pr->pr_upstream.target), ubuf,
-	    pr->pr_client.method == EXCHANGE_M_HEAD, idempotent,
-	    &proxy_upstream_cbs, pr);
-	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
-	if (pr->pr_upstream.ureq == NULL) {
+	if (!proxy_upstream_send(pr, ubuf))
 		proxy_send_error(pr, 503, "out of memory");
-		return;
-	}
-	if (pr->pr_client.upgrade)
-		upstream_req_expect_upgrade(pr->pr_upstream.ureq);
 }
 
 /*
@@ -1452,7 +1631,8 @@ proxy_switch(struct proxy_req *pr, struct upstream_req *ureq,
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
 	pr->up_status = 101;
-	pr->up_attempts = upstream_req_attempts(ureq);
+	pr->up_attempts = pr->pr_upstream.sends +
+	    upstream_req_attempts(ureq);
 	proxy_upstream_times(pr, ureq);
 	pr->pr_upstream.ureq = NULL;	/* detached or cancelled: it ends */
 	if ((up = upstream_req_detach(ureq)) == NULL) {
@@ -1505,6 +1685,15 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 		return -1;
 	if (resp->status == 101)
 		return proxy_switch(pr, ureq, resp);
+	if (pr->pr_upstream.n_att > 0 || (resp->status >= 502 &&
+	    resp->status <= 504 && pr->pr_upstream.copy != NULL)) {
+		proxy_attempt_record(pr, resp->status, NULL);
+		/* -1 cancels this exchange: the new one goes on. */
+		if (resp->status >= 502 && resp->status <= 504 &&
+		    proxy_retry(pr, ureq, CONFIG_RETRY_502 <<
+		    (resp->status - 502), true))
+			return -1;
+	}
 	pr->action = "reading the upstream response";
 	TAILQ_FOREACH(kv, resp->headers, next)
 		max++;
@@ -1566,7 +1755,8 @@ proxy_upstream_head_cb(struct upstream_req *ureq,
 	pr->x->front->head(pr->x, &h);
 	pr->status = resp->status;
 	pr->up_status = resp->status;
-	pr->up_attempts = upstream_req_attempts(ureq);
+	pr->up_attempts = pr->pr_upstream.sends +
+	    upstream_req_attempts(ureq);
 	proxy_upstream_times(pr, ureq);
 	pr->pr_client.head_sent = true;
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
@@ -1607,6 +1797,48 @@ proxy_client_drained(struct exchange *x)
 		pr->pr_client.paused_upstream = false;
 		upstream_req_resume(pr->pr_upstream.ureq);
 	}
+}
+
+/*
+ * The attempt ureq failed with err before its head: record it, and retry
+ * when the route allows (true: a new attempt runs).  A connect failure, a
+ * TLS handshake failure and a connect timeout sent nothing.
+ */
+static bool
+proxy_retry_failed(struct proxy_req *pr, struct upstream_req *ureq,
+    enum upstream_err err)
+{
+	bool sent = upstream_req_sent_ns(ureq) != 0;
+	const char *outcome;
+	unsigned bit;
+
+	switch (err) {
+	case UPSTREAM_ERR_CONNECT:
+		bit = CONFIG_RETRY_CONNECT;
+		outcome = "connect_failure";
+		sent = false;
+		break;
+	case UPSTREAM_ERR_TLS:
+		bit = CONFIG_RETRY_CONNECT;
+		outcome = "tls";
+		sent = false;
+		break;
+	case UPSTREAM_ERR_TIMEOUT:
+		bit = CONFIG_RETRY_TIMEOUT;
+		outcome = "timeout";
+		break;
+	case UPSTREAM_ERR_RESET:
+		bit = CONFIG_RETRY_RESET;
+		outcome = "reset";
+		sent = true;
+		break;
+	default:
+		bit = 0;
+		outcome = "protocol";
+		break;
+	}
+	proxy_attempt_record(pr, 0, outcome);
+	return bit != 0 && proxy_retry(pr, ureq, bit, sent);
 }
 
 /* The exchange is over (complete or failed). */
@@ -1650,7 +1882,8 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	if (err != UPSTREAM_ERR_NOMEM)
 		metrics_upstream_error(pr->pl->metrics, pr->route->slot,
 		    kind);
-	pr->up_attempts = upstream_req_attempts(ureq);
+	pr->up_attempts = pr->pr_upstream.sends +
+	    upstream_req_attempts(ureq);
 	proxy_upstream_times(pr, ureq);
 	pr->up_sent_ns = upstream_req_sent_ns(ureq);
 	pr->up_first_ns = upstream_req_first_byte_ns(ureq);
@@ -1664,6 +1897,9 @@ proxy_upstream_done_cb(struct upstream_req *ureq, enum upstream_err err,
 	proxy_rlog_warnx(pr, "upstream %s (%s): %s", proxy_upstream_url(pr),
 	    proxy_upstream_name(pr), errstr != NULL ? errstr :
 	    upstream_err_name(err));
+	if (x != NULL && !head_sent && !pr->pr_client.head_sent &&
+	    err != UPSTREAM_ERR_NOMEM && proxy_retry_failed(pr, ureq, err))
+		return;
 
 	if (x == NULL) {
 		proxy_req_close(pr, "client gone");
@@ -1881,6 +2117,41 @@ proxy_access_combined(struct proxy_req *pr, char *line, size_t size)
 }
 
 /*
+ * A retried request's attempts, as nginx's $upstream_addr and
+ * $upstream_status list them: "upstream.tries":[{"address":..,
+ * "status":502 or "error":"connect_failure","duration":ns}, ...].
+ */
+static void
+proxy_access_tries(struct proxy_req *pr, struct proxy_lbuf *b)
+{
+	unsigned k;
+
+	LB_LIT(b, ",\"upstream.tries\":[");
+	for (k = 0; k < pr->pr_upstream.n_att; k++) {
+		const struct proxy_attempt *a = &pr->pr_att[k];
+		const struct upstream_target *t = upstream_group_target(
+		    pr->route->group, a->target);
+
+		if (k > 0)
+			LB_LIT(b, ",");
+		LB_LIT(b, "{\"address\":\"");
+		lb_json(b, t != NULL ? t->name : "");
+		if (a->outcome != NULL) {
+			LB_LIT(b, "\",\"error\":\"");
+			lb_str(b, a->outcome);
+			LB_LIT(b, "\"");
+		} else {
+			LB_LIT(b, "\",\"status\":");
+			lb_u64(b, (uint64_t)a->status);
+		}
+		LB_LIT(b, ",\"duration\":");
+		lb_u64(b, a->dur_ns);
+		LB_LIT(b, "}");
+	}
+	LB_LIT(b, "]");
+}
+
+/*
  * The JSON line: Datadog's standard attributes as flat dotted keys
  * (docs/configuration.md, "Access log").  Log-trace correlation wants
  * dd.trace_id as the decimal string of the low 64 bits of the trace id
@@ -1958,6 +2229,8 @@ proxy_access_json(struct proxy_req *pr, uint64_t dur_ns, char *line,
 		}
 		LB_LIT(&b, ",\"upstream.attempts\":");
 		lb_u64(&b, pr->up_attempts);
+		if (pr->pr_upstream.n_att > 1)
+			proxy_access_tries(pr, &b);
 	}
 	LB_LIT(&b, ",\"request_id\":\"");
 	lb_str(&b, pr->id);
@@ -2032,6 +2305,12 @@ proxy_req_close(struct proxy_req *pr, const char *reason)
 		pr->pr_upstream.ureq = NULL;
 	}
 	proxy_upstream_release(pr, -1);
+	if (pr->pr_upstream.copy != NULL) {
+		evbuffer_free(pr->pr_upstream.copy);
+		pr->pr_upstream.copy = NULL;
+	}
+	if (pr->span != NULL && pr->pr_upstream.n_att > 1)
+		proxy_attempt_tags(pr);
 	metrics_request(pl->metrics, pr->route != NULL ?
 	    pr->route->slot : 0, pr->status, dur_us, pr->bytes_out);
 	if (pr->span != NULL)

@@ -55,6 +55,9 @@ struct proxy_pipeline {
 	char log_clf[32];		/* 02/Jan/2006:15:04:05 +0000 */
 };
 
+/* The most attempts of a request (routes[].upstream.retry.tries). */
+#define PROXY_MAX_TRIES 10
+
 enum proxy_state {
 	PROXY_ST_RECV = 0,	/* request received, building */
 	PROXY_ST_UPSTREAM,	/* waiting for the response head */
@@ -125,6 +128,14 @@ struct proxy_req {
 		bool has_target;
 		bool picked;			/* target is valid (logs) */
 		uint64_t sent_ns;		/* monotonic, at the pick */
+		/* Retries (docs/upstreams.md "Retries"). */
+		uint64_t hash;			/* the balancer's key */
+		uint64_t tried;			/* targets tried (bits < 64) */
+		unsigned n_att;			/* attempts recorded in pr_att */
+		unsigned sends;			/* sends of earlier attempts */
+		bool idempotent;		/* RFC 9110 9.2.2 */
+		struct evbuffer *copy;		/* the request, for a retry
+						 * after a 5xx; NULL: none */
 	} pr_upstream;
 
 	struct tunnel *tunnel;		/* after a 101, until it ends */
@@ -142,6 +153,17 @@ struct proxy_req {
 	 * has_cors_ans is set, and always filled by cors_* before that.
 	 */
 	struct cors_answer cors_ans;
+
+	/*
+	 * The attempts of the request on its servers (pr_upstream.n_att of
+	 * them); not zeroed either.
+	 */
+	struct proxy_attempt {
+		int target;
+		int status;		/* the answer's, 0: none */
+		const char *outcome;	/* static: a retry reason or error */
+		uint64_t dur_ns;
+	} pr_att[PROXY_MAX_TRIES];
 
 	/*
 	 * What the access log needs past start() (the head is gone by

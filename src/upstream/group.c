@@ -16,6 +16,7 @@
 #include "balancer.h"
 #include "group.h"
 #include "log.h"
+#include "retry.h"
 #include "util.h"
 
 struct upstream_group {
@@ -26,6 +27,8 @@ struct upstream_group {
 	struct balancer *bal;
 	struct health_params hp;
 	uint64_t now_ns;		/* of the current pick */
+	uint64_t skip;			/* targets a retry passes over */
+	struct retry_budget budget;	/* the route's, in this worker */
 };
 
 void
@@ -129,7 +132,7 @@ upstream_group_up(void *arg, size_t i)
 {
 	struct upstream_group *g = arg;
 
-	return g->pools[i] != NULL &&
+	return g->pools[i] != NULL && (i >= 64 || (g->skip >> i & 1) == 0) &&
 	    health_available(g->t[i].server, g->now_ns);
 }
 
@@ -139,9 +142,38 @@ upstream_group_pick(struct upstream_group *g, uint64_t hash, uint64_t now_ns)
 	int i;
 
 	g->now_ns = now_ns;
+	g->skip = 0;
+	retry_budget_request(&g->budget, now_ns);
 	if ((i = balancer_pick(g->bal, hash, upstream_group_up, g)) >= 0)
 		balancer_start(g->bal, (size_t)i);
 	return i;
+}
+
+int
+upstream_group_pick_retry(struct upstream_group *g, uint64_t hash,
+    uint64_t tried, uint64_t now_ns)
+{
+	int i;
+
+	g->now_ns = now_ns;
+	g->skip = tried;
+	/*
+	 * Every server that takes requests was tried: none, as nginx's
+	 * proxy_next_upstream (a one-server route does not retry; the
+	 * server that just failed would meet the request again at once).
+	 */
+	i = balancer_pick(g->bal, hash, upstream_group_up, g);
+	g->skip = 0;
+	if (i >= 0)
+		balancer_start(g->bal, (size_t)i);
+	return i;
+}
+
+bool
+upstream_group_retry_budget(struct upstream_group *g, unsigned percent,
+    uint64_t min_milli, uint64_t now_ns)
+{
+	return retry_budget_take(&g->budget, percent, min_milli, now_ns);
 }
 
 struct upstream_pool *

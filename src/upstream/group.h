@@ -56,6 +56,21 @@ void upstream_group_free(struct upstream_group *);
  */
 int upstream_group_pick(struct upstream_group *, uint64_t hash,
     uint64_t now_ns);
+/*
+ * The target for a retry of a request: as upstream_group_pick, passing
+ * over the targets of tried (bit i: target i, for i < 64); -1 when no
+ * other takes requests.  Not counted as a request of the route's retry
+ * budget.
+ */
+int upstream_group_pick_retry(struct upstream_group *, uint64_t hash,
+    uint64_t tried, uint64_t now_ns);
+/*
+ * Whether the route's retry budget in this worker allows one more retry
+ * now (percent % of the requests of the last second plus min_milli / 1000
+ * per second, retry.h); counted when it does.
+ */
+bool upstream_group_retry_budget(struct upstream_group *, unsigned percent,
+    uint64_t min_milli, uint64_t now_ns);
 struct upstream_pool *upstream_group_pool(const struct upstream_group *,
     int i);
 const struct upstream_target *upstream_group_target(

@@ -3,7 +3,8 @@
  * machine and its metrics (health.h).
  *
  * The state is a handful of words per server, changed by workers with
- * relaxed or acquire/release atomics.  Two workers may report failures
+ * relaxed or acquire/release atomics; the request counters are per
+ * worker thread (struct health_counters), summed when /metrics renders.  Two workers may report failures
  * at once: the one whose compare-and-swap moves eject_until forward does
  * the ejection and counts it; the other sees the server ejected.  A
  * success costs two loads (and a store only when there was a failure
@@ -16,12 +17,25 @@
 #include <string.h>
 
 #include "health.h"
+#include "log.h"
 #include "util.h"
 
 static pthread_mutex_t health_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_server *health_list;
 
 static void health_render(FILE *, void *);
+static unsigned health_next_slot;
+static __thread unsigned health_my_slot;	/* 1 + slot; 0: none yet */
+
+/* The calling thread's slot of the per-server counters. */
+static inline unsigned
+health_slot(void)
+{
+	if (health_my_slot == 0)
+		health_my_slot = 1 + __atomic_fetch_add(&health_next_slot, 1,
+		    __ATOMIC_RELAXED) % HEALTH_SLOTS;
+	return health_my_slot - 1;
+}
 static void (*health_failure_hook)(void);	/* set before workers run */
 
 void
@@ -62,6 +76,10 @@ health_server_get(const char *route, const char *name)
 	}
 	if (s == NULL) {
 		s = xcalloc(1, sizeof *s);
+		if (posix_memalign((void **)&s->slots, 64, HEALTH_SLOTS *
+		    sizeof *s->slots) != 0)
+			fatalx("out of memory");
+		memset(s->slots, 0, HEALTH_SLOTS * sizeof *s->slots);
 		s->route = xstrdup(route);
 		s->name = xstrdup(name);
 		s->next = health_list;
@@ -93,6 +111,7 @@ health_free_all(void)
 		next = s->next;
 		free(s->route);
 		free(s->name);
+		free(s->slots);
 		free(s);
 	}
 	health_list = NULL;
@@ -174,11 +193,46 @@ health_report(struct upstream_server *s, const struct health_params *p,
 void
 health_observe(struct upstream_server *s, uint64_t duration_us, bool error)
 {
+	struct health_counters *c = &s->slots[health_slot()];
+
 	if (error)
-		__atomic_add_fetch(&s->errors, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&s->buckets[metrics_bucket_of(duration_us)], 1,
+		__atomic_add_fetch(&c->errors, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->buckets[metrics_bucket_of(duration_us)], 1,
 	    __ATOMIC_RELAXED);
-	__atomic_add_fetch(&s->sum_us, duration_us, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->sum_us, duration_us, __ATOMIC_RELAXED);
+}
+
+/* Bucket b (or the errors, b = -1; the sum, b = -2) over the slots. */
+static uint64_t
+health_sum(const struct upstream_server *s, int b)
+{
+	uint64_t v = 0;
+	unsigned k;
+
+	for (k = 0; k < HEALTH_SLOTS; k++) {
+		const struct health_counters *c = &s->slots[k];
+
+		v += __atomic_load_n(b == -1 ? &c->errors : b == -2 ?
+		    &c->sum_us : &c->buckets[b], __ATOMIC_RELAXED);
+	}
+	return v;
+}
+
+uint64_t
+health_errors(const struct upstream_server *s)
+{
+	return health_sum(s, -1);
+}
+
+uint64_t
+health_requests(const struct upstream_server *s)
+{
+	uint64_t v = 0;
+	int b;
+
+	for (b = 0; b < METRICS_NBUCKETS; b++)
+		v += health_sum(s, b);
+	return v;
 }
 
 void
@@ -250,17 +304,22 @@ health_render(FILE *fp, void *arg)
 	for (s = health_list; s != NULL; s = s->next) {
 		if (s->live == 0)
 			continue;
-		for (b = 0, cum = 0; b < METRICS_NBUCKETS; b++)
-			cum += __atomic_load_n(&s->buckets[b],
-			    __ATOMIC_RELAXED);
 		fputs("tracestitch_upstream_server_requests_total{", fp);
 		health_labels(fp, s);
-		fprintf(fp, "} %llu\n", (unsigned long long)cum);
+		fprintf(fp, "} %llu\n", (unsigned long long)
+		    health_requests(s));
 	}
-	health_render_counter(fp, "tracestitch_upstream_server_errors_total",
-	    "Requests to an upstream server that failed (connect, timeout, "
-	    "reset, protocol, TLS) or got a 5xx",
-	    offsetof(struct upstream_server, errors));
+	fputs("# HELP tracestitch_upstream_server_errors_total Requests to "
+	    "an upstream server that failed (connect, timeout, reset, "
+	    "protocol, TLS) or got a 5xx\n"
+	    "# TYPE tracestitch_upstream_server_errors_total counter\n", fp);
+	for (s = health_list; s != NULL; s = s->next) {
+		if (s->live == 0)
+			continue;
+		fputs("tracestitch_upstream_server_errors_total{", fp);
+		health_labels(fp, s);
+		fprintf(fp, "} %llu\n", (unsigned long long)health_errors(s));
+	}
 	health_render_counter(fp,
 	    "tracestitch_upstream_server_ejections_total",
 	    "Times an upstream server was ejected by passive health",
@@ -291,15 +350,14 @@ health_render(FILE *fp, void *arg)
 			continue;
 		cum = 0;
 		for (b = 0; b < METRICS_NBUCKETS; b++) {
-			cum += __atomic_load_n(&s->buckets[b],
-			    __ATOMIC_RELAXED);
+			cum += health_sum(s, (int)b);
 			fputs("tracestitch_upstream_server_duration_seconds"
 			    "_bucket{", fp);
 			health_labels(fp, s);
 			fprintf(fp, ",le=\"%s\"} %llu\n", metrics_bucket_le(b),
 			    (unsigned long long)cum);
 		}
-		v = __atomic_load_n(&s->sum_us, __ATOMIC_RELAXED);
+		v = health_sum(s, -2);
 		fputs("tracestitch_upstream_server_duration_seconds_sum{", fp);
 		health_labels(fp, s);
 		fprintf(fp, "} %llu.%06llu\n", (unsigned long long)(v /

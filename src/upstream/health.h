@@ -42,6 +42,20 @@ enum health_state {
 	HEALTH_UNHEALTHY,		/* active checks failed */
 };
 
+/*
+ * The per-server request counters, one set per worker thread (health_
+ * observe): written on every request, so each thread has its own slot on
+ * its own cache lines instead of every worker adding to one shared line;
+ * /metrics sums the slots.  More threads than slots share them (the adds
+ * are atomic either way).
+ */
+#define HEALTH_SLOTS 16
+struct health_counters {
+	uint64_t errors;
+	uint64_t buckets[METRICS_NBUCKETS];	/* requests: their sum */
+	uint64_t sum_us;
+} __attribute__((aligned(64)));
+
 struct upstream_server {
 	struct upstream_server *next;	/* registry */
 	char *route;
@@ -53,11 +67,9 @@ struct upstream_server {
 	uint64_t eject_until_ns;	/* monotonic; 0: never ejected */
 	uint32_t active_down;
 	uint32_t resolve_wanted;	/* failed: look its name up again */
-	/* Metrics: atomics (requests: the sum of the buckets). */
-	uint64_t errors;
-	uint64_t ejections;
-	uint64_t buckets[METRICS_NBUCKETS];
-	uint64_t sum_us;
+	/* Metrics: atomics. */
+	uint64_t ejections;		/* shared: rare */
+	struct health_counters *slots;	/* HEALTH_SLOTS, per thread */
 };
 
 /*
@@ -80,9 +92,13 @@ enum health_state health_state(const struct upstream_server *,
  */
 bool health_report(struct upstream_server *, const struct health_params *,
     bool ok, uint64_t now_ns);
-/* Count one request to it: duration, and whether it failed. */
+/* Count one request to it: duration, and whether it failed (in the
+ * calling thread's slot). */
 void health_observe(struct upstream_server *, uint64_t duration_us,
     bool error);
+/* Its errors and requests summed over the slots (metrics, tests). */
+uint64_t health_errors(const struct upstream_server *);
+uint64_t health_requests(const struct upstream_server *);
 /* The active checks' verdict (main thread). */
 void health_set_active(struct upstream_server *, bool down);
 

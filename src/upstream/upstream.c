@@ -136,6 +136,9 @@ struct upstream_req {
 	size_t wrote;			/* http: reqbuf bytes written */
 	uint64_t sent_ns;
 	uint64_t first_byte_ns;
+	size_t reqlen;			/* the request's bytes in all */
+	struct event try_ev;		/* per-try timeout, while try_armed */
+	bool try_armed;
 	struct upstream_parser parser;
 	TAILQ_ENTRY(upstream_req) entry;	/* pool->free_reqs */
 };
@@ -554,8 +557,11 @@ req_send(struct upstream_req *req)
 		return;
 	}
 	out = bufferevent_get_output(c->bev);
-	if (req->reused && req->retryable && !req->retried) {
-		/* Shared, not copied: resent if the connection was stale. */
+	if (req->retryable) {
+		/*
+		 * Shared, not copied: resent if the connection was stale, or
+		 * taken back for another server (upstream_req_take_request).
+		 */
 		evbuffer_add_buffer_reference(out, req->reqbuf);
 		req->keep_copy = true;
 	} else
@@ -674,6 +680,10 @@ req_free(struct upstream_req *req)
 	struct upstream_pool *pool = req->pool;
 
 	event_del(&req->defer);
+	if (req->try_armed) {
+		event_del(&req->try_ev);
+		req->try_armed = false;
+	}
 	if (req->orphan) {
 		TAILQ_REMOVE(&pool->orphans, req, entry);
 		req->orphan = false;
@@ -759,6 +769,11 @@ req_call_head(struct upstream_req *req)
 {
 	int rc;
 
+	if (req->try_armed) {
+		/* The head is here: the attempt is no longer at stake. */
+		event_del(&req->try_ev);
+		req->try_armed = false;
+	}
 	req->busy++;
 	rc = req->cbs->head(req, &req->parser.resp, req->arg);
 	req->busy--;
@@ -1184,10 +1199,12 @@ upstream_request(struct upstream_pool *pool, struct evbuffer *request,
 	req->wrote = 0;
 	req->sent_ns = 0;
 	req->first_byte_ns = 0;
+	req->try_armed = false;
 	http_response_init(&req->parser, is_head);
 	event_assign(&req->defer, pool->base, -1, 0, upstream_defer_cb, req);
 	pool->refs++;
 	evbuffer_add_buffer(req->reqbuf, request);
+	req->reqlen = evbuffer_get_length(req->reqbuf);
 
 	if ((c = TAILQ_FIRST(&pool->idle)) != NULL) {
 		TAILQ_REMOVE(&pool->idle, c, entry);
@@ -1319,6 +1336,10 @@ upstream_req_cancel(struct upstream_req *req)
 {
 	if (req == NULL || req->state >= REQ_DONE || req->orphan)
 		return;
+	if (req->try_armed) {
+		event_del(&req->try_ev);
+		req->try_armed = false;
+	}
 	if (req_can_orphan(req)) {
 		struct timeval tv = { UPSTREAM_DRAIN_MS / 1000,
 		    (UPSTREAM_DRAIN_MS % 1000) * 1000 };
@@ -1473,4 +1494,54 @@ upstream_err_name(enum upstream_err err)
 		return "nomem";
 	}
 	return "unknown";
+}
+
+/* The per-try timeout fired before the response head. */
+static void
+upstream_try_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_req *req = arg;
+
+	(void)fd;
+	(void)what;
+	req->try_armed = false;
+	if (req->state >= REQ_BODY || req->orphan)
+		return;
+	req_finish(req, UPSTREAM_ERR_TIMEOUT, "upstream per-try timeout");
+}
+
+void
+upstream_req_set_try_timeout(struct upstream_req *req, uint64_t ms)
+{
+	struct timeval tv;
+
+	if (ms == 0 || req->state >= REQ_BODY)
+		return;
+	ms_to_tv(ms, &tv);
+	if (!req->try_armed)
+		evtimer_assign(&req->try_ev, req->pool->base, upstream_try_cb,
+		    req);
+	req->try_armed = evtimer_add(&req->try_ev, &tv) == 0;
+}
+
+bool
+upstream_req_take_request(struct upstream_req *req, struct evbuffer *dst)
+{
+	struct evbuffer_iovec v;
+
+	if (req->got_byte || req->reqlen == 0 ||
+	    evbuffer_get_length(req->reqbuf) != req->reqlen)
+		return false;
+	/*
+	 * Copied, not moved: on https a closed connection's output may
+	 * still reference these chains.  A retry is rare; the copy is one
+	 * request.
+	 */
+	if (evbuffer_reserve_space(dst, (ev_ssize_t)req->reqlen, &v, 1) != 1)
+		return false;
+	if (evbuffer_copyout(req->reqbuf, v.iov_base, req->reqlen) !=
+	    (ev_ssize_t)req->reqlen)
+		return false;
+	v.iov_len = req->reqlen;
+	return evbuffer_commit_space(dst, &v, 1) == 0;
 }

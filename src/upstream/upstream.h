@@ -135,6 +135,20 @@ void upstream_req_expect_upgrade(struct upstream_req *);
  */
 struct bufferevent *upstream_req_detach(struct upstream_req *);
 
+/*
+ * Give the exchange ms (0: no limit) from now to get its response head;
+ * then it fails with UPSTREAM_ERR_TIMEOUT ("upstream per-try timeout"),
+ * whatever the pool's timeouts (routes[].upstream.retry.per_try_timeout).
+ */
+void upstream_req_set_try_timeout(struct upstream_req *, uint64_t ms);
+/*
+ * From inside done() of a failed exchange: copy the request's bytes,
+ * whole, to dst, for sending them to another server.  False when no
+ * longer possible: a response byte arrived, or the bytes left (an https
+ * exchange not started retryable).
+ */
+bool upstream_req_take_request(struct upstream_req *, struct evbuffer *dst);
+
 /* Stop / restart reading the response (client back-pressure). */
 void upstream_req_pause(struct upstream_req *);
 void upstream_req_resume(struct upstream_req *);

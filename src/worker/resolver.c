@@ -8,9 +8,19 @@
  * names of one round give one new generation, calls changed().  A failed
  * lookup (SERVFAIL, timeout, no address) keeps the last good set -- a DNS
  * hiccup must not empty a route -- and is retried after 1 s, doubled up
- * to the interval (nginx keeps the old answer too, `resolver` with
- * `valid=`; its default re-resolution is the record's TTL, ours a fixed
- * 30 s since the TTL is not exposed by evdns_getaddrinfo).
+ * to the interval (nginx keeps the old answer too).
+ *
+ * The next lookup after a good answer comes at the answer's TTL, as
+ * nginx's resolver does, bounded below by RESOLVER_MIN_TTL_MS (a TTL of
+ * 0 must not turn into a lookup per loop turn) and above by the name's
+ * resolve_interval, which plays the part of nginx's `valid=`: a record
+ * that says an hour is still looked at every resolve_interval.
+ * evdns_getaddrinfo, which gives the addresses (/etc/hosts, A and AAAA,
+ * the search list), does not give the TTL: each round also asks for the
+ * name's A records with evdns_base_resolve_ipv4, whose answer carries it
+ * (the lowest TTL of its records).  A name with no A record (IPv6 only,
+ * or only in /etc/hosts) has no TTL and is looked up every
+ * resolve_interval.
  */
 #include <sys/socket.h>
 
@@ -28,6 +38,7 @@
 #include "util.h"
 
 #define RESOLVER_RETRY_MS 1000
+#define RESOLVER_MIN_TTL_MS 1000	/* the floor of a TTL */
 
 struct resolver_entry {
 	struct resolver_entry *next;
@@ -40,6 +51,11 @@ struct resolver_entry {
 	uint64_t retry_ms;		/* after a failure, 0: none */
 	bool watched;
 	bool pending;			/* a lookup is out */
+	bool ttl_pending;		/* its TTL query is out */
+	int64_t ttl_s;			/* the round's A TTL, -1: none */
+	uint64_t next_ms;		/* the round's own delay (interval,
+					 * or the retry after a failure) */
+	bool next_ttl;			/* the TTL may shorten next_ms */
 	uint64_t done_ns;		/* monotonic, the last answer */
 	struct evdns_getaddrinfo_request *req;
 	struct event *timer;
@@ -53,6 +69,7 @@ struct resolver {
 	void *arg;
 	struct event *notify;		/* zero-delay: changed() */
 	bool dying;
+	bool stopped;			/* resolver_stop: no new lookup */
 };
 
 static void resolver_timer_cb(evutil_socket_t, short, void *);
@@ -106,6 +123,18 @@ resolver_new(struct event_base *base, const struct config *cfg,
 	if (r->notify == NULL)
 		fatalx("out of memory");
 	return r;
+}
+
+void
+resolver_stop(struct resolver *r)
+{
+	struct resolver_entry *e;
+
+	if (r == NULL)
+		return;
+	r->stopped = true;
+	for (e = r->entries; e != NULL; e = e->next)
+		evtimer_del(e->timer);
 }
 
 void
@@ -221,9 +250,45 @@ resolver_arm(struct resolver_entry *e, uint64_t ms)
 {
 	struct timeval tv;
 
+	if (e->r->stopped)
+		return;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(e->timer, &tv);
+}
+
+/*
+ * The delay before the next lookup after a good answer with a TTL of
+ * ttl_s seconds (-1: none known): the TTL, at least RESOLVER_MIN_TTL_MS,
+ * at most interval_ms.
+ */
+uint64_t
+resolver_next_ms(int64_t ttl_s, uint64_t interval_ms)
+{
+	uint64_t ms;
+
+	if (ttl_s < 0)
+		return interval_ms;
+	ms = (uint64_t)ttl_s * 1000;
+	if (ms < RESOLVER_MIN_TTL_MS)
+		ms = RESOLVER_MIN_TTL_MS;
+	return ms < interval_ms ? ms : interval_ms;
+}
+
+/* Both answers of a round are in: arm the next lookup. */
+static void
+resolver_round_done(struct resolver_entry *e)
+{
+	uint64_t ms = e->next_ms;
+
+	if (e->pending || e->ttl_pending || !e->watched)
+		return;
+	if (e->next_ttl) {
+		ms = resolver_next_ms(e->ttl_s, e->interval_ms);
+		log_debug("upstream host %s: next lookup in %llu ms (TTL %lld)",
+		    e->host, (unsigned long long)ms, (long long)e->ttl_s);
+	}
+	resolver_arm(e, ms);
 }
 
 /* A lookup failed: keep the old set, try again sooner than usual. */
@@ -236,8 +301,26 @@ resolver_failed(struct resolver_entry *e, const char *why)
 	e->retry_ms = e->retry_ms == 0 ? RESOLVER_RETRY_MS : e->retry_ms * 2;
 	if (e->retry_ms > e->interval_ms)
 		e->retry_ms = e->interval_ms;
-	if (e->watched)
-		resolver_arm(e, e->retry_ms);
+	e->next_ms = e->retry_ms;
+	e->next_ttl = false;
+	resolver_round_done(e);
+}
+
+/* The A records' answer of a round: its TTL. */
+static void
+resolver_ttl_cb(int result, char type, int count, int ttl, void *addrs,
+    void *arg)
+{
+	struct resolver_entry *e = arg;
+
+	(void)type;
+	(void)addrs;
+	e->ttl_pending = false;
+	if (e->r->dying || result == DNS_ERR_CANCEL ||
+	    result == DNS_ERR_SHUTDOWN)
+		return;
+	e->ttl_s = result == DNS_ERR_NONE && count > 0 && ttl >= 0 ? ttl : -1;
+	resolver_round_done(e);
 }
 
 static void
@@ -288,8 +371,9 @@ resolver_answer_cb(int result, struct evutil_addrinfo *res, void *arg)
 		evtimer_add(r->notify, &now);
 	}
 	free(a);
-	if (e->watched)
-		resolver_arm(e, e->interval_ms);
+	e->next_ms = e->interval_ms;
+	e->next_ttl = true;
+	resolver_round_done(e);
 }
 
 static void
@@ -302,8 +386,14 @@ resolver_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (e->pending || !e->watched)
+	if (e->pending || e->ttl_pending || !e->watched)
 		return;
+	/* The TTL first: an answer from /etc/hosts may come at once. */
+	e->ttl_s = -1;
+	e->ttl_pending = true;
+	if (evdns_base_resolve_ipv4(e->r->dns, e->host, 0, resolver_ttl_cb,
+	    e) == NULL)
+		e->ttl_pending = false;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -360,7 +450,7 @@ resolver_watch(struct resolver *r, const struct config *cfg)
 			continue;
 		}
 		/* Not known yet (the first lookup failed): at once. */
-		if (!e->pending)
+		if (!e->pending && !e->ttl_pending)
 			resolver_arm(e, e->addrs == NULL ? 0 : e->interval_ms);
 	}
 }
@@ -372,7 +462,7 @@ resolver_refresh(struct resolver *r, const char *host, uint16_t port)
 	uint64_t now = util_mono_ns(), next = e != NULL ? e->done_ns +
 	    1000000000ULL : 0;
 
-	if (e == NULL || !e->watched || e->pending)
+	if (e == NULL || !e->watched || e->pending || e->ttl_pending)
 		return;
 	log_info("upstream host %s: a server failed: looking it up again",
 	    e->host);

@@ -1,7 +1,8 @@
 /*
  * resolver.h -- upstream host names looked up again in the background,
  * on the main thread's event base (libevent's evdns), never blocking a
- * thread: every routes[].upstream.resolve_interval, sooner after a
+ * thread: at the answer's TTL (at least 1 s, at most
+ * routes[].upstream.resolve_interval), sooner after a
  * failed lookup, and at once when one of the name's servers fails
  * (resolver_refresh).  The last good addresses of each name are cached; when
  * a lookup brings a different set, the resolver tells its owner
@@ -30,6 +31,12 @@ struct resolver;
 struct resolver *resolver_new(struct event_base *, const struct config *cfg,
     void (*changed)(void *), void *arg, char **cause);
 void resolver_free(struct resolver *);
+/*
+ * No new lookup from now on (the drain): the ones out finish while the
+ * loop runs, instead of being cancelled at exit, where libevent cannot
+ * deliver (or free) their answers any more.  NULL-safe.
+ */
+void resolver_stop(struct resolver *);
 
 /*
  * The cached addresses of host:port, a copy (caller frees): 0, or -1 when
@@ -54,5 +61,12 @@ void resolver_watch(struct resolver *, const struct config *cfg);
  * while a lookup is out.  Only names resolver_watch watches.
  */
 void resolver_refresh(struct resolver *, const char *host, uint16_t port);
+
+/*
+ * The delay before the next lookup of a name after a good answer whose
+ * A records had a TTL of ttl_s seconds (-1: no TTL known): the TTL,
+ * at least 1 s, at most the name's resolve_interval (interval_ms).
+ */
+uint64_t resolver_next_ms(int64_t ttl_s, uint64_t interval_ms);
 
 #endif /* TS_RESOLVER_H */

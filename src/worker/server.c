@@ -1617,6 +1617,7 @@ server_drain(void)
 	log_info("draining: finishing in-flight requests");
 	server_tell_workers(SERVER_CMD_DRAIN);
 	server_listeners_shutdown();
+	resolver_stop(srv.resolver);	/* lookups out finish, none start */
 	srv.drain_timer = evtimer_new(srv.base, server_drain_timeout_cb, NULL);
 	evtimer_add(srv.drain_timer, &tv);
 }

@@ -2,8 +2,9 @@
 # tests/bench/selfcheck.sh BUILD -- `make test`'s check that `make bench`
 # still runs and still reports what issue 11 asks of it: tests/bench/run.sh
 # for 1 s per run, one repetition of get and get-paced against nginx,
-# tracestitch and tracestitch-spans (about 10 s), then its table must hold
-# every row and its TSV exactly the 6 runs.  The figures themselves are not
+# tracestitch, nginx-3, tracestitch-3 (three servers behind the route,
+# issue 13 item 8) and tracestitch-spans (about 15 s), then its tables
+# must hold every row and its TSV exactly the 10 runs.  The figures themselves are not
 # checked (a shared machine's timings are not pass/fail material), except
 # that every span was delivered (100% or a little more: wrk and h2load do
 # not count the requests they cut off at the end, which are traced too).
@@ -51,9 +52,9 @@ BUILD=$BUILD BENCH_DURATION=1 BENCH_REPS=1 BENCH_IDLE=0 \
     BENCH_H2_LOADS="$h2_loads" BENCH_H2_IDLE_CONNECTIONS=100 \
     bash "$(dirname "$0")/run.sh" >"$tmp/out" 2>&1 || fail "run.sh failed"
 
-# The runs: a header and 2 loads x 3 targets.
+# The runs: a header and 2 loads x 5 targets.
 rows=$(($(wc -l <"$tmp/r.tsv") - 1))
-[ "$rows" -eq 6 ] || fail "$rows runs in the TSV, expected 6"
+[ "$rows" -eq 10 ] || fail "$rows runs in the TSV, expected 10"
 [ -s "$tmp/r.md" ] || fail "no table"
 n=0
 for row in "get, req/s" "get, p50 ms" "get, p99 ms" "get, CPU us/req" \
@@ -62,7 +63,9 @@ for row in "get, req/s" "get, p50 ms" "get, p99 ms" "get, CPU us/req" \
     "get-paced, new upstream connections per run" \
     "new upstream connections, all runs" "peak RSS MiB (VmHWM)" \
     "idle RSS MiB at start" "idle RSS MiB after the loads" \
-    "get, spans delivered" "get-paced, spans delivered"; do
+    "get, spans delivered" "get-paced, spans delivered" \
+    "get, 3 servers, req/s" "get, 3 servers, CPU us/req" \
+    "get-paced, 3 servers, CPU us/req"; do
 	grep -qF "| $row |" "$tmp/r.md" || fail "no row \"$row\" in the table"
 	n=$((n + 1))
 done
@@ -102,6 +105,12 @@ if [ -n "$h2_loads" ]; then
 		    fail "h2-get: not every span delivered"
 	fi
 fi
+# The three-server table: every cell filled (nginx and tracestitch, one
+# server and three).
+awk -F'|' '$2 ~ /3 servers/ && ($3 ~ /-/ || $4 ~ /-/ || $6 ~ /-/ ||
+    $7 ~ /-/) { bad = bad $0 "\n" } END { printf "%s", bad }' \
+    "$tmp/r.md" >"$tmp/bad"
+[ ! -s "$tmp/bad" ] || fail "three-server rows with a missing figure: $(cat "$tmp/bad")"
 # make bench-ir (tests/bench/ir.py): 50 preflights under callgrind against
 # nginx, and its figures parse (two totals and a ratio).
 ir=0
@@ -112,4 +121,4 @@ if command -v valgrind >/dev/null 2>&1; then
 	ir=$(grep -cE '^ir: preflight (base|build) .*: [0-9.]+ instructions per request|^ir: preflight build/base = [0-9.]+' "$tmp/ir.txt" || true)
 	[ "$ir" -eq 3 ] || fail "tests/bench/ir.py: $ir of 3 figures: $(cat "$tmp/ir.txt")"
 fi
-echo "selfcheck: 6 runs, $want HTTP/2 runs, $n table rows, every span delivered, $ir instruction figures"
+echo "selfcheck: 10 runs, $want HTTP/2 runs, $n table rows, every span delivered, $ir instruction figures"

@@ -908,13 +908,61 @@ async def backend_flap(ctx, target):
                not ld["errors"]),
               ("the pool recovers: 100%% after the flap (%d/%d)" %
                (after["ok"], after["sent"]),
-               after["sent"] > 0 and after["ok"] == after["sent"]),
-              ("0 failed idempotent requests: PENDING issue 13 (retries "
-               "and several servers), not checked", True)]
+               after["sent"] > 0 and after["ok"] == after["sent"])]
     px.stop()
     be.stop()
     ctx.results.add("backend flap (every %.0f s)" % period, target, ld, pr,
                     checks, said, ref=target == "nginx")
+    if target != "nginx":
+        await backend_flap_servers(ctx, period)
+
+
+async def backend_flap_servers(ctx, period):
+    """The flap with retries and several servers (issue 16's target): one
+    of three servers of the route is killed and started again while the
+    load runs; every request is a GET, retried on another server by the
+    default retry (a connect failure or a reset), so none may fail."""
+    dur = ctx.S(4, 20)
+    tmp = ctx.tmp("flap3")
+    bes = [start_backend(tmp, "backend-%s" % c) for c in "abc"]
+    ports = [b.port for b in bes]
+    y = ["server:", '  listen: ["127.0.0.1:0"]', "  workers: 2",
+         'admin: {listen: "127.0.0.1:0"}', "routes:",
+         "  - name: api", "    path_prefix: /", "    upstream:",
+         "      servers: [%s]" % ", ".join('"http://127.0.0.1:%d"' % p
+                                           for p in ports),
+         "      timeout: 5s",
+         'cors: {allowed_origins: ["%s"]}' % ORIGIN,
+         "exporter: {type: none}", 'logging: {level: info, access_log: "off"}']
+    px = start_gateway(tmp, "\n".join(y) + "\n")
+    samp = Sampler(px.pid)
+    load = await Load(px.port, dur + 1).start()
+    flaps = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < dur:
+        await asyncio.sleep(period / 2)
+        bes[1].stop(signal.SIGKILL)
+        flaps += 1
+        await asyncio.sleep(period / 2)
+        bes[1] = start_backend(tmp, "backend-b%d" % flaps, ports[1])
+    ld = await load.result()
+    pr = await samp.stop()
+    m = await metrics(px.admin_port)
+    retries = msum(m, "tracestitch_upstream_retries_total")
+    failed = ld["sent"] - ld["ok"]
+    said = "%d kills of 1 of 3 servers: statuses %s, %d retries, %d hung, " \
+        "connection errors %s" % (flaps, ld["status"], retries, ld["hung"],
+                                  ld["errors"])
+    checks = [("0 failed idempotent requests (%d of %d)" %
+               (failed, ld["sent"]), ld["sent"] > 0 and failed == 0),
+              ("the failed attempts were retried (%d)" % retries,
+               retries > 0),
+              ("none hangs", ld["hung"] == 0)]
+    px.stop()
+    for b in bes:
+        b.stop()
+    ctx.results.add("backend flap, 3 servers with retries (every %.0f s)" %
+                    period, "tracestitch", ld, pr, checks, said)
 
 
 async def slow_backend(ctx, target):

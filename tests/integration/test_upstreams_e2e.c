@@ -5,10 +5,16 @@
  * when every server is down, active checks taking a server out and
  * bringing it back, /readyz with server.readyz_requires_upstreams.
  */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -202,11 +208,17 @@ START_TEST(test_least_request_spreads)
 }
 END_TEST
 
-/* hash on a header and on a cookie: a user sticks to one backend. */
+/*
+ * hash on a header, on a cookie, and on the client's address behind a
+ * trusted proxy (its X-Forwarded-For client, every request coming from
+ * the proxy's one address): a user sticks to one backend, and the users
+ * spread over the three.
+ */
 START_TEST(test_hash_sticky)
 {
 	static const unsigned w[3] = { 1, 1, 1 };
-	static const char *const how[] = { "header:X-User", "cookie:sid" };
+	static const char *const how[] = { "header:X-User", "cookie:sid",
+	    "client_address" };
 	struct itest_proc *b[3], *gw;
 	struct itest_resp r;
 	struct itest_conn *c;
@@ -219,7 +231,8 @@ START_TEST(test_hash_sticky)
 		start_three(b);
 		up = itest_strf("      balance: hash\n      hash_on: \"%s\"\n",
 		    how[h]);
-		cfg = config_three(b, w, NULL, up);
+		cfg = config_three(b, w, h == 2 ? "  workers: 1\n"
+		    "  trusted_proxies: [\"127.0.0.1\"]\n" : NULL, up);
 		gw = itest_gateway_start(cfg);
 		free(cfg);
 		free(up);
@@ -229,6 +242,9 @@ START_TEST(test_hash_sticky)
 			if (h == 0)
 				snprintf(extra, sizeof extra,
 				    "X-User: user-%d\r\n", u);
+			else if (h == 2)
+				snprintf(extra, sizeof extra,
+				    "X-Forwarded-For: 203.0.113.%d\r\n", u);
 			else
 				snprintf(extra, sizeof extra, "Cookie: a=1; "
 				    "sid=s%d; b=2\r\n", u);
@@ -259,13 +275,13 @@ END_TEST
 
 /*
  * A backend killed while requests flow on 8 connections through 2
- * workers (max_fails 1).  Without retries (issue 13 item 4, not here),
- * a request that meets the dead server is lost with a 502: its
- * connection is refused, so nothing was sent.  Only the requests sent
- * to it before the first refusal came back meet it -- those of the
- * round after the kill: at most 3 of its 8 (round robin over three) --
- * then the shared health state ejects it once for every worker, and
- * every later request is answered by the two others.
+ * workers (max_fails 1): no idempotent request is lost.  The requests
+ * sent to it before the first refusal came back (those of the round
+ * after the kill) meet a refused connection, nothing was sent, and the
+ * default retry (routes[].upstream.retry: one more try on a connect
+ * failure or a reset) sends each to another server; the shared health
+ * state ejects the dead one once for every worker, and every later
+ * request is answered by the two others.
  */
 START_TEST(test_kill_one_under_load)
 {
@@ -276,6 +292,7 @@ START_TEST(test_kill_one_under_load)
 	char *cfg, *t, labels[96];
 	int round, k, st, failed = 0, ok = 0;
 	uint64_t before;
+	double errs;
 
 	start_three(b);
 	cfg = config_three(b, w, "  workers: 2\n", "      max_fails: 1\n"
@@ -303,17 +320,14 @@ START_TEST(test_kill_one_under_load)
 				ok++;
 				continue;
 			}
-			ck_assert_int_eq(st, 502);
-			ck_assert_int_eq(round, 10);
 			failed++;
 		}
 	}
 	for (k = 0; k < 8; k++)
 		itest_conn_free(c[k]);
-	/* Without retries the first meetings with the dead server are lost. */
-	ck_assert_int_ge(failed, 1);
-	ck_assert_int_le(failed, 3);
-	ck_assert_int_eq(ok + failed, 240);
+	/* Every meeting with the dead server was retried elsewhere. */
+	ck_assert_int_eq(failed, 0);
+	ck_assert_int_eq(ok, 240);
 	ck_assert_uint_eq(itest_backend_requests(b[0]) +
 	    itest_backend_requests(b[2]) + before, (uint64_t)ok);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\"",
@@ -322,9 +336,16 @@ START_TEST(test_kill_one_under_load)
 	/* Ejected once, whichever worker saw it first. */
 	ck_assert_double_eq(itest_metric(t,
 	    "tracestitch_upstream_server_ejections_total", labels), 1.0);
-	ck_assert_double_eq(itest_metric(t,
-	    "tracestitch_upstream_server_errors_total", labels),
-	    (double)failed);
+	/* Its failed attempts (1 to 3: the round after the kill), each
+	 * retried. */
+	errs = itest_metric(t, "tracestitch_upstream_server_errors_total",
+	    labels);
+	ck_assert_double_ge(errs, 1.0);
+	ck_assert_double_le(errs, 3.0);
+	ck_assert_double_eq(itest_metric(t, "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"connect_failure\"") + itest_metric(t,
+	    "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"reset\""), errs);
 	snprintf(labels, sizeof labels, "route=\"api\",server=\"127.0.0.1:%u\","
 	    "state=\"ejected\"", b[1]->port);
 	ck_assert_double_eq(itest_metric(t,
@@ -366,7 +387,7 @@ START_TEST(test_all_down_503_and_readyz)
 		    "Access-Control-Allow-Origin"), "https://app.example");
 		if (r.status == 502) {
 			n502++;
-			ck_assert_int_lt(i, 3);
+			ck_assert_int_lt(i, 2);
 		} else {
 			itest_assert_error(&r, 503, "unavailable");
 			ck_assert_ptr_nonnull(strstr(r.body,
@@ -374,7 +395,9 @@ START_TEST(test_all_down_503_and_readyz)
 		}
 		itest_resp_clear(&r);
 	}
-	ck_assert_int_eq(n502, 3);
+	/* The first request met two dead servers (the default retry), the
+	 * second the third one. */
+	ck_assert_int_eq(n502, 2);
 	ck_assert_int_eq(itest_get(gw->admin_port, "/readyz", &r), 0);
 	ck_assert_int_eq(r.status, 503);
 	j = itest_resp_json(&r);
@@ -746,6 +769,58 @@ START_TEST(test_dns_after_failure)
 }
 END_TEST
 
+/*
+ * The answer's TTL drives the next lookup (resolve_interval: 60m, the
+ * ceiling): a TTL of 1 s has a moved name followed within seconds; once
+ * the answer says 3600 s, the name is not asked again (the ceiling is an
+ * hour).
+ */
+START_TEST(test_dns_ttl)
+{
+	struct itest_proc *b0, *b1, *dns, *gw;
+	char *map, *cfg;	/* map: itest_write_temp owns it */
+	size_t n0;
+
+	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
+	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
+	ck_assert_uint_eq(b1->port, b0->port);
+	map = itest_write_temp("backend.test 127.0.0.1 ttl=1\n", ".map");
+	dns = itest_dns_start(map);
+	cfg = itest_strf(
+	    "server:\n"
+	    "  listen: [\"127.0.0.1:0\"]\n"
+	    "  workers: 1\n"
+	    "  resolvers: [\"127.0.0.1:%u\"]\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://backend.test:%u\"]\n"
+	    "      resolve_interval: 60m\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    dns->port, b0->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert_msg(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS),
+	    "backend.test was never resolved in the background");
+	/* Moved, with a long TTL now: found at the old answer's TTL. */
+	itest_rewrite(map, "backend.test 127.0.0.2 ttl=3600\n");
+	ck_assert_msg(wait_for_backend(gw, "b1", ITEST_TIMEOUT_MS),
+	    "the TTL of 1 s did not bring a new lookup");
+	/* The answer with 3600 s is in: no query for 2.5 s (at a TTL of
+	 * 1 s there would be two). */
+	ck_assert(itest_log_wait(gw, ITEST_STDERR, "upstream host "
+	    "backend.test now resolves to 1 address", 0, 0) >= 0);
+	pause_ms(gw, 300);
+	n0 = itest_log_count(dns, ITEST_STDOUT, "query backend.test type 1",
+	    0);
+	pause_ms(gw, 2500);
+	ck_assert_uint_eq(itest_log_count(dns, ITEST_STDOUT,
+	    "query backend.test type 1", 0), n0);
+}
+END_TEST
+
 /* tests/data/REL (TS_TEST_DATA), in one of 4 static buffers. */
 static const char *
 data_path(const char *rel)
@@ -824,6 +899,413 @@ START_TEST(test_tls_servers_and_checks)
 }
 END_TEST
 
+/*
+ * Retries (issue 13 item 4).
+ */
+
+/* A port of 127.0.0.1 nothing listens on (bound, then closed). */
+static uint16_t
+dead_port(void)
+{
+	struct itest_proc *p = itest_backend_start("gone");
+	uint16_t port = p->port;
+
+	itest_proc_stop(p, SIGKILL, ITEST_TIMEOUT_MS);
+	return port;
+}
+
+/* The access-log lines of gw once there are n (or the deadline). */
+static json_t *
+access_lines(struct itest_proc *gw, size_t n)
+{
+	int64_t end = itest_now_ms() + ITEST_TIMEOUT_MS;
+	json_t *lines;
+
+	while ((lines = itest_json_lines(gw, ITEST_STDOUT, "request_id")) !=
+	    NULL && json_array_size(lines) < n && itest_now_ms() < end) {
+		json_decref(lines);
+		pause_ms(gw, 20);
+	}
+	ck_assert_ptr_nonnull(lines);
+	ck_assert_uint_eq(json_array_size(lines), n);
+	return lines;
+}
+
+/*
+ * The retry budget: three backends whose every answer is a 503, on a
+ * route that retries 503 up to twice (three tries), get at most their
+ * requests plus 20% of them plus 3 per second -- not three times the
+ * load.
+ */
+START_TEST(test_retry_budget)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *t;
+	double retries, exhausted, secs;
+	uint64_t got;
+	int64_t t0;
+	int i;
+
+	start_three(b);
+	cfg = config_three(b, w, "  workers: 2\n", "      max_fails: 0\n"
+	    "      retry: {on: [\"503\"], tries: 3, budget_percent: 20, "
+	    "budget_min_per_second: 3}\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	t0 = itest_now_ms();
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(get_on(c, "/status/503", NULL, &r), 503);
+		itest_resp_clear(&r);
+	}
+	secs = (double)(itest_now_ms() - t0) / 1000.0;
+	itest_conn_free(c);
+	t = metrics_text(gw);
+	retries = itest_metric(t, "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"503\"");
+	exhausted = itest_metric(t,
+	    "tracestitch_upstream_retry_budget_exhausted_total",
+	    "route=\"api\"");
+	free(t);
+	/* Each retry reached a backend; 300 would without a budget. */
+	got = itest_backend_requests(b[0]) + itest_backend_requests(b[1]) +
+	    itest_backend_requests(b[2]);
+	ck_assert_uint_eq(got, 100 + (uint64_t)retries);
+	ck_assert_double_ge(retries, 3.0);
+	ck_assert_msg(retries <= 20.0 + 3.0 * (secs + 2.0),
+	    "%.0f retries in %.1f s: over the budget", retries, secs);
+	ck_assert_double_ge(exhausted, 1.0);
+}
+END_TEST
+
+/*
+ * What is retried and what is not, on two servers: a GET whose server
+ * resets the connection goes to the other one (both reset: 502 after two
+ * tries); a POST that reached its server is not sent again; a POST whose
+ * server refused the connection (nothing sent) is, and the access log
+ * lists the attempts.
+ */
+START_TEST(test_retry_what)
+{
+	struct itest_proc *b0, *b1, *gw;
+	struct itest_resp r;
+	json_t *lines, *tries, *a;
+	uint16_t dead;
+	char *cfg;
+
+	b0 = itest_backend_start("b0");
+	b1 = itest_backend_start("b1");
+	dead = dead_port();
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: dead\n"
+	    "    path_prefix: /dead\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u/x\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    dead, b0->port, b0->port, b1->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	/* POST /reset reached b0: not retried. */
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "POST /reset HTTP/1.1\r\nHost: itest.test\r\nContent-Length: 2\r\n"
+	    "Connection: close\r\n\r\nhi"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(b0) +
+	    itest_backend_requests(b1), 1);
+	/* GET /reset: b1, then b0; both reset. */
+	ck_assert_int_eq(itest_get(gw->port, "/reset", &r), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(b0), 2);
+	ck_assert_uint_eq(itest_backend_requests(b1), 1);
+	/* POST to a refused connection: sent to the other server. */
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "POST /dead/echo HTTP/1.1\r\nHost: itest.test\r\n"
+	    "Content-Length: 2\r\nConnection: close\r\n\r\nhi"), &r, 0,
+	    ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_uint_eq(itest_backend_requests(b0), 3);
+
+	lines = access_lines(gw, 3);
+	/* The first line: one attempt, no list. */
+	ck_assert_ptr_null(json_object_get(json_array_get(lines, 0),
+	    "upstream.tries"));
+	tries = json_object_get(json_array_get(lines, 1), "upstream.tries");
+	ck_assert_uint_eq(json_array_size(tries), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    tries, 0), "error")), "reset");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    tries, 1), "error")), "reset");
+	tries = json_object_get(json_array_get(lines, 2), "upstream.tries");
+	ck_assert_uint_eq(json_array_size(tries), 2);
+	a = json_array_get(tries, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "error")),
+	    "connect_failure");
+	cfg = itest_strf("127.0.0.1:%u", dead);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "address")),
+	    cfg);
+	free(cfg);
+	a = json_array_get(tries, 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(a, "status")),
+	    200);
+	ck_assert(json_integer_value(json_object_get(a, "duration")) > 0);
+	json_decref(lines);
+}
+END_TEST
+
+/*
+ * No retry once a response byte reached the client: a server that sends
+ * a head and part of the body, then closes, leaves the client with a cut
+ * response; the other server never sees the request.
+ */
+START_TEST(test_no_retry_after_response_bytes)
+{
+	struct itest_proc *cut, *b, *gw;
+	struct pollfd pfd;
+	char *cfg, buf[4096];
+	int fd;
+	size_t got = 0;
+	ssize_t n;
+
+	cut = itest_canned_start("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+	    "\r\npartial", NULL, NULL);
+	b = itest_backend_start("b");
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "      retry: {on: [connect_failure, reset, timeout, \"502\"], "
+	    "tries: 3}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    cut->port, b->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	fd = itest_connect_fd(gw->port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, ITEST_LIT("GET /x HTTP/1.1\r\n"
+	    "Host: itest.test\r\n\r\n")), 37);
+	/* The head and "partial", then the end of the connection. */
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (got < sizeof buf - 1 && poll(&pfd, 1, ITEST_TIMEOUT_MS) == 1 &&
+	    (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\npartial"));
+	ck_assert_ptr_null(strstr(buf, "partialpartial"));
+	ck_assert_uint_eq(itest_backend_requests(b), 0);
+}
+END_TEST
+
+/*
+ * The gateway span of a retried request tags each attempt (server,
+ * outcome, duration), as the Agent receives it (msgpack, decoded by the
+ * fake Agent).
+ */
+START_TEST(test_span_shows_attempts)
+{
+	struct itest_proc *b, *agent, *gw;
+	struct itest_resp r;
+	json_t *reqs, *req, *trace, *sp, *meta, *mets, *found = NULL;
+	uint16_t dead;
+	char *cfg, *want;
+	size_t i, j, k;
+
+	b = itest_backend_start("b");
+	agent = itest_agent_start("normal", NULL);
+	dead = dead_port();
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      max_fails: 0\n"
+	    "tracing: {sample_rate: 1}\n"
+	    "exporter: {type: datadog, datadog_url: \"http://127.0.0.1:%u\", "
+	    "flush_interval: 100ms}\n"
+	    "logging: {level: info, access_log: \"off\"}\n",
+	    dead, b->port, agent->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	reqs = itest_agent_wait_spans(agent, 1, ITEST_TIMEOUT_MS);
+	ck_assert_msg(reqs != NULL, "%s", itest_error());
+	json_array_foreach(reqs, i, req) {
+		json_array_foreach(json_object_get(req, "body"), j, trace) {
+			json_array_foreach(trace, k, sp) {
+				if (json_object_get(json_object_get(sp,
+				    "metrics"), "upstream.attempt_count") != NULL)
+					found = sp;
+			}
+		}
+	}
+	ck_assert_msg(found != NULL, "no span with upstream.attempt_count");
+	meta = json_object_get(found, "meta");
+	mets = json_object_get(found, "metrics");
+	ck_assert_double_eq(json_number_value(json_object_get(mets,
+	    "upstream.attempt_count")), 2.0);
+	want = itest_strf("127.0.0.1:%u", dead);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.1.address")), want);
+	free(want);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.1.outcome")), "connect_failure");
+	want = itest_strf("127.0.0.1:%u", b->port);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.2.address")), want);
+	free(want);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.attempt.2.outcome")), "200");
+	ck_assert(json_is_number(json_object_get(mets,
+	    "upstream.attempt.1.duration_ms")));
+	ck_assert(json_number_value(json_object_get(mets,
+	    "upstream.attempt.2.duration_ms")) > 0.0);
+	/* The span names the server that answered, and no error. */
+	want = itest_strf("http://127.0.0.1:%u", b->port);
+	ck_assert_str_eq(json_string_value(json_object_get(meta,
+	    "upstream.address")), want);
+	free(want);
+	ck_assert_int_eq(json_integer_value(json_object_get(found, "error")),
+	    0);
+	json_decref(reqs);
+}
+END_TEST
+
+/*
+ * per_try_timeout: a server that accepts the connection (the kernel's
+ * backlog) and never answers holds an attempt 300 ms, not the route's
+ * 30 s timeout; the request goes to the other server and is answered.
+ */
+START_TEST(test_per_try_timeout)
+{
+	struct itest_proc *b, *gw;
+	struct itest_resp r;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	json_t *lines, *tries;
+	char *cfg, *t;
+	int64_t t0, took;
+	int fd;
+
+	/* Listening, never accepting: connects succeed, nothing answers. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	b = itest_backend_start("b");
+	cfg = itest_strf(
+	    "server: {listen: [\"127.0.0.1:0\"], workers: 1}\n"
+	    "admin: {listen: \"127.0.0.1:0\"}\n"
+	    "routes:\n"
+	    "  - name: api\n"
+	    "    upstream:\n"
+	    "      servers: [\"http://127.0.0.1:%u\", \"http://127.0.0.1:%u\"]\n"
+	    "      timeout: 30s\n"
+	    "      max_fails: 0\n"
+	    "      retry: {per_try_timeout: 300ms}\n"
+	    "exporter: {type: none}\n"
+	    "logging: {level: info, access_log: stdout}\n",
+	    (unsigned)ntohs(sin.sin_port), b->port);
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	t0 = itest_now_ms();
+	ck_assert_int_eq(itest_get(gw->port, "/echo", &r), 0);
+	took = itest_now_ms() - t0;
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_clear(&r);
+	ck_assert_msg(took >= 250 && took < 10000, "took %lld ms",
+	    (long long)took);
+	ck_assert_uint_eq(itest_backend_requests(b), 1);
+	lines = access_lines(gw, 1);
+	tries = json_object_get(json_array_get(lines, 0), "upstream.tries");
+	ck_assert_uint_eq(json_array_size(tries), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    tries, 0), "error")), "timeout");
+	json_decref(lines);
+	t = metrics_text(gw);
+	ck_assert_double_eq(itest_metric(t, "tracestitch_upstream_retries_total",
+	    "route=\"api\",reason=\"timeout\""), 1.0);
+	free(t);
+	close(fd);
+}
+END_TEST
+
+/*
+ * A retry goes to another server even where the balancer would choose
+ * the same one again: with balance hash, a key's server resets the
+ * connection and the retry goes to another of the three (each gets one
+ * request), then the next request of the key is back on its own server.
+ */
+START_TEST(test_retry_skips_tried_server)
+{
+	static const unsigned w[3] = { 1, 1, 1 };
+	struct itest_proc *b[3], *gw;
+	struct itest_resp r;
+	struct itest_conn *c;
+	char *cfg, *first;
+	uint64_t n[3];
+	int i, got = 0;
+
+	start_three(b);
+	/* keepalive 0: a reset on a reused connection would be sent again
+	 * on a new one to the same server first (a stale connection). */
+	cfg = config_three(b, w, NULL, "      balance: hash\n"
+	    "      hash_on: \"header:X-User\"\n      max_fails: 0\n"
+	    "      keepalive: 0\n");
+	gw = itest_gateway_start(cfg);
+	free(cfg);
+	c = itest_connect(gw->port);
+	ck_assert_int_eq(get_on(c, "/echo", "X-User: u1\r\n", &r), 200);
+	first = echo_name(&r);
+	itest_resp_clear(&r);
+	itest_conn_free(c);
+	ck_assert_int_eq(itest_request(gw->port, ITEST_LIT(
+	    "GET /reset HTTP/1.1\r\nHost: itest.test\r\nX-User: u1\r\n"
+	    "Connection: close\r\n\r\n"), &r, 0, ITEST_TIMEOUT_MS), 0);
+	ck_assert_int_eq(r.status, 502);
+	itest_resp_clear(&r);
+	for (i = 0; i < 3; i++) {
+		n[i] = itest_backend_requests(b[i]);
+		ck_assert_uint_le(n[i], 2);
+		got += (int)n[i];
+	}
+	/* The key's server: /echo and the first /reset; another: the
+	 * retry. */
+	ck_assert_int_eq(got, 3);
+	ck_assert_uint_eq(n[first[1] - '0'], 2);
+	free(first);
+}
+END_TEST
+
 static Suite *
 upstreams_suite(void)
 {
@@ -842,7 +1324,14 @@ upstreams_suite(void)
 	tcase_add_test(tc, test_span_names_server);
 	tcase_add_test(tc, test_reload_servers);
 	tcase_add_test(tc, test_dns_after_failure);
+	tcase_add_test(tc, test_dns_ttl);
 	tcase_add_test(tc, test_tls_servers_and_checks);
+	tcase_add_test(tc, test_retry_budget);
+	tcase_add_test(tc, test_retry_what);
+	tcase_add_test(tc, test_no_retry_after_response_bytes);
+	tcase_add_test(tc, test_span_shows_attempts);
+	tcase_add_test(tc, test_per_try_timeout);
+	tcase_add_test(tc, test_retry_skips_tried_server);
 	suite_add_tcase(s, tc);
 	return s;
 }

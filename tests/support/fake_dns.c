@@ -4,7 +4,9 @@
  * a map file it reads again for every query, so a test changes what a
  * name resolves to by rewriting the file.
  *
- * Map file lines: "NAME IPV4 [IPV4...]" answers those addresses (TTL 1);
+ * Map file lines: "NAME IPV4 [IPV4...] [ttl=SECONDS]" answers those
+ * addresses with that TTL (default 3600: a test that wants the gateway
+ * to look again soon says so);
  * "NAME SERVFAIL" answers SERVFAIL; a name not in the file is NXDOMAIN.
  * AAAA queries of a known name get an empty answer (NOERROR), so that
  * a resolver asking both families uses the A records.
@@ -33,13 +35,14 @@ static const char *fd_map;
 
 /* Look name up in the map: 1 with addrs, 0 SERVFAIL, -1 unknown. */
 static int
-fd_lookup(const char *name, struct in_addr *addrs, int *n)
+fd_lookup(const char *name, struct in_addr *addrs, int *n, int *ttl)
 {
 	char line[512], *save, *tok;
 	FILE *fp;
 	int rc = -1;
 
 	*n = 0;
+	*ttl = 3600;
 	if ((fp = fopen(fd_map, "r")) == NULL)
 		return -1;
 	while (rc == -1 && fgets(line, sizeof line, fp) != NULL) {
@@ -51,6 +54,10 @@ fd_lookup(const char *name, struct in_addr *addrs, int *n)
 			if (strcmp(tok, "SERVFAIL") == 0) {
 				rc = 0;
 				break;
+			}
+			if (strncmp(tok, "ttl=", 4) == 0) {
+				*ttl = atoi(tok + 4);
+				continue;
 			}
 			if (*n < FD_MAX_ADDRS &&
 			    inet_pton(AF_INET, tok, &addrs[*n]) == 1)
@@ -65,20 +72,20 @@ static void
 fd_request_cb(struct evdns_server_request *req, void *arg)
 {
 	struct in_addr addrs[FD_MAX_ADDRS];
-	int i, n, rc, err = 0;
+	int i, n, ttl, rc, err = 0;
 
 	(void)arg;
 	for (i = 0; i < req->nquestions; i++) {
 		const struct evdns_server_question *q = req->questions[i];
 
-		rc = fd_lookup(q->name, addrs, &n);
+		rc = fd_lookup(q->name, addrs, &n, &ttl);
 		if (rc < 0)
 			err = DNS_ERR_NOTEXIST;
 		else if (rc == 0)
 			err = DNS_ERR_SERVERFAILED;
 		else if (q->type == EVDNS_TYPE_A && n > 0)
 			evdns_server_request_add_a_reply(req, q->name, n,
-			    addrs, 1);
+			    addrs, ttl);
 		printf("query %s type %d: %s\n", q->name, q->type,
 		    rc < 0 ? "nxdomain" : rc == 0 ? "servfail" : "answer");
 		fflush(stdout);

@@ -1,8 +1,10 @@
 /*
  * test_balancer.c -- src/upstream/balancer.c (distributions of the three
  * ways of choosing a server) and src/upstream/health.c (the passive
- * health state machine, the active verdict).
+ * health state machine, the active verdict) and src/upstream/retry.c
+ * (the retry budget's arithmetic).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 #include "balancer.h"
 #include "health.h"
 #include "metrics.h"
+#include "resolver.h"
+#include "retry.h"
 #include "ts_test.h"
 
 #define NPICKS 30000
@@ -347,12 +351,151 @@ START_TEST(test_health_metrics)
 }
 END_TEST
 
+static void *
+observe_thread(void *arg)
+{
+	struct upstream_server *s = arg;
+	int i;
+
+	for (i = 0; i < 10000; i++)
+		health_observe(s, 700, i % 10 == 0);
+	return NULL;
+}
+
+/*
+ * The request counters are per thread: two workers counting at once
+ * write two different slots (their own cache lines), and /metrics sums
+ * them to the exact totals.
+ */
+START_TEST(test_health_per_worker_counters)
+{
+	struct upstream_server *s = health_server_get("api", "127.0.0.1:82");
+	pthread_t th[2];
+	unsigned k, used = 0;
+	char *text;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, observe_thread,
+		    s), 0);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	for (k = 0; k < HEALTH_SLOTS; k++)
+		used += s->slots[k].buckets[metrics_bucket_of(700)] != 0;
+	ck_assert_uint_eq(used, 2);
+	ck_assert_uint_eq(health_requests(s), 20000);
+	ck_assert_uint_eq(health_errors(s), 2000);
+	text = metrics_render();
+	ck_assert_ptr_nonnull(strstr(text, "tracestitch_upstream_server_"
+	    "requests_total{route=\"api\",server=\"127.0.0.1:82\"} 20000\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tracestitch_upstream_server_"
+	    "errors_total{route=\"api\",server=\"127.0.0.1:82\"} 2000\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tracestitch_upstream_server_"
+	    "duration_seconds_sum{route=\"api\",server=\"127.0.0.1:82\"} "
+	    "14.000000\n"));
+	free(text);
+	health_free_all();
+	metrics_free_all();
+}
+END_TEST
+
+#define MS 1000000ULL
+
+/*
+ * The budget: 20% of the requests of the last second plus 3 per second.
+ * With no request, 3 retries and no fourth; with 100 requests in the
+ * window, 20 + 3 = 23 and no 24th.
+ */
+START_TEST(test_budget_arithmetic)
+{
+	struct retry_budget b;
+	uint64_t t = 5000 * MS;
+	int i, n;
+
+	memset(&b, 0, sizeof b);
+	for (n = 0; retry_budget_take(&b, 20, 3000, t); n++)
+		ck_assert_int_lt(n, 1000);
+	ck_assert_int_eq(n, 3);
+
+	memset(&b, 0, sizeof b);
+	for (i = 0; i < 100; i++)
+		retry_budget_request(&b, t + (uint64_t)i * MS);
+	for (n = 0; retry_budget_take(&b, 20, 3000, t + 200 * MS); n++)
+		ck_assert_int_lt(n, 1000);
+	ck_assert_int_eq(n, 23);
+	/* A refused retry is not counted: still refused, still 23. */
+	ck_assert(!retry_budget_take(&b, 20, 3000, t + 300 * MS));
+	ck_assert_uint_eq(b.ret[0], 23);
+
+	/* 0% and no floor: never. */
+	memset(&b, 0, sizeof b);
+	for (i = 0; i < 100; i++)
+		retry_budget_request(&b, t);
+	ck_assert(!retry_budget_take(&b, 0, 0, t));
+	/* A fraction of the floor (a worker's share of 3 over 2): 1. */
+	memset(&b, 0, sizeof b);
+	ck_assert(retry_budget_take(&b, 0, 1500, t));
+	ck_assert(!retry_budget_take(&b, 0, 1500, t));
+}
+END_TEST
+
+/*
+ * The window slides: the previous second counts in proportion to how
+ * much of it is still inside the last second, and two quiet seconds
+ * forget everything.
+ */
+START_TEST(test_budget_window)
+{
+	struct retry_budget b;
+	uint64_t t = 7000 * MS;
+	int i, n;
+
+	memset(&b, 0, sizeof b);
+	retry_budget_request(&b, t);	/* the window starts at t */
+	for (i = 1; i < 100; i++)
+		retry_budget_request(&b, t + 10 * MS);
+	/* 100 requests, 20 + 0 retries, all taken in the first window. */
+	for (n = 0; retry_budget_take(&b, 20, 0, t + 20 * MS); n++)
+		;
+	ck_assert_int_eq(n, 20);
+	/*
+	 * 1.5 s in: half of the first window is still in the last second:
+	 * 50 requests and 10 retries count, so 10 - 10 = 0 more; with a
+	 * floor of 3 per second, 3 more.
+	 */
+	ck_assert(!retry_budget_take(&b, 20, 0, t + 1500 * MS));
+	for (n = 0; retry_budget_take(&b, 20, 3000, t + 1500 * MS); n++)
+		;
+	ck_assert_int_eq(n, 3);
+	/* 3.5 s in: nothing left of either window. */
+	for (n = 0; retry_budget_take(&b, 20, 3000, t + 3500 * MS); n++)
+		;
+	ck_assert_int_eq(n, 3);
+	ck_assert_uint_eq(b.req[0] + b.req[1], 0);
+}
+END_TEST
+
+/* The next lookup of a name: its TTL, at least 1 s, at most the
+ * interval; without a TTL, the interval. */
+START_TEST(test_resolver_next_ms)
+{
+	ck_assert_uint_eq(resolver_next_ms(-1, 30000), 30000);
+	ck_assert_uint_eq(resolver_next_ms(5, 30000), 5000);
+	ck_assert_uint_eq(resolver_next_ms(0, 30000), 1000);
+	ck_assert_uint_eq(resolver_next_ms(3600, 30000), 30000);
+	/* An interval below the floor wins (it is the ceiling). */
+	ck_assert_uint_eq(resolver_next_ms(0, 200), 200);
+	ck_assert_uint_eq(resolver_next_ms(60, 3600000), 60000);
+}
+END_TEST
+
 static Suite *
 balancer_suite(void)
 {
 	Suite *s = suite_create("balancer");
 	TCase *tc = tcase_create("balancer");
 	TCase *th = tcase_create("health");
+	TCase *tr;
 
 	tcase_add_test(tc, test_rr_weights);
 	tcase_add_test(tc, test_rr_skips_down);
@@ -363,7 +506,13 @@ balancer_suite(void)
 	tcase_add_test(th, test_health_machine);
 	tcase_add_test(th, test_health_single_server);
 	tcase_add_test(th, test_health_metrics);
+	tcase_add_test(th, test_health_per_worker_counters);
 	suite_add_tcase(s, th);
+	tr = tcase_create("retry");
+	tcase_add_test(tr, test_budget_arithmetic);
+	tcase_add_test(tr, test_budget_window);
+	tcase_add_test(tr, test_resolver_next_ms);
+	suite_add_tcase(s, tr);
 	return s;
 }
 

@@ -82,6 +82,26 @@ static const char expected_render[] =
     "tracestitch_upstream_errors_total{route=\"api\","
     "kind=\"protocol\"} 0\n"
     "tracestitch_upstream_errors_total{route=\"api\",kind=\"tls\"} 1\n"
+    "# HELP tracestitch_upstream_retries_total Requests sent again to a "
+    "server after a failed attempt, by route and reason.\n"
+    "# TYPE tracestitch_upstream_retries_total counter\n"
+    "tracestitch_upstream_retries_total{route=\"unmatched\",reason=\"connect_failure\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"unmatched\",reason=\"reset\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"unmatched\",reason=\"timeout\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"unmatched\",reason=\"502\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"unmatched\",reason=\"503\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"unmatched\",reason=\"504\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"api\",reason=\"connect_failure\"} 1\n"
+    "tracestitch_upstream_retries_total{route=\"api\",reason=\"reset\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"api\",reason=\"timeout\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"api\",reason=\"502\"} 2\n"
+    "tracestitch_upstream_retries_total{route=\"api\",reason=\"503\"} 0\n"
+    "tracestitch_upstream_retries_total{route=\"api\",reason=\"504\"} 0\n"
+    "# HELP tracestitch_upstream_retry_budget_exhausted_total Retries "
+    "not sent because the route's retry budget was spent, by route.\n"
+    "# TYPE tracestitch_upstream_retry_budget_exhausted_total counter\n"
+    "tracestitch_upstream_retry_budget_exhausted_total{route=\"unmatched\"} 0\n"
+    "tracestitch_upstream_retry_budget_exhausted_total{route=\"api\"} 1\n"
     "# HELP tracestitch_request_duration_seconds Request duration, "
     "from the request to the last byte sent, by route.\n"
     "# TYPE tracestitch_request_duration_seconds histogram\n"
@@ -444,6 +464,11 @@ START_TEST(test_render_exact)
 	metrics_upstream_error(m1, api, METRICS_UPSTREAM_TIMEOUT);
 	metrics_upstream_error(m2, 0, METRICS_UPSTREAM_CONNECT);
 	metrics_upstream_error(m2, api, METRICS_UPSTREAM_TLS);
+	metrics_upstream_retry(m1, api, 0);
+	metrics_upstream_retry(m1, api, 3);
+	metrics_upstream_retry(m2, api, 3);
+	metrics_upstream_retry(m2, api, METRICS_RETRY_NREASONS);	/* ignored */
+	metrics_retry_budget_exhausted(m2, api);
 	metrics_cors_preflight(m1, api, true);
 	metrics_cors_preflight(m2, api, true);
 	metrics_cors_preflight(m1, api, false);
@@ -509,13 +534,13 @@ START_TEST(test_render_empty)
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
 	/*
-	 * 21 families besides the counters (build_info, 6 process_*, 3
-	 * histograms, 3 propagation, 6 per route, connections and
+	 * 23 families besides the counters (build_info, 6 process_*, 3
+	 * histograms, 3 propagation, 8 per route, connections and
 	 * WebSocket tunnels), which share five names: config_reloads_total
 	 * (2 rows), accept_errors_total (5), requests_by_protocol_total (2),
 	 * http2_refused_total (10), http2_defences_total (9).
 	 */
-	ck_assert_int_eq(count_of(out, "# TYPE "), 21 + METRICS_NCOUNTERS -
+	ck_assert_int_eq(count_of(out, "# TYPE "), 23 + METRICS_NCOUNTERS -
 	    1 - 4 - 1 - 9 - 8);
 	free(out);
 	metrics_free_all();
