@@ -217,6 +217,12 @@ static const struct cfg_row cfg_schema[] = {
 	  C(limits.max_connections), .min = 1, .max = 1000000,
 	  .def = "10000", .help = "client connections the process keeps open "
 	  "at once; one more is closed as soon as it is accepted" },
+	{ "server.limits.max_buffered_body_bytes", CT_SIZE,
+	  C(limits.max_buffered_body_bytes), .min = 0,
+	  .max = (uint64_t)1 << 40, .def = "0",
+	  .help = "request-body bytes the process holds at once while HTTP/1.1 "
+	  "bodies are collected before going upstream; a body that would "
+	  "pass it is answered 503 and its connection closed; 0: no budget" },
 	{ "server.trusted_proxies", CT_STRV, C(trusted_proxies), .def = "[]",
 	  .check = cfg_check_cidr,
 	  .help = "addresses or CIDR blocks of the load balancers in front: "

@@ -275,6 +275,7 @@ struct config_limits {
 	uint64_t body_min_rate;		/* bytes/s after body_timeout, 0: off */
 	uint64_t idle_timeout_ms;
 	uint64_t max_connections;	/* per process */
+	uint64_t max_buffered_body_bytes; /* per process, 0: no budget */
 };
 
 /* server.http2*: the HTTP/2 front-end (h2.c, docs/configuration.md). */

@@ -349,6 +349,15 @@ metrics_conn(struct metrics *m, int delta)
 	__atomic_store_n(&m->open_conns, v + delta, __ATOMIC_RELAXED);
 }
 
+static uint64_t body_bytes;	/* metrics_body_bytes_add() */
+
+uint64_t
+metrics_body_bytes_add(int64_t delta)
+{
+	return __atomic_add_fetch(&body_bytes, (uint64_t)delta,
+	    __ATOMIC_RELAXED);
+}
+
 /* Open WebSocket tunnels: +1 at the 101, -1 when the tunnel ends. */
 void
 metrics_tunnel(struct metrics *m, int delta)
@@ -560,6 +569,12 @@ render_globals(FILE *fp)
 	put_family(fp, "tracestitch_open_connections", "gauge",
 	    "Open client connections.");
 	fprintf(fp, "tracestitch_open_connections %lld\n", (long long)conns);
+	put_family(fp, "tracestitch_buffered_body_bytes", "gauge",
+	    "Request-body bytes held against "
+	    "server.limits.max_buffered_body_bytes.");
+	fprintf(fp, "tracestitch_buffered_body_bytes %llu\n",
+	    (unsigned long long)__atomic_load_n(&body_bytes,
+	    __ATOMIC_RELAXED));
 	conns = 0;
 	for (m = registry; m != NULL; m = m->next)
 		conns += __atomic_load_n(&m->open_tunnels, __ATOMIC_RELAXED);

@@ -98,7 +98,9 @@ enum metrics_upstream_err {
 	H2_DEFENCE(X, GOAWAY, "goaway")	\
 	X(PROXY_PROTOCOL_REFUSED,					\
 	    "tracestitch_proxy_protocol_refused_total", "",		\
-	    "Connections closed for a missing or malformed PROXY header")
+	    "Connections closed for a missing or malformed PROXY header") \
+	X(BODY_BUDGET_REFUSED, "tracestitch_body_budget_refusals_total", "", \
+	    "Requests answered 503 over server.limits.max_buffered_body_bytes")
 
 /* HTTP/2 streams refused by the translation rules (h2_msg.h), by class. */
 #define H2_REFUSED(X, id, label)					\
@@ -200,6 +202,12 @@ struct prop_stats *metrics_prop_stats(struct metrics *);
 void metrics_conn(struct metrics *, int delta);
 /* Open WebSocket tunnels: +1 at the 101, -1 when the tunnel ends. */
 void metrics_tunnel(struct metrics *, int delta);
+/*
+ * Request-body bytes the HTTP/1.1 front-end holds, process-wide, while
+ * server.limits.max_buffered_body_bytes is on (conn.c charges and
+ * releases them): add delta, return the new total.
+ */
+uint64_t metrics_body_bytes_add(int64_t delta);
 void metrics_add(struct metrics *, enum metrics_counter, uint64_t n);
 
 /*

@@ -166,6 +166,7 @@ struct conn_req {
 	bool pp_wait;			/* the PROXY header is still due */
 	SSL_CTX *tls_pending;		/* TLS after the PROXY header: the
 					 * handshake waits for it */
+	uint64_t body_charged;		/* of conn_body_bytes, this body's */
 };
 
 enum conn_timeout {
@@ -207,6 +208,37 @@ static const struct exchange_front conn_front_ops = {
 };
 
 static conn_alloc_fn *conn_alloc_hook;
+
+/* Charge n more bytes of c's body: false when they pass the budget. */
+static bool
+conn_body_charge(struct conn_req *c, size_t n)
+{
+	uint64_t max = c->front->cfg->limits.max_buffered_body_bytes;
+
+	/*
+	 * The bytes every worker's connections have collected and not yet
+	 * handed to the pipeline: one atomic word (metrics.c's, rendered as
+	 * tracestitch_buffered_body_bytes), untouched while the budget is 0.
+	 */
+	if (max == 0 || n == 0)
+		return true;
+	if (metrics_body_bytes_add((int64_t)n) > max) {
+		(void)metrics_body_bytes_add(-(int64_t)n);
+		return false;
+	}
+	c->body_charged += n;
+	return true;
+}
+
+/* c's body left the connection (handed over, refused or dropped). */
+static void
+conn_body_release(struct conn_req *c)
+{
+	if (c->body_charged > 0) {
+		(void)metrics_body_bytes_add(-(int64_t)c->body_charged);
+		c->body_charged = 0;
+	}
+}
 
 void
 conn_set_alloc(conn_alloc_fn *fn)
@@ -512,6 +544,7 @@ conn_req_put(struct conn_req *c)
 	if (!c->tls)
 		event_del(&c->wev);
 	conn_ibuf_put(c);
+	conn_body_release(c);
 	if (c->early != NULL) {
 		evbuffer_free(c->early);
 		c->early = NULL;
@@ -1348,6 +1381,7 @@ conn_reject(struct conn_req *c)
 		c->st = CONN_ST_HEAD;
 		if (c->body != NULL)
 			evbuffer_drain(c->body, evbuffer_get_length(c->body));
+		conn_body_release(c);
 	}
 }
 
@@ -2054,13 +2088,17 @@ conn_body_data(void *arg, const char *p, size_t n)
 	evbuffer_add(arg, p, n);
 }
 
-/* Move body bytes from ibuf into the body; true when it is complete. */
-static bool
+/*
+ * Move body bytes from ibuf into the body: 1 when it is complete, 0 when
+ * more is to come, -1 when they pass server.limits.max_buffered_body_bytes.
+ */
+static int
 conn_take_body(struct conn_req *c)
 {
-	size_t avail = c->ilen - c->ioff, used;
+	size_t avail = c->ilen - c->ioff, used, had;
 	bool done = false;
 
+	had = evbuffer_get_length(c->body);
 	if (c->chunked) {
 		used = framing_dechunk(&c->dechunk, c->ibuf + c->ioff, avail,
 		    conn_body_data, c->body, &done);
@@ -2074,13 +2112,15 @@ conn_take_body(struct conn_req *c)
 	}
 	c->ioff += used;
 	c->base_off += used;
+	if (!conn_body_charge(c, evbuffer_get_length(c->body) - had))
+		return -1;
 	if (!done && used > 0)
 		c->body_last_ms = conn_now_ms();	/* the gap restarts */
 	if (!done && c->ioff == c->ilen) {
 		/* Everything after the head was taken: reuse the space. */
 		c->ioff = c->ilen = c->head_end;
 	}
-	return done;
+	return done ? 1 : 0;
 }
 
 /* Hand the complete request to the pipeline. */
@@ -2105,6 +2145,7 @@ conn_dispatch(struct conn_req *c)
 		c->st = CONN_ST_HEAD;	/* aborted already */
 	if (c->body != NULL)
 		evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	conn_body_release(c);		/* the pipeline has it now */
 }
 
 /* Process what ibuf holds while no request of ours is in flight. */
@@ -2113,6 +2154,7 @@ conn_process(struct conn_req *c)
 {
 	const char *what = NULL;
 	bool mine, idle = false;
+	int tb;
 
 	if (c->in_process)
 		return;
@@ -2157,7 +2199,22 @@ conn_process(struct conn_req *c)
 			}
 			c->st = CONN_ST_BODY;
 		}
-		if (c->x.body != NULL && !conn_take_body(c)) {
+		if (c->x.body != NULL && (tb = conn_take_body(c)) <= 0) {
+			if (tb < 0) {
+				/*
+				 * RFC 9110 15.6.4: an overload the client may
+				 * retry; the body's own captures answer it.
+				 */
+				metrics_add(c->front->metrics,
+				    METRICS_BODY_BUDGET_REFUSED, 1);
+				log_debug("client %s: request body over "
+				    "server.limits.max_buffered_body_bytes",
+				    c->sk->client);
+				conn_answer(c, 503, "the gateway's memory for "
+				    "request bodies is in use: retry later",
+				    true);
+				break;
+			}
 			if (conn_keep_fields(c) != 0) {
 				conn_out_of_memory(c, "kept header fields",
 				    true);

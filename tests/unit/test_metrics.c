@@ -373,6 +373,10 @@ static const char expected_render[] =
     "# HELP tracestitch_open_connections Open client connections.\n"
     "# TYPE tracestitch_open_connections gauge\n"
     "tracestitch_open_connections 2\n"
+    "# HELP tracestitch_buffered_body_bytes Request-body bytes held against "
+    "server.limits.max_buffered_body_bytes.\n"
+    "# TYPE tracestitch_buffered_body_bytes gauge\n"
+    "tracestitch_buffered_body_bytes 0\n"
     "# HELP tracestitch_websocket_tunnels Open WebSocket tunnels (client "
     "connections switched after a 101).\n"
     "# TYPE tracestitch_websocket_tunnels gauge\n"
@@ -442,7 +446,11 @@ static const char expected_render[] =
     "# HELP tracestitch_proxy_protocol_refused_total Connections closed "
     "for a missing or malformed PROXY header\n"
     "# TYPE tracestitch_proxy_protocol_refused_total counter\n"
-    "tracestitch_proxy_protocol_refused_total 0\n";
+    "tracestitch_proxy_protocol_refused_total 0\n"
+    "# HELP tracestitch_body_budget_refusals_total Requests answered 503 "
+    "over server.limits.max_buffered_body_bytes\n"
+    "# TYPE tracestitch_body_budget_refusals_total counter\n"
+    "tracestitch_body_budget_refusals_total 0\n";
 
 START_TEST(test_render_exact)
 {
@@ -534,13 +542,14 @@ START_TEST(test_render_empty)
 	    "# TYPE tracestitch_config_reloads_total counter\n"), 1);
 	ck_assert_int_eq(count_of(out, "# HELP "), count_of(out, "# TYPE "));
 	/*
-	 * 23 families besides the counters (build_info, 6 process_*, 3
-	 * histograms, 3 propagation, 8 per route, connections and
-	 * WebSocket tunnels), which share five names: config_reloads_total
-	 * (2 rows), accept_errors_total (5), requests_by_protocol_total (2),
-	 * http2_refused_total (10), http2_defences_total (9).
+	 * 24 families besides the counters (build_info, 6 process_*, 3
+	 * histograms, 3 propagation, 8 per route, connections, buffered
+	 * body bytes and WebSocket tunnels), which share five names:
+	 * config_reloads_total (2 rows), accept_errors_total (5),
+	 * requests_by_protocol_total (2), http2_refused_total (10),
+	 * http2_defences_total (9).
 	 */
-	ck_assert_int_eq(count_of(out, "# TYPE "), 23 + METRICS_NCOUNTERS -
+	ck_assert_int_eq(count_of(out, "# TYPE "), 24 + METRICS_NCOUNTERS -
 	    1 - 4 - 1 - 9 - 8);
 	free(out);
 	metrics_free_all();
