@@ -84,6 +84,7 @@ struct conn_front {
 	size_t ibuf_free_n;
 	struct conn_req *req_free;	/* request states not in use */
 	size_t req_free_n;
+	size_t n_lingering;		/* states kept between requests */
 	struct server_conn_list idle;	/* detached, oldest first */
 	struct conn_slab_list slabs;	/* of server_conns, with a free slot */
 	struct conn_slab *slab_spare;	/* one empty slab kept */
