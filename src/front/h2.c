@@ -112,6 +112,10 @@ struct h2_stream {
 	size_t nfl, flcap;
 	uint64_t hsize;			/* decoded size (RFC 9113 6.5.2) */
 	size_t nignored;
+	/* The trailer section, checked and dropped (h2_trailers_done). */
+	enum h2_msg_verdict tverdict;	/* its first refusal, or OK */
+	uint64_t tsize;			/* its decoded size */
+	size_t ntrailers;		/* its fields */
 	struct evbuffer *body;
 	int64_t start_ms;		/* the stream began */
 	int64_t last_ms;		/* its last request bytes */
@@ -280,6 +284,9 @@ h2_refused_counter(enum h2_msg_verdict v)
 	case H2_MSG_CONNECT:
 	case H2_MSG_METHOD_NS:
 		return METRICS_H2_REFUSED_METHOD;
+	case H2_MSG_TRAILER_PSEUDO:
+	case H2_MSG_TRAILER_NO_END:
+		return METRICS_H2_REFUSED_TRAILERS;
 	default:
 		return METRICS_H2_REFUSED_PSEUDO;
 	}
@@ -676,6 +683,91 @@ h2_head_done(struct h2_stream *st, bool end)
 		h2_dispatch(st);
 }
 
+/*
+ * Request trailers.  The HTTP/1.1 request upstream is written with a
+ * Content-Length (the body is collected whole), which has no place for
+ * a trailer section (RFC 9110 6.5: only the chunked coding carries
+ * one): a valid trailer section is dropped, counted and logged at
+ * debug, as Envoy's HTTP/1 codec drops the trailers it proxies unless
+ * told otherwise (http_protocol_options.enable_trailers).  An invalid
+ * one refuses the stream as a bad head does (RFC 9113 8.1: a malformed
+ * request), so that a client learns its trailers were wrong rather than
+ * lost.
+ */
+static int
+h2_trailer_field(struct h2_stream *st, const uint8_t *name, size_t nlen,
+    const uint8_t *value, size_t vlen)
+{
+	const struct config_limits *l = &h2_cfg(st->c)->limits;
+	enum h2_msg_verdict v;
+
+	if (st->answered)
+		return 0;	/* refused already: nothing goes upstream */
+	/* The head's bound holds for every field block (RFC 9113 6.5.2):
+	 * nothing is kept, but an HPACK bomb still costs its decoding. */
+	st->tsize += nlen + vlen + 32;
+	if (st->status == 431 || st->tsize > l->max_header_bytes ||
+	    ++st->ntrailers > l->max_header_fields) {
+		if (st->status == 0) {
+			st->status = 431;
+			st->why = "request trailer section too large "
+			    "(server.limits.max_header_bytes, "
+			    "max_header_fields)";
+		}
+		if (++st->nignored > H2_IGNORED_MAX) {
+			metrics_add(st->c->front->metrics,
+			    METRICS_H2_REFUSED_HEADER_LIST, 1);
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+		return 0;
+	}
+	if (st->tverdict == H2_MSG_OK &&
+	    (v = h2_msg_trailer_field(name, nlen, value, vlen)) != H2_MSG_OK)
+		st->tverdict = v;
+	return 0;
+}
+
+/* The trailer section of st is complete: false when st was refused. */
+static bool
+h2_trailers_done(struct h2_stream *st, bool end)
+{
+	struct h2_conn *c = st->c;
+	char why[160];
+
+	st->last_ms = h2_now_ms();
+	/* END_STREAM came: a refusal needs no RST_STREAM to stop a body. */
+	st->req_done = end;
+	if (st->status != 0) {
+		metrics_add(c->front->metrics, METRICS_H2_REFUSED_HEADER_LIST,
+		    1);
+		h2_refuse(st, st->status, st->why);
+		return false;
+	}
+	if (st->tverdict == H2_MSG_TRAILER_PSEUDO) {
+		h2_refuse_rule(st, st->tverdict);
+		return false;
+	}
+	if (st->tverdict != H2_MSG_OK) {
+		/* The head's rule, said of the trailers (the reason is
+		 * copied into the answer during the call). */
+		snprintf(why, sizeof why, "%s, in the trailer section",
+		    h2_msg_reason(st->tverdict));
+		metrics_add(c->front->metrics,
+		    h2_refused_counter(st->tverdict), 1);
+		h2_refuse(st, h2_msg_status(st->tverdict), why);
+		return false;
+	}
+	if (!end) {
+		h2_refuse_rule(st, H2_MSG_TRAILER_NO_END);
+		return false;
+	}
+	metrics_add(c->front->metrics, METRICS_H2_TRAILERS_DROPPED, 1);
+	log_debug("client %s: h2: stream %d: %zu trailer field(s) not "
+	    "forwarded (an HTTP/1.1 request with a content-length has no "
+	    "trailer section)", c->client, st->id, st->ntrailers);
+	return true;
+}
+
 /* ---- nghttp2 callbacks ------------------------------------------------ */
 
 static ssize_t
@@ -761,7 +853,7 @@ h2_header_cb(nghttp2_session *s, const nghttp2_frame *frame,
 	if (st == NULL || c->calm)
 		return 0;
 	if (st->head_done)
-		return 0;	/* trailers: HTTP/1.1 upstream has none */
+		return h2_trailer_field(st, name, nlen, value, vlen);
 	/*
 	 * The decoded header list (RFC 9113 6.5.2: name, value and 32 per
 	 * field) is bounded like an HTTP/1.1 head: 431 above.  An HPACK
@@ -878,7 +970,10 @@ h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *arg)
 			h2_head_done(st, end);
 			return 0;
 		}
-		/* Trailers: they end the body. */
+		/* Trailers: they end the body (when they are valid). */
+		if (st->answered || !st->head_done || !h2_trailers_done(st,
+		    end))
+			return 0;
 		break;
 	case NGHTTP2_DATA:
 		st = nghttp2_session_get_stream_user_data(s,
