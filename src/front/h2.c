@@ -1659,6 +1659,24 @@ h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
 	return 0;
 }
 
+/*
+ * A DNS change makes a generation of the same configuration object
+ * (server.c's server_dns_changed) and may come every resolve_interval or
+ * TTL: a GOAWAY for each would make every browser open a new connection
+ * (a TCP and TLS handshake, an empty HPACK table) that often, for upstream
+ * addresses its connection never sees.  A reload is the operator's, and
+ * rare: the SETTINGS we sent (server.http2_*, max_header_bytes) may have
+ * changed, and a certificate rotated under the same path cannot be told
+ * apart, so its clients reconnect (nginx's reload does the same: the old
+ * workers send GOAWAY).  The limits and caps h2.c reads from the
+ * configuration apply to open connections at once either way.
+ */
+bool
+h2_front_gen_goaway(const struct config *old, const struct config *cur)
+{
+	return old != cur;
+}
+
 void
 h2_front_goaway(struct conn_front *f)
 {

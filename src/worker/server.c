@@ -966,6 +966,7 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 	char cmd[16];
 	ssize_t n, i;
 	size_t b;
+	bool goaway;
 
 	(void)what;
 	if ((n = read(fd, cmd, sizeof cmd)) <= 0)
@@ -979,6 +980,9 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			pthread_mutex_unlock(&srv.lock);
 			if (g == NULL)
 				break;
+			/* Compared only, never read: the old generation's
+			 * configuration (a DNS change keeps it). */
+			goaway = h2_front_gen_goaway(w->front.cfg, g->cfg);
 			worker_gen_unref(w->wgen);
 			w->wgen = server_wgen_new(w, g);
 			proxy_pipeline_set_gen(w->pipeline, w->wgen);
@@ -997,8 +1001,10 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			conn_front_set_gen(&w->front, g->cfg,
 			    g->busy_timeout_ms);
 			/* HTTP/2 clients reconnect under the new settings
-			 * (their streams in flight finish first). */
-			h2_front_goaway(&w->front);
+			 * (their streams in flight finish first); not on a
+			 * generation a DNS change made (h2.c says why). */
+			if (goaway)
+				h2_front_goaway(&w->front);
 			/* max_connections reloads (before, the share of
 			 * the first generation stayed). */
 			server_worker_limits(w, g->cfg);

@@ -95,7 +95,8 @@ class Gateway(Proc):
     """The gateway on one listener; server_extra is YAML under server:."""
 
     def __init__(self, backend_port, server_extra="", tls=False,
-                 top_extra="", upstream_extra="", route_host=None):
+                 top_extra="", upstream_extra="", route_host=None,
+                 yaml=None):
         tls_line = ""
         if tls:
             tls_line = '  tls: {cert: "%s", key: "%s"}\n' % (TLS_CERT,
@@ -116,6 +117,8 @@ class Gateway(Proc):
                      % (tls_line, server_extra,
                         "    host: \"%s\"\n" % route_host if route_host
                         else "", backend_port, upstream_extra, top_extra))
+        if yaml is not None:
+            self.yaml = yaml        # a test's own configuration
         fd, self.cfg = tempfile.mkstemp(suffix=".yaml")
         os.write(fd, self.yaml.encode())
         os.close(fd)
