@@ -47,6 +47,7 @@
 #include "h2.h"
 #include "cors.h"
 #include "admin.h"
+#include "debug.h"
 #include "exporter.h"
 #include "log.h"
 #include "metrics.h"
@@ -1237,6 +1238,8 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
 	    w->xq);
 	proxy_pipeline_set_gen(w->pipeline, w->wgen);
+	/* /debug/propagation on the proxy listeners (admin.debug_listeners). */
+	proxy_pipeline_set_debug(w->pipeline, debug_propagation_json_route);
 	conn_front_init(&w->front, w->base, w->metrics, &proxy_exchange,
 	    w->pipeline, &server_conn_events, w);
 	conn_front_set_gen(&w->front, g->cfg, g->busy_timeout_ms);
