@@ -79,7 +79,20 @@
 #define H2_STREAM_HIGH (64 * 1024)	/* body() says stop above */
 #define H2_STREAM_LOW (16 * 1024)	/* drained() below */
 #define H2_OUT_HIGH (64 * 1024)		/* socket output we queue */
-#define H2_HBUF_INITIAL 512
+/* A browser's request head (names and values, NULs) fits: no realloc. */
+#define H2_HBUF_INITIAL 2048
+#define H2_FL_INITIAL 32
+/*
+ * Streams a worker keeps for reuse (h2_pool), with their head buffers,
+ * each at most H2_POOL_HBUF bytes: a stream costs no allocation but its
+ * nghttp2 state and the pipeline's.  Per worker, not per connection, so
+ * that an idle connection holds none.
+ */
+#define H2_POOL_MAX 64
+#define H2_POOL_HBUF (4 * H2_HBUF_INITIAL)
+/* Fields of a head or response built on the stack; more: malloc. */
+#define H2_STACK_FIELDS 48
+#define H2_STACK_BYTES 2048
 /* How long a closing connection reads (and drops) what the client still
  * sends after our GOAWAY, so that the close does not reset the
  * connection before the client read the GOAWAY (nginx's lingering
@@ -137,6 +150,12 @@ struct h2_stream {
 
 TAILQ_HEAD(h2_stream_list, h2_stream);
 
+/* The worker's free streams (each worker is one thread): h2_stream_new
+ * takes from here, h2_stream_free gives back, h2_front_close_all empties
+ * it at the worker's exit. */
+static __thread struct h2_stream *h2_pool[H2_POOL_MAX];
+static __thread size_t h2_pool_n;
+
 struct h2_conn {
 	struct conn_front *front;
 	TAILQ_ENTRY(h2_conn) entry;
@@ -187,10 +206,24 @@ static const struct exchange_front h2_front_ops = {
 	.upgrade = NULL,
 };
 
+/*
+ * The clock, read once per event callback (h2_tick at each entry: read,
+ * write, deferred, timer, a new connection, a GOAWAY) rather than at
+ * every frame: the timeouts count in milliseconds, and the reads were 2%
+ * of a preflight's profile.
+ */
+static __thread int64_t h2_clock_ms;
+
+static void
+h2_tick(void)
+{
+	h2_clock_ms = (int64_t)(util_mono_ns() / 1000000);
+}
+
 static int64_t
 h2_now_ms(void)
 {
-	return (int64_t)(util_mono_ns() / 1000000);
+	return h2_clock_ms;
 }
 
 static const struct config *
@@ -298,9 +331,23 @@ static struct h2_stream *
 h2_stream_new(struct h2_conn *c, int32_t id)
 {
 	struct h2_stream *st;
+	char *hbuf = NULL;
+	struct h2_fld *fl = NULL;
+	size_t hcap = 0, flcap = 0;
 
-	if ((st = calloc(1, sizeof *st)) == NULL)
+	if (h2_pool_n > 0) {
+		st = h2_pool[--h2_pool_n];
+		hbuf = st->hbuf;
+		hcap = st->hcap;
+		fl = st->fl;
+		flcap = st->flcap;
+		memset(st, 0, sizeof *st);
+	} else if ((st = calloc(1, sizeof *st)) == NULL)
 		return NULL;
+	st->hbuf = hbuf;
+	st->hcap = hcap;
+	st->fl = fl;
+	st->flcap = flcap;
 	st->c = c;
 	st->id = id;
 	h2_msg_init(&st->msg);
@@ -373,6 +420,21 @@ h2_stream_free(struct h2_stream *st)
 		evbuffer_free(st->body);
 	if (st->out != NULL)
 		evbuffer_free(st->out);
+	if (h2_pool_n < H2_POOL_MAX) {
+		/* Kept with its buffers, unless a large head grew them. */
+		if (st->hcap > H2_POOL_HBUF) {
+			free(st->hbuf);
+			st->hbuf = NULL;
+			st->hcap = 0;
+		}
+		if (st->flcap > 4 * H2_FL_INITIAL) {
+			free(st->fl);
+			st->fl = NULL;
+			st->flcap = 0;
+		}
+		h2_pool[h2_pool_n++] = st;
+		return;
+	}
 	free(st->hbuf);
 	free(st->fl);
 	free(st);
@@ -409,7 +471,7 @@ h2_keep(struct h2_stream *st, const uint8_t *name, size_t nlen,
 	int64_t no, vo;
 
 	if (st->nfl == st->flcap) {
-		size_t ncap = st->flcap > 0 ? st->flcap * 2 : 16;
+		size_t ncap = st->flcap > 0 ? st->flcap * 2 : H2_FL_INITIAL;
 
 		if ((fl = realloc(st->fl, ncap * sizeof *fl)) == NULL)
 			return false;
@@ -569,19 +631,23 @@ h2_refuse(struct h2_stream *st, int status, const char *why)
 {
 	struct h2_conn *c = st->c;
 	struct conn_front *f = c->front;
-	struct http_field *fields;
+	struct http_field sfields[H2_STACK_FIELDS], *fields = sfields;
 	size_t cap = st->nfl + 1, csize = h2_cookie_size(st), n;
-	char *cookie;
+	char scookie[H2_STACK_BYTES], *cookie = scookie;
 
 	if (st->answered)
 		return;
 	st->answered = true;
 	h2_log(c, "stream %d refused (%d): %s", st->id, status, why);
-	fields = malloc(cap * sizeof *fields);
-	cookie = malloc(csize);
+	if (cap > TS_NITEMS(sfields))
+		fields = malloc(cap * sizeof *fields);
+	if (csize > sizeof scookie)
+		cookie = malloc(csize);
 	if (fields == NULL || cookie == NULL) {
-		free(fields);
-		free(cookie);
+		if (fields != sfields)
+			free(fields);
+		if (cookie != scookie)
+			free(cookie);
 		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
 		    NGHTTP2_INTERNAL_ERROR);
 		return;
@@ -596,8 +662,10 @@ h2_refuse(struct h2_stream *st, int status, const char *why)
 	f->pipe->refuse(f->pipe_arg, &st->x, status, why);
 	st->x.fields = NULL;
 	st->x.n_fields = 0;
-	free(fields);
-	free(cookie);
+	if (fields != sfields)
+		free(fields);
+	if (cookie != scookie)
+		free(cookie);
 }
 
 /* Refuse st for the rule v broke (RFC 9113 8.2-8.3). */
@@ -614,15 +682,20 @@ h2_dispatch(struct h2_stream *st)
 {
 	struct h2_conn *c = st->c;
 	struct conn_front *f = c->front;
-	struct http_field *fields;
+	struct http_field sfields[H2_STACK_FIELDS], *fields = sfields;
 	size_t cap = st->nfl + 1, csize = h2_cookie_size(st), n;
-	char *cookie;
+	char scookie[H2_STACK_BYTES], *cookie = scookie;
 
-	fields = malloc(cap * sizeof *fields);
-	cookie = malloc(csize);
+	/* A browser's head fits on the stack: no allocation per stream. */
+	if (cap > TS_NITEMS(sfields))
+		fields = malloc(cap * sizeof *fields);
+	if (csize > sizeof scookie)
+		cookie = malloc(csize);
 	if (fields == NULL || cookie == NULL) {
-		free(fields);
-		free(cookie);
+		if (fields != sfields)
+			free(fields);
+		if (cookie != scookie)
+			free(cookie);
 		h2_refuse(st, 503, "the gateway is out of memory");
 		return;
 	}
@@ -638,8 +711,10 @@ h2_dispatch(struct h2_stream *st)
 	st->x.fields = NULL;
 	st->x.n_fields = 0;
 	st->x.body = NULL;
-	free(fields);
-	free(cookie);
+	if (fields != sfields)
+		free(fields);
+	if (cookie != scookie)
+		free(cookie);
 }
 
 /* The head of st is complete (end: END_STREAM came with it). */
@@ -1114,20 +1189,27 @@ h2_data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 
 /* ---- the door: the pipeline's calls ------------------------------------ */
 
-/* Connection-specific response fields HTTP/2 forbids (RFC 9113 8.2.2). */
+/*
+ * Connection-specific response fields HTTP/2 forbids (RFC 9113 8.2.2),
+ * told apart by length first: this runs on every field of every
+ * response.
+ */
 static bool
 h2_resp_skip(const char *name, size_t len)
 {
-	static const char *const skip[] = { "connection", "keep-alive",
-	    "proxy-connection", "transfer-encoding", "upgrade" };
-	size_t i;
-
-	for (i = 0; i < TS_NITEMS(skip); i++) {
-		if (strlen(skip[i]) == len && util_strncaseeq(name, skip[i],
-		    len))
-			return true;
+	switch (len) {
+	case 7:
+		return util_strncaseeq(name, "upgrade", 7);
+	case 10:
+		return util_strncaseeq(name, "connection", 10) ||
+		    util_strncaseeq(name, "keep-alive", 10);
+	case 16:
+		return util_strncaseeq(name, "proxy-connection", 16);
+	case 17:
+		return util_strncaseeq(name, "transfer-encoding", 17);
+	default:
+		return false;
 	}
-	return false;
 }
 
 /* front->head(): the response HEADERS (lower-case names, :status). */
@@ -1137,8 +1219,8 @@ h2_x_head(struct exchange *x, const struct exchange_head *h)
 	struct h2_stream *st = x->front_ctx;
 	struct h2_conn *c = st->c;
 	nghttp2_data_provider prd;
-	nghttp2_nv *nv;
-	char status[4], *names;
+	nghttp2_nv snv[H2_STACK_FIELDS], *nv = snv;
+	char status[4], snames[H2_STACK_BYTES], *names = snames;
 	size_t i, n = 0, nlen = 0, off = 0;
 	int code = h->status;
 	bool body;
@@ -1148,15 +1230,24 @@ h2_x_head(struct exchange *x, const struct exchange_head *h)
 	st->submitted = true;
 	if (code < 200 || code > 999)
 		code = 502;	/* no 1xx through here */
-	snprintf(status, sizeof status, "%03d", code);
+	status[0] = (char)('0' + code / 100);
+	status[1] = (char)('0' + code / 10 % 10);
+	status[2] = (char)('0' + code % 10);
+	status[3] = '\0';
 	for (i = 0; i < h->n_fields; i++)
 		nlen += h->fields[i].name_len;
-	nv = malloc((h->n_fields + 1) * sizeof *nv);
-	names = malloc(nlen + 1);
+	/* The head is built on the stack unless it is large (nghttp2
+	 * copies it during the submit). */
+	if (h->n_fields + 1 > TS_NITEMS(snv))
+		nv = malloc((h->n_fields + 1) * sizeof *nv);
+	if (nlen + 1 > sizeof snames)
+		names = malloc(nlen + 1);
 	if ((st->out = evbuffer_new()) == NULL || nv == NULL ||
 	    names == NULL) {
-		free(nv);
-		free(names);
+		if (nv != snv)
+			free(nv);
+		if (names != snames)
+			free(names);
 		nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id,
 		    NGHTTP2_INTERNAL_ERROR);
 		h2_schedule(c);
@@ -1198,8 +1289,10 @@ h2_x_head(struct exchange *x, const struct exchange_head *h)
 		    NGHTTP2_INTERNAL_ERROR);
 	if (!body)
 		st->out_end = true;
-	free(nv);
-	free(names);
+	if (nv != snv)
+		free(nv);
+	if (names != snames)
+		free(names);
 	h2_schedule(c);
 }
 
@@ -1330,6 +1423,7 @@ h2_deferred_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	h2_tick();
 	for (st = TAILQ_FIRST(&c->streams); st != NULL; st = next) {
 		next = TAILQ_NEXT(st, entry);
 		if (st->drain_due && st->active) {
@@ -1350,6 +1444,7 @@ h2_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer_iovec v;
 	ssize_t rv;
 
+	h2_tick();
 	if (c->lingering) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
@@ -1390,6 +1485,7 @@ h2_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct h2_conn *c = arg;
 
+	h2_tick();
 	c->last_write_ms = h2_now_ms();
 	if (c->lingering)
 		return;
@@ -1428,9 +1524,11 @@ h2_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct h2_conn *c = arg;
 	const struct config_limits *l = &h2_cfg(c)->limits;
 	struct h2_stream *st, *next;
-	int64_t now = h2_now_ms(), next_at, at;
+	int64_t now, next_at, at;
 	bool out_pending;
 
+	h2_tick();
+	now = h2_now_ms();
 	(void)fd;
 	(void)what;
 	c->timer_at_ms = 0;
@@ -1564,6 +1662,7 @@ h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
 	ssize_t rv;
 	int r;
 
+	h2_tick();
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return -1;
 	c->front = f;
@@ -1682,6 +1781,7 @@ h2_front_goaway(struct conn_front *f)
 {
 	struct h2_conn *c, *next;
 
+	h2_tick();
 	for (c = TAILQ_FIRST(&f->h2conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		if (c->goaway || c->dead)
@@ -1701,8 +1801,17 @@ h2_front_goaway(struct conn_front *f)
 void
 h2_front_close_all(struct conn_front *f)
 {
+	struct h2_stream *st;
+
 	while (!TAILQ_EMPTY(&f->h2conns))
 		h2_close(TAILQ_FIRST(&f->h2conns));
+	/* The worker exits: its pool goes too. */
+	while (h2_pool_n > 0) {
+		st = h2_pool[--h2_pool_n];
+		free(st->hbuf);
+		free(st->fl);
+		free(st);
+	}
 }
 
 size_t
