@@ -55,6 +55,7 @@
  * SETTINGS_MAX_CONCURRENT_STREAMS; the header, body, idle and busy
  * timeouts of server.limits.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -90,6 +91,18 @@
  */
 #define H2_POOL_MAX 64
 #define H2_POOL_HBUF (4 * H2_HBUF_INITIAL)
+/*
+ * Idle memory.  nghttp2 gives each session a frame buffer of 16 KiB
+ * (NGHTTP2_FRAMEBUF_CHUNKLEN), which it only writes while serializing
+ * frames: our allocator (h2_mem) gives it whole pages, and a connection
+ * without a stream for H2_TRIM_MS hands them back to the kernel
+ * (MADV_DONTNEED: they come back zeroed at the next frame).  The other
+ * buffers of an idle connection are empty already (libevent frees drained
+ * chains).
+ */
+#define H2_FBUF_MIN 16384
+#define H2_PAGE 4096
+#define H2_TRIM_MS 1000
 /* Fields of a head or response built on the stack; more: malloc. */
 #define H2_STACK_FIELDS 48
 #define H2_STACK_BYTES 2048
@@ -173,6 +186,9 @@ struct h2_conn {
 	bool reading;
 	bool in_recv;			/* inside nghttp2_session_mem_recv */
 	bool lingering;			/* our side shut: reading to EOF */
+	bool trimmed;			/* fbuf's pages given back */
+	void *fbuf;			/* nghttp2's frame buffer (h2_mem) */
+	size_t fbuf_cap;		/* its pages' length */
 	size_t held;			/* streams complete, their bytes not
 					 * yet written: still in inflight */
 	int64_t last_frame_ms;		/* a HEADERS or DATA frame arrived */
@@ -195,6 +211,7 @@ static void h2_close(struct h2_conn *);
 static void h2_timer_want(struct h2_conn *, int64_t at_ms);
 static void h2_linger(struct h2_conn *);
 static void h2_release(struct h2_conn *);
+static void h2_trim(struct h2_conn *);
 
 /* No upgrade(): a WebSocket handshake over h2 (RFC 8441) is answered
  * 501 by the pipeline. */
@@ -416,6 +433,9 @@ h2_stream_free(struct h2_stream *st)
 		nghttp2_session_set_stream_user_data(c->s, st->id, NULL);
 	TAILQ_REMOVE(&c->streams, st, entry);
 	c->nstreams--;
+	/* The last stream: the timer trims the idle connection (h2_trim). */
+	if (c->nstreams == 0 && !c->trimmed && c->s != NULL)
+		h2_timer_want(c, c->last_frame_ms + H2_TRIM_MS);
 	if (st->body != NULL)
 		evbuffer_free(st->body);
 	if (st->out != NULL)
@@ -854,6 +874,7 @@ h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
 
 	(void)s;
 	(void)flags;
+	c->trimmed = false;	/* the frame buffer was written */
 	if (evbuffer_get_length(out) >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	if (evbuffer_add(out, data, len) != 0)
@@ -1547,6 +1568,13 @@ h2_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	next_at = out_pending ? c->last_write_ms +
 	    (int64_t)c->front->busy_timeout_ms : INT64_MAX;
+	if (c->nstreams == 0 && !out_pending && !c->trimmed) {
+		at = c->last_frame_ms + H2_TRIM_MS;
+		if (now >= at)
+			h2_trim(c);
+		else if (at < next_at)
+			next_at = at;
+	}
 	if (c->nstreams == 0) {
 		at = c->last_frame_ms + (int64_t)l->idle_timeout_ms;
 		if (now >= at) {
@@ -1650,6 +1678,67 @@ h2_close(struct h2_conn *c)
 	f->events->closed(f->owner);
 }
 
+/* nghttp2's allocator: malloc, but its frame buffer on whole pages. */
+static void *
+h2_mem_malloc(size_t size, void *arg)
+{
+	struct h2_conn *c = arg;
+	size_t cap;
+	void *p;
+
+	if (size < H2_FBUF_MIN || c->fbuf != NULL)
+		return malloc(size);
+	cap = (size + H2_PAGE - 1) & ~(size_t)(H2_PAGE - 1);
+	if ((p = aligned_alloc(H2_PAGE, cap)) != NULL) {
+		c->fbuf = p;
+		c->fbuf_cap = cap;
+	}
+	return p;
+}
+
+static void
+h2_mem_free(void *p, void *arg)
+{
+	struct h2_conn *c = arg;
+
+	if (p != NULL && p == c->fbuf)
+		c->fbuf = NULL;
+	free(p);
+}
+
+static void *
+h2_mem_calloc(size_t n, size_t size, void *arg)
+{
+	(void)arg;
+	return calloc(n, size);
+}
+
+static void *
+h2_mem_realloc(void *p, size_t size, void *arg)
+{
+	struct h2_conn *c = arg;
+
+	if (p == NULL)
+		return h2_mem_malloc(size, arg);
+	if (p == c->fbuf)
+		c->fbuf = NULL;	/* moved: no longer ours to trim */
+	return realloc(p, size);
+}
+
+/*
+ * c had no stream for H2_TRIM_MS and nothing to send: nghttp2's frame
+ * buffer holds no frame (it is only written while want_write), so its
+ * pages go back to the kernel until the next frame.
+ */
+static void
+h2_trim(struct h2_conn *c)
+{
+	if (c->trimmed || c->fbuf == NULL || nghttp2_session_want_write(c->s))
+		return;
+	c->trimmed = true;
+	(void)madvise(c->fbuf, c->fbuf_cap, MADV_DONTNEED);
+}
+
 int
 h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
     const char *client, const char *client_ip, const void *pre, size_t npre)
@@ -1658,6 +1747,7 @@ h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
 	nghttp2_settings_entry iv[4];
+	nghttp2_mem mem;
 	struct h2_conn *c;
 	ssize_t rv;
 	int r;
@@ -1702,7 +1792,15 @@ h2_conn_new(struct conn_front *f, int fd, struct bufferevent *tls_bev,
 	    (size_t)cfg->http2.max_continuations + 1);
 	nghttp2_option_set_stream_reset_rate_limit(opt,
 	    cfg->http2.max_resets * 2 + 1000, cfg->http2.max_resets + 33);
-	r = nghttp2_session_server_new2(&c->s, cbs, c, opt);
+	/* Closed streams are kept only for RFC 7540 priorities, which RFC
+	 * 9113 deprecated and we do not use: a few hundred bytes each. */
+	nghttp2_option_set_no_closed_streams(opt, 1);
+	mem.mem_user_data = c;
+	mem.malloc = h2_mem_malloc;
+	mem.free = h2_mem_free;
+	mem.calloc = h2_mem_calloc;
+	mem.realloc = h2_mem_realloc;
+	r = nghttp2_session_server_new3(&c->s, cbs, c, opt, &mem);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
 	if (r != 0) {
