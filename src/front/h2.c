@@ -169,6 +169,18 @@ TAILQ_HEAD(h2_stream_list, h2_stream);
 static __thread struct h2_stream *h2_pool[H2_POOL_MAX];
 static __thread size_t h2_pool_n;
 
+/*
+ * Plaintext output: the frames one h2_flush() serializes, written to the
+ * socket at once when nothing waits before them, and given to the
+ * bufferevent only for what the socket did not take.  Through the
+ * bufferevent, every answer registered a write event (epoll_ctl), waited
+ * a loop turn for it and unregistered it (epoll_ctl again): two system
+ * calls and a wakeup per answer, as nginx does not.  Per worker, empty
+ * between two calls of h2_flush().  TLS output goes through its
+ * bufferevent (the encryption is there).
+ */
+static __thread struct evbuffer *h2_wbuf;
+
 struct h2_conn {
 	struct conn_front *front;
 	TAILQ_ENTRY(h2_conn) entry;
@@ -871,11 +883,16 @@ h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
 {
 	struct h2_conn *c = arg;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t queued = evbuffer_get_length(out);
 
 	(void)s;
 	(void)flags;
 	c->trimmed = false;	/* the frame buffer was written */
-	if (evbuffer_get_length(out) >= H2_OUT_HIGH)
+	if (!c->tls) {
+		queued += evbuffer_get_length(h2_wbuf);
+		out = h2_wbuf;
+	}
+	if (queued >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	if (evbuffer_add(out, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -1416,11 +1433,27 @@ h2_flush(struct h2_conn *c)
 
 	if (c->dead)
 		return;
+	if (!c->tls && h2_wbuf == NULL && (h2_wbuf = evbuffer_new()) == NULL) {
+		c->dead = true;
+		return;
+	}
 	if (nghttp2_session_send(c->s) != 0) {
+		if (!c->tls)
+			evbuffer_drain(h2_wbuf, evbuffer_get_length(h2_wbuf));
 		c->dead = true;
 		return;
 	}
 	out = bufferevent_get_output(c->bev);
+	if (!c->tls && evbuffer_get_length(h2_wbuf) > 0) {
+		/* Behind bytes already waiting: after them, in order.  An
+		 * error is the bufferevent's to find (its event callback
+		 * closes). */
+		if (evbuffer_get_length(out) == 0 &&
+		    evbuffer_write(h2_wbuf, bufferevent_getfd(c->bev)) > 0)
+			c->last_write_ms = h2_now_ms();
+		if (evbuffer_get_length(h2_wbuf) > 0)
+			evbuffer_add_buffer(out, h2_wbuf);
+	}
 	/* A client that does not read stops being read. */
 	h2_reading(c, evbuffer_get_length(out) < H2_OUT_HIGH &&
 	    !c->closing);
@@ -1903,6 +1936,10 @@ h2_front_close_all(struct conn_front *f)
 
 	while (!TAILQ_EMPTY(&f->h2conns))
 		h2_close(TAILQ_FIRST(&f->h2conns));
+	if (h2_wbuf != NULL) {
+		evbuffer_free(h2_wbuf);
+		h2_wbuf = NULL;
+	}
 	/* The worker exits: its pool goes too. */
 	while (h2_pool_n > 0) {
 		st = h2_pool[--h2_pool_n];
