@@ -1072,7 +1072,6 @@ proxy_upgrade_refused(struct proxy_req *pr, const struct exchange *req)
 	return true;
 }
 
-/* pipe->start(): a request from a front-end (arg: the pipeline). */
 /*
  * GET or POST /debug/propagation on a proxy listener (admin.debug and
  * admin.debug_listeners): what extraction makes of this request's
@@ -1118,6 +1117,7 @@ proxy_debug(struct proxy_req *pr, struct exchange *req,
 	return true;
 }
 
+/* pipe->start(): a request from a front-end (arg: the pipeline). */
 static void
 proxy_start(void *arg, struct exchange *req)
 {

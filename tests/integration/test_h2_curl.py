@@ -266,6 +266,16 @@ class DebugPropagation(H.H2Case):
         # Answered at the gateway: nothing upstream.
         self.assertEqual(self.upstream_requests(), up)
 
+    def test_http11_too(self):
+        v, code, _, body, _ = curl(
+            "--http1.1", "--cacert", H.TLS_CA, "--resolve",
+            "localhost:%d:127.0.0.1" % self.gw.port,
+            "-H", "traceparent: " + TP,
+            "https://localhost:%d/debug/propagation" % self.gw.port)
+        self.assertEqual((v, code), ("1.1", 200), body)
+        self.assertEqual(json.loads(body)["extracted"]["trace_id"]["hex"],
+                         "4bf92f3577b34da6a3ce929d0e0e4736")
+
     def test_raw_h2_with_a_query(self):
         # The path without its query is the one answered.
         c = H.RawH2(self.gw.port, tls=True)
