@@ -286,6 +286,11 @@ static const struct cfg_row cfg_schema[] = {
 	{ "admin.debug", CT_BOOL, C(admin_debug), .def = "false",
 	  .help = "answer GET /debug/propagation on the admin listener "
 	  "(what was extracted and what would be injected)" },
+	{ "admin.debug_listeners", CT_BOOL, C(admin_debug_listeners),
+	  .def = "false",
+	  .help = "with admin.debug, answer GET and POST /debug/propagation "
+	  "on the proxy listeners too, over HTTP/1.1 and HTTP/2 alike (for "
+	  "the headers a browser sends over h2)" },
 
 	{ "routes[].name", CT_STRING, R(name), .min = 1,
 	  .help = "unique route name used in logs and metrics (default "

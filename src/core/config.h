@@ -330,6 +330,8 @@ struct config {
 	bool has_admin;
 	struct config_addr admin_listen;
 	bool admin_debug;		/* admin.debug: /debug/propagation */
+	bool admin_debug_listeners;	/* admin.debug_listeners: also on
+					 * the proxy listeners (h1 and h2) */
 	bool readyz_requires_upstreams;	/* /readyz: a healthy server each */
 	struct config_strv resolvers;	/* server.resolvers: DNS servers */
 

@@ -87,6 +87,10 @@ enum metrics_upstream_err {
 	H2_REFUSED(X, METHOD, "method")				\
 	H2_REFUSED(X, HEADER_LIST, "header_list")			\
 	H2_REFUSED(X, BODY, "body_too_large")				\
+	H2_REFUSED(X, TRAILERS, "trailers")				\
+	X(H2_TRAILERS_DROPPED,						\
+	    "tracestitch_http2_request_trailers_dropped_total", "",	\
+	    "HTTP/2 request trailer sections not forwarded to the HTTP/1.1 upstream") \
 	H2_DEFENCE(X, RAPID_RESET, "rapid_reset")			\
 	H2_DEFENCE(X, CONTINUATION, "continuation_flood")		\
 	H2_DEFENCE(X, SETTINGS, "settings_flood")			\

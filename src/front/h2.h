@@ -51,6 +51,14 @@ int h2_conn_new(struct conn_front *, int fd, struct bufferevent *tls_bev,
  * that clients reconnect under the new generation's settings).
  */
 void h2_front_goaway(struct conn_front *);
+/*
+ * Whether a new generation (configuration cur, after old) should send
+ * GOAWAY to the HTTP/2 clients: a reload does (its SETTINGS may differ,
+ * its certificates were read again), a generation of the same
+ * configuration does not (the resolver's: only upstream addresses
+ * changed, which no client connection depends on).
+ */
+bool h2_front_gen_goaway(const struct config *old, const struct config *cur);
 /* Close every HTTP/2 connection of f now (worker exit). */
 void h2_front_close_all(struct conn_front *);
 /* Open HTTP/2 connections of f. */

@@ -54,6 +54,10 @@ enum h2_msg_verdict {
 	H2_MSG_CONNECT,			/* CONNECT: not proxied here */
 	H2_MSG_METHOD_NS,		/* a method the HTTP/1.1 side refuses
 					 * too (framing.c: 501) */
+	H2_MSG_TRAILER_PSEUDO,		/* a pseudo-header in a trailer
+					 * section */
+	H2_MSG_TRAILER_NO_END,		/* a trailer section without
+					 * END_STREAM */
 	H2_MSG_NVERDICTS,
 };
 
@@ -101,6 +105,13 @@ enum h2_msg_verdict h2_msg_end(struct h2_msg *, bool end_stream);
 enum h2_msg_verdict h2_msg_data(struct h2_msg *, size_t n);
 /* The body ended (END_STREAM). */
 enum h2_msg_verdict h2_msg_data_end(const struct h2_msg *);
+/*
+ * One field of a request's trailer section (RFC 9113 8.1: no
+ * pseudo-header; the 8.2 field rules as for the head).  Stateless: a
+ * trailer section does not touch the head's state.
+ */
+enum h2_msg_verdict h2_msg_trailer_field(const uint8_t *name,
+    size_t name_len, const uint8_t *value, size_t value_len);
 
 /* The reason, for logs and 400 bodies ("upper-case field name"). */
 const char *h2_msg_reason(enum h2_msg_verdict);

@@ -1358,6 +1358,51 @@ proxy_rum_count(struct proxy_req *pr, uint64_t dur_us)
 	    pr->pr_rum.bytes, dur_us);
 }
 
+/*
+ * GET or POST /debug/propagation on a proxy listener (admin.debug and
+ * admin.debug_listeners): what extraction makes of this request's
+ * headers, as the admin listener's answer (docs/propagation.md), with the
+ * route's behavior override and CORS headers, so that a page can fetch
+ * it over the protocol it uses for its API (h2 from a browser).  No span,
+ * no upstream.  False: not a debug request.
+ */
+static bool
+proxy_debug(struct proxy_req *pr, struct exchange *req,
+    const struct proxy_hdrs *h)
+{
+	struct trace_header th[128];
+	const struct cors_policy *cors;
+	const char *errstr = NULL;
+	char *json = NULL;
+	size_t i, n = 0;
+
+	if (strcmp(pr->pr_client.path, "/debug/propagation") != 0 ||
+	    (req->method != EXCHANGE_M_GET && req->method != EXCHANGE_M_POST))
+		return false;
+	cors = pr->route != NULL ? pr->route->cors : pr->wgen->default_cors;
+	if (cors != NULL) {
+		cors_actual(cors, h->origin, h->origin != NULL ?
+		    strlen(h->origin) : 0, &pr->cors_ans);
+		pr->has_cors_ans = true;
+	}
+	for (i = 0; i < req->n_fields && n < TS_NITEMS(th); i++) {
+		th[n].name = req->fields[i].name;
+		th[n].name_len = req->fields[i].name_len;
+		th[n].value = req->fields[i].value;
+		th[n++].value_len = req->fields[i].value_len;
+	}
+	if (pr->pl->debug(pr->wgen->cfg, pr->route != NULL ?
+	    pr->route->conf->name : NULL, th, n, &json, &errstr) != 0) {
+		proxy_send_error(pr, 503, errstr != NULL ? errstr :
+		    "the debug answer failed");
+		return true;
+	}
+	proxy_send_raw(pr, 200, NULL, "application/json", json, strlen(json),
+	    false);
+	free(json);
+	return true;
+}
+
 /* pipe->start(): a request from a front-end (arg: the pipeline). */
 static void
 proxy_start(void *arg, struct exchange *req)
@@ -1407,6 +1452,10 @@ proxy_start(void *arg, struct exchange *req)
 	proxy_scan_headers(req, &h);
 	proxy_log_keep(pr, req, uri, &h);
 	pr->route = proxy_route_find(pr->wgen, h.host, pr->pr_client.path);
+	if (pl->debug != NULL && pr->wgen->cfg->admin_debug &&
+	    pr->wgen->cfg->admin_debug_listeners &&
+	    proxy_debug(pr, req, &h))
+		return;
 	if (pr->route == NULL) {
 		if (pr->wgen->default_cors != NULL) {
 			cors_actual(pr->wgen->default_cors, h.origin,
@@ -2393,6 +2442,12 @@ proxy_pipeline_set_exporter(struct proxy_pipeline *pl,
 {
 	pl->exporter = exporter;
 	pl->xq = xq;
+}
+
+void
+proxy_pipeline_set_debug(struct proxy_pipeline *pl, proxy_debug_fn fn)
+{
+	pl->debug = fn;
 }
 
 void

@@ -97,6 +97,23 @@ void proxy_pipeline_set_exporter(struct proxy_pipeline *,
  * reference; each request takes its own).  Called at start and reload.
  */
 void proxy_pipeline_set_gen(struct proxy_pipeline *, struct worker_gen *);
+/*
+ * The answer of /debug/propagation (admin/debug.h's
+ * debug_propagation_json_route, which the worker gives: the admin layer is
+ * above this one): the JSON for these headers on the route named route
+ * (NULL: the global configuration), or -1 with *errstr.
+ */
+struct trace_header;
+typedef int (*proxy_debug_fn)(const struct config *, const char *route,
+    const struct trace_header *, size_t n, char **json_out,
+    const char **errstr);
+/*
+ * With admin.debug and admin.debug_listeners, a GET or POST of
+ * /debug/propagation on a proxy listener is answered by fn (HTTP/1.1 and
+ * HTTP/2 alike: the headers as the pipeline got them, after h2.c's
+ * translation) instead of going upstream.  NULL: never.
+ */
+void proxy_pipeline_set_debug(struct proxy_pipeline *, proxy_debug_fn fn);
 /* Free the pipeline (worker exit; no request in flight).  NULL-safe. */
 void proxy_pipeline_free(struct proxy_pipeline *);
 

@@ -45,6 +45,7 @@ struct proxy_pipeline {
 	size_t span_pool_n;
 	int64_t wall_offset_ns;		/* wall = monotonic + offset */
 	struct evbuffer *ubuf;		/* scratch for upstream requests */
+	proxy_debug_fn debug;		/* /debug/propagation; NULL: none */
 	struct exchange_field *hfields;	/* scratch: a response head */
 	size_t hfields_cap;
 	char date[64];			/* cached IMF-fixdate */

@@ -47,6 +47,7 @@
 #include "h2.h"
 #include "cors.h"
 #include "admin.h"
+#include "debug.h"
 #include "exporter.h"
 #include "log.h"
 #include "metrics.h"
@@ -987,6 +988,7 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 	char cmd[16];
 	ssize_t n, i;
 	size_t b;
+	bool goaway;
 
 	(void)what;
 	if ((n = read(fd, cmd, sizeof cmd)) <= 0)
@@ -1000,6 +1002,9 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			pthread_mutex_unlock(&srv.lock);
 			if (g == NULL)
 				break;
+			/* Compared only, never read: the old generation's
+			 * configuration (a DNS change keeps it). */
+			goaway = h2_front_gen_goaway(w->front.cfg, g->cfg);
 			worker_gen_unref(w->wgen);
 			w->wgen = server_wgen_new(w, g);
 			proxy_pipeline_set_gen(w->pipeline, w->wgen);
@@ -1018,8 +1023,10 @@ server_cmd_cb(evutil_socket_t fd, short what, void *arg)
 			conn_front_set_gen(&w->front, g->cfg,
 			    g->busy_timeout_ms);
 			/* HTTP/2 clients reconnect under the new settings
-			 * (their streams in flight finish first). */
-			h2_front_goaway(&w->front);
+			 * (their streams in flight finish first); not on a
+			 * generation a DNS change made (h2.c says why). */
+			if (goaway)
+				h2_front_goaway(&w->front);
 			/* max_connections reloads (before, the share of
 			 * the first generation stayed). */
 			server_worker_limits(w, g->cfg);
@@ -1252,6 +1259,8 @@ server_worker_init(struct worker *w, unsigned i, struct server_gen *g,
 	w->pipeline = proxy_pipeline_new(w->id, w->metrics, srv.exporter,
 	    w->xq);
 	proxy_pipeline_set_gen(w->pipeline, w->wgen);
+	/* /debug/propagation on the proxy listeners (admin.debug_listeners). */
+	proxy_pipeline_set_debug(w->pipeline, debug_propagation_json_route);
 	conn_front_init(&w->front, w->base, w->metrics, &proxy_exchange,
 	    w->pipeline, &server_conn_events, w);
 	conn_front_set_gen(&w->front, g->cfg, g->busy_timeout_ms);

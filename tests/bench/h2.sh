@@ -47,6 +47,10 @@
 H2_LOADS=${BENCH_H2_LOADS-h2-get h2-preflight h2-streams}
 H2_STREAMS_CONNS=${BENCH_H2_STREAMS_CONNECTIONS:-4}
 H2_IDLE_CONNS=${BENCH_H2_IDLE_CONNECTIONS:-1000}
+# Seconds the idle connections stay idle before VmRSS is read (both
+# targets): a browser keeps a used connection for minutes, and the
+# gateway gives an idle connection's frame buffer back after 1 s.
+H2_IDLE_SETTLE=${BENCH_H2_IDLE_SETTLE:-2}
 H2LOAD=${H2LOAD:-$(command -v h2load || echo h2load)}
 H2_PY=/usr/bin/python3
 H2_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -225,6 +229,7 @@ h2_idle_mem() {
 		sleep 0.1
 	done
 	[ -n "$line" ] || die "h2_idle.py against $t: $(cat "$tmp/h2-idle.out")"
+	sleep "$H2_IDLE_SETTLE"
 	after=$(proc_kb "$pid" VmRSS)
 	exec 9>&-
 	wait "$h2_idle_pid" || rc=$?

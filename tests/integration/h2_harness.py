@@ -95,7 +95,8 @@ class Gateway(Proc):
     """The gateway on one listener; server_extra is YAML under server:."""
 
     def __init__(self, backend_port, server_extra="", tls=False,
-                 top_extra="", upstream_extra="", route_host=None):
+                 top_extra="", upstream_extra="", route_host=None,
+                 yaml=None, admin_extra=""):
         tls_line = ""
         if tls:
             tls_line = '  tls: {cert: "%s", key: "%s"}\n' % (TLS_CERT,
@@ -104,7 +105,7 @@ class Gateway(Proc):
                      '  listen: ["127.0.0.1:0"]\n'
                      "  workers: 1\n"
                      "%s%s"
-                     'admin: {listen: "127.0.0.1:0"}\n'
+                     'admin: {listen: "127.0.0.1:0"%s}\n'
                      "routes:\n"
                      "  - name: api\n"
                      "%s"
@@ -113,9 +114,11 @@ class Gateway(Proc):
                      "%s"
                      "exporter: {type: none}\n"
                      "logging: {level: info, access_log: stdout}\n"
-                     % (tls_line, server_extra,
+                     % (tls_line, server_extra, admin_extra,
                         "    host: \"%s\"\n" % route_host if route_host
                         else "", backend_port, upstream_extra, top_extra))
+        if yaml is not None:
+            self.yaml = yaml        # a test's own configuration
         fd, self.cfg = tempfile.mkstemp(suffix=".yaml")
         os.write(fd, self.yaml.encode())
         os.close(fd)
@@ -371,6 +374,7 @@ class H2Case(unittest.TestCase):
     top_extra = ""
     upstream_extra = ""
     route_host = None
+    admin_extra = ""
     tls = False
 
     @classmethod
@@ -380,7 +384,8 @@ class H2Case(unittest.TestCase):
             cls.gw = Gateway(cls.be.port, cls.server_extra, tls=cls.tls,
                              top_extra=cls.top_extra,
                              upstream_extra=cls.upstream_extra,
-                             route_host=cls.route_host)
+                             route_host=cls.route_host,
+                             admin_extra=cls.admin_extra)
         except Exception:
             cls.be.stop()
             raise

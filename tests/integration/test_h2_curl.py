@@ -225,6 +225,87 @@ class Tls(H.H2Case):
         self.assertEqual(r.status, 200)
 
 
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+class DebugPropagation(H.H2Case):
+    """/debug/propagation over h2 (admin.debug, admin.debug_listeners):
+    the answer of the admin listener, for the headers as they came over
+    h2, on the proxy listener (h2c and TLS h2 alike)."""
+    admin_extra = ", debug: true, debug_listeners: true"
+    top_extra = CORS
+    tls = True
+
+    def admin_answer(self, headers):
+        req = H.urllib.request.Request(
+            "http://127.0.0.1:%d/debug/propagation" % self.gw.admin_port,
+            headers=dict(headers))
+        with H.urllib.request.urlopen(req, timeout=H.TIMEOUT) as r:
+            return json.loads(r.read())
+
+    def test_h2_over_tls_is_the_admin_answer(self):
+        up = self.upstream_requests()
+        v, code, head, body, _ = curl(
+            "--http2", "--cacert", H.TLS_CA, "--resolve",
+            "localhost:%d:127.0.0.1" % self.gw.port,
+            "-H", "traceparent: " + TP, "-H", "origin: " + ORIGIN,
+            "-H", "x-datadog-origin: rum",
+            "https://localhost:%d/debug/propagation" % self.gw.port)
+        self.assertEqual((v, code), ("2", 200), body)
+        got = json.loads(body)
+        self.assertEqual(got["extracted"]["trace_id"]["hex"],
+                         "4bf92f3577b34da6a3ce929d0e0e4736")
+        # What extraction makes of it is what the admin listener says
+        # for the same headers over HTTP/1.1.
+        want = self.admin_answer([("traceparent", TP),
+                                  ("x-datadog-origin", "rum")])
+        self.assertEqual(got["extracted"], want["extracted"])
+        self.assertEqual(got["config"]["route"], "api")
+        # A page on the allowed origin can read it.
+        self.assertIn("access-control-allow-origin: " + ORIGIN, head)
+        # Answered at the gateway: nothing upstream.
+        self.assertEqual(self.upstream_requests(), up)
+
+    def test_http11_too(self):
+        v, code, _, body, _ = curl(
+            "--http1.1", "--cacert", H.TLS_CA, "--resolve",
+            "localhost:%d:127.0.0.1" % self.gw.port,
+            "-H", "traceparent: " + TP,
+            "https://localhost:%d/debug/propagation" % self.gw.port)
+        self.assertEqual((v, code), ("1.1", 200), body)
+        self.assertEqual(json.loads(body)["extracted"]["trace_id"]["hex"],
+                         "4bf92f3577b34da6a3ce929d0e0e4736")
+
+    def test_raw_h2_with_a_query(self):
+        # The path without its query is the one answered.
+        c = H.RawH2(self.gw.port, tls=True)
+        self.addCleanup(c.close)
+        c.handshake()
+        c.request(1, [(":method", "GET"), (":scheme", "https"),
+                      (":authority", "localhost:%d" % self.gw.port),
+                      (":path", "/debug/propagation?x=1"),
+                      ("traceparent", TP)])
+        r = c.response(1)
+        self.assertEqual(r.status, 200, vars(r))
+        got = r.json()
+        self.assertEqual(got["extracted"]["trace_id"]["hex"],
+                         "4bf92f3577b34da6a3ce929d0e0e4736")
+        self.assertEqual(r.header("content-type"), "application/json")
+
+
+class DebugPropagationOff(H.H2Case):
+    """Without admin.debug_listeners (the default) the path is the
+    route's, as any other: it goes upstream."""
+    admin_extra = ", debug: true"
+
+    def test_goes_upstream_by_default(self):
+        v, code, _, body, _ = curl(
+            "--http2-prior-knowledge",
+            "http://127.0.0.1:%d/debug/propagation" % self.gw.port)
+        self.assertEqual((v, code), ("2", 200))
+        self.assertEqual(json.loads(body)["path"], "/debug/propagation")
+
+
 class TlsHttp2Off(H.H2Case):
     server_extra = "  http2: false\n"
     tls = True

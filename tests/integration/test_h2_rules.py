@@ -260,6 +260,87 @@ class Rules(H.H2Case):
 
 
 
+class Trailers(H.H2Case):
+    """Request trailers (RFC 9113 8.1): checked, then dropped."""
+    server_extra = ("  http2_cleartext: true\n"
+                    "  limits: {max_header_bytes: 4096}\n")
+
+    def post_with_trailers(self, c, sid, trailers, end=True):
+        c.request(sid, H.base_headers(self.gw.port, method="POST", extra=[
+            ("te", "trailers")]), end_stream=False)
+        c.send(H.hf.DataFrame(sid, data=b"hello"))
+        c.send(H.hf.HeadersFrame(sid, data=c.block(trailers),
+                                 flags=["END_HEADERS", "END_STREAM"]
+                                 if end else ["END_HEADERS"]))
+        return c.response(sid)
+
+    def test_valid_trailers_are_dropped_and_counted(self):
+        dropped = self.gw.metric(
+            "tracestitch_http2_request_trailers_dropped_total")
+        c = self.connect()
+        r = self.post_with_trailers(c, 1, [("x-checksum", "abc"),
+                                           ("grpc-status", "0")])
+        self.assertEqual(r.status, 200, vars(r))
+        echo = r.json()
+        self.assertEqual(echo["body_bytes"], 5)
+        # Nothing of the trailer section went upstream: not as a field
+        # of the head, not after the body (the body has a length).
+        names = [k.lower() for k, v in echo["headers"]]
+        self.assertNotIn("x-checksum", names)
+        self.assertNotIn("grpc-status", names)
+        self.assertNotIn("x-checksum", echo["head"])
+        H.wait_for(lambda: self.gw.metric(
+            "tracestitch_http2_request_trailers_dropped_total") ==
+            dropped + 1, what="the dropped trailers counted")
+
+    def refused(self, trailers, klass, reason, end=True, status=400):
+        up = self.upstream_requests()
+        before = self.gw.metric("tracestitch_http2_refused_total",
+                                'reason="%s"' % klass)
+        c = self.connect()
+        r = self.post_with_trailers(c, 1, trailers, end=end)
+        self.assertEqual(r.status, status, vars(r))
+        self.assertIn(reason, r.json()["message"])
+        # The connection goes on, and the refused body never went up.
+        c.request(3, H.base_headers(self.gw.port))
+        self.assertEqual(c.response(3).status, 200)
+        self.assertEqual(self.upstream_requests(), up + 1)
+        H.wait_for(lambda: self.gw.metric(
+            "tracestitch_http2_refused_total", 'reason="%s"' % klass) ==
+            before + 1, what="the refusal counted as " + klass)
+        return c, r
+
+    def test_pseudo_header_in_trailers(self):
+        self.refused([(":path", "/admin")], "trailers",
+                     "pseudo-header in a trailer section")
+
+    def test_upper_case_name_in_trailers(self):
+        self.refused([("X-Checksum", "abc")], "field_name",
+                     "upper-case field name (RFC 9113 8.2.1), in the "
+                     "trailer section")
+
+    def test_crlf_in_a_trailer_value(self):
+        self.refused([("x-t", "a\r\ntransfer-encoding: chunked")],
+                     "field_value", "CR, LF or NUL")
+
+    def test_connection_specific_trailer(self):
+        self.refused([("transfer-encoding", "chunked")],
+                     "connection_specific", "connection-specific field")
+
+    def test_trailers_without_end_stream(self):
+        c, r = self.refused([("x-t", "1")], "trailers",
+                            "trailer section without END_STREAM",
+                            end=False)
+        # The stream was still open: RST_STREAM NO_ERROR closes it.
+        c.wait_frame(lambda f: isinstance(f, H.hf.RstStreamFrame) and
+                     f.stream_id == 1 and f.error_code == H.NO_ERROR,
+                     what="RST_STREAM NO_ERROR")
+
+    def test_trailer_section_too_large_is_431(self):
+        self.refused([("x-big", "y" * 5000)], "header_list",
+                     "trailer section too large", status=431)
+
+
 class BodyLimit(H.H2Case):
     server_extra = ("  http2_cleartext: true\n"
                     "  limits: {max_body_bytes: 1000}\n")

@@ -219,6 +219,48 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* A trailer section's fields (RFC 9113 8.1, 8.2), one verdict each. */
+START_TEST(test_trailers)
+{
+	static const struct {
+		const char *n, *v;
+		enum h2_msg_verdict want;
+	} t[] = {
+		{ "x-checksum", "abc", H2_MSG_OK },
+		{ "grpc-status", "0", H2_MSG_OK },
+		{ "x-empty", "", H2_MSG_OK },
+		{ ":path", "/x", H2_MSG_TRAILER_PSEUDO },
+		{ ":status", "200", H2_MSG_TRAILER_PSEUDO },
+		{ "", "x", H2_MSG_NAME_EMPTY },
+		{ "X-Checksum", "abc", H2_MSG_NAME_UPPER },
+		{ "x checksum", "abc", H2_MSG_NAME_CHAR },
+		{ "x-a", "a\r\nb", H2_MSG_VALUE_CRLFNUL },
+		{ "x-a", "a\x01", H2_MSG_VALUE_CTL },
+		{ "x-a", " a", H2_MSG_VALUE_WS },
+		{ "x-a", "a\t", H2_MSG_VALUE_WS },
+		{ "connection", "close", H2_MSG_CONNECTION },
+		{ "transfer-encoding", "chunked", H2_MSG_CONNECTION },
+		{ "upgrade", "h2c", H2_MSG_CONNECTION },
+		{ "te", "trailers", H2_MSG_TE },
+	};
+	size_t i, n = 0;
+
+	for (i = 0; i < TS_NITEMS(t); i++) {
+		enum h2_msg_verdict v = h2_msg_trailer_field(
+		    (const uint8_t *)t[i].n, strlen(t[i].n),
+		    (const uint8_t *)t[i].v, strlen(t[i].v));
+
+		ck_assert_msg(v == t[i].want, "%s: %s: verdict %d (%s), "
+		    "want %d", t[i].n, t[i].v, v, h2_msg_reason(v),
+		    t[i].want);
+		n++;
+	}
+	ck_assert_uint_eq(n, 16);
+	ck_assert_str_eq(h2_msg_class(H2_MSG_TRAILER_PSEUDO), "trailers");
+	ck_assert_str_eq(h2_msg_class(H2_MSG_TRAILER_NO_END), "trailers");
+}
+END_TEST
+
 /* Every verdict has its reason, class and status. */
 START_TEST(test_texts)
 {
@@ -242,6 +284,7 @@ h2_msg_suite(void)
 
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_texts);
+	tcase_add_test(tc, test_trailers);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -432,6 +432,10 @@ static const char expected_render[] =
     "tracestitch_http2_refused_total{reason=\"method\"} 0\n"
     "tracestitch_http2_refused_total{reason=\"header_list\"} 0\n"
     "tracestitch_http2_refused_total{reason=\"body_too_large\"} 0\n"
+    "tracestitch_http2_refused_total{reason=\"trailers\"} 0\n"
+    "# HELP tracestitch_http2_request_trailers_dropped_total HTTP/2 request trailer sections not forwarded to the HTTP/1.1 upstream\n"
+    "# TYPE tracestitch_http2_request_trailers_dropped_total counter\n"
+    "tracestitch_http2_request_trailers_dropped_total 0\n"
     "# HELP tracestitch_http2_defences_total HTTP/2 denial-of-service defences that fired\n"
     "# TYPE tracestitch_http2_defences_total counter\n"
     "tracestitch_http2_defences_total{defence=\"rapid_reset\"} 0\n"
@@ -545,12 +549,12 @@ START_TEST(test_render_empty)
 	 * 24 families besides the counters (build_info, 6 process_*, 3
 	 * histograms, 3 propagation, 8 per route, connections, buffered
 	 * body bytes and WebSocket tunnels), which share five names:
-	 * config_reloads_total (2 rows), accept_errors_total (5),
-	 * requests_by_protocol_total (2), http2_refused_total (10),
-	 * http2_defences_total (9).
+	 * config_reloads_total (2 rows),
+	 * accept_errors_total (5), requests_by_protocol_total (2),
+	 * http2_refused_total (11), http2_defences_total (9).
 	 */
 	ck_assert_int_eq(count_of(out, "# TYPE "), 24 + METRICS_NCOUNTERS -
-	    1 - 4 - 1 - 9 - 8);
+	    1 - 4 - 1 - 10 - 8);
 	free(out);
 	metrics_free_all();
 }
