@@ -1332,11 +1332,9 @@ proxy_rum_start(struct proxy_req *pr, const struct exchange *req,
 	pr->up_used = true;
 	pr->up_attempts = 1;
 	pr->up_start_ns = util_mono_ns();
-	pr->pr_upstream.ureq = upstream_request(upstream_group_pool(
-	    pr->route->group, pr->pr_upstream.target), ubuf, false, false,
-	    &proxy_upstream_cbs, pr);
-	evbuffer_drain(ubuf, evbuffer_get_length(ubuf));
-	if (pr->pr_upstream.ureq == NULL)
+	/* A POST, not idempotent: proxy_retry never sends it again. */
+	pr->pr_upstream.idempotent = false;
+	if (!proxy_upstream_send(pr, ubuf))
 		proxy_send_error(pr, 503, "out of memory");
 }
 
