@@ -239,12 +239,12 @@ styles_is_header(const char *name, size_t len)
 		return false;
 	for (i = 0; i < styles_nprefixes; i++) {
 		n = &styles_prefixes[i];
-		if (len >= n->len && util_strncaseeq(name, n->s, n->len))
+		if (len >= n->len && util_memcaseeq(name, n->s, n->len))
 			return true;
 	}
 	for (i = 0; i < styles_nexact; i++) {
 		n = &styles_exact[i];
-		if (len == n->len && util_strncaseeq(name, n->s, len))
+		if (len == n->len && util_memcaseeq(name, n->s, len))
 			return true;
 	}
 	return false;

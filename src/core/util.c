@@ -277,8 +277,9 @@ util_fmt_i64(int64_t v, char *out)
  * 0x20.  Per byte, on its low seven bits h: h + (0x80 - 'A') has its top
  * bit set when h >= 'A', h + (0x80 - 'Z' - 1) when h > 'Z'; neither sum
  * carries into the next byte (0x7f + 0x3f < 0x100).  Bytes with their own
- * top bit set are left alone.  Header names are compared this way on every
- * request (CORS, trace headers, hop-by-hop), 8 bytes per step.
+ * top bit set are left alone.  Header names of known length are compared
+ * this way on every request (CORS, trace headers, hop-by-hop), 8 bytes per
+ * step (util_memcaseeq).
  */
 static inline uint64_t
 util_fold8(uint64_t x)
@@ -292,25 +293,37 @@ util_fold8(uint64_t x)
 }
 
 bool
-util_strncaseeq(const char *a, const char *b, size_t len)
+util_memcaseeq(const char *a, const char *b, size_t len)
 {
 	uint64_t wa, wb;
 	size_t i;
 
-	if (len >= 8) {
-		for (i = 0; i + 8 <= len; i += 8) {
-			memcpy(&wa, a + i, 8);
-			memcpy(&wb, b + i, 8);
-			if (wa != wb && util_fold8(wa) != util_fold8(wb))
-				return false;
-		}
-		if (i == len)
-			return true;
-		/* The last 8 bytes, overlapping what was compared. */
-		memcpy(&wa, a + len - 8, 8);
-		memcpy(&wb, b + len - 8, 8);
-		return wa == wb || util_fold8(wa) == util_fold8(wb);
+	if (len < 8)
+		return util_strncaseeq(a, b, len);
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&wa, a + i, 8);
+		memcpy(&wb, b + i, 8);
+		if (wa != wb && util_fold8(wa) != util_fold8(wb))
+			return false;
 	}
+	if (i == len)
+		return true;
+	/* The last 8 bytes, overlapping what was compared. */
+	memcpy(&wa, a + len - 8, 8);
+	memcpy(&wb, b + len - 8, 8);
+	return wa == wb || util_fold8(wa) == util_fold8(wb);
+}
+
+/*
+ * Byte by byte, and stops at the first difference: callers compare a
+ * prefix of a C string that may be shorter than len (its NUL differs
+ * and ends the loop), so this must never read ahead.
+ */
+bool
+util_strncaseeq(const char *a, const char *b, size_t len)
+{
+	size_t i;
+
 	for (i = 0; i < len; i++) {
 		unsigned char ca = (unsigned char)a[i], cb = (unsigned char)b[i];
 

@@ -54,8 +54,14 @@ bool util_is_token(const char *s, size_t len);
 bool util_list_next(const char **sp, const char *end, const char **e,
     size_t *elen);
 
-/* ASCII case-insensitive compare of len bytes / of two C strings. */
+/*
+ * ASCII case-insensitive compare of len bytes / of two C strings.
+ * util_strncaseeq stops at the first difference (a shorter C string is
+ * safe: its NUL differs); util_memcaseeq compares 8 bytes per step and
+ * needs len readable bytes on both sides.
+ */
 bool util_strncaseeq(const char *a, const char *b, size_t len);
+bool util_memcaseeq(const char *a, const char *b, size_t len);
 bool util_strcaseeq(const char *a, const char *b);
 /*
  * Is the field name [name, name + len) the lower-case literal lit (any
@@ -63,7 +69,7 @@ bool util_strcaseeq(const char *a, const char *b);
  * literal's length is known at compile time (no strlen per compare).
  */
 #define UTIL_NAME_IS(name, len, lit)					\
-	((len) == sizeof(lit) - 1 && util_strncaseeq((name), (lit),	\
+	((len) == sizeof(lit) - 1 && util_memcaseeq((name), (lit),	\
 	    sizeof(lit) - 1))
 
 /*

@@ -608,7 +608,7 @@ cors_match(const struct cors_policy *p, const char *s, size_t len,
 			    strlen(e->scheme) != o.scheme_len ||
 			    !util_strncaseeq(e->scheme, o.scheme,
 			    o.scheme_len) || e->host_len != o.host_len ||
-			    !util_strncaseeq(e->host, o.host, o.host_len))
+			    !util_memcaseeq(e->host, o.host, o.host_len))
 				break;
 			return e;
 		case CORS_ENTRY_WILDCARD:
@@ -620,7 +620,7 @@ cors_match(const struct cors_policy *p, const char *s, size_t len,
 				break;
 			off = o.host_len - e->host_len;
 			if (o.host[off - 1] != '.' ||
-			    !util_strncaseeq(o.host + off, e->host,
+			    !util_memcaseeq(o.host + off, e->host,
 			    e->host_len))
 				break;
 			return e;
@@ -761,7 +761,7 @@ cors_header_allowed(const struct cors_policy *p, const char *name,
 
 	for (i = 0; i < p->n_headers; i++) {
 		if (p->header_lens[i] == len &&
-		    util_strncaseeq(p->headers[i], name, len))
+		    util_memcaseeq(p->headers[i], name, len))
 			return true;
 	}
 	return false;

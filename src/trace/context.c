@@ -131,7 +131,7 @@ trace_header_is_n(const struct trace_header *h, const char *lname,
 	if (h->name_len != llen)
 		return false;	/* most names differ in length: no loop */
 	/* lname is lower case: folding it too changes nothing. */
-	return util_strncaseeq(h->name, lname, llen);
+	return util_memcaseeq(h->name, lname, llen);
 }
 
 /* Case-insensitive header-name match against a lower-case name. */
