@@ -298,8 +298,18 @@ util_memcaseeq(const char *a, const char *b, size_t len)
 	uint64_t wa, wb;
 	size_t i;
 
-	if (len < 8)
-		return util_strncaseeq(a, b, len);
+	if (len < 8) {
+		for (i = 0; i < len; i++) {
+			unsigned char ca = (unsigned char)a[i];
+			unsigned char cb = (unsigned char)b[i];
+
+			if (ca != cb && (ca | 0x20) != (cb | 0x20))
+				return false;
+			if (ca != cb && ((ca | 0x20) < 'a' || (ca | 0x20) > 'z'))
+				return false;
+		}
+		return true;
+	}
 	for (i = 0; i + 8 <= len; i += 8) {
 		memcpy(&wa, a + i, 8);
 		memcpy(&wb, b + i, 8);

@@ -972,11 +972,11 @@ conn_connection_flags(const char *p)
 		if (*p == '\0')
 			return f;
 		len = strcspn(p, " \t,");
-		if (len == 5 && util_strncaseeq(p, "close", 5))
+		if (UTIL_NAME_IS(p, len, "close"))
 			f |= CONN_F_CLOSE;
-		else if (len == 10 && util_strncaseeq(p, "keep-alive", 10))
+		else if (UTIL_NAME_IS(p, len, "keep-alive"))
 			f |= CONN_F_KEEPALIVE;
-		else if (len == 7 && util_strncaseeq(p, "upgrade", 7))
+		else if (UTIL_NAME_IS(p, len, "upgrade"))
 			f |= CONN_F_UPGRADE;
 		p += len;
 	}
@@ -2087,29 +2087,29 @@ conn_take_head(struct conn_req *c, const char **what)
 
 		switch (f->name[0] | 0x20) {
 		case 'c':
-			if (f->name_len == 14 &&
-			    util_strcaseeq(f->name, "content-length") &&
+			if (UTIL_NAME_IS(f->name, f->name_len,
+			    "content-length") &&
 			    util_parse_u64(f->value, f->value_len,
 			    &c->body_left) != 0)
 				c->body_left = 0;
-			else if (f->name_len == 10 &&
-			    util_strcaseeq(f->name, "connection"))
+			else if (UTIL_NAME_IS(f->name, f->name_len,
+			    "connection"))
 				c->conn_flags |= conn_connection_flags(
 				    f->value);
 			break;
 		case 't':
-			if (f->name_len == 17 &&
-			    util_strcaseeq(f->name, "transfer-encoding"))
+			if (UTIL_NAME_IS(f->name, f->name_len,
+			    "transfer-encoding"))
 				c->chunked = true;
 			break;
 		case 'e':
-			if (f->name_len == 6 &&
-			    util_strcaseeq(f->name, "expect"))
+			if (UTIL_NAME_IS(f->name, f->name_len,
+			    "expect"))
 				c->expect_continue = true;
 			break;
 		case 'u':
-			if (f->name_len == 7 &&
-			    util_strcaseeq(f->name, "upgrade"))
+			if (UTIL_NAME_IS(f->name, f->name_len,
+			    "upgrade"))
 				upgrade = true;
 			break;
 		default:
