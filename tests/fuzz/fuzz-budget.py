@@ -181,7 +181,7 @@ def parse_logs(paths):
                 text = f.read()
         except OSError:
             continue
-        m = re.findall(r"stat::number_of_executed_units: (\d+)", text)
+        m = re.findall(r"stat::number_of_executed_units:\s+(\d+)", text)
         lines = STAT_RE.findall(text)
         if m:
             execs += int(m[-1])
@@ -190,7 +190,7 @@ def parse_logs(paths):
         if lines:
             cov = max(cov, int(lines[-1][1]))
             ft = max(ft, int(lines[-1][2]))
-        r = re.findall(r"stat::peak_rss_mb: (\d+)", text)
+        r = re.findall(r"stat::peak_rss_mb:\s+(\d+)", text)
         if r:
             rss = max(rss, int(r[-1]))
     return execs, cov, ft, rss
