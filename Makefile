@@ -36,7 +36,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps build run test check e2e interop w3c sanitize valgrind bench bench-ir \
-	chaos chaos-short soak soak-short clean format-check help
+	chaos chaos-short soak soak-short fuzz fuzz-deps clean format-check help
 
 all: build
 
@@ -56,6 +56,9 @@ help:
 	@echo "make chaos-short   the same scenarios in seconds (part of test)"
 	@echo "make soak          mixed load for SOAK_MINUTES (30), CSV + SVG + trend"
 	@echo "make soak-short    a 1-minute soak (part of test)"
+	@echo "make fuzz HOURS=N  N CPU-hours of libFuzzer (ASan + UBSan) over every"
+	@echo "                   harness, merged into tests/fuzz/corpus, report in"
+	@echo "                   $(FUZZ_BUILD)/fuzz-report.md (FUZZ_JOBS, default 1)"
 	@echo "make format-check  clang-format --dry-run on src/"
 	@echo "make clean         remove $(BUILD)/ and $(ASAN_BUILD)/"
 
@@ -167,6 +170,26 @@ soak: build
 
 soak-short: build
 	BUILD=$(BUILD) SOAK_MINUTES=3 SOAK_SAMPLE_S=10 python3 tests/chaos/soak.py
+
+# The fuzzing budget (issue 16, tests/fuzz/README.md): HOURS CPU-hours
+# shared by every fuzz_* harness of a clang -Dfuzzing=true build
+# ($(FUZZ_BUILD)/, set up on first use), FUZZ_JOBS processes per harness,
+# new edges merged into tests/fuzz/corpus (capped), the report in
+# $(FUZZ_BUILD)/fuzz-report.md and .tsv.  Not part of test; its packages
+# are not in DEB_PACKAGES (`make deps` installs them only for this target).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_JOBS ?= 1
+FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev llvm
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_DEB_PACKAGES)"
+
+fuzz: fuzz-deps
+	@if [ -z "$(HOURS)" ]; then \
+		echo "fuzz: HOURS=N is required (CPU-hours, e.g. HOURS=0.01)"; \
+		exit 2; \
+	fi
+	HOURS=$(HOURS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_BUILD=$(FUZZ_BUILD) \
+	    python3 tests/fuzz/fuzz-budget.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

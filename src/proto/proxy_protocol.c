@@ -68,10 +68,16 @@ static int
 pp_v1(const char *b, size_t len, struct pp_header *h, const char **why)
 {
 	const char *f[6], *end;
-	size_t flen[6], n = 0, i, max = len < PP_V1_MAX ? len : PP_V1_MAX;
+	size_t flen[6], n = 0, i;
+	size_t max = len < PP_V1_MAX - 1 ? len : PP_V1_MAX - 1;
 	const char *p;
 
-	/* The line ends at the first CRLF; a lone CR or LF is refused. */
+	/*
+	 * The line ends at the first CRLF; a lone CR or LF is refused.  The
+	 * 107 bytes include the CRLF (proxy-protocol.txt 2.1), so the CR is
+	 * one of the first 106: a CR at byte 107 made a 108-byte header
+	 * (fuzz_proxy_protocol, crashes/proxy_protocol/).
+	 */
 	for (i = 0; i < max; i++) {
 		if (b[i] == '\n')
 			return pp_fail(why, "PROXY v1: LF without CR");
@@ -79,7 +85,7 @@ pp_v1(const char *b, size_t len, struct pp_header *h, const char **why)
 			break;
 	}
 	if (i == max)
-		return len >= PP_V1_MAX ? pp_fail(why,
+		return len >= PP_V1_MAX - 1 ? pp_fail(why,
 		    "PROXY v1: no CRLF in the first 107 bytes") : PP_INCOMPLETE;
 	if (i + 1 >= len)
 		return PP_INCOMPLETE;

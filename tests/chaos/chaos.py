@@ -31,6 +31,14 @@ clients' p99 bound: 50, the issue's target, for the long form; the short
 form, which runs inside `make test` next to everything else, allows 250),
 NGINX.
 
+No fixed waits for a state: each step that needs one (the warm-up's
+connections closed, RSS settled, the load connected, requests in flight,
+the exporter drained, every replaced generation freed) awaits it with a
+deadline (until(), settled_rss(), no_clients()); a condition that never
+holds is logged and its check fails.  The sleeps left are the thing being
+measured or done (the load's pace, the trickle, the sampling period, the
+reload period, the fd-exhaustion hold) and say so where they are.
+
 The exit status is 1 when any row failed, 2 when the harness itself could
 not run (a program missing).
 """
@@ -356,7 +364,7 @@ class Sampler:
     async def run(self):
         while True:
             self.sample()
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)	# the sampling period itself
 
     async def stop(self):
         self.sample()
@@ -458,6 +466,9 @@ async def load_main(a):
            "00f067aa0ba902b7-01\r\n\r\n" % (a.path, ORIGIN)).encode()
 
     async def one_conn(i):
+        # The pace is the load itself (a steady rate, the same for both
+        # targets), not a wait for anything: a random start in the first
+        # interval, then interval_ms x [0.5, 1.5) between requests.
         await asyncio.sleep(random.random() * a.interval_ms / 1000.0)
         r = w = None
         while time.monotonic() < deadline:
@@ -492,7 +503,7 @@ async def load_main(a):
                 if w is not None:
                     w.close()
                 w = None
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)	# no reconnect storm
             await asyncio.sleep(a.interval_ms / 1000.0 *
                                 (0.5 + random.random()))
         if w is not None:
@@ -614,6 +625,50 @@ def log_count(text, regex):
     return len(re.findall(regex, text))
 
 
+async def until(cond, timeout, what, poll=0.05):
+    """Await cond() (a function, or a coroutine function) for at most
+    timeout seconds (a condition, never a
+    fixed wait: on a loaded machine it takes what it takes, and no
+    longer).  False, logged, when it never held: the checks that follow
+    then fail and say why."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok = cond()
+        if asyncio.iscoroutine(ok):
+            ok = await ok
+        if ok:
+            return True
+        if time.monotonic() >= deadline:
+            log("waited %.0f s for %s in vain" % (timeout, what))
+            return False
+        await asyncio.sleep(poll)
+
+
+async def settled_rss(pid, timeout=10.0, window=1.0, tol_kb=64):
+    """pid's RSS (KiB) once it has held within tol_kb for window seconds
+    (the frees of the connections just closed are done), or at timeout."""
+    deadline = time.monotonic() + timeout
+    samples = []
+    n = max(2, int(window / 0.25) + 1)
+    while True:
+        samples = (samples + [proc_rss_kb(pid)])[-n:]
+        if len(samples) == n and max(samples) - min(samples) <= tol_kb:
+            return samples[-1]
+        if time.monotonic() >= deadline:
+            log("RSS of %d not settled within %.0f s (%s)" %
+                (pid, timeout, samples))
+            return samples[-1]
+        await asyncio.sleep(0.25)
+
+
+async def no_clients(px, timeout=10.0, left=0):
+    """Await the proxy holding at most left client sockets (the ones a
+    step just closed are gone from its fd table)."""
+    return await until(lambda: proc_client_sockets(px.pid, px.port) <= left,
+                       timeout, "%s to close its client sockets (<= %d)" %
+                       (px.name, left))
+
+
 async def open_many(port, n, first=b"", concurrency=200):
     """n connections to port, first written on each; the (reader, writer)
     pairs, those that connected."""
@@ -682,9 +737,10 @@ async def slowloris(ctx, target):
                 w.write(b"a")
             except (OSError, RuntimeError):
                 break
+            # The trickle: a byte every 0.5-0.6 s is the abuse itself.
             await asyncio.sleep(0.5 + random.random() * 0.1)
-        if not rt.done():
-            await asyncio.sleep(0.5)
+        # A last answer or close on its way: await it, 0.5 s at most.
+        await asyncio.wait({rt}, timeout=0.5)
         rt.cancel()
         w.close()
     await asyncio.gather(*([trickle(i, r, w, "head")
@@ -738,8 +794,8 @@ async def idle_flood(ctx, target):
     # Warm the allocator and the paths, then the baseline.
     for _ in range(50):
         await http_get(px.port, "/api/echo", headers="Origin: %s\r\n" % ORIGIN)
-    await asyncio.sleep(0.5)
-    rss0 = proc_rss_kb(px.pid)
+    await no_clients(px)
+    rss0 = await settled_rss(px.pid)
     conns = await open_many(px.port, n)
     ok = 0
 
@@ -761,8 +817,7 @@ async def idle_flood(ctx, target):
         async with sem:
             await one(r, w)
     await asyncio.gather(*(lim(r, w) for r, w in conns))
-    await asyncio.sleep(1.0)
-    rss1 = proc_rss_kb(px.pid)
+    rss1 = await settled_rss(px.pid)
     fds1 = proc_fds(px.pid)
     samp = Sampler(px.pid)
     ld = await (await Load(px.port, ctx.S(4, 10)).start()).result()
@@ -772,8 +827,8 @@ async def idle_flood(ctx, target):
     deadline = time.monotonic() + 20
     while proc_fds(px.pid) > fds1 - n // 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    await asyncio.sleep(2.0)
-    rss2 = proc_rss_kb(px.pid)
+    await no_clients(px, 20)
+    rss2 = await settled_rss(px.pid, window=1.5)
     per = (rss1 - rss0) * 1024.0 / max(1, n)
     said = "%d idle keep-alive connections (%d served): RSS %d -> %d KiB, " \
         "%.2f KiB each; after they closed %d KiB" % (
@@ -823,6 +878,7 @@ async def fd_exhaustion(ctx, target):
     samp = Sampler(px.pid)
     conns = await open_many(px.port, extra)
     t0 = time.monotonic()
+    # The hold is the measurement: CPU and log lines while out of fds.
     await asyncio.sleep(hold)
     pr = await samp.stop()
     alive = px.alive()
@@ -1028,6 +1084,35 @@ async def agent_faults(ctx, target):
     async def control(mode):
         await http_get(aport, "/control/mode?" + mode, 5)
 
+    async def settle_export(name, m0, s0):
+        """Await what the phase's checks read: healthy, every span
+        submitted has reached the agent (queue and in-flight empty);
+        down or 500, a failure counted.  Stalled has nothing to await
+        (the Agent never answers; only the latency is checked)."""
+        state = {"m": {}}
+
+        async def poll():
+            state["m"] = await metrics(px.admin_port)
+        if name in ("baseline", "healed"):
+            async def done():
+                await poll()
+                m = state["m"]
+                return "tracestitch_export_queue_spans" in m and \
+                    msum(m, "tracestitch_export_queue_spans") == 0 and \
+                    msum(m, "tracestitch_export_inflight_spans") == 0 and \
+                    agent_spans() > s0
+        elif name in ("down", "500"):
+            async def done():
+                await poll()
+                m = state["m"]
+                return msum(m, "tracestitch_export_errors_total") + \
+                    msum(m, "tracestitch_export_dropped_spans_total") > \
+                    msum(m0, "tracestitch_export_errors_total") + \
+                    msum(m0, "tracestitch_export_dropped_spans_total")
+        else:
+            return
+        await until(done, 10, "the exporter to settle (agent %s)" % name)
+
     samp = Sampler(px.pid)
     rows = []
     lds = []
@@ -1045,7 +1130,7 @@ async def agent_faults(ctx, target):
         s0 = agent_spans()
         m0 = await metrics(px.admin_port)
         ld = await (await Load(px.port, phase).start()).result()
-        await asyncio.sleep(0.5)
+        await settle_export(name, m0, s0)
         m1 = await metrics(px.admin_port)
         s1 = agent_spans()
         lds.append(ld)
@@ -1100,8 +1185,9 @@ async def reload_storm(ctx, target):
     px = start_gateway(tmp, yaml(0))
     for _ in range(20):
         await http_get(px.port, "/api/echo", headers="Origin: %s\r\n" % ORIGIN)
-    await asyncio.sleep(0.5)
-    rss0, fds0 = proc_rss_kb(px.pid), proc_fds_own(px.pid, be.port)
+    await no_clients(px)
+    rss0 = await settled_rss(px.pid)
+    fds0 = proc_fds_own(px.pid, be.port)
     samp = Sampler(px.pid)
     load = await Load(px.port, dur + 1).start()
     t0 = time.monotonic()
@@ -1112,11 +1198,23 @@ async def reload_storm(ctx, target):
             f.write(yaml(n))
         os.rename(px.cfg_path + ".new", px.cfg_path)
         px.send(signal.SIGHUP)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)	# the storm's period, the scenario
     ld = await load.result()
     pr = await samp.stop()
-    await asyncio.sleep(1.5)
-    rss1, fds1 = proc_rss_kb(px.pid), proc_fds_own(px.pid, be.port)
+    # Settled: the load's connections closed and every generation the
+    # reloads replaced freed (its last requests finished).
+    await no_clients(px)
+    state = {"m": {}}
+
+    async def all_freed():
+        state["m"] = await metrics(px.admin_port)
+        ok = msum(state["m"],
+                  'tracestitch_config_reloads_total{result="ok"}')
+        return ok > 0 and log_count(
+            px.text(), r"configuration generation \d+ freed") >= ok
+    await until(all_freed, 10, "every replaced generation freed", 0.1)
+    rss1 = await settled_rss(px.pid)
+    fds1 = proc_fds_own(px.pid, be.port)
     m = await metrics(px.admin_port)
     ok = msum(m, 'tracestitch_config_reloads_total{result="ok"}')
     failed = msum(m, 'tracestitch_config_reloads_total{result="failed"}')
@@ -1142,15 +1240,26 @@ async def drain(ctx, target):
     k = ctx.S(10, 50)
     tmp = ctx.tmp("drain")
     be = start_backend(tmp)
-    px = start_gateway(tmp, gateway_yaml(be.port))
+    # The slow requests have a backend of their own, whose /stats says
+    # when all of them have arrived (are in flight).
+    bs = start_backend(tmp, "slowbackend")
+    px = start_gateway(tmp, gateway_yaml(be.port, routes=[
+        ("slow", "/slow", bs.port, "5s"), ("api", "/", be.port, "5s")]))
     samp = Sampler(px.pid)
     load = await Load(px.port, 3).start()
-    await asyncio.sleep(0.5)
+    nload = int(os.environ.get("CHAOS_LOAD_CONNS", "10"))
+    await until(lambda: proc_client_sockets(px.pid, px.port) >= nload, 10,
+                "the normal clients' connections")
     rss0 = proc_rss_kb(px.pid)
     inflight = [asyncio.ensure_future(http_get(
         px.port, "/slow?ms=1500", 30, "Origin: %s\r\n" % ORIGIN))
         for _ in range(k)]
-    await asyncio.sleep(0.3)
+
+    async def arrived():
+        _, _, body = await http_get(bs.port, "/stats", 5)
+        return json.loads(body)["requests"] >= k
+    # 1.2 s at most: they are answered at 1.5 s.
+    await until(arrived, 1.2, "%d requests in flight upstream" % k, 0.02)
     # Memory per in-flight request (a GET waiting on its upstream): its
     # connection, exchange, upstream connection and span.
     per_req = (proc_rss_kb(px.pid) - rss0) / float(k)
@@ -1172,6 +1281,7 @@ async def drain(ctx, target):
         await asyncio.sleep(0.02)
     exit_s = time.monotonic() - t0
     rc = px.stop()
+    bs.stop()
     ld = await load.result()
     said = "SIGTERM with %d requests in flight: %d finished 200; new " \
         "connections %s; exit status %s after %.2f s; RSS per in-flight " \
@@ -1198,7 +1308,7 @@ async def pipelined_abuse(ctx, target):
         px = start_gateway(tmp, gateway_yaml(be.port))
     for _ in range(20):
         await http_get(px.port, "/api/echo", headers="Origin: %s\r\n" % ORIGIN)
-    await asyncio.sleep(0.3)
+    await no_clients(px)
     fds0, rss0 = proc_fds(px.pid), proc_rss_kb(px.pid)
     cs0 = proc_client_sockets(px.pid, px.port)
     own0 = proc_fds_own(px.pid, be.port)
@@ -1250,6 +1360,9 @@ async def pipelined_abuse(ctx, target):
                                                           px.port))
         s.send(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
                b"100000\r\n\r\n" + b"x" * 1000)
+        # Not a wait for a condition: the gap makes the reset land after
+        # the head and part of the body were read (mid-body), whatever
+        # the proxy has done with them by then.
         await asyncio.sleep(0.05)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                      b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -1316,7 +1429,8 @@ async def connection_limit(ctx, target):
             be.port, "max_connections: %d, idle_timeout: 120s" % limit))
     samp = Sampler(px.pid)
     load = await Load(px.port, ctx.S(6, 12)).start()
-    await asyncio.sleep(1.0)	# the normal clients have their connections
+    await until(lambda: proc_client_sockets(px.pid, px.port) >= conns_load,
+                10, "the normal clients' connections")
     held = await open_many(px.port, limit - conns_load, b"GET /api/echo "
                            b"HTTP/1.1\r\nHost: x\r\n\r\n", concurrency=20)
     ok_held = 0
@@ -1350,7 +1464,9 @@ async def connection_limit(ctx, target):
     took = time.monotonic() - t0
     close_all(extra)
     close_all(held[:over])
-    await asyncio.sleep(1.0)
+    # Room again: the proxy has closed its side of those (and the
+    # refused ones), so a new connection is under the limit.
+    await no_clients(px, 10, left=len(held) - over + conns_load)
     after = None
     try:
         after = (await http_get(px.port, "/api/echo", 5,
