@@ -27,6 +27,10 @@ Output: per build and load, instructions per request in total, then the
 functions (self cost, per request) that differ most between BASE and
 BUILD, or the top ones without BASE.
 
+A build given as DIR@3 runs with three servers behind the route (round
+robin, the bench's tracestitch-3): --base build --build build@3 counts
+what the balancer and the per-server state cost per request.
+
 Usage: tests/bench/ir.py [--build DIR] [--base DIR] [-n N]
                          [--loads get,preflight] [--no-spans] [--top K]
 """
@@ -285,6 +289,10 @@ http {
 
 
 def measure(build, load, n, warm, spans, tmp, strace=False):
+    # "BUILD@3": the build's gateway with three servers behind the route
+    # (round robin), as the bench's tracestitch-3.
+    three = build.endswith("@3")
+    build = build[:-2] if three else build
     nginx = build == "nginx"
     if nginx:
         # The bench's nginx (tests/bench/run.sh's proxy.conf), with the
@@ -295,6 +303,14 @@ def measure(build, load, n, warm, spans, tmp, strace=False):
         [os.path.join(build, "tests", "support", "fake_backend"), "-p", "0"],
         r":(\d+)\s*$")
     procs = [be]
+    more = []
+    if three:
+        for _ in range(2):
+            b2, p2 = start_printing(
+                [os.path.join(build, "tests", "support", "fake_backend"),
+                 "-p", "0"], r":(\d+)\s*$")
+            procs.append(b2)
+            more.append(p2)
     agent_out = os.path.join(tmp, "agent-%s.jsonl" % load)
     try:
         exporter = "  type: none\n"
@@ -315,6 +331,12 @@ def measure(build, load, n, warm, spans, tmp, strace=False):
         else:
             cfg = os.path.join(tmp, "gw-%s.yaml" % load)
             conf = GATEWAY_CONF % (port, admin, be_port, ORIGIN, exporter)
+            if three:
+                conf = conf.replace(
+                    "      url: http://127.0.0.1:%d\n" % be_port,
+                    "      servers: [%s]\n" % ", ".join(
+                        '"http://127.0.0.1:%d"' % p
+                        for p in [be_port] + more))
             argv = [gw, "-c", cfg]
         with open(cfg, "w") as f:
             f.write(conf)
