@@ -512,18 +512,17 @@ wait_for_backend(struct itest_proc *gw, const char *want, int timeout_ms)
  * the same port: a name's every address is a server), the first leaves,
  * and a SERVFAIL keeps the last good address.
  */
-START_TEST(test_dns_reresolve)
+/*
+ * A gateway whose one route's server is backend.test:port, looked up
+ * through the fake DNS server on dns_port; upstream_keys are flow-style
+ * keys of the route's upstream block ("resolve_interval: 200ms, ...").
+ */
+static struct itest_proc *
+dns_gateway(unsigned dns_port, unsigned port, const char *upstream_keys)
 {
-	struct itest_proc *b0, *b1, *dns, *gw;
-	char *map, *cfg, *n;	/* map: itest_write_temp owns it */
-	int i, st, from[2];
+	struct itest_proc *gw;
+	char *cfg;
 
-	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
-	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
-	/* One name, one port: the addresses tell the servers apart. */
-	ck_assert_uint_eq(b1->port, b0->port);
-	map = itest_write_temp("backend.test 127.0.0.1\n", ".map");
-	dns = itest_dns_start(map);
 	cfg = itest_strf(
 	    "server:\n"
 	    "  listen: [\"127.0.0.1:0\"]\n"
@@ -532,14 +531,28 @@ START_TEST(test_dns_reresolve)
 	    "admin: {listen: \"127.0.0.1:0\"}\n"
 	    "routes:\n"
 	    "  - name: api\n"
-	    "    upstream:\n"
-	    "      servers: [\"http://backend.test:%u\"]\n"
-	    "      resolve_interval: 200ms\n"
+	    "    upstream: {servers: [\"http://backend.test:%u\"], %s}\n"
 	    "exporter: {type: none}\n"
 	    "logging: {level: info, access_log: \"off\"}\n",
-	    dns->port, b0->port);
+	    dns_port, port, upstream_keys);
 	gw = itest_gateway_start(cfg);
 	free(cfg);
+	return gw;
+}
+
+START_TEST(test_dns_reresolve)
+{
+	struct itest_proc *b0, *b1, *dns, *gw;
+	char *map, *n;	/* map: itest_write_temp owns it */
+	int i, st, from[2];
+
+	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
+	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
+	/* One name, one port: the addresses tell the servers apart. */
+	ck_assert_uint_eq(b1->port, b0->port);
+	map = itest_write_temp("backend.test 127.0.0.1\n", ".map");
+	dns = itest_dns_start(map);
+	gw = dns_gateway(dns->port, b0->port, "resolve_interval: 200ms");
 	ck_assert_msg(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS),
 	    "backend.test was never resolved in the background");
 	ck_assert_int_ge(itest_log_wait(gw, ITEST_STDERR, "upstream addresses "
@@ -734,30 +747,15 @@ END_TEST
 START_TEST(test_dns_after_failure)
 {
 	struct itest_proc *b0, *b1, *dns, *gw;
-	char *map, *cfg;	/* map: itest_write_temp owns it */
+	char *map;	/* map: itest_write_temp owns it */
 
 	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
 	b1 = itest_backend_start_at("b1", "127.0.0.2", b0->port, 0);
 	ck_assert_uint_eq(b1->port, b0->port);
 	map = itest_write_temp("backend.test 127.0.0.1\n", ".map");
 	dns = itest_dns_start(map);
-	cfg = itest_strf(
-	    "server:\n"
-	    "  listen: [\"127.0.0.1:0\"]\n"
-	    "  workers: 1\n"
-	    "  resolvers: [\"127.0.0.1:%u\"]\n"
-	    "admin: {listen: \"127.0.0.1:0\"}\n"
-	    "routes:\n"
-	    "  - name: api\n"
-	    "    upstream:\n"
-	    "      servers: [\"http://backend.test:%u\"]\n"
-	    "      resolve_interval: 60m\n"
-	    "      max_fails: 1\n"
-	    "exporter: {type: none}\n"
-	    "logging: {level: info, access_log: \"off\"}\n",
-	    dns->port, b0->port);
-	gw = itest_gateway_start(cfg);
-	free(cfg);
+	gw = dns_gateway(dns->port, b0->port,
+	    "resolve_interval: 60m, max_fails: 1");
 	ck_assert(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS));
 	/* The backend moves; nothing would look before an hour. */
 	itest_rewrite(map, "backend.test 127.0.0.2\n");
@@ -778,7 +776,7 @@ END_TEST
 START_TEST(test_dns_ttl)
 {
 	struct itest_proc *b0, *b1, *dns, *gw;
-	char *map, *cfg;	/* map: itest_write_temp owns it */
+	char *map;	/* map: itest_write_temp owns it */
 	size_t n0;
 
 	b0 = itest_backend_start_at("b0", "127.0.0.1", 0, 0);
@@ -786,22 +784,7 @@ START_TEST(test_dns_ttl)
 	ck_assert_uint_eq(b1->port, b0->port);
 	map = itest_write_temp("backend.test 127.0.0.1 ttl=1\n", ".map");
 	dns = itest_dns_start(map);
-	cfg = itest_strf(
-	    "server:\n"
-	    "  listen: [\"127.0.0.1:0\"]\n"
-	    "  workers: 1\n"
-	    "  resolvers: [\"127.0.0.1:%u\"]\n"
-	    "admin: {listen: \"127.0.0.1:0\"}\n"
-	    "routes:\n"
-	    "  - name: api\n"
-	    "    upstream:\n"
-	    "      servers: [\"http://backend.test:%u\"]\n"
-	    "      resolve_interval: 60m\n"
-	    "exporter: {type: none}\n"
-	    "logging: {level: info, access_log: \"off\"}\n",
-	    dns->port, b0->port);
-	gw = itest_gateway_start(cfg);
-	free(cfg);
+	gw = dns_gateway(dns->port, b0->port, "resolve_interval: 60m");
 	ck_assert_msg(wait_for_backend(gw, "b0", ITEST_TIMEOUT_MS),
 	    "backend.test was never resolved in the background");
 	/* Moved, with a long TTL now: found at the old answer's TTL. */
