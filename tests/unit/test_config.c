@@ -41,6 +41,20 @@ read_file(const char *path, size_t *lenp)
 	return buf;
 }
 
+/* What -T prints for cfg (config_dump), as a string to free. */
+static char *
+dump_of(const struct config *cfg)
+{
+	char *d = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(f = open_memstream(&d, &len));
+	config_dump(cfg, f);
+	fclose(f);
+	return d;
+}
+
 /* Load a document that must be valid. */
 static struct config *
 load_ok(const char *text, char *const *env)
@@ -86,14 +100,10 @@ START_TEST(test_dump_servers_round_trip)
 	    "    upstream: {url: \"http://127.0.0.1:11\"}\n";
 	char *const env[] = { NULL };
 	struct config *a, *b;
-	char *d1 = NULL, *d2 = NULL;
-	size_t l1 = 0, l2 = 0;
-	FILE *f;
+	char *d1, *d2;
 
 	a = load_ok(text, env);
-	ck_assert_ptr_nonnull(f = open_memstream(&d1, &l1));
-	config_dump(a, f);
-	fclose(f);
+	d1 = dump_of(a);
 	ck_assert_ptr_nonnull(strstr(d1, "servers: [{url: "
 	    "\"http://127.0.0.1:9\", weight: 3}, {url: "
 	    "\"http://127.0.0.1:10\", weight: 1}]"));
@@ -101,9 +111,7 @@ START_TEST(test_dump_servers_round_trip)
 	b = load_ok(d1, env);
 	ck_assert_uint_eq(b->routes[0].upstream.n_servers, 2);
 	ck_assert_uint_eq(b->routes[0].upstream.servers[0].weight, 3);
-	ck_assert_ptr_nonnull(f = open_memstream(&d2, &l2));
-	config_dump(b, f);
-	fclose(f);
+	d2 = dump_of(b);
 	ck_assert_str_eq(d1, d2);
 	free(d1);
 	free(d2);
@@ -132,9 +140,7 @@ START_TEST(test_listen_options_round_trip)
 	    "  - upstream: {url: \"http://127.0.0.1:9\"}\n";
 	char *const env[] = { NULL };
 	struct config *a, *b;
-	char *d1 = NULL, *d2 = NULL;
-	size_t l1 = 0, l2 = 0;
-	FILE *f;
+	char *d1, *d2;
 
 	a = load_ok(text, env);
 	ck_assert_uint_eq(a->n_listen, 3);
@@ -144,18 +150,14 @@ START_TEST(test_listen_options_round_trip)
 	ck_assert(!a->listen[2].proxy_protocol);
 	ck_assert_str_eq(a->listen[2].host, "::1");
 	ck_assert(!a->proxy_protocol);
-	ck_assert_ptr_nonnull(f = open_memstream(&d1, &l1));
-	config_dump(a, f);
-	fclose(f);
+	d1 = dump_of(a);
 	ck_assert_msg(strstr(d1, "listen: [\"127.0.0.1:8080\", {address: "
 	    "\"127.0.0.1:8443\", proxy_protocol: true}, \"[::1]:8081\"]") !=
 	    NULL, "dump: %s", d1);
 	b = load_ok(d1, env);
 	ck_assert_uint_eq(b->n_listen, 3);
 	ck_assert(b->listen[1].proxy_protocol);
-	ck_assert_ptr_nonnull(f = open_memstream(&d2, &l2));
-	config_dump(b, f);
-	fclose(f);
+	d2 = dump_of(b);
 	ck_assert_str_eq(d1, d2);
 	free(d1);
 	free(d2);
@@ -180,14 +182,10 @@ START_TEST(test_dump_rum_intake_round_trip)
 	    "    upstream: {url: \"http://127.0.0.1:11\"}\n";
 	char *const env[] = { NULL };
 	struct config *a, *b;
-	char *d1 = NULL, *d2 = NULL;
-	size_t l1 = 0, l2 = 0;
-	FILE *f;
+	char *d1, *d2;
 
 	a = load_ok(text, env);
-	ck_assert_ptr_nonnull(f = open_memstream(&d1, &l1));
-	config_dump(a, f);
-	fclose(f);
+	d1 = dump_of(a);
 	ck_assert_ptr_nonnull(strstr(d1, "site: us5.datadoghq.com"));
 	ck_assert_ptr_null(strstr(d1, "browser-intake"));
 	b = load_ok(d1, env);
@@ -196,9 +194,7 @@ START_TEST(test_dump_rum_intake_round_trip)
 	    "https://browser-intake-us5-datadoghq.com");
 	ck_assert_str_eq(b->routes[1].upstream.url, "https://127.0.0.1:9/x");
 	ck_assert(!b->routes[2].rum.enabled);
-	ck_assert_ptr_nonnull(f = open_memstream(&d2, &l2));
-	config_dump(b, f);
-	fclose(f);
+	d2 = dump_of(b);
 	ck_assert_str_eq(d1, d2);
 	free(d1);
 	free(d2);
