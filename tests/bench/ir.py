@@ -31,8 +31,12 @@ A build given as DIR@3 runs with three servers behind the route (round
 robin, the bench's tracestitch-3): --base build --build build@3 counts
 what the balancer and the per-server state cost per request.
 
-Usage: tests/bench/ir.py [--build DIR] [--base DIR] [-n N]
-                         [--loads get,preflight] [--no-spans] [--top K]
+IR_KEEP=FILE keeps a copy of the callgrind dump, for callgrind_annotate
+--tree=caller (who calls what).
+
+Usage: tests/bench/ir.py [--build DIR] [--base DIR] [-n N] [--warm N]
+                         [--loads get,preflight,plain] [--no-spans]
+                         [--top K] [--syscalls]
 """
 
 import argparse
@@ -154,7 +158,6 @@ def parse_callgrind(path):
     """Self instruction counts per function (callgrind_annotate's list),
     and the program total."""
     if os.environ.get("IR_KEEP"):
-        import shutil
         shutil.copy(path, os.environ["IR_KEEP"])
     out = subprocess.run(["callgrind_annotate", "--threshold=100",
                           "--inclusive=no", "--tree=none", "--auto=no", path],
@@ -213,11 +216,6 @@ def stop(p):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait(20)
-
-
-def count_syscalls(build, load, n, warm, spans, tmp):
-    """Syscalls per request by name (strace -f -c over the n requests)."""
-    return measure(build, load, n, warm, spans, tmp, strace=True)
 
 
 GATEWAY_CONF = """server:
